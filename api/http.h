@@ -1,0 +1,85 @@
+/* http.h: osse's HTTP/1.1 server on libuv + llhttp.
+ *
+ * Keep-alive and pipelining: a connection parses requests as they arrive and
+ * hands each complete one to the handler; the handler may answer at once or
+ * later (after a durable commit), and answers go out in request order.
+ * Limits from SPEC §11 are enforced here: malformed HTTP -> 400 and close,
+ * a body over max_body -> 413 (possibly before it is read) and close,
+ * headers over max_header -> 431 and close. Connections whose headers are
+ * incomplete after header_timeout_ms, and keep-alive connections idle for
+ * idle_timeout_ms, are closed. A connection with max_pipeline requests
+ * waiting for answers stops being read until some are answered, so one client
+ * cannot queue unbounded work. All error bodies are SPEC §11 JSON.
+ *
+ * Threading: everything here runs on the loop thread. */
+#ifndef OSSE_API_HTTP_H
+#define OSSE_API_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+typedef struct osse_http_server_s osse_http_server_t;
+
+typedef struct osse_http_limits_s {
+    size_t max_body;             /* default 1 MiB */
+    size_t max_header;           /* total header bytes, default 16 KiB */
+    unsigned header_timeout_ms;  /* default 5000 */
+    unsigned idle_timeout_ms;    /* default 60000 */
+    unsigned max_conns;          /* default 10000 */
+    unsigned max_pipeline;       /* default 32 */
+} osse_http_limits_t;
+
+/* A complete request. All slices point into memory that stays valid until
+ * the request is answered. */
+typedef struct osse_http_req_s {
+    const char *method;          /* "GET", "POST", ... NUL-terminated */
+    osse_slice_t path;           /* the target up to '?', not percent-decoded */
+    osse_slice_t query;          /* after '?', without it; len 0 when absent */
+    osse_slice_t authorization;  /* header values, len 0 when absent */
+    osse_slice_t content_type;
+    osse_slice_t accept;
+    osse_slice_t idempotency_key;
+    osse_slice_t body;
+    void *data;                  /* free for the handler */
+} osse_http_req_t;
+
+/* Called once per complete request. The handler must eventually call exactly
+ * one of the osse_http_respond* functions for req, now or later, even when
+ * the client has gone (the server then discards the answer and frees req). */
+typedef void (*osse_http_handler_cb)(osse_http_req_t *req, void *ud);
+
+/* Fills l with the defaults above. */
+void osse_http_limits_default(osse_http_limits_t *l);
+
+/* Binds host:port (port 0 = any free port) and starts accepting. limits may
+ * be NULL for the defaults. Returns 0, OSSE_EIO (detail in err). Loop thread. */
+int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_limits_t *limits,
+                   osse_http_handler_cb cb, void *ud, osse_http_server_t **out, osse_err_t *err);
+
+/* The port actually bound. */
+int osse_http_port(const osse_http_server_t *s);
+
+/* Answers req with status, a Content-Type, and a body (copied).
+ * extra_headers, if not NULL, is zero or more complete "Name: value\r\n"
+ * lines. Loop thread. */
+void osse_http_respond(osse_http_req_t *req, int status, const char *content_type,
+                       const char *extra_headers, const void *body, size_t len);
+
+/* As osse_http_respond, taking ownership of a malloc'd body. */
+void osse_http_respond_take(osse_http_req_t *req, int status, const char *content_type,
+                            const char *extra_headers, char *body, size_t len);
+
+/* Stops accepting, closes every connection (answers still pending are
+ * discarded when given) and frees the server once its handles are closed.
+ * Run the loop afterwards for the close callbacks. NULL-safe. */
+void osse_http_close(osse_http_server_t *s);
+
+/* Writes a SPEC §11 error body {"error":{"code","message","details":[]}}
+ * into out (details may be NULL for []). */
+int osse_http_error_body(osse_buf_t *out, const char *code, const char *message,
+                         const char *details_json);
+
+#endif

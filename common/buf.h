@@ -1,0 +1,32 @@
+/* buf.h: growable byte buffers with a hard cap, and borrowed slices.
+ *
+ * Every buffer fed from outside has a maximum size (as curl's dynbuf): an
+ * append past `max` fails with OSSE_ETOOBIG and leaves the buffer unchanged. */
+#ifndef OSSE_COMMON_BUF_H
+#define OSSE_COMMON_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct osse_slice_s {
+    const char *ptr;
+    size_t len;
+} osse_slice_t;
+
+typedef struct osse_buf_s {
+    char *ptr; /* always NUL-terminated after a successful append */
+    size_t len;
+    size_t cap;
+    size_t max; /* 0 = no cap */
+} osse_buf_t;
+
+void osse_buf_init(osse_buf_t *b, size_t max);
+void osse_buf_close(osse_buf_t *b);
+void osse_buf_reset(osse_buf_t *b);
+int osse_buf_append(osse_buf_t *b, const void *p, size_t n);
+int osse_buf_puts(osse_buf_t *b, const char *s);
+int osse_buf_printf(osse_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the heap block to the caller (free()), leaving b empty. */
+char *osse_buf_take(osse_buf_t *b, size_t *len);
+
+#endif

@@ -1,0 +1,48 @@
+/* event.h: one event, and its stored encoding (msgpack).
+ *
+ * The stored bytes of an event are exactly what osse_event_encode writes; they
+ * are the leaf of the audit Merkle tree (issue 4), so the encoding must be
+ * deterministic: a fixed key order (seq, stream, version, type, at, actor,
+ * data), and `data` written in the json_t's own key order.
+ *
+ * Decoding treats the bytes as untrusted: every declared length is checked
+ * against the bytes present before anything is allocated (msgpack-c 4.0.0
+ * allocates whatever a header claims; see STYLE.md). */
+#ifndef OSSE_STORAGE_EVENT_H
+#define OSSE_STORAGE_EVENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+typedef struct osse_event_s {
+    uint64_t seq;        /* global position, from 1 */
+    char *stream;        /* "request/<id>", "workflow/<id>", ... */
+    uint32_t version;    /* position in its stream, from 1 */
+    char *type;          /* "RequestSubmitted", ... (SPEC §5) */
+    int64_t at;          /* ms since epoch, UTC */
+    char *actor_kind;    /* portal|agency|platform|payment|system */
+    char *actor_id;      /* may be "" */
+    json_t *data;        /* a JSON object; owned */
+} osse_event_t;
+
+/* Appends the msgpack encoding of ev to out. Strings are borrowed. Returns 0,
+ * OSSE_ENOMEM or OSSE_ETOOBIG. Any thread. */
+int osse_event_encode(const osse_event_t *ev, osse_buf_t *out);
+
+/* Decodes untrusted bytes into out (which then owns its strings and data;
+ * release with osse_event_clear). Returns 0 or OSSE_ECORRUPT with detail in
+ * err; on error out holds nothing. Nesting deeper than 64 is refused.
+ * Any thread. */
+int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err);
+
+/* Frees what out owns and zeroes it. NULL-safe. */
+void osse_event_clear(osse_event_t *ev);
+
+/* The API shape of an event: {"seq","stream","version","type","at","actor":
+ * {"kind","id"},"data"} with `at` as RFC 3339 ms UTC. New reference. */
+json_t *osse_event_to_json(const osse_event_t *ev);
+
+#endif

@@ -1,0 +1,105 @@
+/* log.h: the append-only event log on RocksDB, with group commit.
+ *
+ * Key invariant: events are stored under a global `seq` without gaps, and each
+ * batch (all events and side records of one or more commands) is applied
+ * atomically with one synced RocksDB write. A commit callback runs on the
+ * loop thread only after its batch is fsynced; batches commit in the order
+ * osse_log_commit was called.
+ *
+ * Why this way: the loop thread never waits on fsync. It hands batches to one
+ * writer thread, which takes every batch queued since its last write and
+ * writes them all with a single synced WriteBatch (group commit), so
+ * throughput is bounded by bytes, not by fsyncs per second. A failed write is
+ * fatal (the process aborts): the loop has already applied the batch's events
+ * to its in-memory projections, and, as PostgreSQL learned, a failed fsync
+ * cannot be retried safely.
+ *
+ * Layout (one default column family):
+ *   'E' be64(seq)                      -> event bytes (osse_event_encode)
+ *   'S' stream '\0' be32(version)      -> be64(seq)     (stream index)
+ *   'K' key                            -> value         (side records: idempotency...)
+ */
+#ifndef OSSE_STORAGE_LOG_H
+#define OSSE_STORAGE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/err.h"
+
+typedef struct osse_log_s osse_log_t;
+typedef struct osse_batch_s osse_batch_t;
+
+/* Opens (creating if missing) the RocksDB database in dir. Finds the last seq.
+ * Returns 0, OSSE_EIO (detail in err). Before the loop runs. */
+int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err);
+
+/* Starts the writer thread and binds completions to loop. Loop thread. */
+int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err);
+
+/* Waits until every committed batch is durable and its callback has run,
+ * stops the writer thread and closes the async handle (run the loop once more
+ * for its close callback). Loop thread. NULL-safe. */
+void osse_log_stop(osse_log_t *log);
+
+/* Closes the database and frees log. After osse_log_stop (or if never started).
+ * NULL-safe. */
+void osse_log_close(osse_log_t *log);
+
+/* The last seq written (0 when empty) at open time plus every seq handed to
+ * osse_batch_event since, i.e. the last seq assigned. Loop thread. */
+uint64_t osse_log_last_seq(const osse_log_t *log);
+
+/* The last seq known durable (fsynced). Loop thread. */
+uint64_t osse_log_durable_seq(const osse_log_t *log);
+
+/* --- Batches: built on the loop thread, handed over whole. --- */
+
+osse_batch_t *osse_batch_new(void);
+void osse_batch_free(osse_batch_t *b); /* NULL-safe; only for a batch never committed */
+
+/* Adds an event's stored bytes under seq, with its stream index entry.
+ * seq must be osse_log_last_seq()+1 at the time of the call (no gaps); the
+ * log's last seq advances. Returns 0 or OSSE_ENOMEM. Loop thread. */
+int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char *stream,
+                     uint32_t version, const void *bytes, size_t len);
+
+/* Adds a side record ('K' prefix added by the log). Returns 0 or OSSE_ENOMEM. */
+int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen);
+int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen);
+
+/* Number of events in b. */
+size_t osse_batch_count(const osse_batch_t *b);
+
+typedef void (*osse_commit_cb)(void *ud, int status);
+
+/* Takes b and queues it for the writer. cb(ud, 0) runs on the loop thread
+ * after the batch is fsynced. An empty batch still gets its callback in
+ * order. Loop thread. */
+void osse_log_commit(osse_log_t *log, osse_batch_t *b, osse_commit_cb cb, void *ud);
+
+/* --- Reads: synchronous; safe from any thread (use the libuv pool from the
+ * loop thread, never the loop thread itself, except before the loop runs). --- */
+
+typedef int (*osse_log_scan_cb)(void *ud, uint64_t seq, const void *bytes, size_t len);
+
+/* Calls cb for each event with seq >= from, in order, until cb returns
+ * non-zero (which is returned) or the end. Returns 0, OSSE_EIO. */
+int osse_log_scan(osse_log_t *log, uint64_t from, osse_log_scan_cb cb, void *ud, osse_err_t *err);
+
+/* Reads one event. *bytes is malloc'd (free()). Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
+int osse_log_get(osse_log_t *log, uint64_t seq, void **bytes, size_t *len, osse_err_t *err);
+
+typedef int (*osse_kv_scan_cb)(void *ud, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Calls cb for each side record whose key starts with prefix (prefix given
+ * without the 'K'); keys passed to cb are without the 'K' too. */
+int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_scan_cb cb, void *ud,
+                     osse_err_t *err);
+
+/* Reads one side record. *val is malloc'd. Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
+int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
+                    osse_err_t *err);
+
+#endif

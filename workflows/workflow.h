@@ -1,0 +1,153 @@
+/* workflow.h: workflow definitions: parse, validate, compile; form checks.
+ *
+ * A definition is one tree, written in YAML or JSON (SPEC §2). Parsing turns
+ * the text into a jansson tree; compiling validates the tree and, when it
+ * has no problem, builds an osse_wf_t. Validation reports every problem it
+ * finds, each with the path of the offending key ("steps.fire.after[1]"),
+ * never only the first. The same code serves `POST /v1/workflows` and
+ * `osse validate FILE`; only references to agencies and calendars are left to
+ * the server (osse_wf_t lists them).
+ *
+ * Key order is kept: steps and form fields appear in definition order. */
+#ifndef OSSE_WORKFLOWS_WORKFLOW_H
+#define OSSE_WORKFLOWS_WORKFLOW_H
+
+#include <jansson.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define OSSE_WF_FIELD_TYPES(X)                                                                     \
+    X(STRING, "string")                                                                            \
+    X(INTEGER, "integer")                                                                          \
+    X(NUMBER, "number")                                                                            \
+    X(BOOLEAN, "boolean")                                                                          \
+    X(DATE, "date")                                                                                \
+    X(ENUM, "enum")                                                                                \
+    X(CITIZEN_ID, "citizen_id")                                                                    \
+    X(FILE, "file")
+
+typedef enum {
+#define X(n, s) OSSE_FIELD_##n,
+    OSSE_WF_FIELD_TYPES(X)
+#undef X
+} osse_field_type_t;
+
+#define OSSE_WF_STEP_KINDS(X)                                                                      \
+    X(TASK, "task")                                                                                \
+    X(LINKAGE, "linkage")                                                                          \
+    X(PAYMENT, "payment")                                                                          \
+    X(ISSUE, "issue")
+
+typedef enum {
+#define X(n, s) OSSE_STEP_KIND_##n,
+    OSSE_WF_STEP_KINDS(X)
+#undef X
+} osse_step_kind_t;
+
+const char *osse_wf_field_type_name(osse_field_type_t t);
+const char *osse_wf_step_kind_name(osse_step_kind_t k);
+
+typedef struct osse_wf_field_s {
+    char *name;
+    osse_field_type_t type;
+    bool required, pii;
+    bool has_max_length;
+    int64_t max_length;
+    bool has_pattern;
+    regex_t pattern; /* POSIX ERE, compiled with REG_EXTENDED|REG_NOSUB */
+    bool has_min, has_max;
+    double min, max;
+    char **values; /* enum values */
+    size_t nvalues;
+} osse_wf_field_t;
+
+/* A duration (SPEC §2): ISO 8601 wall-clock time, or working time. */
+typedef enum { OSSE_DUR_NONE, OSSE_DUR_WALL, OSSE_DUR_WORKING_DAYS, OSSE_DUR_WORKING_HOURS } osse_dur_kind_t;
+typedef struct osse_duration_s {
+    osse_dur_kind_t kind;
+    int64_t years, months, days; /* OSSE_DUR_WALL: calendar parts... */
+    int64_t ms;                  /* ...and the fixed part (weeks folded into days) */
+    int64_t count;               /* OSSE_DUR_WORKING_*: N */
+} osse_duration_t;
+
+/* Parses "PT48H", "P3D", "P1Y2M", "P1W", "PT1H30M", "PT10S", "1 working day",
+ * "15 working days", "4 working hours". Returns 0 or OSSE_EPARSE. */
+int osse_duration_parse(const char *s, osse_duration_t *out);
+/* Adds a wall-clock duration to an instant (UTC civil arithmetic; a month
+ * end is clamped: Jan 31 + P1M = Feb 28/29). */
+int64_t osse_duration_add_wall(const osse_duration_t *d, int64_t ms);
+
+typedef enum {
+    OSSE_BREACH_NOTIFY,
+    OSSE_BREACH_APPROVE,
+    OSSE_BREACH_REJECT,
+    OSSE_BREACH_ESCALATE,
+    OSSE_BREACH_EXPIRE
+} osse_breach_t;
+
+typedef struct osse_wf_step_s {
+    char *name;
+    osse_step_kind_t kind;
+    char *agency;         /* NULL for payment/issue when absent */
+    size_t *after;        /* indices into osse_wf_t.steps */
+    size_t nafter;
+    char *when, *auto_approve, *require, *amount; /* expression text or NULL */
+    osse_duration_t sla;  /* kind NONE when absent */
+    double warn_at;       /* default 0.8 */
+    osse_breach_t on_breach;
+    char *escalate_to;    /* agency, for OSSE_BREACH_ESCALATE */
+    osse_duration_t timeout; /* linkage */
+    int64_t retries;      /* linkage, default 0 */
+    json_t *input;        /* linkage: object of expression strings, or NULL */
+    char *number;         /* issue: number template */
+    osse_duration_t valid_for; /* issue */
+    char **public_fields; /* issue */
+    size_t npublic_fields;
+} osse_wf_step_t;
+
+typedef struct osse_wf_s {
+    char *id;
+    char *title;
+    char *calendar;       /* NULL when absent */
+    osse_wf_field_t *fields;
+    size_t nfields;
+    osse_wf_step_t *steps; /* in definition order */
+    size_t nsteps;
+    json_t *definition;   /* the validated tree, owned */
+} osse_wf_t;
+
+/* Parses YAML or JSON text (JSON is YAML) into a jansson tree. On a syntax
+ * error returns OSSE_EPARSE with "line L, column C: what" in err. Duplicate
+ * keys, anchors/aliases to nowhere, non-string keys and documents that are
+ * not a mapping are errors. Scalars: YAML plain scalars become numbers,
+ * booleans (true/false) and null as YAML 1.2 core schema says; quoted
+ * scalars stay strings. Nesting deeper than 64 is refused. *out is a new
+ * reference. Any thread. */
+int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *err);
+
+/* Validates tree and compiles it. On success returns 0 and *out (free with
+ * osse_wf_free; it holds its own reference to tree). Otherwise returns
+ * OSSE_EINVAL and appends every problem found to details (a JSON array the
+ * caller made) as {"path":"steps.fire.when","message":"..."}. Any thread. */
+int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details);
+
+void osse_wf_free(osse_wf_t *wf); /* NULL-safe */
+
+/* Index of the step named name, or -1. */
+int osse_wf_step_index(const osse_wf_t *wf, const char *name);
+
+/* Checks a submitted form (a JSON object) against wf's fields. Unknown
+ * fields, missing required ones, wrong types and failed constraints are each
+ * appended to details as {"path":"form.<field>","message":"..."}. Returns 0
+ * or OSSE_EINVAL. If partial is true, required fields may be missing (used
+ * when an applicant supplies information after a `return`). */
+int osse_wf_check_form(const osse_wf_t *wf, const json_t *form, bool partial, json_t *details);
+
+/* True when s is 13 ASCII digits whose last is the Thai citizen id check
+ * digit: (11 - (sum_{i=0..11} d_i * (13 - i)) mod 11) mod 10. */
+bool osse_citizen_id_valid(const char *s);
+
+#endif
