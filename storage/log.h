@@ -54,6 +54,11 @@ uint64_t osse_log_last_seq(const osse_log_t *log);
 /* The last seq known durable (fsynced). Loop thread. */
 uint64_t osse_log_durable_seq(const osse_log_t *log);
 
+/* The number of synced RocksDB writes made since open: with the number of
+ * batches committed, it tells how well group commit merges (benches,
+ * metrics). Loop thread. */
+uint64_t osse_log_sync_count(osse_log_t *log);
+
 /* --- Batches: built on the loop thread, handed over whole. --- */
 
 osse_batch_t *osse_batch_new(void);

@@ -1,0 +1,315 @@
+/* main.c: the osse command line: serve, validate, version.
+ *
+ * `osse serve` opens the engine (replaying the log), applies the folder given
+ * with --workflows (its _setup.yaml first: calendars and agencies; then every
+ * definition, published only when it differs from the latest version), waits
+ * until all of that is durable, and only then listens and prints
+ * "osse: listening on HOST:PORT". SIGTERM and SIGINT stop it cleanly. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/server.h"
+#include "common/time.h"
+#include "engine/engine.h"
+#include "workflows/workflow.h"
+
+#define OSSE_VERSION "0.1.0"
+#define MAX_FILE (4u << 20)
+
+static int usage(void)
+{
+    fprintf(stderr, "usage:\n"
+                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock]\n"
+                    "  osse validate FILE\n"
+                    "  osse version\n");
+    return 2;
+}
+
+static char *read_file(const char *path, size_t *len, osse_err_t *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX_FILE + 1);
+    size_t n = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > MAX_FILE) {
+        free(buf);
+        osse_err_set(err, OSSE_ETOOBIG, "%s: larger than %u bytes", path, MAX_FILE);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void print_json(FILE *out, json_t *o)
+{
+    json_dumpf(o, out, JSON_INDENT(2));
+    fputc('\n', out);
+    json_decref(o);
+}
+
+/* osse validate FILE: the same checks and error shape as POST /v1/workflows,
+ * but for references to agencies and calendars. */
+static int cmd_validate(int argc, char **argv)
+{
+    if (argc != 3)
+        return usage();
+    osse_err_t err = {0};
+    size_t len;
+    char *text = read_file(argv[2], &len, &err);
+    if (!text) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 2;
+    }
+    json_t *tree = NULL, *details = json_array();
+    osse_wf_t *wf = NULL;
+    int rc = 0;
+    if (osse_wf_parse_text(text, len, &tree, &err)) {
+        print_json(stdout, json_pack("{s:{s:s,s:s,s:[]}}", "error", "code", "invalid_yaml",
+                                     "message", err.msg, "details"));
+        rc = 1;
+    } else if (osse_wf_compile(tree, &wf, details)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the definition has %zu problem(s)", json_array_size(details));
+        print_json(stdout, json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "invalid_definition",
+                                     "message", msg, "details", details));
+        rc = 1;
+    } else {
+        print_json(stdout, json_pack("{s:b,s:s,s:i}", "ok", 1, "id", wf->id, "steps",
+                                     (int)wf->nsteps));
+    }
+    osse_wf_free(wf);
+    json_decref(tree);
+    json_decref(details);
+    free(text);
+    return rc;
+}
+
+static void print_fail(const char *what, osse_fail_t *f)
+{
+    fprintf(stderr, "osse: %s: %s\n", what, f->message);
+    for (size_t i = 0; f->details && i < json_array_size(f->details); i++) {
+        json_t *d = json_array_get(f->details, i);
+        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(d, "path")),
+                json_string_value(json_object_get(d, "message")));
+    }
+    osse_fail_clear(f);
+}
+
+static int apply_setup(osse_engine_t *eng, const char *path)
+{
+    osse_err_t err = {0};
+    size_t len;
+    char *text = read_file(path, &len, &err);
+    json_t *tree = NULL;
+    int rc = 0;
+    if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        free(text);
+        return -1;
+    }
+    free(text);
+    const char *id;
+    json_t *v;
+    json_object_foreach(tree, id, v)
+    {
+        if (strcmp(id, "calendars") && strcmp(id, "agencies")) {
+            fprintf(stderr, "osse: %s: unknown key %s (calendars, agencies)\n", path, id);
+            rc = -1;
+        }
+    }
+    json_object_foreach(json_object_get(tree, "calendars"), id, v)
+    {
+        osse_fail_t f = {0};
+        json_t *out = NULL;
+        int status;
+        if (osse_cmd_put_calendar(eng, NULL, id, v, &out, &status, &f)) {
+            print_fail(path, &f);
+            rc = -1;
+        }
+        json_decref(out);
+    }
+    json_object_foreach(json_object_get(tree, "agencies"), id, v)
+    {
+        osse_fail_t f = {0};
+        json_t *out = NULL;
+        int status;
+        if (osse_cmd_put_agency(eng, NULL, id, v, &out, &status, &f)) {
+            print_fail(path, &f);
+            rc = -1;
+        }
+        json_decref(out);
+    }
+    json_decref(tree);
+    return rc;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static int load_workflows(osse_engine_t *eng, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/_setup.yaml", dir);
+    FILE *probe = fopen(path, "r");
+    if (probe) {
+        fclose(probe);
+        if (apply_setup(eng, path))
+            return -1;
+    }
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, by_name);
+    if (n < 0) {
+        fprintf(stderr, "osse: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (name[0] != '_' && name[0] != '.' &&
+            (ends_with(name, ".yaml") || ends_with(name, ".yml") || ends_with(name, ".json"))) {
+            osse_err_t err = {0};
+            size_t len;
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            char *text = read_file(path, &len, &err);
+            json_t *tree = NULL, *out = NULL;
+            osse_fail_t f = {0};
+            if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
+                fprintf(stderr, "osse: %s: %s\n", path, err.msg);
+                rc = -1;
+            } else if (osse_cmd_publish_workflow(eng, NULL, tree, true, &out, &f)) {
+                print_fail(path, &f);
+                rc = -1;
+            } else {
+                fprintf(stderr, "osse: %s: workflow %s version %lld%s\n", path,
+                        json_string_value(json_object_get(out, "id")),
+                        (long long)json_integer_value(json_object_get(out, "version")),
+                        json_object_get(out, "changed") ? " (unchanged)" : "");
+            }
+            json_decref(out);
+            json_decref(tree);
+            free(text);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static osse_server_t *server;
+static osse_engine_t *engine;
+static uv_signal_t sigterm, sigint;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    fprintf(stderr, "osse: signal %d, stopping\n", signum);
+    uv_signal_stop(&sigterm);
+    uv_signal_stop(&sigint);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    osse_server_close(server);
+    server = NULL;
+    osse_engine_stop(engine);
+}
+
+static void on_ready(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
+    bool test_clock = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+            data = argv[++i];
+        else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            listen = argv[++i];
+        else if (strcmp(argv[i], "--workflows") == 0 && i + 1 < argc)
+            wfdir = argv[++i];
+        else if (strcmp(argv[i], "--test-clock") == 0)
+            test_clock = true;
+        else
+            return usage();
+    }
+    if (!data)
+        return usage();
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || (size_t)(colon - listen) >= sizeof host || *end || port < 0 || port > 65535) {
+        fprintf(stderr, "osse: --listen wants HOST:PORT\n");
+        return 2;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t *loop = uv_default_loop();
+    osse_err_t err = {0};
+    osse_engine_opts_t opts = {.data_dir = data, .test_clock = test_clock};
+    if (osse_engine_open(&opts, loop, &engine, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    if (wfdir && load_workflows(engine, wfdir)) {
+        osse_engine_stop(engine);
+        uv_run(loop, UV_RUN_DEFAULT);
+        osse_engine_close(engine);
+        return 1;
+    }
+    int ready = 0;
+    osse_engine_hold(engine, on_ready, &ready);
+    while (!ready)
+        uv_run(loop, UV_RUN_ONCE);
+    if (osse_server_open(loop, engine, host, (int)port, test_clock, &server, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_engine_stop(engine);
+        uv_run(loop, UV_RUN_DEFAULT);
+        osse_engine_close(engine);
+        return 1;
+    }
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    printf("osse: listening on %s:%d\n", host, osse_server_port(server));
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    osse_engine_close(engine);
+    uv_loop_close(loop);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(argv[1], "validate") == 0)
+        return cmd_validate(argc, argv);
+    if (strcmp(argv[1], "version") == 0) {
+        printf("osse %s\n", OSSE_VERSION);
+        return 0;
+    }
+    return usage();
+}

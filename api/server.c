@@ -1,0 +1,755 @@
+/* server.c: the HTTP API: routes, authentication, bodies, idempotency.
+ *
+ * One table lists every route with its method, the roles allowed (none =
+ * public) and its handler; the order of checks is the same for all: route
+ * (404/405), token (401/403), Idempotency-Key, body (400), then the engine's
+ * own checks (422/404/403/409). Every answer, reads included, is held until
+ * every event emitted before it is durable (osse_engine_hold): a client never
+ * sees state that a crash could take back. Reads of stored events (a
+ * request's events, the log) run on the libuv pool, never the loop thread. */
+#include "api/server.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "storage/event.h"
+#include "workflows/workflow.h"
+
+#define MAX_DEPTH 32
+#define MAX_SEGS 8
+#define ROLE(x) (1u << OSSE_ROLE_##x)
+#define ANY_ROLE (ROLE(PLATFORM) | ROLE(PORTAL) | ROLE(AGENCY) | ROLE(AUDITOR) | ROLE(PAYMENT))
+#define PUBLIC 0u
+
+struct osse_server_s {
+    uv_loop_t *loop;
+    osse_engine_t *eng;
+    osse_http_server_t *http;
+    bool test_clock;
+};
+
+/* One request being handled. */
+typedef struct call_s {
+    osse_server_t *srv;
+    osse_http_req_t *req;
+    const osse_principal_t *p;
+    char *seg[MAX_SEGS];
+    int nseg;
+    json_t *query;
+    json_t *body;
+    char idem_key[65], body_hash[65];
+    bool idem;
+    /* the answer */
+    int status;
+    char *out;
+    size_t outlen;
+    const char *ctype;
+    const char *extra;
+    /* pool work */
+    uv_work_t work;
+    uint64_t *seqs;
+    size_t nseqs;
+    uint64_t after, limit, next;
+    int work_rc;
+} call_t;
+
+typedef void (*handler_fn)(call_t *c);
+
+typedef struct route_s {
+    const char *method;
+    const char *pattern; /* segments; ":x" matches one segment */
+    unsigned roles;
+    handler_fn fn;
+    bool json_body;
+    bool test_only;
+} route_t;
+
+/* --- answers --- */
+
+static void call_free(call_t *c)
+{
+    for (int i = 0; i < c->nseg; i++)
+        free(c->seg[i]);
+    json_decref(c->query);
+    json_decref(c->body);
+    free(c->out);
+    free(c->seqs);
+    free(c);
+}
+
+static void on_durable(void *ud)
+{
+    call_t *c = ud;
+    osse_http_respond_take(c->req, c->status, c->ctype, c->extra, c->out, c->outlen);
+    c->out = NULL;
+    call_free(c);
+}
+
+/* Holds the answer until it is durable, then sends it. */
+static void finish(call_t *c, int status, char *body, size_t len, const char *ctype)
+{
+    c->status = status;
+    c->out = body;
+    c->outlen = len;
+    c->ctype = ctype ? ctype : "application/json";
+    if (c->idem && status >= 200 && status < 300)
+        osse_engine_idem_remember(c->srv->eng, c->idem_key, c->body_hash, status, body);
+    osse_engine_hold(c->srv->eng, on_durable, c);
+}
+
+static void reply_json(call_t *c, int status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    finish(c, status, s, strlen(s), NULL);
+}
+
+static void reply_error(call_t *c, int status, const char *code, const char *message,
+                        json_t *details)
+{
+    json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
+                          "details", details ? json_incref(details) : json_array());
+    c->idem = false;
+    reply_json(c, status, o);
+}
+
+static void reply_fail(call_t *c, osse_fail_t *f)
+{
+    int status = f->rc == OSSE_EINVAL       ? 422
+                 : f->rc == OSSE_ENOTFOUND  ? 404
+                 : f->rc == OSSE_ECONFLICT  ? 409
+                 : f->rc == OSSE_EFORBIDDEN ? 403
+                 : f->rc == OSSE_EPARSE     ? 400
+                                            : 500;
+    reply_error(c, status, f->code ? f->code : "internal", f->message, f->details);
+    osse_fail_clear(f);
+}
+
+/* An engine call's outcome: rc 0 with out, or the failure. */
+static void reply(call_t *c, int rc, int status, json_t *out, osse_fail_t *f)
+{
+    if (rc)
+        reply_fail(c, f);
+    else
+        reply_json(c, status, out);
+}
+
+/* --- parsing helpers --- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes [p, p+n) into a new string; NULL when malformed or it
+ * would hold a NUL byte. */
+static char *pct_decode(const char *p, size_t n, bool plus_space)
+{
+    char *o = malloc(n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%') {
+            if (i + 2 >= n) {
+                free(o);
+                return NULL;
+            }
+            int h = hexval((unsigned char)p[i + 1]), l = hexval((unsigned char)p[i + 2]);
+            if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+                free(o);
+                return NULL;
+            }
+            o[k++] = (char)(h * 16 + l);
+            i += 2;
+        } else if (plus_space && p[i] == '+') {
+            o[k++] = ' ';
+        } else {
+            o[k++] = p[i];
+        }
+    }
+    o[k] = '\0';
+    return o;
+}
+
+static int split_path(call_t *c)
+{
+    osse_slice_t path = c->req->path;
+    if (path.len == 0 || path.ptr[0] != '/')
+        return -1;
+    size_t i = 1;
+    while (i <= path.len) {
+        size_t j = i;
+        while (j < path.len && path.ptr[j] != '/')
+            j++;
+        if (j == i && j == path.len && c->nseg > 0)
+            break; /* a trailing slash */
+        if (c->nseg == MAX_SEGS)
+            return -1;
+        char *s = pct_decode(path.ptr + i, j - i, false);
+        if (!s)
+            return -1;
+        c->seg[c->nseg++] = s;
+        i = j + 1;
+    }
+    return 0;
+}
+
+static json_t *parse_query(osse_slice_t q)
+{
+    json_t *o = json_object();
+    size_t i = 0;
+    while (i < q.len) {
+        size_t j = i;
+        while (j < q.len && q.ptr[j] != '&')
+            j++;
+        size_t eq = i;
+        while (eq < j && q.ptr[eq] != '=')
+            eq++;
+        if (j > i) {
+            char *k = pct_decode(q.ptr + i, eq - i, true);
+            char *v = eq < j ? pct_decode(q.ptr + eq + 1, j - eq - 1, true) : strdup("");
+            /* A key or value that is not UTF-8 is dropped. */
+            if (k && v)
+                json_object_set_new(o, k, json_string(v));
+            free(k);
+            free(v);
+        }
+        i = j + 1;
+    }
+    return o;
+}
+
+/* jansson accepts 2048 levels; osse's own limit is checked before parsing. */
+static bool too_deep(osse_slice_t b)
+{
+    int depth = 0;
+    bool str = false, esc = false;
+    for (size_t i = 0; i < b.len; i++) {
+        char ch = b.ptr[i];
+        if (str) {
+            if (esc)
+                esc = false;
+            else if (ch == '\\')
+                esc = true;
+            else if (ch == '"')
+                str = false;
+        } else if (ch == '"') {
+            str = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > MAX_DEPTH)
+                return true;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        }
+    }
+    return false;
+}
+
+static int parse_json_body(call_t *c)
+{
+    osse_slice_t b = c->req->body;
+    size_t i = 0;
+    while (i < b.len && isspace((unsigned char)b.ptr[i]))
+        i++;
+    if (i == b.len) {
+        c->body = json_object();
+        return 0;
+    }
+    if (too_deep(b)) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "the body nests deeper than %d levels", MAX_DEPTH);
+        reply_error(c, 400, "invalid_json", msg, NULL);
+        return -1;
+    }
+    json_error_t jerr;
+    c->body = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!c->body) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        reply_error(c, 400, "invalid_json", msg, NULL);
+        return -1;
+    }
+    if (!json_is_object(c->body)) {
+        reply_error(c, 422, "invalid_request", "the body must be a JSON object", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- handlers --- */
+
+static void h_health(call_t *c)
+{
+    reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_metrics(call_t *c)
+{
+    char *s;
+    size_t n;
+    osse_q_metrics(c->srv->eng, &s, &n);
+    finish(c, 200, s, n, "text/plain; version=0.0.4");
+}
+
+static void h_publish(call_t *c)
+{
+    osse_fail_t f = {0};
+    osse_err_t err = {0};
+    json_t *tree = NULL, *out = NULL;
+    osse_slice_t ct = c->req->content_type;
+    bool json = ct.len >= 16 && strncasecmp(ct.ptr, "application/json", 16) == 0;
+    if (json) {
+        if (parse_json_body(c))
+            return;
+        tree = json_incref(c->body);
+    } else if (osse_wf_parse_text(c->req->body.ptr, c->req->body.len, &tree, &err)) {
+        reply_error(c, 400, "invalid_yaml", err.msg, NULL);
+        return;
+    }
+    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, tree, false, &out, &f);
+    json_decref(tree);
+    reply(c, rc, 201, out, &f);
+}
+
+static int version_of(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && !*end && v > 0 && v < 1000000) ? (int)v : -1;
+}
+
+static void h_workflow(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int v = c->nseg == 5 ? version_of(c->seg[4]) : 0;
+    if (v < 0) {
+        reply_error(c, 404, "not_found", "no such version", NULL);
+        return;
+    }
+    int rc = osse_q_workflow(c->srv->eng, c->p, c->seg[2], v, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_put_calendar(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int status = 200;
+    int rc = osse_cmd_put_calendar(c->srv->eng, c->p, c->seg[2], c->body, &out, &status, &f);
+    reply(c, rc, status, out, &f);
+}
+
+static void h_put_agency(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int status = 200;
+    int rc = osse_cmd_put_agency(c->srv->eng, c->p, c->seg[2], c->body, &out, &status, &f);
+    reply(c, rc, status, out, &f);
+}
+
+static void h_get_agency(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_agency(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_create_principal(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_create_principal(c->srv->eng, c->p, c->body, &out, &f);
+    reply(c, rc, 201, out, &f);
+}
+
+static void h_principals(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_principals(c->srv->eng, c->p, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_revoke(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_revoke_principal(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_submit(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_submit(c->srv->eng, c->p, c->body, &out, &f);
+    reply(c, rc, 201, out, &f);
+}
+
+static void h_request(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_request(c->srv->eng, c->p, c->seg[2], false, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_requests(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_requests(c->srv->eng, c->p, c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_info(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_info(c->srv->eng, c->p, c->seg[2], c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_withdraw(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_withdraw(c->srv->eng, c->p, c->seg[2], c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_decide(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_decide(c->srv->eng, c->p, c->seg[2], c->seg[3], c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_inbox(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_inbox(c->srv->eng, c->p, c->seg[2], c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_track(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_track(c->srv->eng, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_stats(call_t *c)
+{
+    json_t *out = NULL;
+    osse_q_stats(c->srv->eng, &out);
+    reply_json(c, 200, out);
+}
+
+static void h_payments(call_t *c)
+{
+    reply_error(c, 501, "not_implemented", "payments are not implemented yet", NULL);
+}
+
+static void h_clock(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_test_clock(c->srv->eng, c->p, c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+/* Stored events are read on the pool; the answer is built there too. */
+static void events_work(uv_work_t *w)
+{
+    call_t *c = w->data;
+    osse_log_t *log = osse_engine_log(c->srv->eng);
+    json_t *arr = json_array();
+    bool with_leaf = c->limit != 0;
+    size_t n = with_leaf ? (size_t)(c->next - c->after) : c->nseqs;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = with_leaf ? c->after + 1 + i : c->seqs[i];
+        void *bytes;
+        size_t len;
+        osse_event_t ev;
+        osse_err_t err = {0};
+        if (osse_log_get(log, seq, &bytes, &len, &err) ||
+            osse_event_decode(bytes, len, &ev, &err)) {
+            c->work_rc = OSSE_EIO;
+            break;
+        }
+        json_t *o = osse_event_to_json(&ev);
+        if (with_leaf) {
+            unsigned char h[crypto_hash_sha256_BYTES];
+            char hex[65];
+            crypto_hash_sha256_state st;
+            crypto_hash_sha256_init(&st);
+            crypto_hash_sha256_update(&st, (const unsigned char *)"\0", 1);
+            crypto_hash_sha256_update(&st, bytes, len);
+            crypto_hash_sha256_final(&st, h);
+            sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+            json_object_set_new(o, "leaf_hash", json_string(hex));
+        }
+        json_array_append_new(arr, o);
+        osse_event_clear(&ev);
+        free(bytes);
+    }
+    json_t *out = json_pack("{s:o}", "events", arr);
+    if (with_leaf) {
+        uint64_t durable = c->seqs ? c->seqs[0] : 0;
+        json_object_set_new(out, "next",
+                            c->next < durable ? json_integer((json_int_t)c->next) : json_null());
+    }
+    c->out = json_dumps(out, JSON_COMPACT);
+    c->outlen = strlen(c->out);
+    json_decref(out);
+}
+
+static void events_done(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    if (status || c->work_rc) {
+        reply_error(c, 500, "internal", "the log cannot be read", NULL);
+        return;
+    }
+    char *s = c->out;
+    c->out = NULL;
+    finish(c, 200, s, c->outlen, NULL);
+}
+
+static void h_events(call_t *c)
+{
+    osse_fail_t f = {0};
+    if (osse_q_request_seqs(c->srv->eng, c->p, c->seg[2], &c->seqs, &c->nseqs, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    c->work.data = c;
+    uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
+}
+
+static int u64_param(json_t *q, const char *k, uint64_t dflt, uint64_t *out)
+{
+    const char *s = json_string_value(json_object_get(q, k));
+    *out = dflt;
+    if (!s)
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void h_log(call_t *c)
+{
+    uint64_t after, limit;
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->query, k, v)
+    {
+        if (strcmp(k, "after") && strcmp(k, "limit")) {
+            reply_error(c, 422, "invalid_request", "unknown query parameter", NULL);
+            return;
+        }
+    }
+    if (u64_param(c->query, "after", 0, &after) || u64_param(c->query, "limit", 1000, &limit) ||
+        limit < 1 || limit > 10000) {
+        reply_error(c, 422, "invalid_request", "after must be a seq and limit 1..10000", NULL);
+        return;
+    }
+    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
+    c->after = after < durable ? after : durable;
+    c->next = c->after + limit < durable ? c->after + limit : durable;
+    c->limit = limit;
+    c->seqs = malloc(sizeof *c->seqs);
+    c->seqs[0] = durable;
+    c->work.data = c;
+    uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
+}
+
+static const route_t routes[] = {
+    {"GET", "/healthz", PUBLIC, h_health, false, false},
+    {"GET", "/metrics", PUBLIC, h_metrics, false, false},
+    {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, false, false},
+    {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false},
+    {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false},
+    {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false},
+    {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false},
+    {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency, false,
+     false},
+    {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, false, false},
+    {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, true, false},
+    {"GET", "/v1/principals", ROLE(PLATFORM), h_principals, false, false},
+    {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false},
+    {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false},
+    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false,
+     false},
+    {"GET", "/v1/requests/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
+     h_request, false, false},
+    {"GET", "/v1/requests/:id/events", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
+     h_events, false, false},
+    {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, true, false},
+    {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, true, false},
+    {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, true, false},
+    {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false},
+    {"GET", "/v1/track/:code", PUBLIC, h_track, false, false},
+    {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false},
+    {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false},
+    {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true},
+};
+
+static bool match(const route_t *r, call_t *c)
+{
+    const char *p = r->pattern + 1;
+    int i = 0;
+    while (*p) {
+        const char *q = strchr(p, '/');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (i >= c->nseg)
+            return false;
+        if (p[0] != ':' && (strlen(c->seg[i]) != n || strncmp(c->seg[i], p, n) != 0))
+            return false;
+        if (p[0] == ':' && c->seg[i][0] == '\0')
+            return false;
+        i++;
+        p += n + (q ? 1 : 0);
+    }
+    return i == c->nseg;
+}
+
+static void handle(osse_http_req_t *req, void *ud)
+{
+    osse_server_t *srv = ud;
+    call_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        osse_http_respond(req, 503, "application/json", NULL, "{}", 2);
+        return;
+    }
+    c->srv = srv;
+    c->req = req;
+    if (split_path(c)) {
+        reply_error(c, 404, "not_found", "no such route", NULL);
+        return;
+    }
+    const route_t *route = NULL;
+    bool path_known = false;
+    char allow[128] = "";
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        if ((routes[i].test_only && !srv->test_clock) || !match(&routes[i], c))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, req->method) == 0)
+            route = &routes[i];
+        else
+            snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", routes[i].method);
+    }
+    if (!route) {
+        if (path_known) {
+            static char hdr[160];
+            snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+            c->extra = hdr;
+            reply_error(c, 405, "method_not_allowed", "this route does not take this method",
+                        NULL);
+        } else {
+            reply_error(c, 404, "not_found", "no such route", NULL);
+        }
+        return;
+    }
+    if (route->roles != PUBLIC) {
+        osse_slice_t a = req->authorization;
+        if (a.len < 8 || strncasecmp(a.ptr, "Bearer ", 7) != 0 ||
+            !(c->p = osse_engine_auth(srv->eng, a.ptr + 7, a.len - 7))) {
+            c->extra = "WWW-Authenticate: Bearer\r\n";
+            reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
+            return;
+        }
+        if (!(route->roles & (1u << c->p->role))) {
+            reply_error(c, 403, "forbidden", "this role may not do this", NULL);
+            return;
+        }
+    }
+    c->query = parse_query(req->query);
+    bool changes = strcmp(req->method, "GET") != 0;
+    if (changes && req->idempotency_key.len) {
+        if (req->idempotency_key.len > 200) {
+            reply_error(c, 422, "invalid_request", "Idempotency-Key is longer than 200 bytes", NULL);
+            return;
+        }
+        crypto_hash_sha256_state st;
+        unsigned char h[32];
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, (const unsigned char *)c->p->id, strlen(c->p->id) + 1);
+        crypto_hash_sha256_update(&st, (const unsigned char *)req->method, strlen(req->method) + 1);
+        crypto_hash_sha256_update(&st, (const unsigned char *)req->path.ptr, req->path.len);
+        crypto_hash_sha256_update(&st, (const unsigned char *)"", 1);
+        crypto_hash_sha256_update(&st, (const unsigned char *)req->idempotency_key.ptr,
+                                  req->idempotency_key.len);
+        crypto_hash_sha256_final(&st, h);
+        sodium_bin2hex(c->idem_key, sizeof c->idem_key, h, sizeof h);
+        crypto_hash_sha256(h, (const unsigned char *)req->body.ptr, req->body.len);
+        sodium_bin2hex(c->body_hash, sizeof c->body_hash, h, sizeof h);
+        int status;
+        char *body;
+        int found = osse_engine_idem_lookup(srv->eng, c->idem_key, c->body_hash, &status, &body);
+        if (found == 1) {
+            c->extra = "Idempotent-Replayed: true\r\n";
+            finish(c, status, body, strlen(body), NULL);
+            return;
+        }
+        if (found < 0) {
+            reply_error(c, 422, "idempotency_mismatch",
+                        "this Idempotency-Key was used with another body", NULL);
+            return;
+        }
+        c->idem = true;
+    }
+    if (route->json_body && parse_json_body(c))
+        return;
+    route->fn(c);
+}
+
+int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
+                     bool test_clock, osse_server_t **out, osse_err_t *err)
+{
+    osse_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    s->loop = loop;
+    s->eng = eng;
+    s->test_clock = test_clock;
+    int rc = osse_http_open(loop, host, port, NULL, handle, s, &s->http, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int osse_server_port(const osse_server_t *s)
+{
+    return osse_http_port(s->http);
+}
+
+void osse_server_close(osse_server_t *s)
+{
+    if (!s)
+        return;
+    osse_http_close(s->http);
+    free(s);
+}

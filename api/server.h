@@ -1,0 +1,20 @@
+/* server.h: the HTTP API of SPEC §3-§6 and §10 over osse's HTTP server. */
+#ifndef OSSE_API_SERVER_H
+#define OSSE_API_SERVER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "api/http.h"
+#include "engine/engine.h"
+
+typedef struct osse_server_s osse_server_t;
+
+/* Starts serving eng on host:port (0 = any). Loop thread. */
+int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
+                     bool test_clock, osse_server_t **out, osse_err_t *err);
+int osse_server_port(const osse_server_t *s);
+/* Stops accepting and closes connections; run the loop for close callbacks. */
+void osse_server_close(osse_server_t *s);
+
+#endif

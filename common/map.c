@@ -1,0 +1,133 @@
+/* map.c: string-keyed open-addressing hash map (FNV-1a). */
+#include "common/map.h"
+#include "common/err.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char tomb_;
+#define TOMB (&tomb_)
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void osse_map_init(osse_map_t *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void osse_map_close(osse_map_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key && m->slots[i].key != TOMB)
+            free(m->slots[i].key);
+    free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+static osse_map_entry_t *find(const osse_map_t *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+        osse_map_entry_t *e = &m->slots[i];
+        if (!e->key)
+            return NULL;
+        if (e->key != TOMB && strcmp(e->key, key) == 0)
+            return e;
+    }
+}
+
+void *osse_map_get(const osse_map_t *m, const char *key)
+{
+    osse_map_entry_t *e = find(m, key);
+    return e ? e->val : NULL;
+}
+
+static int grow(osse_map_t *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 16;
+    while (m->len * 10 >= ncap * 7)
+        ncap *= 2;
+    osse_map_entry_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return OSSE_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        osse_map_entry_t *e = &m->slots[i];
+        if (!e->key || e->key == TOMB)
+            continue;
+        size_t j = hash(e->key) & (ncap - 1);
+        while (ns[j].key)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *e;
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = ncap;
+    m->used = m->len;
+    return 0;
+}
+
+int osse_map_put(osse_map_t *m, const char *key, void *val)
+{
+    osse_map_entry_t *e = find(m, key);
+    if (e) {
+        e->val = val;
+        return 0;
+    }
+    if ((m->used + 1) * 10 >= m->cap * 7) {
+        int rc = grow(m);
+        if (rc)
+            return rc;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return OSSE_ENOMEM;
+    size_t mask = m->cap - 1;
+    size_t i = hash(key) & mask;
+    while (m->slots[i].key && m->slots[i].key != TOMB)
+        i = (i + 1) & mask;
+    if (!m->slots[i].key)
+        m->used++;
+    m->slots[i].key = k;
+    m->slots[i].val = val;
+    m->len++;
+    return 0;
+}
+
+void *osse_map_del(osse_map_t *m, const char *key)
+{
+    osse_map_entry_t *e = find(m, key);
+    if (!e)
+        return NULL;
+    void *v = e->val;
+    free(e->key);
+    e->key = TOMB;
+    e->val = NULL;
+    m->len--;
+    return v;
+}
+
+int osse_map_next(const osse_map_t *m, size_t *it, const char **key, void **val)
+{
+    while (*it < m->cap) {
+        osse_map_entry_t *e = &m->slots[(*it)++];
+        if (e->key && e->key != TOMB) {
+            if (key)
+                *key = e->key;
+            if (val)
+                *val = e->val;
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,416 @@
+/* apply.c: the projections: how each event changes the in-memory views.
+ *
+ * This is the only code that changes the projections, and it runs both when
+ * an event is emitted and when the log is replayed at start; so the views
+ * are, by construction, a function of the log. Nothing here reads a clock or
+ * calls out: everything an event needs is in the event. A state change that
+ * the tables of state.c do not allow is reported as a damaged log. */
+#include "engine/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+
+#define CORRUPT(...) osse_err_set(err, OSSE_ECORRUPT, __VA_ARGS__)
+
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return;
+    size_t nc = *cap ? *cap * 2 : 8;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*p, nc * size);
+    if (!np)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    *p = np;
+    *cap = nc;
+}
+
+static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
+    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+}
+
+/* --- catalog streams --- */
+
+static int apply_workflow(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id");
+    json_t *def = json_object_get(ev->data, "definition");
+    json_int_t v = json_integer_value(json_object_get(ev->data, "version"));
+    if (!id || !json_is_object(def))
+        return CORRUPT("WorkflowPublished without id or definition");
+    osse_wfent_t *w = osse_map_get(&e->workflows, id);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        w->id = strdup(id);
+        osse_map_put(&e->workflows, id, w);
+    }
+    if (v != (json_int_t)w->nversions + 1)
+        return CORRUPT("workflow %s version %lld out of order", id, (long long)v);
+    json_t *details = json_array();
+    osse_wf_t *wf = NULL;
+    json_t *copy = json_deep_copy(def);
+    int rc = osse_wf_compile(copy, &wf, details);
+    json_decref(copy);
+    json_decref(details);
+    if (rc)
+        return CORRUPT("workflow %s version %lld does not compile", id, (long long)v);
+    w->versions = realloc(w->versions, (w->nversions + 1) * sizeof *w->versions);
+    w->texts = realloc(w->texts, (w->nversions + 1) * sizeof *w->texts);
+    w->versions[w->nversions] = wf;
+    w->texts[w->nversions] = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    w->nversions++;
+    return 0;
+}
+
+static int apply_agency(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id");
+    if (!id)
+        return CORRUPT("AgencyUpdated without id");
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        a->id = strdup(id);
+        osse_map_put(&e->agencies, id, a);
+    }
+    free(a->name);
+    free(a->webhook_url);
+    free(a->lookup_url);
+    a->name = dupstr(jstr(ev->data, "name"));
+    a->webhook_url = dupstr(jstr(ev->data, "webhook_url"));
+    a->lookup_url = dupstr(jstr(ev->data, "lookup_url"));
+    return 0;
+}
+
+static int apply_calendar(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id");
+    json_t *cal = json_object_get(ev->data, "calendar");
+    if (!id || !json_is_object(cal))
+        return CORRUPT("CalendarUpdated without id or calendar");
+    osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        c->id = strdup(id);
+        osse_map_put(&e->calendars, id, c);
+    }
+    json_decref(c->body);
+    c->body = json_incref(cal);
+    return 0;
+}
+
+static int apply_principal(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id");
+    if (!id)
+        return CORRUPT("%s without id", ev->type);
+    if (strcmp(ev->type, "PrincipalRevoked") == 0) {
+        osse_principal_t *p = osse_map_get(&e->principals, id);
+        if (!p)
+            return CORRUPT("PrincipalRevoked of unknown %s", id);
+        p->revoked = true;
+        return 0;
+    }
+    const char *role = jstr(ev->data, "role"), *hash = jstr(ev->data, "token_hash");
+    osse_principal_t *p = calloc(1, sizeof *p);
+    if (!role || !hash || strlen(hash) != 64 || osse_role_parse(role, &p->role) ||
+        osse_map_get(&e->principals, id)) {
+        free(p);
+        return CORRUPT("bad PrincipalCreated %s", id);
+    }
+    p->id = strdup(id);
+    p->agency = dupstr(jstr(ev->data, "agency"));
+    p->name = dupstr(jstr(ev->data, "name"));
+    memcpy(p->token_hash, hash, 65);
+    p->created_at = ev->at;
+    osse_map_put(&e->principals, id, p);
+    osse_map_put(&e->tokens, hash, p);
+    return 0;
+}
+
+/* --- request streams --- */
+
+static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const char *agency)
+{
+    osse_agency_t *a = osse_map_get(&e->agencies, agency);
+    if (!a)
+        return;
+    for (size_t i = a->ntasks; i-- > 0 && a->tasks[i].req == r->index;)
+        if (a->tasks[i].step == step)
+            return;
+    grow((void **)&a->tasks, &a->cap, a->ntasks + 1, sizeof *a->tasks);
+    a->tasks[a->ntasks++] = (osse_taskref_t){r->index, (uint16_t)step};
+}
+
+static int set_step(osse_request_t *r, size_t i, osse_sstate_t to, osse_err_t *err)
+{
+    if (!osse__step_can(r->steps[i].state, to))
+        return CORRUPT("step %s of %s cannot go from %s to %s", r->wf->steps[i].name, r->id,
+                       osse__sstate_name(r->steps[i].state), osse__sstate_name(to));
+    r->steps[i].state = to;
+    return 0;
+}
+
+static int cancel_unfinished(osse_request_t *r, int64_t at, osse_err_t *err)
+{
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        if (osse__sstate_final(r->steps[i].state))
+            continue;
+        int rc = set_step(r, i, OSSE_SS_CANCELLED, err);
+        if (rc)
+            return rc;
+        r->steps[i].decided_at = at;
+    }
+    return 0;
+}
+
+/* The status of a request that has not ended follows from its steps. */
+static osse_rstatus_t derived_status(const osse_request_t *r)
+{
+    bool payment = false;
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        if (r->steps[i].state == OSSE_SS_WAITING_APPLICANT)
+            return OSSE_RS_AWAITING_INFO;
+        if (r->steps[i].state == OSSE_SS_OPEN && r->wf->steps[i].kind == OSSE_STEP_KIND_PAYMENT)
+            payment = true;
+    }
+    return payment ? OSSE_RS_AWAITING_PAYMENT : OSSE_RS_IN_PROGRESS;
+}
+
+static int set_status(osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
+{
+    if (!osse__request_can(r->status, to))
+        return CORRUPT("request %s cannot go from %s to %s", r->id, osse__rstatus_name(r->status),
+                       osse__rstatus_name(to));
+    r->status = to;
+    return 0;
+}
+
+static int step_of(osse_request_t *r, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *name = jstr(ev->data, "step");
+    int i = name ? osse_wf_step_index(r->wf, name) : -1;
+    if (i < 0)
+        CORRUPT("%s names an unknown step", ev->type);
+    return i;
+}
+
+static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
+{
+    const char *wid = jstr(ev->data, "workflow"), *code = jstr(ev->data, "tracking_code");
+    json_int_t v = json_integer_value(json_object_get(ev->data, "workflow_version"));
+    json_t *form = json_object_get(ev->data, "form");
+    osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
+    if (!w || v < 1 || v > (json_int_t)w->nversions || !code || strlen(code) >= 16 ||
+        !json_is_object(form) || osse__request(e, id))
+        return CORRUPT("bad RequestSubmitted for %s", id);
+    osse_request_t *r = calloc(1, sizeof *r);
+    r->id = strdup(id);
+    snprintf(r->tracking_code, sizeof r->tracking_code, "%s", code);
+    r->wfe = w;
+    r->wf_version = (int)v;
+    r->wf = w->versions[v - 1];
+    r->status = OSSE_RS_IN_PROGRESS;
+    r->submitted_at = ev->at;
+    r->portal = dupstr(jstr(ev->data, "portal"));
+    r->form = json_deep_copy(form);
+    r->steps = calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        r->steps[i].state = OSSE_SS_PENDING;
+        r->steps[i].agency = r->wf->steps[i].agency;
+        r->steps[i].sla_state = "ok";
+        r->steps[i].amount_satang = -1;
+    }
+    grow((void **)&e->reqs, &e->creqs, e->nreqs + 1, sizeof *e->reqs);
+    r->index = (uint32_t)e->nreqs;
+    e->reqs[e->nreqs++] = r;
+    osse_map_put(&e->requests, id, r);
+    osse_map_put(&e->codes, r->tracking_code, r);
+    timeline(r, ev->at, "RequestSubmitted", "Request submitted (%s, version %d)", w->id, r->wf_version);
+    return 0;
+}
+
+static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *id,
+                         osse_err_t *err)
+{
+    const char *t = ev->type;
+    if (strcmp(t, "RequestSubmitted") == 0) {
+        if (ev->version != 1)
+            return CORRUPT("RequestSubmitted at version %u", ev->version);
+        int rc = submitted(e, ev, id, err);
+        if (rc)
+            return rc;
+    }
+    osse_request_t *r = osse__request(e, id);
+    if (!r)
+        return CORRUPT("%s for unknown request %s", t, id);
+    if (ev->version != r->version + 1)
+        return CORRUPT("request %s version %u after %u", id, ev->version, r->version);
+    r->version = ev->version;
+    grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+    r->seqs[r->nseqs++] = ev->seq;
+    if (strcmp(t, "RequestSubmitted") == 0)
+        return 0;
+    if (osse__rstatus_final(r->status))
+        return CORRUPT("%s after request %s ended", t, id);
+
+    int rc = 0, i;
+    const char *reason = jstr(ev->data, "reason");
+    if (strcmp(t, "StepOpened") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
+            return rc;
+        osse_step_t *s = &r->steps[i];
+        s->opened_at = ev->at;
+        const char *due = jstr(ev->data, "due_at");
+        s->due_at = 0;
+        if (due && osse_time_parse(due, &s->due_at))
+            return CORRUPT("bad due_at %s", due);
+        if (s->agency && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK)
+            add_task(e, r, (size_t)i, s->agency);
+        timeline(r, ev->at, "StepOpened", "Step %s opened%s%s", r->wf->steps[i].name,
+                 s->agency ? " for " : "", s->agency ? s->agency : "");
+    } else if (strcmp(t, "StepSkipped") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_SKIPPED, err)))
+            return rc;
+        r->steps[i].decided_at = ev->at;
+        timeline(r, ev->at, "StepSkipped", "Step %s skipped", r->wf->steps[i].name);
+    } else if (strcmp(t, "TaskDecided") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        const char *outcome = jstr(ev->data, "outcome");
+        osse_sstate_t to;
+        if (!outcome)
+            return CORRUPT("TaskDecided without outcome");
+        if (strcmp(outcome, "approve") == 0)
+            to = OSSE_SS_APPROVED;
+        else if (strcmp(outcome, "reject") == 0)
+            to = OSSE_SS_REJECTED;
+        else if (strcmp(outcome, "return") == 0)
+            to = OSSE_SS_WAITING_APPLICANT;
+        else
+            return CORRUPT("TaskDecided with outcome %s", outcome);
+        if ((rc = set_step(r, (size_t)i, to, err)))
+            return rc;
+        osse_step_t *s = &r->steps[i];
+        free(s->outcome);
+        free(s->reason);
+        s->outcome = strdup(outcome);
+        s->reason = dupstr(reason);
+        if (to != OSSE_SS_WAITING_APPLICANT)
+            s->decided_at = ev->at;
+        /* Reasons stay out of the timeline, which the public tracking
+         * view shows: they may hold personal data. */
+        timeline(r, ev->at, "TaskDecided", "%s: %s", r->wf->steps[i].name,
+                 to == OSSE_SS_APPROVED   ? "approved"
+                 : to == OSSE_SS_REJECTED ? "rejected"
+                                          : "returned to the applicant for more information");
+    } else if (strcmp(t, "InfoProvided") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
+            return rc;
+        json_t *form = json_object_get(ev->data, "form");
+        if (json_is_object(form))
+            json_object_update(r->form, form);
+        timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",
+                 r->wf->steps[i].name);
+    } else if (strcmp(t, "PaymentDue") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        r->steps[i].amount_satang = json_integer_value(json_object_get(ev->data, "amount_satang"));
+        timeline(r, ev->at, "PaymentDue", "A fee of %s THB is due", jstr(ev->data, "amount"));
+    } else if (strcmp(t, "LicenceIssued") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
+            return rc;
+        r->steps[i].decided_at = ev->at;
+        json_decref(r->licence);
+        r->licence = json_deep_copy(ev->data);
+        json_object_del(r->licence, "step");
+        timeline(r, ev->at, "LicenceIssued", "Licence %s issued", jstr(ev->data, "number"));
+    } else if (strcmp(t, "RequestCompleted") == 0) {
+        for (size_t k = 0; k < r->wf->nsteps; k++)
+            if (!osse__sstate_done(r->steps[k].state))
+                return CORRUPT("request %s completed with step %s %s", id, r->wf->steps[k].name,
+                               osse__sstate_name(r->steps[k].state));
+        timeline(r, ev->at, "RequestCompleted", "Request completed");
+        return set_status(r, OSSE_RS_COMPLETED, err);
+    } else if (strcmp(t, "RequestRejected") == 0 || strcmp(t, "RequestWithdrawn") == 0 ||
+               strcmp(t, "RequestExpired") == 0) {
+        osse_rstatus_t to = t[7] == 'R' ? OSSE_RS_REJECTED
+                            : t[7] == 'W' ? OSSE_RS_WITHDRAWN
+                                          : OSSE_RS_EXPIRED;
+        static const char *types[] = {[OSSE_RS_REJECTED] = "RequestRejected",
+                                      [OSSE_RS_WITHDRAWN] = "RequestWithdrawn",
+                                      [OSSE_RS_EXPIRED] = "RequestExpired"};
+        if ((rc = cancel_unfinished(r, ev->at, err)))
+            return rc;
+        timeline(r, ev->at, types[to], "Request %s", osse__rstatus_name(to));
+        return set_status(r, to, err);
+    } else {
+        /* Event types of later features are kept in the log and the
+         * timeline even when this version does not project them. */
+        timeline(r, ev->at, "Event", "%s", t);
+        return 0;
+    }
+    return set_status(r, derived_status(r), err);
+}
+
+int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *s = ev->stream;
+    if (!json_is_object(ev->data))
+        return CORRUPT("event %llu has no data object", (unsigned long long)ev->seq);
+    if (strncmp(s, "request/", 8) == 0)
+        return apply_request(e, ev, s + 8, err);
+    if (strncmp(s, "delivery/", 9) == 0) {
+        osse_request_t *r = osse__request(e, s + 9);
+        if (r) {
+            grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+            r->seqs[r->nseqs++] = ev->seq;
+        }
+    }
+    uint32_t have = (uint32_t)(uintptr_t)osse_map_get(&e->versions, s);
+    if (ev->version != have + 1)
+        return CORRUPT("stream %s version %u after %u", s, ev->version, have);
+    osse_map_put(&e->versions, s, (void *)(uintptr_t)ev->version);
+    const char *t = ev->type;
+    if (strcmp(t, "WorkflowPublished") == 0)
+        return apply_workflow(e, ev, err);
+    if (strcmp(t, "AgencyUpdated") == 0)
+        return apply_agency(e, ev, err);
+    if (strcmp(t, "CalendarUpdated") == 0)
+        return apply_calendar(e, ev, err);
+    if (strcmp(t, "PrincipalCreated") == 0 || strcmp(t, "PrincipalRevoked") == 0)
+        return apply_principal(e, ev, err);
+    return 0;
+}

@@ -1,0 +1,695 @@
+/* commands.c: what each command checks and which events it emits.
+ *
+ * Every command validates its whole input against the current projections
+ * first and returns a failure with nothing changed; only then does it emit
+ * events (osse__emit applies each at once). The request lifecycle lives in
+ * advance(): after any change it opens every step whose `after` steps are
+ * finished, skips those whose `when` is false, and completes the request when
+ * every step is approved, done or skipped. */
+#include "engine/internal.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <regex.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+
+#define MAX_REASON 4096
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Every key of body must be in allowed (NULL-terminated). */
+static int check_keys(const json_t *body, const char *const *allowed, osse_fail_t *f)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(body))
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body must be a JSON object");
+    json_object_foreach((json_t *)body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, k) == 0;
+        if (!ok)
+            osse__detail(f, k, "unknown field");
+    }
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body has unknown fields");
+    return 0;
+}
+
+static int opt_string(const json_t *body, const char *key, size_t max, const char **out,
+                      osse_fail_t *f)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) > max) {
+        osse__detail(f, key, "must be a string of at most %zu bytes", max);
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "%s is invalid", key);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static bool id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool url_ok(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* --- catalog --- */
+
+int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
+                              bool only_if_changed, json_t **out, osse_fail_t *f)
+{
+    json_t *details = json_array();
+    osse_wf_t *wf = NULL;
+    int rc = osse_wf_compile(tree, &wf, details);
+    if (rc == 0) {
+        /* References only the server can check. */
+        if (wf->calendar && !osse_map_get(&e->calendars, wf->calendar))
+            json_array_append_new(details, json_pack("{s:s,s:s+}", "path", "calendar", "message",
+                                                     "unknown calendar ", wf->calendar));
+        for (size_t i = 0; i < wf->nsteps; i++) {
+            const osse_wf_step_t *s = &wf->steps[i];
+            char path[200];
+            if (s->agency && !osse_map_get(&e->agencies, s->agency)) {
+                snprintf(path, sizeof path, "steps.%s.agency", s->name);
+                json_array_append_new(details, json_pack("{s:s,s:s+}", "path", path, "message",
+                                                         "unknown agency ", s->agency));
+            }
+            if (s->escalate_to && !osse_map_get(&e->agencies, s->escalate_to)) {
+                snprintf(path, sizeof path, "steps.%s.on_breach.escalate", s->name);
+                json_array_append_new(details, json_pack("{s:s,s:s+}", "path", path, "message",
+                                                         "unknown agency ", s->escalate_to));
+            }
+            if ((s->sla.kind == OSSE_DUR_WORKING_DAYS || s->sla.kind == OSSE_DUR_WORKING_HOURS) &&
+                !wf->calendar) {
+                snprintf(path, sizeof path, "steps.%s.sla", s->name);
+                json_array_append_new(
+                    details, json_pack("{s:s,s:s}", "path", path, "message",
+                                       "working time needs the workflow's calendar"));
+            }
+        }
+    }
+    if (json_array_size(details)) {
+        osse_wf_free(wf);
+        f->details = details;
+        return osse__fail(f, OSSE_EINVAL, "invalid_definition",
+                          "the definition has %zu problem(s)", json_array_size(details));
+    }
+    json_decref(details);
+    osse_wfent_t *w = osse_map_get(&e->workflows, wf->id);
+    char *text = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS);
+    if (only_if_changed && w && w->nversions && strcmp(w->texts[w->nversions - 1], text) == 0) {
+        *out = json_pack("{s:s,s:i,s:b}", "id", wf->id, "version", (int)w->nversions, "changed", 0);
+        free(text);
+        osse_wf_free(wf);
+        return 0;
+    }
+    free(text);
+    int version = w ? (int)w->nversions + 1 : 1;
+    char stream[128];
+    snprintf(stream, sizeof stream, "workflow/%s", wf->id);
+    *out = json_pack("{s:s,s:i}", "id", wf->id, "version", version);
+    osse__emit(e, stream, "WorkflowPublished", p,
+               json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition", tree));
+    osse_wf_free(wf);
+    return 0;
+}
+
+int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
+                          json_t **out, int *status, osse_fail_t *f)
+{
+    static const char *const keys[] = {"utc_offset", "workdays", "hours", "holidays", NULL};
+    if (!id_ok(id))
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad calendar id");
+    int rc = check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *off = jstr(body, "utc_offset");
+    int oh, om;
+    char sign;
+    if (!off || sscanf(off, "%c%2d:%2d", &sign, &oh, &om) != 3 || (sign != '+' && sign != '-') ||
+        strlen(off) != 6 || oh > 14 || om > 59)
+        osse__detail(f, "utc_offset", "must be like +07:00");
+    json_t *wd = json_object_get(body, "workdays");
+    static const char *days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+    if (!json_is_array(wd))
+        osse__detail(f, "workdays", "must be a list of mon..sun");
+    for (size_t i = 0; json_is_array(wd) && i < json_array_size(wd); i++) {
+        const char *d = json_string_value(json_array_get(wd, i));
+        bool ok = false;
+        for (int k = 0; d && k < 7; k++)
+            ok |= strcmp(d, days[k]) == 0;
+        if (!ok) {
+            char path[64];
+            snprintf(path, sizeof path, "workdays[%zu]", i);
+            osse__detail(f, path, "must be one of mon..sun");
+        }
+    }
+    json_t *hours = json_object_get(body, "hours");
+    int h1, m1, h2, m2;
+    const char *a = json_string_value(json_array_get(hours, 0));
+    const char *b = json_string_value(json_array_get(hours, 1));
+    if (json_array_size(hours) != 2 || !a || !b || sscanf(a, "%2d:%2d", &h1, &m1) != 2 ||
+        sscanf(b, "%2d:%2d", &h2, &m2) != 2 || h1 * 60 + m1 >= h2 * 60 + m2 || h2 > 24)
+        osse__detail(f, "hours", "must be [\"HH:MM\",\"HH:MM\"], opening before closing");
+    json_t *hol = json_object_get(body, "holidays");
+    if (hol && !json_is_array(hol))
+        osse__detail(f, "holidays", "must be a list of dates");
+    for (size_t i = 0; json_is_array(hol) && i < json_array_size(hol); i++) {
+        const char *d = json_string_value(json_array_get(hol, i));
+        int64_t days_;
+        if (!d || osse_date_parse(d, &days_)) {
+            char path[64];
+            snprintf(path, sizeof path, "holidays[%zu]", i);
+            osse__detail(f, path, "must be a date YYYY-MM-DD");
+        }
+    }
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the calendar is invalid");
+    osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
+    *status = c ? 200 : 201;
+    char stream[128];
+    snprintf(stream, sizeof stream, "calendar/%s", id);
+    if (!c || !json_equal(c->body, body))
+        osse__emit(e, stream, "CalendarUpdated", p,
+                   json_pack("{s:s,s:O}", "id", id, "calendar", body));
+    *out = json_pack("{s:s}", "id", id);
+    json_object_update(*out, body);
+    return 0;
+}
+
+static json_t *agency_json(const osse_agency_t *a, bool secret)
+{
+    json_t *o = json_pack("{s:s,s:s?,s:s?,s:s?}", "id", a->id, "name", a->name, "webhook_url",
+                          a->webhook_url, "lookup_url", a->lookup_url);
+    if (secret)
+        json_object_set_new(o, "webhook_secret", json_string(a->secret));
+    return o;
+}
+
+int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
+                        json_t **out, int *status, osse_fail_t *f)
+{
+    static const char *const keys[] = {"name", "webhook_url", "lookup_url", NULL};
+    if (!id_ok(id))
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad agency id");
+    int rc = check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *name, *wh, *lu;
+    if ((rc = opt_string(body, "name", 500, &name, f)) ||
+        (rc = opt_string(body, "webhook_url", 2000, &wh, f)) ||
+        (rc = opt_string(body, "lookup_url", 2000, &lu, f)))
+        return rc;
+    if (!name || !*name)
+        osse__detail(f, "name", "is required");
+    if (wh && !url_ok(wh))
+        osse__detail(f, "webhook_url", "must be an http or https URL");
+    if (lu && !url_ok(lu))
+        osse__detail(f, "lookup_url", "must be an http or https URL");
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the agency is invalid");
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    *status = a ? 200 : 201;
+    char stream[128];
+    snprintf(stream, sizeof stream, "agency/%s", id);
+    bool same = a && a->name && strcmp(a->name, name) == 0 &&
+                !!a->webhook_url == !!wh && (!wh || strcmp(wh, a->webhook_url) == 0) &&
+                !!a->lookup_url == !!lu && (!lu || strcmp(lu, a->lookup_url) == 0);
+    if (!same)
+        osse__emit(e, stream, "AgencyUpdated", p,
+                   json_pack("{s:s,s:s,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
+                             "lookup_url", lu));
+    a = osse_map_get(&e->agencies, id);
+    if (!a->secret[0]) {
+        /* The secret never enters the log: it is a side record written in
+         * the same batch as the agency's first event. */
+        osse__random_id(a->secret, 32, "");
+        char key[160];
+        int kl = snprintf(key, sizeof key, "secret/agency/%s", id);
+        if (!e->batch && !(e->batch = osse_batch_new()))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        if (osse_batch_put(e->batch, key, (size_t)kl, a->secret, 64))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    *out = agency_json(a, true);
+    return 0;
+}
+
+int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                  osse_fail_t *f)
+{
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    if (!a)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no agency %s", id);
+    if (p->role == OSSE_ROLE_AGENCY && strcmp(p->agency, id) != 0)
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "another agency");
+    *out = agency_json(a, p->role == OSSE_ROLE_PLATFORM);
+    return 0;
+}
+
+static json_t *principal_json(const osse_principal_t *p)
+{
+    return json_pack("{s:s,s:s,s:s?,s:s?,s:b,s:o}", "id", p->id, "role", osse_role_name(p->role),
+                     "agency", p->agency, "name", p->name, "revoked", p->revoked, "created_at",
+                     osse__time_json(p->created_at));
+}
+
+int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_t *body,
+                              json_t **out, osse_fail_t *f)
+{
+    static const char *const keys[] = {"role", "agency", "name", NULL};
+    int rc = check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *role, *agency, *name;
+    if ((rc = opt_string(body, "role", 32, &role, f)) ||
+        (rc = opt_string(body, "agency", 64, &agency, f)) ||
+        (rc = opt_string(body, "name", 500, &name, f)))
+        return rc;
+    osse_role_t r;
+    if (!role || osse_role_parse(role, &r))
+        osse__detail(f, "role", "must be platform, portal, agency, auditor or payment");
+    else if (r == OSSE_ROLE_AGENCY && (!agency || !osse_map_get(&e->agencies, agency)))
+        osse__detail(f, "agency", agency ? "unknown agency" : "is required for the agency role");
+    else if (r != OSSE_ROLE_AGENCY && agency)
+        osse__detail(f, "agency", "only for the agency role");
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the principal is invalid");
+    char token[80], id[40], h[65], stream[64];
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, "osse_", 5);
+    sodium_bin2base64(token + 5, sizeof token - 5, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    osse__sha256_hex(token, strlen(token), h);
+    osse__random_id(id, 8, "p-");
+    snprintf(stream, sizeof stream, "principal/%s", id);
+    osse__emit(e, stream, "PrincipalCreated", p,
+               json_pack("{s:s,s:s,s:s?,s:s?,s:s}", "id", id, "role", role, "agency", agency,
+                         "name", name, "token_hash", h));
+    *out = principal_json(osse_map_get(&e->principals, id));
+    json_object_set_new(*out, "token", json_string(token));
+    sodium_memzero(token, sizeof token);
+    return 0;
+}
+
+int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                              json_t **out, osse_fail_t *f)
+{
+    osse_principal_t *t = osse_map_get(&e->principals, id);
+    if (!t)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no principal %s", id);
+    if (!t->revoked) {
+        char stream[64];
+        snprintf(stream, sizeof stream, "principal/%s", id);
+        osse__emit(e, stream, "PrincipalRevoked", p, json_pack("{s:s}", "id", id));
+    }
+    *out = principal_json(t);
+    return 0;
+}
+
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f)
+{
+    json_t *arr = json_array();
+    size_t it = 0;
+    void *v;
+    while (osse_map_next(&e->principals, &it, NULL, &v))
+        json_array_append_new(arr, principal_json(v));
+    *out = json_pack("{s:o}", "principals", arr);
+    return 0;
+}
+
+/* --- the request lifecycle --- */
+
+static void stream_of(const osse_request_t *r, char *out, size_t n)
+{
+    snprintf(out, n, "request/%s", r->id);
+}
+
+/* A fee as a decimal string "520.00" from satang. */
+static void money(int64_t satang, char out[32])
+{
+    snprintf(out, 32, "%lld.%02lld", (long long)(satang / 100), (long long)(satang % 100));
+}
+
+/* The due time of a step opened at `at`. Working-time SLAs need the
+ * calendar arithmetic of workflows/calendar (issue 3); until it is wired
+ * they have no due time. */
+static int64_t due_time(const osse_wf_step_t *s, int64_t at)
+{
+    if (s->sla.kind == OSSE_DUR_WALL)
+        return osse_duration_add_wall(&s->sla, at);
+    return 0;
+}
+
+/* Fills {yyyy} and {seq:n} of a licence number template. */
+static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out, size_t n)
+{
+    size_t o = 0;
+    char tm[OSSE_TIME_LEN];
+    osse_time_fmt(at, tm);
+    for (const char *c = tpl; *c && o + 1 < n;) {
+        if (strncmp(c, "{yyyy}", 6) == 0) {
+            o += (size_t)snprintf(out + o, n - o, "%.4s", tm);
+            c += 6;
+        } else if (strncmp(c, "{seq:", 5) == 0 && isdigit((unsigned char)c[5]) && c[6] == '}') {
+            o += (size_t)snprintf(out + o, n - o, "%0*llu", c[5] - '0', (unsigned long long)seq);
+            c += 7;
+        } else {
+            out[o++] = *c++;
+        }
+        if (o >= n)
+            o = n - 1;
+    }
+    out[o] = '\0';
+}
+
+static void open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_principal_t *actor)
+{
+    const osse_wf_step_t *s = &r->wf->steps[i];
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    int64_t now = osse_engine_now(e);
+    int64_t due = due_time(s, now);
+    osse__emit(e, stream, "StepOpened", actor,
+               json_pack("{s:s,s:s,s:s?,s:o}", "step", s->name, "kind",
+                         osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
+                         osse__time_json(due)));
+    if (s->kind == OSSE_STEP_KIND_PAYMENT) {
+        /* Until the rule language is wired, an amount must be a literal. */
+        char *end;
+        double thb = s->amount ? strtod(s->amount, &end) : 0;
+        if (s->amount && *end == '\0' && thb >= 0 && thb < 1e12) {
+            int64_t satang = (int64_t)llround(thb * 100);
+            char m[32];
+            money(satang, m);
+            osse__emit(e, stream, "PaymentDue", actor,
+                       json_pack("{s:s,s:s,s:I}", "step", s->name, "amount", m, "amount_satang",
+                                 (json_int_t)satang));
+        }
+    } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
+        char number[128];
+        r->wfe->licence_seq++;
+        licence_number(s->number ? s->number : "LIC-{yyyy}-{seq:6}", now, r->wfe->licence_seq,
+                       number, sizeof number);
+        json_t *pub = json_object();
+        for (size_t k = 0; k < s->npublic_fields; k++) {
+            json_t *v = json_object_get(r->form, s->public_fields[k]);
+            if (v)
+                json_object_set(pub, s->public_fields[k], v);
+        }
+        int64_t until = s->valid_for.kind == OSSE_DUR_WALL ? osse_duration_add_wall(&s->valid_for, now) : 0;
+        osse__emit(e, stream, "LicenceIssued", actor,
+                   json_pack("{s:s,s:s,s:o,s:o,s:o}", "step", s->name, "number", number,
+                             "valid_from", osse__time_json(now), "valid_until",
+                             osse__time_json(until), "public_fields", pub));
+    }
+}
+
+/* Opens, skips and completes until nothing more moves. */
+static void advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor)
+{
+    bool moved = true;
+    while (moved && !osse__rstatus_final(r->status)) {
+        moved = false;
+        for (size_t i = 0; i < r->wf->nsteps; i++) {
+            if (r->steps[i].state != OSSE_SS_PENDING)
+                continue;
+            const osse_wf_step_t *s = &r->wf->steps[i];
+            bool ready = true;
+            for (size_t k = 0; k < s->nafter && ready; k++)
+                ready = osse__sstate_done(r->steps[s->after[k]].state);
+            if (!ready)
+                continue;
+            open_step(e, r, i, actor);
+            moved = true;
+        }
+    }
+    if (osse__rstatus_final(r->status))
+        return;
+    for (size_t i = 0; i < r->wf->nsteps; i++)
+        if (!osse__sstate_done(r->steps[i].state))
+            return;
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    osse__emit(e, stream, "RequestCompleted", NULL, json_object());
+}
+
+int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
+                    osse_fail_t *f)
+{
+    static const char *const keys[] = {"workflow", "form", NULL};
+    int rc = check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *wid = jstr(body, "workflow");
+    json_t *form = json_object_get(body, "form");
+    osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
+    if (!w) {
+        osse__detail(f, "workflow", wid ? "unknown workflow" : "is required");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "unknown workflow");
+    }
+    if (!json_is_object(form)) {
+        osse__detail(f, "form", "must be an object");
+        return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form is missing");
+    }
+    const osse_wf_t *wf = w->versions[w->nversions - 1];
+    json_t *details = json_array();
+    if (osse_wf_check_form(wf, form, false, details)) {
+        f->details = details;
+        return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form has %zu error(s)",
+                          json_array_size(details));
+    }
+    json_decref(details);
+    char id[40], code[16], stream[96];
+    do
+        osse__random_id(id, 10, "r-");
+    while (osse__request(e, id));
+    /* Tracking codes: 10 characters from an alphabet without look-alikes. */
+    static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    do {
+        for (int k = 0; k < 10; k++)
+            code[k] = alpha[randombytes_uniform(sizeof alpha - 1)];
+        code[10] = '\0';
+    } while (osse_map_get(&e->codes, code));
+    snprintf(stream, sizeof stream, "request/%s", id);
+    osse__emit(e, stream, "RequestSubmitted", p,
+               json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
+                         "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
+                         p->id, "form", form));
+    osse_request_t *r = osse__request(e, id);
+    advance(e, r, NULL);
+    *out = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", r->id, "tracking_code", r->tracking_code,
+                     "status", osse__rstatus_name(r->status), "version", (int)r->version,
+                     "workflow_version", r->wf_version);
+    return 0;
+}
+
+static int find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                        osse_request_t **out, osse_fail_t *f)
+{
+    osse_request_t *r = osse__request(e, id);
+    if (!r)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request %s", id);
+    if (!osse__can_read(p, r))
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "this request is not yours to see");
+    *out = r;
+    return 0;
+}
+
+static int check_expected_version(const json_t *body, const osse_request_t *r, osse_fail_t *f)
+{
+    json_t *ev = json_object_get(body, "expected_version");
+    if (!ev || json_is_null(ev))
+        return 0;
+    if (!json_is_integer(ev)) {
+        osse__detail(f, "expected_version", "must be an integer");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "expected_version is invalid");
+    }
+    if (json_integer_value(ev) != (json_int_t)r->version)
+        return osse__fail(f, OSSE_ECONFLICT, "conflict",
+                          "the request is at version %u, not %lld", r->version,
+                          (long long)json_integer_value(ev));
+    return 0;
+}
+
+int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                    const char *step, json_t *body, json_t **out, osse_fail_t *f)
+{
+    static const char *const keys[] = {"outcome", "reason", "expected_version", NULL};
+    osse_request_t *r;
+    int rc = find_request(e, p, request_id, &r, f);
+    if (rc)
+        return rc;
+    int i = osse_wf_step_index(r->wf, step);
+    if (i < 0)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no step %s in request %s", step,
+                          request_id);
+    const osse_wf_step_t *s = &r->wf->steps[i];
+    osse_step_t *st = &r->steps[i];
+    if (s->kind != OSSE_STEP_KIND_TASK)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "step %s is not a task", step);
+    if (p->role != OSSE_ROLE_AGENCY || !st->agency || strcmp(p->agency, st->agency) != 0)
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "step %s belongs to %s", step,
+                          st->agency ? st->agency : "no agency");
+    if ((rc = check_keys(body, keys, f)))
+        return rc;
+    const char *outcome = jstr(body, "outcome"), *reason;
+    if ((rc = opt_string(body, "reason", MAX_REASON, &reason, f)))
+        return rc;
+    if (!outcome || (strcmp(outcome, "approve") && strcmp(outcome, "reject") &&
+                     strcmp(outcome, "return"))) {
+        osse__detail(f, "outcome", "must be approve, reject or return");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "outcome is invalid");
+    }
+    if ((rc = check_expected_version(body, r, f)))
+        return rc;
+    if (st->state != OSSE_SS_OPEN)
+        return osse__fail(f, OSSE_ECONFLICT, "conflict", "step %s is %s, not open", step,
+                          osse__sstate_name(st->state));
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    osse__emit(e, stream, "TaskDecided", p,
+               json_pack("{s:s,s:s,s:s,s:s?}", "step", step, "agency", p->agency, "outcome",
+                         outcome, "reason", reason));
+    if (strcmp(outcome, "approve") == 0)
+        advance(e, r, NULL);
+    else if (strcmp(outcome, "reject") == 0)
+        osse__emit(e, stream, "RequestRejected", NULL,
+                   json_pack("{s:s,s:s?}", "step", step, "reason", reason));
+    *out = osse__request_view(e, r, false);
+    return 0;
+}
+
+static int own_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                       osse_request_t **out, osse_fail_t *f)
+{
+    int rc = find_request(e, p, id, out, f);
+    if (rc)
+        return rc;
+    if (p->role != OSSE_ROLE_PORTAL || !(*out)->portal || strcmp((*out)->portal, p->id) != 0)
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "only the portal that submitted a request may do this");
+    return 0;
+}
+
+int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                  json_t *body, json_t **out, osse_fail_t *f)
+{
+    static const char *const keys[] = {"step", "form", "message", "expected_version", NULL};
+    osse_request_t *r;
+    int rc = own_request(e, p, request_id, &r, f);
+    if (rc || (rc = check_keys(body, keys, f)))
+        return rc;
+    const char *step = jstr(body, "step"), *message;
+    if ((rc = opt_string(body, "message", MAX_REASON, &message, f)))
+        return rc;
+    int i = step ? osse_wf_step_index(r->wf, step) : -1;
+    if (i < 0) {
+        osse__detail(f, "step", step ? "unknown step" : "is required");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "step is invalid");
+    }
+    json_t *form = json_object_get(body, "form");
+    if (form && !json_is_object(form)) {
+        osse__detail(f, "form", "must be an object");
+        return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form is invalid");
+    }
+    if (form) {
+        json_t *details = json_array();
+        if (osse_wf_check_form(r->wf, form, true, details)) {
+            f->details = details;
+            return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form has %zu error(s)",
+                              json_array_size(details));
+        }
+        json_decref(details);
+    }
+    if ((rc = check_expected_version(body, r, f)))
+        return rc;
+    if (r->steps[i].state != OSSE_SS_WAITING_APPLICANT)
+        return osse__fail(f, OSSE_ECONFLICT, "conflict",
+                          "step %s is %s, not waiting for the applicant", step,
+                          osse__sstate_name(r->steps[i].state));
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    osse__emit(e, stream, "InfoProvided", p,
+               json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message));
+    *out = osse__request_view(e, r, false);
+    return 0;
+}
+
+int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                      json_t *body, json_t **out, osse_fail_t *f)
+{
+    static const char *const keys[] = {"reason", "expected_version", NULL};
+    osse_request_t *r;
+    int rc = own_request(e, p, request_id, &r, f);
+    if (rc || (rc = check_keys(body, keys, f)))
+        return rc;
+    const char *reason;
+    if ((rc = opt_string(body, "reason", MAX_REASON, &reason, f)) ||
+        (rc = check_expected_version(body, r, f)))
+        return rc;
+    if (osse__rstatus_final(r->status))
+        return osse__fail(f, OSSE_ECONFLICT, "conflict", "the request is already %s",
+                          osse__rstatus_name(r->status));
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    osse__emit(e, stream, "RequestWithdrawn", p, json_pack("{s:s?}", "reason", reason));
+    *out = osse__request_view(e, r, false);
+    return 0;
+}
+
+int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
+                        osse_fail_t *f)
+{
+    static const char *const keys[] = {"advance", "now", NULL};
+    int rc = check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *adv = jstr(body, "advance"), *now = jstr(body, "now");
+    int64_t to = e->clock;
+    if (adv && !now) {
+        osse_duration_t d;
+        if (osse_duration_parse(adv, &d) || d.kind != OSSE_DUR_WALL) {
+            osse__detail(f, "advance", "must be an ISO 8601 duration such as PT26H");
+            return osse__fail(f, OSSE_EINVAL, "invalid_request", "advance is invalid");
+        }
+        to = osse_duration_add_wall(&d, e->clock);
+    } else if (now && !adv) {
+        if (osse_time_parse(now, &to)) {
+            osse__detail(f, "now", "must be an RFC 3339 time");
+            return osse__fail(f, OSSE_EINVAL, "invalid_request", "now is invalid");
+        }
+    } else {
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "give exactly one of advance, now");
+    }
+    if (to < e->clock)
+        return osse__fail(f, OSSE_ECONFLICT, "conflict", "the clock does not go back");
+    e->clock = to;
+    *out = json_pack("{s:o}", "now", osse__time_json(e->clock));
+    return 0;
+}

@@ -1,0 +1,541 @@
+/* engine.c: opening, replay, event emission, group commit and held answers.
+ *
+ * At open the whole log is replayed through osse__apply, which rebuilds every
+ * projection; the log is the only source of truth, so the views agree with it
+ * after any crash. While running, osse__emit appends events to the batch of
+ * the current loop iteration; a uv_check handle hands that batch to the log's
+ * writer thread at the end of the iteration, so every command handled in one
+ * iteration shares one synced write. Answers are held (osse_engine_hold) until
+ * the seq they depend on is durable. */
+#include "engine/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/time.h"
+
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
+
+static const char *role_names[] = {
+#define X(n, s) s,
+    OSSE_ROLES(X)
+#undef X
+};
+
+const char *osse_role_name(osse_role_t r)
+{
+    return (unsigned)r < OSSE_ROLE__COUNT ? role_names[r] : "?";
+}
+
+int osse_role_parse(const char *s, osse_role_t *out)
+{
+    for (int i = 0; i < OSSE_ROLE__COUNT; i++)
+        if (strcmp(s, role_names[i]) == 0) {
+            *out = (osse_role_t)i;
+            return 0;
+        }
+    return OSSE_EINVAL;
+}
+
+void osse_fail_clear(osse_fail_t *f)
+{
+    if (!f)
+        return;
+    json_decref(f->details);
+    memset(f, 0, sizeof *f);
+}
+
+int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    f->rc = rc;
+    f->code = code;
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!f->details)
+        f->details = json_array();
+    json_array_append_new(f->details, json_pack("{s:s,s:s}", "path", path, "message", msg));
+}
+
+json_t *osse__time_json(int64_t ms)
+{
+    char buf[OSSE_TIME_LEN];
+    if (!ms)
+        return json_null();
+    return json_string(osse_time_fmt(ms, buf));
+}
+
+void osse__random_id(char *out, size_t nbytes, const char *prefix)
+{
+    unsigned char raw[32];
+    size_t pl = strlen(prefix);
+    OSSE_PRE(nbytes <= sizeof raw);
+    randombytes_buf(raw, nbytes);
+    memcpy(out, prefix, pl);
+    sodium_bin2hex(out + pl, nbytes * 2 + 1, raw, nbytes);
+}
+
+void osse__sha256_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, p, n);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+osse_log_t *osse_engine_log(osse_engine_t *e)
+{
+    return e->log;
+}
+
+int64_t osse_engine_now(const osse_engine_t *e)
+{
+    return e->test_clock ? e->clock : osse_time_real_ms();
+}
+
+osse_request_t *osse__request(osse_engine_t *e, const char *id)
+{
+    return osse_map_get(&e->requests, id);
+}
+
+const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, size_t len)
+{
+    char h[65];
+    osse__sha256_hex(token, len, h);
+    osse_principal_t *p = osse_map_get(&e->tokens, h);
+    return p && !p->revoked ? p : NULL;
+}
+
+/* --- emission and group commit --- */
+
+static uint32_t next_version(osse_engine_t *e, const char *stream)
+{
+    if (strncmp(stream, "request/", 8) == 0) {
+        osse_request_t *r = osse__request(e, stream + 8);
+        return r ? r->version + 1 : 1;
+    }
+    return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
+}
+
+void osse__emit(osse_engine_t *e, const char *stream, const char *type,
+                const osse_principal_t *actor, json_t *data)
+{
+    osse_err_t err = {0};
+    OSSE_PRE(!e->replaying);
+    osse_event_t ev = {
+        .seq = osse_log_last_seq(e->log) + 1,
+        .stream = (char *)stream,
+        .version = next_version(e, stream),
+        .type = (char *)type,
+        .at = osse_engine_now(e),
+        .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
+        .actor_id = actor ? actor->id : "osse",
+        .data = data,
+    };
+    osse_buf_reset(&e->enc);
+    if (osse_event_encode(&ev, &e->enc))
+        osse__panic(__FILE__, __LINE__, "cannot encode event %s", type);
+    if (!e->batch && !(e->batch = osse_batch_new()))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (osse__apply(e, &ev, &err))
+        osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
+    json_decref(data);
+}
+
+static void release_holds(osse_engine_t *e)
+{
+    uint64_t durable = osse_log_durable_seq(e->log);
+    while (e->hhead < e->nholds && e->holds[e->hhead].seq <= durable) {
+        osse_hold_t h = e->holds[e->hhead++];
+        h.cb(h.ud);
+    }
+    if (e->hhead == e->nholds)
+        e->hhead = e->nholds = 0;
+}
+
+static void on_commit(void *ud, int status)
+{
+    osse_engine_t *e = ud;
+    if (status)
+        osse__panic(__FILE__, __LINE__, "log commit failed: %s", osse_strerror(status));
+    release_holds(e);
+}
+
+static void on_check(uv_check_t *h)
+{
+    osse_engine_t *e = h->data;
+    if (e->batch) {
+        osse_batch_t *b = e->batch;
+        e->batch = NULL;
+        osse_log_commit(e->log, b, on_commit, e);
+    }
+}
+
+void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
+{
+    uint64_t need = osse_log_last_seq(e->log);
+    if (need <= osse_log_durable_seq(e->log) && !e->batch && e->hhead == e->nholds) {
+        cb(ud);
+        return;
+    }
+    if (e->nholds == e->chold) {
+        size_t nc = e->chold ? e->chold * 2 : 256;
+        osse_hold_t *nh = realloc(e->holds, nc * sizeof *nh);
+        if (!nh)
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        e->holds = nh;
+        e->chold = nc;
+    }
+    e->holds[e->nholds++] = (osse_hold_t){need, cb, ud};
+    /* Side records (idempotency) without events still need a write. */
+    if (!e->batch && need <= osse_log_durable_seq(e->log))
+        release_holds(e);
+}
+
+/* --- idempotency --- */
+
+int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                            int *status, char **body)
+{
+    osse_idem_t *it = osse_map_get(&e->idem, key_hash);
+    if (!it || it->at + IDEM_TTL_MS < osse_time_real_ms())
+        return 0;
+    if (strcmp(it->body_hash, body_hash) != 0)
+        return -1;
+    *status = it->status;
+    *body = strdup(it->body);
+    return 1;
+}
+
+static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_hash, int status,
+                       const char *body, int64_t at)
+{
+    osse_idem_t *it = osse_map_get(&e->idem, key_hash);
+    if (!it) {
+        it = calloc(1, sizeof *it);
+        if (!it || osse_map_put(&e->idem, key_hash, it))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    } else {
+        free(it->body);
+    }
+    snprintf(it->body_hash, sizeof it->body_hash, "%s", body_hash);
+    it->status = status;
+    it->body = strdup(body);
+    it->at = at;
+}
+
+void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                               int status, const char *body)
+{
+    int64_t now = osse_time_real_ms();
+    idem_store(e, key_hash, body_hash, status, body, now);
+    json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,
+                            "r", body);
+    char *txt = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    char key[80];
+    int kl = snprintf(key, sizeof key, "idem/%s", key_hash);
+    if (!e->batch && !(e->batch = osse_batch_new()))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    free(txt);
+}
+
+static int load_idem(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    char k[80];
+    if (klen < 6 || klen >= sizeof k)
+        return 0;
+    memcpy(k, (const char *)key + 5, klen - 5);
+    k[klen - 5] = '\0';
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    const char *b, *r;
+    int s;
+    json_int_t at;
+    if (rec && json_unpack(rec, "{s:s,s:i,s:I,s:s}", "b", &b, "s", &s, "at", &at, "r", &r) == 0 &&
+        at + IDEM_TTL_MS >= osse_time_real_ms())
+        idem_store(e, k, b, s, r, at);
+    json_decref(rec);
+    return 0;
+}
+
+static int load_secret(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    char id[128];
+    size_t pl = strlen("secret/agency/");
+    if (klen <= pl || klen - pl >= sizeof id || vlen >= 65)
+        return 0;
+    memcpy(id, (const char *)key + pl, klen - pl);
+    id[klen - pl] = '\0';
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    if (a) {
+        memcpy(a->secret, val, vlen);
+        a->secret[vlen] = '\0';
+    }
+    return 0;
+}
+
+/* --- open / replay --- */
+
+static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    osse_engine_t *e = ud;
+    osse_event_t ev;
+    osse_err_t err = {0};
+    if (osse_event_decode(bytes, len, &ev, &err) || ev.seq != seq) {
+        fprintf(stderr, "osse: event %llu is damaged: %s\n", (unsigned long long)seq, err.msg);
+        if (!err.msg[0])
+            osse_event_clear(&ev);
+        return OSSE_ECORRUPT;
+    }
+    int rc = osse__apply(e, &ev, &err);
+    if (rc)
+        fprintf(stderr, "osse: event %llu does not apply: %s\n", (unsigned long long)seq, err.msg);
+    osse_event_clear(&ev);
+    return rc;
+}
+
+static int write_token_file(const char *dir, const char *token, osse_err_t *err)
+{
+    char path[4096], tmp[4096];
+    snprintf(path, sizeof path, "%s/admin.token", dir);
+    snprintf(tmp, sizeof tmp, "%s/admin.token.tmp", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return osse_err_set(err, OSSE_EIO, "%s: %s", tmp, strerror(errno));
+    size_t n = strlen(token);
+    int rc = 0;
+    if (write(fd, token, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+        rc = osse_err_set(err, OSSE_EIO, "%s: %s", tmp, strerror(errno));
+    close(fd);
+    if (!rc && rename(tmp, path) != 0)
+        rc = osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
+    if (!rc) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return rc;
+}
+
+static void on_first_commit(void *ud, int status)
+{
+    *(int *)ud = status ? status : 1;
+}
+
+static int bootstrap(osse_engine_t *e, osse_err_t *err)
+{
+    char token[80], id[40];
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, "osse_", 5);
+    sodium_bin2base64(token + 5, sizeof token - 5, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    /* The file first: a crash before the event leaves no principal, and the
+     * next start writes a new token over this one. */
+    int rc = write_token_file(e->data_dir, token, err);
+    if (rc)
+        return rc;
+    osse__random_id(id, 8, "p-");
+    char h[65];
+    osse__sha256_hex(token, strlen(token), h);
+    char stream[64];
+    snprintf(stream, sizeof stream, "principal/%s", id);
+    osse__emit(e, stream, "PrincipalCreated", NULL,
+               json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
+                         "token_hash", h));
+    int done = 0;
+    osse_batch_t *b = e->batch;
+    e->batch = NULL;
+    osse_log_commit(e->log, b, on_first_commit, &done);
+    while (!done)
+        uv_run(e->loop, UV_RUN_ONCE);
+    return done == 1 ? 0 : osse_err_set(err, OSSE_EIO, "cannot write the first principal");
+}
+
+int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
+                     osse_err_t *err)
+{
+    if (sodium_init() < 0)
+        return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
+    osse_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    e->loop = loop;
+    e->data_dir = strdup(opts->data_dir);
+    e->test_clock = opts->test_clock;
+    e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
+    osse_map_init(&e->workflows);
+    osse_map_init(&e->agencies);
+    osse_map_init(&e->calendars);
+    osse_map_init(&e->principals);
+    osse_map_init(&e->tokens);
+    osse_map_init(&e->requests);
+    osse_map_init(&e->codes);
+    osse_map_init(&e->versions);
+    osse_map_init(&e->idem);
+    osse_buf_init(&e->enc, 0);
+    int rc;
+    if (mkdir(opts->data_dir, 0700) != 0 && errno != EEXIST) {
+        rc = osse_err_set(err, OSSE_EIO, "%s: %s", opts->data_dir, strerror(errno));
+        goto fail;
+    }
+    char dbdir[4096];
+    snprintf(dbdir, sizeof dbdir, "%s/log", opts->data_dir);
+    if ((rc = osse_log_open(dbdir, &e->log, err)))
+        goto fail;
+    e->replaying = true;
+    rc = osse_log_scan(e->log, 1, replay_one, e, err);
+    e->replaying = false;
+    if (rc) {
+        if (!err || !err->msg[0])
+            osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
+        goto fail;
+    }
+    osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
+    osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);
+    if ((rc = osse_log_start(e->log, loop, err)))
+        goto fail;
+    uv_check_init(loop, &e->flush);
+    e->flush.data = e;
+    uv_check_start(&e->flush, on_check);
+    uv_unref((uv_handle_t *)&e->flush);
+    if (e->principals.len == 0 && (rc = bootstrap(e, err)))
+        goto fail;
+    /* A test clock never runs behind the log. */
+    if (e->test_clock && e->nreqs && e->reqs[e->nreqs - 1]->submitted_at > e->clock)
+        e->clock = e->reqs[e->nreqs - 1]->submitted_at;
+    *out = e;
+    return 0;
+fail:
+    osse_engine_stop(e);
+    osse_engine_close(e);
+    return rc;
+}
+
+void osse_engine_stop(osse_engine_t *e)
+{
+    if (!e)
+        return;
+    if (e->batch) {
+        osse_batch_t *b = e->batch;
+        e->batch = NULL;
+        osse_log_commit(e->log, b, on_commit, e);
+    }
+    if (uv_is_active((uv_handle_t *)&e->flush)) {
+        uv_check_stop(&e->flush);
+        uv_close((uv_handle_t *)&e->flush, NULL);
+    }
+    osse_log_stop(e->log);
+}
+
+static void free_request(osse_request_t *r)
+{
+    for (size_t i = 0; r->wf && i < r->wf->nsteps; i++) {
+        if (r->steps[i].agency_owned)
+            free(r->steps[i].agency);
+        free(r->steps[i].outcome);
+        free(r->steps[i].reason);
+    }
+    for (size_t i = 0; i < r->ntimeline; i++)
+        free(r->timeline[i].text);
+    free(r->timeline);
+    free(r->steps);
+    free(r->seqs);
+    free(r->id);
+    free(r->portal);
+    json_decref(r->form);
+    json_decref(r->licence);
+    free(r);
+}
+
+void osse_engine_close(osse_engine_t *e)
+{
+    if (!e)
+        return;
+    osse_log_close(e->log);
+    size_t it = 0;
+    void *v;
+    while (osse_map_next(&e->workflows, &it, NULL, &v)) {
+        osse_wfent_t *w = v;
+        for (size_t i = 0; i < w->nversions; i++) {
+            osse_wf_free(w->versions[i]);
+            free(w->texts[i]);
+        }
+        free(w->versions);
+        free(w->texts);
+        free(w->id);
+        free(w);
+    }
+    it = 0;
+    while (osse_map_next(&e->agencies, &it, NULL, &v)) {
+        osse_agency_t *a = v;
+        free(a->id);
+        free(a->name);
+        free(a->webhook_url);
+        free(a->lookup_url);
+        free(a->tasks);
+        free(a);
+    }
+    it = 0;
+    while (osse_map_next(&e->calendars, &it, NULL, &v)) {
+        osse_calendar_ent_t *c = v;
+        free(c->id);
+        json_decref(c->body);
+        free(c);
+    }
+    it = 0;
+    while (osse_map_next(&e->principals, &it, NULL, &v)) {
+        osse_principal_t *p = v;
+        free(p->id);
+        free(p->agency);
+        free(p->name);
+        free(p);
+    }
+    it = 0;
+    while (osse_map_next(&e->idem, &it, NULL, &v)) {
+        osse_idem_t *i = v;
+        free(i->body);
+        free(i);
+    }
+    for (size_t i = 0; i < e->nreqs; i++)
+        free_request(e->reqs[i]);
+    free(e->reqs);
+    osse_map_close(&e->workflows);
+    osse_map_close(&e->agencies);
+    osse_map_close(&e->calendars);
+    osse_map_close(&e->principals);
+    osse_map_close(&e->tokens);
+    osse_map_close(&e->requests);
+    osse_map_close(&e->codes);
+    osse_map_close(&e->versions);
+    osse_map_close(&e->idem);
+    osse_batch_free(e->batch);
+    osse_buf_close(&e->enc);
+    free(e->holds);
+    free(e->data_dir);
+    free(e);
+}

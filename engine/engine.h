@@ -1,0 +1,162 @@
+/* engine.h: osse's engine: commands in, events out, projections kept.
+ *
+ * The life of a request: a portal submits a form (RequestSubmitted); every
+ * step without unmet `after` opens (StepOpened) or is skipped; agencies
+ * decide their tasks (TaskDecided); a step whose `after` steps are all
+ * approved, done or skipped opens next (fan-in); a rejection ends the request
+ * and cancels every unfinished step; `return` parks a task until the
+ * applicant's InfoProvided; a withdrawal ends it. When every step is
+ * finished the request is completed.
+ *
+ * Key invariant: every change is an event, and the in-memory projections
+ * (requests, inboxes, catalog) are changed only by applying events, with the
+ * same function at run time and when the log is replayed at start. So the
+ * views always equal a rebuild from the log, after any crash.
+ *
+ * Why this way: a command runs entirely on the loop thread against the
+ * in-memory state: it validates, emits its events (which are applied at once
+ * and appended to the current batch), and builds its answer. The events of
+ * every command handled in one loop iteration go to the log as one batch
+ * (group commit); an answer is released only when the log reports the seq of
+ * the last event emitted before it was made as durable (osse_engine_hold).
+ *
+ * Threading: all functions run on the loop thread unless said otherwise. */
+#ifndef OSSE_ENGINE_ENGINE_H
+#define OSSE_ENGINE_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "storage/log.h"
+
+typedef struct osse_engine_s osse_engine_t;
+
+#define OSSE_ROLES(X)                                                                              \
+    X(PLATFORM, "platform")                                                                        \
+    X(PORTAL, "portal")                                                                            \
+    X(AGENCY, "agency")                                                                            \
+    X(AUDITOR, "auditor")                                                                          \
+    X(PAYMENT, "payment")
+
+typedef enum {
+#define X(n, s) OSSE_ROLE_##n,
+    OSSE_ROLES(X)
+#undef X
+        OSSE_ROLE__COUNT
+} osse_role_t;
+
+const char *osse_role_name(osse_role_t r);
+int osse_role_parse(const char *s, osse_role_t *out);
+
+typedef struct osse_principal_s {
+    char *id;
+    osse_role_t role;
+    char *agency; /* for OSSE_ROLE_AGENCY */
+    char *name;
+    char token_hash[65];
+    bool revoked;
+    int64_t created_at;
+} osse_principal_t;
+
+/* A failed command: the HTTP status is chosen by api/ from rc:
+ * OSSE_EINVAL -> 422, OSSE_ENOTFOUND -> 404, OSSE_ECONFLICT -> 409,
+ * OSSE_EFORBIDDEN -> 403, OSSE_EPARSE -> 400. */
+typedef struct osse_fail_s {
+    int rc;
+    const char *code; /* "invalid_form", ... */
+    char message[300];
+    json_t *details; /* array or NULL; owned */
+} osse_fail_t;
+
+void osse_fail_clear(osse_fail_t *f);
+
+typedef struct osse_engine_opts_s {
+    const char *data_dir;
+    bool test_clock;
+    int64_t test_clock_start; /* ms; 0 = the real time at start */
+} osse_engine_opts_t;
+
+/* Opens the log in opts->data_dir, replays it into the projections, and on a
+ * fresh folder creates the first platform principal and writes its token to
+ * <data>/admin.token (0600). Before the loop runs. */
+int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
+                     osse_err_t *err);
+/* Flushes and stops the log; run the loop afterwards for close callbacks. */
+void osse_engine_stop(osse_engine_t *e);
+void osse_engine_close(osse_engine_t *e);
+
+osse_log_t *osse_engine_log(osse_engine_t *e);
+int64_t osse_engine_now(const osse_engine_t *e);
+
+/* Authentication: the principal whose token this is, or NULL (unknown or
+ * revoked). */
+const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, size_t len);
+
+/* Holding answers until durable: cb(ud) runs once every event emitted so far
+ * is fsynced (at once if nothing is pending). */
+typedef void (*osse_hold_cb)(void *ud);
+void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud);
+
+/* Idempotency (SPEC §4). key_hash identifies (principal, method, path, key);
+ * body_hash the raw body. Lookup returns 1 with the stored answer (status and
+ * a new-reference body string) when known, -1 when known with another body,
+ * 0 when unknown. Remember records an answer durably with the next batch. */
+int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                            int *status, char **body);
+void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                               int status, const char *body);
+
+/* --- Commands. Each validates fully before emitting anything: on failure it
+ * returns non-zero with f filled and nothing changed. On success *out is a
+ * new reference to the JSON answer. --- */
+
+int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
+                              bool only_if_changed, json_t **out, osse_fail_t *f);
+int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
+                          json_t **out, int *status, osse_fail_t *f);
+int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
+                        json_t **out, int *status, osse_fail_t *f);
+int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_t *body,
+                              json_t **out, osse_fail_t *f);
+int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                              json_t **out, osse_fail_t *f);
+int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
+                    osse_fail_t *f);
+int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                    const char *step, json_t *body, json_t **out, osse_fail_t *f);
+int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                  json_t *body, json_t **out, osse_fail_t *f);
+int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                      json_t *body, json_t **out, osse_fail_t *f);
+int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
+                        osse_fail_t *f);
+
+/* --- Queries (views). --- */
+
+int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, bool public_view,
+                   json_t **out, osse_fail_t *f);
+int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f);
+/* params: the decoded query string as a JSON object of strings. */
+int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, json_t **out,
+                    osse_fail_t *f);
+int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency, json_t *params,
+                 json_t **out, osse_fail_t *f);
+int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id, int version,
+                    json_t **out, osse_fail_t *f);
+int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                  osse_fail_t *f);
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f);
+int osse_q_stats(osse_engine_t *e, json_t **out);
+/* Prometheus text; *out malloc'd. */
+int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
+
+/* The seqs of a request's events (request and delivery streams), checking
+ * read access as osse_q_request does. *seqs is malloc'd; only seqs already
+ * durable are listed. */
+int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                        uint64_t **seqs, size_t *n, osse_fail_t *f);
+
+#endif

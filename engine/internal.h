@@ -1,0 +1,200 @@
+/* internal.h: the engine's projections and the helpers shared by its files.
+ *
+ * The projections are plain in-memory structures owned by osse_engine_t and
+ * changed only by osse__apply (apply.c). Commands (commands.c) read them,
+ * decide, and emit events through osse__emit, which assigns seq and stream
+ * version, encodes the event into the current batch and applies it. */
+#ifndef OSSE_ENGINE_INTERNAL_H
+#define OSSE_ENGINE_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/map.h"
+#include "engine/engine.h"
+#include "storage/event.h"
+#include "storage/log.h"
+#include "workflows/workflow.h"
+
+/* Request statuses and step states, spelled as in SPEC §4, once. */
+#define OSSE_REQUEST_STATUSES(X)                                                                   \
+    X(IN_PROGRESS, "in_progress")                                                                  \
+    X(AWAITING_INFO, "awaiting_info")                                                              \
+    X(AWAITING_PAYMENT, "awaiting_payment")                                                        \
+    X(COMPLETED, "completed")                                                                      \
+    X(REJECTED, "rejected")                                                                        \
+    X(WITHDRAWN, "withdrawn")                                                                      \
+    X(EXPIRED, "expired")
+
+typedef enum {
+#define X(n, s) OSSE_RS_##n,
+    OSSE_REQUEST_STATUSES(X)
+#undef X
+        OSSE_RS__COUNT
+} osse_rstatus_t;
+
+#define OSSE_STEP_STATES(X)                                                                        \
+    X(PENDING, "pending")                                                                          \
+    X(OPEN, "open")                                                                                \
+    X(WAITING_APPLICANT, "waiting_applicant")                                                      \
+    X(APPROVED, "approved")                                                                        \
+    X(REJECTED, "rejected")                                                                        \
+    X(DONE, "done")                                                                                \
+    X(SKIPPED, "skipped")                                                                          \
+    X(FAILED, "failed")                                                                            \
+    X(CANCELLED, "cancelled")
+
+typedef enum {
+#define X(n, s) OSSE_SS_##n,
+    OSSE_STEP_STATES(X)
+#undef X
+        OSSE_SS__COUNT
+} osse_sstate_t;
+
+const char *osse__rstatus_name(osse_rstatus_t s);
+const char *osse__sstate_name(osse_sstate_t s);
+int osse__sstate_parse(const char *s, osse_sstate_t *out);
+int osse__rstatus_parse(const char *s, osse_rstatus_t *out);
+/* The transition tables (state.c): true when from -> to is allowed. */
+bool osse__step_can(osse_sstate_t from, osse_sstate_t to);
+bool osse__request_can(osse_rstatus_t from, osse_rstatus_t to);
+bool osse__rstatus_final(osse_rstatus_t s);
+/* A step that no longer blocks its successors. */
+bool osse__sstate_done(osse_sstate_t s);
+/* A step that will not change any more. */
+bool osse__sstate_final(osse_sstate_t s);
+
+typedef struct osse_wfent_s {
+    char *id;
+    osse_wf_t **versions; /* versions[v-1] */
+    char **texts;         /* canonical JSON of each version, for change detection */
+    size_t nversions;
+    uint64_t licence_seq; /* issued licence counter, for {seq:n} */
+} osse_wfent_t;
+
+typedef struct osse_agency_s {
+    char *id;
+    char *name, *webhook_url, *lookup_url;
+    char secret[65];
+    /* Inbox: every task ever given to this agency, as (request index, step). */
+    struct osse_taskref_s *tasks;
+    size_t ntasks, cap;
+} osse_agency_t;
+
+typedef struct osse_taskref_s {
+    uint32_t req; /* index in engine->reqs */
+    uint16_t step;
+} osse_taskref_t;
+
+typedef struct osse_calendar_ent_s {
+    char *id;
+    json_t *body;
+} osse_calendar_ent_t;
+
+typedef struct osse_step_s {
+    osse_sstate_t state;
+    char *agency;   /* current agency (after escalation), borrowed from the definition or owned */
+    bool agency_owned;
+    int64_t opened_at, due_at, decided_at; /* 0 = none */
+    const char *sla_state; /* "ok" | "warned" | "breached" (static strings) */
+    char *outcome, *reason;
+    int64_t amount_satang; /* payment: due; -1 unknown */
+    bool paid;
+} osse_step_t;
+
+typedef struct osse_tl_s {
+    int64_t at;
+    const char *type; /* static */
+    char *text;
+} osse_tl_t;
+
+typedef struct osse_request_s {
+    char *id;
+    char tracking_code[16];
+    uint32_t index; /* in engine->reqs */
+    osse_wfent_t *wfe;
+    int wf_version;
+    const osse_wf_t *wf;
+    osse_rstatus_t status;
+    uint32_t version;
+    int64_t submitted_at;
+    char *portal; /* the submitting principal's id */
+    json_t *form;
+    osse_step_t *steps; /* wf->nsteps */
+    osse_tl_t *timeline;
+    size_t ntimeline, ctimeline;
+    uint64_t *seqs; /* every event of the request and delivery streams */
+    size_t nseqs, cseqs;
+    json_t *licence; /* or NULL */
+} osse_request_t;
+
+typedef struct osse_hold_s {
+    uint64_t seq;
+    osse_hold_cb cb;
+    void *ud;
+} osse_hold_t;
+
+typedef struct osse_idem_s {
+    char body_hash[65];
+    int status;
+    char *body;
+    int64_t at;
+} osse_idem_t;
+
+struct osse_engine_s {
+    uv_loop_t *loop;
+    char *data_dir;
+    osse_log_t *log;
+    bool test_clock;
+    int64_t clock; /* test clock */
+
+    osse_map_t workflows;  /* id -> osse_wfent_t */
+    osse_map_t agencies;   /* id -> osse_agency_t */
+    osse_map_t calendars;  /* id -> osse_calendar_ent_t */
+    osse_map_t principals; /* id -> osse_principal_t */
+    osse_map_t tokens;     /* token hash hex -> osse_principal_t */
+    osse_map_t requests;   /* id -> osse_request_t */
+    osse_map_t codes;      /* tracking code -> osse_request_t */
+    osse_map_t versions;   /* stream -> (uintptr_t) version, for non-request streams */
+    osse_map_t idem;       /* key hash -> osse_idem_t */
+    osse_request_t **reqs; /* in submission order */
+    size_t nreqs, creqs;
+
+    /* The batch being filled during this loop iteration. */
+    osse_batch_t *batch;
+    uv_check_t flush;
+    osse_buf_t enc;
+    bool replaying;
+
+    /* Answers waiting for durability, in seq order. */
+    osse_hold_t *holds;
+    size_t nholds, hhead, chold;
+    uv_idle_t kick;
+};
+
+/* Emits one event: assigns seq and version, encodes it into the current
+ * batch and applies it. data is taken (stolen reference). Aborts on
+ * allocation failure (an event half-applied cannot be undone). */
+void osse__emit(osse_engine_t *e, const char *stream, const char *type,
+                const osse_principal_t *actor, json_t *data);
+
+/* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
+ * when the event contradicts the state (only possible for a damaged log). */
+int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
+
+osse_request_t *osse__request(osse_engine_t *e, const char *id);
+/* Whether p may read r (SPEC §1). */
+bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
+json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
+json_t *osse__time_json(int64_t ms); /* RFC 3339 string, or null for 0 */
+int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends {"path","message"} to f->details (creating it). */
+void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
+void osse__sha256_hex(const void *p, size_t n, char out[65]);
+
+#endif

@@ -1,0 +1,653 @@
+/* event.c: the stored (msgpack) encoding of an event, and its strict decoder.
+ *
+ * Invariant: osse_event_encode is a pure function of the event: a 7-entry map
+ * with keys in the fixed order seq, stream, version, type, at, actor{kind,id},
+ * data; every integer in its shortest msgpack form, every real as float64,
+ * `data` in the json_t's own key order. The same event always gives the same
+ * bytes, which the audit Merkle tree hashes.
+ *
+ * Why a hand-written codec: the encoder writes straight into an osse_buf_t
+ * (no second copy through msgpack_sbuffer), and the decoder reads bytes that
+ * may come from a corrupted store or a hostile export. msgpack-c 4.0.0
+ * allocates whatever a header claims (msgpack/msgpack-c#1013), so the reader
+ * here checks every declared length against the bytes left before it
+ * allocates anything, refuses nesting deeper than OSSE_EVENT_MAX_DEPTH, and
+ * refuses trailing bytes, unknown keys, out-of-order keys, duplicate keys,
+ * bin/ext types and integers outside jansson's range (OSSE_ECORRUPT). */
+#include "storage/event.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+
+/* Containers deeper than this (the event's own map counts as 1) are refused
+ * by both encoder and decoder, so that no stored event is undecodable. */
+#define OSSE_EVENT_MAX_DEPTH 64
+
+/* ---------------------------------------------------------------- encoder */
+
+static int put_u8(osse_buf_t *out, uint8_t v)
+{
+    return osse_buf_append(out, &v, 1);
+}
+
+/* Writes a tag byte followed by n bytes of v, big-endian. */
+static int put_be(osse_buf_t *out, uint8_t tag, uint64_t v, int n)
+{
+    uint8_t b[9];
+    b[0] = tag;
+    for (int i = 0; i < n; i++)
+        b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return osse_buf_append(out, b, (size_t)n + 1);
+}
+
+static int put_uint(osse_buf_t *out, uint64_t v)
+{
+    if (v <= 0x7f)
+        return put_u8(out, (uint8_t)v);
+    if (v <= 0xff)
+        return put_be(out, 0xcc, v, 1);
+    if (v <= 0xffff)
+        return put_be(out, 0xcd, v, 2);
+    if (v <= 0xffffffffu)
+        return put_be(out, 0xce, v, 4);
+    return put_be(out, 0xcf, v, 8);
+}
+
+static int put_int(osse_buf_t *out, int64_t v)
+{
+    if (v >= 0)
+        return put_uint(out, (uint64_t)v);
+    if (v >= -32)
+        return put_u8(out, (uint8_t)(int8_t)v);
+    if (v >= INT8_MIN)
+        return put_be(out, 0xd0, (uint64_t)v & 0xff, 1);
+    if (v >= INT16_MIN)
+        return put_be(out, 0xd1, (uint64_t)v & 0xffff, 2);
+    if (v >= INT32_MIN)
+        return put_be(out, 0xd2, (uint64_t)v & 0xffffffffu, 4);
+    return put_be(out, 0xd3, (uint64_t)v, 8);
+}
+
+static int put_str(osse_buf_t *out, const char *s, size_t n)
+{
+    int rc;
+    if (n <= 31)
+        rc = put_u8(out, (uint8_t)(0xa0 | n));
+    else if (n <= 0xff)
+        rc = put_be(out, 0xd9, n, 1);
+    else if (n <= 0xffff)
+        rc = put_be(out, 0xda, n, 2);
+    else if (n <= 0xffffffffu)
+        rc = put_be(out, 0xdb, n, 4);
+    else
+        return OSSE_ETOOBIG;
+    if (rc)
+        return rc;
+    return osse_buf_append(out, s, n);
+}
+
+static int put_cstr(osse_buf_t *out, const char *s)
+{
+    if (!s)
+        s = "";
+    return put_str(out, s, strlen(s));
+}
+
+static int put_container(osse_buf_t *out, bool map, size_t n)
+{
+    if (n <= 15)
+        return put_u8(out, (uint8_t)((map ? 0x80 : 0x90) | n));
+    if (n <= 0xffff)
+        return put_be(out, map ? 0xde : 0xdc, n, 2);
+    if (n <= 0xffffffffu)
+        return put_be(out, map ? 0xdf : 0xdd, n, 4);
+    return OSSE_ETOOBIG;
+}
+
+static int put_json(osse_buf_t *out, const json_t *j, int depth)
+{
+    int rc = 0;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        return put_u8(out, 0xc0);
+    case JSON_TRUE:
+        return put_u8(out, 0xc3);
+    case JSON_FALSE:
+        return put_u8(out, 0xc2);
+    case JSON_INTEGER:
+        return put_int(out, (int64_t)json_integer_value(j));
+    case JSON_REAL: {
+        double d = json_real_value(j);
+        uint64_t bits = 0;
+        memcpy(&bits, &d, sizeof bits);
+        return put_be(out, 0xcb, bits, 8);
+    }
+    case JSON_STRING:
+        return put_str(out, json_string_value(j), json_string_length(j));
+    case JSON_ARRAY: {
+        if (depth > OSSE_EVENT_MAX_DEPTH)
+            return OSSE_ETOOBIG;
+        size_t n = json_array_size(j);
+        if ((rc = put_container(out, false, n)))
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            if ((rc = put_json(out, json_array_get(j, i), depth + 1)))
+                return rc;
+        return 0;
+    }
+    case JSON_OBJECT: {
+        if (depth > OSSE_EVENT_MAX_DEPTH)
+            return OSSE_ETOOBIG;
+        if ((rc = put_container(out, true, json_object_size(j))))
+            return rc;
+        /* jansson 2.14 iterates objects in insertion order: that order is the
+         * stored order. */
+        const char *key;
+        size_t klen;
+        json_t *val;
+        json_object_keylen_foreach((json_t *)j, key, klen, val)
+        {
+            if ((rc = put_str(out, key, klen)))
+                return rc;
+            if ((rc = put_json(out, val, depth + 1)))
+                return rc;
+        }
+        return 0;
+    }
+    }
+    return OSSE_EINVAL;
+}
+
+int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
+{
+    size_t start = out->len;
+    int rc;
+    if (ev->data && !json_is_object(ev->data))
+        return OSSE_EINVAL;
+    if ((rc = put_u8(out, 0x87)))
+        goto out;
+    if ((rc = put_str(out, "seq", 3)) || (rc = put_uint(out, ev->seq)))
+        goto out;
+    if ((rc = put_str(out, "stream", 6)) || (rc = put_cstr(out, ev->stream)))
+        goto out;
+    if ((rc = put_str(out, "version", 7)) || (rc = put_uint(out, ev->version)))
+        goto out;
+    if ((rc = put_str(out, "type", 4)) || (rc = put_cstr(out, ev->type)))
+        goto out;
+    if ((rc = put_str(out, "at", 2)) || (rc = put_int(out, ev->at)))
+        goto out;
+    if ((rc = put_str(out, "actor", 5)) || (rc = put_u8(out, 0x82)))
+        goto out;
+    if ((rc = put_str(out, "kind", 4)) || (rc = put_cstr(out, ev->actor_kind)))
+        goto out;
+    if ((rc = put_str(out, "id", 2)) || (rc = put_cstr(out, ev->actor_id)))
+        goto out;
+    if ((rc = put_str(out, "data", 4)))
+        goto out;
+    if (ev->data)
+        rc = put_json(out, ev->data, 2);
+    else
+        rc = put_u8(out, 0x80); /* no data is written as {} */
+out:
+    if (rc) {
+        /* Leave out as it was: a half-written event must never be stored. */
+        out->len = start;
+        if (out->ptr)
+            out->ptr[start] = '\0';
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+typedef struct rd_s {
+    const uint8_t *p;
+    const uint8_t *end;
+    osse_err_t *err;
+} rd_t;
+
+static size_t rd_left(const rd_t *r)
+{
+    return (size_t)(r->end - r->p);
+}
+
+static int corrupt(rd_t *r, const char *what)
+{
+    return osse_err_set(r->err, OSSE_ECORRUPT, "event: %s", what);
+}
+
+/* Reads an n-byte big-endian unsigned integer. */
+static int rd_be(rd_t *r, int n, uint64_t *v)
+{
+    if (rd_left(r) < (size_t)n)
+        return corrupt(r, "truncated");
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x << 8) | r->p[i];
+    r->p += n;
+    *v = x;
+    return 0;
+}
+
+static int rd_tag(rd_t *r, uint8_t *tag)
+{
+    if (rd_left(r) < 1)
+        return corrupt(r, "truncated");
+    *tag = *r->p++;
+    return 0;
+}
+
+/* Integer kinds: the value is either a uint64 (neg false) or an int64 < 0. */
+typedef struct num_s {
+    bool neg;
+    uint64_t u;
+    int64_t i;
+} num_t;
+
+/* Reads an integer whose tag was already read. Returns 1 if tag is not an
+ * integer tag (nothing consumed), 0 on success, <0 on error. */
+static int rd_int_body(rd_t *r, uint8_t tag, num_t *n)
+{
+    uint64_t v = 0;
+    int rc;
+    n->neg = false;
+    if (tag <= 0x7f) {
+        n->u = tag;
+        return 0;
+    }
+    if (tag >= 0xe0) {
+        n->neg = true;
+        n->i = (int8_t)tag;
+        return 0;
+    }
+    switch (tag) {
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        if ((rc = rd_be(r, 1 << (tag - 0xcc), &v)))
+            return rc;
+        n->u = v;
+        return 0;
+    case 0xd0:
+        if ((rc = rd_be(r, 1, &v)))
+            return rc;
+        n->i = (int8_t)(uint8_t)v;
+        break;
+    case 0xd1:
+        if ((rc = rd_be(r, 2, &v)))
+            return rc;
+        n->i = (int16_t)(uint16_t)v;
+        break;
+    case 0xd2:
+        if ((rc = rd_be(r, 4, &v)))
+            return rc;
+        n->i = (int32_t)(uint32_t)v;
+        break;
+    case 0xd3:
+        if ((rc = rd_be(r, 8, &v)))
+            return rc;
+        n->i = (int64_t)v;
+        break;
+    default:
+        return 1;
+    }
+    /* Signed forms may carry non-negative values; normalize. */
+    if (n->i >= 0) {
+        n->u = (uint64_t)n->i;
+    } else {
+        n->neg = true;
+    }
+    return 0;
+}
+
+/* Reads a str header whose tag was already read. Returns 1 if not a str tag. */
+static int rd_str_body(rd_t *r, uint8_t tag, const char **s, size_t *len)
+{
+    uint64_t n = 0;
+    int rc = 0;
+    if ((tag & 0xe0) == 0xa0)
+        n = tag & 0x1f;
+    else if (tag == 0xd9 || tag == 0xda)
+        rc = rd_be(r, tag == 0xd9 ? 1 : 2, &n);
+    else if (tag == 0xdb)
+        rc = rd_be(r, 4, &n);
+    else
+        return 1;
+    if (rc)
+        return rc;
+    if (n > rd_left(r))
+        return corrupt(r, "string longer than the bytes left");
+    *s = (const char *)r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
+}
+
+static int rd_str(rd_t *r, const char **s, size_t *len)
+{
+    uint8_t tag = 0;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+    rc = rd_str_body(r, tag, s, len);
+    return rc == 1 ? corrupt(r, "expected a string") : rc;
+}
+
+/* Reads an array (map=false) or map header; checks the count against the
+ * bytes left (each element needs at least one byte). Returns 1 if tag is not
+ * such a header. */
+static int rd_container_body(rd_t *r, uint8_t tag, bool map, uint64_t *count)
+{
+    uint64_t n = 0;
+    int rc = 0;
+    uint8_t fix = map ? 0x80 : 0x90, t16 = map ? 0xde : 0xdc, t32 = map ? 0xdf : 0xdd;
+    if ((tag & 0xf0) == fix)
+        n = tag & 0x0f;
+    else if (tag == t16)
+        rc = rd_be(r, 2, &n);
+    else if (tag == t32)
+        rc = rd_be(r, 4, &n);
+    else
+        return 1;
+    if (rc)
+        return rc;
+    if (n > rd_left(r) / (map ? 2 : 1))
+        return corrupt(r, "container longer than the bytes left");
+    *count = n;
+    return 0;
+}
+
+static int rd_key(rd_t *r, const char *want)
+{
+    const char *s;
+    size_t n;
+    int rc = rd_str(r, &s, &n);
+    if (rc)
+        return rc;
+    if (n != strlen(want) || memcmp(s, want, n) != 0)
+        return osse_err_set(r->err, OSSE_ECORRUPT, "event: expected key \"%s\"", want);
+    return 0;
+}
+
+static int rd_uint(rd_t *r, uint64_t max, uint64_t *v)
+{
+    uint8_t tag = 0;
+    num_t n;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+    rc = rd_int_body(r, tag, &n);
+    if (rc == 1)
+        return corrupt(r, "expected an integer");
+    if (rc)
+        return rc;
+    if (n.neg || n.u > max)
+        return corrupt(r, "integer out of range");
+    *v = n.u;
+    return 0;
+}
+
+static int rd_i64(rd_t *r, int64_t *v)
+{
+    uint8_t tag = 0;
+    num_t n;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+    rc = rd_int_body(r, tag, &n);
+    if (rc == 1)
+        return corrupt(r, "expected an integer");
+    if (rc)
+        return rc;
+    if (!n.neg && n.u > INT64_MAX)
+        return corrupt(r, "integer out of range");
+    *v = n.neg ? n.i : (int64_t)n.u;
+    return 0;
+}
+
+/* Reads a string into a fresh NUL-terminated copy; embedded NULs are refused
+ * since these fields are C strings. */
+static int rd_cstr(rd_t *r, char **out)
+{
+    const char *s;
+    size_t n;
+    int rc = rd_str(r, &s, &n);
+    if (rc)
+        return rc;
+    if (memchr(s, '\0', n))
+        return corrupt(r, "NUL byte in a string field");
+    char *c = malloc(n + 1);
+    if (!c)
+        return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+    memcpy(c, s, n);
+    c[n] = '\0';
+    *out = c;
+    return 0;
+}
+
+static int rd_json(rd_t *r, int depth, json_t **out);
+
+static int rd_json_map(rd_t *r, uint64_t n, int depth, json_t **out)
+{
+    json_t *obj = json_object();
+    int rc = 0;
+    if (!obj)
+        return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        const char *k;
+        size_t klen;
+        json_t *v = NULL;
+        if ((rc = rd_str(r, &k, &klen)))
+            goto out;
+        if (json_object_getn(obj, k, klen)) {
+            rc = corrupt(r, "duplicate key");
+            goto out;
+        }
+        if ((rc = rd_json(r, depth + 1, &v)))
+            goto out;
+        /* setn_new checks the key is valid UTF-8 and takes v even on error. */
+        if (json_object_setn_new(obj, k, klen, v)) {
+            rc = corrupt(r, "key is not UTF-8");
+            goto out;
+        }
+    }
+out:
+    if (rc) {
+        json_decref(obj);
+        return rc;
+    }
+    *out = obj;
+    return 0;
+}
+
+static int rd_json(rd_t *r, int depth, json_t **out)
+{
+    uint8_t tag = 0;
+    uint64_t n = 0;
+    num_t num;
+    const char *s;
+    size_t slen;
+    json_t *j = NULL;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+
+    if ((rc = rd_int_body(r, tag, &num)) != 1) {
+        if (rc)
+            return rc;
+        if (!num.neg && num.u > (uint64_t)INT64_MAX)
+            return corrupt(r, "integer out of range");
+        j = json_integer(num.neg ? (json_int_t)num.i : (json_int_t)num.u);
+        goto made;
+    }
+    if ((rc = rd_str_body(r, tag, &s, &slen)) != 1) {
+        if (rc)
+            return rc;
+        j = json_stringn(s, slen);
+        if (!j)
+            return corrupt(r, "string is not UTF-8");
+        goto made;
+    }
+    if ((rc = rd_container_body(r, tag, false, &n)) != 1) {
+        if (rc)
+            return rc;
+        if (depth > OSSE_EVENT_MAX_DEPTH)
+            return corrupt(r, "nested too deep");
+        j = json_array();
+        if (!j)
+            return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+        for (uint64_t i = 0; i < n; i++) {
+            json_t *v;
+            if ((rc = rd_json(r, depth + 1, &v))) {
+                json_decref(j);
+                return rc;
+            }
+            if (json_array_append_new(j, v)) {
+                json_decref(j);
+                return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+            }
+        }
+        *out = j;
+        return 0;
+    }
+    if ((rc = rd_container_body(r, tag, true, &n)) != 1) {
+        if (rc)
+            return rc;
+        if (depth > OSSE_EVENT_MAX_DEPTH)
+            return corrupt(r, "nested too deep");
+        return rd_json_map(r, n, depth, out);
+    }
+    switch (tag) {
+    case 0xc0:
+        j = json_null();
+        break;
+    case 0xc2:
+        j = json_false();
+        break;
+    case 0xc3:
+        j = json_true();
+        break;
+    case 0xcb: {
+        uint64_t bits = 0;
+        double d;
+        if ((rc = rd_be(r, 8, &bits)))
+            return rc;
+        memcpy(&d, &bits, sizeof d);
+        j = json_real(d); /* NULL for NaN and infinities, which JSON lacks */
+        if (!j)
+            return corrupt(r, "real is not finite");
+        break;
+    }
+    default:
+        /* float32, bin, ext and the never-used 0xc1: osse never writes them. */
+        return corrupt(r, "unexpected msgpack type");
+    }
+made:
+    if (!j)
+        return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+    *out = j;
+    return 0;
+}
+
+static int rd_map_header(rd_t *r, uint64_t want)
+{
+    uint8_t tag = 0;
+    uint64_t n = 0;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+    rc = rd_container_body(r, tag, true, &n);
+    if (rc == 1)
+        return corrupt(r, "expected a map");
+    if (rc)
+        return rc;
+    if (n != want)
+        return corrupt(r, "map has the wrong number of keys");
+    return 0;
+}
+
+int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err)
+{
+    rd_t r = {(const uint8_t *)bytes, (const uint8_t *)bytes + len, err};
+    osse_event_t ev;
+    uint64_t v = 0;
+    int rc;
+    memset(&ev, 0, sizeof ev);
+    memset(out, 0, sizeof *out);
+    if (!bytes && len)
+        return corrupt(&r, "no bytes");
+
+    if ((rc = rd_map_header(&r, 7)))
+        goto out;
+    if ((rc = rd_key(&r, "seq")) || (rc = rd_uint(&r, UINT64_MAX, &ev.seq)))
+        goto out;
+    if ((rc = rd_key(&r, "stream")) || (rc = rd_cstr(&r, &ev.stream)))
+        goto out;
+    if ((rc = rd_key(&r, "version")) || (rc = rd_uint(&r, UINT32_MAX, &v)))
+        goto out;
+    ev.version = (uint32_t)v;
+    if ((rc = rd_key(&r, "type")) || (rc = rd_cstr(&r, &ev.type)))
+        goto out;
+    if ((rc = rd_key(&r, "at")) || (rc = rd_i64(&r, &ev.at)))
+        goto out;
+    if ((rc = rd_key(&r, "actor")) || (rc = rd_map_header(&r, 2)))
+        goto out;
+    if ((rc = rd_key(&r, "kind")) || (rc = rd_cstr(&r, &ev.actor_kind)))
+        goto out;
+    if ((rc = rd_key(&r, "id")) || (rc = rd_cstr(&r, &ev.actor_id)))
+        goto out;
+    if ((rc = rd_key(&r, "data")))
+        goto out;
+    {
+        uint8_t tag = 0;
+        uint64_t n = 0;
+        if ((rc = rd_tag(&r, &tag)))
+            goto out;
+        rc = rd_container_body(&r, tag, true, &n);
+        if (rc == 1)
+            rc = corrupt(&r, "data is not a map");
+        if (rc)
+            goto out;
+        if ((rc = rd_json_map(&r, n, 2, &ev.data)))
+            goto out;
+    }
+    if (rd_left(&r) != 0)
+        rc = corrupt(&r, "trailing bytes");
+out:
+    if (rc) {
+        osse_event_clear(&ev);
+        return rc;
+    }
+    *out = ev;
+    return 0;
+}
+
+void osse_event_clear(osse_event_t *ev)
+{
+    if (!ev)
+        return;
+    free(ev->stream);
+    free(ev->type);
+    free(ev->actor_kind);
+    free(ev->actor_id);
+    json_decref(ev->data);
+    memset(ev, 0, sizeof *ev);
+}
+
+json_t *osse_event_to_json(const osse_event_t *ev)
+{
+    char at[OSSE_TIME_LEN];
+    json_t *data = ev->data ? json_deep_copy(ev->data) : json_object();
+    if (!data)
+        return NULL;
+    return json_pack("{s:I, s:s, s:I, s:s, s:s, s:{s:s, s:s}, s:o}", "seq", (json_int_t)ev->seq,
+                     "stream", ev->stream ? ev->stream : "", "version", (json_int_t)ev->version,
+                     "type", ev->type ? ev->type : "", "at", osse_time_fmt(ev->at, at), "actor",
+                     "kind", ev->actor_kind ? ev->actor_kind : "", "id",
+                     ev->actor_id ? ev->actor_id : "", "data", data);
+}

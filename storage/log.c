@@ -1,0 +1,573 @@
+/* log.c: the event log on RocksDB, with group commit through one writer thread.
+ *
+ * Invariant: batches reach RocksDB, and their callbacks run, in exactly the
+ * order osse_log_commit was called. The loop thread owns `last_seq`,
+ * `durable_seq` and `inflight`; the writer thread owns the RocksDB write
+ * batch; the two queues (`pending`: committed, not yet written; `done`:
+ * written and synced, callback not yet run) are guarded by `mu`.
+ *
+ * Why this way: an fsync costs about as much for one event as for a
+ * thousand, so the writer takes every batch queued since its last write and
+ * applies them all with one synced WriteBatch (group commit). The loop never
+ * waits on the disk: completions come back through a uv_async_t. A failed
+ * write aborts the process (see log.h for why it cannot be retried).
+ *
+ * A batch records its operations in its own flat buffer (not a
+ * rocksdb_writebatch_t) so that the writer can fold many batches into one
+ * RocksDB write batch it reuses between writes. */
+#include "storage/log.h"
+
+#include <rocksdb/c.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+
+enum { OP_PUT = 'P', OP_DEL = 'D' };
+
+struct osse_batch_s {
+    osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
+    size_t nevents;
+    uint64_t last_seq; /* highest event seq in the batch; 0 if none */
+    osse_commit_cb cb;
+    void *ud;
+    struct osse_batch_s *next;
+};
+
+struct osse_log_s {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *topts;
+    rocksdb_filterpolicy_t *filter; /* owned by topts once set */
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts; /* point reads; RocksDB allows sharing across threads */
+
+    /* Loop thread only. */
+    uint64_t last_seq;
+    uint64_t durable_seq;
+    size_t inflight; /* committed batches whose callback has not run */
+    uv_loop_t *loop;
+    uv_async_t async;
+    bool started;
+
+    /* Shared, under mu. */
+    uv_mutex_t mu;
+    uv_cond_t work_cv; /* pending gained a batch, or quit */
+    uv_cond_t done_cv; /* done gained batches (for osse_log_stop) */
+    osse_batch_t *pending_head, *pending_tail;
+    osse_batch_t *done_head, *done_tail;
+    bool quit;
+    uint64_t syncs; /* synced writes made */
+
+    uv_thread_t thread;
+    rocksdb_writebatch_t *wb; /* writer thread only */
+};
+
+/* ------------------------------------------------------------- key helpers */
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void event_key(uint8_t key[9], uint64_t seq)
+{
+    key[0] = 'E';
+    be64_put(key + 1, seq);
+}
+
+/* Takes ownership of a RocksDB error string, translating it once. */
+static int rdb_err(osse_err_t *err, char *errptr, const char *what)
+{
+    osse_err_set(err, OSSE_EIO, "rocksdb %s: %s", what, errptr ? errptr : "unknown error");
+    rocksdb_free(errptr);
+    return OSSE_EIO;
+}
+
+/* ------------------------------------------------------------- open/close */
+
+/* Seeks to the last 'E' key: the highest seq stored. */
+static int find_last_seq(osse_log_t *log, uint64_t *out, osse_err_t *err)
+{
+    uint8_t last[9];
+    memset(last, 0xff, sizeof last);
+    last[0] = 'E';
+    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ropts);
+    char *e = NULL;
+    int rc = 0;
+    *out = 0;
+    rocksdb_iter_seek_for_prev(it, (const char *)last, sizeof last);
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen == 9 && k[0] == 'E')
+            *out = be64_get(k + 1);
+    }
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+        rc = rdb_err(err, e, "seek");
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err)
+{
+    osse_log_t *log = calloc(1, sizeof *log);
+    char *e = NULL;
+    int rc = 0;
+    *out = NULL;
+    if (!log)
+        return osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
+
+    log->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(log->opts, 1);
+    /* A larger memtable means fewer, larger flushes under a steady append load. */
+    rocksdb_options_set_write_buffer_size(log->opts, 64u << 20);
+    rocksdb_options_set_max_background_jobs(log->opts, 2);
+    rocksdb_options_set_compression(log->opts, rocksdb_lz4_compression);
+    log->topts = rocksdb_block_based_options_create();
+    /* Point reads of side records ('K') mostly miss (idempotency checks): a
+     * bloom filter keeps a miss from touching data blocks. */
+    log->filter = rocksdb_filterpolicy_create_bloom_full(10);
+    rocksdb_block_based_options_set_filter_policy(log->topts, log->filter);
+    rocksdb_options_set_block_based_table_factory(log->opts, log->topts);
+
+    log->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(log->wopts, 1);
+    log->ropts = rocksdb_readoptions_create();
+
+    log->db = rocksdb_open(log->opts, dir, &e);
+    if (e) {
+        rc = rdb_err(err, e, "open");
+        goto out;
+    }
+    if ((rc = find_last_seq(log, &log->last_seq, err)))
+        goto out;
+    log->durable_seq = log->last_seq;
+    if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv)) {
+        /* Practically unreachable on Linux; treat as a resource failure. */
+        OSSE_UNREACHABLE();
+    }
+out:
+    if (rc) {
+        if (log->db)
+            rocksdb_close(log->db);
+        rocksdb_readoptions_destroy(log->ropts);
+        rocksdb_writeoptions_destroy(log->wopts);
+        rocksdb_options_destroy(log->opts);
+        rocksdb_block_based_options_destroy(log->topts);
+        free(log);
+        return rc;
+    }
+    *out = log;
+    return 0;
+}
+
+void osse_log_close(osse_log_t *log)
+{
+    if (!log)
+        return;
+    OSSE_PRE(!log->started);
+    rocksdb_close(log->db);
+    rocksdb_readoptions_destroy(log->ropts);
+    rocksdb_writeoptions_destroy(log->wopts);
+    rocksdb_options_destroy(log->opts);
+    /* The table options own the filter policy. */
+    rocksdb_block_based_options_destroy(log->topts);
+    uv_cond_destroy(&log->done_cv);
+    uv_cond_destroy(&log->work_cv);
+    uv_mutex_destroy(&log->mu);
+    free(log);
+}
+
+uint64_t osse_log_last_seq(const osse_log_t *log)
+{
+    return log->last_seq;
+}
+
+uint64_t osse_log_durable_seq(const osse_log_t *log)
+{
+    return log->durable_seq;
+}
+
+uint64_t osse_log_sync_count(osse_log_t *log)
+{
+    uv_mutex_lock(&log->mu);
+    uint64_t n = log->syncs;
+    uv_mutex_unlock(&log->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------- batches */
+
+osse_batch_t *osse_batch_new(void)
+{
+    osse_batch_t *b = calloc(1, sizeof *b);
+    if (b)
+        osse_buf_init(&b->ops, 0);
+    return b;
+}
+
+void osse_batch_free(osse_batch_t *b)
+{
+    if (!b)
+        return;
+    osse_buf_close(&b->ops);
+    free(b);
+}
+
+size_t osse_batch_count(const osse_batch_t *b)
+{
+    return b->nevents;
+}
+
+/* Appends one operation; on failure the buffer is left as it was. */
+static int batch_op(osse_batch_t *b, uint8_t op, const void *k1, size_t k1len, const void *k2,
+                    size_t k2len, const void *val, size_t vlen)
+{
+    size_t start = b->ops.len;
+    uint32_t klen = (uint32_t)(k1len + k2len), vl = (uint32_t)vlen;
+    int rc;
+    if (k1len + k2len > UINT32_MAX || vlen > UINT32_MAX)
+        return OSSE_ETOOBIG;
+    if ((rc = osse_buf_append(&b->ops, &op, 1)) || (rc = osse_buf_append(&b->ops, &klen, 4)) ||
+        (rc = osse_buf_append(&b->ops, k1, k1len)) ||
+        (k2len && (rc = osse_buf_append(&b->ops, k2, k2len))))
+        goto out;
+    if (op == OP_PUT &&
+        ((rc = osse_buf_append(&b->ops, &vl, 4)) || (rc = osse_buf_append(&b->ops, val, vlen))))
+        goto out;
+out:
+    if (rc)
+        b->ops.len = start;
+    return rc;
+}
+
+int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char *stream,
+                     uint32_t version, const void *bytes, size_t len)
+{
+    OSSE_PRE(seq == log->last_seq + 1);
+    size_t start = b->ops.len;
+    size_t slen = strlen(stream);
+    uint8_t ekey[9], sval[8];
+    int rc;
+    event_key(ekey, seq);
+    be64_put(sval, seq);
+
+    /* Stream index key: 'S' stream '\0' be32(version). */
+    uint8_t *skey = malloc(slen + 6);
+    if (!skey)
+        return OSSE_ENOMEM;
+    skey[0] = 'S';
+    memcpy(skey + 1, stream, slen);
+    skey[1 + slen] = '\0';
+    for (int i = 0; i < 4; i++)
+        skey[2 + slen + i] = (uint8_t)(version >> (24 - 8 * i));
+
+    if ((rc = batch_op(b, OP_PUT, ekey, sizeof ekey, NULL, 0, bytes, len)) ||
+        (rc = batch_op(b, OP_PUT, skey, slen + 6, NULL, 0, sval, sizeof sval))) {
+        b->ops.len = start;
+        goto out;
+    }
+    b->nevents++;
+    b->last_seq = seq;
+    log->last_seq = seq;
+out:
+    free(skey);
+    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+}
+
+int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    int rc = batch_op(b, OP_PUT, "K", 1, key, klen, val, vlen);
+    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+}
+
+int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen)
+{
+    int rc = batch_op(b, OP_DEL, "K", 1, key, klen, NULL, 0);
+    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+}
+
+/* Replays a batch's recorded operations into the writer's RocksDB batch. The
+ * bytes were written by batch_op in this process, so they are trusted. */
+static void batch_apply(const osse_batch_t *b, rocksdb_writebatch_t *wb)
+{
+    const char *p = b->ops.ptr, *end = b->ops.ptr + b->ops.len;
+    while (p < end) {
+        uint8_t op = (uint8_t)*p++;
+        uint32_t klen, vlen;
+        memcpy(&klen, p, 4);
+        p += 4;
+        const char *key = p;
+        p += klen;
+        if (op == OP_PUT) {
+            memcpy(&vlen, p, 4);
+            p += 4;
+            rocksdb_writebatch_put(wb, key, klen, p, vlen);
+            p += vlen;
+        } else {
+            rocksdb_writebatch_delete(wb, key, klen);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- writer */
+
+static void writer_main(void *arg)
+{
+    osse_log_t *log = arg;
+    for (;;) {
+        uv_mutex_lock(&log->mu);
+        while (!log->pending_head && !log->quit)
+            uv_cond_wait(&log->work_cv, &log->mu);
+        osse_batch_t *head = log->pending_head, *tail = log->pending_tail;
+        log->pending_head = log->pending_tail = NULL;
+        uv_mutex_unlock(&log->mu);
+        if (!head)
+            break; /* quit, and nothing left to write */
+
+        bool any = false;
+        rocksdb_writebatch_clear(log->wb);
+        for (osse_batch_t *b = head; b; b = b->next) {
+            if (b->ops.len) {
+                batch_apply(b, log->wb);
+                any = true;
+            }
+        }
+        if (any) {
+            char *e = NULL;
+            rocksdb_write(log->db, log->wopts, log->wb, &e);
+            if (e) {
+                /* See log.h: the loop has already acted on these events, and a
+                 * failed fsync cannot be retried safely. */
+                fprintf(stderr, "osse: fatal: rocksdb write failed: %s\n", e);
+                abort();
+            }
+        }
+
+        uv_mutex_lock(&log->mu);
+        if (any)
+            log->syncs++;
+        if (log->done_tail)
+            log->done_tail->next = head;
+        else
+            log->done_head = head;
+        log->done_tail = tail;
+        uv_cond_signal(&log->done_cv);
+        uv_mutex_unlock(&log->mu);
+        uv_async_send(&log->async);
+    }
+}
+
+/* Runs the callbacks of every durable batch, in commit order. Loop thread. */
+static void run_done(osse_log_t *log)
+{
+    uv_mutex_lock(&log->mu);
+    osse_batch_t *b = log->done_head;
+    log->done_head = log->done_tail = NULL;
+    uv_mutex_unlock(&log->mu);
+    while (b) {
+        osse_batch_t *next = b->next;
+        if (b->last_seq > log->durable_seq)
+            log->durable_seq = b->last_seq;
+        log->inflight--;
+        if (b->cb)
+            b->cb(b->ud, 0);
+        osse_batch_free(b);
+        b = next;
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    run_done(h->data);
+}
+
+int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err)
+{
+    int rc;
+    OSSE_PRE(!log->started);
+    log->loop = loop;
+    log->quit = false;
+    log->wb = rocksdb_writebatch_create();
+    if ((rc = uv_async_init(loop, &log->async, on_async))) {
+        rocksdb_writebatch_destroy(log->wb);
+        log->wb = NULL;
+        return osse_err_set(err, OSSE_EIO, "log: uv_async_init: %s", uv_strerror(rc));
+    }
+    log->async.data = log;
+    if ((rc = uv_thread_create(&log->thread, writer_main, log))) {
+        uv_close((uv_handle_t *)&log->async, NULL);
+        rocksdb_writebatch_destroy(log->wb);
+        log->wb = NULL;
+        return osse_err_set(err, OSSE_EIO, "log: writer thread: %s", uv_strerror(rc));
+    }
+    log->started = true;
+    return 0;
+}
+
+void osse_log_commit(osse_log_t *log, osse_batch_t *b, osse_commit_cb cb, void *ud)
+{
+    OSSE_PRE(log->started);
+    b->cb = cb;
+    b->ud = ud;
+    b->next = NULL;
+    log->inflight++;
+    uv_mutex_lock(&log->mu);
+    if (log->pending_tail)
+        log->pending_tail->next = b;
+    else
+        log->pending_head = b;
+    log->pending_tail = b;
+    uv_cond_signal(&log->work_cv);
+    uv_mutex_unlock(&log->mu);
+}
+
+void osse_log_stop(osse_log_t *log)
+{
+    if (!log || !log->started)
+        return;
+    /* Callbacks may commit more batches, so drain until nothing is in flight. */
+    while (log->inflight > 0) {
+        uv_mutex_lock(&log->mu);
+        while (!log->done_head)
+            uv_cond_wait(&log->done_cv, &log->mu);
+        uv_mutex_unlock(&log->mu);
+        run_done(log);
+    }
+    uv_mutex_lock(&log->mu);
+    log->quit = true;
+    uv_cond_signal(&log->work_cv);
+    uv_mutex_unlock(&log->mu);
+    uv_thread_join(&log->thread);
+    rocksdb_writebatch_destroy(log->wb);
+    log->wb = NULL;
+    uv_close((uv_handle_t *)&log->async, NULL);
+    log->started = false;
+}
+
+/* ------------------------------------------------------------- reads */
+
+int osse_log_scan(osse_log_t *log, uint64_t from, osse_log_scan_cb cb, void *ud, osse_err_t *err)
+{
+    uint8_t start[9], upper[1] = {'F'};
+    char *e = NULL;
+    int rc = 0;
+    event_key(start, from);
+    /* The upper bound lets RocksDB stop at the end of the 'E' range without
+     * reading into the stream index. */
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, sizeof upper);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, ro);
+    for (rocksdb_iter_seek(it, (const char *)start, sizeof start); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
+        if (klen != 9 || k[0] != 'E')
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if ((rc = cb(ud, be64_get(k + 1), v, vlen)))
+            goto out;
+    }
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+        rc = rdb_err(err, e, "scan");
+out:
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Point read of a full key; *val is malloc'd. */
+static int get_raw(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
+                   osse_err_t *err)
+{
+    char *e = NULL;
+    size_t n = 0;
+    *val = NULL;
+    *vlen = 0;
+    char *v = rocksdb_get(log->db, log->ropts, key, klen, &n, &e);
+    if (e)
+        return rdb_err(err, e, "get");
+    if (!v)
+        return osse_err_set(err, OSSE_ENOTFOUND, "not found");
+    /* rocksdb_get's buffer is malloc'd by the library; copy so that callers
+     * can free() it whatever allocator RocksDB was built with. */
+    void *copy = malloc(n ? n : 1);
+    if (!copy) {
+        rocksdb_free(v);
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    }
+    memcpy(copy, v, n);
+    rocksdb_free(v);
+    *val = copy;
+    *vlen = n;
+    return 0;
+}
+
+int osse_log_get(osse_log_t *log, uint64_t seq, void **bytes, size_t *len, osse_err_t *err)
+{
+    uint8_t key[9];
+    event_key(key, seq);
+    return get_raw(log, key, sizeof key, bytes, len, err);
+}
+
+int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
+                    osse_err_t *err)
+{
+    uint8_t small[128];
+    uint8_t *k = klen + 1 <= sizeof small ? small : malloc(klen + 1);
+    int rc;
+    if (!k)
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    k[0] = 'K';
+    if (klen)
+        memcpy(k + 1, key, klen);
+    rc = get_raw(log, k, klen + 1, val, vlen, err);
+    if (k != small)
+        free(k);
+    return rc;
+}
+
+int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_scan_cb cb, void *ud,
+                     osse_err_t *err)
+{
+    char *e = NULL;
+    int rc = 0;
+    uint8_t *p = malloc(plen + 1);
+    if (!p)
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    p[0] = 'K';
+    if (plen)
+        memcpy(p + 1, prefix, plen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ropts);
+    for (rocksdb_iter_seek(it, (const char *)p, plen + 1); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen + 1 || memcmp(k, p, plen + 1) != 0)
+            break;
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if ((rc = cb(ud, k + 1, klen - 1, v, vlen)))
+            goto out;
+    }
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+        rc = rdb_err(err, e, "kv scan");
+out:
+    rocksdb_iter_destroy(it);
+    free(p);
+    return rc;
+}
