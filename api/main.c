@@ -216,6 +216,12 @@ static osse_server_t *server;
 static osse_engine_t *engine;
 static uv_signal_t sigterm, sigint;
 
+static void walk_cb(uv_handle_t *h, void *arg)
+{
+    fprintf(stderr, "osse: open handle %s active=%d ref=%d closing=%d\n", uv_handle_type_name(h->type),
+            uv_is_active(h), uv_has_ref(h), uv_is_closing(h));
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     fprintf(stderr, "osse: signal %d, stopping\n", signum);
@@ -226,6 +232,8 @@ static void on_signal(uv_signal_t *h, int signum)
     osse_server_close(server);
     server = NULL;
     osse_engine_stop(engine);
+    if (getenv("OSSE_DEBUG_HANDLES"))
+        uv_walk(h->loop, walk_cb, NULL);
 }
 
 static void on_ready(void *ud)

@@ -332,6 +332,26 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
                  to == OSSE_SS_APPROVED   ? "approved"
                  : to == OSSE_SS_REJECTED ? "rejected"
                                           : "returned to the applicant for more information");
+    } else if (strcmp(t, "TaskAutoApproved") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_APPROVED, err)))
+            return rc;
+        osse_step_t *s = &r->steps[i];
+        free(s->outcome);
+        free(s->reason);
+        s->outcome = strdup("approve");
+        s->reason = strdup("approved automatically by rule");
+        s->decided_at = ev->at;
+        timeline(r, ev->at, "TaskAutoApproved", "%s: approved automatically by rule",
+                 r->wf->steps[i].name);
+    } else if (strcmp(t, "StepFailed") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
+            return rc;
+        r->steps[i].decided_at = ev->at;
+        timeline(r, ev->at, "StepFailed", "Step %s failed", r->wf->steps[i].name);
     } else if (strcmp(t, "InfoProvided") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/time.h"
+#include "workflows/expr.h"
 
 #define MAX_REASON 4096
 
@@ -250,8 +251,7 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
         osse__random_id(a->secret, 32, "");
         char key[160];
         int kl = snprintf(key, sizeof key, "secret/agency/%s", id);
-        if (!e->batch && !(e->batch = osse_batch_new()))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        osse__batch_need(e);
         if (osse_batch_put(e->batch, key, (size_t)kl, a->secret, 64))
             osse__panic(__FILE__, __LINE__, "out of memory");
     }
@@ -388,29 +388,106 @@ static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out,
     out[o] = '\0';
 }
 
-static void open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_principal_t *actor)
+/* The values a rule may read: {"form","data","request"}. New reference. */
+static json_t *rule_root(const osse_request_t *r)
+{
+    return json_pack("{s:O,s:{},s:{s:o}}", "form", r->form, "data", "request", "submitted_at",
+                     osse__time_json(r->submitted_at));
+}
+
+/* Evaluates a rule; the record ({"rule","inputs","result"} or "error") is
+ * what the event carries, so that a replay or a recheck never re-evaluates
+ * against anything but these inputs. Returns the value (new reference) or
+ * NULL on an error. */
+static json_t *run_rule(const osse_request_t *r, const char *text, json_t **record)
+{
+    osse_expr_t *x = NULL;
+    osse_err_t err = {0};
+    json_t *inputs = json_object(), *root = rule_root(r), *result = NULL;
+    int col = 0;
+    if (osse_expr_parse(text, strlen(text), &x, &col, &err) == 0)
+        osse_expr_eval(x, root, &result, inputs, &err);
+    *record = json_pack("{s:s,s:o}", "rule", text, "inputs", inputs);
+    if (result)
+        json_object_set(*record, "result", result);
+    else
+        json_object_set_new(*record, "error", json_string(err.msg));
+    osse_expr_free(x);
+    json_decref(root);
+    return result;
+}
+
+/* A condition is true only when it evaluates to the boolean true; an error
+ * counts as false (SPEC §2), and is recorded. */
+static bool run_condition(const osse_request_t *r, const char *text, json_t **record)
+{
+    json_t *v = run_rule(r, text, record);
+    bool yes = json_is_true(v);
+    if (v && !json_is_boolean(v)) {
+        json_object_del(*record, "result");
+        json_object_set_new(*record, "error", json_string("the result is not a boolean"));
+    }
+    json_decref(v);
+    return yes;
+}
+
+static void step_data(json_t *rec, const char *step)
+{
+    json_object_set_new(rec, "step", json_string(step));
+}
+
+/* Opens step i (or skips it when its `when` is false). Returns false when the
+ * step failed and the request ended. */
+static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_principal_t *actor)
 {
     const osse_wf_step_t *s = &r->wf->steps[i];
     char stream[96];
     stream_of(r, stream, sizeof stream);
     int64_t now = osse_engine_now(e);
+    json_t *rec;
+    if (s->when && !run_condition(r, s->when, &rec)) {
+        step_data(rec, s->name);
+        osse__emit(e, stream, "StepSkipped", NULL, rec);
+        return true;
+    }
+    if (s->when)
+        json_decref(rec);
     int64_t due = due_time(s, now);
     osse__emit(e, stream, "StepOpened", actor,
                json_pack("{s:s,s:s,s:s?,s:o}", "step", s->name, "kind",
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
                          osse__time_json(due)));
-    if (s->kind == OSSE_STEP_KIND_PAYMENT) {
-        /* Until the rule language is wired, an amount must be a literal. */
-        char *end;
-        double thb = s->amount ? strtod(s->amount, &end) : 0;
-        if (s->amount && *end == '\0' && thb >= 0 && thb < 1e12) {
-            int64_t satang = (int64_t)llround(thb * 100);
-            char m[32];
-            money(satang, m);
-            osse__emit(e, stream, "PaymentDue", actor,
-                       json_pack("{s:s,s:s,s:I}", "step", s->name, "amount", m, "amount_satang",
-                                 (json_int_t)satang));
+    if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
+        if (run_condition(r, s->auto_approve, &rec)) {
+            step_data(rec, s->name);
+            osse__emit(e, stream, "TaskAutoApproved", NULL, rec);
+        } else {
+            json_decref(rec);
         }
+    } else if (s->kind == OSSE_STEP_KIND_PAYMENT) {
+        json_t *v = s->amount ? run_rule(r, s->amount, &rec) : NULL;
+        double thb = json_is_number(v) ? json_number_value(v) : -1;
+        json_decref(v);
+        if (!(thb >= 0 && thb < 1e12)) {
+            if (!s->amount)
+                rec = json_object();
+            step_data(rec, s->name);
+            if (!json_object_get(rec, "error"))
+                json_object_set_new(rec, "error",
+                                    json_string("the amount is not a number from 0 to 10^12"));
+            osse__emit(e, stream, "StepFailed", NULL, rec);
+            osse__emit(e, stream, "RequestRejected", NULL,
+                       json_pack("{s:s,s:s}", "step", s->name, "reason",
+                                 "the fee cannot be computed"));
+            return false;
+        }
+        int64_t satang = (int64_t)llround(thb * 100);
+        char m[32];
+        money(satang, m);
+        json_object_set_new(rec, "amount", json_string(m));
+        json_object_set_new(rec, "amount_satang", json_integer((json_int_t)satang));
+        step_data(rec, s->name);
+        osse__emit(e, stream, "PaymentDue", NULL, rec);
     } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
         char number[128];
         r->wfe->licence_seq++;
@@ -422,12 +499,14 @@ static void open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
             if (v)
                 json_object_set(pub, s->public_fields[k], v);
         }
-        int64_t until = s->valid_for.kind == OSSE_DUR_WALL ? osse_duration_add_wall(&s->valid_for, now) : 0;
+        int64_t until =
+            s->valid_for.kind == OSSE_DUR_WALL ? osse_duration_add_wall(&s->valid_for, now) : 0;
         osse__emit(e, stream, "LicenceIssued", actor,
                    json_pack("{s:s,s:s,s:o,s:o,s:o}", "step", s->name, "number", number,
                              "valid_from", osse__time_json(now), "valid_until",
                              osse__time_json(until), "public_fields", pub));
     }
+    return true;
 }
 
 /* Opens, skips and completes until nothing more moves. */
@@ -445,7 +524,8 @@ static void advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t 
                 ready = osse__sstate_done(r->steps[s->after[k]].state);
             if (!ready)
                 continue;
-            open_step(e, r, i, actor);
+            if (!open_step(e, r, i, actor))
+                return;
             moved = true;
         }
     }

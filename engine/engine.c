@@ -122,7 +122,29 @@ const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, si
     return p && !p->revoked ? p : NULL;
 }
 
+static void on_kick(uv_idle_t *h)
+{
+    (void)h;
+}
+
 /* --- emission and group commit --- */
+
+/* A new batch also starts the idle handle, so that the loop does not sleep
+ * in its poll phase before the check phase hands the batch to the log (events
+ * emitted outside an I/O callback, from a timer or at start, need this). */
+static void new_batch(osse_engine_t *e)
+{
+    if (!(e->batch = osse_batch_new()))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!e->replaying && uv_is_active((uv_handle_t *)&e->flush))
+        uv_idle_start(&e->kick, on_kick);
+}
+
+void osse__batch_need(osse_engine_t *e)
+{
+    if (!e->batch)
+        new_batch(e);
+}
 
 static uint32_t next_version(osse_engine_t *e, const char *stream)
 {
@@ -151,8 +173,8 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
     osse_buf_reset(&e->enc);
     if (osse_event_encode(&ev, &e->enc))
         osse__panic(__FILE__, __LINE__, "cannot encode event %s", type);
-    if (!e->batch && !(e->batch = osse_batch_new()))
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!e->batch)
+        new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
     if (osse__apply(e, &ev, &err))
@@ -182,6 +204,7 @@ static void on_commit(void *ud, int status)
 static void on_check(uv_check_t *h)
 {
     osse_engine_t *e = h->data;
+    uv_idle_stop(&e->kick);
     if (e->batch) {
         osse_batch_t *b = e->batch;
         e->batch = NULL;
@@ -253,8 +276,8 @@ void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const cha
     json_decref(rec);
     char key[80];
     int kl = snprintf(key, sizeof key, "idem/%s", key_hash);
-    if (!e->batch && !(e->batch = osse_batch_new()))
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!e->batch)
+        new_batch(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     free(txt);
@@ -423,6 +446,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     e->flush.data = e;
     uv_check_start(&e->flush, on_check);
     uv_unref((uv_handle_t *)&e->flush);
+    uv_idle_init(loop, &e->kick);
+    uv_unref((uv_handle_t *)&e->kick);
     if (e->principals.len == 0 && (rc = bootstrap(e, err)))
         goto fail;
     /* A test clock never runs behind the log. */
@@ -448,6 +473,8 @@ void osse_engine_stop(osse_engine_t *e)
     if (uv_is_active((uv_handle_t *)&e->flush)) {
         uv_check_stop(&e->flush);
         uv_close((uv_handle_t *)&e->flush, NULL);
+        uv_idle_stop(&e->kick);
+        uv_close((uv_handle_t *)&e->kick, NULL);
     }
     osse_log_stop(e->log);
 }

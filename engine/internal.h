@@ -184,6 +184,9 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
  * when the event contradicts the state (only possible for a damaged log). */
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 
+/* Makes sure a current batch exists (for side records). */
+void osse__batch_need(osse_engine_t *e);
+
 osse_request_t *osse__request(osse_engine_t *e, const char *id);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
