@@ -118,6 +118,11 @@ static int apply_calendar(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
         c->id = strdup(id);
         osse_map_put(&e->calendars, id, c);
     }
+    osse_calendar_t parsed;
+    if (osse_calendar_from_json(cal, &parsed, NULL))
+        return CORRUPT("calendar %s does not parse", id);
+    osse_calendar_close(&c->cal);
+    c->cal = parsed;
     json_decref(c->body);
     c->body = json_incref(cal);
     return 0;

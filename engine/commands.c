@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/time.h"
+#include "workflows/calendar.h"
 #include "workflows/expr.h"
 
 #define MAX_REASON 4096
@@ -142,63 +143,28 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
 int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                           json_t **out, int *status, osse_fail_t *f)
 {
-    static const char *const keys[] = {"utc_offset", "workdays", "hours", "holidays", NULL};
     if (!id_ok(id))
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad calendar id");
-    int rc = check_keys(body, keys, f);
-    if (rc)
-        return rc;
-    const char *off = jstr(body, "utc_offset");
-    int oh, om;
-    char sign;
-    if (!off || sscanf(off, "%c%2d:%2d", &sign, &oh, &om) != 3 || (sign != '+' && sign != '-') ||
-        strlen(off) != 6 || oh > 14 || om > 59)
-        osse__detail(f, "utc_offset", "must be like +07:00");
-    json_t *wd = json_object_get(body, "workdays");
-    static const char *days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
-    if (!json_is_array(wd))
-        osse__detail(f, "workdays", "must be a list of mon..sun");
-    for (size_t i = 0; json_is_array(wd) && i < json_array_size(wd); i++) {
-        const char *d = json_string_value(json_array_get(wd, i));
-        bool ok = false;
-        for (int k = 0; d && k < 7; k++)
-            ok |= strcmp(d, days[k]) == 0;
-        if (!ok) {
-            char path[64];
-            snprintf(path, sizeof path, "workdays[%zu]", i);
-            osse__detail(f, path, "must be one of mon..sun");
-        }
-    }
-    json_t *hours = json_object_get(body, "hours");
-    int h1, m1, h2, m2;
-    const char *a = json_string_value(json_array_get(hours, 0));
-    const char *b = json_string_value(json_array_get(hours, 1));
-    if (json_array_size(hours) != 2 || !a || !b || sscanf(a, "%2d:%2d", &h1, &m1) != 2 ||
-        sscanf(b, "%2d:%2d", &h2, &m2) != 2 || h1 * 60 + m1 >= h2 * 60 + m2 || h2 > 24)
-        osse__detail(f, "hours", "must be [\"HH:MM\",\"HH:MM\"], opening before closing");
-    json_t *hol = json_object_get(body, "holidays");
-    if (hol && !json_is_array(hol))
-        osse__detail(f, "holidays", "must be a list of dates");
-    for (size_t i = 0; json_is_array(hol) && i < json_array_size(hol); i++) {
-        const char *d = json_string_value(json_array_get(hol, i));
-        int64_t days_;
-        if (!d || osse_date_parse(d, &days_)) {
-            char path[64];
-            snprintf(path, sizeof path, "holidays[%zu]", i);
-            osse__detail(f, path, "must be a date YYYY-MM-DD");
-        }
-    }
-    if (f->details)
+    osse_calendar_t cal;
+    json_t *details = json_array();
+    if (osse_calendar_from_json(body, &cal, details)) {
+        f->details = details;
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the calendar is invalid");
+    }
+    json_decref(details);
+    /* The log keeps the canonical form, so that equal calendars are equal. */
+    json_t *canon = osse_calendar_to_json(&cal);
+    osse_calendar_close(&cal);
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     *status = c ? 200 : 201;
     char stream[128];
     snprintf(stream, sizeof stream, "calendar/%s", id);
-    if (!c || !json_equal(c->body, body))
+    if (!c || !json_equal(c->body, canon))
         osse__emit(e, stream, "CalendarUpdated", p,
-                   json_pack("{s:s,s:O}", "id", id, "calendar", body));
+                   json_pack("{s:s,s:O}", "id", id, "calendar", canon));
     *out = json_pack("{s:s}", "id", id);
-    json_object_update(*out, body);
+    json_object_update(*out, canon);
+    json_decref(canon);
     return 0;
 }
 
@@ -356,14 +322,23 @@ static void money(int64_t satang, char out[32])
     snprintf(out, 32, "%lld.%02lld", (long long)(satang / 100), (long long)(satang % 100));
 }
 
-/* The due time of a step opened at `at`. Working-time SLAs need the
- * calendar arithmetic of workflows/calendar (issue 3); until it is wired
- * they have no due time. */
-static int64_t due_time(const osse_wf_step_t *s, int64_t at)
+/* The due time of a step opened at `at`: wall-clock SLAs add civil time,
+ * working-time SLAs count the workflow calendar's working minutes. */
+static int64_t due_time(osse_engine_t *e, const osse_request_t *r, const osse_wf_step_t *s,
+                        int64_t at)
 {
     if (s->sla.kind == OSSE_DUR_WALL)
         return osse_duration_add_wall(&s->sla, at);
-    return 0;
+    if (s->sla.kind == OSSE_DUR_NONE || !r->wf->calendar)
+        return 0;
+    osse_calendar_ent_t *c = osse_map_get(&e->calendars, r->wf->calendar);
+    if (!c)
+        return 0;
+    int64_t minutes = s->sla.kind == OSSE_DUR_WORKING_DAYS
+                          ? s->sla.count * osse_calendar_day_minutes(&c->cal)
+                          : s->sla.count * 60;
+    int64_t due = osse_calendar_add(&c->cal, at, minutes);
+    return due == INT64_MAX ? 0 : due;
 }
 
 /* Fills {yyyy} and {seq:n} of a licence number template. */
@@ -452,7 +427,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     }
     if (s->when)
         json_decref(rec);
-    int64_t due = due_time(s, now);
+    int64_t due = due_time(e, r, s, now);
     osse__emit(e, stream, "StepOpened", actor,
                json_pack("{s:s,s:s,s:s?,s:o}", "step", s->name, "kind",
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",

@@ -532,6 +532,7 @@ void osse_engine_close(osse_engine_t *e)
         osse_calendar_ent_t *c = v;
         free(c->id);
         json_decref(c->body);
+        osse_calendar_close(&c->cal);
         free(c);
     }
     it = 0;

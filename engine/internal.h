@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "storage/event.h"
 #include "storage/log.h"
+#include "workflows/calendar.h"
 #include "workflows/workflow.h"
 
 /* Request statuses and step states, spelled as in SPEC §4, once. */
@@ -90,7 +91,8 @@ typedef struct osse_taskref_s {
 
 typedef struct osse_calendar_ent_s {
     char *id;
-    json_t *body;
+    json_t *body; /* canonical JSON, as logged */
+    osse_calendar_t cal;
 } osse_calendar_ent_t;
 
 typedef struct osse_step_s {
