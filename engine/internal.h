@@ -190,6 +190,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__batch_need(osse_engine_t *e);
 
 osse_request_t *osse__request(osse_engine_t *e, const char *id);
+bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
