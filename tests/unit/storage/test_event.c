@@ -1,0 +1,405 @@
+/* test_event.c: the stored event encoding: determinism, round trips, and the
+ * decoder's refusal of hostile bytes (truncations, lying length headers,
+ * random bytes, deep nesting) without crashing or over-allocating. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/event.h"
+#include "tests/test.h"
+
+static json_t *sample_data(void)
+{
+    json_error_t je;
+    json_t *d = json_loads("{\"zeta\":1,\"alpha\":\"x\",\"neg\":-5,\"big\":9007199254740993,"
+                           "\"min\":-9223372036854775808,\"pi\":3.25,\"t\":true,\"f\":false,"
+                           "\"n\":null,\"arr\":[1,[2,{\"b\":1,\"a\":2}],\"s\",-200,70000,-70000],"
+                           "\"long\":\"" "0123456789012345678901234567890123456789" "\","
+                           "\"obj\":{\"y\":{\"x\":[]},\"e\":{}},\"ü\":\"ünïcödé\"}",
+                           JSON_PRESERVE_ORDER, &je);
+    return d;
+}
+
+static void make_event(osse_event_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->seq = 123456789012ull;
+    ev->stream = "request/01HXYZ";
+    ev->version = 7;
+    ev->type = "RequestSubmitted";
+    ev->at = 1764554400123; /* 2025-12-01T02:00:00.123Z */
+    ev->actor_kind = "portal";
+    ev->actor_id = "biz-portal";
+    ev->data = sample_data();
+}
+
+static int encode(const osse_event_t *ev, osse_buf_t *b)
+{
+    osse_buf_init(b, 0);
+    return osse_event_encode(ev, b);
+}
+
+static void test_round_trip(void)
+{
+    osse_event_t ev, back;
+    osse_buf_t b, b2;
+    osse_err_t err;
+    make_event(&ev);
+    CHECK(ev.data != NULL);
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    CHECK_EQ_INT(osse_event_decode(b.ptr, b.len, &back, &err), 0);
+    CHECK_EQ_INT(back.seq, ev.seq);
+    CHECK_EQ_STR(back.stream, ev.stream);
+    CHECK_EQ_INT(back.version, 7);
+    CHECK_EQ_STR(back.type, ev.type);
+    CHECK_EQ_INT(back.at, ev.at);
+    CHECK_EQ_STR(back.actor_kind, "portal");
+    CHECK_EQ_STR(back.actor_id, "biz-portal");
+    CHECK(json_equal(back.data, ev.data));
+
+    /* Key order is preserved, so re-encoding gives the very same bytes. */
+    CHECK_EQ_INT(encode(&back, &b2), 0);
+    CHECK_EQ_INT(b2.len, b.len);
+    CHECK(b.len == b2.len && memcmp(b.ptr, b2.ptr, b.len) == 0);
+    char *s1 = json_dumps(ev.data, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    char *s2 = json_dumps(back.data, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    CHECK_EQ_STR(s1, s2);
+    free(s1);
+    free(s2);
+
+    /* Values keep their JSON types. */
+    CHECK(json_is_integer(json_object_get(back.data, "big")));
+    CHECK_EQ_INT(json_integer_value(json_object_get(back.data, "big")), 9007199254740993LL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(back.data, "min")), INT64_MIN);
+    CHECK(json_is_real(json_object_get(back.data, "pi")));
+    CHECK(json_real_value(json_object_get(back.data, "pi")) == 3.25);
+
+    osse_event_clear(&back);
+    CHECK(back.stream == NULL && back.data == NULL);
+    osse_event_clear(NULL);
+    osse_buf_close(&b);
+    osse_buf_close(&b2);
+    json_decref(ev.data);
+}
+
+/* The first bytes are fixed by the format: a 7-entry map whose first key is
+ * "seq"; `data` keys come out in insertion order, not sorted. */
+static void test_layout(void)
+{
+    osse_event_t ev;
+    osse_buf_t b;
+    memset(&ev, 0, sizeof ev);
+    ev.seq = 1;
+    ev.stream = "s";
+    ev.version = 1;
+    ev.type = "T";
+    ev.at = 0;
+    ev.actor_kind = "system";
+    ev.actor_id = NULL; /* written as "" */
+    ev.data = json_object();
+    json_object_set_new(ev.data, "b", json_integer(1));
+    json_object_set_new(ev.data, "a", json_integer(2));
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    static const uint8_t head[] = {0x87, 0xa3, 's', 'e', 'q', 0x01};
+    CHECK(b.len > sizeof head && memcmp(b.ptr, head, sizeof head) == 0);
+    static const uint8_t tail[] = {0xa4, 'd', 'a', 't', 'a', 0x82, 0xa1, 'b', 0x01, 0xa1, 'a', 0x02};
+    CHECK(b.len > sizeof tail && memcmp(b.ptr + b.len - sizeof tail, tail, sizeof tail) == 0);
+
+    osse_event_t back;
+    CHECK_EQ_INT(osse_event_decode(b.ptr, b.len, &back, NULL), 0);
+    CHECK_EQ_STR(back.actor_id, "");
+    osse_event_clear(&back);
+
+    /* Encoding is a pure function of the event. */
+    osse_buf_t b2;
+    CHECK_EQ_INT(encode(&ev, &b2), 0);
+    CHECK(b.len == b2.len && memcmp(b.ptr, b2.ptr, b.len) == 0);
+    osse_buf_close(&b);
+    osse_buf_close(&b2);
+
+    /* NULL data is stored as {}. */
+    json_decref(ev.data);
+    ev.data = NULL;
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    CHECK_EQ_INT(osse_event_decode(b.ptr, b.len, &back, NULL), 0);
+    CHECK(json_is_object(back.data) && json_object_size(back.data) == 0);
+    osse_event_clear(&back);
+    osse_buf_close(&b);
+}
+
+static void test_to_json(void)
+{
+    osse_event_t ev;
+    make_event(&ev);
+    json_t *j = osse_event_to_json(&ev);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "seq")), 123456789012LL);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "stream")), "request/01HXYZ");
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "version")), 7);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "type")), "RequestSubmitted");
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "at")), "2025-12-01T02:00:00.123Z");
+    json_t *actor = json_object_get(j, "actor");
+    CHECK_EQ_STR(json_string_value(json_object_get(actor, "kind")), "portal");
+    CHECK_EQ_STR(json_string_value(json_object_get(actor, "id")), "biz-portal");
+    CHECK(json_equal(json_object_get(j, "data"), ev.data));
+    /* A copy, not a share: changing the JSON leaves the event alone. */
+    CHECK(json_object_get(j, "data") != ev.data);
+    json_decref(j);
+    json_decref(ev.data);
+}
+
+static void test_encode_limits(void)
+{
+    osse_event_t ev;
+    osse_buf_t b;
+    make_event(&ev);
+    /* A capped buffer: ETOOBIG, and the buffer is left as it was. */
+    osse_buf_init(&b, 16);
+    osse_buf_append(&b, "xy", 2);
+    CHECK_EQ_INT(osse_event_encode(&ev, &b), OSSE_ETOOBIG);
+    CHECK_EQ_INT(b.len, 2);
+    osse_buf_close(&b);
+    json_decref(ev.data);
+
+    /* Data nested deeper than the decoder accepts is refused at encode time,
+     * so that nothing stored is undecodable. The event map is depth 1 and
+     * data depth 2: 62 more levels fit, 63 do not. */
+    for (int extra = 62; extra <= 63; extra++) {
+        json_t *inner = json_array();
+        for (int i = 1; i < extra; i++) {
+            json_t *outer = json_array();
+            json_array_append_new(outer, inner);
+            inner = outer;
+        }
+        make_event(&ev);
+        json_decref(ev.data);
+        ev.data = json_object();
+        json_object_set_new(ev.data, "deep", inner);
+        osse_buf_init(&b, 0);
+        int rc = osse_event_encode(&ev, &b);
+        CHECK_EQ_INT(rc, extra == 62 ? 0 : OSSE_ETOOBIG);
+        if (rc == 0) {
+            osse_event_t back;
+            CHECK_EQ_INT(osse_event_decode(b.ptr, b.len, &back, NULL), 0);
+            CHECK(json_equal(back.data, ev.data));
+            osse_event_clear(&back);
+        }
+        osse_buf_close(&b);
+        json_decref(ev.data);
+    }
+}
+
+static void expect_corrupt(const void *p, size_t n, const char *what)
+{
+    osse_event_t back;
+    osse_err_t err;
+    memset(&back, 0xab, sizeof back);
+    int rc = osse_event_decode(p, n, &back, &err);
+    if (rc != OSSE_ECORRUPT)
+        fprintf(stderr, "  decode(%s) returned %d\n", what, rc);
+    CHECK_EQ_INT(rc, OSSE_ECORRUPT);
+    CHECK(back.stream == NULL && back.data == NULL && back.type == NULL);
+    if (rc == 0)
+        osse_event_clear(&back);
+}
+
+static void test_truncations(void)
+{
+    osse_event_t ev;
+    osse_buf_t b;
+    make_event(&ev);
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    /* Every proper prefix is corrupt, and so is the event with a byte extra.
+     * Each prefix is copied into its own heap block so ASan sees any overread. */
+    for (size_t n = 0; n < b.len; n++) {
+        char *p = malloc(n ? n : 1);
+        memcpy(p, b.ptr, n);
+        expect_corrupt(p, n, "prefix");
+        free(p);
+    }
+    char *p = malloc(b.len + 1);
+    memcpy(p, b.ptr, b.len);
+    p[b.len] = 0;
+    expect_corrupt(p, b.len + 1, "trailing byte");
+    free(p);
+    expect_corrupt(NULL, 0, "empty");
+    osse_buf_close(&b);
+    json_decref(ev.data);
+}
+
+/* Builds a valid event whose data map has been spliced with raw bytes. */
+static size_t splice_data(uint8_t *out, const uint8_t *data, size_t n)
+{
+    static const uint8_t head[] = {
+        0x87, 0xa3, 's', 'e', 'q', 0x01, 0xa6, 's', 't', 'r', 'e', 'a', 'm', 0xa1, 's',
+        0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01, 0xa4, 't', 'y', 'p', 'e', 0xa1, 'T',
+        0xa2, 'a', 't', 0x00, 0xa5, 'a', 'c', 't', 'o', 'r', 0x82, 0xa4, 'k', 'i', 'n', 'd',
+        0xa1, 'k', 0xa2, 'i', 'd', 0xa0, 0xa4, 'd', 'a', 't', 'a'};
+    memcpy(out, head, sizeof head);
+    memcpy(out + sizeof head, data, n);
+    return sizeof head + n;
+}
+
+static void test_hostile(void)
+{
+    uint8_t buf[512];
+    size_t n;
+    osse_event_t back;
+
+    /* The splice itself, with a good data map, decodes. */
+    static const uint8_t ok[] = {0x81, 0xa1, 'k', 0x93, 0xc0, 0xc3, 0xcb, 0x40, 0x09, 0x21, 0xfb,
+                                 0x54, 0x44, 0x2d, 0x18};
+    n = splice_data(buf, ok, sizeof ok);
+    CHECK_EQ_INT(osse_event_decode(buf, n, &back, NULL), 0);
+    osse_event_clear(&back);
+
+    /* msgpack-c#1013: a map32 claiming 2^32-1 entries in five bytes. */
+    static const uint8_t df[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+    expect_corrupt(df, sizeof df, "DF FF FF FF FF");
+    n = splice_data(buf, df, sizeof df);
+    expect_corrupt(buf, n, "data map32 huge");
+    static const uint8_t arr32[] = {0x81, 0xa1, 'k', 0xdd, 0xff, 0xff, 0xff, 0xff};
+    n = splice_data(buf, arr32, sizeof arr32);
+    expect_corrupt(buf, n, "array32 huge");
+    static const uint8_t str32[] = {0x81, 0xa1, 'k', 0xdb, 0x7f, 0xff, 0xff, 0xff, 'a'};
+    n = splice_data(buf, str32, sizeof str32);
+    expect_corrupt(buf, n, "str32 huge");
+    static const uint8_t bin[] = {0x81, 0xa1, 'k', 0xc4, 0x01, 0x00};
+    n = splice_data(buf, bin, sizeof bin);
+    expect_corrupt(buf, n, "bin");
+    static const uint8_t f32[] = {0x81, 0xa1, 'k', 0xca, 0, 0, 0, 0};
+    n = splice_data(buf, f32, sizeof f32);
+    expect_corrupt(buf, n, "float32");
+    static const uint8_t nan[] = {0x81, 0xa1, 'k', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
+    n = splice_data(buf, nan, sizeof nan);
+    expect_corrupt(buf, n, "NaN");
+    static const uint8_t u64[] = {0x81, 0xa1, 'k', 0xcf, 0xff, 0xff, 0xff, 0xff,
+                                  0xff, 0xff, 0xff, 0xff};
+    n = splice_data(buf, u64, sizeof u64);
+    expect_corrupt(buf, n, "uint64 beyond int64");
+    static const uint8_t dup[] = {0x82, 0xa1, 'k', 0x01, 0xa1, 'k', 0x02};
+    n = splice_data(buf, dup, sizeof dup);
+    expect_corrupt(buf, n, "duplicate key");
+    static const uint8_t intkey[] = {0x81, 0x01, 0x01};
+    n = splice_data(buf, intkey, sizeof intkey);
+    expect_corrupt(buf, n, "integer key");
+    static const uint8_t badutf[] = {0x81, 0xa1, 'k', 0xa2, 0xc3, 0x28};
+    n = splice_data(buf, badutf, sizeof badutf);
+    expect_corrupt(buf, n, "bad UTF-8");
+    static const uint8_t notmap[] = {0x90};
+    n = splice_data(buf, notmap, sizeof notmap);
+    expect_corrupt(buf, n, "data not a map");
+    static const uint8_t never[] = {0x81, 0xa1, 'k', 0xc1};
+    n = splice_data(buf, never, sizeof never);
+    expect_corrupt(buf, n, "0xc1");
+
+    /* Wrong key names and types in the fixed part. */
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    buf[2] = 'S'; /* "Seq" */
+    expect_corrupt(buf, n, "wrong key name");
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    buf[5] = 0xa1; /* seq as a string */
+    expect_corrupt(buf, n, "seq as a string");
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    buf[5] = 0xff; /* seq negative */
+    expect_corrupt(buf, n, "negative seq");
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    buf[0] = 0x86; /* six keys */
+    expect_corrupt(buf, n, "six keys");
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    buf[14] = '\0'; /* NUL inside the stream name */
+    expect_corrupt(buf, n, "NUL in stream");
+    n = splice_data(buf, (const uint8_t *)"\x80", 1);
+    CHECK_EQ_INT(osse_event_decode(buf, n, &back, NULL), 0);
+    osse_event_clear(&back);
+
+    /* Nesting: 63 levels below data are refused, 62 accepted. */
+    for (int levels = 62; levels <= 300; levels += 238) {
+        uint8_t deep[400];
+        size_t k = 0;
+        deep[k++] = 0x81;
+        deep[k++] = 0xa1;
+        deep[k++] = 'k';
+        for (int i = 0; i < levels; i++)
+            deep[k++] = 0x91;
+        deep[k++] = 0xc0;
+        n = splice_data(buf, deep, k);
+        int rc = osse_event_decode(buf, n, &back, NULL);
+        CHECK_EQ_INT(rc, levels == 62 ? 0 : OSSE_ECORRUPT);
+        if (rc == 0)
+            osse_event_clear(&back);
+    }
+    {
+        uint8_t deep[80];
+        size_t k = 0;
+        deep[k++] = 0x81;
+        deep[k++] = 0xa1;
+        deep[k++] = 'k';
+        for (int i = 0; i < 63; i++)
+            deep[k++] = 0x91;
+        deep[k++] = 0xc0;
+        n = splice_data(buf, deep, k);
+        expect_corrupt(buf, n, "63 levels");
+    }
+}
+
+static void test_random(void)
+{
+    osse_event_t ev;
+    osse_buf_t b;
+    make_event(&ev);
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int ok = 0;
+    for (int round = 0; round < 20000; round++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t n = (size_t)(x % 96);
+        uint8_t *p = malloc(n ? n : 1);
+        if (round % 2 == 0) {
+            /* Pure random bytes. */
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p[i] = (uint8_t)x;
+            }
+        } else {
+            /* A valid event with a few bytes flipped: reaches deeper code. */
+            free(p);
+            n = b.len;
+            p = malloc(n);
+            memcpy(p, b.ptr, n);
+            for (int f = 0; f < 3; f++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p[x % n] = (uint8_t)(x >> 32);
+            }
+        }
+        osse_event_t back;
+        int rc = osse_event_decode(p, n, &back, NULL);
+        CHECK(rc == 0 || rc == OSSE_ECORRUPT);
+        if (rc == 0) {
+            ok++;
+            osse_event_clear(&back);
+        }
+        free(p);
+    }
+    fprintf(stderr, "  random: %d of 20000 decoded\n", ok);
+    osse_buf_close(&b);
+    json_decref(ev.data);
+}
+
+int main(void)
+{
+    RUN(test_round_trip);
+    RUN(test_layout);
+    RUN(test_to_json);
+    RUN(test_encode_limits);
+    RUN(test_truncations);
+    RUN(test_hostile);
+    RUN(test_random);
+    return TEST_EXIT();
+}
