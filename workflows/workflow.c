@@ -1,0 +1,1009 @@
+/* workflow.c: validate and compile a definition tree; check submitted forms.
+ *
+ * Compiling walks the whole tree once and never stops at the first problem:
+ * every problem becomes {"path","message"} in the caller's details array, so
+ * one publish attempt shows the author everything to fix. The osse_wf_t is
+ * filled while walking and thrown away if any problem was found; a returned
+ * osse_wf_t therefore always satisfies every rule below (step `after` indices
+ * in range, no cycles, public_fields naming non-pii fields, ...), and the
+ * engine may rely on that without checking again.
+ *
+ * Expressions are kept as text here (non-empty, at most 4096 bytes); their
+ * syntax and types are checked by the expression module's compiler. A YAML
+ * author writing `when: true` or `amount: 500` gets a boolean or number from
+ * the parser; such scalars are accepted and kept as their expression text. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+#include "workflows/workflow.h"
+
+#define EXPR_MAX 4096
+#define NAME_MAX_LEN 64
+
+static const char *const field_type_names[] = {
+#define X(n, s) s,
+    OSSE_WF_FIELD_TYPES(X)
+#undef X
+};
+static const char *const step_kind_names[] = {
+#define X(n, s) s,
+    OSSE_WF_STEP_KINDS(X)
+#undef X
+};
+#define NFIELD_TYPES (sizeof field_type_names / sizeof field_type_names[0])
+#define NSTEP_KINDS (sizeof step_kind_names / sizeof step_kind_names[0])
+
+const char *osse_wf_field_type_name(osse_field_type_t t)
+{
+    return (size_t)t < NFIELD_TYPES ? field_type_names[t] : "?";
+}
+
+const char *osse_wf_step_kind_name(osse_step_kind_t k)
+{
+    return (size_t)k < NSTEP_KINDS ? step_kind_names[k] : "?";
+}
+
+/* ---- problems and paths ------------------------------------------------ */
+
+typedef struct ctx_s {
+    json_t *details;
+    size_t problems;
+    bool nomem;
+} ctx_t;
+
+static void problem(ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(ctx_t *c, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->problems++;
+    if (!c->details)
+        return;
+    /* Messages quote user text that was cut to fit; keep the JSON valid even
+     * if the cut fell inside a UTF-8 sequence. */
+    json_t *m = json_string(msg);
+    if (!m)
+        m = json_string("invalid value");
+    json_t *p = json_string(path);
+    if (!p)
+        p = json_string("?");
+    json_t *o = json_pack("{s:o,s:o}", "path", p, "message", m);
+    if (!o || json_array_append_new(c->details, o))
+        c->nomem = true;
+}
+
+/* Appends ".key" (or "key" at the root) to a path, cutting very long keys
+ * at a UTF-8 boundary so that paths stay readable and bounded. */
+static void path_key(char *out, size_t cap, const char *base, const char *key)
+{
+    size_t n = strlen(key);
+    const char *ell = "";
+    if (n > 100) {
+        n = 100;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--;
+        ell = "...";
+    }
+    if (snprintf(out, cap, "%s%s%.*s%s", base, *base ? "." : "", (int)n, key, ell) >= (int)cap)
+        out[cap - 1] = '\0';
+}
+
+static void path_index(char *out, size_t cap, const char *base, size_t i)
+{
+    /* Paths are bounded by path_key; a cut here only shortens a message. */
+    if (snprintf(out, cap, "%s[%zu]", base, i) >= (int)cap)
+        out[cap - 1] = '\0';
+}
+
+#define PATH_CAP 512
+
+/* Quotes user text in a message, cut to a sane length. */
+#define Q(s) (int)(strlen(s) > 80 ? 80 : strlen(s)), (s)
+
+/* ---- small value checks ------------------------------------------------- */
+
+static bool match_name(const char *s, bool allow_dash)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              (allow_dash && ch == '-')))
+            return false;
+    }
+    return true;
+}
+
+static bool match_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (i > 0 && ch == '-');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(key, *list) == 0)
+            return true;
+    return false;
+}
+
+/* The value of key, or NULL when absent or null: in YAML `key:` with nothing
+ * after it is null, and an author means "not given". */
+static json_t *present(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+/* A JSON string with no NUL inside, so that C code may treat it as text. */
+static const char *text_of(const json_t *v)
+{
+    if (!json_is_string(v))
+        return NULL;
+    const char *s = json_string_value(v);
+    return strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+static char *dup_text(ctx_t *c, const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        c->nomem = true;
+    return d;
+}
+
+/* Formats a number for messages: integers without a fraction. */
+static void fmt_num(char *out, size_t cap, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(out, cap, "%" PRId64, (int64_t)v);
+    else
+        snprintf(out, cap, "%g", v);
+}
+
+/* An expression: a non-empty string of at most EXPR_MAX bytes, or a boolean
+ * or number written bare in YAML, kept as its text. Returns a new string or
+ * NULL (with a problem recorded unless it was out of memory). */
+static char *expr_text(ctx_t *c, const char *path, const json_t *v)
+{
+    char buf[64];
+    const char *s = NULL;
+    if (json_is_true(v))
+        s = "true";
+    else if (json_is_false(v))
+        s = "false";
+    else if (json_is_integer(v)) {
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        s = buf;
+    } else if (json_is_real(v)) {
+        /* The shortest form that reads back the same: 0.1, not 0.1000...01. */
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, json_real_value(v));
+            if (strtod(buf, NULL) == json_real_value(v))
+                break;
+        }
+        s = buf;
+    } else if (json_is_string(v)) {
+        s = text_of(v);
+        if (!s) {
+            problem(c, path, "must not contain NUL characters");
+            return NULL;
+        }
+        if (json_string_length(v) > EXPR_MAX) {
+            problem(c, path, "expression longer than %d bytes", EXPR_MAX);
+            return NULL;
+        }
+        const char *q = s;
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        if (!*q) {
+            problem(c, path, "must be a non-empty expression");
+            return NULL;
+        }
+    } else {
+        problem(c, path, "must be an expression (a string)");
+        return NULL;
+    }
+    return dup_text(c, s);
+}
+
+static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_duration_t *d,
+                        bool wall_only)
+{
+    const char *s = text_of(v);
+    if (!s || osse_duration_parse(s, d) != 0) {
+        problem(c, path,
+                "must be a duration such as \"PT48H\", \"P3D\" or \"15 working days\"");
+        return;
+    }
+    if (wall_only && d->kind != OSSE_DUR_WALL) {
+        problem(c, path, "must be a wall-clock duration such as \"PT10S\"");
+        d->kind = OSSE_DUR_NONE;
+    }
+}
+
+/* ---- form fields -------------------------------------------------------- */
+
+static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const json_t *spec)
+{
+    char path[PATH_CAP], kp[PATH_CAP];
+    path_key(path, sizeof path, "form", name);
+    f->name = dup_text(c, name);
+    if (!match_name(name, false))
+        problem(c, path, "field name must match [a-z_][a-z0-9_]{0,63}");
+    if (!json_is_object(spec)) {
+        problem(c, path, "must be a mapping such as {type: string}");
+        return;
+    }
+
+    bool type_ok = false;
+    const json_t *tv = present(spec, "type");
+    path_key(kp, sizeof kp, path, "type");
+    if (!tv) {
+        problem(c, kp, "is required");
+    } else {
+        const char *ts = text_of(tv);
+        for (size_t i = 0; ts && i < NFIELD_TYPES; i++)
+            if (strcmp(ts, field_type_names[i]) == 0)
+                f->type = (osse_field_type_t)i, type_ok = true;
+        if (!type_ok)
+            problem(c, kp,
+                    "must be one of string, integer, number, boolean, date, enum, "
+                    "citizen_id, file");
+    }
+
+    static const char *const common[] = {"type", "required", "pii", NULL};
+    static const char *const str_keys[] = {"max_length", "pattern", NULL};
+    static const char *const num_keys[] = {"min", "max", NULL};
+    static const char *const enum_keys[] = {"values", NULL};
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)spec, key, v) {
+        path_key(kp, sizeof kp, path, key);
+        bool is_str = in_list(key, str_keys), is_num = in_list(key, num_keys),
+             is_enum = in_list(key, enum_keys);
+        if (!in_list(key, common) && !is_str && !is_num && !is_enum) {
+            problem(c, kp, "unknown key");
+            continue;
+        }
+        if (type_ok && ((is_str && f->type != OSSE_FIELD_STRING) ||
+                        (is_num && f->type != OSSE_FIELD_INTEGER && f->type != OSSE_FIELD_NUMBER) ||
+                        (is_enum && f->type != OSSE_FIELD_ENUM))) {
+            problem(c, kp, "not allowed for type %s", field_type_names[f->type]);
+            continue;
+        }
+        if (json_is_null(v) || strcmp(key, "type") == 0)
+            continue;
+        if (strcmp(key, "required") == 0 || strcmp(key, "pii") == 0) {
+            if (!json_is_boolean(v))
+                problem(c, kp, "must be true or false");
+            else if (key[0] == 'r')
+                f->required = json_is_true(v);
+            else
+                f->pii = json_is_true(v);
+        } else if (strcmp(key, "max_length") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                problem(c, kp, "must be an integer >= 0");
+            else
+                f->has_max_length = true, f->max_length = json_integer_value(v);
+        } else if (strcmp(key, "pattern") == 0) {
+            const char *re = text_of(v);
+            if (!re) {
+                problem(c, kp, "must be a string (a POSIX extended regular expression)");
+                continue;
+            }
+            int rc = regcomp(&f->pattern, re, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char ebuf[200];
+                regerror(rc, &f->pattern, ebuf, sizeof ebuf);
+                problem(c, kp, "invalid regular expression: %s", ebuf);
+            } else {
+                f->has_pattern = true;
+            }
+        } else if (strcmp(key, "min") == 0 || strcmp(key, "max") == 0) {
+            if (!json_is_number(v)) {
+                problem(c, kp, "must be a number");
+            } else if (key[1] == 'i') {
+                f->has_min = true, f->min = json_number_value(v);
+            } else {
+                f->has_max = true, f->max = json_number_value(v);
+            }
+        } else if (strcmp(key, "values") == 0) {
+            size_t n = json_array_size(v);
+            if (!json_is_array(v) || n == 0) {
+                problem(c, kp, "must be a non-empty list of strings");
+                continue;
+            }
+            f->values = calloc(n, sizeof *f->values);
+            if (!f->values) {
+                c->nomem = true;
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                char ip[PATH_CAP];
+                path_index(ip, sizeof ip, kp, i);
+                const char *s = text_of(json_array_get(v, i));
+                if (!s || !*s) {
+                    problem(c, ip, "must be a non-empty string");
+                    continue;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < f->nvalues; j++)
+                    dup |= strcmp(f->values[j], s) == 0;
+                if (dup) {
+                    problem(c, ip, "duplicate value \"%.*s\"", Q(s));
+                    continue;
+                }
+                char *d = dup_text(c, s);
+                if (d)
+                    f->values[f->nvalues++] = d;
+            }
+        }
+    }
+    if (f->has_min && f->has_max && f->min > f->max) {
+        path_key(kp, sizeof kp, path, "min");
+        problem(c, kp, "must not be greater than max");
+    }
+    if (type_ok && f->type == OSSE_FIELD_ENUM && !present(spec, "values")) {
+        path_key(kp, sizeof kp, path, "values");
+        problem(c, kp, "is required for type enum");
+    }
+}
+
+static int field_index(const osse_wf_t *wf, const char *name)
+{
+    for (size_t i = 0; i < wf->nfields; i++)
+        if (wf->fields[i].name && strcmp(wf->fields[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- steps -------------------------------------------------------------- */
+
+static const char *const step_common_keys[] = {"kind", "after", "when", "sla",
+                                               "warn_at", "on_breach", NULL};
+static const char *const *const step_kind_keys[] = {
+    [OSSE_STEP_KIND_TASK] = (const char *const[]){"agency", "auto_approve", NULL},
+    [OSSE_STEP_KIND_LINKAGE] =
+        (const char *const[]){"agency", "input", "require", "timeout", "retries", NULL},
+    /* payment and issue may name the agency that collects or issues. */
+    [OSSE_STEP_KIND_PAYMENT] = (const char *const[]){"agency", "amount", NULL},
+    [OSSE_STEP_KIND_ISSUE] =
+        (const char *const[]){"agency", "number", "valid_for", "public_fields", NULL},
+};
+
+static bool key_of_any_kind(const char *key)
+{
+    for (size_t k = 0; k < NSTEP_KINDS; k++)
+        if (in_list(key, step_kind_keys[k]))
+            return true;
+    return false;
+}
+
+static void compile_on_breach(ctx_t *c, osse_wf_step_t *s, const char *kp, const json_t *v,
+                              bool kind_ok)
+{
+    static const struct {
+        const char *name;
+        osse_breach_t b;
+    } simple[] = {{"notify", OSSE_BREACH_NOTIFY},
+                  {"approve", OSSE_BREACH_APPROVE},
+                  {"reject", OSSE_BREACH_REJECT},
+                  {"expire", OSSE_BREACH_EXPIRE}};
+    const char *str = text_of(v);
+    if (str) {
+        for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
+            if (strcmp(str, simple[i].name) == 0) {
+                s->on_breach = simple[i].b;
+                if (s->on_breach == OSSE_BREACH_APPROVE && kind_ok &&
+                    s->kind != OSSE_STEP_KIND_TASK)
+                    problem(c, kp, "approve applies only to task steps");
+                return;
+            }
+        }
+    } else if (json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "escalate")) {
+        char ep[PATH_CAP];
+        path_key(ep, sizeof ep, kp, "escalate");
+        const char *agency = text_of(json_object_get(v, "escalate"));
+        if (!agency || !*agency) {
+            problem(c, ep, "must be an agency id");
+            return;
+        }
+        if (kind_ok && s->kind != OSSE_STEP_KIND_TASK) {
+            problem(c, kp, "escalate applies only to task steps");
+            return;
+        }
+        s->on_breach = OSSE_BREACH_ESCALATE;
+        s->escalate_to = dup_text(c, agency);
+        return;
+    }
+    problem(c, kp, "must be notify, approve, reject, expire or {escalate: <agency>}");
+}
+
+static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char *name,
+                         const json_t *spec, const json_t *steps)
+{
+    char path[PATH_CAP], kp[PATH_CAP];
+    path_key(path, sizeof path, "steps", name);
+    s->name = dup_text(c, name);
+    s->warn_at = 0.8;
+    s->on_breach = OSSE_BREACH_NOTIFY;
+    if (!match_name(name, true))
+        problem(c, path, "step name must match [a-z_][a-z0-9_-]{0,63}");
+    if (!json_is_object(spec)) {
+        problem(c, path, "must be a mapping with a kind");
+        return;
+    }
+
+    bool kind_ok = false;
+    const json_t *kv = present(spec, "kind");
+    path_key(kp, sizeof kp, path, "kind");
+    if (!kv) {
+        problem(c, kp, "is required");
+    } else {
+        const char *ks = text_of(kv);
+        for (size_t i = 0; ks && i < NSTEP_KINDS; i++)
+            if (strcmp(ks, step_kind_names[i]) == 0)
+                s->kind = (osse_step_kind_t)i, kind_ok = true;
+        if (!kind_ok)
+            problem(c, kp, "must be one of task, linkage, payment, issue");
+    }
+    if (kind_ok && (s->kind == OSSE_STEP_KIND_TASK || s->kind == OSSE_STEP_KIND_LINKAGE) &&
+        !present(spec, "agency")) {
+        path_key(kp, sizeof kp, path, "agency");
+        problem(c, kp, "is required for a %s step", step_kind_names[s->kind]);
+    }
+    if (kind_ok && s->kind == OSSE_STEP_KIND_PAYMENT && !present(spec, "amount")) {
+        path_key(kp, sizeof kp, path, "amount");
+        problem(c, kp, "is required for a payment step");
+    }
+
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)spec, key, v) {
+        path_key(kp, sizeof kp, path, key);
+        bool common = in_list(key, step_common_keys);
+        if (!common && !key_of_any_kind(key)) {
+            problem(c, kp, "unknown key");
+            continue;
+        }
+        if (!common && kind_ok && !in_list(key, step_kind_keys[s->kind])) {
+            problem(c, kp, "not allowed for kind %s", step_kind_names[s->kind]);
+            continue;
+        }
+        if (json_is_null(v) || strcmp(key, "kind") == 0) {
+            continue;
+        } else if (strcmp(key, "agency") == 0) {
+            const char *a = text_of(v);
+            if (!a || !*a || strlen(a) > NAME_MAX_LEN)
+                problem(c, kp, "must be an agency id");
+            else
+                s->agency = dup_text(c, a);
+        } else if (strcmp(key, "after") == 0) {
+            size_t n = json_array_size(v);
+            if (!json_is_array(v)) {
+                problem(c, kp, "must be a list of step names");
+                continue;
+            }
+            s->after = calloc(n ? n : 1, sizeof *s->after);
+            if (!s->after) {
+                c->nomem = true;
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                char ip[PATH_CAP];
+                path_index(ip, sizeof ip, kp, i);
+                const char *dep = text_of(json_array_get(v, i));
+                if (!dep) {
+                    problem(c, ip, "must be a step name");
+                    continue;
+                }
+                if (strcmp(dep, name) == 0) {
+                    problem(c, ip, "a step cannot come after itself");
+                    continue;
+                }
+                /* Steps are compiled in object order, so find the index by
+                 * walking the steps object rather than wf->steps. */
+                size_t idx = 0;
+                bool found = false;
+                const char *sk;
+                json_t *sv;
+                json_object_foreach((json_t *)steps, sk, sv) {
+                    if (strcmp(sk, dep) == 0) {
+                        found = true;
+                        break;
+                    }
+                    idx++;
+                }
+                if (!found) {
+                    problem(c, ip, "unknown step \"%.*s\"", Q(dep));
+                    continue;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < s->nafter; j++)
+                    dup |= s->after[j] == idx;
+                if (dup) {
+                    problem(c, ip, "duplicate step \"%.*s\"", Q(dep));
+                    continue;
+                }
+                s->after[s->nafter++] = idx;
+            }
+        } else if (strcmp(key, "when") == 0) {
+            s->when = expr_text(c, kp, v);
+        } else if (strcmp(key, "auto_approve") == 0) {
+            s->auto_approve = expr_text(c, kp, v);
+        } else if (strcmp(key, "require") == 0) {
+            s->require = expr_text(c, kp, v);
+        } else if (strcmp(key, "amount") == 0) {
+            s->amount = expr_text(c, kp, v);
+        } else if (strcmp(key, "sla") == 0) {
+            duration_of(c, kp, v, &s->sla, false);
+        } else if (strcmp(key, "timeout") == 0) {
+            duration_of(c, kp, v, &s->timeout, true);
+        } else if (strcmp(key, "valid_for") == 0) {
+            duration_of(c, kp, v, &s->valid_for, false);
+        } else if (strcmp(key, "warn_at") == 0) {
+            double w = json_number_value(v);
+            if (!json_is_number(v) || !(w > 0 && w < 1))
+                problem(c, kp, "must be a number between 0 and 1 (exclusive)");
+            else
+                s->warn_at = w;
+        } else if (strcmp(key, "on_breach") == 0) {
+            compile_on_breach(c, s, kp, v, kind_ok);
+        } else if (strcmp(key, "retries") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100)
+                problem(c, kp, "must be an integer from 0 to 100");
+            else
+                s->retries = json_integer_value(v);
+        } else if (strcmp(key, "input") == 0) {
+            if (!json_is_object(v)) {
+                problem(c, kp, "must be a mapping of names to expressions");
+                continue;
+            }
+            const char *ik;
+            const json_t *iv;
+            bool ok = true;
+            json_object_foreach((json_t *)v, ik, iv) {
+                char ip[PATH_CAP];
+                path_key(ip, sizeof ip, kp, ik);
+                char *t = expr_text(c, ip, iv);
+                ok &= t != NULL;
+                free(t);
+            }
+            if (ok)
+                s->input = json_incref((json_t *)v);
+        } else if (strcmp(key, "number") == 0) {
+            const char *t = text_of(v);
+            if (!t || !*t || strlen(t) > 256)
+                problem(c, kp, "must be a number template such as \"RST-{yyyy}-{seq:6}\"");
+            else
+                s->number = dup_text(c, t);
+        } else if (strcmp(key, "public_fields") == 0) {
+            size_t n = json_array_size(v);
+            if (!json_is_array(v)) {
+                problem(c, kp, "must be a list of form field names");
+                continue;
+            }
+            s->public_fields = calloc(n ? n : 1, sizeof *s->public_fields);
+            if (!s->public_fields) {
+                c->nomem = true;
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                char ip[PATH_CAP];
+                path_index(ip, sizeof ip, kp, i);
+                const char *fn = text_of(json_array_get(v, i));
+                int fi = fn ? field_index(wf, fn) : -1;
+                if (!fn) {
+                    problem(c, ip, "must be a form field name");
+                    continue;
+                }
+                if (fi < 0) {
+                    problem(c, ip, "unknown form field \"%.*s\"", Q(fn));
+                    continue;
+                }
+                if (wf->fields[fi].pii) {
+                    problem(c, ip, "field \"%.*s\" is personal data (pii) and cannot be public",
+                            Q(fn));
+                    continue;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < s->npublic_fields; j++)
+                    dup |= strcmp(s->public_fields[j], fn) == 0;
+                if (dup) {
+                    problem(c, ip, "duplicate field \"%.*s\"", Q(fn));
+                    continue;
+                }
+                char *d = dup_text(c, fn);
+                if (d)
+                    s->public_fields[s->npublic_fields++] = d;
+            }
+        }
+    }
+    /* Without an SLA there is no deadline to warn about or breach. */
+    if (!present(spec, "sla")) {
+        if (present(spec, "warn_at")) {
+            path_key(kp, sizeof kp, path, "warn_at");
+            problem(c, kp, "has no effect without sla");
+        }
+        if (present(spec, "on_breach")) {
+            path_key(kp, sizeof kp, path, "on_breach");
+            problem(c, kp, "has no effect without sla");
+        }
+    }
+}
+
+/* Finds every cycle reachable through `after` edges with one depth-first
+ * search; each back edge is one cycle, reported at one of its steps. The
+ * search is iterative, so a long chain of steps cannot exhaust the stack. */
+static void check_cycles(ctx_t *c, const osse_wf_t *wf)
+{
+    size_t n = wf->nsteps;
+    unsigned char *color = calloc(n, 1); /* 0 white, 1 on stack, 2 done */
+    size_t *stack = calloc(n, sizeof *stack), *next = calloc(n, sizeof *next);
+    if (!color || !stack || !next) {
+        c->nomem = true;
+        goto out;
+    }
+    for (size_t root = 0; root < n; root++) {
+        if (color[root])
+            continue;
+        size_t sp = 0;
+        stack[sp++] = root;
+        color[root] = 1;
+        next[root] = 0;
+        while (sp > 0) {
+            size_t u = stack[sp - 1];
+            const osse_wf_step_t *su = &wf->steps[u];
+            if (next[u] == su->nafter) {
+                color[u] = 2;
+                sp--;
+                continue;
+            }
+            size_t v = su->after[next[u]++];
+            if (color[v] == 0) {
+                color[v] = 1;
+                next[v] = 0;
+                stack[sp++] = v;
+            } else if (color[v] == 1) {
+                /* The cycle is v -> ... -> u -> v along the stack. */
+                char msg[400];
+                size_t len = 0;
+                size_t start = sp;
+                while (start > 0 && stack[start - 1] != v)
+                    start--;
+                start = start > 0 ? start - 1 : 0;
+                for (size_t i = start; i < sp && len < sizeof msg; i++)
+                    len += (size_t)snprintf(msg + len, sizeof msg - len, "%s -> ",
+                                            wf->steps[stack[i]].name);
+                if (len < sizeof msg)
+                    snprintf(msg + len, sizeof msg - len, "%s", wf->steps[v].name);
+                char path[PATH_CAP], ap[PATH_CAP];
+                path_key(path, sizeof path, "steps", wf->steps[v].name);
+                path_key(ap, sizeof ap, path, "after");
+                problem(c, ap, "cycle: %s (each step comes after the next)", msg);
+            }
+        }
+    }
+out:
+    free(color);
+    free(stack);
+    free(next);
+}
+
+/* ---- the definition ----------------------------------------------------- */
+
+static void field_close(osse_wf_field_t *f)
+{
+    free(f->name);
+    if (f->has_pattern)
+        regfree(&f->pattern);
+    for (size_t i = 0; i < f->nvalues; i++)
+        free(f->values[i]);
+    free(f->values);
+}
+
+static void step_close(osse_wf_step_t *s)
+{
+    free(s->name);
+    free(s->agency);
+    free(s->after);
+    free(s->when);
+    free(s->auto_approve);
+    free(s->require);
+    free(s->amount);
+    free(s->escalate_to);
+    json_decref(s->input);
+    free(s->number);
+    for (size_t i = 0; i < s->npublic_fields; i++)
+        free(s->public_fields[i]);
+    free(s->public_fields);
+}
+
+void osse_wf_free(osse_wf_t *wf)
+{
+    if (!wf)
+        return;
+    free(wf->id);
+    free(wf->title);
+    free(wf->calendar);
+    for (size_t i = 0; i < wf->nfields; i++)
+        field_close(&wf->fields[i]);
+    free(wf->fields);
+    for (size_t i = 0; i < wf->nsteps; i++)
+        step_close(&wf->steps[i]);
+    free(wf->steps);
+    json_decref(wf->definition);
+    free(wf);
+}
+
+int osse_wf_step_index(const osse_wf_t *wf, const char *name)
+{
+    for (size_t i = 0; i < wf->nsteps; i++)
+        if (strcmp(wf->steps[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
+{
+    ctx_t c = {.details = details};
+    osse_wf_t *wf = calloc(1, sizeof *wf);
+    *out = NULL;
+    if (!wf)
+        return OSSE_ENOMEM;
+    if (!json_is_object(tree)) {
+        problem(&c, "", "a definition must be a mapping");
+        goto out;
+    }
+
+    static const char *const top[] = {"id", "title", "calendar", "form", "steps", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(tree, key, v) {
+        char kp[PATH_CAP];
+        path_key(kp, sizeof kp, "", key);
+        if (!in_list(key, top))
+            problem(&c, kp, "unknown key");
+    }
+
+    v = present(tree, "id");
+    if (!v)
+        problem(&c, "id", "is required");
+    else if (!text_of(v) || !match_id(text_of(v)))
+        problem(&c, "id", "must match [a-z0-9][a-z0-9-]{0,63}");
+    else
+        wf->id = dup_text(&c, text_of(v));
+
+    if ((v = present(tree, "title")) != NULL) {
+        if (!text_of(v) || strlen(text_of(v)) > 1000)
+            problem(&c, "title", "must be a string of at most 1000 bytes");
+        else
+            wf->title = dup_text(&c, text_of(v));
+    }
+    if ((v = present(tree, "calendar")) != NULL) {
+        if (!text_of(v) || !*text_of(v) || strlen(text_of(v)) > NAME_MAX_LEN)
+            problem(&c, "calendar", "must be a calendar id");
+        else
+            wf->calendar = dup_text(&c, text_of(v));
+    }
+
+    json_t *form = present(tree, "form");
+    if (form && !json_is_object(form)) {
+        problem(&c, "form", "must be a mapping of field names to field specs");
+    } else if (form && json_object_size(form) > 0) {
+        wf->fields = calloc(json_object_size(form), sizeof *wf->fields);
+        if (!wf->fields) {
+            c.nomem = true;
+            goto out;
+        }
+        json_object_foreach(form, key, v)
+            compile_field(&c, &wf->fields[wf->nfields++], key, v);
+    }
+
+    json_t *steps = present(tree, "steps");
+    if (!steps) {
+        problem(&c, "steps", "is required");
+    } else if (!json_is_object(steps) || json_object_size(steps) == 0) {
+        problem(&c, "steps", "must be a non-empty mapping of step names to steps");
+    } else {
+        wf->steps = calloc(json_object_size(steps), sizeof *wf->steps);
+        if (!wf->steps) {
+            c.nomem = true;
+            goto out;
+        }
+        json_object_foreach(steps, key, v)
+            compile_step(&c, wf, &wf->steps[wf->nsteps++], key, v, steps);
+        if (!c.nomem)
+            check_cycles(&c, wf);
+    }
+out:
+    if (c.nomem) {
+        osse_wf_free(wf);
+        return OSSE_ENOMEM;
+    }
+    if (c.problems > 0) {
+        osse_wf_free(wf);
+        return OSSE_EINVAL;
+    }
+    wf->definition = json_incref(tree);
+    *out = wf;
+    return 0;
+}
+
+/* ---- forms -------------------------------------------------------------- */
+
+bool osse_citizen_id_valid(const char *s)
+{
+    if (!s || strlen(s) != 13)
+        return false;
+    int sum = 0;
+    for (int i = 0; i < 13; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    for (int i = 0; i < 12; i++)
+        sum += (s[i] - '0') * (13 - i);
+    return (11 - sum % 11) % 10 == s[12] - '0';
+}
+
+static size_t utf8_code_points(const char *s, size_t n)
+{
+    size_t cp = 0;
+    for (size_t i = 0; i < n; i++)
+        cp += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return cp;
+}
+
+static void check_range(ctx_t *c, const char *path, const osse_wf_field_t *f, double x)
+{
+    char num[64];
+    if (f->has_min && x < f->min) {
+        fmt_num(num, sizeof num, f->min);
+        problem(c, path, "must be at least %s", num);
+    }
+    if (f->has_max && x > f->max) {
+        fmt_num(num, sizeof num, f->max);
+        problem(c, path, "must be at most %s", num);
+    }
+}
+
+static void check_value(ctx_t *c, const char *path, const osse_wf_field_t *f, const json_t *v)
+{
+    switch (f->type) {
+    case OSSE_FIELD_STRING: {
+        const char *s = text_of(v);
+        if (!s) {
+            problem(c, path, json_is_string(v) ? "must not contain NUL characters"
+                                               : "must be a string");
+            return;
+        }
+        if (f->has_max_length &&
+            utf8_code_points(s, json_string_length(v)) > (size_t)f->max_length) {
+            problem(c, path, "must be at most %" PRId64 " characters", f->max_length);
+            return;
+        }
+        if (f->has_pattern && regexec(&f->pattern, s, 0, NULL, 0) != 0)
+            problem(c, path, "does not match the required pattern");
+        return;
+    }
+    case OSSE_FIELD_INTEGER: {
+        double x;
+        if (json_is_integer(v)) {
+            x = (double)json_integer_value(v);
+        } else if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v) &&
+                   fabs(json_real_value(v)) < 9.2e18) {
+            x = json_real_value(v);
+        } else {
+            problem(c, path, "must be an integer");
+            return;
+        }
+        check_range(c, path, f, x);
+        return;
+    }
+    case OSSE_FIELD_NUMBER:
+        if (!json_is_number(v))
+            problem(c, path, "must be a number");
+        else
+            check_range(c, path, f, json_number_value(v));
+        return;
+    case OSSE_FIELD_BOOLEAN:
+        if (!json_is_boolean(v))
+            problem(c, path, "must be true or false");
+        return;
+    case OSSE_FIELD_DATE: {
+        const char *s = text_of(v);
+        int64_t days;
+        if (!s || osse_date_parse(s, &days) != 0)
+            problem(c, path, "must be a date (YYYY-MM-DD)");
+        return;
+    }
+    case OSSE_FIELD_ENUM: {
+        const char *s = text_of(v);
+        for (size_t i = 0; s && i < f->nvalues; i++)
+            if (strcmp(s, f->values[i]) == 0)
+                return;
+        char list[300];
+        size_t len = 0;
+        list[0] = '\0';
+        for (size_t i = 0; i < f->nvalues && len < sizeof list; i++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                    f->values[i]);
+        problem(c, path, "must be one of: %s", list);
+        return;
+    }
+    case OSSE_FIELD_CITIZEN_ID: {
+        const char *s = text_of(v);
+        bool digits = s && strlen(s) == 13;
+        for (size_t i = 0; digits && i < 13; i++)
+            digits = s[i] >= '0' && s[i] <= '9';
+        if (!digits)
+            problem(c, path, "must be a citizen id of 13 digits");
+        else if (!osse_citizen_id_valid(s))
+            problem(c, path, "invalid check digit");
+        return;
+    }
+    case OSSE_FIELD_FILE: {
+        const char *s = text_of(v);
+        if (!s || !*s || strlen(s) > 256)
+            problem(c, path, "must be a file id");
+        return;
+    }
+    }
+}
+
+int osse_wf_check_form(const osse_wf_t *wf, const json_t *form, bool partial, json_t *details)
+{
+    ctx_t c = {.details = details};
+    char path[PATH_CAP];
+    if (!json_is_object(form)) {
+        problem(&c, "form", "must be an object");
+        return OSSE_EINVAL;
+    }
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)form, key, v) {
+        if (field_index(wf, key) < 0) {
+            path_key(path, sizeof path, "form", key);
+            problem(&c, path, "unknown field");
+        }
+    }
+    for (size_t i = 0; i < wf->nfields; i++) {
+        const osse_wf_field_t *f = &wf->fields[i];
+        path_key(path, sizeof path, "form", f->name);
+        v = json_object_get(form, f->name);
+        /* An empty string in a required text field is as good as absent:
+         * portals send "" for an untouched input box. */
+        bool empty = f->type == OSSE_FIELD_STRING && f->required && json_is_string(v) &&
+                     json_string_length(v) == 0;
+        if (!v || json_is_null(v) || empty) {
+            if (f->required && !partial)
+                problem(&c, path, "is required");
+            continue;
+        }
+        check_value(&c, path, f, v);
+    }
+    return c.problems ? OSSE_EINVAL : 0;
+}
