@@ -49,9 +49,15 @@ char *osse_time_fmt(int64_t ms, char *out)
     int64_t y;
     unsigned m, d;
     osse_civil_from_days(days, &y, &m, &d);
-    snprintf(out, OSSE_TIME_LEN, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-             (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-             (int)(rem % 1000));
+    /* Years beyond 9999 are not times osse shows; clamping keeps the
+     * output within OSSE_TIME_LEN whatever the input. */
+    if (y < 0)
+        y = 0;
+    if (y > 9999)
+        y = 9999;
+    snprintf(out, OSSE_TIME_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)y % 10000u,
+             m % 100u, d % 100u, (unsigned)(rem / 3600000) % 100u,
+             (unsigned)(rem / 60000 % 60), (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
     return out;
 }
 

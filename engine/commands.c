@@ -596,7 +596,7 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
                     const char *step, json_t *body, json_t **out, osse_fail_t *f)
 {
     static const char *const keys[] = {"outcome", "reason", "expected_version", NULL};
-    osse_request_t *r;
+    osse_request_t *r = NULL;
     int rc = find_request(e, p, request_id, &r, f);
     if (rc)
         return rc;
@@ -656,7 +656,7 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                   json_t *body, json_t **out, osse_fail_t *f)
 {
     static const char *const keys[] = {"step", "form", "message", "expected_version", NULL};
-    osse_request_t *r;
+    osse_request_t *r = NULL;
     int rc = own_request(e, p, request_id, &r, f);
     if (rc || (rc = check_keys(body, keys, f)))
         return rc;
@@ -700,7 +700,7 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
                       json_t *body, json_t **out, osse_fail_t *f)
 {
     static const char *const keys[] = {"reason", "expected_version", NULL};
-    osse_request_t *r;
+    osse_request_t *r = NULL;
     int rc = own_request(e, p, request_id, &r, f);
     if (rc || (rc = check_keys(body, keys, f)))
         return rc;

@@ -504,6 +504,10 @@ void osse_engine_close(osse_engine_t *e)
     if (!e)
         return;
     osse_log_close(e->log);
+    /* Requests first: they borrow their workflow's steps. */
+    for (size_t i = 0; i < e->nreqs; i++)
+        free_request(e->reqs[i]);
+    free(e->reqs);
     size_t it = 0;
     void *v;
     while (osse_map_next(&e->workflows, &it, NULL, &v)) {
@@ -549,9 +553,6 @@ void osse_engine_close(osse_engine_t *e)
         free(i->body);
         free(i);
     }
-    for (size_t i = 0; i < e->nreqs; i++)
-        free_request(e->reqs[i]);
-    free(e->reqs);
     osse_map_close(&e->workflows);
     osse_map_close(&e->agencies);
     osse_map_close(&e->calendars);

@@ -147,7 +147,7 @@ static int put_json(osse_buf_t *out, const json_t *j, int depth)
         /* jansson 2.14 iterates objects in insertion order: that order is the
          * stored order. */
         const char *key;
-        size_t klen;
+        size_t klen = 0;
         json_t *val;
         json_object_keylen_foreach((json_t *)j, key, klen, val)
         {
@@ -364,8 +364,8 @@ static int rd_container_body(rd_t *r, uint8_t tag, bool map, uint64_t *count)
 
 static int rd_key(rd_t *r, const char *want)
 {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     int rc = rd_str(r, &s, &n);
     if (rc)
         return rc;
@@ -414,8 +414,8 @@ static int rd_i64(rd_t *r, int64_t *v)
  * since these fields are C strings. */
 static int rd_cstr(rd_t *r, char **out)
 {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     int rc = rd_str(r, &s, &n);
     if (rc)
         return rc;
@@ -439,8 +439,8 @@ static int rd_json_map(rd_t *r, uint64_t n, int depth, json_t **out)
     if (!obj)
         return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
     for (uint64_t i = 0; i < n; i++) {
-        const char *k;
-        size_t klen;
+        const char *k = NULL;
+        size_t klen = 0;
         json_t *v = NULL;
         if ((rc = rd_str(r, &k, &klen)))
             goto out;
@@ -470,8 +470,8 @@ static int rd_json(rd_t *r, int depth, json_t **out)
     uint8_t tag = 0;
     uint64_t n = 0;
     num_t num;
-    const char *s;
-    size_t slen;
+    const char *s = NULL;
+    size_t slen = 0;
     json_t *j = NULL;
     int rc = rd_tag(r, &tag);
     if (rc)

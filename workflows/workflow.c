@@ -21,6 +21,7 @@
 
 #include "common/time.h"
 #include "workflows/workflow.h"
+#include "workflows/expr.h"
 
 #define EXPR_MAX 4096
 #define NAME_MAX_LEN 64
@@ -768,6 +769,79 @@ int osse_wf_step_index(const osse_wf_t *wf, const char *name)
     return -1;
 }
 
+/* Compiles one expression against env; each problem is reported at the key's
+ * path with its column. */
+static void check_expr(ctx_t *c, const osse_expr_env_t *env, const char *path, const char *text,
+                       osse_expr_type_t expect)
+{
+    if (!text)
+        return;
+    json_t *problems = json_array();
+    if (!problems) {
+        c->nomem = true;
+        return;
+    }
+    if (osse_expr_compile(text, strlen(text), env, expect, NULL, problems) == OSSE_ENOMEM)
+        c->nomem = true;
+    size_t i;
+    json_t *pr;
+    json_array_foreach(problems, i, pr)
+    {
+        problem(c, path, "column %lld: %s",
+                (long long)json_integer_value(json_object_get(pr, "column")),
+                json_string_value(json_object_get(pr, "message")));
+    }
+    json_decref(problems);
+}
+
+/* The rule language's static checks (unknown paths, unknown steps, types,
+ * syntax) over every expression of the definition. */
+static void check_exprs(ctx_t *c, const osse_wf_t *wf)
+{
+    osse_expr_field_t *fields = calloc(wf->nfields + 1, sizeof *fields);
+    const char **steps = calloc(wf->nsteps + 1, sizeof *steps);
+    if (!fields || !steps) {
+        c->nomem = true;
+        goto out;
+    }
+    for (size_t i = 0; i < wf->nfields; i++) {
+        fields[i].name = wf->fields[i].name;
+        fields[i].type = osse_expr_type_of_field(osse_wf_field_type_name(wf->fields[i].type));
+    }
+    for (size_t i = 0; i < wf->nsteps; i++)
+        steps[i] = wf->steps[i].name;
+    osse_expr_env_t env = {fields, wf->nfields, steps, wf->nsteps};
+    for (size_t i = 0; i < wf->nsteps && !c->nomem; i++) {
+        const osse_wf_step_t *s = &wf->steps[i];
+        char base[PATH_CAP], kp[PATH_CAP];
+        if (!s->name)
+            continue;
+        path_key(base, sizeof base, "steps", s->name);
+        path_key(kp, sizeof kp, base, "when");
+        check_expr(c, &env, kp, s->when, OSSE_EXPR_BOOLEAN);
+        path_key(kp, sizeof kp, base, "auto_approve");
+        check_expr(c, &env, kp, s->auto_approve, OSSE_EXPR_BOOLEAN);
+        path_key(kp, sizeof kp, base, "require");
+        check_expr(c, &env, kp, s->require, OSSE_EXPR_BOOLEAN);
+        path_key(kp, sizeof kp, base, "amount");
+        check_expr(c, &env, kp, s->amount, OSSE_EXPR_NUMBER);
+        const char *k;
+        json_t *v;
+        if (s->input) {
+            char ip[PATH_CAP];
+            path_key(ip, sizeof ip, base, "input");
+            json_object_foreach(s->input, k, v)
+            {
+                path_key(kp, sizeof kp, ip, k);
+                check_expr(c, &env, kp, json_string_value(v), OSSE_EXPR_ANY);
+            }
+        }
+    }
+out:
+    free(fields);
+    free(steps);
+}
+
 int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
 {
     ctx_t c = {.details = details};
@@ -839,6 +913,8 @@ int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
             compile_step(&c, wf, &wf->steps[wf->nsteps++], key, v, steps);
         if (!c.nomem)
             check_cycles(&c, wf);
+        if (!c.nomem)
+            check_exprs(&c, wf);
     }
 out:
     if (c.nomem) {

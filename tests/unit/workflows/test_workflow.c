@@ -300,10 +300,10 @@ static void test_compile_full_step(void)
     const char *text = "id: t\ncalendar: th-gov\n"
                        "form:\n  a: {type: string}\n  p: {type: string, pii: true}\n"
                        "steps:\n"
-                       "  id-check:\n    kind: linkage\n    agency: dopa\n"
-                       "    input: {citizen_id: form.a}\n    require: data.x == true\n"
+                       "  id_check:\n    kind: linkage\n    agency: dopa\n"
+                       "    input: {citizen_id: form.a}\n    require: data.id_check.alive == true\n"
                        "    timeout: PT10S\n    retries: 5\n"
-                       "  t1:\n    kind: task\n    agency: dbd\n    after: [id-check]\n"
+                       "  t1:\n    kind: task\n    agency: dbd\n    after: [id_check]\n"
                        "    sla: 2 working days\n    warn_at: 0.5\n"
                        "    on_breach: {escalate: boss}\n    auto_approve: true\n"
                        "  pay:\n    kind: payment\n    after: [t1]\n    amount: 500\n"
@@ -324,7 +324,7 @@ static void test_compile_full_step(void)
         CHECK_EQ_INT(l->timeout.ms, 10000);
         CHECK_EQ_INT(l->retries, 5);
         CHECK_EQ_STR(json_string_value(json_object_get(l->input, "citizen_id")), "form.a");
-        CHECK_EQ_STR(l->require, "data.x == true");
+        CHECK_EQ_STR(l->require, "data.id_check.alive == true");
         CHECK_EQ_STR(k->agency, "dbd");
         CHECK_EQ_INT(k->nafter, 1);
         CHECK_EQ_INT(k->after[0], 0);
