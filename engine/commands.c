@@ -547,8 +547,10 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     /* Tracking codes: 10 characters from an alphabet without look-alikes. */
     static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     do {
+        unsigned char raw[10];
+        osse__random_bytes(raw, sizeof raw);
         for (int k = 0; k < 10; k++)
-            code[k] = alpha[randombytes_uniform(sizeof alpha - 1)];
+            code[k] = alpha[raw[k] % (sizeof alpha - 1)]; /* 32 divides 256: no bias */
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
     snprintf(stream, sizeof stream, "request/%s", id);

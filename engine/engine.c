@@ -82,12 +82,34 @@ json_t *osse__time_json(int64_t ms)
     return json_string(osse_time_fmt(ms, buf));
 }
 
+/* Random bytes for ids and tracking codes, drawn from the kernel 4 KiB at a
+ * time: a getrandom call per id showed up in the submission profile. Loop
+ * thread only. */
+void osse__random_bytes(void *out, size_t n)
+{
+    static unsigned char pool[4096];
+    static size_t pos = sizeof pool;
+    unsigned char *o = out;
+    while (n > 0) {
+        if (pos == sizeof pool) {
+            randombytes_buf(pool, sizeof pool);
+            pos = 0;
+        }
+        size_t k = sizeof pool - pos < n ? sizeof pool - pos : n;
+        memcpy(o, pool + pos, k);
+        sodium_memzero(pool + pos, k);
+        pos += k;
+        o += k;
+        n -= k;
+    }
+}
+
 void osse__random_id(char *out, size_t nbytes, const char *prefix)
 {
     unsigned char raw[32];
     size_t pl = strlen(prefix);
     OSSE_PRE(nbytes <= sizeof raw);
-    randombytes_buf(raw, nbytes);
+    osse__random_bytes(raw, nbytes);
     memcpy(out, prefix, pl);
     sodium_bin2hex(out + pl, nbytes * 2 + 1, raw, nbytes);
 }

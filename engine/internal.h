@@ -201,6 +201,7 @@ int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
 void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
+void osse__random_bytes(void *out, size_t n);
 void osse__sha256_hex(const void *p, size_t n, char out[65]);
 
 #endif

@@ -258,34 +258,17 @@ int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char 
                      uint32_t version, const void *bytes, size_t len)
 {
     OSSE_PRE(seq == log->last_seq + 1);
-    size_t start = b->ops.len;
-    size_t slen = strlen(stream);
-    uint8_t ekey[9], sval[8];
-    int rc;
+    (void)stream;
+    (void)version;
+    uint8_t ekey[9];
     event_key(ekey, seq);
-    be64_put(sval, seq);
-
-    /* Stream index key: 'S' stream '\0' be32(version). */
-    uint8_t *skey = malloc(slen + 6);
-    if (!skey)
-        return OSSE_ENOMEM;
-    skey[0] = 'S';
-    memcpy(skey + 1, stream, slen);
-    skey[1 + slen] = '\0';
-    for (int i = 0; i < 4; i++)
-        skey[2 + slen + i] = (uint8_t)(version >> (24 - 8 * i));
-
-    if ((rc = batch_op(b, OP_PUT, ekey, sizeof ekey, NULL, 0, bytes, len)) ||
-        (rc = batch_op(b, OP_PUT, skey, slen + 6, NULL, 0, sval, sizeof sval))) {
-        b->ops.len = start;
-        goto out;
-    }
+    int rc = batch_op(b, OP_PUT, ekey, sizeof ekey, NULL, 0, bytes, len);
+    if (rc)
+        return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
     b->nevents++;
     b->last_seq = seq;
     log->last_seq = seq;
-out:
-    free(skey);
-    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+    return 0;
 }
 
 int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen)
@@ -467,7 +450,7 @@ int osse_log_scan(osse_log_t *log, uint64_t from, osse_log_scan_cb cb, void *ud,
     int rc = 0;
     event_key(start, from);
     /* The upper bound lets RocksDB stop at the end of the 'E' range without
-     * reading into the stream index. */
+     * reading into the side records. */
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, sizeof upper);
     rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, ro);

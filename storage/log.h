@@ -16,8 +16,12 @@
  *
  * Layout (one default column family):
  *   'E' be64(seq)                      -> event bytes (osse_event_encode)
- *   'S' stream '\0' be32(version)      -> be64(seq)     (stream index)
  *   'K' key                            -> value         (side records: idempotency...)
+ *
+ * There is no stream index: which seqs belong to a stream is part of the
+ * engine's projections (rebuilt by the replay at start), and a second key per
+ * event would double the memtable inserts on the writer thread, the hottest
+ * part of the append path.
  */
 #ifndef OSSE_STORAGE_LOG_H
 #define OSSE_STORAGE_LOG_H
@@ -64,7 +68,8 @@ uint64_t osse_log_sync_count(osse_log_t *log);
 osse_batch_t *osse_batch_new(void);
 void osse_batch_free(osse_batch_t *b); /* NULL-safe; only for a batch never committed */
 
-/* Adds an event's stored bytes under seq, with its stream index entry.
+/* Adds an event's stored bytes under seq (stream and version are the
+ * caller's record of them; the log keys events by seq only).
  * seq must be osse_log_last_seq()+1 at the time of the call (no gaps); the
  * log's last seq advances. Returns 0 or OSSE_ENOMEM. Loop thread. */
 int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char *stream,

@@ -1,6 +1,6 @@
 /* test_log.c: the event log on a real RocksDB in a temporary folder: group
  * commit callbacks in order with the durable seq, reopen and scan back, the
- * stream index, side records, and a clean loop close. */
+ * side records, and a clean loop close. */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <rocksdb/c.h>
@@ -237,42 +237,6 @@ static void test_commit_and_reopen(void)
     CHECK_EQ_INT(osse_log_kv_scan(log, "nope", 4, kv_collect, &kv, &err), 0);
     CHECK_EQ_INT(kv.n, 0);
     osse_log_close(log);
-
-    /* The stream index, read with RocksDB directly: batch 1 wrote
-     * request/1 versions 1-2 at seqs 1-2. */
-    {
-        rocksdb_options_t *o = rocksdb_options_create();
-        char *e = NULL;
-        rocksdb_t *db = rocksdb_open_for_read_only(o, dir, 0, &e);
-        CHECK(e == NULL);
-        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-        static const char k1[] = "Srequest/1\0\0\0\0\1", k2[] = "Srequest/1\0\0\0\0\2",
-                          k3[] = "Srequest/1\0\0\0\0\3";
-        size_t n;
-        char *val = rocksdb_get(db, ro, k1, sizeof k1 - 1, &n, &e);
-        CHECK(val && n == 8 && memcmp(val, "\0\0\0\0\0\0\0\1", 8) == 0);
-        rocksdb_free(val);
-        val = rocksdb_get(db, ro, k2, sizeof k2 - 1, &n, &e);
-        CHECK(val && n == 8 && memcmp(val, "\0\0\0\0\0\0\0\2", 8) == 0);
-        rocksdb_free(val);
-        val = rocksdb_get(db, ro, k3, sizeof k3 - 1, &n, &e);
-        CHECK(val == NULL);
-        /* One index entry per event. */
-        rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
-        uint64_t nidx = 0;
-        for (rocksdb_iter_seek(it, "S", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-            size_t kl;
-            const char *k = rocksdb_iter_key(it, &kl);
-            if (k[0] != 'S')
-                break;
-            nidx++;
-        }
-        CHECK_EQ_INT(nidx, seq);
-        rocksdb_iter_destroy(it);
-        rocksdb_readoptions_destroy(ro);
-        rocksdb_close(db);
-        rocksdb_options_destroy(o);
-    }
 
     /* A second start/stop on the reopened log continues the seq. */
     CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
