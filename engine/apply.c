@@ -171,6 +171,26 @@ static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const cha
     a->tasks[a->ntasks++] = (osse_taskref_t){r->index, (uint16_t)step};
 }
 
+/* Reads due_at and warn_at from an event into step i and schedules them. */
+static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_event_t *ev,
+                     osse_err_t *err)
+{
+    osse_step_t *s = &r->steps[i];
+    const char *due = jstr(ev->data, "due_at"), *warn = jstr(ev->data, "warn_at");
+    s->due_at = s->warn_at = 0;
+    if ((due && osse_time_parse(due, &s->due_at)) || (warn && osse_time_parse(warn, &s->warn_at)))
+        return CORRUPT("bad due_at or warn_at in %s", ev->type);
+    if (strcmp(s->sla_state, "ok") != 0)
+        s->warn_at = 0;
+    if (!e->replaying) {
+        if (s->warn_at)
+            osse__timer_push(e, r, i, s->warn_at, false);
+        if (s->due_at)
+            osse__timer_push(e, r, i, s->due_at, true);
+    }
+    return 0;
+}
+
 static int set_step(osse_request_t *r, size_t i, osse_sstate_t to, osse_err_t *err)
 {
     if (!osse__step_can(r->steps[i].state, to))
@@ -249,6 +269,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].agency = r->wf->steps[i].agency;
         r->steps[i].sla_state = "ok";
         r->steps[i].amount_satang = -1;
+        r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
     }
     grow((void **)&e->reqs, &e->creqs, e->nreqs + 1, sizeof *e->reqs);
     r->index = (uint32_t)e->nreqs;
@@ -292,10 +313,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             return rc;
         osse_step_t *s = &r->steps[i];
         s->opened_at = ev->at;
-        const char *due = jstr(ev->data, "due_at");
-        s->due_at = 0;
-        if (due && osse_time_parse(due, &s->due_at))
-            return CORRUPT("bad due_at %s", due);
+        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
+            return rc;
         if (s->agency && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK)
             add_task(e, r, (size_t)i, s->agency);
         timeline(r, ev->at, "StepOpened", "Step %s opened%s%s", r->wf->steps[i].name,
@@ -329,14 +348,58 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         free(s->reason);
         s->outcome = strdup(outcome);
         s->reason = dupstr(reason);
-        if (to != OSSE_SS_WAITING_APPLICANT)
+        if (to != OSSE_SS_WAITING_APPLICANT) {
             s->decided_at = ev->at;
+        } else {
+            /* The clock stops: keep what was left of it. */
+            json_t *rem = json_object_get(ev->data, "sla_remaining_ms");
+            json_t *wrem = json_object_get(ev->data, "warn_remaining_ms");
+            s->remaining_ms = json_is_integer(rem) ? json_integer_value(rem) : -1;
+            s->warn_remaining_ms = json_is_integer(wrem) ? json_integer_value(wrem) : -1;
+            s->due_at = s->warn_at = 0;
+        }
         /* Reasons stay out of the timeline, which the public tracking
          * view shows: they may hold personal data. */
         timeline(r, ev->at, "TaskDecided", "%s: %s", r->wf->steps[i].name,
                  to == OSSE_SS_APPROVED   ? "approved"
                  : to == OSSE_SS_REJECTED ? "rejected"
                                           : "returned to the applicant for more information");
+    } else if (strcmp(t, "SlaWarned") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        r->steps[i].sla_state = "warned";
+        r->steps[i].warn_at = 0;
+        timeline(r, ev->at, "SlaWarned", "%s: the deadline is near", r->wf->steps[i].name);
+    } else if (strcmp(t, "SlaBreached") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        r->steps[i].sla_state = "breached";
+        r->steps[i].warn_at = 0;
+        timeline(r, ev->at, "SlaBreached", "%s: the deadline has passed", r->wf->steps[i].name);
+    } else if (strcmp(t, "SlaRescheduled") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
+            return rc;
+        timeline(r, ev->at, "SlaRescheduled", "%s: the deadline moved with the calendar",
+                 r->wf->steps[i].name);
+    } else if (strcmp(t, "TaskEscalated") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        const char *to = jstr(ev->data, "to");
+        if (!to || r->steps[i].state != OSSE_SS_OPEN)
+            return CORRUPT("bad TaskEscalated");
+        osse_step_t *s = &r->steps[i];
+        if (s->agency_owned)
+            free(s->agency);
+        s->agency = strdup(to);
+        s->agency_owned = true;
+        s->escalated = true;
+        s->sla_state = "ok";
+        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
+            return rc;
+        add_task(e, r, (size_t)i, s->agency);
+        timeline(r, ev->at, "TaskEscalated", "%s: escalated to %s", r->wf->steps[i].name, to);
     } else if (strcmp(t, "TaskAutoApproved") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
@@ -365,6 +428,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         json_t *form = json_object_get(ev->data, "form");
         if (json_is_object(form))
             json_object_update(r->form, form);
+        r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
+        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
+            return rc;
         timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",
                  r->wf->steps[i].name);
     } else if (strcmp(t, "PaymentDue") == 0) {

@@ -79,6 +79,11 @@ static bool url_ok(const char *s)
     return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
+static bool working_sla(const osse_wf_step_t *s)
+{
+    return s->sla.kind == OSSE_DUR_WORKING_DAYS || s->sla.kind == OSSE_DUR_WORKING_HOURS;
+}
+
 /* --- catalog --- */
 
 int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
@@ -154,14 +159,58 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
     json_decref(details);
     /* The log keeps the canonical form, so that equal calendars are equal. */
     json_t *canon = osse_calendar_to_json(&cal);
-    osse_calendar_close(&cal);
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     *status = c ? 200 : 201;
     char stream[128];
     snprintf(stream, sizeof stream, "calendar/%s", id);
-    if (!c || !json_equal(c->body, canon))
+    if (!c || !json_equal(c->body, canon)) {
+        /* Every open working-time deadline on this calendar moves: what is
+         * left of it under the old calendar is counted again from now under
+         * the new one (minutes already used stay used). Computed before the
+         * calendar's own event replaces the old calendar. */
+        json_t *moves = json_array();
+        int64_t now = osse_engine_now(e);
+        for (size_t k = 0; c && k < e->nreqs; k++) {
+            osse_request_t *r = e->reqs[k];
+            if (osse__rstatus_final(r->status) || !r->wf->calendar ||
+                strcmp(r->wf->calendar, id) != 0)
+                continue;
+            for (size_t i = 0; i < r->wf->nsteps; i++) {
+                const osse_step_t *st = &r->steps[i];
+                if (st->state != OSSE_SS_OPEN || !st->due_at || !working_sla(&r->wf->steps[i]) ||
+                    strcmp(st->sla_state, "breached") == 0)
+                    continue;
+                int64_t due = osse_calendar_add_ms(
+                    &cal, now, osse_calendar_between_ms(&c->cal, now, st->due_at));
+                int64_t warn =
+                    st->warn_at ? osse_calendar_add_ms(
+                                      &cal, now, osse_calendar_between_ms(&c->cal, now, st->warn_at))
+                                : 0;
+                if (due == INT64_MAX || warn == INT64_MAX || (due == st->due_at && warn == st->warn_at))
+                    continue;
+                json_array_append_new(
+                    moves, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "request", r->id, "step",
+                                     r->wf->steps[i].name, "calendar", id, "old_due_at",
+                                     osse__time_json(st->due_at), "due_at", osse__time_json(due),
+                                     "old_warn_at", osse__time_json(st->warn_at), "warn_at",
+                                     osse__time_json(warn)));
+            }
+        }
         osse__emit(e, stream, "CalendarUpdated", p,
                    json_pack("{s:s,s:O}", "id", id, "calendar", canon));
+        size_t k;
+        json_t *mv;
+        json_array_foreach(moves, k, mv)
+        {
+            char rs[96];
+            snprintf(rs, sizeof rs, "request/%s", json_string_value(json_object_get(mv, "request")));
+            json_t *data = json_deep_copy(mv);
+            json_object_del(data, "request");
+            osse__emit(e, rs, "SlaRescheduled", NULL, data);
+        }
+        json_decref(moves);
+    }
+    osse_calendar_close(&cal);
     *out = json_pack("{s:s}", "id", id);
     json_object_update(*out, canon);
     json_decref(canon);
@@ -322,23 +371,56 @@ static void money(int64_t satang, char out[32])
     snprintf(out, 32, "%lld.%02lld", (long long)(satang / 100), (long long)(satang % 100));
 }
 
-/* The due time of a step opened at `at`: wall-clock SLAs add civil time,
- * working-time SLAs count the workflow calendar's working minutes. */
-static int64_t due_time(osse_engine_t *e, const osse_request_t *r, const osse_wf_step_t *s,
-                        int64_t at)
+static const osse_calendar_t *calendar_of(osse_engine_t *e, const osse_request_t *r)
 {
-    if (s->sla.kind == OSSE_DUR_WALL)
-        return osse_duration_add_wall(&s->sla, at);
-    if (s->sla.kind == OSSE_DUR_NONE || !r->wf->calendar)
+    osse_calendar_ent_t *c = r->wf->calendar ? osse_map_get(&e->calendars, r->wf->calendar) : NULL;
+    return c ? &c->cal : NULL;
+}
+
+int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from)
+{
+    const osse_wf_step_t *s = &r->wf->steps[i];
+    const osse_calendar_t *cal = calendar_of(e, r);
+    switch (s->sla.kind) {
+    case OSSE_DUR_WALL:
+        return osse_duration_add_wall(&s->sla, from) - from;
+    case OSSE_DUR_WORKING_DAYS:
+        return cal ? s->sla.count * osse_calendar_day_minutes(cal) * 60000 : 0;
+    case OSSE_DUR_WORKING_HOURS:
+        return cal ? s->sla.count * 3600000 : 0;
+    default:
         return 0;
-    osse_calendar_ent_t *c = osse_map_get(&e->calendars, r->wf->calendar);
-    if (!c)
-        return 0;
-    int64_t minutes = s->sla.kind == OSSE_DUR_WORKING_DAYS
-                          ? s->sla.count * osse_calendar_day_minutes(&c->cal)
-                          : s->sla.count * 60;
-    int64_t due = osse_calendar_add(&c->cal, at, minutes);
-    return due == INT64_MAX ? 0 : due;
+    }
+}
+
+int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                      int64_t amount)
+{
+    if (!working_sla(&r->wf->steps[i]))
+        return from + amount;
+    const osse_calendar_t *cal = calendar_of(e, r);
+    int64_t t = cal ? osse_calendar_add_ms(cal, from, amount) : INT64_MAX;
+    return t == INT64_MAX ? 0 : t;
+}
+
+int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b)
+{
+    if (!working_sla(&r->wf->steps[i]))
+        return b > a ? b - a : 0;
+    const osse_calendar_t *cal = calendar_of(e, r);
+    return cal ? osse_calendar_between_ms(cal, a, b) : 0;
+}
+
+/* The deadline and the warning of an SLA of `total` starting at `from`. */
+void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                     int64_t total, int64_t *due, int64_t *warn)
+{
+    *due = *warn = 0;
+    if (total <= 0)
+        return;
+    *due = osse__sla_add(e, r, i, from, total);
+    int64_t w = (int64_t)((double)total * r->wf->steps[i].warn_at);
+    *warn = w > 0 && w < total ? osse__sla_add(e, r, i, from, w) : 0;
 }
 
 /* Fills {yyyy} and {seq:n} of a licence number template. */
@@ -427,11 +509,12 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     }
     if (s->when)
         json_decref(rec);
-    int64_t due = due_time(e, r, s, now);
+    int64_t due, warn;
+    osse__sla_times(e, r, i, now, osse__sla_total(e, r, i, now), &due, &warn);
     osse__emit(e, stream, "StepOpened", actor,
-               json_pack("{s:s,s:s,s:s?,s:o}", "step", s->name, "kind",
+               json_pack("{s:s,s:s,s:s?,s:o,s:o}", "step", s->name, "kind",
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
-                         osse__time_json(due)));
+                         osse__time_json(due), "warn_at", osse__time_json(warn)));
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
         if (run_condition(r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
@@ -485,7 +568,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
 }
 
 /* Opens, skips and completes until nothing more moves. */
-static void advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor)
+void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor)
 {
     bool moved = true;
     while (moved && !osse__rstatus_final(r->status)) {
@@ -559,7 +642,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
                          p->id, "form", form));
     osse_request_t *r = osse__request(e, id);
-    advance(e, r, NULL);
+    osse__advance(e, r, NULL);
     *out = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", r->id, "tracking_code", r->tracking_code,
                      "status", osse__rstatus_name(r->status), "version", (int)r->version,
                      "workflow_version", r->wf_version);
@@ -630,11 +713,22 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
                           osse__sstate_name(st->state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, "TaskDecided", p,
-               json_pack("{s:s,s:s,s:s,s:s?}", "step", step, "agency", p->agency, "outcome",
-                         outcome, "reason", reason));
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s?}", "step", step, "agency", p->agency, "outcome",
+                             outcome, "reason", reason);
+    if (strcmp(outcome, "return") == 0 && st->due_at) {
+        /* The SLA clock stops: what is left of it is recorded, in the SLA's
+         * own kind of time, and resumes when the applicant answers. */
+        int64_t now = osse_engine_now(e);
+        json_object_set_new(data, "sla_remaining_ms",
+                            json_integer(osse__sla_between(e, r, (size_t)i, now, st->due_at)));
+        if (st->warn_at)
+            json_object_set_new(
+                data, "warn_remaining_ms",
+                json_integer(osse__sla_between(e, r, (size_t)i, now, st->warn_at)));
+    }
+    osse__emit(e, stream, "TaskDecided", p, data);
     if (strcmp(outcome, "approve") == 0)
-        advance(e, r, NULL);
+        osse__advance(e, r, NULL);
     else if (strcmp(outcome, "reject") == 0)
         osse__emit(e, stream, "RequestRejected", NULL,
                    json_pack("{s:s,s:s?}", "step", step, "reason", reason));
@@ -692,8 +786,20 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                           osse__sstate_name(r->steps[i].state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, "InfoProvided", p,
-               json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message));
+    json_t *data =
+        json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message);
+    const osse_step_t *st = &r->steps[i];
+    if (st->remaining_ms >= 0) {
+        int64_t now = osse_engine_now(e);
+        json_object_set_new(data, "due_at",
+                            osse__time_json(osse__sla_add(e, r, (size_t)i, now, st->remaining_ms)));
+        json_object_set_new(data, "warn_at",
+                            st->warn_remaining_ms > 0
+                                ? osse__time_json(
+                                      osse__sla_add(e, r, (size_t)i, now, st->warn_remaining_ms))
+                                : json_null());
+    }
+    osse__emit(e, stream, "InfoProvided", p, data);
     *out = osse__request_view(e, r, false);
     return 0;
 }
@@ -746,6 +852,7 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
     }
     if (to < e->clock)
         return osse__fail(f, OSSE_ECONFLICT, "conflict", "the clock does not go back");
+    osse__timers_fire(e, to, true);
     e->clock = to;
     *out = json_pack("{s:o}", "now", osse__time_json(e->clock));
     return 0;

@@ -357,6 +357,8 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
     int rc = osse__apply(e, &ev, &err);
     if (rc)
         fprintf(stderr, "osse: event %llu does not apply: %s\n", (unsigned long long)seq, err.msg);
+    if (ev.at > e->last_at)
+        e->last_at = ev.at;
     osse_event_clear(&ev);
     return rc;
 }
@@ -473,8 +475,14 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (e->principals.len == 0 && (rc = bootstrap(e, err)))
         goto fail;
     /* A test clock never runs behind the log. */
-    if (e->test_clock && e->nreqs && e->reqs[e->nreqs - 1]->submitted_at > e->clock)
-        e->clock = e->reqs[e->nreqs - 1]->submitted_at;
+    if (e->test_clock && e->last_at > e->clock)
+        e->clock = e->last_at;
+    if (osse__timers_start(e)) {
+        rc = osse_err_set(err, OSSE_EIO, "cannot start the deadline timer");
+        goto fail;
+    }
+    /* What fell due while the process was down fires now, once. */
+    osse__timers_fire(e, osse_engine_now(e), e->test_clock);
     *out = e;
     return 0;
 fail:
@@ -497,6 +505,7 @@ void osse_engine_stop(osse_engine_t *e)
         uv_close((uv_handle_t *)&e->flush, NULL);
         uv_idle_stop(&e->kick);
         uv_close((uv_handle_t *)&e->kick, NULL);
+        osse__timers_stop(e);
     }
     osse_log_stop(e->log);
 }
@@ -587,6 +596,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_batch_free(e->batch);
     osse_buf_close(&e->enc);
     free(e->holds);
+    free(e->timers);
     free(e->data_dir);
     free(e);
 }

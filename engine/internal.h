@@ -100,7 +100,12 @@ typedef struct osse_step_s {
     char *agency;   /* current agency (after escalation), borrowed from the definition or owned */
     bool agency_owned;
     int64_t opened_at, due_at, decided_at; /* 0 = none */
+    int64_t warn_at;                       /* 0 = none (or already warned) */
     const char *sla_state; /* "ok" | "warned" | "breached" (static strings) */
+    bool escalated;        /* a breach of the fresh SLA only notifies */
+    /* While the applicant is asked (clock stopped): the SLA time left, in
+     * the SLA's kind of time (working ms or wall ms). -1 = none. */
+    int64_t remaining_ms, warn_remaining_ms;
     char *outcome, *reason;
     int64_t amount_satang; /* payment: due; -1 unknown */
     bool paid;
@@ -132,6 +137,16 @@ typedef struct osse_request_s {
     json_t *licence; /* or NULL */
 } osse_request_t;
 
+/* A pending deadline: a warning or a breach of one step's SLA. The heap
+ * holds one entry per deadline set; an entry whose step has since moved on
+ * (decided, rescheduled, warned) is dropped when it reaches the top. */
+typedef struct osse_timer_s {
+    int64_t at;
+    uint32_t req;
+    uint16_t step;
+    uint8_t breach; /* 0 = warning, 1 = breach */
+} osse_timer_t;
+
 typedef struct osse_hold_s {
     uint64_t seq;
     osse_hold_cb cb;
@@ -150,7 +165,8 @@ struct osse_engine_s {
     char *data_dir;
     osse_log_t *log;
     bool test_clock;
-    int64_t clock; /* test clock */
+    int64_t clock;   /* test clock */
+    int64_t last_at; /* the latest `at` replayed at start */
 
     osse_map_t workflows;  /* id -> osse_wfent_t */
     osse_map_t agencies;   /* id -> osse_agency_t */
@@ -170,6 +186,12 @@ struct osse_engine_s {
     osse_buf_t enc;
     bool replaying;
 
+    /* Deadlines: a min-heap by time, one uv_timer for the nearest. */
+    osse_timer_t *timers;
+    size_t ntimers, ctimers;
+    uv_timer_t wake;
+    bool timers_ready;
+
     /* Answers waiting for durability, in seq order. */
     osse_hold_t *holds;
     size_t nholds, hhead, chold;
@@ -185,6 +207,32 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
 /* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
  * when the event contradicts the state (only possible for a damaged log). */
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
+
+/* timers.c */
+void osse__timer_push(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
+                      bool breach);
+/* Rebuilds the heap from the projections (after the replay at start). */
+void osse__timers_rebuild(osse_engine_t *e);
+/* Fires, in due order, every deadline due at or before upto. With
+ * stamp_due, each firing's events carry the deadline's own time. */
+void osse__timers_fire(osse_engine_t *e, int64_t upto, bool stamp_due);
+/* (Re)arms the wakeup for the nearest deadline (real clock only). */
+void osse__timers_arm(osse_engine_t *e);
+int osse__timers_start(osse_engine_t *e);
+void osse__timers_stop(osse_engine_t *e);
+
+/* commands.c: the lifecycle, shared with the timers. */
+void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
+/* The SLA arithmetic of step i: the deadline `amount` of SLA time after
+ * `from` (amount in the SLA's kind of time: working ms or wall ms), and the
+ * SLA time between two instants. */
+int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                      int64_t amount);
+int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b);
+void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                     int64_t total, int64_t *due, int64_t *warn);
+/* The step's whole SLA in its kind of time (0 when none). */
+int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
 
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);

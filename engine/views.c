@@ -402,7 +402,13 @@ static stat_row_t *collect(osse_engine_t *e, size_t *nrows)
                     row->ctimes = row->ctimes ? row->ctimes * 2 : 16;
                     row->times = realloc(row->times, row->ctimes * sizeof *row->times);
                 }
-                row->times[row->ntimes++] = s->decided_at - s->opened_at;
+                /* Decision time in working time on the workflow's calendar,
+                 * wall-clock time when it has none. */
+                osse_calendar_ent_t *c =
+                    r->wf->calendar ? osse_map_get(&e->calendars, r->wf->calendar) : NULL;
+                row->times[row->ntimes++] =
+                    c ? osse_calendar_between_ms(&c->cal, s->opened_at, s->decided_at)
+                      : s->decided_at - s->opened_at;
             }
         }
     }
@@ -420,7 +426,6 @@ int osse_q_stats(osse_engine_t *e, json_t **out)
         json_t *median = json_null();
         if (row->ntimes) {
             qsort(row->times, row->ntimes, sizeof *row->times, cmp_i64);
-            /* Wall-clock hours until working-time arithmetic is wired. */
             median = json_real((double)row->times[row->ntimes / 2] / 3600000.0);
         }
         json_array_append_new(

@@ -1,0 +1,246 @@
+/* timers.c: SLA deadlines: warnings, breaches and what a breach does.
+ *
+ * Every pending deadline is an entry in one min-heap ordered by time; one
+ * uv_timer wakes the loop for the nearest (real clock), or POST
+ * /v1/test/clock fires everything up to the new time (test clock). Entries
+ * are never removed when a step moves on: an entry is checked against its
+ * step when it reaches the top and dropped if the step is no longer open or
+ * its deadline changed. Firing emits an event (SlaWarned, SlaBreached) that
+ * changes the step, so a deadline fires once; after a restart the heap is
+ * rebuilt from the projections, and what fell due while the process was down
+ * fires at once.
+ *
+ * Why a heap and not a libuv timer per deadline: a million open requests
+ * hold two million deadlines; a heap entry is 16 bytes and needs no handle. */
+#include "engine/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+
+static bool before(const osse_timer_t *a, const osse_timer_t *b)
+{
+    return a->at < b->at || (a->at == b->at && (a->req < b->req ||
+                                                 (a->req == b->req && a->breach < b->breach)));
+}
+
+static void sift_up(osse_timer_t *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(&h[i], &h[p]))
+            break;
+        osse_timer_t t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static void sift_down(osse_timer_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && before(&h[l], &h[m]))
+            m = l;
+        if (r < n && before(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            return;
+        osse_timer_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void push(osse_engine_t *e, osse_timer_t t)
+{
+    if (e->ntimers == e->ctimers) {
+        size_t nc = e->ctimers ? e->ctimers * 2 : 1024;
+        osse_timer_t *nh = realloc(e->timers, nc * sizeof *nh);
+        if (!nh)
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        e->timers = nh;
+        e->ctimers = nc;
+    }
+    e->timers[e->ntimers] = t;
+    sift_up(e->timers, e->ntimers++);
+}
+
+static osse_timer_t pop(osse_engine_t *e)
+{
+    osse_timer_t t = e->timers[0];
+    e->timers[0] = e->timers[--e->ntimers];
+    sift_down(e->timers, e->ntimers, 0);
+    return t;
+}
+
+void osse__timer_push(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
+                      bool breach)
+{
+    bool was_top = e->ntimers == 0 || at < e->timers[0].at;
+    push(e, (osse_timer_t){at, r->index, (uint16_t)step, breach});
+    if (was_top)
+        osse__timers_arm(e);
+}
+
+void osse__timers_rebuild(osse_engine_t *e)
+{
+    e->ntimers = 0;
+    for (size_t k = 0; k < e->nreqs; k++) {
+        osse_request_t *r = e->reqs[k];
+        if (osse__rstatus_final(r->status))
+            continue;
+        for (size_t i = 0; i < r->wf->nsteps; i++) {
+            const osse_step_t *s = &r->steps[i];
+            if (s->state != OSSE_SS_OPEN)
+                continue;
+            if (s->warn_at && strcmp(s->sla_state, "ok") == 0)
+                push(e, (osse_timer_t){s->warn_at, r->index, (uint16_t)i, 0});
+            if (s->due_at && strcmp(s->sla_state, "breached") != 0)
+                push(e, (osse_timer_t){s->due_at, r->index, (uint16_t)i, 1});
+        }
+    }
+}
+
+/* Whether entry t still describes its step's pending deadline. */
+static bool current(osse_engine_t *e, const osse_timer_t *t)
+{
+    if (t->req >= e->nreqs)
+        return false;
+    const osse_request_t *r = e->reqs[t->req];
+    if (osse__rstatus_final(r->status) || t->step >= r->wf->nsteps)
+        return false;
+    const osse_step_t *s = &r->steps[t->step];
+    if (s->state != OSSE_SS_OPEN)
+        return false;
+    if (t->breach)
+        return s->due_at == t->at && strcmp(s->sla_state, "breached") != 0;
+    return s->warn_at == t->at && strcmp(s->sla_state, "ok") == 0;
+}
+
+static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
+{
+    const osse_wf_step_t *ws = &r->wf->steps[i];
+    osse_step_t *s = &r->steps[i];
+    osse_breach_t action = s->escalated ? OSSE_BREACH_NOTIFY : ws->on_breach;
+    static const char *names[] = {[OSSE_BREACH_NOTIFY] = "notify",
+                                  [OSSE_BREACH_APPROVE] = "approve",
+                                  [OSSE_BREACH_REJECT] = "reject",
+                                  [OSSE_BREACH_ESCALATE] = "escalate",
+                                  [OSSE_BREACH_EXPIRE] = "expire"};
+    char stream[96];
+    snprintf(stream, sizeof stream, "request/%s", r->id);
+    osse__emit(e, stream, "SlaBreached", NULL,
+               json_pack("{s:s,s:s?,s:o,s:s}", "step", ws->name, "agency", s->agency, "due_at",
+                         osse__time_json(at), "action", names[action]));
+    bool task = ws->kind == OSSE_STEP_KIND_TASK;
+    switch (action) {
+    case OSSE_BREACH_NOTIFY:
+        break;
+    case OSSE_BREACH_APPROVE:
+        if (!task)
+            break;
+        osse__emit(e, stream, "TaskDecided", NULL,
+                   json_pack("{s:s,s:s?,s:s,s:b,s:s}", "step", ws->name, "agency", s->agency,
+                             "outcome", "approve", "deemed", 1, "reason",
+                             "deemed approved: no decision within the SLA"));
+        osse__advance(e, r, NULL);
+        break;
+    case OSSE_BREACH_REJECT:
+        if (task)
+            osse__emit(e, stream, "TaskDecided", NULL,
+                       json_pack("{s:s,s:s?,s:s,s:b,s:s}", "step", ws->name, "agency", s->agency,
+                                 "outcome", "reject", "deemed", 1, "reason",
+                                 "rejected: no decision within the SLA"));
+        osse__emit(e, stream, "RequestRejected", NULL,
+                   json_pack("{s:s,s:s}", "step", ws->name, "reason",
+                             "no decision within the SLA"));
+        break;
+    case OSSE_BREACH_ESCALATE: {
+        /* A fresh SLA, counted from the breach, for the agency escalated to. */
+        int64_t due, warn;
+        osse__sla_times(e, r, i, at, osse__sla_total(e, r, i, at), &due, &warn);
+        osse__emit(e, stream, "TaskEscalated", NULL,
+                   json_pack("{s:s,s:s?,s:s,s:o,s:o}", "step", ws->name, "from", s->agency, "to",
+                             ws->escalate_to, "due_at", osse__time_json(due), "warn_at",
+                             osse__time_json(warn)));
+        break;
+    }
+    case OSSE_BREACH_EXPIRE:
+        osse__emit(e, stream, "RequestExpired", NULL,
+                   json_pack("{s:s,s:s}", "step", ws->name, "reason",
+                             "the deadline of this step passed"));
+        break;
+    }
+}
+
+void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
+{
+    while (e->ntimers && e->timers[0].at <= upto) {
+        osse_timer_t t = pop(e);
+        if (!current(e, &t))
+            continue;
+        /* Under the test clock every firing happens at its own due time, so
+         * its events, and the steps it opens, are stamped with it. */
+        if (test_clock && t.at > e->clock)
+            e->clock = t.at;
+        osse_request_t *r = e->reqs[t.req];
+        if (t.breach) {
+            breach(e, r, t.step, t.at);
+        } else {
+            char stream[96];
+            snprintf(stream, sizeof stream, "request/%s", r->id);
+            osse__emit(e, stream, "SlaWarned", NULL,
+                       json_pack("{s:s,s:s?,s:o,s:o}", "step", r->wf->steps[t.step].name, "agency",
+                                 r->steps[t.step].agency, "warn_at", osse__time_json(t.at),
+                                 "due_at", osse__time_json(r->steps[t.step].due_at)));
+        }
+    }
+    osse__timers_arm(e);
+}
+
+static void on_wake(uv_timer_t *h)
+{
+    osse_engine_t *e = h->data;
+    osse__timers_fire(e, osse_engine_now(e), false);
+}
+
+void osse__timers_arm(osse_engine_t *e)
+{
+    if (e->test_clock || !e->timers_ready)
+        return;
+    /* Drop stale entries at the top so that the wakeup is for a real one. */
+    while (e->ntimers && !current(e, &e->timers[0]))
+        pop(e);
+    if (!e->ntimers) {
+        uv_timer_stop(&e->wake);
+        return;
+    }
+    int64_t delay = e->timers[0].at - osse_engine_now(e);
+    uv_timer_start(&e->wake, on_wake, delay > 0 ? (uint64_t)delay : 0, 0);
+}
+
+int osse__timers_start(osse_engine_t *e)
+{
+    int rc = uv_timer_init(e->loop, &e->wake);
+    if (rc)
+        return OSSE_EIO;
+    e->wake.data = e;
+    uv_unref((uv_handle_t *)&e->wake);
+    e->timers_ready = true;
+    osse__timers_rebuild(e);
+    return 0;
+}
+
+void osse__timers_stop(osse_engine_t *e)
+{
+    if (!e->timers_ready)
+        return;
+    e->timers_ready = false;
+    uv_timer_stop(&e->wake);
+    uv_close((uv_handle_t *)&e->wake, NULL);
+}
