@@ -178,9 +178,16 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
     }
 }
 
+/* Under the real clock a wakeup fires at most this many deadlines, then lets
+ * the loop serve others and commit them before it takes the next ones: a day's
+ * worth falling due at once becomes many batches, not one huge one. */
+#define FIRE_CHUNK 4096
+
 void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
 {
-    while (e->ntimers && e->timers[0].at <= upto) {
+    size_t fired = 0;
+    while (e->ntimers && e->timers[0].at <= upto && (test_clock || fired < FIRE_CHUNK)) {
+        fired++;
         osse_timer_t t = pop(e);
         if (!current(e, &t))
             continue;
