@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hist.h"
 #include "storage/event.h"
 #include "workflows/workflow.h"
 
@@ -30,6 +31,7 @@ struct osse_server_s {
     osse_engine_t *eng;
     osse_http_server_t *http;
     bool test_clock;
+    osse_hist_t latency; /* from a complete request to its answer */
 };
 
 /* One request being handled. */
@@ -55,6 +57,7 @@ typedef struct call_s {
     size_t nseqs;
     uint64_t after, limit, next;
     int work_rc;
+    uint64_t t0;
 } call_t;
 
 typedef void (*handler_fn)(call_t *c);
@@ -84,6 +87,7 @@ static void call_free(call_t *c)
 static void on_durable(void *ud)
 {
     call_t *c = ud;
+    osse_hist_observe(&c->srv->latency, (double)(uv_hrtime() - c->t0) / 1e9);
     osse_http_respond_take(c->req, c->status, c->ctype, c->extra, c->out, c->outlen);
     c->out = NULL;
     call_free(c);
@@ -294,6 +298,10 @@ static void h_metrics(call_t *c)
     char *s;
     size_t n;
     osse_q_metrics(c->srv->eng, &s, &n);
+    osse_buf_t b = {.ptr = s, .len = n, .cap = n + 1, .max = 0};
+    osse_hist_render(&c->srv->latency, &b, "osse_http_request_seconds",
+                     "Time from a complete HTTP request to its answer, durability included.");
+    s = osse_buf_take(&b, &n);
     finish(c, 200, s, n, "text/plain; version=0.0.4");
 }
 
@@ -641,6 +649,7 @@ static void handle(osse_http_req_t *req, void *ud)
     }
     c->srv = srv;
     c->req = req;
+    c->t0 = uv_hrtime();
     if (split_path(c)) {
         reply_error(c, 404, "not_found", "no such route", NULL);
         return;

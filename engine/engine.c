@@ -220,18 +220,43 @@ static void on_commit(void *ud, int status)
     osse_engine_t *e = ud;
     if (status)
         osse__panic(__FILE__, __LINE__, "log commit failed: %s", osse_strerror(status));
+    if (e->hcommit < e->ncommit) {
+        uint64_t t0 = e->commit_t0[e->hcommit++];
+        osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - t0) / 1e9);
+        if (e->hcommit == e->ncommit)
+            e->hcommit = e->ncommit = 0;
+    }
     release_holds(e);
+}
+
+static void commit_current(osse_engine_t *e)
+{
+    osse_batch_t *b = e->batch;
+    e->batch = NULL;
+    if (e->ncommit == e->ccommit) {
+        size_t nc = e->ccommit ? e->ccommit * 2 : 64;
+        uint64_t *n = realloc(e->commit_t0, nc * sizeof *n);
+        if (!n)
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        e->commit_t0 = n;
+        e->ccommit = nc;
+    }
+    e->commit_t0[e->ncommit++] = uv_hrtime();
+    osse_log_commit(e->log, b, on_commit, e);
+}
+
+int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out)
+{
+    return osse_hist_render(&e->append_latency, out, "osse_event_append_seconds",
+                            "Time from handing a batch of events to the log to its fsync.");
 }
 
 static void on_check(uv_check_t *h)
 {
     osse_engine_t *e = h->data;
     uv_idle_stop(&e->kick);
-    if (e->batch) {
-        osse_batch_t *b = e->batch;
-        e->batch = NULL;
-        osse_log_commit(e->log, b, on_commit, e);
-    }
+    if (e->batch)
+        commit_current(e);
 }
 
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
@@ -495,11 +520,8 @@ void osse_engine_stop(osse_engine_t *e)
 {
     if (!e)
         return;
-    if (e->batch) {
-        osse_batch_t *b = e->batch;
-        e->batch = NULL;
-        osse_log_commit(e->log, b, on_commit, e);
-    }
+    if (e->batch)
+        commit_current(e);
     if (uv_is_active((uv_handle_t *)&e->flush)) {
         uv_check_stop(&e->flush);
         uv_close((uv_handle_t *)&e->flush, NULL);
@@ -597,6 +619,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_buf_close(&e->enc);
     free(e->holds);
     free(e->timers);
+    free(e->commit_t0);
     free(e->data_dir);
     free(e);
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "storage/log.h"
 
@@ -150,6 +151,8 @@ int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, j
                   osse_fail_t *f);
 int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f);
 int osse_q_stats(osse_engine_t *e, json_t **out);
+/* Appends the engine's own histograms (event append latency) to out. */
+int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Prometheus text; *out malloc'd. */
 int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
 

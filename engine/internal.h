@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/hist.h"
 #include "common/map.h"
 #include "engine/engine.h"
 #include "storage/event.h"
@@ -191,6 +192,12 @@ struct osse_engine_s {
     size_t ntimers, ctimers;
     uv_timer_t wake;
     bool timers_ready;
+
+    /* Append latency: when each batch in flight was handed to the log
+     * (batches complete in order, so a FIFO matches them). */
+    uint64_t *commit_t0;
+    size_t ncommit, ccommit, hcommit;
+    osse_hist_t append_latency;
 
     /* Answers waiting for durability, in seq order. */
     osse_hold_t *holds;

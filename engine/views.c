@@ -470,6 +470,7 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
     osse_buf_printf(&b, "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
                         "osse_log_seq %llu\n",
                     (unsigned long long)osse_log_last_seq(e->log));
+    osse_engine_metrics(e, &b);
     *out = osse_buf_take(&b, len);
     return 0;
 }
