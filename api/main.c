@@ -20,11 +20,21 @@
 #define OSSE_VERSION "0.1.0"
 #define MAX_FILE (4u << 20)
 
+/* Replays the events of an export file (issue 4's export reader). */
+static int osse_replay_export_file(const char *path, osse_log_scan_cb cb, void *ud, osse_err_t *err)
+{
+    (void)path;
+    (void)cb;
+    (void)ud;
+    return osse_err_set(err, OSSE_EINVAL, "export files are not readable yet");
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage:\n"
                     "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock]\n"
                     "  osse validate FILE\n"
+                    "  osse replay (--data DIR | FILE) [--recheck]\n"
                     "  osse version\n");
     return 2;
 }
@@ -307,6 +317,71 @@ static int cmd_serve(int argc, char **argv)
     return 0;
 }
 
+typedef struct replay_s {
+    osse_engine_t *eng;
+    bool recheck;
+    size_t diffs;
+    osse_err_t err;
+} replay_t;
+
+static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    replay_t *rp = ud;
+    /* A rule is rechecked against the state it ran in: before its event. */
+    if (rp->recheck)
+        rp->diffs += osse_engine_recheck_event(rp->eng, seq, bytes, len, stdout);
+    return osse_engine_replay_event(rp->eng, seq, bytes, len, &rp->err);
+}
+
+/* osse replay: rebuilds every view from the log alone and prints, as its last
+ * line, the digest that GET /v1/admin/digest gives for the same log. */
+static int cmd_replay(int argc, char **argv)
+{
+    const char *data = NULL, *file = NULL;
+    replay_t rp = {0};
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+            data = argv[++i];
+        else if (strcmp(argv[i], "--recheck") == 0)
+            rp.recheck = true;
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else
+            return usage();
+    }
+    if (!!data == !!file)
+        return usage();
+    if (osse_engine_open_replay(&rp.eng)) {
+        fprintf(stderr, "osse: cannot start\n");
+        return 1;
+    }
+    int rc;
+    if (data) {
+        char dir[4096];
+        osse_log_t *log = NULL;
+        snprintf(dir, sizeof dir, "%s/log", data);
+        rc = osse_log_open_readonly(dir, &log, &rp.err);
+        if (!rc)
+            rc = osse_log_scan(log, 1, replay_one, &rp, &rp.err);
+        osse_log_close(log);
+    } else {
+        rc = osse_replay_export_file(file, replay_one, &rp, &rp.err);
+    }
+    if (rc) {
+        fprintf(stderr, "osse: replay failed: %s\n", rp.err.msg[0] ? rp.err.msg : osse_strerror(rc));
+        osse_engine_close(rp.eng);
+        return 1;
+    }
+    char hex[65];
+    uint64_t size;
+    osse_engine_digest(rp.eng, hex, &size);
+    if (rp.recheck)
+        printf("recheck: %zu difference(s)\n", rp.diffs);
+    printf("events %llu\n%s\n", (unsigned long long)size, hex);
+    osse_engine_close(rp.eng);
+    return rp.diffs ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -315,6 +390,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (strcmp(argv[1], "validate") == 0)
         return cmd_validate(argc, argv);
+    if (strcmp(argv[1], "replay") == 0)
+        return cmd_replay(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
         printf("osse %s\n", OSSE_VERSION);
         return 0;

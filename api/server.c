@@ -466,6 +466,17 @@ static void h_stats(call_t *c)
     reply_json(c, 200, out);
 }
 
+static void h_digest(call_t *c)
+{
+    char hex[65];
+    uint64_t size;
+    if (osse_engine_digest(c->srv->eng, hex, &size)) {
+        reply_error(c, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:s,s:I}", "digest", hex, "size", (json_int_t)size));
+}
+
 static void h_payments(call_t *c)
 {
     reply_error(c, 501, "not_implemented", "payments are not implemented yet", NULL);
@@ -617,6 +628,7 @@ static const route_t routes[] = {
     {"GET", "/v1/track/:code", PUBLIC, h_track, false, false},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false},
     {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false},
+    {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, false, false},
     {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true},
 };
 

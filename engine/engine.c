@@ -201,6 +201,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
         osse__panic(__FILE__, __LINE__, "out of memory");
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
+    e->applied = ev.seq;
     json_decref(data);
 }
 
@@ -368,23 +369,67 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 
 /* --- open / replay --- */
 
-static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
+static osse_engine_t *engine_new(void)
 {
-    osse_engine_t *e = ud;
+    osse_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    osse_map_init(&e->workflows);
+    osse_map_init(&e->agencies);
+    osse_map_init(&e->calendars);
+    osse_map_init(&e->principals);
+    osse_map_init(&e->tokens);
+    osse_map_init(&e->requests);
+    osse_map_init(&e->codes);
+    osse_map_init(&e->versions);
+    osse_map_init(&e->idem);
+    osse_buf_init(&e->enc, 0);
+    return e;
+}
+
+int osse_engine_open_replay(osse_engine_t **out)
+{
+    if (sodium_init() < 0)
+        return OSSE_EIO;
+    osse_engine_t *e = engine_new();
+    if (!e)
+        return OSSE_ENOMEM;
+    e->replaying = true;
+    *out = e;
+    return 0;
+}
+
+int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
+                             osse_err_t *err)
+{
     osse_event_t ev;
-    osse_err_t err = {0};
-    if (osse_event_decode(bytes, len, &ev, &err) || ev.seq != seq) {
-        fprintf(stderr, "osse: event %llu is damaged: %s\n", (unsigned long long)seq, err.msg);
-        if (!err.msg[0])
-            osse_event_clear(&ev);
-        return OSSE_ECORRUPT;
-    }
-    int rc = osse__apply(e, &ev, &err);
+    int rc = osse_event_decode(bytes, len, &ev, err);
     if (rc)
-        fprintf(stderr, "osse: event %llu does not apply: %s\n", (unsigned long long)seq, err.msg);
+        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
+                            (unsigned long long)seq, err ? err->msg : "");
+    if (ev.seq != seq || seq != e->applied + 1) {
+        osse_event_clear(&ev);
+        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
+                            (unsigned long long)seq, (unsigned long long)e->applied);
+    }
+    osse_err_t aerr = {0};
+    rc = osse__apply(e, &ev, &aerr);
+    if (rc)
+        osse_err_set(err, rc, "event %llu does not apply: %s", (unsigned long long)seq, aerr.msg);
+    e->applied = seq;
     if (ev.at > e->last_at)
         e->last_at = ev.at;
     osse_event_clear(&ev);
+    return rc;
+}
+
+static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    osse_engine_t *e = ud;
+    osse_err_t err = {0};
+    int rc = osse_engine_replay_event(e, seq, bytes, len, &err);
+    if (rc)
+        fprintf(stderr, "osse: %s\n", err.msg);
     return rc;
 }
 
@@ -453,23 +498,13 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
 {
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
-    osse_engine_t *e = calloc(1, sizeof *e);
+    osse_engine_t *e = engine_new();
     if (!e)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     e->loop = loop;
     e->data_dir = strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
-    osse_map_init(&e->workflows);
-    osse_map_init(&e->agencies);
-    osse_map_init(&e->calendars);
-    osse_map_init(&e->principals);
-    osse_map_init(&e->tokens);
-    osse_map_init(&e->requests);
-    osse_map_init(&e->codes);
-    osse_map_init(&e->versions);
-    osse_map_init(&e->idem);
-    osse_buf_init(&e->enc, 0);
     int rc;
     if (mkdir(opts->data_dir, 0700) != 0 && errno != EEXIST) {
         rc = osse_err_set(err, OSSE_EIO, "%s: %s", opts->data_dir, strerror(errno));

@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "common/buf.h"
@@ -88,6 +89,24 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
 /* Flushes and stops the log; run the loop afterwards for close callbacks. */
 void osse_engine_stop(osse_engine_t *e);
 void osse_engine_close(osse_engine_t *e);
+
+/* An engine for replays only (osse replay): projections built from events
+ * handed in one by one, in seq order; no log, no clock, no timers. */
+int osse_engine_open_replay(osse_engine_t **out);
+/* Applies one stored event. Returns 0, or OSSE_ECORRUPT (bytes that do not
+ * decode, a seq out of order, an event that contradicts the state). */
+int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
+                             osse_err_t *err);
+/* The digest of every view (SPEC §6): SHA-256, as hex, over a canonical
+ * rendering of the catalog and of every request's tracking view; never keys,
+ * secrets or checkpoints. *size is the seq of the last event applied. */
+int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size);
+/* --recheck: re-evaluates every rule recorded in a request's events against
+ * its recorded inputs, the rule being the one of the definition version the
+ * request ran under; reports each difference to out (one line each) and
+ * returns the number of differences. */
+size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
+                                 FILE *out);
 
 osse_log_t *osse_engine_log(osse_engine_t *e);
 int64_t osse_engine_now(const osse_engine_t *e);

@@ -121,7 +121,19 @@ static int find_last_seq(osse_log_t *log, uint64_t *out, osse_err_t *err)
     return rc;
 }
 
+static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err);
+
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err)
+{
+    return log_open(dir, false, out, err);
+}
+
+int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err)
+{
+    return log_open(dir, true, out, err);
+}
+
+static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err)
 {
     osse_log_t *log = calloc(1, sizeof *log);
     char *e = NULL;
@@ -147,7 +159,8 @@ int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err)
     rocksdb_writeoptions_set_sync(log->wopts, 1);
     log->ropts = rocksdb_readoptions_create();
 
-    log->db = rocksdb_open(log->opts, dir, &e);
+    log->db = readonly ? rocksdb_open_for_read_only(log->opts, dir, 0, &e)
+                       : rocksdb_open(log->opts, dir, &e);
     if (e) {
         rc = rdb_err(err, e, "open");
         goto out;

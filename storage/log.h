@@ -39,6 +39,10 @@ typedef struct osse_batch_s osse_batch_t;
  * Returns 0, OSSE_EIO (detail in err). Before the loop runs. */
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err);
 
+/* Opens an existing log for reading only, even while a server has it open
+ * (auditors' replay). Never start or commit on it. */
+int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err);
+
 /* Starts the writer thread and binds completions to loop. Loop thread. */
 int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err);
 
