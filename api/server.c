@@ -354,6 +354,14 @@ static void h_put_calendar(call_t *c)
     reply(c, rc, status, out, &f);
 }
 
+static void h_get_calendar(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_calendar(c->srv->eng, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
 static void h_put_agency(call_t *c)
 {
     osse_fail_t f = {0};
@@ -607,6 +615,7 @@ static const route_t routes[] = {
     {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false},
     {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false},
     {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false},
+    {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, false, false},
     {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false},
     {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency, false,
      false},

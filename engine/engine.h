@@ -166,6 +166,8 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
                  json_t **out, osse_fail_t *f);
 int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id, int version,
                     json_t **out, osse_fail_t *f);
+/* A calendar as stored (canonical form) with its version. */
+int osse_q_calendar(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f);
 int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                   osse_fail_t *f);
 int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f);

@@ -474,3 +474,16 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
     *out = osse_buf_take(&b, len);
     return 0;
 }
+
+int osse_q_calendar(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f)
+{
+    osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
+    if (!c)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no calendar %s", id);
+    char stream[128];
+    snprintf(stream, sizeof stream, "calendar/%s", id);
+    *out = json_pack("{s:s,s:I}", "id", id, "version",
+                     (json_int_t)(uintptr_t)osse_map_get(&e->versions, stream));
+    json_object_update(*out, c->body);
+    return 0;
+}
