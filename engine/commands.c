@@ -21,6 +21,8 @@
 #include "workflows/expr.h"
 
 #define MAX_REASON 4096
+/* More fields than any e-form has: it bounds the work and the error list. */
+#define OSSE_MAX_FORM_FIELDS 256
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -615,6 +617,10 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         osse__detail(f, "form", "must be an object");
         return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form is missing");
     }
+    if (json_object_size(form) > OSSE_MAX_FORM_FIELDS) {
+        osse__detail(f, "form", "has more than %d fields", OSSE_MAX_FORM_FIELDS);
+        return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form has too many fields");
+    }
     const osse_wf_t *wf = w->versions[w->nversions - 1];
     json_t *details = json_array();
     if (osse_wf_check_form(wf, form, false, details)) {
@@ -765,6 +771,10 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "step is invalid");
     }
     json_t *form = json_object_get(body, "form");
+    if (form && json_is_object(form) && json_object_size(form) > OSSE_MAX_FORM_FIELDS) {
+        osse__detail(f, "form", "has more than %d fields", OSSE_MAX_FORM_FIELDS);
+        return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form has too many fields");
+    }
     if (form && !json_is_object(form)) {
         osse__detail(f, "form", "must be an object");
         return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form is invalid");
