@@ -18,7 +18,12 @@
  * which is exactly throughput at a fixed concurrency.
  *
  * A connection error (refused, reset, EOF mid-answer, a malformed answer)
- * counts one error, closes the connection and reconnects after 10 ms. */
+ * counts one error, closes the connection and reconnects after 10 ms.
+ *
+ * With --requests N the run sends exactly N requests in all (no warm-up) and
+ * ends when the last answer arrives or --seconds passes, whichever is first;
+ * it then reports the real elapsed time. The SLA bench needs this to leave
+ * an exact number of open requests behind. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -49,6 +54,7 @@ typedef struct opts_s {
     const char *content_type;
     const char *label;
     char *body; /* the template, owned */
+    uint64_t requests; /* 0: run for --seconds; else send exactly this many */
 } opts_t;
 
 typedef struct worker_s worker_t;
@@ -72,6 +78,7 @@ typedef struct conn_s {
     long long content_length; /* -1: until the server closes */
     int status;
     int close_after;
+    int done; /* --requests: the quota is spent; this connection sends no more */
 } conn_t;
 
 struct worker_s {
@@ -81,6 +88,8 @@ struct worker_s {
     conn_t *conns;
     size_t nconns;
     int stopping;
+    size_t ndone;      /* connections with done set */
+    uint64_t t_last;   /* uv_hrtime() of the last completed answer */
     uint64_t ok, errors, non2xx;
     uint64_t hist[HIST_N];
 };
@@ -104,6 +113,7 @@ static size_t g_nseg;
 static char *g_head; /* request line and fixed headers, without Content-Length */
 static size_t g_head_len;
 static uint64_t g_counter;      /* atomic: the next {n} */
+static uint64_t g_issued;       /* atomic: requests started, for --requests */
 static int g_non2xx_printed;    /* atomic */
 static int g_errors_printed;    /* atomic */
 static uint64_t g_t_measure, g_t_end; /* uv_hrtime() nanoseconds */
@@ -188,7 +198,7 @@ static void on_tcp_close(uv_handle_t *h)
     c->tcp_open = 0;
     c->in_flight = 0;
     /* A short pause, so that a refusing server is not hammered in a tight loop. */
-    if (!c->w->stopping)
+    if (!c->w->stopping && !c->done)
         uv_timer_start(&c->retry, on_retry, RETRY_MS, 0);
 }
 
@@ -235,7 +245,7 @@ static void conn_start(conn_t *c)
 {
     worker_t *w = c->w;
     int rc;
-    if (w->stopping || c->tcp_open)
+    if (w->stopping || c->tcp_open || c->done)
         return;
     if ((rc = uv_tcp_init(&w->loop, &c->tcp)) < 0)
         die("uv_tcp_init: %s", uv_strerror(rc));
@@ -365,6 +375,7 @@ static void conn_complete(conn_t *c)
     worker_t *w = c->w;
     uint64_t now = uv_hrtime();
     c->in_flight = 0;
+    w->t_last = now;
     if (in_window(now)) {
         if (c->status >= 200 && c->status < 300) {
             w->ok++;
@@ -450,11 +461,25 @@ static void req_append(conn_t *c, const char *p, size_t n)
     c->req_len += n;
 }
 
+static void on_stop(uv_timer_t *t);
+
 static void conn_send(conn_t *c)
 {
     char num[32], cl[64];
     int numlen = 0, rc;
     size_t blen = 0;
+    if (c->done)
+        return;
+    if (g_opt.requests &&
+        __atomic_fetch_add(&g_issued, 1, __ATOMIC_RELAXED) >= g_opt.requests) {
+        /* The quota is spent: this connection stays idle, and the worker stops
+         * once all of its connections are. */
+        worker_t *w = c->w;
+        c->done = 1;
+        if (++w->ndone == w->nconns && !w->stopping)
+            uv_timer_start(&w->stop, on_stop, 0, 0);
+        return;
+    }
     if (g_nseg > 1) {
         uint64_t n = __atomic_fetch_add(&g_counter, 1, __ATOMIC_RELAXED);
         numlen = snprintf(num, sizeof num, "%llu", (unsigned long long)n);
@@ -618,7 +643,10 @@ static void usage(void)
     fputs("usage: load [--host H] [--port P] [--conns C] [--threads N] [--seconds S]\n"
           "            [--warmup W] [--method M] [--path P] [--token T]\n"
           "            [--body '...' | --body-file F] [--content-type CT] [--label L]\n"
-          "The body may hold {n}: each request gets a fresh number there.\n",
+          "            [--requests N]\n"
+          "The body may hold {n}: each request gets a fresh number there.\n"
+          "--requests N: send exactly N requests (no warm-up), end after the last\n"
+          "answer or after --seconds, and report the real elapsed seconds.\n",
           stderr);
     exit(2);
 }
@@ -654,6 +682,8 @@ static void parse_args(int argc, char **argv)
             g_opt.content_type = v;
         else if (strcmp(a, "--label") == 0)
             g_opt.label = v;
+        else if (strcmp(a, "--requests") == 0)
+            g_opt.requests = strtoull(v, NULL, 10);
         else if (strcmp(a, "--body") == 0) {
             free(g_opt.body);
             g_opt.body = strdup(v);
@@ -669,6 +699,8 @@ static void parse_args(int argc, char **argv)
         die("--conns, --threads and --seconds must be positive, --warmup not negative");
     if (g_opt.threads > g_opt.conns)
         g_opt.threads = g_opt.conns;
+    if (g_opt.requests)
+        g_opt.warmup = 0; /* every one of the N requests is measured */
 }
 
 int main(int argc, char **argv)
@@ -699,9 +731,11 @@ int main(int argc, char **argv)
             uv_thread_join(&ws[i].tid);
     }
 
-    uint64_t ok = 0, errors = 0, non2xx = 0;
+    uint64_t ok = 0, errors = 0, non2xx = 0, t_last = g_t_measure;
     static uint64_t hist[HIST_N];
     for (unsigned i = 0; i < nt; i++) {
+        if (ws[i].t_last > t_last)
+            t_last = ws[i].t_last;
         ok += ws[i].ok;
         errors += ws[i].errors;
         non2xx += ws[i].non2xx;
@@ -710,15 +744,21 @@ int main(int argc, char **argv)
         worker_close(&ws[i]);
     }
     free(ws);
+    /* --requests: the run may end before --seconds; rates use the real time. */
+    double secs = g_opt.seconds;
+    if (g_opt.requests && t_last > g_t_measure && t_last < g_t_end)
+        secs = (double)(t_last - g_t_measure) / 1e9;
 
     printf("load path=%s conns=%u seconds=%g ok=%llu errors=%llu non2xx=%llu rps=%.1f "
            "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f",
-           g_opt.path, g_opt.conns, g_opt.seconds, (unsigned long long)ok,
-           (unsigned long long)errors, (unsigned long long)non2xx, (double)ok / g_opt.seconds,
+           g_opt.path, g_opt.conns, secs, (unsigned long long)ok,
+           (unsigned long long)errors, (unsigned long long)non2xx, (double)ok / secs,
            hist_percentile(hist, ok, 0.50) / 1e6, hist_percentile(hist, ok, 0.99) / 1e6,
            hist_percentile(hist, ok, 0.999) / 1e6);
     if (g_opt.threads > 1)
         printf(" threads=%u", g_opt.threads);
+    if (g_opt.requests)
+        printf(" requests=%llu", (unsigned long long)g_opt.requests);
     if (g_opt.label != NULL)
         printf(" label=%s", g_opt.label);
     putchar('\n');

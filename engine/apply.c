@@ -413,6 +413,11 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         s->decided_at = ev->at;
         timeline(r, ev->at, "TaskAutoApproved", "%s: approved automatically by rule",
                  r->wf->steps[i].name);
+    } else if (strcmp(t, "RuleFailed") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        timeline(r, ev->at, "RuleFailed", "%s: a rule could not be evaluated", r->wf->steps[i].name);
+        return 0;
     } else if (strcmp(t, "StepFailed") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;

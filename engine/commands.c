@@ -521,6 +521,12 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         if (run_condition(r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
             osse__emit(e, stream, "TaskAutoApproved", NULL, rec);
+        } else if (json_object_get(rec, "error")) {
+            /* A rule that fails counts as false, and the failure is on the
+             * record with the inputs it read (SPEC §2). */
+            step_data(rec, s->name);
+            json_object_set_new(rec, "kind", json_string("auto_approve"));
+            osse__emit(e, stream, "RuleFailed", NULL, rec);
         } else {
             json_decref(rec);
         }

@@ -96,7 +96,7 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
 /* The definition's text of the rule an event records, or NULL. */
 static const char *rule_of(const osse_wf_step_t *s, const char *type)
 {
-    if (strcmp(type, "TaskAutoApproved") == 0)
+    if (strcmp(type, "TaskAutoApproved") == 0 || strcmp(type, "RuleFailed") == 0)
         return s->auto_approve;
     if (strcmp(type, "StepSkipped") == 0)
         return s->when;

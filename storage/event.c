@@ -15,6 +15,7 @@
  * refuses trailing bytes, unknown keys, out-of-order keys, duplicate keys,
  * bin/ext types and integers outside jansson's range (OSSE_ECORRUPT). */
 #include "storage/event.h"
+#include "common/utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -421,6 +422,8 @@ static int rd_cstr(rd_t *r, char **out)
         return rc;
     if (memchr(s, '\0', n))
         return corrupt(r, "NUL byte in a string field");
+    if (!osse_utf8_valid(s, n))
+        return corrupt(r, "a string field is not UTF-8");
     char *c = malloc(n + 1);
     if (!c)
         return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");

@@ -92,9 +92,17 @@ int osse_merkle_push(osse_merkle_t *m, const void *bytes, size_t len, osse_merkl
                      void *ud)
 {
     uint8_t h[OSSE_MERKLE_HASH];
+    osse_merkle_leaf_hash(bytes, len, h);
+    return osse_merkle_push_hash(m, h, put, ud);
+}
+
+int osse_merkle_push_hash(osse_merkle_t *m, const uint8_t leaf_hash[OSSE_MERKLE_HASH],
+                          osse_merkle_put_fn put, void *ud)
+{
+    uint8_t h[OSSE_MERKLE_HASH];
     uint64_t n = m->size;
     int rc;
-    osse_merkle_leaf_hash(bytes, len, h);
+    memcpy(h, leaf_hash, OSSE_MERKLE_HASH);
     if (put && (rc = put(ud, 0, n, h)))
         return rc;
     unsigned level = 0;
@@ -294,6 +302,12 @@ static int log_get(void *ud, unsigned level, uint64_t index, uint8_t out[OSSE_ME
     memcpy(out, val, OSSE_MERKLE_HASH);
     free(val);
     return 0;
+}
+
+osse_merkle_store_t osse_merkle_log_store(osse_log_t *log)
+{
+    osse_merkle_store_t st = {log_get, log};
+    return st;
 }
 
 int osse_merkle_open(osse_log_t *log, osse_merkle_t **out, osse_err_t *err)

@@ -94,6 +94,10 @@ void osse_merkle_close(osse_merkle_t *m); /* NULL-safe */
 int osse_merkle_push(osse_merkle_t *m, const void *bytes, size_t len, osse_merkle_put_fn put,
                      void *ud);
 
+/* The same with the leaf hash already computed (a verifier that checked it). */
+int osse_merkle_push_hash(osse_merkle_t *m, const uint8_t leaf_hash[OSSE_MERKLE_HASH],
+                          osse_merkle_put_fn put, void *ud);
+
 /* osse_merkle_push into a log batch (the hashes become side records of b).
  * Call on the loop thread right after osse_batch_event for the same event, in
  * seq order, so that m's size stays equal to osse_log_last_seq. Returns 0 or
@@ -125,6 +129,9 @@ int osse_merkle_store_inclusion(const osse_merkle_store_t *s, uint64_t leaf_inde
  * from > to), OSSE_ENOTFOUND, OSSE_EIO. */
 int osse_merkle_store_consistency(const osse_merkle_store_t *s, uint64_t from, uint64_t to,
                                   uint8_t (*hashes)[32], size_t *n, osse_err_t *err);
+
+/* A store reading a log's side records (valid while log is open). */
+osse_merkle_store_t osse_merkle_log_store(osse_log_t *log);
 
 /* The same over a log's side records. Sizes must also be <= the log's last
  * seq (else OSSE_EINVAL). */

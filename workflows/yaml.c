@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "workflows/workflow.h"
+#include "common/utf8.h"
 
 #define OSSE_WF_MAX_DEPTH 64
 
@@ -327,6 +328,10 @@ int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *e
     struct fy_parser *fyp = NULL;
     struct fy_event *e = NULL;
     *out = NULL;
+    /* libfyaml 0.7.12 loops forever on some bytes that are not UTF-8 (a
+     * directive line "%\xff", found by fuzz_definition): it never sees them. */
+    if (!osse_utf8_valid(text, len))
+        return osse_err_set(err, OSSE_EPARSE, "line 1, column 1: the text is not UTF-8");
 
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);

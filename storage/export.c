@@ -1,0 +1,552 @@
+/* export.c: writing and verifying the audit export (format: export.h and
+ * docs/audit.md).
+ *
+ * Invariant of the reader: a field is read only after the bytes it needs are
+ * present (src_need), memory grows only with bytes actually read, and every
+ * failure records the offset and the first bad event or head before
+ * returning. The reader stops at the first problem.
+ */
+#include "storage/export.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/time.h"
+#include "storage/event.h"
+#include "storage/merkle.h"
+
+static const char MAGIC[8] = {'O', 'S', 'S', 'E', '-', 'L', 'O', 'G'};
+static const char END[8] = {'O', 'S', 'S', 'E', '-', 'E', 'N', 'D'};
+#define HEAD_REC (8 + 8 + 32 + 64)
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- Writer ---- */
+
+typedef struct wr_s {
+    FILE *out;
+    uint64_t off;
+    int failed;
+} wr_t;
+
+static void wr(wr_t *w, const void *p, size_t n)
+{
+    if (!w->failed && n && fwrite(p, 1, n, w->out) != n)
+        w->failed = 1;
+    w->off += n;
+}
+
+static void wr_be(wr_t *w, uint64_t v, int n)
+{
+    uint8_t b[8];
+    put_be(b, v, n);
+    wr(w, b, (size_t)n);
+}
+
+typedef struct heads_s {
+    osse_head_t *v;
+    size_t n, cap;
+    const char *origin;
+} heads_t;
+
+static int heads_add(heads_t *hs, const osse_head_t *h)
+{
+    if (hs->n == hs->cap) {
+        size_t nc = hs->cap ? hs->cap * 2 : 16;
+        osse_head_t *nv = realloc(hs->v, nc * sizeof *nv);
+        if (!nv)
+            return OSSE_ENOMEM;
+        hs->v = nv;
+        hs->cap = nc;
+    }
+    hs->v[hs->n++] = *h;
+    return 0;
+}
+
+static int collect_head(void *ud, const osse_head_t *h)
+{
+    heads_t *hs = ud;
+    if (strcmp(h->origin, hs->origin) != 0)
+        return 0; /* signed under another name: this export's key cannot check it */
+    return heads_add(hs, h);
+}
+
+typedef struct ev_ctx_s {
+    wr_t *w;
+    osse_log_t *log;
+    uint64_t to;
+    osse_err_t *err;
+} ev_ctx_t;
+
+enum { STOP_AT_TO = 1 };
+
+static int write_event(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    ev_ctx_t *c = ud;
+    if (seq > c->to)
+        return STOP_AT_TO;
+    if (len == 0 || len > OSSE_EXPORT_EVENT_MAX)
+        return osse_err_set(c->err, OSSE_EINVAL, "event %" PRIu64 " has %zu bytes", seq, len);
+    /* The stored leaf hash, not one recomputed here: if the stored event
+     * bytes were damaged, the export must show it. */
+    uint8_t lh[32];
+    int rc = osse_merkle_leaf(c->log, seq - 1, lh, c->err);
+    if (rc)
+        return rc;
+    wr_be(c->w, len, 4);
+    wr(c->w, lh, 32);
+    wr(c->w, bytes, len);
+    return c->w->failed ? osse_err_set(c->err, OSSE_EIO, "write failed") : 0;
+}
+
+int osse_export_write(osse_log_t *log, const osse_signer_t *signer, uint64_t from, uint64_t to,
+                      FILE *out, osse_err_t *err)
+{
+    uint64_t last = osse_log_last_seq(log);
+    const osse_verifier_t *pub = osse_signer_verifier(signer);
+    heads_t hs = {NULL, 0, 0, pub->name};
+    int rc = 0;
+    if (from == 0 && to == 0) {
+        from = 1;
+        to = last;
+    }
+    if (from == 0 || to < from || to > last)
+        return osse_err_set(err, OSSE_EINVAL,
+                            "range %" PRIu64 "..%" PRIu64 " is not inside the log (1..%" PRIu64 ")",
+                            from, to, last);
+    /* The frontier of the tree before the range. */
+    osse_merkle_t before;
+    osse_merkle_store_t st = osse_merkle_log_store(log);
+    if ((rc = osse_merkle_load(&before, &st, from - 1, err)))
+        goto out;
+    uint8_t frontier[64][32];
+    size_t nf = osse_merkle_get_frontier(&before, frontier);
+
+    uint64_t lo = from > 1 ? from - 1 : 1;
+    if ((rc = osse_head_scan(log, lo, to, collect_head, &hs, err)))
+        goto out;
+    if (hs.n == 0 || hs.v[hs.n - 1].size != to) {
+        osse_head_t h;
+        uint8_t root[32];
+        if ((rc = osse_merkle_root(log, to, root, err)))
+            goto out;
+        if ((rc = osse_signer_sign_head(signer, to, root, osse_time_real_ms(), &h)) ||
+            (rc = heads_add(&hs, &h))) {
+            rc = osse_err_set(err, rc, "out of memory");
+            goto out;
+        }
+    }
+
+    wr_t w = {out, 0, 0};
+    size_t olen = strlen(pub->name);
+    wr(&w, MAGIC, 8);
+    wr_be(&w, OSSE_EXPORT_VERSION, 4);
+    wr_be(&w, olen, 2);
+    wr(&w, pub->name, olen);
+    wr(&w, pub->pk, 32);
+    wr_be(&w, from, 8);
+    wr_be(&w, to - from + 1, 8);
+    wr_be(&w, nf, 1);
+    for (size_t i = 0; i < nf; i++)
+        wr(&w, frontier[i], 32);
+    wr_be(&w, hs.n, 4);
+    for (size_t i = 0; i < hs.n; i++) {
+        wr_be(&w, hs.v[i].size, 8);
+        wr_be(&w, (uint64_t)hs.v[i].at_ms, 8);
+        wr(&w, hs.v[i].root, 32);
+        wr(&w, hs.v[i].sig, 64);
+    }
+    ev_ctx_t c = {&w, log, to, err};
+    rc = osse_log_scan(log, from, write_event, &c, err);
+    if (rc == STOP_AT_TO)
+        rc = 0;
+    if (rc)
+        goto out;
+    wr(&w, END, 8);
+    wr_be(&w, w.off + 8, 8);
+    if (w.failed || fflush(out) != 0) {
+        rc = osse_err_set(err, OSSE_EIO, "writing the export failed");
+        goto out;
+    }
+out:
+    free(hs.v);
+    return rc;
+}
+
+/* ---- Reader ---- */
+
+typedef struct src_s {
+    const uint8_t *buf; /* whole input (buffer mode) */
+    size_t len;
+    FILE *f;            /* or a stream */
+    uint8_t *tmp;       /* stream mode: the bytes of the current field */
+    size_t tcap;
+    uint64_t off;
+    osse_export_info_t *info;
+    osse_err_t *err;
+} src_t;
+
+static int fail(src_t *s, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(src_t *s, uint64_t at, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->info->offset = at;
+    return osse_err_set(s->err, OSSE_ECORRUPT, "offset %" PRIu64 ": %s", at, msg);
+}
+
+/* Makes the next n bytes available at *p and consumes them. In stream mode
+ * the buffer grows by doubling only as bytes arrive, so a lying length costs
+ * at most twice the bytes that are really there. */
+static int src_need(src_t *s, size_t n, const uint8_t **p, const char *what)
+{
+    if (s->buf) {
+        if (n > s->len - s->off)
+            return fail(s, s->len, "truncated: %s needs %zu bytes, %zu left", what, n,
+                        (size_t)(s->len - s->off));
+        *p = s->buf + s->off;
+        s->off += n;
+        return 0;
+    }
+    size_t have = 0;
+    while (have < n) {
+        if (have == s->tcap) {
+            size_t nc = s->tcap ? s->tcap * 2 : 4096;
+            if (nc > n)
+                nc = n;
+            uint8_t *t = realloc(s->tmp, nc);
+            if (!t)
+                return osse_err_set(s->err, OSSE_ENOMEM, "out of memory");
+            s->tmp = t;
+            s->tcap = nc;
+        }
+        size_t want = (n < s->tcap ? n : s->tcap) - have;
+        size_t got = fread(s->tmp + have, 1, want, s->f);
+        have += got;
+        if (got < want) {
+            if (ferror(s->f))
+                return osse_err_set(s->err, OSSE_EIO, "read error at offset %" PRIu64,
+                                    s->off + have);
+            return fail(s, s->off + have, "truncated: %s needs %zu bytes, %zu left", what, n,
+                        have);
+        }
+    }
+    *p = s->tmp;
+    s->off += n;
+    return 0;
+}
+
+static int src_at_end(src_t *s)
+{
+    if (s->buf)
+        return s->off == s->len;
+    int c = fgetc(s->f);
+    if (c == EOF)
+        return 1;
+    ungetc(c, s->f);
+    return 0;
+}
+
+static int src_be(src_t *s, int n, uint64_t *v, const char *what)
+{
+    const uint8_t *p;
+    int rc = src_need(s, (size_t)n, &p, what);
+    if (!rc)
+        *v = get_be(p, n);
+    return rc;
+}
+
+static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb, void *ud)
+{
+    osse_export_info_t *info = s->info;
+    osse_err_t *err = s->err;
+    const uint8_t *p;
+    uint64_t v, at;
+    osse_head_t *heads = NULL;
+    size_t nh = 0, hcap = 0;
+    osse_event_t ev;
+    int rc;
+    memset(&ev, 0, sizeof ev);
+
+    /* Header. */
+    if ((rc = src_need(s, 8, &p, "magic")))
+        goto out;
+    if (memcmp(p, MAGIC, 8) != 0) {
+        rc = fail(s, 0, "not an osse export (bad magic)");
+        goto out;
+    }
+    at = s->off;
+    if ((rc = src_be(s, 4, &v, "version")))
+        goto out;
+    if (v != OSSE_EXPORT_VERSION) {
+        rc = fail(s, at, "unsupported format version %" PRIu64, v);
+        goto out;
+    }
+    at = s->off;
+    if ((rc = src_be(s, 2, &v, "origin length")))
+        goto out;
+    if (v == 0 || v > OSSE_ORIGIN_MAX) {
+        rc = fail(s, at, "origin length %" PRIu64 " out of range 1..%d", v, OSSE_ORIGIN_MAX);
+        goto out;
+    }
+    at = s->off;
+    if ((rc = src_need(s, (size_t)v, &p, "origin")))
+        goto out;
+    memcpy(info->origin, p, (size_t)v);
+    info->origin[v] = '\0';
+    for (uint64_t i = 0; i < v; i++)
+        if (p[i] <= 0x20 || p[i] == 0x7f || p[i] == '+') {
+            rc = fail(s, at + i, "origin has a forbidden byte");
+            goto out;
+        }
+    at = s->off;
+    if ((rc = src_need(s, 32, &p, "public key")))
+        goto out;
+    memcpy(info->public_key, p, 32);
+    osse_verifier_t hv;
+    osse_verifier_init(&hv, info->origin, info->public_key);
+    if (key) {
+        if (sodium_memcmp(key->pk, info->public_key, 32) != 0) {
+            rc = fail(s, at, "the export is signed by another key than the one given");
+            goto out;
+        }
+        if (key->name[0] && strcmp(key->name, info->origin) != 0) {
+            rc = fail(s, at - v - 2, "origin \"%s\" is not the given key's name \"%s\"",
+                      info->origin, key->name);
+            goto out;
+        }
+    }
+    at = s->off;
+    if ((rc = src_be(s, 8, &info->first_seq, "first seq")))
+        goto out;
+    if (info->first_seq == 0) {
+        rc = fail(s, at, "first seq is 0 (seqs start at 1)");
+        goto out;
+    }
+    at = s->off;
+    if ((rc = src_be(s, 8, &info->count, "event count")))
+        goto out;
+    if (info->count == 0 || info->count > UINT64_MAX - info->first_seq) {
+        rc = fail(s, at, "event count %" PRIu64 " out of range", info->count);
+        goto out;
+    }
+    uint64_t last = info->first_seq + info->count - 1;
+    at = s->off;
+    if ((rc = src_be(s, 1, &v, "frontier count")))
+        goto out;
+    if (v != (uint64_t)__builtin_popcountll(info->first_seq - 1)) {
+        rc = fail(s, at, "frontier has %" PRIu64 " hashes; a tree of %" PRIu64 " needs %d", v,
+                  info->first_seq - 1, __builtin_popcountll(info->first_seq - 1));
+        goto out;
+    }
+    uint8_t fr[64][32];
+    for (uint64_t i = 0; i < v; i++) {
+        if ((rc = src_need(s, 32, &p, "frontier hash")))
+            goto out;
+        memcpy(fr[i], p, 32);
+    }
+    osse_merkle_t tree;
+    osse_merkle_set_frontier(&tree, info->first_seq - 1, (const uint8_t(*)[32])fr, (size_t)v);
+
+    /* Heads: structure and signatures now; roots as the events arrive. */
+    at = s->off;
+    if ((rc = src_be(s, 4, &info->heads, "head count")))
+        goto out;
+    if (info->heads == 0 || info->heads > OSSE_EXPORT_HEADS_MAX) {
+        rc = fail(s, at, "head count %" PRIu64 " out of range 1..%u", info->heads,
+                  OSSE_EXPORT_HEADS_MAX);
+        goto out;
+    }
+    uint64_t min_size = info->first_seq > 1 ? info->first_seq - 1 : 1;
+    for (uint64_t i = 0; i < info->heads; i++) {
+        at = s->off;
+        if ((rc = src_need(s, HEAD_REC, &p, "head")))
+            goto out;
+        if (nh == hcap) { /* grows with heads actually read */
+            size_t nc = hcap ? hcap * 2 : 16;
+            osse_head_t *nv = realloc(heads, nc * sizeof *nv);
+            if (!nv) {
+                rc = osse_err_set(err, OSSE_ENOMEM, "out of memory");
+                goto out;
+            }
+            heads = nv;
+            hcap = nc;
+        }
+        osse_head_t *h = &heads[nh++];
+        memset(h, 0, sizeof *h);
+        memcpy(h->origin, info->origin, sizeof h->origin);
+        h->size = get_be(p, 8);
+        h->at_ms = (int64_t)get_be(p + 8, 8);
+        memcpy(h->root, p + 16, 32);
+        memcpy(h->sig, p + 48, 64);
+        memcpy(h->key_id, hv.key_id, 4);
+        uint64_t prev = nh > 1 ? heads[nh - 2].size : min_size - 1;
+        if (h->size <= prev || h->size > last) {
+            info->bad_head = h->size;
+            rc = fail(s, at, "head of size %" PRIu64 " out of order or outside %" PRIu64
+                      "..%" PRIu64, h->size, prev + 1, last);
+            goto out;
+        }
+        if (i + 1 == info->heads && h->size != last) {
+            info->bad_head = h->size;
+            rc = fail(s, at, "the last head (size %" PRIu64 ") does not cover the last event %"
+                      PRIu64, h->size, last);
+            goto out;
+        }
+        osse_err_t e2;
+        if (osse_head_verify(key ? key : &hv, h, &e2) != 0) {
+            info->bad_head = h->size;
+            rc = fail(s, at, "head of size %" PRIu64 ": bad signature", h->size);
+            goto out;
+        }
+    }
+
+    /* Events. */
+    size_t hi = 0;
+    uint64_t seg_start = info->first_seq; /* first seq since the last checked head */
+    for (;;) {
+        /* Check every head whose size the tree has reached (also a head at
+         * first-1, which authenticates the header's frontier). */
+        while (hi < nh && heads[hi].size == tree.size) {
+            uint8_t r[32];
+            osse_merkle_root_now(&tree, r);
+            if (sodium_memcmp(r, heads[hi].root, 32) != 0) {
+                info->bad_head = heads[hi].size;
+                if (tree.size < info->first_seq)
+                    rc = fail(s, s->off, "head of size %" PRIu64
+                              ": root does not match the header's frontier", heads[hi].size);
+                else
+                    rc = fail(s, s->off, "head of size %" PRIu64
+                              ": root does not match the events (a leaf hash between seq %"
+                              PRIu64 " and %" PRIu64 " was changed, or the frontier)",
+                              heads[hi].size, seg_start, heads[hi].size);
+                goto out;
+            }
+            info->last_size = heads[hi].size;
+            memcpy(info->last_root, r, 32);
+            seg_start = heads[hi].size + 1;
+            hi++;
+        }
+        if (info->verified == info->count)
+            break;
+        uint64_t seq = info->first_seq + info->verified;
+        at = s->off;
+        if ((rc = src_be(s, 4, &v, "event length")))
+            goto out;
+        if (v == 0 || v > OSSE_EXPORT_EVENT_MAX) {
+            info->bad_seq = seq;
+            rc = fail(s, at, "event seq %" PRIu64 ": length %" PRIu64 " out of range 1..%u", seq,
+                      v, OSSE_EXPORT_EVENT_MAX);
+            goto out;
+        }
+        uint8_t lh[32], got[32];
+        if ((rc = src_need(s, 32, &p, "leaf hash")))
+            goto out;
+        memcpy(lh, p, 32);
+        if ((rc = src_need(s, (size_t)v, &p, "event bytes"))) {
+            info->bad_seq = seq;
+            goto out;
+        }
+        osse_merkle_leaf_hash(p, (size_t)v, got);
+        if (sodium_memcmp(got, lh, 32) != 0) {
+            info->bad_seq = seq;
+            rc = fail(s, at, "event seq %" PRIu64 ": its bytes do not hash to its leaf hash", seq);
+            goto out;
+        }
+        osse_err_t e2;
+        if (osse_event_decode(p, (size_t)v, &ev, &e2) != 0) {
+            info->bad_seq = seq;
+            rc = fail(s, at, "event seq %" PRIu64 " does not decode: %s", seq, e2.msg);
+            goto out;
+        }
+        uint64_t evseq = ev.seq;
+        osse_event_clear(&ev);
+        if (evseq != seq) {
+            info->bad_seq = seq;
+            rc = fail(s, at, "expected event seq %" PRIu64 ", found seq %" PRIu64
+                      " (missing, duplicated or reordered events)", seq, evseq);
+            goto out;
+        }
+        osse_merkle_push_hash(&tree, lh, NULL, NULL);
+        info->verified++;
+        if (cb && (rc = cb(ud, seq, p, (size_t)v)))
+            goto out;
+    }
+
+    /* Trailer. */
+    at = s->off;
+    if ((rc = src_need(s, 8, &p, "trailer")))
+        goto out;
+    if (memcmp(p, END, 8) != 0) {
+        rc = fail(s, at, "expected the trailer after event %" PRIu64 " (more events than declared?)",
+                  last);
+        goto out;
+    }
+    at = s->off;
+    if ((rc = src_be(s, 8, &v, "total length")))
+        goto out;
+    if (v != s->off) {
+        rc = fail(s, at, "the trailer declares %" PRIu64 " bytes, the file has %" PRIu64
+                  " up to here", v, s->off);
+        goto out;
+    }
+    if (!src_at_end(s)) {
+        rc = fail(s, s->off, "extra bytes after the trailer");
+        goto out;
+    }
+    info->offset = s->off;
+    rc = 0;
+out:
+    free(heads);
+    return rc;
+}
+
+static void info_init(osse_export_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+}
+
+int osse_export_verify_buf(const void *buf, size_t len, const osse_verifier_t *key,
+                           osse_export_event_cb cb, void *ud, osse_export_info_t *info,
+                           osse_err_t *err)
+{
+    osse_export_info_t local;
+    static const uint8_t empty[1];
+    if (!info)
+        info = &local;
+    info_init(info);
+    src_t s = {buf ? buf : empty, len, NULL, NULL, 0, 0, info, err};
+    return verify(&s, key, cb, ud);
+}
+
+int osse_export_verify_file(FILE *f, const osse_verifier_t *key, osse_export_event_cb cb, void *ud,
+                            osse_export_info_t *info, osse_err_t *err)
+{
+    osse_export_info_t local;
+    if (!info)
+        info = &local;
+    info_init(info);
+    src_t s = {NULL, 0, f, NULL, 0, 0, info, err};
+    int rc = verify(&s, key, cb, ud);
+    free(s.tmp);
+    return rc;
+}

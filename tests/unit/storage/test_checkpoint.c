@@ -1,0 +1,269 @@
+/* test_checkpoint.c: signed notes against the Go sumdb/note reference
+ * vector (the PeterNeumann key), checkpoints signed and verified in their
+ * exact C2SP text form and JSON, tampering refused, the key file's mode and
+ * reuse, and heads stored in a real log. */
+#define _GNU_SOURCE /* nftw, mkdtemp */
+#include <ftw.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/checkpoint.h"
+#include "tests/test.h"
+
+static const char VKEY[] = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+static const char SKEY_B64[] = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+static const char TEXT[] = "If you think cryptography is the answer to your problem,\n"
+                           "then you don't know what your problem is.\n";
+static const char SIGLINE[] = "\xe2\x80\x94 PeterNeumann "
+                              "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqf"
+                              "qdngotpRZb6KE6RyyBwJnAM=\n";
+
+static void test_reference_vector(void)
+{
+    uint8_t raw[33];
+    size_t n = 0;
+    CHECK_EQ_INT(sodium_base642bin(raw, 33, SKEY_B64, strlen(SKEY_B64), NULL, &n, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
+                 0);
+    CHECK_EQ_INT(n, 33);
+    osse_signer_t *s = NULL;
+    CHECK_EQ_INT(osse_signer_from_seed("PeterNeumann", raw + 1, &s, NULL), 0);
+
+    /* Key id and verifier key derived exactly as the reference does. */
+    osse_buf_t b;
+    osse_buf_init(&b, 0);
+    CHECK_EQ_INT(osse_verifier_key(osse_signer_verifier(s), &b), 0);
+    CHECK_EQ_STR(b.ptr, VKEY);
+    char hex[9];
+    osse_key_id_hex(osse_signer_verifier(s)->key_id, hex);
+    CHECK_EQ_STR(hex, "c74f20a3");
+
+    /* Ed25519 is deterministic: the signed note is byte for byte the Go one. */
+    osse_buf_reset(&b);
+    CHECK_EQ_INT(osse_signer_sign_note(s, TEXT, strlen(TEXT), &b), 0);
+    char want[512];
+    snprintf(want, sizeof want, "%s\n%s", TEXT, SIGLINE);
+    CHECK_EQ_STR(b.ptr, want);
+
+    /* And the reference note opens with the parsed verifier key. */
+    osse_verifier_t v;
+    osse_err_t err;
+    CHECK_EQ_INT(osse_verifier_parse(&v, VKEY, strlen(VKEY), &err), 0);
+    size_t tl = 0;
+    CHECK_EQ_INT(osse_note_open(&v, want, strlen(want), &tl, &err), 0);
+    CHECK_EQ_INT(tl, strlen(TEXT));
+    /* A changed byte of text, a changed signature, another key: refused. */
+    char bad[512];
+    strcpy(bad, want);
+    bad[5] ^= 1;
+    CHECK_EQ_INT(osse_note_open(&v, bad, strlen(bad), &tl, &err), OSSE_ECORRUPT);
+    strcpy(bad, want);
+    bad[strlen(bad) - 10] = bad[strlen(bad) - 10] == 'A' ? 'B' : 'A';
+    CHECK(osse_note_open(&v, bad, strlen(bad), &tl, &err) != 0);
+
+    /* Mangled verifier keys are refused (as the Go tests do). */
+    char k[128];
+    int accepted = 0;
+    for (size_t i = 0; i < strlen(VKEY); i++) {
+        strcpy(k, VKEY);
+        k[i]++;
+        accepted += osse_verifier_parse(&v, k, strlen(k), NULL) == 0;
+        accepted += osse_verifier_parse(&v, VKEY, i, NULL) == 0;
+    }
+    CHECK_EQ_INT(accepted, 0);
+    osse_buf_close(&b);
+    osse_signer_close(s);
+}
+
+static void test_head_sign_verify(void)
+{
+    uint8_t seed[32], root[32];
+    memset(seed, 7, 32);
+    memset(root, 0xab, 32);
+    osse_signer_t *s = NULL, *other = NULL;
+    CHECK_EQ_INT(osse_signer_from_seed(OSSE_DEFAULT_ORIGIN, seed, &s, NULL), 0);
+    seed[0] = 8;
+    CHECK_EQ_INT(osse_signer_from_seed(OSSE_DEFAULT_ORIGIN, seed, &other, NULL), 0);
+    osse_head_t h, h2;
+    CHECK_EQ_INT(osse_signer_sign_head(s, 1234, root, 1764554400123, &h), 0);
+    const osse_verifier_t *v = osse_signer_verifier(s);
+    osse_err_t err;
+    CHECK_EQ_INT(osse_head_verify(v, &h, &err), 0);
+    CHECK_EQ_INT(osse_head_verify(osse_signer_verifier(other), &h, &err), OSSE_ECORRUPT);
+
+    /* The text note: C2SP tlog-checkpoint, exactly. */
+    osse_buf_t b, vk;
+    osse_buf_init(&b, 0);
+    osse_buf_init(&vk, 0);
+    CHECK_EQ_INT(osse_head_note(&h, &b), 0);
+    char rootb64[64];
+    sodium_bin2base64(rootb64, sizeof rootb64, root, 32, sodium_base64_VARIANT_ORIGINAL);
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "osse.local/log\n1234\n%s\n\n\xe2\x80\x94 osse.local/log ",
+             rootb64);
+    CHECK(strncmp(b.ptr, prefix, strlen(prefix)) == 0);
+    CHECK(b.ptr[b.len - 1] == '\n');
+    /* Parsed back through the verifier key string, as a witness would. */
+    osse_verifier_t pv;
+    CHECK_EQ_INT(osse_verifier_key(v, &vk), 0);
+    CHECK_EQ_INT(osse_verifier_parse(&pv, vk.ptr, vk.len, &err), 0);
+    CHECK_EQ_INT(osse_head_parse_note(&pv, b.ptr, b.len, &h2, &err), 0);
+    CHECK_EQ_INT(h2.size, 1234);
+    CHECK(memcmp(h2.root, root, 32) == 0 && memcmp(h2.sig, h.sig, 64) == 0);
+    CHECK_EQ_STR(h2.origin, "osse.local/log");
+    /* A bare base64 public key works too. */
+    char pkb64[64];
+    sodium_bin2base64(pkb64, sizeof pkb64, v->pk, 32, sodium_base64_VARIANT_ORIGINAL);
+    CHECK_EQ_INT(osse_verifier_parse(&pv, pkb64, strlen(pkb64), &err), 0);
+    CHECK_EQ_INT(osse_head_verify(&pv, &h, &err), 0);
+    CHECK_EQ_INT(osse_head_parse_note(&pv, b.ptr, b.len, &h2, &err), 0);
+
+    /* Tampering: every single-byte change of the note is refused. */
+    int accepted = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        b.ptr[i] ^= 0x04;
+        accepted += osse_head_parse_note(v, b.ptr, b.len, &h2, NULL) == 0;
+        b.ptr[i] ^= 0x04;
+    }
+    CHECK_EQ_INT(accepted, 0);
+    h2 = h;
+    h2.size++;
+    CHECK_EQ_INT(osse_head_verify(v, &h2, NULL), OSSE_ECORRUPT);
+    h2 = h;
+    h2.root[3] ^= 1;
+    CHECK_EQ_INT(osse_head_verify(v, &h2, NULL), OSSE_ECORRUPT);
+    h2 = h;
+    h2.at_ms++; /* informational: not signed */
+    CHECK_EQ_INT(osse_head_verify(v, &h2, NULL), 0);
+
+    /* JSON shape. */
+    json_t *j = osse_head_to_json(&h);
+    CHECK(j != NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "origin")), "osse.local/log");
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "size")), 1234);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "root")),
+                 "abababababababababababababababababababababababababababababababab");
+    char kid[9];
+    osse_key_id_hex(h.key_id, kid);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "key_id")), kid);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "at")), "2025-12-01T02:00:00.123Z");
+    CHECK_EQ_INT(strlen(json_string_value(json_object_get(j, "signature"))), 88);
+    json_decref(j);
+
+    /* Stored encoding round trip. */
+    osse_buf_reset(&b);
+    CHECK_EQ_INT(osse_head_encode(&h, &b), 0);
+    CHECK_EQ_INT(osse_head_decode(b.ptr, b.len, &h2, NULL), 0);
+    CHECK(memcmp(&h, &h2, sizeof h) == 0);
+    CHECK_EQ_INT(osse_head_decode(b.ptr, 100, &h2, NULL), OSSE_ECORRUPT);
+
+    /* Bad names. */
+    osse_signer_t *x = NULL;
+    CHECK_EQ_INT(osse_signer_from_seed("a b", seed, &x, NULL), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_signer_from_seed("a+b", seed, &x, NULL), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_signer_from_seed("", seed, &x, NULL), OSSE_EINVAL);
+    osse_buf_close(&b);
+    osse_buf_close(&vk);
+    osse_signer_close(s);
+    osse_signer_close(other);
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void on_done(void *ud, int status)
+{
+    (*(int *)ud)++;
+}
+
+typedef struct seen_s {
+    int n;
+    uint64_t sizes[16];
+} seen_t;
+
+static int on_head(void *ud, const osse_head_t *h)
+{
+    seen_t *s = ud;
+    if (s->n < 16)
+        s->sizes[s->n] = h->size;
+    s->n++;
+    return 0;
+}
+
+static void test_key_file_and_store(void)
+{
+    char dir[] = "/tmp/osse-test-ckpt-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/log.key", dir);
+    osse_err_t err;
+    osse_signer_t *s1 = NULL, *s2 = NULL;
+    CHECK_EQ_INT(osse_signer_open(dir, NULL, &s1, &err), 0);
+    struct stat st;
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    /* Reopened: the same key. */
+    CHECK_EQ_INT(osse_signer_open(dir, NULL, &s2, &err), 0);
+    CHECK(memcmp(osse_signer_verifier(s1)->pk, osse_signer_verifier(s2)->pk, 32) == 0);
+    osse_signer_close(s2);
+    /* Another name: the same key, another key id. */
+    CHECK_EQ_INT(osse_signer_open(dir, "example.org/agency", &s2, &err), 0);
+    CHECK(memcmp(osse_signer_verifier(s1)->pk, osse_signer_verifier(s2)->pk, 32) == 0);
+    CHECK(memcmp(osse_signer_verifier(s1)->key_id, osse_signer_verifier(s2)->key_id, 4) != 0);
+    osse_signer_close(s2);
+    /* A key file others can read is refused. */
+    chmod(path, 0644);
+    CHECK_EQ_INT(osse_signer_open(dir, NULL, &s2, &err), OSSE_EFORBIDDEN);
+    chmod(path, 0600);
+
+    /* Heads as side records in a real log. */
+    osse_log_t *log = NULL;
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    osse_head_t h;
+    CHECK_EQ_INT(osse_head_load_latest(log, &h, &err), OSSE_ENOTFOUND);
+    uv_loop_t loop;
+    int done = 0;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    uint8_t root[32] = {0};
+    uint64_t sizes[] = {1, 5, 255, 256, 300, 70000};
+    for (int i = 0; i < 6; i++) {
+        osse_batch_t *b = osse_batch_new();
+        root[0] = (uint8_t)i;
+        CHECK_EQ_INT(osse_signer_sign_head(s1, sizes[i], root, 1000 + i, &h), 0);
+        CHECK_EQ_INT(osse_head_store(b, &h), 0);
+        osse_log_commit(log, b, on_done, &done);
+    }
+    osse_log_stop(log);
+    CHECK_EQ_INT(done, 6);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    CHECK_EQ_INT(osse_head_load_latest(log, &h, &err), 0);
+    CHECK_EQ_INT(h.size, 70000);
+    CHECK_EQ_INT(osse_head_verify(osse_signer_verifier(s1), &h, &err), 0);
+    seen_t seen = {0};
+    CHECK_EQ_INT(osse_head_scan(log, 5, 300, on_head, &seen, &err), 0);
+    CHECK_EQ_INT(seen.n, 4);
+    CHECK_EQ_INT(seen.sizes[0], 5);
+    CHECK_EQ_INT(seen.sizes[1], 255);
+    CHECK_EQ_INT(seen.sizes[2], 256);
+    CHECK_EQ_INT(seen.sizes[3], 300);
+    osse_log_close(log);
+    osse_signer_close(s1);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    RUN(test_reference_vector);
+    RUN(test_head_sign_verify);
+    RUN(test_key_file_and_store);
+    return TEST_EXIT();
+}
