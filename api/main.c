@@ -1,4 +1,5 @@
-/* main.c: the osse command line: serve, validate, version.
+/* main.c: the osse command line: serve, validate, replay, export, verify,
+ * version.
  *
  * `osse serve` opens the engine (replaying the log), applies the folder given
  * with --workflows (its _setup.yaml first: calendars and agencies; then every
@@ -8,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,26 +17,21 @@
 #include "api/server.h"
 #include "common/time.h"
 #include "engine/engine.h"
+#include "storage/checkpoint.h"
+#include "storage/export.h"
 #include "workflows/workflow.h"
 
 #define OSSE_VERSION "0.1.0"
 #define MAX_FILE (4u << 20)
-
-/* Replays the events of an export file (issue 4's export reader). */
-static int osse_replay_export_file(const char *path, osse_log_scan_cb cb, void *ud, osse_err_t *err)
-{
-    (void)path;
-    (void)cb;
-    (void)ud;
-    return osse_err_set(err, OSSE_EINVAL, "export files are not readable yet");
-}
 
 static int usage(void)
 {
     fprintf(stderr, "usage:\n"
                     "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock]\n"
                     "  osse validate FILE\n"
-                    "  osse replay (--data DIR | FILE) [--recheck]\n"
+                    "  osse replay (--data DIR | FILE [--key KEY]) [--recheck]\n"
+                    "  osse export --data DIR [--from SEQ] [--to SEQ] > FILE\n"
+                    "  osse verify FILE --key KEY\n"
                     "  osse version\n");
     return 2;
 }
@@ -317,9 +314,126 @@ static int cmd_serve(int argc, char **argv)
     return 0;
 }
 
+/* An auditor's key: a C2SP verifier key or bare base64 public key, given
+ * as is or as the path of a file holding it. */
+static int load_key(const char *arg, osse_verifier_t *v, osse_err_t *err)
+{
+    size_t len;
+    char *text = NULL;
+    FILE *f = fopen(arg, "rb");
+    if (f) {
+        fclose(f);
+        if (!(text = read_file(arg, &len, err)))
+            return err->code;
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+            text[--len] = '\0';
+    }
+    int rc = osse_verifier_parse(v, text ? text : arg, text ? len : strlen(arg), err);
+    free(text);
+    return rc;
+}
+
+static void print_bad(const char *what, const osse_export_info_t *in, const osse_err_t *err,
+                      int rc)
+{
+    fprintf(stderr, "osse: %s FAILED at byte %llu", what, (unsigned long long)in->offset);
+    if (in->bad_seq)
+        fprintf(stderr, ", event seq %llu", (unsigned long long)in->bad_seq);
+    if (in->bad_head)
+        fprintf(stderr, ", head of size %llu", (unsigned long long)in->bad_head);
+    fprintf(stderr, ": %s\n", err->msg[0] ? err->msg : osse_strerror(rc));
+}
+
+/* osse verify FILE --key KEY: every leaf, every head's signature and the
+ * consistency between heads, offline; names the first bad event or head. */
+static int cmd_verify(int argc, char **argv)
+{
+    const char *file = NULL, *key = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            key = argv[++i];
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else
+            return usage();
+    }
+    if (!file || !key)
+        return usage();
+    osse_err_t err = {0};
+    osse_verifier_t v;
+    if (load_key(key, &v, &err)) {
+        fprintf(stderr, "osse: --key: %s\n", err.msg);
+        return 2;
+    }
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "osse: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    osse_export_info_t in = {0};
+    int rc = osse_export_verify_file(f, &v, NULL, NULL, &in, &err);
+    fclose(f);
+    if (rc) {
+        print_bad("verify", &in, &err, rc);
+        return 1;
+    }
+    char root[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(root + 2 * i, 3, "%02x", in.last_root[i]);
+    printf("ok: %s, events %llu..%llu, %llu signed head(s), tree size %llu, root %s\n", in.origin,
+           (unsigned long long)in.first_seq, (unsigned long long)(in.first_seq + in.count - 1),
+           (unsigned long long)in.heads, (unsigned long long)in.last_size, root);
+    return 0;
+}
+
+/* osse export --data DIR [--from SEQ] [--to SEQ]: the log (or a range) with
+ * its signed heads, to stdout. Runs beside a live server (read-only open). */
+static int cmd_export(int argc, char **argv)
+{
+    const char *data = NULL;
+    unsigned long long from = 0, to = 0;
+    for (int i = 2; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            data = argv[++i];
+        } else if ((strcmp(argv[i], "--from") == 0 || strcmp(argv[i], "--to") == 0) &&
+                   i + 1 < argc) {
+            unsigned long long *dst = argv[i][2] == 'f' ? &from : &to;
+            *dst = strtoull(argv[++i], &end, 10);
+            if (!argv[i][0] || *end || argv[i][0] == '-' || *dst == 0)
+                return usage();
+        } else {
+            return usage();
+        }
+    }
+    if (!data)
+        return usage();
+    osse_err_t err = {0};
+    osse_log_t *log = NULL;
+    osse_signer_t *signer = NULL;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/log", data);
+    int rc = osse_log_open_readonly(dir, &log, &err);
+    if (!rc)
+        rc = osse_signer_open(data, NULL, &signer, &err);
+    if (!rc) {
+        uint64_t last = osse_log_last_seq(log);
+        rc = osse_export_write(log, signer, from ? from : 1, to ? to : last, stdout, &err);
+    }
+    if (!rc && fflush(stdout) != 0)
+        rc = osse_err_set(&err, OSSE_EIO, "cannot write the export: %s", strerror(errno));
+    osse_signer_close(signer);
+    osse_log_close(log);
+    if (rc) {
+        fprintf(stderr, "osse: export failed: %s\n", err.msg[0] ? err.msg : osse_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
 typedef struct replay_s {
     osse_engine_t *eng;
-    bool recheck;
+    bool recheck, from_start;
     size_t diffs;
     osse_err_t err;
 } replay_t;
@@ -327,6 +441,12 @@ typedef struct replay_s {
 static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
     replay_t *rp = ud;
+    if (seq == 1)
+        rp->from_start = true;
+    if (!rp->from_start)
+        return osse_err_set(&rp->err, OSSE_EINVAL,
+                            "the log given starts at seq %llu: views need every event from seq 1",
+                            (unsigned long long)seq);
     /* A rule is rechecked against the state it ran in: before its event. */
     if (rp->recheck)
         rp->diffs += osse_engine_recheck_event(rp->eng, seq, bytes, len, stdout);
@@ -337,11 +457,13 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
  * line, the digest that GET /v1/admin/digest gives for the same log. */
 static int cmd_replay(int argc, char **argv)
 {
-    const char *data = NULL, *file = NULL;
+    const char *data = NULL, *file = NULL, *key = NULL;
     replay_t rp = {0};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            key = argv[++i];
         else if (strcmp(argv[i], "--recheck") == 0)
             rp.recheck = true;
         else if (argv[i][0] != '-' && !file)
@@ -349,8 +471,13 @@ static int cmd_replay(int argc, char **argv)
         else
             return usage();
     }
-    if (!!data == !!file)
+    if (!!data == !!file || (key && !file))
         return usage();
+    osse_verifier_t v;
+    if (key && load_key(key, &v, &rp.err)) {
+        fprintf(stderr, "osse: --key: %s\n", rp.err.msg);
+        return 2;
+    }
     if (osse_engine_open_replay(&rp.eng)) {
         fprintf(stderr, "osse: cannot start\n");
         return 1;
@@ -365,7 +492,24 @@ static int cmd_replay(int argc, char **argv)
             rc = osse_log_scan(log, 1, replay_one, &rp, &rp.err);
         osse_log_close(log);
     } else {
-        rc = osse_replay_export_file(file, replay_one, &rp, &rp.err);
+        /* The export is verified as it is read; the views count only if the
+         * whole file verifies (its last head is checked after the events). */
+        FILE *f = fopen(file, "rb");
+        osse_export_info_t in = {0};
+        if (!f) {
+            rc = osse_err_set(&rp.err, OSSE_EIO, "%s: %s", file, strerror(errno));
+        } else {
+            if (!key)
+                fprintf(stderr, "osse: no --key: the export is checked against its own "
+                                "public key only\n");
+            rc = osse_export_verify_file(f, key ? &v : NULL, replay_one, &rp, &in, &rp.err);
+            fclose(f);
+            if (rc) {
+                print_bad("replay", &in, &rp.err, rc);
+                osse_engine_close(rp.eng);
+                return 1;
+            }
+        }
     }
     if (rc) {
         fprintf(stderr, "osse: replay failed: %s\n", rp.err.msg[0] ? rp.err.msg : osse_strerror(rc));
@@ -386,12 +530,20 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage();
+    if (sodium_init() < 0) {
+        fprintf(stderr, "osse: libsodium cannot start\n");
+        return 1;
+    }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc, argv);
     if (strcmp(argv[1], "validate") == 0)
         return cmd_validate(argc, argv);
     if (strcmp(argv[1], "replay") == 0)
         return cmd_replay(argc, argv);
+    if (strcmp(argv[1], "export") == 0)
+        return cmd_export(argc, argv);
+    if (strcmp(argv[1], "verify") == 0)
+        return cmd_verify(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
         printf("osse %s\n", OSSE_VERSION);
         return 0;

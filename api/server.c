@@ -56,6 +56,7 @@ typedef struct call_s {
     uint64_t *seqs;
     size_t nseqs;
     uint64_t after, limit, next;
+    bool consistency; /* proofs: after..next is from..to, else seq..size */
     int work_rc;
     uint64_t t0;
 } call_t;
@@ -608,6 +609,108 @@ static void h_log(call_t *c)
     uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
 }
 
+/* --- audit (SPEC §6) --- */
+
+static bool wants_text(osse_slice_t accept)
+{
+    bool text = false, json = false;
+    for (size_t i = 0; i + 10 <= accept.len; i++) {
+        if (strncasecmp(accept.ptr + i, "text/plain", 10) == 0)
+            text = true;
+        if (i + 16 <= accept.len && strncasecmp(accept.ptr + i, "application/json", 16) == 0)
+            json = true;
+    }
+    return text && !json;
+}
+
+static void h_checkpoint(call_t *c)
+{
+    osse_head_t h;
+    if (osse_engine_checkpoint(c->srv->eng, &h)) {
+        reply_error(c, 404, "not_found", "no signed head yet", NULL);
+        return;
+    }
+    if (wants_text(c->req->accept)) {
+        osse_buf_t b = {0};
+        if (osse_head_note(&h, &b)) {
+            osse_buf_close(&b);
+            reply_error(c, 500, "internal", "out of memory", NULL);
+            return;
+        }
+        finish(c, 200, (char *)b.ptr, b.len, "text/plain; charset=utf-8");
+        return;
+    }
+    reply_json(c, 200, osse_head_to_json(&h));
+}
+
+static void h_public_key(call_t *c)
+{
+    const osse_verifier_t *v = osse_engine_verifier(c->srv->eng);
+    json_t *o = v ? osse_audit_public_key(v) : NULL;
+    if (!o) {
+        reply_error(c, 500, "internal", "no signing key", NULL);
+        return;
+    }
+    reply_json(c, 200, o);
+}
+
+static void proof_work(uv_work_t *w)
+{
+    call_t *c = w->data;
+    osse_log_t *log = osse_engine_log(c->srv->eng);
+    json_t *out = NULL;
+    osse_err_t err = {0};
+    c->work_rc = c->consistency ? osse_audit_consistency(log, c->after, c->next, &out, &err)
+                                : osse_audit_inclusion(log, c->after, c->next, &out, &err);
+    if (!c->work_rc) {
+        c->out = json_dumps(out, JSON_COMPACT);
+        c->outlen = c->out ? strlen(c->out) : 0;
+        c->work_rc = c->out ? 0 : OSSE_ENOMEM;
+    }
+    json_decref(out);
+}
+
+/* Reads the two sizes of a proof (a and b, b defaulting to the durable size
+ * when optional) and queues it; 1 <= a <= b <= durable. */
+static void h_proof(call_t *c, const char *ka, const char *kb, bool b_optional)
+{
+    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
+    uint64_t a, b;
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->query, k, v)
+    {
+        if (strcmp(k, ka) && strcmp(k, kb)) {
+            reply_error(c, 422, "invalid_request", "unknown query parameter", NULL);
+            return;
+        }
+    }
+    char msg[200];
+    if (!json_object_get(c->query, ka) || (!b_optional && !json_object_get(c->query, kb)) ||
+        u64_param(c->query, ka, 0, &a) || u64_param(c->query, kb, durable, &b) || a < 1 ||
+        a > b || b > durable) {
+        snprintf(msg, sizeof msg, "need 1 <= %s <= %s <= %llu (the durable log size)", ka, kb,
+                 (unsigned long long)durable);
+        reply_error(c, 422, "invalid_request", msg, NULL);
+        return;
+    }
+    c->after = a;
+    c->next = b;
+    c->work.data = c;
+    uv_queue_work(c->srv->loop, &c->work, proof_work, events_done);
+}
+
+static void h_inclusion(call_t *c)
+{
+    h_proof(c, "seq", "size", true);
+}
+
+static void h_consistency(call_t *c)
+{
+    c->consistency = true;
+    h_proof(c, "from", "to", false);
+}
+
 static const route_t routes[] = {
     {"GET", "/healthz", PUBLIC, h_health, false, false},
     {"GET", "/metrics", PUBLIC, h_metrics, false, false},
@@ -636,6 +739,10 @@ static const route_t routes[] = {
     {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false},
     {"GET", "/v1/track/:code", PUBLIC, h_track, false, false},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false},
+    {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false},
+    {"GET", "/v1/log/public-key", PUBLIC, h_public_key, false, false},
+    {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, false, false},
+    {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, false, false},
     {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false},
     {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, false, false},
     {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true},

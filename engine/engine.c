@@ -199,6 +199,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
         new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
+    osse__audit_append(e, e->enc.ptr, e->enc.len);
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
     e->applied = ev.seq;
@@ -222,8 +223,9 @@ static void on_commit(void *ud, int status)
     if (status)
         osse__panic(__FILE__, __LINE__, "log commit failed: %s", osse_strerror(status));
     if (e->hcommit < e->ncommit) {
-        uint64_t t0 = e->commit_t0[e->hcommit++];
-        osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - t0) / 1e9);
+        size_t i = e->hcommit++;
+        osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - e->inflight[i].t0) / 1e9);
+        osse__audit_durable(e, e->inflight[i].size, e->inflight[i].root);
         if (e->hcommit == e->ncommit)
             e->hcommit = e->ncommit = 0;
     }
@@ -236,13 +238,15 @@ static void commit_current(osse_engine_t *e)
     e->batch = NULL;
     if (e->ncommit == e->ccommit) {
         size_t nc = e->ccommit ? e->ccommit * 2 : 64;
-        uint64_t *n = realloc(e->commit_t0, nc * sizeof *n);
+        void *n = realloc(e->inflight, nc * sizeof *e->inflight);
         if (!n)
             osse__panic(__FILE__, __LINE__, "out of memory");
-        e->commit_t0 = n;
+        e->inflight = n;
         e->ccommit = nc;
     }
-    e->commit_t0[e->ncommit++] = uv_hrtime();
+    e->inflight[e->ncommit].t0 = uv_hrtime();
+    osse__audit_batch(e, &e->inflight[e->ncommit].size, e->inflight[e->ncommit].root);
+    e->ncommit++;
     osse_log_commit(e->log, b, on_commit, e);
 }
 
@@ -522,6 +526,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }
+    if ((rc = osse__audit_open(e, err)))
+        goto fail;
     osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
     osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);
     if ((rc = osse_log_start(e->log, loop, err)))
@@ -534,6 +540,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     uv_unref((uv_handle_t *)&e->kick);
     if (e->principals.len == 0 && (rc = bootstrap(e, err)))
         goto fail;
+    osse__audit_started(e);
     /* A test clock never runs behind the log. */
     if (e->test_clock && e->last_at > e->clock)
         e->clock = e->last_at;
@@ -555,6 +562,9 @@ void osse_engine_stop(osse_engine_t *e)
 {
     if (!e)
         return;
+    if (e->batch)
+        commit_current(e);
+    osse__audit_stop(e);
     if (e->batch)
         commit_current(e);
     if (uv_is_active((uv_handle_t *)&e->flush)) {
@@ -654,7 +664,8 @@ void osse_engine_close(osse_engine_t *e)
     osse_buf_close(&e->enc);
     free(e->holds);
     free(e->timers);
-    free(e->commit_t0);
+    free(e->inflight);
+    osse__audit_close(e);
     free(e->data_dir);
     free(e);
 }

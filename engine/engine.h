@@ -32,6 +32,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "storage/checkpoint.h"
 #include "storage/log.h"
 
 typedef struct osse_engine_s osse_engine_t;
@@ -109,6 +110,22 @@ size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *byt
                                  FILE *out);
 
 osse_log_t *osse_engine_log(osse_engine_t *e);
+
+/* Audit (SPEC §6). The latest signed head, which covers only durable events:
+ * 0 or OSSE_ENOTFOUND (none yet). Loop thread. */
+int osse_engine_checkpoint(osse_engine_t *e, osse_head_t *out);
+/* The key that signs heads (name, public key, key id); NULL in a replay. */
+const osse_verifier_t *osse_engine_verifier(osse_engine_t *e);
+/* {"key_id","public_key","verifier_key"}; NULL on allocation failure. */
+json_t *osse_audit_public_key(const osse_verifier_t *v);
+/* Proofs as SPEC §6 JSON, from stored hashes: 1 <= seq <= size and
+ * 1 <= from <= to, sizes <= the durable seq (the caller checks). They read
+ * RocksDB: call them on the pool, never the loop thread. Return 0 or the
+ * merkle read's error. */
+int osse_audit_inclusion(osse_log_t *log, uint64_t seq, uint64_t size, json_t **out,
+                         osse_err_t *err);
+int osse_audit_consistency(osse_log_t *log, uint64_t from, uint64_t to, json_t **out,
+                           osse_err_t *err);
 int64_t osse_engine_now(const osse_engine_t *e);
 
 /* Authentication: the principal whose token this is, or NULL (unknown or

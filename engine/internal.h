@@ -16,7 +16,9 @@
 #include "common/map.h"
 #include "engine/engine.h"
 #include "storage/event.h"
+#include "storage/checkpoint.h"
 #include "storage/log.h"
+#include "storage/merkle.h"
 #include "workflows/calendar.h"
 #include "workflows/workflow.h"
 
@@ -196,7 +198,11 @@ struct osse_engine_s {
 
     /* Append latency: when each batch in flight was handed to the log
      * (batches complete in order, so a FIFO matches them). */
-    uint64_t *commit_t0;
+    struct {
+        uint64_t t0;
+        uint64_t size;    /* tree size and root once this batch is in */
+        uint8_t root[32];
+    } *inflight;
     size_t ncommit, ccommit, hcommit;
     osse_hist_t append_latency;
 
@@ -204,6 +210,18 @@ struct osse_engine_s {
     osse_hold_t *holds;
     size_t nholds, hhead, chold;
     uv_idle_t kick;
+
+    /* Audit (audit.c): the Merkle tree of the log, the key that signs its
+     * heads, the latest signed head (served) and the latest durable tree not
+     * yet signed. */
+    osse_merkle_t *merkle;
+    osse_signer_t *signer;
+    osse_head_t head;
+    bool has_head, audit_started;
+    int64_t head_signed_ms;
+    uint64_t tail_size;
+    uint8_t tail_root[32];
+    uv_timer_t head_timer;
 };
 
 /* Emits one event: assigns seq and version, encodes it into the current
@@ -241,6 +259,18 @@ void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_
                      int64_t total, int64_t *due, int64_t *warn);
 /* The step's whole SLA in its kind of time (0 when none). */
 int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
+
+/* audit.c */
+int osse__audit_open(osse_engine_t *e, osse_err_t *err); /* after the replay */
+void osse__audit_started(osse_engine_t *e);              /* once the log runs */
+/* Adds the event just put in e->batch to the tree (its hashes to the batch). */
+void osse__audit_append(osse_engine_t *e, const void *bytes, size_t len);
+/* The tree's size and root now (when a batch is handed to the log). */
+void osse__audit_batch(osse_engine_t *e, uint64_t *size, uint8_t root[32]);
+/* The tree of that size is durable. */
+void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32]);
+void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
+void osse__audit_close(osse_engine_t *e);
 
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);

@@ -42,6 +42,10 @@ TABLE = [
     ("GET", "/v1/log", None, {"platform", "auditor"}),
     ("GET", "/v1/stats", None, {"platform", "auditor"}),
     ("GET", "/v1/admin/digest", None, {"platform", "auditor"}),
+    ("GET", "/v1/log/checkpoint", None, PUBLIC),
+    ("GET", "/v1/log/public-key", None, PUBLIC),
+    ("GET", "/v1/log/proof/inclusion?seq=1&size=1", None, {"platform", "auditor"}),
+    ("GET", "/v1/log/proof/consistency?from=1&to=2", None, PUBLIC),
 ]
 
 
