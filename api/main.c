@@ -251,7 +251,7 @@ static void on_ready(void *ud)
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
-    bool test_clock = false;
+    bool test_clock = false, without_tree = false;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -261,6 +261,8 @@ static int cmd_serve(int argc, char **argv)
             wfdir = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
+        else if (strcmp(argv[i], "--bench-without-tree") == 0)
+            without_tree = true;
         else
             return usage();
     }
@@ -280,7 +282,8 @@ static int cmd_serve(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     osse_err_t err = {0};
-    osse_engine_opts_t opts = {.data_dir = data, .test_clock = test_clock};
+    osse_engine_opts_t opts = {.data_dir = data, .test_clock = test_clock,
+                               .bench_without_tree = without_tree};
     if (osse_engine_open(&opts, loop, &engine, &err)) {
         fprintf(stderr, "osse: %s\n", err.msg);
         return 1;

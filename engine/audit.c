@@ -81,6 +81,8 @@ int osse__audit_open(osse_engine_t *e, osse_err_t *err)
 
 void osse__audit_started(osse_engine_t *e)
 {
+    if (!e->audit_started)
+        return;
     /* Everything in the log is durable at start: a head for it if the last
      * stored one is older (the process died before signing its tail). */
     uint64_t n = osse_merkle_size(e->merkle);
@@ -109,7 +111,7 @@ void osse__audit_batch(osse_engine_t *e, uint64_t *size, uint8_t root[32])
 
 void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32])
 {
-    if (!e->merkle || size <= e->tail_size)
+    if (!e->audit_started || size <= e->tail_size)
         return;
     e->tail_size = size;
     memcpy(e->tail_root, root, 32);

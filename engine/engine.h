@@ -79,6 +79,10 @@ void osse_fail_clear(osse_fail_t *f);
 typedef struct osse_engine_opts_s {
     const char *data_dir;
     bool test_clock;
+    /* Benchmarks only (bench/audit.sh): no Merkle tree and no signed heads,
+     * to measure what the tree costs on the append path. A folder served so
+     * cannot later be served with the tree. */
+    bool bench_without_tree;
     int64_t test_clock_start; /* ms; 0 = the real time at start */
 } osse_engine_opts_t;
 
