@@ -43,7 +43,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (FORM_FIELDS, OSSE_BIN, Server, ServerTestCase, World, assert_error,  # noqa: E402
-                          good_form, main, uniq)
+                          main, uniq)
 
 FAST = ["--hook-retry-base-ms", "200"]
 
