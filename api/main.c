@@ -252,6 +252,7 @@ static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
     bool test_clock = false, without_tree = false;
+    long long hook_base = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -263,6 +264,8 @@ static int cmd_serve(int argc, char **argv)
             test_clock = true;
         else if (strcmp(argv[i], "--bench-without-tree") == 0)
             without_tree = true;
+        else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
+            hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else
             return usage();
     }
@@ -282,8 +285,10 @@ static int cmd_serve(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     osse_err_t err = {0};
-    osse_engine_opts_t opts = {.data_dir = data, .test_clock = test_clock,
-                               .bench_without_tree = without_tree};
+    osse_engine_opts_t opts = {.data_dir = data,
+                               .test_clock = test_clock,
+                               .bench_without_tree = without_tree,
+                               .hook_retry_base_ms = hook_base};
     if (osse_engine_open(&opts, loop, &engine, &err)) {
         fprintf(stderr, "osse: %s\n", err.msg);
         return 1;

@@ -372,6 +372,15 @@ static void h_put_agency(call_t *c)
     reply(c, rc, status, out, &f);
 }
 
+static void h_put_subscription(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int status = 200;
+    int rc = osse_cmd_put_subscription(c->srv->eng, c->p, c->seg[2], c->body, &out, &status, &f);
+    reply(c, rc, status, out, &f);
+}
+
 static void h_get_agency(call_t *c)
 {
     osse_fail_t f = {0};
@@ -737,6 +746,8 @@ static const route_t routes[] = {
     {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, true, false},
     {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, true, false},
     {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false},
+    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true,
+     false},
     {"GET", "/v1/track/:code", PUBLIC, h_track, false, false},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false},
     {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false},

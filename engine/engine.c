@@ -203,6 +203,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
     e->applied = ev.seq;
+    osse__notify_event(e, &ev);
     json_decref(data);
 }
 
@@ -252,6 +253,7 @@ static void commit_current(osse_engine_t *e)
 
 int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out)
 {
+    osse__notify_metrics(e, out);
     return osse_hist_render(&e->append_latency, out, "osse_event_append_seconds",
                             "Time from handing a batch of events to the log to its fsync.");
 }
@@ -387,6 +389,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->codes);
     osse_map_init(&e->versions);
     osse_map_init(&e->idem);
+    osse_map_init(&e->subs);
     osse_buf_init(&e->enc, 0);
     return e;
 }
@@ -541,6 +544,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (e->principals.len == 0 && (rc = bootstrap(e, err)))
         goto fail;
     osse__audit_started(e);
+    if ((rc = osse__notify_open(e, opts, err)))
+        goto fail;
     /* A test clock never runs behind the log. */
     if (e->test_clock && e->last_at > e->clock)
         e->clock = e->last_at;
@@ -562,6 +567,7 @@ void osse_engine_stop(osse_engine_t *e)
 {
     if (!e)
         return;
+    osse__notify_stop(e);
     if (e->batch)
         commit_current(e);
     osse__audit_stop(e);
@@ -602,6 +608,7 @@ void osse_engine_close(osse_engine_t *e)
     if (!e)
         return;
     osse_log_close(e->log);
+    osse__notify_free(e);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
         free_request(e->reqs[i]);

@@ -84,6 +84,7 @@ typedef struct osse_engine_opts_s {
      * cannot later be served with the tree. */
     bool bench_without_tree;
     int64_t test_clock_start; /* ms; 0 = the real time at start */
+    int64_t hook_retry_base_ms; /* first webhook retry delay; 0 = 1000 (SPEC §7) */
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a
@@ -172,6 +173,9 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                   json_t *body, json_t **out, osse_fail_t *f);
 int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
                       json_t *body, json_t **out, osse_fail_t *f);
+/* PUT /v1/subscriptions/{id} (portal, platform): *status 201 when created. */
+int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                              json_t *body, json_t **out, int *status, osse_fail_t *f);
 int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
                         osse_fail_t *f);
 

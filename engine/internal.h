@@ -222,7 +222,34 @@ struct osse_engine_s {
     uint64_t tail_size;
     uint8_t tail_root[32];
     uv_timer_t head_timer;
+
+    /* Outbound webhooks (notify.c): NULL unless serving. */
+    struct osse_notify_s *notify;
+    osse_map_t subs; /* subscription id -> osse_sub_t */
 };
+
+/* A portal's or the platform's subscription to request events (SPEC §7). */
+typedef struct osse_sub_s {
+    char *id, *url;
+    char *owner; /* the principal that created it */
+    char **events;
+    size_t nevents;
+    char secret[48]; /* base64url of 32 random bytes; "" until the side record exists */
+} osse_sub_t;
+
+typedef struct osse_notify_s osse_notify_t;
+
+/* notify.c: webhooks and subscriptions. open: after the log starts, serving
+ * only (never in a replay): starts the hooks module and re-queues every
+ * pending delivery. stop: closes the hooks (run the loop afterwards). free:
+ * at engine close, also in replay engines. */
+int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
+void osse__notify_stop(osse_engine_t *e);
+void osse__notify_free(osse_engine_t *e);
+/* Called by osse__emit after each event is applied: makes its deliveries. */
+void osse__notify_event(osse_engine_t *e, const osse_event_t *ev);
+int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
+void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
 
 /* Emits one event: assigns seq and version, encodes it into the current
  * batch and applies it. data is taken (stolen reference). Aborts on

@@ -39,6 +39,7 @@ TABLE = [
     ("POST", "/v1/requests/{rid}/withdraw", {"reason": 5}, {"portal"}),
     ("POST", "/v1/requests/{rid}/payments", {}, {"payment"}),
     ("POST", "/v1/tasks/{rid}/intake/decision", {}, {"agency"}),
+    ("PUT", "/v1/subscriptions/{sub}", {}, {"platform", "portal", "portal_other"}),
     ("GET", "/v1/log", None, {"platform", "auditor"}),
     ("GET", "/v1/stats", None, {"platform", "auditor"}),
     ("GET", "/v1/admin/digest", None, {"platform", "auditor"}),
@@ -66,7 +67,7 @@ class TestRouteRoles(ServerTestCase):
             for role in ROLES:
                 victim = w.principal("portal")["id"]
                 path = template.format(code=req["tracking_code"], wf=wid, A=w.A,
-                                       rid=req["id"], victim=victim)
+                                       rid=req["id"], victim=victim, sub=uniq("s"))
                 r = clients[role].call(method, path, body)
                 what = "%s %s as %s: got %s" % (method, path, role, r)
                 if role in allowed:

@@ -1,0 +1,542 @@
+/* notify.c: outbound webhooks to agencies and portal subscriptions (SPEC §7).
+ *
+ * Every event emitted live passes through osse__notify_event (called at the
+ * end of osse__emit). An event that concerns an agency's task (StepOpened of
+ * a task, TaskEscalated, InfoProvided, SlaWarned, SlaBreached) and an agency
+ * with a webhook_url, or a request event some subscription lists, makes a
+ * delivery: a side record "dlv/<id>" with everything needed to send it again
+ * (URL, secret, body, attempts, next_at), written in the SAME batch as the
+ * event. Only once that batch is durable is the delivery handed to the hooks
+ * module (engine/hooks.c), which signs, sends and retries it. Its outcome is
+ * an event in the stream delivery/<request id> (NotificationDelivered or
+ * NotificationFailed) written in one batch with the deletion of the side
+ * record; each retry rewrites the record's attempts and next_at.
+ *
+ * Invariant: a "dlv/" side record exists exactly while a delivery is
+ * pending, so at start every one of them is handed back to the hooks module
+ * and deliveries carry on across restarts (at least once: a receiver
+ * deduplicates on Osse-Delivery). Nothing here runs while the log is
+ * replayed (osse__emit is never called then), so a replay never sends.
+ *
+ * Subscriptions are event-sourced (SubscriptionUpdated in the stream
+ * subscription/<id>); their secrets, like agencies', are side records and
+ * never enter the log. */
+#include "engine/internal.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+#include "engine/hooks.h"
+
+#define DLV_PREFIX "dlv/"
+#define SUB_SECRET_PREFIX "secret/subscription/"
+#define MAX_SUB_EVENTS 64
+
+/* A delivery whose side record is in a batch not yet durable. */
+typedef struct wait_s {
+    struct wait_s *prev, *next;
+    osse_notify_t *n;
+    json_t *rec;
+} wait_t;
+
+struct osse_notify_s {
+    osse_engine_t *e;
+    osse_hooks_t *hooks;
+    wait_t *waiting; /* doubly linked; freed at osse__notify_free */
+    size_t nwaiting;
+    bool closed;
+};
+
+/* The request event types a subscription may list. Notification events are
+ * not among them: a delivery about a delivery would never end. */
+/* clang-format off */
+static const char *const sub_types[] = {
+    "RequestSubmitted", "StepOpened",      "StepSkipped",      "TaskAutoApproved",
+    "TaskDecided",      "InfoProvided",    "SlaWarned",        "SlaBreached",
+    "SlaRescheduled",   "TaskEscalated",   "LinkageCompleted", "LinkageFailed",
+    "PaymentDue",       "PaymentReceived", "LicenceIssued",    "RequestCompleted",
+    "RequestRejected",  "RequestWithdrawn", "RequestExpired",  "PersonalDataErased",
+    "StepFailed",       "RuleFailed",      NULL};
+/* clang-format on */
+
+/* The events that notify the agency holding the task. */
+static const char *const agency_types[] = {"StepOpened", "TaskEscalated", "InfoProvided",
+                                           "SlaWarned",  "SlaBreached",   NULL};
+
+static bool in_list(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (strcmp(*l, s) == 0) return true;
+    return false;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* --- side records and hand-over --- */
+
+static void put_record(osse_engine_t *e, const json_t *rec)
+{
+    char key[160];
+    int kl = snprintf(key, sizeof key, DLV_PREFIX "%s", jstr(rec, "id"));
+    char *txt = json_dumps(rec, JSON_COMPACT);
+    osse__batch_need(e);
+    if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    free(txt);
+}
+
+static void delete_record(osse_engine_t *e, const char *id)
+{
+    char key[160];
+    int kl = snprintf(key, sizeof key, DLV_PREFIX "%s", id);
+    osse__batch_need(e);
+    if (osse_batch_delete(e->batch, key, (size_t)kl))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
+/* Hands a record to the hooks module. A record that cannot be read is left
+ * alone (it stays on disk for an operator to see) and reported. */
+static void enqueue_rec(osse_notify_t *n, const json_t *rec)
+{
+    const char *id, *receiver, *url, *secret, *body;
+    json_int_t attempts, next_at;
+    if (json_unpack((json_t *)rec, "{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", &id, "receiver",
+                    &receiver, "url", &url, "secret", &secret, "body", &body, "attempts", &attempts,
+                    "next_at", &next_at)) {
+        fprintf(stderr, "osse: a pending delivery record cannot be read; skipped\n");
+        return;
+    }
+    osse_hook_delivery_t d = {
+        .id = id,
+        .receiver = receiver,
+        .url = url,
+        .secret = (const unsigned char *)secret,
+        .secret_len = strlen(secret),
+        .body = body,
+        .body_len = strlen(body),
+        .attempts = (uint32_t)attempts,
+        .next_at = next_at,
+    };
+    osse_err_t err = {0};
+    int rc = osse_hooks_enqueue(n->hooks, &d, &err);
+    if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
+        fprintf(stderr, "osse: delivery %s not queued: %s\n", id, err.msg);
+}
+
+static void wait_unlink(wait_t *w)
+{
+    osse_notify_t *n = w->n;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        n->waiting = w->next;
+    if (w->next) w->next->prev = w->prev;
+    n->nwaiting--;
+    json_decref(w->rec);
+    free(w);
+}
+
+static void on_durable(void *ud)
+{
+    wait_t *w = ud;
+    if (!w->n->closed) enqueue_rec(w->n, w->rec);
+    wait_unlink(w);
+}
+
+/* Creates one delivery of body (stolen; its "id" is set here) for the event
+ * just emitted: side record in the current batch, hand-over once durable. */
+static void create(osse_engine_t *e, const char *receiver, const char *url, const char *secret,
+                   const char *request_id, const char *type, const osse_event_t *ev, json_t *rest)
+{
+    osse_notify_t *n = e->notify;
+    char id[48];
+    osse__random_id(id, 16, "d-");
+    /* Key order as in SPEC §7: id, type, at, then the rest. */
+    json_t *body =
+        json_pack("{s:s,s:s,s:o}", "id", id, "type", type, "at", osse__time_json(ev->at));
+    json_object_update(body, rest);
+    json_decref(rest);
+    char *txt = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I}", "id", id, "receiver", receiver,
+                            "url", url, "secret", secret, "body", txt ? txt : "", "request",
+                            request_id, "type", type, "attempts", 0, "next_at", (json_int_t)0);
+    free(txt);
+    if (!rec) osse__panic(__FILE__, __LINE__, "out of memory");
+    put_record(e, rec);
+    wait_t *w = calloc(1, sizeof *w);
+    if (!w) osse__panic(__FILE__, __LINE__, "out of memory");
+    w->n = n;
+    w->rec = rec;
+    w->next = n->waiting;
+    if (n->waiting) n->waiting->prev = w;
+    n->waiting = w;
+    n->nwaiting++;
+    osse_engine_hold(e, on_durable, w);
+}
+
+/* What a delivery says about its request: the same keys for every receiver,
+ * no form data. */
+static json_t *request_summary(const osse_request_t *r)
+{
+    return json_pack("{s:s,s:s,s:i,s:s,s:i,s:o}", "id", r->id, "workflow", r->wfe->id,
+                     "workflow_version", r->wf_version, "status", osse__rstatus_name(r->status),
+                     "version", (int)r->version, "submitted_at", osse__time_json(r->submitted_at));
+}
+
+/* The task as the agency's inbox shows it. */
+static json_t *task_summary(const osse_request_t *r, size_t i)
+{
+    const osse_step_t *s = &r->steps[i];
+    return json_pack("{s:s,s:s,s:s,s:s?,s:s,s:o,s:o,s:s}", "request_id", r->id, "step",
+                     r->wf->steps[i].name, "workflow", r->wfe->id, "agency", s->agency, "state",
+                     osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
+                     "due_at", osse__time_json(s->due_at), "sla", s->sla_state);
+}
+
+static bool sub_wants(const osse_sub_t *s, const char *type)
+{
+    for (size_t i = 0; i < s->nevents; i++)
+        if (strcmp(s->events[i], type) == 0) return true;
+    return false;
+}
+
+void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
+{
+    osse_notify_t *n = e->notify;
+    if (!n || n->closed || strncmp(ev->stream, "request/", 8) != 0) return;
+    osse_request_t *r = osse__request(e, ev->stream + 8);
+    if (!r) return;
+    char receiver[200];
+    if (in_list(agency_types, ev->type)) {
+        const char *step = jstr(ev->data, "step");
+        int i = step ? osse_wf_step_index(r->wf, step) : -1;
+        const osse_agency_t *a = NULL;
+        if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && r->steps[i].agency)
+            a = osse_map_get(&e->agencies, r->steps[i].agency);
+        if (a && a->webhook_url && a->secret[0]) {
+            snprintf(receiver, sizeof receiver, "agency:%s", a->id);
+            create(e, receiver, a->webhook_url, a->secret, r->id, ev->type, ev,
+                   json_pack("{s:o,s:o}", "task", task_summary(r, (size_t)i), "request",
+                             request_summary(r)));
+        }
+    }
+    if (e->subs.len == 0) return;
+    const char *k;
+    void *v;
+    for (size_t it = 0; osse_map_next(&e->subs, &it, &k, &v);) {
+        osse_sub_t *s = v;
+        if (!s->secret[0] || !sub_wants(s, ev->type)) continue;
+        const osse_principal_t *owner = osse_map_get(&e->principals, s->owner);
+        if (!owner || owner->revoked) continue;
+        /* A portal hears of the requests it submitted; the platform of all. */
+        if (owner->role != OSSE_ROLE_PLATFORM && !(r->portal && strcmp(r->portal, owner->id) == 0))
+            continue;
+        json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type", ev->type,
+                                "at", osse__time_json(ev->at), "data", ev->data);
+        snprintf(receiver, sizeof receiver, "subscription:%s", s->id);
+        create(e, receiver, s->url, s->secret, r->id, ev->type, ev,
+               json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));
+    }
+}
+
+/* --- outcomes --- */
+
+/* The request and type a delivery's body names. */
+static int body_ids(const osse_hook_delivery_t *d, char *rid, size_t rn, char *type, size_t tn)
+{
+    json_t *b = json_loadb(d->body, d->body_len, 0, NULL);
+    const char *t = jstr(b, "type"), *r = jstr(json_object_get(b, "request"), "id");
+    int rc = t && r ? 0 : -1;
+    if (!rc) {
+        snprintf(rid, rn, "%s", r);
+        snprintf(type, tn, "%s", t);
+    }
+    json_decref(b);
+    return rc;
+}
+
+static void outcome(osse_notify_t *n, const osse_hook_delivery_t *d, const char *ev_type,
+                    json_t *data)
+{
+    osse_engine_t *e = n->e;
+    char rid[128], type[64], stream[160];
+    if (body_ids(d, rid, sizeof rid, type, sizeof type)) {
+        json_decref(data);
+        delete_record(e, d->id);
+        return;
+    }
+    json_object_set_new(data, "type", json_string(type));
+    snprintf(stream, sizeof stream, "delivery/%s", rid);
+    osse__emit(e, stream, ev_type, NULL, data);
+    delete_record(e, d->id);
+}
+
+static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status)
+{
+    outcome(ud, d, "NotificationDelivered",
+            json_pack("{s:s,s:s,s:i,s:i}", "delivery", d->id, "receiver", d->receiver, "attempts",
+                      (int)attempts, "status", status));
+}
+
+static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts,
+                      const char *last_error)
+{
+    outcome(ud, d, "NotificationFailed",
+            json_pack("{s:s,s:s,s:i,s:s}", "delivery", d->id, "receiver", d->receiver, "attempts",
+                      (int)attempts, "error", last_error ? last_error : "unknown"));
+}
+
+static void on_progress(void *ud, const osse_hook_delivery_t *d, const char *error)
+{
+    osse_notify_t *n = ud;
+    (void)error;
+    char rid[128], type[64];
+    if (body_ids(d, rid, sizeof rid, type, sizeof type)) return;
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I}", "id", d->id, "receiver",
+                            d->receiver, "url", d->url, "secret", (const char *)d->secret,
+                            d->secret_len, "body", d->body, d->body_len, "request", rid, "type",
+                            type, "attempts", (int)d->attempts, "next_at", (json_int_t)d->next_at);
+    if (!rec) osse__panic(__FILE__, __LINE__, "out of memory");
+    put_record(n->e, rec);
+    json_decref(rec);
+}
+
+/* --- life cycle --- */
+
+static int load_dlv(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    if (rec) enqueue_rec(ud, rec);
+    json_decref(rec);
+    return 0;
+}
+
+static int load_sub_secret(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    char id[128];
+    size_t pl = strlen(SUB_SECRET_PREFIX);
+    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof((osse_sub_t *)0)->secret) return 0;
+    memcpy(id, (const char *)key + pl, klen - pl);
+    id[klen - pl] = '\0';
+    osse_sub_t *s = osse_map_get(&e->subs, id);
+    if (s) {
+        memcpy(s->secret, val, vlen);
+        s->secret[vlen] = '\0';
+    }
+    return 0;
+}
+
+int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err)
+{
+    osse_notify_t *n = calloc(1, sizeof *n);
+    if (!n) return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    n->e = e;
+    osse_hooks_opts_t ho = {0};
+    ho.sched.base_ms = opts->hook_retry_base_ms;
+    osse_hooks_cbs_t cbs = {
+        .ud = n, .on_delivered = on_delivered, .on_failed = on_failed, .on_progress = on_progress};
+    int rc = osse_hooks_open(e->loop, &ho, &cbs, &n->hooks, err);
+    if (rc) {
+        free(n);
+        return rc;
+    }
+    e->notify = n;
+    osse_log_kv_scan(e->log, SUB_SECRET_PREFIX, strlen(SUB_SECRET_PREFIX), load_sub_secret, e,
+                     NULL);
+    /* Deliveries pending when the last process stopped carry on. */
+    osse_log_kv_scan(e->log, DLV_PREFIX, strlen(DLV_PREFIX), load_dlv, n, NULL);
+    return 0;
+}
+
+void osse__notify_stop(osse_engine_t *e)
+{
+    osse_notify_t *n = e->notify;
+    if (!n || n->closed) return;
+    n->closed = true;
+    osse_hooks_close(n->hooks);
+    n->hooks = NULL;
+}
+
+static void sub_free(osse_sub_t *s)
+{
+    for (size_t i = 0; i < s->nevents; i++)
+        free(s->events[i]);
+    free(s->events);
+    free(s->id);
+    free(s->url);
+    free(s->owner);
+    sodium_memzero(s->secret, sizeof s->secret);
+    free(s);
+}
+
+void osse__notify_free(osse_engine_t *e)
+{
+    osse_notify_t *n = e->notify;
+    if (n) {
+        osse__notify_stop(e);
+        while (n->waiting)
+            wait_unlink(n->waiting);
+        free(n);
+        e->notify = NULL;
+    }
+    void *v;
+    for (size_t it = 0; osse_map_next(&e->subs, &it, NULL, &v);)
+        sub_free(v);
+    osse_map_close(&e->subs);
+}
+
+void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out)
+{
+    osse_notify_t *n = e->notify;
+    size_t pending = 0;
+    unsigned inflight = 0;
+    if (n && !n->closed) {
+        pending = osse_hooks_pending(n->hooks) + n->nwaiting;
+        inflight = osse_hooks_inflight(n->hooks);
+    }
+    osse_buf_printf(out,
+                    "# HELP osse_hook_deliveries_pending Webhook deliveries not yet delivered "
+                    "or given up.\n# TYPE osse_hook_deliveries_pending gauge\n"
+                    "osse_hook_deliveries_pending %zu\n"
+                    "# HELP osse_hook_attempts_in_flight Webhook attempts waiting for an "
+                    "answer.\n# TYPE osse_hook_attempts_in_flight gauge\n"
+                    "osse_hook_attempts_in_flight %u\n",
+                    pending, inflight);
+}
+
+/* --- subscriptions --- */
+
+int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id"), *url = jstr(ev->data, "url"),
+               *owner = jstr(ev->data, "owner");
+    json_t *events = json_object_get(ev->data, "events");
+    if (!id || !url || !owner || !json_is_array(events))
+        return osse_err_set(err, OSSE_ECORRUPT, "bad SubscriptionUpdated");
+    osse_sub_t *s = osse_map_get(&e->subs, id);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->id = strdup(id)) || !(s->owner = strdup(owner)) ||
+            osse_map_put(&e->subs, id, s))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    for (size_t i = 0; i < s->nevents; i++)
+        free(s->events[i]);
+    free(s->events);
+    free(s->url);
+    s->url = strdup(url);
+    s->nevents = json_array_size(events);
+    s->events = calloc(s->nevents ? s->nevents : 1, sizeof *s->events);
+    size_t i;
+    json_t *t;
+    json_array_foreach(events, i, t)
+    {
+        const char *ts = json_string_value(t);
+        s->events[i] = strdup(ts ? ts : "");
+    }
+    return 0;
+}
+
+static bool sub_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s)
+{
+    char stream[160];
+    snprintf(stream, sizeof stream, "subscription/%s", s->id);
+    json_t *ev = json_array();
+    for (size_t i = 0; i < s->nevents; i++)
+        json_array_append_new(ev, json_string(s->events[i]));
+    return json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", s->id, "url", s->url, "events", ev, "secret",
+                     s->secret, "version", (int)(uintptr_t)osse_map_get(&e->versions, stream));
+}
+
+int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                              json_t *body, json_t **out, int *status, osse_fail_t *f)
+{
+    if (!sub_id_ok(id)) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad subscription id");
+    osse_sub_t *s = osse_map_get(&e->subs, id);
+    /* Only its owner (or the platform) may change a subscription: another
+     * portal learns that the id is taken, nothing more. */
+    if (s && p->role != OSSE_ROLE_PLATFORM && strcmp(s->owner, p->id) != 0)
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "subscription %s belongs to another principal", id);
+    if (!json_is_object(body))
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body must be a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0) osse__detail(f, k, "unknown field");
+    }
+    const char *url = jstr(body, "url");
+    if (!url || json_string_length(json_object_get(body, "url")) > 2000 ||
+        !(strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) ||
+        strlen(url) != json_string_length(json_object_get(body, "url")))
+        osse__detail(f, "url", "must be an http or https URL of at most 2000 bytes");
+    json_t *events = json_object_get(body, "events");
+    size_t i;
+    if (!json_is_array(events) || json_array_size(events) == 0 ||
+        json_array_size(events) > MAX_SUB_EVENTS) {
+        osse__detail(f, "events", "must be a list of 1 to %d event types", MAX_SUB_EVENTS);
+    } else {
+        json_array_foreach(events, i, v)
+        {
+            char path[32];
+            snprintf(path, sizeof path, "events[%zu]", i);
+            if (!json_is_string(v) || !in_list(sub_types, json_string_value(v)))
+                osse__detail(f, path, "not a request event type");
+            for (size_t j = 0; j < i; j++)
+                if (json_equal(v, json_array_get(events, j))) osse__detail(f, path, "listed twice");
+        }
+    }
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the subscription is invalid");
+    *status = s ? 200 : 201;
+    bool same = s && strcmp(s->url, url) == 0 && s->nevents == json_array_size(events);
+    for (i = 0; same && i < s->nevents; i++)
+        same = strcmp(s->events[i], json_string_value(json_array_get(events, i))) == 0;
+    if (!same) {
+        char stream[160];
+        snprintf(stream, sizeof stream, "subscription/%s", id);
+        osse__emit(e, stream, "SubscriptionUpdated", p,
+                   json_pack("{s:s,s:s,s:O,s:s}", "id", id, "url", url, "events", events, "owner",
+                             s ? s->owner : p->id));
+        s = osse_map_get(&e->subs, id);
+    }
+    if (!s->secret[0]) {
+        /* Created once, kept on update, never in the log. */
+        unsigned char raw[32];
+        osse__random_bytes(raw, sizeof raw);
+        sodium_bin2base64(s->secret, sizeof s->secret, raw, sizeof raw,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sodium_memzero(raw, sizeof raw);
+        char key[160];
+        int kl = snprintf(key, sizeof key, SUB_SECRET_PREFIX "%s", id);
+        osse__batch_need(e);
+        if (osse_batch_put(e->batch, key, (size_t)kl, s->secret, strlen(s->secret)))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    *out = sub_json(e, s);
+    return 0;
+}
