@@ -425,6 +425,31 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             return rc;
         r->steps[i].decided_at = ev->at;
         timeline(r, ev->at, "StepFailed", "Step %s failed", r->wf->steps[i].name);
+    } else if (strcmp(t, "LinkageCompleted") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        json_t *answer = json_object_get(ev->data, "answer");
+        if (!answer || r->wf->steps[i].kind != OSSE_STEP_KIND_LINKAGE)
+            return CORRUPT("bad LinkageCompleted");
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
+            return rc;
+        r->steps[i].decided_at = ev->at;
+        if (!r->data)
+            r->data = json_object();
+        json_object_set_new(r->data, r->wf->steps[i].name, json_deep_copy(answer));
+        timeline(r, ev->at, "LinkageCompleted", "%s: the registry answered",
+                 r->wf->steps[i].name);
+    } else if (strcmp(t, "LinkageFailed") == 0) {
+        if ((i = step_of(r, ev, err)) < 0)
+            return OSSE_ECORRUPT;
+        if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
+            return rc;
+        osse_step_t *s = &r->steps[i];
+        s->decided_at = ev->at;
+        free(s->reason);
+        s->reason = dupstr(jstr(ev->data, "error"));
+        timeline(r, ev->at, "LinkageFailed", "%s: the registry lookup failed",
+                 r->wf->steps[i].name);
     } else if (strcmp(t, "InfoProvided") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;

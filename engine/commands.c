@@ -447,22 +447,22 @@ static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out,
     out[o] = '\0';
 }
 
-/* The values a rule may read: {"form","data","request"}. New reference. */
-static json_t *rule_root(const osse_request_t *r)
+json_t *osse__rule_root(const osse_request_t *r)
 {
-    return json_pack("{s:O,s:{},s:{s:o}}", "form", r->form, "data", "request", "submitted_at",
-                     osse__time_json(r->submitted_at));
+    return json_pack("{s:O,s:o,s:{s:o}}", "form", r->form, "data",
+                     r->data ? json_incref(r->data) : json_object(), "request",
+                     "submitted_at", osse__time_json(r->submitted_at));
 }
 
-/* Evaluates a rule; the record ({"rule","inputs","result"} or "error") is
- * what the event carries, so that a replay or a recheck never re-evaluates
- * against anything but these inputs. Returns the value (new reference) or
- * NULL on an error. */
-static json_t *run_rule(const osse_request_t *r, const char *text, json_t **record)
+/* Evaluates a rule on root (borrowed); the record ({"rule","inputs","result"}
+ * or "error") is what the event carries, so that a replay or a recheck never
+ * re-evaluates against anything but these inputs. Returns the value (new
+ * reference) or NULL on an error. */
+static json_t *run_rule_on(const json_t *root, const char *text, json_t **record)
 {
     osse_expr_t *x = NULL;
     osse_err_t err = {0};
-    json_t *inputs = json_object(), *root = rule_root(r), *result = NULL;
+    json_t *inputs = json_object(), *result = NULL;
     int col = 0;
     if (osse_expr_parse(text, strlen(text), &x, &col, &err) == 0)
         osse_expr_eval(x, root, &result, inputs, &err);
@@ -472,21 +472,36 @@ static json_t *run_rule(const osse_request_t *r, const char *text, json_t **reco
     else
         json_object_set_new(*record, "error", json_string(err.msg));
     osse_expr_free(x);
-    json_decref(root);
     return result;
+}
+
+static json_t *run_rule(const osse_request_t *r, const char *text, json_t **record)
+{
+    json_t *root = osse__rule_root(r);
+    json_t *v = run_rule_on(root, text, record);
+    json_decref(root);
+    return v;
 }
 
 /* A condition is true only when it evaluates to the boolean true; an error
  * counts as false (SPEC §2), and is recorded. */
-static bool run_condition(const osse_request_t *r, const char *text, json_t **record)
+bool osse__run_condition_on(const json_t *root, const char *text, json_t **record)
 {
-    json_t *v = run_rule(r, text, record);
+    json_t *v = run_rule_on(root, text, record);
     bool yes = json_is_true(v);
     if (v && !json_is_boolean(v)) {
         json_object_del(*record, "result");
         json_object_set_new(*record, "error", json_string("the result is not a boolean"));
     }
     json_decref(v);
+    return yes;
+}
+
+static bool run_condition(const osse_request_t *r, const char *text, json_t **record)
+{
+    json_t *root = osse__rule_root(r);
+    bool yes = osse__run_condition_on(root, text, record);
+    json_decref(root);
     return yes;
 }
 
@@ -571,6 +586,8 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                    json_pack("{s:s,s:s,s:o,s:o,s:o}", "step", s->name, "number", number,
                              "valid_from", osse__time_json(now), "valid_until",
                              osse__time_json(until), "public_fields", pub));
+    } else if (s->kind == OSSE_STEP_KIND_LINKAGE) {
+        return osse__linkage_begin(e, r, i);
     }
     return true;
 }

@@ -102,6 +102,8 @@ static const char *rule_of(const osse_wf_step_t *s, const char *type)
         return s->when;
     if (strcmp(type, "PaymentDue") == 0 || strcmp(type, "StepFailed") == 0)
         return s->amount;
+    if (strcmp(type, "LinkageCompleted") == 0)
+        return s->require;
     return NULL;
 }
 
@@ -138,8 +140,12 @@ size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *byt
     } else {
         int rc = osse_expr_eval(x, root, &result, NULL, &err);
         json_t *want = json_object_get(ev.data, "result");
+        /* A condition (when, auto_approve, require) records a non-boolean
+         * result as an error. */
+        bool cond = strcmp(ev.type, "StepSkipped") == 0 || strcmp(ev.type, "RuleFailed") == 0 ||
+                    strcmp(ev.type, "LinkageCompleted") == 0;
         bool same = want ? rc == 0 && json_equal(want, result)
-                         : rc != 0 || (strcmp(ev.type, "StepSkipped") == 0 && !json_is_boolean(result));
+                         : rc != 0 || (cond && !json_is_boolean(result));
         if (!same) {
             char *got = rc ? NULL : json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
             char *had = want ? json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;

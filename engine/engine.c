@@ -555,6 +555,10 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     /* What fell due while the process was down fires now, once. */
     osse__timers_fire(e, osse_engine_now(e), e->test_clock);
+    if ((rc = osse__linkage_start(e))) {
+        osse_err_set(err, rc, "cannot start the linkage lookups");
+        goto fail;
+    }
     *out = e;
     return 0;
 fail:
@@ -580,6 +584,7 @@ void osse_engine_stop(osse_engine_t *e)
         uv_close((uv_handle_t *)&e->kick, NULL);
         osse__timers_stop(e);
     }
+    osse__linkage_stop(e);
     osse_log_stop(e->log);
 }
 
@@ -600,6 +605,7 @@ static void free_request(osse_request_t *r)
     free(r->portal);
     json_decref(r->form);
     json_decref(r->licence);
+    json_decref(r->data);
     free(r);
 }
 
@@ -673,6 +679,7 @@ void osse_engine_close(osse_engine_t *e)
     free(e->timers);
     free(e->inflight);
     osse__audit_close(e);
+    osse__linkage_free(e);
     free(e->data_dir);
     free(e);
 }

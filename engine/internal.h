@@ -138,6 +138,7 @@ typedef struct osse_request_s {
     uint64_t *seqs; /* every event of the request and delivery streams */
     size_t nseqs, cseqs;
     json_t *licence; /* or NULL */
+    json_t *data;    /* linkage answers by step name ({"identity":{...}}), or NULL */
 } osse_request_t;
 
 /* A pending deadline: a warning or a breach of one step's SLA. The heap
@@ -226,6 +227,9 @@ struct osse_engine_s {
     /* Outbound webhooks (notify.c): NULL unless serving. */
     struct osse_notify_s *notify;
     osse_map_t subs; /* subscription id -> osse_sub_t */
+
+    /* Linkage lookups in flight (linkage.c); NULL unless serving. */
+    struct osse_linkage_s *linkage;
 };
 
 /* A portal's or the platform's subscription to request events (SPEC §7). */
@@ -274,8 +278,28 @@ void osse__timers_arm(osse_engine_t *e);
 int osse__timers_start(osse_engine_t *e);
 void osse__timers_stop(osse_engine_t *e);
 
+/* linkage.c: the lookup calls of linkage steps (serving mode only). */
+/* Opens the fetcher and calls again every linkage step left open by the log
+ * (after the replay at start). Returns 0 or OSSE_EIO / OSSE_ENOMEM. */
+int osse__linkage_start(osse_engine_t *e);
+/* Cancels every call without recording anything and closes the handles; run
+ * the loop afterwards. No-op when not started. */
+void osse__linkage_stop(osse_engine_t *e);
+void osse__linkage_free(osse_engine_t *e);
+/* Step i (a linkage step) has just opened: starts its call, or, when it
+ * cannot be made (no lookup_url, an input that fails), records
+ * LinkageFailed and rejects the request at once and returns false. Without a
+ * started fetcher (never in serving mode) the step just stays open. */
+bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i);
+
 /* commands.c: the lifecycle, shared with the timers. */
 void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
+/* The values a rule may read: {"form","data","request"}. New reference. */
+json_t *osse__rule_root(const osse_request_t *r);
+/* Evaluates a condition on root (borrowed); *record gets {"rule","inputs",
+ * "result"} or {"rule","inputs","error"} (new reference). True only for the
+ * boolean true; an error or a non-boolean counts as false and is recorded. */
+bool osse__run_condition_on(const json_t *root, const char *text, json_t **record);
 /* The SLA arithmetic of step i: the deadline `amount` of SLA time after
  * `from` (amount in the SLA's kind of time: working ms or wall ms), and the
  * SLA time between two instants. */

@@ -1,0 +1,347 @@
+/* linkage.c: the lookup calls of linkage steps (SPEC §2 `linkage`).
+ *
+ * When a linkage step opens, osse evaluates its `input` expressions against
+ * the request (form, data, request), POSTs them as one JSON object to the
+ * agency's lookup_url, and records what came back: LinkageCompleted with the
+ * answer (and the verdict of `require`, when there is one) or, after the last
+ * attempt, LinkageFailed. Both go through osse__emit like any other event, in
+ * the batch of the loop iteration in which the answer arrived, so they are
+ * durable before anything that depends on them is answered.
+ *
+ * Invariant: the answer is only ever read from the event. Applying
+ * LinkageCompleted (apply.c) puts it in the request's `data`, so a replay of
+ * the log, at start or in `osse replay`, never calls out: this module runs
+ * only in serving mode (osse__linkage_start after the replay at start).
+ *
+ * Why no record of a call in flight: a lookup asks, it changes nothing; after
+ * a crash every linkage step that is still open is simply called again from
+ * its first attempt. An answer that arrives after its request ended, or after
+ * its step stopped being open, is dropped.
+ *
+ * Attempts: 1 + the step's `retries`, each bounded by the step's `timeout`
+ * (default 10 s); after the n-th failed attempt the next one waits
+ * 500 ms * 2^(n-1), at most 30 s (real time, also under the test clock). */
+#include "engine/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/time.h"
+#include "engine/fetch.h"
+#include "engine/hooks.h"
+#include "workflows/expr.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_TIMEOUT_MS 3600000
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_CAP_MS 30000
+
+typedef struct call_s {
+    struct call_s *prev, *next;
+    struct osse_linkage_s *l;
+    osse_request_t *r; /* requests live until the engine closes */
+    size_t step;
+    uint32_t attempts, max_attempts;
+    unsigned timeout_ms;
+    char *url, *body;
+    size_t body_len;
+    char error[300]; /* the last attempt's failure */
+    uv_timer_t backoff;
+} call_t;
+
+struct osse_linkage_s {
+    osse_engine_t *e;
+    osse_fetch_t *fetch;
+    call_t *calls; /* every call in flight or waiting for its next attempt */
+    bool stopped;
+};
+
+static void on_closed(uv_handle_t *h)
+{
+    call_t *c = h->data;
+    free(c->url);
+    free(c->body);
+    free(c);
+}
+
+/* Forgets c (its attempt, if any, has ended or been cancelled). */
+static void call_free(call_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->l->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->backoff, on_closed);
+}
+
+static void stream_of(const osse_request_t *r, char *out, size_t n)
+{
+    snprintf(out, n, "request/%s", r->id);
+}
+
+/* Records the failure of step i and ends the request (SPEC §2: a failed
+ * step rejects the request and cancels every unfinished step). */
+static void fail_step(osse_engine_t *e, osse_request_t *r, size_t i, uint32_t attempts,
+                      const char *error, const char *input)
+{
+    const char *name = r->wf->steps[i].name;
+    char stream[96], reason[160];
+    stream_of(r, stream, sizeof stream);
+    json_t *d = json_pack("{s:s,s:i,s:s}", "step", name, "attempts", (int)attempts, "error", error);
+    if (input)
+        json_object_set_new(d, "input", json_string(input));
+    osse__emit(e, stream, "LinkageFailed", NULL, d);
+    snprintf(reason, sizeof reason, "the registry lookup of step %s failed", name);
+    osse__emit(e, stream, "RequestRejected", NULL,
+               json_pack("{s:s,s:s}", "step", name, "reason", reason));
+}
+
+/* Whether an answer for c still matters. */
+static bool still_wanted(const call_t *c)
+{
+    return !osse__rstatus_final(c->r->status) && c->r->steps[c->step].state == OSSE_SS_OPEN;
+}
+
+static bool attempt(call_t *c);
+
+/* A 2xx with a JSON object: the answer is recorded with the verdict of
+ * `require`, evaluated on the request's values with this answer in
+ * data.<step> (exactly what the projection holds once the event applies). */
+static void complete(call_t *c, json_t *answer)
+{
+    osse_engine_t *e = c->l->e;
+    osse_request_t *r = c->r;
+    const osse_wf_step_t *s = &r->wf->steps[c->step];
+    json_t *rec = NULL;
+    bool ok = true;
+    if (s->require) {
+        json_t *root = osse__rule_root(r);
+        json_t *data = json_copy(json_object_get(root, "data"));
+        json_object_set(data, s->name, answer);
+        json_object_set_new(root, "data", data);
+        ok = osse__run_condition_on(root, s->require, &rec);
+        json_decref(root);
+    } else {
+        rec = json_object();
+    }
+    json_object_set_new(rec, "step", json_string(s->name));
+    json_object_set(rec, "answer", answer);
+    json_object_set_new(rec, "attempts", json_integer(c->attempts));
+    char stream[96];
+    stream_of(r, stream, sizeof stream);
+    bool failed = json_object_get(rec, "error") != NULL;
+    osse__emit(e, stream, "LinkageCompleted", NULL, rec);
+    if (ok) {
+        osse__advance(e, r, NULL);
+    } else {
+        char reason[200];
+        snprintf(reason, sizeof reason, "the requirement of step %s %s", s->name,
+                 failed ? "could not be evaluated" : "is not met");
+        osse__emit(e, stream, "RequestRejected", NULL,
+                   json_pack("{s:s,s:s}", "step", s->name, "reason", reason));
+    }
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    call_t *c = t->data;
+    if (!still_wanted(c)) {
+        call_free(c);
+        return;
+    }
+    attempt(c);
+}
+
+static void on_answer(void *ud, const osse_fetch_result_t *res)
+{
+    call_t *c = ud;
+    if (c->l->stopped)
+        return; /* osse__linkage_stop frees every call */
+    if (!still_wanted(c)) {
+        call_free(c);
+        return;
+    }
+    json_t *answer = NULL;
+    if (res->code) {
+        snprintf(c->error, sizeof c->error, "attempt %u: %.200s", c->attempts,
+                 res->error ? res->error : osse_strerror(res->code));
+    } else if (res->status_code < 200 || res->status_code > 299) {
+        snprintf(c->error, sizeof c->error, "attempt %u: HTTP %d", c->attempts,
+                 res->status_code);
+    } else {
+        json_error_t jerr;
+        answer = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(answer)) {
+            snprintf(c->error, sizeof c->error, "attempt %u: HTTP %d, the answer is not a JSON object",
+                     c->attempts, res->status_code);
+            json_decref(answer);
+            answer = NULL;
+        }
+    }
+    if (answer) {
+        complete(c, answer);
+        json_decref(answer);
+        call_free(c);
+        return;
+    }
+    if (c->attempts < c->max_attempts) {
+        uint32_t n = c->attempts - 1;
+        uint64_t delay = n >= 6 ? BACKOFF_CAP_MS : (uint64_t)BACKOFF_BASE_MS << n;
+        if (delay > BACKOFF_CAP_MS)
+            delay = BACKOFF_CAP_MS;
+        uv_timer_start(&c->backoff, on_backoff, delay, 0);
+        return;
+    }
+    fail_step(c->l->e, c->r, c->step, c->attempts, c->error, NULL);
+    call_free(c);
+}
+
+/* Starts the next attempt of c. Returns false when it could not start: then
+ * the step has failed, the request has ended and c is freed. */
+static bool attempt(call_t *c)
+{
+    osse_engine_t *e = c->l->e;
+    const osse_wf_step_t *s = &c->r->wf->steps[c->step];
+    const osse_agency_t *a = osse_map_get(&e->agencies, c->r->steps[c->step].agency);
+    char h_req[160], h_step[160], h_sig[40 + OSSE_HOOKS_SIG_LEN];
+    const char *headers[5] = {"Content-Type: application/json", h_req, h_step, NULL, NULL};
+    snprintf(h_req, sizeof h_req, "Osse-Request: %s", c->r->id);
+    snprintf(h_step, sizeof h_step, "Osse-Step: %s", s->name);
+    if (a && a->secret[0]) {
+        char sig[OSSE_HOOKS_SIG_LEN];
+        osse_hooks_sign((const unsigned char *)a->secret, strlen(a->secret),
+                        osse_time_real_ms() / 1000, c->body, c->body_len, sig);
+        snprintf(h_sig, sizeof h_sig, "Osse-Signature: %s", sig);
+        headers[3] = h_sig;
+    }
+    c->attempts++;
+    osse_err_t err = {0};
+    int rc = osse_fetch_post(c->l->fetch, c->url, headers, c->body, c->body_len, c->timeout_ms,
+                             on_answer, c, &err);
+    if (rc == 0)
+        return true;
+    /* Refused before any call was made (a URL curl cannot use): retrying
+     * would not help. */
+    snprintf(c->error, sizeof c->error, "attempt %u: %.200s", c->attempts,
+             err.msg[0] ? err.msg : osse_strerror(rc));
+    fail_step(e, c->r, c->step, c->attempts, c->error, NULL);
+    call_free(c);
+    return false;
+}
+
+static unsigned timeout_of(const osse_wf_step_t *s)
+{
+    if (s->timeout.kind != OSSE_DUR_WALL)
+        return DEFAULT_TIMEOUT_MS;
+    int64_t ms = osse_duration_add_wall(&s->timeout, 0);
+    return ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (unsigned)ms;
+}
+
+bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
+{
+    struct osse_linkage_s *l = e->linkage;
+    if (!l || l->stopped)
+        return true;
+    const osse_wf_step_t *s = &r->wf->steps[i];
+    const osse_agency_t *a = r->steps[i].agency ? osse_map_get(&e->agencies, r->steps[i].agency)
+                                                : NULL;
+    if (!a || !a->lookup_url) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the agency %s has no lookup_url",
+                 r->steps[i].agency ? r->steps[i].agency : "(none)");
+        fail_step(e, r, i, 0, msg, NULL);
+        return false;
+    }
+    /* The inputs, in the definition's order. */
+    json_t *body = json_object(), *root = osse__rule_root(r);
+    const char *k;
+    json_t *v;
+    json_object_foreach(s->input, k, v)
+    {
+        const char *text = json_string_value(v);
+        osse_expr_t *x = NULL;
+        osse_err_t err = {0};
+        json_t *val = NULL;
+        int col = 0;
+        if (!text || osse_expr_parse(text, strlen(text), &x, &col, &err) ||
+            osse_expr_eval(x, root, &val, NULL, &err)) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "input %.64s: %.300s", k, err.msg[0] ? err.msg : "invalid");
+            osse_expr_free(x);
+            json_decref(body);
+            json_decref(root);
+            fail_step(e, r, i, 0, msg, k);
+            return false;
+        }
+        osse_expr_free(x);
+        json_object_set_new(body, k, val);
+    }
+    json_decref(root);
+    call_t *c = calloc(1, sizeof *c);
+    if (!c)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    c->l = l;
+    c->r = r;
+    c->step = i;
+    c->max_attempts = 1 + (uint32_t)s->retries;
+    c->timeout_ms = timeout_of(s);
+    c->url = strdup(a->lookup_url);
+    c->body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!c->url || !c->body)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    c->body_len = strlen(c->body);
+    uv_timer_init(e->loop, &c->backoff);
+    c->backoff.data = c;
+    c->next = l->calls;
+    if (l->calls)
+        l->calls->prev = c;
+    l->calls = c;
+    return attempt(c);
+}
+
+int osse__linkage_start(osse_engine_t *e)
+{
+    struct osse_linkage_s *l = calloc(1, sizeof *l);
+    if (!l)
+        return OSSE_ENOMEM;
+    l->e = e;
+    osse_fetch_opts_t fo = {.max_total = 1024, .max_per_host = 64};
+    int rc = osse_fetch_open(e->loop, &fo, &l->fetch, NULL);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    e->linkage = l;
+    /* Steps left open by the log: their call is made again (a crash or a
+     * stop lost it), from the first attempt. */
+    for (size_t k = 0; k < e->nreqs; k++) {
+        osse_request_t *r = e->reqs[k];
+        for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
+            if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE &&
+                r->steps[i].state == OSSE_SS_OPEN)
+                osse__linkage_begin(e, r, i);
+    }
+    return 0;
+}
+
+void osse__linkage_stop(osse_engine_t *e)
+{
+    struct osse_linkage_s *l = e->linkage;
+    if (!l || l->stopped)
+        return;
+    l->stopped = true;
+    osse_fetch_close(l->fetch); /* every call in flight ends now, unreported */
+    l->fetch = NULL;
+    while (l->calls)
+        call_free(l->calls);
+}
+
+void osse__linkage_free(osse_engine_t *e)
+{
+    free(e->linkage);
+    e->linkage = NULL;
+}
