@@ -252,7 +252,7 @@ static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
     bool test_clock = false, without_tree = false;
-    long long hook_base = 0;
+    long long hook_base = 0, hook_span = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -266,6 +266,8 @@ static int cmd_serve(int argc, char **argv)
             without_tree = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
+        else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
+            hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
         else
             return usage();
     }
@@ -288,7 +290,8 @@ static int cmd_serve(int argc, char **argv)
     osse_engine_opts_t opts = {.data_dir = data,
                                .test_clock = test_clock,
                                .bench_without_tree = without_tree,
-                               .hook_retry_base_ms = hook_base};
+                               .hook_retry_base_ms = hook_base,
+                               .hook_retry_span_ms = hook_span};
     if (osse_engine_open(&opts, loop, &engine, &err)) {
         fprintf(stderr, "osse: %s\n", err.msg);
         return 1;

@@ -85,6 +85,7 @@ typedef struct osse_engine_opts_s {
     bool bench_without_tree;
     int64_t test_clock_start; /* ms; 0 = the real time at start */
     int64_t hook_retry_base_ms; /* first webhook retry delay; 0 = 1000 (SPEC §7) */
+    int64_t hook_retry_span_ms; /* give up once retries span this; 0 = one day (tests only) */
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a

@@ -344,6 +344,7 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
     n->e = e;
     osse_hooks_opts_t ho = {0};
     ho.sched.base_ms = opts->hook_retry_base_ms;
+    ho.sched.min_span_ms = opts->hook_retry_span_ms;
     osse_hooks_cbs_t cbs = {
         .ud = n, .on_delivered = on_delivered, .on_failed = on_failed, .on_progress = on_progress};
     int rc = osse_hooks_open(e->loop, &ho, &cbs, &n->hooks, err);

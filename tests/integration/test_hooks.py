@@ -446,5 +446,49 @@ class TestHooksRestart(unittest.TestCase):
         self.restart_while_down(crash=False)
 
 
+class TestHooksGiveUp(ServerTestCase):
+    """A receiver that never succeeds: with the retry span shortened (hidden
+    --hook-retry-span-ms), the delivery is given up and recorded once as
+    NotificationFailed, and nothing is resent after a restart."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(extra_args=["--hook-retry-base-ms", "50",
+                                        "--hook-retry-span-ms", "400"]).start()
+
+    def test_f_given_up_recorded_once(self):
+        w = self.world()
+        rec = Receiver(fail=10 ** 6)
+        try:
+            rec.secret = set_hook(w, w.A, rec.url)
+            wid = uniq("wf")
+            w.publish(one_task_workflow(wid, w.A))
+            rid = w.submit(wid)["id"]
+            nf = wait_events(w.plat, rid, "NotificationFailed", timeout=20)
+            self.assertEqual(len(nf), 1, events_of(w.plat, rid))
+            d = nf[0]["data"]
+            self.assertEqual(nf[0]["stream"], "delivery/" + rid)
+            self.assertEqual(d["receiver"], "agency:" + w.A)
+            self.assertEqual(d["type"], "StepOpened")
+            self.assertGreater(d["attempts"], 1)
+            with rec.lock:
+                self.assertEqual(len(rec.attempts), d["attempts"])
+                self.assertEqual(len(set(rec.attempts)), 1)
+            self.assertIn("500", d.get("error", ""))
+            self.assertEqual(rec.bad, [])
+            # Given up is final: a restart does not try again.
+            self.assertEqual(self.server.stop(), 0)
+            self.server.start()
+            time.sleep(1.0)
+            with rec.lock:
+                self.assertEqual(len(rec.attempts), d["attempts"])
+            plat = self.server.client(self.server.admin_token())
+            evs = events_of(plat, rid)
+            self.assertEqual([e["type"] for e in evs].count("NotificationFailed"), 1)
+            self.assertEqual([e["type"] for e in evs].count("NotificationDelivered"), 0)
+        finally:
+            rec.close()
+
+
 if __name__ == "__main__":
     main()
