@@ -122,6 +122,8 @@ int osse_merkle_push_hash(osse_merkle_t *m, const uint8_t leaf_hash[OSSE_MERKLE_
 static int batch_put(void *ud, unsigned level, uint64_t index, const uint8_t hash[OSSE_MERKLE_HASH])
 {
     uint8_t key[10];
+    if (level < OSSE_MERKLE_STORED_LEVEL)
+        return 0;
     osse_merkle_key(level, index, key);
     return osse_batch_put(ud, key, sizeof key, hash, OSSE_MERKLE_HASH);
 }
@@ -281,12 +283,41 @@ int osse_merkle_store_consistency(const osse_merkle_store_t *s, uint64_t from, u
 
 /* ---- Log-backed store ---- */
 
+/* A subtree below OSSE_MERKLE_STORED_LEVEL, hashed from its events (at most
+ * 2^(level) reads). */
+static int log_low(osse_log_t *log, unsigned level, uint64_t index, uint8_t out[OSSE_MERKLE_HASH],
+                   osse_err_t *err)
+{
+    if (level == 0) {
+        void *bytes = NULL;
+        size_t len = 0;
+        int rc = osse_log_get(log, index + 1, &bytes, &len, err);
+        if (rc == OSSE_ENOTFOUND)
+            return osse_err_set(err, OSSE_ENOTFOUND, "event %llu is missing",
+                                (unsigned long long)index + 1);
+        if (rc)
+            return rc;
+        osse_merkle_leaf_hash(bytes, len, out);
+        free(bytes);
+        return 0;
+    }
+    uint8_t l[OSSE_MERKLE_HASH], r[OSSE_MERKLE_HASH];
+    int rc = log_low(log, level - 1, 2 * index, l, err);
+    if (!rc)
+        rc = log_low(log, level - 1, 2 * index + 1, r, err);
+    if (!rc)
+        osse_merkle_node_hash(l, r, out);
+    return rc;
+}
+
 static int log_get(void *ud, unsigned level, uint64_t index, uint8_t out[OSSE_MERKLE_HASH],
                    osse_err_t *err)
 {
     uint8_t key[10];
     void *val = NULL;
     size_t vlen = 0;
+    if (level < OSSE_MERKLE_STORED_LEVEL)
+        return log_low(ud, level, index, out, err);
     osse_merkle_key(level, index, key);
     int rc = osse_log_kv_get(ud, key, sizeof key, &val, &vlen, err);
     if (rc == OSSE_ENOTFOUND)
