@@ -20,7 +20,6 @@
 #include "storage/event.h"
 #include "workflows/workflow.h"
 
-#define MAX_DEPTH 32
 #define MAX_SEGS 8
 #define ROLE(x) (1u << OSSE_ROLE_##x)
 #define ANY_ROLE (ROLE(PLATFORM) | ROLE(PORTAL) | ROLE(AGENCY) | ROLE(AUDITOR) | ROLE(PAYMENT))
@@ -231,12 +230,13 @@ static json_t *parse_query(osse_slice_t q)
 }
 
 /* jansson accepts 2048 levels; osse's own limit is checked before parsing. */
-static bool too_deep(osse_slice_t b)
+bool osse_server_too_deep(const void *p, size_t len)
 {
+    const char *s = p;
     int depth = 0;
     bool str = false, esc = false;
-    for (size_t i = 0; i < b.len; i++) {
-        char ch = b.ptr[i];
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
         if (str) {
             if (esc)
                 esc = false;
@@ -247,7 +247,7 @@ static bool too_deep(osse_slice_t b)
         } else if (ch == '"') {
             str = true;
         } else if (ch == '{' || ch == '[') {
-            if (++depth > MAX_DEPTH)
+            if (++depth > OSSE_JSON_MAX_DEPTH)
                 return true;
         } else if (ch == '}' || ch == ']') {
             depth--;
@@ -266,9 +266,10 @@ static int parse_json_body(call_t *c)
         c->body = json_object();
         return 0;
     }
-    if (too_deep(b)) {
+    if (osse_server_too_deep(b.ptr, b.len)) {
         char msg[80];
-        snprintf(msg, sizeof msg, "the body nests deeper than %d levels", MAX_DEPTH);
+        snprintf(msg, sizeof msg, "the body nests deeper than %d levels",
+                 OSSE_JSON_MAX_DEPTH);
         reply_error(c, 400, "invalid_json", msg, NULL);
         return -1;
     }

@@ -14,6 +14,13 @@ typedef struct osse_server_s osse_server_t;
 int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
                      bool test_clock, osse_server_t **out, osse_err_t *err);
 int osse_server_port(const osse_server_t *s);
+
+/* JSON bodies nest at most this deep (SPEC §11); checked by a scan of the
+ * raw bytes before jansson parses them. */
+#define OSSE_JSON_MAX_DEPTH 32
+/* True when the JSON text p nests arrays/objects deeper than the limit. Any
+ * bytes (strings and escapes are skipped; no validation). */
+bool osse_server_too_deep(const void *p, size_t len);
 /* Stops accepting and closes connections; run the loop for close callbacks. */
 void osse_server_close(osse_server_t *s);
 

@@ -64,7 +64,7 @@ static int opt_string(const json_t *body, const char *key, size_t max, const cha
     return 0;
 }
 
-static bool id_ok(const char *s)
+bool osse__id_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
@@ -76,7 +76,7 @@ static bool id_ok(const char *s)
     return true;
 }
 
-static bool url_ok(const char *s)
+bool osse__url_ok(const char *s)
 {
     return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
@@ -150,7 +150,7 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
 int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                           json_t **out, int *status, osse_fail_t *f)
 {
-    if (!id_ok(id))
+    if (!osse__id_ok(id))
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad calendar id");
     osse_calendar_t cal;
     json_t *details = json_array();
@@ -232,7 +232,7 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
                         json_t **out, int *status, osse_fail_t *f)
 {
     static const char *const keys[] = {"name", "webhook_url", "lookup_url", NULL};
-    if (!id_ok(id))
+    if (!osse__id_ok(id))
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad agency id");
     int rc = check_keys(body, keys, f);
     if (rc)
@@ -244,9 +244,9 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
         return rc;
     if (!name || !*name)
         osse__detail(f, "name", "is required");
-    if (wh && !url_ok(wh))
+    if (wh && !osse__url_ok(wh))
         osse__detail(f, "webhook_url", "must be an http or https URL");
-    if (lu && !url_ok(lu))
+    if (lu && !osse__url_ok(lu))
         osse__detail(f, "lookup_url", "must be an http or https URL");
     if (f->details)
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the agency is invalid");

@@ -323,6 +323,11 @@ void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32]
 void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
 void osse__audit_close(osse_engine_t *e);
 
+/* commands.c: an id of the catalog (1-64 of [a-z0-9_-], starting with a
+ * letter or digit), and an http or https URL. */
+bool osse__id_ok(const char *s);
+bool osse__url_ok(const char *s);
+
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);
 

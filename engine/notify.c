@@ -449,18 +449,6 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
     return 0;
 }
 
-static bool sub_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-              s[i] == '_'))
-            return false;
-    return true;
-}
-
 static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s)
 {
     char stream[160];
@@ -475,7 +463,7 @@ static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s)
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t *body, json_t **out, int *status, osse_fail_t *f)
 {
-    if (!sub_id_ok(id)) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad subscription id");
+    if (!osse__id_ok(id)) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad subscription id");
     osse_sub_t *s = osse_map_get(&e->subs, id);
     /* Only its owner (or the platform) may change a subscription: another
      * portal learns that the id is taken, nothing more. */
@@ -492,7 +480,7 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
     }
     const char *url = jstr(body, "url");
     if (!url || json_string_length(json_object_get(body, "url")) > 2000 ||
-        !(strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0) ||
+        !osse__url_ok(url) ||
         strlen(url) != json_string_length(json_object_get(body, "url")))
         osse__detail(f, "url", "must be an http or https URL of at most 2000 bytes");
     json_t *events = json_object_get(body, "events");

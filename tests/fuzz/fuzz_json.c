@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/server.h"
 #include "workflows/calendar.h"
 #include "workflows/workflow.h"
 
-#define MAX_DEPTH 32        /* api/server.c's limit, checked before jansson */
 #define MAX_FORM_FIELDS 256 /* engine/commands.c's limit before the form check */
 
 static const char DEFINITION[] =
@@ -42,31 +42,6 @@ static const char DEFINITION[] =
     "    when: form.i > 3 && form.s != \"x\"\n";
 
 static osse_wf_t *wf;
-
-/* The same scan as api/server.c's too_deep. */
-static bool too_deep(const uint8_t *p, size_t len)
-{
-    int depth = 0;
-    bool str = false, esc = false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = (char)p[i];
-        if (str) {
-            if (esc)
-                esc = false;
-            else if (ch == '\\')
-                esc = true;
-            else if (ch == '"')
-                str = false;
-        } else if (ch == '"') {
-            str = true;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > MAX_DEPTH) return true;
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-        }
-    }
-    return false;
-}
 
 static void init_wf(void)
 {
@@ -126,7 +101,7 @@ out:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!wf) init_wf();
-    if (too_deep(data, size)) return 0;
+    if (osse_server_too_deep(data, size)) return 0;
     json_error_t jerr;
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!body) return 0;
