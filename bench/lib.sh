@@ -1,5 +1,6 @@
-# lib.sh: helpers shared by the bench scripts (sourced, not run). Sourced by
-# audit.sh; run.sh and sla.sh still carry their own copies of the same code.
+# lib.sh: helpers shared by the bench scripts (sourced, not run): run.sh,
+# sla.sh and audit.sh. A script may redefine a helper after sourcing (sla.sh
+# has its own api with a timeout and a liveness check).
 #
 # The caller sets ROOT and BUILD, and sources this file before anything else;
 # it gets: a cleanup at exit that kills every server in PIDS (by pid) and

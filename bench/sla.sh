@@ -34,41 +34,13 @@ LOAD_THREADS=${BENCH_THREADS:-1}
 TIMEOUT=${BENCH_SLA_TIMEOUT:-1800}
 LOG_SECS=${BENCH_LOG_SECONDS:-2}
 
-PIDS=()
-TMP=""
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    [ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*" >&2; }
-die() { say "sla.sh: $*"; exit 1; }
+source "$ROOT/bench/lib.sh"
 
 # ---- build ----
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    say "== building release into $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DOSSE_SANITIZE=OFF >/dev/null
-    cmake --build "$BUILD" -j2 --target osse load bench_log >/dev/null
-fi
-
-TMP=$(mktemp -d "$BUILD/bench-tmp.XXXXXX")
-LINEBUF=()
-command -v stdbuf >/dev/null && LINEBUF=(stdbuf -oL -eL)
+bench_build osse load bench_log
+bench_tmp
 RESULTS=()
-say "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), data on $(df -P "$TMP" | awk 'NR==2{print $1}')"
-
-field() { # line key -> value of key=value
-    printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1
-}
-now_s() { date +%s.%N; }
+say "== machine: $(machine)"
 
 # ---- 1. the storage floor ----
 BEST_EV=0 GROUP_EV=0
