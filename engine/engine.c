@@ -295,7 +295,7 @@ int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *
                             int *status, char **body)
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
-    if (!it || it->at + IDEM_TTL_MS < osse_time_real_ms())
+    if (!it || it->at + IDEM_TTL_MS < osse_engine_now(e))
         return 0;
     if (strcmp(it->body_hash, body_hash) != 0)
         return -1;
@@ -324,7 +324,7 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
 void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
                                int status, const char *body)
 {
-    int64_t now = osse_time_real_ms();
+    int64_t now = osse_engine_now(e);
     idem_store(e, key_hash, body_hash, status, body, now);
     json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,
                             "r", body);
@@ -352,7 +352,7 @@ static int load_idem(void *ud, const void *key, size_t klen, const void *val, si
     int s;
     json_int_t at;
     if (rec && json_unpack(rec, "{s:s,s:i,s:I,s:s}", "b", &b, "s", &s, "at", &at, "r", &r) == 0 &&
-        at + IDEM_TTL_MS >= osse_time_real_ms())
+        (e->test_clock || at + IDEM_TTL_MS >= osse_time_real_ms()))
         idem_store(e, k, b, s, r, at);
     json_decref(rec);
     return 0;

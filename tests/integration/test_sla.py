@@ -948,6 +948,24 @@ class TestClockRoute(ClockCase):
         self.assertClock(self.plat, "2029-06-04T02:00:00.000Z",
                          "an earlier TIME never moves the clock back")
 
+    def test_idempotency_expires_on_the_test_clock(self):
+        """An Idempotency-Key is remembered for 24 hours of the engine's clock
+        (SPEC §10: the test clock governs the 24-hour expiries)."""
+        wid = self.w.workflow()
+        body = json.dumps({"workflow": wid, "form": good_form()})
+        key = {"Idempotency-Key": uniq("key")}
+        r1 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual(r1.status, 201, r1)
+        self.plat.post("/v1/test/clock", {"advance": "PT23H59M"})
+        r2 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual((r2.status, r2.json.get("id")), (201, r1.json["id"]),
+                         "within 24 h the key answers the first answer: %r" % r2)
+        self.plat.post("/v1/test/clock", {"advance": "PT2M"})
+        r3 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual(r3.status, 201, r3)
+        self.assertNotEqual(r3.json["id"], r1.json["id"],
+                            "after 24 h of the test clock the key is forgotten: %r" % r3)
+
     def test_bad_time_is_a_usage_error(self):
         """--test-clock=TIME with something that is not RFC 3339 exits 2."""
         p = subprocess.run([OSSE_BIN, "serve", "--data", tempfile.mkdtemp(prefix="osse-it-"),
