@@ -132,16 +132,40 @@ static void val_add(val_t *v, int n)
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-/* Renders spec (one complete conversion, as "%-08.3lld") with its argument
- * into v. nstar is how many `*` it holds (their ints come first). */
+/* Render the value with spec (one complete conversion, as "%-08.3lld")
+ * into v at `at`; nstar is how many `*` spec holds (their ints came first). */
+#define EMIT(val)                                                                                  \
+    val_add(v, nstar == 0   ? snprintf(at, room, spec, val)                                        \
+               : nstar == 1 ? snprintf(at, room, spec, st[0], val)                                 \
+                            : snprintf(at, room, spec, st[0], st[1], val))
 #define RENDER(type)                                                                               \
     do {                                                                                           \
         type a_ = va_arg(*ap, type);                                                               \
-        char *at_ = v->p + v->len;                                                                 \
-        size_t room_ = sizeof v->p - v->len;                                                       \
-        val_add(v, nstar == 0   ? snprintf(at_, room_, spec, a_)                                   \
-                   : nstar == 1 ? snprintf(at_, room_, spec, st[0], a_)                            \
-                                : snprintf(at_, room_, spec, st[0], st[1], a_));                   \
+        EMIT(a_);                                                                                  \
+    } while (0)
+/* An integer conversion's argument type follows its length modifier. */
+#define BY_LENGTH(plain, l, ll, z, j, t)                                                           \
+    do {                                                                                           \
+        switch (len) {                                                                             \
+        case L_L:                                                                                  \
+            RENDER(l);                                                                             \
+            break;                                                                                 \
+        case L_LL:                                                                                 \
+            RENDER(ll);                                                                            \
+            break;                                                                                 \
+        case L_Z:                                                                                  \
+            RENDER(z);                                                                             \
+            break;                                                                                 \
+        case L_J:                                                                                  \
+            RENDER(j);                                                                             \
+            break;                                                                                 \
+        case L_T:                                                                                  \
+            RENDER(t);                                                                             \
+            break;                                                                                 \
+        default:                                                                                   \
+            RENDER(plain);                                                                         \
+            break;                                                                                 \
+        }                                                                                          \
     } while (0)
 
 /* Renders the conversion at *pp (just after its '%'). Returns false for one
@@ -189,38 +213,18 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     spec[sl++] = conv;
     spec[sl] = '\0';
     *pp = p + 1;
+    char *at = v->p + v->len;
+    size_t room = sizeof v->p - v->len;
     switch (conv) {
     case 'd':
     case 'i':
-        if (len == L_L)
-            RENDER(long);
-        else if (len == L_LL)
-            RENDER(long long);
-        else if (len == L_Z)
-            RENDER(ssize_t);
-        else if (len == L_J)
-            RENDER(intmax_t);
-        else if (len == L_T)
-            RENDER(ptrdiff_t);
-        else
-            RENDER(int);
+        BY_LENGTH(int, long, long long, ssize_t, intmax_t, ptrdiff_t);
         return true;
     case 'u':
     case 'x':
     case 'X':
     case 'o':
-        if (len == L_L)
-            RENDER(unsigned long);
-        else if (len == L_LL)
-            RENDER(unsigned long long);
-        else if (len == L_Z)
-            RENDER(size_t);
-        else if (len == L_J)
-            RENDER(uintmax_t);
-        else if (len == L_T)
-            RENDER(ptrdiff_t);
-        else
-            RENDER(unsigned);
+        BY_LENGTH(unsigned, unsigned long, unsigned long long, size_t, uintmax_t, size_t);
         return true;
     case 'c':
         RENDER(int);
@@ -239,13 +243,8 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
             RENDER(double);
         return true;
     case 's': {
-        const char *s = va_arg(*ap, const char *);
-        char *at = v->p + v->len;
-        size_t room = sizeof v->p - v->len;
-        s = s ? s : "";
-        val_add(v, nstar == 0   ? snprintf(at, room, spec, s)
-                   : nstar == 1 ? snprintf(at, room, spec, st[0], s)
-                                : snprintf(at, room, spec, st[0], st[1], s));
+        const char *str = va_arg(*ap, const char *);
+        EMIT(str ? str : "");
         return true;
     }
     default:
