@@ -816,8 +816,7 @@ static void handle(osse_http_req_t *req, void *ud)
             snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
                      allow[0] ? ", " : "", routes[i].method);
     }
-    if (route)
-        c->route = route->pattern;
+    c->route = route ? route->pattern : NULL;
     if (!route) {
         if (path_known) {
             static char hdr[160];
