@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/hist.h"
+#include "common/log.h"
 #include "storage/event.h"
 #include "workflows/workflow.h"
 
@@ -58,6 +59,7 @@ typedef struct call_s {
     bool consistency; /* proofs: after..next is from..to, else seq..size */
     int work_rc;
     uint64_t t0;
+    const char *route; /* the matched pattern, for the log; NULL before a match */
 } call_t;
 
 typedef void (*handler_fn)(call_t *c);
@@ -87,7 +89,14 @@ static void call_free(call_t *c)
 static void on_durable(void *ud)
 {
     call_t *c = ud;
-    osse_hist_observe(&c->srv->latency, (double)(uv_hrtime() - c->t0) / 1e9);
+    double secs = (double)(uv_hrtime() - c->t0) / 1e9;
+    osse_hist_observe(&c->srv->latency, secs);
+    /* One line per call: reads at debug. Never the path's raw text, the
+     * query, the body or the token. */
+    bool read = strcmp(c->req->method, "GET") == 0 || strcmp(c->req->method, "HEAD") == 0;
+    osse_logf(c->status >= 500 ? OSSE_LEVEL_ERROR : read ? OSSE_LEVEL_DEBUG : OSSE_LEVEL_INFO,
+              "call", "method=%s route=%s status=%d latency_ms=%.3f principal=%s", c->req->method,
+              c->route ? c->route : "-", c->status, secs * 1e3, c->p ? c->p->id : "-");
     osse_http_respond_take(c->req, c->status, c->ctype, c->extra, c->out, c->outlen);
     c->out = NULL;
     call_free(c);
@@ -807,6 +816,7 @@ static void handle(osse_http_req_t *req, void *ud)
             snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
                      allow[0] ? ", " : "", routes[i].method);
     }
+    c->route = route ? route->pattern : NULL;
     if (!route) {
         if (path_known) {
             static char hdr[160];

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/time.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
@@ -438,7 +439,8 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
     osse_err_t err = {0};
     int rc = osse_engine_replay_event(e, seq, bytes, len, &err);
     if (rc)
-        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
+                  err.msg);
     return rc;
 }
 
@@ -523,6 +525,7 @@ static int bootstrap(osse_engine_t *e, osse_err_t *err)
     int rc = write_token_file(e->data_dir, token, err);
     if (rc)
         return rc;
+    osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
     char h[65];
     osse__sha256_hex(token, strlen(token), h);
@@ -562,8 +565,12 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if ((rc = osse_log_open(dbdir, &e->log, err)))
         goto fail;
     e->replaying = true;
+    uint64_t t0 = uv_hrtime();
     rc = osse_log_scan(e->log, 1, replay_one, e, err);
     e->replaying = false;
+    if (!rc)
+        osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
+                  (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
     if (rc) {
         if (!err || !err->msg[0])
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);

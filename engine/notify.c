@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "engine/hooks.h"
 
@@ -110,7 +111,7 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
     if (json_unpack((json_t *)rec, "{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", &id, "receiver",
                     &receiver, "url", &url, "secret", &secret, "body", &body, "attempts", &attempts,
                     "next_at", &next_at)) {
-        fprintf(stderr, "osse: a pending delivery record cannot be read; skipped\n");
+        osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
         return;
     }
     osse_hook_delivery_t d = {
@@ -127,7 +128,7 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
     osse_err_t err = {0};
     int rc = osse_hooks_enqueue(n->hooks, &d, &err);
     if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
-        fprintf(stderr, "osse: delivery %s not queued: %s\n", id, err.msg);
+        osse_logf(OSSE_LEVEL_WARN, "delivery not queued", "delivery=%s error=%s", id, err.msg);
 }
 
 static void wait_unlink(wait_t *w)
@@ -279,6 +280,20 @@ static void outcome(osse_notify_t *n, const osse_hook_delivery_t *d, const char 
     delete_record(e, d->id);
 }
 
+/* A failed attempt, for the server's log: the URL only as scheme://host:port
+ * (its path or query may hold a secret), never the body. next_at 0: no retry
+ * (the delivery is given up). */
+static void log_attempt(const osse_hook_delivery_t *d, uint32_t attempt, const char *error,
+                        int64_t next_at)
+{
+    char rid[128] = "", type[64] = "", origin[300], next[OSSE_TIME_LEN];
+    body_ids(d, rid, sizeof rid, type, sizeof type);
+    osse_logf(next_at ? OSSE_LEVEL_WARN : OSSE_LEVEL_ERROR, "webhook attempt failed",
+              "delivery=%s receiver=%s request=%s type=%s url=%s attempt=%u error=%s next_retry=%s",
+              d->id, d->receiver, rid, type, osse_logf_url_origin(d->url, origin, sizeof origin),
+              attempt, error ? error : "unknown", next_at ? osse_time_fmt(next_at, next) : "none");
+}
+
 static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status)
 {
     outcome(ud, d, "NotificationDelivered",
@@ -289,6 +304,7 @@ static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attem
 static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts,
                       const char *last_error)
 {
+    log_attempt(d, attempts, last_error, 0);
     outcome(ud, d, "NotificationFailed",
             json_pack("{s:s,s:s,s:i,s:s}", "delivery", d->id, "receiver", d->receiver, "attempts",
                       (int)attempts, "error", last_error ? last_error : "unknown"));
@@ -297,7 +313,7 @@ static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts
 static void on_progress(void *ud, const osse_hook_delivery_t *d, const char *error)
 {
     osse_notify_t *n = ud;
-    (void)error;
+    log_attempt(d, d->attempts, error, d->next_at);
     char rid[128], type[64];
     if (body_ids(d, rid, sizeof rid, type, sizeof type)) return;
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I}", "id", d->id, "receiver",

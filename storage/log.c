@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 
 enum { OP_PUT = 'P', OP_DEL = 'D' };
 
@@ -348,7 +349,7 @@ static void writer_main(void *arg)
             if (e) {
                 /* See log.h: the loop has already acted on these events, and a
                  * failed fsync cannot be retried safely. */
-                fprintf(stderr, "osse: fatal: rocksdb write failed: %s\n", e);
+                osse_logf(OSSE_LEVEL_ERROR, "fatal: rocksdb write failed", "error=%s", e);
                 abort();
             }
         }
