@@ -56,11 +56,17 @@ const osse_help_row_t osse_help_rows[] = {
      NULL, "Make a new platform token (server stopped) and write it to DIR/admin.token."},
     {"token", NULL, "--data DIR", "the data folder"},
 
+    {"citizen-id", "osse citizen-id [ID]",
+     NULL, "Print a random valid Thai citizen id (for trying osse out), or check ID; exit 1 "
+           "if it is not one."},
+    {"citizen-id", NULL, "ID", "13 digits to check"},
+
     {"version", "osse version", NULL, "Print osse's version."},
 
     {"help", "osse help [CMD]", NULL, "Print the commands, or one command's flags; so do "
                                       "--help and -h."},
-    {"help", NULL, "CMD", "a command: serve, validate, replay, export, verify, token, version"},
+    {"help", NULL, "CMD", "a command: serve, validate, replay, export, verify, token, citizen-id, "
+                             "version"},
 
     {NULL, NULL, NULL, NULL},
 };

@@ -575,6 +575,30 @@ static bool is_help(const char *a)
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
+/* osse citizen-id [ID]: a valid Thai citizen id for trying osse out (13
+ * digits, the last the check digit of SPEC §2), or whether ID is one. */
+static int cmd_citizen_id(int argc, char **argv)
+{
+    if (argc > 3)
+        return usage("citizen-id");
+    if (argc == 3) {
+        bool ok = osse_citizen_id_valid(argv[2]);
+        printf("%s: %s\n", argv[2], ok ? "valid" : "not a valid Thai citizen id");
+        return ok ? 0 : 1;
+    }
+    char id[14];
+    id[0] = (char)('1' + randombytes_uniform(8)); /* the person's category, 1 to 8 */
+    unsigned sum = (unsigned)(id[0] - '0') * 13;
+    for (int i = 1; i < 12; i++) {
+        id[i] = (char)('0' + randombytes_uniform(10));
+        sum += (unsigned)(id[i] - '0') * (unsigned)(13 - i);
+    }
+    id[12] = (char)('0' + (11 - sum % 11) % 10);
+    id[13] = '\0';
+    printf("%s\n", id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -605,6 +629,8 @@ int main(int argc, char **argv)
         return cmd_export(argc, argv);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc, argv);
+    if (strcmp(argv[1], "citizen-id") == 0)
+        return cmd_citizen_id(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
         if (argc != 2)
             return usage("version");
