@@ -32,6 +32,7 @@ static int usage(void)
                     "  osse replay (--data DIR | FILE [--key KEY]) [--recheck]\n"
                     "  osse export --data DIR [--from SEQ] [--to SEQ] > FILE\n"
                     "  osse verify FILE --key KEY\n"
+                    "  osse token --data DIR   (server stopped: a new platform token)\n"
                     "  osse version\n");
     return 2;
 }
@@ -537,6 +538,35 @@ static int cmd_replay(int argc, char **argv)
     return rp.diffs ? 1 : 0;
 }
 
+/* osse token --data DIR: with the server stopped, a new platform principal
+ * (a PrincipalCreated event in the log, like any other) whose token replaces
+ * <data>/admin.token: the way back in after the last platform token is lost. */
+static int cmd_token(int argc, char **argv)
+{
+    if (argc != 4 || strcmp(argv[2], "--data") != 0)
+        return usage();
+    uv_loop_t *loop = uv_default_loop();
+    osse_err_t err = {0};
+    osse_engine_opts_t opts = {.data_dir = argv[3], .offline = true};
+    osse_engine_t *eng = NULL;
+    if (osse_engine_open(&opts, loop, &eng, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    char id[40], path[4200];
+    int rc = osse_engine_mint_platform(eng, id, path, sizeof path, &err);
+    osse_engine_stop(eng);
+    uv_run(loop, UV_RUN_DEFAULT);
+    osse_engine_close(eng);
+    uv_loop_close(loop);
+    if (rc) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    printf("osse: new platform principal %s; its token is in %s (mode 0600)\n", id, path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -555,6 +585,8 @@ int main(int argc, char **argv)
         return cmd_export(argc, argv);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc, argv);
+    if (strcmp(argv[1], "token") == 0)
+        return cmd_token(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
         printf("osse %s\n", OSSE_VERSION);
         return 0;

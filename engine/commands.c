@@ -316,13 +316,8 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
         osse__detail(f, "agency", "only for the agency role");
     if (f->details)
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the principal is invalid");
-    char token[80], id[40], h[65], stream[64];
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(token, "osse_", 5);
-    sodium_bin2base64(token + 5, sizeof token - 5, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    osse__sha256_hex(token, strlen(token), h);
+    char token[OSSE_TOKEN_LEN], id[40], h[65], stream[64];
+    osse__new_token(token, h);
     osse__random_id(id, 8, "p-");
     snprintf(stream, sizeof stream, "principal/%s", id);
     osse__emit(e, stream, "PrincipalCreated", p,
@@ -340,6 +335,21 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     osse_principal_t *t = osse_map_get(&e->principals, id);
     if (!t)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no principal %s", id);
+    if (!t->revoked && t->role == OSSE_ROLE_PLATFORM) {
+        /* Without a platform principal no one could make principals or
+         * publish again: the last one stays (SPEC §10). */
+        size_t live = 0, it = 0;
+        void *v;
+        while (osse_map_next(&e->principals, &it, NULL, &v))
+            live += ((osse_principal_t *)v)->role == OSSE_ROLE_PLATFORM &&
+                    !((osse_principal_t *)v)->revoked;
+        if (live == 1)
+            return osse__fail(f, OSSE_ECONFLICT, "conflict",
+                              "%s is the last platform principal: revoking it would lock the "
+                              "platform out; create another platform principal first (or, with "
+                              "the server stopped, run osse token --data DIR)",
+                              id);
+    }
     if (!t->revoked) {
         char stream[64];
         snprintf(stream, sizeof stream, "principal/%s", id);

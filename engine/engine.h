@@ -86,13 +86,27 @@ typedef struct osse_engine_opts_s {
     int64_t test_clock_start; /* ms; 0 = the real time at start */
     int64_t hook_retry_base_ms; /* first webhook retry delay; 0 = 1000 (SPEC §7) */
     int64_t hook_retry_span_ms; /* give up once retries span this; 0 = one day (tests only) */
+    /* Maintenance with the server stopped (osse token): the log is replayed
+     * and may be appended to, but no delivery, deadline or lookup starts, no
+     * first principal is made, and a folder without a log is refused
+     * (OSSE_ENOTFOUND) rather than created. */
+    bool offline;
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a
  * fresh folder creates the first platform principal and writes its token to
- * <data>/admin.token (0600). Before the loop runs. */
+ * <data>/admin.token (0600). Before the loop runs. Returns 0, OSSE_EBUSY
+ * (another process has the folder open; err says so in words), or another
+ * code with err filled. */
 int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
                      osse_err_t *err);
+/* osse token: a new platform principal ("admin"), its PrincipalCreated
+ * durable in the log, its token written to <data>/admin.token (0600,
+ * replacing the file) and the path to path. Runs the loop until durable, so
+ * call it outside loop callbacks (an offline engine). Returns 0 or OSSE_EIO
+ * (the token file cannot be written; nothing was logged). */
+int osse_engine_mint_platform(osse_engine_t *e, char id[40], char *path, size_t pathlen,
+                              osse_err_t *err);
 /* Flushes and stops the log; run the loop afterwards for close callbacks. */
 void osse_engine_stop(osse_engine_t *e);
 void osse_engine_close(osse_engine_t *e);

@@ -345,5 +345,9 @@ void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
 void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
 void osse__random_bytes(void *out, size_t n);
 void osse__sha256_hex(const void *p, size_t n, char out[65]);
+/* A bearer token: "osse_" + base64url of 32 random bytes, and its SHA-256
+ * hex (what the log keeps). The caller wipes token after use. */
+#define OSSE_TOKEN_LEN 80
+void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65]);
 
 #endif
