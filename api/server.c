@@ -408,11 +408,56 @@ static void h_create_principal(call_t *c)
     reply(c, rc, 201, out, &f);
 }
 
-static void h_principals(call_t *c)
+/* The catalog lists: one shape, one paging (engine/views.c). */
+typedef int (*list_fn)(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                       json_t **out, osse_fail_t *f);
+
+static void reply_list(call_t *c, list_fn fn)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
-    int rc = osse_q_principals(c->srv->eng, c->p, &out, &f);
+    int rc = fn(c->srv->eng, c->p, c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_workflows(call_t *c)
+{
+    reply_list(c, osse_q_workflows);
+}
+
+static void h_calendars(call_t *c)
+{
+    reply_list(c, osse_q_calendars);
+}
+
+static void h_agencies(call_t *c)
+{
+    reply_list(c, osse_q_agencies);
+}
+
+static void h_principals(call_t *c)
+{
+    reply_list(c, osse_q_principals);
+}
+
+static void h_subscriptions(call_t *c)
+{
+    reply_list(c, osse_q_subscriptions);
+}
+
+static void h_get_subscription(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_subscription(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_delete_subscription(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_delete_subscription(c->srv->eng, c->p, c->seg[2], &out, &f);
     reply(c, rc, 200, out, &f);
 }
 
@@ -736,19 +781,22 @@ static const route_t routes[] = {
     {"GET", "/metrics", PUBLIC, h_metrics, false, false, NULL},
     {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, false, false,
      "a workflow definition (YAML or JSON) with id, title and steps"},
+    {"GET", "/v1/workflows", ROLE(PLATFORM) | ROLE(AUDITOR), h_workflows, false, false, NULL},
     {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false, NULL},
     {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false, NULL},
     {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false,
      "a JSON object with utc_offset, workdays and hours (holidays optional)"},
+    {"GET", "/v1/calendars", ROLE(PLATFORM) | ROLE(AUDITOR), h_calendars, false, false, NULL},
     {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, false, false, NULL},
     {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false,
      "a JSON object with name (webhook_url and lookup_url optional)"},
+    {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, false, false, NULL},
     {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency, false,
      false, NULL},
     {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, false, false, NULL},
     {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, true, false,
      "a JSON object with role (agency for the agency role; name optional)"},
-    {"GET", "/v1/principals", ROLE(PLATFORM), h_principals, false, false, NULL},
+    {"GET", "/v1/principals", ROLE(PLATFORM) | ROLE(AUDITOR), h_principals, false, false, NULL},
     {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false, NULL},
     {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false,
      "a JSON object with workflow and form"},
@@ -767,6 +815,12 @@ static const route_t routes[] = {
      "a JSON object with outcome (reason and expected_version optional)"},
     {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true,
      false, "a JSON object with url and events"},
+    {"GET", "/v1/subscriptions", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_subscriptions,
+     false, false, NULL},
+    {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, false,
+     false, NULL},
+    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
+     false, false, NULL},
     {"GET", "/v1/track/:code", PUBLIC, h_track, false, false, NULL},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false, NULL},
     {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false, NULL},

@@ -288,6 +288,21 @@ int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, j
     return 0;
 }
 
+/* A list never holds a secret (SPEC §3). */
+static json_t *agency_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
+{
+    (void)e;
+    (void)p;
+    return agency_json(v, false);
+}
+
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                    json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->agencies, params, "agencies", agency_entry, out, f);
+}
+
+/* Never the token hash: it stays in the log only. */
 static json_t *principal_json(const osse_principal_t *p)
 {
     return json_pack("{s:s,s:s,s:s?,s:s?,s:b,s:o}", "id", p->id, "role", osse_role_name(p->role),
@@ -359,15 +374,17 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     return 0;
 }
 
-int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f)
+static json_t *principal_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
 {
-    json_t *arr = json_array();
-    size_t it = 0;
-    void *v;
-    while (osse_map_next(&e->principals, &it, NULL, &v))
-        json_array_append_new(arr, principal_json(v));
-    *out = json_pack("{s:o}", "principals", arr);
-    return 0;
+    (void)e;
+    (void)p;
+    return principal_json(v);
+}
+
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                      json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->principals, params, "principals", principal_entry, out, f);
 }
 
 /* --- the request lifecycle --- */

@@ -119,8 +119,8 @@ int osse_engine_open_replay(osse_engine_t **out);
 int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
                              osse_err_t *err);
 /* The digest of every view (SPEC §6): SHA-256, as hex, over a canonical
- * rendering of the catalog and of every request's tracking view; never keys,
- * secrets or checkpoints. *size is the seq of the last event applied. */
+ * rendering of the catalog (subscriptions included) and of every request's
+ * tracking view; never keys, secrets or checkpoints. *size is the seq of the last event applied. */
 int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size);
 /* --recheck: re-evaluates every rule recorded in a request's events against
  * its recorded inputs, the rule being the one of the definition version the
@@ -191,6 +191,12 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
 /* PUT /v1/subscriptions/{id} (portal, platform): *status 201 when created. */
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t *body, json_t **out, int *status, osse_fail_t *f);
+/* DELETE /v1/subscriptions/{id} (its owner, platform): SubscriptionDeleted;
+ * its secret goes, and every delivery still pending for it is given up
+ * (NotificationFailed, "the subscription was deleted") in the same batch.
+ * Checks as osse_q_subscription. *out = {"id","deleted":true}. */
+int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                 json_t **out, osse_fail_t *f);
 int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
                         osse_fail_t *f);
 
@@ -210,7 +216,24 @@ int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id,
 int osse_q_calendar(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f);
 int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                   osse_fail_t *f);
-int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f);
+/* The catalog lists (platform, auditor; a portal sees its own
+ * subscriptions): {"<things>":[each as its own GET answers it, never a
+ * secret or a token hash],"next_cursor"}, in id order; params are the query
+ * (limit 1..500, default 500; cursor = the next_cursor of the page before). */
+int osse_q_workflows(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f);
+int osse_q_calendars(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f);
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                    json_t **out, osse_fail_t *f);
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                      json_t **out, osse_fail_t *f);
+int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                         json_t **out, osse_fail_t *f);
+/* GET /v1/subscriptions/{id} (its owner, platform): without the secret.
+ * 404 unknown or deleted, 403 another principal's. */
+int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                        json_t **out, osse_fail_t *f);
 int osse_q_stats(osse_engine_t *e, json_t **out);
 /* Appends the engine's own histograms (event append latency) to out. */
 int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out);
