@@ -800,8 +800,8 @@ static const route_t routes[] = {
     {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false, NULL},
     {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false,
      "a JSON object with workflow and form"},
-    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false,
-     false, NULL},
+    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false, false,
+     NULL},
     {"GET", "/v1/requests/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
      h_request, false, false, NULL},
     {"GET", "/v1/requests/:id/events", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
@@ -813,14 +813,14 @@ static const route_t routes[] = {
      "a JSON object with step, amount, reference and transaction"},
     {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false,
      "a JSON object with outcome (reason and expected_version optional)"},
-    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true,
-     false, "a JSON object with url and events"},
+    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true, false,
+     "a JSON object with url and events"},
     {"GET", "/v1/subscriptions", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_subscriptions,
      false, false, NULL},
     {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, false,
      false, NULL},
-    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
-     false, false, NULL},
+    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription, false,
+     false, NULL},
     {"GET", "/v1/track/:code", PUBLIC, h_track, false, false, NULL},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false, NULL},
     {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false, NULL},
@@ -846,8 +846,8 @@ static void role_refusal(unsigned roles, osse_role_t have, char *out, size_t n)
         if (!((roles >> r) & 1u))
             continue;
         k++;
-        len += (size_t)snprintf(out + len, n - len, "%s%s",
-                                k == 1 ? "" : k == total ? " or " : ", ", osse_role_name(r));
+        const char *sep = k == 1 ? "" : k == total ? " or " : ", ";
+        len += (size_t)snprintf(out + len, n - len, "%s%s", sep, osse_role_name(r));
     }
     if (len < n)
         snprintf(out + len, n - len, " role; this token has the %s role", osse_role_name(have));

@@ -296,8 +296,8 @@ static json_t *agency_entry(osse_engine_t *e, const osse_principal_t *p, void *v
     return agency_json(v, false);
 }
 
-int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
-                    json_t **out, osse_fail_t *f)
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params, json_t **out,
+                    osse_fail_t *f)
 {
     return osse__id_page(e, p, &e->agencies, params, "agencies", agency_entry, out, f);
 }

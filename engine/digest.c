@@ -3,9 +3,9 @@
  * The digest is what lets an auditor show that a replay of the log rebuilt
  * exactly the views the live server holds: SHA-256 over a canonical rendering
  * (JSON with sorted keys, entities in a fixed order) of the catalog
- * (subscriptions included) and of every request's tracking view. It covers personal data as stored and never
- * keys, secrets, token material or checkpoints, so a replay without them
- * gives the same digest.
+ * (subscriptions included) and of every request's tracking view. It covers
+ * personal data as stored and never keys, secrets, token material or
+ * checkpoints, so a replay without them gives the same digest.
  *
  * The recheck re-runs each recorded rule on the inputs the event recorded,
  * with the rule text of the definition version the request ran under, and

@@ -224,16 +224,16 @@ int osse_q_workflows(osse_engine_t *e, const osse_principal_t *p, const json_t *
                      json_t **out, osse_fail_t *f);
 int osse_q_calendars(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
                      json_t **out, osse_fail_t *f);
-int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
-                    json_t **out, osse_fail_t *f);
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params, json_t **out,
+                    osse_fail_t *f);
 int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
                       json_t **out, osse_fail_t *f);
 int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
                          json_t **out, osse_fail_t *f);
 /* GET /v1/subscriptions/{id} (its owner, platform): without the secret.
  * 404 unknown or deleted, 403 another principal's. */
-int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
-                        json_t **out, osse_fail_t *f);
+int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                        osse_fail_t *f);
 int osse_q_stats(osse_engine_t *e, json_t **out);
 /* Appends the engine's own histograms (event append latency) to out. */
 int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out);

@@ -525,8 +525,8 @@ static int find_sub(osse_engine_t *e, const osse_principal_t *p, const char *id,
     return 0;
 }
 
-int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
-                        json_t **out, osse_fail_t *f)
+int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                        osse_fail_t *f)
 {
     osse_sub_t *s;
     int rc = find_sub(e, p, id, &s, f);
