@@ -18,9 +18,12 @@
  * deduplicates on Osse-Delivery). Nothing here runs while the log is
  * replayed (osse__emit is never called then), so a replay never sends.
  *
- * Subscriptions are event-sourced (SubscriptionUpdated in the stream
- * subscription/<id>); their secrets, like agencies', are side records and
- * never enter the log. */
+ * Subscriptions are event-sourced (SubscriptionUpdated and
+ * SubscriptionDeleted in the stream subscription/<id>); their secrets, like
+ * agencies', are side records and never enter the log. Deleting one ends
+ * every delivery still pending for it as NotificationFailed in the batch of
+ * the deletion (records deleted with it), so the invariant above holds and
+ * every delivery has an outcome in the log. */
 #include "engine/internal.h"
 
 #include <ctype.h>
