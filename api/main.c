@@ -599,6 +599,35 @@ static int cmd_citizen_id(int argc, char **argv)
     return 0;
 }
 
+/* osse token --data DIR: with the server stopped, a new platform principal
+ * (a PrincipalCreated event in the log, like any other) whose token replaces
+ * <data>/admin.token: the way back in after the last platform token is lost. */
+static int cmd_token(int argc, char **argv)
+{
+    if (argc != 4 || strcmp(argv[2], "--data") != 0)
+        return usage("token");
+    uv_loop_t *loop = uv_default_loop();
+    osse_err_t err = {0};
+    osse_engine_opts_t opts = {.data_dir = argv[3], .offline = true};
+    osse_engine_t *eng = NULL;
+    if (osse_engine_open(&opts, loop, &eng, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    char id[40], path[4200];
+    int rc = osse_engine_mint_platform(eng, id, path, sizeof path, &err);
+    osse_engine_stop(eng);
+    uv_run(loop, UV_RUN_DEFAULT);
+    osse_engine_close(eng);
+    uv_loop_close(loop);
+    if (rc) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    printf("osse: new platform principal %s; its token is in %s (mode 0600)\n", id, path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -631,6 +660,8 @@ int main(int argc, char **argv)
         return cmd_verify(argc, argv);
     if (strcmp(argv[1], "citizen-id") == 0)
         return cmd_citizen_id(argc, argv);
+    if (strcmp(argv[1], "token") == 0)
+        return cmd_token(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
         if (argc != 2)
             return usage("version");
