@@ -27,7 +27,8 @@
 static int usage(void)
 {
     fprintf(stderr, "usage:\n"
-                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock]\n"
+                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME]\n"
+                    "             [--test-clock]\n"
                     "  osse validate FILE\n"
                     "  osse replay (--data DIR | FILE [--key KEY]) [--recheck]\n"
                     "  osse export --data DIR [--from SEQ] [--to SEQ] > FILE\n"
@@ -250,7 +251,7 @@ static void on_ready(void *ud)
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
+    const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL, *origin = NULL;
     bool test_clock = false, without_tree = false;
     long long hook_base = 0, hook_span = 0;
     for (int i = 2; i < argc; i++) {
@@ -260,6 +261,8 @@ static int cmd_serve(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--workflows") == 0 && i + 1 < argc)
             wfdir = argv[++i];
+        else if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc)
+            origin = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
         else if (strcmp(argv[i], "--bench-without-tree") == 0)
@@ -283,11 +286,17 @@ static int cmd_serve(int argc, char **argv)
     }
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
+    osse_err_t err = {0};
+    if (origin && osse_origin_check(origin, strlen(origin), &err)) {
+        fprintf(stderr, "osse: --origin: %s (C2SP: UTF-8, no spaces, no '+', no controls)\n",
+                err.msg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();
-    osse_err_t err = {0};
     osse_engine_opts_t opts = {.data_dir = data,
+                               .origin = origin,
                                .test_clock = test_clock,
                                .bench_without_tree = without_tree,
                                .hook_retry_base_ms = hook_base,
