@@ -128,6 +128,13 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
+/* Writes v as a width-byte big-endian field at p (a forger's edit). */
+static void put_be(uint8_t *p, int width, uint64_t v)
+{
+    for (int b = 0; b < width; b++)
+        p[b] = (uint8_t)(v >> (8 * (width - 1 - b)));
+}
+
 static void walk(const uint8_t *x, layout_t *l)
 {
     size_t o = 8 + 4;
@@ -390,8 +397,7 @@ static void test_structure_damage(void)
     };
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         memcpy(y, x, n);
-        for (int b = 0; b < lies[i].width; b++)
-            y[lies[i].at + b] = (uint8_t)(lies[i].v >> (8 * (lies[i].width - 1 - b)));
+        put_be(y + lies[i].at, lies[i].width, lies[i].v);
         int rc = verify(y, n, &info, &err);
         if (rc != OSSE_ECORRUPT) {
             fprintf(stderr, "lie %zu accepted\n", i);
@@ -493,8 +499,7 @@ static uint8_t *with_origin(const uint8_t *x, size_t n, const char *o, size_t *o
     size_t olen = be(x + 12, 2), nl = strlen(o);
     uint8_t *y = malloc(n - olen + nl);
     memcpy(y, x, 12);
-    y[12] = (uint8_t)(nl >> 8);
-    y[13] = (uint8_t)nl;
+    put_be(y + 12, 2, nl);
     memcpy(y + ORIGIN_AT, o, nl);
     memcpy(y + ORIGIN_AT + nl, x + ORIGIN_AT + olen, n - ORIGIN_AT - olen);
     *out_n = n - olen + nl;
@@ -569,8 +574,7 @@ static void test_counts_fit(void)
     snprintf(path, sizeof path, "%s/lie.bin", dir);
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         memcpy(y, x, n);
-        for (int b = 0; b < lies[i].width; b++)
-            y[lies[i].at + b] = (uint8_t)(lies[i].v >> (8 * (lies[i].width - 1 - b)));
+        put_be(y + lies[i].at, lies[i].width, lies[i].v);
         CHECK_EQ_INT(verify(y, n, &info, &err), OSSE_ECORRUPT);
         CHECK_EQ_INT(info.offset, lies[i].at);
         CHECK(strstr(err.msg, lies[i].what) && strstr(err.msg, "does not fit"));
