@@ -438,6 +438,11 @@ static void test_every_byte_bound(void)
     uint8_t *y = malloc(n + 1);
     CHECK(l.nheads >= 2);
     CHECK_EQ_INT(l.sig_at + 64, n);
+    if (l.sig_at + 64 != n) { /* not this format: the offsets below would be outside */
+        free(y);
+        free(x);
+        return;
+    }
 
     /* A head's `at`, in the heads section and in the final head. */
     size_t ats[] = {l.heads_at + 8 + 7, l.heads_at + 112 + 8 + 3, l.final_at + 8 + 7};
