@@ -124,6 +124,38 @@ class TestOrigin(unittest.TestCase):
         self.assertIsNotNone(vk)
 
 
+class TestUnicodeOrigin(unittest.TestCase):
+    def test_utf8_origin_end_to_end(self):
+        """A valid non-ASCII origin works everywhere one is read: the served
+        checkpoint and key, export, verify and replay."""
+        origin = "ex\u00e4mple.org/\u30ed\u30b0"
+        srv = Server(extra_args=["--origin", origin]).start()
+        try:
+            w = World(srv)
+            w.workflow()
+            time.sleep(1.2)
+            c = w.anon.get("/v1/log/checkpoint").json
+            self.assertEqual(c["origin"], origin)
+            vk = w.anon.get("/v1/log/public-key").json["verifier_key"]
+            self.assertTrue(vk.startswith(origin + "+"))
+            note = w.anon.get("/v1/log/checkpoint", headers={"Accept": "text/plain"}).body
+            self.assertTrue(note.startswith(origin.encode() + b"\n"))
+            digest = w.plat.get("/v1/admin/digest").json["digest"]
+            self.assertEqual(srv.stop(), 0)
+            with tempfile.TemporaryDirectory() as tmp:
+                exp = os.path.join(tmp, "log.bin")
+                with open(exp, "wb") as f:
+                    subprocess.run([OSSE_BIN, "export", "--data", srv.data_dir], stdout=f,
+                                   check=True, timeout=120)
+                for cmd in (["verify", exp, "--key", vk], ["replay", exp, "--key", vk]):
+                    p = subprocess.run([OSSE_BIN] + cmd, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, timeout=120)
+                    self.assertEqual(p.returncode, 0, (cmd, p.stderr))
+                self.assertEqual(p.stdout.decode().strip().splitlines()[-1], digest)
+        finally:
+            srv.cleanup()
+
+
 class TestOriginRefused(unittest.TestCase):
     def test_bad_origins_refused_before_start(self):
         with tempfile.TemporaryDirectory() as data:
