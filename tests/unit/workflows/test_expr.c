@@ -20,9 +20,11 @@ static const char *ROOT_JSON =
 static json_t *root;
 
 static const osse_expr_field_t FIELDS[] = {
-    {"area_sqm", OSSE_EXPR_NUMBER}, {"seats", OSSE_EXPR_INTEGER}, {"name", OSSE_EXPR_STRING},
-    {"district", OSSE_EXPR_STRING}, {"vip", OSSE_EXPR_BOOLEAN},   {"price", OSSE_EXPR_NUMBER},
-    {"opening_date", OSSE_EXPR_STRING},
+    /* seats, vip and opening_date are optional (may be null). */
+    {"area_sqm", OSSE_EXPR_NUMBER, false}, {"seats", OSSE_EXPR_INTEGER, true},
+    {"name", OSSE_EXPR_STRING, false},     {"district", OSSE_EXPR_STRING, false},
+    {"vip", OSSE_EXPR_BOOLEAN, true},      {"price", OSSE_EXPR_NUMBER, false},
+    {"opening_date", OSSE_EXPR_STRING, true},
 };
 static const char *const STEPS[] = {"identity", "commerce", "x"};
 static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], STEPS,
@@ -93,7 +95,7 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_), OSSE_EINVAL);                      \
+            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_, NULL), OSSE_EINVAL);                      \
             json_t *q_ = json_array_get(p_, 0);                                                    \
             const char *m_ = json_string_value(json_object_get(q_, "message"));                    \
             int col_ = (int)json_integer_value(json_object_get(q_, "column"));                     \
@@ -112,7 +114,7 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            int rc_ = osse_expr_check(x_, &ENV, expect, p_);                                       \
+            int rc_ = osse_expr_check(x_, &ENV, expect, p_, NULL);                                       \
             if (rc_ != 0) {                                                                        \
                 char *d_ = dump(p_);                                                               \
                 fprintf(stderr, "  check %s: %s\n", text, d_);                                     \
@@ -486,25 +488,25 @@ static void test_static_check(void)
     json_t *p = json_array();
     osse_expr_t *e = NULL;
     CHECK_EQ_INT(osse_expr_parse("form.a + form.b > 'x' * 2", 25, &e, NULL, NULL), 0);
-    CHECK_EQ_INT(osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p, NULL), OSSE_EINVAL);
     CHECK_EQ_INT(json_array_size(p), 3);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(p, 1), "column")), 10);
     /* Without an environment paths are not judged, types still are. */
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_check(e, NULL, OSSE_EXPR_BOOLEAN, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_check(e, NULL, OSSE_EXPR_BOOLEAN, p, NULL), OSSE_EINVAL);
     CHECK_EQ_INT(json_array_size(p), 1);
     osse_expr_free(e);
 
     /* compile = parse + check, syntax errors as problems too. */
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_compile("1 +", 3, &ENV, OSSE_EXPR_NUMBER, &e, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_compile("1 +", 3, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), OSSE_EINVAL);
     CHECK(e == NULL);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(p, 0), "column")), 4);
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), OSSE_EINVAL);
     CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(p, 0), "message")),
                  "unknown field form.area");
-    CHECK_EQ_INT(osse_expr_compile("form.seats * 2", 14, &ENV, OSSE_EXPR_NUMBER, &e, p), 0);
+    CHECK_EQ_INT(osse_expr_compile("form.seats * 2", 14, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), 0);
     CHECK(e != NULL);
     CHECK_EQ_STR(osse_expr_text(e), "form.seats * 2");
     osse_expr_free(e);
@@ -666,7 +668,7 @@ static void exercise(const char *s, size_t len)
     }
     parsed_ok++;
     json_t *p = json_array(), *in = json_object(), *r = NULL, *paths = json_array();
-    int crc = osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p);
+    int crc = osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p, NULL);
     CHECK(crc == 0 || crc == OSSE_EINVAL);
     CHECK((crc == 0) == (json_array_size(p) == 0));
     rc = osse_expr_eval(e, root, &r, in, &err);
