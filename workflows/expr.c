@@ -1019,6 +1019,10 @@ typedef struct {
     json_t *problems, *warnings;
     int count;
     bool nomem;
+    /* Paths known not to be null where the checker is: the right side of
+     * `x != null && ...`, of `x == null || ...`, a branch of `x != null ? :`. */
+    const char *guarded[32];
+    size_t nguarded;
 } checker_t;
 
 static void add_item(checker_t *c, json_t *to, size_t off, const char *msg)
@@ -1096,18 +1100,52 @@ static const osse_expr_field_t *field_of(const checker_t *c, const node_t *n)
  * optional form field may be missing; `?:` may pick a null branch; `a ?? b`
  * is null only when both are. data.<step> answers have no declared shape, so
  * nothing is claimed about them; every operator fails rather than give null. */
-static bool nullable(const checker_t *c, const node_t *n)
+static size_t guard(checker_t *c, const node_t *n, bool truth);
+
+static bool nullable(checker_t *c, const node_t *n)
 {
     switch ((nkind_t)n->kind) {
     case N_NULL: return true;
     case N_PATH: {
         const osse_expr_field_t *f = field_of(c, n);
+        for (size_t i = 0; f && i < c->nguarded; i++)
+            if (strcmp(c->guarded[i], n->v.s.p) == 0)
+                return false;
         return f && f->optional;
     }
-    case N_COND: return nullable(c, n->b) || nullable(c, n->c);
+    case N_COND: {
+        size_t g = guard(c, n->a, true);
+        bool yes = nullable(c, n->b);
+        c->nguarded -= g;
+        g = guard(c, n->a, false);
+        yes |= nullable(c, n->c);
+        c->nguarded -= g;
+        return yes;
+    }
     case N_COALESCE: return nullable(c, n->a) && nullable(c, n->b);
     default: return false;
     }
+}
+
+/* Adds to c->guarded the paths that are not null when n evaluates to truth:
+ * `p != null` and `p == null` (either way round), through && (truth) or ||
+ * (falsehood) and !. Returns how many it added, so the caller can drop them. */
+static size_t guard(checker_t *c, const node_t *n, bool truth)
+{
+    if (n->kind == N_NOT)
+        return guard(c, n->a, !truth);
+    if ((n->kind == N_AND && truth) || (n->kind == N_OR && !truth))
+        return guard(c, n->a, truth) + guard(c, n->b, truth);
+    if (n->kind != N_BIN || (n->op != T_EQ && n->op != T_NE) ||
+        (n->op == T_NE) != truth || c->nguarded == sizeof c->guarded / sizeof c->guarded[0])
+        return 0;
+    const node_t *path = n->a->kind == N_PATH && n->b->kind == N_NULL   ? n->a
+                         : n->b->kind == N_PATH && n->a->kind == N_NULL ? n->b
+                                                                        : NULL;
+    if (!path)
+        return 0;
+    c->guarded[c->nguarded++] = path->v.s.p;
+    return 1;
 }
 
 /* Warns when operand n, which what needs to be a value, may be null: at run
@@ -1317,9 +1355,14 @@ static osse_expr_type_t check_node(checker_t *c, const node_t *n)
     }
     case N_AND:
     case N_OR: {
-        osse_expr_type_t ts[2] = {check_node(c, n->a), check_node(c, n->b)};
-        need_value(c, n->a, n->kind == N_AND ? "'&&'" : "'||'");
+        osse_expr_type_t ts[2];
+        ts[0] = check_node(c, n->a);
+        /* The right side runs only when the left is true (&&) or false (||). */
+        size_t g = guard(c, n->a, n->kind == N_AND);
+        ts[1] = check_node(c, n->b);
         need_value(c, n->b, n->kind == N_AND ? "'&&'" : "'||'");
+        c->nguarded -= g;
+        need_value(c, n->a, n->kind == N_AND ? "'&&'" : "'||'");
         for (int i = 0; i < 2; i++)
             if (ts[i] != OSSE_EXPR_ANY && ts[i] != OSSE_EXPR_BOOLEAN)
                 problem(c, n->off, "'%s' needs booleans, not %s", op_text(n->op), tn(ts[i]));
@@ -1330,7 +1373,12 @@ static osse_expr_type_t check_node(checker_t *c, const node_t *n)
         need_value(c, n->a, "the condition of '?:'");
         if (t != OSSE_EXPR_ANY && t != OSSE_EXPR_BOOLEAN)
             problem(c, n->off, "the condition of '?:' must be a boolean, not %s", tn(t));
-        osse_expr_type_t x = check_node(c, n->b), y = check_node(c, n->c);
+        size_t g = guard(c, n->a, true);
+        osse_expr_type_t x = check_node(c, n->b);
+        c->nguarded -= g;
+        g = guard(c, n->a, false);
+        osse_expr_type_t y = check_node(c, n->c);
+        c->nguarded -= g;
         if (x == y)
             return x;
         if (numeric(x) && numeric(y))
