@@ -295,19 +295,47 @@ typedef struct validate_s {
     size_t bad, nwarnings;
 } validate_t;
 
+static json_int_t at_of(const json_t *d, const char *k)
+{
+    return json_integer_value(json_object_get(d, k));
+}
+
+/* By place in the file; equal places keep the checker's order. */
+static int by_place(const void *a, const void *b)
+{
+    json_t *const *x = a, *const *y = b;
+    json_int_t d = at_of(*x, "line") - at_of(*y, "line");
+    if (!d)
+        d = at_of(*x, "column") - at_of(*y, "column");
+    if (!d)
+        d = at_of(*x, "#") - at_of(*y, "#");
+    return d < 0 ? -1 : d > 0;
+}
+
 /* Gives each {"path","message"} of items its place in the text, as
- * "line"/"column". */
+ * "line"/"column", and puts them in file order (an author reads top down). */
 static void place(json_t *items, const json_t *positions)
 {
-    size_t i;
-    json_t *d;
+    size_t i, n = json_array_size(items);
+    json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
+    if (!sorted)
+        return;
     json_array_foreach(items, i, d)
     {
         int line, col;
         osse_wf_position(positions, json_string_value(json_object_get(d, "path")), &line, &col);
         json_object_set_new(d, "line", json_integer(line));
         json_object_set_new(d, "column", json_integer(col));
+        json_object_set_new(d, "#", json_integer((json_int_t)i));
+        sorted[i] = json_incref(d);
     }
+    qsort(sorted, n, sizeof *sorted, by_place);
+    json_array_clear(items);
+    for (i = 0; i < n; i++) {
+        json_object_del(sorted[i], "#");
+        json_array_append_new(items, sorted[i]);
+    }
+    free(sorted);
 }
 
 /* Checks one file (text already read, or NULL with the reason in err): a
