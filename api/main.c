@@ -3,7 +3,7 @@
  *
  * `osse serve` opens the engine (replaying the log), applies the folder given
  * with --workflows (its _setup.yaml first: calendars and agencies; then every
- * definition, published only when it differs from the latest version), waits
+ * definition, published only when no version of its id has that content), waits
  * until all of that is durable, and only then listens and prints
  * "osse: listening on HOST:PORT". SIGTERM and SIGINT stop it cleanly. */
 #include <dirent.h>

@@ -83,7 +83,7 @@ bool osse__url_ok(const char *s)
 
 static bool working_sla(const osse_wf_step_t *s)
 {
-    return s->sla.kind == OSSE_DUR_WORKING_DAYS || s->sla.kind == OSSE_DUR_WORKING_HOURS;
+    return osse_duration_working(&s->sla);
 }
 
 /* --- catalog --- */

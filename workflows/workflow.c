@@ -926,7 +926,7 @@ void osse_wf_number_fixed(const char *tpl, char *out, size_t cap)
     scan_number(NULL, NULL, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER, out, cap);
 }
 
-static bool working_time(const osse_duration_t *d)
+bool osse_duration_working(const osse_duration_t *d)
 {
     return d->kind == OSSE_DUR_WORKING_DAYS || d->kind == OSSE_DUR_WORKING_HOURS;
 }
@@ -937,7 +937,7 @@ static void check_calendar_use(ctx_t *c, const osse_wf_t *wf)
 {
     for (size_t i = 0; i < wf->nsteps && !wf->calendar; i++) {
         char base[PATH_CAP], kp[PATH_CAP];
-        if (!wf->steps[i].name || !working_time(&wf->steps[i].sla))
+        if (!wf->steps[i].name || !osse_duration_working(&wf->steps[i].sla))
             continue;
         path_key(base, sizeof base, "steps", wf->steps[i].name);
         path_key(kp, sizeof kp, base, "sla");

@@ -79,6 +79,8 @@ typedef struct osse_duration_s {
 /* Parses "PT48H", "P3D", "P1Y2M", "P1W", "PT1H30M", "PT10S", "1 working day",
  * "15 working days", "4 working hours". Returns 0 or OSSE_EPARSE. */
 int osse_duration_parse(const char *s, osse_duration_t *out);
+/* True for "N working days" and "N working hours" (calendar time). */
+bool osse_duration_working(const osse_duration_t *d);
 /* Adds a wall-clock duration to an instant (UTC civil arithmetic; a month
  * end is clamped: Jan 31 + P1M = Feb 28/29). */
 int64_t osse_duration_add_wall(const osse_duration_t *d, int64_t ms);
