@@ -8,6 +8,12 @@
  * in range, no cycles, public_fields naming non-pii fields, ...), and the
  * engine may rely on that without checking again.
  *
+ * Publishing (osse_wf_check) runs the same walk and then the rules that only
+ * a new definition must meet: number templates and references, looked up
+ * through the caller's osse_wf_refs_t. It also collects warnings. A replay
+ * (osse_wf_compile) skips those, so that a definition the log already holds
+ * always compiles again.
+ *
  * Expressions are kept as text here (non-empty, at most 4096 bytes); their
  * syntax and types are checked by the expression module's compiler. A YAML
  * author writing `when: true` or `amount: 500` gets a boolean or number from
@@ -121,6 +127,7 @@ void osse__wf_path_index(char *out, size_t cap, const char *base, size_t i)
         out[cap - 1] = '\0';
 }
 
+/* Short local names for the path builders that the parser's positions share. */
 #define path_key osse__wf_path_key
 #define path_index osse__wf_path_index
 #define PATH_CAP OSSE__WF_PATH_CAP
