@@ -38,8 +38,8 @@
  *   a ?? (b ?? c)); as in JavaScript, an unparenthesized && or || operand of
  *   ?? is a syntax error (`a || b ?? c` means different things to different
  *   readers). So `500 + 2 * (form.seats ?? 0)` needs its parentheses.
- * Precedence, loosest first: ?:, ??, ||, &&, == !=, < <= > >=, in, + -,
- * * / %, unary ! -. 
+ * - Precedence, loosest first: ?:, ??, ||, &&, == !=, < <= > >=, in, + -,
+ *   * / %, unary ! -.
  * - len(x): code points of a string, elements of a list, keys of an object.
  *   lower(s)/upper(s) map ASCII letters only (Thai is left as it is).
  *   contains(a, b) is `b in a`. starts_with(s, p) on two strings.
