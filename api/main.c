@@ -56,47 +56,75 @@ static char *read_file(const char *path, size_t *len, osse_err_t *err)
     return buf;
 }
 
-static void print_json(FILE *out, json_t *o)
+/* ---- _setup.yaml: calendars and agencies -------------------------------- */
+
+/* What to do with each entry of a _setup.yaml: apply it (serve) or only
+ * check it (validate). Returns 0 or fills f. */
+typedef int (*setup_entry_fn)(void *ud, bool calendar, const char *id, json_t *body,
+                              osse_fail_t *f);
+
+static void add_problem(json_t *to, const char *path, const char *msg)
 {
-    json_dumpf(o, out, JSON_INDENT(2));
-    fputc('\n', out);
-    json_decref(o);
+    json_array_append_new(to, json_pack("{s:s,s:s}", "path", path, "message", msg));
 }
 
-/* osse validate FILE: the same checks and error shape as POST /v1/workflows,
- * but for references to agencies and calendars. */
-static int cmd_validate(int argc, char **argv)
+/* Walks a parsed _setup.yaml ({calendars: {id: body}, agencies: {id: body}}),
+ * handing each entry to fn and appending every problem, its own and each
+ * entry's failure, to problems as {"path","message"} (paths such as
+ * "agencies.dbd.webhook_url"). The one reading of the setup format for
+ * `serve --workflows` and `validate`. */
+static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *problems)
 {
-    if (argc != 3)
-        return usage("validate");
-    osse_err_t err = {0};
-    size_t len;
-    char *text = read_file(argv[2], &len, &err);
-    if (!text) {
-        fprintf(stderr, "osse: %s\n", err.msg);
-        return 2;
+    static const char *const sections[] = {"calendars", "agencies"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(tree, key, v)
+    {
+        if (strcmp(key, "calendars") && strcmp(key, "agencies")) {
+            char path[300];
+            snprintf(path, sizeof path, "%.200s", key);
+            add_problem(problems, path, "unknown key (a setup has calendars and agencies)");
+        }
     }
-    json_t *tree = NULL, *details = json_array();
-    osse_wf_t *wf = NULL;
-    int rc = 0;
-    if (osse_wf_parse_text(text, len, &tree, &err)) {
-        print_json(stdout, json_pack("{s:{s:s,s:s,s:[]}}", "error", "code", "invalid_yaml",
-                                     "message", err.msg, "details"));
-        rc = 1;
-    } else if (osse_wf_compile(tree, &wf, details)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "the definition has %zu problem(s)", json_array_size(details));
-        print_json(stdout, json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "invalid_definition",
-                                     "message", msg, "details", details));
-        rc = 1;
-    } else {
-        print_json(stdout, json_pack("{s:b,s:s,s:i}", "ok", 1, "id", wf->id, "steps",
-                                     (int)wf->nsteps));
+    for (size_t k = 0; k < 2; k++) {
+        json_t *section = json_object_get(tree, sections[k]);
+        if (!section || json_is_null(section))
+            continue;
+        if (!json_is_object(section)) {
+            add_problem(problems, sections[k], "must be a mapping of ids to bodies");
+            continue;
+        }
+        const char *id;
+        json_object_foreach(section, id, v)
+        {
+            osse_fail_t f = {0};
+            char base[300];
+            snprintf(base, sizeof base, "%s.%.200s", sections[k], id);
+            if (fn(ud, k == 0, id, v, &f) == 0)
+                continue;
+            if (!json_array_size(f.details))
+                add_problem(problems, base, f.message);
+            size_t i;
+            json_t *d;
+            json_array_foreach(f.details, i, d)
+            {
+                const char *dp = json_string_value(json_object_get(d, "path"));
+                char path[600];
+                snprintf(path, sizeof path, "%s%s%s", base, dp && *dp ? "." : "", dp ? dp : "");
+                add_problem(problems, path, json_string_value(json_object_get(d, "message")));
+            }
+            osse_fail_clear(&f);
+        }
     }
-    osse_wf_free(wf);
-    json_decref(tree);
-    json_decref(details);
-    free(text);
+}
+
+static int put_entry(void *ud, bool calendar, const char *id, json_t *body, osse_fail_t *f)
+{
+    json_t *out = NULL;
+    int status;
+    int rc = calendar ? osse_cmd_put_calendar(ud, NULL, id, body, &out, &status, f)
+                      : osse_cmd_put_agency(ud, NULL, id, body, &out, &status, f);
+    json_decref(out);
     return rc;
 }
 
@@ -120,45 +148,24 @@ static int apply_setup(osse_engine_t *eng, const char *path)
     size_t len;
     char *text = read_file(path, &len, &err);
     json_t *tree = NULL;
-    int rc = 0;
     if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
         free(text);
         return -1;
     }
     free(text);
-    const char *id;
-    json_t *v;
-    json_object_foreach(tree, id, v)
+    json_t *problems = json_array();
+    walk_setup(tree, put_entry, eng, problems);
+    size_t i;
+    json_t *d;
+    json_array_foreach(problems, i, d)
     {
-        if (strcmp(id, "calendars") && strcmp(id, "agencies")) {
-            osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s key=%s error=%s", path, id,
-                      "unknown key (calendars, agencies)");
-            rc = -1;
-        }
+        osse_logf(OSSE_LEVEL_ERROR, "problem", "file=%s path=%s error=%s", path,
+                  json_string_value(json_object_get(d, "path")),
+                  json_string_value(json_object_get(d, "message")));
     }
-    json_object_foreach(json_object_get(tree, "calendars"), id, v)
-    {
-        osse_fail_t f = {0};
-        json_t *out = NULL;
-        int status;
-        if (osse_cmd_put_calendar(eng, NULL, id, v, &out, &status, &f)) {
-            print_fail(path, &f);
-            rc = -1;
-        }
-        json_decref(out);
-    }
-    json_object_foreach(json_object_get(tree, "agencies"), id, v)
-    {
-        osse_fail_t f = {0};
-        json_t *out = NULL;
-        int status;
-        if (osse_cmd_put_agency(eng, NULL, id, v, &out, &status, &f)) {
-            print_fail(path, &f);
-            rc = -1;
-        }
-        json_decref(out);
-    }
+    int rc = json_array_size(problems) ? -1 : 0;
+    json_decref(problems);
     json_decref(tree);
     return rc;
 }
@@ -174,18 +181,32 @@ static bool ends_with(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
+/* The files of a folder that `serve --workflows` publishes and `validate`
+ * checks: *.yaml, *.yml and *.json, but for names that begin with '_' (the
+ * setup, or anything set aside) or '.'. */
+static int definition_file(const struct dirent *d)
+{
+    const char *name = d->d_name;
+    return name[0] != '_' && name[0] != '.' &&
+           (ends_with(name, ".yaml") || ends_with(name, ".yml") || ends_with(name, ".json"));
+}
+
+static bool file_exists(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
 static int load_workflows(osse_engine_t *eng, const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/_setup.yaml", dir);
-    FILE *probe = fopen(path, "r");
-    if (probe) {
-        fclose(probe);
-        if (apply_setup(eng, path))
-            return -1;
-    }
+    if (file_exists(path) && apply_setup(eng, path))
+        return -1;
     struct dirent **names;
-    int n = scandir(dir, &names, NULL, by_name);
+    int n = scandir(dir, &names, definition_file, by_name);
     if (n < 0) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot read the workflows", "dir=%s error=%s", dir,
                   strerror(errno));
@@ -193,36 +214,351 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
     }
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        if (name[0] != '_' && name[0] != '.' &&
-            (ends_with(name, ".yaml") || ends_with(name, ".yml") || ends_with(name, ".json"))) {
-            osse_err_t err = {0};
-            size_t len;
-            snprintf(path, sizeof path, "%s/%s", dir, name);
-            char *text = read_file(path, &len, &err);
-            json_t *tree = NULL, *out = NULL;
-            osse_fail_t f = {0};
-            if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
-                osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
-                rc = -1;
-            } else if (osse_cmd_publish_workflow(eng, NULL, tree, true, &out, &f)) {
-                print_fail(path, &f);
-                rc = -1;
-            } else {
-                osse_logf(OSSE_LEVEL_INFO, "workflow loaded",
-                          "file=%s workflow=%s version=%lld changed=%s", path,
-                          json_string_value(json_object_get(out, "id")),
-                          (long long)json_integer_value(json_object_get(out, "version")),
-                          json_object_get(out, "changed") ? "false" : "true");
-            }
-            json_decref(out);
-            json_decref(tree);
-            free(text);
-        }
+        osse_err_t err = {0};
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
         free(names[i]);
+        char *text = read_file(path, &len, &err);
+        json_t *tree = NULL, *out = NULL;
+        osse_fail_t f = {0};
+        int status = 0;
+        if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
+            osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
+            rc = -1;
+        } else if (osse_cmd_publish_workflow(eng, NULL, tree, OSSE_PUBLISH_LOAD, &out, &status,
+                                             &f)) {
+            print_fail(path, &f);
+            rc = -1;
+        } else {
+            const char *id = json_string_value(json_object_get(out, "id"));
+            long long v = json_integer_value(json_object_get(out, "version"));
+            long long same = json_integer_value(json_object_get(out, "same_as"));
+            if (status == 201 || same == v)
+                osse_logf(OSSE_LEVEL_INFO, "workflow loaded",
+                          "file=%s workflow=%s version=%lld changed=%s", path, id, v,
+                          status == 201 ? "true" : "false");
+            else
+                /* A newer version came through the API: a restart must not
+                 * revert it (SPEC §2). */
+                osse_logf(OSSE_LEVEL_INFO,
+                          "workflow kept: a later version came through the API",
+                          "file=%s workflow=%s version=%lld file_is_version=%lld", path, id, v,
+                          same);
+            size_t k;
+            json_t *w;
+            json_array_foreach(json_object_get(out, "warnings"), k, w)
+            {
+                osse_logf(OSSE_LEVEL_WARN, "rule warning", "file=%s path=%s warning=%s", path,
+                          json_string_value(json_object_get(w, "path")),
+                          json_string_value(json_object_get(w, "message")));
+            }
+        }
+        json_decref(out);
+        json_decref(tree);
+        free(text);
     }
     free(names);
     return rc;
+}
+
+/* ---- osse validate ------------------------------------------------------- */
+
+/* A _setup.yaml as osse_wf_check's lookup: an id counts as known when the
+ * setup names it (a broken entry is reported on its own, not again at every
+ * reference to it). */
+static bool setup_has(const json_t *setup, const char *section, const char *id)
+{
+    json_t *s = json_object_get(setup, section);
+    return json_is_object(s) && json_object_get(s, id) != NULL;
+}
+
+static bool setup_agency(void *ud, const char *id)
+{
+    return setup_has(ud, "agencies", id);
+}
+
+static bool setup_calendar(void *ud, const char *id)
+{
+    return setup_has(ud, "calendars", id);
+}
+
+static int check_entry(void *ud, bool calendar, const char *id, json_t *body, osse_fail_t *f)
+{
+    return calendar ? osse_check_calendar(id, body, f) : osse_check_agency(id, body, f);
+}
+
+typedef struct validate_s {
+    bool json;
+    const char *setup_opt; /* --setup FILE */
+    json_t *files;         /* the report, one entry per file */
+    size_t bad, nwarnings;
+} validate_t;
+
+static json_int_t at_of(const json_t *d, const char *k)
+{
+    return json_integer_value(json_object_get(d, k));
+}
+
+/* By place in the file; equal places keep the checker's order. */
+static int by_place(const void *a, const void *b)
+{
+    json_t *const *x = a, *const *y = b;
+    json_int_t d = at_of(*x, "line") - at_of(*y, "line");
+    if (!d)
+        d = at_of(*x, "column") - at_of(*y, "column");
+    if (!d)
+        d = at_of(*x, "#") - at_of(*y, "#");
+    return d < 0 ? -1 : d > 0;
+}
+
+/* Gives each {"path","message"} of items its place in the text, as
+ * "line"/"column", and puts them in file order (an author reads top down). */
+static void place(json_t *items, const json_t *positions)
+{
+    size_t i, n = json_array_size(items);
+    json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
+    if (!sorted)
+        return;
+    json_array_foreach(items, i, d)
+    {
+        int line, col;
+        osse_wf_position(positions, json_string_value(json_object_get(d, "path")), &line, &col);
+        json_object_set_new(d, "line", json_integer(line));
+        json_object_set_new(d, "column", json_integer(col));
+        json_object_set_new(d, "#", json_integer((json_int_t)i));
+        sorted[i] = json_incref(d);
+    }
+    qsort(sorted, n, sizeof *sorted, by_place);
+    json_array_clear(items);
+    for (i = 0; i < n; i++) {
+        json_object_del(sorted[i], "#");
+        json_array_append_new(items, sorted[i]);
+    }
+    free(sorted);
+}
+
+/* Checks one file (text already read, or NULL with the reason in err): a
+ * definition, or the setup when setup_kind. setup is the parsed setup the
+ * references are checked against, or NULL. */
+static void validate_text(validate_t *vd, const char *name, const char *text, size_t len,
+                          osse_err_t *err, bool setup_kind, json_t *setup)
+{
+    json_t *tree = NULL, *pos = NULL, *problems = json_array(), *warnings = json_array();
+    json_t *entry = json_pack("{s:s,s:s,s:n}", "file", name, "kind",
+                              setup_kind ? "setup" : "workflow", "id");
+    if (!text || osse_wf_parse_text_pos(text, len, &tree, &pos, err)) {
+        /* "line L, column C: what" (osse_wf_parse_text's contract), or a
+         * reading error. */
+        int line = 1, col = 1, used = 0;
+        if (sscanf(err->msg, "line %d, column %d: %n", &line, &col, &used) < 2 || !used)
+            used = 0;
+        json_array_append_new(problems, json_pack("{s:s,s:s,s:i,s:i}", "path", "", "message",
+                                                  err->msg + used, "line", line, "column", col));
+    } else if (setup_kind) {
+        walk_setup(tree, check_entry, NULL, problems);
+    } else {
+        osse_wf_t *wf = NULL;
+        const osse_wf_refs_t refs = {setup_agency, setup_calendar, NULL, setup};
+        osse_wf_check(tree, setup ? &refs : NULL, &wf, problems, warnings);
+        osse_wf_free(wf);
+        const char *id = json_string_value(json_object_get(tree, "id"));
+        if (id)
+            json_object_set_new(entry, "id", json_string(id));
+    }
+    if (pos) {
+        place(problems, pos);
+        place(warnings, pos);
+    }
+    if (!setup_kind)
+        json_object_set_new(entry, "references_checked", json_boolean(setup != NULL));
+    json_object_set_new(entry, "ok", json_boolean(json_array_size(problems) == 0));
+    json_object_set_new(entry, "problems", problems);
+    json_object_set_new(entry, "warnings", warnings);
+    vd->bad += json_array_size(problems) > 0;
+    vd->nwarnings += json_array_size(warnings);
+    json_array_append_new(vd->files, entry);
+    json_decref(pos);
+    json_decref(tree);
+}
+
+static void validate_file(validate_t *vd, const char *path, bool setup_kind, json_t *setup)
+{
+    osse_err_t err = {0};
+    size_t len = 0;
+    char *text = read_file(path, &len, &err);
+    validate_text(vd, path, text, len, &err, setup_kind, setup);
+    free(text);
+}
+
+/* Reads and checks the setup at path (also reported as a file); returns its
+ * tree for the references, or NULL when it cannot be read or parsed. */
+static json_t *load_setup(validate_t *vd, const char *path)
+{
+    validate_file(vd, path, true, NULL);
+    osse_err_t err = {0};
+    size_t len;
+    json_t *tree = NULL;
+    char *text = read_file(path, &len, &err);
+    if (text && osse_wf_parse_text(text, len, &tree, &err))
+        tree = NULL;
+    free(text);
+    if (!json_is_object(tree)) {
+        json_decref(tree);
+        return NULL;
+    }
+    return tree;
+}
+
+static void no_setup_note(const char *what)
+{
+    fprintf(stderr,
+            "osse: note: no _setup.yaml beside %s: agency and calendar references are not "
+            "checked (the server checks them)\n",
+            what);
+}
+
+/* One operand: a file, a folder or "-". Returns 0, or 2 when it does not
+ * exist or cannot be listed. */
+static int validate_operand(validate_t *vd, const char *arg, json_t *setup_opt)
+{
+    char setup_path[4096];
+    json_t *setup = NULL;
+    int rc = 0;
+    if (strcmp(arg, "-") == 0) {
+        char *buf = malloc(MAX_FILE + 1);
+        size_t n = buf ? fread(buf, 1, MAX_FILE + 1, stdin) : 0;
+        osse_err_t err = {0};
+        if (!buf || n > MAX_FILE)
+            osse_err_set(&err, OSSE_ETOOBIG, "larger than %u bytes", MAX_FILE);
+        if (!vd->setup_opt)
+            no_setup_note("standard input (give one with --setup FILE)");
+        validate_text(vd, "<stdin>", err.code ? NULL : buf, n, &err, false, setup_opt);
+        free(buf);
+        return 0;
+    }
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        fprintf(stderr, "osse: %s: %s\n", arg, strerror(errno));
+        return 2;
+    }
+    bool dir = S_ISDIR(st.st_mode);
+    const char *slash = strrchr(arg, '/');
+    const char *base = slash ? slash + 1 : arg;
+    if (!dir && strcmp(base, "_setup.yaml") == 0) {
+        if (!vd->setup_opt)
+            json_decref(load_setup(vd, arg));
+        return 0;
+    }
+    if (dir)
+        snprintf(setup_path, sizeof setup_path, "%s/_setup.yaml", arg);
+    else
+        snprintf(setup_path, sizeof setup_path, "%.*s_setup.yaml", (int)(base - arg), arg);
+    if (setup_opt)
+        setup = json_incref(setup_opt);
+    else if (file_exists(setup_path))
+        setup = load_setup(vd, setup_path);
+    else
+        no_setup_note(arg);
+    if (!dir) {
+        validate_file(vd, arg, false, setup);
+        goto out;
+    }
+    struct dirent **names;
+    int n = scandir(arg, &names, definition_file, by_name);
+    if (n < 0) {
+        fprintf(stderr, "osse: %s: %s\n", arg, strerror(errno));
+        rc = 2;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s%s", arg, ends_with(arg, "/") ? "" : "/",
+                 names[i]->d_name);
+        validate_file(vd, path, false, setup);
+        free(names[i]);
+    }
+    free(names);
+out:
+    json_decref(setup);
+    return rc;
+}
+
+static void print_items(const char *file, const json_t *items, const char *kind)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(items, i, d)
+    {
+        const char *path = json_string_value(json_object_get(d, "path"));
+        bool has_path = path && *path;
+        printf("%s:%lld:%lld: %s%s%s%s\n", file,
+               (long long)json_integer_value(json_object_get(d, "line")),
+               (long long)json_integer_value(json_object_get(d, "column")), kind,
+               has_path ? path : "", has_path ? ": " : "",
+               json_string_value(json_object_get(d, "message")));
+    }
+}
+
+/* osse validate [--json] [--setup FILE] FILE|DIR|- ...: the checks of
+ * POST /v1/workflows (osse_wf_check), offline, with references checked
+ * against the _setup.yaml beside the files. Exit 0: every file is fine
+ * (warnings allowed); 1: a file has a problem; 2: usage. */
+static int cmd_validate(int argc, char **argv)
+{
+    validate_t vd = {0};
+    int nops = 0, rc = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            vd.json = true;
+        else if (strcmp(argv[i], "--setup") == 0 && i + 1 < argc)
+            vd.setup_opt = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1])
+            return usage("validate");
+        else
+            nops++;
+    }
+    if (nops == 0)
+        return usage("validate");
+    if (vd.setup_opt && !file_exists(vd.setup_opt)) {
+        fprintf(stderr, "osse: --setup %s: %s\n", vd.setup_opt, strerror(errno));
+        return 2;
+    }
+    vd.files = json_array();
+    json_t *setup = vd.setup_opt ? load_setup(&vd, vd.setup_opt) : NULL;
+    for (int i = 2; i < argc && rc == 0; i++) {
+        if (strcmp(argv[i], "--setup") == 0)
+            i++;
+        else if (strcmp(argv[i], "--json") != 0)
+            rc = validate_operand(&vd, argv[i], setup);
+    }
+    json_decref(setup);
+    if (rc == 0 && json_array_size(vd.files) == 0) {
+        fprintf(stderr, "osse: no *.yaml, *.yml or *.json definition to check\n");
+        rc = 2;
+    }
+    if (rc) {
+        json_decref(vd.files);
+        return rc;
+    }
+    if (vd.json) {
+        json_t *doc = json_pack("{s:b,s:O}", "ok", vd.bad == 0, "files", vd.files);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+    } else {
+        size_t i;
+        json_t *f;
+        json_array_foreach(vd.files, i, f)
+        {
+            const char *file = json_string_value(json_object_get(f, "file"));
+            print_items(file, json_object_get(f, "problems"), "");
+            print_items(file, json_object_get(f, "warnings"), "warning: ");
+        }
+        fprintf(stderr, "osse: %zu file(s) checked, %zu with problems, %zu warning(s)\n",
+                json_array_size(vd.files), vd.bad, vd.nwarnings);
+    }
+    json_decref(vd.files);
+    return vd.bad ? 1 : 0;
 }
 
 static osse_server_t *server;

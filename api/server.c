@@ -341,9 +341,11 @@ static void h_publish(call_t *c)
         reply_error(c, 400, "invalid_yaml", err.msg, NULL);
         return;
     }
-    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, tree, false, &out, &f);
+    int status = 201;
+    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, tree, OSSE_PUBLISH_API, &out, &status,
+                                       &f);
     json_decref(tree);
-    reply(c, rc, 201, out, &f);
+    reply(c, rc, status, out, &f);
 }
 
 static int version_of(const char *s)

@@ -83,82 +83,129 @@ bool osse__url_ok(const char *s)
 
 static bool working_sla(const osse_wf_step_t *s)
 {
-    return s->sla.kind == OSSE_DUR_WORKING_DAYS || s->sla.kind == OSSE_DUR_WORKING_HOURS;
+    return osse_duration_working(&s->sla);
 }
 
 /* --- catalog --- */
 
-int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
-                              bool only_if_changed, json_t **out, osse_fail_t *f)
+/* The catalog as osse_wf_check looks it up. */
+static bool has_agency(void *ud, const char *id)
 {
-    json_t *details = json_array();
-    osse_wf_t *wf = NULL;
-    int rc = osse_wf_compile(tree, &wf, details);
-    if (rc == 0) {
-        /* References only the server can check. */
-        if (wf->calendar && !osse_map_get(&e->calendars, wf->calendar))
-            json_array_append_new(details, json_pack("{s:s,s:s+}", "path", "calendar", "message",
-                                                     "unknown calendar ", wf->calendar));
-        for (size_t i = 0; i < wf->nsteps; i++) {
-            const osse_wf_step_t *s = &wf->steps[i];
-            char path[200];
-            if (s->agency && !osse_map_get(&e->agencies, s->agency)) {
-                snprintf(path, sizeof path, "steps.%s.agency", s->name);
-                json_array_append_new(details, json_pack("{s:s,s:s+}", "path", path, "message",
-                                                         "unknown agency ", s->agency));
-            }
-            if (s->escalate_to && !osse_map_get(&e->agencies, s->escalate_to)) {
-                snprintf(path, sizeof path, "steps.%s.on_breach.escalate", s->name);
-                json_array_append_new(details, json_pack("{s:s,s:s+}", "path", path, "message",
-                                                         "unknown agency ", s->escalate_to));
-            }
-            if ((s->sla.kind == OSSE_DUR_WORKING_DAYS || s->sla.kind == OSSE_DUR_WORKING_HOURS) &&
-                !wf->calendar) {
-                snprintf(path, sizeof path, "steps.%s.sla", s->name);
-                json_array_append_new(
-                    details, json_pack("{s:s,s:s}", "path", path, "message",
-                                       "working time needs the workflow's calendar"));
+    return osse_map_get(&((osse_engine_t *)ud)->agencies, id) != NULL;
+}
+
+static bool has_calendar(void *ud, const char *id)
+{
+    return osse_map_get(&((osse_engine_t *)ud)->calendars, id) != NULL;
+}
+
+/* Every version of every other workflow counts: the licences an old version
+ * issued still carry its numbers. */
+static const char *number_taken(void *ud, const char *wf_id, const char *fixed)
+{
+    osse_engine_t *e = ud;
+    size_t it = 0;
+    const char *id;
+    void *v;
+    while (osse_map_next(&e->workflows, &it, &id, &v)) {
+        const osse_wfent_t *w = v;
+        if (strcmp(w->id, wf_id) == 0)
+            continue;
+        for (size_t k = 0; k < w->nversions; k++) {
+            const osse_wf_t *wf = w->versions[k];
+            for (size_t i = 0; i < wf->nsteps; i++) {
+                char other[300];
+                if (wf->steps[i].kind != OSSE_STEP_KIND_ISSUE)
+                    continue;
+                osse_wf_number_fixed(wf->steps[i].number, other, sizeof other);
+                if (strcmp(other, fixed) == 0)
+                    return w->id;
             }
         }
     }
-    if (json_array_size(details)) {
-        osse_wf_free(wf);
+    return NULL;
+}
+
+int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
+                              osse_publish_mode_t mode, json_t **out, int *status,
+                              osse_fail_t *f)
+{
+    json_t *details = json_array(), *warnings = json_array();
+    osse_wf_t *wf = NULL;
+    const osse_wf_refs_t refs = {has_agency, has_calendar, number_taken, e};
+    int rc = osse_wf_check(tree, &refs, &wf, details, warnings);
+    if (rc) {
+        json_decref(warnings);
+        if (rc == OSSE_ENOMEM)
+            osse__panic(__FILE__, __LINE__, "out of memory");
         f->details = details;
         return osse__fail(f, OSSE_EINVAL, "invalid_definition",
                           "the definition has %zu problem(s)", json_array_size(details));
     }
     json_decref(details);
+    /* Identity is the parsed tree: comments, key order and YAML or JSON do
+     * not count (SPEC §2), so versions are compared in their canonical JSON,
+     * as applying WorkflowPublished stores them. */
     osse_wfent_t *w = osse_map_get(&e->workflows, wf->id);
     char *text = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS);
-    if (only_if_changed && w && w->nversions && strcmp(w->texts[w->nversions - 1], text) == 0) {
-        *out = json_pack("{s:s,s:i,s:b}", "id", wf->id, "version", (int)w->nversions, "changed", 0);
-        free(text);
-        osse_wf_free(wf);
-        return 0;
+    size_t same = 0; /* the version with this content, 0 for none */
+    for (size_t k = w ? w->nversions : 0; k > 0 && !same; k--) {
+        if (strcmp(w->texts[k - 1], text) == 0)
+            same = k;
+        if (mode == OSSE_PUBLISH_API)
+            break; /* through the API only the latest counts: a revert is a new version */
     }
     free(text);
-    int version = w ? (int)w->nversions + 1 : 1;
-    char stream[128];
-    snprintf(stream, sizeof stream, "workflow/%s", wf->id);
+    int version = same ? (int)w->nversions : w ? (int)w->nversions + 1 : 1;
     *out = json_pack("{s:s,s:i}", "id", wf->id, "version", version);
-    osse__emit(e, stream, "WorkflowPublished", p,
-               json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition", tree));
+    if (mode == OSSE_PUBLISH_LOAD && same)
+        json_object_set_new(*out, "same_as", json_integer((json_int_t)same));
+    if (json_array_size(warnings))
+        json_object_set(*out, "warnings", warnings);
+    json_decref(warnings);
+    *status = same ? 200 : 201;
+    if (!same) {
+        char stream[128];
+        snprintf(stream, sizeof stream, "workflow/%s", wf->id);
+        osse__emit(e, stream, "WorkflowPublished", p,
+                   json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition",
+                             tree));
+    }
     osse_wf_free(wf);
     return 0;
+}
+
+/* The checks of a PUT /v1/calendars/{id}; on success cal holds the calendar
+ * (the caller closes it). */
+static int calendar_body(const char *id, const json_t *body, osse_calendar_t *cal, osse_fail_t *f)
+{
+    if (!osse__id_ok(id))
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad calendar id");
+    json_t *details = json_array();
+    if (osse_calendar_from_json(body, cal, details)) {
+        f->details = details;
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the calendar is invalid");
+    }
+    json_decref(details);
+    return 0;
+}
+
+int osse_check_calendar(const char *id, const json_t *body, osse_fail_t *f)
+{
+    osse_calendar_t cal;
+    int rc = calendar_body(id, body, &cal, f);
+    if (rc == 0)
+        osse_calendar_close(&cal);
+    return rc;
 }
 
 int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                           json_t **out, int *status, osse_fail_t *f)
 {
-    if (!osse__id_ok(id))
-        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad calendar id");
     osse_calendar_t cal;
-    json_t *details = json_array();
-    if (osse_calendar_from_json(body, &cal, details)) {
-        f->details = details;
-        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the calendar is invalid");
-    }
-    json_decref(details);
+    int rc = calendar_body(id, body, &cal, f);
+    if (rc)
+        return rc;
     /* The log keeps the canonical form, so that equal calendars are equal. */
     json_t *canon = osse_calendar_to_json(&cal);
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
@@ -228,8 +275,10 @@ static json_t *agency_json(const osse_agency_t *a, bool secret)
     return o;
 }
 
-int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
-                        json_t **out, int *status, osse_fail_t *f)
+/* The checks of a PUT /v1/agencies/{id}; on success the body's strings
+ * (borrowed from body). */
+static int agency_body(const char *id, const json_t *body, const char **name, const char **wh,
+                       const char **lu, osse_fail_t *f)
 {
     static const char *const keys[] = {"name", "webhook_url", "lookup_url", NULL};
     if (!osse__id_ok(id))
@@ -237,19 +286,34 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     int rc = check_keys(body, keys, f);
     if (rc)
         return rc;
-    const char *name, *wh, *lu;
-    if ((rc = opt_string(body, "name", 500, &name, f)) ||
-        (rc = opt_string(body, "webhook_url", 2000, &wh, f)) ||
-        (rc = opt_string(body, "lookup_url", 2000, &lu, f)))
+    if ((rc = opt_string(body, "name", 500, name, f)) ||
+        (rc = opt_string(body, "webhook_url", 2000, wh, f)) ||
+        (rc = opt_string(body, "lookup_url", 2000, lu, f)))
         return rc;
-    if (!name || !*name)
+    if (!*name || !**name)
         osse__detail(f, "name", "is required");
-    if (wh && !osse__url_ok(wh))
+    if (*wh && !osse__url_ok(*wh))
         osse__detail(f, "webhook_url", "must be an http or https URL");
-    if (lu && !osse__url_ok(lu))
+    if (*lu && !osse__url_ok(*lu))
         osse__detail(f, "lookup_url", "must be an http or https URL");
     if (f->details)
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the agency is invalid");
+    return 0;
+}
+
+int osse_check_agency(const char *id, const json_t *body, osse_fail_t *f)
+{
+    const char *name, *wh, *lu;
+    return agency_body(id, body, &name, &wh, &lu, f);
+}
+
+int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
+                        json_t **out, int *status, osse_fail_t *f)
+{
+    const char *name, *wh, *lu;
+    int rc = agency_body(id, body, &name, &wh, &lu, f);
+    if (rc)
+        return rc;
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     *status = a ? 200 : 201;
     char stream[128];
@@ -599,7 +663,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
         char number[128];
         r->wfe->licence_seq++;
-        licence_number(s->number ? s->number : "LIC-{yyyy}-{seq:6}", now, r->wfe->licence_seq,
+        licence_number(s->number ? s->number : OSSE_WF_DEFAULT_NUMBER, now, r->wfe->licence_seq,
                        number, sizeof number);
         json_t *pub = json_object();
         for (size_t k = 0; k < s->npublic_fields; k++) {

@@ -173,8 +173,24 @@ void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const cha
  * returns non-zero with f filled and nothing changed. On success *out is a
  * new reference to the JSON answer. --- */
 
+/* Publishing a definition (SPEC §2): every check of osse_wf_check against
+ * the catalog, in one round. Content equal to a version already published
+ * writes nothing and answers *status 200 with {"id","version"} (the latest
+ * version); otherwise WorkflowPublished, 201 and the new version. Which
+ * versions count is the mode's: through the API only the latest (publishing
+ * an older content again is a deliberate revert); at start (--workflows)
+ * every one, so that a restart never reverts a version published through
+ * the API; then *out also has "same_as", the version with that content. The
+ * answer has "warnings" [{"path","message"}] only when there are some. */
+typedef enum { OSSE_PUBLISH_API, OSSE_PUBLISH_LOAD } osse_publish_mode_t;
 int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
-                              bool only_if_changed, json_t **out, osse_fail_t *f);
+                              osse_publish_mode_t mode, json_t **out, int *status,
+                              osse_fail_t *f);
+/* The body checks of PUT /v1/calendars/{id} and PUT /v1/agencies/{id}
+ * alone, with the same failures, changing nothing: `osse validate` checks a
+ * _setup.yaml with them. Any thread. */
+int osse_check_calendar(const char *id, const json_t *body, osse_fail_t *f);
+int osse_check_agency(const char *id, const json_t *body, osse_fail_t *f);
 int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                           json_t **out, int *status, osse_fail_t *f);
 int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,

@@ -52,13 +52,15 @@ typedef enum {
     N_BIN,
     N_AND,
     N_OR,
-    N_COND
+    N_COND,
+    N_COALESCE /* a ?? b */
 } nkind_t;
 
 typedef struct node_s node_t;
 struct node_s {
     uint8_t kind;     /* nkind_t */
     uint8_t op;       /* N_BIN: operator token; N_CALL: function index or FN_UNKNOWN */
+    uint8_t paren;    /* written inside parentheses: `??` may not mix with && || without */
     uint16_t height;  /* 1 for leaves */
     uint32_t off;     /* byte offset of the node's token, for columns */
     uint32_t nkids;   /* N_LIST, N_CALL */
@@ -252,6 +254,7 @@ typedef enum {
     T_RBRACK,
     T_COMMA,
     T_QUEST,
+    T_NULLISH, /* ?? */
     T_COLON,
     T_OR,
     T_AND,
@@ -287,6 +290,7 @@ static const char *op_text(int op)
     case T_PERCENT: return "%";
     case T_IN: return "in";
     case T_NOT: return "!";
+    case T_NULLISH: return "??";
     default: return "?";
     }
 }
@@ -561,7 +565,7 @@ static void next(parser_t *p)
             char a, b;
             tkind_t k;
         } ops[] = {
-            {'|', '|', T_OR}, {'&', '&', T_AND}, {'=', '=', T_EQ}, {'!', '=', T_NE},
+            {'?', '?', T_NULLISH}, {'|', '|', T_OR}, {'&', '&', T_AND}, {'=', '=', T_EQ}, {'!', '=', T_NE},
             {'<', '=', T_LE}, {'>', '=', T_GE},  {'(', 0, T_LPAREN}, {')', 0, T_RPAREN},
             {'[', 0, T_LBRACK}, {']', 0, T_RBRACK}, {',', 0, T_COMMA}, {'?', 0, T_QUEST},
             {':', 0, T_COLON}, {'<', 0, T_LT},   {'>', 0, T_GT},    {'+', 0, T_PLUS},
@@ -822,6 +826,7 @@ static node_t *parse_primary(parser_t *p)
             return NULL;
         }
         next(p);
+        inner->paren = 1;
         return inner;
     }
     case T_LBRACK: {
@@ -863,27 +868,36 @@ static node_t *parse_unary(parser_t *p)
     return set_height(p, n) ? n : NULL;
 }
 
-/* Binding powers, lowest first; 0 means "not an infix operator". */
+/* Binding powers, lowest first; 0 means "not an infix operator". `??` sits
+ * between `?:` and `||`, as in C# and JavaScript. */
 static int lbp(tkind_t k)
 {
     switch (k) {
     case T_QUEST: return 1;
-    case T_OR: return 2;
-    case T_AND: return 3;
+    case T_NULLISH: return 2;
+    case T_OR: return 3;
+    case T_AND: return 4;
     case T_EQ:
-    case T_NE: return 4;
+    case T_NE: return 5;
     case T_LT:
     case T_LE:
     case T_GT:
-    case T_GE: return 5;
-    case T_IN: return 6;
+    case T_GE: return 6;
+    case T_IN: return 7;
     case T_PLUS:
-    case T_MINUS: return 7;
+    case T_MINUS: return 8;
     case T_STAR:
     case T_SLASH:
-    case T_PERCENT: return 8;
+    case T_PERCENT: return 9;
     default: return 0;
     }
+}
+
+/* An operand of `??` that is an unparenthesized && or ||: JavaScript refuses
+ * `a || b ?? c` because readers disagree on what it means; so does osse. */
+static bool mixes_logic(const node_t *n)
+{
+    return n && !n->paren && (n->kind == N_AND || n->kind == N_OR);
 }
 
 static node_t *parse_expr(parser_t *p, int min_bp)
@@ -917,6 +931,19 @@ static node_t *parse_expr(parser_t *p, int min_bp)
                 n->a = lhs;
                 n->b = mid;
                 n->c = rhs;
+            }
+        } else if (t.kind == T_NULLISH) {
+            /* Right-associative: a ?? b ?? c is a ?? (b ?? c). */
+            node_t *rhs = parse_expr(p, bp - 1);
+            if (rhs && (mixes_logic(lhs) || mixes_logic(rhs))) {
+                fail(p, t.off, "'?\?' cannot be mixed with '%s' without parentheses",
+                     op_text(mixes_logic(lhs) ? lhs->op : rhs->op));
+                rhs = NULL;
+            }
+            n = rhs ? mk(p, N_COALESCE, t.off) : NULL;
+            if (n) {
+                n->a = lhs;
+                n->b = rhs;
             }
         } else {
             node_t *rhs = parse_expr(p, bp);
@@ -989,10 +1016,21 @@ out:
 typedef struct {
     const osse_expr_t *e;
     const osse_expr_env_t *env;
-    json_t *problems;
+    json_t *problems, *warnings;
     int count;
     bool nomem;
+    /* Paths known not to be null where the checker is: the right side of
+     * `x != null && ...`, of `x == null || ...`, a branch of `x != null ? :`. */
+    const char *guarded[32];
+    size_t nguarded;
 } checker_t;
+
+static void add_item(checker_t *c, json_t *to, size_t off, const char *msg)
+{
+    json_t *o = json_pack("{s:i,s:s}", "column", column_of(c->e->text, off), "message", msg);
+    if (!o || json_array_append_new(to, o) < 0)
+        c->nomem = true;
+}
 
 __attribute__((format(printf, 3, 4))) static void problem(checker_t *c, size_t off,
                                                          const char *fmt, ...)
@@ -1003,11 +1041,8 @@ __attribute__((format(printf, 3, 4))) static void problem(checker_t *c, size_t o
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     c->count++;
-    if (!c->problems)
-        return;
-    json_t *o = json_pack("{s:i,s:s}", "column", column_of(c->e->text, off), "message", msg);
-    if (!o || json_array_append_new(c->problems, o) < 0)
-        c->nomem = true;
+    if (c->problems)
+        add_item(c, c->problems, off, msg);
 }
 
 static bool numeric(osse_expr_type_t t)
@@ -1049,6 +1084,94 @@ static osse_expr_type_t check_path(checker_t *c, const node_t *n)
     return OSSE_EXPR_ANY;
 }
 
+/* The form field a path names, or NULL (data and request paths, unknown
+ * fields, a path into a field's inside). */
+static const osse_expr_field_t *field_of(const checker_t *c, const node_t *n)
+{
+    if (n->kind != N_PATH || !c->env || strncmp(n->v.s.p, "form.", 5) != 0)
+        return NULL;
+    for (size_t i = 0; i < c->env->nfields; i++)
+        if (strcmp(c->env->fields[i].name, n->v.s.p + 5) == 0)
+            return &c->env->fields[i];
+    return NULL;
+}
+
+/* Whether n may be null at run time, as far as the definition tells: an
+ * optional form field may be missing; `?:` may pick a null branch; `a ?? b`
+ * is null only when both are. data.<step> answers have no declared shape, so
+ * nothing is claimed about them; every operator fails rather than give null. */
+static size_t guard(checker_t *c, const node_t *n, bool truth);
+
+static bool nullable(checker_t *c, const node_t *n)
+{
+    switch ((nkind_t)n->kind) {
+    case N_NULL: return true;
+    case N_PATH: {
+        const osse_expr_field_t *f = field_of(c, n);
+        for (size_t i = 0; f && i < c->nguarded; i++)
+            if (strcmp(c->guarded[i], n->v.s.p) == 0)
+                return false;
+        return f && f->optional;
+    }
+    case N_COND: {
+        size_t g = guard(c, n->a, true);
+        bool yes = nullable(c, n->b);
+        c->nguarded -= g;
+        g = guard(c, n->a, false);
+        yes |= nullable(c, n->c);
+        c->nguarded -= g;
+        return yes;
+    }
+    case N_COALESCE: return nullable(c, n->a) && nullable(c, n->b);
+    default: return false;
+    }
+}
+
+/* Adds to c->guarded the paths that are not null when n evaluates to truth:
+ * `p != null` and `p == null` (either way round), through && (truth) or ||
+ * (falsehood) and !. Returns how many it added, so the caller can drop them. */
+static size_t guard(checker_t *c, const node_t *n, bool truth)
+{
+    if (n->kind == N_NOT)
+        return guard(c, n->a, !truth);
+    if ((n->kind == N_AND && truth) || (n->kind == N_OR && !truth))
+        return guard(c, n->a, truth) + guard(c, n->b, truth);
+    if (n->kind != N_BIN || (n->op != T_EQ && n->op != T_NE) ||
+        (n->op == T_NE) != truth || c->nguarded == sizeof c->guarded / sizeof c->guarded[0])
+        return 0;
+    const node_t *path = n->a->kind == N_PATH && n->b->kind == N_NULL   ? n->a
+                         : n->b->kind == N_PATH && n->a->kind == N_NULL ? n->b
+                                                                        : NULL;
+    if (!path)
+        return 0;
+    c->guarded[c->nguarded++] = path->v.s.p;
+    return 1;
+}
+
+/* Warns when operand n, which what needs to be a value, may be null: at run
+ * time that is an error (SPEC §2: published with a warning). A bare `null`
+ * literal is left to the type rules, which refuse it outright. */
+static void need_value(checker_t *c, const node_t *n, const char *what)
+{
+    if (n->kind == N_NULL || !nullable(c, n) || !c->warnings)
+        return;
+    char msg[400];
+    const osse_expr_field_t *f = field_of(c, n);
+    if (f) {
+        const char *dflt = f->type == OSSE_EXPR_STRING    ? "\"\""
+                           : f->type == OSSE_EXPR_BOOLEAN ? "false"
+                                                          : "0";
+        snprintf(msg, sizeof msg,
+                 "%s may be null (the field is optional) and %s needs a value: give a default, "
+                 "as in (%s ?? %s)",
+                 n->v.s.p, what, n->v.s.p, dflt);
+    } else {
+        snprintf(msg, sizeof msg,
+                 "this value may be null and %s needs a value: give a default with ??", what);
+    }
+    add_item(c, c->warnings, n->off, msg);
+}
+
 /* The static rule of `needle in hay`, shared with contains(hay, needle). */
 static void check_member(checker_t *c, size_t off, const char *what, osse_expr_type_t needle,
                          osse_expr_type_t hay)
@@ -1087,6 +1210,13 @@ static osse_expr_type_t check_call(checker_t *c, const node_t *n)
                     n->nkids);
         return OSSE_EXPR_ANY;
     }
+    /* Every function fails on a null argument, but for the needle of
+     * contains in a list, which == compares. */
+    unsigned k2 = 0;
+    for (const node_t *a = n->a; a; a = a->next, k2++)
+        if (!(n->op == FN_CONTAINS && k2 == 1 && at[0] != OSSE_EXPR_STRING &&
+              at[0] != OSSE_EXPR_OBJECT))
+            need_value(c, a, fns[n->op].name);
     switch (n->op) {
     case FN_LEN:
         if (at[0] != OSSE_EXPR_ANY && at[0] != OSSE_EXPR_STRING && at[0] != OSSE_EXPR_LIST &&
@@ -1124,17 +1254,26 @@ static osse_expr_type_t check_bin(checker_t *c, const node_t *n, osse_expr_type_
                                   osse_expr_type_t r)
 {
     const char *op = op_text(n->op);
+    char what[16];
+    snprintf(what, sizeof what, "'%s'", op);
     switch (n->op) {
     case T_EQ:
     case T_NE:
-        return OSSE_EXPR_BOOLEAN;
+        return OSSE_EXPR_BOOLEAN; /* == and != never fail: null is a value to compare */
     case T_IN:
+        /* A list is searched with ==, so only a string or an object needs
+         * a needle that is not null. */
+        need_value(c, n->b, what);
+        if (r == OSSE_EXPR_STRING || r == OSSE_EXPR_OBJECT)
+            need_value(c, n->a, what);
         check_member(c, n->off, "'in'", l, r);
         return OSSE_EXPR_BOOLEAN;
     case T_LT:
     case T_LE:
     case T_GT:
     case T_GE: {
+        need_value(c, n->a, what);
+        need_value(c, n->b, what);
         osse_expr_type_t ts[2] = {l, r};
         for (int i = 0; i < 2; i++) {
             if (ts[i] != OSSE_EXPR_ANY && !numeric(ts[i]) && ts[i] != OSSE_EXPR_STRING) {
@@ -1147,6 +1286,8 @@ static osse_expr_type_t check_bin(checker_t *c, const node_t *n, osse_expr_type_
         return OSSE_EXPR_BOOLEAN;
     }
     case T_PLUS: {
+        need_value(c, n->a, what);
+        need_value(c, n->b, what);
         osse_expr_type_t ts[2] = {l, r};
         for (int i = 0; i < 2; i++) {
             if (ts[i] != OSSE_EXPR_ANY && !numeric(ts[i]) && ts[i] != OSSE_EXPR_STRING &&
@@ -1168,6 +1309,8 @@ static osse_expr_type_t check_bin(checker_t *c, const node_t *n, osse_expr_type_
         return OSSE_EXPR_ANY;
     }
     default: { /* - * / % */
+        need_value(c, n->a, what);
+        need_value(c, n->b, what);
         osse_expr_type_t ts[2] = {l, r};
         for (int i = 0; i < 2; i++) {
             if (ts[i] != OSSE_EXPR_ANY && !numeric(ts[i])) {
@@ -1198,19 +1341,28 @@ static osse_expr_type_t check_node(checker_t *c, const node_t *n)
     case N_CALL: return check_call(c, n);
     case N_NEG: {
         osse_expr_type_t t = check_node(c, n->a);
+        need_value(c, n->a, "'-'");
         if (t != OSSE_EXPR_ANY && !numeric(t))
             problem(c, n->off, "'-' needs a number, not %s", tn(t));
         return t == OSSE_EXPR_INTEGER ? OSSE_EXPR_INTEGER : OSSE_EXPR_NUMBER;
     }
     case N_NOT: {
         osse_expr_type_t t = check_node(c, n->a);
+        need_value(c, n->a, "'!'");
         if (t != OSSE_EXPR_ANY && t != OSSE_EXPR_BOOLEAN)
             problem(c, n->off, "'!' needs a boolean, not %s", tn(t));
         return OSSE_EXPR_BOOLEAN;
     }
     case N_AND:
     case N_OR: {
-        osse_expr_type_t ts[2] = {check_node(c, n->a), check_node(c, n->b)};
+        osse_expr_type_t ts[2];
+        ts[0] = check_node(c, n->a);
+        /* The right side runs only when the left is true (&&) or false (||). */
+        size_t g = guard(c, n->a, n->kind == N_AND);
+        ts[1] = check_node(c, n->b);
+        need_value(c, n->b, n->kind == N_AND ? "'&&'" : "'||'");
+        c->nguarded -= g;
+        need_value(c, n->a, n->kind == N_AND ? "'&&'" : "'||'");
         for (int i = 0; i < 2; i++)
             if (ts[i] != OSSE_EXPR_ANY && ts[i] != OSSE_EXPR_BOOLEAN)
                 problem(c, n->off, "'%s' needs booleans, not %s", op_text(n->op), tn(ts[i]));
@@ -1218,13 +1370,34 @@ static osse_expr_type_t check_node(checker_t *c, const node_t *n)
     }
     case N_COND: {
         osse_expr_type_t t = check_node(c, n->a);
+        need_value(c, n->a, "the condition of '?:'");
         if (t != OSSE_EXPR_ANY && t != OSSE_EXPR_BOOLEAN)
             problem(c, n->off, "the condition of '?:' must be a boolean, not %s", tn(t));
-        osse_expr_type_t x = check_node(c, n->b), y = check_node(c, n->c);
+        size_t g = guard(c, n->a, true);
+        osse_expr_type_t x = check_node(c, n->b);
+        c->nguarded -= g;
+        g = guard(c, n->a, false);
+        osse_expr_type_t y = check_node(c, n->c);
+        c->nguarded -= g;
         if (x == y)
             return x;
         if (numeric(x) && numeric(y))
             return OSSE_EXPR_NUMBER;
+        return OSSE_EXPR_ANY;
+    }
+    case N_COALESCE: {
+        /* The default takes the value's place, so it should be of its type;
+         * a mismatch is usually `x ?? 0 > 5` read as `x ?? (0 > 5)`. */
+        osse_expr_type_t x = check_node(c, n->a), y = check_node(c, n->b);
+        if (x == OSSE_EXPR_NULL || x == y)
+            return y;
+        if (y == OSSE_EXPR_NULL)
+            return x;
+        if (numeric(x) && numeric(y))
+            return OSSE_EXPR_NUMBER;
+        if (x != OSSE_EXPR_ANY && y != OSSE_EXPR_ANY)
+            problem(c, n->off, "'?\?' gives %s or %s: the default should have the value's type",
+                    tn(x), tn(y));
         return OSSE_EXPR_ANY;
     }
     case N_BIN: {
@@ -1236,21 +1409,25 @@ static osse_expr_type_t check_node(checker_t *c, const node_t *n)
 }
 
 int osse_expr_check(const osse_expr_t *e, const osse_expr_env_t *env, osse_expr_type_t expect,
-                    json_t *problems)
+                    json_t *problems, json_t *warnings)
 {
-    checker_t c = {.e = e, .env = env, .problems = problems};
+    checker_t c = {.e = e, .env = env, .problems = problems, .warnings = warnings};
     osse_expr_type_t t = check_node(&c, e->root);
     bool fits = expect == OSSE_EXPR_ANY || t == OSSE_EXPR_ANY || t == expect ||
                 (expect == OSSE_EXPR_NUMBER && t == OSSE_EXPR_INTEGER);
     if (!fits)
         problem(&c, 0, "the expression gives %s where %s is expected", tn(t), tn(expect));
+    else if (expect != OSSE_EXPR_ANY)
+        need_value(&c, e->root, expect == OSSE_EXPR_BOOLEAN ? "the rule's result (a boolean)"
+                                                            : "the rule's result (a number)");
     if (c.nomem)
         return OSSE_ENOMEM;
     return c.count ? OSSE_EINVAL : 0;
 }
 
 int osse_expr_compile(const char *text, size_t len, const osse_expr_env_t *env,
-                      osse_expr_type_t expect, osse_expr_t **out, json_t *problems)
+                      osse_expr_type_t expect, osse_expr_t **out, json_t *problems,
+                      json_t *warnings)
 {
     osse_expr_t *e = NULL;
     osse_err_t err = {0};
@@ -1266,7 +1443,7 @@ int osse_expr_compile(const char *text, size_t len, const osse_expr_env_t *env,
     }
     if (rc < 0)
         return rc;
-    rc = osse_expr_check(e, env, expect, problems);
+    rc = osse_expr_check(e, env, expect, problems, warnings);
     if (rc == 0 && out) {
         *out = e;
         e = NULL;
@@ -1868,6 +2045,16 @@ static int eval_node(evctx_t *c, const node_t *n, json_t **out)
             return rc;
         return eval_node(c, v ? n->b : n->c, out);
     }
+    case N_COALESCE:
+        /* Short-circuit like &&: the default is run (and recorded as read)
+         * only when the value is null. An error on the left is not null: it
+         * stays an error. */
+        if ((rc = eval_node(c, n->a, &a)) < 0 || !json_is_null(a)) {
+            *out = rc < 0 ? NULL : a;
+            return rc;
+        }
+        json_decref(a);
+        return eval_node(c, n->b, out);
     case N_BIN:
         if ((rc = eval_node(c, n->a, &a)) < 0 || (rc = eval_node(c, n->b, &b)) < 0)
             goto out;

@@ -2,8 +2,8 @@
  *
  * `when`, `auto_approve`, `require`, `amount` and linkage `input` values are
  * small expressions: literals, paths into the request (form.x, data.<step>.x,
- * request.submitted_at), arithmetic, comparison, logic, `in`, `c ? a : b` and
- * six pure functions. Text is compiled once (osse_expr_parse) into an AST that
+ * request.submitted_at), arithmetic, comparison, logic, `in`, `c ? a : b`,
+ * `a ?? b` and six pure functions. Text is compiled once (osse_expr_parse) into an AST that
  * owns all its memory in one arena; publishing checks it statically against
  * the definition (osse_expr_check); the engine evaluates it against the
  * request's values (osse_expr_eval) as often as it likes.
@@ -32,6 +32,14 @@
  *   a must be a string) or an object (a is a key).
  * - && || ! and the condition of ?: need booleans (null is not false); && and
  *   || short-circuit, and a path they do not evaluate is not read.
+ * - `a ?? b` is a unless a is null, then b; b is evaluated (and read) only
+ *   then. An error in a stays an error. Precedence as in C# and JavaScript:
+ *   lower than ||, higher than ?:, right-associative (a ?? b ?? c is
+ *   a ?? (b ?? c)); as in JavaScript, an unparenthesized && or || operand of
+ *   ?? is a syntax error (`a || b ?? c` means different things to different
+ *   readers). So `500 + 2 * (form.seats ?? 0)` needs its parentheses.
+ * - Precedence, loosest first: ?:, ??, ||, &&, == !=, < <= > >=, in, + -,
+ *   * / %, unary ! -.
  * - len(x): code points of a string, elements of a list, keys of an object.
  *   lower(s)/upper(s) map ASCII letters only (Thai is left as it is).
  *   contains(a, b) is `b in a`. starts_with(s, p) on two strings.
@@ -43,6 +51,7 @@
 #define OSSE_WORKFLOWS_EXPR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -54,7 +63,8 @@
 /* Static types. ANY is "not known before running" (data.<step>.* paths, or a
  * mix); the checker reports only what is wrong whatever the values turn out
  * to be. A form field's type is its declared one even though an optional
- * field may be missing (null) at run time: that is a runtime error, if any. */
+ * field may be missing (null) at run time: that is a runtime error, if any,
+ * and the checker warns about it (see osse_expr_check). */
 #define OSSE_EXPR_TYPES(X)                                                                         \
     X(ANY, "any")                                                                                  \
     X(NULL, "null")                                                                                \
@@ -81,6 +91,7 @@ osse_expr_type_t osse_expr_type_of_field(const char *spec_type);
 typedef struct osse_expr_field_s {
     const char *name; /* the form field, without "form." */
     osse_expr_type_t type;
+    bool optional; /* not required: may be missing (null) at run time */
 } osse_expr_field_t;
 
 /* What a definition offers to its expressions. Borrowed by osse_expr_check
@@ -116,16 +127,26 @@ const char *osse_expr_text(const osse_expr_t *e);
  * NUMBER). Each problem is appended to problems (a JSON array the caller
  * made) as {"column":N,"message":"..."}; all are reported, not only the first.
  * Returns 0 when there is none, OSSE_EINVAL when some were appended, or
- * OSSE_ENOMEM. Any thread. */
+ * OSSE_ENOMEM.
+ *
+ * If warnings is an array, every place where a value that may be null (an
+ * optional form field, a `?:` with such a branch, `a ?? b` when both may be)
+ * is used where null is a runtime error gets {"column","message"} there:
+ * operands of arithmetic, ordering, unary -, !, && and ||, the condition of
+ * ?:, function arguments, `in`'s haystack (and its needle for a string or an
+ * object), and the result itself when expect is not ANY. `==`, `!=`, the left
+ * of `??` and a list's elements never warn. Warnings do not change the
+ * return value. Any thread. */
 int osse_expr_check(const osse_expr_t *e, const osse_expr_env_t *env, osse_expr_type_t expect,
-                    json_t *problems);
+                    json_t *problems, json_t *warnings);
 
 /* Parse and check in one go, for definition validation: a syntax error is
  * appended to problems like a check problem. On success (0) *out is the
  * compiled expression; otherwise OSSE_EINVAL (or OSSE_ENOMEM) and *out is
  * NULL. out may be NULL when only the verdict is wanted. */
 int osse_expr_compile(const char *text, size_t len, const osse_expr_env_t *env,
-                      osse_expr_type_t expect, osse_expr_t **out, json_t *problems);
+                      osse_expr_type_t expect, osse_expr_t **out, json_t *problems,
+                      json_t *warnings);
 
 /* Evaluates e against root = {"form":{...},"data":{...},"request":{...}}
  * (borrowed; missing members are fine). On success returns 0 and *result

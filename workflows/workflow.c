@@ -8,6 +8,12 @@
  * in range, no cycles, public_fields naming non-pii fields, ...), and the
  * engine may rely on that without checking again.
  *
+ * Publishing (osse_wf_check) runs the same walk and then the rules that only
+ * a new definition must meet: number templates and references, looked up
+ * through the caller's osse_wf_refs_t. It also collects warnings. A replay
+ * (osse_wf_compile) skips those, so that a definition the log already holds
+ * always compiles again.
+ *
  * Expressions are kept as text here (non-empty, at most 4096 bytes); their
  * syntax and types are checked by the expression module's compiler. A YAML
  * author writing `when: true` or `amount: 500` gets a boolean or number from
@@ -22,6 +28,7 @@
 #include "common/time.h"
 #include "workflows/workflow.h"
 #include "workflows/expr.h"
+#include "workflows/wf_internal.h"
 
 #define EXPR_MAX 4096
 #define NAME_MAX_LEN 64
@@ -53,22 +60,21 @@ const char *osse_wf_step_kind_name(osse_step_kind_t k)
 
 typedef struct ctx_s {
     json_t *details;
+    json_t *warnings; /* NULL: nobody asked (a replay's compile) */
     size_t problems;
     bool nomem;
 } ctx_t;
 
 static void problem(ctx_t *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void warning(ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void problem(ctx_t *c, const char *path, const char *fmt, ...)
+static void add_item(ctx_t *c, json_t *to, const char *path, const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    c->problems++;
-    if (!c->details)
+    if (!to)
         return;
     /* Messages quote user text that was cut to fit; keep the JSON valid even
      * if the cut fell inside a UTF-8 sequence. */
@@ -79,13 +85,28 @@ static void problem(ctx_t *c, const char *path, const char *fmt, ...)
     if (!p)
         p = json_string("?");
     json_t *o = json_pack("{s:o,s:o}", "path", p, "message", m);
-    if (!o || json_array_append_new(c->details, o))
+    if (!o || json_array_append_new(to, o))
         c->nomem = true;
 }
 
-/* Appends ".key" (or "key" at the root) to a path, cutting very long keys
- * at a UTF-8 boundary so that paths stay readable and bounded. */
-static void path_key(char *out, size_t cap, const char *base, const char *key)
+static void problem(ctx_t *c, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    c->problems++;
+    add_item(c, c->details, path, fmt, ap);
+    va_end(ap);
+}
+
+static void warning(ctx_t *c, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_item(c, c->warnings, path, fmt, ap);
+    va_end(ap);
+}
+
+void osse__wf_path_key(char *out, size_t cap, const char *base, const char *key)
 {
     size_t n = strlen(key);
     const char *ell = "";
@@ -99,14 +120,17 @@ static void path_key(char *out, size_t cap, const char *base, const char *key)
         out[cap - 1] = '\0';
 }
 
-static void path_index(char *out, size_t cap, const char *base, size_t i)
+void osse__wf_path_index(char *out, size_t cap, const char *base, size_t i)
 {
     /* Paths are bounded by path_key; a cut here only shortens a message. */
     if (snprintf(out, cap, "%s[%zu]", base, i) >= (int)cap)
         out[cap - 1] = '\0';
 }
 
-#define PATH_CAP 512
+/* Short local names for the path builders that the parser's positions share. */
+#define path_key osse__wf_path_key
+#define path_index osse__wf_path_index
+#define PATH_CAP OSSE__WF_PATH_CAP
 
 /* Quotes user text in a message, cut to a sane length. */
 #define Q(s) (int)(strlen(s) > 80 ? 80 : strlen(s)), (s)
@@ -776,12 +800,13 @@ static void check_expr(ctx_t *c, const osse_expr_env_t *env, const char *path, c
 {
     if (!text)
         return;
-    json_t *problems = json_array();
-    if (!problems) {
+    json_t *problems = json_array(), *warnings = c->warnings ? json_array() : NULL;
+    if (!problems || (c->warnings && !warnings)) {
         c->nomem = true;
-        return;
+        goto out;
     }
-    if (osse_expr_compile(text, strlen(text), env, expect, NULL, problems) == OSSE_ENOMEM)
+    if (osse_expr_compile(text, strlen(text), env, expect, NULL, problems, warnings) ==
+        OSSE_ENOMEM)
         c->nomem = true;
     size_t i;
     json_t *pr;
@@ -791,7 +816,15 @@ static void check_expr(ctx_t *c, const osse_expr_env_t *env, const char *path, c
                 (long long)json_integer_value(json_object_get(pr, "column")),
                 json_string_value(json_object_get(pr, "message")));
     }
+    json_array_foreach(warnings, i, pr)
+    {
+        warning(c, path, "column %lld: %s",
+                (long long)json_integer_value(json_object_get(pr, "column")),
+                json_string_value(json_object_get(pr, "message")));
+    }
+out:
     json_decref(problems);
+    json_decref(warnings);
 }
 
 /* The rule language's static checks (unknown paths, unknown steps, types,
@@ -807,6 +840,7 @@ static void check_exprs(ctx_t *c, const osse_wf_t *wf)
     for (size_t i = 0; i < wf->nfields; i++) {
         fields[i].name = wf->fields[i].name;
         fields[i].type = osse_expr_type_of_field(osse_wf_field_type_name(wf->fields[i].type));
+        fields[i].optional = !wf->fields[i].required;
     }
     for (size_t i = 0; i < wf->nsteps; i++)
         steps[i] = wf->steps[i].name;
@@ -842,9 +876,128 @@ out:
     free(steps);
 }
 
-int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
+/* ---- publish-time rules ------------------------------------------------- */
+
+/* Walks a licence number template once: reports (when c is given) every rule
+ * of SPEC §2 "Issue steps" that it breaks, and writes its fixed text (the
+ * literal characters, placeholders left out) to fixed. */
+static void scan_number(ctx_t *c, const char *path, const char *tpl, char *fixed, size_t cap)
 {
-    ctx_t c = {.details = details};
+    size_t nseq = 0, nyear = 0, o = 0;
+    bool bad_char = false;
+    for (const char *q = tpl; *q;) {
+        if (*q == '{') {
+            const char *end = strchr(q, '}');
+            if (!end) {
+                if (c)
+                    problem(c, path, "'{' without its '}'");
+                break;
+            }
+            int n = (int)(end - q + 1);
+            if (n == 6 && (strncmp(q, "{yyyy}", 6) == 0 || strncmp(q, "{bbbb}", 6) == 0)) {
+                nyear++;
+            } else if (strncmp(q, "{seq:", 5) == 0) {
+                nseq++;
+                if (c && !(n == 7 && q[5] >= '1' && q[5] <= '9'))
+                    problem(c, path, "%.*s: N of {seq:N} must be a digit from 1 to 9",
+                            n > 40 ? 40 : n, q);
+            } else if (c) {
+                problem(c, path, "%.*s is not a placeholder: use {yyyy}, {bbbb} or {seq:N}",
+                        n > 40 ? 40 : n, q);
+            }
+            q = end + 1;
+            continue;
+        }
+        bool ok = (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-';
+        if (c && !ok && !bad_char) {
+            bad_char = true;
+            if ((unsigned char)*q >= 0x20 && (unsigned char)*q < 0x7F)
+                problem(c, path, "literal text may hold only A-Z, 0-9 and '-', not '%c'", *q);
+            else
+                problem(c, path, "literal text may hold only A-Z, 0-9 and '-'");
+        }
+        if (o + 1 < cap)
+            fixed[o++] = *q;
+        q++;
+    }
+    if (cap)
+        fixed[o] = '\0';
+    if (c && nseq != 1)
+        problem(c, path, "must hold exactly one {seq:N}, not %zu", nseq);
+    if (c && nyear > 1)
+        problem(c, path, "may hold at most one year ({yyyy} or {bbbb}), not %zu", nyear);
+}
+
+void osse_wf_number_fixed(const char *tpl, char *out, size_t cap)
+{
+    scan_number(NULL, NULL, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER, out, cap);
+}
+
+bool osse_duration_working(const osse_duration_t *d)
+{
+    return d->kind == OSSE_DUR_WORKING_DAYS || d->kind == OSSE_DUR_WORKING_HOURS;
+}
+
+/* Rules that need the definition as a whole: a working-time SLA needs the
+ * workflow's calendar. */
+static void check_calendar_use(ctx_t *c, const osse_wf_t *wf)
+{
+    for (size_t i = 0; i < wf->nsteps && !wf->calendar; i++) {
+        char base[PATH_CAP], kp[PATH_CAP];
+        if (!wf->steps[i].name || !osse_duration_working(&wf->steps[i].sla))
+            continue;
+        path_key(base, sizeof base, "steps", wf->steps[i].name);
+        path_key(kp, sizeof kp, base, "sla");
+        problem(c, kp, "working time needs the workflow's calendar");
+    }
+}
+
+/* What only publishing checks: number templates (older logs may hold
+ * templates that predate these rules, and must still replay) and, when the
+ * caller can look them up, references to agencies, calendars and other
+ * workflows' licence numbers. */
+static void check_publish(ctx_t *c, const osse_wf_t *wf, const osse_wf_refs_t *refs)
+{
+    if (refs && wf->calendar && !refs->calendar(refs->ud, wf->calendar))
+        problem(c, "calendar", "unknown calendar %.*s", Q(wf->calendar));
+    for (size_t i = 0; i < wf->nsteps; i++) {
+        const osse_wf_step_t *s = &wf->steps[i];
+        char base[PATH_CAP], kp[PATH_CAP], fixed[300];
+        if (!s->name)
+            continue;
+        path_key(base, sizeof base, "steps", s->name);
+        if (refs && s->agency && !refs->agency(refs->ud, s->agency)) {
+            path_key(kp, sizeof kp, base, "agency");
+            problem(c, kp, "unknown agency %.*s", Q(s->agency));
+        }
+        if (refs && s->escalate_to && !refs->agency(refs->ud, s->escalate_to)) {
+            char op[PATH_CAP];
+            path_key(op, sizeof op, base, "on_breach");
+            path_key(kp, sizeof kp, op, "escalate");
+            problem(c, kp, "unknown agency %.*s", Q(s->escalate_to));
+        }
+        if (s->kind != OSSE_STEP_KIND_ISSUE)
+            continue;
+        path_key(kp, sizeof kp, base, "number");
+        if (s->number)
+            scan_number(c, kp, s->number, fixed, sizeof fixed);
+        else
+            osse_wf_number_fixed(NULL, fixed, sizeof fixed);
+        const char *other = refs && refs->number_taken && wf->id
+                                ? refs->number_taken(refs->ud, wf->id, fixed)
+                                : NULL;
+        if (other)
+            problem(c, kp,
+                    "workflow %.*s already issues numbers with the fixed text \"%.*s\"%s: a "
+                    "number must name one licence",
+                    Q(other), Q(fixed), s->number ? "" : " (the default " OSSE_WF_DEFAULT_NUMBER ")");
+    }
+}
+
+static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf_t **out,
+                 json_t *details, json_t *warnings)
+{
+    ctx_t c = {.details = details, .warnings = publish ? warnings : NULL};
     osse_wf_t *wf = calloc(1, sizeof *wf);
     *out = NULL;
     if (!wf)
@@ -915,7 +1068,12 @@ int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
             check_cycles(&c, wf);
         if (!c.nomem)
             check_exprs(&c, wf);
+        check_calendar_use(&c, wf);
     }
+    /* References are checked even when the definition has other problems,
+     * so that one round shows the author everything. */
+    if (publish && !c.nomem)
+        check_publish(&c, wf, refs);
 out:
     if (c.nomem) {
         osse_wf_free(wf);
@@ -928,6 +1086,17 @@ out:
     wf->definition = json_incref(tree);
     *out = wf;
     return 0;
+}
+
+int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
+{
+    return build(tree, NULL, false, out, details, NULL);
+}
+
+int osse_wf_check(json_t *tree, const osse_wf_refs_t *refs, osse_wf_t **out, json_t *problems,
+                  json_t *warnings)
+{
+    return build(tree, refs, true, out, problems, warnings);
 }
 
 /* ---- forms -------------------------------------------------------------- */
@@ -951,6 +1120,41 @@ static size_t utf8_code_points(const char *s, size_t n)
     for (size_t i = 0; i < n; i++)
         cp += ((unsigned char)s[i] & 0xC0) != 0x80;
     return cp;
+}
+
+/* True when s holds nothing but white space: ASCII blanks and the Unicode
+ * spaces a pasted value brings along (no-break, ideographic, zero-width). */
+static bool blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char b = (unsigned char)s[i];
+        if (b == ' ' || (b >= '\t' && b <= '\r')) {
+            i++;
+            continue;
+        }
+        /* Decode one UTF-8 sequence (jansson strings are valid UTF-8). */
+        uint32_t cp;
+        size_t k;
+        if (b >= 0xF0)
+            cp = b & 0x07, k = 4;
+        else if (b >= 0xE0)
+            cp = b & 0x0F, k = 3;
+        else if (b >= 0xC0)
+            cp = b & 0x1F, k = 2;
+        else
+            return false;
+        if (i + k > n)
+            return false;
+        for (size_t j = 1; j < k; j++)
+            cp = cp << 6 | ((unsigned char)s[i + j] & 0x3F);
+        bool space = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
+                     cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+                     cp == 0x3000 || cp == 0xFEFF;
+        if (!space)
+            return false;
+        i += k;
+    }
+    return true;
 }
 
 static void check_range(ctx_t *c, const char *path, const osse_wf_field_t *f, double x)
@@ -1070,11 +1274,18 @@ int osse_wf_check_form(const osse_wf_t *wf, const json_t *form, bool partial, js
         const osse_wf_field_t *f = &wf->fields[i];
         path_key(path, sizeof path, "form", f->name);
         v = json_object_get(form, f->name);
-        /* An empty string in a required text field is as good as absent:
-         * portals send "" for an untouched input box. */
+        /* An empty or blank string in a required text field is as good as
+         * absent: portals send "" for an untouched input box, and "  " is no
+         * business name. Given in a partial form, it would blank the field
+         * out: refused too. */
         bool empty = f->type == OSSE_FIELD_STRING && f->required && json_is_string(v) &&
-                     json_string_length(v) == 0;
-        if (!v || json_is_null(v) || empty) {
+                     blank(json_string_value(v), json_string_length(v));
+        if (empty) {
+            problem(&c, path, json_string_length(v) ? "is required (it holds only white space)"
+                                                    : "is required");
+            continue;
+        }
+        if (!v || json_is_null(v)) {
             if (f->required && !partial)
                 problem(&c, path, "is required");
             continue;

@@ -4,9 +4,12 @@
  * the text into a jansson tree; compiling validates the tree and, when it
  * has no problem, builds an osse_wf_t. Validation reports every problem it
  * finds, each with the path of the offending key ("steps.fire.after[1]"),
- * never only the first. The same code serves `POST /v1/workflows` and
- * `osse validate FILE`; only references to agencies and calendars are left to
- * the server (osse_wf_t lists them).
+ * never only the first. One function, osse_wf_check, makes every check of
+ * publishing, for `POST /v1/workflows` and `osse validate` alike; references
+ * to agencies, calendars and other workflows go through a lookup the caller
+ * gives (the engine's catalog, or a _setup.yaml). osse_wf_compile is the
+ * subset a replay needs: a definition already in the log compiles even if a
+ * later osse made publishing stricter.
  *
  * Key order is kept: steps and form fields appear in definition order. */
 #ifndef OSSE_WORKFLOWS_WORKFLOW_H
@@ -76,6 +79,8 @@ typedef struct osse_duration_s {
 /* Parses "PT48H", "P3D", "P1Y2M", "P1W", "PT1H30M", "PT10S", "1 working day",
  * "15 working days", "4 working hours". Returns 0 or OSSE_EPARSE. */
 int osse_duration_parse(const char *s, osse_duration_t *out);
+/* True for "N working days" and "N working hours" (calendar time). */
+bool osse_duration_working(const osse_duration_t *d);
 /* Adds a wall-clock duration to an instant (UTC civil arithmetic; a month
  * end is clamped: Jan 31 + P1M = Feb 28/29). */
 int64_t osse_duration_add_wall(const osse_duration_t *d, int64_t ms);
@@ -119,6 +124,9 @@ typedef struct osse_wf_s {
     json_t *definition;   /* the validated tree, owned */
 } osse_wf_t;
 
+/* The template of an issue step without `number`. */
+#define OSSE_WF_DEFAULT_NUMBER "LIC-{yyyy}-{seq:6}"
+
 /* Parses YAML or JSON text (JSON is YAML) into a jansson tree. On a syntax
  * error returns OSSE_EPARSE with "line L, column C: what" in err. Duplicate
  * keys, anchors/aliases to nowhere, non-string keys and documents that are
@@ -128,11 +136,51 @@ typedef struct osse_wf_s {
  * reference. Any thread. */
 int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *err);
 
+/* As osse_wf_parse_text, and also where each node is, for `osse validate`:
+ * *positions (a new object, or NULL on error) maps every path of the tree,
+ * spelled as problems spell them ("steps.fire.after[1]", "form.seats.type",
+ * "id"), to [line, column] (from 1): a scalar's own place, and for a mapping
+ * or a list its key's (the line an author looks for). Any thread. */
+int osse_wf_parse_text_pos(const char *text, size_t len, json_t **out, json_t **positions,
+                           osse_err_t *err);
+
+/* Where path is in a parsed text: the value's line and column, or for a path
+ * the text does not hold (a key that is missing) those of the nearest
+ * enclosing value that it does; 1:1 for the root. */
+void osse_wf_position(const json_t *positions, const char *path, int *line, int *column);
+
 /* Validates tree and compiles it. On success returns 0 and *out (free with
  * osse_wf_free; it holds its own reference to tree). Otherwise returns
  * OSSE_EINVAL and appends every problem found to details (a JSON array the
- * caller made) as {"path":"steps.fire.when","message":"..."}. Any thread. */
+ * caller made) as {"path":"steps.fire.when","message":"..."}. This is what a
+ * replay runs on a stored definition; publishing runs osse_wf_check. Any
+ * thread. */
 int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details);
+
+/* What publishing may look up outside the definition. */
+typedef struct osse_wf_refs_s {
+    bool (*agency)(void *ud, const char *id);   /* true when the agency exists */
+    bool (*calendar)(void *ud, const char *id); /* true when the calendar exists */
+    /* Optional (NULL: not checked): the id of a workflow other than wf_id
+     * whose licence numbers (any version) have this fixed text, or NULL. */
+    const char *(*number_taken)(void *ud, const char *wf_id, const char *fixed);
+    void *ud;
+} osse_wf_refs_t;
+
+/* Every check of publishing, in one round: osse_wf_compile's, the licence
+ * number template rules of SPEC §2, and, when refs is not NULL, unknown
+ * agencies (steps' `agency`, `on_breach.escalate`), an unknown calendar and
+ * a licence number's fixed text already used by another workflow. Returns
+ * as osse_wf_compile. If warnings is an array, what publishing accepts with
+ * a warning (a rule that can meet null where it needs a value) is appended
+ * to it as {"path","message"}, whatever the verdict. Any thread. */
+int osse_wf_check(json_t *tree, const osse_wf_refs_t *refs, osse_wf_t **out, json_t *problems,
+                  json_t *warnings);
+
+/* The fixed text of a licence number template (its literal characters; the
+ * default template for NULL), cut to cap - 1 bytes. Two workflows whose
+ * fixed texts are equal could issue the same number. */
+void osse_wf_number_fixed(const char *tpl, char *out, size_t cap);
 
 void osse_wf_free(osse_wf_t *wf); /* NULL-safe */
 

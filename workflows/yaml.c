@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "workflows/workflow.h"
+#include "workflows/wf_internal.h"
 #include "common/utf8.h"
 
 #define OSSE_WF_MAX_DEPTH 64
@@ -35,6 +36,8 @@ typedef struct frame_s {
     json_t *node;  /* object or array; owned by its parent, or by the parser when root */
     char *key;     /* mappings: the key waiting for its value, or NULL */
     size_t keylen; /* length of key */
+    char *path;    /* with positions only: this container's path */
+    int kline, kcol; /* with positions only: where key is */
 } frame_t;
 
 typedef struct parse_s {
@@ -43,6 +46,7 @@ typedef struct parse_s {
     json_t *root;
     int docs;
     osse_err_t *err;
+    json_t *pos; /* path -> [line, column], or NULL when not asked */
 } parse_t;
 
 static int fail_at(parse_t *p, const struct fy_mark *m, const char *fmt, ...)
@@ -186,6 +190,34 @@ static json_t *plain_scalar(parse_t *p, const struct fy_mark *m, const char *s, 
     return v;
 }
 
+/* With positions: records where the value about to join the container on
+ * top of the stack is (a scalar's own mark, a container's key), and gives
+ * its path to *path_out (malloc'd) when asked. */
+static int note_position(parse_t *p, const struct fy_mark *m, bool container, char **path_out)
+{
+    char path[OSSE__WF_PATH_CAP];
+    int line = m && m->line >= 0 ? m->line + 1 : 1, col = m && m->column >= 0 ? m->column + 1 : 1;
+    if (p->depth == 0) {
+        path[0] = '\0';
+    } else {
+        const frame_t *f = &p->stack[p->depth - 1];
+        if (json_is_array(f->node)) {
+            osse__wf_path_index(path, sizeof path, f->path, json_array_size(f->node));
+        } else {
+            osse__wf_path_key(path, sizeof path, f->path, f->key);
+            if (container)
+                line = f->kline, col = f->kcol;
+        }
+    }
+    if (path_out && !(*path_out = strdup(path)))
+        return osse_err_set(p->err, OSSE_ENOMEM, "out of memory");
+    /* The first place wins: a cut long key may repeat a path. */
+    if (p->depth > 0 && !json_object_get(p->pos, path) &&
+        json_object_set_new(p->pos, path, json_pack("[i,i]", line, col)))
+        return osse_err_set(p->err, OSSE_ENOMEM, "out of memory");
+    return 0;
+}
+
 /* Attaches a new value v (reference stolen) to the container on top of the
  * stack, or makes it the root. */
 static int attach(parse_t *p, const struct fy_mark *m, json_t *v)
@@ -270,11 +302,18 @@ static int on_scalar(parse_t *p, struct fy_event *e, const struct fy_mark *m)
         }
         f->key = key;
         f->keylen = n;
+        f->kline = m && m->line >= 0 ? m->line + 1 : 1;
+        f->kcol = m && m->column >= 0 ? m->column + 1 : 1;
         return 0;
     }
     json_t *v = plain ? plain_scalar(p, m, s, n) : json_stringn(s, n);
     if (!v)
         return plain ? OSSE_EPARSE : fail_at(p, m, "invalid UTF-8");
+    int rc = p->pos ? note_position(p, m, false, NULL) : 0;
+    if (rc) {
+        json_decref(v);
+        return rc;
+    }
     return attach(p, m, v);
 }
 
@@ -290,12 +329,20 @@ static int on_start(parse_t *p, bool mapping, const struct fy_mark *m)
     json_t *v = mapping ? json_object() : json_array();
     if (!v)
         return osse_err_set(p->err, OSSE_ENOMEM, "out of memory");
+    char *path = NULL;
+    int rc = p->pos ? note_position(p, m, true, &path) : 0;
+    if (rc) {
+        json_decref(v);
+        return rc;
+    }
     /* Attach first so that the tree owns v whatever happens next; a jansson
      * container stays valid while its parent holds it. */
-    int rc = attach(p, m, v);
-    if (rc)
+    rc = attach(p, m, v);
+    if (rc) {
+        free(path);
         return rc;
-    p->stack[p->depth++] = (frame_t){.node = v};
+    }
+    p->stack[p->depth++] = (frame_t){.node = v, .path = path};
     return 0;
 }
 
@@ -320,10 +367,10 @@ static void diag_silent(struct fy_diag *diag, void *user, const char *buf, size_
     /* Errors are collected and reported through osse_err_t; nothing is printed. */
 }
 
-int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *err)
+static int parse(const char *text, size_t len, json_t **out, json_t *pos, osse_err_t *err)
 {
     int rc = 0;
-    parse_t p = {.err = err};
+    parse_t p = {.err = err, .pos = pos};
     struct fy_diag *diag = NULL;
     struct fy_parser *fyp = NULL;
     struct fy_event *e = NULL;
@@ -384,7 +431,7 @@ int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *e
         case FYET_MAPPING_END:
         case FYET_SEQUENCE_END:
             if (p.depth > 0)
-                p.depth--;
+                free(p.stack[--p.depth].path);
             break;
         default:
             break;
@@ -403,12 +450,57 @@ int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *e
 out:
     if (e)
         fy_parser_event_free(fyp, e);
-    for (int i = 0; i < p.depth; i++)
+    for (int i = 0; i < p.depth; i++) {
         free(p.stack[i].key);
+        free(p.stack[i].path);
+    }
     json_decref(p.root);
     if (fyp)
         fy_parser_destroy(fyp);
     if (diag)
         fy_diag_destroy(diag);
     return rc;
+}
+
+int osse_wf_parse_text(const char *text, size_t len, json_t **out, osse_err_t *err)
+{
+    return parse(text, len, out, NULL, err);
+}
+
+int osse_wf_parse_text_pos(const char *text, size_t len, json_t **out, json_t **positions,
+                           osse_err_t *err)
+{
+    json_t *pos = json_object();
+    *positions = NULL;
+    if (!pos) {
+        *out = NULL;
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    }
+    int rc = parse(text, len, out, pos, err);
+    if (rc)
+        json_decref(pos);
+    else
+        *positions = pos;
+    return rc;
+}
+
+void osse_wf_position(const json_t *positions, const char *path, int *line, int *column)
+{
+    char buf[OSSE__WF_PATH_CAP];
+    snprintf(buf, sizeof buf, "%s", path ? path : "");
+    *line = *column = 1;
+    for (;;) {
+        const json_t *at = json_object_get(positions, buf);
+        if (at) {
+            *line = (int)json_integer_value(json_array_get(at, 0));
+            *column = (int)json_integer_value(json_array_get(at, 1));
+            return;
+        }
+        /* Not in the text (a missing key): the nearest enclosing node. */
+        char *dot = strrchr(buf, '.'), *br = strrchr(buf, '[');
+        char *cut = dot > br ? dot : br;
+        if (!cut)
+            return;
+        *cut = '\0';
+    }
 }

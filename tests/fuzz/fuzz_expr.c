@@ -14,9 +14,11 @@
 #include "workflows/expr.h"
 
 static const osse_expr_field_t FIELDS[] = {
-    {"area", OSSE_EXPR_NUMBER},  {"floors", OSSE_EXPR_INTEGER}, {"name", OSSE_EXPR_STRING},
-    {"ok", OSSE_EXPR_BOOLEAN},   {"district", OSSE_EXPR_STRING}, {"start", OSSE_EXPR_STRING},
-    {"id", OSSE_EXPR_STRING},    {"plans", OSSE_EXPR_STRING},   {"missing", OSSE_EXPR_INTEGER},
+    {"area", OSSE_EXPR_NUMBER, false},  {"floors", OSSE_EXPR_INTEGER, false},
+    {"name", OSSE_EXPR_STRING, false},  {"ok", OSSE_EXPR_BOOLEAN, true},
+    {"district", OSSE_EXPR_STRING, true}, {"start", OSSE_EXPR_STRING, true},
+    {"id", OSSE_EXPR_STRING, false},    {"plans", OSSE_EXPR_STRING, false},
+    {"missing", OSSE_EXPR_INTEGER, true},
 };
 static const char *const STEPS[] = {"zoning", "fire", "registry"};
 static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof *FIELDS, STEPS,
@@ -40,13 +42,14 @@ static void check_all(const osse_expr_t *e)
     static const osse_expr_type_t expects[] = {OSSE_EXPR_ANY, OSSE_EXPR_BOOLEAN,
                                                OSSE_EXPR_NUMBER, OSSE_EXPR_STRING};
     for (size_t i = 0; i < sizeof expects / sizeof *expects; i++) {
-        json_t *problems = json_array();
-        if (!problems) abort();
-        int rc = osse_expr_check(e, &ENV, expects[i], problems);
+        json_t *problems = json_array(), *warnings = json_array();
+        if (!problems || !warnings) abort();
+        int rc = osse_expr_check(e, &ENV, expects[i], problems, warnings);
         /* EINVAL exactly when problems were reported. */
         if (rc == 0 && json_array_size(problems) != 0) abort();
         if (rc == OSSE_EINVAL && json_array_size(problems) == 0) abort();
         json_decref(problems);
+        json_decref(warnings);
     }
 }
 
@@ -99,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The one-call form used by definition validation must agree with parse. */
     json_t *problems = json_array();
     osse_expr_t *e2 = NULL;
-    (void)osse_expr_compile((const char *)data, size, &ENV, OSSE_EXPR_ANY, &e2, problems);
+    (void)osse_expr_compile((const char *)data, size, &ENV, OSSE_EXPR_ANY, &e2, problems, NULL);
     osse_expr_free(e2);
     json_decref(problems);
     return 0;

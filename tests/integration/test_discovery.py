@@ -105,7 +105,7 @@ class TestDiscovery(ServerTestCase):
         super().setUpClass()
         w = cls.w = World(cls.server)
         cls.wid = w.workflow()
-        w.workflow(cls.wid)  # a second version: the list shows the latest
+        w.workflow(cls.wid, title="Second")  # a second version: the list shows the latest
         cls.url = "http://127.0.0.1:9/hook"  # nothing listens: never delivered
 
     def sub(self, client, sid=None, events=("RequestCompleted",)):

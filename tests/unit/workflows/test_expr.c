@@ -20,9 +20,11 @@ static const char *ROOT_JSON =
 static json_t *root;
 
 static const osse_expr_field_t FIELDS[] = {
-    {"area_sqm", OSSE_EXPR_NUMBER}, {"seats", OSSE_EXPR_INTEGER}, {"name", OSSE_EXPR_STRING},
-    {"district", OSSE_EXPR_STRING}, {"vip", OSSE_EXPR_BOOLEAN},   {"price", OSSE_EXPR_NUMBER},
-    {"opening_date", OSSE_EXPR_STRING},
+    /* seats, vip and opening_date are optional (may be null). */
+    {"area_sqm", OSSE_EXPR_NUMBER, false}, {"seats", OSSE_EXPR_INTEGER, true},
+    {"name", OSSE_EXPR_STRING, false},     {"district", OSSE_EXPR_STRING, false},
+    {"vip", OSSE_EXPR_BOOLEAN, true},      {"price", OSSE_EXPR_NUMBER, false},
+    {"opening_date", OSSE_EXPR_STRING, true},
 };
 static const char *const STEPS[] = {"identity", "commerce", "x"};
 static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], STEPS,
@@ -93,7 +95,7 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_), OSSE_EINVAL);                      \
+            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_, NULL), OSSE_EINVAL);                      \
             json_t *q_ = json_array_get(p_, 0);                                                    \
             const char *m_ = json_string_value(json_object_get(q_, "message"));                    \
             int col_ = (int)json_integer_value(json_object_get(q_, "column"));                     \
@@ -112,7 +114,7 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            int rc_ = osse_expr_check(x_, &ENV, expect, p_);                                       \
+            int rc_ = osse_expr_check(x_, &ENV, expect, p_, NULL);                                       \
             if (rc_ != 0) {                                                                        \
                 char *d_ = dump(p_);                                                               \
                 fprintf(stderr, "  check %s: %s\n", text, d_);                                     \
@@ -419,6 +421,8 @@ static void test_recheck(void)
     recheck_case("data.identity.addresses.0.city == 'Bangkok' && len(data.identity) == 3");
     recheck_case("form.missing.deep == null && request.submitted_at > '2026'");
     recheck_case("form.name + 1");
+    recheck_case("500 + 2 * (form.missing ?? 0)");
+    recheck_case("(form.missing ?? form.seats) > 3 && (form.seats ?? form.nope) == 10");
 
     json_t *in = json_pack("{s:i}", "nope.x", 1), *r = NULL;
     CHECK_EQ_INT(osse_expr_root_from_inputs(in, &r), OSSE_EINVAL);
@@ -427,6 +431,154 @@ static void test_recheck(void)
     in = json_pack("{s:i}", "form..x", 1);
     CHECK_EQ_INT(osse_expr_root_from_inputs(in, &r), OSSE_EINVAL);
     json_decref(in);
+}
+
+/* a ?? b: the value unless it is null; precedence between ?: and ||. */
+static void test_nullish(void)
+{
+    VAL("form.missing ?? 3", "3");
+    VAL("form.seats ?? 3", "10");
+    VAL("null ?? null", "null");
+    VAL("form.missing ?? form.nope ?? 7", "7");
+    VAL("form.missing ?? 2 * 3", "6");
+    VAL("500 + 2 * (form.missing ?? 0)", "500");
+    VAL("500 + 2 * (form.seats ?? 0)", "520");
+    VAL("false ?? true", "false"); /* false is not null */
+    VAL("form.missing ?? true ? 1 : 2", "1");   /* (missing ?? true) ? 1 : 2 */
+    VAL("(form.vip || false) ?? false", "true");
+    VAL("form.vip ?? (false || true)", "true");
+    VAL("0 ?? 5", "0");
+    VAL("'' ?? 'x'", "\"\"");
+    /* Without the parentheses the default applies to the whole sum, which is
+     * an error before ?? ever sees a null. */
+    RTERR("500 + 2 * form.missing ?? 0", "needs numbers");
+
+    /* The default is read only when it is needed. */
+    osse_err_t err = {0};
+    json_t *in = json_object();
+    json_t *r = eval_text("form.seats ?? form.area_sqm", in, &err);
+    CHECK(r != NULL);
+    CHECK(json_object_get(in, "form.seats") != NULL);
+    CHECK(json_object_get(in, "form.area_sqm") == NULL);
+    json_decref(r);
+    json_decref(in);
+    in = json_object();
+    r = eval_text("form.missing ?? form.area_sqm", in, &err);
+    CHECK(json_is_null(json_object_get(in, "form.missing")));
+    CHECK(json_object_get(in, "form.area_sqm") != NULL);
+    json_decref(r);
+    json_decref(in);
+
+    SYNTAX("form.vip || true ?? false", 25, 18, "cannot be mixed with '||'");
+    SYNTAX("form.vip ?? true && false", 25, 10, "cannot be mixed with '&&'");
+    SYNTAX("form.seats ??", 13, 14, "expected a value");
+    SYNTAX("form.seats ? ? 1", 16, 14, "expected a value");
+
+    CLEAN("(form.seats ?? 0) + 1", OSSE_EXPR_NUMBER);
+    CLEAN("form.name ?? 'x'", OSSE_EXPR_STRING);
+    CLEAN("null ?? 1", OSSE_EXPR_NUMBER);
+    CLEAN("form.price ?? 1", OSSE_EXPR_NUMBER);
+    PROBLEM("form.seats ?? 'none'", OSSE_EXPR_ANY, 12, "'?\?' gives integer or string");
+    PROBLEM("(form.seats ?? 'x') * 2", OSSE_EXPR_NUMBER, 13, "'?\?' gives");
+    PROBLEM("form.name ?? 0", OSSE_EXPR_STRING, 11, "gives string or integer");
+    /* The type of the default counts where the value is null. */
+    PROBLEM("(null ?? 'x') * 2", OSSE_EXPR_NUMBER, 15, "needs numbers");
+}
+
+/* Checks text and returns its warnings (new reference); problems must be none. */
+static json_t *warnings_of(const char *text, osse_expr_type_t expect)
+{
+    json_t *p = json_array(), *w = json_array();
+    osse_expr_t *x = NULL;
+    CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x, NULL, NULL), 0);
+    if (x)
+        CHECK_EQ_INT(osse_expr_check(x, &ENV, expect, p, w), 0);
+    if (json_array_size(p)) {
+        char *d = dump(p);
+        fprintf(stderr, "  %s: problems %s\n", text, d);
+        free(d);
+    }
+    osse_expr_free(x);
+    json_decref(p);
+    return w;
+}
+
+#define WARNS(text, expect, n, column, sub)                                                        \
+    do {                                                                                           \
+        json_t *w_ = warnings_of(text, expect);                                                    \
+        json_t *q_ = json_array_get(w_, 0);                                                        \
+        const char *m_ = json_string_value(json_object_get(q_, "message"));                        \
+        int col_ = (int)json_integer_value(json_object_get(q_, "column"));                         \
+        if ((int)json_array_size(w_) != (n) || !m_ || !strstr(m_, sub) || col_ != (column)) {      \
+            char *d_ = dump(w_);                                                                   \
+            fprintf(stderr, "  warnings of %s: %s\n", text, d_);                                   \
+            free(d_);                                                                              \
+        }                                                                                          \
+        CHECK_EQ_INT(json_array_size(w_), n);                                                      \
+        CHECK(m_ && strstr(m_, sub));                                                              \
+        CHECK_EQ_INT(col_, column);                                                                \
+        json_decref(w_);                                                                           \
+    } while (0)
+
+#define NO_WARNING(text, expect)                                                                   \
+    do {                                                                                           \
+        json_t *w_ = warnings_of(text, expect);                                                    \
+        if (json_array_size(w_)) {                                                                 \
+            char *d_ = dump(w_);                                                                   \
+            fprintf(stderr, "  unexpected warnings of %s: %s\n", text, d_);                        \
+            free(d_);                                                                              \
+        }                                                                                          \
+        CHECK_EQ_INT(json_array_size(w_), 0);                                                      \
+        json_decref(w_);                                                                           \
+    } while (0)
+
+/* An optional field (seats, vip, opening_date in ENV) read where null is a
+ * runtime error is a warning at publish (SPEC §2); where null is a value
+ * (==, !=, ??, a list's element) it is not. */
+static void test_null_warnings(void)
+{
+    WARNS("500 + 2 * form.seats", OSSE_EXPR_NUMBER, 1, 11,
+          "form.seats may be null (the field is optional) and '*' needs a value: give a "
+          "default, as in (form.seats ?? 0)");
+    WARNS("form.seats > 3", OSSE_EXPR_BOOLEAN, 1, 1, "'>' needs a value");
+    WARNS("-form.seats", OSSE_EXPR_NUMBER, 1, 2, "'-' needs a value");
+    WARNS("form.vip", OSSE_EXPR_BOOLEAN, 1, 1, "(form.vip ?? false)");
+    WARNS("form.vip && form.area_sqm > 1", OSSE_EXPR_BOOLEAN, 1, 1, "'&&' needs a value");
+    WARNS("!form.vip", OSSE_EXPR_BOOLEAN, 1, 2, "'!' needs a value");
+    WARNS("form.vip ? 1 : 2", OSSE_EXPR_NUMBER, 1, 1, "the condition of '?:'");
+    WARNS("len(form.opening_date) > 0", OSSE_EXPR_BOOLEAN, 1, 5, "len needs a value");
+    WARNS("form.opening_date + 'x' == 'y'", OSSE_EXPR_BOOLEAN, 1, 1, "(form.opening_date ?? \"\")");
+    WARNS("'2026' in form.opening_date", OSSE_EXPR_BOOLEAN, 1, 11, "'in' needs a value");
+    WARNS("contains(form.name, form.opening_date)", OSSE_EXPR_BOOLEAN, 1, 21, "contains");
+    /* Other values that may be null are named by their operator's column. */
+    WARNS("(form.area_sqm > 1 ? form.seats : 0) + 1", OSSE_EXPR_NUMBER, 1, 20,
+          "this value may be null");
+    WARNS("(form.seats ?? form.seats) * 2", OSSE_EXPR_NUMBER, 1, 13, "this value may be null");
+    WARNS("form.seats * form.seats", OSSE_EXPR_NUMBER, 2, 1, "'*'");
+    /* The result itself, where a boolean or a number is expected. */
+    WARNS("form.area_sqm > 1 ? form.seats : 2", OSSE_EXPR_NUMBER, 1, 19, "the rule's result");
+    /* A guard covers only what runs after it. */
+    WARNS("form.seats > 3 || form.seats == null", OSSE_EXPR_BOOLEAN, 1, 1, "'>'");
+    WARNS("form.seats != null || form.seats > 3", OSSE_EXPR_BOOLEAN, 1, 23, "'>'");
+    WARNS("form.seats == null ? form.seats + 1 : 0", OSSE_EXPR_NUMBER, 1, 22, "'+'");
+
+    NO_WARNING("500 + 2 * (form.seats ?? 0)", OSSE_EXPR_NUMBER);
+    NO_WARNING("form.seats == null || form.seats > 3", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("form.seats != null", OSSE_EXPR_BOOLEAN);
+    /* Guards: what runs only when the field is there. */
+    NO_WARNING("form.seats != null && form.seats > 3", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("null == form.seats || !(form.seats < 3)", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("!(form.seats == null) && form.seats > 3", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("form.vip != null && form.seats != null && form.vip && form.seats > 1",
+               OSSE_EXPR_BOOLEAN);
+    NO_WARNING("(form.seats != null ? form.seats : 0) + 1", OSSE_EXPR_NUMBER);
+    NO_WARNING("form.seats == null ? 0 : form.seats * 2", OSSE_EXPR_NUMBER);
+    NO_WARNING("form.seats in [1, 2]", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("[form.seats, 1] == [null, 1]", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("form.area_sqm * 2 > 3 && form.name != ''", OSSE_EXPR_BOOLEAN);
+    NO_WARNING("form.seats", OSSE_EXPR_ANY); /* a linkage input: null is sent as null */
+    NO_WARNING("data.identity.age > 18", OSSE_EXPR_BOOLEAN); /* no declared shape */
+    NO_WARNING("(form.vip ?? false) && !(form.vip ?? false)", OSSE_EXPR_BOOLEAN);
 }
 
 static void test_static_check(void)
@@ -486,25 +638,25 @@ static void test_static_check(void)
     json_t *p = json_array();
     osse_expr_t *e = NULL;
     CHECK_EQ_INT(osse_expr_parse("form.a + form.b > 'x' * 2", 25, &e, NULL, NULL), 0);
-    CHECK_EQ_INT(osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p, NULL), OSSE_EINVAL);
     CHECK_EQ_INT(json_array_size(p), 3);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(p, 1), "column")), 10);
     /* Without an environment paths are not judged, types still are. */
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_check(e, NULL, OSSE_EXPR_BOOLEAN, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_check(e, NULL, OSSE_EXPR_BOOLEAN, p, NULL), OSSE_EINVAL);
     CHECK_EQ_INT(json_array_size(p), 1);
     osse_expr_free(e);
 
     /* compile = parse + check, syntax errors as problems too. */
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_compile("1 +", 3, &ENV, OSSE_EXPR_NUMBER, &e, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_compile("1 +", 3, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), OSSE_EINVAL);
     CHECK(e == NULL);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(p, 0), "column")), 4);
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), OSSE_EINVAL);
     CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(p, 0), "message")),
                  "unknown field form.area");
-    CHECK_EQ_INT(osse_expr_compile("form.seats * 2", 14, &ENV, OSSE_EXPR_NUMBER, &e, p), 0);
+    CHECK_EQ_INT(osse_expr_compile("form.seats * 2", 14, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), 0);
     CHECK(e != NULL);
     CHECK_EQ_STR(osse_expr_text(e), "form.seats * 2");
     osse_expr_free(e);
@@ -666,7 +818,7 @@ static void exercise(const char *s, size_t len)
     }
     parsed_ok++;
     json_t *p = json_array(), *in = json_object(), *r = NULL, *paths = json_array();
-    int crc = osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p);
+    int crc = osse_expr_check(e, &ENV, OSSE_EXPR_BOOLEAN, p, NULL);
     CHECK(crc == 0 || crc == OSSE_EINVAL);
     CHECK((crc == 0) == (json_array_size(p) == 0));
     rc = osse_expr_eval(e, root, &r, in, &err);
@@ -760,6 +912,8 @@ int main(void)
     RUN(test_runtime_errors);
     RUN(test_short_circuit_and_inputs);
     RUN(test_recheck);
+    RUN(test_nullish);
+    RUN(test_null_warnings);
     RUN(test_static_check);
     RUN(test_syntax_errors);
     RUN(test_paths_list);

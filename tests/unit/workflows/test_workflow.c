@@ -860,6 +860,16 @@ static void test_forms(void)
     expect_form(wf, "{\"name\": \"a\", \"cid\": \"000000000001\"}", false, "form.cid",
                 "13 digits");
     expect_form(wf, "{\"name\": \"a\", \"cid\": 1101700230708}", false, "form.cid", "13 digits");
+    /* White space alone is no value for a required string (issue point 11). */
+    expect_form(wf, "{\"name\": \"   \", \"cid\": \"0000000000001\"}", false, "form.name",
+                "is required (it holds only white space)");
+    expect_form(wf, "{\"name\": \" \\t\\n\\u00a0\\u3000\\u200b\", \"cid\": \"0000000000001\"}",
+                false, "form.name", "only white space");
+    expect_form(wf, "{\"name\": \" a \", \"cid\": \"0000000000001\"}", false, NULL, NULL);
+    expect_form(wf, "{\"name\": \"a\", \"code\": \"  \", \"cid\": \"0000000000001\"}", false,
+                "form.code", "pattern"); /* optional: checked as any value */
+    expect_form(wf, "{\"name\": \"  \"}", true, "form.name", "only white space");
+    expect_form(wf, "{\"name\": \"\"}", true, "form.name", "is required");
     /* partial: required fields may be missing, but what is given is checked. */
     expect_form(wf, "{\"n\": 2}", true, NULL, NULL);
     expect_form(wf, "{\"n\": 20}", true, "form.n", "at most 10");
@@ -884,6 +894,212 @@ static void test_forms(void)
     osse_wf_free(wf);
 }
 
+/* ---- publishing (osse_wf_check) ------------------------------------------ */
+
+static bool known(void *ud, const char *id)
+{
+    (void)ud;
+    return strcmp(id, "x") == 0 || strcmp(id, "th-gov") == 0;
+}
+
+static const char *taken(void *ud, const char *wf_id, const char *fixed)
+{
+    (void)ud;
+    return strcmp(wf_id, "other") != 0 && strcmp(fixed, "TAKEN-") == 0 ? "other" : NULL;
+}
+
+static const osse_wf_refs_t REFS = {known, known, taken, NULL};
+
+/* osse_wf_check on YAML text; fills problems and warnings. */
+static int check(const char *text, const osse_wf_refs_t *refs, json_t *problems,
+                 json_t *warnings)
+{
+    json_t *t = parse(text);
+    if (!t)
+        return -999;
+    osse_wf_t *wf = NULL;
+    int rc = osse_wf_check(t, refs, &wf, problems, warnings);
+    CHECK((rc == 0) == (wf != NULL));
+    osse_wf_free(wf);
+    json_decref(t);
+    return rc;
+}
+
+#define ISSUE(number) HEAD OK_STEP "  lic: {kind: issue, after: [a], number: \"" number "\"}\n"
+
+static void expect_check(const char *text, const char *path, const char *msg_part)
+{
+    json_t *d = json_array();
+    CHECK_EQ_INT(check(text, &REFS, d, NULL), OSSE_EINVAL);
+    if (!has(d, path, msg_part)) {
+        fprintf(stderr, "expected %s: %s\n", path, msg_part);
+        dump(d);
+        CHECK(!"problem not reported");
+    }
+    json_decref(d);
+}
+
+static void test_check_number_templates(void)
+{
+    json_t *d = json_array();
+    CHECK_EQ_INT(check(ISSUE("RST-{yyyy}-{seq:6}"), &REFS, d, NULL), 0);
+    CHECK_EQ_INT(check(ISSUE("RST-{bbbb}-{seq:1}"), &REFS, d, NULL), 0);
+    CHECK_EQ_INT(check(ISSUE("{seq:9}"), &REFS, d, NULL), 0);
+    CHECK_EQ_INT(json_array_size(d), 0);
+    if (json_array_size(d))
+        dump(d);
+    json_decref(d);
+    expect_check(ISSUE("FT-{seq:x}-{foo}"), "steps.lic.number",
+                 "{seq:x}: N of {seq:N} must be a digit from 1 to 9");
+    expect_check(ISSUE("FT-{seq:x}-{foo}"), "steps.lic.number",
+                 "{foo} is not a placeholder: use {yyyy}, {bbbb} or {seq:N}");
+    expect_check(ISSUE("FT-{seq:0}"), "steps.lic.number", "from 1 to 9");
+    expect_check(ISSUE("FT-{seq:10}"), "steps.lic.number", "from 1 to 9");
+    expect_check(ISSUE("FT-{yyyy}"), "steps.lic.number", "exactly one {seq:N}, not 0");
+    expect_check(ISSUE("FT-{seq:2}-{seq:3}"), "steps.lic.number", "exactly one {seq:N}, not 2");
+    expect_check(ISSUE("{yyyy}-{bbbb}-{seq:3}"), "steps.lic.number", "at most one year");
+    expect_check(ISSUE("rst-{seq:3}"), "steps.lic.number", "only A-Z, 0-9 and '-', not 'r'");
+    expect_check(ISSUE("R/{seq:3}"), "steps.lic.number", "not '/'");
+    expect_check(ISSUE("R-{seq:3"), "steps.lic.number", "'{' without its '}'");
+    expect_check(ISSUE("R-{YYYY}-{seq:3}"), "steps.lic.number", "{YYYY} is not a placeholder");
+    /* Another workflow's fixed text, the default template's included. */
+    expect_check(ISSUE("TAKEN-{seq:4}"), "steps.lic.number", "workflow other already issues");
+    json_t *t = parse(ISSUE("TAKEN-{seq:4}")), *p = json_array();
+    json_object_set_new(t, "id", json_string("other")); /* its own numbers do not count */
+    osse_wf_t *wf = NULL;
+    CHECK_EQ_INT(osse_wf_check(t, &REFS, &wf, p, NULL), 0);
+    osse_wf_free(wf);
+    json_decref(t);
+    json_decref(p);
+    char fixed[64];
+    osse_wf_number_fixed("RST-{yyyy}-{seq:6}", fixed, sizeof fixed);
+    CHECK_EQ_STR(fixed, "RST--");
+    osse_wf_number_fixed(NULL, fixed, sizeof fixed);
+    CHECK_EQ_STR(fixed, "LIC--");
+
+    /* A replay compiles what an older osse published, template and all. */
+    d = json_array();
+    CHECK_EQ_INT(compile(ISSUE("FT-{seq:x}-{foo}"), d), 0);
+    json_decref(d);
+}
+
+static void test_check_references(void)
+{
+    /* Every problem in one round: references next to the others. */
+    const char *text = "id: t\ncalendar: nope-cal\nform:\n  n: {type: strin}\nsteps:\n"
+                       "  a: {kind: task, agency: ghost, sla: P1D,"
+                       " on_breach: {escalate: phantom}}\n"
+                       "  b: {kind: task, agency: x, after: [zz]}\n";
+    json_t *d = json_array();
+    CHECK_EQ_INT(check(text, &REFS, d, NULL), OSSE_EINVAL);
+    CHECK(has(d, "form.n.type", "must be one of"));
+    CHECK(has(d, "steps.b.after[0]", "unknown step"));
+    CHECK(has(d, "calendar", "unknown calendar nope-cal"));
+    CHECK(has(d, "steps.a.agency", "unknown agency ghost"));
+    CHECK(has(d, "steps.a.on_breach.escalate", "unknown agency phantom"));
+    CHECK_EQ_INT(json_array_size(d), 5);
+    json_decref(d);
+    /* Without a lookup, references are not checked at all. */
+    d = json_array();
+    CHECK_EQ_INT(check("id: t\ncalendar: nope\nsteps:\n  a: {kind: task, agency: ghost}\n", NULL,
+                       d, NULL),
+                 0);
+    json_decref(d);
+    /* A working-time SLA needs the calendar (a rule of the definition: the
+     * replay's compile has it too). */
+    d = json_array();
+    CHECK_EQ_INT(compile(HEAD "  a: {kind: task, agency: x, sla: 2 working days}\n", d),
+                 OSSE_EINVAL);
+    CHECK(has(d, "steps.a.sla", "working time needs the workflow's calendar"));
+    json_decref(d);
+    d = json_array();
+    CHECK_EQ_INT(check("id: t\ncalendar: th-gov\nsteps:\n"
+                       "  a: {kind: task, agency: x, sla: 2 working days}\n",
+                       &REFS, d, NULL),
+                 0);
+    json_decref(d);
+}
+
+static void test_check_warnings(void)
+{
+    const char *text = "id: t\nform:\n  seats: {type: integer}\n  area: {type: number, "
+                       "required: true}\nsteps:\n"
+                       "  a: {kind: task, agency: x, auto_approve: form.area < 50}\n"
+                       "  fee: {kind: payment, after: [a], amount: 500 + 2 * form.seats}\n";
+    json_t *d = json_array(), *w = json_array();
+    CHECK_EQ_INT(check(text, &REFS, d, w), 0);
+    CHECK_EQ_INT(json_array_size(w), 1);
+    CHECK(has(w, "steps.fee.amount", "column 11: form.seats may be null"));
+    json_decref(w);
+    /* Warnings come with problems too, and never from a replay's compile. */
+    w = json_array();
+    CHECK_EQ_INT(check("id: t\nform:\n  vip: {type: boolean}\nsteps:\n"
+                       "  a: {kind: task, agency: ghost, when: form.vip}\n",
+                       &REFS, d, w),
+                 OSSE_EINVAL);
+    CHECK(has(w, "steps.a.when", "(form.vip ?? false)"));
+    json_decref(w);
+    w = json_array();
+    CHECK_EQ_INT(check(HEAD "  a: {kind: task, agency: x}\n"
+                            "  fee: {kind: payment, after: [a], amount: 500 + 2 * (form.s ?? 0)}\n",
+                       &REFS, d, w),
+                 OSSE_EINVAL); /* form.s does not exist */
+    CHECK_EQ_INT(json_array_size(w), 0);
+    json_decref(w);
+    json_decref(d);
+}
+
+static void test_positions(void)
+{
+    const char *text = "# a comment\n"
+                       "id: t\n"
+                       "form:\n"
+                       "  seats: {type: strin}\n"
+                       "steps:\n"
+                       "  a:\n"
+                       "    kind: task\n"
+                       "    after: [b, zz]\n"
+                       "  b: {kind: task, agency: x}\n";
+    json_t *t = NULL, *pos = NULL;
+    osse_err_t err = {0};
+    CHECK_EQ_INT(osse_wf_parse_text_pos(text, strlen(text), &t, &pos, &err), 0);
+    int line = 0, col = 0;
+    osse_wf_position(pos, "id", &line, &col);
+    CHECK_EQ_INT(line, 2);
+    CHECK_EQ_INT(col, 5);
+    osse_wf_position(pos, "form.seats.type", &line, &col);
+    CHECK_EQ_INT(line, 4);
+    CHECK_EQ_INT(col, 17);
+    osse_wf_position(pos, "steps.a", &line, &col); /* a mapping: its key */
+    CHECK_EQ_INT(line, 6);
+    CHECK_EQ_INT(col, 3);
+    osse_wf_position(pos, "steps.a.after[1]", &line, &col);
+    CHECK_EQ_INT(line, 8);
+    CHECK_EQ_INT(col, 16);
+    osse_wf_position(pos, "steps.a.agency", &line, &col); /* missing: its step */
+    CHECK_EQ_INT(line, 6);
+    CHECK_EQ_INT(col, 3);
+    osse_wf_position(pos, "", &line, &col);
+    CHECK_EQ_INT(line, 1);
+    CHECK_EQ_INT(col, 1);
+    /* The same tree as without positions. */
+    json_t *t2 = parse(text);
+    CHECK(json_equal(t, t2));
+    json_decref(t2);
+    json_decref(t);
+    json_decref(pos);
+    /* JSON text has positions too; a syntax error has none. */
+    const char *js = "{\"id\": \"t\",\n \"steps\": {\"a\": {\"kind\": 5}}}";
+    CHECK_EQ_INT(osse_wf_parse_text_pos(js, strlen(js), &t, &pos, &err), 0);
+    osse_wf_position(pos, "steps.a.kind", &line, &col);
+    CHECK_EQ_INT(line, 2);
+    CHECK_EQ_INT(col, 26);
+    json_decref(t);
+    json_decref(pos);
+    CHECK_EQ_INT(osse_wf_parse_text_pos("id: [", 5, &t, &pos, &err), OSSE_EPARSE);
+    CHECK(t == NULL && pos == NULL);
+}
+
 int main(void)
 {
     RUN(test_parse_yaml_equals_json);
@@ -901,5 +1117,9 @@ int main(void)
     RUN(test_duration_add);
     RUN(test_citizen_id);
     RUN(test_forms);
+    RUN(test_check_number_templates);
+    RUN(test_check_references);
+    RUN(test_check_warnings);
+    RUN(test_positions);
     return TEST_EXIT();
 }
