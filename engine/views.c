@@ -6,6 +6,7 @@
  * already there when the first page was read. */
 #include "engine/internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +138,16 @@ int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, 
 
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f)
 {
-    osse_request_t *r = osse_map_get(&e->codes, code);
+    /* Codes are made of upper-case letters and digits only (commands.c), so
+     * matching without regard to case is matching the upper-cased code. */
+    char key[sizeof ((osse_request_t *)0)->tracking_code];
+    size_t n = strlen(code);
+    osse_request_t *r = NULL;
+    if (n < sizeof key) {
+        for (size_t i = 0; i <= n; i++)
+            key[i] = (char)toupper((unsigned char)code[i]);
+        r = osse_map_get(&e->codes, key);
+    }
     if (!r)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request with this tracking code");
     *out = osse__request_view(e, r, true);
