@@ -99,10 +99,14 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
                           osse__rstatus_name(r->status), "version", (int)r->version,
                           "submitted_at", osse__time_json(r->submitted_at), "tracking_code",
                           r->tracking_code);
-    if (public_view)
+    /* Reasons are shown only to those who may read the request: a
+     * person's reason is free text that may name someone (SPEC §4, §8). */
+    if (public_view) {
         json_object_del(o, "id");
-    else
+    } else {
+        json_object_set_new(o, "reason", r->reason ? json_string(r->reason) : json_null());
         json_object_set(o, "form", r->form);
+    }
     json_object_set_new(o, "steps", steps);
     int64_t due = 0;
     bool any = false, paid = true;
@@ -252,6 +256,19 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
     return 0;
 }
 
+/* `version` is the request's: any version from the one the agency read up
+ * to this one is a fresh expected_version for this step, as long as nothing
+ * changed the step or the form since (commands.c). */
+json_t *osse__task_entry(const osse_request_t *r, size_t i)
+{
+    const osse_step_t *s = &r->steps[i];
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i}", "request_id", r->id, "step",
+                     r->wf->steps[i].name, "workflow", r->wfe->id, "state",
+                     osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
+                     "due_at", osse__time_json(s->due_at), "sla", s->sla_state, "version",
+                     (int)r->version);
+}
+
 typedef struct {
     int64_t k1, k2; /* due (or INT64_MAX), opened */
     uint32_t req;
@@ -321,15 +338,8 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
     }
     qsort(keys, n, sizeof *keys, cmp_task);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n && i < limit; i++) {
-        const osse_request_t *r = e->reqs[keys[i].req];
-        const osse_step_t *s = &r->steps[keys[i].step];
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s}", "request_id", r->id, "step",
-                           r->wf->steps[keys[i].step].name, "workflow", r->wfe->id, "state",
-                           osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
-                           "due_at", osse__time_json(s->due_at), "sla", s->sla_state));
-    }
+    for (size_t i = 0; i < n && i < limit; i++)
+        json_array_append_new(arr, osse__task_entry(e->reqs[keys[i].req], keys[i].step));
     json_t *next = json_null();
     if (n > limit) {
         char c[96];
