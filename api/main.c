@@ -27,7 +27,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage:\n"
-                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock]\n"
+                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock[=TIME]]\n"
                     "  osse validate FILE\n"
                     "  osse replay (--data DIR | FILE [--key KEY]) [--recheck]\n"
                     "  osse export --data DIR [--from SEQ] [--to SEQ] > FILE\n"
@@ -252,6 +252,7 @@ static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
     bool test_clock = false, without_tree = false;
+    int64_t clock_start = 0;
     long long hook_base = 0, hook_span = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
@@ -262,6 +263,14 @@ static int cmd_serve(int argc, char **argv)
             wfdir = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
+        else if (strncmp(argv[i], "--test-clock=", 13) == 0) {
+            test_clock = true;
+            if (osse_time_parse(argv[i] + 13, &clock_start)) {
+                fprintf(stderr, "osse: --test-clock=TIME wants an RFC 3339 time such as "
+                                "2030-01-07T09:00:00+07:00\n");
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--bench-without-tree") == 0)
             without_tree = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
@@ -289,6 +298,7 @@ static int cmd_serve(int argc, char **argv)
     osse_err_t err = {0};
     osse_engine_opts_t opts = {.data_dir = data,
                                .test_clock = test_clock,
+                               .test_clock_start = clock_start,
                                .bench_without_tree = without_tree,
                                .hook_retry_base_ms = hook_base,
                                .hook_retry_span_ms = hook_span};

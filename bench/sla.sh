@@ -62,9 +62,11 @@ fi
 # Starts osse on $TMP/osse (output in $TMP/osse.NAME.*) and sets OPID, OPORT,
 # URL. Not in a subshell, so that PIDS reaches the cleanup. Waits up to
 # $TIMEOUT seconds: a restart over a million requests takes a while.
+# The clock starts at a fixed instant (a Monday), never at today's date.
+START='2030-12-02T09:00:00+07:00'
 start_osse() {
     local name=$1 i
-    "${LINEBUF[@]}" "$BUILD/osse" serve --data "$TMP/osse" --listen 127.0.0.1:0 --test-clock \
+    "${LINEBUF[@]}" "$BUILD/osse" serve --data "$TMP/osse" --listen 127.0.0.1:0 --test-clock="$START" \
         >"$TMP/osse.$name.out" 2>"$TMP/osse.$name.err" &
     OPID=$!
     PIDS+=("$OPID")
@@ -114,7 +116,6 @@ metric_sum() { # name -> sum over all its labelled samples
 
 # Far ahead of the real clock, so that a restart (whose clock starts at the
 # later of the real time and the last event's) finds nothing due yet.
-START='2030-12-02T09:00:00+07:00'
 api POST /v1/test/clock "{\"now\":\"$START\"}" >/dev/null
 api PUT /v1/agencies/a '{"name":"SLA bench agency"}' >/dev/null
 api POST /v1/workflows '{

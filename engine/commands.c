@@ -908,10 +908,15 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
     } else {
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "give exactly one of advance, now");
     }
-    if (to < e->clock)
-        return osse__fail(f, OSSE_ECONFLICT, "conflict", "the clock does not go back");
+    if (to < e->clock) {
+        char t[OSSE_TIME_LEN];
+        return osse__fail(f, OSSE_ECONFLICT, "clock_backwards",
+                          "the clock does not go back: it stands at %s",
+                          osse_time_fmt(e->clock, t));
+    }
     osse__timers_fire(e, to, true);
     e->clock = to;
+    osse__test_clock_store(e);
     *out = json_pack("{s:o}", "now", osse__time_json(e->clock));
     return 0;
 }

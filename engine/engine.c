@@ -209,8 +209,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
 
 static void release_holds(osse_engine_t *e)
 {
-    uint64_t durable = osse_log_durable_seq(e->log);
-    while (e->hhead < e->nholds && e->holds[e->hhead].seq <= durable) {
+    while (e->hhead < e->nholds && e->holds[e->hhead].commit <= e->commits_done) {
         osse_hold_t h = e->holds[e->hhead++];
         h.cb(h.ud);
     }
@@ -230,6 +229,7 @@ static void on_commit(void *ud, int status)
         if (e->hcommit == e->ncommit)
             e->hcommit = e->ncommit = 0;
     }
+    e->commits_done++;
     release_holds(e);
 }
 
@@ -248,6 +248,7 @@ static void commit_current(osse_engine_t *e)
     e->inflight[e->ncommit].t0 = uv_hrtime();
     osse__audit_batch(e, &e->inflight[e->ncommit].size, e->inflight[e->ncommit].root);
     e->ncommit++;
+    e->commits_sent++;
     osse_log_commit(e->log, b, on_commit, e);
 }
 
@@ -268,8 +269,10 @@ static void on_check(uv_check_t *h)
 
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
 {
-    uint64_t need = osse_log_last_seq(e->log);
-    if (need <= osse_log_durable_seq(e->log) && !e->batch && e->hhead == e->nholds) {
+    /* Every event and side record so far is in the current batch or in one
+     * already handed to the log; batches complete in order. */
+    uint64_t need = e->commits_sent + (e->batch ? 1 : 0);
+    if (need <= e->commits_done && e->hhead == e->nholds) {
         cb(ud);
         return;
     }
@@ -282,8 +285,7 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
         e->chold = nc;
     }
     e->holds[e->nholds++] = (osse_hold_t){need, cb, ud};
-    /* Side records (idempotency) without events still need a write. */
-    if (!e->batch && need <= osse_log_durable_seq(e->log))
+    if (need <= e->commits_done)
         release_holds(e);
 }
 
@@ -293,7 +295,7 @@ int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *
                             int *status, char **body)
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
-    if (!it || it->at + IDEM_TTL_MS < osse_time_real_ms())
+    if (!it || it->at + IDEM_TTL_MS < osse_engine_now(e))
         return 0;
     if (strcmp(it->body_hash, body_hash) != 0)
         return -1;
@@ -322,7 +324,7 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
 void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
                                int status, const char *body)
 {
-    int64_t now = osse_time_real_ms();
+    int64_t now = osse_engine_now(e);
     idem_store(e, key_hash, body_hash, status, body, now);
     json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,
                             "r", body);
@@ -350,7 +352,7 @@ static int load_idem(void *ud, const void *key, size_t klen, const void *val, si
     int s;
     json_int_t at;
     if (rec && json_unpack(rec, "{s:s,s:i,s:I,s:s}", "b", &b, "s", &s, "at", &at, "r", &r) == 0 &&
-        at + IDEM_TTL_MS >= osse_time_real_ms())
+        (e->test_clock || at + IDEM_TTL_MS >= osse_time_real_ms()))
         idem_store(e, k, b, s, r, at);
     json_decref(rec);
     return 0;
@@ -465,6 +467,44 @@ static int write_token_file(const char *dir, const char *token, osse_err_t *err)
     return rc;
 }
 
+/* --- the test clock (SPEC §10) --- */
+
+#define TEST_CLOCK_KEY "testclock"
+
+/* The test clock's position is a side record, so that it survives a restart
+ * even when an advance fired nothing. It resumes at the latest of --test-clock
+ * TIME, where it stood, and the last event's time (it never runs behind the
+ * log); without TIME on a new folder it starts at the real time. */
+static void test_clock_resume(osse_engine_t *e, int64_t start)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    int64_t stood = 0;
+    if (osse_log_kv_get(e->log, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), &val, &vlen, NULL) == 0 &&
+        vlen > 0 && vlen < 24) {
+        char txt[24];
+        memcpy(txt, val, vlen);
+        txt[vlen] = '\0';
+        stood = strtoll(txt, NULL, 10);
+    }
+    free(val);
+    int64_t c = start ? start : stood ? stood : osse_time_real_ms();
+    if (stood > c)
+        c = stood;
+    if (e->last_at > c)
+        c = e->last_at;
+    e->clock = c;
+}
+
+void osse__test_clock_store(osse_engine_t *e)
+{
+    char txt[24];
+    int n = snprintf(txt, sizeof txt, "%lld", (long long)e->clock);
+    osse__batch_need(e);
+    if (osse_batch_put(e->batch, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), txt, (size_t)n))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
 static void on_first_commit(void *ud, int status)
 {
     *(int *)ud = status ? status : 1;
@@ -546,15 +586,16 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     osse__audit_started(e);
     if ((rc = osse__notify_open(e, opts, err)))
         goto fail;
-    /* A test clock never runs behind the log. */
-    if (e->test_clock && e->last_at > e->clock)
-        e->clock = e->last_at;
+    if (e->test_clock)
+        test_clock_resume(e, opts->test_clock_start);
     if (osse__timers_start(e)) {
         rc = osse_err_set(err, OSSE_EIO, "cannot start the deadline timer");
         goto fail;
     }
     /* What fell due while the process was down fires now, once. */
     osse__timers_fire(e, osse_engine_now(e), e->test_clock);
+    if (e->test_clock)
+        osse__test_clock_store(e);
     if ((rc = osse__linkage_start(e))) {
         osse_err_set(err, rc, "cannot start the linkage lookups");
         goto fail;

@@ -185,7 +185,7 @@ typedef struct osse_timer_s {
 } osse_timer_t;
 
 typedef struct osse_hold_s {
-    uint64_t seq;
+    uint64_t commit; /* released once this many batches are durable */
     osse_hold_cb cb;
     void *ud;
 } osse_hold_t;
@@ -240,9 +240,13 @@ struct osse_engine_s {
     size_t ncommit, ccommit, hcommit;
     osse_hist_t append_latency;
 
-    /* Answers waiting for durability, in seq order. */
+    /* Answers waiting for durability, in commit order. A hold waits for the
+     * batch that is being filled when it is taken (or the last one handed to
+     * the log), not for a seq: a batch of side records only (a remembered
+     * answer, the test clock's position) must be durable too. */
     osse_hold_t *holds;
     size_t nholds, hhead, chold;
+    uint64_t commits_sent, commits_done;
     uv_idle_t kick;
 
     /* Audit (audit.c): the Merkle tree of the log, the key that signs its
@@ -364,6 +368,8 @@ void osse__audit_close(osse_engine_t *e);
 bool osse__id_ok(const char *s);
 bool osse__url_ok(const char *s);
 
+/* Records the test clock's position in the current batch (SPEC §10). */
+void osse__test_clock_store(osse_engine_t *e);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);
 

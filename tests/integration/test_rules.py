@@ -58,7 +58,7 @@ class RulesCase(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(extra_args=["--test-clock"]).start()
+        cls.server = Server(extra_args=["--test-clock=2030-01-07T09:00:00+07:00"]).start()
 
     def setUp(self):
         self.w = self.world()

@@ -1,8 +1,9 @@
 """test_sla.py: deadlines in working time over real HTTP, with --test-clock
 (SPEC §2 sla/warn_at/on_breach, §3 calendars, §5 Sla* events, §10).
 
-Each test starts its own `osse serve --test-clock` on a fresh data directory
-and first puts the clock at Tuesday 2026-12-01 09:00 +07:00; the clock only
+Each test starts its own `osse serve --test-clock=2026-12-01T09:00:00+07:00`
+on a fresh data directory, so that the clock starts on Tuesday 2026-12-01
+09:00 +07:00 whatever today's date is; the clock only
 moves forward inside a test. Every expected instant below is computed by hand
 on the calendar th-gov of osse_harness.TH_GOV: Monday to Friday 08:30-16:30
 +07:00 (08:30 = 01:30Z, 16:30 = 09:30Z), holidays Mon 2026-12-07, Thu
@@ -40,13 +41,15 @@ import datetime as dt
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (FORM_FIELDS, TH_GOV, Server, World, good_form,  # noqa: E402
+from osse_harness import (FORM_FIELDS, OSSE_BIN, TH_GOV, Server, World, good_form,  # noqa: E402
                           log_events, main, step_of, uniq)
 
 LOCAL = dt.timezone(dt.timedelta(hours=7))
@@ -80,7 +83,10 @@ class ClockCase(unittest.TestCase):
         self.w = World(self.server)
 
     def start_server(self, data_dir=None):
-        return Server(data_dir=data_dir, extra_args=["--test-clock"]).start()
+        # The clock starts at a fixed instant of this file's own, never at
+        # today's date (a suite that passes today must pass in three years).
+        return Server(data_dir=data_dir,
+                      extra_args=["--test-clock=%s:00+07:00" % self.START]).start()
 
     def tearDown(self):
         srv = self.server
@@ -880,6 +886,7 @@ class TestClockRoute(ClockCase):
                          "advance PT26H from Tue 09:00: expected 200 {now: Wed 11:00}, got %r" % r)
         r = self.plat.post("/v1/test/clock", {"now": "2026-12-02T10:59:59+07:00"})
         self.assertEqual(r.status, 409, "clock back by 1 s: expected 409, got %r" % r)
+        self.assertEqual(r.json["error"]["code"], "clock_backwards", r)
         r = self.plat.post("/v1/test/clock", {"now": "2026-12-02T04:00:00Z"})
         self.assertEqual((r.status, r.json), (200, {"now": Z("2026-12-02T11:00")}),
                          "now = the current time: expected 200, got %r" % r)
@@ -895,6 +902,77 @@ class TestClockRoute(ClockCase):
         r = self.plat.post("/v1/test/clock", {"advance": "PT1H"})
         self.assertEqual(r.json, {"now": Z("2026-12-02T12:00")},
                          "after the refused calls the clock only moved by PT1H: %r" % r)
+
+    def assertClock(self, client, z, what):
+        """The clock stands exactly at z (RFC 3339 Z with ms): a millisecond
+        earlier is 409 clock_backwards, z itself is 200 and moves nothing."""
+        t = dt.datetime.strptime(z, "%Y-%m-%dT%H:%M:%S.%fZ") - dt.timedelta(milliseconds=1)
+        r = client.post("/v1/test/clock", {"now": t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})
+        self.assertEqual((r.status, (r.json.get("error") or {}).get("code")),
+                         (409, "clock_backwards"), "%s: expected the clock past %s, got %r"
+                         % (what, t, r))
+        r = client.post("/v1/test/clock", {"now": z})
+        self.assertEqual((r.status, r.json), (200, {"now": z}),
+                         "%s: expected the clock at %s, got %r" % (what, z, r))
+
+    def test_starts_at_time_and_keeps_its_position(self):
+        """--test-clock=TIME starts the clock at TIME (not at today's date);
+        an advance that fires nothing is still kept across a SIGKILL and a
+        SIGTERM; a restart with the same TIME resumes where the clock stood;
+        a later TIME moves it forward; an earlier one does not move it back."""
+        self.assertClock(self.plat, Z(self.START), "--test-clock=%s" % self.START)
+        evs = self.plat.get("/v1/log?after=0&limit=1").json["events"]
+        self.assertEqual(evs[0]["at"], Z(self.START),
+                         "the first event of a new folder is stamped with TIME: %r" % evs[0])
+        r = self.plat.post("/v1/test/clock", {"advance": "PT5H"})  # fires nothing
+        self.assertEqual(r.json, {"now": Z("2026-12-01T14:00")}, r)
+        for how in ("kill", "term"):
+            self.restart(how)
+            self.assertClock(self.plat, Z("2026-12-01T14:00"),
+                             "after %s and a restart with --test-clock=%s" % (how, self.START))
+        data = self.server.data_dir
+        self.server.own_dir = False
+        self.assertEqual(self.server.stop(), 0)
+        later = Server(data_dir=data, extra_args=["--test-clock=2029-06-04T09:00:00+07:00"])
+        try:
+            for i in range(2):
+                later.start()
+                self.assertClock(later.client(later.admin_token()), "2029-06-04T02:00:00.000Z",
+                                 "a later TIME moves the clock forward (start %d)" % (i + 1))
+                self.assertEqual(later.stop(), 0)
+        finally:
+            later.stop()
+        self.server = self.start_server(data_dir=data)  # the file's earlier TIME
+        self.server.own_dir = True
+        self.plat = self.server.client(self.server.admin_token())
+        self.assertClock(self.plat, "2029-06-04T02:00:00.000Z",
+                         "an earlier TIME never moves the clock back")
+
+    def test_idempotency_expires_on_the_test_clock(self):
+        """An Idempotency-Key is remembered for 24 hours of the engine's clock
+        (SPEC §10: the test clock governs the 24-hour expiries)."""
+        wid = self.w.workflow()
+        body = json.dumps({"workflow": wid, "form": good_form()})
+        key = {"Idempotency-Key": uniq("key")}
+        r1 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual(r1.status, 201, r1)
+        self.plat.post("/v1/test/clock", {"advance": "PT23H59M"})
+        r2 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual((r2.status, r2.json.get("id")), (201, r1.json["id"]),
+                         "within 24 h the key answers the first answer: %r" % r2)
+        self.plat.post("/v1/test/clock", {"advance": "PT2M"})
+        r3 = self.w.portal.post("/v1/requests", raw=body, headers=key)
+        self.assertEqual(r3.status, 201, r3)
+        self.assertNotEqual(r3.json["id"], r1.json["id"],
+                            "after 24 h of the test clock the key is forgotten: %r" % r3)
+
+    def test_bad_time_is_a_usage_error(self):
+        """--test-clock=TIME with something that is not RFC 3339 exits 2."""
+        p = subprocess.run([OSSE_BIN, "serve", "--data", tempfile.mkdtemp(prefix="osse-it-"),
+                            "--listen", "127.0.0.1:0", "--test-clock=tomorrow"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"RFC 3339", p.stderr)
 
     def test_no_route_without_flag(self):
         """Without --test-clock, /v1/test/clock does not exist (404)."""
