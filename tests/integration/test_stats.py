@@ -1,7 +1,7 @@
 """test_stats.py: GET /v1/stats tells the truth (SPEC §10).
 
-One `osse serve --test-clock` per test, the clock at Monday 2030-01-07
-09:00 +07:00 (02:00Z) on th-gov (Monday to Friday 08:30-16:30 +07:00, no
+One `osse serve --test-clock=TIME` per test, the clock starting at Monday
+2030-01-07 09:00 +07:00 (02:00Z) on th-gov (Monday to Friday 08:30-16:30 +07:00, no
 holiday in January 2030). Every request is submitted at that instant; each
 task has an SLA of 1 working day, due Tuesday 09:00 +07:00 (02:00Z).
 
@@ -49,9 +49,9 @@ ZERO = {"open": 0, "overdue": 0, "decided_by_person": 0, "decided_within_sla": 0
 class TestStats(unittest.TestCase):
 
     def setUp(self):
-        self.server = Server(extra_args=["--test-clock"]).start()
+        # The clock starts at a fixed instant, never at today's date.
+        self.server = Server(extra_args=["--test-clock=" + START]).start()
         self.plat = self.server.client(self.server.admin_token())
-        self.clock({"now": START})
         self.w = World(self.server)
         self.scenario()
 

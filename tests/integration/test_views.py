@@ -2,9 +2,9 @@
 (SPEC §4: the tracking view's `reason`s, the inbox's `version`, the
 `expected_version` rule, tracking by code without regard to case).
 
-Each test starts its own `osse serve --test-clock` on a fresh data folder,
-the clock at Monday 2030-01-07 09:00 +07:00 (a working morning on th-gov);
-it only moves forward inside a test.
+Each test starts its own `osse serve --test-clock=TIME` on a fresh data
+folder, the clock starting at Monday 2030-01-07 09:00 +07:00 (a working
+morning on th-gov); it only moves forward inside a test.
 
 What is checked:
 - reasons: a request's `reason` says why it was rejected (an agency's words,
@@ -73,10 +73,9 @@ class Registry:
 class ViewCase(unittest.TestCase):
 
     def setUp(self):
-        self.server = Server(extra_args=["--test-clock"]).start()
+        # The clock starts at a fixed instant, never at today's date.
+        self.server = Server(extra_args=["--test-clock=" + START]).start()
         self.plat = self.server.client(self.server.admin_token())
-        r = self.plat.post("/v1/test/clock", {"now": START})
-        self.assertEqual(r.status, 200, "POST /v1/test/clock now=%s: %r" % (START, r))
         self.w = World(self.server)
 
     def tearDown(self):
