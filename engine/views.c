@@ -596,7 +596,8 @@ static double *medians(stats_t *st)
         osse__panic(__FILE__, __LINE__, "out of memory");
     for (size_t i = 0; i < st->nrows * per; i++)
         med[i] = -1;
-    qsort(st->times, st->ntimes, sizeof *st->times, cmp_time);
+    if (st->ntimes) /* qsort wants a non-null base, also for nothing */
+        qsort(st->times, st->ntimes, sizeof *st->times, cmp_time);
     for (size_t i = 0; i < st->ntimes;) {
         size_t j = i;
         while (j < st->ntimes && st->times[j].row == st->times[i].row &&

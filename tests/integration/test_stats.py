@@ -26,69 +26,49 @@ parameters are 422.
 Python standard library only.
 """
 
-import json
 import os
 import re
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (FORM_FIELDS, Server, World, assert_error, good_form,  # noqa: E402
-                          main, uniq)
-
-START = "2030-01-07T09:00:00+07:00"
+from osse_harness import assert_error, good_form, main  # noqa: E402
+from test_sla import ClockCase  # noqa: E402
 KEYS = {"agency", "workflow", "open", "overdue", "decided_by_person", "decided_within_sla",
         "share_within_sla", "auto_approved", "deemed_approved", "escalated_away", "breaches",
         "median_decision_working_hours"}
+# B's one decision of e1: 2 working hours after the escalation, within its SLA.
+B_DECIDED = {"decided_by_person": 1, "decided_within_sla": 1, "share_within_sla": 1.0,
+             "median_decision_working_hours": 2.0}
 ZERO = {"open": 0, "overdue": 0, "decided_by_person": 0, "decided_within_sla": 0,
         "share_within_sla": None, "auto_approved": 0, "deemed_approved": 0,
         "escalated_away": 0, "breaches": 0, "median_decision_working_hours": None}
 
 
-class TestStats(unittest.TestCase):
+class TestStats(ClockCase):
+    """test_sla's case (a fresh server per test, its clock starting at START,
+    a World on it), at a Monday of this file's own, with the scenario above."""
+
+    START = "2030-01-07T09:00"
 
     def setUp(self):
-        # The clock starts at a fixed instant, never at today's date.
-        self.server = Server(extra_args=["--test-clock=" + START]).start()
-        self.plat = self.server.client(self.server.admin_token())
-        self.w = World(self.server)
+        super().setUp()
         self.scenario()
 
-    def tearDown(self):
-        srv = self.server
-        rc = srv.stop() if srv.alive() else "died"
-        if rc != 0:
-            srv.own_dir = False
-        srv.cleanup()
-        self.assertEqual(rc, 0, "osse did not stop cleanly:\n%s" % srv.stderr_tail(60))
-
-    def clock(self, body):
-        r = self.plat.post("/v1/test/clock", body)
-        self.assertEqual(r.status, 200, "POST /v1/test/clock %s: %r" % (body, r))
-
     def at(self, local):
-        self.clock({"now": local + ":00+07:00"})
-
-    def publish(self, step):
-        wid = uniq("wf")
-        d = {"id": wid, "title": "Stats " + wid, "calendar": "th-gov",
-             "form": json.loads(json.dumps(FORM_FIELDS)), "steps": {"t": step}}
-        r = self.plat.post("/v1/workflows", d)
-        self.assertEqual(r.status, 201, r)
-        return wid
+        self.clock_to(local)
 
     def scenario(self):
         w = self.w
         A, B = w.A, w.B
         day = "1 working day"
-        self.wf1 = self.publish({"kind": "task", "agency": A, "sla": day})
-        self.wf2 = self.publish({"kind": "task", "agency": A, "sla": day,
-                                 "auto_approve": "form.area_sqm <= 50"})
-        self.wf3 = self.publish({"kind": "task", "agency": A, "sla": day,
-                                 "on_breach": "approve"})
-        self.wf4 = self.publish({"kind": "task", "agency": A, "sla": day,
-                                 "on_breach": {"escalate": B}})
+        self.wf1 = self.publish({"t": {"kind": "task", "agency": A, "sla": day}})
+        self.wf2 = self.publish({"t": {"kind": "task", "agency": A, "sla": day,
+                                       "auto_approve": "form.area_sqm <= 50"}})
+        self.wf3 = self.publish({"t": {"kind": "task", "agency": A, "sla": day,
+                                       "on_breach": "approve"}})
+        self.wf4 = self.publish({"t": {"kind": "task", "agency": A, "sla": day,
+                                       "on_breach": {"escalate": B}}})
         big = good_form(area_sqm=120)
         r = [w.submit(self.wf1, form=big)["id"] for _ in range(4)]
         w.submit(self.wf2, form=good_form(area_sqm=30))
@@ -129,6 +109,20 @@ class TestStats(unittest.TestCase):
                 got[k] = expect[k]
         self.assertEqual(got, expect, "%s: row (%s, %s)" % (why, agency, wid))
 
+    def assertMonday(self, rows, why):
+        """Monday: two decisions (median of 2 and 4 working hours), the
+        automatic approval, everything else open and not yet breached; B
+        has had no task yet."""
+        A = self.w.A
+        self.assertRow(rows, A, self.wf1, why, open=2, decided_by_person=2,
+                       decided_within_sla=2, share_within_sla=1.0,
+                       median_decision_working_hours=3.0)
+        self.assertRow(rows, A, self.wf2, why, auto_approved=1)
+        self.assertRow(rows, A, self.wf3, why, open=1)
+        self.assertRow(rows, A, self.wf4, why, open=2)
+        self.assertEqual(set(rows), {(A, self.wf1), (A, self.wf2), (A, self.wf3), (A, self.wf4)},
+                         why)
+
     def test_whole_range(self):
         w = self.w
         A, B = w.A, w.B
@@ -143,25 +137,17 @@ class TestStats(unittest.TestCase):
         self.assertRow(rows, A, self.wf2, "automatic approval", auto_approved=1)
         self.assertRow(rows, A, self.wf3, "deemed approval", deemed_approved=1, breaches=1)
         self.assertRow(rows, A, self.wf4, "escalated away", escalated_away=2, breaches=2)
-        self.assertRow(rows, B, self.wf4, "escalated to", open=1, overdue=1,
-                       decided_by_person=1, decided_within_sla=1, share_within_sla=1.0,
-                       breaches=1, median_decision_working_hours=2.0)
+        self.assertRow(rows, B, self.wf4, "escalated to", open=1, overdue=1, breaches=1,
+                       **B_DECIDED)
         self.assertEqual(self.stats(client=self.plat)["rows"], out["rows"])
         r = w.portal.get("/v1/stats")
         self.assertEqual(r.status, 403, r)
 
     def test_from_and_to(self):
         A, B = self.w.A, self.w.B
-        # Up to Tuesday 00:00Z: Monday's two decisions (median of 2 and 4),
-        # everything else still open and not yet breached.
+        # Up to Tuesday 00:00Z.
         rows = self.rows(self.stats("?to=2030-01-08T00:00:00Z")["rows"])
-        self.assertRow(rows, A, self.wf1, "to", open=2, decided_by_person=2,
-                       decided_within_sla=2, share_within_sla=1.0,
-                       median_decision_working_hours=3.0)
-        self.assertRow(rows, A, self.wf2, "to", auto_approved=1)
-        self.assertRow(rows, A, self.wf3, "to", open=1)
-        self.assertRow(rows, A, self.wf4, "to", open=2)
-        self.assertNotIn((B, self.wf4), rows, "B had no task before Tuesday")
+        self.assertMonday(rows, "to Tuesday")
         # The same instant with an offset (its `+` sent unencoded, as
         # browsers do not), and as a date.
         for q in ("?to=2030-01-08T07:00:00%2B07:00", "?to=2030-01-08T07:00:00+07:00",
@@ -173,14 +159,10 @@ class TestStats(unittest.TestCase):
                        share_within_sla=0.0, breaches=2, median_decision_working_hours=9.0)
         self.assertRow(rows, A, self.wf2, "from")
         self.assertRow(rows, A, self.wf3, "from", deemed_approved=1, breaches=1)
-        self.assertRow(rows, B, self.wf4, "from", open=1, overdue=1, decided_by_person=1,
-                       decided_within_sla=1, share_within_sla=1.0, breaches=1,
-                       median_decision_working_hours=2.0)
+        self.assertRow(rows, B, self.wf4, "from", open=1, overdue=1, breaches=1, **B_DECIDED)
         # Tuesday only.
         rows = self.rows(self.stats("?from=2030-01-08&to=2030-01-09")["rows"])
-        self.assertRow(rows, B, self.wf4, "Tuesday", open=1, decided_by_person=1,
-                       decided_within_sla=1, share_within_sla=1.0,
-                       median_decision_working_hours=2.0)
+        self.assertRow(rows, B, self.wf4, "Tuesday", open=1, **B_DECIDED)
         self.assertRow(rows, A, self.wf4, "Tuesday", escalated_away=2, breaches=2)
 
     def test_buckets_by_day(self):
@@ -190,20 +172,12 @@ class TestStats(unittest.TestCase):
                          ["2030-01-07T00:00:00.000Z", "2030-01-08T00:00:00.000Z",
                           "2030-01-09T00:00:00.000Z"], out["buckets"])
         mon, tue, wed = [self.rows(b["rows"]) for b in out["buckets"]]
-        self.assertRow(mon, A, self.wf1, "Monday", open=2, decided_by_person=2,
-                       decided_within_sla=2, share_within_sla=1.0,
-                       median_decision_working_hours=3.0)
-        self.assertRow(mon, A, self.wf2, "Monday", auto_approved=1)
-        self.assertRow(mon, A, self.wf3, "Monday", open=1)
-        self.assertRow(mon, A, self.wf4, "Monday", open=2)
-        self.assertEqual(set(mon), {(A, self.wf1), (A, self.wf2), (A, self.wf3), (A, self.wf4)})
+        self.assertMonday(mon, "Monday's bucket")
         self.assertRow(tue, A, self.wf1, "Tuesday", open=1, overdue=1, decided_by_person=1,
                        share_within_sla=0.0, breaches=2, median_decision_working_hours=9.0)
         self.assertRow(tue, A, self.wf3, "Tuesday", deemed_approved=1, breaches=1)
         self.assertRow(tue, A, self.wf4, "Tuesday", escalated_away=2, breaches=2)
-        self.assertRow(tue, B, self.wf4, "Tuesday", open=1, decided_by_person=1,
-                       decided_within_sla=1, share_within_sla=1.0,
-                       median_decision_working_hours=2.0)
+        self.assertRow(tue, B, self.wf4, "Tuesday", open=1, **B_DECIDED)
         self.assertEqual(set(tue), {(A, self.wf1), (A, self.wf3), (A, self.wf4),
                                     (B, self.wf4)}, "rows of Tuesday")
         self.assertRow(wed, A, self.wf1, "Wednesday", open=1, overdue=1)

@@ -32,14 +32,11 @@ import os
 import subprocess
 import sys
 import threading
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (FORM_FIELDS, OSSE_BIN, Server, World, assert_error,  # noqa: E402
-                          good_form, main, states, step_of, uniq)
-
-START = "2030-01-07T09:00:00+07:00"
+from osse_harness import OSSE_BIN, assert_error, good_form, main, states, step_of  # noqa: E402
+from test_sla import ClockCase  # noqa: E402
 
 
 class Registry:
@@ -70,39 +67,11 @@ class Registry:
         self.httpd.server_close()
 
 
-class ViewCase(unittest.TestCase):
+class ViewCase(ClockCase):
+    """test_sla's case (a fresh server per test, its clock starting at START,
+    a World on it), at a Monday of this file's own."""
 
-    def setUp(self):
-        # The clock starts at a fixed instant, never at today's date.
-        self.server = Server(extra_args=["--test-clock=" + START]).start()
-        self.plat = self.server.client(self.server.admin_token())
-        self.w = World(self.server)
-
-    def tearDown(self):
-        srv = self.server
-        problem = None
-        if srv.alive():
-            rc = srv.stop()
-            if rc != 0:
-                problem = "osse exited with %s on SIGTERM; stderr tail:\n%s" % (
-                    rc, srv.stderr_tail(60))
-        else:
-            problem = "osse died during the test; stderr tail:\n%s" % srv.stderr_tail(60)
-        if problem:
-            srv.own_dir = False
-        srv.cleanup()
-        if problem:
-            raise AssertionError(problem)
-
-    # -- helpers -----------------------------------------------------------
-
-    def publish(self, steps, form=None):
-        wid = uniq("wf")
-        d = {"id": wid, "title": "Views " + wid, "calendar": "th-gov",
-             "form": form or json.loads(json.dumps(FORM_FIELDS)), "steps": steps}
-        r = self.plat.post("/v1/workflows", d)
-        self.assertEqual(r.status, 201, "publishing %s: %r" % (wid, r))
-        return wid
+    START = "2030-01-07T09:00"
 
     def advance(self, duration):
         r = self.plat.post("/v1/test/clock", {"advance": duration})
