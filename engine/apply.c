@@ -198,13 +198,21 @@ static osse_stint_t *stint_held(osse_step_t *s)
     return t && t->how == OSSE_STINT_HELD ? t : NULL;
 }
 
+/* After a return, the applicant's answer resumes the agency's stint: its
+ * working time goes on from what it was, and a task past due stays so. */
 static void stint_begin(osse_step_t *s, int64_t at)
 {
+    const osse_stint_t *prev = s->nstints ? &s->stints[s->nstints - 1] : NULL;
+    osse_stint_t t = {.agency = s->agency, .start = at};
+    if (prev && prev->how == OSSE_STINT_RETURNED) {
+        t.work_ms = prev->work_ms;
+        t.overdue_from = prev->overdue_from ? at : 0;
+    }
     osse_stint_t *ns = realloc(s->stints, (s->nstints + 1u) * sizeof *ns);
     if (!ns)
         osse__panic(__FILE__, __LINE__, "out of memory");
     s->stints = ns;
-    s->stints[s->nstints++] = (osse_stint_t){.agency = s->agency, .start = at};
+    s->stints[s->nstints++] = t;
 }
 
 static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at,
@@ -215,12 +223,11 @@ static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s,
         return;
     t->end = at;
     t->how = how;
-    if (how == OSSE_STINT_PERSON) {
-        /* Measured on the calendar in force when the decision is applied,
-         * so that a replay measures the same. */
-        t->work_ms += osse__work_between(e, r, t->start, at);
-        t->within_sla = !t->breached_at && (!s->due_at || at <= s->due_at);
-    }
+    /* Measured on the calendar in force when the event is applied, so that
+     * a replay measures the same. */
+    t->work_ms += osse__work_between(e, r, t->start, at);
+    t->within_sla = how == OSSE_STINT_PERSON && strcmp(s->sla_state, "breached") != 0 &&
+                    (!s->due_at || at <= s->due_at);
 }
 
 static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const char *agency)
@@ -465,9 +472,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
                       : to == OSSE_SS_APPROVED ? OSSE_STINT_DEEMED_APPROVE
                                                : OSSE_STINT_DEEMED_REJECT);
         } else {
-            osse_stint_t *held = stint_held(s);
-            if (held)
-                held->paused_at = ev->at;
+            stint_end(e, r, s, ev->at, OSSE_STINT_RETURNED);
             /* The clock stops: keep what was left of it. */
             json_t *rem = json_object_get(ev->data, "sla_remaining_ms");
             json_t *wrem = json_object_get(ev->data, "warn_remaining_ms");
@@ -494,7 +499,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         r->steps[i].warn_at = 0;
         osse_stint_t *held = stint_held(&r->steps[i]);
         if (held && !held->breached_at)
-            held->breached_at = ev->at;
+            held->breached_at = held->overdue_from = ev->at;
         timeline(r, ev->at, "SlaBreached", "%s: the deadline has passed", r->wf->steps[i].name);
     } else if (strcmp(t, "SlaRescheduled") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
@@ -597,11 +602,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         /* Open again: the return's outcome and reason no longer apply. */
         set_text(&s->outcome, NULL);
         set_text(&s->reason, NULL);
-        osse_stint_t *held = stint_held(s);
-        if (held && held->paused_at) {
-            held->work_ms -= osse__work_between(e, r, held->paused_at, ev->at);
-            held->paused_at = 0;
-        }
+        if (r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && s->agency)
+            stint_begin(s, ev->at);
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
         timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",

@@ -106,20 +106,23 @@ typedef enum {
     OSSE_STINT_DEEMED_APPROVE,
     OSSE_STINT_DEEMED_REJECT,
     OSSE_STINT_ESCALATED, /* moved away to another agency on a breach */
+    OSSE_STINT_RETURNED,  /* returned to the applicant; the next stint follows the answer */
     OSSE_STINT_CANCELLED  /* the request ended first */
 } osse_stint_end_t;
 
-/* A stretch of time during which one agency held a task: from the step's
- * opening (or the escalation to it) to its decision (or the escalation away
- * from it). Statistics count per stint, so that a breach stays with the
- * agency that breached, also after an escalation. */
+/* A stretch of time during which one agency held an open task: from the
+ * step's opening (the escalation to it, the applicant's answer to a return)
+ * to its decision (the escalation away from it, a return). Statistics count
+ * per stint, so that a breach stays with the agency that breached, also after
+ * an escalation, and a task waiting for the applicant is neither open nor
+ * overdue. */
 typedef struct osse_stint_s {
-    const char *agency;  /* borrowed from the step (definition or its owned copy) */
-    int64_t start, end;  /* end 0 = still held */
-    int64_t breached_at; /* 0 = this agency's SLA was not breached */
-    int64_t paused_at;   /* while returned to the applicant, else 0 */
-    int64_t work_ms;     /* minus the paused working time until decided, then the
-                          * decision time in working time (wall-clock without a calendar) */
+    const char *agency;    /* borrowed from the step (definition or its owned copy) */
+    int64_t start, end;    /* end 0 = still held */
+    int64_t breached_at;   /* the breach of this agency's SLA in this stint, or 0 */
+    int64_t overdue_from;  /* 0 = not past due (a breach, or a resumption after one) */
+    int64_t work_ms;       /* working time (wall-clock without a calendar) the agency has had
+                            * the task open, this stint and the ones it resumes, when ended */
     osse_stint_end_t how;
     bool within_sla; /* decided by a person before the due time, never breached */
 } osse_stint_t;
@@ -130,7 +133,7 @@ typedef struct osse_step_s {
      * or agency: a decision made with an older expected_version is stale. */
     uint32_t changed_at;
     osse_stint_t *stints; /* task steps: one per agency that held it, in order */
-    uint8_t nstints;
+    uint32_t nstints;
     char *agency;   /* current agency (after escalation), borrowed from the definition or owned */
     bool agency_owned;
     int64_t opened_at, due_at, decided_at; /* 0 = none */

@@ -372,13 +372,15 @@ int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id,
 
 /* --- statistics (SPEC §10) ---
  *
- * Counted per stint (internal.h): the stretch during which one agency held a
- * task. So a breach stays with the agency that breached, also after an
- * escalation, and a deemed or automatic approval is never a decision by a
- * person. Decisions, approvals, escalations and breaches count in the range
- * [from, to) and in the bucket of their own time; `open` and `overdue` are
- * the tasks held at the range's last instant (at most now) and, in a bucket,
- * at the bucket's last instant. A bucket's open tasks are added as a
+ * Counted per stint (internal.h): a stretch during which one agency held an
+ * open task. So a breach stays with the agency that breached, also after an
+ * escalation; a deemed or automatic approval is never a decision by a
+ * person; and a task returned to the applicant is neither open nor overdue
+ * until the applicant answers, nor is that time decision time (its SLA clock
+ * stopped too). Decisions, approvals, escalations and breaches count in the
+ * range [from, to) and in the bucket of their own time; `open` and `overdue`
+ * are the tasks held at the range's last instant (at most now) and, in a
+ * bucket, at the bucket's last instant. A bucket's open tasks are added as a
  * difference array, so the cost is one pass over the stints plus one over
  * the buckets. */
 
@@ -533,13 +535,12 @@ static void count_stint(stats_t *st, uint32_t row, const osse_stint_t *t)
     int64_t *tot = &st->tot[row * ST__COUNT];
     if (held_at(t, st->last)) {
         tot[ST_OPEN]++;
-        if (t->breached_at && t->breached_at <= st->last)
+        if (t->overdue_from && t->overdue_from <= st->last)
             tot[ST_OVERDUE]++;
     }
     held_over(st, row, ST_OPEN, t->start, t->end);
-    if (t->breached_at)
-        held_over(st, row, ST_OVERDUE, t->breached_at > t->start ? t->breached_at : t->start,
-                  t->end);
+    if (t->overdue_from)
+        held_over(st, row, ST_OVERDUE, t->overdue_from, t->end);
     int field = t->how == OSSE_STINT_PERSON           ? ST_PERSON
                 : t->how == OSSE_STINT_AUTO           ? ST_AUTO
                 : t->how == OSSE_STINT_DEEMED_APPROVE ? ST_DEEMED

@@ -193,6 +193,46 @@ class TestStats(ClockCase):
         out = self.stats("?bucket=week&from=2030-01-09T00:00:00Z&to=2030-01-15T00:00:00Z")
         self.assertEqual([b["start"] for b in out["buckets"]], ["2030-01-07T00:00:00.000Z"])
 
+    def test_returned_tasks_are_not_open(self):
+        """After the scenario (Wed 10:00), agency C with two tasks of one
+        working day: ra returned after 1 working hour, answered a day later
+        and approved 1 working hour after; rb breached Thu 10:00, returned,
+        answered Fri 09:00. While the applicant has a task it is neither
+        open nor overdue, and that time is not decision time."""
+        w = self.w
+        C = w.C
+        wf5 = self.publish({"t": {"kind": "task", "agency": C, "sla": "1 working day"}})
+        ra, rb = [w.submit(wf5)["id"] for _ in range(2)]
+
+        def row():
+            return self.rows(self.stats()["rows"])
+
+        self.at("2030-01-09T11:00")
+        w.decide(ra, "t", "return", agency=C, reason="which district?")
+        self.assertRow(row(), C, wf5, "ra returned", open=1)
+        self.at("2030-01-10T11:00")
+        self.assertRow(row(), C, wf5, "rb breached", open=1, overdue=1, breaches=1)
+        r = w.portal.post("/v1/requests/%s/info" % ra, {"step": "t", "message": "bang-rak"})
+        self.assertEqual(r.status, 200, r)
+        w.decide(rb, "t", "return", agency=C, reason="seats?")
+        self.assertRow(row(), C, wf5, "ra answered, rb returned", open=1, breaches=1)
+        self.at("2030-01-10T12:00")
+        w.decide(ra, "t", "approve", agency=C)
+        self.at("2030-01-11T09:00")
+        r = w.portal.post("/v1/requests/%s/info" % rb, {"step": "t", "message": "40"})
+        self.assertEqual(r.status, 200, r)
+        self.assertRow(row(), C, wf5, "rb answered after its breach", open=1, overdue=1,
+                       breaches=1, decided_by_person=1, decided_within_sla=1,
+                       share_within_sla=1.0, median_decision_working_hours=2.0)
+
+    def test_same_after_a_restart(self):
+        """The counts are a projection of the log: a crash and a replay at
+        start give the same answers."""
+        before = [self.stats(q) for q in ("", "?bucket=day", "?from=2030-01-08")]
+        self.restart("kill")
+        self.assertEqual([self.stats(q) for q in ("", "?bucket=day", "?from=2030-01-08")],
+                         before)
+
     def test_metrics_agree(self):
         A, B = self.w.A, self.w.B
         text = self.w.anon.get("/metrics").body.decode()

@@ -338,6 +338,21 @@ class TestExpectedVersion(ViewCase):
         self.assertEqual(states(v), {"intake": "approved", "review_b": "approved",
                                      "review_c": "approved", "final": "open"})
 
+    def test_parallel_agencies_after_a_restart(self):
+        """What changed each step is rebuilt from the log at start."""
+        w = self.w
+        rid = w.submit(w.workflow())["id"]
+        w.decide(rid, "intake", "approve", agency=w.A)
+        old = self.inbox_entry(w.C, rid, "review_c")["version"]
+        w.decide(rid, "review_b", "return", agency=w.B, reason="seats?")
+        self.restart("kill")
+        w.decide(rid, "review_c", "approve", agency=w.C, expected_version=old)
+        r = w.portal.post("/v1/requests/%s/info" % rid, {"step": "review_b", "message": "40"})
+        self.assertEqual(r.status, 200, r)
+        r = w.ag[w.B].post("/v1/tasks/%s/review_b/decision" % rid,
+                           {"outcome": "approve", "expected_version": old})
+        assert_error(self, r, 409, "conflict")
+
     def test_sla_events_leave_it_fresh(self):
         w = self.w
         wid = self.publish({"t": {"kind": "task", "agency": w.A, "sla": "1 working day"}})
