@@ -1,11 +1,13 @@
 /* main.c: the osse command line: serve, validate, replay, export, verify,
- * version.
+ * version, help (the text of every command and flag is the table of
+ * api/help.c).
  *
  * `osse serve` opens the engine (replaying the log), applies the folder given
  * with --workflows (its _setup.yaml first: calendars and agencies; then every
  * definition, published only when it differs from the latest version), waits
  * until all of that is durable, and only then listens and prints
- * "osse: listening on HOST:PORT". SIGTERM and SIGINT stop it cleanly. */
+ * "osse: listening on HOST:PORT" on stdout. SIGTERM and SIGINT stop it
+ * cleanly. Everything serve writes to stderr is logfmt (common/log.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -14,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/help.h"
 #include "api/server.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "engine/engine.h"
 #include "storage/checkpoint.h"
@@ -24,15 +28,11 @@
 #define OSSE_VERSION "0.1.0"
 #define MAX_FILE (4u << 20)
 
-static int usage(void)
+/* A command line that cannot be run: the command's help (or the list of
+ * commands) on stderr, exit 2. */
+static int usage(const char *cmd)
 {
-    fprintf(stderr, "usage:\n"
-                    "  osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--test-clock[=TIME]]\n"
-                    "  osse validate FILE\n"
-                    "  osse replay (--data DIR | FILE [--key KEY]) [--recheck]\n"
-                    "  osse export --data DIR [--from SEQ] [--to SEQ] > FILE\n"
-                    "  osse verify FILE --key KEY\n"
-                    "  osse version\n");
+    osse_help_print(stderr, osse_help_known(cmd) ? cmd : NULL);
     return 2;
 }
 
@@ -68,7 +68,7 @@ static void print_json(FILE *out, json_t *o)
 static int cmd_validate(int argc, char **argv)
 {
     if (argc != 3)
-        return usage();
+        return usage("validate");
     osse_err_t err = {0};
     size_t len;
     char *text = read_file(argv[2], &len, &err);
@@ -100,13 +100,16 @@ static int cmd_validate(int argc, char **argv)
     return rc;
 }
 
+/* A setup file or definition that serve refused: one line for it, one per
+ * detail. */
 static void print_fail(const char *what, osse_fail_t *f)
 {
-    fprintf(stderr, "osse: %s: %s\n", what, f->message);
+    osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", what, f->message);
     for (size_t i = 0; f->details && i < json_array_size(f->details); i++) {
         json_t *d = json_array_get(f->details, i);
-        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(d, "path")),
-                json_string_value(json_object_get(d, "message")));
+        osse_logf(OSSE_LEVEL_ERROR, "problem", "file=%s path=%s error=%s", what,
+                  json_string_value(json_object_get(d, "path")),
+                  json_string_value(json_object_get(d, "message")));
     }
     osse_fail_clear(f);
 }
@@ -119,7 +122,7 @@ static int apply_setup(osse_engine_t *eng, const char *path)
     json_t *tree = NULL;
     int rc = 0;
     if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
-        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
         free(text);
         return -1;
     }
@@ -129,7 +132,8 @@ static int apply_setup(osse_engine_t *eng, const char *path)
     json_object_foreach(tree, id, v)
     {
         if (strcmp(id, "calendars") && strcmp(id, "agencies")) {
-            fprintf(stderr, "osse: %s: unknown key %s (calendars, agencies)\n", path, id);
+            osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s key=%s error=%s", path, id,
+                      "unknown key (calendars, agencies)");
             rc = -1;
         }
     }
@@ -183,7 +187,8 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
     struct dirent **names;
     int n = scandir(dir, &names, NULL, by_name);
     if (n < 0) {
-        fprintf(stderr, "osse: %s: %s\n", dir, strerror(errno));
+        osse_logf(OSSE_LEVEL_ERROR, "cannot read the workflows", "dir=%s error=%s", dir,
+                  strerror(errno));
         return -1;
     }
     int rc = 0;
@@ -198,16 +203,17 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
             json_t *tree = NULL, *out = NULL;
             osse_fail_t f = {0};
             if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
-                fprintf(stderr, "osse: %s: %s\n", path, err.msg);
+                osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
                 rc = -1;
             } else if (osse_cmd_publish_workflow(eng, NULL, tree, true, &out, &f)) {
                 print_fail(path, &f);
                 rc = -1;
             } else {
-                fprintf(stderr, "osse: %s: workflow %s version %lld%s\n", path,
-                        json_string_value(json_object_get(out, "id")),
-                        (long long)json_integer_value(json_object_get(out, "version")),
-                        json_object_get(out, "changed") ? " (unchanged)" : "");
+                osse_logf(OSSE_LEVEL_INFO, "workflow loaded",
+                          "file=%s workflow=%s version=%lld changed=%s", path,
+                          json_string_value(json_object_get(out, "id")),
+                          (long long)json_integer_value(json_object_get(out, "version")),
+                          json_object_get(out, "changed") ? "false" : "true");
             }
             json_decref(out);
             json_decref(tree);
@@ -225,13 +231,14 @@ static uv_signal_t sigterm, sigint;
 
 static void walk_cb(uv_handle_t *h, void *arg)
 {
-    fprintf(stderr, "osse: open handle %s active=%d ref=%d closing=%d\n", uv_handle_type_name(h->type),
-            uv_is_active(h), uv_has_ref(h), uv_is_closing(h));
+    osse_logf(OSSE_LEVEL_WARN, "open handle", "type=%s active=%d ref=%d closing=%d",
+              uv_handle_type_name(h->type), uv_is_active(h), uv_has_ref(h), uv_is_closing(h));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    fprintf(stderr, "osse: signal %d, stopping\n", signum);
+    osse_logf(OSSE_LEVEL_INFO, "stopping", "signal=%s",
+              signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "?");
     uv_signal_stop(&sigterm);
     uv_signal_stop(&sigint);
     uv_close((uv_handle_t *)&sigterm, NULL);
@@ -253,6 +260,7 @@ static int cmd_serve(int argc, char **argv)
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
     bool test_clock = false, without_tree = false;
     int64_t clock_start = 0;
+    osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
@@ -268,31 +276,36 @@ static int cmd_serve(int argc, char **argv)
             if (osse_time_parse(argv[i] + 13, &clock_start)) {
                 fprintf(stderr, "osse: --test-clock=TIME wants an RFC 3339 time such as "
                                 "2030-01-07T09:00:00+07:00\n");
-                return 2;
+                return usage("serve");
             }
-        }
-        else if (strcmp(argv[i], "--bench-without-tree") == 0)
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            if (osse_logf_parse_level(argv[++i], &level)) {
+                fprintf(stderr, "osse: --log-level wants debug, info, warn or error\n");
+                return usage("serve");
+            }
+        } else if (strcmp(argv[i], "--bench-without-tree") == 0)
             without_tree = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
             hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
         else
-            return usage();
+            return usage("serve");
     }
     if (!data)
-        return usage();
+        return usage("serve");
     char host[256];
     const char *colon = strrchr(listen, ':');
     char *end;
     long port = colon ? strtol(colon + 1, &end, 10) : -1;
     if (!colon || (size_t)(colon - listen) >= sizeof host || *end || port < 0 || port > 65535) {
         fprintf(stderr, "osse: --listen wants HOST:PORT\n");
-        return 2;
+        return usage("serve");
     }
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
     signal(SIGPIPE, SIG_IGN);
+    osse_logf_set_level(level);
 
     uv_loop_t *loop = uv_default_loop();
     osse_err_t err = {0};
@@ -302,8 +315,10 @@ static int cmd_serve(int argc, char **argv)
                                .bench_without_tree = without_tree,
                                .hook_retry_base_ms = hook_base,
                                .hook_retry_span_ms = hook_span};
+    osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION,
+              data, test_clock ? "true" : "false");
     if (osse_engine_open(&opts, loop, &engine, &err)) {
-        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_logf(OSSE_LEVEL_ERROR, "cannot start", "data=%s error=%s", data, err.msg);
         return 1;
     }
     if (wfdir && load_workflows(engine, wfdir)) {
@@ -317,7 +332,7 @@ static int cmd_serve(int argc, char **argv)
     while (!ready)
         uv_run(loop, UV_RUN_ONCE);
     if (osse_server_open(loop, engine, host, (int)port, test_clock, &server, &err)) {
-        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_logf(OSSE_LEVEL_ERROR, "cannot start", "listen=%s error=%s", listen, err.msg);
         osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);
         osse_engine_close(engine);
@@ -327,9 +342,17 @@ static int cmd_serve(int argc, char **argv)
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    osse_log_t *log = osse_engine_log(engine);
+    osse_logf(OSSE_LEVEL_INFO, "listening",
+              "addr=%s:%d data=%s admin_token=%s/admin.token events=%llu log_level=%s", host,
+              osse_server_port(server), data, data, (unsigned long long)osse_log_durable_seq(log),
+              osse_logf_level_name(level));
+    /* Tests and scripts wait for this exact line, on stdout. */
     printf("osse: listening on %s:%d\n", host, osse_server_port(server));
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
+    osse_logf(OSSE_LEVEL_INFO, "stopped", "events=%llu",
+              (unsigned long long)osse_log_durable_seq(log));
     osse_engine_close(engine);
     uv_loop_close(loop);
     return 0;
@@ -376,10 +399,10 @@ static int cmd_verify(int argc, char **argv)
         else if (argv[i][0] != '-' && !file)
             file = argv[i];
         else
-            return usage();
+            return usage("verify");
     }
     if (!file || !key)
-        return usage();
+        return usage("verify");
     osse_err_t err = {0};
     osse_verifier_t v;
     if (load_key(key, &v, &err)) {
@@ -422,13 +445,13 @@ static int cmd_export(int argc, char **argv)
             unsigned long long *dst = argv[i][2] == 'f' ? &from : &to;
             *dst = strtoull(argv[++i], &end, 10);
             if (!argv[i][0] || *end || argv[i][0] == '-' || *dst == 0)
-                return usage();
+                return usage("export");
         } else {
-            return usage();
+            return usage("export");
         }
     }
     if (!data)
-        return usage();
+        return usage("export");
     osse_err_t err = {0};
     osse_log_t *log = NULL;
     osse_signer_t *signer = NULL;
@@ -490,10 +513,10 @@ static int cmd_replay(int argc, char **argv)
         else if (argv[i][0] != '-' && !file)
             file = argv[i];
         else
-            return usage();
+            return usage("replay");
     }
     if (!!data == !!file || (key && !file))
-        return usage();
+        return usage("replay");
     osse_verifier_t v;
     if (key && load_key(key, &v, &rp.err)) {
         fprintf(stderr, "osse: --key: %s\n", rp.err.msg);
@@ -547,10 +570,80 @@ static int cmd_replay(int argc, char **argv)
     return rp.diffs ? 1 : 0;
 }
 
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* osse citizen-id [ID]: a valid Thai citizen id for trying osse out (13
+ * digits, the last the check digit of SPEC §2), or whether ID is one. */
+static int cmd_citizen_id(int argc, char **argv)
+{
+    if (argc > 3)
+        return usage("citizen-id");
+    if (argc == 3) {
+        bool ok = osse_citizen_id_valid(argv[2]);
+        printf("%s: %s\n", argv[2], ok ? "valid" : "not a valid Thai citizen id");
+        return ok ? 0 : 1;
+    }
+    char id[14];
+    id[0] = (char)('1' + randombytes_uniform(8)); /* the person's category, 1 to 8 */
+    unsigned sum = (unsigned)(id[0] - '0') * 13;
+    for (int i = 1; i < 12; i++) {
+        id[i] = (char)('0' + randombytes_uniform(10));
+        sum += (unsigned)(id[i] - '0') * (unsigned)(13 - i);
+    }
+    id[12] = (char)('0' + (11 - sum % 11) % 10);
+    id[13] = '\0';
+    printf("%s\n", id);
+    return 0;
+}
+
+/* osse token --data DIR: with the server stopped, a new platform principal
+ * (a PrincipalCreated event in the log, like any other) whose token replaces
+ * <data>/admin.token: the way back in after the last platform token is lost. */
+static int cmd_token(int argc, char **argv)
+{
+    if (argc != 4 || strcmp(argv[2], "--data") != 0)
+        return usage("token");
+    uv_loop_t *loop = uv_default_loop();
+    osse_err_t err = {0};
+    osse_engine_opts_t opts = {.data_dir = argv[3], .offline = true};
+    osse_engine_t *eng = NULL;
+    if (osse_engine_open(&opts, loop, &eng, &err)) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    char id[40], path[4200];
+    int rc = osse_engine_mint_platform(eng, id, path, sizeof path, &err);
+    osse_engine_stop(eng);
+    uv_run(loop, UV_RUN_DEFAULT);
+    osse_engine_close(eng);
+    uv_loop_close(loop);
+    if (rc) {
+        fprintf(stderr, "osse: %s\n", err.msg);
+        return 1;
+    }
+    printf("osse: new platform principal %s; its token is in %s (mode 0600)\n", id, path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage();
+        return usage(NULL);
+    /* osse help [CMD], osse --help, osse CMD --help: on stdout, exit 0. */
+    if (strcmp(argv[1], "help") == 0 || is_help(argv[1])) {
+        if (argc > 3 || (argc == 3 && !osse_help_known(argv[2])))
+            return usage(NULL);
+        osse_help_print(stdout, argc == 3 ? argv[2] : NULL);
+        return 0;
+    }
+    for (int i = 2; i < argc && osse_help_known(argv[1]); i++)
+        if (is_help(argv[i])) {
+            osse_help_print(stdout, argv[1]);
+            return 0;
+        }
     if (sodium_init() < 0) {
         fprintf(stderr, "osse: libsodium cannot start\n");
         return 1;
@@ -565,9 +658,15 @@ int main(int argc, char **argv)
         return cmd_export(argc, argv);
     if (strcmp(argv[1], "verify") == 0)
         return cmd_verify(argc, argv);
+    if (strcmp(argv[1], "citizen-id") == 0)
+        return cmd_citizen_id(argc, argv);
+    if (strcmp(argv[1], "token") == 0)
+        return cmd_token(argc, argv);
     if (strcmp(argv[1], "version") == 0) {
+        if (argc != 2)
+            return usage("version");
         printf("osse %s\n", OSSE_VERSION);
         return 0;
     }
-    return usage();
+    return usage(NULL);
 }

@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/hist.h"
+#include "common/log.h"
 #include "storage/event.h"
 #include "workflows/workflow.h"
 
@@ -50,6 +51,7 @@ typedef struct call_s {
     size_t outlen;
     const char *ctype;
     const char *extra;
+    char allow[160]; /* this call's own 405 Allow header: answers are sent later */
     /* pool work */
     uv_work_t work;
     uint64_t *seqs;
@@ -58,6 +60,7 @@ typedef struct call_s {
     bool consistency; /* proofs: after..next is from..to, else seq..size */
     int work_rc;
     uint64_t t0;
+    const char *route; /* the matched pattern, for the log; NULL before a match */
 } call_t;
 
 typedef void (*handler_fn)(call_t *c);
@@ -69,6 +72,9 @@ typedef struct route_s {
     handler_fn fn;
     bool json_body;
     bool test_only;
+    /* What the body must hold, said when it is empty (422); NULL: an empty
+     * body stands for {} (every key optional, or no body at all). */
+    const char *wants;
 } route_t;
 
 /* --- answers --- */
@@ -87,7 +93,14 @@ static void call_free(call_t *c)
 static void on_durable(void *ud)
 {
     call_t *c = ud;
-    osse_hist_observe(&c->srv->latency, (double)(uv_hrtime() - c->t0) / 1e9);
+    double secs = (double)(uv_hrtime() - c->t0) / 1e9;
+    osse_hist_observe(&c->srv->latency, secs);
+    /* One line per call: reads at debug. Never the path's raw text, the
+     * query, the body or the token. */
+    bool read = strcmp(c->req->method, "GET") == 0 || strcmp(c->req->method, "HEAD") == 0;
+    osse_logf(c->status >= 500 ? OSSE_LEVEL_ERROR : read ? OSSE_LEVEL_DEBUG : OSSE_LEVEL_INFO,
+              "call", "method=%s route=%s status=%d latency_ms=%.3f principal=%s", c->req->method,
+              c->route ? c->route : "-", c->status, secs * 1e3, c->p ? c->p->id : "-");
     osse_http_respond_take(c->req, c->status, c->ctype, c->extra, c->out, c->outlen);
     c->out = NULL;
     call_free(c);
@@ -256,13 +269,19 @@ bool osse_server_too_deep(const void *p, size_t len)
     return false;
 }
 
-static int parse_json_body(call_t *c)
+/* A body of nothing but white space is no body. */
+static bool blank(osse_slice_t b)
 {
-    osse_slice_t b = c->req->body;
     size_t i = 0;
     while (i < b.len && isspace((unsigned char)b.ptr[i]))
         i++;
-    if (i == b.len) {
+    return i == b.len;
+}
+
+static int parse_json_body(call_t *c)
+{
+    osse_slice_t b = c->req->body;
+    if (blank(b)) {
         c->body = json_object();
         return 0;
     }
@@ -398,11 +417,56 @@ static void h_create_principal(call_t *c)
     reply(c, rc, 201, out, &f);
 }
 
-static void h_principals(call_t *c)
+/* The catalog lists: one shape, one paging (engine/views.c). */
+typedef int (*list_fn)(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                       json_t **out, osse_fail_t *f);
+
+static void reply_list(call_t *c, list_fn fn)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
-    int rc = osse_q_principals(c->srv->eng, c->p, &out, &f);
+    int rc = fn(c->srv->eng, c->p, c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_workflows(call_t *c)
+{
+    reply_list(c, osse_q_workflows);
+}
+
+static void h_calendars(call_t *c)
+{
+    reply_list(c, osse_q_calendars);
+}
+
+static void h_agencies(call_t *c)
+{
+    reply_list(c, osse_q_agencies);
+}
+
+static void h_principals(call_t *c)
+{
+    reply_list(c, osse_q_principals);
+}
+
+static void h_subscriptions(call_t *c)
+{
+    reply_list(c, osse_q_subscriptions);
+}
+
+static void h_get_subscription(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_subscription(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_delete_subscription(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_delete_subscription(c->srv->eng, c->p, c->seg[2], &out, &f);
     reply(c, rc, 200, out, &f);
 }
 
@@ -723,43 +787,81 @@ static void h_consistency(call_t *c)
 }
 
 static const route_t routes[] = {
-    {"GET", "/healthz", PUBLIC, h_health, false, false},
-    {"GET", "/metrics", PUBLIC, h_metrics, false, false},
-    {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, false, false},
-    {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false},
-    {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false},
-    {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false},
-    {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, false, false},
-    {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false},
+    {"GET", "/healthz", PUBLIC, h_health, false, false, NULL},
+    {"GET", "/metrics", PUBLIC, h_metrics, false, false, NULL},
+    {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, false, false,
+     "a workflow definition (YAML or JSON) with id, title and steps"},
+    {"GET", "/v1/workflows", ROLE(PLATFORM) | ROLE(AUDITOR), h_workflows, false, false, NULL},
+    {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false, NULL},
+    {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false, NULL},
+    {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false,
+     "a JSON object with utc_offset, workdays and hours (holidays optional)"},
+    {"GET", "/v1/calendars", ROLE(PLATFORM) | ROLE(AUDITOR), h_calendars, false, false, NULL},
+    {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, false, false, NULL},
+    {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false,
+     "a JSON object with name (webhook_url and lookup_url optional)"},
+    {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, false, false, NULL},
     {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency, false,
-     false},
-    {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, false, false},
-    {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, true, false},
-    {"GET", "/v1/principals", ROLE(PLATFORM), h_principals, false, false},
-    {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false},
-    {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false},
-    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false,
-     false},
+     false, NULL},
+    {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, false, false, NULL},
+    {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, true, false,
+     "a JSON object with role (agency for the agency role; name optional)"},
+    {"GET", "/v1/principals", ROLE(PLATFORM) | ROLE(AUDITOR), h_principals, false, false, NULL},
+    {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false, NULL},
+    {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false,
+     "a JSON object with workflow and form"},
+    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false, false,
+     NULL},
     {"GET", "/v1/requests/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
-     h_request, false, false},
+     h_request, false, false, NULL},
     {"GET", "/v1/requests/:id/events", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
-     h_events, false, false},
-    {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, true, false},
-    {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, true, false},
-    {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, true, false},
-    {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false},
-    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true,
-     false},
-    {"GET", "/v1/track/:code", PUBLIC, h_track, false, false},
-    {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false},
-    {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false},
-    {"GET", "/v1/log/public-key", PUBLIC, h_public_key, false, false},
-    {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, false, false},
-    {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, false, false},
-    {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false},
-    {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, false, false},
-    {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true},
+     h_events, false, false, NULL},
+    {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, true, false,
+     "a JSON object with step (form, message and expected_version optional)"},
+    {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, true, false, NULL},
+    {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, true, false,
+     "a JSON object with step, amount, reference and transaction"},
+    {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false,
+     "a JSON object with outcome (reason and expected_version optional)"},
+    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true, false,
+     "a JSON object with url and events"},
+    {"GET", "/v1/subscriptions", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_subscriptions,
+     false, false, NULL},
+    {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, false,
+     false, NULL},
+    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription, false,
+     false, NULL},
+    {"GET", "/v1/track/:code", PUBLIC, h_track, false, false, NULL},
+    {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false, NULL},
+    {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false, NULL},
+    {"GET", "/v1/log/public-key", PUBLIC, h_public_key, false, false, NULL},
+    {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, false, false,
+     NULL},
+    {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, false, false, NULL},
+    {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false, NULL},
+    {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, false, false, NULL},
+    {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true,
+     "a JSON object with advance or now"},
 };
+
+/* "this route needs the platform or auditor role; this token has the agency
+ * role": a 403 that says what would have been allowed. */
+static void role_refusal(unsigned roles, osse_role_t have, char *out, size_t n)
+{
+    int total = 0, k = 0;
+    for (int r = 0; r < OSSE_ROLE__COUNT; r++)
+        total += (roles >> r) & 1u;
+    size_t len = (size_t)snprintf(out, n, "this route needs the ");
+    for (int r = 0; r < OSSE_ROLE__COUNT && len < n; r++) {
+        if (!((roles >> r) & 1u))
+            continue;
+        k++;
+        const char *sep = k == 1 ? "" : k == total ? " or " : ", ";
+        len += (size_t)snprintf(out + len, n - len, "%s%s", sep, osse_role_name(r));
+    }
+    if (len < n)
+        snprintf(out + len, n - len, " role; this token has the %s role", osse_role_name(have));
+}
 
 static bool match(const route_t *r, call_t *c)
 {
@@ -808,11 +910,13 @@ static void handle(osse_http_req_t *req, void *ud)
             snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
                      allow[0] ? ", " : "", routes[i].method);
     }
+    c->route = route ? route->pattern : NULL;
     if (!route) {
         if (path_known) {
-            static char hdr[160];
-            snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
-            c->extra = hdr;
+            /* The answer may wait behind a write (osse_engine_hold), so the
+             * header lives in the call, never in storage shared by calls. */
+            snprintf(c->allow, sizeof c->allow, "Allow: %s\r\n", allow);
+            c->extra = c->allow;
             reply_error(c, 405, "method_not_allowed", "this route does not take this method",
                         NULL);
         } else {
@@ -829,7 +933,9 @@ static void handle(osse_http_req_t *req, void *ud)
             return;
         }
         if (!(route->roles & (1u << c->p->role))) {
-            reply_error(c, 403, "forbidden", "this role may not do this", NULL);
+            char msg[200];
+            role_refusal(route->roles, c->p->role, msg, sizeof msg);
+            reply_error(c, 403, "forbidden", msg, NULL);
             return;
         }
     }
@@ -867,6 +973,12 @@ static void handle(osse_http_req_t *req, void *ud)
             return;
         }
         c->idem = true;
+    }
+    if (route->wants && blank(req->body)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the body is empty: this route wants %s", route->wants);
+        reply_error(c, 422, "invalid_request", msg, NULL);
+        return;
     }
     if (route->json_body && parse_json_body(c))
         return;

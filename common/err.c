@@ -2,6 +2,8 @@
 #include "common/err.h"
 
 #include <stdio.h>
+
+#include "common/log.h"
 #include <stdlib.h>
 
 const char *osse_strerror(int code)
@@ -32,11 +34,11 @@ int osse_err_set(osse_err_t *err, int code, const char *fmt, ...)
 
 void osse__panic(const char *file, int line, const char *fmt, ...)
 {
+    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "osse: panic at %s:%d: ", file, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    osse_logf(OSSE_LEVEL_ERROR, "panic", "at=%s:%d error=%s", file, line, what);
     abort();
 }

@@ -19,7 +19,8 @@
     X(FORBIDDEN, -8, "forbidden")                                                              \
     X(PARSE, -9, "parse error")                                                                    \
     X(EXISTS, -10, "already exists")                                                               \
-    X(CLOSED, -11, "closed")
+    X(CLOSED, -11, "closed")                                                                       \
+    X(BUSY, -12, "in use by another process")
 
 enum {
     OSSE_OK = 0,

@@ -682,7 +682,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
         return apply_calendar(e, ev, err);
     if (strcmp(t, "PrincipalCreated") == 0 || strcmp(t, "PrincipalRevoked") == 0)
         return apply_principal(e, ev, err);
-    if (strcmp(t, "SubscriptionUpdated") == 0)
+    if (strcmp(t, "SubscriptionUpdated") == 0 || strcmp(t, "SubscriptionDeleted") == 0)
         return osse__apply_subscription(e, ev, err);
     return 0;
 }

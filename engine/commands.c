@@ -288,6 +288,21 @@ int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, j
     return 0;
 }
 
+/* A list never holds a secret (SPEC §3). */
+static json_t *agency_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
+{
+    (void)e;
+    (void)p;
+    return agency_json(v, false);
+}
+
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params, json_t **out,
+                    osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->agencies, params, "agencies", agency_entry, out, f);
+}
+
+/* Never the token hash: it stays in the log only. */
 static json_t *principal_json(const osse_principal_t *p)
 {
     return json_pack("{s:s,s:s,s:s?,s:s?,s:b,s:o}", "id", p->id, "role", osse_role_name(p->role),
@@ -316,13 +331,8 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
         osse__detail(f, "agency", "only for the agency role");
     if (f->details)
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the principal is invalid");
-    char token[80], id[40], h[65], stream[64];
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(token, "osse_", 5);
-    sodium_bin2base64(token + 5, sizeof token - 5, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    osse__sha256_hex(token, strlen(token), h);
+    char token[OSSE_TOKEN_LEN], id[40], h[65], stream[64];
+    osse__new_token(token, h);
     osse__random_id(id, 8, "p-");
     snprintf(stream, sizeof stream, "principal/%s", id);
     osse__emit(e, stream, "PrincipalCreated", p,
@@ -340,6 +350,21 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     osse_principal_t *t = osse_map_get(&e->principals, id);
     if (!t)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no principal %s", id);
+    if (!t->revoked && t->role == OSSE_ROLE_PLATFORM) {
+        /* Without a platform principal no one could make principals or
+         * publish again: the last one stays (SPEC §10). */
+        size_t live = 0, it = 0;
+        void *v;
+        while (osse_map_next(&e->principals, &it, NULL, &v))
+            live += ((osse_principal_t *)v)->role == OSSE_ROLE_PLATFORM &&
+                    !((osse_principal_t *)v)->revoked;
+        if (live == 1)
+            return osse__fail(f, OSSE_ECONFLICT, "conflict",
+                              "%s is the last platform principal: revoking it would lock the "
+                              "platform out; create another platform principal first (or, with "
+                              "the server stopped, run osse token --data DIR)",
+                              id);
+    }
     if (!t->revoked) {
         char stream[64];
         snprintf(stream, sizeof stream, "principal/%s", id);
@@ -349,15 +374,17 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     return 0;
 }
 
-int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f)
+static json_t *principal_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
 {
-    json_t *arr = json_array();
-    size_t it = 0;
-    void *v;
-    while (osse_map_next(&e->principals, &it, NULL, &v))
-        json_array_append_new(arr, principal_json(v));
-    *out = json_pack("{s:o}", "principals", arr);
-    return 0;
+    (void)e;
+    (void)p;
+    return principal_json(v);
+}
+
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                      json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->principals, params, "principals", principal_entry, out, f);
 }
 
 /* --- the request lifecycle --- */

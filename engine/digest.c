@@ -2,10 +2,10 @@
  *
  * The digest is what lets an auditor show that a replay of the log rebuilt
  * exactly the views the live server holds: SHA-256 over a canonical rendering
- * (JSON with sorted keys, entities in a fixed order) of the catalog and of
- * every request's tracking view. It covers personal data as stored and never
- * keys, secrets, token material or checkpoints, so a replay without them
- * gives the same digest.
+ * (JSON with sorted keys, entities in a fixed order) of the catalog
+ * (subscriptions included) and of every request's tracking view. It covers
+ * personal data as stored and never keys, secrets, token material or
+ * checkpoints, so a replay without them gives the same digest.
  *
  * The recheck re-runs each recorded rule on the inputs the event recorded,
  * with the rule text of the definition version the request ran under, and
@@ -23,8 +23,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The keys of m, sorted. *n set; free() the array. */
-static const char **sorted_keys(const osse_map_t *m, size_t *n)
+const char **osse__sorted_keys(const osse_map_t *m, size_t *n)
 {
     const char **keys = malloc((m->len + 1) * sizeof *keys);
     size_t it = 0, k = 0;
@@ -53,7 +52,7 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     size_t n;
-    const char **keys = sorted_keys(&e->workflows, &n);
+    const char **keys = osse__sorted_keys(&e->workflows, &n);
     if (!keys)
         return OSSE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -62,26 +61,36 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
             feed(&st, "W ", json_pack("[s,i,O]", w->id, (int)v + 1, w->versions[v]->definition));
     }
     free(keys);
-    if (!(keys = sorted_keys(&e->calendars, &n)))
+    if (!(keys = osse__sorted_keys(&e->calendars, &n)))
         return OSSE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         osse_calendar_ent_t *c = osse_map_get(&e->calendars, keys[i]);
         feed(&st, "C ", json_pack("[s,O]", c->id, c->body));
     }
     free(keys);
-    if (!(keys = sorted_keys(&e->agencies, &n)))
+    if (!(keys = osse__sorted_keys(&e->agencies, &n)))
         return OSSE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         osse_agency_t *a = osse_map_get(&e->agencies, keys[i]);
         feed(&st, "A ", json_pack("[s,s?,s?,s?]", a->id, a->name, a->webhook_url, a->lookup_url));
     }
     free(keys);
-    if (!(keys = sorted_keys(&e->principals, &n)))
+    if (!(keys = osse__sorted_keys(&e->principals, &n)))
         return OSSE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         osse_principal_t *p = osse_map_get(&e->principals, keys[i]);
         feed(&st, "P ", json_pack("[s,s,s?,s?,b]", p->id, osse_role_name(p->role), p->agency,
                                   p->name, p->revoked));
+    }
+    free(keys);
+    if (!(keys = osse__sorted_keys(&e->subs, &n)))
+        return OSSE_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        osse_sub_t *s = osse_map_get(&e->subs, keys[i]);
+        json_t *evs = json_array();
+        for (size_t k = 0; k < s->nevents; k++)
+            json_array_append_new(evs, json_string(s->events[k]));
+        feed(&st, "S ", json_pack("[s,s,o,s]", s->id, s->url, evs, s->owner));
     }
     free(keys);
     for (size_t i = 0; i < e->nreqs; i++)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/time.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
@@ -438,32 +439,37 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
     osse_err_t err = {0};
     int rc = osse_engine_replay_event(e, seq, bytes, len, &err);
     if (rc)
-        fprintf(stderr, "osse: %s\n", err.msg);
+        osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
+                  err.msg);
     return rc;
 }
 
-static int write_token_file(const char *dir, const char *token, osse_err_t *err)
+void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
 {
-    char path[4096], tmp[4096];
-    snprintf(path, sizeof path, "%s/admin.token", dir);
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, "osse_", 5);
+    sodium_bin2base64(token + 5, OSSE_TOKEN_LEN - 5, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    osse__sha256_hex(token, strlen(token), hash);
+}
+
+/* Writes token to <dir>/admin.token.tmp (0600) and fsyncs it. */
+static int stage_token_file(const char *dir, const char *token, osse_err_t *err)
+{
+    char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/admin.token.tmp", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         return osse_err_set(err, OSSE_EIO, "%s: %s", tmp, strerror(errno));
     size_t n = strlen(token);
     int rc = 0;
-    if (write(fd, token, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+    /* fchmod: a stale .tmp left by an older crash may have another mode. */
+    if (fchmod(fd, 0600) != 0 || write(fd, token, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
+        fsync(fd) != 0)
         rc = osse_err_set(err, OSSE_EIO, "%s: %s", tmp, strerror(errno));
     close(fd);
-    if (!rc && rename(tmp, path) != 0)
-        rc = osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
-    if (!rc) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
     return rc;
 }
 
@@ -505,39 +511,61 @@ void osse__test_clock_store(osse_engine_t *e)
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
-static void on_first_commit(void *ud, int status)
+/* Renames admin.token.tmp over admin.token and makes the rename durable. */
+static int publish_token_file(const char *dir, osse_err_t *err)
 {
-    *(int *)ud = status ? status : 1;
+    char path[4096], tmp[4096];
+    snprintf(path, sizeof path, "%s/admin.token", dir);
+    snprintf(tmp, sizeof tmp, "%s/admin.token.tmp", dir);
+    if (rename(tmp, path) != 0)
+        return osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
 }
 
-static int bootstrap(osse_engine_t *e, osse_err_t *err)
+static void on_minted(void *ud)
 {
-    char token[80], id[40];
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(token, "osse_", 5);
-    sodium_bin2base64(token + 5, sizeof token - 5, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    /* The file first: a crash before the event leaves no principal, and the
-     * next start writes a new token over this one. */
-    int rc = write_token_file(e->data_dir, token, err);
+    *(int *)ud = 1;
+}
+
+/* A new platform principal named "admin" whose token ends in
+ * <data>/admin.token. The token is staged in admin.token.tmp first, the
+ * PrincipalCreated event is made durable (the loop runs until it is), and
+ * only then does the file replace admin.token: a crash before the event
+ * leaves no principal and the old admin.token untouched; a crash after it
+ * leaves the working token in admin.token.tmp. */
+static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
+{
+    char token[OSSE_TOKEN_LEN], h[65], stream[64];
+    osse__new_token(token, h);
+    int rc = stage_token_file(e->data_dir, token, err);
+    sodium_memzero(token, sizeof token);
     if (rc)
         return rc;
+    osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
-    char h[65];
-    osse__sha256_hex(token, strlen(token), h);
-    char stream[64];
     snprintf(stream, sizeof stream, "principal/%s", id);
     osse__emit(e, stream, "PrincipalCreated", NULL,
                json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
                          "token_hash", h));
     int done = 0;
-    osse_batch_t *b = e->batch;
-    e->batch = NULL;
-    osse_log_commit(e->log, b, on_first_commit, &done);
+    osse_engine_hold(e, on_minted, &done);
     while (!done)
         uv_run(e->loop, UV_RUN_ONCE);
-    return done == 1 ? 0 : osse_err_set(err, OSSE_EIO, "cannot write the first principal");
+    return publish_token_file(e->data_dir, err);
+}
+
+int osse_engine_mint_platform(osse_engine_t *e, char id[40], char *path, size_t pathlen,
+                              osse_err_t *err)
+{
+    int rc = mint_platform(e, id, err);
+    if (!rc)
+        snprintf(path, pathlen, "%s/admin.token", e->data_dir);
+    return rc;
 }
 
 int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
@@ -553,17 +581,37 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     e->test_clock = opts->test_clock;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
     int rc;
+    char dbdir[4096];
+    snprintf(dbdir, sizeof dbdir, "%s/log", opts->data_dir);
+    struct stat st;
+    if (opts->offline && stat(dbdir, &st) != 0) {
+        /* Maintenance never creates a data folder: a typo would otherwise
+         * make an empty one and report success. */
+        rc = osse_err_set(err, OSSE_ENOTFOUND,
+                          "%s holds no osse log (start `osse serve --data %s` once: it makes "
+                          "the first token)",
+                          opts->data_dir, opts->data_dir);
+        goto fail;
+    }
     if (mkdir(opts->data_dir, 0700) != 0 && errno != EEXIST) {
         rc = osse_err_set(err, OSSE_EIO, "%s: %s", opts->data_dir, strerror(errno));
         goto fail;
     }
-    char dbdir[4096];
-    snprintf(dbdir, sizeof dbdir, "%s/log", opts->data_dir);
-    if ((rc = osse_log_open(dbdir, &e->log, err)))
+    if ((rc = osse_log_open(dbdir, &e->log, err))) {
+        if (rc == OSSE_EBUSY)
+            osse_err_set(err, rc,
+                         "the data folder %s is in use by another osse process (RocksDB lock "
+                         "held); stop it first",
+                         opts->data_dir);
         goto fail;
+    }
     e->replaying = true;
+    uint64_t t0 = uv_hrtime();
     rc = osse_log_scan(e->log, 1, replay_one, e, err);
     e->replaying = false;
+    if (!rc)
+        osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
+                  (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
     if (rc) {
         if (!err || !err->msg[0])
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
@@ -581,9 +629,19 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     uv_unref((uv_handle_t *)&e->flush);
     uv_idle_init(loop, &e->kick);
     uv_unref((uv_handle_t *)&e->kick);
-    if (e->principals.len == 0 && (rc = bootstrap(e, err)))
+    char first[40];
+    if (e->principals.len == 0 && !opts->offline && (rc = mint_platform(e, first, err)))
         goto fail;
     osse__audit_started(e);
+    if (opts->offline) {
+        /* No deliveries, deadlines or lookups: those are the server's. Events
+         * written offline are stamped with the real time, never before the
+         * log's last event. */
+        e->test_clock = true;
+        e->clock = osse_time_real_ms() > e->last_at ? osse_time_real_ms() : e->last_at;
+        *out = e;
+        return 0;
+    }
     if ((rc = osse__notify_open(e, opts, err)))
         goto fail;
     if (e->test_clock)

@@ -86,13 +86,27 @@ typedef struct osse_engine_opts_s {
     int64_t test_clock_start; /* ms; 0 = the real time at start */
     int64_t hook_retry_base_ms; /* first webhook retry delay; 0 = 1000 (SPEC §7) */
     int64_t hook_retry_span_ms; /* give up once retries span this; 0 = one day (tests only) */
+    /* Maintenance with the server stopped (osse token): the log is replayed
+     * and may be appended to, but no delivery, deadline or lookup starts, no
+     * first principal is made, and a folder without a log is refused
+     * (OSSE_ENOTFOUND) rather than created. */
+    bool offline;
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a
  * fresh folder creates the first platform principal and writes its token to
- * <data>/admin.token (0600). Before the loop runs. */
+ * <data>/admin.token (0600). Before the loop runs. Returns 0, OSSE_EBUSY
+ * (another process has the folder open; err says so in words), or another
+ * code with err filled. */
 int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
                      osse_err_t *err);
+/* osse token: a new platform principal ("admin"), its PrincipalCreated
+ * durable in the log, its token written to <data>/admin.token (0600,
+ * replacing the file) and the path to path. Runs the loop until durable, so
+ * call it outside loop callbacks (an offline engine). Returns 0 or OSSE_EIO
+ * (the token file cannot be written; nothing was logged). */
+int osse_engine_mint_platform(osse_engine_t *e, char id[40], char *path, size_t pathlen,
+                              osse_err_t *err);
 /* Flushes and stops the log; run the loop afterwards for close callbacks. */
 void osse_engine_stop(osse_engine_t *e);
 void osse_engine_close(osse_engine_t *e);
@@ -105,8 +119,8 @@ int osse_engine_open_replay(osse_engine_t **out);
 int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
                              osse_err_t *err);
 /* The digest of every view (SPEC §6): SHA-256, as hex, over a canonical
- * rendering of the catalog and of every request's tracking view; never keys,
- * secrets or checkpoints. *size is the seq of the last event applied. */
+ * rendering of the catalog (subscriptions included) and of every request's
+ * tracking view; never keys, secrets or checkpoints. *size is the seq of the last event applied. */
 int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size);
 /* --recheck: re-evaluates every rule recorded in a request's events against
  * its recorded inputs, the rule being the one of the definition version the
@@ -177,6 +191,12 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
 /* PUT /v1/subscriptions/{id} (portal, platform): *status 201 when created. */
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t *body, json_t **out, int *status, osse_fail_t *f);
+/* DELETE /v1/subscriptions/{id} (its owner, platform): SubscriptionDeleted;
+ * its secret goes, and every delivery still pending for it is given up
+ * (NotificationFailed, "the subscription was deleted") in the same batch.
+ * Checks as osse_q_subscription. *out = {"id","deleted":true}. */
+int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                 json_t **out, osse_fail_t *f);
 int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
                         osse_fail_t *f);
 
@@ -196,7 +216,24 @@ int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id,
 int osse_q_calendar(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f);
 int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                   osse_fail_t *f);
-int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, json_t **out, osse_fail_t *f);
+/* The catalog lists (platform, auditor; a portal sees its own
+ * subscriptions): {"<things>":[each as its own GET answers it, never a
+ * secret or a token hash],"next_cursor"}, in id order; params are the query
+ * (limit 1..500, default 500; cursor = the next_cursor of the page before). */
+int osse_q_workflows(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f);
+int osse_q_calendars(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f);
+int osse_q_agencies(osse_engine_t *e, const osse_principal_t *p, const json_t *params, json_t **out,
+                    osse_fail_t *f);
+int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                      json_t **out, osse_fail_t *f);
+int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                         json_t **out, osse_fail_t *f);
+/* GET /v1/subscriptions/{id} (its owner, platform): without the secret.
+ * 404 unknown or deleted, 403 another principal's. */
+int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                        osse_fail_t *f);
 /* GET /v1/stats (SPEC §10): params from, to (RFC 3339 or YYYY-MM-DD, UTC
  * midnight; [from, to)) and bucket (week | day, buckets starting Monday
  * 00:00 UTC / 00:00 UTC). OSSE_EINVAL (422) for a bad or unknown parameter

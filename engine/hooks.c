@@ -513,6 +513,29 @@ int osse_hooks_cancel(osse_hooks_t *h, const char *id)
     return 0;
 }
 
+int osse_hooks_cancel_receiver(osse_hooks_t *h, const char *receiver,
+                               void (*each)(void *ud, const osse_hook_delivery_t *d), void *ud)
+{
+    recv_t *r = osse_map_get(&h->recvs, receiver);
+    if (!r || h->closing)
+        return 0;
+    /* Collected first: cancelling edits the id map being walked. */
+    dl_t **mine = malloc(r->held * sizeof *mine);
+    if (!mine)
+        return OSSE_ENOMEM;
+    size_t n = 0;
+    void *v;
+    for (size_t it = 0; osse_map_next(&h->ids, &it, NULL, &v);)
+        if (((dl_t *)v)->r == r && n < r->held)
+            mine[n++] = v;
+    for (size_t i = 0; i < n; i++) {
+        each(ud, &mine[i]->d);
+        osse_hooks_cancel(h, mine[i]->id);
+    }
+    free(mine);
+    return 0;
+}
+
 size_t osse_hooks_pending(const osse_hooks_t *h)
 {
     return h->ids.len;

@@ -93,6 +93,15 @@ int osse_hooks_enqueue(osse_hooks_t *h, const osse_hook_delivery_t *d, osse_err_
  * An attempt in flight finishes but is not reported. Returns 0 or OSSE_ENOTFOUND. */
 int osse_hooks_cancel(osse_hooks_t *h, const char *id);
 
+/* Drops every pending delivery of receiver without a callback (the
+ * receiver itself is gone), first handing each to each(ud, d) (d borrowed
+ * for the call) so that the caller can record its end. An attempt in flight
+ * finishes but is not reported. Returns 0 or OSSE_ENOMEM (nothing dropped).
+ * each must not enqueue or cancel. Loop thread only, never from a hooks
+ * callback. */
+int osse_hooks_cancel_receiver(osse_hooks_t *h, const char *receiver,
+                               void (*each)(void *ud, const osse_hook_delivery_t *d), void *ud);
+
 /* Deliveries held (waiting or in flight), and attempts in flight. */
 size_t osse_hooks_pending(const osse_hooks_t *h);
 unsigned osse_hooks_inflight(const osse_hooks_t *h);

@@ -376,6 +376,20 @@ void osse__test_clock_store(osse_engine_t *e);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);
 
+/* The keys of m, sorted (borrowed from m); *n set; free() the array, NULL
+ * when out of memory. */
+const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
+/* One page of a catalog list (SPEC §4 lists): the values of m in key order
+ * after params' `cursor` (the last key of the page before), at most `limit`
+ * (1..500, default 500); other parameters are 422. entry renders one value
+ * as its own GET answers it, or returns NULL to leave it out (not p's to
+ * see). *out = {key: [...], "next_cursor": last key shown, or null on the
+ * last page}. */
+typedef json_t *(*osse__entry_fn)(osse_engine_t *e, const osse_principal_t *p, void *v);
+int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t *m,
+                  const json_t *params, const char *key, osse__entry_fn entry, json_t **out,
+                  osse_fail_t *f);
+
 osse_request_t *osse__request(osse_engine_t *e, const char *id);
 bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
@@ -392,5 +406,9 @@ void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
 void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
 void osse__random_bytes(void *out, size_t n);
 void osse__sha256_hex(const void *p, size_t n, char out[65]);
+/* A bearer token: "osse_" + base64url of 32 random bytes, and its SHA-256
+ * hex (what the log keeps). The caller wipes token after use. */
+#define OSSE_TOKEN_LEN 80
+void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65]);
 
 #endif

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "engine/fetch.h"
 #include "engine/hooks.h"
@@ -89,6 +90,14 @@ static void fail_step(osse_engine_t *e, osse_request_t *r, size_t i, uint32_t at
 {
     const char *name = r->wf->steps[i].name;
     char stream[96], reason[160];
+    /* An input's error may quote the value it was computed from (personal
+     * data): the log names the input only. */
+    if (input)
+        osse_logf(OSSE_LEVEL_ERROR, "lookup failed", "request=%s step=%s attempts=%u input=%s",
+                  r->id, name, attempts, input);
+    else
+        osse_logf(OSSE_LEVEL_ERROR, "lookup failed", "request=%s step=%s attempts=%u error=%s",
+                  r->id, name, attempts, error);
     stream_of(r, stream, sizeof stream);
     json_t *d = json_pack("{s:s,s:i,s:s}", "step", name, "attempts", (int)attempts, "error", error);
     if (input)
@@ -106,6 +115,19 @@ static bool still_wanted(const call_t *c)
 }
 
 static bool attempt(call_t *c);
+
+/* Records why the attempt just made failed (c->error, for LinkageFailed) and
+ * logs it; retry_ms < 0: it was the last one. The URL is logged as its origin
+ * only and the answer never (it would be personal data). */
+static void attempt_failed(call_t *c, const char *why, int64_t retry_ms)
+{
+    char origin[300];
+    snprintf(c->error, sizeof c->error, "attempt %u: %.200s", c->attempts, why);
+    osse_logf(retry_ms < 0 ? OSSE_LEVEL_ERROR : OSSE_LEVEL_WARN, "lookup attempt failed",
+              "request=%s step=%s url=%s attempt=%u of=%u error=%s next_retry_ms=%lld", c->r->id,
+              c->r->wf->steps[c->step].name, osse_logf_url_origin(c->url, origin, sizeof origin),
+              c->attempts, c->max_attempts, why, (long long)retry_ms);
+}
 
 /* A 2xx with a JSON object: the answer is recorded with the verdict of
  * `require`, evaluated on the request's values with this answer in
@@ -165,18 +187,17 @@ static void on_answer(void *ud, const osse_fetch_result_t *res)
         return;
     }
     json_t *answer = NULL;
+    char why[256];
     if (res->code) {
-        snprintf(c->error, sizeof c->error, "attempt %u: %.200s", c->attempts,
-                 res->error ? res->error : osse_strerror(res->code));
+        snprintf(why, sizeof why, "%.200s", res->error ? res->error : osse_strerror(res->code));
     } else if (res->status_code < 200 || res->status_code > 299) {
-        snprintf(c->error, sizeof c->error, "attempt %u: HTTP %d", c->attempts,
-                 res->status_code);
+        snprintf(why, sizeof why, "HTTP %d", res->status_code);
     } else {
         json_error_t jerr;
         answer = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(answer)) {
-            snprintf(c->error, sizeof c->error, "attempt %u: HTTP %d, the answer is not a JSON object",
-                     c->attempts, res->status_code);
+            snprintf(why, sizeof why, "HTTP %d, the answer is not a JSON object",
+                     res->status_code);
             json_decref(answer);
             answer = NULL;
         }
@@ -192,9 +213,11 @@ static void on_answer(void *ud, const osse_fetch_result_t *res)
         uint64_t delay = n >= 6 ? BACKOFF_CAP_MS : (uint64_t)BACKOFF_BASE_MS << n;
         if (delay > BACKOFF_CAP_MS)
             delay = BACKOFF_CAP_MS;
+        attempt_failed(c, why, (int64_t)delay);
         uv_timer_start(&c->backoff, on_backoff, delay, 0);
         return;
     }
+    attempt_failed(c, why, -1);
     fail_step(c->l->e, c->r, c->step, c->attempts, c->error, NULL);
     call_free(c);
 }
@@ -225,8 +248,7 @@ static bool attempt(call_t *c)
         return true;
     /* Refused before any call was made (a URL curl cannot use): retrying
      * would not help. */
-    snprintf(c->error, sizeof c->error, "attempt %u: %.200s", c->attempts,
-             err.msg[0] ? err.msg : osse_strerror(rc));
+    attempt_failed(c, err.msg[0] ? err.msg : osse_strerror(rc), -1);
     fail_step(e, c->r, c->step, c->attempts, c->error, NULL);
     call_free(c);
     return false;

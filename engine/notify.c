@@ -18,9 +18,12 @@
  * deduplicates on Osse-Delivery). Nothing here runs while the log is
  * replayed (osse__emit is never called then), so a replay never sends.
  *
- * Subscriptions are event-sourced (SubscriptionUpdated in the stream
- * subscription/<id>); their secrets, like agencies', are side records and
- * never enter the log. */
+ * Subscriptions are event-sourced (SubscriptionUpdated and
+ * SubscriptionDeleted in the stream subscription/<id>); their secrets, like
+ * agencies', are side records and never enter the log. Deleting one ends
+ * every delivery still pending for it as NotificationFailed in the batch of
+ * the deletion (records deleted with it), so the invariant above holds and
+ * every delivery has an outcome in the log. */
 #include "engine/internal.h"
 
 #include <ctype.h>
@@ -29,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "engine/hooks.h"
 
@@ -41,6 +45,7 @@ typedef struct wait_s {
     struct wait_s *prev, *next;
     osse_notify_t *n;
     json_t *rec;
+    bool dropped; /* its subscription was deleted: never handed over */
 } wait_t;
 
 struct osse_notify_s {
@@ -101,19 +106,17 @@ static void delete_record(osse_engine_t *e, const char *id)
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
-/* Hands a record to the hooks module. A record that cannot be read is left
- * alone (it stays on disk for an operator to see) and reported. */
-static void enqueue_rec(osse_notify_t *n, const json_t *rec)
+/* The delivery a record describes (pointers borrowed from rec); -1 when the
+ * record cannot be read. */
+static int rec_delivery(const json_t *rec, osse_hook_delivery_t *d)
 {
     const char *id, *receiver, *url, *secret, *body;
     json_int_t attempts, next_at;
     if (json_unpack((json_t *)rec, "{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", &id, "receiver",
                     &receiver, "url", &url, "secret", &secret, "body", &body, "attempts", &attempts,
-                    "next_at", &next_at)) {
-        fprintf(stderr, "osse: a pending delivery record cannot be read; skipped\n");
-        return;
-    }
-    osse_hook_delivery_t d = {
+                    "next_at", &next_at))
+        return -1;
+    *d = (osse_hook_delivery_t){
         .id = id,
         .receiver = receiver,
         .url = url,
@@ -124,10 +127,22 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
         .attempts = (uint32_t)attempts,
         .next_at = next_at,
     };
+    return 0;
+}
+
+/* Hands a record to the hooks module. A record that cannot be read is left
+ * alone (it stays on disk for an operator to see) and reported. */
+static void enqueue_rec(osse_notify_t *n, const json_t *rec)
+{
+    osse_hook_delivery_t d;
+    if (rec_delivery(rec, &d)) {
+        osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
+        return;
+    }
     osse_err_t err = {0};
     int rc = osse_hooks_enqueue(n->hooks, &d, &err);
     if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
-        fprintf(stderr, "osse: delivery %s not queued: %s\n", id, err.msg);
+        osse_logf(OSSE_LEVEL_WARN, "delivery not queued", "delivery=%s error=%s", d.id, err.msg);
 }
 
 static void wait_unlink(wait_t *w)
@@ -146,7 +161,7 @@ static void wait_unlink(wait_t *w)
 static void on_durable(void *ud)
 {
     wait_t *w = ud;
-    if (!w->n->closed) enqueue_rec(w->n, w->rec);
+    if (!w->n->closed && !w->dropped) enqueue_rec(w->n, w->rec);
     wait_unlink(w);
 }
 
@@ -278,6 +293,20 @@ static void outcome(osse_notify_t *n, const osse_hook_delivery_t *d, const char 
     delete_record(e, d->id);
 }
 
+/* A failed attempt, for the server's log: the URL only as scheme://host:port
+ * (its path or query may hold a secret), never the body. next_at 0: no retry
+ * (the delivery is given up). */
+static void log_attempt(const osse_hook_delivery_t *d, uint32_t attempt, const char *error,
+                        int64_t next_at)
+{
+    char rid[128] = "", type[64] = "", origin[300], next[OSSE_TIME_LEN];
+    body_ids(d, rid, sizeof rid, type, sizeof type);
+    osse_logf(next_at ? OSSE_LEVEL_WARN : OSSE_LEVEL_ERROR, "webhook attempt failed",
+              "delivery=%s receiver=%s request=%s type=%s url=%s attempt=%u error=%s next_retry=%s",
+              d->id, d->receiver, rid, type, osse_logf_url_origin(d->url, origin, sizeof origin),
+              attempt, error ? error : "unknown", next_at ? osse_time_fmt(next_at, next) : "none");
+}
+
 static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status)
 {
     outcome(ud, d, "NotificationDelivered",
@@ -288,15 +317,39 @@ static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attem
 static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts,
                       const char *last_error)
 {
+    log_attempt(d, attempts, last_error, 0);
     outcome(ud, d, "NotificationFailed",
             json_pack("{s:s,s:s,s:i,s:s}", "delivery", d->id, "receiver", d->receiver, "attempts",
                       (int)attempts, "error", last_error ? last_error : "unknown"));
 }
 
+/* A delivery whose subscription was deleted ends as given up. */
+static void on_dropped(void *ud, const osse_hook_delivery_t *d)
+{
+    on_failed(ud, d, d->attempts, "the subscription was deleted");
+}
+
+/* Every delivery still pending for receiver ends now, in the current batch:
+ * those handed to the hooks module and those whose record is not durable
+ * yet. */
+static void drop_receiver(osse_engine_t *e, const char *receiver)
+{
+    osse_notify_t *n = e->notify;
+    if (!n || n->closed) return;
+    for (wait_t *w = n->waiting; w; w = w->next) {
+        osse_hook_delivery_t d;
+        if (w->dropped || rec_delivery(w->rec, &d) || strcmp(d.receiver, receiver) != 0) continue;
+        w->dropped = true;
+        on_dropped(n, &d);
+    }
+    if (osse_hooks_cancel_receiver(n->hooks, receiver, on_dropped, n))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
 static void on_progress(void *ud, const osse_hook_delivery_t *d, const char *error)
 {
     osse_notify_t *n = ud;
-    (void)error;
+    log_attempt(d, d->attempts, error, d->next_at);
     char rid[128], type[64];
     if (body_ids(d, rid, sizeof rid, type, sizeof type)) return;
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I}", "id", d->id, "receiver",
@@ -421,10 +474,20 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
 {
     const char *id = jstr(ev->data, "id"), *url = jstr(ev->data, "url"),
                *owner = jstr(ev->data, "owner");
+    osse_sub_t *s = id ? osse_map_get(&e->subs, id) : NULL;
+    if (strcmp(ev->type, "SubscriptionDeleted") == 0) {
+        /* Gone from every view; a later SubscriptionUpdated of the same id
+         * starts a new one. */
+        if (!s)
+            return osse_err_set(err, OSSE_ECORRUPT, "SubscriptionDeleted of unknown %s",
+                                id ? id : "(no id)");
+        osse_map_del(&e->subs, id);
+        sub_free(s);
+        return 0;
+    }
     json_t *events = json_object_get(ev->data, "events");
     if (!id || !url || !owner || !json_is_array(events))
         return osse_err_set(err, OSSE_ECORRUPT, "bad SubscriptionUpdated");
-    osse_sub_t *s = osse_map_get(&e->subs, id);
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s || !(s->id = strdup(id)) || !(s->owner = strdup(owner)) ||
@@ -448,15 +511,80 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
     return 0;
 }
 
-static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s)
+/* The answer to PUT holds the secret; every read holds the owner instead. */
+static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)
 {
     char stream[160];
     snprintf(stream, sizeof stream, "subscription/%s", s->id);
     json_t *ev = json_array();
     for (size_t i = 0; i < s->nevents; i++)
         json_array_append_new(ev, json_string(s->events[i]));
-    return json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", s->id, "url", s->url, "events", ev, "secret",
-                     s->secret, "version", (int)(uintptr_t)osse_map_get(&e->versions, stream));
+    return json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", s->id, "url", s->url, "events", ev,
+                     secret ? "secret" : "owner", secret ? s->secret : s->owner, "version",
+                     (int)(uintptr_t)osse_map_get(&e->versions, stream));
+}
+
+/* Whether p may read and end s: its owner and the platform. */
+static bool sub_mine(const osse_principal_t *p, const osse_sub_t *s)
+{
+    return p->role == OSSE_ROLE_PLATFORM || strcmp(s->owner, p->id) == 0;
+}
+
+static int find_sub(osse_engine_t *e, const osse_principal_t *p, const char *id, osse_sub_t **out,
+                    osse_fail_t *f)
+{
+    osse_sub_t *s = osse_map_get(&e->subs, id);
+    if (!s) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no subscription %s", id);
+    /* The id is visibly taken (a PUT says so too), nothing more. */
+    if (!sub_mine(p, s))
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "subscription %s belongs to another principal", id);
+    *out = s;
+    return 0;
+}
+
+int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
+                        osse_fail_t *f)
+{
+    osse_sub_t *s;
+    int rc = find_sub(e, p, id, &s, f);
+    if (rc) return rc;
+    *out = sub_json(e, s, false);
+    return 0;
+}
+
+/* The platform and the auditor see every subscription, a portal its own. */
+static json_t *sub_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
+{
+    const osse_sub_t *s = v;
+    if (p->role != OSSE_ROLE_AUDITOR && !sub_mine(p, s)) return NULL;
+    return sub_json(e, s, false);
+}
+
+int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                         json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->subs, params, "subscriptions", sub_entry, out, f);
+}
+
+int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                 json_t **out, osse_fail_t *f)
+{
+    osse_sub_t *s;
+    int rc = find_sub(e, p, id, &s, f);
+    if (rc) return rc;
+    char stream[160], receiver[200], key[160];
+    snprintf(stream, sizeof stream, "subscription/%s", id);
+    snprintf(receiver, sizeof receiver, "subscription:%s", id);
+    osse__emit(e, stream, "SubscriptionDeleted", p, json_pack("{s:s}", "id", id));
+    /* Its secret goes with it: a new subscription of this id gets a new one. */
+    int kl = snprintf(key, sizeof key, SUB_SECRET_PREFIX "%s", id);
+    osse__batch_need(e);
+    if (osse_batch_delete(e->batch, key, (size_t)kl))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    drop_receiver(e, receiver);
+    *out = json_pack("{s:s,s:b}", "id", id, "deleted", 1);
+    return 0;
 }
 
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
@@ -466,7 +594,7 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
     osse_sub_t *s = osse_map_get(&e->subs, id);
     /* Only its owner (or the platform) may change a subscription: another
      * portal learns that the id is taken, nothing more. */
-    if (s && p->role != OSSE_ROLE_PLATFORM && strcmp(s->owner, p->id) != 0)
+    if (s && !sub_mine(p, s))
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
                           "subscription %s belongs to another principal", id);
     if (!json_is_object(body))
@@ -525,6 +653,6 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
         if (osse_batch_put(e->batch, key, (size_t)kl, s->secret, strlen(s->secret)))
             osse__panic(__FILE__, __LINE__, "out of memory");
     }
-    *out = sub_json(e, s);
+    *out = sub_json(e, s, true);
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/time.h"
 
 static bool before(const osse_timer_t *a, const osse_timer_t *b)
@@ -132,7 +133,10 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
                                   [OSSE_BREACH_REJECT] = "reject",
                                   [OSSE_BREACH_ESCALATE] = "escalate",
                                   [OSSE_BREACH_EXPIRE] = "expire"};
-    char stream[96];
+    char stream[96], due[OSSE_TIME_LEN];
+    /* due_at is on osse's clock (the test clock under --test-clock); ts is real. */
+    osse_logf(OSSE_LEVEL_WARN, "sla breached", "request=%s step=%s agency=%s due_at=%s action=%s",
+              r->id, ws->name, s->agency, osse_time_fmt(at, due), names[action]);
     snprintf(stream, sizeof stream, "request/%s", r->id);
     osse__emit(e, stream, "SlaBreached", NULL,
                json_pack("{s:s,s:s?,s:o,s:s}", "step", ws->name, "agency", s->agency, "due_at",

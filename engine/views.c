@@ -23,10 +23,10 @@ static const char *param(const json_t *params, const char *k)
     return json_string_value(json_object_get(params, k));
 }
 
-static int limit_param(const json_t *params, size_t *out, osse_fail_t *f)
+static int limit_param(const json_t *params, size_t dflt, size_t *out, osse_fail_t *f)
 {
     const char *s = param(params, "limit");
-    *out = DEFAULT_LIMIT;
+    *out = dflt;
     if (!s)
         return 0;
     char *end;
@@ -200,7 +200,7 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
                                           "limit",    "cursor", NULL};
     size_t limit;
     int rc = check_params(params, allowed, f);
-    if (rc || (rc = limit_param(params, &limit, f)))
+    if (rc || (rc = limit_param(params, DEFAULT_LIMIT, &limit, f)))
         return rc;
     const char *wf = param(params, "workflow"), *st = param(params, "status"),
                *ag = param(params, "agency"), *br = param(params, "breached"),
@@ -298,7 +298,7 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "another agency's inbox");
     size_t limit;
     int rc = check_params(params, allowed, f);
-    if (rc || (rc = limit_param(params, &limit, f)))
+    if (rc || (rc = limit_param(params, DEFAULT_LIMIT, &limit, f)))
         return rc;
     const char *st = param(params, "state"), *sort = param(params, "sort"),
                *cur = param(params, "cursor");
@@ -353,6 +353,65 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
     return 0;
 }
 
+/* The catalog lists are short (definitions, agencies, principals): a page
+ * holds them all unless a smaller limit is asked for. */
+int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t *m,
+                  const json_t *params, const char *key, osse__entry_fn entry, json_t **out,
+                  osse_fail_t *f)
+{
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    size_t limit, n;
+    int rc = check_params(params, allowed, f);
+    if (rc || (rc = limit_param(params, MAX_LIMIT, &limit, f)))
+        return rc;
+    const char *cur = param(params, "cursor");
+    const char **keys = osse__sorted_keys(m, &n);
+    if (!keys)
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
+    json_t *arr = json_array(), *next = json_null();
+    const char *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (cur && strcmp(keys[i], cur) <= 0)
+            continue;
+        json_t *o = entry(e, p, osse_map_get(m, keys[i]));
+        if (!o)
+            continue;
+        if (json_array_size(arr) == limit) {
+            /* One more is visible: the page ends at the last one shown. */
+            json_decref(o);
+            json_decref(next);
+            next = json_string(last);
+            break;
+        }
+        json_array_append_new(arr, o);
+        last = keys[i];
+    }
+    free(keys);
+    *out = json_pack("{s:o,s:o}", key, arr, "next_cursor", next);
+    return 0;
+}
+
+static json_t *workflow_json(const osse_wfent_t *w, int version)
+{
+    const osse_wf_t *wf = w->versions[version - 1];
+    return json_pack("{s:s,s:i,s:s?,s:O}", "id", w->id, "version", version, "title", wf->title,
+                     "definition", wf->definition);
+}
+
+static json_t *workflow_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
+{
+    (void)e;
+    (void)p;
+    const osse_wfent_t *w = v;
+    return workflow_json(w, (int)w->nversions);
+}
+
+int osse_q_workflows(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->workflows, params, "workflows", workflow_entry, out, f);
+}
+
 int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id, int version,
                     json_t **out, osse_fail_t *f)
 {
@@ -364,9 +423,7 @@ int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id,
     if (version < 1 || version > (int)w->nversions)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "workflow %s has no version %d", id,
                           version);
-    const osse_wf_t *wf = w->versions[version - 1];
-    *out = json_pack("{s:s,s:i,s:s?,s:O}", "id", id, "version", version, "title", wf->title,
-                     "definition", wf->definition);
+    *out = workflow_json(w, version);
     return 0;
 }
 
@@ -794,15 +851,29 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
     return 0;
 }
 
+static json_t *calendar_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
+{
+    (void)p;
+    const osse_calendar_ent_t *c = v;
+    char stream[128];
+    snprintf(stream, sizeof stream, "calendar/%s", c->id);
+    json_t *o = json_pack("{s:s,s:I}", "id", c->id, "version",
+                          (json_int_t)(uintptr_t)osse_map_get(&e->versions, stream));
+    json_object_update(o, c->body);
+    return o;
+}
+
 int osse_q_calendar(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f)
 {
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     if (!c)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no calendar %s", id);
-    char stream[128];
-    snprintf(stream, sizeof stream, "calendar/%s", id);
-    *out = json_pack("{s:s,s:I}", "id", id, "version",
-                     (json_int_t)(uintptr_t)osse_map_get(&e->versions, stream));
-    json_object_update(*out, c->body);
+    *out = calendar_entry(e, NULL, c);
     return 0;
+}
+
+int osse_q_calendars(osse_engine_t *e, const osse_principal_t *p, const json_t *params,
+                     json_t **out, osse_fail_t *f)
+{
+    return osse__id_page(e, p, &e->calendars, params, "calendars", calendar_entry, out, f);
 }

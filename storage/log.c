@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 
 enum { OP_PUT = 'P', OP_DEL = 'D' };
 
@@ -162,7 +163,16 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     log->db = readonly ? rocksdb_open_for_read_only(log->opts, dir, 0, &e)
                        : rocksdb_open(log->opts, dir, &e);
     if (e) {
-        rc = rdb_err(err, e, "open");
+        /* RocksDB holds an fcntl lock on dir/LOCK while a database is open
+         * for writing; its message for a lock held elsewhere is the only
+         * sign of it, so it is recognised here, once. */
+        if (!readonly && strstr(e, "lock file") && strstr(e, "LOCK")) {
+            rc = osse_err_set(err, OSSE_EBUSY,
+                              "%s is in use by another process (RocksDB lock held)", dir);
+            rocksdb_free(e);
+        } else {
+            rc = rdb_err(err, e, "open");
+        }
         goto out;
     }
     if ((rc = find_last_seq(log, &log->last_seq, err)))
@@ -348,7 +358,7 @@ static void writer_main(void *arg)
             if (e) {
                 /* See log.h: the loop has already acted on these events, and a
                  * failed fsync cannot be retried safely. */
-                fprintf(stderr, "osse: fatal: rocksdb write failed: %s\n", e);
+                osse_logf(OSSE_LEVEL_ERROR, "fatal: rocksdb write failed", "error=%s", e);
                 abort();
             }
         }

@@ -70,6 +70,25 @@ class TestReadme(unittest.TestCase):
             srv.cleanup()
             subprocess.run(["rm", "-rf", cwd])
 
+    def test_citizen_id_helper(self):
+        """`osse citizen-id` prints ids that pass the Thai check digit
+        (checked here independently); `osse citizen-id ID` says whether."""
+        for _ in range(50):
+            p = subprocess.run([OSSE_BIN, "citizen-id"], stdout=subprocess.PIPE, timeout=30)
+            cid = p.stdout.decode().strip()
+            self.assertEqual(p.returncode, 0)
+            self.assertRegex(cid, r"^[1-8][0-9]{12}$")
+            check = (11 - sum(int(cid[i]) * (13 - i) for i in range(12)) % 11) % 10
+            self.assertEqual(int(cid[12]), check, "bad check digit in %s" % cid)
+            p = subprocess.run([OSSE_BIN, "citizen-id", cid], stdout=subprocess.PIPE, timeout=30)
+            self.assertEqual((p.returncode, p.stdout.decode()), (0, cid + ": valid\n"))
+        bad = "1101700230709"
+        p = subprocess.run([OSSE_BIN, "citizen-id", bad], stdout=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 1, p)
+        p = subprocess.run([OSSE_BIN, "citizen-id", "1", "2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 2, p)
+
     def test_links_stay_in_the_repository(self):
         docs = ["README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(SRC, "docs")))
                                 if n.endswith(".md")]

@@ -70,7 +70,7 @@ typedef struct outcome_s {
 } outcome_t;
 
 typedef struct rec_s {
-    int ndelivered, nfailed, nprogress;
+    int ndelivered, nfailed, nprogress, ndropped;
     outcome_t delivered[64], failed[64], progress[64];
 } rec_t;
 
@@ -462,6 +462,47 @@ static void test_resume_and_cancel(void)
     teardown(&loop, h, &r, NULL);
 }
 
+static void count_dropped(void *ud, const osse_hook_delivery_t *d)
+{
+    rec_t *rec = ud;
+    if (strcmp(d->receiver, "subscription:s1") == 0)
+        rec->ndropped++;
+}
+
+/* A receiver that is gone: every one of its pending deliveries is handed to
+ * the caller once and dropped; another receiver's go on. */
+static void test_cancel_receiver(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rcv_t r;
+    CHECK_EQ_INT(rcv_start(&r, &loop), 0);
+    rec_t rec = {0};
+    osse_hooks_t *h = open_hooks(&loop, &rec, NULL);
+    char url[128];
+    rcv_url(&r, "/", url, sizeof url);
+    const char *ids[] = {"d-1", "d-2", "d-3"};
+    for (int i = 0; i < 3; i++) {
+        osse_hook_delivery_t d = delivery(ids[i], "subscription:s1", url, "k", "{}");
+        d.next_at = osse_time_real_ms() + 100;
+        CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
+    }
+    osse_hook_delivery_t o = delivery("d-other", "subscription:s2", url, "k", "{}");
+    o.next_at = osse_time_real_ms() + 100;
+    CHECK_EQ_INT(osse_hooks_enqueue(h, &o, NULL), 0);
+    CHECK_EQ_INT(osse_hooks_cancel_receiver(h, "subscription:s1", count_dropped, &rec), 0);
+    CHECK_EQ_INT(rec.ndropped, 3);
+    CHECK_EQ_INT(osse_hooks_pending(h), 1);
+    CHECK_EQ_INT(osse_hooks_cancel_receiver(h, "subscription:none", count_dropped, &rec), 0);
+    wait_outcomes(&loop, &rec, 1, 3000);
+    run_for(&loop, 200);
+    CHECK_EQ_INT(rec.ndelivered, 1);
+    CHECK_EQ_STR(rec.delivered[0].id, "d-other");
+    CHECK_EQ_INT(r.nreqs, 1);
+    CHECK_EQ_INT(osse_hooks_pending(h), 0);
+    teardown(&loop, h, &r, NULL);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -474,5 +515,6 @@ int main(void)
     RUN(test_per_receiver_cap);
     RUN(test_slow_receiver_isolated);
     RUN(test_resume_and_cancel);
+    RUN(test_cancel_receiver);
     return TEST_EXIT();
 }
