@@ -462,7 +462,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
          * ours, and statistics do not count it as a decision by a person. */
         bool deemed = json_is_true(json_object_get(ev->data, "deemed"));
         set_text(&s->outcome, outcome);
-        set_text(&s->reason, !deemed                  ? reason
+        set_text(&s->reason, !deemed                  ? (reason && *reason ? reason : NULL)
                              : to == OSSE_SS_APPROVED ? REASON_DEEMED_APPROVED
                                                       : REASON_DEEMED_REJECTED);
         if (to != OSSE_SS_WAITING_APPLICANT) {

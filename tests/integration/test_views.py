@@ -141,6 +141,10 @@ class TestReasons(ViewCase):
         v = w.decide(rid, "intake", "reject", agency=w.A)
         self.assertIsNone(step_of(v, "intake")["reason"], "no reason was given for the step")
         self.assertReadable(v["reason"], {}, "the reason of a rejection without words")
+        rid = w.submit(wid)["id"]
+        v = w.decide(rid, "intake", "reject", agency=w.A, reason="")
+        self.assertIsNone(step_of(v, "intake")["reason"], "an empty reason is no reason")
+        self.assertReadable(v["reason"], {}, "the reason of a rejection with empty words")
 
     def test_withdrawal_gives_the_applicants_words(self):
         w = self.w
