@@ -257,7 +257,7 @@ static void on_ready(void *ud)
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL;
+    const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL, *origin = NULL;
     bool test_clock = false, without_tree = false;
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
@@ -269,6 +269,8 @@ static int cmd_serve(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--workflows") == 0 && i + 1 < argc)
             wfdir = argv[++i];
+        else if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc)
+            origin = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
         else if (strncmp(argv[i], "--test-clock=", 13) == 0) {
@@ -304,12 +306,18 @@ static int cmd_serve(int argc, char **argv)
     }
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
+    osse_err_t err = {0};
+    if (origin && osse_origin_check(origin, strlen(origin), &err)) {
+        fprintf(stderr, "osse: --origin: %s (C2SP: UTF-8, no spaces, no '+', no controls)\n",
+                err.msg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     osse_logf_set_level(level);
 
     uv_loop_t *loop = uv_default_loop();
-    osse_err_t err = {0};
     osse_engine_opts_t opts = {.data_dir = data,
+                               .origin = origin,
                                .test_clock = test_clock,
                                .test_clock_start = clock_start,
                                .bench_without_tree = without_tree,

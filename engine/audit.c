@@ -51,7 +51,7 @@ static void on_head_timer(uv_timer_t *t)
         sign_head(e, e->tail_size, e->tail_root);
 }
 
-int osse__audit_open(osse_engine_t *e, osse_err_t *err)
+int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err)
 {
     int rc = osse_merkle_open(e->log, &e->merkle, err);
     if (rc == OSSE_ENOTFOUND)
@@ -60,7 +60,7 @@ int osse__audit_open(osse_engine_t *e, osse_err_t *err)
                             "without the audit tree); it cannot be served");
     if (rc)
         return rc;
-    if ((rc = osse_signer_open(e->data_dir, NULL, &e->signer, err)))
+    if ((rc = osse_signer_open(e->data_dir, origin, &e->signer, err)))
         return rc;
     osse_head_t h;
     rc = osse_head_load_latest(e->log, &h, err);

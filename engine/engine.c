@@ -617,7 +617,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }
-    if (!opts->bench_without_tree && (rc = osse__audit_open(e, err)))
+    if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;
     osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
     osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);

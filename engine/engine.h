@@ -78,6 +78,9 @@ void osse_fail_clear(osse_fail_t *f);
 
 typedef struct osse_engine_opts_s {
     const char *data_dir;
+    /* The log's origin (its key's name, SPEC §10 --origin): NULL keeps the
+     * stored key's; one given must match it (else OSSE_ECONFLICT at open). */
+    const char *origin;
     bool test_clock;
     /* Benchmarks only (bench/audit.sh): no Merkle tree and no signed heads,
      * to measure what the tree costs on the append path. A folder served so

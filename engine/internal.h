@@ -355,7 +355,9 @@ int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a,
 int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
 
 /* audit.c */
-int osse__audit_open(osse_engine_t *e, osse_err_t *err); /* after the replay */
+/* origin: the log's name asked for (NULL: the key's, or a default for a new
+ * key; osse_signer_open). After the replay. */
+int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err);
 void osse__audit_started(osse_engine_t *e);              /* once the log runs */
 /* Adds the event just put in e->batch to the tree (its hashes to the batch). */
 void osse__audit_append(osse_engine_t *e, const void *bytes, size_t len);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/time.h"
+#include "common/utf8.h"
 
 #define NOTE_MAX (64 * 1024)
 #define KEYFILE_MAX 1024
@@ -45,16 +46,35 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-static int name_ok(const char *name, size_t len)
+int osse_origin_check(const char *name, size_t len, osse_err_t *err)
 {
     if (len == 0 || len > OSSE_ORIGIN_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c <= 0x20 || c == 0x7f || c == '+')
-            return 0;
+        return osse_err_set(err, OSSE_EINVAL, "origin: %zu bytes, not 1..%d", len,
+                            OSSE_ORIGIN_MAX);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = osse_utf8_decode(name + i, len - i, &cp);
+        /* The name is never echoed: it may be bytes a terminal mangles. */
+        if (!n)
+            return osse_err_set(err, OSSE_EINVAL, "origin: byte %zu is not valid UTF-8", i);
+        if (cp == '+')
+            return osse_err_set(err, OSSE_EINVAL,
+                                "origin: byte %zu is a '+' (it separates a key's fields)", i);
+        if (osse_unicode_space(cp))
+            return osse_err_set(err, OSSE_EINVAL, "origin: byte %zu is a space (U+%04X)", i,
+                                (unsigned)cp);
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return osse_err_set(err, OSSE_EINVAL,
+                                "origin: byte %zu is a control character (U+%04X)", i,
+                                (unsigned)cp);
+        i += n;
     }
-    return 1;
+    return 0;
+}
+
+static int name_ok(const char *name, size_t len)
+{
+    return osse_origin_check(name, len, NULL) == 0;
 }
 
 static void compute_key_id(const char *name, const uint8_t pk[32], uint8_t id[4])
@@ -130,7 +150,10 @@ int osse_verifier_parse(osse_verifier_t *v, const char *key, size_t len, osse_er
     const char *rest = p1 + 1;
     size_t rlen = len - nlen - 1;
     const char *p2 = memchr(rest, '+', rlen);
-    if (!name_ok(key, nlen) || !p2 || p2 - rest != 8)
+    osse_err_t why;
+    if (osse_origin_check(key, nlen, &why) != 0)
+        return osse_err_set(err, OSSE_EPARSE, "key: the name is not a valid %s", why.msg);
+    if (!p2 || p2 - rest != 8)
         return osse_err_set(err, OSSE_EPARSE, "key: expected <name>+<8 hex>+<base64>");
     uint8_t id[4];
     size_t idlen = 0;
@@ -170,10 +193,10 @@ int osse_verifier_key(const osse_verifier_t *v, osse_buf_t *out)
 static int signer_new(const char *name, const uint8_t seed[32], osse_signer_t **out,
                       osse_err_t *err)
 {
+    int rc;
     *out = NULL;
-    if (!name_ok(name, strlen(name)))
-        return osse_err_set(err, OSSE_EINVAL,
-                            "key name must be 1..255 bytes without '+', spaces or controls");
+    if ((rc = osse_origin_check(name, strlen(name), err)))
+        return rc;
     osse_signer_t *s = calloc(1, sizeof *s);
     if (!s)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
@@ -208,9 +231,10 @@ const osse_verifier_t *osse_signer_verifier(const osse_signer_t *s)
     return &s->pub;
 }
 
-/* Reads "PRIVATE+KEY+<name>+<hex>+<base64(0x01||seed)>" into seed. Only the
- * last field matters: the configured name may differ from the file's. */
-static int read_key_file(const char *path, unsigned char *seed, osse_err_t *err)
+/* Reads "PRIVATE+KEY+<name>+<hex>+<base64(0x01||seed)>" into seed and the
+ * stored name (the log's origin) into name. */
+static int read_key_file(const char *path, unsigned char *seed, char name[OSSE_ORIGIN_MAX + 1],
+                         osse_err_t *err)
 {
     int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
     char *text = sodium_malloc(KEYFILE_MAX + 1);
@@ -253,6 +277,13 @@ static int read_key_file(const char *path, unsigned char *seed, osse_err_t *err)
         rc = osse_err_set(err, OSSE_ECORRUPT, "%s: not an Ed25519 private key", path);
         goto out;
     }
+    size_t nlen = (size_t)(name_end - (text + 12));
+    if (!name_ok(text + 12, nlen)) {
+        rc = osse_err_set(err, OSSE_ECORRUPT, "%s: the key's name is not a valid origin", path);
+        goto out;
+    }
+    memcpy(name, text + 12, nlen);
+    name[nlen] = '\0';
     memcpy(seed, raw + 1, 32);
 out:
     if (fd >= 0)
@@ -319,26 +350,50 @@ out:
     return rc;
 }
 
+/* "<host name>/log", or OSSE_DEFAULT_ORIGIN when the host name does not make
+ * a valid origin: a name that says where the log lives, for a new key that
+ * was given none. */
+static void default_origin(char out[OSSE_ORIGIN_MAX + 1])
+{
+    char host[OSSE_ORIGIN_MAX + 1] = {0};
+    if (gethostname(host, sizeof host - 1) == 0 && host[0] &&
+        (size_t)snprintf(out, OSSE_ORIGIN_MAX + 1, "%s/log", host) <= OSSE_ORIGIN_MAX &&
+        name_ok(out, strlen(out)))
+        return;
+    strcpy(out, OSSE_DEFAULT_ORIGIN);
+}
+
 int osse_signer_open(const char *dir, const char *name, osse_signer_t **out, osse_err_t *err)
 {
-    char path[4096];
+    char path[4096], stored[OSSE_ORIGIN_MAX + 1];
     int rc;
     *out = NULL;
-    if (!name)
-        name = OSSE_DEFAULT_ORIGIN;
-    if (!name_ok(name, strlen(name)))
-        return osse_err_set(err, OSSE_EINVAL,
-                            "key name must be 1..255 bytes without '+', spaces or controls");
+    if (name && (rc = osse_origin_check(name, strlen(name), err)))
+        return rc;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, OSSE_KEY_FILE) >= sizeof path - 8)
         return osse_err_set(err, OSSE_EINVAL, "data folder path too long");
     unsigned char *seed = sodium_malloc(32);
     if (!seed)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     if (access(path, F_OK) == 0) {
-        if ((rc = read_key_file(path, seed, err)))
+        if ((rc = read_key_file(path, seed, stored, err)))
             goto out;
-        rc = signer_new(name, seed, out, err);
+        /* Every head (and licence) already signed names the stored origin,
+         * and verifiers hold the key under it: another name would start a
+         * second log with the same key. */
+        if (name && strcmp(name, stored) != 0) {
+            rc = osse_err_set(err, OSSE_ECONFLICT,
+                              "the origin asked for, \"%s\", is not \"%s\", the name of this "
+                              "log's key (%s): a log's origin cannot change",
+                              name, stored, path);
+            goto out;
+        }
+        rc = signer_new(stored, seed, out, err);
         goto out;
+    }
+    if (!name) {
+        default_origin(stored);
+        name = stored;
     }
     randombytes_buf(seed, 32);
     if ((rc = signer_new(name, seed, out, err)))
@@ -352,9 +407,17 @@ out:
     return rc;
 }
 
+void osse_signer_sign_digest(const osse_signer_t *s, const uint8_t digest[32], uint8_t sig[64])
+{
+    crypto_sign_detached(sig, NULL, digest, 32, s->sk);
+}
+
 int osse_signer_sign_note(const osse_signer_t *s, const char *text, size_t len, osse_buf_t *out)
 {
-    if (len == 0 || text[len - 1] != '\n')
+    /* A text of 32 bytes could be an export's digest (osse_signer_sign_digest):
+     * no note that short is signed, so that one signature never serves as
+     * the other. */
+    if (len <= 32 || text[len - 1] != '\n')
         return OSSE_EINVAL;
     uint8_t blob[68];
     memcpy(blob, s->pub.key_id, 4);
@@ -599,8 +662,8 @@ int osse_head_decode(const void *p, size_t len, osse_head_t *out, osse_err_t *er
     memcpy(out->key_id, b + 48, 4);
     memcpy(out->sig, b + 52, 64);
     memcpy(out->origin, b + 116, len - 116);
-    if (memchr(out->origin, '\0', len - 116))
-        return osse_err_set(err, OSSE_ECORRUPT, "stored head: NUL in origin");
+    if (!name_ok(out->origin, len - 116))
+        return osse_err_set(err, OSSE_ECORRUPT, "stored head: its origin is not a valid origin");
     return 0;
 }
 

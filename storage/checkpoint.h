@@ -11,7 +11,11 @@
  *
  * key_id = the first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key);
  * verifier key = "<name>+<8 hex key_id>+<base64(0x01 || public key)>".
- * The key's name is the checkpoint's origin (default "osse.local/log").
+ * The key's name is the checkpoint's origin: chosen when the key is made
+ * (`osse serve --origin`, by default "<host name>/log") and fixed from then
+ * on, since every head and licence already signed names it. An origin is
+ * 1..255 bytes of valid UTF-8 without '+', Unicode spaces or control
+ * characters (C2SP signed-note key names), checked wherever one is read.
  *
  * Key invariant: the secret key lives only in sodium_malloc memory and in
  * <data dir>/log.key (mode 0600, created by tmp + fsync + rename, never
@@ -34,6 +38,8 @@
 #include "storage/log.h"
 
 #define OSSE_ORIGIN_MAX 255
+/* The origin of a new key when none is given and the host name does not
+ * make a valid one. */
 #define OSSE_DEFAULT_ORIGIN "osse.local/log"
 #define OSSE_KEY_FILE "log.key"
 
@@ -57,13 +63,25 @@ typedef struct osse_head_s {
     uint8_t sig[64];
 } osse_head_t;
 
+/* --- Origins. --- */
+
+/* Whether name[0..len) is a valid origin (and C2SP key name): 1..255 bytes of
+ * well-formed UTF-8 (no overlong form, surrogate or lone continuation byte)
+ * with no '+', no code point with the White_Space property and no control
+ * character (U+0000..U+001F, U+007F..U+009F). Returns 0 or OSSE_EINVAL with
+ * the offending byte's offset and why in err. Any thread. */
+int osse_origin_check(const char *name, size_t len, osse_err_t *err);
+
 /* --- The signer (owns the secret key). --- */
 
-/* Loads <dir>/log.key, or generates and writes it if missing. name is the key
- * name and origin (NULL: OSSE_DEFAULT_ORIGIN); 1..255 bytes, no '+', space or
- * control character. Returns 0, OSSE_EINVAL (bad name), OSSE_EFORBIDDEN (the
- * key file is readable by group or others), OSSE_ECORRUPT (unreadable key
- * file), OSSE_EIO, OSSE_ENOMEM. Before the loop runs (it does file I/O). */
+/* Loads <dir>/log.key, or generates and writes it if missing. name is the
+ * origin asked for: NULL takes the stored key's name, or for a new key
+ * "<host name>/log" (OSSE_DEFAULT_ORIGIN if that is not a valid origin); a
+ * name given must be valid (osse_origin_check) and, if the key exists, equal
+ * its stored name. Returns 0, OSSE_EINVAL (bad name), OSSE_ECONFLICT (the key
+ * has another name), OSSE_EFORBIDDEN (the key file is readable by group or
+ * others), OSSE_ECORRUPT (unreadable key file), OSSE_EIO, OSSE_ENOMEM. Before
+ * the loop runs (it does file I/O). */
 int osse_signer_open(const char *dir, const char *name, osse_signer_t **out, osse_err_t *err);
 
 /* A signer from a known 32-byte Ed25519 seed (tests, known vectors). */
@@ -80,6 +98,11 @@ const osse_verifier_t *osse_signer_verifier(const osse_signer_t *s);
  * thread (about 50 µs: sign at most every second, not per event). */
 int osse_signer_sign_head(const osse_signer_t *s, uint64_t size, const uint8_t root[32],
                           int64_t at_ms, osse_head_t *out);
+
+/* Signs a 32-byte SHA-256 digest as it is (the export's closing signature,
+ * docs/audit.md §3.5). Every note body this key signs is longer than 32
+ * bytes, so neither signature can pass for the other. Any thread. */
+void osse_signer_sign_digest(const osse_signer_t *s, const uint8_t digest[32], uint8_t sig[64]);
 
 /* Signs an arbitrary note text (non-empty, ending in '\n'): appends text,
  * "\n" and the signature line to out. Returns 0, OSSE_EINVAL, OSSE_ENOMEM. */

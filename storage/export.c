@@ -2,9 +2,10 @@
  * docs/audit.md).
  *
  * Invariant of the reader: a field is read only after the bytes it needs are
- * present (src_need), memory grows only with bytes actually read, and every
- * failure records the offset and the first bad event or head before
- * returning. The reader stops at the first problem.
+ * present (src_need), memory grows only with bytes actually read, every byte
+ * read before the closing signature goes into the running SHA-256 that the
+ * signature covers, and every failure records the offset and the first bad
+ * event or head before returning. The reader stops at the first problem.
  */
 #include "storage/export.h"
 
@@ -13,6 +14,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/buf.h"
 #include "common/time.h"
@@ -22,6 +24,9 @@
 static const char MAGIC[8] = {'O', 'S', 'S', 'E', '-', 'L', 'O', 'G'};
 static const char END[8] = {'O', 'S', 'S', 'E', '-', 'E', 'N', 'D'};
 #define HEAD_REC (8 + 8 + 32 + 64)
+#define EVENT_REC_MIN (4 + 32 + 1)
+/* "OSSE-END", total length, the final head, the closing signature. */
+#define TRAILER (8 + 8 + HEAD_REC + 64)
 
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
@@ -43,12 +48,14 @@ typedef struct wr_s {
     FILE *out;
     uint64_t off;
     int failed;
+    osse_merkle_sha256_t sha; /* of every byte written */
 } wr_t;
 
 static void wr(wr_t *w, const void *p, size_t n)
 {
     if (!w->failed && n && fwrite(p, 1, n, w->out) != n)
         w->failed = 1;
+    osse_merkle_sha256_update(&w->sha, p, n);
     w->off += n;
 }
 
@@ -57,6 +64,14 @@ static void wr_be(wr_t *w, uint64_t v, int n)
     uint8_t b[8];
     put_be(b, v, n);
     wr(w, b, (size_t)n);
+}
+
+static void wr_head(wr_t *w, const osse_head_t *h)
+{
+    wr_be(w, h->size, 8);
+    wr_be(w, (uint64_t)h->at_ms, 8);
+    wr(w, h->root, 32);
+    wr(w, h->sig, 64);
 }
 
 typedef struct heads_s {
@@ -140,19 +155,23 @@ int osse_export_write(osse_log_t *log, const osse_signer_t *signer, uint64_t fro
     uint64_t lo = from > 1 ? from - 1 : 1;
     if ((rc = osse_head_scan(log, lo, to, collect_head, &hs, err)))
         goto out;
-    if (hs.n == 0 || hs.v[hs.n - 1].size != to) {
-        osse_head_t h;
+    /* The final head, of size `to`, goes in the trailer; the heads section
+     * holds the ones before it. */
+    osse_head_t final;
+    if (hs.n > 0 && hs.v[hs.n - 1].size == to) {
+        final = hs.v[--hs.n];
+    } else {
         uint8_t root[32];
         if ((rc = osse_merkle_root(log, to, root, err)))
             goto out;
-        if ((rc = osse_signer_sign_head(signer, to, root, osse_time_real_ms(), &h)) ||
-            (rc = heads_add(&hs, &h))) {
+        if ((rc = osse_signer_sign_head(signer, to, root, osse_time_real_ms(), &final))) {
             rc = osse_err_set(err, rc, "out of memory");
             goto out;
         }
     }
 
-    wr_t w = {out, 0, 0};
+    wr_t w = {out, 0, 0, {{0}}};
+    osse_merkle_sha256_init(&w.sha);
     size_t olen = strlen(pub->name);
     wr(&w, MAGIC, 8);
     wr_be(&w, OSSE_EXPORT_VERSION, 4);
@@ -165,12 +184,8 @@ int osse_export_write(osse_log_t *log, const osse_signer_t *signer, uint64_t fro
     for (size_t i = 0; i < nf; i++)
         wr(&w, frontier[i], 32);
     wr_be(&w, hs.n, 4);
-    for (size_t i = 0; i < hs.n; i++) {
-        wr_be(&w, hs.v[i].size, 8);
-        wr_be(&w, (uint64_t)hs.v[i].at_ms, 8);
-        wr(&w, hs.v[i].root, 32);
-        wr(&w, hs.v[i].sig, 64);
-    }
+    for (size_t i = 0; i < hs.n; i++)
+        wr_head(&w, &hs.v[i]);
     ev_ctx_t c = {&w, log, to, err};
     rc = osse_log_scan(log, from, write_event, &c, err);
     if (rc == STOP_AT_TO)
@@ -178,7 +193,15 @@ int osse_export_write(osse_log_t *log, const osse_signer_t *signer, uint64_t fro
     if (rc)
         goto out;
     wr(&w, END, 8);
-    wr_be(&w, w.off + 8, 8);
+    wr_be(&w, w.off + TRAILER - 8, 8);
+    wr_head(&w, &final);
+    /* The closing signature covers every byte before it, the heads' times
+     * and the header included, which nothing else signs. */
+    uint8_t digest[32], sig[64];
+    osse_merkle_sha256_final(&w.sha, digest);
+    osse_signer_sign_digest(signer, digest, sig);
+    if (!w.failed && fwrite(sig, 1, 64, out) != 64)
+        w.failed = 1;
     if (w.failed || fflush(out) != 0) {
         rc = osse_err_set(err, OSSE_EIO, "writing the export failed");
         goto out;
@@ -197,6 +220,8 @@ typedef struct src_s {
     uint8_t *tmp;       /* stream mode: the bytes of the current field */
     size_t tcap;
     uint64_t off;
+    uint64_t total;     /* bytes in the input, when known (else UINT64_MAX) */
+    osse_merkle_sha256_t sha; /* of every byte consumed so far */
     osse_export_info_t *info;
     osse_err_t *err;
 } src_t;
@@ -213,10 +238,10 @@ static int fail(src_t *s, uint64_t at, const char *fmt, ...)
     return osse_err_set(s->err, OSSE_ECORRUPT, "offset %" PRIu64 ": %s", at, msg);
 }
 
-/* Makes the next n bytes available at *p and consumes them. In stream mode
- * the buffer grows by doubling only as bytes arrive, so a lying length costs
- * at most twice the bytes that are really there. */
-static int src_need(src_t *s, size_t n, const uint8_t **p, const char *what)
+/* Makes the next n bytes available at *p and consumes them, without hashing
+ * them. In stream mode the buffer grows by doubling only as bytes arrive, so
+ * a lying length costs at most twice the bytes that are really there. */
+static int src_raw(src_t *s, size_t n, const uint8_t **p, const char *what)
 {
     if (s->buf) {
         if (n > s->len - s->off)
@@ -254,6 +279,15 @@ static int src_need(src_t *s, size_t n, const uint8_t **p, const char *what)
     return 0;
 }
 
+/* src_raw for every field the closing signature covers (all but itself). */
+static int src_need(src_t *s, size_t n, const uint8_t **p, const char *what)
+{
+    int rc = src_raw(s, n, p, what);
+    if (!rc)
+        osse_merkle_sha256_update(&s->sha, *p, n);
+    return rc;
+}
+
 static int src_at_end(src_t *s)
 {
     if (s->buf)
@@ -272,6 +306,47 @@ static int src_be(src_t *s, int n, uint64_t *v, const char *what)
     if (!rc)
         *v = get_be(p, n);
     return rc;
+}
+
+/* When the input's size is known: whether count records of at least `each`
+ * bytes, followed by at least `after` bytes, fit in what is left, so that a
+ * lying count is named where it stands, before anything is read for it. */
+static int src_fits(src_t *s, uint64_t at, uint64_t count, uint64_t each, uint64_t after,
+                    const char *what)
+{
+    if (s->total == UINT64_MAX)
+        return 0;
+    uint64_t left = s->total - s->off;
+    if (left >= after && count <= (left - after) / each)
+        return 0;
+    return fail(s, at, "%s %" PRIu64 " does not fit in the file: %" PRIu64 " bytes are left, "
+                "and each one needs at least %" PRIu64, what, count, left, each);
+}
+
+/* Reads one 112-byte head record of the export's origin into h. */
+static int read_head(src_t *s, const osse_verifier_t *hv, osse_head_t *h)
+{
+    const uint8_t *p;
+    int rc = src_need(s, HEAD_REC, &p, "head");
+    if (rc)
+        return rc;
+    memset(h, 0, sizeof *h);
+    memcpy(h->origin, hv->name, sizeof h->origin);
+    h->size = get_be(p, 8);
+    h->at_ms = (int64_t)get_be(p + 8, 8);
+    memcpy(h->root, p + 16, 32);
+    memcpy(h->sig, p + 48, 64);
+    memcpy(h->key_id, hv->key_id, 4);
+    return 0;
+}
+
+static int check_head_sig(src_t *s, uint64_t at, const osse_verifier_t *key, const osse_head_t *h)
+{
+    osse_err_t e2;
+    if (osse_head_verify(key, h, &e2) == 0)
+        return 0;
+    s->info->bad_head = h->size;
+    return fail(s, at, "head of size %" PRIu64 ": bad signature", h->size);
 }
 
 static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb, void *ud)
@@ -296,8 +371,15 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     at = s->off;
     if ((rc = src_be(s, 4, &v, "version")))
         goto out;
+    if (v == 1) {
+        rc = fail(s, at, "export format version 1 is no longer read (its heads' times and "
+                  "header were not signed): export the log again with this osse (version %d)",
+                  OSSE_EXPORT_VERSION);
+        goto out;
+    }
     if (v != OSSE_EXPORT_VERSION) {
-        rc = fail(s, at, "unsupported format version %" PRIu64, v);
+        rc = fail(s, at, "unsupported format version %" PRIu64 " (this osse reads version %d)",
+                  v, OSSE_EXPORT_VERSION);
         goto out;
     }
     at = s->off;
@@ -310,13 +392,13 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     at = s->off;
     if ((rc = src_need(s, (size_t)v, &p, "origin")))
         goto out;
+    osse_err_t why;
+    if (osse_origin_check((const char *)p, (size_t)v, &why) != 0) {
+        rc = fail(s, at, "the header's %s", why.msg);
+        goto out;
+    }
     memcpy(info->origin, p, (size_t)v);
     info->origin[v] = '\0';
-    for (uint64_t i = 0; i < v; i++)
-        if (p[i] <= 0x20 || p[i] == 0x7f || p[i] == '+') {
-            rc = fail(s, at + i, "origin has a forbidden byte");
-            goto out;
-        }
     at = s->off;
     if ((rc = src_need(s, 32, &p, "public key")))
         goto out;
@@ -334,6 +416,7 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
             goto out;
         }
     }
+    const osse_verifier_t *k = key ? key : &hv;
     at = s->off;
     if ((rc = src_be(s, 8, &info->first_seq, "first seq")))
         goto out;
@@ -348,6 +431,8 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
         rc = fail(s, at, "event count %" PRIu64 " out of range", info->count);
         goto out;
     }
+    if ((rc = src_fits(s, at, info->count, EVENT_REC_MIN, 1 + 4 + TRAILER, "event count")))
+        goto out;
     uint64_t last = info->first_seq + info->count - 1;
     at = s->off;
     if ((rc = src_be(s, 1, &v, "frontier count")))
@@ -366,20 +451,22 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     osse_merkle_t tree;
     osse_merkle_set_frontier(&tree, info->first_seq - 1, (const uint8_t(*)[32])fr, (size_t)v);
 
-    /* Heads: structure and signatures now; roots as the events arrive. */
+    /* Heads before the final one: structure and signatures now; roots as
+     * the events arrive. */
     at = s->off;
-    if ((rc = src_be(s, 4, &info->heads, "head count")))
+    if ((rc = src_be(s, 4, &v, "head count")))
         goto out;
-    if (info->heads == 0 || info->heads > OSSE_EXPORT_HEADS_MAX) {
-        rc = fail(s, at, "head count %" PRIu64 " out of range 1..%u", info->heads,
-                  OSSE_EXPORT_HEADS_MAX);
+    if (v > OSSE_EXPORT_HEADS_MAX) {
+        rc = fail(s, at, "head count %" PRIu64 " out of range 0..%u", v, OSSE_EXPORT_HEADS_MAX);
         goto out;
     }
+    /* The events were found to fit: info->count * EVENT_REC_MIN cannot overflow. */
+    if ((rc = src_fits(s, at, v, HEAD_REC, info->count * EVENT_REC_MIN + TRAILER, "head count")))
+        goto out;
+    info->heads = v + 1;
     uint64_t min_size = info->first_seq > 1 ? info->first_seq - 1 : 1;
-    for (uint64_t i = 0; i < info->heads; i++) {
+    for (uint64_t i = 0; i + 1 < info->heads; i++) {
         at = s->off;
-        if ((rc = src_need(s, HEAD_REC, &p, "head")))
-            goto out;
         if (nh == hcap) { /* grows with heads actually read */
             size_t nc = hcap ? hcap * 2 : 16;
             osse_head_t *nv = realloc(heads, nc * sizeof *nv);
@@ -390,38 +477,26 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
             heads = nv;
             hcap = nc;
         }
-        osse_head_t *h = &heads[nh++];
-        memset(h, 0, sizeof *h);
-        memcpy(h->origin, info->origin, sizeof h->origin);
-        h->size = get_be(p, 8);
-        h->at_ms = (int64_t)get_be(p + 8, 8);
-        memcpy(h->root, p + 16, 32);
-        memcpy(h->sig, p + 48, 64);
-        memcpy(h->key_id, hv.key_id, 4);
+        osse_head_t *h = &heads[nh];
+        if ((rc = read_head(s, &hv, h)))
+            goto out;
+        nh++;
         uint64_t prev = nh > 1 ? heads[nh - 2].size : min_size - 1;
-        if (h->size <= prev || h->size > last) {
+        if (h->size <= prev || h->size >= last) {
             info->bad_head = h->size;
             rc = fail(s, at, "head of size %" PRIu64 " out of order or outside %" PRIu64
-                      "..%" PRIu64, h->size, prev + 1, last);
+                      "..%" PRIu64 " (the final head, of size %" PRIu64 ", is in the trailer)",
+                      h->size, prev + 1, last - 1, last);
             goto out;
         }
-        if (i + 1 == info->heads && h->size != last) {
-            info->bad_head = h->size;
-            rc = fail(s, at, "the last head (size %" PRIu64 ") does not cover the last event %"
-                      PRIu64, h->size, last);
+        if ((rc = check_head_sig(s, at, k, h)))
             goto out;
-        }
-        osse_err_t e2;
-        if (osse_head_verify(key ? key : &hv, h, &e2) != 0) {
-            info->bad_head = h->size;
-            rc = fail(s, at, "head of size %" PRIu64 ": bad signature", h->size);
-            goto out;
-        }
     }
 
     /* Events. */
     size_t hi = 0;
     uint64_t seg_start = info->first_seq; /* first seq since the last checked head */
+    osse_head_t fh;
     for (;;) {
         /* Check every head whose size the tree has reached (also a head at
          * first-1, which authenticates the header's frontier). */
@@ -491,7 +566,7 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
             goto out;
     }
 
-    /* Trailer. */
+    /* Trailer: the declared length, the final head, the closing signature. */
     at = s->off;
     if ((rc = src_need(s, 8, &p, "trailer")))
         goto out;
@@ -503,13 +578,47 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     at = s->off;
     if ((rc = src_be(s, 8, &v, "total length")))
         goto out;
-    if (v != s->off) {
-        rc = fail(s, at, "the trailer declares %" PRIu64 " bytes, the file has %" PRIu64
-                  " up to here", v, s->off);
+    uint64_t end = s->off + HEAD_REC + 64;
+    if (v != end) {
+        rc = fail(s, at, "the trailer declares %" PRIu64 " bytes; a file that ends after it has %"
+                  PRIu64, v, end);
+        goto out;
+    }
+    at = s->off;
+    if ((rc = read_head(s, &hv, &fh)))
+        goto out;
+    if (fh.size != last) {
+        info->bad_head = fh.size;
+        rc = fail(s, at, "the final head (size %" PRIu64 ") does not cover the last event %"
+                  PRIu64, fh.size, last);
+        goto out;
+    }
+    if ((rc = check_head_sig(s, at, k, &fh)))
+        goto out;
+    uint8_t r[32];
+    osse_merkle_root_now(&tree, r);
+    if (sodium_memcmp(r, fh.root, 32) != 0) {
+        info->bad_head = fh.size;
+        rc = fail(s, at, "the final head (size %" PRIu64 "): root does not match the events (a "
+                  "leaf hash between seq %" PRIu64 " and %" PRIu64 " was changed, or the frontier)",
+                  fh.size, seg_start, fh.size);
+        goto out;
+    }
+    info->last_size = fh.size;
+    memcpy(info->last_root, r, 32);
+    at = s->off;
+    uint8_t digest[32];
+    osse_merkle_sha256_final(&s->sha, digest);
+    if ((rc = src_raw(s, 64, &p, "closing signature")))
+        goto out;
+    if (crypto_sign_verify_detached(p, digest, 32, k->pk) != 0) {
+        rc = fail(s, at, "the closing signature does not verify: bytes 0..%" PRIu64
+                  " are not the ones the log's key signed (a byte no other check covers was "
+                  "changed, such as a head's time)", at - 1);
         goto out;
     }
     if (!src_at_end(s)) {
-        rc = fail(s, s->off, "extra bytes after the trailer");
+        rc = fail(s, s->off, "extra bytes after the closing signature");
         goto out;
     }
     info->offset = s->off;
@@ -519,9 +628,14 @@ out:
     return rc;
 }
 
-static void info_init(osse_export_info_t *info)
+static void src_init(src_t *s, osse_export_info_t *info, osse_err_t *err)
 {
+    memset(s, 0, sizeof *s);
     memset(info, 0, sizeof *info);
+    s->total = UINT64_MAX;
+    s->info = info;
+    s->err = err;
+    osse_merkle_sha256_init(&s->sha);
 }
 
 int osse_export_verify_buf(const void *buf, size_t len, const osse_verifier_t *key,
@@ -530,10 +644,11 @@ int osse_export_verify_buf(const void *buf, size_t len, const osse_verifier_t *k
 {
     osse_export_info_t local;
     static const uint8_t empty[1];
-    if (!info)
-        info = &local;
-    info_init(info);
-    src_t s = {buf ? buf : empty, len, NULL, NULL, 0, 0, info, err};
+    src_t s;
+    src_init(&s, info ? info : &local, err);
+    s.buf = buf ? buf : empty;
+    s.len = len;
+    s.total = len;
     return verify(&s, key, cb, ud);
 }
 
@@ -541,10 +656,16 @@ int osse_export_verify_file(FILE *f, const osse_verifier_t *key, osse_export_eve
                             osse_export_info_t *info, osse_err_t *err)
 {
     osse_export_info_t local;
-    if (!info)
-        info = &local;
-    info_init(info);
-    src_t s = {NULL, 0, f, NULL, 0, 0, info, err};
+    src_t s;
+    struct stat st;
+    src_init(&s, info ? info : &local, err);
+    s.f = f;
+    /* A regular file's size bounds every count up front; a pipe's is not
+     * known, and only the growth by bytes read bounds memory. */
+    int fd = fileno(f);
+    off_t pos = fd >= 0 ? ftello(f) : -1;
+    if (pos >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= pos)
+        s.total = (uint64_t)(st.st_size - pos);
     int rc = verify(&s, key, cb, ud);
     free(s.tmp);
     return rc;

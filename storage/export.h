@@ -1,13 +1,15 @@
 /* export.h: the export file an auditor receives, its writer, and the
  * offline verifier / reader (issue 4; the format is in docs/audit.md).
  *
- *   header   "OSSE-LOG" u32 version=1, u16 origin length + origin, public key,
+ *   header   "OSSE-LOG" u32 version=2, u16 origin length + origin, public key,
  *            u64 first seq, u64 event count, u8 n + n frontier hashes (the
  *            perfect subtrees of the tree of size first-1), u32 head count
  *   heads    (u64 size, i64 at_ms, root, Ed25519 signature) each, sizes
- *            strictly increasing, the last = the last event's seq
+ *            strictly increasing, all below the last event's seq
  *   events   (u32 length, leaf hash, stored bytes) each, seq first, first+1...
- *   trailer  "OSSE-END" u64 total file length
+ *   trailer  "OSSE-END", u64 total file length, the final head (a head
+ *            record whose size is the last event's seq), and the closing
+ *            signature: Ed25519 over SHA-256 of every byte before it
  * All integers big-endian.
  *
  * Key invariant of the reader: it never trusts a length. Every field has a
@@ -19,6 +21,8 @@
  * state. Each event carries its leaf hash so that a changed event is named
  * exactly: the recorded leaf hashes are authenticated by the signed roots,
  * and an event whose bytes do not hash to its recorded leaf is the bad one.
+ * The closing signature binds the rest (the heads' times, the frontier, the
+ * lengths), so that no byte of a file can change and still verify.
  */
 #ifndef OSSE_STORAGE_EXPORT_H
 #define OSSE_STORAGE_EXPORT_H
@@ -30,9 +34,11 @@
 #include "storage/checkpoint.h"
 #include "storage/log.h"
 
-#define OSSE_EXPORT_VERSION 1
+/* 2: the closing signature and the final head in the trailer (version 1
+ * left the heads' times and the header unsigned; it is refused). */
+#define OSSE_EXPORT_VERSION 2
 #define OSSE_EXPORT_EVENT_MAX (16u * 1024 * 1024) /* bytes of one event */
-#define OSSE_EXPORT_HEADS_MAX 10000000u           /* heads in one export */
+#define OSSE_EXPORT_HEADS_MAX 10000000u           /* heads before the final one */
 
 /* Writes events from..to (seqs, inclusive; 0, 0 = the whole log) of log to
  * out, with every stored head whose size is in [max(1, from-1), to] and
@@ -52,7 +58,7 @@ typedef struct osse_export_info_s {
     uint8_t public_key[32];
     uint64_t first_seq;
     uint64_t count;      /* events declared */
-    uint64_t heads;      /* heads declared */
+    uint64_t heads;      /* heads declared, the final one included */
     uint64_t verified;   /* events read and checked so far */
     uint64_t last_size;  /* size of the last head checked against the events */
     uint8_t last_root[32];
@@ -70,7 +76,10 @@ typedef int (*osse_export_event_cb)(void *ud, uint64_t seq, const void *bytes, s
 /* Reads and verifies an export: its structure, each event (leaf hash,
  * decoding, seq = previous + 1), each head's signature with key, each head's
  * root against the tree of the events up to its size (hence consistency
- * between successive heads), the trailer's length, and nothing after it.
+ * between successive heads), the trailer's length, the closing signature
+ * over every byte before it, and nothing after it. Counts that cannot fit
+ * in the input (when its size is known: a buffer, a regular file) are
+ * refused before anything is read for them.
  * key may be NULL: the header's own public key is then used (self-consistency
  * only: the caller must say so to the user). A key with a name must match
  * the origin. cb may be NULL. info is filled as far as the read got.

@@ -39,6 +39,25 @@ void osse_merkle_leaf_hash(const void *bytes, size_t len, uint8_t out[OSSE_MERKL
     SHA256_Final(out, &st);
 }
 
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(((osse_merkle_sha256_t *)0)->state),
+               "osse_merkle_sha256_t holds a SHA256_CTX");
+
+void osse_merkle_sha256_init(osse_merkle_sha256_t *h)
+{
+    SHA256_Init((SHA256_CTX *)h->state);
+}
+
+void osse_merkle_sha256_update(osse_merkle_sha256_t *h, const void *p, size_t len)
+{
+    if (len)
+        SHA256_Update((SHA256_CTX *)h->state, p, len);
+}
+
+void osse_merkle_sha256_final(osse_merkle_sha256_t *h, uint8_t out[OSSE_MERKLE_HASH])
+{
+    SHA256_Final(out, (SHA256_CTX *)h->state);
+}
+
 void osse_merkle_node_hash(const uint8_t left[OSSE_MERKLE_HASH],
                            const uint8_t right[OSSE_MERKLE_HASH], uint8_t out[OSSE_MERKLE_HASH])
 {

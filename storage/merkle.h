@@ -66,6 +66,17 @@ typedef int (*osse_merkle_put_fn)(void *ud, unsigned level, uint64_t index,
 void osse_merkle_leaf_hash(const void *bytes, size_t len, uint8_t out[OSSE_MERKLE_HASH]);
 void osse_merkle_node_hash(const uint8_t left[OSSE_MERKLE_HASH],
                            const uint8_t right[OSSE_MERKLE_HASH], uint8_t out[OSSE_MERKLE_HASH]);
+
+/* A running SHA-256 with the tree's (libcrypto's) code, for hashing a whole
+ * export (its closing signature covers the SHA-256 of all its bytes).
+ * Caller-owned, no allocation; the state is libcrypto's, kept opaque. */
+typedef struct osse_merkle_sha256_s {
+    _Alignas(16) unsigned char state[128];
+} osse_merkle_sha256_t;
+void osse_merkle_sha256_init(osse_merkle_sha256_t *h);
+void osse_merkle_sha256_update(osse_merkle_sha256_t *h, const void *p, size_t len);
+void osse_merkle_sha256_final(osse_merkle_sha256_t *h, uint8_t out[OSSE_MERKLE_HASH]);
+
 /* The side-record key of a stored hash: "m" level be64(index); 10 bytes. */
 void osse_merkle_key(unsigned level, uint64_t index, uint8_t key[10]);
 

@@ -2,7 +2,9 @@
  * signed-note parser, which reads the same kind of outside input).
  *
  * Invariant: any input must end in a clean error or success, never a crash,
- * a leak, or an allocation out of proportion to its size.
+ * a leak, or an allocation out of proportion to its size. The closing
+ * signature over the whole file is checked last, so mutated inputs still
+ * reach the heads, the events and the trailer.
  *
  * Built with -fsanitize=fuzzer it is a libFuzzer target; linked with
  * fuzz_main.c it replays the in-tree corpus as an ordinary test (h2o's fuzz/

@@ -1,7 +1,8 @@
 /* test_checkpoint.c: signed notes against the Go sumdb/note reference
  * vector (the PeterNeumann key), checkpoints signed and verified in their
- * exact C2SP text form and JSON, tampering refused, the key file's mode and
- * reuse, and heads stored in a real log. */
+ * exact C2SP text form and JSON, tampering refused, origins that are not
+ * valid UTF-8 or hold a Unicode space refused wherever one is read, the key
+ * file's mode, reuse and fixed name, and heads stored in a real log. */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <sodium.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/checkpoint.h"
 #include "tests/test.h"
@@ -211,11 +213,41 @@ static void test_key_file_and_store(void)
     CHECK_EQ_INT(osse_signer_open(dir, NULL, &s2, &err), 0);
     CHECK(memcmp(osse_signer_verifier(s1)->pk, osse_signer_verifier(s2)->pk, 32) == 0);
     osse_signer_close(s2);
-    /* Another name: the same key, another key id. */
-    CHECK_EQ_INT(osse_signer_open(dir, "example.org/agency", &s2, &err), 0);
-    CHECK(memcmp(osse_signer_verifier(s1)->pk, osse_signer_verifier(s2)->pk, 32) == 0);
-    CHECK(memcmp(osse_signer_verifier(s1)->key_id, osse_signer_verifier(s2)->key_id, 4) != 0);
+    /* A new key without a name is named after the host. */
+    char host[256] = {0}, want[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(want, sizeof want, "%s/log", host);
+    CHECK_EQ_STR(osse_signer_verifier(s1)->name, want);
+    /* The name is the key's for good: the same name again is fine, another
+     * one is refused and the message names both. */
+    CHECK_EQ_INT(osse_signer_open(dir, want, &s2, &err), 0);
+    CHECK(memcmp(osse_signer_verifier(s1)->key_id, osse_signer_verifier(s2)->key_id, 4) == 0);
     osse_signer_close(s2);
+    s2 = NULL;
+    CHECK_EQ_INT(osse_signer_open(dir, "example.org/agency", &s2, &err), OSSE_ECONFLICT);
+    CHECK(s2 == NULL);
+    CHECK(strstr(err.msg, "\"example.org/agency\"") && strstr(err.msg, want));
+    CHECK_EQ_INT(osse_signer_open(dir, "a b", &s2, &err), OSSE_EINVAL);
+    /* A key made with a name keeps it when reopened without one. */
+    char dir2[] = "/tmp/osse-test-ckpt2-XXXXXX";
+    CHECK(mkdtemp(dir2) != NULL);
+    CHECK_EQ_INT(osse_signer_open(dir2, "example.org/log", &s2, &err), 0);
+    osse_signer_close(s2);
+    CHECK_EQ_INT(osse_signer_open(dir2, NULL, &s2, &err), 0);
+    CHECK_EQ_STR(osse_signer_verifier(s2)->name, "example.org/log");
+    osse_signer_close(s2);
+    /* A key file whose name is not a valid origin is refused. */
+    char path2[128];
+    snprintf(path2, sizeof path2, "%s/log.key", dir2);
+    FILE *kf = fopen(path2, "r+");
+    CHECK(kf != NULL);
+    if (kf) {
+        fseek(kf, 12 + 7, SEEK_SET); /* "PRIVATE+KEY+example" */
+        fputc(0xff, kf);
+        fclose(kf);
+    }
+    CHECK_EQ_INT(osse_signer_open(dir2, NULL, &s2, &err), OSSE_ECORRUPT);
+    nftw(dir2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     /* A key file others can read is refused. */
     chmod(path, 0644);
     CHECK_EQ_INT(osse_signer_open(dir, NULL, &s2, &err), OSSE_EFORBIDDEN);
@@ -258,12 +290,129 @@ static void test_key_file_and_store(void)
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Origins C2SP would not take: not UTF-8 (0xff, a lone continuation byte,
+ * overlong forms, a surrogate, cut short), Unicode spaces, '+', controls. */
+static const char *const BAD_ORIGINS[] = {
+    "\xff",           "a\x80z",          "a\xc0\xafz",       "a\xe0\x80\xafz", "a\xed\xa0\x80z",
+    "a\xf4\x90\x80\x80", "a\xc3",           "a\xc2\xa0z",       "a\xe3\x80\x80z", "a\xc2\x85z",
+    "a\xe1\x9a\x80z",  "a\xe2\x80\x80z",  "a\xe2\x80\x8az",  "a\xe2\x80\xa8z", "a\xe2\x80\xa9z",
+    "a\xe2\x80\xafz",  "a\xe2\x81\x9fz",  "a b",             "a\tb",          "a+b",
+    "a\x7f",          "a\xc2\x9fz",      "",
+};
+#define NBAD (sizeof BAD_ORIGINS / sizeof BAD_ORIGINS[0])
+
+/* The verifier key "<name>+<id>+<key>" of pk under any name, valid or not. */
+static void raw_vkey(const char *name, const uint8_t pk[32], char *out, size_t cap)
+{
+    uint8_t h[32], raw[33];
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
+    crypto_hash_sha256_update(&st, (const uint8_t *)"\n\x01", 2);
+    crypto_hash_sha256_update(&st, pk, 32);
+    crypto_hash_sha256_final(&st, h);
+    raw[0] = 0x01;
+    memcpy(raw + 1, pk, 32);
+    char hex[9], b64[64];
+    sodium_bin2hex(hex, sizeof hex, h, 4);
+    sodium_bin2base64(b64, sizeof b64, raw, 33, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(out, cap, "%s+%s+%s", name, hex, b64);
+}
+
+static void test_origins(void)
+{
+    static const char *const good[] = {"example.org/log", "osse.local/log", "ex\xc3\xa4mple.org/log",
+                                       "\xe4\xbe\x8b\xe3\x81\x88.jp/\xe3\x83\xad\xe3\x82\xb0",
+                                       "\xf0\x9f\x93\x9c/log"};
+    osse_err_t err;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK_EQ_INT(osse_origin_check(good[i], strlen(good[i]), &err), 0);
+    char longest[257];
+    memset(longest, 'a', 256);
+    longest[256] = '\0';
+    CHECK_EQ_INT(osse_origin_check(longest, 255, &err), 0);
+    CHECK_EQ_INT(osse_origin_check(longest, 256, &err), OSSE_EINVAL);
+
+    uint8_t seed[32], pk[32], sk[64], root[32];
+    memset(seed, 9, 32);
+    memset(root, 0x5a, 32);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    char rootb64[64];
+    sodium_bin2base64(rootb64, sizeof rootb64, root, 32, sodium_base64_VARIANT_ORIGINAL);
+    int accepted = 0;
+    for (size_t i = 0; i < NBAD; i++) {
+        const char *o = BAD_ORIGINS[i];
+        size_t n = strlen(o);
+        if (osse_origin_check(o, n, &err) != OSSE_EINVAL) {
+            fprintf(stderr, "origin %zu accepted\n", i);
+            accepted++;
+        }
+        osse_signer_t *x = NULL;
+        accepted += osse_signer_from_seed(o, seed, &x, NULL) == 0;
+        osse_signer_close(x);
+        if (n == 0)
+            continue;
+        /* As the name of a verifier key, with its right key id. */
+        char vk[400];
+        osse_verifier_t v;
+        raw_vkey(o, pk, vk, sizeof vk);
+        if (osse_verifier_parse(&v, vk, strlen(vk), &err) == 0) {
+            fprintf(stderr, "verifier key %zu accepted\n", i);
+            accepted++;
+        }
+        /* As a checkpoint's origin line and signature line, rightly signed. */
+        char body[400], note[600], sigb64[128];
+        snprintf(body, sizeof body, "%s\n7\n%s\n", o, rootb64);
+        uint8_t blob[68];
+        sodium_hex2bin(blob, 4, vk + n + 1, 8, NULL, NULL, NULL); /* the key id */
+        crypto_sign_detached(blob + 4, NULL, (const uint8_t *)body, strlen(body), sk);
+        sodium_bin2base64(sigb64, sizeof sigb64, blob, 68, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(note, sizeof note, "%s\n\xe2\x80\x94 %s %s\n", body, o, sigb64);
+        osse_verifier_init(&v, "", pk);
+        osse_head_t h;
+        if (osse_head_parse_note(&v, note, strlen(note), &h, &err) == 0) {
+            fprintf(stderr, "checkpoint %zu accepted\n", i);
+            accepted++;
+        }
+        /* As a stored head's origin. */
+        osse_buf_t b;
+        osse_buf_init(&b, 0);
+        memset(&h, 0, sizeof h);
+        memcpy(h.origin, o, n);
+        osse_head_encode(&h, &b);
+        if (osse_head_decode(b.ptr, b.len, &h, &err) == 0) {
+            fprintf(stderr, "stored head %zu accepted\n", i);
+            accepted++;
+        }
+        osse_buf_close(&b);
+    }
+    CHECK_EQ_INT(accepted, 0);
+
+    /* The error says where and why, without echoing the bytes. */
+    CHECK_EQ_INT(osse_origin_check("ab\xc2\xa0", 4, &err), OSSE_EINVAL);
+    CHECK(strstr(err.msg, "byte 2") && strstr(err.msg, "U+00A0"));
+    CHECK_EQ_INT(osse_origin_check("a\xc0\xaf", 3, &err), OSSE_EINVAL);
+    CHECK(strstr(err.msg, "byte 1") && strstr(err.msg, "UTF-8"));
+
+    /* A note of 32 bytes or fewer is never signed: it could pass for an
+     * export's closing signature (a signed digest). */
+    osse_signer_t *s = NULL;
+    osse_buf_t b;
+    osse_buf_init(&b, 0);
+    CHECK_EQ_INT(osse_signer_from_seed("example.org/log", seed, &s, NULL), 0);
+    CHECK_EQ_INT(osse_signer_sign_note(s, "0123456789012345678901234567890\n", 32, &b), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_signer_sign_note(s, "01234567890123456789012345678901\n", 33, &b), 0);
+    osse_buf_close(&b);
+    osse_signer_close(s);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     RUN(test_reference_vector);
     RUN(test_head_sign_verify);
+    RUN(test_origins);
     RUN(test_key_file_and_store);
     return TEST_EXIT();
 }

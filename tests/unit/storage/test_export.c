@@ -1,8 +1,10 @@
 /* test_export.c: a real log of a few hundred events with signed heads is
  * exported and verified; then every kind of damage (a flipped byte in each
  * event, a deleted, duplicated or swapped event, truncation at many offsets,
- * garbage appended, a bad signature, lying lengths, a forged leaf hash) must
- * be reported with its position, never crash (ASan), and never pass. */
+ * garbage appended, a bad signature, lying lengths and counts, a forged leaf
+ * hash, a changed head time, any single byte of a small export, an origin
+ * that is not UTF-8 or holds a space, the old format) must be reported with
+ * its position, never crash (ASan), and never pass. */
 #define _GNU_SOURCE /* nftw, mkdtemp, open_memstream */
 #include <ftw.h>
 #include <sodium.h>
@@ -19,6 +21,8 @@
 #include "tests/test.h"
 
 #define NEV 300
+#define ORIGIN "example.org/log"
+#define ORIGIN_AT 14 /* magic, version, origin length */
 
 static char dir[64];
 static osse_signer_t *signer;
@@ -41,7 +45,7 @@ static void build_log(void)
     strcpy(dir, "/tmp/osse-test-export-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     osse_err_t err;
-    CHECK_EQ_INT(osse_signer_open(dir, NULL, &signer, &err), 0);
+    CHECK_EQ_INT(osse_signer_open(dir, ORIGIN, &signer, &err), 0);
     CHECK_EQ_INT(osse_log_open(dir, &log_, &err), 0);
     osse_merkle_t *m = NULL;
     CHECK_EQ_INT(osse_merkle_open(log_, &m, &err), 0);
@@ -110,9 +114,10 @@ static uint8_t *export_range(uint64_t from, uint64_t to, size_t *len)
 
 /* The layout of an export, walked without verifying (test-side parser). */
 typedef struct layout_s {
-    size_t heads_at, nheads;
+    size_t count_at, heads_at, nheads;
     size_t ev_at[NEV + 1]; /* offset of each event record, then of the trailer */
     size_t nev;
+    size_t final_at, sig_at; /* the trailer's final head and closing signature */
 } layout_t;
 
 static uint64_t be(const uint8_t *p, int n)
@@ -123,11 +128,19 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
+/* Writes v as a width-byte big-endian field at p (a forger's edit). */
+static void put_be(uint8_t *p, int width, uint64_t v)
+{
+    for (int b = 0; b < width; b++)
+        p[b] = (uint8_t)(v >> (8 * (width - 1 - b)));
+}
+
 static void walk(const uint8_t *x, layout_t *l)
 {
     size_t o = 8 + 4;
     size_t olen = be(x + o, 2);
     o += 2 + olen + 32 + 8;
+    l->count_at = o;
     l->nev = be(x + o, 8);
     o += 8;
     o += 1 + 32 * x[o];
@@ -140,6 +153,8 @@ static void walk(const uint8_t *x, layout_t *l)
         o += 4 + 32 + be(x + o, 4);
     }
     l->ev_at[l->nev] = o;
+    l->final_at = o + 16;
+    l->sig_at = l->final_at + 112;
 }
 
 static const osse_verifier_t *key(void)
@@ -341,11 +356,8 @@ static void test_structure_damage(void)
     CHECK_EQ_INT(info.offset, n);
     fclose(f);
 
-    /* Every byte of the header and heads flipped: refused (the at_ms field
-     * of a head is informational, not signed, so it is skipped). */
+    /* Every byte of the header and heads flipped: refused. */
     for (size_t i = 0; i < l.ev_at[0]; i++) {
-        if (i >= l.heads_at && (i - l.heads_at) % 112 >= 8 && (i - l.heads_at) % 112 < 16)
-            continue;
         memcpy(y, x, n);
         y[i] ^= 0x01;
         if (verify(y, n, &info, &err) == 0) {
@@ -378,13 +390,14 @@ static void test_structure_damage(void)
         {l.ev_at[5], 4, 0},              /* event length 0 */
         {l.ev_at[5], 4, be(x + l.ev_at[5], 4) + 1},
         {l.ev_at[5], 4, be(x + l.ev_at[5], 4) - 1},
-        {n - 8, 8, n + 1},               /* total length */
-        {n - 8, 8, 0xffffffffffffffffULL},
+        {l.final_at - 8, 8, n + 1},      /* total length */
+        {l.final_at - 8, 8, n - 1},
+        {l.final_at - 8, 8, 0xffffffffffffffffULL},
+        {l.final_at, 8, be(x + l.final_at, 8) - 1}, /* final head's size */
     };
     for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
         memcpy(y, x, n);
-        for (int b = 0; b < lies[i].width; b++)
-            y[lies[i].at + b] = (uint8_t)(lies[i].v >> (8 * (lies[i].width - 1 - b)));
+        put_be(y + lies[i].at, lies[i].width, lies[i].v);
         int rc = verify(y, n, &info, &err);
         if (rc != OSSE_ECORRUPT) {
             fprintf(stderr, "lie %zu accepted\n", i);
@@ -411,32 +424,237 @@ static void test_structure_damage(void)
     free(x);
 }
 
-/* Writes seed files for the fuzz corpus when OSSE_WRITE_CORPUS names a folder. */
+/* Every byte is bound (SPEC §6): a head's time, which no head signature
+ * covers, and then each single byte of a small export, flipped; every
+ * truncation; one byte more. The closing signature names what it covers. */
+static void test_every_byte_bound(void)
+{
+    size_t n;
+    uint8_t *x = export_range(101, 250, &n);
+    layout_t l;
+    walk(x, &l);
+    osse_export_info_t info;
+    osse_err_t err;
+    uint8_t *y = malloc(n + 1);
+    CHECK(l.nheads >= 2);
+    CHECK_EQ_INT(l.sig_at + 64, n);
+    if (l.sig_at + 64 != n) { /* not this format: the offsets below would be outside */
+        free(y);
+        free(x);
+        return;
+    }
+
+    /* A head's `at`, in the heads section and in the final head. */
+    size_t ats[] = {l.heads_at + 8 + 7, l.heads_at + 112 + 8 + 3, l.final_at + 8 + 7};
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(y, x, n);
+        y[ats[i]] ^= 0x01;
+        CHECK_EQ_INT(verify(y, n, &info, &err), OSSE_ECORRUPT);
+        CHECK_EQ_INT(info.offset, l.sig_at);
+        CHECK(strstr(err.msg, "closing signature") != NULL);
+        FILE *f = fmemopen(y, n, "rb");
+        CHECK_EQ_INT(osse_export_verify_file(f, key(), NULL, NULL, &info, &err), OSSE_ECORRUPT);
+        fclose(f);
+    }
+    fprintf(stderr, "  head time changed: %s\n", err.msg);
+    /* The closing signature itself, and one by another key over the same
+     * bytes. */
+    memcpy(y, x, n);
+    y[n - 1] ^= 0x40;
+    CHECK_EQ_INT(verify(y, n, &info, &err), OSSE_ECORRUPT);
+    CHECK_EQ_INT(info.offset, l.sig_at);
+    free(x);
+    free(y);
+
+    /* A small export: every byte, every cut, one more byte. */
+    x = export_range(295, 300, &n);
+    walk(x, &l);
+    y = malloc(n + 1);
+    int wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(y, x, n);
+            y[i] ^= (uint8_t)(1u << bit);
+            int rc = verify(y, n, &info, &err);
+            if (rc != OSSE_ECORRUPT || info.offset > n) {
+                fprintf(stderr, "flip of bit %d at %zu: rc %d offset %llu\n", bit, i, rc,
+                        (unsigned long long)info.offset);
+                wrong++;
+            }
+        }
+    }
+    for (size_t cut = 0; cut < n; cut++)
+        if (verify(x, cut, &info, &err) != OSSE_ECORRUPT || info.offset > cut) {
+            fprintf(stderr, "cut at %zu accepted or misplaced\n", cut);
+            wrong++;
+        }
+    memcpy(y, x, n);
+    y[n] = 0;
+    if (verify(y, n + 1, &info, &err) != OSSE_ECORRUPT || info.offset != n)
+        wrong++;
+    CHECK(strstr(err.msg, "extra bytes") != NULL);
+    CHECK_EQ_INT(wrong, 0);
+    free(y);
+    free(x);
+}
+
+/* Replaces the header's origin with o (any length), as a forger would. */
+static uint8_t *with_origin(const uint8_t *x, size_t n, const char *o, size_t *out_n)
+{
+    size_t olen = be(x + 12, 2), nl = strlen(o);
+    uint8_t *y = malloc(n - olen + nl);
+    memcpy(y, x, 12);
+    put_be(y + 12, 2, nl);
+    memcpy(y + ORIGIN_AT, o, nl);
+    memcpy(y + ORIGIN_AT + nl, x + ORIGIN_AT + olen, n - ORIGIN_AT - olen);
+    *out_n = n - olen + nl;
+    return y;
+}
+
+/* An origin that is not valid UTF-8 or holds a Unicode space is refused at
+ * the header, where it stands, before any signature is tried. */
+static void test_bad_origin(void)
+{
+    static const struct {
+        const char *o;
+        size_t bad; /* the offending byte's offset in o */
+    } bad[] = {
+        {"example.org/\xff", 12},       {"example.org/\x80log", 12},
+        {"example.org/\xc0\xaf", 12},   {"example\xc2\xa0org/log", 7},
+        {"example.org\xe3\x80\x80log", 11}, {"example.org/l\xed\xa0\x80", 13},
+    };
+    size_t n;
+    uint8_t *x = export_range(295, 300, &n);
+    osse_export_info_t info;
+    osse_err_t err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t yn;
+        uint8_t *y = with_origin(x, n, bad[i].o, &yn);
+        /* Without a key the header's own key is used: only the origin rule
+         * stands between this file and the heads. */
+        int rc = osse_export_verify_buf(y, yn, NULL, NULL, NULL, &info, &err);
+        CHECK_EQ_INT(rc, OSSE_ECORRUPT);
+        char where[32];
+        snprintf(where, sizeof where, "origin: byte %zu ", bad[i].bad);
+        CHECK_EQ_INT(info.offset, ORIGIN_AT);
+        CHECK(strstr(err.msg, where) != NULL);
+        if (i == 0 || i == 3)
+            fprintf(stderr, "  bad origin: %s\n", err.msg);
+        free(y);
+    }
+    /* A valid UTF-8 origin gets past the header (and fails on the heads,
+     * which were signed under another name). */
+    size_t yn;
+    uint8_t *y = with_origin(x, n, "ex\xc3\xa4mple.org/log", &yn);
+    CHECK_EQ_INT(osse_export_verify_buf(y, yn, NULL, NULL, NULL, &info, &err), OSSE_ECORRUPT);
+    CHECK(info.offset > ORIGIN_AT + 16);
+    free(y);
+    free(x);
+}
+
+/* Counts that the file cannot hold are refused where they stand, before
+ * anything is read for them: through a buffer and a regular file. */
+static void test_counts_fit(void)
+{
+    size_t n;
+    uint8_t *x = export_range(101, 250, &n);
+    layout_t l;
+    walk(x, &l);
+    uint8_t *y = malloc(n);
+    osse_export_info_t info;
+    osse_err_t err;
+    struct {
+        size_t at;
+        int width;
+        uint64_t v;
+        const char *what;
+    } lies[] = {
+        {l.heads_at - 4, 4, n / 112 + 1, "head count"},
+        {l.heads_at - 4, 4, l.nheads + (n - l.ev_at[0]) / 112, "head count"},
+        {l.heads_at - 4, 4, 10000000, "head count"},
+        {l.count_at, 8, n / 37 + 1, "event count"},
+        {l.count_at, 8, 1ull << 60, "event count"},
+    };
+    char path[96];
+    snprintf(path, sizeof path, "%s/lie.bin", dir);
+    for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+        memcpy(y, x, n);
+        put_be(y + lies[i].at, lies[i].width, lies[i].v);
+        CHECK_EQ_INT(verify(y, n, &info, &err), OSSE_ECORRUPT);
+        CHECK_EQ_INT(info.offset, lies[i].at);
+        CHECK(strstr(err.msg, lies[i].what) && strstr(err.msg, "does not fit"));
+        FILE *f = fopen(path, "wb+");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        fwrite(y, 1, n, f);
+        rewind(f);
+        CHECK_EQ_INT(osse_export_verify_file(f, key(), NULL, NULL, &info, &err), OSSE_ECORRUPT);
+        CHECK_EQ_INT(info.offset, lies[i].at);
+        fclose(f);
+    }
+    fprintf(stderr, "  %s\n", err.msg);
+    remove(path);
+    free(y);
+    free(x);
+}
+
+/* A file of the old format (version 1: heads' times unsigned) is refused
+ * with a message that says what to do. */
+static void test_old_version(void)
+{
+    size_t n;
+    uint8_t *x = export_range(295, 300, &n);
+    osse_export_info_t info;
+    osse_err_t err;
+    x[11] = 1;
+    CHECK_EQ_INT(verify(x, n, &info, &err), OSSE_ECORRUPT);
+    CHECK_EQ_INT(info.offset, 8);
+    CHECK(strstr(err.msg, "version 1") && strstr(err.msg, "export the log again"));
+    fprintf(stderr, "  %s\n", err.msg);
+    x[11] = 3;
+    CHECK_EQ_INT(verify(x, n, &info, &err), OSSE_ECORRUPT);
+    CHECK(strstr(err.msg, "unsupported format version 3") != NULL);
+    free(x);
+}
+
+/* Writes seed files for the fuzz corpus when OSSE_WRITE_CORPUS names a folder:
+ * a valid range with a frontier, one from seq 1, and damaged copies (cut,
+ * a flipped event byte, a flipped head time caught only by the closing
+ * signature, the old version), so that mutations start deep in the file. */
+static void write_seed(const char *d, const char *name, const uint8_t *x, size_t n, size_t flip,
+                       uint8_t mask)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.bin", d, name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return;
+    for (size_t i = 0; i < n; i++)
+        fputc(i == flip ? x[i] ^ mask : x[i], f);
+    fclose(f);
+}
+
 static void write_corpus(void)
 {
     const char *d = getenv("OSSE_WRITE_CORPUS");
     if (!d)
         return;
-    size_t n;
+    size_t n, n1;
     uint8_t *x = export_range(295, 300, &n);
+    uint8_t *x1 = export_range(1, 9, &n1);
+    size_t n2;
+    uint8_t *x2 = export_range(36, 50, &n2); /* a head inside the range */
+    layout_t l;
+    walk(x, &l);
+    write_seed(d, "valid", x, n, 0, 0);
+    write_seed(d, "from_one", x1, n1, 0, 0);
+    write_seed(d, "heads", x2, n2, 0, 0);
+    write_seed(d, "truncated", x, n / 2, 0, 0);
+    write_seed(d, "flipped", x, n, l.ev_at[3] + 40, 1);
+    write_seed(d, "head_time", x, n, l.final_at + 15, 1);
+    write_seed(d, "version1", x, n, 11, 3);
     char path[512];
-    struct {
-        const char *name;
-        size_t cut;
-        size_t flip;
-    } seeds[] = {{"valid", 0, 0}, {"truncated", n / 2, 0}, {"flipped", 0, n - 40}};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s.bin", d, seeds[i].name);
-        FILE *f = fopen(path, "wb");
-        if (!f)
-            continue;
-        if (seeds[i].flip)
-            x[seeds[i].flip] ^= 1;
-        fwrite(x, 1, seeds[i].cut ? seeds[i].cut : n, f);
-        if (seeds[i].flip)
-            x[seeds[i].flip] ^= 1;
-        fclose(f);
-    }
     snprintf(path, sizeof path, "%s/verifier_key.txt", d);
     FILE *f = fopen(path, "w");
     osse_buf_t vk;
@@ -447,6 +665,8 @@ static void write_corpus(void)
         fclose(f);
     }
     osse_buf_close(&vk);
+    free(x2);
+    free(x1);
     free(x);
 }
 
@@ -458,6 +678,10 @@ int main(void)
     RUN(test_roundtrip);
     RUN(test_event_damage);
     RUN(test_structure_damage);
+    RUN(test_every_byte_bound);
+    RUN(test_bad_origin);
+    RUN(test_counts_fit);
+    RUN(test_old_version);
     write_corpus();
     osse_log_close(log_);
     osse_signer_close(signer);
