@@ -546,9 +546,10 @@ static void h_track(call_t *c)
 
 static void h_stats(call_t *c)
 {
+    osse_fail_t f = {0};
     json_t *out = NULL;
-    osse_q_stats(c->srv->eng, &out);
-    reply_json(c, 200, out);
+    int rc = osse_q_stats(c->srv->eng, c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
 }
 
 static void h_digest(call_t *c)

@@ -159,6 +159,77 @@ static int apply_principal(osse_engine_t *e, const osse_event_t *ev, osse_err_t 
 
 /* --- request streams --- */
 
+/* The reasons the engine gives itself, in words a portal can show the
+ * applicant (SPEC §4). They name no step and quote no value: a registry's
+ * answer or a form field may be personal. A person's reason (a decision's, a
+ * withdrawal's) is shown as that person wrote it. The events keep their own,
+ * more technical, wording for operators; the view derives its text from the
+ * event's type and outcome only, so a replay gives the same words. */
+static const char REASON_AUTO_APPROVED[] =
+    "approved automatically: the application meets the conditions for automatic approval";
+static const char REASON_DEEMED_APPROVED[] =
+    "the agency did not decide within its SLA, so this step is deemed approved";
+static const char REASON_DEEMED_REJECTED[] =
+    "the agency did not decide within its SLA, so the application is deemed rejected";
+static const char REASON_AGENCY_REJECTED[] = "the agency rejected the application";
+static const char REASON_REJECTED[] = "the application could not proceed";
+static const char REASON_CHECK_FAILED[] = "the registry check did not pass";
+static const char REASON_CHECK_ERROR[] = "the registry check could not be completed";
+static const char REASON_LOOKUP_FAILED[] = "the registry could not be consulted";
+static const char REASON_FEE_FAILED[] = "the fee could not be computed";
+static const char REASON_STEP_FAILED[] = "this step could not be completed";
+static const char REASON_TASK_EXPIRED[] =
+    "the agency did not decide within its SLA, so the request expired";
+static const char REASON_FEE_EXPIRED[] = "the fee was not paid before its deadline";
+static const char REASON_EXPIRED[] = "a deadline of the request passed";
+static const char REASON_WITHDRAWN[] = "the applicant withdrew the request";
+
+static void set_text(char **slot, const char *text)
+{
+    free(*slot);
+    *slot = dupstr(text);
+}
+
+/* --- stints: which agency held a task when (statistics, SPEC §10) --- */
+
+static osse_stint_t *stint_held(osse_step_t *s)
+{
+    osse_stint_t *t = s->nstints ? &s->stints[s->nstints - 1] : NULL;
+    return t && t->how == OSSE_STINT_HELD ? t : NULL;
+}
+
+/* After a return, the applicant's answer resumes the agency's stint: its
+ * working time goes on from what it was, and a task past due stays so. */
+static void stint_begin(osse_step_t *s, int64_t at)
+{
+    const osse_stint_t *prev = s->nstints ? &s->stints[s->nstints - 1] : NULL;
+    osse_stint_t t = {.agency = s->agency, .start = at};
+    if (prev && prev->how == OSSE_STINT_RETURNED) {
+        t.work_ms = prev->work_ms;
+        t.overdue_from = prev->overdue_from ? at : 0;
+    }
+    osse_stint_t *ns = realloc(s->stints, (s->nstints + 1u) * sizeof *ns);
+    if (!ns)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    s->stints = ns;
+    s->stints[s->nstints++] = t;
+}
+
+static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at,
+                      osse_stint_end_t how)
+{
+    osse_stint_t *t = stint_held(s);
+    if (!t)
+        return;
+    t->end = at;
+    t->how = how;
+    /* Measured on the calendar in force when the event is applied, so that
+     * a replay measures the same. */
+    t->work_ms += osse__work_between(e, r, t->start, at);
+    t->within_sla = how == OSSE_STINT_PERSON && strcmp(s->sla_state, "breached") != 0 &&
+                    (!s->due_at || at <= s->due_at);
+}
+
 static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const char *agency)
 {
     osse_agency_t *a = osse_map_get(&e->agencies, agency);
@@ -191,26 +262,67 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
     return 0;
 }
 
+/* Every change of a step's state goes through here, so this is also where
+ * the step remembers the request version that changed it. */
 static int set_step(osse_request_t *r, size_t i, osse_sstate_t to, osse_err_t *err)
 {
     if (!osse__step_can(r->steps[i].state, to))
         return CORRUPT("step %s of %s cannot go from %s to %s", r->wf->steps[i].name, r->id,
                        osse__sstate_name(r->steps[i].state), osse__sstate_name(to));
     r->steps[i].state = to;
+    r->steps[i].changed_at = r->version;
     return 0;
 }
 
-static int cancel_unfinished(osse_request_t *r, int64_t at, osse_err_t *err)
+static int cancel_unfinished(osse_engine_t *e, osse_request_t *r, int64_t at, osse_err_t *err)
 {
     for (size_t i = 0; i < r->wf->nsteps; i++) {
-        if (osse__sstate_final(r->steps[i].state))
+        osse_step_t *s = &r->steps[i];
+        if (osse__sstate_final(s->state))
             continue;
         int rc = set_step(r, i, OSSE_SS_CANCELLED, err);
         if (rc)
             return rc;
-        r->steps[i].decided_at = at;
+        s->decided_at = at;
+        /* A returned step's outcome and reason no longer apply. */
+        set_text(&s->outcome, NULL);
+        set_text(&s->reason, NULL);
+        stint_end(e, r, s, at, OSSE_STINT_CANCELLED);
     }
     return 0;
+}
+
+/* The step an ending event names, or -1. */
+static int named_step(const osse_request_t *r, const osse_event_t *ev)
+{
+    const char *name = jstr(ev->data, "step");
+    return name ? osse_wf_step_index(r->wf, name) : -1;
+}
+
+/* Why the request ends, as the applicant reads it. For an expiry the step
+ * whose deadline passed gets the same words (it is cancelled with the rest,
+ * so its reason is set after). */
+static const char *ending_reason(const osse_request_t *r, osse_rstatus_t to, const osse_event_t *ev,
+                                 int k)
+{
+    const osse_wf_step_t *ws = k >= 0 ? &r->wf->steps[k] : NULL;
+    switch (to) {
+    case OSSE_RS_WITHDRAWN: {
+        const char *why = jstr(ev->data, "reason");
+        return why && *why ? why : REASON_WITHDRAWN;
+    }
+    case OSSE_RS_EXPIRED:
+        return !ws                                  ? REASON_EXPIRED
+               : ws->kind == OSSE_STEP_KIND_PAYMENT ? REASON_FEE_EXPIRED
+               : ws->kind == OSSE_STEP_KIND_TASK    ? REASON_TASK_EXPIRED
+                                                    : REASON_EXPIRED;
+    default:
+        if (ws && r->steps[k].reason)
+            return r->steps[k].reason;
+        return ws && ws->kind == OSSE_STEP_KIND_TASK && r->steps[k].state == OSSE_SS_REJECTED
+                   ? REASON_AGENCY_REJECTED
+                   : REASON_REJECTED;
+    }
 }
 
 /* The status of a request that has not ended follows from its steps. */
@@ -315,8 +427,10 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         s->opened_at = ev->at;
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
-        if (s->agency && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK)
+        if (s->agency && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK) {
             add_task(e, r, (size_t)i, s->agency);
+            stint_begin(s, ev->at);
+        }
         timeline(r, ev->at, "StepOpened", "Step %s opened%s%s", r->wf->steps[i].name,
                  s->agency ? " for " : "", s->agency ? s->agency : "");
     } else if (strcmp(t, "StepSkipped") == 0) {
@@ -344,13 +458,21 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = set_step(r, (size_t)i, to, err)))
             return rc;
         osse_step_t *s = &r->steps[i];
-        free(s->outcome);
-        free(s->reason);
-        s->outcome = strdup(outcome);
-        s->reason = dupstr(reason);
+        /* A deemed decision is the engine's, not a person's: its reason is
+         * ours, and statistics do not count it as a decision by a person. */
+        bool deemed = json_is_true(json_object_get(ev->data, "deemed"));
+        set_text(&s->outcome, outcome);
+        set_text(&s->reason, !deemed                  ? (reason && *reason ? reason : NULL)
+                             : to == OSSE_SS_APPROVED ? REASON_DEEMED_APPROVED
+                                                      : REASON_DEEMED_REJECTED);
         if (to != OSSE_SS_WAITING_APPLICANT) {
             s->decided_at = ev->at;
+            stint_end(e, r, s, ev->at,
+                      !deemed                  ? OSSE_STINT_PERSON
+                      : to == OSSE_SS_APPROVED ? OSSE_STINT_DEEMED_APPROVE
+                                               : OSSE_STINT_DEEMED_REJECT);
         } else {
+            stint_end(e, r, s, ev->at, OSSE_STINT_RETURNED);
             /* The clock stops: keep what was left of it. */
             json_t *rem = json_object_get(ev->data, "sla_remaining_ms");
             json_t *wrem = json_object_get(ev->data, "warn_remaining_ms");
@@ -375,6 +497,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             return OSSE_ECORRUPT;
         r->steps[i].sla_state = "breached";
         r->steps[i].warn_at = 0;
+        osse_stint_t *held = stint_held(&r->steps[i]);
+        if (held && !held->breached_at)
+            held->breached_at = held->overdue_from = ev->at;
         timeline(r, ev->at, "SlaBreached", "%s: the deadline has passed", r->wf->steps[i].name);
     } else if (strcmp(t, "SlaRescheduled") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
@@ -390,11 +515,16 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if (!to || r->steps[i].state != OSSE_SS_OPEN)
             return CORRUPT("bad TaskEscalated");
         osse_step_t *s = &r->steps[i];
-        if (s->agency_owned)
-            free(s->agency);
+        if (s->escalated)
+            return CORRUPT("step %s of %s escalated twice", r->wf->steps[i].name, id);
+        stint_end(e, r, s, ev->at, OSSE_STINT_ESCALATED);
+        /* The first stint keeps the definition's agency string: an agency
+         * is owned by the step only after the one escalation it may have. */
         s->agency = strdup(to);
         s->agency_owned = true;
         s->escalated = true;
+        s->changed_at = r->version;
+        stint_begin(s, ev->at);
         s->sla_state = "ok";
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
@@ -406,11 +536,10 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = set_step(r, (size_t)i, OSSE_SS_APPROVED, err)))
             return rc;
         osse_step_t *s = &r->steps[i];
-        free(s->outcome);
-        free(s->reason);
-        s->outcome = strdup("approve");
-        s->reason = strdup("approved automatically by rule");
+        set_text(&s->outcome, "approve");
+        set_text(&s->reason, REASON_AUTO_APPROVED);
         s->decided_at = ev->at;
+        stint_end(e, r, s, ev->at, OSSE_STINT_AUTO);
         timeline(r, ev->at, "TaskAutoApproved", "%s: approved automatically by rule",
                  r->wf->steps[i].name);
     } else if (strcmp(t, "RuleFailed") == 0) {
@@ -424,6 +553,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
             return rc;
         r->steps[i].decided_at = ev->at;
+        set_text(&r->steps[i].reason, r->wf->steps[i].kind == OSSE_STEP_KIND_PAYMENT
+                                          ? REASON_FEE_FAILED
+                                          : REASON_STEP_FAILED);
         timeline(r, ev->at, "StepFailed", "Step %s failed", r->wf->steps[i].name);
     } else if (strcmp(t, "LinkageCompleted") == 0) {
         if ((i = step_of(r, ev, err)) < 0)
@@ -434,6 +566,11 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
             return rc;
         r->steps[i].decided_at = ev->at;
+        /* A `require` that did not hold: the rejection that follows says
+         * why in the step's words. */
+        if (json_object_get(ev->data, "rule") && !json_is_true(json_object_get(ev->data, "result")))
+            set_text(&r->steps[i].reason,
+                     json_object_get(ev->data, "error") ? REASON_CHECK_ERROR : REASON_CHECK_FAILED);
         if (!r->data)
             r->data = json_object();
         json_object_set_new(r->data, r->wf->steps[i].name, json_deep_copy(answer));
@@ -446,8 +583,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             return rc;
         osse_step_t *s = &r->steps[i];
         s->decided_at = ev->at;
-        free(s->reason);
-        s->reason = dupstr(jstr(ev->data, "error"));
+        /* The lookup's own error (a status, a timeout) stays in the event. */
+        set_text(&s->reason, REASON_LOOKUP_FAILED);
         timeline(r, ev->at, "LinkageFailed", "%s: the registry lookup failed",
                  r->wf->steps[i].name);
     } else if (strcmp(t, "InfoProvided") == 0) {
@@ -456,9 +593,17 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
             return rc;
         json_t *form = json_object_get(ev->data, "form");
-        if (json_is_object(form))
+        if (json_is_object(form) && json_object_size(form)) {
             json_object_update(r->form, form);
-        r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
+            r->form_changed_at = r->version;
+        }
+        osse_step_t *s = &r->steps[i];
+        s->remaining_ms = s->warn_remaining_ms = -1;
+        /* Open again: the return's outcome and reason no longer apply. */
+        set_text(&s->outcome, NULL);
+        set_text(&s->reason, NULL);
+        if (r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && s->agency)
+            stint_begin(s, ev->at);
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
         timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",
@@ -493,8 +638,12 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         static const char *types[] = {[OSSE_RS_REJECTED] = "RequestRejected",
                                       [OSSE_RS_WITHDRAWN] = "RequestWithdrawn",
                                       [OSSE_RS_EXPIRED] = "RequestExpired"};
-        if ((rc = cancel_unfinished(r, ev->at, err)))
+        int k = named_step(r, ev);
+        set_text(&r->reason, ending_reason(r, to, ev, k));
+        if ((rc = cancel_unfinished(e, r, ev->at, err)))
             return rc;
+        if (to == OSSE_RS_EXPIRED && k >= 0)
+            set_text(&r->steps[k].reason, r->reason);
         timeline(r, ev->at, types[to], "Request %s", osse__rstatus_name(to));
         return set_status(r, to, err);
     } else {

@@ -504,6 +504,14 @@ int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, i
     return cal ? osse_calendar_between_ms(cal, a, b) : 0;
 }
 
+int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a, int64_t b)
+{
+    const osse_calendar_t *cal = calendar_of(e, r);
+    if (cal)
+        return osse_calendar_between_ms(cal, a, b);
+    return b > a ? b - a : 0;
+}
+
 /* The deadline and the warning of an SLA of `total` starting at `from`. */
 void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
                      int64_t total, int64_t *due, int64_t *warn)
@@ -781,7 +789,13 @@ static int find_request(osse_engine_t *e, const osse_principal_t *p, const char 
     return 0;
 }
 
-static int check_expected_version(const json_t *body, const osse_request_t *r, osse_fail_t *f)
+/* expected_version (SPEC §4) is stale when an event after it changed what
+ * the caller decides on: step i's state or agency, or the form. Another
+ * agency deciding its own step in parallel, SLA warnings and breaches, and
+ * deliveries leave it fresh. Without a step (a withdrawal) any step counts.
+ * A version the request has not reached yet is stale too. */
+static int check_expected_version(const json_t *body, const osse_request_t *r, int i,
+                                  osse_fail_t *f)
 {
     json_t *ev = json_object_get(body, "expected_version");
     if (!ev || json_is_null(ev))
@@ -790,10 +804,21 @@ static int check_expected_version(const json_t *body, const osse_request_t *r, o
         osse__detail(f, "expected_version", "must be an integer");
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "expected_version is invalid");
     }
-    if (json_integer_value(ev) != (json_int_t)r->version)
+    json_int_t v = json_integer_value(ev);
+    if (v < 1 || v > (json_int_t)r->version)
         return osse__fail(f, OSSE_ECONFLICT, "conflict",
-                          "the request is at version %u, not %lld", r->version,
-                          (long long)json_integer_value(ev));
+                          "the request is at version %u; it has no version %lld", r->version,
+                          (long long)v);
+    uint32_t changed = r->form_changed_at;
+    const char *step = NULL;
+    for (size_t k = 0; k < r->wf->nsteps; k++)
+        if ((i < 0 || (size_t)i == k) && r->steps[k].changed_at > changed) {
+            changed = r->steps[k].changed_at;
+            step = r->wf->steps[k].name;
+        }
+    if ((json_int_t)changed > v)
+        return osse__fail(f, OSSE_ECONFLICT, "conflict", "%s%s changed at version %u, after %lld",
+                          step ? "step " : "the form", step ? step : "", changed, (long long)v);
     return 0;
 }
 
@@ -826,7 +851,7 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
         osse__detail(f, "outcome", "must be approve, reject or return");
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "outcome is invalid");
     }
-    if ((rc = check_expected_version(body, r, f)))
+    if ((rc = check_expected_version(body, r, i, f)))
         return rc;
     if (st->state != OSSE_SS_OPEN)
         return osse__fail(f, OSSE_ECONFLICT, "conflict", "step %s is %s, not open", step,
@@ -902,7 +927,7 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
         }
         json_decref(details);
     }
-    if ((rc = check_expected_version(body, r, f)))
+    if ((rc = check_expected_version(body, r, i, f)))
         return rc;
     if (r->steps[i].state != OSSE_SS_WAITING_APPLICANT)
         return osse__fail(f, OSSE_ECONFLICT, "conflict",
@@ -938,7 +963,7 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
         return rc;
     const char *reason;
     if ((rc = opt_string(body, "reason", MAX_REASON, &reason, f)) ||
-        (rc = check_expected_version(body, r, f)))
+        (rc = check_expected_version(body, r, -1, f)))
         return rc;
     if (osse__rstatus_final(r->status))
         return osse__fail(f, OSSE_ECONFLICT, "conflict", "the request is already %s",

@@ -694,7 +694,9 @@ static void free_request(osse_request_t *r)
             free(r->steps[i].agency);
         free(r->steps[i].outcome);
         free(r->steps[i].reason);
+        free(r->steps[i].stints);
     }
+    free(r->reason);
     for (size_t i = 0; i < r->ntimeline; i++)
         free(r->timeline[i].text);
     free(r->timeline);

@@ -253,7 +253,11 @@ int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json
  * 404 unknown or deleted, 403 another principal's. */
 int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                         osse_fail_t *f);
-int osse_q_stats(osse_engine_t *e, json_t **out);
+/* GET /v1/stats (SPEC §10): params from, to (RFC 3339 or YYYY-MM-DD, UTC
+ * midnight; [from, to)) and bucket (week | day, buckets starting Monday
+ * 00:00 UTC / 00:00 UTC). OSSE_EINVAL (422) for a bad or unknown parameter
+ * or more than 1000 buckets. */
+int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f);
 /* Appends the engine's own histograms (event append latency) to out. */
 int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Prometheus text; *out malloc'd. */

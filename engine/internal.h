@@ -98,8 +98,42 @@ typedef struct osse_calendar_ent_s {
     osse_calendar_t cal;
 } osse_calendar_ent_t;
 
+/* How an agency's hold on a task ended (SPEC §10 statistics). */
+typedef enum {
+    OSSE_STINT_HELD,   /* not ended: the agency still has it */
+    OSSE_STINT_PERSON, /* approved or rejected by a person */
+    OSSE_STINT_AUTO,   /* approved by its auto_approve rule */
+    OSSE_STINT_DEEMED_APPROVE,
+    OSSE_STINT_DEEMED_REJECT,
+    OSSE_STINT_ESCALATED, /* moved away to another agency on a breach */
+    OSSE_STINT_RETURNED,  /* returned to the applicant; the next stint follows the answer */
+    OSSE_STINT_CANCELLED  /* the request ended first */
+} osse_stint_end_t;
+
+/* A stretch of time during which one agency held an open task: from the
+ * step's opening (the escalation to it, the applicant's answer to a return)
+ * to its decision (the escalation away from it, a return). Statistics count
+ * per stint, so that a breach stays with the agency that breached, also after
+ * an escalation, and a task waiting for the applicant is neither open nor
+ * overdue. */
+typedef struct osse_stint_s {
+    const char *agency;    /* borrowed from the step (definition or its owned copy) */
+    int64_t start, end;    /* end 0 = still held */
+    int64_t breached_at;   /* the breach of this agency's SLA in this stint, or 0 */
+    int64_t overdue_from;  /* 0 = not past due (a breach, or a resumption after one) */
+    int64_t work_ms;       /* working time (wall-clock without a calendar) the agency has had
+                            * the task open, this stint and the ones it resumes, when ended */
+    osse_stint_end_t how;
+    bool within_sla; /* decided by a person before the due time, never breached */
+} osse_stint_t;
+
 typedef struct osse_step_s {
     osse_sstate_t state;
+    /* The request version of the last event that changed this step's state
+     * or agency: a decision made with an older expected_version is stale. */
+    uint32_t changed_at;
+    osse_stint_t *stints; /* task steps: one per agency that held it, in order */
+    uint32_t nstints;
     char *agency;   /* current agency (after escalation), borrowed from the definition or owned */
     bool agency_owned;
     int64_t opened_at, due_at, decided_at; /* 0 = none */
@@ -139,6 +173,8 @@ typedef struct osse_request_s {
     size_t nseqs, cseqs;
     json_t *licence; /* or NULL */
     json_t *data;    /* linkage answers by step name ({"identity":{...}}), or NULL */
+    char *reason;    /* why it was rejected, withdrawn or expired, as the applicant reads it */
+    uint32_t form_changed_at; /* the request version of the last change of the form */
 } osse_request_t;
 
 /* A pending deadline: a warning or a breach of one step's SLA. The heap
@@ -312,6 +348,9 @@ int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64
 int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b);
 void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
                      int64_t total, int64_t *due, int64_t *warn);
+/* Working time between two instants on the request's calendar, wall-clock
+ * time when its workflow has none (decision times in statistics). */
+int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a, int64_t b);
 /* The step's whole SLA in its kind of time (0 when none). */
 int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
 
@@ -358,6 +397,8 @@ bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
+/* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
+json_t *osse__task_entry(const osse_request_t *r, size_t i);
 json_t *osse__time_json(int64_t ms); /* RFC 3339 string, or null for 0 */
 int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

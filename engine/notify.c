@@ -206,14 +206,13 @@ static json_t *request_summary(const osse_request_t *r)
                      "version", (int)r->version, "submitted_at", osse__time_json(r->submitted_at));
 }
 
-/* The task as the agency's inbox shows it. */
+/* The task as the agency's inbox shows it, and whose it is now. */
 static json_t *task_summary(const osse_request_t *r, size_t i)
 {
-    const osse_step_t *s = &r->steps[i];
-    return json_pack("{s:s,s:s,s:s,s:s?,s:s,s:o,s:o,s:s}", "request_id", r->id, "step",
-                     r->wf->steps[i].name, "workflow", r->wfe->id, "agency", s->agency, "state",
-                     osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
-                     "due_at", osse__time_json(s->due_at), "sla", s->sla_state);
+    json_t *t = osse__task_entry(r, i);
+    json_object_set_new(t, "agency",
+                        r->steps[i].agency ? json_string(r->steps[i].agency) : json_null());
+    return t;
 }
 
 static bool sub_wants(const osse_sub_t *s, const char *type)

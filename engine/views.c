@@ -6,6 +6,7 @@
  * already there when the first page was read. */
 #include "engine/internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,10 +99,14 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
                           osse__rstatus_name(r->status), "version", (int)r->version,
                           "submitted_at", osse__time_json(r->submitted_at), "tracking_code",
                           r->tracking_code);
-    if (public_view)
+    /* Reasons are shown only to those who may read the request: a
+     * person's reason is free text that may name someone (SPEC §4, §8). */
+    if (public_view) {
         json_object_del(o, "id");
-    else
+    } else {
+        json_object_set_new(o, "reason", r->reason ? json_string(r->reason) : json_null());
         json_object_set(o, "form", r->form);
+    }
     json_object_set_new(o, "steps", steps);
     int64_t due = 0;
     bool any = false, paid = true;
@@ -137,7 +142,16 @@ int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, 
 
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f)
 {
-    osse_request_t *r = osse_map_get(&e->codes, code);
+    /* Codes are made of upper-case letters and digits only (commands.c), so
+     * matching without regard to case is matching the upper-cased code. */
+    char key[sizeof ((osse_request_t *)0)->tracking_code];
+    size_t n = strlen(code);
+    osse_request_t *r = NULL;
+    if (n < sizeof key) {
+        for (size_t i = 0; i <= n; i++)
+            key[i] = (char)toupper((unsigned char)code[i]);
+        r = osse_map_get(&e->codes, key);
+    }
     if (!r)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request with this tracking code");
     *out = osse__request_view(e, r, true);
@@ -242,6 +256,19 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
     return 0;
 }
 
+/* `version` is the request's: any version from the one the agency read up
+ * to this one is a fresh expected_version for this step, as long as nothing
+ * changed the step or the form since (commands.c). */
+json_t *osse__task_entry(const osse_request_t *r, size_t i)
+{
+    const osse_step_t *s = &r->steps[i];
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i}", "request_id", r->id, "step",
+                     r->wf->steps[i].name, "workflow", r->wfe->id, "state",
+                     osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
+                     "due_at", osse__time_json(s->due_at), "sla", s->sla_state, "version",
+                     (int)r->version);
+}
+
 typedef struct {
     int64_t k1, k2; /* due (or INT64_MAX), opened */
     uint32_t req;
@@ -311,15 +338,8 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
     }
     qsort(keys, n, sizeof *keys, cmp_task);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n && i < limit; i++) {
-        const osse_request_t *r = e->reqs[keys[i].req];
-        const osse_step_t *s = &r->steps[keys[i].step];
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s}", "request_id", r->id, "step",
-                           r->wf->steps[keys[i].step].name, "workflow", r->wfe->id, "state",
-                           osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
-                           "due_at", osse__time_json(s->due_at), "sla", s->sla_state));
-    }
+    for (size_t i = 0; i < n && i < limit; i++)
+        json_array_append_new(arr, osse__task_entry(e->reqs[keys[i].req], keys[i].step));
     json_t *next = json_null();
     if (n > limit) {
         char c[96];
@@ -407,95 +427,392 @@ int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id,
     return 0;
 }
 
-/* --- statistics --- */
+/* --- statistics (SPEC §10) ---
+ *
+ * Counted per stint (internal.h): a stretch during which one agency held an
+ * open task. So a breach stays with the agency that breached, also after an
+ * escalation; a deemed or automatic approval is never a decision by a
+ * person; and a task returned to the applicant is neither open nor overdue
+ * until the applicant answers, nor is that time decision time (its SLA clock
+ * stopped too). Decisions, approvals, escalations and breaches count in the
+ * range [from, to) and in the bucket of their own time; `open` and `overdue`
+ * are the tasks held at the range's last instant (at most now) and, in a
+ * bucket, at the bucket's last instant. A bucket's open tasks are added as a
+ * difference array, so the cost is one pass over the stints plus one over
+ * the buckets. */
+
+#define DAY_MS 86400000LL
+/* 1970-01-05, the epoch's first Monday: weeks start on Mondays, 00:00 UTC. */
+#define MONDAY_MS (4 * DAY_MS)
+#define MAX_BUCKETS 1000
+
+enum {
+    ST_OPEN,
+    ST_OVERDUE,
+    ST_PERSON,
+    ST_WITHIN,
+    ST_AUTO,
+    ST_DEEMED,
+    ST_ESCALATED,
+    ST_BREACHES,
+    ST__COUNT
+};
 
 typedef struct {
     const char *agency, *workflow;
-    int64_t open, decided, within, breaches;
-    int64_t *times;
-    size_t ntimes, ctimes;
 } stat_row_t;
 
-static int cmp_i64(const void *a, const void *b)
+/* A decision time, in the whole range (bucket UINT32_MAX) or in a bucket. */
+typedef struct {
+    uint32_t row, bucket;
+    int64_t ms;
+} stat_time_t;
+
+typedef struct {
+    int64_t from, to; /* [from, to); to is INT64_MAX when not given */
+    int64_t last;     /* the range's last instant: min(to - 1, now) */
+    int64_t width, first;
+    size_t nb;        /* buckets; 0 without bucket= */
+    osse_map_t index; /* "agency workflow" -> row + 1 */
+    stat_row_t *rows;
+    size_t nrows, crows;
+    int64_t *tot; /* [row][ST__COUNT] */
+    int64_t *bkt; /* [row][nb + 1][ST__COUNT]; open/overdue as differences until summed */
+    stat_time_t *times;
+    size_t ntimes, ctimes;
+} stats_t;
+
+static int64_t floor_div(int64_t a, int64_t b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
+    return a / b - (a % b < 0);
 }
 
-static stat_row_t *collect(osse_engine_t *e, size_t *nrows)
+/* The index of the bucket holding t (negative before the first). */
+static int64_t bucket_of(const stats_t *st, int64_t t)
 {
-    stat_row_t *rows = NULL;
-    size_t n = 0, cap = 0;
+    return floor_div(t - st->first, st->width);
+}
+
+static int64_t bucket_floor(int64_t t, int64_t width)
+{
+    int64_t origin = width == DAY_MS ? 0 : MONDAY_MS;
+    return origin + floor_div(t - origin, width) * width;
+}
+
+static void *grow_to(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return p;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(p, nc * size);
+    if (!np)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    *cap = nc;
+    return np;
+}
+
+static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s %s", agency, workflow);
+    uintptr_t have = (uintptr_t)osse_map_get(&st->index, key);
+    if (have)
+        return (uint32_t)(have - 1);
+    size_t old = st->crows;
+    st->rows = grow_to(st->rows, &st->crows, st->nrows + 1, sizeof *st->rows);
+    if (st->crows != old) {
+        size_t per = (st->nb + 1) * ST__COUNT;
+        st->tot = realloc(st->tot, st->crows * ST__COUNT * sizeof *st->tot);
+        st->bkt = st->nb ? realloc(st->bkt, st->crows * per * sizeof *st->bkt) : NULL;
+        if (!st->tot || (st->nb && !st->bkt))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    uint32_t row = (uint32_t)st->nrows++;
+    st->rows[row] = (stat_row_t){agency, workflow};
+    memset(&st->tot[row * ST__COUNT], 0, ST__COUNT * sizeof *st->tot);
+    if (st->nb)
+        memset(&st->bkt[row * (st->nb + 1) * ST__COUNT], 0,
+               (st->nb + 1) * ST__COUNT * sizeof *st->bkt);
+    if (osse_map_put(&st->index, key, (void *)(uintptr_t)(row + 1)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    return row;
+}
+
+static int64_t *bkt_at(stats_t *st, uint32_t row, size_t b)
+{
+    return &st->bkt[(row * (st->nb + 1) + b) * ST__COUNT];
+}
+
+static bool in_range(const stats_t *st, int64_t t)
+{
+    return t && t >= st->from && t < st->to;
+}
+
+/* One more of `field` at time t (already in range). */
+static void count_at(stats_t *st, uint32_t row, int field, int64_t t)
+{
+    st->tot[row * ST__COUNT + field]++;
+    int64_t b = st->nb ? bucket_of(st, t) : -1;
+    if (b >= 0 && (size_t)b < st->nb)
+        bkt_at(st, row, (size_t)b)[field]++;
+}
+
+static void time_at(stats_t *st, uint32_t row, uint32_t bucket, int64_t ms)
+{
+    st->times = grow_to(st->times, &st->ctimes, st->ntimes + 1, sizeof *st->times);
+    st->times[st->ntimes++] = (stat_time_t){row, bucket, ms};
+}
+
+/* A task held over [start, end) (end 0: still held) counts as `field` in
+ * every bucket whose last instant (capped at st->last) falls in it. */
+static void held_over(stats_t *st, uint32_t row, int field, int64_t start, int64_t end)
+{
+    if (!st->nb || start > st->last)
+        return;
+    int64_t lo = bucket_of(st, start), hi = (int64_t)st->nb - 1;
+    if (lo < 0)
+        lo = 0;
+    if (end && end <= st->last)
+        hi = bucket_of(st, end) - 1; /* that bucket's last instant is past end */
+    if (hi < lo)
+        return;
+    bkt_at(st, row, (size_t)lo)[field]++;
+    bkt_at(st, row, (size_t)hi + 1)[field]--;
+}
+
+static bool held_at(const osse_stint_t *t, int64_t at)
+{
+    return t->start <= at && (!t->end || t->end > at);
+}
+
+static void count_stint(stats_t *st, uint32_t row, const osse_stint_t *t)
+{
+    int64_t *tot = &st->tot[row * ST__COUNT];
+    if (held_at(t, st->last)) {
+        tot[ST_OPEN]++;
+        if (t->overdue_from && t->overdue_from <= st->last)
+            tot[ST_OVERDUE]++;
+    }
+    held_over(st, row, ST_OPEN, t->start, t->end);
+    if (t->overdue_from)
+        held_over(st, row, ST_OVERDUE, t->overdue_from, t->end);
+    int field = t->how == OSSE_STINT_PERSON           ? ST_PERSON
+                : t->how == OSSE_STINT_AUTO           ? ST_AUTO
+                : t->how == OSSE_STINT_DEEMED_APPROVE ? ST_DEEMED
+                : t->how == OSSE_STINT_ESCALATED      ? ST_ESCALATED
+                                                      : -1;
+    if (field >= 0 && in_range(st, t->end)) {
+        count_at(st, row, field, t->end);
+        if (field == ST_PERSON) {
+            if (t->within_sla)
+                count_at(st, row, ST_WITHIN, t->end);
+            time_at(st, row, UINT32_MAX, t->work_ms);
+            int64_t b = st->nb ? bucket_of(st, t->end) : -1;
+            if (b >= 0 && (size_t)b < st->nb)
+                time_at(st, row, (uint32_t)b, t->work_ms);
+        }
+    }
+    if (in_range(st, t->breached_at))
+        count_at(st, row, ST_BREACHES, t->breached_at);
+}
+
+/* Every stint that began by st->last. */
+static void collect(osse_engine_t *e, stats_t *st)
+{
     for (size_t i = 0; i < e->nreqs; i++) {
         const osse_request_t *r = e->reqs[i];
+        if (r->submitted_at > st->last)
+            continue;
         for (size_t k = 0; k < r->wf->nsteps; k++) {
             const osse_step_t *s = &r->steps[k];
-            if (r->wf->steps[k].kind != OSSE_STEP_KIND_TASK || !s->agency || !s->opened_at)
-                continue;
-            stat_row_t *row = NULL;
-            for (size_t j = 0; j < n && !row; j++)
-                if (strcmp(rows[j].agency, s->agency) == 0 &&
-                    strcmp(rows[j].workflow, r->wfe->id) == 0)
-                    row = &rows[j];
-            if (!row) {
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 16;
-                    rows = realloc(rows, cap * sizeof *rows);
-                }
-                row = &rows[n++];
-                memset(row, 0, sizeof *row);
-                row->agency = s->agency;
-                row->workflow = r->wfe->id;
-            }
-            if (s->state == OSSE_SS_OPEN || s->state == OSSE_SS_WAITING_APPLICANT)
-                row->open++;
-            if (strcmp(s->sla_state, "breached") == 0)
-                row->breaches++;
-            if ((s->state == OSSE_SS_APPROVED || s->state == OSSE_SS_REJECTED) && s->decided_at) {
-                row->decided++;
-                if (!s->due_at || s->decided_at <= s->due_at)
-                    row->within++;
-                if (row->ntimes == row->ctimes) {
-                    row->ctimes = row->ctimes ? row->ctimes * 2 : 16;
-                    row->times = realloc(row->times, row->ctimes * sizeof *row->times);
-                }
-                /* Decision time in working time on the workflow's calendar,
-                 * wall-clock time when it has none. */
-                osse_calendar_ent_t *c =
-                    r->wf->calendar ? osse_map_get(&e->calendars, r->wf->calendar) : NULL;
-                row->times[row->ntimes++] =
-                    c ? osse_calendar_between_ms(&c->cal, s->opened_at, s->decided_at)
-                      : s->decided_at - s->opened_at;
-            }
+            for (size_t j = 0; j < s->nstints; j++)
+                if (s->stints[j].start <= st->last)
+                    count_stint(st, stat_row(st, s->stints[j].agency, r->wfe->id), &s->stints[j]);
         }
     }
-    *nrows = n;
-    return rows;
 }
 
-int osse_q_stats(osse_engine_t *e, json_t **out)
+static int cmp_time(const void *a, const void *b)
 {
-    size_t n;
-    stat_row_t *rows = collect(e, &n);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        stat_row_t *row = &rows[i];
-        json_t *median = json_null();
-        if (row->ntimes) {
-            qsort(row->times, row->ntimes, sizeof *row->times, cmp_i64);
-            median = json_real((double)row->times[row->ntimes / 2] / 3600000.0);
-        }
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:o,s:o}", "agency", row->agency, "workflow",
-                           row->workflow, "open_tasks", (json_int_t)row->open, "decided",
-                           (json_int_t)row->decided, "sla_breaches", (json_int_t)row->breaches,
-                           "median_decision_hours", median, "decided_within_sla",
-                           row->decided ? json_real((double)row->within / (double)row->decided)
-                                        : json_null()));
-        free(row->times);
+    const stat_time_t *x = a, *y = b;
+    if (x->row != y->row)
+        return x->row < y->row ? -1 : 1;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    return x->ms < y->ms ? -1 : x->ms > y->ms;
+}
+
+/* Medians in hours, -1 where there is no decision: med[row * (nb + 1) + b],
+ * b == nb for the whole range. */
+static double *medians(stats_t *st)
+{
+    size_t per = st->nb + 1;
+    double *med = malloc((st->nrows ? st->nrows : 1) * per * sizeof *med);
+    if (!med)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    for (size_t i = 0; i < st->nrows * per; i++)
+        med[i] = -1;
+    if (st->ntimes) /* qsort wants a non-null base, also for nothing */
+        qsort(st->times, st->ntimes, sizeof *st->times, cmp_time);
+    for (size_t i = 0; i < st->ntimes;) {
+        size_t j = i;
+        while (j < st->ntimes && st->times[j].row == st->times[i].row &&
+               st->times[j].bucket == st->times[i].bucket)
+            j++;
+        /* The middle one, or the mean of the two middle ones. */
+        size_t n = j - i;
+        double m =
+            n % 2 ? (double)st->times[i + n / 2].ms
+                  : ((double)st->times[i + n / 2 - 1].ms + (double)st->times[i + n / 2].ms) / 2;
+        size_t b = st->times[i].bucket == UINT32_MAX ? st->nb : st->times[i].bucket;
+        med[st->times[i].row * per + b] = m / 3600000.0;
+        i = j;
     }
-    free(rows);
-    *out = json_pack("{s:o}", "stats", arr);
+    return med;
+}
+
+static json_t *row_json(const stat_row_t *row, const int64_t *c, double median)
+{
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "agency", row->agency,
+                     "workflow", row->workflow, "open", (json_int_t)c[ST_OPEN], "overdue",
+                     (json_int_t)c[ST_OVERDUE], "decided_by_person", (json_int_t)c[ST_PERSON],
+                     "decided_within_sla", (json_int_t)c[ST_WITHIN], "share_within_sla",
+                     c[ST_PERSON] ? json_real((double)c[ST_WITHIN] / (double)c[ST_PERSON])
+                                  : json_null(),
+                     "auto_approved", (json_int_t)c[ST_AUTO], "deemed_approved",
+                     (json_int_t)c[ST_DEEMED], "escalated_away", (json_int_t)c[ST_ESCALATED],
+                     "breaches", (json_int_t)c[ST_BREACHES], "median_decision_working_hours",
+                     median >= 0 ? json_real(median) : json_null());
+}
+
+/* Rows are shown by agency, then workflow. */
+typedef struct {
+    const stat_row_t *row;
+    uint32_t i;
+} row_ref_t;
+
+static int cmp_row(const void *a, const void *b)
+{
+    const stat_row_t *x = ((const row_ref_t *)a)->row, *y = ((const row_ref_t *)b)->row;
+    int c = strcmp(x->agency, y->agency);
+    return c ? c : strcmp(x->workflow, y->workflow);
+}
+
+static bool any_nonzero(const int64_t *c)
+{
+    for (int k = 0; k < ST__COUNT; k++)
+        if (c[k])
+            return true;
+    return false;
+}
+
+/* An instant parameter: RFC 3339, or a date (00:00 UTC). A `+` of an offset
+ * that was not percent-encoded arrives as a space, and is read as `+`. */
+static int time_param(const json_t *params, const char *k, int64_t *out, osse_fail_t *f)
+{
+    const char *s = param(params, k);
+    char buf[64];
+    int64_t days;
+    if (!s)
+        return 0;
+    snprintf(buf, sizeof buf, "%s", s);
+    char *sp = strlen(buf) > 19 ? strchr(buf + 19, ' ') : NULL;
+    if (sp)
+        *sp = '+';
+    if (strlen(s) < sizeof buf && osse_time_parse(buf, out) == 0)
+        return 0;
+    if (osse_date_parse(s, &days) == 0) {
+        *out = days * DAY_MS;
+        return 0;
+    }
+    osse__detail(f, k, "must be an RFC 3339 time or a date (YYYY-MM-DD)");
+    return osse__fail(f, OSSE_EINVAL, "invalid_request", "%s is invalid", k);
+}
+
+static void stats_close(stats_t *st)
+{
+    osse_map_close(&st->index);
+    free(st->rows);
+    free(st->tot);
+    free(st->bkt);
+    free(st->times);
+}
+
+int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
+{
+    static const char *const allowed[] = {"from", "to", "bucket", NULL};
+    stats_t st = {.from = 0, .to = INT64_MAX};
+    int rc = check_params(params, allowed, f);
+    if (rc || (rc = time_param(params, "from", &st.from, f)) ||
+        (rc = time_param(params, "to", &st.to, f)))
+        return rc;
+    const char *bucket = param(params, "bucket");
+    if (bucket && strcmp(bucket, "week") && strcmp(bucket, "day")) {
+        osse__detail(f, "bucket", "must be week or day");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "bucket is invalid");
+    }
+    if (st.to <= st.from) {
+        osse__detail(f, "to", "must be after from");
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the range is empty");
+    }
+    int64_t now = osse_engine_now(e);
+    st.last = st.to - 1 < now ? st.to - 1 : now;
+    if (bucket) {
+        st.width = bucket[0] == 'w' ? 7 * DAY_MS : DAY_MS;
+        /* Without from, buckets begin with the first request. */
+        int64_t begin = param(params, "from") ? st.from
+                        : e->nreqs                ? e->reqs[0]->submitted_at
+                                                  : st.last;
+        st.first = bucket_floor(begin, st.width);
+        int64_t n = begin <= st.last ? bucket_of(&st, st.last) + 1 : 0;
+        if (n > MAX_BUCKETS) {
+            osse__detail(f, "bucket", "more than %d buckets: narrow from and to", MAX_BUCKETS);
+            return osse__fail(f, OSSE_EINVAL, "invalid_request", "too many buckets");
+        }
+        st.nb = (size_t)n;
+    }
+    osse_map_init(&st.index);
+    collect(e, &st);
+    double *med = medians(&st);
+    size_t per = st.nb + 1;
+    row_ref_t *order = malloc((st.nrows ? st.nrows : 1) * sizeof *order);
+    if (!order)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    for (uint32_t i = 0; i < st.nrows; i++)
+        order[i] = (row_ref_t){&st.rows[i], i};
+    qsort(order, st.nrows, sizeof *order, cmp_row);
+    json_t *rows = json_array();
+    for (size_t i = 0; i < st.nrows; i++)
+        json_array_append_new(rows, row_json(order[i].row, &st.tot[order[i].i * ST__COUNT],
+                                             med[order[i].i * per + st.nb]));
+    *out = json_pack("{s:o}", "rows", rows);
+    if (bucket) {
+        /* Open and overdue were added as differences: sum them up. */
+        for (size_t i = 0; i < st.nrows; i++)
+            for (size_t b = 1; b < st.nb; b++)
+                for (int k = ST_OPEN; k <= ST_OVERDUE; k++)
+                    bkt_at(&st, (uint32_t)i, b)[k] += bkt_at(&st, (uint32_t)i, b - 1)[k];
+        json_t *buckets = json_array();
+        for (size_t b = 0; b < st.nb; b++) {
+            json_t *brows = json_array();
+            for (size_t i = 0; i < st.nrows; i++) {
+                const int64_t *c = bkt_at(&st, order[i].i, b);
+                double m = med[order[i].i * per + b];
+                if (any_nonzero(c) || m >= 0)
+                    json_array_append_new(brows, row_json(order[i].row, c, m));
+            }
+            json_array_append_new(buckets,
+                                  json_pack("{s:o,s:o}", "start",
+                                            osse__time_json(st.first + (int64_t)b * st.width),
+                                            "rows", brows));
+        }
+        json_object_set_new(*out, "buckets", buckets);
+    }
+    free(order);
+    free(med);
+    stats_close(&st);
     return 0;
 }
 
@@ -509,21 +826,23 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
     osse_buf_puts(&b, "# HELP osse_requests Requests by status.\n# TYPE osse_requests gauge\n");
     for (int s = 0; s < OSSE_RS__COUNT; s++)
         osse_buf_printf(&b, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s), counts[s]);
-    size_t n;
-    stat_row_t *rows = collect(e, &n);
+    /* The same counts as GET /v1/stats over all time. */
+    stats_t st = {.from = 0, .to = INT64_MAX, .last = osse_engine_now(e)};
+    osse_map_init(&st.index);
+    collect(e, &st);
     osse_buf_puts(&b, "# HELP osse_open_tasks Open tasks by agency and workflow.\n"
                       "# TYPE osse_open_tasks gauge\n");
-    for (size_t i = 0; i < n; i++)
-        osse_buf_printf(&b, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n", rows[i].agency,
-                        rows[i].workflow, (long long)rows[i].open);
+    for (size_t i = 0; i < st.nrows; i++)
+        osse_buf_printf(&b, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n",
+                        st.rows[i].agency, st.rows[i].workflow,
+                        (long long)st.tot[i * ST__COUNT + ST_OPEN]);
     osse_buf_puts(&b, "# HELP osse_sla_breaches SLA breaches by agency and workflow.\n"
                       "# TYPE osse_sla_breaches gauge\n");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < st.nrows; i++)
         osse_buf_printf(&b, "osse_sla_breaches{agency=\"%s\",workflow=\"%s\"} %lld\n",
-                        rows[i].agency, rows[i].workflow, (long long)rows[i].breaches);
-        free(rows[i].times);
-    }
-    free(rows);
+                        st.rows[i].agency, st.rows[i].workflow,
+                        (long long)st.tot[i * ST__COUNT + ST_BREACHES]);
+    stats_close(&st);
     osse_buf_printf(&b, "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
                         "osse_log_seq %llu\n",
                     (unsigned long long)osse_log_last_seq(e->log));

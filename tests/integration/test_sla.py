@@ -992,7 +992,8 @@ class TestStats(ClockCase):
         """Four requests with one task (1 working day) opened Tue 09:00:
         r1 decided after 2 working hours, r2 after 4, r3 after 9 (Wed 10:00,
         breached), r4 open and breached. Stats for (agency, workflow): open
-        1, decided 3, breaches 2, median 4 working hours, within SLA 2/3."""
+        1 (overdue), decided by a person 3, breaches 2, median 4 working hours,
+        within SLA 2 of 3."""
         A = self.w.A
         wid = self.publish({"t": {"kind": "task", "agency": A, "sla": "1 working day"}})
         rids = [self.submit(wid) for _ in range(4)]
@@ -1005,19 +1006,20 @@ class TestStats(ClockCase):
 
         r = self.w.auditor.get("/v1/stats")
         self.assertEqual(r.status, 200, "GET /v1/stats as auditor: %r" % r)
-        rows = [s for s in r.json["stats"] if s.get("agency") == A and s.get("workflow") == wid]
+        rows = [s for s in r.json["rows"] if s.get("agency") == A and s.get("workflow") == wid]
         self.assertEqual(len(rows), 1, "expected one stats row for (%s, %s), got %s"
                          % (A, wid, r.json))
         s = rows[0]
-        self.assertEqual((s.get("open_tasks"), s.get("decided"), s.get("sla_breaches")),
-                         (1, 3, 2), "stats (open_tasks, decided, sla_breaches): expected "
-                         "(1, 3, 2), got %s" % s)
-        self.assertIsInstance(s.get("median_decision_hours"), (int, float), s)
-        self.assertAlmostEqual(s["median_decision_hours"], 4.0, places=2,
+        self.assertEqual((s.get("open"), s.get("overdue"), s.get("decided_by_person"),
+                          s.get("decided_within_sla"), s.get("breaches")),
+                         (1, 1, 3, 2, 2), "stats (open, overdue, decided_by_person, "
+                         "decided_within_sla, breaches): expected (1, 1, 3, 2, 2), got %s" % s)
+        self.assertIsInstance(s.get("median_decision_working_hours"), (int, float), s)
+        self.assertAlmostEqual(s["median_decision_working_hours"], 4.0, places=2,
                                msg="median decision time of 2, 4 and 9 working hours: "
                                "expected 4, got %s" % s)
-        self.assertIsInstance(s.get("decided_within_sla"), (int, float), s)
-        self.assertAlmostEqual(s["decided_within_sla"], 2 / 3, places=2,
+        self.assertIsInstance(s.get("share_within_sla"), (int, float), s)
+        self.assertAlmostEqual(s["share_within_sla"], 2 / 3, places=2,
                                msg="share decided within SLA: expected 2/3, got %s" % s)
         self.assertEqual(self.plat.get("/v1/stats").status, 200)
         r = self.w.portal.get("/v1/stats")
