@@ -171,7 +171,7 @@ class TestServerLog(unittest.TestCase):
     def setUpClass(cls):
         cls.hook = Failing()
         cls.registry = Failing()
-        cls.srv = Server(extra_args=["--test-clock", "--hook-retry-base-ms", "50",
+        cls.srv = Server(extra_args=["--test-clock=2030-01-07T09:00:00+07:00", "--hook-retry-base-ms", "50",
                                      "--hook-retry-span-ms", "300", "--log-level", "debug"])
         cls.secrets = {}   # what must never be logged: label -> text
         try:

@@ -6,9 +6,13 @@ Calls that are allowed are made with bodies that fail validation where the
 route changes state, so that the table checks access without changing the
 world under the next row."""
 
+import os
+import re
 import unittest
 
 from osse_harness import ServerTestCase, main, uniq
+
+SRC = os.environ.get("OSSE_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
 
 ROLES = ["anon", "platform", "portal", "portal_other", "agency", "agency_other",
          "auditor", "payment"]
@@ -88,6 +92,36 @@ class TestRouteRoles(ServerTestCase):
         self.assertEqual(checked, len(TABLE) * len(ROLES))
         # Nothing above changed the request.
         self.assertEqual(w.view(req["id"])["version"], req["version"])
+
+
+class TestTableCoversEveryRoute(unittest.TestCase):
+    """The table above names every route of the server's own route table
+    (api/server.c routes[]), and nothing else: a new route cannot land
+    without its row. /v1/test/clock exists only under --test-clock; its
+    roles are checked in test_sla.py (TestClockRoute)."""
+
+    ELSEWHERE = {("POST", "/v1/test/clock")}
+
+    def test_same_routes(self):
+        with open(os.path.join(SRC, "api", "server.c"), encoding="utf-8") as f:
+            src = f.read()
+        body = src[src.index("static const route_t routes[]"):]
+        body = body[:body.index("};")]
+        served = {(m, re.sub(r":[a-z_]+", ":p", p))
+                  for m, p in re.findall(r'\{"([A-Z]+)", "(/[^"]*)"', body)}
+        self.assertGreater(len(served), 30, "cannot read routes[] in api/server.c")
+        tested = set()
+        for method, template, _, _ in TABLE:
+            path = template.split("?")[0]
+            path = re.sub(r"\{[a-zA-Z]+\}", ":p", path)
+            # Literal segments that stand for a parameter in the table.
+            path = re.sub(r"^/v1/calendars/th-gov$", "/v1/calendars/:p", path)
+            path = re.sub(r"/versions/1$", "/versions/:p", path)
+            path = re.sub(r"/intake/decision$", "/:p/decision", path)
+            tested.add((method, path))
+        self.assertEqual(sorted(served - tested - self.ELSEWHERE), [],
+                         "routes the role table lacks")
+        self.assertEqual(sorted(tested - served), [], "rows for routes the server lacks")
 
 
 if __name__ == "__main__":
