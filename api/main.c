@@ -311,9 +311,36 @@ static int by_place(const void *a, const void *b)
     return d < 0 ? -1 : d > 0;
 }
 
+/* A rule's problem says where in the rule ("column N: ..."); when the rule is
+ * a one-line scalar at (line, col) of text, the file column of that spot, so
+ * that an editor's cursor lands on it. Else col. */
+static int rule_column(const char *text, int line, int col, const char *msg)
+{
+    int inner, used = 0;
+    if (!text || sscanf(msg, "column %d: %n", &inner, &used) < 1 || !used || inner < 1)
+        return col;
+    const char *p = text;
+    for (int l = 1; l < line && p; l++)
+        if ((p = strchr(p, '\n')))
+            p++;
+    if (!p || (int)strcspn(p, "\n") < col)
+        return col;
+    p += col - 1;
+    while (*p == ' ' || *p == '\t') { /* a block scalar's line, before its indentation */
+        p++;
+        col++;
+    }
+    int quoted = *p == '"' || *p == '\'';
+    if (*p == '|' || *p == '>')
+        return col; /* a block scalar: the rule starts on the next line */
+    if ((int)strcspn(p + quoted, "\n") < inner)
+        return col; /* the rule goes on over lines */
+    return col + quoted + inner - 1;
+}
+
 /* Gives each {"path","message"} of items its place in the text, as
  * "line"/"column", and puts them in file order (an author reads top down). */
-static void place(json_t *items, const json_t *positions)
+static void place(json_t *items, const json_t *positions, const char *text)
 {
     size_t i, n = json_array_size(items);
     json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
@@ -323,6 +350,7 @@ static void place(json_t *items, const json_t *positions)
     {
         int line, col;
         osse_wf_position(positions, json_string_value(json_object_get(d, "path")), &line, &col);
+        col = rule_column(text, line, col, json_string_value(json_object_get(d, "message")));
         json_object_set_new(d, "line", json_integer(line));
         json_object_set_new(d, "column", json_integer(col));
         json_object_set_new(d, "#", json_integer((json_int_t)i));
@@ -366,8 +394,8 @@ static void validate_text(validate_t *vd, const char *name, const char *text, si
             json_object_set_new(entry, "id", json_string(id));
     }
     if (pos) {
-        place(problems, pos);
-        place(warnings, pos);
+        place(problems, pos, text);
+        place(warnings, pos, text);
     }
     if (!setup_kind)
         json_object_set_new(entry, "references_checked", json_boolean(setup != NULL));

@@ -62,7 +62,8 @@ BROKEN_LINES = [
     "broken.yaml:18:13: steps.licence.number: {seq:x}: N of {seq:N} must be a digit from 1 to 9",
     "broken.yaml:18:13: steps.licence.number: {foo} is not a placeholder: use {yyyy}, {bbbb} "
     "or {seq:N}",
-    "broken.yaml:14:13: warning: steps.fee.amount: column 11: form.seats may be null (the field "
+    # the file column of the spot in the rule (13 + 11 - 1), the rule's own column in the message
+    "broken.yaml:14:23: warning: steps.fee.amount: column 11: form.seats may be null (the field "
     "is optional) and '*' needs a value: give a default, as in (form.seats ?? 0)",
 ]
 
@@ -277,6 +278,23 @@ class ValidateTest(unittest.TestCase):
         p = run(["-"], stdin=GOOD_JSON)
         self.assertEqual((p.returncode, p.stdout), (0, ""), p)
 
+    def test_rule_problems_point_into_the_rule(self):
+        """A problem inside a one-line rule is placed at its spot in the file
+        (quoted, plain, or the one line of a block scalar)."""
+        self.write("_setup.yaml", SETUP)
+        self.write("r.yaml", 'id: r\ntitle: R\nform:\n  a: {type: integer}\nsteps:\n'
+                   '  s1:\n    kind: task\n    agency: dbd\n'
+                   '    when: "1 + form.a > 3 && form.zz"\n'
+                   '    auto_approve: form.a > 3 || form.yy\n'
+                   '  s2:\n    kind: task\n    agency: dbd\n    when: >-\n'
+                   '      form.a == 1 || form.xx\n')
+        p = run(["r.yaml"], cwd=self.dir)
+        self.assertEqual(p.returncode, 1, p)
+        self.assertEqual(self.lines(p)[:3], [
+            "r.yaml:9:30: steps.s1.when: column 19: unknown field form.zz",
+            "r.yaml:10:33: steps.s1.auto_approve: column 15: unknown field form.yy",
+            "r.yaml:15:22: steps.s2.when: column 16: unknown field form.xx"], p.stdout)
+
     def test_syntax_errors_have_a_place(self):
         self.write("bad.yaml", "id: t\nsteps:\n  a: {kind: task\n")
         self.write("dup.yaml", "id: t\nid: u\n")
@@ -309,7 +327,7 @@ class ValidateTest(unittest.TestCase):
             "path": "steps.review.agency", "message": "unknown agency nobody",
             "line": 9, "column": 13})
         self.assertEqual([(w["path"], w["line"], w["column"]) for w in broken["warnings"]],
-                         [("steps.fee.amount", 14, 13)])
+                         [("steps.fee.amount", 14, 23)])
         p = run(["--json", os.path.join(self.dir, "good.json")])
         self.assertEqual(p.returncode, 0, p)
         self.assertEqual(json.loads(p.stdout)["ok"], True)
