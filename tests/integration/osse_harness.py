@@ -12,6 +12,7 @@ Python standard library only.
 """
 
 import http.client
+import http.server
 import json
 import os
 import random
@@ -560,6 +561,42 @@ def log_events(client, after=0, limit=1000):
         # reads `next` (test_errors checks `next` itself).
         after = out[-1]["seq"]
     raise AssertionError("log pagination does not end")
+
+
+class FailingReceiver:
+    """An HTTP server on 127.0.0.1 that answers every POST with 500 and
+    counts the attempts (a webhook receiver or registry that is down)."""
+
+    def __init__(self):
+        self.attempts = 0
+        self.lock = threading.Lock()
+        rec = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with rec.lock:
+                    rec.attempts += 1
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = "http://127.0.0.1:%d/hook" % self.port
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return self.attempts
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def assert_error(tc, r, status, code=None, msg=None):

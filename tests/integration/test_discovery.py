@@ -16,19 +16,17 @@
 Python standard library only.
 """
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, Server, ServerTestCase, World, assert_error,  # noqa: E402
-                          main, uniq)
+from osse_harness import (OSSE_BIN, FailingReceiver, Server, ServerTestCase,  # noqa: E402
+                          World, assert_error, main, uniq)
 
 FAST = ["--hook-retry-base-ms", "200"]
 LISTS = ("workflows", "calendars", "agencies", "principals", "subscriptions")
@@ -56,41 +54,6 @@ def everything(client, what, limit=None):
 
 def by_id(entries):
     return {e["id"]: e for e in entries}
-
-
-class Failing:
-    """A receiver that answers 500 to everything and counts attempts."""
-
-    def __init__(self):
-        self.attempts = 0
-        self.lock = threading.Lock()
-        rec = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with rec.lock:
-                    rec.attempts += 1
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/hook" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def count(self):
-        with self.lock:
-            return self.attempts
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 def pending(client):
     m = client.get("/metrics").body.decode()
@@ -216,7 +179,7 @@ class TestDiscovery(ServerTestCase):
 class TestDeleteStopsDeliveries(unittest.TestCase):
     def test_pending_deliveries_end_and_no_new_ones(self):
         srv = Server(extra_args=FAST).start()
-        rec = Failing()
+        rec = FailingReceiver()
         try:
             w = World(srv)
             wid = w.workflow()

@@ -29,19 +29,17 @@ flags print usage on stderr and exit 2.
 Python standard library only.
 """
 
-import http.server
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, TIME_RE, Server, World, citizen_id, main,  # noqa: E402
-                          uniq)
+from osse_harness import (OSSE_BIN, TIME_RE, FailingReceiver, Server,  # noqa: E402
+                          World, citizen_id, main, uniq)
 
 LEVELS = {"debug", "info", "warn", "error"}
 AGENCY_TYPES = {"StepOpened", "TaskEscalated", "InfoProvided", "SlaWarned", "SlaBreached"}
@@ -124,35 +122,6 @@ def server_lines(srv):
         out.append((pairs, d))
     return text, out
 
-
-class Failing:
-    """An HTTP server on 127.0.0.1 that answers every POST with 500."""
-
-    def __init__(self):
-        self.hits = 0
-        fail = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                fail.hits += 1
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def wait_types(client, rid, type_, n, timeout=30.0):
     end = time.monotonic() + timeout
     while True:
@@ -169,8 +138,8 @@ class TestServerLog(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.hook = Failing()
-        cls.registry = Failing()
+        cls.hook = FailingReceiver()
+        cls.registry = FailingReceiver()
         cls.srv = Server(extra_args=["--test-clock=2030-01-07T09:00:00+07:00", "--hook-retry-base-ms", "50",
                                      "--hook-retry-span-ms", "300", "--log-level", "debug"])
         cls.secrets = {}   # what must never be logged: label -> text
