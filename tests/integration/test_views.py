@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -252,7 +253,7 @@ class TestReasons(ViewCase):
                 v = w.view(sub["id"])
                 if v["status"] != "in_progress":
                     break
-                threading.Event().wait(0.02)
+                time.sleep(0.02)
         finally:
             reg.close()
         self.assertEqual(v["status"], "rejected", v)
