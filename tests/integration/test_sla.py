@@ -78,9 +78,15 @@ class ClockCase(unittest.TestCase):
 
     def setUp(self):
         self.server = self.start_server()
-        self.plat = self.server.client(self.server.admin_token())
-        self.clock_to(self.START)
-        self.w = World(self.server)
+        try:
+            self.plat = self.server.client(self.server.admin_token())
+            self.clock_to(self.START)
+            self.w = World(self.server)
+        except BaseException:
+            # tearDown does not run after a failed setUp: leave no server behind.
+            self.server.kill()
+            self.server.cleanup()
+            raise
 
     def start_server(self, data_dir=None):
         # The clock starts at a fixed instant of this file's own, never at
