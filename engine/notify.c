@@ -546,7 +546,7 @@ static int find_sub(osse_engine_t *e, const osse_principal_t *p, const char *id,
 int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                         osse_fail_t *f)
 {
-    osse_sub_t *s;
+    osse_sub_t *s = NULL;
     int rc = find_sub(e, p, id, &s, f);
     if (rc) return rc;
     *out = sub_json(e, s, false);
@@ -570,7 +570,7 @@ int osse_q_subscriptions(osse_engine_t *e, const osse_principal_t *p, const json
 int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                                  json_t **out, osse_fail_t *f)
 {
-    osse_sub_t *s;
+    osse_sub_t *s = NULL;
     int rc = find_sub(e, p, id, &s, f);
     if (rc) return rc;
     char stream[160], receiver[200], key[160];
