@@ -29,8 +29,8 @@
 
 #include "common/log.h"
 #include "common/time.h"
-#include "engine/fetch.h"
-#include "engine/hooks.h"
+#include "net/fetch.h"
+#include "net/hooks.h"
 #include "workflows/expr.h"
 
 #define DEFAULT_TIMEOUT_MS 10000

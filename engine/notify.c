@@ -34,7 +34,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
-#include "engine/hooks.h"
+#include "net/hooks.h"
 
 #define DLV_PREFIX "dlv/"
 #define SUB_SECRET_PREFIX "secret/subscription/"

@@ -1,7 +1,7 @@
 /* test_fetch.c: the outbound HTTP client against a receiver on the same loop:
  * answers, transport errors, limits (body, timeout, per host, in all), no
  * redirects, and a clean close with calls in flight. */
-#include "engine/fetch.h"
+#include "net/fetch.h"
 
 #include "tests/test.h"
 #include "tests/unit/engine/receiver.h"

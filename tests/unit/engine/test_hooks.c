@@ -2,7 +2,7 @@
  * signatures recomputed independently, retries until a 2xx, giving up,
  * per-receiver caps, a silent receiver not delaying another, resuming a
  * persisted delivery, and the retry schedule as a pure function. */
-#include "engine/hooks.h"
+#include "net/hooks.h"
 
 #include <sodium.h>
 

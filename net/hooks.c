@@ -10,7 +10,7 @@
  *
  * Why: one timer and a heap scale to many pending retries without a handle
  * each; a FIFO per receiver keeps order per agency and isolates dead ones. */
-#include "engine/hooks.h"
+#include "net/hooks.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -12,8 +12,8 @@
  * redirects (a 3xx is an answer like any other), no proxy from the
  * environment, a connect timeout and a total timeout per call, and a cap on
  * the response body. */
-#ifndef OSSE_ENGINE_FETCH_H
-#define OSSE_ENGINE_FETCH_H
+#ifndef OSSE_NET_FETCH_H
+#define OSSE_NET_FETCH_H
 
 #include <stddef.h>
 #include <stdint.h>

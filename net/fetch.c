@@ -15,7 +15,7 @@
  * cannot starve the others. Queueing is ours rather than curl's
  * CURLMOPT_MAX_HOST_CONNECTIONS because curl's per-call timeout would then
  * count time spent waiting in its queue. */
-#include "engine/fetch.h"
+#include "net/fetch.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -14,8 +14,8 @@
  * retries wait in one min-heap of next_at under one uv_timer, so a slow or
  * dead receiver holds only its own slots. Scheduling uses the real clock,
  * also under osse's test clock (SPEC §10). */
-#ifndef OSSE_ENGINE_HOOKS_H
-#define OSSE_ENGINE_HOOKS_H
+#ifndef OSSE_NET_HOOKS_H
+#define OSSE_NET_HOOKS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +23,7 @@
 #include <uv.h>
 
 #include "common/err.h"
-#include "engine/fetch.h"
+#include "net/fetch.h"
 
 typedef struct osse_hooks_s osse_hooks_t;
 
