@@ -8,7 +8,7 @@
 
 #include "common/time.h"
 #include "tests/test.h"
-#include "tests/unit/engine/receiver.h"
+#include "tests/unit/net/receiver.h"
 
 /* ---- an independent HMAC-SHA256 (RFC 2104 over libsodium's SHA-256) ---- */
 

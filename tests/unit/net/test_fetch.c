@@ -4,7 +4,7 @@
 #include "net/fetch.h"
 
 #include "tests/test.h"
-#include "tests/unit/engine/receiver.h"
+#include "tests/unit/net/receiver.h"
 
 typedef struct got_s {
     int n;
