@@ -108,7 +108,7 @@ static void delete_record(osse_engine_t *e, const char *id)
 
 /* The delivery a record describes (pointers borrowed from rec); -1 when the
  * record cannot be read. */
-static int rec_delivery(const json_t *rec, osse_hook_delivery_t *d)
+static int rec_delivery(const json_t *rec, osse_hooks_delivery_t *d)
 {
     const char *id, *receiver, *url, *secret, *body;
     json_int_t attempts, next_at;
@@ -116,7 +116,7 @@ static int rec_delivery(const json_t *rec, osse_hook_delivery_t *d)
                     &receiver, "url", &url, "secret", &secret, "body", &body, "attempts", &attempts,
                     "next_at", &next_at))
         return -1;
-    *d = (osse_hook_delivery_t){
+    *d = (osse_hooks_delivery_t){
         .id = id,
         .receiver = receiver,
         .url = url,
@@ -134,7 +134,7 @@ static int rec_delivery(const json_t *rec, osse_hook_delivery_t *d)
  * alone (it stays on disk for an operator to see) and reported. */
 static void enqueue_rec(osse_notify_t *n, const json_t *rec)
 {
-    osse_hook_delivery_t d;
+    osse_hooks_delivery_t d;
     if (rec_delivery(rec, &d)) {
         osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
         return;
@@ -264,7 +264,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
 /* --- outcomes --- */
 
 /* The request and type a delivery's body names. */
-static int body_ids(const osse_hook_delivery_t *d, char *rid, size_t rn, char *type, size_t tn)
+static int body_ids(const osse_hooks_delivery_t *d, char *rid, size_t rn, char *type, size_t tn)
 {
     json_t *b = json_loadb(d->body, d->body_len, 0, NULL);
     const char *t = jstr(b, "type"), *r = jstr(json_object_get(b, "request"), "id");
@@ -277,7 +277,7 @@ static int body_ids(const osse_hook_delivery_t *d, char *rid, size_t rn, char *t
     return rc;
 }
 
-static void outcome(osse_notify_t *n, const osse_hook_delivery_t *d, const char *ev_type,
+static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, const char *ev_type,
                     json_t *data)
 {
     osse_engine_t *e = n->e;
@@ -296,7 +296,7 @@ static void outcome(osse_notify_t *n, const osse_hook_delivery_t *d, const char 
 /* A failed attempt, for the server's log: the URL only as scheme://host:port
  * (its path or query may hold a secret), never the body. next_at 0: no retry
  * (the delivery is given up). */
-static void log_attempt(const osse_hook_delivery_t *d, uint32_t attempt, const char *error,
+static void log_attempt(const osse_hooks_delivery_t *d, uint32_t attempt, const char *error,
                         int64_t next_at)
 {
     char rid[128] = "", type[64] = "", origin[300], next[OSSE_TIME_LEN];
@@ -307,14 +307,14 @@ static void log_attempt(const osse_hook_delivery_t *d, uint32_t attempt, const c
               attempt, error ? error : "unknown", next_at ? osse_time_fmt(next_at, next) : "none");
 }
 
-static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status)
+static void on_delivered(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts, int status)
 {
     outcome(ud, d, "NotificationDelivered",
             json_pack("{s:s,s:s,s:i,s:i}", "delivery", d->id, "receiver", d->receiver, "attempts",
                       (int)attempts, "status", status));
 }
 
-static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts,
+static void on_failed(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts,
                       const char *last_error)
 {
     log_attempt(d, attempts, last_error, 0);
@@ -324,7 +324,7 @@ static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts
 }
 
 /* A delivery whose subscription was deleted ends as given up. */
-static void on_dropped(void *ud, const osse_hook_delivery_t *d)
+static void on_dropped(void *ud, const osse_hooks_delivery_t *d)
 {
     on_failed(ud, d, d->attempts, "the subscription was deleted");
 }
@@ -337,7 +337,7 @@ static void drop_receiver(osse_engine_t *e, const char *receiver)
     osse_notify_t *n = e->notify;
     if (!n || n->closed) return;
     for (wait_t *w = n->waiting; w; w = w->next) {
-        osse_hook_delivery_t d;
+        osse_hooks_delivery_t d;
         if (w->dropped || rec_delivery(w->rec, &d) || strcmp(d.receiver, receiver) != 0) continue;
         w->dropped = true;
         on_dropped(n, &d);
@@ -346,7 +346,7 @@ static void drop_receiver(osse_engine_t *e, const char *receiver)
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
-static void on_progress(void *ud, const osse_hook_delivery_t *d, const char *error)
+static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *error)
 {
     osse_notify_t *n = ud;
     log_attempt(d, d->attempts, error, d->next_at);

@@ -26,7 +26,7 @@ typedef struct recv_s recv_t;
 typedef struct dl_s dl_t;
 
 struct dl_s {
-    osse_hook_delivery_t d; /* its pointers point at the copies below */
+    osse_hooks_delivery_t d; /* its pointers point at the copies below */
     char *id, *receiver, *url, *body;
     unsigned char *secret; /* sodium_malloc */
     osse_hooks_t *h;
@@ -444,7 +444,7 @@ void osse_hooks_close(osse_hooks_t *h)
     uv_close((uv_handle_t *)&h->timer, on_closed);
 }
 
-int osse_hooks_enqueue(osse_hooks_t *h, const osse_hook_delivery_t *d, osse_err_t *err)
+int osse_hooks_enqueue(osse_hooks_t *h, const osse_hooks_delivery_t *d, osse_err_t *err)
 {
     if (h->closing)
         return osse_err_set(err, OSSE_ECLOSED, "hooks: closing");
@@ -514,7 +514,7 @@ int osse_hooks_cancel(osse_hooks_t *h, const char *id)
 }
 
 int osse_hooks_cancel_receiver(osse_hooks_t *h, const char *receiver,
-                               void (*each)(void *ud, const osse_hook_delivery_t *d), void *ud)
+                               void (*each)(void *ud, const osse_hooks_delivery_t *d), void *ud)
 {
     recv_t *r = osse_map_get(&h->recvs, receiver);
     if (!r || h->closing)

@@ -29,7 +29,7 @@ typedef struct osse_hooks_s osse_hooks_t;
 
 /* One delivery. In osse_hooks_enqueue every pointer is borrowed and copied;
  * in callbacks the struct is borrowed for the duration of the call. */
-typedef struct osse_hook_delivery_s {
+typedef struct osse_hooks_delivery_s {
     const char *id;       /* delivery id, sent as Osse-Delivery; unique among pending */
     const char *receiver; /* agency id or subscription id: the unit of fairness */
     const char *url;      /* http or https */
@@ -39,7 +39,7 @@ typedef struct osse_hook_delivery_s {
     size_t body_len;
     uint32_t attempts; /* attempts made so far: 0 for a new delivery */
     int64_t next_at;   /* real ms since the epoch when the next attempt is due; 0 = now */
-} osse_hook_delivery_t;
+} osse_hooks_delivery_t;
 
 /* The retry schedule. After the n-th failed attempt (n >= 1) the next one
  * comes base_ms * 2^(n-1) later, times a jitter factor in [0.8, 1.2), capped
@@ -54,13 +54,13 @@ typedef struct osse_hooks_sched_s {
 typedef struct osse_hooks_cbs_s {
     void *ud;
     /* A 2xx came back on attempt number `attempts`. */
-    void (*on_delivered)(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status);
+    void (*on_delivered)(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts, int status);
     /* The last attempt failed; no more will be made. */
-    void (*on_failed)(void *ud, const osse_hook_delivery_t *d, uint32_t attempts,
+    void (*on_failed)(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts,
                       const char *last_error);
     /* An attempt failed and another is scheduled: d->attempts and d->next_at
      * hold the values to persist (may be NULL). */
-    void (*on_progress)(void *ud, const osse_hook_delivery_t *d, const char *error);
+    void (*on_progress)(void *ud, const osse_hooks_delivery_t *d, const char *error);
 } osse_hooks_cbs_t;
 
 typedef struct osse_hooks_opts_s {
@@ -87,7 +87,7 @@ void osse_hooks_close(osse_hooks_t *h);
  * this call. Returns 0, OSSE_EEXISTS (a delivery with this id is pending),
  * OSSE_EINVAL (a field missing), OSSE_ECLOSED or OSSE_ENOMEM. Loop thread only;
  * callbacks may call it. */
-int osse_hooks_enqueue(osse_hooks_t *h, const osse_hook_delivery_t *d, osse_err_t *err);
+int osse_hooks_enqueue(osse_hooks_t *h, const osse_hooks_delivery_t *d, osse_err_t *err);
 
 /* Drops the pending delivery id without a callback (its receiver is gone).
  * An attempt in flight finishes but is not reported. Returns 0 or OSSE_ENOTFOUND. */
@@ -100,7 +100,7 @@ int osse_hooks_cancel(osse_hooks_t *h, const char *id);
  * each must not enqueue or cancel. Loop thread only, never from a hooks
  * callback. */
 int osse_hooks_cancel_receiver(osse_hooks_t *h, const char *receiver,
-                               void (*each)(void *ud, const osse_hook_delivery_t *d), void *ud);
+                               void (*each)(void *ud, const osse_hooks_delivery_t *d), void *ud);
 
 /* Deliveries held (waiting or in flight), and attempts in flight. */
 size_t osse_hooks_pending(const osse_hooks_t *h);

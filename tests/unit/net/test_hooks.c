@@ -74,7 +74,7 @@ typedef struct rec_s {
     outcome_t delivered[64], failed[64], progress[64];
 } rec_t;
 
-static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, int status)
+static void on_delivered(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts, int status)
 {
     rec_t *r = ud;
     if (r->ndelivered < 64) {
@@ -87,7 +87,7 @@ static void on_delivered(void *ud, const osse_hook_delivery_t *d, uint32_t attem
     r->ndelivered++;
 }
 
-static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts, const char *e)
+static void on_failed(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts, const char *e)
 {
     rec_t *r = ud;
     if (r->nfailed < 64) {
@@ -99,7 +99,7 @@ static void on_failed(void *ud, const osse_hook_delivery_t *d, uint32_t attempts
     r->nfailed++;
 }
 
-static void on_progress(void *ud, const osse_hook_delivery_t *d, const char *e)
+static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *e)
 {
     rec_t *r = ud;
     if (r->nprogress < 64) {
@@ -139,16 +139,16 @@ static osse_hooks_t *open_hooks(uv_loop_t *loop, rec_t *rec, const osse_hooks_op
     return h;
 }
 
-static osse_hook_delivery_t delivery(const char *id, const char *receiver, const char *url,
-                                     const char *secret, const char *body)
+static osse_hooks_delivery_t delivery(const char *id, const char *receiver, const char *url,
+                                      const char *secret, const char *body)
 {
-    return (osse_hook_delivery_t){.id = id,
-                                  .receiver = receiver,
-                                  .url = url,
-                                  .secret = (const unsigned char *)secret,
-                                  .secret_len = strlen(secret),
-                                  .body = body,
-                                  .body_len = strlen(body)};
+    return (osse_hooks_delivery_t){.id = id,
+                                   .receiver = receiver,
+                                   .url = url,
+                                   .secret = (const unsigned char *)secret,
+                                   .secret_len = strlen(secret),
+                                   .body = body,
+                                   .body_len = strlen(body)};
 }
 
 static void teardown(uv_loop_t *loop, osse_hooks_t *h, rcv_t *a, rcv_t *b)
@@ -240,7 +240,7 @@ static void test_signed_delivery(void)
     char url[128];
     rcv_url(&r, "/hooks", url, sizeof url);
     const char *body = "{\"id\":\"d1\",\"type\":\"TaskOpened\",\"task\":{},\"request\":{}}";
-    osse_hook_delivery_t d = delivery("d1", "dbd", url, "whsec-abc", body);
+    osse_hooks_delivery_t d = delivery("d1", "dbd", url, "whsec-abc", body);
     CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), OSSE_EEXISTS);
     CHECK_EQ_INT(rec.ndelivered, 0); /* never inside enqueue */
@@ -271,7 +271,7 @@ static void test_retry_until_ok(void)
     osse_hooks_t *h = open_hooks(&loop, &rec, &o);
     char url[128];
     rcv_url(&r, "/", url, sizeof url);
-    osse_hook_delivery_t d = delivery("d-retry", "dbd", url, "k", "{\"n\":1}");
+    osse_hooks_delivery_t d = delivery("d-retry", "dbd", url, "k", "{\"n\":1}");
     uint64_t t0 = now_ms();
     CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     wait_outcomes(&loop, &rec, 1, 5000);
@@ -311,10 +311,10 @@ static void test_give_up(void)
     osse_hooks_t *h = open_hooks(&loop, &rec, &o);
     char url[128];
     rcv_url(&r, "/", url, sizeof url);
-    osse_hook_delivery_t d = delivery("d-dead", "dbd", url, "k", "{}");
+    osse_hooks_delivery_t d = delivery("d-dead", "dbd", url, "k", "{}");
     CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     /* A URL that can never work fails at once, without retries. */
-    osse_hook_delivery_t bad = delivery("d-ftp", "dbd", "ftp://127.0.0.1/", "k", "{}");
+    osse_hooks_delivery_t bad = delivery("d-ftp", "dbd", "ftp://127.0.0.1/", "k", "{}");
     CHECK_EQ_INT(osse_hooks_enqueue(h, &bad, NULL), 0);
     wait_outcomes(&loop, &rec, 2, 5000);
     run_for(&loop, 100);
@@ -349,7 +349,7 @@ static void test_per_receiver_cap(void)
     char ids[12][16];
     for (int i = 0; i < 12; i++) {
         snprintf(ids[i], sizeof ids[i], "c%d", i);
-        osse_hook_delivery_t d = delivery(ids[i], "dbd", url, "k", "{}");
+        osse_hooks_delivery_t d = delivery(ids[i], "dbd", url, "k", "{}");
         CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     }
     run_for(&loop, 20);
@@ -389,7 +389,7 @@ static void test_slow_receiver_isolated(void)
     char ids[40][16];
     for (int i = 0; i < 10; i++) {
         snprintf(ids[i], sizeof ids[i], "s%d", i);
-        osse_hook_delivery_t d = delivery(ids[i], "slow-agency", us, "k", "{}");
+        osse_hooks_delivery_t d = delivery(ids[i], "slow-agency", us, "k", "{}");
         CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     }
     run_for(&loop, 100);
@@ -397,7 +397,7 @@ static void test_slow_receiver_isolated(void)
     uint64_t t0 = now_ms();
     for (int i = 0; i < 20; i++) {
         snprintf(ids[10 + i], sizeof ids[10 + i], "f%d", i);
-        osse_hook_delivery_t d = delivery(ids[10 + i], "fast-agency", uf, "k", "{}");
+        osse_hooks_delivery_t d = delivery(ids[10 + i], "fast-agency", uf, "k", "{}");
         CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     }
     wait_outcomes(&loop, &rec, 20, 3000);
@@ -437,12 +437,12 @@ static void test_resume_and_cancel(void)
     osse_hooks_t *h = open_hooks(&loop, &rec, NULL);
     char url[128];
     rcv_url(&r, "/", url, sizeof url);
-    osse_hook_delivery_t d = delivery("d-persisted", "dbd", url, "k", "{}");
+    osse_hooks_delivery_t d = delivery("d-persisted", "dbd", url, "k", "{}");
     d.attempts = 5;
     d.next_at = osse_time_real_ms() + 150;
     uint64_t t0 = now_ms();
     CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
-    osse_hook_delivery_t c = delivery("d-cancelled", "dbd", url, "k", "{}");
+    osse_hooks_delivery_t c = delivery("d-cancelled", "dbd", url, "k", "{}");
     c.next_at = osse_time_real_ms() + 50;
     CHECK_EQ_INT(osse_hooks_enqueue(h, &c, NULL), 0);
     CHECK_EQ_INT(osse_hooks_cancel(h, "d-cancelled"), 0);
@@ -462,7 +462,7 @@ static void test_resume_and_cancel(void)
     teardown(&loop, h, &r, NULL);
 }
 
-static void count_dropped(void *ud, const osse_hook_delivery_t *d)
+static void count_dropped(void *ud, const osse_hooks_delivery_t *d)
 {
     rec_t *rec = ud;
     if (strcmp(d->receiver, "subscription:s1") == 0)
@@ -483,11 +483,11 @@ static void test_cancel_receiver(void)
     rcv_url(&r, "/", url, sizeof url);
     const char *ids[] = {"d-1", "d-2", "d-3"};
     for (int i = 0; i < 3; i++) {
-        osse_hook_delivery_t d = delivery(ids[i], "subscription:s1", url, "k", "{}");
+        osse_hooks_delivery_t d = delivery(ids[i], "subscription:s1", url, "k", "{}");
         d.next_at = osse_time_real_ms() + 100;
         CHECK_EQ_INT(osse_hooks_enqueue(h, &d, NULL), 0);
     }
-    osse_hook_delivery_t o = delivery("d-other", "subscription:s2", url, "k", "{}");
+    osse_hooks_delivery_t o = delivery("d-other", "subscription:s2", url, "k", "{}");
     o.next_at = osse_time_real_ms() + 100;
     CHECK_EQ_INT(osse_hooks_enqueue(h, &o, NULL), 0);
     CHECK_EQ_INT(osse_hooks_cancel_receiver(h, "subscription:s1", count_dropped, &rec), 0);
