@@ -7,7 +7,7 @@
  * delivery: a side record "dlv/<id>" with everything needed to send it again
  * (URL, secret, body, attempts, next_at), written in the SAME batch as the
  * event. Only once that batch is durable is the delivery handed to the hooks
- * module (engine/hooks.c), which signs, sends and retries it. Its outcome is
+ * module (net/hooks.c), which signs, sends and retries it. Its outcome is
  * an event in the stream delivery/<request id> (NotificationDelivered or
  * NotificationFailed) written in one batch with the deletion of the side
  * record; each retry rewrites the record's attempts and next_at.
