@@ -2,10 +2,12 @@
 # The whole test suite, as CI runs it: installs what is missing, then builds
 # and runs every test twice, once in a release build and once under
 # AddressSanitizer + UndefinedBehaviorSanitizer. The first build is the
-# README run command's (Release): -O3 warns of things -O2 does not.
+# README run command's (Release): -O3 warns of things -O2 does not. Before
+# any build, the include direction between modules is checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/deps.sh
+bash tests/check_includes.sh
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
