@@ -13,11 +13,13 @@ Mounting needs root (CI runs the tests as root); without it the test is
 skipped and says why.
 """
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -47,6 +49,42 @@ def poll(fn, timeout=15.0, every=0.2):
         time.sleep(every)
 
 
+class SwitchReceiver:
+    """A webhook receiver that answers 500 until `up` is set, then 200."""
+
+    def __init__(self):
+        self.up = False
+        self.delivered = 0
+        self.lock = threading.Lock()
+        rec = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with rec.lock:
+                    ok = rec.up
+                    rec.delivered += ok
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/hook" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return self.delivered
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class DiskFullTest(unittest.TestCase):
     def setUp(self):
         self.mnt = tempfile.mkdtemp(prefix="osse-it-fs-")
@@ -61,7 +99,8 @@ class DiskFullTest(unittest.TestCase):
         self.mounted = True
         self.ballast = os.path.join(self.mnt, "ballast")
         self.server = h.Server(data_dir=os.path.join(self.mnt, "data"),
-                               extra_args=["--min-free-bytes", str(RESERVE)])
+                               extra_args=["--min-free-bytes", str(RESERVE),
+                                           "--hook-retry-base-ms", "200"])
         # The server's stderr stays off the small filesystem.
         fd, self.server.log_path = tempfile.mkstemp(prefix="osse-it-diskfull-", suffix=".stderr")
         os.close(fd)
@@ -211,6 +250,51 @@ class DiskFullTest(unittest.TestCase):
         r = w.plat.get("/v1/requests?workflow=%s&limit=500" % wid)
         self.assertEqual(sorted(x["id"] for x in r.json["requests"]), sorted(acked))
         self.assertEqual(h.step_of(w.view(rid), "intake")["state"], "approved")
+        self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
+
+    def test_deadlines_and_delivery_outcomes_wait_while_low(self):
+        """The engine's own writes wait too: a deadline that falls due and a
+        webhook delivered while the disk is low are recorded once space
+        returns, not before and never lost."""
+        rec = SwitchReceiver()
+        self.addCleanup(rec.close)
+        self.server.start()
+        w = h.World(self.server)
+        r = w.plat.put("/v1/agencies/" + w.A, {"name": "Agency A", "webhook_url": rec.url})
+        self.assertEqual(r.status, 200, r)
+        wid = h.uniq("wf")
+        w.publish({"id": wid, "title": "A short SLA", "form": h.FORM_FIELDS,
+                   "steps": {"t": {"kind": "task", "agency": w.A, "sla": "PT6S"}}})
+        t0 = time.time()
+        rid = w.submit(wid)["id"]
+        due = h.step_of(w.view(rid), "t")["due_at"]
+        self.assertIsNotNone(due)
+
+        self.fill()
+        self.refused_until_low(w, wid, [])
+        size = w.log_size()
+        rec.up = True  # the next retry of the StepOpened webhook succeeds
+        self.assertTrue(poll(lambda: rec.count() >= 1, timeout=10), "no delivery while low")
+        # Past the warning (80 %) and the breach of the 6 s SLA.
+        time.sleep(max(0.0, t0 + 7.0 - time.time()))
+        types = [e["type"] for e in w.plat.get("/v1/requests/%s/events" % rid).json["events"]]
+        self.assertNotIn("SlaWarned", types)
+        self.assertNotIn("SlaBreached", types)
+        self.assertNotIn("NotificationDelivered", types)
+        self.assertEqual(w.log_size(), size)
+        self.assertAlive()
+
+        os.unlink(self.ballast)
+
+        def recorded():
+            evs = w.plat.get("/v1/requests/%s/events" % rid).json["events"]
+            t = [e["type"] for e in evs]
+            return {"SlaWarned", "SlaBreached", "NotificationDelivered"} <= set(t) and t
+
+        types = poll(recorded, timeout=10)
+        self.assertTrue(types, "the deadlines and the delivery outcome were not recorded")
+        self.assertEqual(types.count("SlaBreached"), 1, types)
+        self.assertEqual(h.step_of(w.view(rid), "t")["sla"], "breached")
         self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
 
 
