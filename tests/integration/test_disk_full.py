@@ -85,6 +85,47 @@ class SwitchReceiver:
         self.httpd.server_close()
 
 
+class HeldRegistry:
+    """A linkage registry whose answers ({"alive": true}) wait until
+    `release` is set; counts the calls."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.calls = 0
+        self.lock = threading.Lock()
+        reg = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with reg.lock:
+                    reg.calls += 1
+                reg.release.wait(20)
+                body = b'{"alive":true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/lookup" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return self.calls
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class DiskFullTest(unittest.TestCase):
     def setUp(self):
         self.mnt = tempfile.mkdtemp(prefix="osse-it-fs-")
@@ -252,12 +293,14 @@ class DiskFullTest(unittest.TestCase):
         self.assertEqual(h.step_of(w.view(rid), "intake")["state"], "approved")
         self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
 
-    def test_deadlines_and_delivery_outcomes_wait_while_low(self):
-        """The engine's own writes wait too: a deadline that falls due and a
-        webhook delivered while the disk is low are recorded once space
-        returns, not before and never lost."""
+    def test_deadlines_lookups_and_delivery_outcomes_wait_while_low(self):
+        """The engine's own writes wait too: a deadline that falls due, a
+        webhook delivered and a registry's answer that arrives while the disk
+        is low are recorded once space returns, not before and never lost."""
         rec = SwitchReceiver()
         self.addCleanup(rec.close)
+        reg = HeldRegistry()
+        self.addCleanup(reg.close)
         self.server.start()
         w = h.World(self.server)
         r = w.plat.put("/v1/agencies/" + w.A, {"name": "Agency A", "webhook_url": rec.url})
@@ -269,18 +312,32 @@ class DiskFullTest(unittest.TestCase):
         rid = w.submit(wid)["id"]
         due = h.step_of(w.view(rid), "t")["due_at"]
         self.assertIsNotNone(due)
+        r = w.plat.put("/v1/agencies/" + w.C, {"name": "Registry", "lookup_url": reg.url})
+        self.assertEqual(r.status, 200, r)
+        lid = h.uniq("wf")
+        w.publish({"id": lid, "title": "A lookup", "form": h.FORM_FIELDS,
+                   "steps": {"identity": {"kind": "linkage", "agency": w.C, "timeout": "PT30S",
+                                          "input": {"citizen_id": "form.applicant_id"}},
+                             "t": {"kind": "task", "agency": w.B, "after": ["identity"]}}})
+        lrid = w.submit(lid)["id"]
+        self.assertTrue(poll(lambda: reg.count() == 1), "the lookup was not called")
 
         self.fill()
         self.refused_until_low(w, wid, [])
         size = w.log_size()
         rec.up = True  # the next retry of the StepOpened webhook succeeds
         self.assertTrue(poll(lambda: rec.count() >= 1, timeout=10), "no delivery while low")
+        reg.release.set()  # the registry answers while the disk is low
+        time.sleep(0.5)
         # Past the warning (80 %) and the breach of the 6 s SLA.
         time.sleep(max(0.0, t0 + 7.0 - time.time()))
         types = [e["type"] for e in w.plat.get("/v1/requests/%s/events" % rid).json["events"]]
         self.assertNotIn("SlaWarned", types)
         self.assertNotIn("SlaBreached", types)
         self.assertNotIn("NotificationDelivered", types)
+        ltypes = [e["type"] for e in w.plat.get("/v1/requests/%s/events" % lrid).json["events"]]
+        self.assertNotIn("LinkageCompleted", ltypes)
+        self.assertEqual(h.step_of(w.view(lrid), "identity")["state"], "open")
         self.assertEqual(w.log_size(), size)
         self.assertAlive()
 
@@ -295,6 +352,11 @@ class DiskFullTest(unittest.TestCase):
         self.assertTrue(types, "the deadlines and the delivery outcome were not recorded")
         self.assertEqual(types.count("SlaBreached"), 1, types)
         self.assertEqual(h.step_of(w.view(rid), "t")["sla"], "breached")
+        # The answer that came while low was dropped; the lookup is made again.
+        self.assertTrue(poll(lambda: h.step_of(w.view(lrid), "identity")["state"] == "done"),
+                        "the lookup was not recorded after space returned")
+        self.assertEqual(reg.count(), 2)
+        self.assertEqual(h.step_of(w.view(lrid), "t")["state"], "open")
         self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
 
 
