@@ -49,42 +49,6 @@ def poll(fn, timeout=15.0, every=0.2):
         time.sleep(every)
 
 
-class SwitchReceiver:
-    """A webhook receiver that answers 500 until `up` is set, then 200."""
-
-    def __init__(self):
-        self.up = False
-        self.delivered = 0
-        self.lock = threading.Lock()
-        rec = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with rec.lock:
-                    ok = rec.up
-                    rec.delivered += ok
-                self.send_response(200 if ok else 500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/hook" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def count(self):
-        with self.lock:
-            return self.delivered
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 class HeldRegistry:
     """A linkage registry whose answers ({"alive": true}) wait until
     `release` is set; counts the calls."""
@@ -297,7 +261,7 @@ class DiskFullTest(unittest.TestCase):
         """The engine's own writes wait too: a deadline that falls due, a
         webhook delivered and a registry's answer that arrives while the disk
         is low are recorded once space returns, not before and never lost."""
-        rec = SwitchReceiver()
+        rec = h.FailingReceiver()
         self.addCleanup(rec.close)
         reg = HeldRegistry()
         self.addCleanup(reg.close)
@@ -325,8 +289,9 @@ class DiskFullTest(unittest.TestCase):
         self.fill()
         self.refused_until_low(w, wid, [])
         size = w.log_size()
-        rec.up = True  # the next retry of the StepOpened webhook succeeds
-        self.assertTrue(poll(lambda: rec.count() >= 1, timeout=10), "no delivery while low")
+        rec.status = 200  # the next retry of the StepOpened webhook succeeds
+        failed = rec.count()  # after the switch: any attempt counted later got 200
+        self.assertTrue(poll(lambda: rec.count() > failed, timeout=10), "no delivery while low")
         reg.release.set()  # the registry answers while the disk is low
         time.sleep(0.5)
         # Past the warning (80 %) and the breach of the 6 s SLA.
