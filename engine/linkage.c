@@ -366,8 +366,8 @@ void osse__linkage_resume(osse_engine_t *e)
     struct osse_linkage_s *l = e->linkage;
     if (!l || l->stopped)
         return;
-    /* attempt() may free its call (or, through a failure, add none): take
-     * the next one first. New calls go to the head, behind this walk. */
+    /* attempt() may end and free its call: take the next one first. A call
+     * begun meanwhile goes to the head of the list, behind this walk. */
     for (call_t *c = l->calls, *next; c; c = next) {
         next = c->next;
         if (!c->parked)
