@@ -43,6 +43,16 @@ enum { OP_PUT = 'P', OP_DEL = 'D' };
  * room. */
 #define RESERVE_FLOOR (64ull << 20)
 #define SPACE_IDLE_NS (1000ull * 1000 * 1000) /* idle sampling period */
+/* Below this, opening for writing is refused: RocksDB's open writes (a new
+ * WAL, the MANIFEST) and, on a filesystem with nothing left, Debian's
+ * librocksdb aborts on an assertion instead of failing. A restart with a
+ * small log opens with 64 KiB free. */
+#define OPEN_FLOOR (64u << 10)
+
+static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
+{
+    return (uint64_t)blocks * (sv->f_frsize ? sv->f_frsize : sv->f_bsize);
+}
 
 struct osse_batch_s {
     osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
@@ -161,10 +171,17 @@ int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err)
 
 static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err)
 {
-    osse_log_t *log = calloc(1, sizeof *log);
     char *e = NULL;
     int rc = 0;
+    struct statvfs sv;
     *out = NULL;
+    /* A folder not made yet is left to RocksDB. */
+    if (!readonly && statvfs(dir, &sv) == 0 && bytes_of(&sv, sv.f_bavail) < OPEN_FLOOR)
+        return osse_err_set(err, OSSE_ENOSPC,
+                            "the filesystem of %s is full (%llu bytes free): RocksDB cannot open "
+                            "its log for writing; free some space",
+                            dir, (unsigned long long)bytes_of(&sv, sv.f_bavail));
+    osse_log_t *log = calloc(1, sizeof *log);
     if (!log)
         return osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
 
@@ -304,8 +321,7 @@ static bool space_sample(osse_log_t *log)
     struct statvfs sv;
     if (statvfs(log->dir, &sv) != 0)
         return false; /* a failed sample says nothing: keep the last state */
-    uint64_t unit = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-    uint64_t avail = (uint64_t)sv.f_bavail * unit, total = (uint64_t)sv.f_blocks * unit;
+    uint64_t avail = bytes_of(&sv, sv.f_bavail), total = bytes_of(&sv, sv.f_blocks);
     uint64_t reserve = log->min_free;
     if (!reserve) {
         reserve = total / 50 > RESERVE_FLOOR ? total / 50 : RESERVE_FLOOR;

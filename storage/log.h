@@ -46,7 +46,9 @@ typedef struct osse_batch_s osse_batch_t;
 
 /* Opens (creating if missing) the RocksDB database in dir. Finds the last seq.
  * Returns 0, OSSE_EBUSY (another process has it open for writing: RocksDB's
- * lock is held) or OSSE_EIO (detail in err). Before the loop runs. */
+ * lock is held), OSSE_ENOSPC (its filesystem has less than 64 KiB free,
+ * where RocksDB's own open would abort) or OSSE_EIO (detail in err). Before
+ * the loop runs. */
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err);
 
 /* Opens an existing log for reading only, even while a server has it open

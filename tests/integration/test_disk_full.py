@@ -183,6 +183,9 @@ class DiskFullTest(unittest.TestCase):
     def restart(self, w):
         """A clean stop and a start; the world's clients follow the new port."""
         self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
+        self.start_again(w)
+
+    def start_again(self, w):
         self.server.start()
         for c in [w.plat, w.portal, w.portal2, w.auditor, w.payment, w.anon, *w.ag.values()]:
             c.port = self.server.port
@@ -228,6 +231,29 @@ class DiskFullTest(unittest.TestCase):
         self.check_reads(w, wid, acked)
         self.assertInsufficient(self.try_submit(w, wid))
         self.assertEqual(w.log_size(), size)
+
+        # With nothing at all left (another process took the last bytes) the
+        # log cannot be opened for writing: the start says so and exits 1,
+        # where RocksDB's own open aborted; with the bytes back it starts.
+        self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
+        last = os.path.join(self.mnt, "last-bytes")
+        with open(last, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        self.assertLess(free_bytes(self.mnt), 64 * 1024)
+        p = subprocess.run([h.OSSE_BIN, "serve", "--data", self.server.data_dir, "--listen",
+                            "127.0.0.1:0", "--min-free-bytes", str(RESERVE)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr.decode(errors="replace"))
+        self.assertIn(b"is full", p.stderr)
+        os.unlink(last)
+        self.start_again(w)
+        self.check_reads(w, wid, acked)
 
         # Space returns: writes resume by themselves, no restart.
         os.unlink(self.ballast)
