@@ -21,6 +21,9 @@ const osse_help_row_t osse_help_rows[] = {
                                            "moves only by POST /v1/test/clock"},
     {"serve", NULL, "--log-level LEVEL", "the least level of the logfmt lines on stderr: debug, "
                                          "info (default), warn or error"},
+    {"serve", NULL, "--min-free-bytes N", "the free space to keep on the data folder's "
+                                          "filesystem: below it writes answer 503 (default "
+                                          "max(64 MiB, 2 % of it), at most a quarter)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},
     {"serve", NULL, "--hook-retry-span-ms N", "tests only: how long webhook retries go on"},
     {"serve", NULL, "--bench-without-tree", "benchmarks only: no Merkle tree, no signed heads"},

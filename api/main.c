@@ -626,6 +626,7 @@ static int cmd_serve(int argc, char **argv)
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
+    unsigned long long min_free = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -655,7 +656,15 @@ static int cmd_serve(int argc, char **argv)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
             hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
-        else
+        else if (strcmp(argv[i], "--min-free-bytes") == 0 && i + 1 < argc) {
+            char *mend;
+            const char *v = argv[++i];
+            min_free = strtoull(v, &mend, 10);
+            if (!*v || *mend || v[0] == '-' || min_free == 0) {
+                fprintf(stderr, "osse: --min-free-bytes wants a number of bytes above 0\n");
+                return usage("serve");
+            }
+        } else
             return usage("serve");
     }
     if (!data)
@@ -686,7 +695,8 @@ static int cmd_serve(int argc, char **argv)
                                .test_clock_start = clock_start,
                                .bench_without_tree = without_tree,
                                .hook_retry_base_ms = hook_base,
-                               .hook_retry_span_ms = hook_span};
+                               .hook_retry_span_ms = hook_span,
+                               .min_free_bytes = min_free};
     osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION,
               data, test_clock ? "true" : "false");
     if (osse_engine_open(&opts, loop, &engine, &err)) {

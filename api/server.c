@@ -2,9 +2,10 @@
  *
  * One table lists every route with its method, the roles allowed (none =
  * public) and its handler; the order of checks is the same for all: route
- * (404/405), token (401/403), Idempotency-Key, body (400), then the engine's
- * own checks (422/404/403/409). Every answer, reads included, is held until
- * every event emitted before it is durable (osse_engine_hold): a client never
+ * (404/405), token (401/403), Idempotency-Key, a nearly full disk for a
+ * state-changing route (503), body (400), then the engine's own checks
+ * (422/404/403/409). Every answer, reads included, is held until every event
+ * emitted before it is durable (osse_engine_hold): a client never
  * sees state that a crash could take back. Reads of stored events (a
  * request's events, the log) run on the libuv pool, never the loop thread. */
 #include "api/server.h"
@@ -141,7 +142,11 @@ static void reply_fail(call_t *c, osse_fail_t *f)
                  : f->rc == OSSE_ECONFLICT  ? 409
                  : f->rc == OSSE_EFORBIDDEN ? 403
                  : f->rc == OSSE_EPARSE     ? 400
+                 : f->rc == OSSE_ENOSPC     ? 503
                                             : 500;
+    /* A full disk is an operator's to fix: minutes, not milliseconds. */
+    if (status == 503)
+        c->extra = "Retry-After: 10\r\n";
     reply_error(c, status, f->code ? f->code : "internal", f->message, f->details);
     osse_fail_clear(f);
 }
@@ -975,6 +980,15 @@ static void handle(osse_http_req_t *req, void *ud)
             return;
         }
         c->idem = true;
+    }
+    /* The one gate of every state-changing route on a nearly full disk:
+     * before the handler, so that nothing is emitted (an emitted event is
+     * applied at once and cannot be refused after). A remembered answer
+     * above writes nothing and still goes out; reads go on. */
+    osse_fail_t low = {0};
+    if (changes && osse_engine_writable(srv->eng, &low)) {
+        reply_fail(c, &low);
+        return;
     }
     if (route->wants && blank(req->body)) {
         char msg[200];

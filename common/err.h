@@ -20,7 +20,8 @@
     X(PARSE, -9, "parse error")                                                                    \
     X(EXISTS, -10, "already exists")                                                               \
     X(CLOSED, -11, "closed")                                                                       \
-    X(BUSY, -12, "in use by another process")
+    X(BUSY, -12, "in use by another process")                                                     \
+    X(NOSPC, -13, "the disk is nearly full")
 
 enum {
     OSSE_OK = 0,

@@ -255,6 +255,14 @@ static void commit_current(osse_engine_t *e)
 
 int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out)
 {
+    if (osse_buf_printf(out,
+                        "# HELP osse_disk_free_bytes Bytes free on the data folder's filesystem "
+                        "at the last sample.\n# TYPE osse_disk_free_bytes gauge\n"
+                        "osse_disk_free_bytes %llu\n"
+                        "# HELP osse_disk_low 1 while below the free-space reserve (writes "
+                        "refused).\n# TYPE osse_disk_low gauge\nosse_disk_low %d\n",
+                        (unsigned long long)osse_log_space_free(e->log), osse__storage_low(e)))
+        return OSSE_ENOMEM;
     osse__notify_metrics(e, out);
     return osse_hist_render(&e->append_latency, out, "osse_event_append_seconds",
                             "Time from handing a batch of events to the log to its fsync.");
@@ -266,6 +274,38 @@ static void on_check(uv_check_t *h)
     uv_idle_stop(&e->kick);
     if (e->batch)
         commit_current(e);
+}
+
+/* --- a nearly full disk --- */
+
+bool osse__storage_low(const osse_engine_t *e)
+{
+    return e->log && osse_log_space_low(e->log);
+}
+
+int osse_engine_writable(osse_engine_t *e, osse_fail_t *f)
+{
+    if (!osse__storage_low(e))
+        return 0;
+    return osse__fail(f, OSSE_ENOSPC, "insufficient_storage",
+                      "the disk of the data folder is nearly full (%llu bytes free, %llu kept in "
+                      "reserve): changes are refused until space is freed; reads go on",
+                      (unsigned long long)osse_log_space_free(e->log),
+                      (unsigned long long)osse_log_space_reserve(e->log));
+}
+
+/* The log's writer thread saw the filesystem cross the reserve. Going low
+ * needs nothing here (each writer checks the flag); coming back resumes what
+ * waited: deadlines that fell due, lookup answers, delivery outcomes. */
+static void on_space(void *ud, bool low)
+{
+    osse_engine_t *e = ud;
+    if (low || e->replaying)
+        return;
+    if (e->timers_ready)
+        osse__timers_fire(e, osse_engine_now(e), e->test_clock);
+    osse__linkage_resume(e);
+    osse__notify_resume(e);
 }
 
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
@@ -621,6 +661,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
     osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);
+    osse_log_set_reserve(e->log, opts->min_free_bytes);
+    osse_log_on_space(e->log, on_space, e);
     if ((rc = osse_log_start(e->log, loop, err)))
         goto fail;
     uv_check_init(loop, &e->flush);

@@ -66,7 +66,8 @@ typedef struct osse_principal_s {
 
 /* A failed command: the HTTP status is chosen by api/ from rc:
  * OSSE_EINVAL -> 422, OSSE_ENOTFOUND -> 404, OSSE_ECONFLICT -> 409,
- * OSSE_EFORBIDDEN -> 403, OSSE_EPARSE -> 400. */
+ * OSSE_EFORBIDDEN -> 403, OSSE_EPARSE -> 400, OSSE_ENOSPC -> 503 (with
+ * Retry-After). */
 typedef struct osse_fail_s {
     int rc;
     const char *code; /* "invalid_form", ... */
@@ -94,6 +95,11 @@ typedef struct osse_engine_opts_s {
      * first principal is made, and a folder without a log is refused
      * (OSSE_ENOTFOUND) rather than created. */
     bool offline;
+    /* The free-space reserve of the data folder's filesystem, in bytes:
+     * below it state-changing commands are refused (OSSE_ENOSPC) and the
+     * engine's own writes wait. 0 = max(64 MiB, 2 % of the filesystem), at
+     * most a quarter of it (storage/log.h). */
+    uint64_t min_free_bytes;
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a
@@ -154,6 +160,13 @@ int64_t osse_engine_now(const osse_engine_t *e);
 /* Authentication: the principal whose token this is, or NULL (unknown or
  * revoked). */
 const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, size_t len);
+
+/* Whether a state-changing command may run now: 0, or OSSE_ENOSPC with f
+ * filled (code "insufficient_storage") while the data folder's filesystem
+ * is below its free-space reserve. Call it before the command, which then
+ * emits nothing: events already emitted are applied and cannot be refused.
+ * Reads a flag kept by the log's writer thread; never blocks. */
+int osse_engine_writable(osse_engine_t *e, osse_fail_t *f);
 
 /* Holding answers until durable: cb(ud) runs once every event emitted so far
  * is fsynced (at once if nothing is pending). */

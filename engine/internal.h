@@ -373,6 +373,15 @@ void osse__audit_close(osse_engine_t *e);
 bool osse__id_ok(const char *s);
 bool osse__url_ok(const char *s);
 
+/* Whether the data folder's filesystem is below its free-space reserve:
+ * the engine's own writes (deadlines, lookup outcomes, delivery records)
+ * wait while it is; engine.c's space callback resumes them. */
+bool osse__storage_low(const osse_engine_t *e);
+/* Space came back: lookup answers that arrived while it was low are asked
+ * again (linkage.c); delivery outcomes held back are written (notify.c). */
+void osse__linkage_resume(osse_engine_t *e);
+void osse__notify_resume(osse_engine_t *e);
+
 /* Records the test clock's position in the current batch (SPEC §10). */
 void osse__test_clock_store(osse_engine_t *e);
 /* Makes sure a current batch exists (for side records). */

@@ -16,7 +16,9 @@
  * Why no record of a call in flight: a lookup asks, it changes nothing; after
  * a crash every linkage step that is still open is simply called again from
  * its first attempt. An answer that arrives after its request ended, or after
- * its step stopped being open, is dropped.
+ * its step stopped being open, is dropped. So is one that arrives while the
+ * disk is below its free-space reserve: the call is parked and made again
+ * when space returns (osse__linkage_resume).
  *
  * Attempts: 1 + the step's `retries`, each bounded by the step's `timeout`
  * (default 10 s); after the n-th failed attempt the next one waits
@@ -48,6 +50,7 @@ typedef struct call_s {
     char *url, *body;
     size_t body_len;
     char error[300]; /* the last attempt's failure */
+    bool parked;     /* its answer came while the disk was low: asked again later */
     uv_timer_t backoff;
 } call_t;
 
@@ -184,6 +187,14 @@ static void on_answer(void *ud, const osse_fetch_result_t *res)
         return; /* osse__linkage_stop frees every call */
     if (!still_wanted(c)) {
         call_free(c);
+        return;
+    }
+    if (osse__storage_low(c->l->e)) {
+        /* Recording the outcome would write; on a nearly full disk it
+         * waits. A lookup changes nothing, so the answer is dropped and the
+         * same attempt is made again when space returns. */
+        c->attempts--;
+        c->parked = true;
         return;
     }
     json_t *answer = NULL;
@@ -348,6 +359,25 @@ int osse__linkage_start(osse_engine_t *e)
                 osse__linkage_begin(e, r, i);
     }
     return 0;
+}
+
+void osse__linkage_resume(osse_engine_t *e)
+{
+    struct osse_linkage_s *l = e->linkage;
+    if (!l || l->stopped)
+        return;
+    /* attempt() may end and free its call: take the next one first. A call
+     * begun meanwhile goes to the head of the list, behind this walk. */
+    for (call_t *c = l->calls, *next; c; c = next) {
+        next = c->next;
+        if (!c->parked)
+            continue;
+        c->parked = false;
+        if (still_wanted(c))
+            attempt(c);
+        else
+            call_free(c);
+    }
 }
 
 void osse__linkage_stop(osse_engine_t *e)

@@ -10,7 +10,9 @@
  * module (net/hooks.c), which signs, sends and retries it. Its outcome is
  * an event in the stream delivery/<request id> (NotificationDelivered or
  * NotificationFailed) written in one batch with the deletion of the side
- * record; each retry rewrites the record's attempts and next_at.
+ * record; each retry rewrites the record's attempts and next_at. While the
+ * disk is below its free-space reserve, retries are not rewritten and
+ * outcomes wait in memory until space returns (osse__notify_resume).
  *
  * Invariant: a "dlv/" side record exists exactly while a delivery is
  * pending, so at start every one of them is handed back to the hooks module
@@ -48,11 +50,22 @@ typedef struct wait_s {
     bool dropped; /* its subscription was deleted: never handed over */
 } wait_t;
 
+/* An outcome that came while the disk was low, to be written when space
+ * returns. Its record stays until then: if the process stops first, the
+ * delivery is made again at the next start (at least once). */
+typedef struct later_s {
+    struct later_s *next;
+    char *id, *stream;
+    const char *type; /* static */
+    json_t *data;
+} later_t;
+
 struct osse_notify_s {
     osse_engine_t *e;
     osse_hooks_t *hooks;
     wait_t *waiting; /* doubly linked; freed at osse__notify_free */
     size_t nwaiting;
+    later_t *later, **later_tail; /* FIFO */
     bool closed;
 };
 
@@ -289,8 +302,39 @@ static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, const char
     }
     json_object_set_new(data, "type", json_string(type));
     snprintf(stream, sizeof stream, "delivery/%s", rid);
+    if (osse__storage_low(e)) {
+        later_t *l = calloc(1, sizeof *l);
+        if (!l || !(l->id = strdup(d->id)) || !(l->stream = strdup(stream)))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        l->type = ev_type;
+        l->data = data;
+        *n->later_tail = l;
+        n->later_tail = &l->next;
+        return;
+    }
     osse__emit(e, stream, ev_type, NULL, data);
     delete_record(e, d->id);
+}
+
+static void later_free(later_t *l)
+{
+    json_decref(l->data);
+    free(l->id);
+    free(l->stream);
+    free(l);
+}
+
+void osse__notify_resume(osse_engine_t *e)
+{
+    osse_notify_t *n = e->notify;
+    if (!n || n->closed) return;
+    while (n->later && !osse__storage_low(e)) {
+        later_t *l = n->later;
+        if (!(n->later = l->next)) n->later_tail = &n->later;
+        osse__emit(e, l->stream, l->type, NULL, json_incref(l->data));
+        delete_record(e, l->id);
+        later_free(l);
+    }
 }
 
 /* A failed attempt, for the server's log: the URL only as scheme://host:port
@@ -350,6 +394,9 @@ static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *er
 {
     osse_notify_t *n = ud;
     log_attempt(d, d->attempts, error, d->next_at);
+    /* On a nearly full disk the new count is not written: a restart then
+     * retries from the count on disk, which only makes more attempts. */
+    if (osse__storage_low(n->e)) return;
     char rid[128], type[64];
     if (body_ids(d, rid, sizeof rid, type, sizeof type)) return;
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I}", "id", d->id, "receiver",
@@ -394,6 +441,7 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
     osse_notify_t *n = calloc(1, sizeof *n);
     if (!n) return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     n->e = e;
+    n->later_tail = &n->later;
     osse_hooks_opts_t ho = {0};
     ho.sched.base_ms = opts->hook_retry_base_ms;
     ho.sched.min_span_ms = opts->hook_retry_span_ms;
@@ -440,6 +488,11 @@ void osse__notify_free(osse_engine_t *e)
         osse__notify_stop(e);
         while (n->waiting)
             wait_unlink(n->waiting);
+        while (n->later) {
+            later_t *l = n->later;
+            n->later = l->next;
+            later_free(l);
+        }
         free(n);
         e->notify = NULL;
     }

@@ -8,7 +8,8 @@
  * its deadline changed. Firing emits an event (SlaWarned, SlaBreached) that
  * changes the step, so a deadline fires once; after a restart the heap is
  * rebuilt from the projections, and what fell due while the process was down
- * fires at once.
+ * fires at once. While the disk is below its free-space reserve nothing
+ * fires; what fell due meanwhile fires when space returns.
  *
  * Why a heap and not a libuv timer per deadline: a million open requests
  * hold two million deadlines; a heap entry is 16 bytes and needs no handle. */
@@ -190,6 +191,11 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
 void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
 {
     size_t fired = 0;
+    /* On a nearly full disk deadlines wait (their events would be written
+     * with nothing to refuse them); the wakeup is left unarmed, and the
+     * space callback (engine.c) fires what fell due when space returns. */
+    if (osse__storage_low(e))
+        return;
     while (e->ntimers && e->timers[0].at <= upto && (test_clock || fired < FIRE_CHUNK)) {
         fired++;
         osse_timer_t t = pop(e);

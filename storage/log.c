@@ -14,19 +14,45 @@
  *
  * A batch records its operations in its own flat buffer (not a
  * rocksdb_writebatch_t) so that the writer can fold many batches into one
- * RocksDB write batch it reuses between writes. */
+ * RocksDB write batch it reuses between writes.
+ *
+ * Free space is sampled by the writer thread, never the loop: before each
+ * write (a burst that eats the reserve is seen at the next write, not a timer
+ * tick later) and once a second while idle (space freed, or taken by another
+ * process, with no writes going on). The result is published in atomics
+ * that the loop reads without a lock; a change also wakes the loop through
+ * the completion async handle, which runs the space callback. */
 #include "storage/log.h"
 
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 
 enum { OP_PUT = 'P', OP_DEL = 'D' };
+
+/* The default reserve's floor: RocksDB writes on its own after osse stops
+ * writing (a flush of the memtable, whose write_buffer_size is 64 MiB below;
+ * at the next open the WAL's flush and a new MANIFEST), and that must find
+ * room. */
+#define RESERVE_FLOOR (64ull << 20)
+#define SPACE_IDLE_NS (1000ull * 1000 * 1000) /* idle sampling period */
+/* Below this, opening for writing is refused: RocksDB's open writes (a new
+ * WAL, the MANIFEST) and, on a filesystem with nothing left, Debian's
+ * librocksdb aborts on an assertion instead of failing. A restart with a
+ * small log opens with 64 KiB free. */
+#define OPEN_FLOOR (64u << 10)
+
+static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
+{
+    return (uint64_t)blocks * (sv->f_frsize ? sv->f_frsize : sv->f_bsize);
+}
 
 struct osse_batch_s {
     osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
@@ -64,6 +90,15 @@ struct osse_log_s {
 
     uv_thread_t thread;
     rocksdb_writebatch_t *wb; /* writer thread only */
+
+    /* Free space: set before start; then written by the writer thread only
+     * and read from anywhere. */
+    char *dir;
+    uint64_t min_free; /* asked for; 0 = the default */
+    osse_space_cb space_cb;
+    void *space_ud;
+    atomic_bool low, space_changed;
+    _Atomic uint64_t space_free, reserve;
 };
 
 /* ------------------------------------------------------------- key helpers */
@@ -136,10 +171,17 @@ int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err)
 
 static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err)
 {
-    osse_log_t *log = calloc(1, sizeof *log);
     char *e = NULL;
     int rc = 0;
+    struct statvfs sv;
     *out = NULL;
+    /* A folder not made yet is left to RocksDB. */
+    if (!readonly && statvfs(dir, &sv) == 0 && bytes_of(&sv, sv.f_bavail) < OPEN_FLOOR)
+        return osse_err_set(err, OSSE_ENOSPC,
+                            "the filesystem of %s is full (%llu bytes free): RocksDB cannot open "
+                            "its log for writing; free some space",
+                            dir, (unsigned long long)bytes_of(&sv, sv.f_bavail));
+    osse_log_t *log = calloc(1, sizeof *log);
     if (!log)
         return osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
 
@@ -178,6 +220,10 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     if ((rc = find_last_seq(log, &log->last_seq, err)))
         goto out;
     log->durable_seq = log->last_seq;
+    if (!(log->dir = strdup(dir))) {
+        rc = osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
+        goto out;
+    }
     if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv)) {
         /* Practically unreachable on Linux; treat as a resource failure. */
         OSSE_UNREACHABLE();
@@ -190,6 +236,7 @@ out:
         rocksdb_writeoptions_destroy(log->wopts);
         rocksdb_options_destroy(log->opts);
         rocksdb_block_based_options_destroy(log->topts);
+        free(log->dir);
         free(log);
         return rc;
     }
@@ -211,6 +258,7 @@ void osse_log_close(osse_log_t *log)
     uv_cond_destroy(&log->done_cv);
     uv_cond_destroy(&log->work_cv);
     uv_mutex_destroy(&log->mu);
+    free(log->dir);
     free(log);
 }
 
@@ -230,6 +278,85 @@ uint64_t osse_log_sync_count(osse_log_t *log)
     uint64_t n = log->syncs;
     uv_mutex_unlock(&log->mu);
     return n;
+}
+
+/* ------------------------------------------------------------- free space */
+
+void osse_log_set_reserve(osse_log_t *log, uint64_t min_free)
+{
+    OSSE_PRE(!log->started);
+    log->min_free = min_free;
+}
+
+void osse_log_on_space(osse_log_t *log, osse_space_cb cb, void *ud)
+{
+    OSSE_PRE(!log->started);
+    log->space_cb = cb;
+    log->space_ud = ud;
+}
+
+bool osse_log_space_low(const osse_log_t *log)
+{
+    return atomic_load_explicit(&log->low, memory_order_relaxed);
+}
+
+uint64_t osse_log_space_free(const osse_log_t *log)
+{
+    return atomic_load_explicit(&log->space_free, memory_order_relaxed);
+}
+
+uint64_t osse_log_space_reserve(const osse_log_t *log)
+{
+    return atomic_load_explicit(&log->reserve, memory_order_relaxed);
+}
+
+/* Samples the free space of the log's filesystem and moves the low flag:
+ * low below the reserve, normal again only at the reserve plus a quarter, so
+ * that writes near the edge do not flap between refused and accepted.
+ * Returns true when the flag changed. statvfs of a local filesystem answers
+ * from the superblock in memory: a system call, no I/O. Writer thread (and
+ * osse_log_start before the thread exists). */
+static bool space_sample(osse_log_t *log)
+{
+    struct statvfs sv;
+    if (statvfs(log->dir, &sv) != 0)
+        return false; /* a failed sample says nothing: keep the last state */
+    uint64_t avail = bytes_of(&sv, sv.f_bavail), total = bytes_of(&sv, sv.f_blocks);
+    uint64_t reserve = log->min_free;
+    if (!reserve) {
+        reserve = total / 50 > RESERVE_FLOOR ? total / 50 : RESERVE_FLOOR;
+        /* On a small filesystem the floor would leave no room to write. */
+        if (reserve > total / 4)
+            reserve = total / 4;
+    }
+    atomic_store_explicit(&log->space_free, avail, memory_order_relaxed);
+    atomic_store_explicit(&log->reserve, reserve, memory_order_relaxed);
+    bool was = atomic_load_explicit(&log->low, memory_order_relaxed);
+    bool low = was ? avail < reserve + reserve / 4 : avail < reserve;
+    if (low == was)
+        return false;
+    atomic_store_explicit(&log->low, low, memory_order_relaxed);
+    return true;
+}
+
+static void space_note(const osse_log_t *log)
+{
+    bool low = osse_log_space_low(log);
+    osse_logf(low ? OSSE_LEVEL_WARN : OSSE_LEVEL_INFO,
+              low ? "disk nearly full: writes refused" : "disk space back: writes resume",
+              "free_bytes=%llu reserve_bytes=%llu dir=%s",
+              (unsigned long long)osse_log_space_free(log),
+              (unsigned long long)osse_log_space_reserve(log), log->dir);
+}
+
+/* Samples, and on a change tells the loop. Writer thread. */
+static void space_check(osse_log_t *log)
+{
+    if (!space_sample(log))
+        return;
+    space_note(log);
+    atomic_store(&log->space_changed, true);
+    uv_async_send(&log->async);
 }
 
 /* ------------------------------------------------------------- batches */
@@ -336,8 +463,13 @@ static void writer_main(void *arg)
     osse_log_t *log = arg;
     for (;;) {
         uv_mutex_lock(&log->mu);
-        while (!log->pending_head && !log->quit)
-            uv_cond_wait(&log->work_cv, &log->mu);
+        while (!log->pending_head && !log->quit) {
+            if (uv_cond_timedwait(&log->work_cv, &log->mu, SPACE_IDLE_NS) == UV_ETIMEDOUT) {
+                uv_mutex_unlock(&log->mu);
+                space_check(log);
+                uv_mutex_lock(&log->mu);
+            }
+        }
         osse_batch_t *head = log->pending_head, *tail = log->pending_tail;
         log->pending_head = log->pending_tail = NULL;
         uv_mutex_unlock(&log->mu);
@@ -354,6 +486,10 @@ static void writer_main(void *arg)
         }
         if (any) {
             char *e = NULL;
+            /* The batches are written whatever the sample says: the loop
+             * has applied their events already. The reserve is the room for
+             * them; the sample makes the loop refuse what comes next. */
+            space_check(log);
             rocksdb_write(log->db, log->wopts, log->wb, &e);
             if (e) {
                 /* See log.h: the loop has already acted on these events, and a
@@ -398,7 +534,10 @@ static void run_done(osse_log_t *log)
 
 static void on_async(uv_async_t *h)
 {
-    run_done(h->data);
+    osse_log_t *log = h->data;
+    run_done(log);
+    if (atomic_exchange(&log->space_changed, false) && log->space_cb)
+        log->space_cb(log->space_ud, osse_log_space_low(log));
 }
 
 int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err)
@@ -414,6 +553,8 @@ int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err)
         return osse_err_set(err, OSSE_EIO, "log: uv_async_init: %s", uv_strerror(rc));
     }
     log->async.data = log;
+    if (space_sample(log))
+        space_note(log); /* started below the reserve */
     if ((rc = uv_thread_create(&log->thread, writer_main, log))) {
         uv_close((uv_handle_t *)&log->async, NULL);
         rocksdb_writebatch_destroy(log->wb);

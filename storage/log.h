@@ -22,10 +22,19 @@
  * engine's projections (rebuilt by the replay at start), and a second key per
  * event would double the memtable inserts on the writer thread, the hottest
  * part of the append path.
+ *
+ * Free space: the writer thread samples the filesystem of the log
+ * (statvfs) before each write and once a second when idle, and keeps a
+ * "low" flag with hysteresis (low below the reserve, normal again at the
+ * reserve plus a quarter). The loop reads the flag without blocking
+ * (osse_log_space_low) and is told of each change (osse_log_on_space), so
+ * the engine can refuse writes before RocksDB meets a full disk rather than
+ * abort after it (docs/design.md, "A nearly full disk").
  */
 #ifndef OSSE_STORAGE_LOG_H
 #define OSSE_STORAGE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -37,14 +46,37 @@ typedef struct osse_batch_s osse_batch_t;
 
 /* Opens (creating if missing) the RocksDB database in dir. Finds the last seq.
  * Returns 0, OSSE_EBUSY (another process has it open for writing: RocksDB's
- * lock is held) or OSSE_EIO (detail in err). Before the loop runs. */
+ * lock is held), OSSE_ENOSPC (its filesystem has less than 64 KiB free,
+ * where RocksDB's own open would abort) or OSSE_EIO (detail in err). Before
+ * the loop runs. */
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err);
 
 /* Opens an existing log for reading only, even while a server has it open
  * (auditors' replay). Never start or commit on it. */
 int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err);
 
-/* Starts the writer thread and binds completions to loop. Loop thread. */
+/* The free-space reserve, in bytes, before osse_log_start: 0 (the default)
+ * is max(64 MiB, 2 % of the filesystem), at most a quarter of it. */
+void osse_log_set_reserve(osse_log_t *log, uint64_t min_free);
+
+/* Called on the loop thread when the log's filesystem goes below the
+ * reserve (low true) or back above it with the hysteresis (low false).
+ * Before osse_log_start. */
+typedef void (*osse_space_cb)(void *ud, bool low);
+void osse_log_on_space(osse_log_t *log, osse_space_cb cb, void *ud);
+
+/* Whether the filesystem was below the reserve at the last sample (false
+ * before osse_log_start). Any thread; never blocks. */
+bool osse_log_space_low(const osse_log_t *log);
+
+/* The bytes available at the last sample, and the reserve in force (after
+ * osse_log_start). Any thread. */
+uint64_t osse_log_space_free(const osse_log_t *log);
+uint64_t osse_log_space_reserve(const osse_log_t *log);
+
+/* Starts the writer thread and binds completions to loop; samples the free
+ * space once first, so that osse_log_space_low is already true on a disk
+ * below its reserve. Loop thread. */
 int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err);
 
 /* Waits until every committed batch is durable and its callback has run,

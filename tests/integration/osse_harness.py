@@ -565,10 +565,12 @@ def log_events(client, after=0, limit=1000):
 
 class FailingReceiver:
     """An HTTP server on 127.0.0.1 that answers every POST with 500 and
-    counts the attempts (a webhook receiver or registry that is down)."""
+    counts the attempts (a webhook receiver or registry that is down).
+    Setting `status` (200) brings it back up."""
 
     def __init__(self):
         self.attempts = 0
+        self.status = 500
         self.lock = threading.Lock()
         rec = self
 
@@ -580,7 +582,7 @@ class FailingReceiver:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with rec.lock:
                     rec.attempts += 1
-                self.send_response(500)
+                self.send_response(rec.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
