@@ -413,10 +413,11 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
                              osse_err_t *err)
 {
     osse_event_t ev;
-    int rc = osse_event_decode(bytes, len, &ev, err);
+    osse_err_t derr = {0}; /* not err itself: its message is formatted into err */
+    int rc = osse_event_decode(bytes, len, &ev, &derr);
     if (rc)
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
-                            (unsigned long long)seq, err ? err->msg : "");
+                            (unsigned long long)seq, derr.msg);
     if (ev.seq != seq || seq != e->applied + 1) {
         osse_event_clear(&ev);
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
@@ -433,14 +434,18 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
     return rc;
 }
 
+typedef struct {
+    osse_engine_t *e;
+    osse_err_t err; /* why the replay stopped */
+} replay_t;
+
 static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
-    osse_engine_t *e = ud;
-    osse_err_t err = {0};
-    int rc = osse_engine_replay_event(e, seq, bytes, len, &err);
+    replay_t *rp = ud;
+    int rc = osse_engine_replay_event(rp->e, seq, bytes, len, &rp->err);
     if (rc)
         osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
-                  err.msg);
+                  rp->err.msg);
     return rc;
 }
 
@@ -607,13 +612,17 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
-    rc = osse_log_scan(e->log, 1, replay_one, e, err);
+    replay_t rp = {.e = e};
+    rc = osse_log_scan(e->log, 1, replay_one, &rp, err);
     e->replaying = false;
     if (!rc)
         osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
                   (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
     if (rc) {
-        if (!err || !err->msg[0])
+        /* Say which event stopped the replay (its seq) and why. */
+        if (rp.err.msg[0])
+            osse_err_set(err, rc, "the log in %s cannot be replayed: %s", dbdir, rp.err.msg);
+        else if (!err || !err->msg[0])
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }
