@@ -39,18 +39,24 @@ static void grow(void **p, size_t *cap, size_t need, size_t size)
     *cap = nc;
 }
 
-static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void tl_add(osse_request_t *r, int64_t at, const char *type, const char *text)
+{
+    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
+    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+}
 
-static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
+/* A timeline entry of the event's own type. */
+static void timeline(osse_request_t *r, const osse_event_t *ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void timeline(osse_request_t *r, const osse_event_t *ev, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
-    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+    tl_add(r, ev->at, osse_event_type_name(ev->type), text);
 }
 
 /* --- catalog streams --- */
@@ -132,8 +138,8 @@ static int apply_principal(osse_engine_t *e, const osse_event_t *ev, osse_err_t 
 {
     const char *id = jstr(ev->data, "id");
     if (!id)
-        return CORRUPT("%s without id", ev->type);
-    if (strcmp(ev->type, "PrincipalRevoked") == 0) {
+        return CORRUPT("%s without id", osse_event_type_name(ev->type));
+    if (ev->type == OSSE_EV_PrincipalRevoked) {
         osse_principal_t *p = osse_map_get(&e->principals, id);
         if (!p)
             return CORRUPT("PrincipalRevoked of unknown %s", id);
@@ -250,7 +256,7 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
     const char *due = jstr(ev->data, "due_at"), *warn = jstr(ev->data, "warn_at");
     s->due_at = s->warn_at = 0;
     if ((due && osse_time_parse(due, &s->due_at)) || (warn && osse_time_parse(warn, &s->warn_at)))
-        return CORRUPT("bad due_at or warn_at in %s", ev->type);
+        return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
     if (strcmp(s->sla_state, "ok") != 0)
         s->warn_at = 0;
     if (!e->replaying) {
@@ -352,7 +358,7 @@ static int step_of(osse_request_t *r, const osse_event_t *ev, osse_err_t *err)
     const char *name = jstr(ev->data, "step");
     int i = name ? osse_wf_step_index(r->wf, name) : -1;
     if (i < 0)
-        CORRUPT("%s names an unknown step", ev->type);
+        CORRUPT("%s names an unknown step", osse_event_type_name(ev->type));
     return i;
 }
 
@@ -388,15 +394,15 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     e->reqs[e->nreqs++] = r;
     osse_map_put(&e->requests, id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
-    timeline(r, ev->at, "RequestSubmitted", "Request submitted (%s, version %d)", w->id, r->wf_version);
+    timeline(r, ev, "Request submitted (%s, version %d)", w->id, r->wf_version);
     return 0;
 }
 
 static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *id,
                          osse_err_t *err)
 {
-    const char *t = ev->type;
-    if (strcmp(t, "RequestSubmitted") == 0) {
+    osse_event_type_t t = ev->type;
+    if (t == OSSE_EV_RequestSubmitted) {
         if (ev->version != 1)
             return CORRUPT("RequestSubmitted at version %u", ev->version);
         int rc = submitted(e, ev, id, err);
@@ -405,20 +411,20 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     }
     osse_request_t *r = osse__request(e, id);
     if (!r)
-        return CORRUPT("%s for unknown request %s", t, id);
+        return CORRUPT("%s for unknown request %s", osse_event_type_name(t), id);
     if (ev->version != r->version + 1)
         return CORRUPT("request %s version %u after %u", id, ev->version, r->version);
     r->version = ev->version;
     grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
     r->seqs[r->nseqs++] = ev->seq;
-    if (strcmp(t, "RequestSubmitted") == 0)
+    if (t == OSSE_EV_RequestSubmitted)
         return 0;
     if (osse__rstatus_final(r->status))
-        return CORRUPT("%s after request %s ended", t, id);
+        return CORRUPT("%s after request %s ended", osse_event_type_name(t), id);
 
     int rc = 0, i;
     const char *reason = jstr(ev->data, "reason");
-    if (strcmp(t, "StepOpened") == 0) {
+    if (t == OSSE_EV_StepOpened) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
@@ -431,16 +437,16 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             add_task(e, r, (size_t)i, s->agency);
             stint_begin(s, ev->at);
         }
-        timeline(r, ev->at, "StepOpened", "Step %s opened%s%s", r->wf->steps[i].name,
+        timeline(r, ev, "Step %s opened%s%s", r->wf->steps[i].name,
                  s->agency ? " for " : "", s->agency ? s->agency : "");
-    } else if (strcmp(t, "StepSkipped") == 0) {
+    } else if (t == OSSE_EV_StepSkipped) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_SKIPPED, err)))
             return rc;
         r->steps[i].decided_at = ev->at;
-        timeline(r, ev->at, "StepSkipped", "Step %s skipped", r->wf->steps[i].name);
-    } else if (strcmp(t, "TaskDecided") == 0) {
+        timeline(r, ev, "Step %s skipped", r->wf->steps[i].name);
+    } else if (t == OSSE_EV_TaskDecided) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         const char *outcome = jstr(ev->data, "outcome");
@@ -482,17 +488,17 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         }
         /* Reasons stay out of the timeline, which the public tracking
          * view shows: they may hold personal data. */
-        timeline(r, ev->at, "TaskDecided", "%s: %s", r->wf->steps[i].name,
+        timeline(r, ev, "%s: %s", r->wf->steps[i].name,
                  to == OSSE_SS_APPROVED   ? "approved"
                  : to == OSSE_SS_REJECTED ? "rejected"
                                           : "returned to the applicant for more information");
-    } else if (strcmp(t, "SlaWarned") == 0) {
+    } else if (t == OSSE_EV_SlaWarned) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         r->steps[i].sla_state = "warned";
         r->steps[i].warn_at = 0;
-        timeline(r, ev->at, "SlaWarned", "%s: the deadline is near", r->wf->steps[i].name);
-    } else if (strcmp(t, "SlaBreached") == 0) {
+        timeline(r, ev, "%s: the deadline is near", r->wf->steps[i].name);
+    } else if (t == OSSE_EV_SlaBreached) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         r->steps[i].sla_state = "breached";
@@ -500,15 +506,15 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         osse_stint_t *held = stint_held(&r->steps[i]);
         if (held && !held->breached_at)
             held->breached_at = held->overdue_from = ev->at;
-        timeline(r, ev->at, "SlaBreached", "%s: the deadline has passed", r->wf->steps[i].name);
-    } else if (strcmp(t, "SlaRescheduled") == 0) {
+        timeline(r, ev, "%s: the deadline has passed", r->wf->steps[i].name);
+    } else if (t == OSSE_EV_SlaRescheduled) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
-        timeline(r, ev->at, "SlaRescheduled", "%s: the deadline moved with the calendar",
+        timeline(r, ev, "%s: the deadline moved with the calendar",
                  r->wf->steps[i].name);
-    } else if (strcmp(t, "TaskEscalated") == 0) {
+    } else if (t == OSSE_EV_TaskEscalated) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         const char *to = jstr(ev->data, "to");
@@ -529,8 +535,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
         add_task(e, r, (size_t)i, s->agency);
-        timeline(r, ev->at, "TaskEscalated", "%s: escalated to %s", r->wf->steps[i].name, to);
-    } else if (strcmp(t, "TaskAutoApproved") == 0) {
+        timeline(r, ev, "%s: escalated to %s", r->wf->steps[i].name, to);
+    } else if (t == OSSE_EV_TaskAutoApproved) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_APPROVED, err)))
@@ -540,14 +546,14 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         set_text(&s->reason, REASON_AUTO_APPROVED);
         s->decided_at = ev->at;
         stint_end(e, r, s, ev->at, OSSE_STINT_AUTO);
-        timeline(r, ev->at, "TaskAutoApproved", "%s: approved automatically by rule",
+        timeline(r, ev, "%s: approved automatically by rule",
                  r->wf->steps[i].name);
-    } else if (strcmp(t, "RuleFailed") == 0) {
+    } else if (t == OSSE_EV_RuleFailed) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
-        timeline(r, ev->at, "RuleFailed", "%s: a rule could not be evaluated", r->wf->steps[i].name);
+        timeline(r, ev, "%s: a rule could not be evaluated", r->wf->steps[i].name);
         return 0;
-    } else if (strcmp(t, "StepFailed") == 0) {
+    } else if (t == OSSE_EV_StepFailed) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
@@ -556,8 +562,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         set_text(&r->steps[i].reason, r->wf->steps[i].kind == OSSE_STEP_KIND_PAYMENT
                                           ? REASON_FEE_FAILED
                                           : REASON_STEP_FAILED);
-        timeline(r, ev->at, "StepFailed", "Step %s failed", r->wf->steps[i].name);
-    } else if (strcmp(t, "LinkageCompleted") == 0) {
+        timeline(r, ev, "Step %s failed", r->wf->steps[i].name);
+    } else if (t == OSSE_EV_LinkageCompleted) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         json_t *answer = json_object_get(ev->data, "answer");
@@ -574,9 +580,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         if (!r->data)
             r->data = json_object();
         json_object_set_new(r->data, r->wf->steps[i].name, json_deep_copy(answer));
-        timeline(r, ev->at, "LinkageCompleted", "%s: the registry answered",
+        timeline(r, ev, "%s: the registry answered",
                  r->wf->steps[i].name);
-    } else if (strcmp(t, "LinkageFailed") == 0) {
+    } else if (t == OSSE_EV_LinkageFailed) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
@@ -585,9 +591,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         s->decided_at = ev->at;
         /* The lookup's own error (a status, a timeout) stays in the event. */
         set_text(&s->reason, REASON_LOOKUP_FAILED);
-        timeline(r, ev->at, "LinkageFailed", "%s: the registry lookup failed",
+        timeline(r, ev, "%s: the registry lookup failed",
                  r->wf->steps[i].name);
-    } else if (strcmp(t, "InfoProvided") == 0) {
+    } else if (t == OSSE_EV_InfoProvided) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
@@ -606,14 +612,14 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
             stint_begin(s, ev->at);
         if ((rc = deadlines(e, r, (size_t)i, ev, err)))
             return rc;
-        timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",
+        timeline(r, ev, "The applicant provided information for %s",
                  r->wf->steps[i].name);
-    } else if (strcmp(t, "PaymentDue") == 0) {
+    } else if (t == OSSE_EV_PaymentDue) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         r->steps[i].amount_satang = json_integer_value(json_object_get(ev->data, "amount_satang"));
-        timeline(r, ev->at, "PaymentDue", "A fee of %s THB is due", jstr(ev->data, "amount"));
-    } else if (strcmp(t, "LicenceIssued") == 0) {
+        timeline(r, ev, "A fee of %s THB is due", jstr(ev->data, "amount"));
+    } else if (t == OSSE_EV_LicenceIssued) {
         if ((i = step_of(r, ev, err)) < 0)
             return OSSE_ECORRUPT;
         if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
@@ -622,34 +628,31 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         json_decref(r->licence);
         r->licence = json_deep_copy(ev->data);
         json_object_del(r->licence, "step");
-        timeline(r, ev->at, "LicenceIssued", "Licence %s issued", jstr(ev->data, "number"));
-    } else if (strcmp(t, "RequestCompleted") == 0) {
+        timeline(r, ev, "Licence %s issued", jstr(ev->data, "number"));
+    } else if (t == OSSE_EV_RequestCompleted) {
         for (size_t k = 0; k < r->wf->nsteps; k++)
             if (!osse__sstate_done(r->steps[k].state))
                 return CORRUPT("request %s completed with step %s %s", id, r->wf->steps[k].name,
                                osse__sstate_name(r->steps[k].state));
-        timeline(r, ev->at, "RequestCompleted", "Request completed");
+        timeline(r, ev, "Request completed");
         return set_status(r, OSSE_RS_COMPLETED, err);
-    } else if (strcmp(t, "RequestRejected") == 0 || strcmp(t, "RequestWithdrawn") == 0 ||
-               strcmp(t, "RequestExpired") == 0) {
-        osse_rstatus_t to = t[7] == 'R' ? OSSE_RS_REJECTED
-                            : t[7] == 'W' ? OSSE_RS_WITHDRAWN
+    } else if (t == OSSE_EV_RequestRejected || t == OSSE_EV_RequestWithdrawn ||
+               t == OSSE_EV_RequestExpired) {
+        osse_rstatus_t to = t == OSSE_EV_RequestRejected    ? OSSE_RS_REJECTED
+                            : t == OSSE_EV_RequestWithdrawn ? OSSE_RS_WITHDRAWN
                                           : OSSE_RS_EXPIRED;
-        static const char *types[] = {[OSSE_RS_REJECTED] = "RequestRejected",
-                                      [OSSE_RS_WITHDRAWN] = "RequestWithdrawn",
-                                      [OSSE_RS_EXPIRED] = "RequestExpired"};
         int k = named_step(r, ev);
         set_text(&r->reason, ending_reason(r, to, ev, k));
         if ((rc = cancel_unfinished(e, r, ev->at, err)))
             return rc;
         if (to == OSSE_RS_EXPIRED && k >= 0)
             set_text(&r->steps[k].reason, r->reason);
-        timeline(r, ev->at, types[to], "Request %s", osse__rstatus_name(to));
+        timeline(r, ev, "Request %s", osse__rstatus_name(to));
         return set_status(r, to, err);
     } else {
         /* Event types of later features are kept in the log and the
          * timeline even when this version does not project them. */
-        timeline(r, ev->at, "Event", "%s", t);
+        tl_add(r, ev->at, "Event", osse_event_type_name(t));
         return 0;
     }
     return set_status(r, derived_status(r), err);
@@ -673,16 +676,16 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     if (ev->version != have + 1)
         return CORRUPT("stream %s version %u after %u", s, ev->version, have);
     osse_map_put(&e->versions, s, (void *)(uintptr_t)ev->version);
-    const char *t = ev->type;
-    if (strcmp(t, "WorkflowPublished") == 0)
+    osse_event_type_t t = ev->type;
+    if (t == OSSE_EV_WorkflowPublished)
         return apply_workflow(e, ev, err);
-    if (strcmp(t, "AgencyUpdated") == 0)
+    if (t == OSSE_EV_AgencyUpdated)
         return apply_agency(e, ev, err);
-    if (strcmp(t, "CalendarUpdated") == 0)
+    if (t == OSSE_EV_CalendarUpdated)
         return apply_calendar(e, ev, err);
-    if (strcmp(t, "PrincipalCreated") == 0 || strcmp(t, "PrincipalRevoked") == 0)
+    if (t == OSSE_EV_PrincipalCreated || t == OSSE_EV_PrincipalRevoked)
         return apply_principal(e, ev, err);
-    if (strcmp(t, "SubscriptionUpdated") == 0 || strcmp(t, "SubscriptionDeleted") == 0)
+    if (t == OSSE_EV_SubscriptionUpdated || t == OSSE_EV_SubscriptionDeleted)
         return osse__apply_subscription(e, ev, err);
     return 0;
 }

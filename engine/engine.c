@@ -178,7 +178,7 @@ static uint32_t next_version(osse_engine_t *e, const char *stream)
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
 }
 
-void osse__emit(osse_engine_t *e, const char *stream, const char *type,
+void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data)
 {
     osse_err_t err = {0};
@@ -187,7 +187,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
         .seq = osse_log_last_seq(e->log) + 1,
         .stream = (char *)stream,
         .version = next_version(e, stream),
-        .type = (char *)type,
+        .type = type,
         .at = osse_engine_now(e),
         .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
         .actor_id = actor ? actor->id : "osse",
@@ -195,14 +195,16 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
     };
     osse_buf_reset(&e->enc);
     if (osse_event_encode(&ev, &e->enc))
-        osse__panic(__FILE__, __LINE__, "cannot encode event %s", type);
+        osse__panic(__FILE__, __LINE__, "cannot encode event %s in %s", osse_event_type_name(type),
+                    stream);
     if (!e->batch)
         new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
     osse__audit_append(e, e->enc.ptr, e->enc.len);
     if (osse__apply(e, &ev, &err))
-        osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
+        osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
+                    err.msg);
     e->applied = ev.seq;
     osse__notify_event(e, &ev);
     json_decref(data);
@@ -554,7 +556,7 @@ static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
     osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
     snprintf(stream, sizeof stream, "principal/%s", id);
-    osse__emit(e, stream, "PrincipalCreated", NULL,
+    osse__emit(e, stream, OSSE_EV_PrincipalCreated, NULL,
                json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
                          "token_hash", h));
     int done = 0;
