@@ -19,6 +19,7 @@
 #include "common/time.h"
 
 #define CORRUPT(...) osse_err_set(err, OSSE_ECORRUPT, __VA_ARGS__)
+#define EVN(ev) osse_event_type_name((ev)->type)
 
 static char *dupstr(const char *s)
 {
@@ -72,7 +73,7 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
     json_t *def = json_object_get(ev->data, "definition");
     json_int_t v = json_integer_value(json_object_get(ev->data, "version"));
     if (!id || !json_is_object(def))
-        return CORRUPT("WorkflowPublished without id or definition");
+        return CORRUPT("%s without id or definition", EVN(ev));
     osse_wfent_t *w = osse_map_get(&e->workflows, id);
     if (!w) {
         w = calloc(1, sizeof *w);
@@ -101,7 +102,7 @@ static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
 {
     const char *id = jstr(ev->data, "id");
     if (!id)
-        return CORRUPT("AgencyUpdated without id");
+        return CORRUPT("%s without id", EVN(ev));
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     if (!a) {
         a = calloc(1, sizeof *a);
@@ -122,7 +123,7 @@ static int calendar_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t
     const char *id = jstr(ev->data, "id");
     json_t *cal = json_object_get(ev->data, "calendar");
     if (!id || !json_is_object(cal))
-        return CORRUPT("CalendarUpdated without id or calendar");
+        return CORRUPT("%s without id or calendar", EVN(ev));
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     if (!c) {
         c = calloc(1, sizeof *c);
@@ -144,9 +145,9 @@ static int principal_revoked(osse_engine_t *e, const osse_event_t *ev, osse_err_
     const char *id = jstr(ev->data, "id");
     osse_principal_t *p = id ? osse_map_get(&e->principals, id) : NULL;
     if (!id)
-        return CORRUPT("PrincipalRevoked without id");
+        return CORRUPT("%s without id", EVN(ev));
     if (!p)
-        return CORRUPT("PrincipalRevoked of unknown %s", id);
+        return CORRUPT("%s of unknown %s", EVN(ev), id);
     p->revoked = true;
     return 0;
 }
@@ -155,13 +156,13 @@ static int principal_created(osse_engine_t *e, const osse_event_t *ev, osse_err_
 {
     const char *id = jstr(ev->data, "id");
     if (!id)
-        return CORRUPT("PrincipalCreated without id");
+        return CORRUPT("%s without id", EVN(ev));
     const char *role = jstr(ev->data, "role"), *hash = jstr(ev->data, "token_hash");
     osse_principal_t *p = calloc(1, sizeof *p);
     if (!role || !hash || strlen(hash) != 64 || osse_role_parse(role, &p->role) ||
         osse_map_get(&e->principals, id)) {
         free(p);
-        return CORRUPT("bad PrincipalCreated %s", id);
+        return CORRUPT("bad %s %s", EVN(ev), id);
     }
     p->id = strdup(id);
     p->agency = dupstr(jstr(ev->data, "agency"));
@@ -398,10 +399,10 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     json_t *form = json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
     if (ev->version != 1)
-        return CORRUPT("RequestSubmitted at version %u", ev->version);
+        return CORRUPT("%s at version %u", EVN(ev), ev->version);
     if (!w || v < 1 || v > (json_int_t)w->nversions || !code || strlen(code) >= 16 ||
         !json_is_object(form) || osse__request(e, id))
-        return CORRUPT("bad RequestSubmitted for %s", id);
+        return CORRUPT("bad %s for %s", EVN(ev), id);
     osse_request_t *r = calloc(1, sizeof *r);
     r->id = strdup(id);
     snprintf(r->tracking_code, sizeof r->tracking_code, "%s", code);
@@ -466,7 +467,7 @@ static int task_decided(rq_t *q)
     if (rc)
         return rc;
     if (!outcome)
-        return CORRUPT("TaskDecided without outcome");
+        return CORRUPT("%s without outcome", EVN(ev));
     if (strcmp(outcome, "approve") == 0)
         to = OSSE_SS_APPROVED;
     else if (strcmp(outcome, "reject") == 0)
@@ -474,7 +475,7 @@ static int task_decided(rq_t *q)
     else if (strcmp(outcome, "return") == 0)
         to = OSSE_SS_WAITING_APPLICANT;
     else
-        return CORRUPT("TaskDecided with outcome %s", outcome);
+        return CORRUPT("%s with outcome %s", EVN(ev), outcome);
     if ((rc = set_step(q->r, (size_t)q->i, to, err)))
         return rc;
     osse_step_t *s = STEP(q);
@@ -553,7 +554,7 @@ static int task_escalated(rq_t *q)
     const char *to = jstr(q->ev->data, "to");
     osse_step_t *s = STEP(q);
     if (!to || s->state != OSSE_SS_OPEN)
-        return CORRUPT("bad TaskEscalated");
+        return CORRUPT("bad %s", EVN(q->ev));
     if (s->escalated)
         return CORRUPT("step %s of %s escalated twice", NAME(q), q->r->id);
     stint_end(q->e, q->r, s, q->ev->at, OSSE_STINT_ESCALATED);
@@ -616,7 +617,7 @@ static int linkage_completed(rq_t *q)
         return rc;
     json_t *answer = json_object_get(d, "answer");
     if (!answer || q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_LINKAGE)
-        return CORRUPT("bad LinkageCompleted");
+        return CORRUPT("bad %s", EVN(q->ev));
     if ((rc = set_step(q->r, (size_t)q->i, OSSE_SS_DONE, err)))
         return rc;
     STEP(q)->decided_at = q->ev->at;

@@ -456,15 +456,15 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
         /* Gone from every view; a later SubscriptionUpdated of the same id
          * starts a new one. */
         if (!s)
-            return osse_err_set(err, OSSE_ECORRUPT, "SubscriptionDeleted of unknown %s",
-                                id ? id : "(no id)");
+            return osse_err_set(err, OSSE_ECORRUPT, "%s of unknown %s",
+                                osse_event_type_name(ev->type), id ? id : "(no id)");
         osse_map_del(&e->subs, id);
         sub_free(s);
         return 0;
     }
     json_t *events = json_object_get(ev->data, "events");
     if (!id || !url || !owner || !json_is_array(events))
-        return osse_err_set(err, OSSE_ECORRUPT, "bad SubscriptionUpdated");
+        return osse_err_set(err, OSSE_ECORRUPT, "bad %s", osse_event_type_name(ev->type));
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s || !(s->id = strdup(id)) || !(s->owner = strdup(owner)) ||
@@ -483,8 +483,8 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
         if (!ts || osse_event_type_parse(ts, strlen(ts), &types[i]) ||
             !osse_event_type_has(types[i], OSSE_EVF_SUBSCRIBABLE)) {
             free(types);
-            return osse_err_set(err, OSSE_ECORRUPT, "SubscriptionUpdated %s lists %s", id,
-                                ts ? ts : "a non-string");
+            return osse_err_set(err, OSSE_ECORRUPT, "%s %s lists %s",
+                                osse_event_type_name(ev->type), id, ts ? ts : "a non-string");
         }
     }
     free(s->events);
