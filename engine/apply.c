@@ -365,7 +365,8 @@ static int set_status(osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
 }
 
 /* What a request event's handler works on: the event, its request (already
- * at the event's version) and the step the event names (-1: none). */
+ * at the event's version) and the step the event names (-1: none; a type
+ * flagged OSSE_EVF_STEP always has one). */
 typedef struct {
     osse_engine_t *e;
     const osse_event_t *ev;
@@ -374,15 +375,6 @@ typedef struct {
     osse_err_t *err;
 } rq_t;
 
-/* The step of an event that must name one. */
-static int need_step(const rq_t *q)
-{
-    if (q->i < 0)
-        return osse_err_set(q->err, OSSE_ECORRUPT, "%s names an unknown step",
-                            osse_event_type_name(q->ev->type));
-    return 0;
-}
-
 #define STEP(q) (&(q)->r->steps[(q)->i])
 #define NAME(q) ((q)->r->wf->steps[(q)->i].name)
 
@@ -390,6 +382,15 @@ static int need_step(const rq_t *q)
 static int moved(rq_t *q)
 {
     return set_status(q->r, derived_status(q->r), q->err);
+}
+
+/* Step q->i reaches the final state `to` at the event's time. */
+static int finish_step(rq_t *q, osse_sstate_t to)
+{
+    int rc = set_step(q->r, (size_t)q->i, to, q->err);
+    if (rc == 0)
+        STEP(q)->decided_at = q->ev->at;
+    return rc;
 }
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
@@ -433,8 +434,8 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
 
 static int step_opened(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err)))
+    int rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err);
+    if (rc)
         return rc;
     osse_step_t *s = STEP(q);
     s->opened_at = q->ev->at;
@@ -449,10 +450,9 @@ static int step_opened(rq_t *q)
 
 static int step_skipped(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_SKIPPED, q->err)))
+    int rc = finish_step(q, OSSE_SS_SKIPPED);
+    if (rc)
         return rc;
-    STEP(q)->decided_at = q->ev->at;
     timeline(q->r, q->ev, "Step %s skipped", NAME(q));
     return moved(q);
 }
@@ -463,9 +463,7 @@ static int task_decided(rq_t *q)
     osse_err_t *err = q->err;
     const char *outcome = jstr(ev->data, "outcome"), *reason = jstr(ev->data, "reason");
     osse_sstate_t to;
-    int rc = need_step(q);
-    if (rc)
-        return rc;
+    int rc;
     if (!outcome)
         return CORRUPT("%s without outcome", EVN(ev));
     if (strcmp(outcome, "approve") == 0)
@@ -512,9 +510,6 @@ static int task_decided(rq_t *q)
 
 static int sla_warned(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     STEP(q)->sla_state = "warned";
     STEP(q)->warn_at = 0;
     timeline(q->r, q->ev, "%s: the deadline is near", NAME(q));
@@ -523,9 +518,6 @@ static int sla_warned(rq_t *q)
 
 static int sla_breached(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     STEP(q)->sla_state = "breached";
     STEP(q)->warn_at = 0;
     osse_stint_t *held = stint_held(STEP(q));
@@ -538,9 +530,6 @@ static int sla_breached(rq_t *q)
 /* Its deadlines are read by apply_request (OSSE_EVF_SLA). */
 static int sla_rescheduled(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     timeline(q->r, q->ev, "%s: the deadline moved with the calendar", NAME(q));
     return moved(q);
 }
@@ -548,9 +537,6 @@ static int sla_rescheduled(rq_t *q)
 static int task_escalated(rq_t *q)
 {
     osse_err_t *err = q->err;
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     const char *to = jstr(q->ev->data, "to");
     osse_step_t *s = STEP(q);
     if (!to || s->state != OSSE_SS_OPEN)
@@ -573,13 +559,12 @@ static int task_escalated(rq_t *q)
 
 static int task_auto_approved(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_APPROVED, q->err)))
+    int rc = finish_step(q, OSSE_SS_APPROVED);
+    if (rc)
         return rc;
     osse_step_t *s = STEP(q);
     set_text(&s->outcome, "approve");
     set_text(&s->reason, REASON_AUTO_APPROVED);
-    s->decided_at = q->ev->at;
     stint_end(q->e, q->r, s, q->ev->at, OSSE_STINT_AUTO);
     timeline(q->r, q->ev, "%s: approved automatically by rule", NAME(q));
     return moved(q);
@@ -588,19 +573,15 @@ static int task_auto_approved(rq_t *q)
 /* Changes no state: the rule counted as false. */
 static int rule_failed(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     timeline(q->r, q->ev, "%s: a rule could not be evaluated", NAME(q));
     return 0;
 }
 
 static int step_failed(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_FAILED, q->err)))
+    int rc = finish_step(q, OSSE_SS_FAILED);
+    if (rc)
         return rc;
-    STEP(q)->decided_at = q->ev->at;
     set_text(&STEP(q)->reason, q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_PAYMENT
                                    ? REASON_FEE_FAILED
                                    : REASON_STEP_FAILED);
@@ -612,15 +593,12 @@ static int linkage_completed(rq_t *q)
 {
     const json_t *d = q->ev->data;
     osse_err_t *err = q->err;
-    int rc = need_step(q);
-    if (rc)
-        return rc;
+    int rc;
     json_t *answer = json_object_get(d, "answer");
     if (!answer || q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_LINKAGE)
         return CORRUPT("bad %s", EVN(q->ev));
-    if ((rc = set_step(q->r, (size_t)q->i, OSSE_SS_DONE, err)))
+    if ((rc = finish_step(q, OSSE_SS_DONE)))
         return rc;
-    STEP(q)->decided_at = q->ev->at;
     /* A `require` that did not hold: the rejection that follows says why in
      * the step's words. */
     if (json_object_get(d, "rule") && !json_is_true(json_object_get(d, "result")))
@@ -635,10 +613,9 @@ static int linkage_completed(rq_t *q)
 
 static int linkage_failed(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_FAILED, q->err)))
+    int rc = finish_step(q, OSSE_SS_FAILED);
+    if (rc)
         return rc;
-    STEP(q)->decided_at = q->ev->at;
     /* The lookup's own error (a status, a timeout) stays in the event. */
     set_text(&STEP(q)->reason, REASON_LOOKUP_FAILED);
     timeline(q->r, q->ev, "%s: the registry lookup failed", NAME(q));
@@ -648,8 +625,8 @@ static int linkage_failed(rq_t *q)
 /* Its deadlines (the SLA resumed) are read by apply_request. */
 static int info_provided(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err)))
+    int rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err);
+    if (rc)
         return rc;
     json_t *form = json_object_get(q->ev->data, "form");
     if (json_is_object(form) && json_object_size(form)) {
@@ -669,9 +646,6 @@ static int info_provided(rq_t *q)
 
 static int payment_due(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc)
-        return rc;
     STEP(q)->amount_satang = json_integer_value(json_object_get(q->ev->data, "amount_satang"));
     timeline(q->r, q->ev, "A fee of %s THB is due", jstr(q->ev->data, "amount"));
     return moved(q);
@@ -679,10 +653,9 @@ static int payment_due(rq_t *q)
 
 static int licence_issued(rq_t *q)
 {
-    int rc = need_step(q);
-    if (rc || (rc = set_step(q->r, (size_t)q->i, OSSE_SS_DONE, q->err)))
+    int rc = finish_step(q, OSSE_SS_DONE);
+    if (rc)
         return rc;
-    STEP(q)->decided_at = q->ev->at;
     json_decref(q->r->licence);
     q->r->licence = json_deep_copy(q->ev->data);
     json_object_del(q->r->licence, "step");
@@ -748,6 +721,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     if (osse__rstatus_final(r->status))
         return CORRUPT("%s after request %s ended", osse_event_type_name(ev->type), id);
     rq_t q = {e, ev, r, named_step(r, ev), err};
+    if (q.i < 0 && osse_event_type_has(ev->type, OSSE_EVF_STEP))
+        return CORRUPT("%s names an unknown step", EVN(ev));
     rc = 0;
     switch (ev->type) {
     case OSSE_EV_StepOpened: rc = step_opened(&q); break;

@@ -417,19 +417,28 @@ static int rd_i64(rd_t *r, int64_t *v)
     return 0;
 }
 
-/* Reads a string into a fresh NUL-terminated copy; embedded NULs are refused
- * since these fields are C strings. */
+/* Reads a string of the fixed part (borrowed from the input): UTF-8 without
+ * a NUL byte, since these fields are C strings. */
+static int rd_text(rd_t *r, const char **s, size_t *n)
+{
+    int rc = rd_str(r, s, n);
+    if (rc)
+        return rc;
+    if (memchr(*s, '\0', *n))
+        return corrupt(r, "NUL byte in a string field");
+    if (!osse_utf8_valid(*s, *n))
+        return corrupt(r, "a string field is not UTF-8");
+    return 0;
+}
+
+/* Reads a string of the fixed part into a fresh NUL-terminated copy. */
 static int rd_cstr(rd_t *r, char **out)
 {
     const char *s = NULL;
     size_t n = 0;
-    int rc = rd_str(r, &s, &n);
+    int rc = rd_text(r, &s, &n);
     if (rc)
         return rc;
-    if (memchr(s, '\0', n))
-        return corrupt(r, "NUL byte in a string field");
-    if (!osse_utf8_valid(s, n))
-        return corrupt(r, "a string field is not UTF-8");
     char *c = malloc(n + 1);
     if (!c)
         return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
@@ -587,13 +596,9 @@ static int rd_type(rd_t *r, const char *stream, osse_event_type_t *out)
     const char *s = NULL;
     size_t n = 0;
     osse_stream_kind_t kind;
-    int rc = rd_str(r, &s, &n);
+    int rc = rd_text(r, &s, &n);
     if (rc)
         return rc;
-    if (memchr(s, '\0', n))
-        return corrupt(r, "NUL byte in a string field");
-    if (!osse_utf8_valid(s, n))
-        return corrupt(r, "a string field is not UTF-8");
     if (osse_event_type_parse(s, n, out) != 0) /* quoted, cut short */
         return osse_err_set(r->err, OSSE_ECORRUPT, "event: unknown event type \"%.*s\"",
                             n > 64 ? 64 : (int)n, s);

@@ -51,6 +51,9 @@ enum {
     /* It moves an SLA: its data sets the deadlines (due_at, warn_at) of its
      * step, which applying it schedules. */
     OSSE_EVF_SLA = 1u << 2,
+    /* Its data names the step of its request that it is about (`step`);
+     * one that names no step of the request is a damaged event. */
+    OSSE_EVF_STEP = 1u << 3,
 };
 
 /* name, stream kind, flags. In SPEC §5's order. */
@@ -61,20 +64,22 @@ enum {
     X(PrincipalCreated, PRINCIPAL, 0)                                                              \
     X(PrincipalRevoked, PRINCIPAL, 0)                                                              \
     X(RequestSubmitted, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \
-    X(StepOpened, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA)                 \
-    X(StepSkipped, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                                 \
-    X(TaskAutoApproved, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \
-    X(TaskDecided, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                                 \
-    X(InfoProvided, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA)               \
-    X(SlaWarned, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY)                                 \
-    X(SlaBreached, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY)                               \
-    X(SlaRescheduled, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_SLA)                               \
-    X(TaskEscalated, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA)              \
-    X(LinkageCompleted, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \
-    X(LinkageFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                               \
-    X(PaymentDue, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                                  \
-    X(PaymentReceived, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                             \
-    X(LicenceIssued, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                               \
+    X(StepOpened, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA | OSSE_EVF_STEP) \
+    X(StepSkipped, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                 \
+    X(TaskAutoApproved, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                            \
+    X(TaskDecided, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                 \
+    X(InfoProvided, REQUEST,                                                                       \
+      OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA | OSSE_EVF_STEP)                      \
+    X(SlaWarned, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_STEP)                 \
+    X(SlaBreached, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_STEP)               \
+    X(SlaRescheduled, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_SLA | OSSE_EVF_STEP)               \
+    X(TaskEscalated, REQUEST,                                                                      \
+      OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_SLA | OSSE_EVF_STEP)                      \
+    X(LinkageCompleted, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                            \
+    X(LinkageFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                               \
+    X(PaymentDue, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                  \
+    X(PaymentReceived, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                             \
+    X(LicenceIssued, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                               \
     X(LicenceExpired, REQUEST, 0)                                                                  \
     X(LicenceRevoked, REQUEST, 0)                                                                  \
     X(SlaOverdueNotice, REQUEST, OSSE_EVF_AGENCY)                                                  \
@@ -85,8 +90,8 @@ enum {
     X(RequestWithdrawn, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \
     X(RequestExpired, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                              \
     X(PersonalDataErased, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                          \
-    X(StepFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                                  \
-    X(RuleFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                                  \
+    X(StepFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                  \
+    X(RuleFailed, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                  \
     X(SubscriptionUpdated, SUBSCRIPTION, 0)                                                        \
     X(SubscriptionDeleted, SUBSCRIPTION, 0)                                                        \
     X(AgencySecretRotated, AGENCY, 0)

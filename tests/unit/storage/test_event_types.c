@@ -129,8 +129,20 @@ static void test_flags(void)
     for (unsigned t = 0; t < OSSE_EV__COUNT; t++)
         n += osse_event_type_has((osse_event_type_t)t, OSSE_EVF_SLA);
     CHECK_EQ_INT(n, sizeof sla / sizeof *sla);
-    for (size_t i = 0; i < sizeof sla / sizeof *sla; i++)
+    for (size_t i = 0; i < sizeof sla / sizeof *sla; i++) {
         CHECK(osse_event_type_has(sla[i], OSSE_EVF_SLA));
+        CHECK(osse_event_type_has(sla[i], OSSE_EVF_STEP)); /* deadlines are a step's */
+    }
+
+    /* A step is a request's; the end of a request may name one, or not. */
+    for (unsigned t = 0; t < OSSE_EV__COUNT; t++)
+        if (osse_event_type_has((osse_event_type_t)t, OSSE_EVF_STEP))
+            CHECK_EQ_INT(osse_event_type_kind((osse_event_type_t)t), OSSE_SK_REQUEST);
+    CHECK(osse_event_type_has(OSSE_EV_TaskDecided, OSSE_EVF_STEP));
+    CHECK(osse_event_type_has(OSSE_EV_PaymentReceived, OSSE_EVF_STEP)); /* SPEC §4 */
+    CHECK(!osse_event_type_has(OSSE_EV_RequestSubmitted, OSSE_EVF_STEP));
+    CHECK(!osse_event_type_has(OSSE_EV_RequestRejected, OSSE_EVF_STEP));
+    CHECK(!osse_event_type_has(OSSE_EV_RequestWithdrawn, OSSE_EVF_STEP));
 }
 
 int main(void)
