@@ -45,8 +45,9 @@ enum {
      * its task opens, is escalated, gets information back, nears, breaches
      * or stays past its SLA). */
     OSSE_EVF_AGENCY = 1u << 0,
-    /* A subscription (PUT /v1/subscriptions) may list it: a request event,
-     * never a Notification* (a delivery about a delivery would never end). */
+    /* A subscription (PUT /v1/subscriptions) may list it: every request
+     * event (SPEC §7), never a Notification* (a delivery about a delivery
+     * would never end). */
     OSSE_EVF_SUBSCRIBABLE = 1u << 1,
     /* It moves an SLA: its data sets the deadlines (due_at, warn_at) of its
      * step, which applying it schedules. */
@@ -80,9 +81,9 @@ enum {
     X(PaymentDue, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                                  \
     X(PaymentReceived, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                             \
     X(LicenceIssued, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                               \
-    X(LicenceExpired, REQUEST, 0)                                                                  \
-    X(LicenceRevoked, REQUEST, 0)                                                                  \
-    X(SlaOverdueNotice, REQUEST, OSSE_EVF_AGENCY)                                                  \
+    X(LicenceExpired, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                              \
+    X(LicenceRevoked, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                              \
+    X(SlaOverdueNotice, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY)                          \
     X(NotificationDelivered, DELIVERY, 0)                                                          \
     X(NotificationFailed, DELIVERY, 0)                                                             \
     X(RequestCompleted, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \

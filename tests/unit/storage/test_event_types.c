@@ -111,10 +111,12 @@ static void test_flags(void)
     for (size_t i = 0; i < sizeof agency / sizeof *agency; i++)
         CHECK(osse_event_type_has(agency[i], OSSE_EVF_AGENCY));
 
-    /* A subscription lists request events only, never a delivery's. */
+    /* A subscription lists request events (SPEC §7: "subscribes a portal to
+     * request events"), all of them and no other. */
     for (unsigned t = 0; t < OSSE_EV__COUNT; t++)
-        if (osse_event_type_has((osse_event_type_t)t, OSSE_EVF_SUBSCRIBABLE))
-            CHECK_EQ_INT(osse_event_type_kind((osse_event_type_t)t), OSSE_SK_REQUEST);
+        CHECK_EQ_INT(osse_event_type_has((osse_event_type_t)t, OSSE_EVF_SUBSCRIBABLE),
+                     osse_event_type_kind((osse_event_type_t)t) == OSSE_SK_REQUEST);
+    CHECK(osse_event_type_has(OSSE_EV_LicenceRevoked, OSSE_EVF_SUBSCRIBABLE));
     CHECK(!osse_event_type_has(OSSE_EV_NotificationDelivered, OSSE_EVF_SUBSCRIBABLE));
     CHECK(!osse_event_type_has(OSSE_EV_NotificationFailed, OSSE_EVF_SUBSCRIBABLE));
     CHECK(!osse_event_type_has(OSSE_EV_SubscriptionUpdated, OSSE_EVF_SUBSCRIBABLE));
