@@ -76,7 +76,7 @@ static void make_submission(uint64_t n, uint64_t seq, sub_t *s)
         ev.seq = seq + (uint64_t)i;
         ev.version = (uint32_t)i + 1;
         if (i == 0) {
-            ev.type = "RequestSubmitted";
+            ev.type = OSSE_EV_RequestSubmitted;
             ev.data = json_pack(
                 "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:b, s:s, s:[s,s]}}",
                 "workflow", "restaurant-license", "workflow_version", "3", "number", rid, "form",
@@ -86,7 +86,7 @@ static void make_submission(uint64_t n, uint64_t seq, sub_t *s)
                 "serves_alcohol", 0, "opening_date", "2026-12-01", "documents", "doc-1", "doc-2");
         } else {
             static const char *steps[] = {"health-inspection", "fire-safety", "zoning-review"};
-            ev.type = "StepOpened";
+            ev.type = OSSE_EV_StepOpened;
             ev.data = json_pack("{s:s, s:s, s:s}", "step", steps[i - 1], "agency",
                                 i == 1 ? "health" : i == 2 ? "fire" : "district",
                                 "due", "2026-12-15T17:00:00.000Z");

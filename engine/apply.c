@@ -4,7 +4,12 @@
  * an event is emitted and when the log is replayed at start; so the views
  * are, by construction, a function of the log. Nothing here reads a clock or
  * calls out: everything an event needs is in the event. A state change that
- * the tables of state.c do not allow is reported as a damaged log. */
+ * the tables of state.c do not allow is reported as a damaged log.
+ *
+ * Each event type has one small function, chosen by a switch over the enum
+ * of storage/event_types.h. The switches name every type and have no
+ * default, so a type added to the table does not compile (-Wswitch) until
+ * it is given a function or said to be one that no view holds. */
 #include "engine/internal.h"
 
 #include <stdio.h>
@@ -14,6 +19,7 @@
 #include "common/time.h"
 
 #define CORRUPT(...) osse_err_set(err, OSSE_ECORRUPT, __VA_ARGS__)
+#define EVN(ev) osse_event_type_name((ev)->type)
 
 static char *dupstr(const char *s)
 {
@@ -39,29 +45,35 @@ static void grow(void **p, size_t *cap, size_t need, size_t size)
     *cap = nc;
 }
 
-static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void tl_add(osse_request_t *r, int64_t at, const char *type, const char *text)
+{
+    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
+    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+}
 
-static void timeline(osse_request_t *r, int64_t at, const char *type, const char *fmt, ...)
+/* A timeline entry of the event's own type. */
+static void timeline(osse_request_t *r, const osse_event_t *ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void timeline(osse_request_t *r, const osse_event_t *ev, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
-    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+    tl_add(r, ev->at, osse_event_type_name(ev->type), text);
 }
 
 /* --- catalog streams --- */
 
-static int apply_workflow(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *id = jstr(ev->data, "id");
     json_t *def = json_object_get(ev->data, "definition");
     json_int_t v = json_integer_value(json_object_get(ev->data, "version"));
     if (!id || !json_is_object(def))
-        return CORRUPT("WorkflowPublished without id or definition");
+        return CORRUPT("%s without id or definition", EVN(ev));
     osse_wfent_t *w = osse_map_get(&e->workflows, id);
     if (!w) {
         w = calloc(1, sizeof *w);
@@ -86,11 +98,11 @@ static int apply_workflow(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
     return 0;
 }
 
-static int apply_agency(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *id = jstr(ev->data, "id");
     if (!id)
-        return CORRUPT("AgencyUpdated without id");
+        return CORRUPT("%s without id", EVN(ev));
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     if (!a) {
         a = calloc(1, sizeof *a);
@@ -106,12 +118,12 @@ static int apply_agency(osse_engine_t *e, const osse_event_t *ev, osse_err_t *er
     return 0;
 }
 
-static int apply_calendar(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+static int calendar_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *id = jstr(ev->data, "id");
     json_t *cal = json_object_get(ev->data, "calendar");
     if (!id || !json_is_object(cal))
-        return CORRUPT("CalendarUpdated without id or calendar");
+        return CORRUPT("%s without id or calendar", EVN(ev));
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     if (!c) {
         c = calloc(1, sizeof *c);
@@ -128,24 +140,29 @@ static int apply_calendar(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
     return 0;
 }
 
-static int apply_principal(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+static int principal_revoked(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = jstr(ev->data, "id");
+    osse_principal_t *p = id ? osse_map_get(&e->principals, id) : NULL;
+    if (!id)
+        return CORRUPT("%s without id", EVN(ev));
+    if (!p)
+        return CORRUPT("%s of unknown %s", EVN(ev), id);
+    p->revoked = true;
+    return 0;
+}
+
+static int principal_created(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *id = jstr(ev->data, "id");
     if (!id)
-        return CORRUPT("%s without id", ev->type);
-    if (strcmp(ev->type, "PrincipalRevoked") == 0) {
-        osse_principal_t *p = osse_map_get(&e->principals, id);
-        if (!p)
-            return CORRUPT("PrincipalRevoked of unknown %s", id);
-        p->revoked = true;
-        return 0;
-    }
+        return CORRUPT("%s without id", EVN(ev));
     const char *role = jstr(ev->data, "role"), *hash = jstr(ev->data, "token_hash");
     osse_principal_t *p = calloc(1, sizeof *p);
     if (!role || !hash || strlen(hash) != 64 || osse_role_parse(role, &p->role) ||
         osse_map_get(&e->principals, id)) {
         free(p);
-        return CORRUPT("bad PrincipalCreated %s", id);
+        return CORRUPT("bad %s %s", EVN(ev), id);
     }
     p->id = strdup(id);
     p->agency = dupstr(jstr(ev->data, "agency"));
@@ -250,7 +267,7 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
     const char *due = jstr(ev->data, "due_at"), *warn = jstr(ev->data, "warn_at");
     s->due_at = s->warn_at = 0;
     if ((due && osse_time_parse(due, &s->due_at)) || (warn && osse_time_parse(warn, &s->warn_at)))
-        return CORRUPT("bad due_at or warn_at in %s", ev->type);
+        return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
     if (strcmp(s->sla_state, "ok") != 0)
         s->warn_at = 0;
     if (!e->replaying) {
@@ -347,13 +364,33 @@ static int set_status(osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
     return 0;
 }
 
-static int step_of(osse_request_t *r, const osse_event_t *ev, osse_err_t *err)
+/* What a request event's handler works on: the event, its request (already
+ * at the event's version) and the step the event names (-1: none; a type
+ * flagged OSSE_EVF_STEP always has one). */
+typedef struct {
+    osse_engine_t *e;
+    const osse_event_t *ev;
+    osse_request_t *r;
+    int i;
+    osse_err_t *err;
+} rq_t;
+
+#define STEP(q) (&(q)->r->steps[(q)->i])
+#define NAME(q) ((q)->r->wf->steps[(q)->i].name)
+
+/* A request that has not ended takes the status its steps give it. */
+static int moved(rq_t *q)
 {
-    const char *name = jstr(ev->data, "step");
-    int i = name ? osse_wf_step_index(r->wf, name) : -1;
-    if (i < 0)
-        CORRUPT("%s names an unknown step", ev->type);
-    return i;
+    return set_status(q->r, derived_status(q->r), q->err);
+}
+
+/* Step q->i reaches the final state `to` at the event's time. */
+static int finish_step(rq_t *q, osse_sstate_t to)
+{
+    int rc = set_step(q->r, (size_t)q->i, to, q->err);
+    if (rc == 0)
+        STEP(q)->decided_at = q->ev->at;
+    return rc;
 }
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
@@ -362,9 +399,11 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     json_int_t v = json_integer_value(json_object_get(ev->data, "workflow_version"));
     json_t *form = json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
+    if (ev->version != 1)
+        return CORRUPT("%s at version %u", EVN(ev), ev->version);
     if (!w || v < 1 || v > (json_int_t)w->nversions || !code || strlen(code) >= 16 ||
         !json_is_object(form) || osse__request(e, id))
-        return CORRUPT("bad RequestSubmitted for %s", id);
+        return CORRUPT("bad %s for %s", EVN(ev), id);
     osse_request_t *r = calloc(1, sizeof *r);
     r->id = strdup(id);
     snprintf(r->tracking_code, sizeof r->tracking_code, "%s", code);
@@ -388,282 +427,365 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     e->reqs[e->nreqs++] = r;
     osse_map_put(&e->requests, id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
-    timeline(r, ev->at, "RequestSubmitted", "Request submitted (%s, version %d)", w->id, r->wf_version);
     return 0;
 }
 
+/* --- one function per request event --- */
+
+static int step_opened(rq_t *q)
+{
+    int rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err);
+    if (rc)
+        return rc;
+    osse_step_t *s = STEP(q);
+    s->opened_at = q->ev->at;
+    if (s->agency && q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK) {
+        add_task(q->e, q->r, (size_t)q->i, s->agency);
+        stint_begin(s, q->ev->at);
+    }
+    timeline(q->r, q->ev, "Step %s opened%s%s", NAME(q), s->agency ? " for " : "",
+             s->agency ? s->agency : "");
+    return moved(q);
+}
+
+static int step_skipped(rq_t *q)
+{
+    int rc = finish_step(q, OSSE_SS_SKIPPED);
+    if (rc)
+        return rc;
+    timeline(q->r, q->ev, "Step %s skipped", NAME(q));
+    return moved(q);
+}
+
+static int task_decided(rq_t *q)
+{
+    const osse_event_t *ev = q->ev;
+    osse_err_t *err = q->err;
+    const char *outcome = jstr(ev->data, "outcome"), *reason = jstr(ev->data, "reason");
+    osse_sstate_t to;
+    int rc;
+    if (!outcome)
+        return CORRUPT("%s without outcome", EVN(ev));
+    if (strcmp(outcome, "approve") == 0)
+        to = OSSE_SS_APPROVED;
+    else if (strcmp(outcome, "reject") == 0)
+        to = OSSE_SS_REJECTED;
+    else if (strcmp(outcome, "return") == 0)
+        to = OSSE_SS_WAITING_APPLICANT;
+    else
+        return CORRUPT("%s with outcome %s", EVN(ev), outcome);
+    if ((rc = set_step(q->r, (size_t)q->i, to, err)))
+        return rc;
+    osse_step_t *s = STEP(q);
+    /* A deemed decision is the engine's, not a person's: its reason is
+     * ours, and statistics do not count it as a decision by a person. */
+    bool deemed = json_is_true(json_object_get(ev->data, "deemed"));
+    set_text(&s->outcome, outcome);
+    set_text(&s->reason, !deemed                  ? (reason && *reason ? reason : NULL)
+                         : to == OSSE_SS_APPROVED ? REASON_DEEMED_APPROVED
+                                                  : REASON_DEEMED_REJECTED);
+    if (to != OSSE_SS_WAITING_APPLICANT) {
+        s->decided_at = ev->at;
+        stint_end(q->e, q->r, s, ev->at,
+                  !deemed                  ? OSSE_STINT_PERSON
+                  : to == OSSE_SS_APPROVED ? OSSE_STINT_DEEMED_APPROVE
+                                           : OSSE_STINT_DEEMED_REJECT);
+    } else {
+        stint_end(q->e, q->r, s, ev->at, OSSE_STINT_RETURNED);
+        /* The clock stops: keep what was left of it. */
+        json_t *rem = json_object_get(ev->data, "sla_remaining_ms");
+        json_t *wrem = json_object_get(ev->data, "warn_remaining_ms");
+        s->remaining_ms = json_is_integer(rem) ? json_integer_value(rem) : -1;
+        s->warn_remaining_ms = json_is_integer(wrem) ? json_integer_value(wrem) : -1;
+        s->due_at = s->warn_at = 0;
+    }
+    /* Reasons stay out of the timeline, which the public tracking view
+     * shows: they may hold personal data. */
+    timeline(q->r, ev, "%s: %s", NAME(q),
+             to == OSSE_SS_APPROVED   ? "approved"
+             : to == OSSE_SS_REJECTED ? "rejected"
+                                      : "returned to the applicant for more information");
+    return moved(q);
+}
+
+static int sla_warned(rq_t *q)
+{
+    STEP(q)->sla_state = "warned";
+    STEP(q)->warn_at = 0;
+    timeline(q->r, q->ev, "%s: the deadline is near", NAME(q));
+    return moved(q);
+}
+
+static int sla_breached(rq_t *q)
+{
+    STEP(q)->sla_state = "breached";
+    STEP(q)->warn_at = 0;
+    osse_stint_t *held = stint_held(STEP(q));
+    if (held && !held->breached_at)
+        held->breached_at = held->overdue_from = q->ev->at;
+    timeline(q->r, q->ev, "%s: the deadline has passed", NAME(q));
+    return moved(q);
+}
+
+/* Its deadlines are read by apply_request (OSSE_EVF_SLA). */
+static int sla_rescheduled(rq_t *q)
+{
+    timeline(q->r, q->ev, "%s: the deadline moved with the calendar", NAME(q));
+    return moved(q);
+}
+
+static int task_escalated(rq_t *q)
+{
+    osse_err_t *err = q->err;
+    const char *to = jstr(q->ev->data, "to");
+    osse_step_t *s = STEP(q);
+    if (!to || s->state != OSSE_SS_OPEN)
+        return CORRUPT("bad %s", EVN(q->ev));
+    if (s->escalated)
+        return CORRUPT("step %s of %s escalated twice", NAME(q), q->r->id);
+    stint_end(q->e, q->r, s, q->ev->at, OSSE_STINT_ESCALATED);
+    /* The first stint keeps the definition's agency string: an agency is
+     * owned by the step only after the one escalation it may have. */
+    s->agency = strdup(to);
+    s->agency_owned = true;
+    s->escalated = true;
+    s->changed_at = q->r->version;
+    stint_begin(s, q->ev->at);
+    s->sla_state = "ok"; /* before its fresh deadlines are read */
+    add_task(q->e, q->r, (size_t)q->i, s->agency);
+    timeline(q->r, q->ev, "%s: escalated to %s", NAME(q), to);
+    return moved(q);
+}
+
+static int task_auto_approved(rq_t *q)
+{
+    int rc = finish_step(q, OSSE_SS_APPROVED);
+    if (rc)
+        return rc;
+    osse_step_t *s = STEP(q);
+    set_text(&s->outcome, "approve");
+    set_text(&s->reason, REASON_AUTO_APPROVED);
+    stint_end(q->e, q->r, s, q->ev->at, OSSE_STINT_AUTO);
+    timeline(q->r, q->ev, "%s: approved automatically by rule", NAME(q));
+    return moved(q);
+}
+
+/* Changes no state: the rule counted as false. */
+static int rule_failed(rq_t *q)
+{
+    timeline(q->r, q->ev, "%s: a rule could not be evaluated", NAME(q));
+    return 0;
+}
+
+static int step_failed(rq_t *q)
+{
+    int rc = finish_step(q, OSSE_SS_FAILED);
+    if (rc)
+        return rc;
+    set_text(&STEP(q)->reason, q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_PAYMENT
+                                   ? REASON_FEE_FAILED
+                                   : REASON_STEP_FAILED);
+    timeline(q->r, q->ev, "Step %s failed", NAME(q));
+    return moved(q);
+}
+
+static int linkage_completed(rq_t *q)
+{
+    const json_t *d = q->ev->data;
+    osse_err_t *err = q->err;
+    int rc;
+    json_t *answer = json_object_get(d, "answer");
+    if (!answer || q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_LINKAGE)
+        return CORRUPT("bad %s", EVN(q->ev));
+    if ((rc = finish_step(q, OSSE_SS_DONE)))
+        return rc;
+    /* A `require` that did not hold: the rejection that follows says why in
+     * the step's words. */
+    if (json_object_get(d, "rule") && !json_is_true(json_object_get(d, "result")))
+        set_text(&STEP(q)->reason,
+                 json_object_get(d, "error") ? REASON_CHECK_ERROR : REASON_CHECK_FAILED);
+    if (!q->r->data)
+        q->r->data = json_object();
+    json_object_set_new(q->r->data, NAME(q), json_deep_copy(answer));
+    timeline(q->r, q->ev, "%s: the registry answered", NAME(q));
+    return moved(q);
+}
+
+static int linkage_failed(rq_t *q)
+{
+    int rc = finish_step(q, OSSE_SS_FAILED);
+    if (rc)
+        return rc;
+    /* The lookup's own error (a status, a timeout) stays in the event. */
+    set_text(&STEP(q)->reason, REASON_LOOKUP_FAILED);
+    timeline(q->r, q->ev, "%s: the registry lookup failed", NAME(q));
+    return moved(q);
+}
+
+/* Its deadlines (the SLA resumed) are read by apply_request. */
+static int info_provided(rq_t *q)
+{
+    int rc = set_step(q->r, (size_t)q->i, OSSE_SS_OPEN, q->err);
+    if (rc)
+        return rc;
+    json_t *form = json_object_get(q->ev->data, "form");
+    if (json_is_object(form) && json_object_size(form)) {
+        json_object_update(q->r->form, form);
+        q->r->form_changed_at = q->r->version;
+    }
+    osse_step_t *s = STEP(q);
+    s->remaining_ms = s->warn_remaining_ms = -1;
+    /* Open again: the return's outcome and reason no longer apply. */
+    set_text(&s->outcome, NULL);
+    set_text(&s->reason, NULL);
+    if (q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK && s->agency)
+        stint_begin(s, q->ev->at);
+    timeline(q->r, q->ev, "The applicant provided information for %s", NAME(q));
+    return moved(q);
+}
+
+static int payment_due(rq_t *q)
+{
+    STEP(q)->amount_satang = json_integer_value(json_object_get(q->ev->data, "amount_satang"));
+    timeline(q->r, q->ev, "A fee of %s THB is due", jstr(q->ev->data, "amount"));
+    return moved(q);
+}
+
+static int licence_issued(rq_t *q)
+{
+    int rc = finish_step(q, OSSE_SS_DONE);
+    if (rc)
+        return rc;
+    json_decref(q->r->licence);
+    q->r->licence = json_deep_copy(q->ev->data);
+    json_object_del(q->r->licence, "step");
+    timeline(q->r, q->ev, "Licence %s issued", jstr(q->ev->data, "number"));
+    return moved(q);
+}
+
+static int request_completed(rq_t *q)
+{
+    osse_request_t *r = q->r;
+    osse_err_t *err = q->err;
+    for (size_t k = 0; k < r->wf->nsteps; k++)
+        if (!osse__sstate_done(r->steps[k].state))
+            return CORRUPT("request %s completed with step %s %s", r->id, r->wf->steps[k].name,
+                           osse__sstate_name(r->steps[k].state));
+    timeline(r, q->ev, "Request completed");
+    return set_status(r, OSSE_RS_COMPLETED, err);
+}
+
+/* RequestRejected, RequestWithdrawn, RequestExpired: the request ends as
+ * `to` and its unfinished steps are cancelled. */
+static int request_ended(rq_t *q, osse_rstatus_t to)
+{
+    osse_request_t *r = q->r;
+    int k = q->i, rc;
+    set_text(&r->reason, ending_reason(r, to, q->ev, k));
+    if ((rc = cancel_unfinished(q->e, r, q->ev->at, q->err)))
+        return rc;
+    if (to == OSSE_RS_EXPIRED && k >= 0)
+        set_text(&r->steps[k].reason, r->reason);
+    timeline(r, q->ev, "Request %s", osse__rstatus_name(to));
+    return set_status(r, to, q->err);
+}
+
+/* Event types of later features are kept in the log and the timeline even
+ * when this version does not project them. */
+static int not_projected(rq_t *q)
+{
+    tl_add(q->r, q->ev->at, "Event", osse_event_type_name(q->ev->type));
+    return 0;
+}
+
+/* A request event: its request's version is checked and its seq counted,
+ * then the function of its type changes the projection. */
 static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *id,
                          osse_err_t *err)
 {
-    const char *t = ev->type;
-    if (strcmp(t, "RequestSubmitted") == 0) {
-        if (ev->version != 1)
-            return CORRUPT("RequestSubmitted at version %u", ev->version);
-        int rc = submitted(e, ev, id, err);
-        if (rc)
-            return rc;
-    }
+    int rc;
+    if (ev->type == OSSE_EV_RequestSubmitted && (rc = submitted(e, ev, id, err)))
+        return rc;
     osse_request_t *r = osse__request(e, id);
     if (!r)
-        return CORRUPT("%s for unknown request %s", t, id);
+        return CORRUPT("%s for unknown request %s", osse_event_type_name(ev->type), id);
     if (ev->version != r->version + 1)
         return CORRUPT("request %s version %u after %u", id, ev->version, r->version);
     r->version = ev->version;
     grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
     r->seqs[r->nseqs++] = ev->seq;
-    if (strcmp(t, "RequestSubmitted") == 0)
-        return 0;
-    if (osse__rstatus_final(r->status))
-        return CORRUPT("%s after request %s ended", t, id);
-
-    int rc = 0, i;
-    const char *reason = jstr(ev->data, "reason");
-    if (strcmp(t, "StepOpened") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
-            return rc;
-        osse_step_t *s = &r->steps[i];
-        s->opened_at = ev->at;
-        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
-            return rc;
-        if (s->agency && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK) {
-            add_task(e, r, (size_t)i, s->agency);
-            stint_begin(s, ev->at);
-        }
-        timeline(r, ev->at, "StepOpened", "Step %s opened%s%s", r->wf->steps[i].name,
-                 s->agency ? " for " : "", s->agency ? s->agency : "");
-    } else if (strcmp(t, "StepSkipped") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_SKIPPED, err)))
-            return rc;
-        r->steps[i].decided_at = ev->at;
-        timeline(r, ev->at, "StepSkipped", "Step %s skipped", r->wf->steps[i].name);
-    } else if (strcmp(t, "TaskDecided") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        const char *outcome = jstr(ev->data, "outcome");
-        osse_sstate_t to;
-        if (!outcome)
-            return CORRUPT("TaskDecided without outcome");
-        if (strcmp(outcome, "approve") == 0)
-            to = OSSE_SS_APPROVED;
-        else if (strcmp(outcome, "reject") == 0)
-            to = OSSE_SS_REJECTED;
-        else if (strcmp(outcome, "return") == 0)
-            to = OSSE_SS_WAITING_APPLICANT;
-        else
-            return CORRUPT("TaskDecided with outcome %s", outcome);
-        if ((rc = set_step(r, (size_t)i, to, err)))
-            return rc;
-        osse_step_t *s = &r->steps[i];
-        /* A deemed decision is the engine's, not a person's: its reason is
-         * ours, and statistics do not count it as a decision by a person. */
-        bool deemed = json_is_true(json_object_get(ev->data, "deemed"));
-        set_text(&s->outcome, outcome);
-        set_text(&s->reason, !deemed                  ? (reason && *reason ? reason : NULL)
-                             : to == OSSE_SS_APPROVED ? REASON_DEEMED_APPROVED
-                                                      : REASON_DEEMED_REJECTED);
-        if (to != OSSE_SS_WAITING_APPLICANT) {
-            s->decided_at = ev->at;
-            stint_end(e, r, s, ev->at,
-                      !deemed                  ? OSSE_STINT_PERSON
-                      : to == OSSE_SS_APPROVED ? OSSE_STINT_DEEMED_APPROVE
-                                               : OSSE_STINT_DEEMED_REJECT);
-        } else {
-            stint_end(e, r, s, ev->at, OSSE_STINT_RETURNED);
-            /* The clock stops: keep what was left of it. */
-            json_t *rem = json_object_get(ev->data, "sla_remaining_ms");
-            json_t *wrem = json_object_get(ev->data, "warn_remaining_ms");
-            s->remaining_ms = json_is_integer(rem) ? json_integer_value(rem) : -1;
-            s->warn_remaining_ms = json_is_integer(wrem) ? json_integer_value(wrem) : -1;
-            s->due_at = s->warn_at = 0;
-        }
-        /* Reasons stay out of the timeline, which the public tracking
-         * view shows: they may hold personal data. */
-        timeline(r, ev->at, "TaskDecided", "%s: %s", r->wf->steps[i].name,
-                 to == OSSE_SS_APPROVED   ? "approved"
-                 : to == OSSE_SS_REJECTED ? "rejected"
-                                          : "returned to the applicant for more information");
-    } else if (strcmp(t, "SlaWarned") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        r->steps[i].sla_state = "warned";
-        r->steps[i].warn_at = 0;
-        timeline(r, ev->at, "SlaWarned", "%s: the deadline is near", r->wf->steps[i].name);
-    } else if (strcmp(t, "SlaBreached") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        r->steps[i].sla_state = "breached";
-        r->steps[i].warn_at = 0;
-        osse_stint_t *held = stint_held(&r->steps[i]);
-        if (held && !held->breached_at)
-            held->breached_at = held->overdue_from = ev->at;
-        timeline(r, ev->at, "SlaBreached", "%s: the deadline has passed", r->wf->steps[i].name);
-    } else if (strcmp(t, "SlaRescheduled") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
-            return rc;
-        timeline(r, ev->at, "SlaRescheduled", "%s: the deadline moved with the calendar",
-                 r->wf->steps[i].name);
-    } else if (strcmp(t, "TaskEscalated") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        const char *to = jstr(ev->data, "to");
-        if (!to || r->steps[i].state != OSSE_SS_OPEN)
-            return CORRUPT("bad TaskEscalated");
-        osse_step_t *s = &r->steps[i];
-        if (s->escalated)
-            return CORRUPT("step %s of %s escalated twice", r->wf->steps[i].name, id);
-        stint_end(e, r, s, ev->at, OSSE_STINT_ESCALATED);
-        /* The first stint keeps the definition's agency string: an agency
-         * is owned by the step only after the one escalation it may have. */
-        s->agency = strdup(to);
-        s->agency_owned = true;
-        s->escalated = true;
-        s->changed_at = r->version;
-        stint_begin(s, ev->at);
-        s->sla_state = "ok";
-        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
-            return rc;
-        add_task(e, r, (size_t)i, s->agency);
-        timeline(r, ev->at, "TaskEscalated", "%s: escalated to %s", r->wf->steps[i].name, to);
-    } else if (strcmp(t, "TaskAutoApproved") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_APPROVED, err)))
-            return rc;
-        osse_step_t *s = &r->steps[i];
-        set_text(&s->outcome, "approve");
-        set_text(&s->reason, REASON_AUTO_APPROVED);
-        s->decided_at = ev->at;
-        stint_end(e, r, s, ev->at, OSSE_STINT_AUTO);
-        timeline(r, ev->at, "TaskAutoApproved", "%s: approved automatically by rule",
-                 r->wf->steps[i].name);
-    } else if (strcmp(t, "RuleFailed") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        timeline(r, ev->at, "RuleFailed", "%s: a rule could not be evaluated", r->wf->steps[i].name);
-        return 0;
-    } else if (strcmp(t, "StepFailed") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
-            return rc;
-        r->steps[i].decided_at = ev->at;
-        set_text(&r->steps[i].reason, r->wf->steps[i].kind == OSSE_STEP_KIND_PAYMENT
-                                          ? REASON_FEE_FAILED
-                                          : REASON_STEP_FAILED);
-        timeline(r, ev->at, "StepFailed", "Step %s failed", r->wf->steps[i].name);
-    } else if (strcmp(t, "LinkageCompleted") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        json_t *answer = json_object_get(ev->data, "answer");
-        if (!answer || r->wf->steps[i].kind != OSSE_STEP_KIND_LINKAGE)
-            return CORRUPT("bad LinkageCompleted");
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
-            return rc;
-        r->steps[i].decided_at = ev->at;
-        /* A `require` that did not hold: the rejection that follows says
-         * why in the step's words. */
-        if (json_object_get(ev->data, "rule") && !json_is_true(json_object_get(ev->data, "result")))
-            set_text(&r->steps[i].reason,
-                     json_object_get(ev->data, "error") ? REASON_CHECK_ERROR : REASON_CHECK_FAILED);
-        if (!r->data)
-            r->data = json_object();
-        json_object_set_new(r->data, r->wf->steps[i].name, json_deep_copy(answer));
-        timeline(r, ev->at, "LinkageCompleted", "%s: the registry answered",
-                 r->wf->steps[i].name);
-    } else if (strcmp(t, "LinkageFailed") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_FAILED, err)))
-            return rc;
-        osse_step_t *s = &r->steps[i];
-        s->decided_at = ev->at;
-        /* The lookup's own error (a status, a timeout) stays in the event. */
-        set_text(&s->reason, REASON_LOOKUP_FAILED);
-        timeline(r, ev->at, "LinkageFailed", "%s: the registry lookup failed",
-                 r->wf->steps[i].name);
-    } else if (strcmp(t, "InfoProvided") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_OPEN, err)))
-            return rc;
-        json_t *form = json_object_get(ev->data, "form");
-        if (json_is_object(form) && json_object_size(form)) {
-            json_object_update(r->form, form);
-            r->form_changed_at = r->version;
-        }
-        osse_step_t *s = &r->steps[i];
-        s->remaining_ms = s->warn_remaining_ms = -1;
-        /* Open again: the return's outcome and reason no longer apply. */
-        set_text(&s->outcome, NULL);
-        set_text(&s->reason, NULL);
-        if (r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && s->agency)
-            stint_begin(s, ev->at);
-        if ((rc = deadlines(e, r, (size_t)i, ev, err)))
-            return rc;
-        timeline(r, ev->at, "InfoProvided", "The applicant provided information for %s",
-                 r->wf->steps[i].name);
-    } else if (strcmp(t, "PaymentDue") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        r->steps[i].amount_satang = json_integer_value(json_object_get(ev->data, "amount_satang"));
-        timeline(r, ev->at, "PaymentDue", "A fee of %s THB is due", jstr(ev->data, "amount"));
-    } else if (strcmp(t, "LicenceIssued") == 0) {
-        if ((i = step_of(r, ev, err)) < 0)
-            return OSSE_ECORRUPT;
-        if ((rc = set_step(r, (size_t)i, OSSE_SS_DONE, err)))
-            return rc;
-        r->steps[i].decided_at = ev->at;
-        json_decref(r->licence);
-        r->licence = json_deep_copy(ev->data);
-        json_object_del(r->licence, "step");
-        timeline(r, ev->at, "LicenceIssued", "Licence %s issued", jstr(ev->data, "number"));
-    } else if (strcmp(t, "RequestCompleted") == 0) {
-        for (size_t k = 0; k < r->wf->nsteps; k++)
-            if (!osse__sstate_done(r->steps[k].state))
-                return CORRUPT("request %s completed with step %s %s", id, r->wf->steps[k].name,
-                               osse__sstate_name(r->steps[k].state));
-        timeline(r, ev->at, "RequestCompleted", "Request completed");
-        return set_status(r, OSSE_RS_COMPLETED, err);
-    } else if (strcmp(t, "RequestRejected") == 0 || strcmp(t, "RequestWithdrawn") == 0 ||
-               strcmp(t, "RequestExpired") == 0) {
-        osse_rstatus_t to = t[7] == 'R' ? OSSE_RS_REJECTED
-                            : t[7] == 'W' ? OSSE_RS_WITHDRAWN
-                                          : OSSE_RS_EXPIRED;
-        static const char *types[] = {[OSSE_RS_REJECTED] = "RequestRejected",
-                                      [OSSE_RS_WITHDRAWN] = "RequestWithdrawn",
-                                      [OSSE_RS_EXPIRED] = "RequestExpired"};
-        int k = named_step(r, ev);
-        set_text(&r->reason, ending_reason(r, to, ev, k));
-        if ((rc = cancel_unfinished(e, r, ev->at, err)))
-            return rc;
-        if (to == OSSE_RS_EXPIRED && k >= 0)
-            set_text(&r->steps[k].reason, r->reason);
-        timeline(r, ev->at, types[to], "Request %s", osse__rstatus_name(to));
-        return set_status(r, to, err);
-    } else {
-        /* Event types of later features are kept in the log and the
-         * timeline even when this version does not project them. */
-        timeline(r, ev->at, "Event", "%s", t);
+    if (ev->type == OSSE_EV_RequestSubmitted) {
+        timeline(r, ev, "Request submitted (%s, version %d)", r->wfe->id, r->wf_version);
         return 0;
     }
-    return set_status(r, derived_status(r), err);
+    if (osse__rstatus_final(r->status))
+        return CORRUPT("%s after request %s ended", osse_event_type_name(ev->type), id);
+    rq_t q = {e, ev, r, named_step(r, ev), err};
+    if (q.i < 0 && osse_event_type_has(ev->type, OSSE_EVF_STEP))
+        return CORRUPT("%s names an unknown step", EVN(ev));
+    rc = 0;
+    switch (ev->type) {
+    case OSSE_EV_StepOpened: rc = step_opened(&q); break;
+    case OSSE_EV_StepSkipped: rc = step_skipped(&q); break;
+    case OSSE_EV_TaskAutoApproved: rc = task_auto_approved(&q); break;
+    case OSSE_EV_TaskDecided: rc = task_decided(&q); break;
+    case OSSE_EV_InfoProvided: rc = info_provided(&q); break;
+    case OSSE_EV_SlaWarned: rc = sla_warned(&q); break;
+    case OSSE_EV_SlaBreached: rc = sla_breached(&q); break;
+    case OSSE_EV_SlaRescheduled: rc = sla_rescheduled(&q); break;
+    case OSSE_EV_TaskEscalated: rc = task_escalated(&q); break;
+    case OSSE_EV_LinkageCompleted: rc = linkage_completed(&q); break;
+    case OSSE_EV_LinkageFailed: rc = linkage_failed(&q); break;
+    case OSSE_EV_PaymentDue: rc = payment_due(&q); break;
+    case OSSE_EV_LicenceIssued: rc = licence_issued(&q); break;
+    case OSSE_EV_RequestCompleted: rc = request_completed(&q); break;
+    case OSSE_EV_RequestRejected: rc = request_ended(&q, OSSE_RS_REJECTED); break;
+    case OSSE_EV_RequestWithdrawn: rc = request_ended(&q, OSSE_RS_WITHDRAWN); break;
+    case OSSE_EV_RequestExpired: rc = request_ended(&q, OSSE_RS_EXPIRED); break;
+    case OSSE_EV_StepFailed: rc = step_failed(&q); break;
+    case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
+    case OSSE_EV_PaymentReceived:
+    case OSSE_EV_LicenceExpired:
+    case OSSE_EV_LicenceRevoked:
+    case OSSE_EV_SlaOverdueNotice:
+    case OSSE_EV_PersonalDataErased: rc = not_projected(&q); break;
+    /* osse__apply sends only request events here. */
+    case OSSE_EV_RequestSubmitted:
+    case OSSE_EV_WorkflowPublished:
+    case OSSE_EV_CalendarUpdated:
+    case OSSE_EV_AgencyUpdated:
+    case OSSE_EV_PrincipalCreated:
+    case OSSE_EV_PrincipalRevoked:
+    case OSSE_EV_NotificationDelivered:
+    case OSSE_EV_NotificationFailed:
+    case OSSE_EV_SubscriptionUpdated:
+    case OSSE_EV_SubscriptionDeleted:
+    case OSSE_EV_AgencySecretRotated:
+    case OSSE_EV__COUNT:
+        return CORRUPT("%s is not a request event", osse_event_type_name(ev->type));
+    }
+    /* The handler has set the step's state, so its fresh deadlines are
+     * scheduled for the state it is in now. */
+    if (!rc && osse_event_type_has(ev->type, OSSE_EVF_SLA))
+        rc = deadlines(e, r, (size_t)q.i, ev, err);
+    return rc;
 }
+
+/* --- the other streams --- */
 
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *s = ev->stream;
     if (!json_is_object(ev->data))
         return CORRUPT("event %llu has no data object", (unsigned long long)ev->seq);
-    if (strncmp(s, "request/", 8) == 0)
-        return apply_request(e, ev, s + 8, err);
-    if (strncmp(s, "delivery/", 9) == 0) {
-        osse_request_t *r = osse__request(e, s + 9);
+    /* The decoder and the encoder made sure that the stream is of the
+     * type's kind, "<kind>/<id>". */
+    const char *id = strchr(s, '/') + 1;
+    osse_stream_kind_t kind = osse_event_type_kind(ev->type);
+    if (kind == OSSE_SK_REQUEST)
+        return apply_request(e, ev, id, err);
+    if (kind == OSSE_SK_DELIVERY) {
+        osse_request_t *r = osse__request(e, id);
         if (r) {
             grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
             r->seqs[r->nseqs++] = ev->seq;
@@ -673,16 +795,47 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     if (ev->version != have + 1)
         return CORRUPT("stream %s version %u after %u", s, ev->version, have);
     osse_map_put(&e->versions, s, (void *)(uintptr_t)ev->version);
-    const char *t = ev->type;
-    if (strcmp(t, "WorkflowPublished") == 0)
-        return apply_workflow(e, ev, err);
-    if (strcmp(t, "AgencyUpdated") == 0)
-        return apply_agency(e, ev, err);
-    if (strcmp(t, "CalendarUpdated") == 0)
-        return apply_calendar(e, ev, err);
-    if (strcmp(t, "PrincipalCreated") == 0 || strcmp(t, "PrincipalRevoked") == 0)
-        return apply_principal(e, ev, err);
-    if (strcmp(t, "SubscriptionUpdated") == 0 || strcmp(t, "SubscriptionDeleted") == 0)
-        return osse__apply_subscription(e, ev, err);
-    return 0;
+    switch (ev->type) {
+    case OSSE_EV_WorkflowPublished: return workflow_published(e, ev, err);
+    case OSSE_EV_CalendarUpdated: return calendar_updated(e, ev, err);
+    case OSSE_EV_AgencyUpdated: return agency_updated(e, ev, err);
+    case OSSE_EV_PrincipalCreated: return principal_created(e, ev, err);
+    case OSSE_EV_PrincipalRevoked: return principal_revoked(e, ev, err);
+    case OSSE_EV_SubscriptionUpdated:
+    case OSSE_EV_SubscriptionDeleted: return osse__apply_subscription(e, ev, err);
+    /* Kept in the log; no view holds them (yet). */
+    case OSSE_EV_NotificationDelivered:
+    case OSSE_EV_NotificationFailed:
+    case OSSE_EV_AgencySecretRotated: return 0;
+    /* Request events went to apply_request above. */
+    case OSSE_EV_RequestSubmitted:
+    case OSSE_EV_StepOpened:
+    case OSSE_EV_StepSkipped:
+    case OSSE_EV_TaskAutoApproved:
+    case OSSE_EV_TaskDecided:
+    case OSSE_EV_InfoProvided:
+    case OSSE_EV_SlaWarned:
+    case OSSE_EV_SlaBreached:
+    case OSSE_EV_SlaRescheduled:
+    case OSSE_EV_TaskEscalated:
+    case OSSE_EV_LinkageCompleted:
+    case OSSE_EV_LinkageFailed:
+    case OSSE_EV_PaymentDue:
+    case OSSE_EV_PaymentReceived:
+    case OSSE_EV_LicenceIssued:
+    case OSSE_EV_LicenceExpired:
+    case OSSE_EV_LicenceRevoked:
+    case OSSE_EV_SlaOverdueNotice:
+    case OSSE_EV_RequestCompleted:
+    case OSSE_EV_RequestRejected:
+    case OSSE_EV_RequestWithdrawn:
+    case OSSE_EV_RequestExpired:
+    case OSSE_EV_PersonalDataErased:
+    case OSSE_EV_StepFailed:
+    case OSSE_EV_RuleFailed:
+    case OSSE_EV__COUNT:
+        break;
+    }
+    return CORRUPT("event %llu: %s in stream %s", (unsigned long long)ev->seq,
+                   osse_event_type_name(ev->type), s);
 }

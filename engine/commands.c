@@ -167,7 +167,7 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
     if (!same) {
         char stream[128];
         snprintf(stream, sizeof stream, "workflow/%s", wf->id);
-        osse__emit(e, stream, "WorkflowPublished", p,
+        osse__emit(e, stream, OSSE_EV_WorkflowPublished, p,
                    json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition",
                              tree));
     }
@@ -245,7 +245,7 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                                      osse__time_json(warn)));
             }
         }
-        osse__emit(e, stream, "CalendarUpdated", p,
+        osse__emit(e, stream, OSSE_EV_CalendarUpdated, p,
                    json_pack("{s:s,s:O}", "id", id, "calendar", canon));
         size_t k;
         json_t *mv;
@@ -255,7 +255,7 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
             snprintf(rs, sizeof rs, "request/%s", json_string_value(json_object_get(mv, "request")));
             json_t *data = json_deep_copy(mv);
             json_object_del(data, "request");
-            osse__emit(e, rs, "SlaRescheduled", NULL, data);
+            osse__emit(e, rs, OSSE_EV_SlaRescheduled, NULL, data);
         }
         json_decref(moves);
     }
@@ -322,7 +322,7 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
                 !!a->webhook_url == !!wh && (!wh || strcmp(wh, a->webhook_url) == 0) &&
                 !!a->lookup_url == !!lu && (!lu || strcmp(lu, a->lookup_url) == 0);
     if (!same)
-        osse__emit(e, stream, "AgencyUpdated", p,
+        osse__emit(e, stream, OSSE_EV_AgencyUpdated, p,
                    json_pack("{s:s,s:s,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
                              "lookup_url", lu));
     a = osse_map_get(&e->agencies, id);
@@ -399,7 +399,7 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
     osse__new_token(token, h);
     osse__random_id(id, 8, "p-");
     snprintf(stream, sizeof stream, "principal/%s", id);
-    osse__emit(e, stream, "PrincipalCreated", p,
+    osse__emit(e, stream, OSSE_EV_PrincipalCreated, p,
                json_pack("{s:s,s:s,s:s?,s:s?,s:s}", "id", id, "role", role, "agency", agency,
                          "name", name, "token_hash", h));
     *out = principal_json(osse_map_get(&e->principals, id));
@@ -432,7 +432,7 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     if (!t->revoked) {
         char stream[64];
         snprintf(stream, sizeof stream, "principal/%s", id);
-        osse__emit(e, stream, "PrincipalRevoked", p, json_pack("{s:s}", "id", id));
+        osse__emit(e, stream, OSSE_EV_PrincipalRevoked, p, json_pack("{s:s}", "id", id));
     }
     *out = principal_json(t);
     return 0;
@@ -620,27 +620,27 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     json_t *rec;
     if (s->when && !run_condition(r, s->when, &rec)) {
         step_data(rec, s->name);
-        osse__emit(e, stream, "StepSkipped", NULL, rec);
+        osse__emit(e, stream, OSSE_EV_StepSkipped, NULL, rec);
         return true;
     }
     if (s->when)
         json_decref(rec);
     int64_t due, warn;
     osse__sla_times(e, r, i, now, osse__sla_total(e, r, i, now), &due, &warn);
-    osse__emit(e, stream, "StepOpened", actor,
+    osse__emit(e, stream, OSSE_EV_StepOpened, actor,
                json_pack("{s:s,s:s,s:s?,s:o,s:o}", "step", s->name, "kind",
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
                          osse__time_json(due), "warn_at", osse__time_json(warn)));
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
         if (run_condition(r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
-            osse__emit(e, stream, "TaskAutoApproved", NULL, rec);
+            osse__emit(e, stream, OSSE_EV_TaskAutoApproved, NULL, rec);
         } else if (json_object_get(rec, "error")) {
             /* A rule that fails counts as false, and the failure is on the
              * record with the inputs it read (SPEC §2). */
             step_data(rec, s->name);
             json_object_set_new(rec, "kind", json_string("auto_approve"));
-            osse__emit(e, stream, "RuleFailed", NULL, rec);
+            osse__emit(e, stream, OSSE_EV_RuleFailed, NULL, rec);
         } else {
             json_decref(rec);
         }
@@ -655,8 +655,8 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
             if (!json_object_get(rec, "error"))
                 json_object_set_new(rec, "error",
                                     json_string("the amount is not a number from 0 to 10^12"));
-            osse__emit(e, stream, "StepFailed", NULL, rec);
-            osse__emit(e, stream, "RequestRejected", NULL,
+            osse__emit(e, stream, OSSE_EV_StepFailed, NULL, rec);
+            osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
                        json_pack("{s:s,s:s}", "step", s->name, "reason",
                                  "the fee cannot be computed"));
             return false;
@@ -667,7 +667,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         json_object_set_new(rec, "amount", json_string(m));
         json_object_set_new(rec, "amount_satang", json_integer((json_int_t)satang));
         step_data(rec, s->name);
-        osse__emit(e, stream, "PaymentDue", NULL, rec);
+        osse__emit(e, stream, OSSE_EV_PaymentDue, NULL, rec);
     } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
         char number[128];
         r->wfe->licence_seq++;
@@ -681,7 +681,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         }
         int64_t until =
             s->valid_for.kind == OSSE_DUR_WALL ? osse_duration_add_wall(&s->valid_for, now) : 0;
-        osse__emit(e, stream, "LicenceIssued", actor,
+        osse__emit(e, stream, OSSE_EV_LicenceIssued, actor,
                    json_pack("{s:s,s:s,s:o,s:o,s:o}", "step", s->name, "number", number,
                              "valid_from", osse__time_json(now), "valid_until",
                              osse__time_json(until), "public_fields", pub));
@@ -718,7 +718,7 @@ void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *
             return;
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, "RequestCompleted", NULL, json_object());
+    osse__emit(e, stream, OSSE_EV_RequestCompleted, NULL, json_object());
 }
 
 int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
@@ -765,7 +765,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
     snprintf(stream, sizeof stream, "request/%s", id);
-    osse__emit(e, stream, "RequestSubmitted", p,
+    osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
                json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
                          p->id, "form", form));
@@ -871,11 +871,11 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
                 data, "warn_remaining_ms",
                 json_integer(osse__sla_between(e, r, (size_t)i, now, st->warn_at)));
     }
-    osse__emit(e, stream, "TaskDecided", p, data);
+    osse__emit(e, stream, OSSE_EV_TaskDecided, p, data);
     if (strcmp(outcome, "approve") == 0)
         osse__advance(e, r, NULL);
     else if (strcmp(outcome, "reject") == 0)
-        osse__emit(e, stream, "RequestRejected", NULL,
+        osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
                    json_pack("{s:s,s:s?}", "step", step, "reason", reason));
     *out = osse__request_view(e, r, false);
     return 0;
@@ -948,7 +948,7 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                                       osse__sla_add(e, r, (size_t)i, now, st->warn_remaining_ms))
                                 : json_null());
     }
-    osse__emit(e, stream, "InfoProvided", p, data);
+    osse__emit(e, stream, OSSE_EV_InfoProvided, p, data);
     *out = osse__request_view(e, r, false);
     return 0;
 }
@@ -970,7 +970,7 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
                           osse__rstatus_name(r->status));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, "RequestWithdrawn", p, json_pack("{s:s?}", "reason", reason));
+    osse__emit(e, stream, OSSE_EV_RequestWithdrawn, p, json_pack("{s:s?}", "reason", reason));
     *out = osse__request_view(e, r, false);
     return 0;
 }

@@ -89,7 +89,7 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
         osse_sub_t *s = osse_map_get(&e->subs, keys[i]);
         json_t *evs = json_array();
         for (size_t k = 0; k < s->nevents; k++)
-            json_array_append_new(evs, json_string(s->events[k]));
+            json_array_append_new(evs, json_string(osse_event_type_name(s->events[k])));
         feed(&st, "S ", json_pack("[s,s,o,s]", s->id, s->url, evs, s->owner));
     }
     free(keys);
@@ -102,18 +102,28 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     return 0;
 }
 
-/* The definition's text of the rule an event records, or NULL. */
-static const char *rule_of(const osse_wf_step_t *s, const char *type)
+/* The definition's text of the rule an event of type t records, or NULL;
+ * *cond: the rule is a condition (when, auto_approve, require), whose
+ * non-boolean result is recorded as an error. */
+static const char *rule_of(const osse_wf_step_t *s, osse_event_type_t t, bool *cond)
 {
-    if (strcmp(type, "TaskAutoApproved") == 0 || strcmp(type, "RuleFailed") == 0)
+    *cond = true;
+    switch (t) {
+    case OSSE_EV_TaskAutoApproved:
+    case OSSE_EV_RuleFailed:
         return s->auto_approve;
-    if (strcmp(type, "StepSkipped") == 0)
+    case OSSE_EV_StepSkipped:
         return s->when;
-    if (strcmp(type, "PaymentDue") == 0 || strcmp(type, "StepFailed") == 0)
-        return s->amount;
-    if (strcmp(type, "LinkageCompleted") == 0)
+    case OSSE_EV_LinkageCompleted:
         return s->require;
-    return NULL;
+    case OSSE_EV_PaymentDue:
+    case OSSE_EV_StepFailed:
+        *cond = false;
+        return s->amount;
+    default:
+        *cond = false;
+        return NULL;
+    }
 }
 
 size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
@@ -131,10 +141,12 @@ size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *byt
     int i = r && step ? osse_wf_step_index(r->wf, step) : -1;
     if (!recorded || i < 0)
         goto out;
-    const char *text = rule_of(&r->wf->steps[i], ev.type);
+    bool cond;
+    const char *text = rule_of(&r->wf->steps[i], ev.type, &cond);
     if (!text || strcmp(text, recorded) != 0) {
         fprintf(out, "seq %llu %s %s: the recorded rule \"%s\" is not the rule of %s version %d\n",
-                (unsigned long long)seq, ev.type, step, recorded, r->wfe->id, r->wf_version);
+                (unsigned long long)seq, osse_event_type_name(ev.type), step, recorded, r->wfe->id,
+                r->wf_version);
         diffs++;
         goto out;
     }
@@ -144,22 +156,19 @@ size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *byt
     if (osse_expr_parse(text, strlen(text), &x, &col, &err) ||
         osse_expr_root_from_inputs(json_object_get(ev.data, "inputs"), &root)) {
         fprintf(out, "seq %llu %s %s: the rule cannot be rerun: %s\n", (unsigned long long)seq,
-                ev.type, step, err.msg);
+                osse_event_type_name(ev.type), step, err.msg);
         diffs++;
     } else {
         int rc = osse_expr_eval(x, root, &result, NULL, &err);
         json_t *want = json_object_get(ev.data, "result");
-        /* A condition (when, auto_approve, require) records a non-boolean
-         * result as an error. */
-        bool cond = strcmp(ev.type, "StepSkipped") == 0 || strcmp(ev.type, "RuleFailed") == 0 ||
-                    strcmp(ev.type, "LinkageCompleted") == 0;
         bool same = want ? rc == 0 && json_equal(want, result)
                          : rc != 0 || (cond && !json_is_boolean(result));
         if (!same) {
             char *got = rc ? NULL : json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
             char *had = want ? json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             fprintf(out, "seq %llu %s %s: recorded %s, rerun gives %s\n", (unsigned long long)seq,
-                    ev.type, step, had ? had : "an error", got ? got : err.msg);
+                    osse_event_type_name(ev.type), step, had ? had : "an error",
+                    got ? got : err.msg);
             free(got);
             free(had);
             diffs++;

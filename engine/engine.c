@@ -178,7 +178,7 @@ static uint32_t next_version(osse_engine_t *e, const char *stream)
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
 }
 
-void osse__emit(osse_engine_t *e, const char *stream, const char *type,
+void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data)
 {
     osse_err_t err = {0};
@@ -187,7 +187,7 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
         .seq = osse_log_last_seq(e->log) + 1,
         .stream = (char *)stream,
         .version = next_version(e, stream),
-        .type = (char *)type,
+        .type = type,
         .at = osse_engine_now(e),
         .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
         .actor_id = actor ? actor->id : "osse",
@@ -195,14 +195,16 @@ void osse__emit(osse_engine_t *e, const char *stream, const char *type,
     };
     osse_buf_reset(&e->enc);
     if (osse_event_encode(&ev, &e->enc))
-        osse__panic(__FILE__, __LINE__, "cannot encode event %s", type);
+        osse__panic(__FILE__, __LINE__, "cannot encode event %s in %s", osse_event_type_name(type),
+                    stream);
     if (!e->batch)
         new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
     osse__audit_append(e, e->enc.ptr, e->enc.len);
     if (osse__apply(e, &ev, &err))
-        osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", type, err.msg);
+        osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
+                    err.msg);
     e->applied = ev.seq;
     osse__notify_event(e, &ev);
     json_decref(data);
@@ -453,10 +455,11 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
                              osse_err_t *err)
 {
     osse_event_t ev;
-    int rc = osse_event_decode(bytes, len, &ev, err);
+    osse_err_t derr = {0}; /* not err itself: its message is formatted into err */
+    int rc = osse_event_decode(bytes, len, &ev, &derr);
     if (rc)
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
-                            (unsigned long long)seq, err ? err->msg : "");
+                            (unsigned long long)seq, derr.msg);
     if (ev.seq != seq || seq != e->applied + 1) {
         osse_event_clear(&ev);
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
@@ -473,14 +476,18 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
     return rc;
 }
 
+typedef struct {
+    osse_engine_t *e;
+    osse_err_t err; /* why the replay stopped */
+} replay_t;
+
 static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
-    osse_engine_t *e = ud;
-    osse_err_t err = {0};
-    int rc = osse_engine_replay_event(e, seq, bytes, len, &err);
+    replay_t *rp = ud;
+    int rc = osse_engine_replay_event(rp->e, seq, bytes, len, &rp->err);
     if (rc)
         osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
-                  err.msg);
+                  rp->err.msg);
     return rc;
 }
 
@@ -589,7 +596,7 @@ static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
     osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
     snprintf(stream, sizeof stream, "principal/%s", id);
-    osse__emit(e, stream, "PrincipalCreated", NULL,
+    osse__emit(e, stream, OSSE_EV_PrincipalCreated, NULL,
                json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
                          "token_hash", h));
     int done = 0;
@@ -647,13 +654,17 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
-    rc = osse_log_scan(e->log, 1, replay_one, e, err);
+    replay_t rp = {.e = e};
+    rc = osse_log_scan(e->log, 1, replay_one, &rp, err);
     e->replaying = false;
     if (!rc)
         osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
                   (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
     if (rc) {
-        if (!err || !err->msg[0])
+        /* Say which event stopped the replay (its seq) and why. */
+        if (rp.err.msg[0])
+            osse_err_set(err, rc, "the log in %s cannot be replayed: %s", dbdir, rp.err.msg);
+        else if (!err || !err->msg[0])
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }

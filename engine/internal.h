@@ -276,7 +276,7 @@ struct osse_engine_s {
 typedef struct osse_sub_s {
     char *id, *url;
     char *owner; /* the principal that created it */
-    char **events;
+    osse_event_type_t *events; /* subscribable types, as listed */
     size_t nevents;
     char secret[48]; /* base64url of 32 random bytes; "" until the side record exists */
 } osse_sub_t;
@@ -298,7 +298,7 @@ void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Emits one event: assigns seq and version, encodes it into the current
  * batch and applies it. data is taken (stolen reference). Aborts on
  * allocation failure (an event half-applied cannot be undone). */
-void osse__emit(osse_engine_t *e, const char *stream, const char *type,
+void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data);
 
 /* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT

@@ -105,9 +105,9 @@ static void fail_step(osse_engine_t *e, osse_request_t *r, size_t i, uint32_t at
     json_t *d = json_pack("{s:s,s:i,s:s}", "step", name, "attempts", (int)attempts, "error", error);
     if (input)
         json_object_set_new(d, "input", json_string(input));
-    osse__emit(e, stream, "LinkageFailed", NULL, d);
+    osse__emit(e, stream, OSSE_EV_LinkageFailed, NULL, d);
     snprintf(reason, sizeof reason, "the registry lookup of step %s failed", name);
-    osse__emit(e, stream, "RequestRejected", NULL,
+    osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
                json_pack("{s:s,s:s}", "step", name, "reason", reason));
 }
 
@@ -158,14 +158,14 @@ static void complete(call_t *c, json_t *answer)
     char stream[96];
     stream_of(r, stream, sizeof stream);
     bool failed = json_object_get(rec, "error") != NULL;
-    osse__emit(e, stream, "LinkageCompleted", NULL, rec);
+    osse__emit(e, stream, OSSE_EV_LinkageCompleted, NULL, rec);
     if (ok) {
         osse__advance(e, r, NULL);
     } else {
         char reason[200];
         snprintf(reason, sizeof reason, "the requirement of step %s %s", s->name,
                  failed ? "could not be evaluated" : "is not met");
-        osse__emit(e, stream, "RequestRejected", NULL,
+        osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
                    json_pack("{s:s,s:s}", "step", s->name, "reason", reason));
     }
 }

@@ -56,7 +56,7 @@ typedef struct wait_s {
 typedef struct later_s {
     struct later_s *next;
     char *id, *stream;
-    const char *type; /* static */
+    osse_event_type_t type;
     json_t *data;
 } later_t;
 
@@ -68,29 +68,6 @@ struct osse_notify_s {
     later_t *later, **later_tail; /* FIFO */
     bool closed;
 };
-
-/* The request event types a subscription may list. Notification events are
- * not among them: a delivery about a delivery would never end. */
-/* clang-format off */
-static const char *const sub_types[] = {
-    "RequestSubmitted", "StepOpened",      "StepSkipped",      "TaskAutoApproved",
-    "TaskDecided",      "InfoProvided",    "SlaWarned",        "SlaBreached",
-    "SlaRescheduled",   "TaskEscalated",   "LinkageCompleted", "LinkageFailed",
-    "PaymentDue",       "PaymentReceived", "LicenceIssued",    "RequestCompleted",
-    "RequestRejected",  "RequestWithdrawn", "RequestExpired",  "PersonalDataErased",
-    "StepFailed",       "RuleFailed",      NULL};
-/* clang-format on */
-
-/* The events that notify the agency holding the task. */
-static const char *const agency_types[] = {"StepOpened", "TaskEscalated", "InfoProvided",
-                                           "SlaWarned",  "SlaBreached",   NULL};
-
-static bool in_list(const char *const *l, const char *s)
-{
-    for (; *l; l++)
-        if (strcmp(*l, s) == 0) return true;
-    return false;
-}
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -228,10 +205,10 @@ static json_t *task_summary(const osse_request_t *r, size_t i)
     return t;
 }
 
-static bool sub_wants(const osse_sub_t *s, const char *type)
+static bool sub_wants(const osse_sub_t *s, osse_event_type_t type)
 {
     for (size_t i = 0; i < s->nevents; i++)
-        if (strcmp(s->events[i], type) == 0) return true;
+        if (s->events[i] == type) return true;
     return false;
 }
 
@@ -242,7 +219,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
     osse_request_t *r = osse__request(e, ev->stream + 8);
     if (!r) return;
     char receiver[200];
-    if (in_list(agency_types, ev->type)) {
+    if (osse_event_type_has(ev->type, OSSE_EVF_AGENCY)) {
         const char *step = jstr(ev->data, "step");
         int i = step ? osse_wf_step_index(r->wf, step) : -1;
         const osse_agency_t *a = NULL;
@@ -250,7 +227,8 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
             a = osse_map_get(&e->agencies, r->steps[i].agency);
         if (a && a->webhook_url && a->secret[0]) {
             snprintf(receiver, sizeof receiver, "agency:%s", a->id);
-            create(e, receiver, a->webhook_url, a->secret, r->id, ev->type, ev,
+            create(e, receiver, a->webhook_url, a->secret, r->id, osse_event_type_name(ev->type),
+                   ev,
                    json_pack("{s:o,s:o}", "task", task_summary(r, (size_t)i), "request",
                              request_summary(r)));
         }
@@ -266,10 +244,11 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
         /* A portal hears of the requests it submitted; the platform of all. */
         if (owner->role != OSSE_ROLE_PLATFORM && !(r->portal && strcmp(r->portal, owner->id) == 0))
             continue;
-        json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type", ev->type,
+        json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type",
+                                osse_event_type_name(ev->type),
                                 "at", osse__time_json(ev->at), "data", ev->data);
         snprintf(receiver, sizeof receiver, "subscription:%s", s->id);
-        create(e, receiver, s->url, s->secret, r->id, ev->type, ev,
+        create(e, receiver, s->url, s->secret, r->id, osse_event_type_name(ev->type), ev,
                json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));
     }
 }
@@ -290,7 +269,7 @@ static int body_ids(const osse_hooks_delivery_t *d, char *rid, size_t rn, char *
     return rc;
 }
 
-static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, const char *ev_type,
+static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, osse_event_type_t ev_type,
                     json_t *data)
 {
     osse_engine_t *e = n->e;
@@ -353,7 +332,7 @@ static void log_attempt(const osse_hooks_delivery_t *d, uint32_t attempt, const 
 
 static void on_delivered(void *ud, const osse_hooks_delivery_t *d, uint32_t attempts, int status)
 {
-    outcome(ud, d, "NotificationDelivered",
+    outcome(ud, d, OSSE_EV_NotificationDelivered,
             json_pack("{s:s,s:s,s:i,s:i}", "delivery", d->id, "receiver", d->receiver, "attempts",
                       (int)attempts, "status", status));
 }
@@ -362,7 +341,7 @@ static void on_failed(void *ud, const osse_hooks_delivery_t *d, uint32_t attempt
                       const char *last_error)
 {
     log_attempt(d, attempts, last_error, 0);
-    outcome(ud, d, "NotificationFailed",
+    outcome(ud, d, OSSE_EV_NotificationFailed,
             json_pack("{s:s,s:s,s:i,s:s}", "delivery", d->id, "receiver", d->receiver, "attempts",
                       (int)attempts, "error", last_error ? last_error : "unknown"));
 }
@@ -471,8 +450,6 @@ void osse__notify_stop(osse_engine_t *e)
 
 static void sub_free(osse_sub_t *s)
 {
-    for (size_t i = 0; i < s->nevents; i++)
-        free(s->events[i]);
     free(s->events);
     free(s->id);
     free(s->url);
@@ -528,39 +505,46 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
     const char *id = jstr(ev->data, "id"), *url = jstr(ev->data, "url"),
                *owner = jstr(ev->data, "owner");
     osse_sub_t *s = id ? osse_map_get(&e->subs, id) : NULL;
-    if (strcmp(ev->type, "SubscriptionDeleted") == 0) {
+    if (ev->type == OSSE_EV_SubscriptionDeleted) {
         /* Gone from every view; a later SubscriptionUpdated of the same id
          * starts a new one. */
         if (!s)
-            return osse_err_set(err, OSSE_ECORRUPT, "SubscriptionDeleted of unknown %s",
-                                id ? id : "(no id)");
+            return osse_err_set(err, OSSE_ECORRUPT, "%s of unknown %s",
+                                osse_event_type_name(ev->type), id ? id : "(no id)");
         osse_map_del(&e->subs, id);
         sub_free(s);
         return 0;
     }
     json_t *events = json_object_get(ev->data, "events");
     if (!id || !url || !owner || !json_is_array(events))
-        return osse_err_set(err, OSSE_ECORRUPT, "bad SubscriptionUpdated");
+        return osse_err_set(err, OSSE_ECORRUPT, "bad %s", osse_event_type_name(ev->type));
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s || !(s->id = strdup(id)) || !(s->owner = strdup(owner)) ||
             osse_map_put(&e->subs, id, s))
             osse__panic(__FILE__, __LINE__, "out of memory");
     }
-    for (size_t i = 0; i < s->nevents; i++)
-        free(s->events[i]);
-    free(s->events);
-    free(s->url);
-    s->url = strdup(url);
-    s->nevents = json_array_size(events);
-    s->events = calloc(s->nevents ? s->nevents : 1, sizeof *s->events);
-    size_t i;
+    size_t n = json_array_size(events), i;
+    osse_event_type_t *types = calloc(n ? n : 1, sizeof *types);
     json_t *t;
+    if (!types)
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    /* PUT let only subscribable types in: anything else is damage. */
     json_array_foreach(events, i, t)
     {
         const char *ts = json_string_value(t);
-        s->events[i] = strdup(ts ? ts : "");
+        if (!ts || osse_event_type_parse(ts, strlen(ts), &types[i]) ||
+            !osse_event_type_has(types[i], OSSE_EVF_SUBSCRIBABLE)) {
+            free(types);
+            return osse_err_set(err, OSSE_ECORRUPT, "%s %s lists %s",
+                                osse_event_type_name(ev->type), id, ts ? ts : "a non-string");
+        }
     }
+    free(s->events);
+    free(s->url);
+    s->url = strdup(url);
+    s->nevents = n;
+    s->events = types;
     return 0;
 }
 
@@ -571,7 +555,7 @@ static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)
     snprintf(stream, sizeof stream, "subscription/%s", s->id);
     json_t *ev = json_array();
     for (size_t i = 0; i < s->nevents; i++)
-        json_array_append_new(ev, json_string(s->events[i]));
+        json_array_append_new(ev, json_string(osse_event_type_name(s->events[i])));
     return json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", s->id, "url", s->url, "events", ev,
                      secret ? "secret" : "owner", secret ? s->secret : s->owner, "version",
                      (int)(uintptr_t)osse_map_get(&e->versions, stream));
@@ -629,7 +613,7 @@ int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, co
     char stream[160], receiver[200], key[160];
     snprintf(stream, sizeof stream, "subscription/%s", id);
     snprintf(receiver, sizeof receiver, "subscription:%s", id);
-    osse__emit(e, stream, "SubscriptionDeleted", p, json_pack("{s:s}", "id", id));
+    osse__emit(e, stream, OSSE_EV_SubscriptionDeleted, p, json_pack("{s:s}", "id", id));
     /* Its secret goes with it: a new subscription of this id gets a new one. */
     int kl = snprintf(key, sizeof key, SUB_SECRET_PREFIX "%s", id);
     osse__batch_need(e);
@@ -673,7 +657,10 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
         {
             char path[32];
             snprintf(path, sizeof path, "events[%zu]", i);
-            if (!json_is_string(v) || !in_list(sub_types, json_string_value(v)))
+            osse_event_type_t t;
+            if (!json_is_string(v) ||
+                osse_event_type_parse(json_string_value(v), json_string_length(v), &t) ||
+                !osse_event_type_has(t, OSSE_EVF_SUBSCRIBABLE))
                 osse__detail(f, path, "not a request event type");
             for (size_t j = 0; j < i; j++)
                 if (json_equal(v, json_array_get(events, j))) osse__detail(f, path, "listed twice");
@@ -684,11 +671,12 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
     *status = s ? 200 : 201;
     bool same = s && strcmp(s->url, url) == 0 && s->nevents == json_array_size(events);
     for (i = 0; same && i < s->nevents; i++)
-        same = strcmp(s->events[i], json_string_value(json_array_get(events, i))) == 0;
+        same = strcmp(osse_event_type_name(s->events[i]),
+                      json_string_value(json_array_get(events, i))) == 0;
     if (!same) {
         char stream[160];
         snprintf(stream, sizeof stream, "subscription/%s", id);
-        osse__emit(e, stream, "SubscriptionUpdated", p,
+        osse__emit(e, stream, OSSE_EV_SubscriptionUpdated, p,
                    json_pack("{s:s,s:s,s:O,s:s}", "id", id, "url", url, "events", events, "owner",
                              s ? s->owner : p->id));
         s = osse_map_get(&e->subs, id);

@@ -139,7 +139,7 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
     osse_logf(OSSE_LEVEL_WARN, "sla breached", "request=%s step=%s agency=%s due_at=%s action=%s",
               r->id, ws->name, s->agency, osse_time_fmt(at, due), names[action]);
     snprintf(stream, sizeof stream, "request/%s", r->id);
-    osse__emit(e, stream, "SlaBreached", NULL,
+    osse__emit(e, stream, OSSE_EV_SlaBreached, NULL,
                json_pack("{s:s,s:s?,s:o,s:s}", "step", ws->name, "agency", s->agency, "due_at",
                          osse__time_json(at), "action", names[action]));
     bool task = ws->kind == OSSE_STEP_KIND_TASK;
@@ -149,7 +149,7 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
     case OSSE_BREACH_APPROVE:
         if (!task)
             break;
-        osse__emit(e, stream, "TaskDecided", NULL,
+        osse__emit(e, stream, OSSE_EV_TaskDecided, NULL,
                    json_pack("{s:s,s:s?,s:s,s:b,s:s}", "step", ws->name, "agency", s->agency,
                              "outcome", "approve", "deemed", 1, "reason",
                              "deemed approved: no decision within the SLA"));
@@ -157,11 +157,11 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
         break;
     case OSSE_BREACH_REJECT:
         if (task)
-            osse__emit(e, stream, "TaskDecided", NULL,
+            osse__emit(e, stream, OSSE_EV_TaskDecided, NULL,
                        json_pack("{s:s,s:s?,s:s,s:b,s:s}", "step", ws->name, "agency", s->agency,
                                  "outcome", "reject", "deemed", 1, "reason",
                                  "rejected: no decision within the SLA"));
-        osse__emit(e, stream, "RequestRejected", NULL,
+        osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
                    json_pack("{s:s,s:s}", "step", ws->name, "reason",
                              "no decision within the SLA"));
         break;
@@ -169,14 +169,14 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
         /* A fresh SLA, counted from the breach, for the agency escalated to. */
         int64_t due, warn;
         osse__sla_times(e, r, i, at, osse__sla_total(e, r, i, at), &due, &warn);
-        osse__emit(e, stream, "TaskEscalated", NULL,
+        osse__emit(e, stream, OSSE_EV_TaskEscalated, NULL,
                    json_pack("{s:s,s:s?,s:s,s:o,s:o}", "step", ws->name, "from", s->agency, "to",
                              ws->escalate_to, "due_at", osse__time_json(due), "warn_at",
                              osse__time_json(warn)));
         break;
     }
     case OSSE_BREACH_EXPIRE:
-        osse__emit(e, stream, "RequestExpired", NULL,
+        osse__emit(e, stream, OSSE_EV_RequestExpired, NULL,
                    json_pack("{s:s,s:s}", "step", ws->name, "reason",
                              "the deadline of this step passed"));
         break;
@@ -211,7 +211,7 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
         } else {
             char stream[96];
             snprintf(stream, sizeof stream, "request/%s", r->id);
-            osse__emit(e, stream, "SlaWarned", NULL,
+            osse__emit(e, stream, OSSE_EV_SlaWarned, NULL,
                        json_pack("{s:s,s:s?,s:o,s:o}", "step", r->wf->steps[t.step].name, "agency",
                                  r->steps[t.step].agency, "warn_at", osse__time_json(t.at),
                                  "due_at", osse__time_json(r->steps[t.step].due_at)));

@@ -13,7 +13,8 @@
  * here checks every declared length against the bytes left before it
  * allocates anything, refuses nesting deeper than OSSE_EVENT_MAX_DEPTH, and
  * refuses trailing bytes, unknown keys, out-of-order keys, duplicate keys,
- * bin/ext types and integers outside jansson's range (OSSE_ECORRUPT). */
+ * bin/ext types, integers outside jansson's range, event types that SPEC §5
+ * does not list and types in a stream of another kind (OSSE_ECORRUPT). */
 #include "storage/event.h"
 #include "common/utf8.h"
 
@@ -167,7 +168,12 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
 {
     size_t start = out->len;
     int rc;
+    osse_stream_kind_t kind;
     if (ev->data && !json_is_object(ev->data))
+        return OSSE_EINVAL;
+    /* What the decoder would refuse is never written. */
+    if ((unsigned)ev->type >= OSSE_EV__COUNT || !ev->stream ||
+        osse_stream_kind_parse(ev->stream, &kind) || kind != osse_event_type_kind(ev->type))
         return OSSE_EINVAL;
     if ((rc = put_u8(out, 0x87)))
         goto out;
@@ -177,7 +183,7 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
         goto out;
     if ((rc = put_str(out, "version", 7)) || (rc = put_uint(out, ev->version)))
         goto out;
-    if ((rc = put_str(out, "type", 4)) || (rc = put_cstr(out, ev->type)))
+    if ((rc = put_str(out, "type", 4)) || (rc = put_cstr(out, osse_event_type_name(ev->type))))
         goto out;
     if ((rc = put_str(out, "at", 2)) || (rc = put_int(out, ev->at)))
         goto out;
@@ -411,19 +417,28 @@ static int rd_i64(rd_t *r, int64_t *v)
     return 0;
 }
 
-/* Reads a string into a fresh NUL-terminated copy; embedded NULs are refused
- * since these fields are C strings. */
+/* Reads a string of the fixed part (borrowed from the input): UTF-8 without
+ * a NUL byte, since these fields are C strings. */
+static int rd_text(rd_t *r, const char **s, size_t *n)
+{
+    int rc = rd_str(r, s, n);
+    if (rc)
+        return rc;
+    if (memchr(*s, '\0', *n))
+        return corrupt(r, "NUL byte in a string field");
+    if (!osse_utf8_valid(*s, *n))
+        return corrupt(r, "a string field is not UTF-8");
+    return 0;
+}
+
+/* Reads a string of the fixed part into a fresh NUL-terminated copy. */
 static int rd_cstr(rd_t *r, char **out)
 {
     const char *s = NULL;
     size_t n = 0;
-    int rc = rd_str(r, &s, &n);
+    int rc = rd_text(r, &s, &n);
     if (rc)
         return rc;
-    if (memchr(s, '\0', n))
-        return corrupt(r, "NUL byte in a string field");
-    if (!osse_utf8_valid(s, n))
-        return corrupt(r, "a string field is not UTF-8");
     char *c = malloc(n + 1);
     if (!c)
         return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
@@ -574,6 +589,25 @@ static int rd_map_header(rd_t *r, uint64_t want)
     return 0;
 }
 
+/* The type, decoded once into the enum: a name SPEC §5 does not list, or a
+ * type stored in a stream of another kind, is a damaged event. */
+static int rd_type(rd_t *r, const char *stream, osse_event_type_t *out)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    osse_stream_kind_t kind;
+    int rc = rd_text(r, &s, &n);
+    if (rc)
+        return rc;
+    if (osse_event_type_parse(s, n, out) != 0) /* quoted, cut short */
+        return osse_err_set(r->err, OSSE_ECORRUPT, "event: unknown event type \"%.*s\"",
+                            n > 64 ? 64 : (int)n, s);
+    if (osse_stream_kind_parse(stream, &kind) != 0 || kind != osse_event_type_kind(*out))
+        return osse_err_set(r->err, OSSE_ECORRUPT, "event: %s does not belong in stream %.200s",
+                            osse_event_type_name(*out), stream);
+    return 0;
+}
+
 int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err)
 {
     rd_t r = {(const uint8_t *)bytes, (const uint8_t *)bytes + len, err};
@@ -594,7 +628,7 @@ int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err
     if ((rc = rd_key(&r, "version")) || (rc = rd_uint(&r, UINT32_MAX, &v)))
         goto out;
     ev.version = (uint32_t)v;
-    if ((rc = rd_key(&r, "type")) || (rc = rd_cstr(&r, &ev.type)))
+    if ((rc = rd_key(&r, "type")) || (rc = rd_type(&r, ev.stream, &ev.type)))
         goto out;
     if ((rc = rd_key(&r, "at")) || (rc = rd_i64(&r, &ev.at)))
         goto out;
@@ -635,7 +669,6 @@ void osse_event_clear(osse_event_t *ev)
     if (!ev)
         return;
     free(ev->stream);
-    free(ev->type);
     free(ev->actor_kind);
     free(ev->actor_id);
     json_decref(ev->data);
@@ -650,7 +683,8 @@ json_t *osse_event_to_json(const osse_event_t *ev)
         return NULL;
     return json_pack("{s:I, s:s, s:I, s:s, s:s, s:{s:s, s:s}, s:o}", "seq", (json_int_t)ev->seq,
                      "stream", ev->stream ? ev->stream : "", "version", (json_int_t)ev->version,
-                     "type", ev->type ? ev->type : "", "at", osse_time_fmt(ev->at, at), "actor",
+                     "type", osse_event_type_name(ev->type), "at", osse_time_fmt(ev->at, at),
+                     "actor",
                      "kind", ev->actor_kind ? ev->actor_kind : "", "id",
                      ev->actor_id ? ev->actor_id : "", "data", data);
 }

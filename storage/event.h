@@ -16,12 +16,13 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "storage/event_types.h"
 
 typedef struct osse_event_s {
     uint64_t seq;        /* global position, from 1 */
     char *stream;        /* "request/<id>", "workflow/<id>", ... */
     uint32_t version;    /* position in its stream, from 1 */
-    char *type;          /* "RequestSubmitted", ... (SPEC §5) */
+    osse_event_type_t type; /* SPEC §5; stored as its name; its kind is the stream's */
     int64_t at;          /* ms since epoch, UTC */
     char *actor_kind;    /* portal|agency|platform|payment|system */
     char *actor_id;      /* may be "" */
@@ -29,13 +30,15 @@ typedef struct osse_event_s {
 } osse_event_t;
 
 /* Appends the msgpack encoding of ev to out. Strings are borrowed. Returns 0,
- * OSSE_ENOMEM or OSSE_ETOOBIG. Any thread. */
+ * OSSE_ENOMEM, OSSE_ETOOBIG, or OSSE_EINVAL for a type out of range or a
+ * stream that is not of the type's kind. Any thread. */
 int osse_event_encode(const osse_event_t *ev, osse_buf_t *out);
 
 /* Decodes untrusted bytes into out (which then owns its strings and data;
  * release with osse_event_clear). Returns 0 or OSSE_ECORRUPT with detail in
- * err; on error out holds nothing. Nesting deeper than 64 is refused.
- * Any thread. */
+ * err; on error out holds nothing. Nesting deeper than 64 is refused, and so
+ * is a type that SPEC §5 does not list or a stream of another kind than its
+ * type's (the message names the type). Any thread. */
 int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err);
 
 /* Frees what out owns and zeroes it. NULL-safe. */

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     osse_buf_init(&b2, 0);
     if (osse_event_decode(data, size, &ev, &err) != 0) {
         /* Refused: out must hold nothing (the contract), so clear is a no-op. */
-        if (ev.stream || ev.type || ev.actor_kind || ev.actor_id || ev.data) abort();
+        if (ev.stream || ev.type != 0 || ev.actor_kind || ev.actor_id || ev.data) abort();
         goto out;
     }
     json_t *j = osse_event_to_json(&ev);

@@ -26,7 +26,7 @@ static void make_event(osse_event_t *ev)
     ev->seq = 123456789012ull;
     ev->stream = "request/01HXYZ";
     ev->version = 7;
-    ev->type = "RequestSubmitted";
+    ev->type = OSSE_EV_RequestSubmitted;
     ev->at = 1764554400123; /* 2025-12-01T02:00:00.123Z */
     ev->actor_kind = "portal";
     ev->actor_id = "biz-portal";
@@ -51,7 +51,7 @@ static void test_round_trip(void)
     CHECK_EQ_INT(back.seq, ev.seq);
     CHECK_EQ_STR(back.stream, ev.stream);
     CHECK_EQ_INT(back.version, 7);
-    CHECK_EQ_STR(back.type, ev.type);
+    CHECK_EQ_INT(back.type, ev.type);
     CHECK_EQ_INT(back.at, ev.at);
     CHECK_EQ_STR(back.actor_kind, "portal");
     CHECK_EQ_STR(back.actor_id, "biz-portal");
@@ -90,9 +90,9 @@ static void test_layout(void)
     osse_buf_t b;
     memset(&ev, 0, sizeof ev);
     ev.seq = 1;
-    ev.stream = "s";
+    ev.stream = "agency/a";
     ev.version = 1;
-    ev.type = "T";
+    ev.type = OSSE_EV_AgencyUpdated;
     ev.at = 0;
     ev.actor_kind = "system";
     ev.actor_id = NULL; /* written as "" */
@@ -198,7 +198,7 @@ static void expect_corrupt(const void *p, size_t n, const char *what)
     if (rc != OSSE_ECORRUPT)
         fprintf(stderr, "  decode(%s) returned %d\n", what, rc);
     CHECK_EQ_INT(rc, OSSE_ECORRUPT);
-    CHECK(back.stream == NULL && back.data == NULL && back.type == NULL);
+    CHECK(back.stream == NULL && back.data == NULL && back.type == 0);
     if (rc == 0)
         osse_event_clear(&back);
 }
@@ -231,8 +231,9 @@ static void test_truncations(void)
 static size_t splice_data(uint8_t *out, const uint8_t *data, size_t n)
 {
     static const uint8_t head[] = {
-        0x87, 0xa3, 's', 'e', 'q', 0x01, 0xa6, 's', 't', 'r', 'e', 'a', 'm', 0xa1, 's',
-        0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01, 0xa4, 't', 'y', 'p', 'e', 0xa1, 'T',
+        0x87, 0xa3, 's', 'e', 'q', 0x01, 0xa6, 's', 't', 'r', 'e', 'a', 'm', 0xa8, 'a', 'g',
+        'e', 'n', 'c', 'y', '/', 'a', 0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01, 0xa4, 't',
+        'y', 'p', 'e', 0xad, 'A', 'g', 'e', 'n', 'c', 'y', 'U', 'p', 'd', 'a', 't', 'e', 'd',
         0xa2, 'a', 't', 0x00, 0xa5, 'a', 'c', 't', 'o', 'r', 0x82, 0xa4, 'k', 'i', 'n', 'd',
         0xa1, 'k', 0xa2, 'i', 'd', 0xa0, 0xa4, 'd', 'a', 't', 'a'};
     memcpy(out, head, sizeof head);
@@ -343,6 +344,83 @@ static void test_hostile(void)
     }
 }
 
+/* Encodes ev, then replaces its stored type name by name (msgpack fixstr):
+ * the bytes a damaged or forged log would hold. */
+static size_t forge_type(const osse_event_t *ev, const char *name, uint8_t *out, size_t cap)
+{
+    osse_buf_t b;
+    CHECK_EQ_INT(encode(ev, &b), 0);
+    const char *have = osse_event_type_name(ev->type);
+    size_t hl = strlen(have), nl = strlen(name), n = 0;
+    for (size_t i = 0; i + 1 + hl <= b.len; i++) {
+        if (b.ptr[i] == (char)(0xa0 | hl) && memcmp(b.ptr + i + 1, have, hl) == 0) {
+            CHECK(b.len - hl + nl <= cap && nl < 32);
+            memcpy(out, b.ptr, i);
+            out[i] = (uint8_t)(0xa0 | nl);
+            memcpy(out + i + 1, name, nl);
+            memcpy(out + i + 1 + nl, b.ptr + i + 1 + hl, b.len - i - 1 - hl);
+            n = b.len - hl + nl;
+            break;
+        }
+    }
+    osse_buf_close(&b);
+    CHECK(n > 0);
+    return n;
+}
+
+/* SPEC §5: "a type not in it is a damaged log". The decoder refuses an
+ * unknown type (a near miss too) and a type stored in a stream of another
+ * kind, naming the type; the encoder never writes either. */
+static void test_types(void)
+{
+    osse_event_t ev, back;
+    osse_err_t err;
+    uint8_t buf[4096];
+    make_event(&ev);
+    ev.stream = "request/r-1";
+    ev.type = OSSE_EV_StepOpened;
+    size_t n = forge_type(&ev, "StepOpened", buf, sizeof buf);
+    CHECK_EQ_INT(osse_event_decode(buf, n, &back, &err), 0);
+    CHECK_EQ_INT(back.type, OSSE_EV_StepOpened);
+    osse_event_clear(&back);
+
+    static const char *const bad[] = {"StepOpned", "stepopened", "StepOpened ", "Step", "", "T",
+                                      "Event"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        n = forge_type(&ev, bad[i], buf, sizeof buf);
+        memset(&err, 0, sizeof err);
+        CHECK_EQ_INT(osse_event_decode(buf, n, &back, &err), OSSE_ECORRUPT);
+        CHECK(strstr(err.msg, "unknown event type") != NULL);
+        CHECK(strstr(err.msg, bad[i]) != NULL);
+    }
+
+    /* Known, but not of this stream's kind. */
+    n = forge_type(&ev, "WorkflowPublished", buf, sizeof buf);
+    CHECK_EQ_INT(osse_event_decode(buf, n, &back, &err), OSSE_ECORRUPT);
+    CHECK(strstr(err.msg, "WorkflowPublished") != NULL);
+    CHECK(strstr(err.msg, "request/r-1") != NULL);
+    n = forge_type(&ev, "NotificationDelivered", buf, sizeof buf);
+    CHECK_EQ_INT(osse_event_decode(buf, n, &back, &err), OSSE_ECORRUPT);
+
+    /* The encoder refuses the same. */
+    osse_buf_t b;
+    ev.type = OSSE_EV_WorkflowPublished;
+    CHECK_EQ_INT(encode(&ev, &b), OSSE_EINVAL);
+    CHECK_EQ_INT(b.len, 0);
+    osse_buf_close(&b);
+    ev.type = OSSE_EV__COUNT;
+    CHECK_EQ_INT(encode(&ev, &b), OSSE_EINVAL);
+    osse_buf_close(&b);
+    ev.type = OSSE_EV_StepOpened;
+    static const char *const streams[] = {"request/", "request", "requests/r-1", "/r-1", "x/y"};
+    for (size_t i = 0; i < sizeof streams / sizeof *streams; i++) {
+        ev.stream = (char *)streams[i];
+        CHECK_EQ_INT(encode(&ev, &b), OSSE_EINVAL);
+        osse_buf_close(&b);
+    }
+    json_decref(ev.data);
+}
+
 static void test_random(void)
 {
     osse_event_t ev;
@@ -400,6 +478,7 @@ int main(void)
     RUN(test_encode_limits);
     RUN(test_truncations);
     RUN(test_hostile);
+    RUN(test_types);
     RUN(test_random);
     return TEST_EXIT();
 }

@@ -66,7 +66,7 @@ static void build_log(void)
             ev.seq = seq;
             ev.stream = stream;
             ev.version = (uint32_t)seq;
-            ev.type = seq % 3 ? "StepOpened" : "TaskDecided";
+            ev.type = seq % 3 ? OSSE_EV_StepOpened : OSSE_EV_TaskDecided;
             ev.at = 1764554400000 + (int64_t)seq * 1000;
             ev.actor_kind = "agency";
             ev.actor_id = "agency/7";

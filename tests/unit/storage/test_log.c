@@ -70,7 +70,7 @@ static void make_event_bytes(uint64_t seq, const char *stream, uint32_t ver, oss
     ev.seq = seq;
     ev.stream = (char *)stream;
     ev.version = ver;
-    ev.type = "StepOpened";
+    ev.type = OSSE_EV_StepOpened;
     ev.at = 1764554400000 + (int64_t)seq;
     ev.actor_kind = "system";
     ev.actor_id = "";
@@ -214,7 +214,7 @@ static void test_commit_and_reopen(void)
     osse_event_t ev;
     CHECK_EQ_INT(osse_event_decode(v, vlen, &ev, &err), 0);
     CHECK_EQ_INT(ev.seq, 5);
-    CHECK_EQ_STR(ev.type, "StepOpened");
+    CHECK_EQ_INT(ev.type, OSSE_EV_StepOpened);
     osse_event_clear(&ev);
     free(v);
     CHECK_EQ_INT(osse_log_get(log, seq + 1, &v, &vlen, &err), OSSE_ENOTFOUND);

@@ -376,7 +376,7 @@ static void encode(uint64_t seq, osse_buf_t *b)
     ev.seq = seq;
     ev.stream = "request/r1";
     ev.version = (uint32_t)seq;
-    ev.type = "StepOpened";
+    ev.type = OSSE_EV_StepOpened;
     ev.at = 1764554400000 + (int64_t)seq;
     ev.actor_kind = "system";
     ev.actor_id = "";
