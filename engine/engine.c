@@ -794,6 +794,7 @@ void osse_engine_close(osse_engine_t *e)
         free(a->webhook_url);
         free(a->lookup_url);
         free(a->tasks);
+        sodium_memzero(a->secret, sizeof a->secret); /* a freed secret leaves no copy behind */
         free(a);
     }
     it = 0;
