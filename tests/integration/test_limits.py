@@ -32,6 +32,19 @@ MAX_RULES = 65536
 MAX_NODES = 10000
 
 
+def sanitized():
+    """A sanitizer build (ASan links libasan) runs several times slower: its
+    time bounds are that much looser."""
+    try:
+        out = subprocess.run(["ldd", OSSE_BIN], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"libasan" in out or b"libtsan" in out
+
+
+SLOW = 4 if sanitized() else 1
+
+
 def say(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -123,7 +136,7 @@ class TestLimits(ServerTestCase):
                                                                      ms))
         assert_error(self, r, 422, "invalid_definition")
         self.assertTrue(any("at most %d" % MAX_STEPS in m for m in detail(r, "steps")), r)
-        self.assertLess(ms, 1000, "a 10,000-step definition took %.0f ms to refuse" % ms)
+        self.assertLess(ms, 1000 * SLOW, "a 10,000-step definition took %.0f ms to refuse" % ms)
         # The same as YAML (block style, libfyaml's slow path).
         y = "id: %s\ntitle: t\nsteps:\n  s0: {kind: task, agency: %s}\n" % (d["id"], self.w.A)
         y += "".join("  s%d: {kind: task, agency: %s, after: [s%d]}\n" % (i, self.w.A, i - 1)
@@ -132,7 +145,7 @@ class TestLimits(ServerTestCase):
         say("  10,000-step chain (%d bytes YAML): %d in %.1f ms" % (len(y), r.status, ms))
         assert_error(self, r, 422, "invalid_definition")
         self.assertTrue(any("at most %d" % MAX_STEPS in m for m in detail(r, "steps")), r)
-        self.assertLess(ms, 1000)
+        self.assertLess(ms, 1000 * SLOW)
         self.assertEqual(self.w.log_size(), before, "a refused definition wrote")
 
     def test_1mib_of_anything_is_answered_in_bounded_time(self):
@@ -157,7 +170,7 @@ class TestLimits(ServerTestCase):
             self.assertIn(r.status, (400, 422), (name, r))
             self.assertLess(len(r.body), 1 << 20, "%s: the answer is larger than the body" % name)
             worst = max(worst, ms)
-        self.assertLess(worst, 2000)
+        self.assertLess(worst, 2000 * SLOW)
         self.assertEqual(self.w.anon.get("/healthz").status, 200)
 
     def test_every_bound_is_a_detail_with_the_others(self):
@@ -280,7 +293,7 @@ class TestLimits(ServerTestCase):
         lat.sort()
         say("  %d /healthz meanwhile: median %.1f ms, p99 %.1f ms, worst %.1f ms"
             % (len(lat), lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]))
-        self.assertLess(lat[-1], 500, "a /healthz waited %.0f ms behind publishes" % lat[-1])
+        self.assertLess(lat[-1], 500 * SLOW, "a /healthz waited %.0f ms behind publishes" % lat[-1])
 
 
 if __name__ == "__main__":
