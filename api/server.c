@@ -66,12 +66,20 @@ typedef struct call_s {
 
 typedef void (*handler_fn)(call_t *c);
 
+/* What a route takes as a body (SPEC §11): a body of another media type is
+ * 415 before anything reads it. */
+typedef enum {
+    BODY_NONE,       /* no body is read (GET, DELETE): none is checked */
+    BODY_JSON,       /* application/json, parsed before the handler */
+    BODY_DEFINITION, /* application/json or a YAML type; the handler parses it */
+} body_kind_t;
+
 typedef struct route_s {
     const char *method;
     const char *pattern; /* segments; ":x" matches one segment */
     unsigned roles;
     handler_fn fn;
-    bool json_body;
+    body_kind_t body;
     bool test_only;
     /* What the body must hold, said when it is empty (422); NULL: an empty
      * body stands for {} (every key optional, or no body at all). */
@@ -283,6 +291,41 @@ static bool blank(osse_slice_t b)
     return i == b.len;
 }
 
+/* The media type of a Content-Type value, without its parameters
+ * ("; charset=utf-8") and the white space around it. */
+static osse_slice_t media_type(osse_slice_t ct)
+{
+    size_t a = 0, b = 0;
+    while (b < ct.len && ct.ptr[b] != ';')
+        b++;
+    while (a < b && (ct.ptr[a] == ' ' || ct.ptr[a] == '\t'))
+        a++;
+    while (b > a && (ct.ptr[b - 1] == ' ' || ct.ptr[b - 1] == '\t'))
+        b--;
+    return (osse_slice_t){ct.ptr + a, b - a};
+}
+
+static bool media_is(osse_slice_t m, const char *name)
+{
+    return m.len == strlen(name) && strncasecmp(m.ptr, name, m.len) == 0;
+}
+
+/* Whether the request's body is of a type the route takes. An empty body
+ * (or only white space) needs no type: routes whose keys are all optional
+ * read it as {}, the others answer that it is empty. Type names are
+ * case-insensitive (RFC 9110 8.3.1); a missing Content-Type is no type. */
+static bool body_type_ok(body_kind_t kind, const osse_http_req_t *req)
+{
+    if (blank(req->body))
+        return true;
+    osse_slice_t m = media_type(req->content_type);
+    if (media_is(m, "application/json"))
+        return true;
+    return kind == BODY_DEFINITION && (media_is(m, "application/yaml") ||
+                                       media_is(m, "application/x-yaml") ||
+                                       media_is(m, "text/yaml"));
+}
+
 static int parse_json_body(call_t *c)
 {
     osse_slice_t b = c->req->body;
@@ -336,9 +379,8 @@ static void h_publish(call_t *c)
     osse_fail_t f = {0};
     osse_err_t err = {0};
     json_t *tree = NULL, *out = NULL;
-    osse_slice_t ct = c->req->content_type;
-    bool json = ct.len >= 16 && strncasecmp(ct.ptr, "application/json", 16) == 0;
-    if (json) {
+    /* The route's body check let only JSON and the YAML types through. */
+    if (media_is(media_type(c->req->content_type), "application/json")) {
         if (parse_json_body(c))
             return;
         tree = json_incref(c->body);
@@ -794,60 +836,63 @@ static void h_consistency(call_t *c)
 }
 
 static const route_t routes[] = {
-    {"GET", "/healthz", PUBLIC, h_health, false, false, NULL},
-    {"GET", "/metrics", PUBLIC, h_metrics, false, false, NULL},
-    {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, false, false,
+    {"GET", "/healthz", PUBLIC, h_health, BODY_NONE, false, NULL},
+    {"GET", "/metrics", PUBLIC, h_metrics, BODY_NONE, false, NULL},
+    {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, BODY_DEFINITION, false,
      "a workflow definition (YAML or JSON) with id, title and steps"},
-    {"GET", "/v1/workflows", ROLE(PLATFORM) | ROLE(AUDITOR), h_workflows, false, false, NULL},
-    {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, false, false, NULL},
-    {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, false, false, NULL},
-    {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, true, false,
+    {"GET", "/v1/workflows", ROLE(PLATFORM) | ROLE(AUDITOR), h_workflows, BODY_NONE, false, NULL},
+    {"GET", "/v1/workflows/:id", ANY_ROLE, h_workflow, BODY_NONE, false, NULL},
+    {"GET", "/v1/workflows/:id/versions/:n", ANY_ROLE, h_workflow, BODY_NONE, false, NULL},
+    {"PUT", "/v1/calendars/:id", ROLE(PLATFORM), h_put_calendar, BODY_JSON, false,
      "a JSON object with utc_offset, workdays and hours (holidays optional)"},
-    {"GET", "/v1/calendars", ROLE(PLATFORM) | ROLE(AUDITOR), h_calendars, false, false, NULL},
-    {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, false, false, NULL},
-    {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, true, false,
+    {"GET", "/v1/calendars", ROLE(PLATFORM) | ROLE(AUDITOR), h_calendars, BODY_NONE, false, NULL},
+    {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, BODY_NONE, false, NULL},
+    {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, BODY_JSON, false,
      "a JSON object with name (webhook_url and lookup_url optional)"},
-    {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, false, false, NULL},
-    {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency, false,
-     false, NULL},
-    {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, false, false, NULL},
-    {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, true, false,
+    {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, BODY_NONE, false, NULL},
+    {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency,
+     BODY_NONE, false, NULL},
+    {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, BODY_NONE, false,
+     NULL},
+    {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, BODY_JSON, false,
      "a JSON object with role (agency for the agency role; name optional)"},
-    {"GET", "/v1/principals", ROLE(PLATFORM) | ROLE(AUDITOR), h_principals, false, false, NULL},
-    {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, false, false, NULL},
-    {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, true, false,
+    {"GET", "/v1/principals", ROLE(PLATFORM) | ROLE(AUDITOR), h_principals, BODY_NONE, false, NULL},
+    {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, BODY_NONE, false, NULL},
+    {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, BODY_JSON, false,
      "a JSON object with workflow and form"},
-    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, false, false,
-     NULL},
+    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests,
+     BODY_NONE, false, NULL},
     {"GET", "/v1/requests/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
-     h_request, false, false, NULL},
+     h_request, BODY_NONE, false, NULL},
     {"GET", "/v1/requests/:id/events", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
-     h_events, false, false, NULL},
-    {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, true, false,
+     h_events, BODY_NONE, false, NULL},
+    {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, BODY_JSON, false,
      "a JSON object with step (form, message and expected_version optional)"},
-    {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, true, false, NULL},
-    {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, true, false,
+    {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, BODY_JSON, false, NULL},
+    {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, BODY_JSON, false,
      "a JSON object with step, amount, reference and transaction"},
-    {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, true, false,
+    {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, BODY_JSON, false,
      "a JSON object with outcome (reason and expected_version optional)"},
-    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, true, false,
-     "a JSON object with url and events"},
+    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription,
+     BODY_JSON, false, "a JSON object with url and events"},
     {"GET", "/v1/subscriptions", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_subscriptions,
-     false, false, NULL},
-    {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, false,
+     BODY_NONE, false, NULL},
+    {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, BODY_NONE,
      false, NULL},
-    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription, false,
+    {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
+     BODY_NONE,
      false, NULL},
-    {"GET", "/v1/track/:code", PUBLIC, h_track, false, false, NULL},
-    {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, false, false, NULL},
-    {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, false, false, NULL},
-    {"GET", "/v1/log/public-key", PUBLIC, h_public_key, false, false, NULL},
-    {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, false, false,
+    {"GET", "/v1/track/:code", PUBLIC, h_track, BODY_NONE, false, NULL},
+    {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, BODY_NONE, false, NULL},
+    {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, BODY_NONE, false, NULL},
+    {"GET", "/v1/log/public-key", PUBLIC, h_public_key, BODY_NONE, false, NULL},
+    {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, BODY_NONE,
+     false,
      NULL},
-    {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, false, false, NULL},
-    {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, false, false, NULL},
-    {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, false, false, NULL},
-    {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, true, true,
+    {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, BODY_NONE, false, NULL},
+    {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, BODY_NONE, false, NULL},
+    {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, BODY_NONE, false, NULL},
+    {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, BODY_JSON, true,
      "a JSON object with advance or now"},
 };
 
@@ -946,6 +991,15 @@ static void handle(osse_http_req_t *req, void *ud)
             return;
         }
     }
+    if (route->body != BODY_NONE && !body_type_ok(route->body, req)) {
+        reply_error(c, 415, "unsupported_media_type",
+                    route->body == BODY_JSON
+                        ? "this route takes application/json"
+                        : "this route takes application/json, application/yaml, "
+                          "application/x-yaml or text/yaml",
+                    NULL);
+        return;
+    }
     c->query = parse_query(req->query);
     bool changes = strcmp(req->method, "GET") != 0;
     if (changes && req->idempotency_key.len) {
@@ -996,7 +1050,7 @@ static void handle(osse_http_req_t *req, void *ud)
         reply_error(c, 422, "invalid_request", msg, NULL);
         return;
     }
-    if (route->json_body && parse_json_body(c))
+    if (route->body == BODY_JSON && parse_json_body(c))
         return;
     route->fn(c);
 }

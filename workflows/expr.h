@@ -102,6 +102,10 @@ typedef struct osse_expr_env_s {
     size_t nfields;
     const char *const *steps; /* step names usable as data.<step> */
     size_t nsteps;
+    /* Optional (NULL: the lists are walked): objects mapping each field's
+     * and each step's name to its index in fields and steps, so that a
+     * path is one look-up however many fields and steps there are. */
+    const json_t *field_index, *step_index;
 } osse_expr_env_t;
 
 typedef struct osse_expr_s osse_expr_t;

@@ -30,7 +30,7 @@
 #include "workflows/expr.h"
 #include "workflows/wf_internal.h"
 
-#define EXPR_MAX 4096
+#define EXPR_MAX OSSE_EXPR_MAX_TEXT
 #define NAME_MAX_LEN 64
 
 static const char *const field_type_names[] = {
@@ -63,6 +63,24 @@ typedef struct ctx_s {
     json_t *warnings; /* NULL: nobody asked (a replay's compile) */
     size_t problems;
     bool nomem;
+    bool publish; /* osse_wf_check: the size bounds apply */
+    /* Name -> index (a JSON integer) of every step and form field, so that
+     * each `after` entry, public field and expression path is one hash
+     * look-up: walking the list for each made publishing quadratic (a
+     * 10,000-step chain took 1.9 s). */
+    json_t *step_index, *field_index;
+    /* after_mark[j] == i + 1 while step i's `after` holds step j: duplicate
+     * entries are found in constant time. */
+    size_t *after_mark;
+    size_t pattern_cost; /* of the form's patterns so far */
+    size_t rules_text;   /* bytes of the rules so far */
+    /* A definition's problems past OSSE_WF_MAX_PROBLEMS are counted, not
+     * listed (a form's are never many); so are its warnings past
+     * OSSE_WF_MAX_WARNINGS, and once those are reached the rules left are
+     * not checked for more: formatting 58,880 warnings for a 1 MiB body of
+     * rules took 90 ms, and nobody reads them. */
+    bool capped;
+    size_t nwarnings;
 } ctx_t;
 
 static void problem(ctx_t *c, const char *path, const char *fmt, ...)
@@ -94,7 +112,8 @@ static void problem(ctx_t *c, const char *path, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     c->problems++;
-    add_item(c, c->details, path, fmt, ap);
+    if (!c->capped || c->problems <= OSSE_WF_MAX_PROBLEMS)
+        add_item(c, c->details, path, fmt, ap);
     va_end(ap);
 }
 
@@ -102,7 +121,20 @@ static void warning(ctx_t *c, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    add_item(c, c->warnings, path, fmt, ap);
+    if (c->nwarnings++ < OSSE_WF_MAX_WARNINGS)
+        add_item(c, c->warnings, path, fmt, ap);
+    va_end(ap);
+}
+
+/* An item at the root path that is neither a problem nor a warning itself:
+ * what the cut lists leave out. */
+static void note(ctx_t *c, json_t *to, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void note(ctx_t *c, json_t *to, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_item(c, to, "", fmt, ap);
     va_end(ap);
 }
 
@@ -241,6 +273,15 @@ static char *expr_text(ctx_t *c, const char *path, const json_t *v)
             problem(c, path, "expression longer than %d bytes", EXPR_MAX);
             return NULL;
         }
+        /* Checking a rule costs about 12 ns a byte, and the replay's compile
+         * the same again: the whole definition's rules are bounded too. */
+        c->rules_text += json_string_length(v);
+        if (c->publish && c->rules_text > OSSE_WF_MAX_RULES_TEXT &&
+            c->rules_text - json_string_length(v) <= OSSE_WF_MAX_RULES_TEXT)
+            problem(c, path,
+                    "the definition's rules come to more than %d bytes here: the rules of a "
+                    "definition total at most that",
+                    OSSE_WF_MAX_RULES_TEXT);
         const char *q = s;
         while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
             q++;
@@ -271,6 +312,106 @@ static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_durati
 }
 
 /* ---- form fields -------------------------------------------------------- */
+
+/* What a POSIX ERE costs glibc's regcomp, roughly: every atom counts 1, and a
+ * bounded repetition {m,n} ({m} or {m,}: m, or m + 1 for {m,}) multiplies
+ * what it repeats, since regcomp copies it that many times; nested ones
+ * multiply. Alternatives add up. The count saturates, so that no input
+ * overflows it. Only an estimate for a bound: a pattern regcomp refuses is
+ * reported by regcomp. */
+#define PATTERN_COST_CAP ((size_t)OSSE_WF_MAX_PATTERNS_COST * 1000)
+
+static size_t pattern_cost(const char *re)
+{
+    enum { DEPTH = 32 };
+    const size_t cap = PATTERN_COST_CAP;
+    size_t sum[DEPTH + 1] = {0}; /* cost of each open group so far */
+    size_t last = 0;            /* cost of the atom a quantifier would repeat */
+    int d = 0;
+    for (const char *q = re; *q; q++) {
+        switch (*q) {
+        case '(':
+            if (d == DEPTH)
+                return cap; /* deeper than anything sensible: too much */
+            sum[++d] = 0;
+            last = 0;
+            continue;
+        case ')':
+            if (d == 0) {
+                last = 1;
+                break;
+            }
+            last = sum[d--];
+            break;
+        case '|':
+        case '^':
+        case '$':
+            last = 0;
+            continue;
+        case '*':
+        case '+':
+        case '?':
+            continue; /* loops, not copies */
+        case '{': {
+            char *end;
+            unsigned long m = strtoul(q + 1, &end, 10), n = m;
+            if (end == q + 1) {
+                last = 1;
+                break; /* not a bound: a literal brace */
+            }
+            if (*end == ',') {
+                const char *p = end + 1;
+                n = strtoul(p, &end, 10);
+                if (end == p)
+                    n = m + 1;
+            }
+            if (*end != '}') {
+                last = 1;
+                break;
+            }
+            q = end;
+            unsigned long k = n > m ? n : m;
+            size_t extra = k > 1 && last ? (last > cap / k ? cap : last * (k - 1)) : 0;
+            sum[d] = sum[d] > cap - extra ? cap : sum[d] + extra;
+            last = 0;
+            continue;
+        }
+        case '[':
+            /* A bracket expression is one atom: skip to its ']' ("[]a]" and
+             * "[^]a]" hold a ']', "[[:alpha:]]" a class). */
+            q++;
+            if (*q == '^')
+                q++;
+            if (*q == ']')
+                q++;
+            while (*q && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    const char *close = strchr(q + 2, q[1]);
+                    q = close && close[1] == ']' ? close + 1 : q + 1;
+                }
+                q++;
+            }
+            if (!*q)
+                q--;
+            last = 1;
+            break;
+        case '\\':
+            if (q[1])
+                q++;
+            last = 1;
+            break;
+        default:
+            last = 1;
+            break;
+        }
+        sum[d] = sum[d] >= cap - last ? cap : sum[d] + last;
+    }
+    while (d > 0) {
+        size_t inner = sum[d--];
+        sum[d] = sum[d] >= cap - inner ? cap : sum[d] + inner;
+    }
+    return sum[0];
+}
 
 static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const json_t *spec)
 {
@@ -340,6 +481,34 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
                 problem(c, kp, "must be a string (a POSIX extended regular expression)");
                 continue;
             }
+            if (c->publish) {
+                /* Before regcomp, whose time the cost bounds. */
+                if (strlen(re) > OSSE_WF_MAX_PATTERN) {
+                    problem(c, kp, "is %zu bytes long: a pattern has at most %d", strlen(re),
+                            OSSE_WF_MAX_PATTERN);
+                    continue;
+                }
+                size_t cost = pattern_cost(re);
+                if (cost > OSSE_WF_MAX_PATTERN_COST) {
+                    problem(c, kp,
+                            "repeats too much: its repetition counts multiplied out come to "
+                            "%zu%s, at most %d",
+                            cost, cost >= PATTERN_COST_CAP ? " or more" : "",
+                            OSSE_WF_MAX_PATTERN_COST);
+                    continue;
+                }
+                /* Said once, where the total is passed; no pattern after
+                 * that reaches regcomp. */
+                c->pattern_cost += cost;
+                if (c->pattern_cost > OSSE_WF_MAX_PATTERNS_COST) {
+                    if (c->pattern_cost - cost <= OSSE_WF_MAX_PATTERNS_COST)
+                        problem(c, kp,
+                                "the form's patterns together repeat too much: their "
+                                "repetition counts multiplied out come to more than %d here",
+                                OSSE_WF_MAX_PATTERNS_COST);
+                    continue;
+                }
+            }
             int rc = regcomp(&f->pattern, re, REG_EXTENDED | REG_NOSUB);
             if (rc != 0) {
                 char ebuf[200];
@@ -362,8 +531,12 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
                 problem(c, kp, "must be a non-empty list of strings");
                 continue;
             }
+            if (c->publish && n > OSSE_WF_MAX_VALUES)
+                problem(c, kp, "has %zu values: an enum has at most %d", n, OSSE_WF_MAX_VALUES);
             f->values = calloc(n, sizeof *f->values);
-            if (!f->values) {
+            json_t *seen = json_object();
+            if (!f->values || !seen) {
+                json_decref(seen);
                 c->nomem = true;
                 continue;
             }
@@ -375,17 +548,19 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
                     problem(c, ip, "must be a non-empty string");
                     continue;
                 }
-                bool dup = false;
-                for (size_t j = 0; j < f->nvalues; j++)
-                    dup |= strcmp(f->values[j], s) == 0;
-                if (dup) {
+                /* A set, not a walk over the values so far: a long list
+                 * must not cost its square. */
+                if (json_object_get(seen, s)) {
                     problem(c, ip, "duplicate value \"%.*s\"", Q(s));
                     continue;
                 }
+                if (json_object_set_new(seen, s, json_true()))
+                    c->nomem = true;
                 char *d = dup_text(c, s);
                 if (d)
                     f->values[f->nvalues++] = d;
             }
+            json_decref(seen);
         }
     }
     if (f->has_min && f->has_max && f->min > f->max) {
@@ -468,9 +643,10 @@ static void compile_on_breach(ctx_t *c, osse_wf_step_t *s, const char *kp, const
     problem(c, kp, "must be notify, approve, reject, expire or {escalate: <agency>}");
 }
 
-static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char *name,
-                         const json_t *spec, const json_t *steps)
+static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
+                         const json_t *spec)
 {
+    osse_wf_step_t *s = &wf->steps[self];
     char path[PATH_CAP], kp[PATH_CAP];
     path_key(path, sizeof path, "steps", name);
     s->name = dup_text(c, name);
@@ -533,6 +709,9 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char 
                 problem(c, kp, "must be a list of step names");
                 continue;
             }
+            if (c->publish && n > OSSE_WF_MAX_AFTER)
+                problem(c, kp, "has %zu entries: a step comes after at most %d steps", n,
+                        OSSE_WF_MAX_AFTER);
             s->after = calloc(n ? n : 1, sizeof *s->after);
             if (!s->after) {
                 c->nomem = true;
@@ -550,30 +729,19 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char 
                     problem(c, ip, "a step cannot come after itself");
                     continue;
                 }
-                /* Steps are compiled in object order, so find the index by
-                 * walking the steps object rather than wf->steps. */
-                size_t idx = 0;
-                bool found = false;
-                const char *sk;
-                json_t *sv;
-                json_object_foreach((json_t *)steps, sk, sv) {
-                    if (strcmp(sk, dep) == 0) {
-                        found = true;
-                        break;
-                    }
-                    idx++;
-                }
-                if (!found) {
+                /* Steps are compiled in object order, so a later step has
+                 * its index before it is compiled. */
+                json_t *at = json_object_get(c->step_index, dep);
+                if (!at) {
                     problem(c, ip, "unknown step \"%.*s\"", Q(dep));
                     continue;
                 }
-                bool dup = false;
-                for (size_t j = 0; j < s->nafter; j++)
-                    dup |= s->after[j] == idx;
-                if (dup) {
+                size_t idx = (size_t)json_integer_value(at);
+                if (c->after_mark[idx] == self + 1) {
                     problem(c, ip, "duplicate step \"%.*s\"", Q(dep));
                     continue;
                 }
+                c->after_mark[idx] = self + 1;
                 s->after[s->nafter++] = idx;
             }
         } else if (strcmp(key, "when") == 0) {
@@ -608,6 +776,9 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char 
                 problem(c, kp, "must be a mapping of names to expressions");
                 continue;
             }
+            if (c->publish && json_object_size(v) > OSSE_WF_MAX_INPUTS)
+                problem(c, kp, "has %zu entries: a lookup sends at most %d", json_object_size(v),
+                        OSSE_WF_MAX_INPUTS);
             const char *ik;
             const json_t *iv;
             bool ok = true;
@@ -641,7 +812,8 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, osse_wf_step_t *s, const char 
                 char ip[PATH_CAP];
                 path_index(ip, sizeof ip, kp, i);
                 const char *fn = text_of(json_array_get(v, i));
-                int fi = fn ? field_index(wf, fn) : -1;
+                json_t *fat = fn ? json_object_get(c->field_index, fn) : NULL;
+                int fi = fat ? (int)json_integer_value(fat) : -1;
                 if (!fn) {
                     problem(c, ip, "must be a form field name");
                     continue;
@@ -800,8 +972,12 @@ static void check_expr(ctx_t *c, const osse_expr_env_t *env, const char *path, c
 {
     if (!text)
         return;
-    json_t *problems = json_array(), *warnings = c->warnings ? json_array() : NULL;
-    if (!problems || (c->warnings && !warnings)) {
+    /* Past the listed warnings, a rule is checked for problems only. */
+    bool want = c->warnings && c->nwarnings < OSSE_WF_MAX_WARNINGS;
+    if (c->warnings && !want)
+        c->nwarnings = OSSE_WF_MAX_WARNINGS + 1; /* said once, at the end */
+    json_t *problems = json_array(), *warnings = want ? json_array() : NULL;
+    if (!problems || (want && !warnings)) {
         c->nomem = true;
         goto out;
     }
@@ -844,7 +1020,7 @@ static void check_exprs(ctx_t *c, const osse_wf_t *wf)
     }
     for (size_t i = 0; i < wf->nsteps; i++)
         steps[i] = wf->steps[i].name;
-    osse_expr_env_t env = {fields, wf->nfields, steps, wf->nsteps};
+    osse_expr_env_t env = {fields, wf->nfields, steps, wf->nsteps, c->field_index, c->step_index};
     for (size_t i = 0; i < wf->nsteps && !c->nomem; i++) {
         const osse_wf_step_t *s = &wf->steps[i];
         char base[PATH_CAP], kp[PATH_CAP];
@@ -994,16 +1170,72 @@ static void check_publish(ctx_t *c, const osse_wf_t *wf, const osse_wf_refs_t *r
     }
 }
 
+/* The values in v (v itself, and every member and element below it, keys
+ * not counted), counted up to just past limit. */
+static size_t count_values(const json_t *v, size_t limit)
+{
+    size_t n = 1;
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) {
+            if (n > limit)
+                break;
+            n += count_values(x, limit - n);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) {
+            if (n > limit)
+                break;
+            n += count_values(x, limit - n);
+        }
+    }
+    return n;
+}
+
+/* Records name -> i in index; -1 when out of memory (c->nomem set). */
+static int index_add(ctx_t *c, json_t *index, const char *name, size_t i)
+{
+    if (json_object_set_new(index, name, json_integer((json_int_t)i)) == 0)
+        return 0;
+    c->nomem = true;
+    return -1;
+}
+
 static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf_t **out,
                  json_t *details, json_t *warnings)
 {
-    ctx_t c = {.details = details, .warnings = publish ? warnings : NULL};
+    ctx_t c = {.details = details,
+               .warnings = publish ? warnings : NULL,
+               .publish = publish,
+               .step_index = json_object(),
+               .field_index = json_object(),
+               .capped = true};
     osse_wf_t *wf = calloc(1, sizeof *wf);
     *out = NULL;
-    if (!wf)
-        return OSSE_ENOMEM;
+    if (!wf || !c.step_index || !c.field_index) {
+        c.nomem = true;
+        goto out;
+    }
     if (!json_is_object(tree)) {
         problem(&c, "", "a definition must be a mapping");
+        goto out;
+    }
+
+    /* A tree past the bound is not walked key by key: its size alone is
+     * the answer, with the counts of steps and fields that an author can
+     * act on (87,000 steps of nonsense took 120 ms to report). */
+    if (publish && count_values(tree, OSSE_WF_MAX_NODES) > OSSE_WF_MAX_NODES) {
+        json_t *form = json_object_get(tree, "form"), *steps = json_object_get(tree, "steps");
+        problem(&c, "", "holds more than %d values: a definition is smaller, so it was not "
+                "checked further", OSSE_WF_MAX_NODES);
+        if (json_object_size(steps) > OSSE_WF_MAX_STEPS)
+            problem(&c, "steps", "has %zu steps: a definition has at most %d",
+                    json_object_size(steps), OSSE_WF_MAX_STEPS);
+        if (json_object_size(form) > OSSE_WF_MAX_FIELDS)
+            problem(&c, "form", "has %zu fields: a form has at most %d", json_object_size(form),
+                    OSSE_WF_MAX_FIELDS);
         goto out;
     }
 
@@ -1047,8 +1279,14 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
             c.nomem = true;
             goto out;
         }
-        json_object_foreach(form, key, v)
+        if (c.publish && json_object_size(form) > OSSE_WF_MAX_FIELDS)
+            problem(&c, "form", "has %zu fields: a form has at most %d", json_object_size(form),
+                    OSSE_WF_MAX_FIELDS);
+        json_object_foreach(form, key, v) {
+            if (index_add(&c, c.field_index, key, wf->nfields))
+                goto out;
             compile_field(&c, &wf->fields[wf->nfields++], key, v);
+        }
     }
 
     json_t *steps = present(tree, "steps");
@@ -1057,13 +1295,23 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
     } else if (!json_is_object(steps) || json_object_size(steps) == 0) {
         problem(&c, "steps", "must be a non-empty mapping of step names to steps");
     } else {
-        wf->steps = calloc(json_object_size(steps), sizeof *wf->steps);
-        if (!wf->steps) {
+        size_t n = json_object_size(steps), i = 0;
+        wf->steps = calloc(n, sizeof *wf->steps);
+        c.after_mark = calloc(n, sizeof *c.after_mark);
+        if (!wf->steps || !c.after_mark) {
             c.nomem = true;
             goto out;
         }
+        if (c.publish && n > OSSE_WF_MAX_STEPS)
+            problem(&c, "steps", "has %zu steps: a definition has at most %d", n,
+                    OSSE_WF_MAX_STEPS);
+        /* Every name first: `after` may name a step defined further down. */
+        json_object_foreach(steps, key, v) {
+            if (index_add(&c, c.step_index, key, i++))
+                goto out;
+        }
         json_object_foreach(steps, key, v)
-            compile_step(&c, wf, &wf->steps[wf->nsteps++], key, v, steps);
+            compile_step(&c, wf, wf->nsteps++, key, v);
         if (!c.nomem)
             check_cycles(&c, wf);
         if (!c.nomem)
@@ -1074,7 +1322,18 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
      * so that one round shows the author everything. */
     if (publish && !c.nomem)
         check_publish(&c, wf, refs);
+    if (c.problems > OSSE_WF_MAX_PROBLEMS)
+        note(&c, c.details, "%zu more problems are not listed (the first %d are)",
+             c.problems - OSSE_WF_MAX_PROBLEMS, OSSE_WF_MAX_PROBLEMS);
+    if (c.warnings && c.nwarnings > OSSE_WF_MAX_WARNINGS)
+        note(&c, c.warnings,
+             "only the first %d warnings are listed: the rules after them were not checked "
+             "for more",
+             OSSE_WF_MAX_WARNINGS);
 out:
+    json_decref(c.step_index);
+    json_decref(c.field_index);
+    free(c.after_mark);
     if (c.nomem) {
         osse_wf_free(wf);
         return OSSE_ENOMEM;

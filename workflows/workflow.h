@@ -124,6 +124,42 @@ typedef struct osse_wf_s {
     json_t *definition;   /* the validated tree, owned */
 } osse_wf_t;
 
+/* Bounds of a definition, checked by osse_wf_check (publishing and `osse
+ * validate`) and not by osse_wf_compile, so that a definition the log already
+ * holds replays whatever a later osse bounds. Each broken bound is one
+ * problem at its path, reported with every other problem. Chosen so that
+ * checking the largest definition these allow takes a few milliseconds
+ * (docs/design.md "Bounds of a definition"); expression text, nesting and
+ * height are bounded by the rule language (workflows/expr.h) everywhere. */
+#define OSSE_WF_MAX_STEPS 256       /* steps of a definition */
+#define OSSE_WF_MAX_FIELDS 256      /* fields of its form (a submitted form has at most 256) */
+#define OSSE_WF_MAX_AFTER 64        /* entries of one step's `after` */
+#define OSSE_WF_MAX_INPUTS 64       /* entries of one linkage step's `input` */
+#define OSSE_WF_MAX_VALUES 1000     /* values of one enum field */
+#define OSSE_WF_MAX_PATTERN 256     /* bytes of one field's `pattern` */
+#define OSSE_WF_MAX_RULES_TEXT 65536 /* bytes of all its rules (each at most 4096) */
+/* Values in the whole tree (every scalar, mapping and list, keys not
+ * counted): past it nothing else is checked, but the counts of steps and
+ * fields. The bounds above do not multiply out (256 steps, each after 64
+ * others, are 17,000 values already): this one bounds the whole. 256 steps
+ * and 256 fields as people write them are about 4,000. */
+#define OSSE_WF_MAX_NODES 10000
+/* The parser's own bound, on keys and values, looser, so that a text of too
+ * many steps (a 10,000-step chain is 90,000) still gets the step bound
+ * named: past it osse_wf_parse_text stops with a syntax error. */
+#define OSSE_WF_MAX_TEXT_NODES 100000
+/* A pattern's repetition counts multiplied out ("[0-9]{13}" is 13,
+ * "(a{1,20}){1,20}" is 400): glibc's regcomp copies a bounded repetition that
+ * many times, so "((a{1,255}){1,255}){1,255}", 27 bytes, runs for minutes. */
+#define OSSE_WF_MAX_PATTERN_COST 256
+#define OSSE_WF_MAX_PATTERNS_COST 1024 /* the same over every pattern of the form */
+
+/* Of a definition's problems and warnings at most these many are listed: a
+ * last item at the root path ("") says how many problems were left out, or
+ * that warnings were. */
+#define OSSE_WF_MAX_PROBLEMS 1000
+#define OSSE_WF_MAX_WARNINGS 100
+
 /* The template of an issue step without `number`. */
 #define OSSE_WF_DEFAULT_NUMBER "LIC-{yyyy}-{seq:6}"
 

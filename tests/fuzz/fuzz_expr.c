@@ -22,7 +22,7 @@ static const osse_expr_field_t FIELDS[] = {
 };
 static const char *const STEPS[] = {"zoning", "fire", "registry"};
 static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof *FIELDS, STEPS,
-                                    sizeof STEPS / sizeof *STEPS};
+                                    sizeof STEPS / sizeof *STEPS, NULL, NULL};
 
 /* A request as the engine would hand it over; "missing" is absent on purpose. */
 static const char ROOT_JSON[] =

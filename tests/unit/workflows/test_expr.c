@@ -28,7 +28,7 @@ static const osse_expr_field_t FIELDS[] = {
 };
 static const char *const STEPS[] = {"identity", "commerce", "x"};
 static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], STEPS,
-                                    sizeof STEPS / sizeof STEPS[0]};
+                                    sizeof STEPS / sizeof STEPS[0], NULL, NULL};
 
 static char *dump(const json_t *v)
 {
