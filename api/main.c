@@ -311,31 +311,61 @@ static int by_place(const void *a, const void *b)
     return d < 0 ? -1 : d > 0;
 }
 
+/* Where each line of a text starts, found once per file: placing a
+ * thousand problems in a one-line 1 MiB file must not scan it a thousand
+ * times. */
+typedef struct {
+    const char *text;
+    size_t *start; /* start[l-1]: offset of line l; start[n]: the text's length + 1 */
+    size_t n;
+} lines_t;
+
+static void lines_init(lines_t *ls, const char *text)
+{
+    *ls = (lines_t){.text = text};
+    if (!text)
+        return;
+    size_t len = strlen(text), n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    if (!(ls->start = malloc((n + 1) * sizeof *ls->start)))
+        return;
+    ls->start[0] = 0;
+    for (size_t i = 0, l = 1; i < len; i++)
+        if (text[i] == '\n')
+            ls->start[l++] = i + 1;
+    ls->start[n] = len + 1;
+    ls->n = n;
+}
+
 /* A rule's problem says where in the rule ("column N: ..."); when the rule is
- * a one-line scalar at (line, col) of text, the file column of that spot, so
- * that an editor's cursor lands on it. Else col. */
-static int rule_column(const char *text, int line, int col, const char *msg)
+ * a one-line scalar at (line, col) of the text, the file column of that spot,
+ * so that an editor's cursor lands on it. Else col. */
+static int rule_column(const lines_t *ls, int line, int col, const char *msg)
 {
     int inner, used = 0;
-    if (!text || sscanf(msg, "column %d: %n", &inner, &used) < 1 || !used || inner < 1)
+    if (!ls->start || sscanf(msg, "column %d: %n", &inner, &used) < 1 || !used || inner < 1 ||
+        line < 1 || (size_t)line > ls->n || col < 1)
         return col;
-    const char *p = text;
-    for (int l = 1; l < line && p; l++)
-        if ((p = strchr(p, '\n')))
-            p++;
-    if (!p || (int)strcspn(p, "\n") < col)
+    const char *p = ls->text + ls->start[line - 1];
+    size_t len = ls->start[line] - 1 - ls->start[line - 1], at = (size_t)col - 1;
+    if (at >= len)
         return col;
-    p += col - 1;
-    while (*p == ' ' || *p == '\t') { /* a block scalar's line, before its indentation */
-        p++;
-        col++;
+    size_t content; /* where the rule's first character is */
+    if (p[at] == '"' || p[at] == '\'') {
+        content = at + 1; /* a quoted scalar, its mark on the quote */
+    } else if (at > 0 && (p[at - 1] == '"' || p[at - 1] == '\'')) {
+        content = at; /* in flow style (JSON) libfyaml marks the first character inside */
+    } else {
+        while (at < len && (p[at] == ' ' || p[at] == '\t')) /* a block scalar's line */
+            at++;
+        if (at >= len || p[at] == '|' || p[at] == '>')
+            return col; /* a block scalar: the rule starts on the next line */
+        content = at;
     }
-    int quoted = *p == '"' || *p == '\'';
-    if (*p == '|' || *p == '>')
-        return col; /* a block scalar: the rule starts on the next line */
-    if ((int)strcspn(p + quoted, "\n") < inner)
+    if (len - content < (size_t)inner)
         return col; /* the rule goes on over lines */
-    return col + quoted + inner - 1;
+    return (int)content + inner;
 }
 
 /* Gives each {"path","message"} of items its place in the text, as
@@ -346,11 +376,13 @@ static void place(json_t *items, const json_t *positions, const char *text)
     json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
     if (!sorted)
         return;
+    lines_t ls;
+    lines_init(&ls, n ? text : NULL);
     json_array_foreach(items, i, d)
     {
         int line, col;
         osse_wf_position(positions, json_string_value(json_object_get(d, "path")), &line, &col);
-        col = rule_column(text, line, col, json_string_value(json_object_get(d, "message")));
+        col = rule_column(&ls, line, col, json_string_value(json_object_get(d, "message")));
         json_object_set_new(d, "line", json_integer(line));
         json_object_set_new(d, "column", json_integer(col));
         json_object_set_new(d, "#", json_integer((json_int_t)i));
@@ -362,6 +394,7 @@ static void place(json_t *items, const json_t *positions, const char *text)
         json_object_del(sorted[i], "#");
         json_array_append_new(items, sorted[i]);
     }
+    free(ls.start);
     free(sorted);
 }
 

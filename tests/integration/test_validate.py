@@ -294,6 +294,17 @@ class ValidateTest(unittest.TestCase):
             "r.yaml:9:30: steps.s1.when: column 19: unknown field form.zz",
             "r.yaml:10:33: steps.s1.auto_approve: column 15: unknown field form.yy",
             "r.yaml:15:22: steps.s2.when: column 16: unknown field form.xx"], p.stdout)
+        # JSON (flow style, where the parser marks the first character inside
+        # the quotes), on one long line.
+        text = json.dumps({"id": "j", "title": "J", "form": {"a": {"type": "integer"}},
+                           "steps": {"s%d" % i: {"kind": "task", "agency": "dbd",
+                                                 "when": " " * 200 + "form.zz > 1"}
+                                     for i in range(3)}})
+        self.write("j.json", text)
+        p = run(["j.json"], cwd=self.dir)
+        at = [i + 1 for i in range(len(text)) if text.startswith("form.zz", i)]
+        self.assertEqual(self.lines(p), ["j.json:1:%d: steps.s%d.when: column 201: unknown field "
+                                         "form.zz" % (c, i) for i, c in enumerate(at)], p.stdout)
 
     def test_syntax_errors_have_a_place(self):
         self.write("bad.yaml", "id: t\nsteps:\n  a: {kind: task\n")
