@@ -19,7 +19,6 @@
 #include "common/buf.h"
 #include "common/hist.h"
 #include "common/log.h"
-#include "storage/event.h"
 #include "workflows/workflow.h"
 
 #define MAX_SEGS 8
@@ -623,41 +622,21 @@ static void h_clock(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
-/* Stored events are read on the pool; the answer is built there too. */
+/* Stored events are read on the pool (the engine reads and hashes them);
+ * the answer is built there too. */
 static void events_work(uv_work_t *w)
 {
     call_t *c = w->data;
-    osse_log_t *log = osse_engine_log(c->srv->eng);
-    json_t *arr = json_array();
     bool with_leaf = c->limit != 0;
-    size_t n = with_leaf ? (size_t)(c->next - c->after) : c->nseqs;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seq = with_leaf ? c->after + 1 + i : c->seqs[i];
-        void *bytes;
-        size_t len;
-        osse_event_t ev;
-        osse_err_t err = {0};
-        if (osse_log_get(log, seq, &bytes, &len, &err) ||
-            osse_event_decode(bytes, len, &ev, &err)) {
-            c->work_rc = OSSE_EIO;
-            break;
-        }
-        json_t *o = osse_event_to_json(&ev);
-        if (with_leaf) {
-            unsigned char h[crypto_hash_sha256_BYTES];
-            char hex[65];
-            crypto_hash_sha256_state st;
-            crypto_hash_sha256_init(&st);
-            crypto_hash_sha256_update(&st, (const unsigned char *)"\0", 1);
-            crypto_hash_sha256_update(&st, bytes, len);
-            crypto_hash_sha256_final(&st, h);
-            sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-            json_object_set_new(o, "leaf_hash", json_string(hex));
-        }
-        json_array_append_new(arr, o);
-        osse_event_clear(&ev);
-        free(bytes);
-    }
+    json_t *arr = NULL;
+    osse_err_t err = {0};
+    c->work_rc = with_leaf ? osse_engine_read_events(c->srv->eng, NULL, c->after,
+                                                     (size_t)(c->next - c->after), true, &arr,
+                                                     &err)
+                           : osse_engine_read_events(c->srv->eng, c->seqs, 0, c->nseqs, false,
+                                                     &arr, &err);
+    if (c->work_rc)
+        return;
     json_t *out = json_pack("{s:o}", "events", arr);
     if (with_leaf) {
         uint64_t durable = c->seqs ? c->seqs[0] : 0;

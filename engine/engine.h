@@ -282,4 +282,17 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
 int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char *id,
                         uint64_t **seqs, size_t *n, osse_fail_t *f);
 
+/* Stored events as SPEC §4 and §6 show them: a new array of
+ * {"seq","stream","version","type","at","actor":{"kind","id"},"data"}, each
+ * with "leaf_hash" (hex of SHA-256(0x00 || its stored bytes), the tree's own
+ * leaf hash, docs/audit.md §1) when with_leaf. The events are the n seqs of
+ * seqs in that order, or, with seqs NULL, the n events after `after`; all
+ * must be durable (the caller's list or range says so). Returns 0, or
+ * OSSE_ENOTFOUND / OSSE_EIO (the log cannot be read), OSSE_ECORRUPT (an
+ * event does not decode), OSSE_ENOMEM, with err filled; *out is then
+ * untouched. It reads RocksDB: call it on a pool thread, never the loop
+ * thread; it touches no projection. */
+int osse_engine_read_events(osse_engine_t *e, const uint64_t *seqs, uint64_t after, size_t n,
+                            bool with_leaf, json_t **out, osse_err_t *err);
+
 #endif
