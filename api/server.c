@@ -11,7 +11,6 @@
 #include "api/server.h"
 
 #include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +42,7 @@ typedef struct call_s {
     int nseg;
     json_t *query;
     json_t *body;
-    char idem_key[65], body_hash[65];
-    bool idem;
+    osse_idem_state_t idem; /* armed: the answer is remembered (Idempotency-Key) */
     /* the answer */
     int status;
     char *out;
@@ -121,8 +119,7 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
     c->out = body;
     c->outlen = len;
     c->ctype = ctype ? ctype : "application/json";
-    if (c->idem && status >= 200 && status < 300)
-        osse_engine_idem_remember(c->srv->eng, c->idem_key, c->body_hash, status, body);
+    osse_engine_idem_remember(c->srv->eng, &c->idem, status, body);
     osse_engine_hold(c->srv->eng, on_durable, c);
 }
 
@@ -138,7 +135,6 @@ static void reply_error(call_t *c, int status, const char *code, const char *mes
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
                           "details", details ? json_incref(details) : json_array());
-    c->idem = false;
     reply_json(c, status, o);
 }
 
@@ -982,37 +978,26 @@ static void handle(osse_http_req_t *req, void *ud)
     c->query = parse_query(req->query);
     bool changes = strcmp(req->method, "GET") != 0;
     if (changes && req->idempotency_key.len) {
-        if (req->idempotency_key.len > 200) {
-            reply_error(c, 422, "invalid_request", "Idempotency-Key is longer than 200 bytes", NULL);
-            return;
-        }
-        crypto_hash_sha256_state st;
-        unsigned char h[32];
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, (const unsigned char *)c->p->id, strlen(c->p->id) + 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->method, strlen(req->method) + 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->path.ptr, req->path.len);
-        crypto_hash_sha256_update(&st, (const unsigned char *)"", 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->idempotency_key.ptr,
-                                  req->idempotency_key.len);
-        crypto_hash_sha256_final(&st, h);
-        sodium_bin2hex(c->idem_key, sizeof c->idem_key, h, sizeof h);
-        crypto_hash_sha256(h, (const unsigned char *)req->body.ptr, req->body.len);
-        sodium_bin2hex(c->body_hash, sizeof c->body_hash, h, sizeof h);
         int status;
         char *body;
-        int found = osse_engine_idem_lookup(srv->eng, c->idem_key, c->body_hash, &status, &body);
-        if (found == 1) {
+        osse_fail_t f = {0};
+        int rc = osse_engine_idem_begin(srv->eng, c->p->id, req->method, req->path,
+                                        req->idempotency_key, req->body, &c->idem, &status,
+                                        &body, &f);
+        if (rc < 0) {
+            reply_fail(c, &f);
+            return;
+        }
+        if (rc == OSSE_IDEM_REPLAY) {
             c->extra = "Idempotent-Replayed: true\r\n";
             finish(c, status, body, strlen(body), NULL);
             return;
         }
-        if (found < 0) {
+        if (rc == OSSE_IDEM_MISMATCH) {
             reply_error(c, 422, "idempotency_mismatch",
                         "this Idempotency-Key was used with another body", NULL);
             return;
         }
-        c->idem = true;
     }
     /* The one gate of every state-changing route on a nearly full disk:
      * before the handler, so that nothing is emitted (an emitted event is

@@ -334,8 +334,8 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
 
 /* --- idempotency --- */
 
-int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                            int *status, char **body)
+static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                       int *status, char **body)
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
     if (!it || it->at + IDEM_TTL_MS < osse_engine_now(e))
@@ -364,9 +364,42 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
     it->at = at;
 }
 
-void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                               int status, const char *body)
+int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
+                           osse_slice_t path, osse_slice_t key, osse_slice_t body,
+                           osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f)
 {
+    memset(st, 0, sizeof *st);
+    if (key.len > OSSE_IDEM_KEY_MAX)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request",
+                          "Idempotency-Key is longer than %d bytes", OSSE_IDEM_KEY_MAX);
+    /* NUL after each variable part, so that no two (principal, method, path,
+     * key) run together into the same bytes. */
+    crypto_hash_sha256_state hs;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&hs);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)principal, strlen(principal) + 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)method, strlen(method) + 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)path.ptr, path.len);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)"", 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)key.ptr, key.len);
+    crypto_hash_sha256_final(&hs, h);
+    sodium_bin2hex(st->key_hash, sizeof st->key_hash, h, sizeof h);
+    osse__sha256_hex(body.ptr, body.len, st->body_hash);
+    int found = idem_lookup(e, st->key_hash, st->body_hash, status, answer);
+    if (found == 1)
+        return OSSE_IDEM_REPLAY;
+    if (found < 0)
+        return OSSE_IDEM_MISMATCH;
+    st->armed = true;
+    return OSSE_IDEM_NEW;
+}
+
+void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,
+                               const char *body)
+{
+    if (!st->armed || status < 200 || status >= 300)
+        return;
+    const char *key_hash = st->key_hash, *body_hash = st->body_hash;
     int64_t now = osse_engine_now(e);
     idem_store(e, key_hash, body_hash, status, body, now);
     json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,

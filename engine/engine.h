@@ -173,14 +173,40 @@ int osse_engine_writable(osse_engine_t *e, osse_fail_t *f);
 typedef void (*osse_hold_cb)(void *ud);
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud);
 
-/* Idempotency (SPEC §4). key_hash identifies (principal, method, path, key);
- * body_hash the raw body. Lookup returns 1 with the stored answer (status and
- * a new-reference body string) when known, -1 when known with another body,
- * 0 when unknown. Remember records an answer durably with the next batch. */
-int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                            int *status, char **body);
-void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                               int status, const char *body);
+/* Idempotency (SPEC §4), in one place: a state-changing call with an
+ * Idempotency-Key begins with osse_engine_idem_begin and ends with
+ * osse_engine_idem_remember on its answer. A key names (principal, method,
+ * path, key): the engine hashes them (and the raw body) itself, so the
+ * remembered answers (side records idem/<hash>) keep their names across
+ * versions. Answers are remembered for 24 hours on the engine's clock (the
+ * test clock too), only when 2xx (an error changed nothing, so a retry runs
+ * again), in the batch of the call's events. */
+#define OSSE_IDEM_KEY_MAX 200 /* bytes of an Idempotency-Key */
+
+typedef enum {
+    OSSE_IDEM_NEW,      /* not known: run the call; st is armed for remember */
+    OSSE_IDEM_REPLAY,   /* known with this body: answer *status, *answer again */
+    OSSE_IDEM_MISMATCH, /* known with another body: 422 idempotency_mismatch */
+} osse_idem_outcome_t;
+
+typedef struct osse_idem_state_s {
+    bool armed; /* remember records the answer */
+    char key_hash[65], body_hash[65];
+} osse_idem_state_t;
+
+/* principal: the caller's id; method, path (not percent-decoded), key and
+ * body as the request has them. Returns an osse_idem_outcome_t (>= 0), with
+ * *status and *answer (a new string, free() it) for OSSE_IDEM_REPLAY; or
+ * OSSE_EINVAL with f filled (invalid_request) for a key longer than
+ * OSSE_IDEM_KEY_MAX bytes. st is zeroed first, so remember on it is a no-op
+ * unless the outcome is OSSE_IDEM_NEW. */
+int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
+                           osse_slice_t path, osse_slice_t key, osse_slice_t body,
+                           osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f);
+/* Records the call's answer when st is armed and status is 2xx (else does
+ * nothing), durably with the current batch: hold the answer after it. */
+void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,
+                               const char *body);
 
 /* --- Commands. Each validates fully before emitting anything: on failure it
  * returns non-zero with f filled and nothing changed. On success *out is a
