@@ -171,8 +171,9 @@ void osse__batch_need(osse_engine_t *e)
 
 static uint32_t next_version(osse_engine_t *e, const char *stream)
 {
-    if (strncmp(stream, "request/", 8) == 0) {
-        osse_request_t *r = osse__request(e, stream + 8);
+    const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
+    if (rid) {
+        osse_request_t *r = osse__request(e, rid);
         return r ? r->version + 1 : 1;
     }
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
@@ -407,7 +408,7 @@ void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, in
     char *txt = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     char key[80];
-    int kl = snprintf(key, sizeof key, "idem/%s", key_hash);
+    int kl = snprintf(key, sizeof key, OSSE_KEY_IDEM "%s", key_hash);
     if (!e->batch)
         new_batch(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
@@ -419,10 +420,11 @@ static int load_idem(void *ud, const void *key, size_t klen, const void *val, si
 {
     osse_engine_t *e = ud;
     char k[80];
-    if (klen < 6 || klen >= sizeof k)
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_IDEM);
+    if (klen <= pl || klen - pl >= sizeof k)
         return 0;
-    memcpy(k, (const char *)key + 5, klen - 5);
-    k[klen - 5] = '\0';
+    memcpy(k, (const char *)key + pl, klen - pl);
+    k[klen - pl] = '\0';
     json_t *rec = json_loadb(val, vlen, 0, NULL);
     const char *b, *r;
     int s;
@@ -438,7 +440,7 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 {
     osse_engine_t *e = ud;
     char id[128];
-    size_t pl = strlen("secret/agency/");
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET);
     if (klen <= pl || klen - pl >= sizeof id || vlen >= 65)
         return 0;
     memcpy(id, (const char *)key + pl, klen - pl);
@@ -555,8 +557,6 @@ static int stage_token_file(const char *dir, const char *token, osse_err_t *err)
 
 /* --- the test clock (SPEC §10) --- */
 
-#define TEST_CLOCK_KEY "testclock"
-
 /* The test clock's position is a side record, so that it survives a restart
  * even when an advance fired nothing. It resumes at the latest of --test-clock
  * TIME, where it stood, and the last event's time (it never runs behind the
@@ -566,7 +566,8 @@ static void test_clock_resume(osse_engine_t *e, int64_t start)
     void *val = NULL;
     size_t vlen = 0;
     int64_t stood = 0;
-    if (osse_log_kv_get(e->log, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), &val, &vlen, NULL) == 0 &&
+    if (osse_log_kv_get(e->log, OSSE_KEY_TESTCLOCK, OSSE_KEY_LEN(OSSE_KEY_TESTCLOCK), &val, &vlen,
+                        NULL) == 0 &&
         vlen > 0 && vlen < 24) {
         char txt[24];
         memcpy(txt, val, vlen);
@@ -587,7 +588,8 @@ void osse__test_clock_store(osse_engine_t *e)
     char txt[24];
     int n = snprintf(txt, sizeof txt, "%lld", (long long)e->clock);
     osse__batch_need(e);
-    if (osse_batch_put(e->batch, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), txt, (size_t)n))
+    if (osse_batch_put(e->batch, OSSE_KEY_TESTCLOCK, OSSE_KEY_LEN(OSSE_KEY_TESTCLOCK), txt,
+                       (size_t)n))
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
@@ -628,7 +630,7 @@ static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
         return rc;
     osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
-    snprintf(stream, sizeof stream, "principal/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_PRINCIPAL, id);
     osse__emit(e, stream, OSSE_EV_PrincipalCreated, NULL,
                json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
                          "token_hash", h));
@@ -703,8 +705,9 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;
-    osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
-    osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_AGENCY_SECRET, OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET),
+                     load_secret, e, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_IDEM, OSSE_KEY_LEN(OSSE_KEY_IDEM), load_idem, e, NULL);
     osse_log_set_reserve(e->log, opts->min_free_bytes);
     osse_log_on_space(e->log, on_space, e);
     if ((rc = osse_log_start(e->log, loop, err)))
