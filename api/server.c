@@ -52,7 +52,7 @@ typedef struct call_s {
     char allow[160]; /* this call's own 405 Allow header: answers are sent later */
     /* pool work */
     uv_work_t work;
-    uint64_t *seqs;
+    uint64_t *seqs; /* a request's events: these nseqs; the log (limit set): nseqs after `after` */
     size_t nseqs;
     uint64_t after, limit, next;
     bool consistency; /* proofs: after..next is from..to, else seq..size */
@@ -626,19 +626,13 @@ static void events_work(uv_work_t *w)
     bool with_leaf = c->limit != 0;
     json_t *arr = NULL;
     osse_err_t err = {0};
-    c->work_rc = with_leaf ? osse_engine_read_events(c->srv->eng, NULL, c->after,
-                                                     (size_t)(c->next - c->after), true, &arr,
-                                                     &err)
-                           : osse_engine_read_events(c->srv->eng, c->seqs, 0, c->nseqs, false,
-                                                     &arr, &err);
+    c->work_rc = osse_engine_read_events(c->srv->eng, with_leaf ? NULL : c->seqs, c->after,
+                                         c->nseqs, with_leaf, &arr, &err);
     if (c->work_rc)
         return;
     json_t *out = json_pack("{s:o}", "events", arr);
-    if (with_leaf) {
-        uint64_t durable = c->seqs ? c->seqs[0] : 0;
-        json_object_set_new(out, "next",
-                            c->next < durable ? json_integer((json_int_t)c->next) : json_null());
-    }
+    if (with_leaf)
+        json_object_set_new(out, "next", c->next ? json_integer((json_int_t)c->next) : json_null());
     c->out = json_dumps(out, JSON_COMPACT);
     c->outlen = strlen(c->out);
     json_decref(out);
@@ -698,12 +692,8 @@ static void h_log(call_t *c)
         reply_error(c, 422, "invalid_request", "after must be a seq and limit 1..10000", NULL);
         return;
     }
-    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
-    c->after = after < durable ? after : durable;
-    c->next = c->after + limit < durable ? c->after + limit : durable;
+    osse_engine_log_page(c->srv->eng, after, limit, &c->after, &c->nseqs, &c->next);
     c->limit = limit;
-    c->seqs = malloc(sizeof *c->seqs);
-    c->seqs[0] = durable;
     c->work.data = c;
     uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
 }
@@ -773,7 +763,7 @@ static void proof_work(uv_work_t *w)
  * when optional) and queues it; 1 <= a <= b <= durable. */
 static void h_proof(call_t *c, const char *ka, const char *kb, bool b_optional)
 {
-    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
+    uint64_t durable = osse_engine_durable_size(c->srv->eng);
     uint64_t a, b;
     const char *k;
     json_t *v;

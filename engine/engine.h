@@ -320,5 +320,15 @@ int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char 
  * thread; it touches no projection. */
 int osse_engine_read_events(osse_engine_t *e, const uint64_t *seqs, uint64_t after, size_t n,
                             bool with_leaf, json_t **out, osse_err_t *err);
+/* The durable size of the log: what GET /v1/log pages and proofs may name.
+ * An event is shown only once durable, so that no answer names one that a
+ * crash could take back. Loop thread. */
+uint64_t osse_engine_durable_size(osse_engine_t *e);
+/* One page of GET /v1/log (SPEC §6): at most limit events after `after`,
+ * none past the durable size: they are the *n events after *from (read
+ * them with osse_engine_read_events), and *next is the `after` of the next
+ * page, 0 on the last one. Loop thread. */
+void osse_engine_log_page(osse_engine_t *e, uint64_t after, uint64_t limit, uint64_t *from,
+                          size_t *n, uint64_t *next);
 
 #endif

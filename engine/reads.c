@@ -8,8 +8,10 @@
  *
  * Why here and not in api/: the API only knows that a route wants events;
  * how they are read, decoded and hashed is the engine's, next to the tree it
- * appends to. These functions read RocksDB through the log and touch no
- * projection, so they may run on a pool thread while the loop runs. */
+ * appends to. Which events an answer may show (only durable ones) is
+ * decided on the loop thread (osse_engine_log_page, osse_q_request_seqs);
+ * osse_engine_read_events then reads RocksDB through the log and touches no
+ * projection, so it runs on a pool thread while the loop goes on. */
 #include "engine/internal.h"
 
 #include <sodium.h>
@@ -50,4 +52,20 @@ int osse_engine_read_events(osse_engine_t *e, const uint64_t *seqs, uint64_t aft
     }
     *out = arr;
     return 0;
+}
+
+uint64_t osse_engine_durable_size(osse_engine_t *e)
+{
+    return osse_log_durable_seq(e->log);
+}
+
+void osse_engine_log_page(osse_engine_t *e, uint64_t after, uint64_t limit, uint64_t *from,
+                          size_t *n, uint64_t *next)
+{
+    uint64_t durable = osse_log_durable_seq(e->log);
+    uint64_t a = after < durable ? after : durable;
+    uint64_t end = limit < durable - a ? a + limit : durable;
+    *from = a;
+    *n = (size_t)(end - a);
+    *next = end < durable ? end : 0;
 }
