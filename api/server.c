@@ -11,7 +11,6 @@
 #include "api/server.h"
 
 #include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,6 @@
 #include "common/buf.h"
 #include "common/hist.h"
 #include "common/log.h"
-#include "storage/event.h"
 #include "workflows/workflow.h"
 
 #define MAX_SEGS 8
@@ -44,8 +42,7 @@ typedef struct call_s {
     int nseg;
     json_t *query;
     json_t *body;
-    char idem_key[65], body_hash[65];
-    bool idem;
+    osse_idem_state_t idem; /* armed: the answer is remembered (Idempotency-Key) */
     /* the answer */
     int status;
     char *out;
@@ -55,7 +52,7 @@ typedef struct call_s {
     char allow[160]; /* this call's own 405 Allow header: answers are sent later */
     /* pool work */
     uv_work_t work;
-    uint64_t *seqs;
+    uint64_t *seqs; /* a request's events: these nseqs; the log (limit set): nseqs after `after` */
     size_t nseqs;
     uint64_t after, limit, next;
     bool consistency; /* proofs: after..next is from..to, else seq..size */
@@ -122,8 +119,7 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
     c->out = body;
     c->outlen = len;
     c->ctype = ctype ? ctype : "application/json";
-    if (c->idem && status >= 200 && status < 300)
-        osse_engine_idem_remember(c->srv->eng, c->idem_key, c->body_hash, status, body);
+    osse_engine_idem_remember(c->srv->eng, &c->idem, status, body);
     osse_engine_hold(c->srv->eng, on_durable, c);
 }
 
@@ -139,7 +135,6 @@ static void reply_error(call_t *c, int status, const char *code, const char *mes
 {
     json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
                           "details", details ? json_incref(details) : json_array());
-    c->idem = false;
     reply_json(c, status, o);
 }
 
@@ -623,47 +618,21 @@ static void h_clock(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
-/* Stored events are read on the pool; the answer is built there too. */
+/* Stored events are read on the pool (the engine reads and hashes them);
+ * the answer is built there too. */
 static void events_work(uv_work_t *w)
 {
     call_t *c = w->data;
-    osse_log_t *log = osse_engine_log(c->srv->eng);
-    json_t *arr = json_array();
     bool with_leaf = c->limit != 0;
-    size_t n = with_leaf ? (size_t)(c->next - c->after) : c->nseqs;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seq = with_leaf ? c->after + 1 + i : c->seqs[i];
-        void *bytes;
-        size_t len;
-        osse_event_t ev;
-        osse_err_t err = {0};
-        if (osse_log_get(log, seq, &bytes, &len, &err) ||
-            osse_event_decode(bytes, len, &ev, &err)) {
-            c->work_rc = OSSE_EIO;
-            break;
-        }
-        json_t *o = osse_event_to_json(&ev);
-        if (with_leaf) {
-            unsigned char h[crypto_hash_sha256_BYTES];
-            char hex[65];
-            crypto_hash_sha256_state st;
-            crypto_hash_sha256_init(&st);
-            crypto_hash_sha256_update(&st, (const unsigned char *)"\0", 1);
-            crypto_hash_sha256_update(&st, bytes, len);
-            crypto_hash_sha256_final(&st, h);
-            sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-            json_object_set_new(o, "leaf_hash", json_string(hex));
-        }
-        json_array_append_new(arr, o);
-        osse_event_clear(&ev);
-        free(bytes);
-    }
+    json_t *arr = NULL;
+    osse_err_t err = {0};
+    c->work_rc = osse_engine_read_events(c->srv->eng, with_leaf ? NULL : c->seqs, c->after,
+                                         c->nseqs, with_leaf, &arr, &err);
+    if (c->work_rc)
+        return;
     json_t *out = json_pack("{s:o}", "events", arr);
-    if (with_leaf) {
-        uint64_t durable = c->seqs ? c->seqs[0] : 0;
-        json_object_set_new(out, "next",
-                            c->next < durable ? json_integer((json_int_t)c->next) : json_null());
-    }
+    if (with_leaf)
+        json_object_set_new(out, "next", c->next ? json_integer((json_int_t)c->next) : json_null());
     c->out = json_dumps(out, JSON_COMPACT);
     c->outlen = strlen(c->out);
     json_decref(out);
@@ -723,12 +692,8 @@ static void h_log(call_t *c)
         reply_error(c, 422, "invalid_request", "after must be a seq and limit 1..10000", NULL);
         return;
     }
-    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
-    c->after = after < durable ? after : durable;
-    c->next = c->after + limit < durable ? c->after + limit : durable;
+    osse_engine_log_page(c->srv->eng, after, limit, &c->after, &c->nseqs, &c->next);
     c->limit = limit;
-    c->seqs = malloc(sizeof *c->seqs);
-    c->seqs[0] = durable;
     c->work.data = c;
     uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
 }
@@ -798,7 +763,7 @@ static void proof_work(uv_work_t *w)
  * when optional) and queues it; 1 <= a <= b <= durable. */
 static void h_proof(call_t *c, const char *ka, const char *kb, bool b_optional)
 {
-    uint64_t durable = osse_log_durable_seq(osse_engine_log(c->srv->eng));
+    uint64_t durable = osse_engine_durable_size(c->srv->eng);
     uint64_t a, b;
     const char *k;
     json_t *v;
@@ -1003,37 +968,26 @@ static void handle(osse_http_req_t *req, void *ud)
     c->query = parse_query(req->query);
     bool changes = strcmp(req->method, "GET") != 0;
     if (changes && req->idempotency_key.len) {
-        if (req->idempotency_key.len > 200) {
-            reply_error(c, 422, "invalid_request", "Idempotency-Key is longer than 200 bytes", NULL);
-            return;
-        }
-        crypto_hash_sha256_state st;
-        unsigned char h[32];
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, (const unsigned char *)c->p->id, strlen(c->p->id) + 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->method, strlen(req->method) + 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->path.ptr, req->path.len);
-        crypto_hash_sha256_update(&st, (const unsigned char *)"", 1);
-        crypto_hash_sha256_update(&st, (const unsigned char *)req->idempotency_key.ptr,
-                                  req->idempotency_key.len);
-        crypto_hash_sha256_final(&st, h);
-        sodium_bin2hex(c->idem_key, sizeof c->idem_key, h, sizeof h);
-        crypto_hash_sha256(h, (const unsigned char *)req->body.ptr, req->body.len);
-        sodium_bin2hex(c->body_hash, sizeof c->body_hash, h, sizeof h);
         int status;
         char *body;
-        int found = osse_engine_idem_lookup(srv->eng, c->idem_key, c->body_hash, &status, &body);
-        if (found == 1) {
+        osse_fail_t f = {0};
+        int rc = osse_engine_idem_begin(srv->eng, c->p->id, req->method, req->path,
+                                        req->idempotency_key, req->body, &c->idem, &status,
+                                        &body, &f);
+        if (rc < 0) {
+            reply_fail(c, &f);
+            return;
+        }
+        if (rc == OSSE_IDEM_REPLAY) {
             c->extra = "Idempotent-Replayed: true\r\n";
             finish(c, status, body, strlen(body), NULL);
             return;
         }
-        if (found < 0) {
+        if (rc == OSSE_IDEM_MISMATCH) {
             reply_error(c, 422, "idempotency_mismatch",
                         "this Idempotency-Key was used with another body", NULL);
             return;
         }
-        c->idem = true;
     }
     /* The one gate of every state-changing route on a nearly full disk:
      * before the handler, so that nothing is emitted (an emitted event is

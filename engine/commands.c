@@ -166,7 +166,7 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
     *status = same ? 200 : 201;
     if (!same) {
         char stream[128];
-        snprintf(stream, sizeof stream, "workflow/%s", wf->id);
+        osse__stream(stream, sizeof stream, OSSE_SK_WORKFLOW, wf->id);
         osse__emit(e, stream, OSSE_EV_WorkflowPublished, p,
                    json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition",
                              tree));
@@ -211,7 +211,7 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     *status = c ? 200 : 201;
     char stream[128];
-    snprintf(stream, sizeof stream, "calendar/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_CALENDAR, id);
     if (!c || !json_equal(c->body, canon)) {
         /* Every open working-time deadline on this calendar moves: what is
          * left of it under the old calendar is counted again from now under
@@ -252,7 +252,8 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
         json_array_foreach(moves, k, mv)
         {
             char rs[96];
-            snprintf(rs, sizeof rs, "request/%s", json_string_value(json_object_get(mv, "request")));
+            osse__stream(rs, sizeof rs, OSSE_SK_REQUEST,
+                         json_string_value(json_object_get(mv, "request")));
             json_t *data = json_deep_copy(mv);
             json_object_del(data, "request");
             osse__emit(e, rs, OSSE_EV_SlaRescheduled, NULL, data);
@@ -317,7 +318,7 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     *status = a ? 200 : 201;
     char stream[128];
-    snprintf(stream, sizeof stream, "agency/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_AGENCY, id);
     bool same = a && a->name && strcmp(a->name, name) == 0 &&
                 !!a->webhook_url == !!wh && (!wh || strcmp(wh, a->webhook_url) == 0) &&
                 !!a->lookup_url == !!lu && (!lu || strcmp(lu, a->lookup_url) == 0);
@@ -331,7 +332,7 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
          * the same batch as the agency's first event. */
         osse__random_id(a->secret, 32, "");
         char key[160];
-        int kl = snprintf(key, sizeof key, "secret/agency/%s", id);
+        int kl = snprintf(key, sizeof key, OSSE_KEY_AGENCY_SECRET "%s", id);
         osse__batch_need(e);
         if (osse_batch_put(e->batch, key, (size_t)kl, a->secret, 64))
             osse__panic(__FILE__, __LINE__, "out of memory");
@@ -398,7 +399,7 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
     char token[OSSE_TOKEN_LEN], id[40], h[65], stream[64];
     osse__new_token(token, h);
     osse__random_id(id, 8, "p-");
-    snprintf(stream, sizeof stream, "principal/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_PRINCIPAL, id);
     osse__emit(e, stream, OSSE_EV_PrincipalCreated, p,
                json_pack("{s:s,s:s,s:s?,s:s?,s:s}", "id", id, "role", role, "agency", agency,
                          "name", name, "token_hash", h));
@@ -431,7 +432,7 @@ int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const
     }
     if (!t->revoked) {
         char stream[64];
-        snprintf(stream, sizeof stream, "principal/%s", id);
+        osse__stream(stream, sizeof stream, OSSE_SK_PRINCIPAL, id);
         osse__emit(e, stream, OSSE_EV_PrincipalRevoked, p, json_pack("{s:s}", "id", id));
     }
     *out = principal_json(t);
@@ -455,7 +456,7 @@ int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t 
 
 static void stream_of(const osse_request_t *r, char *out, size_t n)
 {
-    snprintf(out, n, "request/%s", r->id);
+    osse__stream(out, n, OSSE_SK_REQUEST, r->id);
 }
 
 /* A fee as a decimal string "520.00" from satang. */
@@ -764,7 +765,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
             code[k] = alpha[raw[k] % (sizeof alpha - 1)]; /* 32 divides 256: no bias */
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
-    snprintf(stream, sizeof stream, "request/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, id);
     osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
                json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",

@@ -136,8 +136,8 @@ size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *byt
         return 0; /* the replay itself reports damaged events */
     const char *recorded = json_string_value(json_object_get(ev.data, "rule"));
     const char *step = json_string_value(json_object_get(ev.data, "step"));
-    osse_request_t *r = strncmp(ev.stream, "request/", 8) == 0 ? osse__request(e, ev.stream + 8)
-                                                                 : NULL;
+    const char *rid = osse__stream_id(ev.stream, OSSE_SK_REQUEST);
+    osse_request_t *r = rid ? osse__request(e, rid) : NULL;
     int i = r && step ? osse_wf_step_index(r->wf, step) : -1;
     if (!recorded || i < 0)
         goto out;

@@ -171,8 +171,9 @@ void osse__batch_need(osse_engine_t *e)
 
 static uint32_t next_version(osse_engine_t *e, const char *stream)
 {
-    if (strncmp(stream, "request/", 8) == 0) {
-        osse_request_t *r = osse__request(e, stream + 8);
+    const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
+    if (rid) {
+        osse_request_t *r = osse__request(e, rid);
         return r ? r->version + 1 : 1;
     }
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
@@ -334,8 +335,8 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
 
 /* --- idempotency --- */
 
-int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                            int *status, char **body)
+static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
+                       int *status, char **body)
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
     if (!it || it->at + IDEM_TTL_MS < osse_engine_now(e))
@@ -364,9 +365,42 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
     it->at = at;
 }
 
-void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                               int status, const char *body)
+int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
+                           osse_slice_t path, osse_slice_t key, osse_slice_t body,
+                           osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f)
 {
+    memset(st, 0, sizeof *st);
+    if (key.len > OSSE_IDEM_KEY_MAX)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request",
+                          "Idempotency-Key is longer than %d bytes", OSSE_IDEM_KEY_MAX);
+    /* NUL after each variable part, so that no two (principal, method, path,
+     * key) run together into the same bytes. */
+    crypto_hash_sha256_state hs;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&hs);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)principal, strlen(principal) + 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)method, strlen(method) + 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)path.ptr, path.len);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)"", 1);
+    crypto_hash_sha256_update(&hs, (const unsigned char *)key.ptr, key.len);
+    crypto_hash_sha256_final(&hs, h);
+    sodium_bin2hex(st->key_hash, sizeof st->key_hash, h, sizeof h);
+    osse__sha256_hex(body.ptr, body.len, st->body_hash);
+    int found = idem_lookup(e, st->key_hash, st->body_hash, status, answer);
+    if (found == 1)
+        return OSSE_IDEM_REPLAY;
+    if (found < 0)
+        return OSSE_IDEM_MISMATCH;
+    st->armed = true;
+    return OSSE_IDEM_NEW;
+}
+
+void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,
+                               const char *body)
+{
+    if (!st->armed || status < 200 || status >= 300)
+        return;
+    const char *key_hash = st->key_hash, *body_hash = st->body_hash;
     int64_t now = osse_engine_now(e);
     idem_store(e, key_hash, body_hash, status, body, now);
     json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,
@@ -374,7 +408,7 @@ void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const cha
     char *txt = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     char key[80];
-    int kl = snprintf(key, sizeof key, "idem/%s", key_hash);
+    int kl = snprintf(key, sizeof key, OSSE_KEY_IDEM "%s", key_hash);
     if (!e->batch)
         new_batch(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
@@ -386,10 +420,11 @@ static int load_idem(void *ud, const void *key, size_t klen, const void *val, si
 {
     osse_engine_t *e = ud;
     char k[80];
-    if (klen < 6 || klen >= sizeof k)
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_IDEM);
+    if (klen <= pl || klen - pl >= sizeof k)
         return 0;
-    memcpy(k, (const char *)key + 5, klen - 5);
-    k[klen - 5] = '\0';
+    memcpy(k, (const char *)key + pl, klen - pl);
+    k[klen - pl] = '\0';
     json_t *rec = json_loadb(val, vlen, 0, NULL);
     const char *b, *r;
     int s;
@@ -405,7 +440,7 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 {
     osse_engine_t *e = ud;
     char id[128];
-    size_t pl = strlen("secret/agency/");
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET);
     if (klen <= pl || klen - pl >= sizeof id || vlen >= 65)
         return 0;
     memcpy(id, (const char *)key + pl, klen - pl);
@@ -522,8 +557,6 @@ static int stage_token_file(const char *dir, const char *token, osse_err_t *err)
 
 /* --- the test clock (SPEC §10) --- */
 
-#define TEST_CLOCK_KEY "testclock"
-
 /* The test clock's position is a side record, so that it survives a restart
  * even when an advance fired nothing. It resumes at the latest of --test-clock
  * TIME, where it stood, and the last event's time (it never runs behind the
@@ -533,7 +566,8 @@ static void test_clock_resume(osse_engine_t *e, int64_t start)
     void *val = NULL;
     size_t vlen = 0;
     int64_t stood = 0;
-    if (osse_log_kv_get(e->log, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), &val, &vlen, NULL) == 0 &&
+    if (osse_log_kv_get(e->log, OSSE_KEY_TESTCLOCK, OSSE_KEY_LEN(OSSE_KEY_TESTCLOCK), &val, &vlen,
+                        NULL) == 0 &&
         vlen > 0 && vlen < 24) {
         char txt[24];
         memcpy(txt, val, vlen);
@@ -554,7 +588,8 @@ void osse__test_clock_store(osse_engine_t *e)
     char txt[24];
     int n = snprintf(txt, sizeof txt, "%lld", (long long)e->clock);
     osse__batch_need(e);
-    if (osse_batch_put(e->batch, TEST_CLOCK_KEY, strlen(TEST_CLOCK_KEY), txt, (size_t)n))
+    if (osse_batch_put(e->batch, OSSE_KEY_TESTCLOCK, OSSE_KEY_LEN(OSSE_KEY_TESTCLOCK), txt,
+                       (size_t)n))
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
@@ -595,7 +630,7 @@ static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
         return rc;
     osse_logf(OSSE_LEVEL_INFO, "admin token written", "path=%s/admin.token", e->data_dir);
     osse__random_id(id, 8, "p-");
-    snprintf(stream, sizeof stream, "principal/%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_PRINCIPAL, id);
     osse__emit(e, stream, OSSE_EV_PrincipalCreated, NULL,
                json_pack("{s:s,s:s,s:s,s:s}", "id", id, "role", "platform", "name", "admin",
                          "token_hash", h));
@@ -670,8 +705,9 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;
-    osse_log_kv_scan(e->log, "secret/agency/", 14, load_secret, e, NULL);
-    osse_log_kv_scan(e->log, "idem/", 5, load_idem, e, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_AGENCY_SECRET, OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET),
+                     load_secret, e, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_IDEM, OSSE_KEY_LEN(OSSE_KEY_IDEM), load_idem, e, NULL);
     osse_log_set_reserve(e->log, opts->min_free_bytes);
     osse_log_on_space(e->log, on_space, e);
     if ((rc = osse_log_start(e->log, loop, err)))

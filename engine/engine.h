@@ -173,14 +173,40 @@ int osse_engine_writable(osse_engine_t *e, osse_fail_t *f);
 typedef void (*osse_hold_cb)(void *ud);
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud);
 
-/* Idempotency (SPEC §4). key_hash identifies (principal, method, path, key);
- * body_hash the raw body. Lookup returns 1 with the stored answer (status and
- * a new-reference body string) when known, -1 when known with another body,
- * 0 when unknown. Remember records an answer durably with the next batch. */
-int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                            int *status, char **body);
-void osse_engine_idem_remember(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                               int status, const char *body);
+/* Idempotency (SPEC §4), in one place: a state-changing call with an
+ * Idempotency-Key begins with osse_engine_idem_begin and ends with
+ * osse_engine_idem_remember on its answer. A key names (principal, method,
+ * path, key): the engine hashes them (and the raw body) itself, so the
+ * remembered answers (side records idem/<hash>) keep their names across
+ * versions. Answers are remembered for 24 hours on the engine's clock (the
+ * test clock too), only when 2xx (an error changed nothing, so a retry runs
+ * again), in the batch of the call's events. */
+#define OSSE_IDEM_KEY_MAX 200 /* bytes of an Idempotency-Key */
+
+typedef enum {
+    OSSE_IDEM_NEW,      /* not known: run the call; st is armed for remember */
+    OSSE_IDEM_REPLAY,   /* known with this body: answer *status, *answer again */
+    OSSE_IDEM_MISMATCH, /* known with another body: 422 idempotency_mismatch */
+} osse_idem_outcome_t;
+
+typedef struct osse_idem_state_s {
+    bool armed; /* remember records the answer */
+    char key_hash[65], body_hash[65];
+} osse_idem_state_t;
+
+/* principal: the caller's id; method, path (not percent-decoded), key and
+ * body as the request has them. Returns an osse_idem_outcome_t (>= 0), with
+ * *status and *answer (a new string, free() it) for OSSE_IDEM_REPLAY; or
+ * OSSE_EINVAL with f filled (invalid_request) for a key longer than
+ * OSSE_IDEM_KEY_MAX bytes. st is zeroed first, so remember on it is a no-op
+ * unless the outcome is OSSE_IDEM_NEW. */
+int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
+                           osse_slice_t path, osse_slice_t key, osse_slice_t body,
+                           osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f);
+/* Records the call's answer when st is armed and status is 2xx (else does
+ * nothing), durably with the current batch: hold the answer after it. */
+void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,
+                               const char *body);
 
 /* --- Commands. Each validates fully before emitting anything: on failure it
  * returns non-zero with f filled and nothing changed. On success *out is a
@@ -281,5 +307,28 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
  * durable are listed. */
 int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char *id,
                         uint64_t **seqs, size_t *n, osse_fail_t *f);
+
+/* Stored events as SPEC §4 and §6 show them: a new array of
+ * {"seq","stream","version","type","at","actor":{"kind","id"},"data"}, each
+ * with "leaf_hash" (hex of SHA-256(0x00 || its stored bytes), the tree's own
+ * leaf hash, docs/audit.md §1) when with_leaf. The events are the n seqs of
+ * seqs in that order, or, with seqs NULL, the n events after `after`; all
+ * must be durable (the caller's list or range says so). Returns 0, or
+ * OSSE_ENOTFOUND / OSSE_EIO (the log cannot be read), OSSE_ECORRUPT (an
+ * event does not decode), OSSE_ENOMEM, with err filled; *out is then
+ * untouched. It reads RocksDB: call it on a pool thread, never the loop
+ * thread; it touches no projection. */
+int osse_engine_read_events(osse_engine_t *e, const uint64_t *seqs, uint64_t after, size_t n,
+                            bool with_leaf, json_t **out, osse_err_t *err);
+/* The durable size of the log: what GET /v1/log pages and proofs may name.
+ * An event is shown only once durable, so that no answer names one that a
+ * crash could take back. Loop thread. */
+uint64_t osse_engine_durable_size(osse_engine_t *e);
+/* One page of GET /v1/log (SPEC §6): at most limit events after `after`,
+ * none past the durable size: they are the *n events after *from (read
+ * them with osse_engine_read_events), and *next is the `after` of the next
+ * page, 0 on the last one. Loop thread. */
+void osse_engine_log_page(osse_engine_t *e, uint64_t after, uint64_t limit, uint64_t *from,
+                          size_t *n, uint64_t *next);
 
 #endif

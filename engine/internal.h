@@ -15,6 +15,7 @@
 #include "common/hist.h"
 #include "common/map.h"
 #include "engine/engine.h"
+#include "engine/keys.h"
 #include "storage/event.h"
 #include "storage/checkpoint.h"
 #include "storage/log.h"

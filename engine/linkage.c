@@ -83,7 +83,7 @@ static void call_free(call_t *c)
 
 static void stream_of(const osse_request_t *r, char *out, size_t n)
 {
-    snprintf(out, n, "request/%s", r->id);
+    osse__stream(out, n, OSSE_SK_REQUEST, r->id);
 }
 
 /* Records the failure of step i and ends the request (SPEC §2: a failed

@@ -4,7 +4,7 @@
  * end of osse__emit). An event that concerns an agency's task (StepOpened of
  * a task, TaskEscalated, InfoProvided, SlaWarned, SlaBreached) and an agency
  * with a webhook_url, or a request event some subscription lists, makes a
- * delivery: a side record "dlv/<id>" with everything needed to send it again
+ * delivery: a side record dlv/<id> with everything needed to send it again
  * (URL, secret, body, attempts, next_at), written in the SAME batch as the
  * event. Only once that batch is durable is the delivery handed to the hooks
  * module (net/hooks.c), which signs, sends and retries it. Its outcome is
@@ -14,7 +14,7 @@
  * disk is below its free-space reserve, retries are not rewritten and
  * outcomes wait in memory until space returns (osse__notify_resume).
  *
- * Invariant: a "dlv/" side record exists exactly while a delivery is
+ * Invariant: a dlv/ side record exists exactly while a delivery is
  * pending, so at start every one of them is handed back to the hooks module
  * and deliveries carry on across restarts (at least once: a receiver
  * deduplicates on Osse-Delivery). Nothing here runs while the log is
@@ -38,8 +38,6 @@
 #include "common/time.h"
 #include "net/hooks.h"
 
-#define DLV_PREFIX "dlv/"
-#define SUB_SECRET_PREFIX "secret/subscription/"
 #define MAX_SUB_EVENTS 64
 
 /* A delivery whose side record is in a batch not yet durable. */
@@ -79,7 +77,7 @@ static const char *jstr(const json_t *o, const char *k)
 static void put_record(osse_engine_t *e, const json_t *rec)
 {
     char key[160];
-    int kl = snprintf(key, sizeof key, DLV_PREFIX "%s", jstr(rec, "id"));
+    int kl = snprintf(key, sizeof key, OSSE_KEY_DLV "%s", jstr(rec, "id"));
     char *txt = json_dumps(rec, JSON_COMPACT);
     osse__batch_need(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
@@ -90,7 +88,7 @@ static void put_record(osse_engine_t *e, const json_t *rec)
 static void delete_record(osse_engine_t *e, const char *id)
 {
     char key[160];
-    int kl = snprintf(key, sizeof key, DLV_PREFIX "%s", id);
+    int kl = snprintf(key, sizeof key, OSSE_KEY_DLV "%s", id);
     osse__batch_need(e);
     if (osse_batch_delete(e->batch, key, (size_t)kl))
         osse__panic(__FILE__, __LINE__, "out of memory");
@@ -215,8 +213,9 @@ static bool sub_wants(const osse_sub_t *s, osse_event_type_t type)
 void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
 {
     osse_notify_t *n = e->notify;
-    if (!n || n->closed || strncmp(ev->stream, "request/", 8) != 0) return;
-    osse_request_t *r = osse__request(e, ev->stream + 8);
+    const char *rid = n && !n->closed ? osse__stream_id(ev->stream, OSSE_SK_REQUEST) : NULL;
+    if (!rid) return;
+    osse_request_t *r = osse__request(e, rid);
     if (!r) return;
     char receiver[200];
     if (osse_event_type_has(ev->type, OSSE_EVF_AGENCY)) {
@@ -226,7 +225,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
         if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && r->steps[i].agency)
             a = osse_map_get(&e->agencies, r->steps[i].agency);
         if (a && a->webhook_url && a->secret[0]) {
-            snprintf(receiver, sizeof receiver, "agency:%s", a->id);
+            snprintf(receiver, sizeof receiver, OSSE_RECEIVER_AGENCY "%s", a->id);
             create(e, receiver, a->webhook_url, a->secret, r->id, osse_event_type_name(ev->type),
                    ev,
                    json_pack("{s:o,s:o}", "task", task_summary(r, (size_t)i), "request",
@@ -247,7 +246,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
         json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type",
                                 osse_event_type_name(ev->type),
                                 "at", osse__time_json(ev->at), "data", ev->data);
-        snprintf(receiver, sizeof receiver, "subscription:%s", s->id);
+        snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", s->id);
         create(e, receiver, s->url, s->secret, r->id, osse_event_type_name(ev->type), ev,
                json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));
     }
@@ -280,7 +279,7 @@ static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, osse_event
         return;
     }
     json_object_set_new(data, "type", json_string(type));
-    snprintf(stream, sizeof stream, "delivery/%s", rid);
+    osse__stream(stream, sizeof stream, OSSE_SK_DELIVERY, rid);
     if (osse__storage_low(e)) {
         later_t *l = calloc(1, sizeof *l);
         if (!l || !(l->id = strdup(d->id)) || !(l->stream = strdup(stream)))
@@ -403,7 +402,7 @@ static int load_sub_secret(void *ud, const void *key, size_t klen, const void *v
 {
     osse_engine_t *e = ud;
     char id[128];
-    size_t pl = strlen(SUB_SECRET_PREFIX);
+    size_t pl = strlen(OSSE_KEY_SUB_SECRET);
     if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof((osse_sub_t *)0)->secret) return 0;
     memcpy(id, (const char *)key + pl, klen - pl);
     id[klen - pl] = '\0';
@@ -432,10 +431,10 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
         return rc;
     }
     e->notify = n;
-    osse_log_kv_scan(e->log, SUB_SECRET_PREFIX, strlen(SUB_SECRET_PREFIX), load_sub_secret, e,
+    osse_log_kv_scan(e->log, OSSE_KEY_SUB_SECRET, strlen(OSSE_KEY_SUB_SECRET), load_sub_secret, e,
                      NULL);
     /* Deliveries pending when the last process stopped carry on. */
-    osse_log_kv_scan(e->log, DLV_PREFIX, strlen(DLV_PREFIX), load_dlv, n, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_DLV, strlen(OSSE_KEY_DLV), load_dlv, n, NULL);
     return 0;
 }
 
@@ -552,7 +551,7 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
 static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)
 {
     char stream[160];
-    snprintf(stream, sizeof stream, "subscription/%s", s->id);
+    osse__stream(stream, sizeof stream, OSSE_SK_SUBSCRIPTION, s->id);
     json_t *ev = json_array();
     for (size_t i = 0; i < s->nevents; i++)
         json_array_append_new(ev, json_string(osse_event_type_name(s->events[i])));
@@ -611,11 +610,11 @@ int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, co
     int rc = find_sub(e, p, id, &s, f);
     if (rc) return rc;
     char stream[160], receiver[200], key[160];
-    snprintf(stream, sizeof stream, "subscription/%s", id);
-    snprintf(receiver, sizeof receiver, "subscription:%s", id);
+    osse__stream(stream, sizeof stream, OSSE_SK_SUBSCRIPTION, id);
+    snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", id);
     osse__emit(e, stream, OSSE_EV_SubscriptionDeleted, p, json_pack("{s:s}", "id", id));
     /* Its secret goes with it: a new subscription of this id gets a new one. */
-    int kl = snprintf(key, sizeof key, SUB_SECRET_PREFIX "%s", id);
+    int kl = snprintf(key, sizeof key, OSSE_KEY_SUB_SECRET "%s", id);
     osse__batch_need(e);
     if (osse_batch_delete(e->batch, key, (size_t)kl))
         osse__panic(__FILE__, __LINE__, "out of memory");
@@ -675,7 +674,7 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
                       json_string_value(json_array_get(events, i))) == 0;
     if (!same) {
         char stream[160];
-        snprintf(stream, sizeof stream, "subscription/%s", id);
+        osse__stream(stream, sizeof stream, OSSE_SK_SUBSCRIPTION, id);
         osse__emit(e, stream, OSSE_EV_SubscriptionUpdated, p,
                    json_pack("{s:s,s:s,s:O,s:s}", "id", id, "url", url, "events", events, "owner",
                              s ? s->owner : p->id));
@@ -689,7 +688,7 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         sodium_memzero(raw, sizeof raw);
         char key[160];
-        int kl = snprintf(key, sizeof key, SUB_SECRET_PREFIX "%s", id);
+        int kl = snprintf(key, sizeof key, OSSE_KEY_SUB_SECRET "%s", id);
         osse__batch_need(e);
         if (osse_batch_put(e->batch, key, (size_t)kl, s->secret, strlen(s->secret)))
             osse__panic(__FILE__, __LINE__, "out of memory");

@@ -138,7 +138,7 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
     /* due_at is on osse's clock (the test clock under --test-clock); ts is real. */
     osse_logf(OSSE_LEVEL_WARN, "sla breached", "request=%s step=%s agency=%s due_at=%s action=%s",
               r->id, ws->name, s->agency, osse_time_fmt(at, due), names[action]);
-    snprintf(stream, sizeof stream, "request/%s", r->id);
+    osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
     osse__emit(e, stream, OSSE_EV_SlaBreached, NULL,
                json_pack("{s:s,s:s?,s:o,s:s}", "step", ws->name, "agency", s->agency, "due_at",
                          osse__time_json(at), "action", names[action]));
@@ -210,7 +210,7 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
             breach(e, r, t.step, t.at);
         } else {
             char stream[96];
-            snprintf(stream, sizeof stream, "request/%s", r->id);
+            osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
             osse__emit(e, stream, OSSE_EV_SlaWarned, NULL,
                        json_pack("{s:s,s:s?,s:o,s:o}", "step", r->wf->steps[t.step].name, "agency",
                                  r->steps[t.step].agency, "warn_at", osse__time_json(t.at),

@@ -856,7 +856,7 @@ static json_t *calendar_entry(osse_engine_t *e, const osse_principal_t *p, void 
     (void)p;
     const osse_calendar_ent_t *c = v;
     char stream[128];
-    snprintf(stream, sizeof stream, "calendar/%s", c->id);
+    osse__stream(stream, sizeof stream, OSSE_SK_CALENDAR, c->id);
     json_t *o = json_pack("{s:s,s:I}", "id", c->id, "version",
                           (json_int_t)(uintptr_t)osse_map_get(&e->versions, stream));
     json_object_update(o, c->body);

@@ -1,0 +1,60 @@
+/* keys.h: the names the engine gives to streams and side records, spelled
+ * once.
+ *
+ * Streams are "<kind>/<id>". The kinds ("request", "delivery", "workflow",
+ * "calendar", "agency", "principal", "subscription") are SPEC §5's and are
+ * spelled in storage/event_types.h (OSSE_STREAM_KINDS), because the decoder
+ * checks each event's stream against its type there; the engine names a
+ * stream by that enum through the two helpers below and never writes a
+ * kind's text itself.
+ *
+ * Side records are the log's 'K' keys the engine writes (docs/design.md,
+ * "Log layout"); their prefixes are here. Storage's own keys are not: the
+ * events ('E' be64(seq), storage/log.h), the Merkle tree's hashes ("m",
+ * storage/merkle.h) and the signed heads ("h", "c", storage/checkpoint.h)
+ * are written and read only by storage, which may not include engine. */
+#ifndef OSSE_ENGINE_KEYS_H
+#define OSSE_ENGINE_KEYS_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/event_types.h"
+
+/* idem/<key hash>: a remembered answer (JSON {"b","s","at","r"}). */
+#define OSSE_KEY_IDEM "idem/"
+/* dlv/<delivery id>: a webhook delivery not yet delivered or given up. */
+#define OSSE_KEY_DLV "dlv/"
+/* secret/agency/<id>, secret/subscription/<id>: webhook secrets, never in
+ * the log. */
+#define OSSE_KEY_AGENCY_SECRET "secret/agency/"
+#define OSSE_KEY_SUB_SECRET "secret/subscription/"
+/* testclock: the test clock's position, decimal ms (--test-clock only). */
+#define OSSE_KEY_TESTCLOCK "testclock"
+
+/* Receivers of webhook deliveries, as NotificationDelivered/Failed name
+ * them and the hooks module caps them: agency:<id>, subscription:<id>. */
+#define OSSE_RECEIVER_AGENCY "agency:"
+#define OSSE_RECEIVER_SUB "subscription:"
+
+/* The length of a key prefix above, without its NUL. */
+#define OSSE_KEY_LEN(prefix) (sizeof prefix - 1)
+
+/* Writes the stream "<kind>/<id>" into out (n bytes, cut short as
+ * snprintf does); returns what snprintf returns. */
+static inline int osse__stream(char *out, size_t n, osse_stream_kind_t kind, const char *id)
+{
+    return snprintf(out, n, "%s/%s", osse_stream_kind_name(kind), id);
+}
+
+/* The id in a stream of the given kind ("request/r-1" -> "r-1"), or NULL
+ * when the stream is of another kind. */
+static inline const char *osse__stream_id(const char *stream, osse_stream_kind_t kind)
+{
+    const char *name = osse_stream_kind_name(kind);
+    size_t n = strlen(name);
+    return strncmp(stream, name, n) == 0 && stream[n] == '/' ? stream + n + 1 : NULL;
+}
+
+#endif
