@@ -35,7 +35,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (OSSE_BIN, Server, World, good_form, log_events,  # noqa: E402
-                          main, uniq)
+                          main, run_osse as run, uniq)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 THREADS = 4
@@ -46,15 +46,6 @@ FIELD_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 def logfmt(line):
     return {k: v[1:-1] if v.startswith('"') else v for k, v in FIELD_RE.findall(line)}
-
-
-def run(*args, check=True):
-    p = subprocess.run([OSSE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=300)
-    if check and p.returncode != 0:
-        raise AssertionError("osse %s: rc %d\n%s" % (" ".join(args), p.returncode,
-                                                      p.stderr.decode(errors="replace")))
-    return p
 
 
 class Load(threading.Thread):

@@ -25,23 +25,27 @@
  * and any unfinished step may be cancelled; a returned step reopens on
  * InfoProvided. */
 static const char *const step_allowed[][2] = {
-    {"pending", "open"},        {"pending", "skipped"},
-    {"pending", "cancelled"},   {"open", "approved"},
-    {"open", "rejected"},       {"open", "waiting_applicant"},
-    {"open", "done"},           {"open", "failed"},
-    {"open", "cancelled"},      {"waiting_applicant", "open"},
+    {"pending", "open"},
+    {"pending", "skipped"},
+    {"pending", "cancelled"},
+    {"open", "approved"},
+    {"open", "rejected"},
+    {"open", "waiting_applicant"},
+    {"open", "done"},
+    {"open", "failed"},
+    {"open", "cancelled"},
+    {"waiting_applicant", "open"},
     {"waiting_applicant", "cancelled"},
 };
 
-static const char *const step_names[] = {"pending", "open",    "waiting_applicant",
+static const char *const step_names[] = {"pending",  "open",     "waiting_applicant",
                                          "approved", "rejected", "done",
-                                         "skipped",  "failed",  "cancelled"};
+                                         "skipped",  "failed",   "cancelled"};
 
 static bool listed(const char *const (*rows)[2], size_t n, const char *a, const char *b)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(rows[i][0], a) == 0 && strcmp(rows[i][1], b) == 0)
-            return true;
+        if (strcmp(rows[i][0], a) == 0 && strcmp(rows[i][1], b) == 0) return true;
     return false;
 }
 
@@ -114,7 +118,7 @@ typedef struct {
     osse_engine_t *e;
     const osse_principal_t *plat, *portal, *ag[3];
     char plat_tok[128], portal_tok[128]; /* to find them again after a reopen */
-    int fails; /* on_fail calls */
+    int fails;                           /* on_fail calls */
     int fail_status;
 } world_t;
 
@@ -145,15 +149,18 @@ static int settle(world_t *w)
 
 static int open_engine(world_t *w, osse_log_fault_t fault, uint64_t at)
 {
-    osse_engine_opts_t opts = {.data_dir = w->dir, .test_clock = true, .fault = fault,
-                               .fault_at = at, .on_fail = on_fail, .on_fail_ud = w};
+    osse_engine_opts_t opts = {.data_dir = w->dir,
+                               .test_clock = true,
+                               .fault = fault,
+                               .fault_at = at,
+                               .on_fail = on_fail,
+                               .on_fail_ud = w};
     osse_err_t err = {0};
     w->fails = w->fail_status = 0;
     CHECK_EQ_INT(osse_time_parse("2030-01-07T09:00:00+07:00", &opts.test_clock_start), 0);
     CHECK_EQ_INT(uv_loop_init(&w->loop), 0);
     int rc = osse_engine_open(&opts, &w->loop, &w->e, &err);
-    if (rc)
-        fprintf(stderr, "  open: %s\n", err.msg);
+    if (rc) fprintf(stderr, "  open: %s\n", err.msg);
     /* Principals are the engine's: those of a closed one are gone. */
     w->plat = w->portal = w->ag[0] = w->ag[1] = w->ag[2] = NULL;
     if (!rc && w->plat_tok[0]) {
@@ -184,8 +191,7 @@ static const osse_principal_t *principal(world_t *w, const char *role, const cha
     const char *tok = json_string_value(json_object_get(out, "token"));
     const osse_principal_t *p = tok ? osse_engine_auth(w->e, tok, strlen(tok)) : NULL;
     CHECK(p != NULL);
-    if (keep && tok)
-        snprintf(keep, keeplen, "%s", tok);
+    if (keep && tok) snprintf(keep, keeplen, "%s", tok);
     json_decref(out);
     osse_fail_clear(&f);
     return p;
@@ -197,35 +203,32 @@ static json_t *definition(void)
 {
     return json_pack("{s:s,s:s,s:{s:{s:s,s:b}},s:{s:{s:s,s:s},s:{s:s,s:s,s:[s]},"
                      "s:{s:s,s:s,s:[s]},s:{s:s,s:s,s:[s,s]}}}",
-                     "id", "flow", "title", "Flow", "form", "name", "type", "string", "required",
-                     1, "steps", "intake", "kind", "task", "agency", AG[0], "review_b", "kind",
-                     "task", "agency", AG[1], "after", "intake", "review_c", "kind", "task",
-                     "agency", AG[2], "after", "intake", "final", "kind", "task", "agency", AG[0],
-                     "after", "review_b", "review_c");
+                     "id", "flow", "title", "Flow", "form", "name", "type", "string", "required", 1,
+                     "steps", "intake", "kind", "task", "agency", AG[0], "review_b", "kind", "task",
+                     "agency", AG[1], "after", "intake", "review_c", "kind", "task", "agency",
+                     AG[2], "after", "intake", "final", "kind", "task", "agency", AG[0], "after",
+                     "review_b", "review_c");
 }
 
 static bool setup(world_t *w)
 {
     memset(w, 0, sizeof *w);
     strcpy(w->dir, "/tmp/osse-engine-flow-XXXXXX");
-    if (!mkdtemp(w->dir) || open_engine(w, OSSE_LOG_FAULT_NONE, 0))
-        return false;
+    if (!mkdtemp(w->dir) || open_engine(w, OSSE_LOG_FAULT_NONE, 0)) return false;
     CHECK_EQ_INT(settle(w), 1);
     char path[128], tok[128] = "";
     snprintf(path, sizeof path, "%s/admin.token", w->dir);
     FILE *fp = fopen(path, "r");
     CHECK(fp != NULL);
     if (fp) {
-        if (!fgets(tok, sizeof tok, fp))
-            tok[0] = '\0';
+        if (!fgets(tok, sizeof tok, fp)) tok[0] = '\0';
         fclose(fp);
     }
     tok[strcspn(tok, "\n")] = '\0';
     snprintf(w->plat_tok, sizeof w->plat_tok, "%s", tok);
     w->plat = osse_engine_auth(w->e, tok, strlen(tok));
     CHECK(w->plat != NULL);
-    if (!w->plat)
-        return false;
+    if (!w->plat) return false;
     for (int i = 0; i < 3; i++) {
         json_t *out = NULL, *body = json_pack("{s:s}", "name", AG[i]);
         int status = 0;
@@ -240,11 +243,9 @@ static bool setup(world_t *w)
     json_t *out = NULL, *tree = definition();
     int status = 0;
     osse_fail_t f = {0};
-    CHECK_EQ_INT(osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status,
-                                           &f),
-                 0);
-    if (f.rc)
-        fprintf(stderr, "  publish: %s\n", f.message);
+    CHECK_EQ_INT(
+        osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status, &f), 0);
+    if (f.rc) fprintf(stderr, "  publish: %s\n", f.message);
     CHECK_EQ_INT(status, 201);
     osse_fail_clear(&f);
     json_decref(tree);
@@ -260,16 +261,26 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 
 static void teardown(world_t *w)
 {
-    if (w->e)
-        close_engine(w);
+    if (w->e) close_engine(w);
     nftw(w->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs fn on a fresh world (setup's), then removes its folder. */
+static void in_world(void (*fn)(world_t *w))
+{
+    world_t w;
+    if (setup(&w))
+        fn(&w);
+    else
+        CHECK(!"setup");
+    teardown(&w);
 }
 
 /* A new request's id (a new string), durable. */
 static char *submit(world_t *w)
 {
-    json_t *out = NULL, *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form", "name",
-                                          "Somchai");
+    json_t *out = NULL,
+           *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form", "name", "Somchai");
     osse_fail_t f = {0};
     CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
     json_decref(body);
@@ -288,23 +299,20 @@ static int decide(world_t *w, int agency, const char *rid, const char *step, con
     json_decref(body);
     json_decref(out);
     osse_fail_clear(&f);
-    if (!rc)
-        CHECK_EQ_INT(settle(w), 1);
+    if (!rc) CHECK_EQ_INT(settle(w), 1);
     return rc;
 }
 
 /* The request's status, and each step's state in definition order
  * ("intake=open review_b=pending ..."), as the tracking view says. */
-static void view(world_t *w, const char *rid, char *status, size_t slen, char *steps,
-                 size_t stlen)
+static void view(world_t *w, const char *rid, char *status, size_t slen, char *steps, size_t stlen)
 {
     json_t *out = NULL;
     osse_fail_t f = {0};
     status[0] = steps[0] = '\0';
     CHECK_EQ_INT(osse_q_request(w->e, w->plat, rid, false, &out, &f), 0);
     osse_fail_clear(&f);
-    if (!out)
-        return;
+    if (!out) return;
     snprintf(status, slen, "%s", json_string_value(json_object_get(out, "status")) ?: "?");
     size_t i, n = 0;
     json_t *s;
@@ -313,8 +321,7 @@ static void view(world_t *w, const char *rid, char *status, size_t slen, char *s
         n += (size_t)snprintf(steps + n, stlen - n, "%s%s=%s", i ? " " : "",
                               json_string_value(json_object_get(s, "name")),
                               json_string_value(json_object_get(s, "state")));
-        if (n >= stlen)
-            break;
+        if (n >= stlen) break;
     }
     json_decref(out);
 }
@@ -329,98 +336,94 @@ static void view(world_t *w, const char *rid, char *status, size_t slen, char *s
 
 /* Fan-out: intake's approval opens both reviews; fan-in: final opens only
  * when both are approved; the last approval completes the request. */
-static void test_fan_out_in(void)
+static void fan_out_in(world_t *w)
 {
-    world_t w;
-    if (!setup(&w)) {
-        CHECK(0);
-        teardown(&w);
-        return;
-    }
-    char *rid = submit(&w);
-    EXPECT(&w, rid, "in_progress", "intake=open review_b=pending review_c=pending final=pending");
+    char *rid = submit(w);
+    EXPECT(w, rid, "in_progress", "intake=open review_b=pending review_c=pending final=pending");
     /* A pending step is nobody's task yet (its agency is set when it
      * opens): b cannot decide its review; a's final step, pending too, is
      * a conflict for a (SPEC §4: the answer names its state). */
-    CHECK_EQ_INT(decide(&w, 1, rid, "review_b", "approve"), OSSE_EFORBIDDEN);
-    CHECK_EQ_INT(decide(&w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
-    CHECK_EQ_INT(decide(&w, 0, rid, "intake", "approve"), 0);
-    EXPECT(&w, rid, "in_progress", "intake=approved review_b=open review_c=open final=pending");
+    CHECK_EQ_INT(decide(w, 1, rid, "review_b", "approve"), OSSE_EFORBIDDEN);
+    CHECK_EQ_INT(decide(w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "approve"), 0);
+    EXPECT(w, rid, "in_progress", "intake=approved review_b=open review_c=open final=pending");
     /* Only the step's own agency may decide it. */
-    CHECK_EQ_INT(decide(&w, 1, rid, "review_c", "approve"), OSSE_EFORBIDDEN);
-    CHECK_EQ_INT(decide(&w, 1, rid, "review_b", "approve"), 0);
-    EXPECT(&w, rid, "in_progress", "intake=approved review_b=approved review_c=open final=pending");
-    CHECK_EQ_INT(decide(&w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
-    CHECK_EQ_INT(decide(&w, 2, rid, "review_c", "approve"), 0);
-    EXPECT(&w, rid, "in_progress", "intake=approved review_b=approved review_c=approved final=open");
-    CHECK_EQ_INT(decide(&w, 0, rid, "final", "approve"), 0);
-    EXPECT(&w, rid, "completed",
+    CHECK_EQ_INT(decide(w, 1, rid, "review_c", "approve"), OSSE_EFORBIDDEN);
+    CHECK_EQ_INT(decide(w, 1, rid, "review_b", "approve"), 0);
+    EXPECT(w, rid, "in_progress", "intake=approved review_b=approved review_c=open final=pending");
+    CHECK_EQ_INT(decide(w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
+    CHECK_EQ_INT(decide(w, 2, rid, "review_c", "approve"), 0);
+    EXPECT(w, rid, "in_progress", "intake=approved review_b=approved review_c=approved final=open");
+    CHECK_EQ_INT(decide(w, 0, rid, "final", "approve"), 0);
+    EXPECT(w, rid, "completed",
            "intake=approved review_b=approved review_c=approved final=approved");
-    CHECK_EQ_INT(decide(&w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
+    CHECK_EQ_INT(decide(w, 0, rid, "final", "approve"), OSSE_ECONFLICT);
     free(rid);
-    teardown(&w);
+}
+
+static void test_fan_out_in(void)
+{
+    in_world(fan_out_in);
 }
 
 /* A rejection ends the request and cancels every unfinished step. */
+static void reject(world_t *w)
+{
+    char *rid = submit(w);
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "approve"), 0);
+    CHECK_EQ_INT(decide(w, 2, rid, "review_c", "reject"), 0);
+    EXPECT(w, rid, "rejected",
+           "intake=approved review_b=cancelled review_c=rejected final=cancelled");
+    CHECK_EQ_INT(decide(w, 1, rid, "review_b", "approve"), OSSE_ECONFLICT);
+    free(rid);
+}
+
 static void test_reject(void)
 {
-    world_t w;
-    if (!setup(&w)) {
-        CHECK(0);
-        teardown(&w);
-        return;
-    }
-    char *rid = submit(&w);
-    CHECK_EQ_INT(decide(&w, 0, rid, "intake", "approve"), 0);
-    CHECK_EQ_INT(decide(&w, 2, rid, "review_c", "reject"), 0);
-    EXPECT(&w, rid, "rejected", "intake=approved review_b=cancelled review_c=rejected final=cancelled");
-    CHECK_EQ_INT(decide(&w, 1, rid, "review_b", "approve"), OSSE_ECONFLICT);
-    free(rid);
-    teardown(&w);
+    in_world(reject);
 }
 
 /* return parks the task until the applicant's information reopens it;
  * information for a step not waiting is a conflict; a withdrawal ends it. */
-static void test_return_info_withdraw(void)
+static void return_info_withdraw(world_t *w)
 {
-    world_t w;
-    if (!setup(&w)) {
-        CHECK(0);
-        teardown(&w);
-        return;
-    }
-    char *rid = submit(&w);
-    CHECK_EQ_INT(decide(&w, 0, rid, "intake", "return"), 0);
-    EXPECT(&w, rid, "awaiting_info", "intake=waiting_applicant review_b=pending review_c=pending "
-                                     "final=pending");
-    CHECK_EQ_INT(decide(&w, 0, rid, "intake", "approve"), OSSE_ECONFLICT);
+    char *rid = submit(w);
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "return"), 0);
+    EXPECT(w, rid, "awaiting_info",
+           "intake=waiting_applicant review_b=pending review_c=pending "
+           "final=pending");
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "approve"), OSSE_ECONFLICT);
     json_t *out = NULL, *body = json_pack("{s:s,s:s}", "step", "review_b", "message", "here");
     osse_fail_t f = {0};
-    CHECK_EQ_INT(osse_cmd_info(w.e, w.portal, rid, body, &out, &f), OSSE_ECONFLICT);
+    CHECK_EQ_INT(osse_cmd_info(w->e, w->portal, rid, body, &out, &f), OSSE_ECONFLICT);
     osse_fail_clear(&f);
     json_decref(body);
     body = json_pack("{s:s,s:s,s:{s:s}}", "step", "intake", "message", "here", "form", "name",
                      "Somchai J.");
-    CHECK_EQ_INT(osse_cmd_info(w.e, w.portal, rid, body, &out, &f), 0);
+    CHECK_EQ_INT(osse_cmd_info(w->e, w->portal, rid, body, &out, &f), 0);
     json_decref(body);
     json_decref(out);
-    CHECK_EQ_INT(settle(&w), 1);
-    EXPECT(&w, rid, "in_progress", "intake=open review_b=pending review_c=pending final=pending");
-    CHECK_EQ_INT(decide(&w, 0, rid, "intake", "approve"), 0);
-    EXPECT(&w, rid, "in_progress", "intake=approved review_b=open review_c=open final=pending");
+    CHECK_EQ_INT(settle(w), 1);
+    EXPECT(w, rid, "in_progress", "intake=open review_b=pending review_c=pending final=pending");
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "approve"), 0);
+    EXPECT(w, rid, "in_progress", "intake=approved review_b=open review_c=open final=pending");
 
     body = json_pack("{s:s}", "reason", "moved away");
-    CHECK_EQ_INT(osse_cmd_withdraw(w.e, w.portal, rid, body, &out, &f), 0);
+    CHECK_EQ_INT(osse_cmd_withdraw(w->e, w->portal, rid, body, &out, &f), 0);
     json_decref(out);
-    CHECK_EQ_INT(settle(&w), 1);
-    EXPECT(&w, rid, "withdrawn",
+    CHECK_EQ_INT(settle(w), 1);
+    EXPECT(w, rid, "withdrawn",
            "intake=approved review_b=cancelled review_c=cancelled final=cancelled");
-    CHECK_EQ_INT(osse_cmd_withdraw(w.e, w.portal, rid, body, &out, &f), OSSE_ECONFLICT);
+    CHECK_EQ_INT(osse_cmd_withdraw(w->e, w->portal, rid, body, &out, &f), OSSE_ECONFLICT);
     osse_fail_clear(&f);
     json_decref(body);
-    CHECK_EQ_INT(decide(&w, 1, rid, "review_b", "approve"), OSSE_ECONFLICT);
+    CHECK_EQ_INT(decide(w, 1, rid, "review_b", "approve"), OSSE_ECONFLICT);
     free(rid);
-    teardown(&w);
+}
+
+static void test_return_info_withdraw(void)
+{
+    in_world(return_info_withdraw);
 }
 
 /* ---- a failed write ---- */
@@ -429,31 +432,22 @@ static void test_return_info_withdraw(void)
  * submissions made before it are durable, the hold of the one it hits and
  * every later hold run with OSSE_EIO, on_fail is told once, and a reopen
  * without the fault has exactly the acknowledged requests. */
-static void test_failed_write(void)
+static void failed_write(world_t *w)
 {
-    world_t w;
-    if (!setup(&w)) {
-        CHECK(0);
-        teardown(&w);
-        return;
-    }
-    close_engine(&w);
-    CHECK_EQ_INT(open_engine(&w, OSSE_LOG_FAULT_WRITE, 4), 0);
-    if (!w.e) {
-        teardown(&w);
-        return;
-    }
+    close_engine(w);
+    CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_WRITE, 4), 0);
+    if (!w->e) return;
     char *acked[8] = {0}, *lost = NULL;
     int nacked = 0, held = 0;
     for (int i = 0; i < 8 && !lost; i++) {
-        json_t *out = NULL, *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form",
-                                              "name", "Somchai");
+        json_t *out = NULL,
+               *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form", "name", "Somchai");
         osse_fail_t f = {0};
-        CHECK_EQ_INT(osse_cmd_submit(w.e, w.portal, body, &out, &f), 0);
+        CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
         json_decref(body);
         char *id = strdup(json_string_value(json_object_get(out, "id")) ?: "");
         json_decref(out);
-        int rc = settle(&w);
+        int rc = settle(w);
         if (rc == 1) {
             acked[nacked++] = id;
         } else {
@@ -463,32 +457,36 @@ static void test_failed_write(void)
     }
     CHECK(lost != NULL);
     CHECK(nacked >= 1); /* at most three writes at open and before the first submission */
-    CHECK_EQ_INT(w.fails, 1);
-    CHECK_EQ_INT(w.fail_status, OSSE_EIO);
-    CHECK_EQ_INT(osse_engine_failed(w.e), OSSE_EIO);
+    CHECK_EQ_INT(w->fails, 1);
+    CHECK_EQ_INT(w->fail_status, OSSE_EIO);
+    CHECK_EQ_INT(osse_engine_failed(w->e), OSSE_EIO);
     /* Any hold afterwards runs at once with the failure, never as durable. */
-    osse_engine_hold(w.e, on_held, &held);
+    osse_engine_hold(w->e, on_held, &held);
     CHECK_EQ_INT(held, OSSE_EIO);
-    CHECK_EQ_INT(w.fails, 1);
-    close_engine(&w);
+    CHECK_EQ_INT(w->fails, 1);
+    close_engine(w);
 
-    CHECK_EQ_INT(open_engine(&w, OSSE_LOG_FAULT_NONE, 0), 0);
-    if (w.e) {
-        CHECK_EQ_INT(settle(&w), 1);
+    CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
+    if (w->e) {
+        CHECK_EQ_INT(settle(w), 1);
         for (int i = 0; i < nacked; i++)
-            EXPECT(&w, acked[i], "in_progress",
+            EXPECT(w, acked[i], "in_progress",
                    "intake=open review_b=pending review_c=pending final=pending");
         json_t *out = NULL;
         osse_fail_t f = {0};
-        CHECK_EQ_INT(osse_q_request(w.e, w.plat, lost, false, &out, &f), OSSE_ENOTFOUND);
+        CHECK_EQ_INT(osse_q_request(w->e, w->plat, lost, false, &out, &f), OSSE_ENOTFOUND);
         osse_fail_clear(&f);
         json_decref(out);
-        CHECK_EQ_INT(w.fails, 0);
+        CHECK_EQ_INT(w->fails, 0);
     }
     for (int i = 0; i < nacked; i++)
         free(acked[i]);
     free(lost);
-    teardown(&w);
+}
+
+static void test_failed_write(void)
+{
+    in_world(failed_write);
 }
 
 int main(void)
