@@ -792,6 +792,8 @@ static int cmd_serve(int argc, char **argv)
     while (!ready)
         uv_run(loop, UV_RUN_ONCE);
     if (ready < 0) {
+        osse_logf(OSSE_LEVEL_ERROR, "cannot start", "data=%s error=%s", data,
+                  "the log cannot be written");
         osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);
         osse_engine_close(engine);
