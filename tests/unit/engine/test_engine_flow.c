@@ -4,7 +4,8 @@
  * info, withdraw) by osse_cmd_* and osse_q_request, each answer waited for
  * with osse_engine_hold as the server does; and a failed log write
  * (osse_log_fault): that hold and every later one run with the status,
- * on_fail is told once, and a reopen finds what was durable. */
+ * on_fail is told once, and a reopen finds what was durable; and the log of
+ * a request replayed whole (the live digest) or damaged (OSSE_ECORRUPT). */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "common/time.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "storage/event.h"
 #include "tests/test.h"
 
 /* ---- the state tables, against SPEC §4's life of a step and a request ---- */
@@ -489,6 +491,128 @@ static void test_failed_write(void)
     in_world(failed_write);
 }
 
+/* ---- damaged logs: each kind refused with OSSE_ECORRUPT ---- */
+
+typedef struct {
+    void *bytes[64];
+    size_t len[64];
+    size_t n;
+} events_t;
+
+static int collect(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    events_t *ev = ud;
+    if (ev->n == sizeof ev->bytes / sizeof *ev->bytes) return 1;
+    ev->bytes[ev->n] = malloc(len);
+    memcpy(ev->bytes[ev->n], bytes, len);
+    ev->len[ev->n++] = len;
+    return 0;
+}
+
+/* A replay engine fed events[0..n) as stored, then (bytes, len) as event
+ * n+1: the last one's result (0 when bytes is NULL and all went well). */
+static int replay(const events_t *ev, size_t n, const void *bytes, size_t len, osse_err_t *err)
+{
+    osse_engine_t *r = NULL;
+    int rc = osse_engine_open_replay(&r);
+    CHECK_EQ_INT(rc, 0);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = osse_engine_replay_event(r, i + 1, ev->bytes[i], ev->len[i], err);
+    if (!rc && bytes) rc = osse_engine_replay_event(r, n + 1, bytes, len, err);
+    osse_engine_close(r);
+    return rc;
+}
+
+/* Event i of ev again, as event n+1 of its stream (seq and version right):
+ * a command the state does not allow any more. */
+static int replay_again(const events_t *ev, size_t i, osse_err_t *err)
+{
+    osse_event_t e;
+    osse_buf_t b;
+    osse_buf_init(&b, 0);
+    CHECK_EQ_INT(osse_event_decode(ev->bytes[i], ev->len[i], &e, err), 0);
+    uint32_t version = 0;
+    for (size_t k = 0; k < ev->n; k++) {
+        osse_event_t o;
+        if (osse_event_decode(ev->bytes[k], ev->len[k], &o, NULL) == 0) {
+            if (strcmp(o.stream, e.stream) == 0 && o.version > version) version = o.version;
+            osse_event_clear(&o);
+        }
+    }
+    e.seq = ev->n + 1;
+    e.version = version + 1;
+    CHECK_EQ_INT(osse_event_encode(&e, &b), 0);
+    int rc = replay(ev, ev->n, b.ptr, b.len, err);
+    osse_event_clear(&e);
+    osse_buf_close(&b);
+    return rc;
+}
+
+static size_t find_type(const events_t *ev, osse_event_type_t t)
+{
+    for (size_t k = 0; k < ev->n; k++) {
+        osse_event_t o;
+        bool hit = false;
+        if (osse_event_decode(ev->bytes[k], ev->len[k], &o, NULL) == 0) {
+            hit = o.type == t;
+            osse_event_clear(&o);
+        }
+        if (hit) return k;
+    }
+    CHECK(!"event type not in the log");
+    return 0;
+}
+
+/* The log of a short life (submitted, intake approved), replayed: whole it
+ * rebuilds the live digest; cut, garbled, out of order, or with a command
+ * that its state refuses, it is OSSE_ECORRUPT. */
+static void replay_refuses(world_t *w)
+{
+    char *rid = submit(w);
+    CHECK_EQ_INT(decide(w, 0, rid, "intake", "approve"), 0);
+    free(rid);
+    events_t ev = {0};
+    osse_err_t err = {0};
+    CHECK_EQ_INT(osse_log_scan(osse_engine_log(w->e), 1, collect, &ev, &err), 0);
+    CHECK(ev.n > 4 && ev.n < sizeof ev.bytes / sizeof *ev.bytes);
+
+    /* Whole: the views a live engine holds. */
+    char live[65], again[65];
+    uint64_t lsize = 0, rsize = 0;
+    osse_engine_t *r = NULL;
+    CHECK_EQ_INT(osse_engine_digest(w->e, live, &lsize), 0);
+    CHECK_EQ_INT(osse_engine_open_replay(&r), 0);
+    for (size_t i = 0; i < ev.n; i++)
+        CHECK_EQ_INT(osse_engine_replay_event(r, i + 1, ev.bytes[i], ev.len[i], &err), 0);
+    CHECK_EQ_INT(osse_engine_digest(r, again, &rsize), 0);
+    osse_engine_close(r);
+    CHECK_EQ_STR(again, live);
+    CHECK_EQ_INT(rsize, lsize);
+
+    size_t last = ev.n - 1;
+    /* Cut short. */
+    CHECK_EQ_INT(replay(&ev, last, ev.bytes[last], ev.len[last] / 2, &err), OSSE_ECORRUPT);
+    /* Not an event at all; and msgpack's 4 GiB map header (STYLE.md). */
+    CHECK_EQ_INT(replay(&ev, last, "not msgpack", 11, &err), OSSE_ECORRUPT);
+    CHECK_EQ_INT(replay(&ev, last, "\xdf\xff\xff\xff\xff", 5, &err), OSSE_ECORRUPT);
+    /* A gap: event last+1 stored where event last belongs. */
+    CHECK_EQ_INT(replay(&ev, last - 1, ev.bytes[last], ev.len[last], &err), OSSE_ECORRUPT);
+    CHECK(strstr(err.msg, "out of order") != NULL);
+    /* The same submission twice, the same decision twice. */
+    memset(&err, 0, sizeof err);
+    CHECK_EQ_INT(replay_again(&ev, find_type(&ev, OSSE_EV_RequestSubmitted), &err), OSSE_ECORRUPT);
+    memset(&err, 0, sizeof err);
+    CHECK_EQ_INT(replay_again(&ev, find_type(&ev, OSSE_EV_TaskDecided), &err), OSSE_ECORRUPT);
+    CHECK(strstr(err.msg, "does not apply") != NULL);
+    for (size_t i = 0; i < ev.n; i++)
+        free(ev.bytes[i]);
+}
+
+static void test_replay_refuses(void)
+{
+    in_world(replay_refuses);
+}
+
 int main(void)
 {
     RUN(test_step_table);
@@ -497,5 +621,6 @@ int main(void)
     RUN(test_reject);
     RUN(test_return_info_withdraw);
     RUN(test_failed_write);
+    RUN(test_replay_refuses);
     return TEST_EXIT();
 }
