@@ -26,6 +26,10 @@ const osse_help_row_t osse_help_rows[] = {
                                           "max(64 MiB, 2 % of it), at most a quarter)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},
     {"serve", NULL, "--hook-retry-span-ms N", "tests only: how long webhook retries go on"},
+    {"serve", NULL, "--fault-write N", "tests only: the Nth synced log write since start fails "
+                                       "(nothing written): osse stops, exit 1"},
+    {"serve", NULL, "--fault-fsync N", "tests only: the Nth synced log write since start is "
+                                       "written unsynced and fails: osse stops, exit 1"},
     {"serve", NULL, "--bench-without-tree", "benchmarks only: no Merkle tree, no signed heads"},
 
     {"validate", "osse validate FILE|DIR|- [--json]",

@@ -625,6 +625,8 @@ static int cmd_validate(int argc, char **argv)
 static osse_server_t *server;
 static osse_engine_t *engine;
 static uv_signal_t sigterm, sigint;
+static bool signals_on, engine_stopping;
+static int serve_failed; /* the status of a failed log write */
 
 static void walk_cb(uv_handle_t *h, void *arg)
 {
@@ -632,24 +634,50 @@ static void walk_cb(uv_handle_t *h, void *arg)
               uv_handle_type_name(h->type), uv_is_active(h), uv_has_ref(h), uv_is_closing(h));
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void signals_close(void)
 {
-    osse_logf(OSSE_LEVEL_INFO, "stopping", "signal=%s",
-              signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "?");
+    if (!signals_on)
+        return;
+    signals_on = false;
     uv_signal_stop(&sigterm);
     uv_signal_stop(&sigint);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    osse_logf(OSSE_LEVEL_INFO, "stopping", "signal=%s",
+              signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "?");
+    signals_close();
     osse_server_close(server);
     server = NULL;
+    engine_stopping = true;
     osse_engine_stop(engine);
     if (getenv("OSSE_DEBUG_HANDLES"))
         uv_walk(h->loop, walk_cb, NULL);
 }
 
-static void on_ready(void *ud)
+/* A write of the log failed (docs/design.md, "A failed write"): no answer
+ * held for that batch or a later one may go out. So the server stops
+ * accepting and closes every connection now, before the engine frees the
+ * held answers unsent; the loop returns and cmd_serve stops the engine and
+ * exits 1. Called from within the log's completion, or during open. */
+static void on_fail(void *ud, int status)
 {
-    *(int *)ud = 1;
+    uv_loop_t *loop = ud;
+    serve_failed = status;
+    osse_logf(OSSE_LEVEL_ERROR, "stopping", "reason=log_write_failed error=%s",
+              osse_strerror(status));
+    signals_close();
+    osse_server_close(server);
+    server = NULL;
+    uv_stop(loop);
+}
+
+static void on_ready(void *ud, int status)
+{
+    *(int *)ud = status ? -1 : 1;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -659,7 +687,8 @@ static int cmd_serve(int argc, char **argv)
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
-    unsigned long long min_free = 0;
+    unsigned long long min_free = 0, fault_at = 0;
+    osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -689,7 +718,19 @@ static int cmd_serve(int argc, char **argv)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
             hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
-        else if (strcmp(argv[i], "--min-free-bytes") == 0 && i + 1 < argc) {
+        else if ((strcmp(argv[i], "--fault-write") == 0 ||
+                  strcmp(argv[i], "--fault-fsync") == 0) &&
+                 i + 1 < argc) {
+            /* hidden, for tests: the Nth synced write of the log fails */
+            fault = argv[i][8] == 'w' ? OSSE_LOG_FAULT_WRITE : OSSE_LOG_FAULT_FSYNC;
+            char *fend;
+            const char *v = argv[++i];
+            fault_at = strtoull(v, &fend, 10);
+            if (!*v || *fend || v[0] == '-' || fault_at == 0) {
+                fprintf(stderr, "osse: %s wants a write number above 0\n", argv[i - 1]);
+                return usage("serve");
+            }
+        } else if (strcmp(argv[i], "--min-free-bytes") == 0 && i + 1 < argc) {
             char *mend;
             const char *v = argv[++i];
             min_free = strtoull(v, &mend, 10);
@@ -729,7 +770,11 @@ static int cmd_serve(int argc, char **argv)
                                .bench_without_tree = without_tree,
                                .hook_retry_base_ms = hook_base,
                                .hook_retry_span_ms = hook_span,
-                               .min_free_bytes = min_free};
+                               .min_free_bytes = min_free,
+                               .fault = fault,
+                               .fault_at = fault_at,
+                               .on_fail = on_fail,
+                               .on_fail_ud = loop};
     osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION,
               data, test_clock ? "true" : "false");
     if (osse_engine_open(&opts, loop, &engine, &err)) {
@@ -746,6 +791,14 @@ static int cmd_serve(int argc, char **argv)
     osse_engine_hold(engine, on_ready, &ready);
     while (!ready)
         uv_run(loop, UV_RUN_ONCE);
+    if (ready < 0) {
+        osse_logf(OSSE_LEVEL_ERROR, "cannot start", "data=%s error=%s", data,
+                  "the log cannot be written");
+        osse_engine_stop(engine);
+        uv_run(loop, UV_RUN_DEFAULT);
+        osse_engine_close(engine);
+        return 1;
+    }
     if (osse_server_open(loop, engine, host, (int)port, test_clock, &server, &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "listen=%s error=%s", listen, err.msg);
         osse_engine_stop(engine);
@@ -757,6 +810,7 @@ static int cmd_serve(int argc, char **argv)
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    signals_on = true;
     osse_log_t *log = osse_engine_log(engine);
     osse_logf(OSSE_LEVEL_INFO, "listening",
               "addr=%s:%d data=%s admin_token=%s/admin.token events=%llu log_level=%s", host,
@@ -766,11 +820,19 @@ static int cmd_serve(int argc, char **argv)
     printf("osse: listening on %s:%d\n", host, osse_server_port(server));
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
-    osse_logf(OSSE_LEVEL_INFO, "stopped", "events=%llu",
-              (unsigned long long)osse_log_durable_seq(log));
+    if (serve_failed) {
+        /* on_fail made the loop return; the engine stops here, outside the
+         * log's completion. Nothing after the failed write is written. */
+        if (!engine_stopping)
+            osse_engine_stop(engine);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    osse_logf(serve_failed ? OSSE_LEVEL_ERROR : OSSE_LEVEL_INFO, "stopped",
+              "events=%llu exit=%d", (unsigned long long)osse_log_durable_seq(log),
+              serve_failed ? 1 : 0);
     osse_engine_close(engine);
     uv_loop_close(loop);
-    return 0;
+    return serve_failed ? 1 : 0;
 }
 
 /* An auditor's key: a C2SP verifier key or bare base64 public key, given

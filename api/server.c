@@ -85,6 +85,10 @@ typedef struct route_s {
 
 /* --- answers --- */
 
+#define STORAGE_FAILED                                                                             \
+    "{\"error\":{\"code\":\"storage_failed\",\"message\":\"the log cannot be written: "      \
+    "the server is stopping; the outcome of this call is unknown\",\"details\":[]}}"
+
 static void call_free(call_t *c)
 {
     for (int i = 0; i < c->nseg; i++)
@@ -96,9 +100,19 @@ static void call_free(call_t *c)
     free(c);
 }
 
-static void on_durable(void *ud)
+static void on_durable(void *ud, int status)
 {
     call_t *c = ud;
+    if (status) {
+        /* The log failed (docs/design.md, "A failed write"): this answer may
+         * stand on events that are not durable, so it never goes out. The
+         * server is closed by then (api/main.c), so the HTTP layer only
+         * frees the request; were it open, the client would get a 503. */
+        osse_http_respond(c->req, 503, "application/json", NULL, STORAGE_FAILED,
+                          strlen(STORAGE_FAILED));
+        call_free(c);
+        return;
+    }
     double secs = (double)(uv_hrtime() - c->t0) / 1e9;
     osse_hist_observe(&c->srv->latency, secs);
     /* One line per call: reads at debug. Never the path's raw text, the

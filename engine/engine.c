@@ -213,19 +213,46 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
 
 static void release_holds(osse_engine_t *e)
 {
-    while (e->hhead < e->nholds && e->holds[e->hhead].commit <= e->commits_done) {
+    while (e->hhead < e->nholds &&
+           (e->failed || e->holds[e->hhead].commit <= e->commits_done)) {
         osse_hold_t h = e->holds[e->hhead++];
-        h.cb(h.ud);
+        h.cb(h.ud, e->failed);
     }
     if (e->hhead == e->nholds)
         e->hhead = e->nholds = 0;
 }
 
+int osse_engine_failed(const osse_engine_t *e)
+{
+    return e->failed;
+}
+
+/* A write failed: its batch's events are applied in the projections but not
+ * durable, and a failed fsync cannot be retried (docs/design.md, "A failed
+ * write"). So nothing held is released as durable any more: the owner is
+ * told first (it stops answering), then every hold runs with the status so
+ * that what it held is freed, unsent. Every later batch fails too. */
+static void commit_failed(osse_engine_t *e, int status)
+{
+    if (!e->failed) {
+        e->failed = status;
+        osse_logf(OSSE_LEVEL_ERROR, "log write failed: stopping",
+                  "error=%s durable_seq=%llu last_seq=%llu", osse_strerror(status),
+                  (unsigned long long)osse_log_durable_seq(e->log),
+                  (unsigned long long)osse_log_last_seq(e->log));
+        if (e->on_fail)
+            e->on_fail(e->on_fail_ud, status);
+    }
+    release_holds(e);
+}
+
 static void on_commit(void *ud, int status)
 {
     osse_engine_t *e = ud;
-    if (status)
-        osse__panic(__FILE__, __LINE__, "log commit failed: %s", osse_strerror(status));
+    if (status || e->failed) {
+        commit_failed(e, status ? status : e->failed);
+        return;
+    }
     if (e->hcommit < e->ncommit) {
         size_t i = e->hcommit++;
         osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - e->inflight[i].t0) / 1e9);
@@ -316,8 +343,8 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
     /* Every event and side record so far is in the current batch or in one
      * already handed to the log; batches complete in order. */
     uint64_t need = e->commits_sent + (e->batch ? 1 : 0);
-    if (need <= e->commits_done && e->hhead == e->nholds) {
-        cb(ud);
+    if (e->failed || (need <= e->commits_done && e->hhead == e->nholds)) {
+        cb(ud, e->failed);
         return;
     }
     if (e->nholds == e->chold) {
@@ -609,9 +636,9 @@ static int publish_token_file(const char *dir, osse_err_t *err)
     return 0;
 }
 
-static void on_minted(void *ud)
+static void on_minted(void *ud, int status)
 {
-    *(int *)ud = 1;
+    *(int *)ud = status ? status : 1;
 }
 
 /* A new platform principal named "admin" whose token ends in
@@ -638,6 +665,9 @@ static int mint_platform(osse_engine_t *e, char id[40], osse_err_t *err)
     osse_engine_hold(e, on_minted, &done);
     while (!done)
         uv_run(e->loop, UV_RUN_ONCE);
+    if (done != 1) /* the event is not durable: admin.token stays as it was */
+        return osse_err_set(err, done, "the new principal cannot be written to the log: %s",
+                            osse_strerror(done));
     return publish_token_file(e->data_dir, err);
 }
 
@@ -661,6 +691,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     e->loop = loop;
     e->data_dir = strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
+    e->on_fail = opts->on_fail;
+    e->on_fail_ud = opts->on_fail_ud;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
     int rc;
     char dbdir[4096];
@@ -709,6 +741,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                      load_secret, e, NULL);
     osse_log_kv_scan(e->log, OSSE_KEY_IDEM, OSSE_KEY_LEN(OSSE_KEY_IDEM), load_idem, e, NULL);
     osse_log_set_reserve(e->log, opts->min_free_bytes);
+    if (opts->fault != OSSE_LOG_FAULT_NONE)
+        osse_log_fault(e->log, opts->fault, opts->fault_at);
     osse_log_on_space(e->log, on_space, e);
     if ((rc = osse_log_start(e->log, loop, err)))
         goto fail;

@@ -100,6 +100,18 @@ typedef struct osse_engine_opts_s {
      * engine's own writes wait. 0 = max(64 MiB, 2 % of the filesystem), at
      * most a quarter of it (storage/log.h). */
     uint64_t min_free_bytes;
+    /* Tests only (--fault-write N, --fault-fsync N): the log's nth synced
+     * write since open fails (osse_log_fault). */
+    osse_log_fault_t fault;
+    uint64_t fault_at;
+    /* Called once, on the loop thread, when a write of the log fails (disk
+     * error, failed fsync), with its status; NULL: nobody is told but the
+     * holds. It must stop whatever could still answer (api/main.c closes the
+     * HTTP server), then make the loop return so that the owner stops the
+     * engine. It is called from within the log's completion: it must not
+     * call osse_engine_stop itself. */
+    void (*on_fail)(void *ud, int status);
+    void *on_fail_ud;
 } osse_engine_opts_t;
 
 /* Opens the log in opts->data_dir, replays it into the projections, and on a
@@ -168,10 +180,16 @@ const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, si
  * Reads a flag kept by the log's writer thread; never blocks. */
 int osse_engine_writable(osse_engine_t *e, osse_fail_t *f);
 
-/* Holding answers until durable: cb(ud) runs once every event emitted so far
- * is fsynced (at once if nothing is pending). */
-typedef void (*osse_hold_cb)(void *ud);
+/* Holding answers until durable: cb(ud, 0) runs once every event emitted so
+ * far is fsynced (at once if nothing is pending). When a write fails first,
+ * cb(ud, status) runs instead (OSSE_EIO): what was held may stand on events
+ * that are not durable and must never be sent or acted on; the callback
+ * only frees it. After a failure every hold runs so, at once. */
+typedef void (*osse_hold_cb)(void *ud, int status);
 void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud);
+/* 0, or the status of the log write that failed (no answer may go out any
+ * more: see opts.on_fail). */
+int osse_engine_failed(const osse_engine_t *e);
 
 /* Idempotency (SPEC §4), in one place: a state-changing call with an
  * Idempotency-Key begins with osse_engine_idem_begin and ends with

@@ -252,6 +252,11 @@ struct osse_engine_s {
     size_t nholds, hhead, chold;
     uint64_t commits_sent, commits_done;
     uv_idle_t kick;
+    /* A write failed (the log's status): no hold is released as durable
+     * again; on_fail was told once. docs/design.md, "A failed write". */
+    int failed;
+    void (*on_fail)(void *ud, int status);
+    void *on_fail_ud;
 
     /* Audit (audit.c): the Merkle tree of the log, the key that signs its
      * heads, the latest signed head (served) and the latest durable tree not

@@ -146,10 +146,11 @@ static void wait_unlink(wait_t *w)
     free(w);
 }
 
-static void on_durable(void *ud)
+static void on_durable(void *ud, int status)
 {
     wait_t *w = ud;
-    if (!w->n->closed && !w->dropped) enqueue_rec(w->n, w->rec);
+    /* status: the delivery's record is not durable; it is never sent. */
+    if (!status && !w->n->closed && !w->dropped) enqueue_rec(w->n, w->rec);
     wait_unlink(w);
 }
 

@@ -10,7 +10,9 @@
  * thousand, so the writer takes every batch queued since its last write and
  * applies them all with one synced WriteBatch (group commit). The loop never
  * waits on the disk: completions come back through a uv_async_t. A failed
- * write aborts the process (see log.h for why it cannot be retried).
+ * write is final: the writer marks that batch and every later one failed,
+ * writes nothing more, and the callbacks say so (see log.h for why it
+ * cannot be retried).
  *
  * A batch records its operations in its own flat buffer (not a
  * rocksdb_writebatch_t) so that the writer can fold many batches into one
@@ -58,6 +60,7 @@ struct osse_batch_s {
     osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
     size_t nevents;
     uint64_t last_seq; /* highest event seq in the batch; 0 if none */
+    int status;        /* set by the writer: 0 durable, else the write failed */
     osse_commit_cb cb;
     void *ud;
     struct osse_batch_s *next;
@@ -90,6 +93,13 @@ struct osse_log_s {
 
     uv_thread_t thread;
     rocksdb_writebatch_t *wb; /* writer thread only */
+    int failed;               /* writer thread only: a write failed, nothing more is written */
+    uint64_t writes;          /* writer thread only: synced writes tried */
+
+    /* The test fault (osse_log_fault): set before start, read by the writer. */
+    osse_log_fault_t fault;
+    uint64_t fault_at;
+    rocksdb_writeoptions_t *wopts_nosync; /* OSSE_LOG_FAULT_FSYNC's unsynced write */
 
     /* Free space: set before start; then written by the writer thread only
      * and read from anywhere. */
@@ -252,6 +262,8 @@ void osse_log_close(osse_log_t *log)
     rocksdb_close(log->db);
     rocksdb_readoptions_destroy(log->ropts);
     rocksdb_writeoptions_destroy(log->wopts);
+    if (log->wopts_nosync)
+        rocksdb_writeoptions_destroy(log->wopts_nosync);
     rocksdb_options_destroy(log->opts);
     /* The table options own the filter policy. */
     rocksdb_block_based_options_destroy(log->topts);
@@ -458,6 +470,43 @@ static void batch_apply(const osse_batch_t *b, rocksdb_writebatch_t *wb)
 
 /* ------------------------------------------------------------- writer */
 
+void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth)
+{
+    OSSE_PRE(!log->started);
+    log->fault = nth ? kind : OSSE_LOG_FAULT_NONE;
+    log->fault_at = nth;
+    if (log->fault == OSSE_LOG_FAULT_FSYNC && !log->wopts_nosync)
+        log->wopts_nosync = rocksdb_writeoptions_create(); /* sync off by default */
+}
+
+/* One synced write of wb, or the test fault in its place. Returns 0 or
+ * OSSE_EIO, with the failure logged. Writer thread. */
+static int write_synced(osse_log_t *log)
+{
+    char *e = NULL;
+    uint64_t nth = ++log->writes;
+    if (log->fault != OSSE_LOG_FAULT_NONE && nth == log->fault_at) {
+        bool fsync = log->fault == OSSE_LOG_FAULT_FSYNC;
+        /* As a failed fsync leaves it: the bytes handed to the kernel,
+         * maybe on disk later, never known durable. */
+        if (fsync)
+            rocksdb_write(log->db, log->wopts_nosync, log->wb, &e);
+        osse_logf(OSSE_LEVEL_ERROR, "rocksdb write failed", "error=%s write=%llu fault=%s",
+                  e ? e : fsync ? "injected fsync failure" : "injected write failure",
+                  (unsigned long long)nth, fsync ? "fsync" : "write");
+        rocksdb_free(e);
+        return OSSE_EIO;
+    }
+    rocksdb_write(log->db, log->wopts, log->wb, &e);
+    if (e) {
+        osse_logf(OSSE_LEVEL_ERROR, "rocksdb write failed", "error=%s write=%llu", e,
+                  (unsigned long long)nth);
+        rocksdb_free(e);
+        return OSSE_EIO;
+    }
+    return 0;
+}
+
 static void writer_main(void *arg)
 {
     osse_log_t *log = arg;
@@ -484,23 +533,21 @@ static void writer_main(void *arg)
                 any = true;
             }
         }
-        if (any) {
-            char *e = NULL;
+        int status = log->failed;
+        if (any && !status) {
             /* The batches are written whatever the sample says: the loop
              * has applied their events already. The reserve is the room for
              * them; the sample makes the loop refuse what comes next. */
             space_check(log);
-            rocksdb_write(log->db, log->wopts, log->wb, &e);
-            if (e) {
-                /* See log.h: the loop has already acted on these events, and a
-                 * failed fsync cannot be retried safely. */
-                osse_logf(OSSE_LEVEL_ERROR, "fatal: rocksdb write failed", "error=%s", e);
-                abort();
-            }
+            /* A failed write is not retried, nor is anything after it
+             * written (see log.h): the callbacks say so and the owner stops. */
+            status = log->failed = write_synced(log);
         }
+        for (osse_batch_t *b = head; b; b = b->next)
+            b->status = status;
 
         uv_mutex_lock(&log->mu);
-        if (any)
+        if (any && !status)
             log->syncs++;
         if (log->done_tail)
             log->done_tail->next = head;
@@ -522,11 +569,11 @@ static void run_done(osse_log_t *log)
     uv_mutex_unlock(&log->mu);
     while (b) {
         osse_batch_t *next = b->next;
-        if (b->last_seq > log->durable_seq)
+        if (!b->status && b->last_seq > log->durable_seq)
             log->durable_seq = b->last_seq;
         log->inflight--;
         if (b->cb)
-            b->cb(b->ud, 0);
+            b->cb(b->ud, b->status);
         osse_batch_free(b);
         b = next;
     }

@@ -10,9 +10,10 @@
  * writer thread, which takes every batch queued since its last write and
  * writes them all with a single synced WriteBatch (group commit), so
  * throughput is bounded by bytes, not by fsyncs per second. A failed write is
- * fatal (the process aborts): the loop has already applied the batch's events
- * to its in-memory projections, and, as PostgreSQL learned, a failed fsync
- * cannot be retried safely.
+ * final: its batch's callback, and that of every batch after it, gets a
+ * non-zero status and nothing more is written (the loop has already applied
+ * the batch's events to its in-memory projections, and, as PostgreSQL
+ * learned, a failed fsync cannot be retried safely); the owner stops.
  *
  * Layout (one default column family):
  *   'E' be64(seq)                      -> event bytes (osse_event_encode)
@@ -74,6 +75,16 @@ bool osse_log_space_low(const osse_log_t *log);
 uint64_t osse_log_space_free(const osse_log_t *log);
 uint64_t osse_log_space_reserve(const osse_log_t *log);
 
+/* Tests only (tests/integration/test_faults.py): makes the nth synced write
+ * since open (1 = the first) fail as RocksDB reports an I/O error.
+ * OSSE_LOG_FAULT_WRITE fails it before anything reaches RocksDB;
+ * OSSE_LOG_FAULT_FSYNC hands the batch to RocksDB without syncing it (the
+ * bytes may reach the disk later, as after a real failed fsync) and then
+ * reports the failure. Either way the batch's callback gets OSSE_EIO, as
+ * for a real failure. Before osse_log_start. */
+typedef enum { OSSE_LOG_FAULT_NONE, OSSE_LOG_FAULT_WRITE, OSSE_LOG_FAULT_FSYNC } osse_log_fault_t;
+void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth);
+
 /* Starts the writer thread and binds completions to loop; samples the free
  * space once first, so that osse_log_space_low is already true on a disk
  * below its reserve. Loop thread. */
@@ -123,7 +134,9 @@ typedef void (*osse_commit_cb)(void *ud, int status);
 
 /* Takes b and queues it for the writer. cb(ud, 0) runs on the loop thread
  * after the batch is fsynced. An empty batch still gets its callback in
- * order. Loop thread. */
+ * order. Once a write has failed, that batch's callback and every later
+ * one's get OSSE_EIO instead, and nothing more is written: the log is done
+ * until it is opened again. Loop thread. */
 void osse_log_commit(osse_log_t *log, osse_batch_t *b, osse_commit_cb cb, void *ud);
 
 /* --- Reads: synchronous; safe from any thread (use the libuv pool from the

@@ -163,6 +163,17 @@ class Server:
                     pass
 
 
+def run_osse(*args, check=True):
+    """Runs `osse ARGS...` (replay, export, verify...) to its end; with check,
+    a non-zero exit fails with its stderr."""
+    p = subprocess.run([OSSE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError("osse %s: rc %d\n%s" % (" ".join(args), p.returncode,
+                                                      p.stderr.decode(errors="replace")))
+    return p
+
+
 # --------------------------------------------------------------------------
 # HTTP client
 

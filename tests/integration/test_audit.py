@@ -19,7 +19,7 @@ import threading
 import time
 import unittest
 
-from osse_harness import OSSE_BIN, Server, World, good_form, log_events, main
+from osse_harness import OSSE_BIN, Server, World, good_form, log_events, main, run_osse
 
 # --- Ed25519 verification (RFC 8032 §5.1.7), deliberately plain ------------
 
@@ -165,13 +165,7 @@ def h(x):
     return bytes.fromhex(x)
 
 
-def run(*args, check=True):
-    p = subprocess.run([OSSE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=300)
-    if check and p.returncode != 0:
-        raise AssertionError("osse %s: rc %d\n%s" % (" ".join(args), p.returncode,
-                                                      p.stderr.decode(errors="replace")))
-    return p
+run = run_osse
 
 
 def workload(w, wid, n, stop=None, rng=None):

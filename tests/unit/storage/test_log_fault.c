@@ -1,0 +1,122 @@
+/* test_log_fault.c: the log's fault switch (osse_log_fault, tests only) and
+ * what a failed write does: that batch's callback and every later one's get
+ * OSSE_EIO, in order, the durable seq stops at the last good batch, and
+ * nothing after the failure is written. A write fault leaves nothing of its
+ * batch; an fsync fault leaves the batch handed to RocksDB unsynced (found
+ * at the next open, never reported durable). */
+#define _GNU_SOURCE /* nftw, mkdtemp */
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/log.h"
+#include "tests/test.h"
+
+#define NBATCH 5
+#define FAULT_AT 3 /* the third synced write fails */
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+typedef struct {
+    int status[NBATCH];
+    int order[NBATCH];
+    int ncalled;
+} seen_t;
+
+typedef struct {
+    seen_t *seen;
+    int idx;
+} arg_t;
+
+static void on_commit(void *ud, int status)
+{
+    arg_t *a = ud;
+    a->seen->status[a->idx] = status;
+    a->seen->order[a->seen->ncalled++] = a->idx;
+}
+
+static int count_cb(void *ud, uint64_t seq, const void *bytes, size_t len)
+{
+    uint64_t *last = ud;
+    CHECK_EQ_INT(seq, *last + 1);
+    *last = seq;
+    return 0;
+}
+
+/* Batch i holds event i+1 (one byte), except batch 3: empty (no write of its
+ * own; it still gets the failure, in order). Each batch is committed once
+ * the one before is durable or failed, so that each is its own write. */
+static void run(osse_log_fault_t kind)
+{
+    char tmpl[] = "/tmp/osse-test-log-fault-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    if (!dir) return;
+    osse_log_t *log = NULL;
+    osse_err_t err = {0};
+    uv_loop_t loop;
+    seen_t seen = {0};
+    arg_t args[NBATCH];
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    osse_log_fault(log, kind, FAULT_AT);
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    uint64_t seq = 0;
+    for (int i = 0; i < NBATCH; i++) {
+        osse_batch_t *b = osse_batch_new();
+        if (i != 3) {
+            seq++;
+            CHECK_EQ_INT(osse_batch_event(b, log, seq, "s", (uint32_t)seq, "x", 1), 0);
+            CHECK_EQ_INT(osse_batch_put(b, "k", 1, "v", 1), 0);
+        }
+        args[i] = (arg_t){&seen, i};
+        osse_log_commit(log, b, on_commit, &args[i]);
+        while (seen.ncalled <= i)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK_EQ_INT(seen.ncalled, NBATCH);
+    for (int i = 0; i < NBATCH; i++) {
+        CHECK_EQ_INT(seen.order[i], i);
+        CHECK_EQ_INT(seen.status[i], i < FAULT_AT - 1 ? 0 : OSSE_EIO);
+    }
+    CHECK_EQ_INT(osse_log_durable_seq(log), FAULT_AT - 1);
+    CHECK_EQ_INT(osse_log_sync_count(log), FAULT_AT - 1);
+    osse_log_stop(log);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    osse_log_close(log);
+
+    /* What is there at the next open: the good batches, the failed one only
+     * after an fsync fault, and nothing later. */
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    uint64_t last = 0;
+    CHECK_EQ_INT(osse_log_scan(log, 1, count_cb, &last, &err), 0);
+    uint64_t want = kind == OSSE_LOG_FAULT_FSYNC ? FAULT_AT : FAULT_AT - 1;
+    CHECK_EQ_INT(last, want);
+    CHECK_EQ_INT(osse_log_last_seq(log), want);
+    osse_log_close(log);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_write_fault(void)
+{
+    run(OSSE_LOG_FAULT_WRITE);
+}
+
+static void test_fsync_fault(void)
+{
+    run(OSSE_LOG_FAULT_FSYNC);
+}
+
+int main(void)
+{
+    RUN(test_write_fault);
+    RUN(test_fsync_fault);
+    return TEST_EXIT();
+}
