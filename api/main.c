@@ -18,6 +18,7 @@
 
 #include "api/help.h"
 #include "api/server.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "engine/engine.h"
@@ -1045,6 +1046,7 @@ static int cmd_token(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    osse_alloc_setup_json();
     if (argc < 2)
         return usage(NULL);
     /* osse help [CMD], osse --help, osse CMD --help: on stdout, exit 0. */
