@@ -31,23 +31,9 @@ static const char *jstr(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static void grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return;
-    size_t nc = *cap ? *cap * 2 : 8;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * size);
-    if (!np)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    *p = np;
-    *cap = nc;
-}
-
 static void tl_add(osse_request_t *r, int64_t at, const char *type, const char *text)
 {
-    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
+    OSSE_VEC_RESERVE(r->timeline, r->ctimeline, r->ntimeline + 1);
     r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
 }
 
@@ -90,8 +76,8 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
     json_decref(details);
     if (rc)
         return CORRUPT("workflow %s version %lld does not compile", id, (long long)v);
-    w->versions = realloc(w->versions, (w->nversions + 1) * sizeof *w->versions);
-    w->texts = realloc(w->texts, (w->nversions + 1) * sizeof *w->texts);
+    w->versions = osse_reallocarray(w->versions, w->nversions + 1, sizeof *w->versions);
+    w->texts = osse_reallocarray(w->texts, w->nversions + 1, sizeof *w->texts);
     w->versions[w->nversions] = wf;
     w->texts[w->nversions] = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     w->nversions++;
@@ -225,10 +211,7 @@ static void stint_begin(osse_step_t *s, int64_t at)
         t.work_ms = prev->work_ms;
         t.overdue_from = prev->overdue_from ? at : 0;
     }
-    osse_stint_t *ns = realloc(s->stints, (s->nstints + 1u) * sizeof *ns);
-    if (!ns)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    s->stints = ns;
+    s->stints = osse_reallocarray(s->stints, s->nstints + 1u, sizeof *s->stints);
     s->stints[s->nstints++] = t;
 }
 
@@ -255,7 +238,7 @@ static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const cha
     for (size_t i = a->ntasks; i-- > 0 && a->tasks[i].req == r->index;)
         if (a->tasks[i].step == step)
             return;
-    grow((void **)&a->tasks, &a->cap, a->ntasks + 1, sizeof *a->tasks);
+    OSSE_VEC_RESERVE(a->tasks, a->cap, a->ntasks + 1);
     a->tasks[a->ntasks++] = (osse_taskref_t){r->index, (uint16_t)step};
 }
 
@@ -422,7 +405,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].amount_satang = -1;
         r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
     }
-    grow((void **)&e->reqs, &e->creqs, e->nreqs + 1, sizeof *e->reqs);
+    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
     e->reqs[e->nreqs++] = r;
     osse_map_put(&e->requests, id, r);
@@ -712,7 +695,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     if (ev->version != r->version + 1)
         return CORRUPT("request %s version %u after %u", id, ev->version, r->version);
     r->version = ev->version;
-    grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+    OSSE_VEC_RESERVE(r->seqs, r->cseqs, r->nseqs + 1);
     r->seqs[r->nseqs++] = ev->seq;
     if (ev->type == OSSE_EV_RequestSubmitted) {
         timeline(r, ev, "Request submitted (%s, version %d)", r->wfe->id, r->wf_version);
@@ -787,7 +770,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     if (kind == OSSE_SK_DELIVERY) {
         osse_request_t *r = osse__request(e, id);
         if (r) {
-            grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+            OSSE_VEC_RESERVE(r->seqs, r->cseqs, r->nseqs + 1);
             r->seqs[r->nseqs++] = ev->seq;
         }
     }

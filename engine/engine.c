@@ -240,14 +240,7 @@ static void commit_current(osse_engine_t *e)
 {
     osse_batch_t *b = e->batch;
     e->batch = NULL;
-    if (e->ncommit == e->ccommit) {
-        size_t nc = e->ccommit ? e->ccommit * 2 : 64;
-        void *n = realloc(e->inflight, nc * sizeof *e->inflight);
-        if (!n)
-            osse__panic(__FILE__, __LINE__, "out of memory");
-        e->inflight = n;
-        e->ccommit = nc;
-    }
+    OSSE_VEC_RESERVE(e->inflight, e->ccommit, e->ncommit + 1);
     e->inflight[e->ncommit].t0 = uv_hrtime();
     osse__audit_batch(e, &e->inflight[e->ncommit].size, e->inflight[e->ncommit].root);
     e->ncommit++;
@@ -319,15 +312,7 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
         cb(ud);
         return;
     }
-    if (e->nholds == e->chold) {
-        size_t nc = e->chold ? e->chold * 2 : 256;
-        osse_hold_t *nh = realloc(e->holds, nc * sizeof *nh);
-        if (!nh)
-            osse__panic(__FILE__, __LINE__, "out of memory");
-        e->holds = nh;
-        e->chold = nc;
-    }
-    e->holds[e->nholds++] = (osse_hold_t){need, cb, ud};
+    OSSE_VEC_PUSH(e->holds, e->nholds, e->chold, ((osse_hold_t){need, cb, ud}));
     if (need <= e->commits_done)
         release_holds(e);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/alloc.h"
 #include "common/hist.h"
 #include "common/map.h"
 #include "engine/engine.h"

@@ -499,20 +499,6 @@ static int64_t bucket_floor(int64_t t, int64_t width)
     return origin + floor_div(t - origin, width) * width;
 }
 
-static void *grow_to(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(p, nc * size);
-    if (!np)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    *cap = nc;
-    return np;
-}
-
 static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
 {
     char key[160];
@@ -521,13 +507,12 @@ static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
     if (have)
         return (uint32_t)(have - 1);
     size_t old = st->crows;
-    st->rows = grow_to(st->rows, &st->crows, st->nrows + 1, sizeof *st->rows);
+    OSSE_VEC_RESERVE(st->rows, st->crows, st->nrows + 1);
     if (st->crows != old) {
+        /* tot and bkt are parallel to rows: crows rows each. */
         size_t per = (st->nb + 1) * ST__COUNT;
-        st->tot = realloc(st->tot, st->crows * ST__COUNT * sizeof *st->tot);
-        st->bkt = st->nb ? realloc(st->bkt, st->crows * per * sizeof *st->bkt) : NULL;
-        if (!st->tot || (st->nb && !st->bkt))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        st->tot = osse_reallocarray(st->tot, st->crows, ST__COUNT * sizeof *st->tot);
+        st->bkt = st->nb ? osse_reallocarray(st->bkt, st->crows, per * sizeof *st->bkt) : NULL;
     }
     uint32_t row = (uint32_t)st->nrows++;
     st->rows[row] = (stat_row_t){agency, workflow};
@@ -561,7 +546,7 @@ static void count_at(stats_t *st, uint32_t row, int field, int64_t t)
 
 static void time_at(stats_t *st, uint32_t row, uint32_t bucket, int64_t ms)
 {
-    st->times = grow_to(st->times, &st->ctimes, st->ntimes + 1, sizeof *st->times);
+    OSSE_VEC_RESERVE(st->times, st->ctimes, st->ntimes + 1);
     st->times[st->ntimes++] = (stat_time_t){row, bucket, ms};
 }
 
