@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "common/alloc.h"
 #include "common/map.h"
 #include "common/time.h"
 
@@ -127,16 +128,9 @@ static bool before(const dl_t *a, const dl_t *b)
     return a->d.next_at < b->d.next_at || (a->d.next_at == b->d.next_at && a->seq < b->seq);
 }
 
-static int heap_push(osse_hooks_t *h, dl_t *x)
+static void heap_push(osse_hooks_t *h, dl_t *x)
 {
-    if (h->nheap == h->capheap) {
-        size_t cap = h->capheap ? h->capheap * 2 : 64;
-        dl_t **p = realloc(h->heap, cap * sizeof *p);
-        if (!p)
-            return OSSE_ENOMEM;
-        h->heap = p;
-        h->capheap = cap;
-    }
+    OSSE_VEC_RESERVE(h->heap, h->capheap, h->nheap + 1);
     size_t i = h->nheap++;
     h->heap[i] = x;
     while (i > 0) {
@@ -148,7 +142,6 @@ static int heap_push(osse_hooks_t *h, dl_t *x)
         h->heap[p] = t;
         i = p;
     }
-    return 0;
 }
 
 static dl_t *heap_pop(osse_hooks_t *h)
@@ -314,13 +307,10 @@ static void on_done(void *ud, const osse_fetch_result_t *res)
                            osse_hooks_retry_delay(&h->o.sched, x->d.attempts, randombytes_random());
             if (h->cbs.on_progress)
                 h->cbs.on_progress(h->cbs.ud, &x->d, msg);
-            if (x->cancelled) {
+            if (x->cancelled)
                 dl_free(h, x);
-            } else if (heap_push(h, x) != 0) {
-                /* Out of memory: drop it from memory; the caller's record
-                 * stays pending and comes back at the next start. */
-                dl_free(h, x);
-            }
+            else
+                heap_push(h, x);
         }
     }
     drain(h, r);
@@ -490,10 +480,7 @@ int osse_hooks_enqueue(osse_hooks_t *h, const osse_hooks_delivery_t *d, osse_err
         goto out;
     }
     x->cancelled = false;
-    if (heap_push(h, x) != 0) {
-        rc = osse_err_set(err, OSSE_ENOMEM, "hooks: out of memory");
-        goto out;
-    }
+    heap_push(h, x);
     /* Even a due delivery goes through the timer, so that its callbacks
      * never run inside this call. */
     arm(h);
