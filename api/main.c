@@ -20,6 +20,7 @@
 #include "api/server.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/problems.h"
 #include "common/time.h"
 #include "engine/engine.h"
 #include "storage/checkpoint.h"
@@ -64,11 +65,6 @@ static char *read_file(const char *path, size_t *len, osse_err_t *err)
 typedef int (*setup_entry_fn)(void *ud, bool calendar, const char *id, json_t *body,
                               osse_fail_t *f);
 
-static void add_problem(json_t *to, const char *path, const char *msg)
-{
-    json_array_append_new(to, json_pack("{s:s,s:s}", "path", path, "message", msg));
-}
-
 /* Walks a parsed _setup.yaml ({calendars: {id: body}, agencies: {id: body}}),
  * handing each entry to fn and appending every problem, its own and each
  * entry's failure, to problems as {"path","message"} (paths such as
@@ -84,7 +80,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
         if (strcmp(key, "calendars") && strcmp(key, "agencies")) {
             char path[300];
             snprintf(path, sizeof path, "%.200s", key);
-            add_problem(problems, path, "unknown key (a setup has calendars and agencies)");
+            osse_problems_add(problems, path, "unknown key (a setup has calendars and agencies)");
         }
     }
     for (size_t k = 0; k < 2; k++) {
@@ -92,7 +88,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
         if (!section || json_is_null(section))
             continue;
         if (!json_is_object(section)) {
-            add_problem(problems, sections[k], "must be a mapping of ids to bodies");
+            osse_problems_add(problems, sections[k], "must be a mapping of ids to bodies");
             continue;
         }
         const char *id;
@@ -104,7 +100,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
             if (fn(ud, k == 0, id, v, &f) == 0)
                 continue;
             if (!json_array_size(f.details))
-                add_problem(problems, base, f.message);
+                osse_problems_add(problems, base, "%s", f.message);
             size_t i;
             json_t *d;
             json_array_foreach(f.details, i, d)
@@ -112,7 +108,8 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
                 const char *dp = json_string_value(json_object_get(d, "path"));
                 char path[600];
                 snprintf(path, sizeof path, "%s%s%s", base, dp && *dp ? "." : "", dp ? dp : "");
-                add_problem(problems, path, json_string_value(json_object_get(d, "message")));
+                osse_problems_add(problems, path, "%s",
+                                  json_string_value(json_object_get(d, "message")));
             }
             osse_fail_clear(&f);
         }

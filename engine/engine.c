@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/problems.h"
 #include "common/time.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
@@ -65,14 +66,12 @@ int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
 
 void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (!f->details)
         f->details = json_array();
-    json_array_append_new(f->details, json_pack("{s:s,s:s}", "path", path, "message", msg));
+    va_start(ap, fmt);
+    osse_problems_addv(f->details, path, fmt, ap);
+    va_end(ap);
 }
 
 json_t *osse__time_json(int64_t ms)

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/problems.h"
 #include "common/time.h"
 #include "workflows/workflow.h"
 #include "workflows/expr.h"
@@ -88,32 +89,13 @@ static void problem(ctx_t *c, const char *path, const char *fmt, ...)
 static void warning(ctx_t *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void add_item(ctx_t *c, json_t *to, const char *path, const char *fmt, va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    if (!to)
-        return;
-    /* Messages quote user text that was cut to fit; keep the JSON valid even
-     * if the cut fell inside a UTF-8 sequence. */
-    json_t *m = json_string(msg);
-    if (!m)
-        m = json_string("invalid value");
-    json_t *p = json_string(path);
-    if (!p)
-        p = json_string("?");
-    json_t *o = json_pack("{s:o,s:o}", "path", p, "message", m);
-    if (!o || json_array_append_new(to, o))
-        c->nomem = true;
-}
-
 static void problem(ctx_t *c, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     c->problems++;
     if (!c->capped || c->problems <= OSSE_WF_MAX_PROBLEMS)
-        add_item(c, c->details, path, fmt, ap);
+        osse_problems_addv(c->details, path, fmt, ap);
     va_end(ap);
 }
 
@@ -122,7 +104,7 @@ static void warning(ctx_t *c, const char *path, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     if (c->nwarnings++ < OSSE_WF_MAX_WARNINGS)
-        add_item(c, c->warnings, path, fmt, ap);
+        osse_problems_addv(c->warnings, path, fmt, ap);
     va_end(ap);
 }
 
@@ -134,7 +116,7 @@ static void note(ctx_t *c, json_t *to, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    add_item(c, to, "", fmt, ap);
+    osse_problems_addv(to, "", fmt, ap);
     va_end(ap);
 }
 
