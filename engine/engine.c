@@ -327,7 +327,7 @@ int osse_engine_idem_lookup(osse_engine_t *e, const char *key_hash, const char *
     if (strcmp(it->body_hash, body_hash) != 0)
         return -1;
     *status = it->status;
-    *body = strdup(it->body);
+    *body = osse_strdup(it->body);
     return 1;
 }
 
@@ -336,15 +336,14 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
     if (!it) {
-        it = calloc(1, sizeof *it);
-        if (!it || osse_map_put(&e->idem, key_hash, it))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        it = osse_calloc(1, sizeof *it);
+        osse_map_put(&e->idem, key_hash, it);
     } else {
         free(it->body);
     }
     snprintf(it->body_hash, sizeof it->body_hash, "%s", body_hash);
     it->status = status;
-    it->body = strdup(body);
+    it->body = osse_strdup(body);
     it->at = at;
 }
 
@@ -406,9 +405,7 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 
 static osse_engine_t *engine_new(void)
 {
-    osse_engine_t *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
+    osse_engine_t *e = osse_calloc(1, sizeof *e);
     osse_map_init(&e->workflows);
     osse_map_init(&e->agencies);
     osse_map_init(&e->calendars);
@@ -428,8 +425,6 @@ int osse_engine_open_replay(osse_engine_t **out)
     if (sodium_init() < 0)
         return OSSE_EIO;
     osse_engine_t *e = engine_new();
-    if (!e)
-        return OSSE_ENOMEM;
     e->replaying = true;
     *out = e;
     return 0;
@@ -605,10 +600,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
     osse_engine_t *e = engine_new();
-    if (!e)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     e->loop = loop;
-    e->data_dir = strdup(opts->data_dir);
+    e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
     int rc;
