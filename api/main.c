@@ -45,7 +45,7 @@ static char *read_file(const char *path, size_t *len, osse_err_t *err)
         osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(MAX_FILE + 1);
+    char *buf = osse_malloc(MAX_FILE + 1);
     size_t n = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
     fclose(f);
     if (!buf || n > MAX_FILE) {
@@ -326,8 +326,7 @@ static void lines_init(lines_t *ls, const char *text)
     size_t len = strlen(text), n = 1;
     for (size_t i = 0; i < len; i++)
         n += text[i] == '\n';
-    if (!(ls->start = malloc((n + 1) * sizeof *ls->start)))
-        return;
+    ls->start = osse_malloc((n + 1) * sizeof *ls->start);
     ls->start[0] = 0;
     for (size_t i = 0, l = 1; i < len; i++)
         if (text[i] == '\n')
@@ -371,9 +370,7 @@ static int rule_column(const lines_t *ls, int line, int col, const char *msg)
 static void place(json_t *items, const json_t *positions, const char *text)
 {
     size_t i, n = json_array_size(items);
-    json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
-    if (!sorted)
-        return;
+    json_t *d, **sorted = osse_calloc(n, sizeof *sorted);
     lines_t ls;
     lines_init(&ls, n ? text : NULL);
     json_array_foreach(items, i, d)
@@ -484,7 +481,7 @@ static int validate_operand(validate_t *vd, const char *arg, json_t *setup_opt)
     json_t *setup = NULL;
     int rc = 0;
     if (strcmp(arg, "-") == 0) {
-        char *buf = malloc(MAX_FILE + 1);
+        char *buf = osse_malloc(MAX_FILE + 1);
         size_t n = buf ? fread(buf, 1, MAX_FILE + 1, stdin) : 0;
         osse_err_t err = {0};
         if (!buf || n > MAX_FILE)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/hist.h"
 #include "common/log.h"
@@ -182,7 +183,7 @@ static int hexval(int ch)
  * would hold a NUL byte. */
 static char *pct_decode(const char *p, size_t n, bool plus_space)
 {
-    char *o = malloc(n + 1);
+    char *o = osse_malloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '%') {
@@ -243,7 +244,7 @@ static json_t *parse_query(osse_slice_t q)
             eq++;
         if (j > i) {
             char *k = pct_decode(q.ptr + i, eq - i, true);
-            char *v = eq < j ? pct_decode(q.ptr + eq + 1, j - eq - 1, true) : strdup("");
+            char *v = eq < j ? pct_decode(q.ptr + eq + 1, j - eq - 1, true) : osse_strdup("");
             /* A key or value that is not UTF-8 is dropped. */
             if (k && v)
                 json_object_set_new(o, k, json_string(v));
@@ -727,7 +728,7 @@ static void h_log(call_t *c)
     c->after = after < durable ? after : durable;
     c->next = c->after + limit < durable ? c->after + limit : durable;
     c->limit = limit;
-    c->seqs = malloc(sizeof *c->seqs);
+    c->seqs = osse_malloc(sizeof *c->seqs);
     c->seqs[0] = durable;
     c->work.data = c;
     uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
@@ -937,7 +938,7 @@ static bool match(const route_t *r, call_t *c)
 static void handle(osse_http_req_t *req, void *ud)
 {
     osse_server_t *srv = ud;
-    call_t *c = calloc(1, sizeof *c);
+    call_t *c = osse_calloc(1, sizeof *c);
     if (!c) {
         osse_http_respond(req, 503, "application/json", NULL, "{}", 2);
         return;
@@ -1058,7 +1059,7 @@ static void handle(osse_http_req_t *req, void *ud)
 int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
                      bool test_clock, osse_server_t **out, osse_err_t *err)
 {
-    osse_server_t *s = calloc(1, sizeof *s);
+    osse_server_t *s = osse_calloc(1, sizeof *s);
     if (!s)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     s->loop = loop;

@@ -11,6 +11,7 @@
  * remainder of at most six days; holidays are a sorted array, found by binary
  * search and only walked inside the span at hand. */
 #include "workflows/calendar.h"
+#include "common/alloc.h"
 #include "common/problems.h"
 #include "common/time.h"
 
@@ -151,11 +152,7 @@ static void parse_holidays(parse_ctx_t *p, json_t *v, osse_calendar_t *out)
     }
     if (n == 0)
         return;
-    out->holidays = malloc(n * sizeof *out->holidays);
-    if (!out->holidays) {
-        p->rc = OSSE_ENOMEM;
-        return;
-    }
+    out->holidays = osse_calloc(n, sizeof *out->holidays);
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e)
