@@ -24,6 +24,7 @@
  * pipelined messages one by one, and keeping answers in a FIFO is the simplest
  * way to let the engine answer after a durable commit without reordering. */
 #include "api/http.h"
+#include "common/alloc.h"
 
 #include <jansson.h>
 #include <llhttp.h>
@@ -232,8 +233,7 @@ static char *build_head(int status, const char *ct, const char *extra_headers, s
     /* RFC 9110: no Content-Length (and no body) on 1xx, 204 and 304. */
     int no_len = status < 200 || status == 204 || status == 304;
     size_t max = 9 + 3 + 1 + rlen + 2 + (ct ? 14 + ctlen + 2 : 0) + 16 + 20 + 2 + xlen + 24 + 2;
-    char *b = malloc(max + spare);
-    if (!b) return NULL;
+    char *b = osse_malloc(max + spare);
     char *d = b;
     d = put(d, "HTTP/1.1 ", 9);
     *d++ = (char)('0' + status / 100 % 10);
@@ -335,8 +335,7 @@ static json_t *json_string_safe(const char *s)
 {
     json_t *j = json_string(s);
     if (j) return j;
-    char *copy = strdup(s);
-    if (!copy) return NULL;
+    char *copy = osse_strdup(s);
     for (char *p = copy; *p; p++)
         if ((unsigned char)*p >= 0x80) *p = '?';
     j = json_string(copy);
@@ -465,7 +464,7 @@ static void conn_fail_with(conn_t *c, int status, const char *code, const char *
 {
     c->stop_parse = 1;
     timer_clear(c);
-    hreq_t *r = calloc(1, sizeof *r);
+    hreq_t *r = osse_calloc(1, sizeof *r);
     if (!r) {
         conn_close(c);
         return;
@@ -652,11 +651,7 @@ static void conn_feed(conn_t *c, const char *p, size_t n)
             conn_flush(c);
             if (c->closing) break;
             if (c->nfifo >= s->lim.max_pipeline) {
-                c->stash = malloc(n);
-                if (!c->stash) {
-                    conn_close(c);
-                    break;
-                }
+                c->stash = osse_malloc(n);
                 memcpy(c->stash, p, n);
                 c->stash_len = n;
                 break;
@@ -840,7 +835,7 @@ static int cb_headers_complete(llhttp_t *p)
      * sends its body after its own short wait anyway. */
     if (c->hlen[H_EXPECT] == 12 && !c->head &&
         strncasecmp(c->acc.ptr + c->hoff[H_EXPECT], "100-continue", 12) == 0) {
-        uv_write_t *w = malloc(sizeof *w);
+        uv_write_t *w = osse_malloc(sizeof *w);
         uv_buf_t b = uv_buf_init((char *)continue_100, sizeof continue_100 - 1);
         if (w && uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) < 0) free(w);
     }
@@ -865,11 +860,7 @@ static int cb_message_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
     size_t n = c->acc.len;
-    hreq_t *r = malloc(sizeof *r + n + 1);
-    if (!r) {
-        fail_cb(c, 500, "internal", "out of memory");
-        return -1;
-    }
+    hreq_t *r = osse_malloc(sizeof *r + n + 1);
     memset(r, 0, sizeof *r);
     char *d = (char *)(r + 1);
     if (n) memcpy(d, c->acc.ptr, n);
@@ -911,8 +902,8 @@ static void on_connection(uv_stream_t *ls, int status)
     if (status < 0 || s->closing) return;
     if (s->nconns >= s->lim.max_conns) {
         /* Over the cap: take the socket off the backlog and drop it. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t || uv_tcp_init(s->loop, t) < 0) {
+        uv_tcp_t *t = osse_malloc(sizeof *t);
+        if (uv_tcp_init(s->loop, t) < 0) {
             free(t);
             return;
         }
@@ -922,8 +913,7 @@ static void on_connection(uv_stream_t *ls, int status)
         uv_close((uv_handle_t *)t, on_rejected_closed);
         return;
     }
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c) return;
+    conn_t *c = osse_calloc(1, sizeof *c);
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
@@ -959,8 +949,7 @@ int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_
     /* libuv writes with write(2): a client that resets its connection would
      * otherwise kill the process with SIGPIPE instead of failing the write. */
     signal(SIGPIPE, SIG_IGN);
-    osse_http_server_t *s = calloc(1, sizeof *s);
-    if (!s) return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    osse_http_server_t *s = osse_calloc(1, sizeof *s);
     s->loop = loop;
     s->cb = cb;
     s->ud = ud;

@@ -18,7 +18,9 @@
 
 #include "api/help.h"
 #include "api/server.h"
+#include "common/alloc.h"
 #include "common/log.h"
+#include "common/problems.h"
 #include "common/time.h"
 #include "engine/engine.h"
 #include "storage/checkpoint.h"
@@ -43,7 +45,7 @@ static char *read_file(const char *path, size_t *len, osse_err_t *err)
         osse_err_set(err, OSSE_EIO, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(MAX_FILE + 1);
+    char *buf = osse_malloc(MAX_FILE + 1);
     size_t n = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
     fclose(f);
     if (!buf || n > MAX_FILE) {
@@ -63,11 +65,6 @@ static char *read_file(const char *path, size_t *len, osse_err_t *err)
 typedef int (*setup_entry_fn)(void *ud, bool calendar, const char *id, json_t *body,
                               osse_fail_t *f);
 
-static void add_problem(json_t *to, const char *path, const char *msg)
-{
-    json_array_append_new(to, json_pack("{s:s,s:s}", "path", path, "message", msg));
-}
-
 /* Walks a parsed _setup.yaml ({calendars: {id: body}, agencies: {id: body}}),
  * handing each entry to fn and appending every problem, its own and each
  * entry's failure, to problems as {"path","message"} (paths such as
@@ -83,7 +80,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
         if (strcmp(key, "calendars") && strcmp(key, "agencies")) {
             char path[300];
             snprintf(path, sizeof path, "%.200s", key);
-            add_problem(problems, path, "unknown key (a setup has calendars and agencies)");
+            osse_problems_add(problems, path, "unknown key (a setup has calendars and agencies)");
         }
     }
     for (size_t k = 0; k < 2; k++) {
@@ -91,7 +88,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
         if (!section || json_is_null(section))
             continue;
         if (!json_is_object(section)) {
-            add_problem(problems, sections[k], "must be a mapping of ids to bodies");
+            osse_problems_add(problems, sections[k], "must be a mapping of ids to bodies");
             continue;
         }
         const char *id;
@@ -103,7 +100,7 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
             if (fn(ud, k == 0, id, v, &f) == 0)
                 continue;
             if (!json_array_size(f.details))
-                add_problem(problems, base, f.message);
+                osse_problems_add(problems, base, "%s", f.message);
             size_t i;
             json_t *d;
             json_array_foreach(f.details, i, d)
@@ -111,7 +108,8 @@ static void walk_setup(json_t *tree, setup_entry_fn fn, void *ud, json_t *proble
                 const char *dp = json_string_value(json_object_get(d, "path"));
                 char path[600];
                 snprintf(path, sizeof path, "%s%s%s", base, dp && *dp ? "." : "", dp ? dp : "");
-                add_problem(problems, path, json_string_value(json_object_get(d, "message")));
+                osse_problems_add(problems, path, "%s",
+                                  json_string_value(json_object_get(d, "message")));
             }
             osse_fail_clear(&f);
         }
@@ -328,8 +326,7 @@ static void lines_init(lines_t *ls, const char *text)
     size_t len = strlen(text), n = 1;
     for (size_t i = 0; i < len; i++)
         n += text[i] == '\n';
-    if (!(ls->start = malloc((n + 1) * sizeof *ls->start)))
-        return;
+    ls->start = osse_malloc((n + 1) * sizeof *ls->start);
     ls->start[0] = 0;
     for (size_t i = 0, l = 1; i < len; i++)
         if (text[i] == '\n')
@@ -373,9 +370,7 @@ static int rule_column(const lines_t *ls, int line, int col, const char *msg)
 static void place(json_t *items, const json_t *positions, const char *text)
 {
     size_t i, n = json_array_size(items);
-    json_t *d, **sorted = calloc(n ? n : 1, sizeof *sorted);
-    if (!sorted)
-        return;
+    json_t *d, **sorted = osse_calloc(n, sizeof *sorted);
     lines_t ls;
     lines_init(&ls, n ? text : NULL);
     json_array_foreach(items, i, d)
@@ -486,7 +481,7 @@ static int validate_operand(validate_t *vd, const char *arg, json_t *setup_opt)
     json_t *setup = NULL;
     int rc = 0;
     if (strcmp(arg, "-") == 0) {
-        char *buf = malloc(MAX_FILE + 1);
+        char *buf = osse_malloc(MAX_FILE + 1);
         size_t n = buf ? fread(buf, 1, MAX_FILE + 1, stdin) : 0;
         osse_err_t err = {0};
         if (!buf || n > MAX_FILE)
@@ -1107,6 +1102,7 @@ static int cmd_token(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    osse_alloc_setup_json();
     if (argc < 2)
         return usage(NULL);
     /* osse help [CMD], osse --help, osse CMD --help: on stdout, exit 0. */

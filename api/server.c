@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/hist.h"
 #include "common/log.h"
@@ -191,7 +192,7 @@ static int hexval(int ch)
  * would hold a NUL byte. */
 static char *pct_decode(const char *p, size_t n, bool plus_space)
 {
-    char *o = malloc(n + 1);
+    char *o = osse_malloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '%') {
@@ -252,7 +253,7 @@ static json_t *parse_query(osse_slice_t q)
             eq++;
         if (j > i) {
             char *k = pct_decode(q.ptr + i, eq - i, true);
-            char *v = eq < j ? pct_decode(q.ptr + eq + 1, j - eq - 1, true) : strdup("");
+            char *v = eq < j ? pct_decode(q.ptr + eq + 1, j - eq - 1, true) : osse_strdup("");
             /* A key or value that is not UTF-8 is dropped. */
             if (k && v)
                 json_object_set_new(o, k, json_string(v));
@@ -916,7 +917,7 @@ static bool match(const route_t *r, call_t *c)
 static void handle(osse_http_req_t *req, void *ud)
 {
     osse_server_t *srv = ud;
-    call_t *c = calloc(1, sizeof *c);
+    call_t *c = osse_calloc(1, sizeof *c);
     if (!c) {
         osse_http_respond(req, 503, "application/json", NULL, "{}", 2);
         return;
@@ -1026,7 +1027,7 @@ static void handle(osse_http_req_t *req, void *ud)
 int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
                      bool test_clock, osse_server_t **out, osse_err_t *err)
 {
-    osse_server_t *s = calloc(1, sizeof *s);
+    osse_server_t *s = osse_calloc(1, sizeof *s);
     if (!s)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     s->loop = loop;

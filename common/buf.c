@@ -1,8 +1,10 @@
 /* buf.c: growable, capped byte buffers. */
 #include "common/buf.h"
+#include "common/alloc.h"
 #include "common/err.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +36,11 @@ static int reserve(osse_buf_t *b, size_t n)
 {
     if (b->max && b->len + n > b->max)
         return OSSE_ETOOBIG;
-    if (b->len + n + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->ptr, cap);
-    if (!p)
-        return OSSE_ENOMEM;
-    b->ptr = p;
-    b->cap = cap;
+    if (n > SIZE_MAX - b->len - 1)
+        return OSSE_ETOOBIG;
+    size_t need = b->len + n + 1;
+    /* At least 64 bytes at first: most buffers hold a short line. */
+    b->ptr = osse_vec_grow(b->ptr, &b->cap, need < 64 ? 64 : need, 1);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* buf.h: growable byte buffers with a hard cap, and borrowed slices.
  *
  * Every buffer fed from outside has a maximum size (as curl's dynbuf): an
- * append past `max` fails with OSSE_ETOOBIG and leaves the buffer unchanged. */
+ * append past `max` fails with OSSE_ETOOBIG and leaves the buffer unchanged.
+ * Allocation failure dies (common/alloc.h): OSSE_ETOOBIG is the only error. */
 #ifndef OSSE_COMMON_BUF_H
 #define OSSE_COMMON_BUF_H
 

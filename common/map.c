@@ -1,6 +1,6 @@
 /* map.c: string-keyed open-addressing hash map (FNV-1a). */
 #include "common/map.h"
-#include "common/err.h"
+#include "common/alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,14 +53,12 @@ void *osse_map_get(const osse_map_t *m, const char *key)
     return e ? e->val : NULL;
 }
 
-static int grow(osse_map_t *m)
+static void grow(osse_map_t *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
     while (m->len * 10 >= ncap * 7)
         ncap *= 2;
-    osse_map_entry_t *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return OSSE_ENOMEM;
+    osse_map_entry_t *ns = osse_calloc(ncap, sizeof *ns);
     for (size_t i = 0; i < m->cap; i++) {
         osse_map_entry_t *e = &m->slots[i];
         if (!e->key || e->key == TOMB)
@@ -74,7 +72,6 @@ static int grow(osse_map_t *m)
     m->slots = ns;
     m->cap = ncap;
     m->used = m->len;
-    return 0;
 }
 
 int osse_map_put(osse_map_t *m, const char *key, void *val)
@@ -84,14 +81,9 @@ int osse_map_put(osse_map_t *m, const char *key, void *val)
         e->val = val;
         return 0;
     }
-    if ((m->used + 1) * 10 >= m->cap * 7) {
-        int rc = grow(m);
-        if (rc)
-            return rc;
-    }
-    char *k = strdup(key);
-    if (!k)
-        return OSSE_ENOMEM;
+    if ((m->used + 1) * 10 >= m->cap * 7)
+        grow(m);
+    char *k = osse_strdup(key);
     size_t mask = m->cap - 1;
     size_t i = hash(key) & mask;
     while (m->slots[i].key && m->slots[i].key != TOMB)

@@ -21,7 +21,8 @@ typedef struct osse_map_s {
 void osse_map_init(osse_map_t *m);
 void osse_map_close(osse_map_t *m); /* frees keys, not values */
 void *osse_map_get(const osse_map_t *m, const char *key);
-/* Inserts or replaces. Returns 0 or OSSE_ENOMEM. */
+/* Inserts or replaces. Returns 0 (allocation failure dies: common/alloc.h);
+ * the int stays so that callers need not change. */
 int osse_map_put(osse_map_t *m, const char *key, void *val);
 /* Removes key; returns its value or NULL. */
 void *osse_map_del(osse_map_t *m, const char *key);

@@ -23,7 +23,7 @@
 
 static char *dupstr(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? osse_strdup(s) : NULL;
 }
 
 static const char *jstr(const json_t *o, const char *k)
@@ -31,24 +31,10 @@ static const char *jstr(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static void grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return;
-    size_t nc = *cap ? *cap * 2 : 8;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * size);
-    if (!np)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    *p = np;
-    *cap = nc;
-}
-
 static void tl_add(osse_request_t *r, int64_t at, const char *type, const char *text)
 {
-    grow((void **)&r->timeline, &r->ctimeline, r->ntimeline + 1, sizeof *r->timeline);
-    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, strdup(text)};
+    OSSE_VEC_RESERVE(r->timeline, r->ctimeline, r->ntimeline + 1);
+    r->timeline[r->ntimeline++] = (osse_tl_t){at, type, osse_strdup(text)};
 }
 
 /* A timeline entry of the event's own type. */
@@ -76,8 +62,8 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
         return CORRUPT("%s without id or definition", EVN(ev));
     osse_wfent_t *w = osse_map_get(&e->workflows, id);
     if (!w) {
-        w = calloc(1, sizeof *w);
-        w->id = strdup(id);
+        w = osse_calloc(1, sizeof *w);
+        w->id = osse_strdup(id);
         osse_map_put(&e->workflows, id, w);
     }
     if (v != (json_int_t)w->nversions + 1)
@@ -90,8 +76,8 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
     json_decref(details);
     if (rc)
         return CORRUPT("workflow %s version %lld does not compile", id, (long long)v);
-    w->versions = realloc(w->versions, (w->nversions + 1) * sizeof *w->versions);
-    w->texts = realloc(w->texts, (w->nversions + 1) * sizeof *w->texts);
+    w->versions = osse_reallocarray(w->versions, w->nversions + 1, sizeof *w->versions);
+    w->texts = osse_reallocarray(w->texts, w->nversions + 1, sizeof *w->texts);
     w->versions[w->nversions] = wf;
     w->texts[w->nversions] = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     w->nversions++;
@@ -105,8 +91,8 @@ static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
         return CORRUPT("%s without id", EVN(ev));
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     if (!a) {
-        a = calloc(1, sizeof *a);
-        a->id = strdup(id);
+        a = osse_calloc(1, sizeof *a);
+        a->id = osse_strdup(id);
         osse_map_put(&e->agencies, id, a);
     }
     free(a->name);
@@ -126,8 +112,8 @@ static int calendar_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t
         return CORRUPT("%s without id or calendar", EVN(ev));
     osse_calendar_ent_t *c = osse_map_get(&e->calendars, id);
     if (!c) {
-        c = calloc(1, sizeof *c);
-        c->id = strdup(id);
+        c = osse_calloc(1, sizeof *c);
+        c->id = osse_strdup(id);
         osse_map_put(&e->calendars, id, c);
     }
     osse_calendar_t parsed;
@@ -158,13 +144,13 @@ static int principal_created(osse_engine_t *e, const osse_event_t *ev, osse_err_
     if (!id)
         return CORRUPT("%s without id", EVN(ev));
     const char *role = jstr(ev->data, "role"), *hash = jstr(ev->data, "token_hash");
-    osse_principal_t *p = calloc(1, sizeof *p);
+    osse_principal_t *p = osse_calloc(1, sizeof *p);
     if (!role || !hash || strlen(hash) != 64 || osse_role_parse(role, &p->role) ||
         osse_map_get(&e->principals, id)) {
         free(p);
         return CORRUPT("bad %s %s", EVN(ev), id);
     }
-    p->id = strdup(id);
+    p->id = osse_strdup(id);
     p->agency = dupstr(jstr(ev->data, "agency"));
     p->name = dupstr(jstr(ev->data, "name"));
     memcpy(p->token_hash, hash, 65);
@@ -225,10 +211,7 @@ static void stint_begin(osse_step_t *s, int64_t at)
         t.work_ms = prev->work_ms;
         t.overdue_from = prev->overdue_from ? at : 0;
     }
-    osse_stint_t *ns = realloc(s->stints, (s->nstints + 1u) * sizeof *ns);
-    if (!ns)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    s->stints = ns;
+    s->stints = osse_reallocarray(s->stints, s->nstints + 1u, sizeof *s->stints);
     s->stints[s->nstints++] = t;
 }
 
@@ -255,7 +238,7 @@ static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const cha
     for (size_t i = a->ntasks; i-- > 0 && a->tasks[i].req == r->index;)
         if (a->tasks[i].step == step)
             return;
-    grow((void **)&a->tasks, &a->cap, a->ntasks + 1, sizeof *a->tasks);
+    OSSE_VEC_RESERVE(a->tasks, a->cap, a->ntasks + 1);
     a->tasks[a->ntasks++] = (osse_taskref_t){r->index, (uint16_t)step};
 }
 
@@ -404,8 +387,8 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     if (!w || v < 1 || v > (json_int_t)w->nversions || !code || strlen(code) >= 16 ||
         !json_is_object(form) || osse__request(e, id))
         return CORRUPT("bad %s for %s", EVN(ev), id);
-    osse_request_t *r = calloc(1, sizeof *r);
-    r->id = strdup(id);
+    osse_request_t *r = osse_calloc(1, sizeof *r);
+    r->id = osse_strdup(id);
     snprintf(r->tracking_code, sizeof r->tracking_code, "%s", code);
     r->wfe = w;
     r->wf_version = (int)v;
@@ -414,7 +397,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     r->submitted_at = ev->at;
     r->portal = dupstr(jstr(ev->data, "portal"));
     r->form = json_deep_copy(form);
-    r->steps = calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
+    r->steps = osse_calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         r->steps[i].state = OSSE_SS_PENDING;
         r->steps[i].agency = r->wf->steps[i].agency;
@@ -422,7 +405,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].amount_satang = -1;
         r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
     }
-    grow((void **)&e->reqs, &e->creqs, e->nreqs + 1, sizeof *e->reqs);
+    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
     e->reqs[e->nreqs++] = r;
     osse_map_put(&e->requests, id, r);
@@ -546,7 +529,7 @@ static int task_escalated(rq_t *q)
     stint_end(q->e, q->r, s, q->ev->at, OSSE_STINT_ESCALATED);
     /* The first stint keeps the definition's agency string: an agency is
      * owned by the step only after the one escalation it may have. */
-    s->agency = strdup(to);
+    s->agency = osse_strdup(to);
     s->agency_owned = true;
     s->escalated = true;
     s->changed_at = q->r->version;
@@ -712,7 +695,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     if (ev->version != r->version + 1)
         return CORRUPT("request %s version %u after %u", id, ev->version, r->version);
     r->version = ev->version;
-    grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+    OSSE_VEC_RESERVE(r->seqs, r->cseqs, r->nseqs + 1);
     r->seqs[r->nseqs++] = ev->seq;
     if (ev->type == OSSE_EV_RequestSubmitted) {
         timeline(r, ev, "Request submitted (%s, version %d)", r->wfe->id, r->wf_version);
@@ -787,7 +770,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     if (kind == OSSE_SK_DELIVERY) {
         osse_request_t *r = osse__request(e, id);
         if (r) {
-            grow((void **)&r->seqs, &r->cseqs, r->nseqs + 1, sizeof *r->seqs);
+            OSSE_VEC_RESERVE(r->seqs, r->cseqs, r->nseqs + 1);
             r->seqs[r->nseqs++] = ev->seq;
         }
     }

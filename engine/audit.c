@@ -196,11 +196,9 @@ static json_t *hashes_json(const uint8_t (*h)[32], size_t n)
 int osse_audit_inclusion(osse_log_t *log, uint64_t seq, uint64_t size, json_t **out,
                          osse_err_t *err)
 {
-    uint8_t (*h)[32] = malloc(OSSE_MERKLE_MAX_PROOF * 32);
+    uint8_t (*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
     uint8_t leaf[32];
     size_t n = 0;
-    if (!h)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     int rc = osse_merkle_leaf(log, seq - 1, leaf, err);
     if (!rc)
         rc = osse_merkle_inclusion(log, seq - 1, size, h, &n, err);
@@ -218,10 +216,8 @@ int osse_audit_inclusion(osse_log_t *log, uint64_t seq, uint64_t size, json_t **
 int osse_audit_consistency(osse_log_t *log, uint64_t from, uint64_t to, json_t **out,
                            osse_err_t *err)
 {
-    uint8_t (*h)[32] = malloc(OSSE_MERKLE_MAX_PROOF * 32);
+    uint8_t (*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
     size_t n = 0;
-    if (!h)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     int rc = osse_merkle_consistency(log, from, to, h, &n, err);
     if (!rc)
         *out = json_pack("{s:I,s:I,s:o}", "from", (json_int_t)from, "to", (json_int_t)to,

@@ -25,13 +25,12 @@ static int cmp_str(const void *a, const void *b)
 
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n)
 {
-    const char **keys = malloc((m->len + 1) * sizeof *keys);
+    const char **keys = osse_malloc((m->len + 1) * sizeof *keys);
     size_t it = 0, k = 0;
     const char *key;
-    while (keys && osse_map_next(m, &it, &key, NULL))
+    while (osse_map_next(m, &it, &key, NULL))
         keys[k++] = key;
-    if (keys)
-        qsort(keys, k, sizeof *keys, cmp_str);
+    qsort(keys, k, sizeof *keys, cmp_str);
     *n = k;
     return keys;
 }
@@ -53,38 +52,32 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     crypto_hash_sha256_init(&st);
     size_t n;
     const char **keys = osse__sorted_keys(&e->workflows, &n);
-    if (!keys)
-        return OSSE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         osse_wfent_t *w = osse_map_get(&e->workflows, keys[i]);
         for (size_t v = 0; v < w->nversions; v++)
             feed(&st, "W ", json_pack("[s,i,O]", w->id, (int)v + 1, w->versions[v]->definition));
     }
     free(keys);
-    if (!(keys = osse__sorted_keys(&e->calendars, &n)))
-        return OSSE_ENOMEM;
+    keys = osse__sorted_keys(&e->calendars, &n);
     for (size_t i = 0; i < n; i++) {
         osse_calendar_ent_t *c = osse_map_get(&e->calendars, keys[i]);
         feed(&st, "C ", json_pack("[s,O]", c->id, c->body));
     }
     free(keys);
-    if (!(keys = osse__sorted_keys(&e->agencies, &n)))
-        return OSSE_ENOMEM;
+    keys = osse__sorted_keys(&e->agencies, &n);
     for (size_t i = 0; i < n; i++) {
         osse_agency_t *a = osse_map_get(&e->agencies, keys[i]);
         feed(&st, "A ", json_pack("[s,s?,s?,s?]", a->id, a->name, a->webhook_url, a->lookup_url));
     }
     free(keys);
-    if (!(keys = osse__sorted_keys(&e->principals, &n)))
-        return OSSE_ENOMEM;
+    keys = osse__sorted_keys(&e->principals, &n);
     for (size_t i = 0; i < n; i++) {
         osse_principal_t *p = osse_map_get(&e->principals, keys[i]);
         feed(&st, "P ", json_pack("[s,s,s?,s?,b]", p->id, osse_role_name(p->role), p->agency,
                                   p->name, p->revoked));
     }
     free(keys);
-    if (!(keys = osse__sorted_keys(&e->subs, &n)))
-        return OSSE_ENOMEM;
+    keys = osse__sorted_keys(&e->subs, &n);
     for (size_t i = 0; i < n; i++) {
         osse_sub_t *s = osse_map_get(&e->subs, keys[i]);
         json_t *evs = json_array();

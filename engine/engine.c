@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/problems.h"
 #include "common/time.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
@@ -65,14 +66,12 @@ int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
 
 void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (!f->details)
         f->details = json_array();
-    json_array_append_new(f->details, json_pack("{s:s,s:s}", "path", path, "message", msg));
+    va_start(ap, fmt);
+    osse_problems_addv(f->details, path, fmt, ap);
+    va_end(ap);
 }
 
 json_t *osse__time_json(int64_t ms)
@@ -268,14 +267,7 @@ static void commit_current(osse_engine_t *e)
 {
     osse_batch_t *b = e->batch;
     e->batch = NULL;
-    if (e->ncommit == e->ccommit) {
-        size_t nc = e->ccommit ? e->ccommit * 2 : 64;
-        void *n = realloc(e->inflight, nc * sizeof *e->inflight);
-        if (!n)
-            osse__panic(__FILE__, __LINE__, "out of memory");
-        e->inflight = n;
-        e->ccommit = nc;
-    }
+    OSSE_VEC_RESERVE(e->inflight, e->ccommit, e->ncommit + 1);
     e->inflight[e->ncommit].t0 = uv_hrtime();
     osse__audit_batch(e, &e->inflight[e->ncommit].size, e->inflight[e->ncommit].root);
     e->ncommit++;
@@ -347,15 +339,7 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
         cb(ud, e->failed);
         return;
     }
-    if (e->nholds == e->chold) {
-        size_t nc = e->chold ? e->chold * 2 : 256;
-        osse_hold_t *nh = realloc(e->holds, nc * sizeof *nh);
-        if (!nh)
-            osse__panic(__FILE__, __LINE__, "out of memory");
-        e->holds = nh;
-        e->chold = nc;
-    }
-    e->holds[e->nholds++] = (osse_hold_t){need, cb, ud};
+    OSSE_VEC_PUSH(e->holds, e->nholds, e->chold, ((osse_hold_t){need, cb, ud}));
     if (need <= e->commits_done)
         release_holds(e);
 }
@@ -371,7 +355,7 @@ static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_
     if (strcmp(it->body_hash, body_hash) != 0)
         return -1;
     *status = it->status;
-    *body = strdup(it->body);
+    *body = osse_strdup(it->body);
     return 1;
 }
 
@@ -380,15 +364,14 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
     if (!it) {
-        it = calloc(1, sizeof *it);
-        if (!it || osse_map_put(&e->idem, key_hash, it))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        it = osse_calloc(1, sizeof *it);
+        osse_map_put(&e->idem, key_hash, it);
     } else {
         free(it->body);
     }
     snprintf(it->body_hash, sizeof it->body_hash, "%s", body_hash);
     it->status = status;
-    it->body = strdup(body);
+    it->body = osse_strdup(body);
     it->at = at;
 }
 
@@ -484,9 +467,7 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 
 static osse_engine_t *engine_new(void)
 {
-    osse_engine_t *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
+    osse_engine_t *e = osse_calloc(1, sizeof *e);
     osse_map_init(&e->workflows);
     osse_map_init(&e->agencies);
     osse_map_init(&e->calendars);
@@ -506,8 +487,6 @@ int osse_engine_open_replay(osse_engine_t **out)
     if (sodium_init() < 0)
         return OSSE_EIO;
     osse_engine_t *e = engine_new();
-    if (!e)
-        return OSSE_ENOMEM;
     e->replaying = true;
     *out = e;
     return 0;
@@ -686,10 +665,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
     osse_engine_t *e = engine_new();
-    if (!e)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     e->loop = loop;
-    e->data_dir = strdup(opts->data_dir);
+    e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
     e->on_fail = opts->on_fail;
     e->on_fail_ud = opts->on_fail_ud;

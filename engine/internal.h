@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/alloc.h"
 #include "common/hist.h"
 #include "common/map.h"
 #include "engine/engine.h"
@@ -393,8 +394,7 @@ void osse__test_clock_store(osse_engine_t *e);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);
 
-/* The keys of m, sorted (borrowed from m); *n set; free() the array, NULL
- * when out of memory. */
+/* The keys of m, sorted (borrowed from m); *n set; free() the array. */
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 /* One page of a catalog list (SPEC §4 lists): the values of m in key order
  * after params' `cursor` (the last key of the page before), at most `limit`

@@ -313,18 +313,16 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
         json_object_set_new(body, k, val);
     }
     json_decref(root);
-    call_t *c = calloc(1, sizeof *c);
-    if (!c)
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    call_t *c = osse_calloc(1, sizeof *c);
     c->l = l;
     c->r = r;
     c->step = i;
     c->max_attempts = 1 + (uint32_t)s->retries;
     c->timeout_ms = timeout_of(s);
-    c->url = strdup(a->lookup_url);
+    c->url = osse_strdup(a->lookup_url);
     c->body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    if (!c->url || !c->body)
+    if (!c->body)
         osse__panic(__FILE__, __LINE__, "out of memory");
     c->body_len = strlen(c->body);
     uv_timer_init(e->loop, &c->backoff);
@@ -338,9 +336,7 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
 
 int osse__linkage_start(osse_engine_t *e)
 {
-    struct osse_linkage_s *l = calloc(1, sizeof *l);
-    if (!l)
-        return OSSE_ENOMEM;
+    struct osse_linkage_s *l = osse_calloc(1, sizeof *l);
     l->e = e;
     osse_fetch_opts_t fo = {.max_total = 1024, .max_per_host = 64};
     int rc = osse_fetch_open(e->loop, &fo, &l->fetch, NULL);

@@ -175,8 +175,7 @@ static void create(osse_engine_t *e, const char *receiver, const char *url, cons
     free(txt);
     if (!rec) osse__panic(__FILE__, __LINE__, "out of memory");
     put_record(e, rec);
-    wait_t *w = calloc(1, sizeof *w);
-    if (!w) osse__panic(__FILE__, __LINE__, "out of memory");
+    wait_t *w = osse_calloc(1, sizeof *w);
     w->n = n;
     w->rec = rec;
     w->next = n->waiting;
@@ -282,9 +281,9 @@ static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, osse_event
     json_object_set_new(data, "type", json_string(type));
     osse__stream(stream, sizeof stream, OSSE_SK_DELIVERY, rid);
     if (osse__storage_low(e)) {
-        later_t *l = calloc(1, sizeof *l);
-        if (!l || !(l->id = strdup(d->id)) || !(l->stream = strdup(stream)))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        later_t *l = osse_calloc(1, sizeof *l);
+        l->id = osse_strdup(d->id);
+        l->stream = osse_strdup(stream);
         l->type = ev_type;
         l->data = data;
         *n->later_tail = l;
@@ -417,8 +416,7 @@ static int load_sub_secret(void *ud, const void *key, size_t klen, const void *v
 
 int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err)
 {
-    osse_notify_t *n = calloc(1, sizeof *n);
-    if (!n) return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    osse_notify_t *n = osse_calloc(1, sizeof *n);
     n->e = e;
     n->later_tail = &n->later;
     osse_hooks_opts_t ho = {0};
@@ -519,16 +517,14 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
     if (!id || !url || !owner || !json_is_array(events))
         return osse_err_set(err, OSSE_ECORRUPT, "bad %s", osse_event_type_name(ev->type));
     if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s || !(s->id = strdup(id)) || !(s->owner = strdup(owner)) ||
-            osse_map_put(&e->subs, id, s))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        s = osse_calloc(1, sizeof *s);
+        s->id = osse_strdup(id);
+        s->owner = osse_strdup(owner);
+        osse_map_put(&e->subs, id, s);
     }
     size_t n = json_array_size(events), i;
-    osse_event_type_t *types = calloc(n ? n : 1, sizeof *types);
+    osse_event_type_t *types = osse_calloc(n, sizeof *types);
     json_t *t;
-    if (!types)
-        osse__panic(__FILE__, __LINE__, "out of memory");
     /* PUT let only subscribable types in: anything else is damage. */
     json_array_foreach(events, i, t)
     {
@@ -542,7 +538,7 @@ int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_
     }
     free(s->events);
     free(s->url);
-    s->url = strdup(url);
+    s->url = osse_strdup(url);
     s->nevents = n;
     s->events = types;
     return 0;

@@ -60,14 +60,7 @@ static void sift_down(osse_timer_t *h, size_t n, size_t i)
 
 static void push(osse_engine_t *e, osse_timer_t t)
 {
-    if (e->ntimers == e->ctimers) {
-        size_t nc = e->ctimers ? e->ctimers * 2 : 1024;
-        osse_timer_t *nh = realloc(e->timers, nc * sizeof *nh);
-        if (!nh)
-            osse__panic(__FILE__, __LINE__, "out of memory");
-        e->timers = nh;
-        e->ctimers = nc;
-    }
+    OSSE_VEC_RESERVE(e->timers, e->ctimers, e->ntimers + 1);
     e->timers[e->ntimers] = t;
     sift_up(e->timers, e->ntimers++);
 }

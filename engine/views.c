@@ -167,7 +167,7 @@ int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char 
     if (!osse__can_read(p, r))
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "this request is not yours to see");
     uint64_t durable = osse_log_durable_seq(e->log);
-    *seqs = malloc((r->nseqs ? r->nseqs : 1) * sizeof **seqs);
+    *seqs = osse_malloc((r->nseqs ? r->nseqs : 1) * sizeof **seqs);
     *n = 0;
     for (size_t i = 0; i < r->nseqs; i++)
         if (r->seqs[i] <= durable)
@@ -323,7 +323,7 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
         }
         after = (task_key_t){k1, k2, req, (uint16_t)step};
     }
-    task_key_t *keys = malloc((a->ntasks ? a->ntasks : 1) * sizeof *keys);
+    task_key_t *keys = osse_malloc((a->ntasks ? a->ntasks : 1) * sizeof *keys);
     size_t n = 0;
     for (size_t i = 0; i < a->ntasks; i++) {
         const osse_request_t *r = e->reqs[a->tasks[i].req];
@@ -366,8 +366,6 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
         return rc;
     const char *cur = param(params, "cursor");
     const char **keys = osse__sorted_keys(m, &n);
-    if (!keys)
-        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     json_t *arr = json_array(), *next = json_null();
     const char *last = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -499,20 +497,6 @@ static int64_t bucket_floor(int64_t t, int64_t width)
     return origin + floor_div(t - origin, width) * width;
 }
 
-static void *grow_to(void *p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return p;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(p, nc * size);
-    if (!np)
-        osse__panic(__FILE__, __LINE__, "out of memory");
-    *cap = nc;
-    return np;
-}
-
 static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
 {
     char key[160];
@@ -521,13 +505,12 @@ static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
     if (have)
         return (uint32_t)(have - 1);
     size_t old = st->crows;
-    st->rows = grow_to(st->rows, &st->crows, st->nrows + 1, sizeof *st->rows);
+    OSSE_VEC_RESERVE(st->rows, st->crows, st->nrows + 1);
     if (st->crows != old) {
+        /* tot and bkt are parallel to rows: crows rows each. */
         size_t per = (st->nb + 1) * ST__COUNT;
-        st->tot = realloc(st->tot, st->crows * ST__COUNT * sizeof *st->tot);
-        st->bkt = st->nb ? realloc(st->bkt, st->crows * per * sizeof *st->bkt) : NULL;
-        if (!st->tot || (st->nb && !st->bkt))
-            osse__panic(__FILE__, __LINE__, "out of memory");
+        st->tot = osse_reallocarray(st->tot, st->crows, ST__COUNT * sizeof *st->tot);
+        st->bkt = st->nb ? osse_reallocarray(st->bkt, st->crows, per * sizeof *st->bkt) : NULL;
     }
     uint32_t row = (uint32_t)st->nrows++;
     st->rows[row] = (stat_row_t){agency, workflow};
@@ -535,8 +518,7 @@ static uint32_t stat_row(stats_t *st, const char *agency, const char *workflow)
     if (st->nb)
         memset(&st->bkt[row * (st->nb + 1) * ST__COUNT], 0,
                (st->nb + 1) * ST__COUNT * sizeof *st->bkt);
-    if (osse_map_put(&st->index, key, (void *)(uintptr_t)(row + 1)))
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    osse_map_put(&st->index, key, (void *)(uintptr_t)(row + 1));
     return row;
 }
 
@@ -561,7 +543,7 @@ static void count_at(stats_t *st, uint32_t row, int field, int64_t t)
 
 static void time_at(stats_t *st, uint32_t row, uint32_t bucket, int64_t ms)
 {
-    st->times = grow_to(st->times, &st->ctimes, st->ntimes + 1, sizeof *st->times);
+    OSSE_VEC_RESERVE(st->times, st->ctimes, st->ntimes + 1);
     st->times[st->ntimes++] = (stat_time_t){row, bucket, ms};
 }
 
@@ -649,9 +631,7 @@ static int cmp_time(const void *a, const void *b)
 static double *medians(stats_t *st)
 {
     size_t per = st->nb + 1;
-    double *med = malloc((st->nrows ? st->nrows : 1) * per * sizeof *med);
-    if (!med)
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    double *med = osse_calloc(st->nrows * per, sizeof *med);
     for (size_t i = 0; i < st->nrows * per; i++)
         med[i] = -1;
     if (st->ntimes) /* qsort wants a non-null base, also for nothing */
@@ -777,9 +757,7 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
     collect(e, &st);
     double *med = medians(&st);
     size_t per = st.nb + 1;
-    row_ref_t *order = malloc((st.nrows ? st.nrows : 1) * sizeof *order);
-    if (!order)
-        osse__panic(__FILE__, __LINE__, "out of memory");
+    row_ref_t *order = osse_calloc(st.nrows, sizeof *order);
     for (uint32_t i = 0; i < st.nrows; i++)
         order[i] = (row_ref_t){&st.rows[i], i};
     qsort(order, st.nrows, sizeof *order, cmp_row);

@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/map.h"
 
@@ -282,9 +283,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
         return 0;
     }
     if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s)
-            return -1;
+        s = osse_calloc(1, sizeof *s);
         if (uv_poll_init_socket(f->loop, &s->poll, fd) != 0) {
             free(s);
             return -1;
@@ -385,9 +384,7 @@ int osse_fetch_open(uv_loop_t *loop, const osse_fetch_opts_t *opts, osse_fetch_t
     if (curl_init_rc != CURLE_OK)
         return osse_err_set(err, OSSE_EIO, "curl_global_init: %s",
                             curl_easy_strerror(curl_init_rc));
-    osse_fetch_t *f = calloc(1, sizeof *f);
-    if (!f)
-        return osse_err_set(err, OSSE_ENOMEM, "fetch: out of memory");
+    osse_fetch_t *f = osse_calloc(1, sizeof *f);
     f->loop = loop;
     if (opts)
         f->o = *opts;
@@ -495,11 +492,7 @@ static int host_key(const char *url, char **key, osse_err_t *err)
         goto out;
     }
     size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
-    *key = malloc(n);
-    if (!*key) {
-        rc = osse_err_set(err, OSSE_ENOMEM, "fetch: out of memory");
-        goto out;
-    }
+    *key = osse_malloc(n);
     snprintf(*key, n, "%s://%s:%s", scheme, host, port);
 out:
     curl_free(scheme);
@@ -520,8 +513,8 @@ static int submit(osse_fetch_t *f, bool post, const char *url, const char *const
         return osse_err_set(err, OSSE_ECLOSED, "fetch: closing");
     if ((rc = host_key(url, &key, err)) != 0)
         goto out;
-    c = calloc(1, sizeof *c);
-    if (!c || !(c->easy = curl_easy_init())) {
+    c = osse_calloc(1, sizeof *c);
+    if (!(c->easy = curl_easy_init())) {
         rc = osse_err_set(err, OSSE_ENOMEM, "fetch: out of memory");
         goto out;
     }
@@ -587,7 +580,7 @@ static int submit(osse_fetch_t *f, bool post, const char *url, const char *const
     }
     host_t *h = osse_map_get(&f->hosts, key);
     if (!h) {
-        h = calloc(1, sizeof *h);
+        h = osse_calloc(1, sizeof *h);
         if (!h || osse_map_put(&f->hosts, key, h) != 0) {
             free(h);
             rc = osse_err_set(err, OSSE_ENOMEM, "fetch: out of memory");

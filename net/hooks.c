@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "common/alloc.h"
 #include "common/map.h"
 #include "common/time.h"
 
@@ -127,16 +128,9 @@ static bool before(const dl_t *a, const dl_t *b)
     return a->d.next_at < b->d.next_at || (a->d.next_at == b->d.next_at && a->seq < b->seq);
 }
 
-static int heap_push(osse_hooks_t *h, dl_t *x)
+static void heap_push(osse_hooks_t *h, dl_t *x)
 {
-    if (h->nheap == h->capheap) {
-        size_t cap = h->capheap ? h->capheap * 2 : 64;
-        dl_t **p = realloc(h->heap, cap * sizeof *p);
-        if (!p)
-            return OSSE_ENOMEM;
-        h->heap = p;
-        h->capheap = cap;
-    }
+    OSSE_VEC_RESERVE(h->heap, h->capheap, h->nheap + 1);
     size_t i = h->nheap++;
     h->heap[i] = x;
     while (i > 0) {
@@ -148,7 +142,6 @@ static int heap_push(osse_hooks_t *h, dl_t *x)
         h->heap[p] = t;
         i = p;
     }
-    return 0;
 }
 
 static dl_t *heap_pop(osse_hooks_t *h)
@@ -314,13 +307,10 @@ static void on_done(void *ud, const osse_fetch_result_t *res)
                            osse_hooks_retry_delay(&h->o.sched, x->d.attempts, randombytes_random());
             if (h->cbs.on_progress)
                 h->cbs.on_progress(h->cbs.ud, &x->d, msg);
-            if (x->cancelled) {
+            if (x->cancelled)
                 dl_free(h, x);
-            } else if (heap_push(h, x) != 0) {
-                /* Out of memory: drop it from memory; the caller's record
-                 * stays pending and comes back at the next start. */
-                dl_free(h, x);
-            }
+            else
+                heap_push(h, x);
         }
     }
     drain(h, r);
@@ -349,14 +339,9 @@ static recv_t *recv_get(osse_hooks_t *h, const char *key)
     recv_t *r = osse_map_get(&h->recvs, key);
     if (r)
         return r;
-    r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    if (!(r->key = strdup(key)) || osse_map_put(&h->recvs, key, r) != 0) {
-        free(r->key);
-        free(r);
-        return NULL;
-    }
+    r = osse_calloc(1, sizeof *r);
+    r->key = osse_strdup(key);
+    osse_map_put(&h->recvs, key, r);
     return r;
 }
 
@@ -367,9 +352,7 @@ int osse_hooks_open(uv_loop_t *loop, const osse_hooks_opts_t *opts, const osse_h
     *out = NULL;
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "sodium_init failed");
-    osse_hooks_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return osse_err_set(err, OSSE_ENOMEM, "hooks: out of memory");
+    osse_hooks_t *h = osse_calloc(1, sizeof *h);
     if (opts)
         h->o = *opts;
     h->o.sched = osse_hooks_sched_defaults(&h->o.sched);
@@ -454,17 +437,15 @@ int osse_hooks_enqueue(osse_hooks_t *h, const osse_hooks_delivery_t *d, osse_err
     if (osse_map_get(&h->ids, d->id))
         return osse_err_set(err, OSSE_EEXISTS, "hooks: delivery %.100s already pending", d->id);
     int rc = 0;
-    dl_t *x = calloc(1, sizeof *x);
-    if (!x)
-        return osse_err_set(err, OSSE_ENOMEM, "hooks: out of memory");
+    dl_t *x = osse_calloc(1, sizeof *x);
     x->h = h;
     x->cancelled = true; /* not in the id map yet: dl_free must not remove it */
-    x->id = strdup(d->id);
-    x->receiver = strdup(d->receiver);
-    x->url = strdup(d->url);
-    x->body = malloc(d->body_len + 1);
+    x->id = osse_strdup(d->id);
+    x->receiver = osse_strdup(d->receiver);
+    x->url = osse_strdup(d->url);
+    x->body = osse_malloc(d->body_len + 1);
     x->secret = sodium_malloc(d->secret_len ? d->secret_len : 1);
-    if (!x->id || !x->receiver || !x->url || !x->body || !x->secret) {
+    if (!x->secret) {
         rc = osse_err_set(err, OSSE_ENOMEM, "hooks: out of memory");
         goto out;
     }
@@ -490,10 +471,7 @@ int osse_hooks_enqueue(osse_hooks_t *h, const osse_hooks_delivery_t *d, osse_err
         goto out;
     }
     x->cancelled = false;
-    if (heap_push(h, x) != 0) {
-        rc = osse_err_set(err, OSSE_ENOMEM, "hooks: out of memory");
-        goto out;
-    }
+    heap_push(h, x);
     /* Even a due delivery goes through the timer, so that its callbacks
      * never run inside this call. */
     arm(h);
@@ -520,9 +498,7 @@ int osse_hooks_cancel_receiver(osse_hooks_t *h, const char *receiver,
     if (!r || h->closing)
         return 0;
     /* Collected first: cancelling edits the id map being walked. */
-    dl_t **mine = malloc(r->held * sizeof *mine);
-    if (!mine)
-        return OSSE_ENOMEM;
+    dl_t **mine = osse_malloc(r->held * sizeof *mine);
     size_t n = 0;
     void *v;
     for (size_t it = 0; osse_map_next(&h->ids, &it, NULL, &v);)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/time.h"
 #include "common/utf8.h"
 
@@ -197,9 +198,7 @@ static int signer_new(const char *name, const uint8_t seed[32], osse_signer_t **
     *out = NULL;
     if ((rc = osse_origin_check(name, strlen(name), err)))
         return rc;
-    osse_signer_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    osse_signer_t *s = osse_calloc(1, sizeof *s);
     s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
     if (!s->sk) {
         free(s);

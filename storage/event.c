@@ -16,6 +16,7 @@
  * bin/ext types, integers outside jansson's range, event types that SPEC §5
  * does not list and types in a stream of another kind (OSSE_ECORRUPT). */
 #include "storage/event.h"
+#include "common/alloc.h"
 #include "common/utf8.h"
 
 #include <stdbool.h>
@@ -439,9 +440,7 @@ static int rd_cstr(rd_t *r, char **out)
     int rc = rd_text(r, &s, &n);
     if (rc)
         return rc;
-    char *c = malloc(n + 1);
-    if (!c)
-        return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
+    char *c = osse_malloc(n + 1);
     memcpy(c, s, n);
     c[n] = '\0';
     *out = c;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/time.h"
 #include "storage/event.h"
@@ -80,26 +81,13 @@ typedef struct heads_s {
     const char *origin;
 } heads_t;
 
-static int heads_add(heads_t *hs, const osse_head_t *h)
-{
-    if (hs->n == hs->cap) {
-        size_t nc = hs->cap ? hs->cap * 2 : 16;
-        osse_head_t *nv = realloc(hs->v, nc * sizeof *nv);
-        if (!nv)
-            return OSSE_ENOMEM;
-        hs->v = nv;
-        hs->cap = nc;
-    }
-    hs->v[hs->n++] = *h;
-    return 0;
-}
-
 static int collect_head(void *ud, const osse_head_t *h)
 {
     heads_t *hs = ud;
     if (strcmp(h->origin, hs->origin) != 0)
         return 0; /* signed under another name: this export's key cannot check it */
-    return heads_add(hs, h);
+    OSSE_VEC_PUSH(hs->v, hs->n, hs->cap, *h);
+    return 0;
 }
 
 typedef struct ev_ctx_s {
@@ -257,10 +245,7 @@ static int src_raw(src_t *s, size_t n, const uint8_t **p, const char *what)
             size_t nc = s->tcap ? s->tcap * 2 : 4096;
             if (nc > n)
                 nc = n;
-            uint8_t *t = realloc(s->tmp, nc);
-            if (!t)
-                return osse_err_set(s->err, OSSE_ENOMEM, "out of memory");
-            s->tmp = t;
+            s->tmp = osse_realloc(s->tmp, nc);
             s->tcap = nc;
         }
         size_t want = (n < s->tcap ? n : s->tcap) - have;
@@ -301,7 +286,7 @@ static int src_at_end(src_t *s)
 
 static int src_be(src_t *s, int n, uint64_t *v, const char *what)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL; /* set by src_raw on success; -O3 cannot tell */
     int rc = src_need(s, (size_t)n, &p, what);
     if (!rc)
         *v = get_be(p, n);
@@ -326,7 +311,7 @@ static int src_fits(src_t *s, uint64_t at, uint64_t count, uint64_t each, uint64
 /* Reads one 112-byte head record of the export's origin into h. */
 static int read_head(src_t *s, const osse_verifier_t *hv, osse_head_t *h)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL; /* set by src_raw on success; -O3 cannot tell */
     int rc = src_need(s, HEAD_REC, &p, "head");
     if (rc)
         return rc;
@@ -352,8 +337,7 @@ static int check_head_sig(src_t *s, uint64_t at, const osse_verifier_t *key, con
 static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb, void *ud)
 {
     osse_export_info_t *info = s->info;
-    osse_err_t *err = s->err;
-    const uint8_t *p;
+    const uint8_t *p = NULL; /* set by src_raw on success; -O3 cannot tell */
     uint64_t v, at;
     osse_head_t *heads = NULL;
     size_t nh = 0, hcap = 0;
@@ -467,16 +451,7 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     uint64_t min_size = info->first_seq > 1 ? info->first_seq - 1 : 1;
     for (uint64_t i = 0; i + 1 < info->heads; i++) {
         at = s->off;
-        if (nh == hcap) { /* grows with heads actually read */
-            size_t nc = hcap ? hcap * 2 : 16;
-            osse_head_t *nv = realloc(heads, nc * sizeof *nv);
-            if (!nv) {
-                rc = osse_err_set(err, OSSE_ENOMEM, "out of memory");
-                goto out;
-            }
-            heads = nv;
-            hcap = nc;
-        }
+        OSSE_VEC_RESERVE(heads, hcap, nh + 1); /* grows with heads actually read */
         osse_head_t *h = &heads[nh];
         if ((rc = read_head(s, &hv, h)))
             goto out;

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
 
@@ -191,7 +192,7 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
                             "the filesystem of %s is full (%llu bytes free): RocksDB cannot open "
                             "its log for writing; free some space",
                             dir, (unsigned long long)bytes_of(&sv, sv.f_bavail));
-    osse_log_t *log = calloc(1, sizeof *log);
+    osse_log_t *log = osse_calloc(1, sizeof *log);
     if (!log)
         return osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
 
@@ -230,7 +231,7 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     if ((rc = find_last_seq(log, &log->last_seq, err)))
         goto out;
     log->durable_seq = log->last_seq;
-    if (!(log->dir = strdup(dir))) {
+    if (!(log->dir = osse_strdup(dir))) {
         rc = osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
         goto out;
     }
@@ -375,7 +376,7 @@ static void space_check(osse_log_t *log)
 
 osse_batch_t *osse_batch_new(void)
 {
-    osse_batch_t *b = calloc(1, sizeof *b);
+    osse_batch_t *b = osse_calloc(1, sizeof *b);
     if (b)
         osse_buf_init(&b->ops, 0);
     return b;
@@ -699,7 +700,7 @@ static int get_raw(osse_log_t *log, const void *key, size_t klen, void **val, si
         return osse_err_set(err, OSSE_ENOTFOUND, "not found");
     /* rocksdb_get's buffer is malloc'd by the library; copy so that callers
      * can free() it whatever allocator RocksDB was built with. */
-    void *copy = malloc(n ? n : 1);
+    void *copy = osse_malloc(n ? n : 1);
     if (!copy) {
         rocksdb_free(v);
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
@@ -722,7 +723,7 @@ int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, s
                     osse_err_t *err)
 {
     uint8_t small[128];
-    uint8_t *k = klen + 1 <= sizeof small ? small : malloc(klen + 1);
+    uint8_t *k = klen + 1 <= sizeof small ? small : osse_malloc(klen + 1);
     int rc;
     if (!k)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
@@ -740,7 +741,7 @@ int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_s
 {
     char *e = NULL;
     int rc = 0;
-    uint8_t *p = malloc(plen + 1);
+    uint8_t *p = osse_malloc(plen + 1);
     if (!p)
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     p[0] = 'K';

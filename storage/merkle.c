@@ -9,6 +9,7 @@
  * perfect subtree), so a proof costs O(log n) reads.
  */
 #include "storage/merkle.h"
+#include "common/alloc.h"
 
 /* The tree hashes with OpenSSL's libcrypto, not libsodium: libsodium's
  * SHA-256 is portable C, libcrypto's uses the CPU's SHA extensions, 7x
@@ -377,9 +378,7 @@ osse_merkle_store_t osse_merkle_log_store(osse_log_t *log)
 int osse_merkle_open(osse_log_t *log, osse_merkle_t **out, osse_err_t *err)
 {
     *out = NULL;
-    osse_merkle_t *m = malloc(sizeof *m);
-    if (!m)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    osse_merkle_t *m = osse_malloc(sizeof *m);
     osse_merkle_store_t st = {log_get, log};
     int rc = osse_merkle_load(m, &st, osse_log_last_seq(log), err);
     if (rc) {

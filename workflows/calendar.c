@@ -11,6 +11,8 @@
  * remainder of at most six days; holidays are a sorted array, found by binary
  * search and only walked inside the span at hand. */
 #include "workflows/calendar.h"
+#include "common/alloc.h"
+#include "common/problems.h"
 #include "common/time.h"
 
 #include <stdarg.h>
@@ -44,11 +46,8 @@ static void problem(parse_ctx_t *p, const char *path, const char *fmt, ...)
     va_end(ap);
     if (p->rc == 0)
         p->rc = OSSE_EINVAL;
-    if (!p->details)
-        return;
-    json_t *d = json_pack("{s:s,s:s}", "path", path, "message", msg);
-    if (!d || json_array_append_new(p->details, d) != 0)
-        p->rc = OSSE_ENOMEM;
+    /* Cut at 256 bytes, as calendar messages always were. */
+    osse_problems_add(p->details, path, "%s", msg);
 }
 
 static int two_digits(const char *s, int *out)
@@ -153,11 +152,7 @@ static void parse_holidays(parse_ctx_t *p, json_t *v, osse_calendar_t *out)
     }
     if (n == 0)
         return;
-    out->holidays = malloc(n * sizeof *out->holidays);
-    if (!out->holidays) {
-        p->rc = OSSE_ENOMEM;
-        return;
-    }
+    out->holidays = osse_calloc(n, sizeof *out->holidays);
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e)

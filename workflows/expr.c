@@ -15,6 +15,7 @@
  * Numbers are parsed with strtod_l in the "C" locale, never the process's. */
 #define _GNU_SOURCE /* strtod_l, newlocale, memmem */
 #include "workflows/expr.h"
+#include "common/alloc.h"
 
 #include <locale.h>
 #include <math.h>
@@ -90,7 +91,7 @@ static void *arena_alloc(osse_expr_t *e, size_t n)
     block_t *b = e->blocks;
     if (!b || b->cap - b->used < n) {
         size_t cap = n > 4000 ? n : 4000;
-        b = malloc(sizeof *b + cap);
+        b = osse_malloc(sizeof *b + cap);
         if (!b)
             return NULL;
         b->next = e->blocks;
@@ -975,11 +976,8 @@ int osse_expr_parse(const char *text, size_t len, osse_expr_t **out, int *col, o
         return osse_err_set(err, OSSE_EPARSE, "expression longer than %d bytes",
                             OSSE_EXPR_MAX_TEXT);
     }
-    osse_expr_t *e = calloc(1, sizeof *e);
-    if (!e || !(e->text = malloc(len + 1))) {
-        rc = osse_err_set(err, OSSE_ENOMEM, "out of memory");
-        goto out;
-    }
+    osse_expr_t *e = osse_calloc(1, sizeof *e);
+    e->text = osse_malloc(len + 1);
     if (len)
         memcpy(e->text, text, len);
     e->text[len] = '\0';
@@ -1382,7 +1380,7 @@ static osse_expr_type_t check_logic(checker_t *c, const node_t *n)
     const node_t *x = n;
     for (; x->kind == n->kind; x = x->a)
         m++;
-    const node_t **spine = malloc(m * sizeof *spine); /* spine[0] = n, spine[m - 1] innermost */
+    const node_t **spine = osse_malloc(m * sizeof *spine); /* spine[0] = n, spine[m - 1] innermost */
     if (!spine) {
         c->nomem = true;
         return OSSE_EXPR_BOOLEAN;
@@ -1842,7 +1840,7 @@ static int binop(evctx_t *c, const node_t *n, const json_t *a, const json_t *b, 
             size_t la = json_string_length(a), lb = json_string_length(b);
             if (la + lb > EXPR_MAX_STRING)
                 return rterr(c, n, "string result longer than %u bytes", EXPR_MAX_STRING);
-            char *buf = malloc(la + lb + 1);
+            char *buf = osse_malloc(la + lb + 1);
             if (!buf)
                 return nomem(c);
             memcpy(buf, json_string_value(a), la);
@@ -1967,7 +1965,7 @@ static int call(evctx_t *c, const node_t *n, json_t **out)
             break;
         }
         size_t len = json_string_length(x);
-        char *buf = malloc(len + 1);
+        char *buf = osse_malloc(len + 1);
         if (!buf) {
             rc = nomem(c);
             break;

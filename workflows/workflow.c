@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/problems.h"
 #include "common/time.h"
 #include "workflows/workflow.h"
 #include "workflows/expr.h"
@@ -88,32 +90,13 @@ static void problem(ctx_t *c, const char *path, const char *fmt, ...)
 static void warning(ctx_t *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void add_item(ctx_t *c, json_t *to, const char *path, const char *fmt, va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    if (!to)
-        return;
-    /* Messages quote user text that was cut to fit; keep the JSON valid even
-     * if the cut fell inside a UTF-8 sequence. */
-    json_t *m = json_string(msg);
-    if (!m)
-        m = json_string("invalid value");
-    json_t *p = json_string(path);
-    if (!p)
-        p = json_string("?");
-    json_t *o = json_pack("{s:o,s:o}", "path", p, "message", m);
-    if (!o || json_array_append_new(to, o))
-        c->nomem = true;
-}
-
 static void problem(ctx_t *c, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     c->problems++;
     if (!c->capped || c->problems <= OSSE_WF_MAX_PROBLEMS)
-        add_item(c, c->details, path, fmt, ap);
+        osse_problems_addv(c->details, path, fmt, ap);
     va_end(ap);
 }
 
@@ -122,7 +105,7 @@ static void warning(ctx_t *c, const char *path, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     if (c->nwarnings++ < OSSE_WF_MAX_WARNINGS)
-        add_item(c, c->warnings, path, fmt, ap);
+        osse_problems_addv(c->warnings, path, fmt, ap);
     va_end(ap);
 }
 
@@ -134,7 +117,7 @@ static void note(ctx_t *c, json_t *to, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    add_item(c, to, "", fmt, ap);
+    osse_problems_addv(to, "", fmt, ap);
     va_end(ap);
 }
 
@@ -226,7 +209,7 @@ static const char *text_of(const json_t *v)
 
 static char *dup_text(ctx_t *c, const char *s)
 {
-    char *d = strdup(s);
+    char *d = osse_strdup(s);
     if (!d)
         c->nomem = true;
     return d;
@@ -533,7 +516,7 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
             }
             if (c->publish && n > OSSE_WF_MAX_VALUES)
                 problem(c, kp, "has %zu values: an enum has at most %d", n, OSSE_WF_MAX_VALUES);
-            f->values = calloc(n, sizeof *f->values);
+            f->values = osse_calloc(n, sizeof *f->values);
             json_t *seen = json_object();
             if (!f->values || !seen) {
                 json_decref(seen);
@@ -712,7 +695,7 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
             if (c->publish && n > OSSE_WF_MAX_AFTER)
                 problem(c, kp, "has %zu entries: a step comes after at most %d steps", n,
                         OSSE_WF_MAX_AFTER);
-            s->after = calloc(n ? n : 1, sizeof *s->after);
+            s->after = osse_calloc(n ? n : 1, sizeof *s->after);
             if (!s->after) {
                 c->nomem = true;
                 continue;
@@ -803,7 +786,7 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
                 problem(c, kp, "must be a list of form field names");
                 continue;
             }
-            s->public_fields = calloc(n ? n : 1, sizeof *s->public_fields);
+            s->public_fields = osse_calloc(n ? n : 1, sizeof *s->public_fields);
             if (!s->public_fields) {
                 c->nomem = true;
                 continue;
@@ -859,8 +842,8 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
 static void check_cycles(ctx_t *c, const osse_wf_t *wf)
 {
     size_t n = wf->nsteps;
-    unsigned char *color = calloc(n, 1); /* 0 white, 1 on stack, 2 done */
-    size_t *stack = calloc(n, sizeof *stack), *next = calloc(n, sizeof *next);
+    unsigned char *color = osse_calloc(n, 1); /* 0 white, 1 on stack, 2 done */
+    size_t *stack = osse_calloc(n, sizeof *stack), *next = osse_calloc(n, sizeof *next);
     if (!color || !stack || !next) {
         c->nomem = true;
         goto out;
@@ -1007,8 +990,8 @@ out:
  * syntax) over every expression of the definition. */
 static void check_exprs(ctx_t *c, const osse_wf_t *wf)
 {
-    osse_expr_field_t *fields = calloc(wf->nfields + 1, sizeof *fields);
-    const char **steps = calloc(wf->nsteps + 1, sizeof *steps);
+    osse_expr_field_t *fields = osse_calloc(wf->nfields + 1, sizeof *fields);
+    const char **steps = osse_calloc(wf->nsteps + 1, sizeof *steps);
     if (!fields || !steps) {
         c->nomem = true;
         goto out;
@@ -1212,7 +1195,7 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
                .step_index = json_object(),
                .field_index = json_object(),
                .capped = true};
-    osse_wf_t *wf = calloc(1, sizeof *wf);
+    osse_wf_t *wf = osse_calloc(1, sizeof *wf);
     *out = NULL;
     if (!wf || !c.step_index || !c.field_index) {
         c.nomem = true;
@@ -1274,7 +1257,7 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
     if (form && !json_is_object(form)) {
         problem(&c, "form", "must be a mapping of field names to field specs");
     } else if (form && json_object_size(form) > 0) {
-        wf->fields = calloc(json_object_size(form), sizeof *wf->fields);
+        wf->fields = osse_calloc(json_object_size(form), sizeof *wf->fields);
         if (!wf->fields) {
             c.nomem = true;
             goto out;
@@ -1296,8 +1279,8 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
         problem(&c, "steps", "must be a non-empty mapping of step names to steps");
     } else {
         size_t n = json_object_size(steps), i = 0;
-        wf->steps = calloc(n, sizeof *wf->steps);
-        c.after_mark = calloc(n, sizeof *c.after_mark);
+        wf->steps = osse_calloc(n, sizeof *wf->steps);
+        c.after_mark = osse_calloc(n, sizeof *c.after_mark);
         if (!wf->steps || !c.after_mark) {
             c.nomem = true;
             goto out;

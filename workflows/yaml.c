@@ -28,6 +28,7 @@
 
 #include "workflows/workflow.h"
 #include "workflows/wf_internal.h"
+#include "common/alloc.h"
 #include "common/utf8.h"
 
 #define OSSE_WF_MAX_DEPTH 64
@@ -210,7 +211,7 @@ static int note_position(parse_t *p, const struct fy_mark *m, bool container, ch
                 line = f->kline, col = f->kcol;
         }
     }
-    if (path_out && !(*path_out = strdup(path)))
+    if (path_out && !(*path_out = osse_strdup(path)))
         return osse_err_set(p->err, OSSE_ENOMEM, "out of memory");
     /* The first place wins: a cut long key may repeat a path. */
     if (p->depth > 0 && !json_object_get(p->pos, path) &&
@@ -304,7 +305,7 @@ static int on_scalar(parse_t *p, struct fy_event *e, const struct fy_mark *m)
         if (!ks)
             return fail_at(p, m, "invalid UTF-8 in key");
         json_decref(ks);
-        char *key = malloc(n + 1);
+        char *key = osse_malloc(n + 1);
         if (!key)
             return osse_err_set(p->err, OSSE_ENOMEM, "out of memory");
         memcpy(key, s, n);

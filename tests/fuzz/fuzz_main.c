@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
+
 #define INPUT_TIMEOUT_S 20
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -134,6 +136,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    osse_alloc_setup_json();
     signal(SIGALRM, on_alarm);
     if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
     if (argc < 2) {

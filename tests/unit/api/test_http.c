@@ -7,6 +7,7 @@
  * request order and that a vanished client is harmless. ASan/LSan runs catch
  * use-after-free and leaks on the close paths. */
 #define _GNU_SOURCE
+#include "common/alloc.h"
 #include "api/http.h"
 #include "tests/test.h"
 
@@ -571,6 +572,7 @@ static void *client_main(void *arg)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     uv_loop_t loop;
     uv_loop_init(&loop);
     osse_http_limits_t lim;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/alloc.h"
 #include "engine/engine.h"
 #include "storage/event.h"
 #include "storage/log.h"
@@ -170,6 +171,7 @@ static void test_open(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     RUN(test_replay_event);
     RUN(test_open);
     return TEST_EXIT();

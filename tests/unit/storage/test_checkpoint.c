@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "storage/checkpoint.h"
 #include "tests/test.h"
 
@@ -408,6 +409,7 @@ static void test_origins(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     if (sodium_init() < 0)
         return 1;
     RUN(test_reference_vector);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "storage/event.h"
 #include "tests/test.h"
 
@@ -472,6 +473,7 @@ static void test_random(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     RUN(test_round_trip);
     RUN(test_layout);
     RUN(test_to_json);

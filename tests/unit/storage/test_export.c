@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "storage/checkpoint.h"
 #include "storage/event.h"
 #include "storage/export.h"
@@ -672,6 +673,7 @@ static void write_corpus(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     if (sodium_init() < 0)
         return 1;
     build_log();

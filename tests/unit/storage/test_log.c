@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "storage/event.h"
 #include "storage/log.h"
 #include "tests/test.h"
@@ -332,6 +333,7 @@ static void test_open_error(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     RUN(test_commit_and_reopen);
     RUN(test_stop_drains_chain);
     RUN(test_open_error);

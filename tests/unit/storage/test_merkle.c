@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "storage/event.h"
 #include "storage/log.h"
 #include "storage/merkle.h"
@@ -485,6 +486,7 @@ static void test_real_log(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     if (sodium_init() < 0)
         return 1;
     RUN(test_known_hashes);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "tests/test.h"
+#include "common/alloc.h"
 #include "workflows/expr.h"
 #include "workflows/workflow.h"
 
@@ -384,6 +385,7 @@ static void test_long_and_chains(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     RUN(test_steps_and_after);
     RUN(test_fields_values_patterns);
     RUN(test_inputs_and_rules);

@@ -9,6 +9,7 @@
  *
  * OSSE_SEED=<n> replays a run; OSSE_CAL_ITERS=<n> changes the number of
  * random calendars (default 10000). */
+#include "common/alloc.h"
 #include "common/time.h"
 #include "workflows/calendar.h"
 
@@ -677,6 +678,7 @@ static void test_parse_bad(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     const char *env = getenv("OSSE_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     fprintf(stderr, "seed %" PRIu64 " (OSSE_SEED=%" PRIu64 " replays it)\n", seed, seed);

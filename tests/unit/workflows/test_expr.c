@@ -1,6 +1,7 @@
 /* test_expr.c: the rule language: syntax, static checks, evaluation, the
  * record of inputs read, recheck from that record, and robustness against
  * arbitrary bytes. */
+#include "common/alloc.h"
 #include "workflows/expr.h"
 
 #include <locale.h>
@@ -899,6 +900,7 @@ static void test_robustness(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     json_error_t jerr;
     root = json_loads(ROOT_JSON, 0, &jerr);
     if (!root) {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/time.h"
 #include "tests/test.h"
 #include "workflows/workflow.h"
@@ -1102,6 +1103,7 @@ static void test_positions(void)
 
 int main(void)
 {
+    osse_alloc_setup_json();
     RUN(test_parse_yaml_equals_json);
     RUN(test_parse_scalars);
     RUN(test_parse_errors);
