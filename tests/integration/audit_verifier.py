@@ -187,17 +187,37 @@ class Msgpack:
             self.value(level + 1)
 
 
+# docs/audit.md §3.4: the event types of SPEC §5, each with the stream kind
+# it belongs to (a type not listed, or in another kind's stream, is damage).
+KIND_OF = {"WorkflowPublished": "workflow", "CalendarUpdated": "calendar",
+           "AgencyUpdated": "agency", "AgencySecretRotated": "agency",
+           "PrincipalCreated": "principal", "PrincipalRevoked": "principal",
+           "SubscriptionUpdated": "subscription", "SubscriptionDeleted": "subscription",
+           "NotificationDelivered": "delivery", "NotificationFailed": "delivery"}
+for _t in ("RequestSubmitted StepOpened StepSkipped TaskAutoApproved TaskDecided InfoProvided "
+           "SlaWarned SlaBreached SlaRescheduled TaskEscalated LinkageCompleted LinkageFailed "
+           "PaymentDue PaymentReceived LicenceIssued LicenceExpired LicenceRevoked "
+           "SlaOverdueNotice RequestCompleted RequestRejected RequestWithdrawn RequestExpired "
+           "PersonalDataErased StepFailed RuleFailed").split():
+    KIND_OF[_t] = "request"
+
+
 def decode_event(b):
     m = Msgpack(b)
     m.want_map(7)
     m.want_key("seq")
     seq = m.want_int(0, 2 ** 64 - 1)
     m.want_key("stream")
-    m.want_str(True)
+    stream = m.want_str(True)
     m.want_key("version")
     m.want_int(0, 2 ** 32 - 1)
     m.want_key("type")
-    m.want_str(True)
+    typ = m.want_str(True)
+    kind, _, sid = stream.partition("/")
+    if typ not in KIND_OF:
+        raise Bad("event: unknown event type %r" % typ)
+    if kind != KIND_OF[typ] or not sid:
+        raise Bad("event: %s in stream %r" % (typ, stream))
     m.want_key("at")
     m.want_int(-2 ** 63, 2 ** 63 - 1)
     m.want_key("actor")

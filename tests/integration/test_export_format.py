@@ -26,6 +26,33 @@ def osse_verify(path, key):
     return p.returncode, p.stderr.decode("utf-8", "replace")
 
 
+def mp_str(s):
+    b = s.encode()
+    return (bytes([0xa0 | len(b)]) if len(b) < 32 else bytes([0xd9, len(b)])) + b
+
+
+def event_bytes(stream, typ):
+    """One event's msgpack bytes as docs/audit.md §3.4 lays them out."""
+    return (b"\x87" + mp_str("seq") + b"\x01" + mp_str("stream") + mp_str(stream) +
+            mp_str("version") + b"\x01" + mp_str("type") + mp_str(typ) + mp_str("at") + b"\x00" +
+            mp_str("actor") + b"\x82" + mp_str("kind") + mp_str("system") + mp_str("id") +
+            mp_str("osse") + mp_str("data") + b"\x80")
+
+
+class TestEventTypes(unittest.TestCase):
+    """The independent verifier refuses what docs/audit.md §3.4 calls
+    damage: a type not in SPEC §5's list, or in another kind's stream."""
+
+    def test_types_and_stream_kinds(self):
+        self.assertEqual(audit_verifier.decode_event(event_bytes("request/r-1", "StepOpened")), 1)
+        self.assertEqual(audit_verifier.decode_event(event_bytes("agency/dbd", "AgencyUpdated")), 1)
+        for stream, typ in (("request/r-1", "StepOpned"), ("request/r-1", "stepopened"),
+                            ("request/r-1", "AgencyUpdated"), ("agency/dbd", "StepOpened"),
+                            ("request/", "StepOpened"), ("request", "StepOpened")):
+            with self.assertRaises(audit_verifier.Bad, msg="%s in %s" % (typ, stream)):
+                audit_verifier.decode_event(event_bytes(stream, typ))
+
+
 class TestExportFormat(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
