@@ -465,10 +465,6 @@ static void conn_fail_with(conn_t *c, int status, const char *code, const char *
     c->stop_parse = 1;
     timer_clear(c);
     hreq_t *r = osse_calloc(1, sizeof *r);
-    if (!r) {
-        conn_close(c);
-        return;
-    }
     osse_buf_t b;
     osse_buf_init(&b, 0);
     if (osse_http_error_body(&b, code, msg, NULL) != 0) {

@@ -918,10 +918,6 @@ static void handle(osse_http_req_t *req, void *ud)
 {
     osse_server_t *srv = ud;
     call_t *c = osse_calloc(1, sizeof *c);
-    if (!c) {
-        osse_http_respond(req, 503, "application/json", NULL, "{}", 2);
-        return;
-    }
     c->srv = srv;
     c->req = req;
     c->t0 = uv_hrtime();
@@ -1028,8 +1024,6 @@ int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int 
                      bool test_clock, osse_server_t **out, osse_err_t *err)
 {
     osse_server_t *s = osse_calloc(1, sizeof *s);
-    if (!s)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     s->loop = loop;
     s->eng = eng;
     s->test_clock = test_clock;

@@ -193,8 +193,6 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
                             "its log for writing; free some space",
                             dir, (unsigned long long)bytes_of(&sv, sv.f_bavail));
     osse_log_t *log = osse_calloc(1, sizeof *log);
-    if (!log)
-        return osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
 
     log->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(log->opts, 1);
@@ -231,10 +229,7 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     if ((rc = find_last_seq(log, &log->last_seq, err)))
         goto out;
     log->durable_seq = log->last_seq;
-    if (!(log->dir = osse_strdup(dir))) {
-        rc = osse_err_set(err, OSSE_ENOMEM, "log: out of memory");
-        goto out;
-    }
+    log->dir = osse_strdup(dir);
     if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv)) {
         /* Practically unreachable on Linux; treat as a resource failure. */
         OSSE_UNREACHABLE();
@@ -701,10 +696,6 @@ static int get_raw(osse_log_t *log, const void *key, size_t klen, void **val, si
     /* rocksdb_get's buffer is malloc'd by the library; copy so that callers
      * can free() it whatever allocator RocksDB was built with. */
     void *copy = osse_malloc(n ? n : 1);
-    if (!copy) {
-        rocksdb_free(v);
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
-    }
     memcpy(copy, v, n);
     rocksdb_free(v);
     *val = copy;
@@ -725,8 +716,6 @@ int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, s
     uint8_t small[128];
     uint8_t *k = klen + 1 <= sizeof small ? small : osse_malloc(klen + 1);
     int rc;
-    if (!k)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     k[0] = 'K';
     if (klen)
         memcpy(k + 1, key, klen);
@@ -742,8 +731,6 @@ int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_s
     char *e = NULL;
     int rc = 0;
     uint8_t *p = osse_malloc(plen + 1);
-    if (!p)
-        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     p[0] = 'K';
     if (plen)
         memcpy(p + 1, prefix, plen);

@@ -92,8 +92,6 @@ static void *arena_alloc(osse_expr_t *e, size_t n)
     if (!b || b->cap - b->used < n) {
         size_t cap = n > 4000 ? n : 4000;
         b = osse_malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
         b->next = e->blocks;
         b->used = 0;
         b->cap = cap;
@@ -1381,10 +1379,6 @@ static osse_expr_type_t check_logic(checker_t *c, const node_t *n)
     for (; x->kind == n->kind; x = x->a)
         m++;
     const node_t **spine = osse_malloc(m * sizeof *spine); /* spine[0] = n, spine[m - 1] innermost */
-    if (!spine) {
-        c->nomem = true;
-        return OSSE_EXPR_BOOLEAN;
-    }
     x = n;
     for (size_t k = 0; k < m; k++, x = x->a)
         spine[k] = x;

@@ -209,10 +209,7 @@ static const char *text_of(const json_t *v)
 
 static char *dup_text(ctx_t *c, const char *s)
 {
-    char *d = osse_strdup(s);
-    if (!d)
-        c->nomem = true;
-    return d;
+    return osse_strdup(s);
 }
 
 /* Formats a number for messages: integers without a fraction. */
@@ -696,10 +693,6 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
                 problem(c, kp, "has %zu entries: a step comes after at most %d steps", n,
                         OSSE_WF_MAX_AFTER);
             s->after = osse_calloc(n ? n : 1, sizeof *s->after);
-            if (!s->after) {
-                c->nomem = true;
-                continue;
-            }
             for (size_t i = 0; i < n; i++) {
                 char ip[PATH_CAP];
                 path_index(ip, sizeof ip, kp, i);
@@ -787,10 +780,6 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
                 continue;
             }
             s->public_fields = osse_calloc(n ? n : 1, sizeof *s->public_fields);
-            if (!s->public_fields) {
-                c->nomem = true;
-                continue;
-            }
             for (size_t i = 0; i < n; i++) {
                 char ip[PATH_CAP];
                 path_index(ip, sizeof ip, kp, i);
@@ -844,10 +833,6 @@ static void check_cycles(ctx_t *c, const osse_wf_t *wf)
     size_t n = wf->nsteps;
     unsigned char *color = osse_calloc(n, 1); /* 0 white, 1 on stack, 2 done */
     size_t *stack = osse_calloc(n, sizeof *stack), *next = osse_calloc(n, sizeof *next);
-    if (!color || !stack || !next) {
-        c->nomem = true;
-        goto out;
-    }
     for (size_t root = 0; root < n; root++) {
         if (color[root])
             continue;
@@ -888,7 +873,6 @@ static void check_cycles(ctx_t *c, const osse_wf_t *wf)
             }
         }
     }
-out:
     free(color);
     free(stack);
     free(next);
@@ -992,10 +976,6 @@ static void check_exprs(ctx_t *c, const osse_wf_t *wf)
 {
     osse_expr_field_t *fields = osse_calloc(wf->nfields + 1, sizeof *fields);
     const char **steps = osse_calloc(wf->nsteps + 1, sizeof *steps);
-    if (!fields || !steps) {
-        c->nomem = true;
-        goto out;
-    }
     for (size_t i = 0; i < wf->nfields; i++) {
         fields[i].name = wf->fields[i].name;
         fields[i].type = osse_expr_type_of_field(osse_wf_field_type_name(wf->fields[i].type));
@@ -1030,7 +1010,6 @@ static void check_exprs(ctx_t *c, const osse_wf_t *wf)
             }
         }
     }
-out:
     free(fields);
     free(steps);
 }
@@ -1258,10 +1237,6 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
         problem(&c, "form", "must be a mapping of field names to field specs");
     } else if (form && json_object_size(form) > 0) {
         wf->fields = osse_calloc(json_object_size(form), sizeof *wf->fields);
-        if (!wf->fields) {
-            c.nomem = true;
-            goto out;
-        }
         if (c.publish && json_object_size(form) > OSSE_WF_MAX_FIELDS)
             problem(&c, "form", "has %zu fields: a form has at most %d", json_object_size(form),
                     OSSE_WF_MAX_FIELDS);
@@ -1281,10 +1256,6 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
         size_t n = json_object_size(steps), i = 0;
         wf->steps = osse_calloc(n, sizeof *wf->steps);
         c.after_mark = osse_calloc(n, sizeof *c.after_mark);
-        if (!wf->steps || !c.after_mark) {
-            c.nomem = true;
-            goto out;
-        }
         if (c.publish && n > OSSE_WF_MAX_STEPS)
             problem(&c, "steps", "has %zu steps: a definition has at most %d", n,
                     OSSE_WF_MAX_STEPS);

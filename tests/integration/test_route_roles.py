@@ -97,7 +97,7 @@ class TestRouteRoles(ServerTestCase):
 class TestTableCoversEveryRoute(unittest.TestCase):
     """The table above names every route of the server's own route table
     (api/server.c routes[]), and nothing else: a new route cannot land
-    without its row. /v1/test/clock exists only under --test-clock; its
+    without its row. /v1/test/clock exists only when the test clock is on; its
     roles are checked in test_sla.py (TestClockRoute)."""
 
     ELSEWHERE = {("POST", "/v1/test/clock")}
