@@ -26,11 +26,6 @@ static char *dupstr(const char *s)
     return s ? osse_strdup(s) : NULL;
 }
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void tl_add(osse_request_t *r, int64_t at, const char *type, const char *text)
 {
     OSSE_VEC_RESERVE(r->timeline, r->ctimeline, r->ntimeline + 1);
@@ -55,7 +50,7 @@ static void timeline(osse_request_t *r, const osse_event_t *ev, const char *fmt,
 
 static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id");
+    const char *id = osse__jstr(ev->data, "id");
     json_t *def = json_object_get(ev->data, "definition");
     json_int_t v = json_integer_value(json_object_get(ev->data, "version"));
     if (!id || !json_is_object(def))
@@ -86,7 +81,7 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
 
 static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id");
+    const char *id = osse__jstr(ev->data, "id");
     if (!id)
         return CORRUPT("%s without id", EVN(ev));
     osse_agency_t *a = osse_map_get(&e->agencies, id);
@@ -98,15 +93,15 @@ static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
     free(a->name);
     free(a->webhook_url);
     free(a->lookup_url);
-    a->name = dupstr(jstr(ev->data, "name"));
-    a->webhook_url = dupstr(jstr(ev->data, "webhook_url"));
-    a->lookup_url = dupstr(jstr(ev->data, "lookup_url"));
+    a->name = dupstr(osse__jstr(ev->data, "name"));
+    a->webhook_url = dupstr(osse__jstr(ev->data, "webhook_url"));
+    a->lookup_url = dupstr(osse__jstr(ev->data, "lookup_url"));
     return 0;
 }
 
 static int calendar_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id");
+    const char *id = osse__jstr(ev->data, "id");
     json_t *cal = json_object_get(ev->data, "calendar");
     if (!id || !json_is_object(cal))
         return CORRUPT("%s without id or calendar", EVN(ev));
@@ -128,7 +123,7 @@ static int calendar_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t
 
 static int principal_revoked(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id");
+    const char *id = osse__jstr(ev->data, "id");
     osse_principal_t *p = id ? osse_map_get(&e->principals, id) : NULL;
     if (!id)
         return CORRUPT("%s without id", EVN(ev));
@@ -140,10 +135,10 @@ static int principal_revoked(osse_engine_t *e, const osse_event_t *ev, osse_err_
 
 static int principal_created(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id");
+    const char *id = osse__jstr(ev->data, "id");
     if (!id)
         return CORRUPT("%s without id", EVN(ev));
-    const char *role = jstr(ev->data, "role"), *hash = jstr(ev->data, "token_hash");
+    const char *role = osse__jstr(ev->data, "role"), *hash = osse__jstr(ev->data, "token_hash");
     osse_principal_t *p = osse_calloc(1, sizeof *p);
     if (!role || !hash || strlen(hash) != 64 || osse_role_parse(role, &p->role) ||
         osse_map_get(&e->principals, id)) {
@@ -151,8 +146,8 @@ static int principal_created(osse_engine_t *e, const osse_event_t *ev, osse_err_
         return CORRUPT("bad %s %s", EVN(ev), id);
     }
     p->id = osse_strdup(id);
-    p->agency = dupstr(jstr(ev->data, "agency"));
-    p->name = dupstr(jstr(ev->data, "name"));
+    p->agency = dupstr(osse__jstr(ev->data, "agency"));
+    p->name = dupstr(osse__jstr(ev->data, "name"));
     memcpy(p->token_hash, hash, 65);
     p->created_at = ev->at;
     osse_map_put(&e->principals, id, p);
@@ -247,7 +242,7 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
                      osse_err_t *err)
 {
     osse_step_t *s = &r->steps[i];
-    const char *due = jstr(ev->data, "due_at"), *warn = jstr(ev->data, "warn_at");
+    const char *due = osse__jstr(ev->data, "due_at"), *warn = osse__jstr(ev->data, "warn_at");
     s->due_at = s->warn_at = 0;
     if ((due && osse_time_parse(due, &s->due_at)) || (warn && osse_time_parse(warn, &s->warn_at)))
         return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
@@ -295,7 +290,7 @@ static int cancel_unfinished(osse_engine_t *e, osse_request_t *r, int64_t at, os
 /* The step an ending event names, or -1. */
 static int named_step(const osse_request_t *r, const osse_event_t *ev)
 {
-    const char *name = jstr(ev->data, "step");
+    const char *name = osse__jstr(ev->data, "step");
     return name ? osse_wf_step_index(r->wf, name) : -1;
 }
 
@@ -308,7 +303,7 @@ static const char *ending_reason(const osse_request_t *r, osse_rstatus_t to, con
     const osse_wf_step_t *ws = k >= 0 ? &r->wf->steps[k] : NULL;
     switch (to) {
     case OSSE_RS_WITHDRAWN: {
-        const char *why = jstr(ev->data, "reason");
+        const char *why = osse__jstr(ev->data, "reason");
         return why && *why ? why : REASON_WITHDRAWN;
     }
     case OSSE_RS_EXPIRED:
@@ -378,7 +373,7 @@ static int finish_step(rq_t *q, osse_sstate_t to)
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
 {
-    const char *wid = jstr(ev->data, "workflow"), *code = jstr(ev->data, "tracking_code");
+    const char *wid = osse__jstr(ev->data, "workflow"), *code = osse__jstr(ev->data, "tracking_code");
     json_int_t v = json_integer_value(json_object_get(ev->data, "workflow_version"));
     json_t *form = json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
@@ -395,7 +390,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     r->wf = w->versions[v - 1];
     r->status = OSSE_RS_IN_PROGRESS;
     r->submitted_at = ev->at;
-    r->portal = dupstr(jstr(ev->data, "portal"));
+    r->portal = dupstr(osse__jstr(ev->data, "portal"));
     r->form = json_deep_copy(form);
     r->steps = osse_calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
@@ -444,7 +439,7 @@ static int task_decided(rq_t *q)
 {
     const osse_event_t *ev = q->ev;
     osse_err_t *err = q->err;
-    const char *outcome = jstr(ev->data, "outcome"), *reason = jstr(ev->data, "reason");
+    const char *outcome = osse__jstr(ev->data, "outcome"), *reason = osse__jstr(ev->data, "reason");
     osse_sstate_t to;
     int rc;
     if (!outcome)
@@ -520,7 +515,7 @@ static int sla_rescheduled(rq_t *q)
 static int task_escalated(rq_t *q)
 {
     osse_err_t *err = q->err;
-    const char *to = jstr(q->ev->data, "to");
+    const char *to = osse__jstr(q->ev->data, "to");
     osse_step_t *s = STEP(q);
     if (!to || s->state != OSSE_SS_OPEN)
         return CORRUPT("bad %s", EVN(q->ev));
@@ -630,7 +625,7 @@ static int info_provided(rq_t *q)
 static int payment_due(rq_t *q)
 {
     STEP(q)->amount_satang = json_integer_value(json_object_get(q->ev->data, "amount_satang"));
-    timeline(q->r, q->ev, "A fee of %s THB is due", jstr(q->ev->data, "amount"));
+    timeline(q->r, q->ev, "A fee of %s THB is due", osse__jstr(q->ev->data, "amount"));
     return moved(q);
 }
 
@@ -642,7 +637,7 @@ static int licence_issued(rq_t *q)
     json_decref(q->r->licence);
     q->r->licence = json_deep_copy(q->ev->data);
     json_object_del(q->r->licence, "step");
-    timeline(q->r, q->ev, "Licence %s issued", jstr(q->ev->data, "number"));
+    timeline(q->r, q->ev, "Licence %s issued", osse__jstr(q->ev->data, "number"));
     return moved(q);
 }
 

@@ -24,63 +24,6 @@
 /* More fields than any e-form has: it bounds the work and the error list. */
 #define OSSE_MAX_FORM_FIELDS 256
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-/* Every key of body must be in allowed (NULL-terminated). */
-static int check_keys(const json_t *body, const char *const *allowed, osse_fail_t *f)
-{
-    const char *k;
-    json_t *v;
-    if (!json_is_object(body))
-        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body must be a JSON object");
-    json_object_foreach((json_t *)body, k, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, k) == 0;
-        if (!ok)
-            osse__detail(f, k, "unknown field");
-    }
-    if (f->details)
-        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body has unknown fields");
-    return 0;
-}
-
-static int opt_string(const json_t *body, const char *key, size_t max, const char **out,
-                      osse_fail_t *f)
-{
-    json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v) || json_string_length(v) > max) {
-        osse__detail(f, key, "must be a string of at most %zu bytes", max);
-        return osse__fail(f, OSSE_EINVAL, "invalid_request", "%s is invalid", key);
-    }
-    *out = json_string_value(v);
-    return 0;
-}
-
-bool osse__id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-              s[i] == '_'))
-            return false;
-    return true;
-}
-
-bool osse__url_ok(const char *s)
-{
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
-}
-
 static bool working_sla(const osse_wf_step_t *s)
 {
     return osse_duration_working(&s->sla);
@@ -284,12 +227,12 @@ static int agency_body(const char *id, const json_t *body, const char **name, co
     static const char *const keys[] = {"name", "webhook_url", "lookup_url", NULL};
     if (!osse__id_ok(id))
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad agency id");
-    int rc = check_keys(body, keys, f);
+    int rc = osse__check_keys(body, keys, f);
     if (rc)
         return rc;
-    if ((rc = opt_string(body, "name", 500, name, f)) ||
-        (rc = opt_string(body, "webhook_url", 2000, wh, f)) ||
-        (rc = opt_string(body, "lookup_url", 2000, lu, f)))
+    if ((rc = osse__opt_string(body, "name", 500, name, f)) ||
+        (rc = osse__opt_string(body, "webhook_url", 2000, wh, f)) ||
+        (rc = osse__opt_string(body, "lookup_url", 2000, lu, f)))
         return rc;
     if (!*name || !**name)
         osse__detail(f, "name", "is required");
@@ -379,13 +322,13 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
                               json_t **out, osse_fail_t *f)
 {
     static const char *const keys[] = {"role", "agency", "name", NULL};
-    int rc = check_keys(body, keys, f);
+    int rc = osse__check_keys(body, keys, f);
     if (rc)
         return rc;
     const char *role, *agency, *name;
-    if ((rc = opt_string(body, "role", 32, &role, f)) ||
-        (rc = opt_string(body, "agency", 64, &agency, f)) ||
-        (rc = opt_string(body, "name", 500, &name, f)))
+    if ((rc = osse__opt_string(body, "role", 32, &role, f)) ||
+        (rc = osse__opt_string(body, "agency", 64, &agency, f)) ||
+        (rc = osse__opt_string(body, "name", 500, &name, f)))
         return rc;
     osse_role_t r;
     if (!role || osse_role_parse(role, &r))
@@ -726,10 +669,10 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                     osse_fail_t *f)
 {
     static const char *const keys[] = {"workflow", "form", NULL};
-    int rc = check_keys(body, keys, f);
+    int rc = osse__check_keys(body, keys, f);
     if (rc)
         return rc;
-    const char *wid = jstr(body, "workflow");
+    const char *wid = osse__jstr(body, "workflow");
     json_t *form = json_object_get(body, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
     if (!w) {
@@ -842,10 +785,10 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
     if (p->role != OSSE_ROLE_AGENCY || !st->agency || strcmp(p->agency, st->agency) != 0)
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "step %s belongs to %s", step,
                           st->agency ? st->agency : "no agency");
-    if ((rc = check_keys(body, keys, f)))
+    if ((rc = osse__check_keys(body, keys, f)))
         return rc;
-    const char *outcome = jstr(body, "outcome"), *reason;
-    if ((rc = opt_string(body, "reason", MAX_REASON, &reason, f)))
+    const char *outcome = osse__jstr(body, "outcome"), *reason;
+    if ((rc = osse__opt_string(body, "reason", MAX_REASON, &reason, f)))
         return rc;
     if (!outcome || (strcmp(outcome, "approve") && strcmp(outcome, "reject") &&
                      strcmp(outcome, "return"))) {
@@ -900,10 +843,10 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
     static const char *const keys[] = {"step", "form", "message", "expected_version", NULL};
     osse_request_t *r = NULL;
     int rc = own_request(e, p, request_id, &r, f);
-    if (rc || (rc = check_keys(body, keys, f)))
+    if (rc || (rc = osse__check_keys(body, keys, f)))
         return rc;
-    const char *step = jstr(body, "step"), *message;
-    if ((rc = opt_string(body, "message", MAX_REASON, &message, f)))
+    const char *step = osse__jstr(body, "step"), *message;
+    if ((rc = osse__opt_string(body, "message", MAX_REASON, &message, f)))
         return rc;
     int i = step ? osse_wf_step_index(r->wf, step) : -1;
     if (i < 0) {
@@ -960,10 +903,10 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
     static const char *const keys[] = {"reason", "expected_version", NULL};
     osse_request_t *r = NULL;
     int rc = own_request(e, p, request_id, &r, f);
-    if (rc || (rc = check_keys(body, keys, f)))
+    if (rc || (rc = osse__check_keys(body, keys, f)))
         return rc;
     const char *reason;
-    if ((rc = opt_string(body, "reason", MAX_REASON, &reason, f)) ||
+    if ((rc = osse__opt_string(body, "reason", MAX_REASON, &reason, f)) ||
         (rc = check_expected_version(body, r, -1, f)))
         return rc;
     if (osse__rstatus_final(r->status))
@@ -980,10 +923,10 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
                         osse_fail_t *f)
 {
     static const char *const keys[] = {"advance", "now", NULL};
-    int rc = check_keys(body, keys, f);
+    int rc = osse__check_keys(body, keys, f);
     if (rc)
         return rc;
-    const char *adv = jstr(body, "advance"), *now = jstr(body, "now");
+    const char *adv = osse__jstr(body, "advance"), *now = osse__jstr(body, "now");
     int64_t to = e->clock;
     if (adv && !now) {
         osse_duration_t d;

@@ -18,23 +18,6 @@
 
 #include "workflows/expr.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-const char **osse__sorted_keys(const osse_map_t *m, size_t *n)
-{
-    const char **keys = osse_malloc((m->len + 1) * sizeof *keys);
-    size_t it = 0, k = 0;
-    const char *key;
-    while (osse_map_next(m, &it, &key, NULL))
-        keys[k++] = key;
-    qsort(keys, k, sizeof *keys, cmp_str);
-    *n = k;
-    return keys;
-}
-
 static void feed(crypto_hash_sha256_state *st, const char *tag, json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -24,116 +24,9 @@
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
 
-static const char *role_names[] = {
-#define X(n, s) s,
-    OSSE_ROLES(X)
-#undef X
-};
-
-const char *osse_role_name(osse_role_t r)
-{
-    return (unsigned)r < OSSE_ROLE__COUNT ? role_names[r] : "?";
-}
-
-int osse_role_parse(const char *s, osse_role_t *out)
-{
-    for (int i = 0; i < OSSE_ROLE__COUNT; i++)
-        if (strcmp(s, role_names[i]) == 0) {
-            *out = (osse_role_t)i;
-            return 0;
-        }
-    return OSSE_EINVAL;
-}
-
-void osse_fail_clear(osse_fail_t *f)
-{
-    if (!f)
-        return;
-    json_decref(f->details);
-    memset(f, 0, sizeof *f);
-}
-
-int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    f->rc = rc;
-    f->code = code;
-    vsnprintf(f->message, sizeof f->message, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-    if (!f->details)
-        f->details = json_array();
-    va_start(ap, fmt);
-    osse_problems_addv(f->details, path, fmt, ap);
-    va_end(ap);
-}
-
-json_t *osse__time_json(int64_t ms)
-{
-    char buf[OSSE_TIME_LEN];
-    if (!ms)
-        return json_null();
-    return json_string(osse_time_fmt(ms, buf));
-}
-
-/* Random bytes for ids and tracking codes, drawn from the kernel 4 KiB at a
- * time: a getrandom call per id showed up in the submission profile. Loop
- * thread only. */
-void osse__random_bytes(void *out, size_t n)
-{
-    static unsigned char pool[4096];
-    static size_t pos = sizeof pool;
-    unsigned char *o = out;
-    while (n > 0) {
-        if (pos == sizeof pool) {
-            randombytes_buf(pool, sizeof pool);
-            pos = 0;
-        }
-        size_t k = sizeof pool - pos < n ? sizeof pool - pos : n;
-        memcpy(o, pool + pos, k);
-        sodium_memzero(pool + pos, k);
-        pos += k;
-        o += k;
-        n -= k;
-    }
-}
-
-void osse__random_id(char *out, size_t nbytes, const char *prefix)
-{
-    unsigned char raw[32];
-    size_t pl = strlen(prefix);
-    OSSE_PRE(nbytes <= sizeof raw);
-    osse__random_bytes(raw, nbytes);
-    memcpy(out, prefix, pl);
-    sodium_bin2hex(out + pl, nbytes * 2 + 1, raw, nbytes);
-}
-
-void osse__sha256_hex(const void *p, size_t n, char out[65])
-{
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, p, n);
-    sodium_bin2hex(out, 65, h, sizeof h);
-}
-
 osse_log_t *osse_engine_log(osse_engine_t *e)
 {
     return e->log;
-}
-
-int64_t osse_engine_now(const osse_engine_t *e)
-{
-    return e->test_clock ? e->clock : osse_time_real_ms();
-}
-
-osse_request_t *osse__request(osse_engine_t *e, const char *id)
-{
-    return osse_map_get(&e->requests, id);
 }
 
 const osse_principal_t *osse_engine_auth(osse_engine_t *e, const char *token, size_t len)
@@ -530,17 +423,6 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
         osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
                   rp->err.msg);
     return rc;
-}
-
-void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
-{
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(token, "osse_", 5);
-    sodium_bin2base64(token + 5, OSSE_TOKEN_LEN - 5, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof raw);
-    osse__sha256_hex(token, strlen(token), hash);
 }
 
 /* Writes token to <dir>/admin.token.tmp (0600) and fsyncs it. */

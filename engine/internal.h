@@ -72,6 +72,7 @@ bool osse__sstate_done(osse_sstate_t s);
 /* A step that will not change any more. */
 bool osse__sstate_final(osse_sstate_t s);
 
+
 typedef struct osse_wfent_s {
     char *id;
     osse_wf_t **versions; /* versions[v-1] */
@@ -288,6 +289,37 @@ typedef struct osse_sub_s {
     char secret[48]; /* base64url of 32 random bytes; "" until the side record exists */
 } osse_sub_t;
 
+/* --- util.c: the bottom of engine/ --- */
+
+osse_request_t *osse__request(osse_engine_t *e, const char *id);
+json_t *osse__time_json(int64_t ms); /* RFC 3339 string, or null for 0 */
+int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends {"path","message"} to f->details (creating it). */
+void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
+void osse__random_bytes(void *out, size_t n);
+void osse__sha256_hex(const void *p, size_t n, char out[65]);
+/* A bearer token: "osse_" + base64url of 32 random bytes, and its SHA-256
+ * hex (what the log keeps). The caller wipes token after use. */
+#define OSSE_TOKEN_LEN 80
+void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65]);
+/* A catalog id (1-64 of [a-z0-9_-], starting with a letter or digit), and
+ * an http or https URL. */
+bool osse__id_ok(const char *s);
+bool osse__url_ok(const char *s);
+/* The string member k of o, or NULL. */
+const char *osse__jstr(const json_t *o, const char *k);
+/* Every key of body must be in allowed (NULL-terminated): else 422 with a
+ * detail per unknown key. */
+int osse__check_keys(const json_t *body, const char *const *allowed, osse_fail_t *f);
+/* body[key]: absent or null (NULL), or a string of at most max bytes. */
+int osse__opt_string(const json_t *body, const char *key, size_t max, const char **out,
+                     osse_fail_t *f);
+/* The keys of m, sorted (borrowed from m); *n set; free() the array. */
+const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
+
 typedef struct osse_notify_s osse_notify_t;
 
 /* notify.c: webhooks and subscriptions. open: after the log starts, serving
@@ -375,10 +407,6 @@ void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32]
 void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
 void osse__audit_close(osse_engine_t *e);
 
-/* commands.c: an id of the catalog (1-64 of [a-z0-9_-], starting with a
- * letter or digit), and an http or https URL. */
-bool osse__id_ok(const char *s);
-bool osse__url_ok(const char *s);
 
 /* Whether the data folder's filesystem is below its free-space reserve:
  * the engine's own writes (deadlines, lookup outcomes, delivery records)
@@ -394,8 +422,6 @@ void osse__test_clock_store(osse_engine_t *e);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);
 
-/* The keys of m, sorted (borrowed from m); *n set; free() the array. */
-const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 /* One page of a catalog list (SPEC §4 lists): the values of m in key order
  * after params' `cursor` (the last key of the page before), at most `limit`
  * (1..500, default 500); other parameters are 422. entry renders one value
@@ -407,25 +433,11 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
                   const json_t *params, const char *key, osse__entry_fn entry, json_t **out,
                   osse_fail_t *f);
 
-osse_request_t *osse__request(osse_engine_t *e, const char *id);
 bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
 json_t *osse__task_entry(const osse_request_t *r, size_t i);
-json_t *osse__time_json(int64_t ms); /* RFC 3339 string, or null for 0 */
-int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Appends {"path","message"} to f->details (creating it). */
-void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void osse__random_id(char *out, size_t nbytes, const char *prefix); /* prefix + hex */
-void osse__random_bytes(void *out, size_t n);
-void osse__sha256_hex(const void *p, size_t n, char out[65]);
-/* A bearer token: "osse_" + base64url of 32 random bytes, and its SHA-256
- * hex (what the log keeps). The caller wipes token after use. */
-#define OSSE_TOKEN_LEN 80
-void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65]);
 
 #endif

@@ -67,17 +67,12 @@ struct osse_notify_s {
     bool closed;
 };
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* --- side records and hand-over --- */
 
 static void put_record(osse_engine_t *e, const json_t *rec)
 {
     char key[160];
-    int kl = snprintf(key, sizeof key, OSSE_KEY_DLV "%s", jstr(rec, "id"));
+    int kl = snprintf(key, sizeof key, OSSE_KEY_DLV "%s", osse__jstr(rec, "id"));
     char *txt = json_dumps(rec, JSON_COMPACT);
     osse__batch_need(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
@@ -219,7 +214,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
     if (!r) return;
     char receiver[200];
     if (osse_event_type_has(ev->type, OSSE_EVF_AGENCY)) {
-        const char *step = jstr(ev->data, "step");
+        const char *step = osse__jstr(ev->data, "step");
         int i = step ? osse_wf_step_index(r->wf, step) : -1;
         const osse_agency_t *a = NULL;
         if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && r->steps[i].agency)
@@ -258,7 +253,7 @@ void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
 static int body_ids(const osse_hooks_delivery_t *d, char *rid, size_t rn, char *type, size_t tn)
 {
     json_t *b = json_loadb(d->body, d->body_len, 0, NULL);
-    const char *t = jstr(b, "type"), *r = jstr(json_object_get(b, "request"), "id");
+    const char *t = osse__jstr(b, "type"), *r = osse__jstr(json_object_get(b, "request"), "id");
     int rc = t && r ? 0 : -1;
     if (!rc) {
         snprintf(rid, rn, "%s", r);
@@ -500,8 +495,8 @@ void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out)
 
 int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
-    const char *id = jstr(ev->data, "id"), *url = jstr(ev->data, "url"),
-               *owner = jstr(ev->data, "owner");
+    const char *id = osse__jstr(ev->data, "id"), *url = osse__jstr(ev->data, "url"),
+               *owner = osse__jstr(ev->data, "owner");
     osse_sub_t *s = id ? osse_map_get(&e->subs, id) : NULL;
     if (ev->type == OSSE_EV_SubscriptionDeleted) {
         /* Gone from every view; a later SubscriptionUpdated of the same id
@@ -638,7 +633,7 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
     {
         if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0) osse__detail(f, k, "unknown field");
     }
-    const char *url = jstr(body, "url");
+    const char *url = osse__jstr(body, "url");
     if (!url || json_string_length(json_object_get(body, "url")) > 2000 ||
         !osse__url_ok(url) ||
         strlen(url) != json_string_length(json_object_get(body, "url")))

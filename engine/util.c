@@ -1,0 +1,208 @@
+/* util.c: what every file of the engine uses and that knows no mechanism:
+ * errors (osse_fail_t), ids and tokens, random bytes, times as JSON, role
+ * names, the checks of a catalog id, a URL and a command body's keys.
+ *
+ * It is the bottom of engine/: it calls nothing else in it, and every other
+ * file may call it. */
+#include "engine/internal.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/problems.h"
+#include "common/time.h"
+
+static const char *role_names[] = {
+#define X(n, s) s,
+    OSSE_ROLES(X)
+#undef X
+};
+
+const char *osse_role_name(osse_role_t r)
+{
+    return (unsigned)r < OSSE_ROLE__COUNT ? role_names[r] : "?";
+}
+
+int osse_role_parse(const char *s, osse_role_t *out)
+{
+    for (int i = 0; i < OSSE_ROLE__COUNT; i++)
+        if (strcmp(s, role_names[i]) == 0) {
+            *out = (osse_role_t)i;
+            return 0;
+        }
+    return OSSE_EINVAL;
+}
+
+void osse_fail_clear(osse_fail_t *f)
+{
+    if (!f)
+        return;
+    json_decref(f->details);
+    memset(f, 0, sizeof *f);
+}
+
+int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    f->rc = rc;
+    f->code = code;
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void osse__detail(osse_fail_t *f, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    if (!f->details)
+        f->details = json_array();
+    va_start(ap, fmt);
+    osse_problems_addv(f->details, path, fmt, ap);
+    va_end(ap);
+}
+
+json_t *osse__time_json(int64_t ms)
+{
+    char buf[OSSE_TIME_LEN];
+    if (!ms)
+        return json_null();
+    return json_string(osse_time_fmt(ms, buf));
+}
+
+/* Random bytes for ids and tracking codes, drawn from the kernel 4 KiB at a
+ * time: a getrandom call per id showed up in the submission profile. Loop
+ * thread only. */
+void osse__random_bytes(void *out, size_t n)
+{
+    static unsigned char pool[4096];
+    static size_t pos = sizeof pool;
+    unsigned char *o = out;
+    while (n > 0) {
+        if (pos == sizeof pool) {
+            randombytes_buf(pool, sizeof pool);
+            pos = 0;
+        }
+        size_t k = sizeof pool - pos < n ? sizeof pool - pos : n;
+        memcpy(o, pool + pos, k);
+        sodium_memzero(pool + pos, k);
+        pos += k;
+        o += k;
+        n -= k;
+    }
+}
+
+void osse__random_id(char *out, size_t nbytes, const char *prefix)
+{
+    unsigned char raw[32];
+    size_t pl = strlen(prefix);
+    OSSE_PRE(nbytes <= sizeof raw);
+    osse__random_bytes(raw, nbytes);
+    memcpy(out, prefix, pl);
+    sodium_bin2hex(out + pl, nbytes * 2 + 1, raw, nbytes);
+}
+
+void osse__sha256_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, p, n);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+int64_t osse_engine_now(const osse_engine_t *e)
+{
+    return e->test_clock ? e->clock : osse_time_real_ms();
+}
+
+osse_request_t *osse__request(osse_engine_t *e, const char *id)
+{
+    return osse_map_get(&e->requests, id);
+}
+
+void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, "osse_", 5);
+    sodium_bin2base64(token + 5, OSSE_TOKEN_LEN - 5, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    osse__sha256_hex(token, strlen(token), hash);
+}
+
+const char *osse__jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Every key of body must be in allowed (NULL-terminated). */
+int osse__check_keys(const json_t *body, const char *const *allowed, osse_fail_t *f)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(body))
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body must be a JSON object");
+    json_object_foreach((json_t *)body, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, k) == 0;
+        if (!ok)
+            osse__detail(f, k, "unknown field");
+    }
+    if (f->details)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "the body has unknown fields");
+    return 0;
+}
+
+int osse__opt_string(const json_t *body, const char *key, size_t max, const char **out,
+                      osse_fail_t *f)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) > max) {
+        osse__detail(f, key, "must be a string of at most %zu bytes", max);
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "%s is invalid", key);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+bool osse__id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+bool osse__url_ok(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **osse__sorted_keys(const osse_map_t *m, size_t *n)
+{
+    const char **keys = osse_malloc((m->len + 1) * sizeof *keys);
+    size_t it = 0, k = 0;
+    const char *key;
+    while (osse_map_next(m, &it, &key, NULL))
+        keys[k++] = key;
+    qsort(keys, k, sizeof *keys, cmp_str);
+    *n = k;
+    return keys;
+}
