@@ -24,11 +24,6 @@
 /* More fields than any e-form has: it bounds the work and the error list. */
 #define OSSE_MAX_FORM_FIELDS 256
 
-static bool working_sla(const osse_wf_step_t *s)
-{
-    return osse_duration_working(&s->sla);
-}
-
 /* --- catalog --- */
 
 /* The catalog as osse_wf_check looks it up. */
@@ -169,7 +164,7 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                 continue;
             for (size_t i = 0; i < r->wf->nsteps; i++) {
                 const osse_step_t *st = &r->steps[i];
-                if (st->state != OSSE_SS_OPEN || !st->due_at || !working_sla(&r->wf->steps[i]) ||
+                if (st->state != OSSE_SS_OPEN || !st->due_at || !osse__sla_working(&r->wf->steps[i]) ||
                     strcmp(st->sla_state, "breached") == 0)
                     continue;
                 int64_t due = osse_calendar_add_ms(
@@ -408,66 +403,6 @@ static void money(int64_t satang, char out[32])
     snprintf(out, 32, "%lld.%02lld", (long long)(satang / 100), (long long)(satang % 100));
 }
 
-static const osse_calendar_t *calendar_of(osse_engine_t *e, const osse_request_t *r)
-{
-    osse_calendar_ent_t *c = r->wf->calendar ? osse_map_get(&e->calendars, r->wf->calendar) : NULL;
-    return c ? &c->cal : NULL;
-}
-
-int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from)
-{
-    const osse_wf_step_t *s = &r->wf->steps[i];
-    const osse_calendar_t *cal = calendar_of(e, r);
-    switch (s->sla.kind) {
-    case OSSE_DUR_WALL:
-        return osse_duration_add_wall(&s->sla, from) - from;
-    case OSSE_DUR_WORKING_DAYS:
-        return cal ? s->sla.count * osse_calendar_day_minutes(cal) * 60000 : 0;
-    case OSSE_DUR_WORKING_HOURS:
-        return cal ? s->sla.count * 3600000 : 0;
-    default:
-        return 0;
-    }
-}
-
-int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
-                      int64_t amount)
-{
-    if (!working_sla(&r->wf->steps[i]))
-        return from + amount;
-    const osse_calendar_t *cal = calendar_of(e, r);
-    int64_t t = cal ? osse_calendar_add_ms(cal, from, amount) : INT64_MAX;
-    return t == INT64_MAX ? 0 : t;
-}
-
-int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b)
-{
-    if (!working_sla(&r->wf->steps[i]))
-        return b > a ? b - a : 0;
-    const osse_calendar_t *cal = calendar_of(e, r);
-    return cal ? osse_calendar_between_ms(cal, a, b) : 0;
-}
-
-int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a, int64_t b)
-{
-    const osse_calendar_t *cal = calendar_of(e, r);
-    if (cal)
-        return osse_calendar_between_ms(cal, a, b);
-    return b > a ? b - a : 0;
-}
-
-/* The deadline and the warning of an SLA of `total` starting at `from`. */
-void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
-                     int64_t total, int64_t *due, int64_t *warn)
-{
-    *due = *warn = 0;
-    if (total <= 0)
-        return;
-    *due = osse__sla_add(e, r, i, from, total);
-    int64_t w = (int64_t)((double)total * r->wf->steps[i].warn_at);
-    *warn = w > 0 && w < total ? osse__sla_add(e, r, i, from, w) : 0;
-}
-
 /* Fills {yyyy} and {seq:n} of a licence number template. */
 static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out, size_t n)
 {
@@ -490,64 +425,6 @@ static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out,
     out[o] = '\0';
 }
 
-json_t *osse__rule_root(const osse_request_t *r)
-{
-    return json_pack("{s:O,s:o,s:{s:o}}", "form", r->form, "data",
-                     r->data ? json_incref(r->data) : json_object(), "request",
-                     "submitted_at", osse__time_json(r->submitted_at));
-}
-
-/* Evaluates a rule on root (borrowed); the record ({"rule","inputs","result"}
- * or "error") is what the event carries, so that a replay or a recheck never
- * re-evaluates against anything but these inputs. Returns the value (new
- * reference) or NULL on an error. */
-static json_t *run_rule_on(const json_t *root, const char *text, json_t **record)
-{
-    osse_expr_t *x = NULL;
-    osse_err_t err = {0};
-    json_t *inputs = json_object(), *result = NULL;
-    int col = 0;
-    if (osse_expr_parse(text, strlen(text), &x, &col, &err) == 0)
-        osse_expr_eval(x, root, &result, inputs, &err);
-    *record = json_pack("{s:s,s:o}", "rule", text, "inputs", inputs);
-    if (result)
-        json_object_set(*record, "result", result);
-    else
-        json_object_set_new(*record, "error", json_string(err.msg));
-    osse_expr_free(x);
-    return result;
-}
-
-static json_t *run_rule(const osse_request_t *r, const char *text, json_t **record)
-{
-    json_t *root = osse__rule_root(r);
-    json_t *v = run_rule_on(root, text, record);
-    json_decref(root);
-    return v;
-}
-
-/* A condition is true only when it evaluates to the boolean true; an error
- * counts as false (SPEC §2), and is recorded. */
-bool osse__run_condition_on(const json_t *root, const char *text, json_t **record)
-{
-    json_t *v = run_rule_on(root, text, record);
-    bool yes = json_is_true(v);
-    if (v && !json_is_boolean(v)) {
-        json_object_del(*record, "result");
-        json_object_set_new(*record, "error", json_string("the result is not a boolean"));
-    }
-    json_decref(v);
-    return yes;
-}
-
-static bool run_condition(const osse_request_t *r, const char *text, json_t **record)
-{
-    json_t *root = osse__rule_root(r);
-    bool yes = osse__run_condition_on(root, text, record);
-    json_decref(root);
-    return yes;
-}
-
 static void step_data(json_t *rec, const char *step)
 {
     json_object_set_new(rec, "step", json_string(step));
@@ -562,7 +439,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     stream_of(r, stream, sizeof stream);
     int64_t now = osse_engine_now(e);
     json_t *rec;
-    if (s->when && !run_condition(r, s->when, &rec)) {
+    if (s->when && !osse__run_condition(r, s->when, &rec)) {
         step_data(rec, s->name);
         osse__emit(e, stream, OSSE_EV_StepSkipped, NULL, rec);
         return true;
@@ -576,7 +453,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
                          osse__time_json(due), "warn_at", osse__time_json(warn)));
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
-        if (run_condition(r, s->auto_approve, &rec)) {
+        if (osse__run_condition(r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
             osse__emit(e, stream, OSSE_EV_TaskAutoApproved, NULL, rec);
         } else if (json_object_get(rec, "error")) {
@@ -589,7 +466,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
             json_decref(rec);
         }
     } else if (s->kind == OSSE_STEP_KIND_PAYMENT) {
-        json_t *v = s->amount ? run_rule(r, s->amount, &rec) : NULL;
+        json_t *v = s->amount ? osse__run_rule(r, s->amount, &rec) : NULL;
         double thb = json_is_number(v) ? json_number_value(v) : -1;
         json_decref(v);
         if (!(thb >= 0 && thb < 1e12)) {

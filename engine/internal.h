@@ -320,6 +320,35 @@ int osse__opt_string(const json_t *body, const char *key, size_t max, const char
 /* The keys of m, sorted (borrowed from m); *n set; free() the array. */
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 
+/* --- sla.c --- */
+/* Whether step s's SLA is counted in working time. */
+bool osse__sla_working(const osse_wf_step_t *s);
+/* The SLA arithmetic of step i: the deadline `amount` of SLA time after
+ * `from` (amount in the SLA's kind of time: working ms or wall ms), and the
+ * SLA time between two instants. */
+int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                      int64_t amount);
+int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b);
+void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
+                     int64_t total, int64_t *due, int64_t *warn);
+/* Working time between two instants on the request's calendar, wall-clock
+ * time when its workflow has none (decision times in statistics). */
+int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a, int64_t b);
+/* The step's whole SLA in its kind of time (0 when none). */
+int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
+
+/* --- rules.c --- */
+/* The values a rule may read: {"form","data","request"}. New reference. */
+json_t *osse__rule_root(const osse_request_t *r);
+/* Evaluates a condition on root (borrowed); *record gets {"rule","inputs",
+ * "result"} or {"rule","inputs","error"} (new reference). True only for the
+ * boolean true; an error or a non-boolean counts as false and is recorded. */
+bool osse__run_condition_on(const json_t *root, const char *text, json_t **record);
+/* The same on r's values; osse__run_rule returns the value (new reference)
+ * or NULL on an error. */
+bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record);
+json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record);
+
 typedef struct osse_notify_s osse_notify_t;
 
 /* notify.c: webhooks and subscriptions. open: after the log starts, serving
@@ -373,25 +402,6 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i);
 
 /* commands.c: the lifecycle, shared with the timers. */
 void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
-/* The values a rule may read: {"form","data","request"}. New reference. */
-json_t *osse__rule_root(const osse_request_t *r);
-/* Evaluates a condition on root (borrowed); *record gets {"rule","inputs",
- * "result"} or {"rule","inputs","error"} (new reference). True only for the
- * boolean true; an error or a non-boolean counts as false and is recorded. */
-bool osse__run_condition_on(const json_t *root, const char *text, json_t **record);
-/* The SLA arithmetic of step i: the deadline `amount` of SLA time after
- * `from` (amount in the SLA's kind of time: working ms or wall ms), and the
- * SLA time between two instants. */
-int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
-                      int64_t amount);
-int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b);
-void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
-                     int64_t total, int64_t *due, int64_t *warn);
-/* Working time between two instants on the request's calendar, wall-clock
- * time when its workflow has none (decision times in statistics). */
-int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a, int64_t b);
-/* The step's whole SLA in its kind of time (0 when none). */
-int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
 
 /* audit.c */
 /* origin: the log's name asked for (NULL: the key's, or a default for a new
