@@ -315,8 +315,6 @@ int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char 
  * 00:00 UTC / 00:00 UTC). OSSE_EINVAL (422) for a bad or unknown parameter
  * or more than 1000 buckets. */
 int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f);
-/* Appends the engine's own histograms (event append latency) to out. */
-int osse_engine_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Prometheus text; *out malloc'd. */
 int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
 

@@ -203,6 +203,18 @@ typedef struct osse_idem_s {
     int64_t at;
 } osse_idem_t;
 
+/* A mechanism that reacts to what happens in the engine (timers, linkage,
+ * notify). It adds itself with osse__react when it starts (serving only,
+ * never in a replay); commit.c calls each, in the order they were added. */
+typedef struct osse_reactor_s {
+    /* An event was just emitted and applied. It may emit events itself. */
+    void (*applied)(osse_engine_t *e, const osse_event_t *ev);
+    /* The disk came back above its free-space reserve: what waited goes on. */
+    void (*resumed)(osse_engine_t *e);
+} osse_reactor_t;
+
+#define OSSE_MAX_REACTORS 4
+
 struct osse_engine_s {
     uv_loop_t *loop;
     char *data_dir;
@@ -278,6 +290,9 @@ struct osse_engine_s {
 
     /* Linkage lookups in flight (linkage.c); NULL unless serving. */
     struct osse_linkage_s *linkage;
+
+    const osse_reactor_t *reactors[OSSE_MAX_REACTORS];
+    size_t nreactors;
 };
 
 /* A portal's or the platform's subscription to request events (SPEC §7). */
@@ -349,6 +364,33 @@ bool osse__run_condition_on(const json_t *root, const char *text, json_t **recor
 bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record);
 json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record);
 
+/* --- commit.c --- */
+
+/* Emits one event: assigns seq and version, encodes it into the current
+ * batch, applies it and tells the reactors. data is taken (stolen
+ * reference). Aborts when the event does not apply (a bug: an event
+ * half-applied cannot be undone). */
+void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
+                const osse_principal_t *actor, json_t *data);
+void osse__react(osse_engine_t *e, const osse_reactor_t *r);
+/* Makes sure a current batch exists (for side records). */
+void osse__batch_need(osse_engine_t *e);
+/* Records the test clock's position in the current batch (SPEC §10). */
+void osse__test_clock_store(osse_engine_t *e);
+/* Whether the data folder's filesystem is below its free-space reserve:
+ * the engine's own writes (deadlines, lookup outcomes, delivery records)
+ * wait while it is; the reactors' `resumed` runs when it is no longer. */
+bool osse__storage_low(const osse_engine_t *e);
+/* After the replay: loads remembered answers, starts the log's writer and
+ * the handle that commits each loop iteration's batch. */
+int osse__commit_start(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
+/* Hands the current batch, if any, to the log. */
+void osse__commit_flush(osse_engine_t *e);
+/* Forgets the reactors and closes the handles (run the loop afterwards). */
+void osse__commit_stop(osse_engine_t *e);
+/* Disk space and event append latency, Prometheus text. */
+int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
+
 typedef struct osse_notify_s osse_notify_t;
 
 /* notify.c: webhooks and subscriptions. open: after the log starts, serving
@@ -358,16 +400,9 @@ typedef struct osse_notify_s osse_notify_t;
 int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
 void osse__notify_stop(osse_engine_t *e);
 void osse__notify_free(osse_engine_t *e);
-/* Called by osse__emit after each event is applied: makes its deliveries. */
-void osse__notify_event(osse_engine_t *e, const osse_event_t *ev);
 int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
 
-/* Emits one event: assigns seq and version, encodes it into the current
- * batch and applies it. data is taken (stolen reference). Aborts on
- * allocation failure (an event half-applied cannot be undone). */
-void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
-                const osse_principal_t *actor, json_t *data);
 
 /* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
  * when the event contradicts the state (only possible for a damaged log). */
@@ -418,19 +453,6 @@ void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
 void osse__audit_close(osse_engine_t *e);
 
 
-/* Whether the data folder's filesystem is below its free-space reserve:
- * the engine's own writes (deadlines, lookup outcomes, delivery records)
- * wait while it is; engine.c's space callback resumes them. */
-bool osse__storage_low(const osse_engine_t *e);
-/* Space came back: lookup answers that arrived while it was low are asked
- * again (linkage.c); delivery outcomes held back are written (notify.c). */
-void osse__linkage_resume(osse_engine_t *e);
-void osse__notify_resume(osse_engine_t *e);
-
-/* Records the test clock's position in the current batch (SPEC §10). */
-void osse__test_clock_store(osse_engine_t *e);
-/* Makes sure a current batch exists (for side records). */
-void osse__batch_need(osse_engine_t *e);
 
 /* One page of a catalog list (SPEC §4 lists): the values of m in key order
  * after params' `cursor` (the last key of the page before), at most `limit`
@@ -447,6 +469,8 @@ bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
+/* The views' part of GET /metrics. */
+void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
 json_t *osse__task_entry(const osse_request_t *r, size_t i);
 

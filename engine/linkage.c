@@ -18,7 +18,7 @@
  * its first attempt. An answer that arrives after its request ended, or after
  * its step stopped being open, is dropped. So is one that arrives while the
  * disk is below its free-space reserve: the call is parked and made again
- * when space returns (osse__linkage_resume).
+ * when space returns (resumed).
  *
  * Attempts: 1 + the step's `retries`, each bounded by the step's `timeout`
  * (default 10 s); after the n-th failed attempt the next one waits
@@ -334,30 +334,9 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
     return attempt(c);
 }
 
-int osse__linkage_start(osse_engine_t *e)
-{
-    struct osse_linkage_s *l = osse_calloc(1, sizeof *l);
-    l->e = e;
-    osse_fetch_opts_t fo = {.max_total = 1024, .max_per_host = 64};
-    int rc = osse_fetch_open(e->loop, &fo, &l->fetch, NULL);
-    if (rc) {
-        free(l);
-        return rc;
-    }
-    e->linkage = l;
-    /* Steps left open by the log: their call is made again (a crash or a
-     * stop lost it), from the first attempt. */
-    for (size_t k = 0; k < e->nreqs; k++) {
-        osse_request_t *r = e->reqs[k];
-        for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
-            if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE &&
-                r->steps[i].state == OSSE_SS_OPEN)
-                osse__linkage_begin(e, r, i);
-    }
-    return 0;
-}
-
-void osse__linkage_resume(osse_engine_t *e)
+/* Space came back: lookup answers that arrived while it was low are asked
+ * again. */
+static void resumed(osse_engine_t *e)
 {
     struct osse_linkage_s *l = e->linkage;
     if (!l || l->stopped)
@@ -374,6 +353,32 @@ void osse__linkage_resume(osse_engine_t *e)
         else
             call_free(c);
     }
+}
+
+static const osse_reactor_t reactor = {.resumed = resumed};
+
+int osse__linkage_start(osse_engine_t *e)
+{
+    struct osse_linkage_s *l = osse_calloc(1, sizeof *l);
+    l->e = e;
+    osse_fetch_opts_t fo = {.max_total = 1024, .max_per_host = 64};
+    int rc = osse_fetch_open(e->loop, &fo, &l->fetch, NULL);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    e->linkage = l;
+    osse__react(e, &reactor);
+    /* Steps left open by the log: their call is made again (a crash or a
+     * stop lost it), from the first attempt. */
+    for (size_t k = 0; k < e->nreqs; k++) {
+        osse_request_t *r = e->reqs[k];
+        for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
+            if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE &&
+                r->steps[i].state == OSSE_SS_OPEN)
+                osse__linkage_begin(e, r, i);
+    }
+    return 0;
 }
 
 void osse__linkage_stop(osse_engine_t *e)

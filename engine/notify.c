@@ -1,7 +1,7 @@
 /* notify.c: outbound webhooks to agencies and portal subscriptions (SPEC §7).
  *
- * Every event emitted live passes through osse__notify_event (called at the
- * end of osse__emit). An event that concerns an agency's task (StepOpened of
+ * Every event emitted live passes through applied(), a reactor (commit.c)
+ * from osse__notify_open on. An event that concerns an agency's task (StepOpened of
  * a task, TaskEscalated, InfoProvided, SlaWarned, SlaBreached) and an agency
  * with a webhook_url, or a request event some subscription lists, makes a
  * delivery: a side record dlv/<id> with everything needed to send it again
@@ -12,7 +12,7 @@
  * NotificationFailed) written in one batch with the deletion of the side
  * record; each retry rewrites the record's attempts and next_at. While the
  * disk is below its free-space reserve, retries are not rewritten and
- * outcomes wait in memory until space returns (osse__notify_resume).
+ * outcomes wait in memory until space returns (resumed).
  *
  * Invariant: a dlv/ side record exists exactly while a delivery is
  * pending, so at start every one of them is handed back to the hooks module
@@ -205,7 +205,7 @@ static bool sub_wants(const osse_sub_t *s, osse_event_type_t type)
     return false;
 }
 
-void osse__notify_event(osse_engine_t *e, const osse_event_t *ev)
+static void applied(osse_engine_t *e, const osse_event_t *ev)
 {
     osse_notify_t *n = e->notify;
     const char *rid = n && !n->closed ? osse__stream_id(ev->stream, OSSE_SK_REQUEST) : NULL;
@@ -297,7 +297,7 @@ static void later_free(later_t *l)
     free(l);
 }
 
-void osse__notify_resume(osse_engine_t *e)
+static void resumed(osse_engine_t *e)
 {
     osse_notify_t *n = e->notify;
     if (!n || n->closed) return;
@@ -409,6 +409,8 @@ static int load_sub_secret(void *ud, const void *key, size_t klen, const void *v
     return 0;
 }
 
+static const osse_reactor_t reactor = {.applied = applied, .resumed = resumed};
+
 int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err)
 {
     osse_notify_t *n = osse_calloc(1, sizeof *n);
@@ -425,6 +427,7 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
         return rc;
     }
     e->notify = n;
+    osse__react(e, &reactor);
     osse_log_kv_scan(e->log, OSSE_KEY_SUB_SECRET, strlen(OSSE_KEY_SUB_SECRET), load_sub_secret, e,
                      NULL);
     /* Deliveries pending when the last process stopped carry on. */

@@ -186,7 +186,7 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
     size_t fired = 0;
     /* On a nearly full disk deadlines wait (their events would be written
      * with nothing to refuse them); the wakeup is left unarmed, and the
-     * space callback (engine.c) fires what fell due when space returns. */
+     * `resumed` reactor fires what fell due when space returns. */
     if (osse__storage_low(e))
         return;
     while (e->ntimers && e->timers[0].at <= upto && (test_clock || fired < FIRE_CHUNK)) {
@@ -234,6 +234,14 @@ void osse__timers_arm(osse_engine_t *e)
     uv_timer_start(&e->wake, on_wake, delay > 0 ? (uint64_t)delay : 0, 0);
 }
 
+/* What fell due while the disk was low fires now. */
+static void resumed(osse_engine_t *e)
+{
+    osse__timers_fire(e, osse_engine_now(e), e->test_clock);
+}
+
+static const osse_reactor_t reactor = {.resumed = resumed};
+
 int osse__timers_start(osse_engine_t *e)
 {
     int rc = uv_timer_init(e->loop, &e->wake);
@@ -242,6 +250,7 @@ int osse__timers_start(osse_engine_t *e)
     e->wake.data = e;
     uv_unref((uv_handle_t *)&e->wake);
     e->timers_ready = true;
+    osse__react(e, &reactor);
     osse__timers_rebuild(e);
     return 0;
 }

@@ -794,39 +794,36 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
     return 0;
 }
 
-int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
+/* The views' part of GET /metrics: requests by status, open tasks and
+ * breaches by agency and workflow, the last seq. */
+void osse__views_metrics(osse_engine_t *e, osse_buf_t *out)
 {
-    osse_buf_t b;
-    osse_buf_init(&b, 0);
     size_t counts[OSSE_RS__COUNT] = {0};
     for (size_t i = 0; i < e->nreqs; i++)
         counts[e->reqs[i]->status]++;
-    osse_buf_puts(&b, "# HELP osse_requests Requests by status.\n# TYPE osse_requests gauge\n");
+    osse_buf_puts(out, "# HELP osse_requests Requests by status.\n# TYPE osse_requests gauge\n");
     for (int s = 0; s < OSSE_RS__COUNT; s++)
-        osse_buf_printf(&b, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s), counts[s]);
+        osse_buf_printf(out, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s), counts[s]);
     /* The same counts as GET /v1/stats over all time. */
     stats_t st = {.from = 0, .to = INT64_MAX, .last = osse_engine_now(e)};
     osse_map_init(&st.index);
     collect(e, &st);
-    osse_buf_puts(&b, "# HELP osse_open_tasks Open tasks by agency and workflow.\n"
+    osse_buf_puts(out, "# HELP osse_open_tasks Open tasks by agency and workflow.\n"
                       "# TYPE osse_open_tasks gauge\n");
     for (size_t i = 0; i < st.nrows; i++)
-        osse_buf_printf(&b, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n",
+        osse_buf_printf(out, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n",
                         st.rows[i].agency, st.rows[i].workflow,
                         (long long)st.tot[i * ST__COUNT + ST_OPEN]);
-    osse_buf_puts(&b, "# HELP osse_sla_breaches SLA breaches by agency and workflow.\n"
+    osse_buf_puts(out, "# HELP osse_sla_breaches SLA breaches by agency and workflow.\n"
                       "# TYPE osse_sla_breaches gauge\n");
     for (size_t i = 0; i < st.nrows; i++)
-        osse_buf_printf(&b, "osse_sla_breaches{agency=\"%s\",workflow=\"%s\"} %lld\n",
+        osse_buf_printf(out, "osse_sla_breaches{agency=\"%s\",workflow=\"%s\"} %lld\n",
                         st.rows[i].agency, st.rows[i].workflow,
                         (long long)st.tot[i * ST__COUNT + ST_BREACHES]);
     stats_close(&st);
-    osse_buf_printf(&b, "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
+    osse_buf_printf(out, "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
                         "osse_log_seq %llu\n",
                     (unsigned long long)osse_log_last_seq(e->log));
-    osse_engine_metrics(e, &b);
-    *out = osse_buf_take(&b, len);
-    return 0;
 }
 
 static json_t *calendar_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
