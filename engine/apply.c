@@ -12,6 +12,7 @@
  * it is given a function or said to be one that no view holds. */
 #include "engine/internal.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,7 +238,8 @@ static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const cha
     a->tasks[a->ntasks++] = (osse_taskref_t){r->index, (uint16_t)step};
 }
 
-/* Reads due_at and warn_at from an event into step i and schedules them. */
+/* Reads due_at and warn_at from an event into step i (timers.c schedules
+ * them when it hears of the event). */
 static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_event_t *ev,
                      osse_err_t *err)
 {
@@ -248,12 +250,6 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
         return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
     if (strcmp(s->sla_state, "ok") != 0)
         s->warn_at = 0;
-    if (!e->replaying) {
-        if (s->warn_at)
-            osse__timer_push(e, r, i, s->warn_at, false);
-        if (s->due_at)
-            osse__timer_push(e, r, i, s->due_at, true);
-    }
     return 0;
 }
 
@@ -750,6 +746,62 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
 }
 
 /* --- the other streams --- */
+void osse__sub_free(osse_sub_t *s)
+{
+    free(s->events);
+    free(s->id);
+    free(s->url);
+    free(s->owner);
+    sodium_memzero(s->secret, sizeof s->secret);
+    free(s);
+}
+
+static int subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
+{
+    const char *id = osse__jstr(ev->data, "id"), *url = osse__jstr(ev->data, "url"),
+               *owner = osse__jstr(ev->data, "owner");
+    osse_sub_t *s = id ? osse_map_get(&e->subs, id) : NULL;
+    if (ev->type == OSSE_EV_SubscriptionDeleted) {
+        /* Gone from every view; a later SubscriptionUpdated of the same id
+         * starts a new one. */
+        if (!s)
+            return osse_err_set(err, OSSE_ECORRUPT, "%s of unknown %s",
+                                osse_event_type_name(ev->type), id ? id : "(no id)");
+        osse_map_del(&e->subs, id);
+        osse__sub_free(s);
+        return 0;
+    }
+    json_t *events = json_object_get(ev->data, "events");
+    if (!id || !url || !owner || !json_is_array(events))
+        return osse_err_set(err, OSSE_ECORRUPT, "bad %s", osse_event_type_name(ev->type));
+    if (!s) {
+        s = osse_calloc(1, sizeof *s);
+        s->id = osse_strdup(id);
+        s->owner = osse_strdup(owner);
+        osse_map_put(&e->subs, id, s);
+    }
+    size_t n = json_array_size(events), i;
+    osse_event_type_t *types = osse_calloc(n, sizeof *types);
+    json_t *t;
+    /* PUT let only subscribable types in: anything else is damage. */
+    json_array_foreach(events, i, t)
+    {
+        const char *ts = json_string_value(t);
+        if (!ts || osse_event_type_parse(ts, strlen(ts), &types[i]) ||
+            !osse_event_type_has(types[i], OSSE_EVF_SUBSCRIBABLE)) {
+            free(types);
+            return osse_err_set(err, OSSE_ECORRUPT, "%s %s lists %s",
+                                osse_event_type_name(ev->type), id, ts ? ts : "a non-string");
+        }
+    }
+    free(s->events);
+    free(s->url);
+    s->url = osse_strdup(url);
+    s->nevents = n;
+    s->events = types;
+    return 0;
+}
+
 
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
@@ -780,7 +832,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     case OSSE_EV_PrincipalCreated: return principal_created(e, ev, err);
     case OSSE_EV_PrincipalRevoked: return principal_revoked(e, ev, err);
     case OSSE_EV_SubscriptionUpdated:
-    case OSSE_EV_SubscriptionDeleted: return osse__apply_subscription(e, ev, err);
+    case OSSE_EV_SubscriptionDeleted: return subscription(e, ev, err);
     /* Kept in the log; no view holds them (yet). */
     case OSSE_EV_NotificationDelivered:
     case OSSE_EV_NotificationFailed:
@@ -817,3 +869,4 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     return CORRUPT("event %llu: %s in stream %s", (unsigned long long)ev->seq,
                    osse_event_type_name(ev->type), s);
 }
+

@@ -409,6 +409,9 @@ void osse_engine_close(osse_engine_t *e)
         free(p);
     }
     it = 0;
+    while (osse_map_next(&e->subs, &it, NULL, &v))
+        osse__sub_free(v);
+    it = 0;
     while (osse_map_next(&e->idem, &it, NULL, &v)) {
         osse_idem_t *i = v;
         free(i->body);
@@ -423,6 +426,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->codes);
     osse_map_close(&e->versions);
     osse_map_close(&e->idem);
+    osse_map_close(&e->subs);
     osse_batch_free(e->batch);
     osse_buf_close(&e->enc);
     free(e->holds);

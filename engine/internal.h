@@ -364,6 +364,13 @@ bool osse__run_condition_on(const json_t *root, const char *text, json_t **recor
 bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record);
 json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record);
 
+/* --- apply.c --- */
+
+/* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
+ * when the event contradicts the state (only possible for a damaged log). */
+int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
+void osse__sub_free(osse_sub_t *s);
+
 /* --- commit.c --- */
 
 /* Emits one event: assigns seq and version, encodes it into the current
@@ -400,17 +407,11 @@ typedef struct osse_notify_s osse_notify_t;
 int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
 void osse__notify_stop(osse_engine_t *e);
 void osse__notify_free(osse_engine_t *e);
-int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
 
 
-/* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
- * when the event contradicts the state (only possible for a damaged log). */
-int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 
 /* timers.c */
-void osse__timer_push(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
-                      bool breach);
 /* Rebuilds the heap from the projections (after the replay at start). */
 void osse__timers_rebuild(osse_engine_t *e);
 /* Fires, in due order, every deadline due at or before upto. With

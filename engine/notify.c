@@ -444,16 +444,6 @@ void osse__notify_stop(osse_engine_t *e)
     n->hooks = NULL;
 }
 
-static void sub_free(osse_sub_t *s)
-{
-    free(s->events);
-    free(s->id);
-    free(s->url);
-    free(s->owner);
-    sodium_memzero(s->secret, sizeof s->secret);
-    free(s);
-}
-
 void osse__notify_free(osse_engine_t *e)
 {
     osse_notify_t *n = e->notify;
@@ -469,10 +459,6 @@ void osse__notify_free(osse_engine_t *e)
         free(n);
         e->notify = NULL;
     }
-    void *v;
-    for (size_t it = 0; osse_map_next(&e->subs, &it, NULL, &v);)
-        sub_free(v);
-    osse_map_close(&e->subs);
 }
 
 void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out)
@@ -495,52 +481,6 @@ void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out)
 }
 
 /* --- subscriptions --- */
-
-int osse__apply_subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
-{
-    const char *id = osse__jstr(ev->data, "id"), *url = osse__jstr(ev->data, "url"),
-               *owner = osse__jstr(ev->data, "owner");
-    osse_sub_t *s = id ? osse_map_get(&e->subs, id) : NULL;
-    if (ev->type == OSSE_EV_SubscriptionDeleted) {
-        /* Gone from every view; a later SubscriptionUpdated of the same id
-         * starts a new one. */
-        if (!s)
-            return osse_err_set(err, OSSE_ECORRUPT, "%s of unknown %s",
-                                osse_event_type_name(ev->type), id ? id : "(no id)");
-        osse_map_del(&e->subs, id);
-        sub_free(s);
-        return 0;
-    }
-    json_t *events = json_object_get(ev->data, "events");
-    if (!id || !url || !owner || !json_is_array(events))
-        return osse_err_set(err, OSSE_ECORRUPT, "bad %s", osse_event_type_name(ev->type));
-    if (!s) {
-        s = osse_calloc(1, sizeof *s);
-        s->id = osse_strdup(id);
-        s->owner = osse_strdup(owner);
-        osse_map_put(&e->subs, id, s);
-    }
-    size_t n = json_array_size(events), i;
-    osse_event_type_t *types = osse_calloc(n, sizeof *types);
-    json_t *t;
-    /* PUT let only subscribable types in: anything else is damage. */
-    json_array_foreach(events, i, t)
-    {
-        const char *ts = json_string_value(t);
-        if (!ts || osse_event_type_parse(ts, strlen(ts), &types[i]) ||
-            !osse_event_type_has(types[i], OSSE_EVF_SUBSCRIBABLE)) {
-            free(types);
-            return osse_err_set(err, OSSE_ECORRUPT, "%s %s lists %s",
-                                osse_event_type_name(ev->type), id, ts ? ts : "a non-string");
-        }
-    }
-    free(s->events);
-    free(s->url);
-    s->url = osse_strdup(url);
-    s->nevents = n;
-    s->events = types;
-    return 0;
-}
 
 /* The answer to PUT holds the secret; every read holds the owner instead. */
 static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)

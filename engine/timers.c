@@ -73,13 +73,32 @@ static osse_timer_t pop(osse_engine_t *e)
     return t;
 }
 
-void osse__timer_push(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
-                      bool breach)
+static void schedule(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
+                     bool breach)
 {
     bool was_top = e->ntimers == 0 || at < e->timers[0].at;
     push(e, (osse_timer_t){at, r->index, (uint16_t)step, breach});
     if (was_top)
         osse__timers_arm(e);
+}
+
+/* An event that moves an SLA (OSSE_EVF_SLA) was applied: the step's fresh
+ * deadlines, as apply.c read them from it, are scheduled. */
+static void applied(osse_engine_t *e, const osse_event_t *ev)
+{
+    const char *rid = osse__stream_id(ev->stream, OSSE_SK_REQUEST);
+    if (!rid || !osse_event_type_has(ev->type, OSSE_EVF_SLA))
+        return;
+    osse_request_t *r = osse__request(e, rid);
+    const char *name = osse__jstr(ev->data, "step");
+    int i = r && name ? osse_wf_step_index(r->wf, name) : -1;
+    if (i < 0)
+        return;
+    const osse_step_t *s = &r->steps[i];
+    if (s->warn_at)
+        schedule(e, r, (size_t)i, s->warn_at, false);
+    if (s->due_at)
+        schedule(e, r, (size_t)i, s->due_at, true);
 }
 
 void osse__timers_rebuild(osse_engine_t *e)
@@ -240,7 +259,7 @@ static void resumed(osse_engine_t *e)
     osse__timers_fire(e, osse_engine_now(e), e->test_clock);
 }
 
-static const osse_reactor_t reactor = {.resumed = resumed};
+static const osse_reactor_t reactor = {.applied = applied, .resumed = resumed};
 
 int osse__timers_start(osse_engine_t *e)
 {
