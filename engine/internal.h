@@ -430,13 +430,9 @@ int osse__linkage_start(osse_engine_t *e);
  * the loop afterwards. No-op when not started. */
 void osse__linkage_stop(osse_engine_t *e);
 void osse__linkage_free(osse_engine_t *e);
-/* Step i (a linkage step) has just opened: starts its call, or, when it
- * cannot be made (no lookup_url, an input that fails), records
- * LinkageFailed and rejects the request at once and returns false. Without a
- * started fetcher (never in serving mode) the step just stays open. */
-bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i);
 
-/* commands.c: the lifecycle, shared with the timers. */
+/* --- request.c: the life of a request --- */
+/* Opens, skips and completes until nothing more moves (after any change). */
 void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
 
 /* audit.c */

@@ -273,11 +273,14 @@ static unsigned timeout_of(const osse_wf_step_t *s)
     return ms < 1 ? 1 : ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : (unsigned)ms;
 }
 
-bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
+/* Step i (a linkage step) has opened: starts its call, or, when it cannot be
+ * made (no lookup_url, an input that fails), records LinkageFailed and
+ * rejects the request at once. */
+static void begin(osse_engine_t *e, osse_request_t *r, size_t i)
 {
     struct osse_linkage_s *l = e->linkage;
     if (!l || l->stopped)
-        return true;
+        return;
     const osse_wf_step_t *s = &r->wf->steps[i];
     const osse_agency_t *a = r->steps[i].agency ? osse_map_get(&e->agencies, r->steps[i].agency)
                                                 : NULL;
@@ -286,7 +289,7 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
         snprintf(msg, sizeof msg, "the agency %s has no lookup_url",
                  r->steps[i].agency ? r->steps[i].agency : "(none)");
         fail_step(e, r, i, 0, msg, NULL);
-        return false;
+        return;
     }
     /* The inputs, in the definition's order. */
     json_t *body = json_object(), *root = osse__rule_root(r);
@@ -307,7 +310,7 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
             json_decref(body);
             json_decref(root);
             fail_step(e, r, i, 0, msg, k);
-            return false;
+            return;
         }
         osse_expr_free(x);
         json_object_set_new(body, k, val);
@@ -331,7 +334,20 @@ bool osse__linkage_begin(osse_engine_t *e, osse_request_t *r, size_t i)
     if (l->calls)
         l->calls->prev = c;
     l->calls = c;
-    return attempt(c);
+    attempt(c);
+}
+
+/* A linkage step opened (advance(), request.c): its lookup begins. */
+static void applied(osse_engine_t *e, const osse_event_t *ev)
+{
+    const char *rid = osse__stream_id(ev->stream, OSSE_SK_REQUEST);
+    if (!rid || ev->type != OSSE_EV_StepOpened)
+        return;
+    osse_request_t *r = osse__request(e, rid);
+    const char *name = osse__jstr(ev->data, "step");
+    int i = r && name ? osse_wf_step_index(r->wf, name) : -1;
+    if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE)
+        begin(e, r, (size_t)i);
 }
 
 /* Space came back: lookup answers that arrived while it was low are asked
@@ -355,7 +371,7 @@ static void resumed(osse_engine_t *e)
     }
 }
 
-static const osse_reactor_t reactor = {.resumed = resumed};
+static const osse_reactor_t reactor = {.applied = applied, .resumed = resumed};
 
 int osse__linkage_start(osse_engine_t *e)
 {
@@ -376,7 +392,7 @@ int osse__linkage_start(osse_engine_t *e)
         for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
             if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE &&
                 r->steps[i].state == OSSE_SS_OPEN)
-                osse__linkage_begin(e, r, i);
+                begin(e, r, i);
     }
     return 0;
 }

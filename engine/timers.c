@@ -282,3 +282,40 @@ void osse__timers_stop(osse_engine_t *e)
     uv_timer_stop(&e->wake);
     uv_close((uv_handle_t *)&e->wake, NULL);
 }
+
+int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
+                        osse_fail_t *f)
+{
+    static const char *const keys[] = {"advance", "now", NULL};
+    int rc = osse__check_keys(body, keys, f);
+    if (rc)
+        return rc;
+    const char *adv = osse__jstr(body, "advance"), *now = osse__jstr(body, "now");
+    int64_t to = e->clock;
+    if (adv && !now) {
+        osse_duration_t d;
+        if (osse_duration_parse(adv, &d) || d.kind != OSSE_DUR_WALL) {
+            osse__detail(f, "advance", "must be an ISO 8601 duration such as PT26H");
+            return osse__fail(f, OSSE_EINVAL, "invalid_request", "advance is invalid");
+        }
+        to = osse_duration_add_wall(&d, e->clock);
+    } else if (now && !adv) {
+        if (osse_time_parse(now, &to)) {
+            osse__detail(f, "now", "must be an RFC 3339 time");
+            return osse__fail(f, OSSE_EINVAL, "invalid_request", "now is invalid");
+        }
+    } else {
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "give exactly one of advance, now");
+    }
+    if (to < e->clock) {
+        char t[OSSE_TIME_LEN];
+        return osse__fail(f, OSSE_ECONFLICT, "clock_backwards",
+                          "the clock does not go back: it stands at %s",
+                          osse_time_fmt(e->clock, t));
+    }
+    osse__timers_fire(e, to, true);
+    e->clock = to;
+    osse__test_clock_store(e);
+    *out = json_pack("{s:o}", "now", osse__time_json(e->clock));
+    return 0;
+}

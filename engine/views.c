@@ -142,7 +142,7 @@ int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, 
 
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f)
 {
-    /* Codes are made of upper-case letters and digits only (commands.c), so
+    /* Codes are made of upper-case letters and digits only (request.c), so
      * matching without regard to case is matching the upper-cased code. */
     char key[sizeof ((osse_request_t *)0)->tracking_code];
     size_t n = strlen(code);
@@ -258,7 +258,7 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
 
 /* `version` is the request's: any version from the one the agency read up
  * to this one is a fresh expected_version for this step, as long as nothing
- * changed the step or the form since (commands.c). */
+ * changed the step or the form since (request.c). */
 json_t *osse__task_entry(const osse_request_t *r, size_t i)
 {
     const osse_step_t *s = &r->steps[i];
