@@ -1,10 +1,10 @@
 /* audit.c: the engine's side of the tamper-evident log (SPEC §6).
  *
  * Every event emitted goes into the Merkle tree (storage/merkle.c) right
- * after it goes into the batch, so its leaf and the subtree hashes it
- * completes are written atomically with it. When a batch is handed to the
- * log its (size, root) is queued; when it is durable, that pair may be
- * signed. A head is signed at most once a second while events arrive (a
+ * after it goes into the batch (commit.c), so its leaf and the subtree
+ * hashes it completes are written atomically with it. When a batch is handed
+ * to the log its (size, root) is queued; when it is durable, commit.c tells
+ * this file's reactor, and that pair may be signed. A head is signed at most once a second while events arrive (a
  * timer signs the tail of a burst), once at start if the log grew since the
  * last stored head (a crash), and once at clean shutdown; each is stored as
  * a side record in the next batch.
@@ -51,6 +51,25 @@ static void on_head_timer(uv_timer_t *t)
         sign_head(e, e->tail_size, e->tail_root);
 }
 
+/* The tree of that size and root is durable (commit.c, a reactor). */
+static void durable(osse_engine_t *e, uint64_t size, const uint8_t root[32])
+{
+    if (!e->audit_started || size <= e->tail_size)
+        return;
+    e->tail_size = size;
+    memcpy(e->tail_root, root, 32);
+    int64_t now = osse_time_real_ms();
+    int64_t wait = e->head_signed_ms + HEAD_EVERY_MS - now;
+    if (wait <= 0) {
+        uv_timer_stop(&e->head_timer);
+        sign_head(e, size, root);
+    } else if (!uv_is_active((uv_handle_t *)&e->head_timer)) {
+        uv_timer_start(&e->head_timer, on_head_timer, (uint64_t)wait, 0);
+    }
+}
+
+static const osse_reactor_t reactor = {.durable = durable};
+
 int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err)
 {
     int rc = osse_merkle_open(e->log, &e->merkle, err);
@@ -76,6 +95,7 @@ int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err)
     e->head_timer.data = e;
     uv_unref((uv_handle_t *)&e->head_timer);
     e->audit_started = true;
+    osse__react(e, &reactor);
     return 0;
 }
 
@@ -90,38 +110,6 @@ void osse__audit_started(osse_engine_t *e)
         uint8_t root[32];
         osse_merkle_root_now(e->merkle, root);
         sign_head(e, n, root);
-    }
-}
-
-void osse__audit_append(osse_engine_t *e, const void *bytes, size_t len)
-{
-    if (e->merkle && osse_merkle_append(e->merkle, e->batch, bytes, len))
-        osse__panic(__FILE__, __LINE__, "out of memory");
-}
-
-void osse__audit_batch(osse_engine_t *e, uint64_t *size, uint8_t root[32])
-{
-    if (!e->merkle) {
-        *size = 0;
-        return;
-    }
-    *size = osse_merkle_size(e->merkle);
-    osse_merkle_root_now(e->merkle, root);
-}
-
-void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32])
-{
-    if (!e->audit_started || size <= e->tail_size)
-        return;
-    e->tail_size = size;
-    memcpy(e->tail_root, root, 32);
-    int64_t now = osse_time_real_ms();
-    int64_t wait = e->head_signed_ms + HEAD_EVERY_MS - now;
-    if (wait <= 0) {
-        uv_timer_stop(&e->head_timer);
-        sign_head(e, size, root);
-    } else if (!uv_is_active((uv_handle_t *)&e->head_timer)) {
-        uv_timer_start(&e->head_timer, on_head_timer, (uint64_t)wait, 0);
     }
 }
 

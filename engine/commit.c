@@ -10,9 +10,9 @@
  * hold with its status, never as durable. Remembered answers of idempotent
  * commands are side records in the same batch as the events they answer.
  *
- * Below it: apply.c, audit.c, util.c, and storage/. Above it: everything that
- * emits. It calls nothing above it: the reactors add themselves
- * (osse__react) when they start. */
+ * Below it: apply.c, util.c, and storage/. Above it: everything that emits.
+ * It calls nothing above it: the reactors (audit, notify, timers, linkage)
+ * add themselves (osse__react) when they start. */
 #include "engine/internal.h"
 
 #include <sodium.h>
@@ -80,7 +80,8 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
-    osse__audit_append(e, e->enc.ptr, e->enc.len);
+    if (e->merkle && osse_merkle_append(e->merkle, e->batch, e->enc.ptr, e->enc.len))
+        osse__panic(__FILE__, __LINE__, "out of memory");
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
                     err.msg);
@@ -136,7 +137,9 @@ static void on_commit(void *ud, int status)
     if (e->hcommit < e->ncommit) {
         size_t i = e->hcommit++;
         osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - e->inflight[i].t0) / 1e9);
-        osse__audit_durable(e, e->inflight[i].size, e->inflight[i].root);
+        for (size_t k = 0; k < e->nreactors; k++)
+            if (e->reactors[k]->durable)
+                e->reactors[k]->durable(e, e->inflight[i].size, e->inflight[i].root);
         if (e->hcommit == e->ncommit)
             e->hcommit = e->ncommit = 0;
     }
@@ -150,7 +153,12 @@ static void commit_current(osse_engine_t *e)
     e->batch = NULL;
     OSSE_VEC_RESERVE(e->inflight, e->ccommit, e->ncommit + 1);
     e->inflight[e->ncommit].t0 = uv_hrtime();
-    osse__audit_batch(e, &e->inflight[e->ncommit].size, e->inflight[e->ncommit].root);
+    if (e->merkle) {
+        e->inflight[e->ncommit].size = osse_merkle_size(e->merkle);
+        osse_merkle_root_now(e->merkle, e->inflight[e->ncommit].root);
+    } else {
+        e->inflight[e->ncommit].size = 0;
+    }
     e->ncommit++;
     e->commits_sent++;
     osse_log_commit(e->log, b, on_commit, e);

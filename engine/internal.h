@@ -203,17 +203,20 @@ typedef struct osse_idem_s {
     int64_t at;
 } osse_idem_t;
 
-/* A mechanism that reacts to what happens in the engine (timers, linkage,
- * notify). It adds itself with osse__react when it starts (serving only,
- * never in a replay); commit.c calls each, in the order they were added. */
+/* A mechanism that reacts to what happens in the engine (audit, notify,
+ * timers, linkage). It adds itself with osse__react when it starts, after
+ * the replay (a replay emits nothing); commit.c calls each, in the order
+ * they were added. Any hook may be NULL. */
 typedef struct osse_reactor_s {
     /* An event was just emitted and applied. It may emit events itself. */
     void (*applied)(osse_engine_t *e, const osse_event_t *ev);
+    /* A batch is durable: the Merkle tree of that size and root. */
+    void (*durable)(osse_engine_t *e, uint64_t size, const uint8_t root[32]);
     /* The disk came back above its free-space reserve: what waited goes on. */
     void (*resumed)(osse_engine_t *e);
 } osse_reactor_t;
 
-#define OSSE_MAX_REACTORS 4
+#define OSSE_MAX_REACTORS 8
 
 struct osse_engine_s {
     uv_loop_t *loop;
@@ -440,12 +443,6 @@ void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *
  * key; osse_signer_open). After the replay. */
 int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err);
 void osse__audit_started(osse_engine_t *e);              /* once the log runs */
-/* Adds the event just put in e->batch to the tree (its hashes to the batch). */
-void osse__audit_append(osse_engine_t *e, const void *bytes, size_t len);
-/* The tree's size and root now (when a batch is handed to the log). */
-void osse__audit_batch(osse_engine_t *e, uint64_t *size, uint8_t root[32]);
-/* The tree of that size is durable. */
-void osse__audit_durable(osse_engine_t *e, uint64_t size, const uint8_t root[32]);
 void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
 void osse__audit_close(osse_engine_t *e);
 
