@@ -47,9 +47,9 @@ enum { OP_PUT = 'P', OP_DEL = 'D' };
 #define RESERVE_FLOOR (64ull << 20)
 #define SPACE_IDLE_NS (1000ull * 1000 * 1000) /* idle sampling period */
 /* Below this, opening for writing is refused: RocksDB's open writes (a new
- * WAL, the MANIFEST) and, on a filesystem with nothing left, Debian's
- * librocksdb aborts on an assertion instead of failing. A restart with a
- * small log opens with 64 KiB free. */
+ * WAL, the MANIFEST, the WAL's flush), and on a filesystem with nothing left
+ * it fails with an I/O error; this says why, once. A restart with a small
+ * log opens with 64 KiB free. */
 #define OPEN_FLOOR (64u << 10)
 #define INFO_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL (no C constant) */
 
