@@ -30,6 +30,8 @@ const osse_help_row_t osse_help_rows[] = {
                                        "(nothing written): osse stops, exit 1"},
     {"serve", NULL, "--fault-fsync N", "tests only: the Nth synced log write since start is "
                                        "written unsynced and fails: osse stops, exit 1"},
+    {"serve", NULL, "--fault-alloc N", "tests only: the Nth allocation since the listening line "
+                                       "fails: osse dies (out of memory, SIGABRT)"},
     {"serve", NULL, "--bench-without-tree", "benchmarks only: no Merkle tree, no signed heads"},
 
     {"validate", "osse validate FILE|DIR|- [--json]",

@@ -683,6 +683,7 @@ static int cmd_serve(int argc, char **argv)
     osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
     unsigned long long min_free = 0, fault_at = 0;
+    unsigned long fault_alloc = 0;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
@@ -723,6 +724,15 @@ static int cmd_serve(int argc, char **argv)
             fault_at = strtoull(v, &fend, 10);
             if (!*v || *fend || v[0] == '-' || fault_at == 0) {
                 fprintf(stderr, "osse: %s wants a write number above 0\n", argv[i - 1]);
+                return usage("serve");
+            }
+        } else if (strcmp(argv[i], "--fault-alloc") == 0 && i + 1 < argc) {
+            /* hidden, for tests: the Nth allocation once listening dies */
+            char *aend;
+            const char *v = argv[++i];
+            fault_alloc = strtoul(v, &aend, 10);
+            if (!*v || *aend || v[0] == '-' || fault_alloc == 0) {
+                fprintf(stderr, "osse: --fault-alloc wants an allocation number above 0\n");
                 return usage("serve");
             }
         } else if (strcmp(argv[i], "--min-free-bytes") == 0 && i + 1 < argc) {
@@ -814,6 +824,10 @@ static int cmd_serve(int argc, char **argv)
     /* Tests and scripts wait for this exact line, on stdout. */
     printf("osse: listening on %s:%d\n", host, osse_server_port(server));
     fflush(stdout);
+    /* --fault-alloc counts from here: the start's own allocations (replay,
+     * definitions) are behind, and no call is read before uv_run. */
+    if (fault_alloc)
+        osse_alloc_fail_after(fault_alloc);
     uv_run(loop, UV_RUN_DEFAULT);
     if (serve_failed) {
         /* on_fail made the loop return; the engine stops here, outside the

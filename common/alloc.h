@@ -57,7 +57,8 @@ void osse_alloc_setup_json(void);
  * allocator from now on (n >= 1; 0 turns it off) fails as if the heap had
  * refused it, so the process logs the line and dies by SIGABRT. A test
  * forks, sets this in the child and checks the child's signal and stderr
- * in the parent. Any thread (the count is atomic). */
+ * in the parent; `osse serve --fault-alloc N` sets it once listening. Any
+ * thread (the count is atomic). */
 void osse_alloc_fail_after(unsigned long n);
 
 #endif

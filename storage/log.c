@@ -47,10 +47,11 @@ enum { OP_PUT = 'P', OP_DEL = 'D' };
 #define RESERVE_FLOOR (64ull << 20)
 #define SPACE_IDLE_NS (1000ull * 1000 * 1000) /* idle sampling period */
 /* Below this, opening for writing is refused: RocksDB's open writes (a new
- * WAL, the MANIFEST) and, on a filesystem with nothing left, Debian's
- * librocksdb aborts on an assertion instead of failing. A restart with a
- * small log opens with 64 KiB free. */
+ * WAL, the MANIFEST, the WAL's flush), and on a filesystem with nothing left
+ * it fails with an I/O error; this says why, once. A restart with a small
+ * log opens with 64 KiB free. */
 #define OPEN_FLOOR (64u << 10)
+#define INFO_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL (no C constant) */
 
 static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
 {
@@ -200,6 +201,14 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     rocksdb_options_set_write_buffer_size(log->opts, 64u << 20);
     rocksdb_options_set_max_background_jobs(log->opts, 2);
     rocksdb_options_set_compression(log->opts, rocksdb_lz4_compression);
+    /* RocksDB's own LOG file is on the log's filesystem, and Debian's
+     * librocksdb aborts on the line after one that failed there (an
+     * assertion in WritableFileWriter once it has seen ENOSPC): on a full
+     * disk, the lines RocksDB logs about the failed write itself did it.
+     * Only fatal lines are written now (the LOG stays empty; the options are
+     * in RocksDB's OPTIONS file); osse's own log says what failed. See
+     * design.md, "A disk with nothing left". */
+    rocksdb_options_set_info_log_level(log->opts, INFO_LOG_FATAL);
     log->topts = rocksdb_block_based_options_create();
     /* Point reads of side records ('K') mostly miss (idempotency checks): a
      * bloom filter keeps a miss from touching data blocks. */

@@ -7,7 +7,9 @@ insufficient_storage with Retry-After and write nothing, reads must go on,
 the server must stay up (main's build died with SIGABRT inside RocksDB on a
 full disk), a restart below the reserve must start and serve reads, and once
 the ballast is gone writes must resume by themselves, with no restart.
-Everything acknowledged before is still there at the end.
+Everything acknowledged before is still there at the end. And when another
+process takes the last bytes between the sample and a write, RocksDB's
+write fails with ENOSPC: a clean stop with exit 1, never SIGABRT.
 
 Mounting needs root (CI runs the tests as root); without it the test is
 skipped and says why.
@@ -349,6 +351,92 @@ class DiskFullTest(unittest.TestCase):
         self.assertEqual(reg.count(), 2)
         self.assertEqual(h.step_of(w.view(lrid), "t")["state"], "open")
         self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
+
+    def test_disk_taken_to_zero_under_a_write_stops_cleanly(self):
+        """Another process takes the disk between the free-space sample and
+        the write: RocksDB's write fails with ENOSPC. Debian's librocksdb
+        used to abort there (SIGABRT, an assertion in its WritableFileWriter
+        on the second failed line of its own LOG file). Now: no 2xx for that
+        submission, a clean stop with exit 1, a restart while still full
+        refused with exit 1, and after space returns everything
+        acknowledged is there."""
+        # A tiny reserve, so that the sample before the write lets it go.
+        self.server.extra_args = ["--min-free-bytes", "4096",
+                                  "--test-clock=2030-01-07T09:00:00+07:00"]
+        self.server.start()
+        w = h.World(self.server)
+        wid = w.workflow()
+        acked = [w.submit(wid)["id"] for _ in range(5)]
+        w.decide(acked[0], "intake", "approve")
+        mark = os.path.getsize(self.server.log_path)
+
+        # The ballast takes everything (written until ENOSPC), then gives
+        # back 32 KiB: above the reserve, so the sample lets the next write
+        # go, and less than that write needs. (A write smaller than a page
+        # may land in the log's last page and succeed even at 0 bytes free;
+        # and at 0 the idle sample may say "low" first and answer 503.)
+        self.fill_to_zero(self.ballast)
+        os.truncate(self.ballast, os.path.getsize(self.ballast) - 32 * 1024)
+        self.assertGreater(free_bytes(self.mnt), 4096)
+        big = h.good_form(business_name="x" * (256 * 1024))
+        try:
+            r = w.portal.post("/v1/requests", {"workflow": wid, "form": big})
+        except Exception as e:  # noqa: BLE001 - closed by the clean stop: no answer
+            r = e
+        if isinstance(r, h.Resp):
+            self.assertGreaterEqual(r.status, 500, r)
+            self.assertIsNotNone(r.error_code(), r)
+        try:
+            rc = self.server.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.fail("osse did not stop after the failed write:\n" + self.server.stderr_tail())
+        self.server._close_pipe()
+        with open(self.server.log_path, "rb") as f:
+            f.seek(mark)
+            text = f.read().decode("utf-8", "replace")
+        # A clean stop, not SIGABRT (-6).
+        self.assertEqual(rc, 1, text)
+        self.assertNotIn("Assertion", text)
+        failed = [ln for ln in text.splitlines() if 'msg="rocksdb write failed"' in ln]
+        self.assertEqual(len(failed), 1, text)
+        self.assertIn("No space left on device", failed[0])
+        self.assertIn("exit=1", text.splitlines()[-1])
+        self.assertIn("msg=stopped", text.splitlines()[-1])
+
+        # Still full (RocksDB's close gave back its WAL's preallocation; the
+        # other process takes it): the start refuses, exit 1, no abort.
+        self.fill_to_zero(os.path.join(self.mnt, "ballast2"))
+        p = subprocess.run([h.OSSE_BIN, "serve", "--data", self.server.data_dir, "--listen",
+                            "127.0.0.1:0", "--min-free-bytes", "4096"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr.decode(errors="replace"))
+        self.assertIn(b"is full", p.stderr)
+
+        # Space back: everything acknowledged is there, and writes go on.
+        os.unlink(self.ballast)
+        os.unlink(os.path.join(self.mnt, "ballast2"))
+        self.start_again(w)
+        for rid in acked:
+            self.assertEqual(w.view(rid)["workflow"], wid)
+        self.assertEqual(h.step_of(w.view(acked[0]), "intake")["state"], "approved")
+        seqs = [e["seq"] for e in h.log_events(w.plat)]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        acked.append(w.submit(wid)["id"])
+        r = w.plat.get("/v1/requests?workflow=%s&limit=500" % wid)
+        self.assertTrue(set(acked) <= {x["id"] for x in r.json["requests"]}, r)
+        self.assertEqual(self.server.stop(), 0, self.server.stderr_tail(60))
+
+    def fill_to_zero(self, path):
+        """Writes path until the filesystem says ENOSPC: 0 bytes free."""
+        with open(path, "ab", buffering=0) as f:
+            for size in (MiB, 4096, 1):
+                try:
+                    while True:
+                        f.write(b"\0" * size)
+                except OSError:
+                    pass
+        self.assertEqual(free_bytes(self.mnt), 0)
 
 
 if __name__ == "__main__":

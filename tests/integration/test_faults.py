@@ -22,10 +22,17 @@ decide on one data folder, recording every 2xx; then:
 The Nth write always falls inside the load, whatever the timing: each thread
 waits for its answer before its next call, so one synced write holds at
 most one call per thread, and the load makes more calls than 4 * N.
+
+`osse serve --fault-alloc N` makes the Nth allocation through osse's
+allocator, counted from the `listening` line, fail: one client submits, one
+call at a time, until the process dies; it must die by SIGABRT with one
+last line `msg="out of memory"`, after several 201s, and the restart must
+have every acknowledged submission, verify and replay as above.
 """
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +48,8 @@ CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 THREADS = 4
 CALLS = 60  # per thread: 240 calls, more than 4 * the largest N below
 ROUNDS = [("fsync", 3), ("write", 5), ("fsync", 17), ("write", 29), ("fsync", 52)]
+ALLOC_N = 300  # about ten submissions: each makes some 28 allocations
+ALLOC_CALLS = 1000
 FIELD_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
@@ -159,7 +168,12 @@ class TestFaults(unittest.TestCase):
             self.acked_subs.update(t.subs)
             self.acked_decisions += t.decisions
 
-        # Restarted without the fault, everything acknowledged is there.
+        self.recovered(kind, durable)
+
+    def recovered(self, kind, durable):
+        """Restarted without the fault, everything acknowledged is there,
+        the log verifies and replays to the live views."""
+        srv = self.srv
         srv.extra_args = [CLOCK]
         srv.start()
         plat = srv.client(srv.admin_token())
@@ -183,6 +197,9 @@ class TestFaults(unittest.TestCase):
             self.assertTrue(lst, "acknowledged request %s is not in the log" % rid)
             self.assertEqual(lst[0]["type"], "RequestSubmitted")
             self.assertGreaterEqual(len(lst), v, rid)
+            r = plat.get("/v1/requests/" + rid)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["id"], rid)
         for rid, v in self.acked_decisions:
             lst = reqs.get(rid, [])
             dec = [e for e in lst if e["type"] == "TaskDecided"
@@ -207,16 +224,59 @@ class TestFaults(unittest.TestCase):
             self.assertIn("events 1..%d" % live["size"], v)
         self.assertEqual(srv.stop(), 0, srv.stderr_tail())
 
+    def test_alloc_fault(self):
+        """--fault-alloc N: the Nth allocation since the listening line
+        dies (the allocator never returns NULL, so no half-applied event is
+        written): one line naming out of memory, SIGABRT; restarted without
+        it, every acknowledged submission is there."""
+        srv = self.srv
+        mark = os.path.getsize(srv.log_path)
+        srv.extra_args = [CLOCK, "--fault-alloc", str(ALLOC_N)]
+        srv.start()
+        portal = srv.client(self.world.portal.token)
+        subs, died = {}, None
+        # Each call waits for its answer, and each allocates: the Nth falls
+        # inside the loop whatever the timing.
+        for _ in range(ALLOC_CALLS):
+            try:
+                r = portal.post("/v1/requests", {"workflow": self.wid, "form": good_form()},
+                                headers={"Idempotency-Key": uniq("ka")})
+            except Exception as e:  # noqa: BLE001 - the process died mid-call
+                died = e
+                break
+            self.assertEqual(r.status, 201, r)
+            subs[r.json["id"]] = r.json["version"]
+        self.assertIsNotNone(died, "%d calls and osse still runs" % ALLOC_CALLS)
+        try:
+            rc = srv.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.fail("osse did not die after the failed allocation:\n" + srv.stderr_tail())
+        srv._close_pipe()
+        lines = self.stderr_since(mark)
+        text = "\n".join(lines)
+        self.assertEqual(rc, -signal.SIGABRT, text)
+        self.assertGreaterEqual(len(subs), 3, "died before several answers: " + text)
+        fields = [logfmt(line) for line in lines]
+        oom = [i for i, f in enumerate(fields) if f.get("msg") == "out of memory"]
+        self.assertEqual(len(oom), 1, text)
+        self.assertEqual(oom[0], len(lines) - 1, "lines after the death: " + text)
+        self.assertEqual(fields[oom[0]].get("level"), "error", text)
+        self.assertTrue(fields[oom[0]].get("bytes", "").isdigit(), text)
+        started = [f for f in fields if f.get("msg") == "listening"]
+        self.acked_subs.update(subs)
+        self.recovered("alloc", int(started[-1]["events"]))
+
     def test_rounds(self):
         for kind, n in ROUNDS:
             with self.subTest(kind=kind, n=n):
                 self.one_round(kind, n)
 
     def test_flag_checked(self):
-        for bad in ("0", "-1", "x", ""):
-            p = run("serve", "--data", self.srv.data_dir, "--fault-fsync", bad, check=False)
-            self.assertNotEqual(p.returncode, 0, bad)
-            self.assertEqual(p.returncode, 2, p.stderr)
+        for flag in ("--fault-fsync", "--fault-alloc"):
+            for bad in ("0", "-1", "x", ""):
+                p = run("serve", "--data", self.srv.data_dir, flag, bad, check=False)
+                self.assertNotEqual(p.returncode, 0, bad)
+                self.assertEqual(p.returncode, 2, p.stderr)
 
 
 if __name__ == "__main__":
