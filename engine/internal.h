@@ -1,9 +1,24 @@
-/* internal.h: the engine's projections and the helpers shared by its files.
+/* internal.h: the engine's projections and what its files share.
  *
  * The projections are plain in-memory structures owned by osse_engine_t and
- * changed only by osse__apply (apply.c). Commands (commands.c) read them,
- * decide, and emit events through osse__emit, which assigns seq and stream
- * version, encodes the event into the current batch and applies it. */
+ * changed only by osse__apply (apply.c). Commands (request.c, catalog.c,
+ * notify.c's subscriptions) read them, decide, and emit events through
+ * osse__emit (commit.c), which assigns seq and stream version, encodes the
+ * event into the current batch, applies it and tells the reactors.
+ *
+ * The files call each other one way (tests/check_engine_graph.sh), and the
+ * declarations below are in that order, bottom up:
+ *
+ *   util, state, sla, rules       what everything uses; no mechanism
+ *   apply                         the projections
+ *   commit                        emit, group commit, held answers
+ *   views, digest                 the reads
+ *   request                       the life of a request
+ *   catalog                       definitions, calendars, agencies, principals
+ *   audit, notify, timers, linkage  reactors: they hear of events (and of
+ *                                 durable batches, space come back) from
+ *                                 commit.c instead of being called
+ *   engine                        open, replay, start, stop, close */
 #ifndef OSSE_ENGINE_INTERNAL_H
 #define OSSE_ENGINE_INTERNAL_H
 
@@ -401,53 +416,7 @@ void osse__commit_stop(osse_engine_t *e);
 /* Disk space and event append latency, Prometheus text. */
 int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
 
-typedef struct osse_notify_s osse_notify_t;
-
-/* notify.c: webhooks and subscriptions. open: after the log starts, serving
- * only (never in a replay): starts the hooks module and re-queues every
- * pending delivery. stop: closes the hooks (run the loop afterwards). free:
- * at engine close, also in replay engines. */
-int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
-void osse__notify_stop(osse_engine_t *e);
-void osse__notify_free(osse_engine_t *e);
-void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
-
-
-
-/* timers.c */
-/* Rebuilds the heap from the projections (after the replay at start). */
-void osse__timers_rebuild(osse_engine_t *e);
-/* Fires, in due order, every deadline due at or before upto. With
- * stamp_due, each firing's events carry the deadline's own time. */
-void osse__timers_fire(osse_engine_t *e, int64_t upto, bool stamp_due);
-/* (Re)arms the wakeup for the nearest deadline (real clock only). */
-void osse__timers_arm(osse_engine_t *e);
-int osse__timers_start(osse_engine_t *e);
-void osse__timers_stop(osse_engine_t *e);
-
-/* linkage.c: the lookup calls of linkage steps (serving mode only). */
-/* Opens the fetcher and calls again every linkage step left open by the log
- * (after the replay at start). Returns 0 or OSSE_EIO / OSSE_ENOMEM. */
-int osse__linkage_start(osse_engine_t *e);
-/* Cancels every call without recording anything and closes the handles; run
- * the loop afterwards. No-op when not started. */
-void osse__linkage_stop(osse_engine_t *e);
-void osse__linkage_free(osse_engine_t *e);
-
-/* --- request.c: the life of a request --- */
-/* Opens, skips and completes until nothing more moves (after any change). */
-void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
-
-/* audit.c */
-/* origin: the log's name asked for (NULL: the key's, or a default for a new
- * key; osse_signer_open). After the replay. */
-int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err);
-void osse__audit_started(osse_engine_t *e);              /* once the log runs */
-void osse__audit_stop(osse_engine_t *e);  /* signs the final head */
-void osse__audit_close(osse_engine_t *e);
-
-
-
+/* --- views.c: the reads --- */
 /* One page of a catalog list (SPEC §4 lists): the values of m in key order
  * after params' `cursor` (the last key of the page before), at most `limit`
  * (1..500, default 500); other parameters are 422. entry renders one value
@@ -459,7 +428,6 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
                   const json_t *params, const char *key, osse__entry_fn entry, json_t **out,
                   osse_fail_t *f);
 
-bool osse__has_task(const osse_request_t *r, const char *agency);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
@@ -467,5 +435,46 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
 void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
 json_t *osse__task_entry(const osse_request_t *r, size_t i);
+
+/* --- request.c: the life of a request --- */
+/* Opens, skips and completes until nothing more moves (after any change). */
+void osse__advance(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor);
+
+/* --- audit.c: signed heads of the Merkle tree (a reactor) --- */
+/* origin: the log's name asked for (NULL: the key's, or a default for a new
+ * key; osse_signer_open). After the replay. */
+int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err);
+void osse__audit_started(osse_engine_t *e); /* once the log runs */
+void osse__audit_stop(osse_engine_t *e);    /* signs the final head */
+void osse__audit_close(osse_engine_t *e);
+
+typedef struct osse_notify_s osse_notify_t;
+
+/* --- notify.c: webhooks and subscriptions (a reactor) --- */
+/* open: after the log starts, serving
+ * only (never in a replay): starts the hooks module and re-queues every
+ * pending delivery. stop: closes the hooks (run the loop afterwards). free:
+ * at engine close, also in replay engines. */
+int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
+void osse__notify_stop(osse_engine_t *e);
+void osse__notify_free(osse_engine_t *e);
+void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
+
+/* --- timers.c: SLA deadlines and the test clock (a reactor) --- */
+/* Fires, in due order, every deadline due at or before upto. With
+ * stamp_due, each firing's events carry the deadline's own time. */
+void osse__timers_fire(osse_engine_t *e, int64_t upto, bool stamp_due);
+/* After the replay: builds the heap from the projections. */
+int osse__timers_start(osse_engine_t *e);
+void osse__timers_stop(osse_engine_t *e);
+
+/* --- linkage.c: the lookup calls of linkage steps (a reactor, serving only) --- */
+/* Opens the fetcher and calls again every linkage step left open by the log
+ * (after the replay at start). Returns 0 or OSSE_EIO / OSSE_ENOMEM. */
+int osse__linkage_start(osse_engine_t *e);
+/* Cancels every call without recording anything and closes the handles; run
+ * the loop afterwards. No-op when not started. */
+void osse__linkage_stop(osse_engine_t *e);
+void osse__linkage_free(osse_engine_t *e);
 
 #endif

@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "common/time.h"
 
+static void arm(osse_engine_t *e);
+
 static bool before(const osse_timer_t *a, const osse_timer_t *b)
 {
     return a->at < b->at || (a->at == b->at && (a->req < b->req ||
@@ -79,7 +81,7 @@ static void schedule(osse_engine_t *e, const osse_request_t *r, size_t step, int
     bool was_top = e->ntimers == 0 || at < e->timers[0].at;
     push(e, (osse_timer_t){at, r->index, (uint16_t)step, breach});
     if (was_top)
-        osse__timers_arm(e);
+        arm(e);
 }
 
 /* An event that moves an SLA (OSSE_EVF_SLA) was applied: the step's fresh
@@ -101,7 +103,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
         schedule(e, r, (size_t)i, s->due_at, true);
 }
 
-void osse__timers_rebuild(osse_engine_t *e)
+static void rebuild(osse_engine_t *e)
 {
     e->ntimers = 0;
     for (size_t k = 0; k < e->nreqs; k++) {
@@ -229,7 +231,7 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
                                  "due_at", osse__time_json(r->steps[t.step].due_at)));
         }
     }
-    osse__timers_arm(e);
+    arm(e);
 }
 
 static void on_wake(uv_timer_t *h)
@@ -238,7 +240,7 @@ static void on_wake(uv_timer_t *h)
     osse__timers_fire(e, osse_engine_now(e), false);
 }
 
-void osse__timers_arm(osse_engine_t *e)
+static void arm(osse_engine_t *e)
 {
     if (e->test_clock || !e->timers_ready)
         return;
@@ -270,7 +272,7 @@ int osse__timers_start(osse_engine_t *e)
     uv_unref((uv_handle_t *)&e->wake);
     e->timers_ready = true;
     osse__react(e, &reactor);
-    osse__timers_rebuild(e);
+    rebuild(e);
     return 0;
 }
 

@@ -55,6 +55,16 @@ static int check_params(const json_t *params, const char *const *allowed, osse_f
                       : 0;
 }
 
+/* An agency has a task in a request once one of its steps has opened: a
+ * step still pending (or skipped) was never given to it. */
+static bool has_task(const osse_request_t *r, const char *agency)
+{
+    for (size_t i = 0; i < r->wf->nsteps; i++)
+        if (r->steps[i].opened_at && r->steps[i].agency && strcmp(r->steps[i].agency, agency) == 0)
+            return true;
+    return false;
+}
+
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r)
 {
     switch (p->role) {
@@ -64,7 +74,7 @@ bool osse__can_read(const osse_principal_t *p, const osse_request_t *r)
     case OSSE_ROLE_PORTAL:
         return r->portal && strcmp(r->portal, p->id) == 0;
     case OSSE_ROLE_AGENCY:
-        return osse__has_task(r, p->agency);
+        return has_task(r, p->agency);
     default:
         return false;
     }
@@ -183,16 +193,6 @@ static bool breached(const osse_request_t *r)
     return false;
 }
 
-/* An agency has a task in a request once one of its steps has opened: a
- * step still pending (or skipped) was never given to it. */
-bool osse__has_task(const osse_request_t *r, const char *agency)
-{
-    for (size_t i = 0; i < r->wf->nsteps; i++)
-        if (r->steps[i].opened_at && r->steps[i].agency && strcmp(r->steps[i].agency, agency) == 0)
-            return true;
-    return false;
-}
-
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, json_t **out,
                     osse_fail_t *f)
 {
@@ -232,7 +232,7 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
         if (p->role == OSSE_ROLE_PORTAL && (!r->portal || strcmp(r->portal, p->id) != 0))
             continue;
         if ((wf && strcmp(r->wfe->id, wf) != 0) || (st && r->status != status) ||
-            (ag && !osse__has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)))
+            (ag && !has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)))
             continue;
         json_array_append_new(
             arr, json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", r->id, "workflow", r->wfe->id,
@@ -247,7 +247,7 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
         const osse_request_t *r = e->reqs[--k];
         more = !(p->role == OSSE_ROLE_PORTAL && (!r->portal || strcmp(r->portal, p->id) != 0)) &&
                !((wf && strcmp(r->wfe->id, wf) != 0) || (st && r->status != status) ||
-                 (ag && !osse__has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)));
+                 (ag && !has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)));
     }
     char next[32];
     snprintf(next, sizeof next, "%zu", i);
