@@ -613,6 +613,96 @@ static void test_replay_refuses(void)
     in_world(replay_refuses);
 }
 
+/* ---- the reactors (engine/commit.c): what hears of events ---- */
+
+static void publish(world_t *w, json_t *tree)
+{
+    json_t *out = NULL;
+    int status = 0;
+    osse_fail_t f = {0};
+    CHECK_EQ_INT(
+        osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status, &f), 0);
+    if (f.rc) fprintf(stderr, "  publish: %s\n", f.message);
+    osse_fail_clear(&f);
+    json_decref(tree);
+    json_decref(out);
+    CHECK_EQ_INT(settle(w), 1);
+}
+
+static char *submit_to(world_t *w, const char *wf)
+{
+    json_t *out = NULL,
+           *body = json_pack("{s:s,s:{s:s}}", "workflow", wf, "form", "name", "Somchai");
+    osse_fail_t f = {0};
+    CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
+    json_decref(body);
+    osse_fail_clear(&f);
+    char *id = strdup(json_string_value(json_object_get(out, "id")) ?: "");
+    json_decref(out);
+    CHECK_EQ_INT(settle(w), 1);
+    return id;
+}
+
+/* Nothing below them calls timers.c or linkage.c: a deadline is scheduled
+ * because timers heard StepOpened (its SLA flag), and a lookup begins
+ * because linkage heard StepOpened of a linkage step. A task with a 1-hour
+ * SLA that is deemed approved on a breach completes when the test clock
+ * passes it; a lookup that cannot be made (the agency has no lookup_url)
+ * rejects its request at once, after the StepOpened that started it. The
+ * live engine has its four reactors; a replay engine none (it sends, calls
+ * and schedules nothing). */
+static void reactors(world_t *w)
+{
+    CHECK_EQ_INT(w->e->nreactors, 4);
+    publish(w, json_pack("{s:s,s:s,s:{s:{s:s}},s:{s:{s:s,s:s,s:s,s:s}}}", "id", "silent",
+                         "title", "Silent", "form", "name", "type", "string", "steps", "intake",
+                         "kind", "task", "agency", AG[0], "sla", "PT1H", "on_breach", "approve"));
+    publish(w, json_pack("{s:s,s:s,s:{s:{s:s}},s:{s:{s:s,s:s,s:{s:s}}}}", "id", "looked",
+                         "title", "Looked", "form", "name", "type", "string", "steps", "who",
+                         "kind", "linkage", "agency", AG[1], "input", "name", "form.name"));
+    char *silent = submit_to(w, "silent"), *looked = submit_to(w, "looked");
+    EXPECT(w, silent, "in_progress", "intake=open");
+    EXPECT(w, looked, "rejected", "who=failed");
+
+    json_t *out = NULL, *body = json_pack("{s:s}", "advance", "PT2H");
+    osse_fail_t f = {0};
+    CHECK_EQ_INT(osse_cmd_test_clock(w->e, w->plat, body, &out, &f), 0);
+    json_decref(body);
+    json_decref(out);
+    CHECK_EQ_INT(settle(w), 1);
+    EXPECT(w, silent, "completed", "intake=approved");
+
+    /* The looked-up request's log: opened, failed, rejected, in that order. */
+    uint64_t *seqs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(osse_q_request_seqs(w->e, w->plat, looked, &seqs, &n, &f), 0);
+    json_t *evs = NULL;
+    osse_err_t err = {0};
+    CHECK_EQ_INT(osse_engine_read_events(w->e, seqs, 0, n, false, &evs, &err), 0);
+    char types[256] = "";
+    size_t i, k = 0;
+    json_t *ev;
+    json_array_foreach(evs, i, ev)
+        k += (size_t)snprintf(types + k, sizeof types - k, "%s ",
+                              json_string_value(json_object_get(ev, "type")));
+    CHECK_EQ_STR(types, "RequestSubmitted StepOpened LinkageFailed RequestRejected ");
+    json_decref(evs);
+    free(seqs);
+
+    /* A replay engine (osse replay, an audit) has none. */
+    osse_engine_t *r = NULL;
+    CHECK_EQ_INT(osse_engine_open_replay(&r), 0);
+    CHECK_EQ_INT(r->nreactors, 0);
+    osse_engine_close(r);
+    free(silent);
+    free(looked);
+}
+
+static void test_reactors(void)
+{
+    in_world(reactors);
+}
+
 int main(void)
 {
     RUN(test_step_table);
@@ -620,6 +710,7 @@ int main(void)
     RUN(test_fan_out_in);
     RUN(test_reject);
     RUN(test_return_info_withdraw);
+    RUN(test_reactors);
     RUN(test_failed_write);
     RUN(test_replay_refuses);
     return TEST_EXIT();
