@@ -53,8 +53,7 @@ static const char *number_taken(void *ud, const char *wf_id, const char *fixed)
 }
 
 int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
-                              osse_publish_mode_t mode, json_t **out, int *status,
-                              osse_fail_t *f)
+                              osse_publish_mode_t mode, json_t **out, int *status, osse_fail_t *f)
 {
     json_t *details = json_array(), *warnings = json_array();
     osse_wf_t *wf = NULL;
@@ -65,8 +64,8 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
         if (rc == OSSE_ENOMEM)
             osse__panic(__FILE__, __LINE__, "out of memory");
         f->details = details;
-        return osse__fail(f, OSSE_EINVAL, "invalid_definition",
-                          "the definition has %zu problem(s)", json_array_size(details));
+        return osse__fail(f, OSSE_EINVAL, "invalid_definition", "the definition has %zu problem(s)",
+                          json_array_size(details));
     }
     json_decref(details);
     /* Identity is the parsed tree: comments, key order and YAML or JSON do
@@ -93,9 +92,9 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
     if (!same) {
         char stream[128];
         osse__stream(stream, sizeof stream, OSSE_SK_WORKFLOW, wf->id);
-        osse__emit(e, stream, OSSE_EV_WorkflowPublished, p,
-                   json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition",
-                             tree));
+        osse__emit(
+            e, stream, OSSE_EV_WorkflowPublished, p,
+            json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition", tree));
     }
     osse_wf_free(wf);
     return 0;
@@ -152,16 +151,18 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                 continue;
             for (size_t i = 0; i < r->wf->nsteps; i++) {
                 const osse_step_t *st = &r->steps[i];
-                if (st->state != OSSE_SS_OPEN || !st->due_at || !osse__sla_working(&r->wf->steps[i]) ||
-                    strcmp(st->sla_state, "breached") == 0)
+                if (st->state != OSSE_SS_OPEN || !st->due_at ||
+                    !osse__sla_working(&r->wf->steps[i]) || strcmp(st->sla_state, "breached") == 0)
                     continue;
                 int64_t due = osse_calendar_add_ms(
                     &cal, now, osse_calendar_between_ms(&c->cal, now, st->due_at));
                 int64_t warn =
-                    st->warn_at ? osse_calendar_add_ms(
-                                      &cal, now, osse_calendar_between_ms(&c->cal, now, st->warn_at))
-                                : 0;
-                if (due == INT64_MAX || warn == INT64_MAX || (due == st->due_at && warn == st->warn_at))
+                    st->warn_at
+                        ? osse_calendar_add_ms(&cal, now,
+                                               osse_calendar_between_ms(&c->cal, now, st->warn_at))
+                        : 0;
+                if (due == INT64_MAX || warn == INT64_MAX ||
+                    (due == st->due_at && warn == st->warn_at))
                     continue;
                 json_array_append_new(
                     moves, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "request", r->id, "step",
@@ -245,9 +246,9 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     *status = a ? 200 : 201;
     char stream[128];
     osse__stream(stream, sizeof stream, OSSE_SK_AGENCY, id);
-    bool same = a && a->name && strcmp(a->name, name) == 0 &&
-                !!a->webhook_url == !!wh && (!wh || strcmp(wh, a->webhook_url) == 0) &&
-                !!a->lookup_url == !!lu && (!lu || strcmp(lu, a->lookup_url) == 0);
+    bool same = a && a->name && strcmp(a->name, name) == 0 && !!a->webhook_url == !!wh &&
+                (!wh || strcmp(wh, a->webhook_url) == 0) && !!a->lookup_url == !!lu &&
+                (!lu || strcmp(lu, a->lookup_url) == 0);
     if (!same)
         osse__emit(e, stream, OSSE_EV_AgencyUpdated, p,
                    json_pack("{s:s,s:s,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
@@ -377,4 +378,3 @@ int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t 
 {
     return osse__id_page(e, p, &e->principals, params, "principals", principal_entry, out, f);
 }
-
