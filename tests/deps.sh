@@ -2,7 +2,7 @@
 # Installs what osse needs to build and test, from Debian 12's packages, when
 # something is missing. Runs as root (or through sudo when that exists).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang python3 curl
+pkgs=(build-essential cmake pkg-config clang clang-format python3 curl
       libuv1-dev librocksdb-dev libmsgpack-dev libsodium-dev node-llhttp
       libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev)
 missing=()

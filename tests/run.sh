@@ -3,12 +3,14 @@
 # and runs every test twice, once in a release build and once under
 # AddressSanitizer + UndefinedBehaviorSanitizer. The first build is the
 # README run command's (Release): -O3 warns of things -O2 does not. Before
-# any build, the include direction between modules is checked; after the
+# any build, the include direction between modules and the formatting
+# (.clang-format) are checked; after the
 # first, that engine/'s files call each other without a circle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/deps.sh
 bash tests/check_includes.sh
+bash tests/check_format.sh
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
