@@ -286,11 +286,11 @@ static void in_world(void (*fn)(world_t *w))
     teardown(&w);
 }
 
-/* A new request's id (a new string), durable. */
-static char *submit(world_t *w)
+/* A new request of workflow wf: its id (a new string), durable. */
+static char *submit_to(world_t *w, const char *wf)
 {
     json_t *out = NULL,
-           *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form", "name", "Somchai");
+           *body = json_pack("{s:s,s:{s:s}}", "workflow", wf, "form", "name", "Somchai");
     osse_fail_t f = {0};
     CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
     json_decref(body);
@@ -299,6 +299,11 @@ static char *submit(world_t *w)
     json_decref(out);
     CHECK_EQ_INT(settle(w), 1);
     return id;
+}
+
+static char *submit(world_t *w)
+{
+    return submit_to(w, "flow");
 }
 
 static int decide(world_t *w, int agency, const char *rid, const char *step, const char *outcome)
@@ -644,20 +649,6 @@ static void publish(world_t *w, json_t *tree)
     json_decref(tree);
     json_decref(out);
     CHECK_EQ_INT(settle(w), 1);
-}
-
-static char *submit_to(world_t *w, const char *wf)
-{
-    json_t *out = NULL,
-           *body = json_pack("{s:s,s:{s:s}}", "workflow", wf, "form", "name", "Somchai");
-    osse_fail_t f = {0};
-    CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
-    json_decref(body);
-    osse_fail_clear(&f);
-    char *id = strdup(json_string_value(json_object_get(out, "id")) ?: "");
-    json_decref(out);
-    CHECK_EQ_INT(settle(w), 1);
-    return id;
 }
 
 /* Nothing below them calls timers.c or linkage.c: a deadline is scheduled
