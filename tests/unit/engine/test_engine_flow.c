@@ -242,15 +242,17 @@ static bool setup(world_t *w)
         w->ag[i] = principal(w, "agency", AG[i], NULL, 0);
     }
     w->portal = principal(w, "portal", NULL, w->portal_tok, sizeof w->portal_tok);
-    json_t *out = NULL, *tree = definition();
+    json_t *out = NULL;
+    osse_publish_prep_t *prep = NULL;
     int status = 0;
     osse_fail_t f = {0};
+    CHECK_EQ_INT(osse_cmd_publish_prepare(definition(), &prep), 0);
     CHECK_EQ_INT(
-        osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status, &f), 0);
+        osse_cmd_publish_workflow(w->e, w->plat, prep, OSSE_PUBLISH_API, &out, &status, &f), 0);
     if (f.rc) fprintf(stderr, "  publish: %s\n", f.message);
     CHECK_EQ_INT(status, 201);
     osse_fail_clear(&f);
-    json_decref(tree);
+    osse_publish_prep_free(prep);
     json_decref(out);
     CHECK_EQ_INT(settle(w), 1);
     return w->portal && w->ag[0] && w->ag[1] && w->ag[2];
