@@ -246,11 +246,17 @@ static bool setup(world_t *w)
     osse_publish_prep_t *prep = NULL;
     int status = 0;
     osse_fail_t f = {0};
-    CHECK_EQ_INT(osse_cmd_publish_prepare(definition(), &prep), 0);
+    json_t *tree = definition();
+    CHECK_EQ_INT(osse_cmd_publish_prepare(tree, &prep), 0);
     CHECK_EQ_INT(
         osse_cmd_publish_workflow(w->e, w->plat, prep, OSSE_PUBLISH_API, &out, &status, &f), 0);
     if (f.rc) fprintf(stderr, "  publish: %s\n", f.message);
     CHECK_EQ_INT(status, 201);
+    /* Applied with the definition the prepare compiled, not compiled again
+     * (that compiles a copy of the event's tree). */
+    osse_wfent_t *we = osse_map_get(&w->e->workflows, json_string_value(json_object_get(out, "id")));
+    CHECK(we && we->nversions == 1 && we->versions[0]->definition == tree);
+    CHECK(!w->e->handover.wf && !w->e->handover.text);
     osse_fail_clear(&f);
     osse_publish_prep_free(prep);
     json_decref(out);
