@@ -66,7 +66,7 @@ typedef struct call_s {
     osse_publish_prep_t *prep;
     int body_status; /* 0, or 400/422 with body_code and body_msg */
     const char *body_code;
-    char body_msg[sizeof ((osse_err_t *)0)->msg];
+    char body_msg[sizeof((osse_err_t *)0)->msg];
     uint64_t t0;
     const char *route; /* the matched pattern, for the log; NULL before a match */
 } call_t;
@@ -96,7 +96,7 @@ typedef struct route_s {
 /* --- answers --- */
 
 #define STOPPING                                                                                   \
-    "{\"error\":{\"code\":\"unavailable\",\"message\":\"the server is stopping\","      \
+    "{\"error\":{\"code\":\"unavailable\",\"message\":\"the server is stopping\","                 \
     "\"details\":[]}}"
 
 #define STORAGE_FAILED                                                                             \
@@ -353,8 +353,8 @@ static bool body_type_ok(body_kind_t kind, const osse_http_req_t *req)
 /* Parses a JSON body into *out (an object; {} for a blank body), or says
  * why not: *status 400 or 422, a code and msg. Touches nothing shared, so
  * that it may run on the pool. */
-static int load_json_body(osse_slice_t b, json_t **out, int *status, const char **code,
-                          char *msg, size_t cap)
+static int load_json_body(osse_slice_t b, json_t **out, int *status, const char **code, char *msg,
+                          size_t cap)
 {
     *out = NULL;
     if (blank(b)) {
@@ -491,8 +491,7 @@ static void publish_done(uv_work_t *w, int status)
     osse_fail_t f = {0};
     json_t *out = NULL;
     int st = 201;
-    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, c->prep, OSSE_PUBLISH_API, &out, &st,
-                                       &f);
+    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, c->prep, OSSE_PUBLISH_API, &out, &st, &f);
     reply(c, rc, st, out, &f);
 }
 

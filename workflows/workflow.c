@@ -1106,13 +1106,13 @@ typedef struct wf_ref_s {
 } wf_ref_t;
 
 struct osse_wf_checked_s {
-    osse_wf_t *wf;        /* compiled, when the text has no problem */
-    char *id;             /* the definition's id, or NULL */
-    json_t *problems;     /* the first OSSE_WF_MAX_PROBLEMS found, no closing note */
-    json_t *warnings;     /* complete, with its closing note */
-    size_t nproblems;     /* found, listed or not */
+    osse_wf_t *wf;    /* compiled, when the text has no problem */
+    char *id;         /* the definition's id, or NULL */
+    json_t *problems; /* the first OSSE_WF_MAX_PROBLEMS found, no closing note */
+    json_t *warnings; /* complete, with its closing note */
+    size_t nproblems; /* found, listed or not */
     bool nomem;
-    wf_ref_t *refs;       /* in the order of the one-round check */
+    wf_ref_t *refs; /* in the order of the one-round check */
     size_t nrefs, crefs;
 };
 

@@ -254,7 +254,8 @@ static bool setup(world_t *w)
     CHECK_EQ_INT(status, 201);
     /* Applied with the definition the prepare compiled, not compiled again
      * (that compiles a copy of the event's tree). */
-    osse_wfent_t *we = osse_map_get(&w->e->workflows, json_string_value(json_object_get(out, "id")));
+    osse_wfent_t *we =
+        osse_map_get(&w->e->workflows, json_string_value(json_object_get(out, "id")));
     CHECK(we && we->nversions == 1 && we->versions[0]->definition == tree);
     CHECK(!w->e->handover.wf && !w->e->handover.text);
     osse_fail_clear(&f);
