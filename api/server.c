@@ -7,7 +7,8 @@
  * (422/404/403/409). Every answer, reads included, is held until every event
  * emitted before it is durable (osse_engine_hold): a client never
  * sees state that a crash could take back. Reads of stored events (a
- * request's events, the log) run on the libuv pool, never the loop thread. */
+ * request's events, the log) run on the libuv pool, never the loop thread;
+ * so do the parse and the check of a published definition, one at a time. */
 #include "api/server.h"
 
 #include <ctype.h>
@@ -36,6 +37,11 @@ struct osse_server_s {
      * so a server closed meanwhile is freed by the last of them. */
     size_t working;
     bool closed;
+    /* Publishes go to the pool one at a time, in the order they came, so
+     * that two versions sent one after the other are applied in that order
+     * (a pipelined client's second one must not become the older). */
+    struct call_s *pub_head, *pub_tail;
+    bool pub_busy;
 };
 
 /* One request being handled. */
@@ -64,6 +70,7 @@ typedef struct call_s {
     int work_rc;
     /* a definition published: prepared on the pool, or why its body failed */
     osse_publish_prep_t *prep;
+    struct call_s *pub_next; /* the next publish waiting for the pool */
     int body_status; /* 0, or 400/422 with body_code and body_msg */
     const char *body_code;
     char body_msg[sizeof((osse_err_t *)0)->msg];
@@ -495,9 +502,40 @@ static void publish_done(uv_work_t *w, int status)
     reply(c, rc, st, out, &f);
 }
 
+static void publish_back(uv_work_t *w, int status);
+
+static void publish_next(osse_server_t *srv)
+{
+    call_t *c = srv->pub_head;
+    srv->pub_busy = c != NULL;
+    if (!c)
+        return;
+    srv->pub_head = c->pub_next;
+    if (!srv->pub_head)
+        srv->pub_tail = NULL;
+    queue_work(c, publish_work, publish_back);
+}
+
+static void publish_back(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    osse_server_t *srv = c->srv;
+    bool closed = srv->closed;
+    publish_done(w, status); /* may free c, and srv when closed */
+    if (!closed)
+        publish_next(srv);
+}
+
 static void h_publish(call_t *c)
 {
-    queue_work(c, publish_work, publish_done);
+    osse_server_t *srv = c->srv;
+    if (srv->pub_tail)
+        srv->pub_tail->pub_next = c;
+    else
+        srv->pub_head = c;
+    srv->pub_tail = c;
+    if (!srv->pub_busy)
+        publish_next(srv);
 }
 
 static int version_of(const char *s)
@@ -1139,6 +1177,14 @@ void osse_server_close(osse_server_t *s)
 {
     if (!s)
         return;
+    /* Publishes not yet on the pool end here; the one there, on its return. */
+    while (s->pub_head) {
+        call_t *c = s->pub_head;
+        s->pub_head = c->pub_next;
+        osse_http_respond(c->req, 503, "application/json", NULL, STOPPING, strlen(STOPPING));
+        call_free(c);
+    }
+    s->pub_tail = NULL;
     osse_http_close(s->http);
     s->http = NULL;
     s->closed = true;

@@ -23,7 +23,7 @@ import time
 import unittest
 
 from osse_harness import (OSSE_BIN, Server, ServerTestCase, World, assert_error, detail_paths,
-                          main, uniq)
+                          main, raw_responses, uniq)
 
 MAX_STEPS = 256
 MAX_FIELDS = 256
@@ -325,6 +325,24 @@ class TestLimits(ServerTestCase):
             # first went through (200, nothing written) or not (201).
             r = self.w.plat.post("/v1/workflows", maximal(wid, self.w.A))
             self.assertEqual((r.status, r.json["version"]), (200 if n else 201, 1), r)
+
+
+    def test_pipelined_publishes_apply_in_the_order_they_came(self):
+        """Two versions pipelined on one connection, the first large (long on
+        the pool), the second small: the second is the latest, as when the
+        loop did all the work itself."""
+        wid = uniq("order")
+        small = {"id": wid, "title": "Small", "steps": {"a": {"kind": "task", "agency": self.w.A}}}
+        data = b""
+        for d in (maximal(wid, self.w.A), small):
+            body = json.dumps(d).encode()
+            data += (b"POST /v1/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                     % (self.w.admin_token.encode(), len(body)) + body)
+        resps = raw_responses(self.server.port, data, 2, timeout=30)
+        self.assertEqual([json.loads(b)["version"] for _, _, b in resps], [1, 2], resps)
+        r = self.w.plat.get("/v1/workflows/" + wid)
+        self.assertEqual((r.json["version"], r.json["definition"]["title"]), (2, "Small"), r)
 
 
 class TestStopWhilePublishing(unittest.TestCase):
