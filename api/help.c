@@ -84,7 +84,8 @@ const osse_help_row_t osse_help_rows[] = {
 bool osse_help_known(const char *cmd)
 {
     for (const osse_help_row_t *r = osse_help_rows; cmd && r->cmd; r++)
-        if (strcmp(r->cmd, cmd) == 0) return true;
+        if (strcmp(r->cmd, cmd) == 0)
+            return true;
     return false;
 }
 
@@ -94,12 +95,14 @@ void osse_help_print(FILE *out, const char *cmd)
     if (!cmd) {
         fputs("usage:\n", out);
         for (r = osse_help_rows; r->cmd; r++)
-            if (!r->flag) fprintf(out, "  %s\n", r->synopsis);
+            if (!r->flag)
+                fprintf(out, "  %s\n", r->synopsis);
         fputs("\n`osse help CMD` lists the flags of one command.\n", out);
         return;
     }
     for (r = osse_help_rows; r->cmd; r++) {
-        if (strcmp(r->cmd, cmd) != 0) continue;
+        if (strcmp(r->cmd, cmd) != 0)
+            continue;
         if (!r->flag)
             fprintf(out, "usage: %s\n\n%s\n\n", r->synopsis, r->text);
         else

@@ -141,64 +141,35 @@ int osse_http_port(const osse_http_server_t *s)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 428:
-        return "Precondition Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    case 507:
-        return "Insufficient Storage";
-    default:
-        return "Unknown";
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    default: return "Unknown";
     }
 }
 
@@ -252,7 +223,8 @@ static char *build_head(int status, const char *ct, const char *extra_headers, s
         d = put_uint(d, body_len);
         d = put(d, "\r\n", 2);
     }
-    if (xlen) d = put(d, extra_headers, xlen);
+    if (xlen)
+        d = put(d, extra_headers, xlen);
     if (keep)
         d = put(d, "Connection: keep-alive\r\n\r\n", 26);
     else
@@ -276,13 +248,15 @@ static int hreq_answer(hreq_t *r, int status, const char *ct, const char *extra,
     size_t head_len;
     char *out = build_head(status, ct, extra, len, r->keep, take ? 0 : len, &head_len);
     if (!out) {
-        if (take) free((void *)body);
+        if (take)
+            free((void *)body);
         return OSSE_ENOMEM;
     }
     r->out = out;
     r->out_len = head_len;
     if (r->head_only || no_body) {
-        if (take) free((void *)body);
+        if (take)
+            free((void *)body);
     } else if (take) {
         r->body = (char *)body;
         r->body_len = len;
@@ -304,7 +278,8 @@ static void respond_common(osse_http_req_t *req, int status, const char *ct, con
     conn_t *c = r->conn;
     if (!c) {
         /* The connection is gone: the answer has nowhere to go. */
-        if (take) free((void *)body);
+        if (take)
+            free((void *)body);
         hreq_free(r);
         return;
     }
@@ -314,7 +289,8 @@ static void respond_common(osse_http_req_t *req, int status, const char *ct, con
         conn_close(c);
         return;
     }
-    if (!c->in_feed) conn_settle(c);
+    if (!c->in_feed)
+        conn_settle(c);
 }
 
 void osse_http_respond(osse_http_req_t *req, int status, const char *content_type,
@@ -334,10 +310,12 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
 static json_t *json_string_safe(const char *s)
 {
     json_t *j = json_string(s);
-    if (j) return j;
+    if (j)
+        return j;
     char *copy = osse_strdup(s);
     for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80) *p = '?';
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
     j = json_string(copy);
     free(copy);
     return j;
@@ -356,16 +334,19 @@ int osse_http_error_body(osse_buf_t *out, const char *code, const char *message,
             details = NULL;
         }
     }
-    if (!details && !(details = json_array())) goto out;
+    if (!details && !(details = json_array()))
+        goto out;
     err = json_object();
     obj = json_object();
-    if (!err || !obj) goto out;
+    if (!err || !obj)
+        goto out;
     if (json_object_set_new(err, "code", json_string_safe(code ? code : "error")) ||
         json_object_set_new(err, "message", json_string_safe(message ? message : "")) ||
         json_object_set(err, "details", details) || json_object_set(obj, "error", err))
         goto out;
     text = json_dumps(obj, JSON_COMPACT);
-    if (!text) goto out;
+    if (!text)
+        goto out;
     rc = osse_buf_puts(out, text);
 out:
     free(text);
@@ -417,7 +398,8 @@ static void on_write(uv_write_t *w, int status)
         r = next;
     }
     c->inflight--;
-    if (c->closing) return;
+    if (c->closing)
+        return;
     if (status < 0) {
         conn_close(c);
         return;
@@ -437,11 +419,13 @@ static void conn_flush(conn_t *c)
             c->head = r->next;
             c->nfifo--;
             bufs[n++] = uv_buf_init(r->out, (unsigned)r->out_len);
-            if (r->body_len) bufs[n++] = uv_buf_init(r->body, (unsigned)r->body_len);
+            if (r->body_len)
+                bufs[n++] = uv_buf_init(r->body, (unsigned)r->body_len);
             last = r;
             k++;
         }
-        if (!c->head) c->tail = NULL;
+        if (!c->head)
+            c->tail = NULL;
         last->next = NULL;
         last->wreq.data = first;
         int rc = uv_write(&last->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
@@ -496,13 +480,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void maybe_free_server(osse_http_server_t *s)
 {
-    if (s->closing && s->nhandles == 0) free(s);
+    if (s->closing && s->nhandles == 0)
+        free(s);
 }
 
 static void on_conn_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
-    if (++c->nclosed < 2) return;
+    if (++c->nclosed < 2)
+        return;
     osse_http_server_t *s = c->srv;
     free(c);
     s->nhandles--;
@@ -511,14 +497,16 @@ static void on_conn_closed(uv_handle_t *h)
 
 static void conn_close(conn_t *c)
 {
-    if (c->closing) return;
+    if (c->closing)
+        return;
     c->closing = 1;
     osse_http_server_t *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    if (c->next)
+        c->next->prev = c->prev;
     s->nconns--;
     for (hreq_t *r = c->head; r;) {
         hreq_t *next = r->next;
@@ -547,7 +535,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     conn_t *c = req->handle->data;
-    if (c->closing) return;
+    if (c->closing)
+        return;
     if (status < 0) {
         conn_close(c);
         return;
@@ -572,7 +561,8 @@ static void conn_finish(conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
-    if (c->eof || uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0) conn_close(c);
+    if (c->eof || uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+        conn_close(c);
 }
 
 /* Starts or stops reading as the limits say, feeding stashed bytes first. */
@@ -607,26 +597,32 @@ static void conn_check_read(conn_t *c)
  * idle timer when nothing is pending. */
 static void conn_settle(conn_t *c)
 {
-    if (c->closing || c->in_feed || c->finishing) return;
+    if (c->closing || c->in_feed || c->finishing)
+        return;
     conn_flush(c);
-    if (c->closing) return;
+    if (c->closing)
+        return;
     if (c->stop_parse) {
         if (c->reading) {
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = 0;
         }
-        if (!c->head && !c->inflight) conn_finish(c);
+        if (!c->head && !c->inflight)
+            conn_finish(c);
         return;
     }
     conn_check_read(c);
-    if (c->closing || c->finishing || c->stop_parse) return;
-    if (c->tmode == T_NONE && !c->head) timer_set(c, T_IDLE, c->srv->lim.idle_timeout_ms);
+    if (c->closing || c->finishing || c->stop_parse)
+        return;
+    if (c->tmode == T_NONE && !c->head)
+        timer_set(c, T_IDLE, c->srv->lim.idle_timeout_ms);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     conn_t *c = t->data;
-    if (c->closing) return;
+    if (c->closing)
+        return;
     int mode = c->tmode;
     c->tmode = T_NONE;
     if (mode == T_HEADER && c->req_started && !c->head && !c->inflight && !c->stop_parse) {
@@ -645,7 +641,8 @@ static void conn_feed(conn_t *c, const char *p, size_t n)
     while (n > 0 && !c->closing && !c->stop_parse) {
         if (c->nfifo >= s->lim.max_pipeline) {
             conn_flush(c);
-            if (c->closing) break;
+            if (c->closing)
+                break;
             if (c->nfifo >= s->lim.max_pipeline) {
                 c->stash = osse_malloc(n);
                 memcpy(c->stash, p, n);
@@ -654,7 +651,8 @@ static void conn_feed(conn_t *c, const char *p, size_t n)
             }
         }
         llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
-        if (e == HPE_OK) break;
+        if (e == HPE_OK)
+            break;
         if (e == HPE_PAUSED) {
             size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
             p += used;
@@ -664,7 +662,8 @@ static void conn_feed(conn_t *c, const char *p, size_t n)
             c->ready = NULL;
             if (r) {
                 fifo_push(c, r);
-                if (!r->keep) c->stop_parse = 1;
+                if (!r->keep)
+                    c->stop_parse = 1;
                 s->cb(&r->pub, s->ud);
             }
             continue;
@@ -689,7 +688,8 @@ static void conn_feed(conn_t *c, const char *p, size_t n)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = st->data;
-    if (c->closing) return;
+    if (c->closing)
+        return;
     if (nread < 0) {
         if (nread != UV_EOF || c->lingering) {
             conn_close(c);
@@ -702,8 +702,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         conn_settle(c);
         return;
     }
-    if (nread == 0 || c->lingering) return;
-    if (c->tmode == T_BODY) timer_set(c, T_BODY, c->srv->lim.idle_timeout_ms);
+    if (nread == 0 || c->lingering)
+        return;
+    if (c->tmode == T_BODY)
+        timer_set(c, T_BODY, c->srv->lim.idle_timeout_ms);
     conn_feed(c, buf->base, (size_t)nread);
 }
 
@@ -728,7 +730,8 @@ static int header_bytes(conn_t *c, size_t n)
 
 static int acc_append(conn_t *c, const char *at, size_t n)
 {
-    if (osse_buf_append(&c->acc, at, n) != 0) return fail_cb(c, 500, "internal", "out of memory");
+    if (osse_buf_append(&c->acc, at, n) != 0)
+        return fail_cb(c, 500, "internal", "out of memory");
     return 0;
 }
 
@@ -736,7 +739,8 @@ static int cb_message_begin(llhttp_t *p)
 {
     conn_t *c = p->data;
     /* Drop a large body's buffer rather than keep it for the connection's life. */
-    if (c->acc.cap > READ_BUF_SIZE) osse_buf_close(&c->acc);
+    if (c->acc.cap > READ_BUF_SIZE)
+        osse_buf_close(&c->acc);
     osse_buf_reset(&c->acc);
     c->url_len = c->hdr_bytes = c->body_off = 0;
     memset(c->hoff, 0, sizeof c->hoff);
@@ -752,7 +756,8 @@ static int cb_url(llhttp_t *p, const char *at, size_t n)
 {
     conn_t *c = p->data;
     int rc = header_bytes(c, n);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     c->url_len += n;
     return acc_append(c, at, n);
 }
@@ -761,8 +766,10 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n)
 {
     conn_t *c = p->data;
     int rc = header_bytes(c, n);
-    if (rc) return rc;
-    if (c->name_len + n <= HDR_NAME_MAX) memcpy(c->name + c->name_len, at, n);
+    if (rc)
+        return rc;
+    if (c->name_len + n <= HDR_NAME_MAX)
+        memcpy(c->name + c->name_len, at, n);
     c->name_len += n;
     return 0;
 }
@@ -784,14 +791,16 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t n)
 {
     conn_t *c = p->data;
     int rc = header_bytes(c, n);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     return c->cur_hdr >= 0 ? acc_append(c, at, n) : 0;
 }
 
 static int cb_header_value_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
-    if (c->cur_hdr < 0) return 0;
+    if (c->cur_hdr < 0)
+        return 0;
     size_t end = c->acc.len;
     while (end > c->val_start && (c->acc.ptr[end - 1] == ' ' || c->acc.ptr[end - 1] == '\t'))
         end--;
@@ -833,7 +842,8 @@ static int cb_headers_complete(llhttp_t *p)
         strncasecmp(c->acc.ptr + c->hoff[H_EXPECT], "100-continue", 12) == 0) {
         uv_write_t *w = osse_malloc(sizeof *w);
         uv_buf_t b = uv_buf_init((char *)continue_100, sizeof continue_100 - 1);
-        if (w && uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) < 0) free(w);
+        if (w && uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written) < 0)
+            free(w);
     }
     return 0;
 }
@@ -859,7 +869,8 @@ static int cb_message_complete(llhttp_t *p)
     hreq_t *r = osse_malloc(sizeof *r + n + 1);
     memset(r, 0, sizeof *r);
     char *d = (char *)(r + 1);
-    if (n) memcpy(d, c->acc.ptr, n);
+    if (n)
+        memcpy(d, c->acc.ptr, n);
     d[n] = '\0';
     r->pub.method = llhttp_method_name((llhttp_method_t)p->method);
     const char *q = memchr(d, '?', c->url_len);
@@ -895,7 +906,8 @@ static void on_rejected_closed(uv_handle_t *h)
 static void on_connection(uv_stream_t *ls, int status)
 {
     osse_http_server_t *s = ls->data;
-    if (status < 0 || s->closing) return;
+    if (status < 0 || s->closing)
+        return;
     if (s->nconns >= s->lim.max_conns) {
         /* Over the cap: take the socket off the backlog and drop it. */
         uv_tcp_t *t = osse_malloc(sizeof *t);
@@ -919,7 +931,8 @@ static void on_connection(uv_stream_t *ls, int status)
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
     c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
+    if (s->conns)
+        s->conns->prev = c;
     s->conns = c;
     s->nconns++;
     s->nhandles++;
@@ -952,12 +965,18 @@ int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_
     osse_http_limits_default(&s->lim);
     if (limits) {
         /* Zero fields keep their defaults. */
-        if (limits->max_body) s->lim.max_body = limits->max_body;
-        if (limits->max_header) s->lim.max_header = limits->max_header;
-        if (limits->header_timeout_ms) s->lim.header_timeout_ms = limits->header_timeout_ms;
-        if (limits->idle_timeout_ms) s->lim.idle_timeout_ms = limits->idle_timeout_ms;
-        if (limits->max_conns) s->lim.max_conns = limits->max_conns;
-        if (limits->max_pipeline) s->lim.max_pipeline = limits->max_pipeline;
+        if (limits->max_body)
+            s->lim.max_body = limits->max_body;
+        if (limits->max_header)
+            s->lim.max_header = limits->max_header;
+        if (limits->header_timeout_ms)
+            s->lim.header_timeout_ms = limits->header_timeout_ms;
+        if (limits->idle_timeout_ms)
+            s->lim.idle_timeout_ms = limits->idle_timeout_ms;
+        if (limits->max_conns)
+            s->lim.max_conns = limits->max_conns;
+        if (limits->max_pipeline)
+            s->lim.max_pipeline = limits->max_pipeline;
     }
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = cb_message_begin;
@@ -1009,7 +1028,8 @@ static void on_listener_closed(uv_handle_t *h)
 
 void osse_http_close(osse_http_server_t *s)
 {
-    if (!s || s->closing) return;
+    if (!s || s->closing)
+        return;
     s->closing = 1;
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     while (s->conns)

@@ -24,26 +24,26 @@
 typedef struct osse_http_server_s osse_http_server_t;
 
 typedef struct osse_http_limits_s {
-    size_t max_body;             /* default 1 MiB */
-    size_t max_header;           /* total header bytes, default 16 KiB */
-    unsigned header_timeout_ms;  /* default 5000 */
-    unsigned idle_timeout_ms;    /* default 60000 */
-    unsigned max_conns;          /* default 10000 */
-    unsigned max_pipeline;       /* default 32 */
+    size_t max_body;            /* default 1 MiB */
+    size_t max_header;          /* total header bytes, default 16 KiB */
+    unsigned header_timeout_ms; /* default 5000 */
+    unsigned idle_timeout_ms;   /* default 60000 */
+    unsigned max_conns;         /* default 10000 */
+    unsigned max_pipeline;      /* default 32 */
 } osse_http_limits_t;
 
 /* A complete request. All slices point into memory that stays valid until
  * the request is answered. */
 typedef struct osse_http_req_s {
-    const char *method;          /* "GET", "POST", ... NUL-terminated */
-    osse_slice_t path;           /* the target up to '?', not percent-decoded */
-    osse_slice_t query;          /* after '?', without it; len 0 when absent */
-    osse_slice_t authorization;  /* header values, len 0 when absent */
+    const char *method;         /* "GET", "POST", ... NUL-terminated */
+    osse_slice_t path;          /* the target up to '?', not percent-decoded */
+    osse_slice_t query;         /* after '?', without it; len 0 when absent */
+    osse_slice_t authorization; /* header values, len 0 when absent */
     osse_slice_t content_type;
     osse_slice_t accept;
     osse_slice_t idempotency_key;
     osse_slice_t body;
-    void *data;                  /* free for the handler */
+    void *data; /* free for the handler */
 } osse_http_req_t;
 
 /* Called once per complete request. The handler must eventually call exactly

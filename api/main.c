@@ -243,8 +243,7 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
             else
                 /* A newer version came through the API: a restart must not
                  * revert it (SPEC §2). */
-                osse_logf(OSSE_LEVEL_INFO,
-                          "workflow kept: a later version came through the API",
+                osse_logf(OSSE_LEVEL_INFO, "workflow kept: a later version came through the API",
                           "file=%s workflow=%s version=%lld file_is_version=%lld", path, id, v,
                           same);
             size_t k;
@@ -406,8 +405,8 @@ static void validate_text(validate_t *vd, const char *name, const char *text, si
                           osse_err_t *err, bool setup_kind, json_t *setup)
 {
     json_t *tree = NULL, *pos = NULL, *problems = json_array(), *warnings = json_array();
-    json_t *entry = json_pack("{s:s,s:s,s:n}", "file", name, "kind",
-                              setup_kind ? "setup" : "workflow", "id");
+    json_t *entry =
+        json_pack("{s:s,s:s,s:n}", "file", name, "kind", setup_kind ? "setup" : "workflow", "id");
     if (!text || osse_wf_parse_text_pos(text, len, &tree, &pos, err)) {
         /* "line L, column C: what" (osse_wf_parse_text's contract), or a
          * reading error. */
@@ -649,7 +648,9 @@ static void signals_close(void)
 static void on_signal(uv_signal_t *h, int signum)
 {
     osse_logf(OSSE_LEVEL_INFO, "stopping", "signal=%s",
-              signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "?");
+              signum == SIGTERM  ? "SIGTERM"
+              : signum == SIGINT ? "SIGINT"
+                                 : "?");
     signals_close();
     osse_server_close(server);
     server = NULL;
@@ -720,8 +721,7 @@ static int cmd_serve(int argc, char **argv)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
             hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
-        else if ((strcmp(argv[i], "--fault-write") == 0 ||
-                  strcmp(argv[i], "--fault-fsync") == 0) &&
+        else if ((strcmp(argv[i], "--fault-write") == 0 || strcmp(argv[i], "--fault-fsync") == 0) &&
                  i + 1 < argc) {
             /* hidden, for tests: the Nth synced write of the log fails */
             fault = argv[i][8] == 'w' ? OSSE_LOG_FAULT_WRITE : OSSE_LOG_FAULT_FSYNC;
@@ -786,8 +786,8 @@ static int cmd_serve(int argc, char **argv)
                                .fault_at = fault_at,
                                .on_fail = on_fail,
                                .on_fail_ud = loop};
-    osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION,
-              data, test_clock ? "true" : "false");
+    osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION, data,
+              test_clock ? "true" : "false");
     if (osse_engine_open(&opts, loop, &engine, &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "data=%s error=%s", data, err.msg);
         return 1;
@@ -842,9 +842,8 @@ static int cmd_serve(int argc, char **argv)
             osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);
     }
-    osse_logf(serve_failed ? OSSE_LEVEL_ERROR : OSSE_LEVEL_INFO, "stopped",
-              "events=%llu exit=%d", (unsigned long long)osse_log_durable_seq(log),
-              serve_failed ? 1 : 0);
+    osse_logf(serve_failed ? OSSE_LEVEL_ERROR : OSSE_LEVEL_INFO, "stopped", "events=%llu exit=%d",
+              (unsigned long long)osse_log_durable_seq(log), serve_failed ? 1 : 0);
     osse_engine_close(engine);
     uv_loop_close(loop);
     return serve_failed ? 1 : 0;
@@ -869,8 +868,7 @@ static int load_key(const char *arg, osse_verifier_t *v, osse_err_t *err)
     return rc;
 }
 
-static void print_bad(const char *what, const osse_export_info_t *in, const osse_err_t *err,
-                      int rc)
+static void print_bad(const char *what, const osse_export_info_t *in, const osse_err_t *err, int rc)
 {
     fprintf(stderr, "osse: %s FAILED at byte %llu", what, (unsigned long long)in->offset);
     if (in->bad_seq)
@@ -1048,7 +1046,8 @@ static int cmd_replay(int argc, char **argv)
         }
     }
     if (rc) {
-        fprintf(stderr, "osse: replay failed: %s\n", rp.err.msg[0] ? rp.err.msg : osse_strerror(rc));
+        fprintf(stderr, "osse: replay failed: %s\n",
+                rp.err.msg[0] ? rp.err.msg : osse_strerror(rc));
         osse_engine_close(rp.eng);
         return 1;
     }

@@ -71,7 +71,7 @@ typedef struct call_s {
     /* a definition published: prepared on the pool, or why its body failed */
     osse_publish_prep_t *prep;
     struct call_s *pub_next; /* the next publish waiting for the pool */
-    int body_status; /* 0, or 400/422 with body_code and body_msg */
+    int body_status;         /* 0, or 400/422 with body_code and body_msg */
     const char *body_code;
     char body_msg[sizeof((osse_err_t *)0)->msg];
     uint64_t t0;
@@ -107,7 +107,7 @@ typedef struct route_s {
     "\"details\":[]}}"
 
 #define STORAGE_FAILED                                                                             \
-    "{\"error\":{\"code\":\"storage_failed\",\"message\":\"the log cannot be written: "      \
+    "{\"error\":{\"code\":\"storage_failed\",\"message\":\"the log cannot be written: "            \
     "the server is stopping; the outcome of this call is unknown\",\"details\":[]}}"
 
 static void call_free(call_t *c)
@@ -140,7 +140,9 @@ static void on_durable(void *ud, int status)
     /* One line per call: reads at debug. Never the path's raw text, the
      * query, the body or the token. */
     bool read = strcmp(c->req->method, "GET") == 0 || strcmp(c->req->method, "HEAD") == 0;
-    osse_logf(c->status >= 500 ? OSSE_LEVEL_ERROR : read ? OSSE_LEVEL_DEBUG : OSSE_LEVEL_INFO,
+    osse_logf(c->status >= 500 ? OSSE_LEVEL_ERROR
+              : read           ? OSSE_LEVEL_DEBUG
+                               : OSSE_LEVEL_INFO,
               "call", "method=%s route=%s status=%d latency_ms=%.3f principal=%s", c->req->method,
               c->route ? c->route : "-", c->status, secs * 1e3, c->p ? c->p->id : "-");
     osse_http_respond_take(c->req, c->status, c->ctype, c->extra, c->out, c->outlen);
@@ -169,8 +171,8 @@ static void reply_json(call_t *c, int status, json_t *o)
 static void reply_error(call_t *c, int status, const char *code, const char *message,
                         json_t *details)
 {
-    json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
-                          "details", details ? json_incref(details) : json_array());
+    json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message, "details",
+                          details ? json_incref(details) : json_array());
     reply_json(c, status, o);
 }
 
@@ -352,9 +354,9 @@ static bool body_type_ok(body_kind_t kind, const osse_http_req_t *req)
     osse_slice_t m = media_type(req->content_type);
     if (media_is(m, "application/json"))
         return true;
-    return kind == BODY_DEFINITION && (media_is(m, "application/yaml") ||
-                                       media_is(m, "application/x-yaml") ||
-                                       media_is(m, "text/yaml"));
+    return kind == BODY_DEFINITION &&
+           (media_is(m, "application/yaml") || media_is(m, "application/x-yaml") ||
+            media_is(m, "text/yaml"));
 }
 
 /* Parses a JSON body into *out (an object; {} for a blank body), or says
@@ -924,8 +926,8 @@ static void h_proof(call_t *c, const char *ka, const char *kb, bool b_optional)
     }
     char msg[200];
     if (!json_object_get(c->query, ka) || (!b_optional && !json_object_get(c->query, kb)) ||
-        u64_param(c->query, ka, 0, &a) || u64_param(c->query, kb, durable, &b) || a < 1 ||
-        a > b || b > durable) {
+        u64_param(c->query, ka, 0, &a) || u64_param(c->query, kb, durable, &b) || a < 1 || a > b ||
+        b > durable) {
         snprintf(msg, sizeof msg, "need 1 <= %s <= %s <= %llu (the durable log size)", ka, kb,
                  (unsigned long long)durable);
         reply_error(c, 422, "invalid_request", msg, NULL);
@@ -972,8 +974,8 @@ static const route_t routes[] = {
     {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, BODY_NONE, false, NULL},
     {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, BODY_JSON, false,
      "a JSON object with workflow and form"},
-    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests,
-     BODY_NONE, false, NULL},
+    {"GET", "/v1/requests", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_requests, BODY_NONE,
+     false, NULL},
     {"GET", "/v1/requests/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
      h_request, BODY_NONE, false, NULL},
     {"GET", "/v1/requests/:id/events", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY),
@@ -985,22 +987,20 @@ static const route_t routes[] = {
      "a JSON object with step, amount, reference and transaction"},
     {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, BODY_JSON, false,
      "a JSON object with outcome (reason and expected_version optional)"},
-    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription,
-     BODY_JSON, false, "a JSON object with url and events"},
+    {"PUT", "/v1/subscriptions/:id", ROLE(PORTAL) | ROLE(PLATFORM), h_put_subscription, BODY_JSON,
+     false, "a JSON object with url and events"},
     {"GET", "/v1/subscriptions", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL), h_subscriptions,
      BODY_NONE, false, NULL},
     {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, BODY_NONE,
      false, NULL},
     {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
-     BODY_NONE,
-     false, NULL},
+     BODY_NONE, false, NULL},
     {"GET", "/v1/track/:code", PUBLIC, h_track, BODY_NONE, false, NULL},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, BODY_NONE, false, NULL},
     {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, BODY_NONE, false, NULL},
     {"GET", "/v1/log/public-key", PUBLIC, h_public_key, BODY_NONE, false, NULL},
     {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, BODY_NONE,
-     false,
-     NULL},
+     false, NULL},
     {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, BODY_NONE, false, NULL},
     {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, BODY_NONE, false, NULL},
     {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, BODY_NONE, false, NULL},
@@ -1077,8 +1077,7 @@ static void handle(osse_http_req_t *req, void *ud)
              * header lives in the call, never in storage shared by calls. */
             snprintf(c->allow, sizeof c->allow, "Allow: %s\r\n", allow);
             c->extra = c->allow;
-            reply_error(c, 405, "method_not_allowed", "this route does not take this method",
-                        NULL);
+            reply_error(c, 405, "method_not_allowed", "this route does not take this method", NULL);
         } else {
             reply_error(c, 404, "not_found", "no such route", NULL);
         }
@@ -1114,9 +1113,9 @@ static void handle(osse_http_req_t *req, void *ud)
         int status;
         char *body;
         osse_fail_t f = {0};
-        int rc = osse_engine_idem_begin(srv->eng, c->p->id, req->method, req->path,
-                                        req->idempotency_key, req->body, &c->idem, &status,
-                                        &body, &f);
+        int rc =
+            osse_engine_idem_begin(srv->eng, c->p->id, req->method, req->path, req->idempotency_key,
+                                   req->body, &c->idem, &status, &body, &f);
         if (rc < 0) {
             reply_fail(c, &f);
             return;

@@ -54,9 +54,9 @@ static void die(const char *what, char *e)
 /* ---- realistic events ---- */
 
 typedef struct sub_s {
-    osse_buf_t ev[4];     /* encoded: RequestSubmitted, 3 x StepOpened */
-    char stream[64];      /* request/<n> */
-    char idem[64];        /* idempotency key */
+    osse_buf_t ev[4]; /* encoded: RequestSubmitted, 3 x StepOpened */
+    char stream[64];  /* request/<n> */
+    char idem[64];    /* idempotency key */
 } sub_t;
 
 /* Encodes submission n, whose first event gets seq. */
@@ -80,15 +80,17 @@ static void make_submission(uint64_t n, uint64_t seq, sub_t *s)
             ev.data = json_pack(
                 "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:I, s:f, s:b, s:s, s:[s,s]}}",
                 "workflow", "restaurant-license", "workflow_version", "3", "number", rid, "form",
-                "applicant_name", "Somchai Jaidee", "business_name", "Krua Thai Kitchen",
-                "tax_id", "0105561234567", "address", "99/1 Sukhumvit Road, Khlong Toei, Bangkok",
-                "phone", "+66812345678", "seats", (json_int_t)48, "area_sqm", 120.5,
-                "serves_alcohol", 0, "opening_date", "2026-12-01", "documents", "doc-1", "doc-2");
+                "applicant_name", "Somchai Jaidee", "business_name", "Krua Thai Kitchen", "tax_id",
+                "0105561234567", "address", "99/1 Sukhumvit Road, Khlong Toei, Bangkok", "phone",
+                "+66812345678", "seats", (json_int_t)48, "area_sqm", 120.5, "serves_alcohol", 0,
+                "opening_date", "2026-12-01", "documents", "doc-1", "doc-2");
         } else {
             static const char *steps[] = {"health-inspection", "fire-safety", "zoning-review"};
             ev.type = OSSE_EV_StepOpened;
             ev.data = json_pack("{s:s, s:s, s:s}", "step", steps[i - 1], "agency",
-                                i == 1 ? "health" : i == 2 ? "fire" : "district",
+                                i == 1   ? "health"
+                                : i == 2 ? "fire"
+                                         : "district",
                                 "due", "2026-12-15T17:00:00.000Z");
         }
         osse_buf_init(&s->ev[i], 0);
@@ -213,10 +215,11 @@ static void bench_raw(const char *dir, double seconds, int per_batch)
         batches++;
     } while (t - t0 < seconds);
     double el = t - t0;
-    printf("rocksdb_synced_batch submissions_per_batch=%d batches_per_s=%.0f submissions_per_s=%.0f "
-           "events_per_s=%.0f event_bytes_avg=%.0f fsync_p50_us=%.0f fsync_p99_us=%.0f\n",
-           per_batch, (double)batches / el, (double)n / el, (double)n * 4 / el,
-           (double)bytes / (double)(n * 4), lat_pct(&lat, 0.5), lat_pct(&lat, 0.99));
+    printf(
+        "rocksdb_synced_batch submissions_per_batch=%d batches_per_s=%.0f submissions_per_s=%.0f "
+        "events_per_s=%.0f event_bytes_avg=%.0f fsync_p50_us=%.0f fsync_p99_us=%.0f\n",
+        per_batch, (double)batches / el, (double)n / el, (double)n * 4 / el,
+        (double)bytes / (double)(n * 4), lat_pct(&lat, 0.5), lat_pct(&lat, 0.99));
     fflush(stdout);
     free(lat.v);
     rocksdb_writebatch_destroy(wb);

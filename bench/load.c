@@ -53,7 +53,7 @@ typedef struct opts_s {
     const char *token;
     const char *content_type;
     const char *label;
-    char *body; /* the template, owned */
+    char *body;        /* the template, owned */
     uint64_t requests; /* 0: run for --seconds; else send exactly this many */
 } opts_t;
 
@@ -65,11 +65,11 @@ typedef struct conn_s {
     uv_connect_t creq;
     uv_write_t wreq;
     worker_t *w;
-    int tcp_open;   /* tcp initialised and its close callback not yet run */
-    int in_flight;  /* a request was sent and its answer is not complete */
-    char *req;      /* the request being written */
+    int tcp_open;  /* tcp initialised and its close callback not yet run */
+    int in_flight; /* a request was sent and its answer is not complete */
+    char *req;     /* the request being written */
     size_t req_len, req_cap;
-    char *resp;     /* bytes of the answer read so far */
+    char *resp; /* bytes of the answer read so far */
     size_t resp_len, resp_cap;
     uint64_t sent_at;
     /* Parse state of the current answer. */
@@ -88,8 +88,8 @@ struct worker_s {
     conn_t *conns;
     size_t nconns;
     int stopping;
-    size_t ndone;      /* connections with done set */
-    uint64_t t_last;   /* uv_hrtime() of the last completed answer */
+    size_t ndone;    /* connections with done set */
+    uint64_t t_last; /* uv_hrtime() of the last completed answer */
     uint64_t ok, errors, non2xx;
     uint64_t hist[HIST_N];
 };
@@ -112,10 +112,10 @@ static size_t *g_seglen;
 static size_t g_nseg;
 static char *g_head; /* request line and fixed headers, without Content-Length */
 static size_t g_head_len;
-static uint64_t g_counter;      /* atomic: the next {n} */
-static uint64_t g_issued;       /* atomic: requests started, for --requests */
-static int g_non2xx_printed;    /* atomic */
-static int g_errors_printed;    /* atomic */
+static uint64_t g_counter;            /* atomic: the next {n} */
+static uint64_t g_issued;             /* atomic: requests started, for --requests */
+static int g_non2xx_printed;          /* atomic */
+static int g_errors_printed;          /* atomic */
 static uint64_t g_t_measure, g_t_end; /* uv_hrtime() nanoseconds */
 
 static void conn_start(conn_t *c);
@@ -470,8 +470,7 @@ static void conn_send(conn_t *c)
     size_t blen = 0;
     if (c->done)
         return;
-    if (g_opt.requests &&
-        __atomic_fetch_add(&g_issued, 1, __ATOMIC_RELAXED) >= g_opt.requests) {
+    if (g_opt.requests && __atomic_fetch_add(&g_issued, 1, __ATOMIC_RELAXED) >= g_opt.requests) {
         /* The quota is spent: this connection stays idle, and the worker stops
          * once all of its connections are. */
         worker_t *w = c->w;
@@ -751,10 +750,9 @@ int main(int argc, char **argv)
 
     printf("load path=%s conns=%u seconds=%g ok=%llu errors=%llu non2xx=%llu rps=%.1f "
            "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f",
-           g_opt.path, g_opt.conns, secs, (unsigned long long)ok,
-           (unsigned long long)errors, (unsigned long long)non2xx, (double)ok / secs,
-           hist_percentile(hist, ok, 0.50) / 1e6, hist_percentile(hist, ok, 0.99) / 1e6,
-           hist_percentile(hist, ok, 0.999) / 1e6);
+           g_opt.path, g_opt.conns, secs, (unsigned long long)ok, (unsigned long long)errors,
+           (unsigned long long)non2xx, (double)ok / secs, hist_percentile(hist, ok, 0.50) / 1e6,
+           hist_percentile(hist, ok, 0.99) / 1e6, hist_percentile(hist, ok, 0.999) / 1e6);
     if (g_opt.threads > 1)
         printf(" threads=%u", g_opt.threads);
     if (g_opt.requests)

@@ -9,11 +9,9 @@
 const char *osse_strerror(int code)
 {
     switch (code) {
-    case OSSE_OK:
-        return "ok";
+    case OSSE_OK: return "ok";
 #define X(name, val, msg)                                                                          \
-    case OSSE_E##name:                                                                             \
-        return msg;
+    case OSSE_E##name: return msg;
         OSSE_ERRNO_MAP(X)
 #undef X
     }

@@ -16,11 +16,11 @@
     X(IO, -5, "input/output error")                                                                \
     X(TOOBIG, -6, "too big")                                                                       \
     X(CORRUPT, -7, "corrupt data")                                                                 \
-    X(FORBIDDEN, -8, "forbidden")                                                              \
+    X(FORBIDDEN, -8, "forbidden")                                                                  \
     X(PARSE, -9, "parse error")                                                                    \
     X(EXISTS, -10, "already exists")                                                               \
     X(CLOSED, -11, "closed")                                                                       \
-    X(BUSY, -12, "in use by another process")                                                     \
+    X(BUSY, -12, "in use by another process")                                                      \
     X(NOSPC, -13, "the disk is nearly full")
 
 enum {
@@ -46,7 +46,7 @@ int osse_err_set(osse_err_t *err, int code, const char *fmt, ...)
 #define OSSE_PRE(cond)                                                                             \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            osse__panic(__FILE__, __LINE__, "precondition failed: " #cond);                       \
+            osse__panic(__FILE__, __LINE__, "precondition failed: " #cond);                        \
     } while (0)
 #define OSSE_UNREACHABLE() osse__panic(__FILE__, __LINE__, "unreachable")
 

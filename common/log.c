@@ -75,9 +75,11 @@ static void put(out_t *o, const char *s, size_t n)
 
 static bool needs_quotes(const unsigned char *v, size_t n, bool utf8)
 {
-    if (n == 0 || !utf8) return true;
+    if (n == 0 || !utf8)
+        return true;
     for (size_t i = 0; i < n; i++)
-        if (v[i] <= ' ' || v[i] == '"' || v[i] == '=' || v[i] == '\\' || v[i] == 0x7f) return true;
+        if (v[i] <= ' ' || v[i] == '"' || v[i] == '=' || v[i] == '\\' || v[i] == 0x7f)
+            return true;
     return false;
 }
 
@@ -127,7 +129,8 @@ typedef struct val_s {
 
 static void val_add(val_t *v, int n)
 {
-    if (n > 0) v->len += (size_t)n < sizeof v->p - v->len ? (size_t)n : sizeof v->p - 1 - v->len;
+    if (n > 0)
+        v->len += (size_t)n < sizeof v->p - v->len ? (size_t)n : sizeof v->p - 1 - v->len;
 }
 
 #pragma GCC diagnostic push
@@ -147,24 +150,12 @@ static void val_add(val_t *v, int n)
 #define BY_LENGTH(plain, l, ll, z, j, t)                                                           \
     do {                                                                                           \
         switch (len) {                                                                             \
-        case L_L:                                                                                  \
-            RENDER(l);                                                                             \
-            break;                                                                                 \
-        case L_LL:                                                                                 \
-            RENDER(ll);                                                                            \
-            break;                                                                                 \
-        case L_Z:                                                                                  \
-            RENDER(z);                                                                             \
-            break;                                                                                 \
-        case L_J:                                                                                  \
-            RENDER(j);                                                                             \
-            break;                                                                                 \
-        case L_T:                                                                                  \
-            RENDER(t);                                                                             \
-            break;                                                                                 \
-        default:                                                                                   \
-            RENDER(plain);                                                                         \
-            break;                                                                                 \
+        case L_L: RENDER(l); break;                                                                \
+        case L_LL: RENDER(ll); break;                                                              \
+        case L_Z: RENDER(z); break;                                                                \
+        case L_J: RENDER(j); break;                                                                \
+        case L_T: RENDER(t); break;                                                                \
+        default: RENDER(plain); break;                                                             \
         }                                                                                          \
     } while (0)
 
@@ -183,7 +174,8 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     }
     while (*p && strchr("-+ #0123456789.*", *p) && sl < 20) {
         if (*p == '*') {
-            if (nstar == 2) return false;
+            if (nstar == 2)
+                return false;
             st[nstar++] = va_arg(*ap, int);
         }
         spec[sl++] = *p++;
@@ -209,7 +201,8 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     for (size_t k = len == L_NONE ? 0 : adv; k > 0; k--)
         spec[sl++] = *p++;
     char conv = *p;
-    if (!conv) return false;
+    if (!conv)
+        return false;
     spec[sl++] = conv;
     spec[sl] = '\0';
     *pp = p + 1;
@@ -217,21 +210,15 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     size_t room = sizeof v->p - v->len;
     switch (conv) {
     case 'd':
-    case 'i':
-        BY_LENGTH(int, long, long long, ssize_t, intmax_t, ptrdiff_t);
-        return true;
+    case 'i': BY_LENGTH(int, long, long long, ssize_t, intmax_t, ptrdiff_t); return true;
     case 'u':
     case 'x':
     case 'X':
     case 'o':
         BY_LENGTH(unsigned, unsigned long, unsigned long long, size_t, uintmax_t, size_t);
         return true;
-    case 'c':
-        RENDER(int);
-        return true;
-    case 'p':
-        RENDER(void *);
-        return true;
+    case 'c': RENDER(int); return true;
+    case 'p': RENDER(void *); return true;
     case 'f':
     case 'e':
     case 'g':
@@ -247,8 +234,7 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
         EMIT(str ? str : "");
         return true;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 #pragma GCC diagnostic pop
@@ -273,7 +259,8 @@ size_t osse_logf_format(char *out, size_t cap, int64_t ms, osse_level_t lv, cons
     while (!truncated && !bad) {
         while (*p == ' ')
             p++;
-        if (!*p) break;
+        if (!*p)
+            break;
         size_t mark = o.len;
         /* The key: up to '=' (a pair without one is a bare key). */
         const char *k = p;
@@ -308,7 +295,8 @@ size_t osse_logf_format(char *out, size_t cap, int64_t ms, osse_level_t lv, cons
     va_end(ap);
     o.cap += reserve;
     o.full = false;
-    if (truncated) put(&o, TRUNCATED, sizeof TRUNCATED - 1);
+    if (truncated)
+        put(&o, TRUNCATED, sizeof TRUNCATED - 1);
     put(&o, "\n", 1);
     out[o.len < cap ? o.len : cap - 1] = '\0';
     return o.len;
@@ -316,7 +304,8 @@ size_t osse_logf_format(char *out, size_t cap, int64_t ms, osse_level_t lv, cons
 
 void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
 {
-    if (!osse_logf_enabled(lv)) return;
+    if (!osse_logf_enabled(lv))
+        return;
     char line[OSSE_LOGF_LINE_MAX + 1];
     va_list ap;
     va_start(ap, fields);
@@ -328,8 +317,10 @@ void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
     const char *p = line;
     while (n > 0) {
         ssize_t w = write(STDERR_FILENO, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
         p += w;
         n -= (size_t)w;
     }
@@ -348,7 +339,8 @@ char *osse_logf_url_origin(const char *url, char *out, size_t n)
     const char *auth = p + sl + 3, *end = auth + strcspn(auth, "/?#");
     /* User info ("user:password@") is dropped: the last '@' ends it. */
     for (const char *q = auth; q < end; q++)
-        if (*q == '@') auth = q + 1;
+        if (*q == '@')
+            auth = q + 1;
     snprintf(out, n, "%.*s://%.*s", (int)sl, p, (int)(end - auth), auth);
     return out;
 }

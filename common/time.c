@@ -56,8 +56,8 @@ char *osse_time_fmt(int64_t ms, char *out)
     if (y > 9999)
         y = 9999;
     snprintf(out, OSSE_TIME_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)y % 10000u,
-             m % 100u, d % 100u, (unsigned)(rem / 3600000) % 100u,
-             (unsigned)(rem / 60000 % 60), (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
+             m % 100u, d % 100u, (unsigned)(rem / 3600000) % 100u, (unsigned)(rem / 60000 % 60),
+             (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
     return out;
 }
 
@@ -84,8 +84,8 @@ static int days_in_month(int y, int m)
 int osse_date_parse(const char *s, int64_t *days)
 {
     int y, m, d;
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) ||
-        digits(s + 5, 2, &m) || digits(s + 8, 2, &d))
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &m) ||
+        digits(s + 8, 2, &d))
         return OSSE_EPARSE;
     if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
         return OSSE_EPARSE;
@@ -137,7 +137,7 @@ int osse_time_parse(const char *s, int64_t *ms)
     }
     if (*p)
         return OSSE_EPARSE;
-    *ms = days * 86400000LL + hh * 3600000LL + mi * 60000LL + (ss > 59 ? 59 : ss) * 1000LL +
-          frac - off;
+    *ms = days * 86400000LL + hh * 3600000LL + mi * 60000LL + (ss > 59 ? 59 : ss) * 1000LL + frac -
+          off;
     return 0;
 }

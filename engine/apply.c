@@ -380,7 +380,8 @@ static int finish_step(rq_t *q, osse_sstate_t to)
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
 {
-    const char *wid = osse__jstr(ev->data, "workflow"), *code = osse__jstr(ev->data, "tracking_code");
+    const char *wid = osse__jstr(ev->data, "workflow"),
+               *code = osse__jstr(ev->data, "tracking_code");
     json_int_t v = json_integer_value(json_object_get(ev->data, "workflow_version"));
     json_t *form = json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
@@ -685,8 +686,7 @@ static int not_projected(rq_t *q)
 
 /* A request event: its request's version is checked and its seq counted,
  * then the function of its type changes the projection. */
-static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *id,
-                         osse_err_t *err)
+static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
 {
     int rc;
     if (ev->type == OSSE_EV_RequestSubmitted && (rc = submitted(e, ev, id, err)))
@@ -813,7 +813,6 @@ static int subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *er
     return 0;
 }
 
-
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *s = ev->stream;
@@ -874,10 +873,8 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
     case OSSE_EV_PersonalDataErased:
     case OSSE_EV_StepFailed:
     case OSSE_EV_RuleFailed:
-    case OSSE_EV__COUNT:
-        break;
+    case OSSE_EV__COUNT: break;
     }
     return CORRUPT("event %llu: %s in stream %s", (unsigned long long)ev->seq,
                    osse_event_type_name(ev->type), s);
 }
-

@@ -4,10 +4,10 @@
  * after it goes into the batch (commit.c), so its leaf and the subtree
  * hashes it completes are written atomically with it. When a batch is handed
  * to the log its (size, root) is queued; when it is durable, commit.c tells
- * this file's reactor, and that pair may be signed. A head is signed at most once a second while events arrive (a
- * timer signs the tail of a burst), once at start if the log grew since the
- * last stored head (a crash), and once at clean shutdown; each is stored as
- * a side record in the next batch.
+ * this file's reactor, and that pair may be signed. A head is signed at most once a second while
+ * events arrive (a timer signs the tail of a burst), once at start if the log grew since the last
+ * stored head (a crash), and once at clean shutdown; each is stored as a side record in the next
+ * batch.
  *
  * Invariant: the served checkpoint covers only durable events, so every
  * proof asked against it can be computed from stored hashes.
@@ -184,7 +184,7 @@ static json_t *hashes_json(const uint8_t (*h)[32], size_t n)
 int osse_audit_inclusion(osse_log_t *log, uint64_t seq, uint64_t size, json_t **out,
                          osse_err_t *err)
 {
-    uint8_t (*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
+    uint8_t(*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
     uint8_t leaf[32];
     size_t n = 0;
     int rc = osse_merkle_leaf(log, seq - 1, leaf, err);
@@ -204,12 +204,12 @@ int osse_audit_inclusion(osse_log_t *log, uint64_t seq, uint64_t size, json_t **
 int osse_audit_consistency(osse_log_t *log, uint64_t from, uint64_t to, json_t **out,
                            osse_err_t *err)
 {
-    uint8_t (*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
+    uint8_t(*h)[32] = osse_malloc(OSSE_MERKLE_MAX_PROOF * 32);
     size_t n = 0;
     int rc = osse_merkle_consistency(log, from, to, h, &n, err);
     if (!rc)
-        *out = json_pack("{s:I,s:I,s:o}", "from", (json_int_t)from, "to", (json_int_t)to,
-                         "hashes", hashes_json((const uint8_t(*)[32])h, n));
+        *out = json_pack("{s:I,s:I,s:o}", "from", (json_int_t)from, "to", (json_int_t)to, "hashes",
+                         hashes_json((const uint8_t(*)[32])h, n));
     free(h);
     return rc;
 }

@@ -107,8 +107,8 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p,
         if (rc == OSSE_ENOMEM)
             osse__panic(__FILE__, __LINE__, "out of memory");
         f->details = details;
-        return osse__fail(f, OSSE_EINVAL, "invalid_definition",
-                          "the definition has %zu problem(s)", json_array_size(details));
+        return osse__fail(f, OSSE_EINVAL, "invalid_definition", "the definition has %zu problem(s)",
+                          json_array_size(details));
     }
     json_decref(details);
     osse_wfent_t *w = osse_map_get(&e->workflows, wf->id);
@@ -201,16 +201,18 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                 continue;
             for (size_t i = 0; i < r->wf->nsteps; i++) {
                 const osse_step_t *st = &r->steps[i];
-                if (st->state != OSSE_SS_OPEN || !st->due_at || !osse__sla_working(&r->wf->steps[i]) ||
-                    strcmp(st->sla_state, "breached") == 0)
+                if (st->state != OSSE_SS_OPEN || !st->due_at ||
+                    !osse__sla_working(&r->wf->steps[i]) || strcmp(st->sla_state, "breached") == 0)
                     continue;
                 int64_t due = osse_calendar_add_ms(
                     &cal, now, osse_calendar_between_ms(&c->cal, now, st->due_at));
                 int64_t warn =
-                    st->warn_at ? osse_calendar_add_ms(
-                                      &cal, now, osse_calendar_between_ms(&c->cal, now, st->warn_at))
-                                : 0;
-                if (due == INT64_MAX || warn == INT64_MAX || (due == st->due_at && warn == st->warn_at))
+                    st->warn_at
+                        ? osse_calendar_add_ms(&cal, now,
+                                               osse_calendar_between_ms(&c->cal, now, st->warn_at))
+                        : 0;
+                if (due == INT64_MAX || warn == INT64_MAX ||
+                    (due == st->due_at && warn == st->warn_at))
                     continue;
                 json_array_append_new(
                     moves, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "request", r->id, "step",
@@ -294,9 +296,9 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     *status = a ? 200 : 201;
     char stream[128];
     osse__stream(stream, sizeof stream, OSSE_SK_AGENCY, id);
-    bool same = a && a->name && strcmp(a->name, name) == 0 &&
-                !!a->webhook_url == !!wh && (!wh || strcmp(wh, a->webhook_url) == 0) &&
-                !!a->lookup_url == !!lu && (!lu || strcmp(lu, a->lookup_url) == 0);
+    bool same = a && a->name && strcmp(a->name, name) == 0 && !!a->webhook_url == !!wh &&
+                (!wh || strcmp(wh, a->webhook_url) == 0) && !!a->lookup_url == !!lu &&
+                (!lu || strcmp(lu, a->lookup_url) == 0);
     if (!same)
         osse__emit(e, stream, OSSE_EV_AgencyUpdated, p,
                    json_pack("{s:s,s:s,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
@@ -426,4 +428,3 @@ int osse_q_principals(osse_engine_t *e, const osse_principal_t *p, const json_t 
 {
     return osse__id_page(e, p, &e->principals, params, "principals", principal_entry, out, f);
 }
-

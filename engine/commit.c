@@ -94,8 +94,7 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
 
 static void release_holds(osse_engine_t *e)
 {
-    while (e->hhead < e->nholds &&
-           (e->failed || e->holds[e->hhead].commit <= e->commits_done)) {
+    while (e->hhead < e->nholds && (e->failed || e->holds[e->hhead].commit <= e->commits_done)) {
         osse_hold_t h = e->holds[e->hhead++];
         h.cb(h.ud, e->failed);
     }
@@ -229,8 +228,8 @@ void osse_engine_hold(osse_engine_t *e, osse_hold_cb cb, void *ud)
         release_holds(e);
 }
 
-static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash,
-                       int *status, char **body)
+static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_hash, int *status,
+                       char **body)
 {
     osse_idem_t *it = osse_map_get(&e->idem, key_hash);
     if (!it || it->at + IDEM_TTL_MS < osse_engine_now(e))

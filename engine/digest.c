@@ -56,8 +56,9 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     keys = osse__sorted_keys(&e->principals, &n);
     for (size_t i = 0; i < n; i++) {
         osse_principal_t *p = osse_map_get(&e->principals, keys[i]);
-        feed(&st, "P ", json_pack("[s,s,s?,s?,b]", p->id, osse_role_name(p->role), p->agency,
-                                  p->name, p->revoked));
+        feed(&st, "P ",
+             json_pack("[s,s,s?,s?,b]", p->id, osse_role_name(p->role), p->agency, p->name,
+                       p->revoked));
     }
     free(keys);
     keys = osse__sorted_keys(&e->subs, &n);
@@ -86,19 +87,12 @@ static const char *rule_of(const osse_wf_step_t *s, osse_event_type_t t, bool *c
     *cond = true;
     switch (t) {
     case OSSE_EV_TaskAutoApproved:
-    case OSSE_EV_RuleFailed:
-        return s->auto_approve;
-    case OSSE_EV_StepSkipped:
-        return s->when;
-    case OSSE_EV_LinkageCompleted:
-        return s->require;
+    case OSSE_EV_RuleFailed: return s->auto_approve;
+    case OSSE_EV_StepSkipped: return s->when;
+    case OSSE_EV_LinkageCompleted: return s->require;
     case OSSE_EV_PaymentDue:
-    case OSSE_EV_StepFailed:
-        *cond = false;
-        return s->amount;
-    default:
-        *cond = false;
-        return NULL;
+    case OSSE_EV_StepFailed: *cond = false; return s->amount;
+    default: *cond = false; return NULL;
     }
 }
 

@@ -87,7 +87,7 @@ typedef struct osse_engine_opts_s {
      * to measure what the tree costs on the append path. A folder served so
      * cannot later be served with the tree. */
     bool bench_without_tree;
-    int64_t test_clock_start; /* ms; 0 = the real time at start */
+    int64_t test_clock_start;   /* ms; 0 = the real time at start */
     int64_t hook_retry_base_ms; /* first webhook retry delay; 0 = 1000 (SPEC §7) */
     int64_t hook_retry_span_ms; /* give up once retries span this; 0 = one day (tests only) */
     /* Maintenance with the server stopped (osse token): the log is replayed
@@ -274,8 +274,8 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                     osse_fail_t *f);
 int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
                     const char *step, json_t *body, json_t **out, osse_fail_t *f);
-int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
-                  json_t *body, json_t **out, osse_fail_t *f);
+int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id, json_t *body,
+                  json_t **out, osse_fail_t *f);
 int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
                       json_t *body, json_t **out, osse_fail_t *f);
 /* PUT /v1/subscriptions/{id} (portal, platform): *status 201 when created. */

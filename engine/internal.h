@@ -87,7 +87,6 @@ bool osse__sstate_done(osse_sstate_t s);
 /* A step that will not change any more. */
 bool osse__sstate_final(osse_sstate_t s);
 
-
 typedef struct osse_wfent_s {
     char *id;
     osse_wf_t **versions; /* versions[v-1] */
@@ -135,12 +134,12 @@ typedef enum {
  * an escalation, and a task waiting for the applicant is neither open nor
  * overdue. */
 typedef struct osse_stint_s {
-    const char *agency;    /* borrowed from the step (definition or its owned copy) */
-    int64_t start, end;    /* end 0 = still held */
-    int64_t breached_at;   /* the breach of this agency's SLA in this stint, or 0 */
-    int64_t overdue_from;  /* 0 = not past due (a breach, or a resumption after one) */
-    int64_t work_ms;       /* working time (wall-clock without a calendar) the agency has had
-                            * the task open, this stint and the ones it resumes, when ended */
+    const char *agency;   /* borrowed from the step (definition or its owned copy) */
+    int64_t start, end;   /* end 0 = still held */
+    int64_t breached_at;  /* the breach of this agency's SLA in this stint, or 0 */
+    int64_t overdue_from; /* 0 = not past due (a breach, or a resumption after one) */
+    int64_t work_ms;      /* working time (wall-clock without a calendar) the agency has had
+                           * the task open, this stint and the ones it resumes, when ended */
     osse_stint_end_t how;
     bool within_sla; /* decided by a person before the due time, never breached */
 } osse_stint_t;
@@ -152,12 +151,12 @@ typedef struct osse_step_s {
     uint32_t changed_at;
     osse_stint_t *stints; /* task steps: one per agency that held it, in order */
     uint32_t nstints;
-    char *agency;   /* current agency (after escalation), borrowed from the definition or owned */
+    char *agency; /* current agency (after escalation), borrowed from the definition or owned */
     bool agency_owned;
     int64_t opened_at, due_at, decided_at; /* 0 = none */
     int64_t warn_at;                       /* 0 = none (or already warned) */
-    const char *sla_state; /* "ok" | "warned" | "breached" (static strings) */
-    bool escalated;        /* a breach of the fresh SLA only notifies */
+    const char *sla_state;                 /* "ok" | "warned" | "breached" (static strings) */
+    bool escalated;                        /* a breach of the fresh SLA only notifies */
     /* While the applicant is asked (clock stopped): the SLA time left, in
      * the SLA's kind of time (working ms or wall ms). -1 = none. */
     int64_t remaining_ms, warn_remaining_ms;
@@ -238,8 +237,8 @@ struct osse_engine_s {
     char *data_dir;
     osse_log_t *log;
     bool test_clock;
-    int64_t clock;   /* test clock */
-    int64_t last_at; /* the latest `at` replayed at start */
+    int64_t clock;    /* test clock */
+    int64_t last_at;  /* the latest `at` replayed at start */
     uint64_t applied; /* the seq of the last event applied to the projections */
 
     osse_map_t workflows;  /* id -> osse_wfent_t */
@@ -279,9 +278,9 @@ struct osse_engine_s {
      * (batches complete in order, so a FIFO matches them). */
     struct {
         uint64_t t0;
-        uint64_t size;    /* tree size and root once this batch is in */
+        uint64_t size; /* tree size and root once this batch is in */
         uint8_t root[32];
-    } *inflight;
+    } * inflight;
     size_t ncommit, ccommit, hcommit;
     osse_hist_t append_latency;
 
@@ -325,7 +324,7 @@ struct osse_engine_s {
 /* A portal's or the platform's subscription to request events (SPEC §7). */
 typedef struct osse_sub_s {
     char *id, *url;
-    char *owner; /* the principal that created it */
+    char *owner;               /* the principal that created it */
     osse_event_type_t *events; /* subscribable types, as listed */
     size_t nevents;
     char secret[48]; /* base64url of 32 random bytes; "" until the side record exists */
@@ -370,7 +369,8 @@ bool osse__sla_working(const osse_wf_step_t *s);
  * SLA time between two instants. */
 int64_t osse__sla_add(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
                       int64_t amount);
-int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a, int64_t b);
+int64_t osse__sla_between(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t a,
+                          int64_t b);
 void osse__sla_times(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from,
                      int64_t total, int64_t *due, int64_t *warn);
 /* Working time between two instants on the request's calendar, wall-clock

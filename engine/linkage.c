@@ -207,8 +207,7 @@ static void on_answer(void *ud, const osse_fetch_result_t *res)
         json_error_t jerr;
         answer = json_loadb(res->body, res->body_len, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(answer)) {
-            snprintf(why, sizeof why, "HTTP %d, the answer is not a JSON object",
-                     res->status_code);
+            snprintf(why, sizeof why, "HTTP %d, the answer is not a JSON object", res->status_code);
             json_decref(answer);
             answer = NULL;
         }
@@ -282,8 +281,8 @@ static void begin(osse_engine_t *e, osse_request_t *r, size_t i)
     if (!l || l->stopped)
         return;
     const osse_wf_step_t *s = &r->wf->steps[i];
-    const osse_agency_t *a = r->steps[i].agency ? osse_map_get(&e->agencies, r->steps[i].agency)
-                                                : NULL;
+    const osse_agency_t *a =
+        r->steps[i].agency ? osse_map_get(&e->agencies, r->steps[i].agency) : NULL;
     if (!a || !a->lookup_url) {
         char msg[200];
         snprintf(msg, sizeof msg, "the agency %s has no lookup_url",
@@ -390,8 +389,7 @@ int osse__linkage_start(osse_engine_t *e)
     for (size_t k = 0; k < e->nreqs; k++) {
         osse_request_t *r = e->reqs[k];
         for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
-            if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE &&
-                r->steps[i].state == OSSE_SS_OPEN)
+            if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE && r->steps[i].state == OSSE_SS_OPEN)
                 begin(e, r, i);
     }
     return 0;

@@ -135,7 +135,8 @@ static void wait_unlink(wait_t *w)
         w->prev->next = w->next;
     else
         n->waiting = w->next;
-    if (w->next) w->next->prev = w->prev;
+    if (w->next)
+        w->next->prev = w->prev;
     n->nwaiting--;
     json_decref(w->rec);
     free(w);
@@ -145,7 +146,8 @@ static void on_durable(void *ud, int status)
 {
     wait_t *w = ud;
     /* status: the delivery's record is not durable; it is never sent. */
-    if (!status && !w->n->closed && !w->dropped) enqueue_rec(w->n, w->rec);
+    if (!status && !w->n->closed && !w->dropped)
+        enqueue_rec(w->n, w->rec);
     wait_unlink(w);
 }
 
@@ -168,13 +170,15 @@ static void create(osse_engine_t *e, const char *receiver, const char *url, cons
                             "url", url, "secret", secret, "body", txt ? txt : "", "request",
                             request_id, "type", type, "attempts", 0, "next_at", (json_int_t)0);
     free(txt);
-    if (!rec) osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!rec)
+        osse__panic(__FILE__, __LINE__, "out of memory");
     put_record(e, rec);
     wait_t *w = osse_calloc(1, sizeof *w);
     w->n = n;
     w->rec = rec;
     w->next = n->waiting;
-    if (n->waiting) n->waiting->prev = w;
+    if (n->waiting)
+        n->waiting->prev = w;
     n->waiting = w;
     n->nwaiting++;
     osse_engine_hold(e, on_durable, w);
@@ -201,7 +205,8 @@ static json_t *task_summary(const osse_request_t *r, size_t i)
 static bool sub_wants(const osse_sub_t *s, osse_event_type_t type)
 {
     for (size_t i = 0; i < s->nevents; i++)
-        if (s->events[i] == type) return true;
+        if (s->events[i] == type)
+            return true;
     return false;
 }
 
@@ -209,9 +214,11 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
 {
     osse_notify_t *n = e->notify;
     const char *rid = n && !n->closed ? osse__stream_id(ev->stream, OSSE_SK_REQUEST) : NULL;
-    if (!rid) return;
+    if (!rid)
+        return;
     osse_request_t *r = osse__request(e, rid);
-    if (!r) return;
+    if (!r)
+        return;
     char receiver[200];
     if (osse_event_type_has(ev->type, OSSE_EVF_AGENCY)) {
         const char *step = osse__jstr(ev->data, "step");
@@ -227,20 +234,23 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
                              request_summary(r)));
         }
     }
-    if (e->subs.len == 0) return;
+    if (e->subs.len == 0)
+        return;
     const char *k;
     void *v;
     for (size_t it = 0; osse_map_next(&e->subs, &it, &k, &v);) {
         osse_sub_t *s = v;
-        if (!s->secret[0] || !sub_wants(s, ev->type)) continue;
+        if (!s->secret[0] || !sub_wants(s, ev->type))
+            continue;
         const osse_principal_t *owner = osse_map_get(&e->principals, s->owner);
-        if (!owner || owner->revoked) continue;
+        if (!owner || owner->revoked)
+            continue;
         /* A portal hears of the requests it submitted; the platform of all. */
         if (owner->role != OSSE_ROLE_PLATFORM && !(r->portal && strcmp(r->portal, owner->id) == 0))
             continue;
         json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type",
-                                osse_event_type_name(ev->type),
-                                "at", osse__time_json(ev->at), "data", ev->data);
+                                osse_event_type_name(ev->type), "at", osse__time_json(ev->at),
+                                "data", ev->data);
         snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", s->id);
         create(e, receiver, s->url, s->secret, r->id, osse_event_type_name(ev->type), ev,
                json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));
@@ -300,10 +310,12 @@ static void later_free(later_t *l)
 static void resumed(osse_engine_t *e)
 {
     osse_notify_t *n = e->notify;
-    if (!n || n->closed) return;
+    if (!n || n->closed)
+        return;
     while (n->later && !osse__storage_low(e)) {
         later_t *l = n->later;
-        if (!(n->later = l->next)) n->later_tail = &n->later;
+        if (!(n->later = l->next))
+            n->later_tail = &n->later;
         osse__emit(e, l->stream, l->type, NULL, json_incref(l->data));
         delete_record(e, l->id);
         later_free(l);
@@ -352,10 +364,12 @@ static void on_dropped(void *ud, const osse_hooks_delivery_t *d)
 static void drop_receiver(osse_engine_t *e, const char *receiver)
 {
     osse_notify_t *n = e->notify;
-    if (!n || n->closed) return;
+    if (!n || n->closed)
+        return;
     for (wait_t *w = n->waiting; w; w = w->next) {
         osse_hooks_delivery_t d;
-        if (w->dropped || rec_delivery(w->rec, &d) || strcmp(d.receiver, receiver) != 0) continue;
+        if (w->dropped || rec_delivery(w->rec, &d) || strcmp(d.receiver, receiver) != 0)
+            continue;
         w->dropped = true;
         on_dropped(n, &d);
     }
@@ -369,14 +383,17 @@ static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *er
     log_attempt(d, d->attempts, error, d->next_at);
     /* On a nearly full disk the new count is not written: a restart then
      * retries from the count on disk, which only makes more attempts. */
-    if (osse__storage_low(n->e)) return;
+    if (osse__storage_low(n->e))
+        return;
     char rid[128], type[64];
-    if (body_ids(d, rid, sizeof rid, type, sizeof type)) return;
+    if (body_ids(d, rid, sizeof rid, type, sizeof type))
+        return;
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I}", "id", d->id, "receiver",
                             d->receiver, "url", d->url, "secret", (const char *)d->secret,
                             d->secret_len, "body", d->body, d->body_len, "request", rid, "type",
                             type, "attempts", (int)d->attempts, "next_at", (json_int_t)d->next_at);
-    if (!rec) osse__panic(__FILE__, __LINE__, "out of memory");
+    if (!rec)
+        osse__panic(__FILE__, __LINE__, "out of memory");
     put_record(n->e, rec);
     json_decref(rec);
 }
@@ -388,7 +405,8 @@ static int load_dlv(void *ud, const void *key, size_t klen, const void *val, siz
     (void)key;
     (void)klen;
     json_t *rec = json_loadb(val, vlen, 0, NULL);
-    if (rec) enqueue_rec(ud, rec);
+    if (rec)
+        enqueue_rec(ud, rec);
     json_decref(rec);
     return 0;
 }
@@ -398,7 +416,8 @@ static int load_sub_secret(void *ud, const void *key, size_t klen, const void *v
     osse_engine_t *e = ud;
     char id[128];
     size_t pl = strlen(OSSE_KEY_SUB_SECRET);
-    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof((osse_sub_t *)0)->secret) return 0;
+    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof((osse_sub_t *)0)->secret)
+        return 0;
     memcpy(id, (const char *)key + pl, klen - pl);
     id[klen - pl] = '\0';
     osse_sub_t *s = osse_map_get(&e->subs, id);
@@ -438,7 +457,8 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
 void osse__notify_stop(osse_engine_t *e)
 {
     osse_notify_t *n = e->notify;
-    if (!n || n->closed) return;
+    if (!n || n->closed)
+        return;
     n->closed = true;
     osse_hooks_close(n->hooks);
     n->hooks = NULL;
@@ -505,7 +525,8 @@ static int find_sub(osse_engine_t *e, const osse_principal_t *p, const char *id,
                     osse_fail_t *f)
 {
     osse_sub_t *s = osse_map_get(&e->subs, id);
-    if (!s) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no subscription %s", id);
+    if (!s)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no subscription %s", id);
     /* The id is visibly taken (a PUT says so too), nothing more. */
     if (!sub_mine(p, s))
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
@@ -519,7 +540,8 @@ int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char 
 {
     osse_sub_t *s = NULL;
     int rc = find_sub(e, p, id, &s, f);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     *out = sub_json(e, s, false);
     return 0;
 }
@@ -528,7 +550,8 @@ int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char 
 static json_t *sub_entry(osse_engine_t *e, const osse_principal_t *p, void *v)
 {
     const osse_sub_t *s = v;
-    if (p->role != OSSE_ROLE_AUDITOR && !sub_mine(p, s)) return NULL;
+    if (p->role != OSSE_ROLE_AUDITOR && !sub_mine(p, s))
+        return NULL;
     return sub_json(e, s, false);
 }
 
@@ -543,7 +566,8 @@ int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, co
 {
     osse_sub_t *s = NULL;
     int rc = find_sub(e, p, id, &s, f);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     char stream[160], receiver[200], key[160];
     osse__stream(stream, sizeof stream, OSSE_SK_SUBSCRIPTION, id);
     snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", id);
@@ -561,7 +585,8 @@ int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, co
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t *body, json_t **out, int *status, osse_fail_t *f)
 {
-    if (!osse__id_ok(id)) return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad subscription id");
+    if (!osse__id_ok(id))
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad subscription id");
     osse_sub_t *s = osse_map_get(&e->subs, id);
     /* Only its owner (or the platform) may change a subscription: another
      * portal learns that the id is taken, nothing more. */
@@ -574,11 +599,11 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
     json_t *v;
     json_object_foreach(body, k, v)
     {
-        if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0) osse__detail(f, k, "unknown field");
+        if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0)
+            osse__detail(f, k, "unknown field");
     }
     const char *url = osse__jstr(body, "url");
-    if (!url || json_string_length(json_object_get(body, "url")) > 2000 ||
-        !osse__url_ok(url) ||
+    if (!url || json_string_length(json_object_get(body, "url")) > 2000 || !osse__url_ok(url) ||
         strlen(url) != json_string_length(json_object_get(body, "url")))
         osse__detail(f, "url", "must be an http or https URL of at most 2000 bytes");
     json_t *events = json_object_get(body, "events");
@@ -597,7 +622,8 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
                 !osse_event_type_has(t, OSSE_EVF_SUBSCRIBABLE))
                 osse__detail(f, path, "not a request event type");
             for (size_t j = 0; j < i; j++)
-                if (json_equal(v, json_array_get(events, j))) osse__detail(f, path, "listed twice");
+                if (json_equal(v, json_array_get(events, j)))
+                    osse__detail(f, path, "listed twice");
         }
     }
     if (f->details)

@@ -112,9 +112,9 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                 json_object_set_new(rec, "error",
                                     json_string("the amount is not a number from 0 to 10^12"));
             osse__emit(e, stream, OSSE_EV_StepFailed, NULL, rec);
-            osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
-                       json_pack("{s:s,s:s}", "step", s->name, "reason",
-                                 "the fee cannot be computed"));
+            osse__emit(
+                e, stream, OSSE_EV_RequestRejected, NULL,
+                json_pack("{s:s,s:s}", "step", s->name, "reason", "the fee cannot be computed"));
             return false;
         }
         int64_t satang = (int64_t)llround(thb * 100);
@@ -303,8 +303,8 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
     const char *outcome = osse__jstr(body, "outcome"), *reason;
     if ((rc = osse__opt_string(body, "reason", MAX_REASON, &reason, f)))
         return rc;
-    if (!outcome || (strcmp(outcome, "approve") && strcmp(outcome, "reject") &&
-                     strcmp(outcome, "return"))) {
+    if (!outcome ||
+        (strcmp(outcome, "approve") && strcmp(outcome, "reject") && strcmp(outcome, "return"))) {
         osse__detail(f, "outcome", "must be approve, reject or return");
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "outcome is invalid");
     }
@@ -324,9 +324,8 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
         json_object_set_new(data, "sla_remaining_ms",
                             json_integer(osse__sla_between(e, r, (size_t)i, now, st->due_at)));
         if (st->warn_at)
-            json_object_set_new(
-                data, "warn_remaining_ms",
-                json_integer(osse__sla_between(e, r, (size_t)i, now, st->warn_at)));
+            json_object_set_new(data, "warn_remaining_ms",
+                                json_integer(osse__sla_between(e, r, (size_t)i, now, st->warn_at)));
     }
     osse__emit(e, stream, OSSE_EV_TaskDecided, p, data);
     if (strcmp(outcome, "approve") == 0)
@@ -350,8 +349,8 @@ static int own_request(osse_engine_t *e, const osse_principal_t *p, const char *
     return 0;
 }
 
-int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
-                  json_t *body, json_t **out, osse_fail_t *f)
+int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *request_id, json_t *body,
+                  json_t **out, osse_fail_t *f)
 {
     static const char *const keys[] = {"step", "form", "message", "expected_version", NULL};
     osse_request_t *r = NULL;
@@ -392,18 +391,17 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                           osse__sstate_name(r->steps[i].state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    json_t *data =
-        json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message);
+    json_t *data = json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message);
     const osse_step_t *st = &r->steps[i];
     if (st->remaining_ms >= 0) {
         int64_t now = osse_engine_now(e);
         json_object_set_new(data, "due_at",
                             osse__time_json(osse__sla_add(e, r, (size_t)i, now, st->remaining_ms)));
-        json_object_set_new(data, "warn_at",
-                            st->warn_remaining_ms > 0
-                                ? osse__time_json(
-                                      osse__sla_add(e, r, (size_t)i, now, st->warn_remaining_ms))
-                                : json_null());
+        json_object_set_new(
+            data, "warn_at",
+            st->warn_remaining_ms > 0
+                ? osse__time_json(osse__sla_add(e, r, (size_t)i, now, st->warn_remaining_ms))
+                : json_null());
     }
     osse__emit(e, stream, OSSE_EV_InfoProvided, p, data);
     *out = osse__request_view(e, r, false);

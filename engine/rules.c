@@ -12,8 +12,8 @@
 json_t *osse__rule_root(const osse_request_t *r)
 {
     return json_pack("{s:O,s:o,s:{s:o}}", "form", r->form, "data",
-                     r->data ? json_incref(r->data) : json_object(), "request",
-                     "submitted_at", osse__time_json(r->submitted_at));
+                     r->data ? json_incref(r->data) : json_object(), "request", "submitted_at",
+                     osse__time_json(r->submitted_at));
 }
 
 /* Evaluates a rule on root (borrowed) into *record. Returns the value (new

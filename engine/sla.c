@@ -22,14 +22,11 @@ int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int
     const osse_wf_step_t *s = &r->wf->steps[i];
     const osse_calendar_t *cal = calendar_of(e, r);
     switch (s->sla.kind) {
-    case OSSE_DUR_WALL:
-        return osse_duration_add_wall(&s->sla, from) - from;
+    case OSSE_DUR_WALL: return osse_duration_add_wall(&s->sla, from) - from;
     case OSSE_DUR_WORKING_DAYS:
         return cal ? s->sla.count * osse_calendar_day_minutes(cal) * 60000 : 0;
-    case OSSE_DUR_WORKING_HOURS:
-        return cal ? s->sla.count * 3600000 : 0;
-    default:
-        return 0;
+    case OSSE_DUR_WORKING_HOURS: return cal ? s->sla.count * 3600000 : 0;
+    default: return 0;
     }
 }
 

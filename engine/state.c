@@ -58,8 +58,8 @@ int osse__rstatus_parse(const char *s, osse_rstatus_t *out)
 static const unsigned step_table[OSSE_SS__COUNT] = {
     [OSSE_SS_PENDING] = 1u << OSSE_SS_OPEN | 1u << OSSE_SS_SKIPPED | 1u << OSSE_SS_CANCELLED,
     [OSSE_SS_OPEN] = 1u << OSSE_SS_APPROVED | 1u << OSSE_SS_REJECTED |
-                     1u << OSSE_SS_WAITING_APPLICANT | 1u << OSSE_SS_DONE |
-                     1u << OSSE_SS_FAILED | 1u << OSSE_SS_CANCELLED,
+                     1u << OSSE_SS_WAITING_APPLICANT | 1u << OSSE_SS_DONE | 1u << OSSE_SS_FAILED |
+                     1u << OSSE_SS_CANCELLED,
     [OSSE_SS_WAITING_APPLICANT] = 1u << OSSE_SS_OPEN | 1u << OSSE_SS_CANCELLED,
 };
 

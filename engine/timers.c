@@ -26,8 +26,8 @@ static void arm(osse_engine_t *e);
 
 static bool before(const osse_timer_t *a, const osse_timer_t *b)
 {
-    return a->at < b->at || (a->at == b->at && (a->req < b->req ||
-                                                 (a->req == b->req && a->breach < b->breach)));
+    return a->at < b->at ||
+           (a->at == b->at && (a->req < b->req || (a->req == b->req && a->breach < b->breach)));
 }
 
 static void sift_up(osse_timer_t *h, size_t i)
@@ -158,8 +158,7 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
                          osse__time_json(at), "action", names[action]));
     bool task = ws->kind == OSSE_STEP_KIND_TASK;
     switch (action) {
-    case OSSE_BREACH_NOTIFY:
-        break;
+    case OSSE_BREACH_NOTIFY: break;
     case OSSE_BREACH_APPROVE:
         if (!task)
             break;
@@ -175,9 +174,9 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
                        json_pack("{s:s,s:s?,s:s,s:b,s:s}", "step", ws->name, "agency", s->agency,
                                  "outcome", "reject", "deemed", 1, "reason",
                                  "rejected: no decision within the SLA"));
-        osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
-                   json_pack("{s:s,s:s}", "step", ws->name, "reason",
-                             "no decision within the SLA"));
+        osse__emit(
+            e, stream, OSSE_EV_RequestRejected, NULL,
+            json_pack("{s:s,s:s}", "step", ws->name, "reason", "no decision within the SLA"));
         break;
     case OSSE_BREACH_ESCALATE: {
         /* A fresh SLA, counted from the breach, for the agency escalated to. */
@@ -190,9 +189,9 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
         break;
     }
     case OSSE_BREACH_EXPIRE:
-        osse__emit(e, stream, OSSE_EV_RequestExpired, NULL,
-                   json_pack("{s:s,s:s}", "step", ws->name, "reason",
-                             "the deadline of this step passed"));
+        osse__emit(
+            e, stream, OSSE_EV_RequestExpired, NULL,
+            json_pack("{s:s,s:s}", "step", ws->name, "reason", "the deadline of this step passed"));
         break;
     }
 }

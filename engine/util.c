@@ -159,7 +159,7 @@ int osse__check_keys(const json_t *body, const char *const *allowed, osse_fail_t
 }
 
 int osse__opt_string(const json_t *body, const char *key, size_t max, const char **out,
-                      osse_fail_t *f)
+                     osse_fail_t *f)
 {
     json_t *v = json_object_get(body, key);
     *out = NULL;

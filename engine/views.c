@@ -69,14 +69,10 @@ bool osse__can_read(const osse_principal_t *p, const osse_request_t *r)
 {
     switch (p->role) {
     case OSSE_ROLE_PLATFORM:
-    case OSSE_ROLE_AUDITOR:
-        return true;
-    case OSSE_ROLE_PORTAL:
-        return r->portal && strcmp(r->portal, p->id) == 0;
-    case OSSE_ROLE_AGENCY:
-        return has_task(r, p->agency);
-    default:
-        return false;
+    case OSSE_ROLE_AUDITOR: return true;
+    case OSSE_ROLE_PORTAL: return r->portal && strcmp(r->portal, p->id) == 0;
+    case OSSE_ROLE_AGENCY: return has_task(r, p->agency);
+    default: return false;
     }
 }
 
@@ -101,14 +97,13 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
     for (size_t i = 0; i < r->wf->nsteps; i++)
         json_array_append_new(steps, step_view(r, i, public_view));
     for (size_t i = 0; i < r->ntimeline; i++)
-        json_array_append_new(tl, json_pack("{s:o,s:s,s:s}", "at",
-                                            osse__time_json(r->timeline[i].at), "type",
-                                            r->timeline[i].type, "text", r->timeline[i].text));
+        json_array_append_new(tl,
+                              json_pack("{s:o,s:s,s:s}", "at", osse__time_json(r->timeline[i].at),
+                                        "type", r->timeline[i].type, "text", r->timeline[i].text));
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", r->id, "workflow", r->wfe->id,
                           "workflow_version", r->wf_version, "status",
-                          osse__rstatus_name(r->status), "version", (int)r->version,
-                          "submitted_at", osse__time_json(r->submitted_at), "tracking_code",
-                          r->tracking_code);
+                          osse__rstatus_name(r->status), "version", (int)r->version, "submitted_at",
+                          osse__time_json(r->submitted_at), "tracking_code", r->tracking_code);
     /* Reasons are shown only to those who may read the request: a
      * person's reason is free text that may name someone (SPEC §4, §8). */
     if (public_view) {
@@ -154,7 +149,7 @@ int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *
 {
     /* Codes are made of upper-case letters and digits only (request.c), so
      * matching without regard to case is matching the upper-cased code. */
-    char key[sizeof ((osse_request_t *)0)->tracking_code];
+    char key[sizeof((osse_request_t *)0)->tracking_code];
     size_t n = strlen(code);
     osse_request_t *r = NULL;
     if (n < sizeof key) {
@@ -234,12 +229,12 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
         if ((wf && strcmp(r->wfe->id, wf) != 0) || (st && r->status != status) ||
             (ag && !has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)))
             continue;
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", r->id, "workflow", r->wfe->id,
-                           "workflow_version", r->wf_version, "status",
-                           osse__rstatus_name(r->status), "version", (int)r->version,
-                           "submitted_at", osse__time_json(r->submitted_at), "tracking_code",
-                           r->tracking_code));
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", r->id, "workflow",
+                                        r->wfe->id, "workflow_version", r->wf_version, "status",
+                                        osse__rstatus_name(r->status), "version", (int)r->version,
+                                        "submitted_at", osse__time_json(r->submitted_at),
+                                        "tracking_code", r->tracking_code));
     }
     /* Only promise a next page when one more match exists. */
     bool more = false;
@@ -655,16 +650,15 @@ static double *medians(stats_t *st)
 
 static json_t *row_json(const stat_row_t *row, const int64_t *c, double median)
 {
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "agency", row->agency,
-                     "workflow", row->workflow, "open", (json_int_t)c[ST_OPEN], "overdue",
-                     (json_int_t)c[ST_OVERDUE], "decided_by_person", (json_int_t)c[ST_PERSON],
-                     "decided_within_sla", (json_int_t)c[ST_WITHIN], "share_within_sla",
-                     c[ST_PERSON] ? json_real((double)c[ST_WITHIN] / (double)c[ST_PERSON])
-                                  : json_null(),
-                     "auto_approved", (json_int_t)c[ST_AUTO], "deemed_approved",
-                     (json_int_t)c[ST_DEEMED], "escalated_away", (json_int_t)c[ST_ESCALATED],
-                     "breaches", (json_int_t)c[ST_BREACHES], "median_decision_working_hours",
-                     median >= 0 ? json_real(median) : json_null());
+    return json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:o}", "agency", row->agency, "workflow",
+        row->workflow, "open", (json_int_t)c[ST_OPEN], "overdue", (json_int_t)c[ST_OVERDUE],
+        "decided_by_person", (json_int_t)c[ST_PERSON], "decided_within_sla",
+        (json_int_t)c[ST_WITHIN], "share_within_sla",
+        c[ST_PERSON] ? json_real((double)c[ST_WITHIN] / (double)c[ST_PERSON]) : json_null(),
+        "auto_approved", (json_int_t)c[ST_AUTO], "deemed_approved", (json_int_t)c[ST_DEEMED],
+        "escalated_away", (json_int_t)c[ST_ESCALATED], "breaches", (json_int_t)c[ST_BREACHES],
+        "median_decision_working_hours", median >= 0 ? json_real(median) : json_null());
 }
 
 /* Rows are shown by agency, then workflow. */
@@ -743,8 +737,8 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
         st.width = bucket[0] == 'w' ? 7 * DAY_MS : DAY_MS;
         /* Without from, buckets begin with the first request. */
         int64_t begin = param(params, "from") ? st.from
-                        : e->nreqs                ? e->reqs[0]->submitted_at
-                                                  : st.last;
+                        : e->nreqs            ? e->reqs[0]->submitted_at
+                                              : st.last;
         st.first = bucket_floor(begin, st.width);
         int64_t n = begin <= st.last ? bucket_of(&st, st.last) + 1 : 0;
         if (n > MAX_BUCKETS) {
@@ -803,26 +797,28 @@ void osse__views_metrics(osse_engine_t *e, osse_buf_t *out)
         counts[e->reqs[i]->status]++;
     osse_buf_puts(out, "# HELP osse_requests Requests by status.\n# TYPE osse_requests gauge\n");
     for (int s = 0; s < OSSE_RS__COUNT; s++)
-        osse_buf_printf(out, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s), counts[s]);
+        osse_buf_printf(out, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s),
+                        counts[s]);
     /* The same counts as GET /v1/stats over all time. */
     stats_t st = {.from = 0, .to = INT64_MAX, .last = osse_engine_now(e)};
     osse_map_init(&st.index);
     collect(e, &st);
     osse_buf_puts(out, "# HELP osse_open_tasks Open tasks by agency and workflow.\n"
-                      "# TYPE osse_open_tasks gauge\n");
+                       "# TYPE osse_open_tasks gauge\n");
     for (size_t i = 0; i < st.nrows; i++)
         osse_buf_printf(out, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n",
                         st.rows[i].agency, st.rows[i].workflow,
                         (long long)st.tot[i * ST__COUNT + ST_OPEN]);
     osse_buf_puts(out, "# HELP osse_sla_breaches SLA breaches by agency and workflow.\n"
-                      "# TYPE osse_sla_breaches gauge\n");
+                       "# TYPE osse_sla_breaches gauge\n");
     for (size_t i = 0; i < st.nrows; i++)
         osse_buf_printf(out, "osse_sla_breaches{agency=\"%s\",workflow=\"%s\"} %lld\n",
                         st.rows[i].agency, st.rows[i].workflow,
                         (long long)st.tot[i * ST__COUNT + ST_BREACHES]);
     stats_close(&st);
-    osse_buf_printf(out, "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
-                        "osse_log_seq %llu\n",
+    osse_buf_printf(out,
+                    "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
+                    "osse_log_seq %llu\n",
                     (unsigned long long)osse_log_last_seq(e->log));
 }
 

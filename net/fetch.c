@@ -607,9 +607,8 @@ out:
     return rc;
 }
 
-int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers,
-                    const void *body, size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud,
-                    osse_err_t *err)
+int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers, const void *body,
+                    size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud, osse_err_t *err)
 {
     OSSE_PRE(f && url && cb && (body || len == 0));
     return submit(f, true, url, headers, body, len, timeout_ms, cb, ud, err);

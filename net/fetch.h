@@ -32,11 +32,11 @@ typedef struct osse_fetch_opts_s {
 } osse_fetch_opts_t;
 
 typedef struct osse_fetch_result_s {
-    int code;           /* 0 when an HTTP answer came (any status); OSSE_EIO transport error or
-                           timeout; OSSE_ETOOBIG body over the cap; OSSE_ECLOSED cancelled */
-    int status_code;    /* the HTTP status, 0 unless code == 0 */
-    const char *error;  /* NULL when code == 0, else a message (borrowed for the callback) */
-    const char *body;   /* response body, NUL-terminated; borrowed for the callback */
+    int code;          /* 0 when an HTTP answer came (any status); OSSE_EIO transport error or
+                          timeout; OSSE_ETOOBIG body over the cap; OSSE_ECLOSED cancelled */
+    int status_code;   /* the HTTP status, 0 unless code == 0 */
+    const char *error; /* NULL when code == 0, else a message (borrowed for the callback) */
+    const char *body;  /* response body, NUL-terminated; borrowed for the callback */
     size_t body_len;
     int64_t elapsed_ms; /* from osse_fetch_post/get to the callback, queueing included */
 } osse_fetch_result_t;
@@ -63,9 +63,8 @@ void osse_fetch_close(osse_fetch_t *f);
  * loop thread, never inside this call. Returns 0, OSSE_EINVAL (not an
  * http/https URL), OSSE_ECLOSED (closing) or OSSE_ENOMEM; on error cb is
  * never called. Loop thread only. */
-int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers,
-                    const void *body, size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud,
-                    osse_err_t *err);
+int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers, const void *body,
+                    size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud, osse_err_t *err);
 
 /* As osse_fetch_post, with a GET and no body (linkage lookups). */
 int osse_fetch_get(osse_fetch_t *f, const char *url, const char *const *headers,

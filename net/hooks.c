@@ -103,8 +103,8 @@ uint32_t osse_hooks_max_attempts(const osse_hooks_sched_t *s)
     return n;
 }
 
-void osse_hooks_sign(const unsigned char *secret, size_t secret_len, int64_t t,
-                     const char *body, size_t body_len, char out[OSSE_HOOKS_SIG_LEN])
+void osse_hooks_sign(const unsigned char *secret, size_t secret_len, int64_t t, const char *body,
+                     size_t body_len, char out[OSSE_HOOKS_SIG_LEN])
 {
     char ts[32];
     int tn = snprintf(ts, sizeof ts, "%lld", (long long)t);
@@ -222,8 +222,8 @@ static void attempt(osse_hooks_t *h, dl_t *x)
 {
     char sig[OSSE_HOOKS_SIG_LEN];
     char sig_h[OSSE_HOOKS_SIG_LEN + 32], id_h[512];
-    osse_hooks_sign(x->secret, x->d.secret_len, osse_time_real_ms() / 1000, x->body,
-                    x->d.body_len, sig);
+    osse_hooks_sign(x->secret, x->d.secret_len, osse_time_real_ms() / 1000, x->body, x->d.body_len,
+                    sig);
     snprintf(sig_h, sizeof sig_h, "Osse-Signature: %s", sig);
     snprintf(id_h, sizeof id_h, "Osse-Delivery: %s", x->id);
     const char *hdrs[] = {"Content-Type: application/json", id_h, sig_h, NULL};

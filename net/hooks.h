@@ -30,9 +30,9 @@ typedef struct osse_hooks_s osse_hooks_t;
 /* One delivery. In osse_hooks_enqueue every pointer is borrowed and copied;
  * in callbacks the struct is borrowed for the duration of the call. */
 typedef struct osse_hooks_delivery_s {
-    const char *id;       /* delivery id, sent as Osse-Delivery; unique among pending */
-    const char *receiver; /* agency id or subscription id: the unit of fairness */
-    const char *url;      /* http or https */
+    const char *id;              /* delivery id, sent as Osse-Delivery; unique among pending */
+    const char *receiver;        /* agency id or subscription id: the unit of fairness */
+    const char *url;             /* http or https */
     const unsigned char *secret; /* HMAC key bytes (the webhook_secret's UTF-8) */
     size_t secret_len;
     const char *body; /* JSON text, sent as is and signed */
@@ -121,7 +121,7 @@ uint32_t osse_hooks_max_attempts(const osse_hooks_sched_t *s);
 #define OSSE_HOOKS_SIG_LEN 128
 
 /* Writes "t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>" into out. */
-void osse_hooks_sign(const unsigned char *secret, size_t secret_len, int64_t t,
-                     const char *body, size_t body_len, char out[OSSE_HOOKS_SIG_LEN]);
+void osse_hooks_sign(const unsigned char *secret, size_t secret_len, int64_t t, const char *body,
+                     size_t body_len, char out[OSSE_HOOKS_SIG_LEN]);
 
 #endif

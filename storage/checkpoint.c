@@ -50,8 +50,7 @@ static uint64_t get_be64(const uint8_t *p)
 int osse_origin_check(const char *name, size_t len, osse_err_t *err)
 {
     if (len == 0 || len > OSSE_ORIGIN_MAX)
-        return osse_err_set(err, OSSE_EINVAL, "origin: %zu bytes, not 1..%d", len,
-                            OSSE_ORIGIN_MAX);
+        return osse_err_set(err, OSSE_EINVAL, "origin: %zu bytes, not 1..%d", len, OSSE_ORIGIN_MAX);
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t n = osse_utf8_decode(name + i, len - i, &cp);
@@ -159,8 +158,7 @@ int osse_verifier_parse(osse_verifier_t *v, const char *key, size_t len, osse_er
     uint8_t id[4];
     size_t idlen = 0;
     const char *hend = NULL;
-    if (sodium_hex2bin(id, 4, rest, 8, NULL, &idlen, &hend) != 0 || idlen != 4 ||
-        hend != rest + 8)
+    if (sodium_hex2bin(id, 4, rest, 8, NULL, &idlen, &hend) != 0 || idlen != 4 || hend != rest + 8)
         return osse_err_set(err, OSSE_EPARSE, "key: bad key id hex");
     for (int i = 0; i < 8; i++)
         if (rest[i] >= 'A' && rest[i] <= 'F')
@@ -487,19 +485,19 @@ json_t *osse_head_to_json(const osse_head_t *h)
 int osse_head_verify(const osse_verifier_t *v, const osse_head_t *h, osse_err_t *err)
 {
     if (v->name[0] && strcmp(v->name, h->origin) != 0)
-        return osse_err_set(err, OSSE_ECORRUPT, "head of size %" PRIu64
-                            ": origin \"%s\" is not the key's name \"%s\"",
+        return osse_err_set(err, OSSE_ECORRUPT,
+                            "head of size %" PRIu64 ": origin \"%s\" is not the key's name \"%s\"",
                             h->size, h->origin, v->name);
     if (!v->name[0]) {
         /* A bare public key has no name: the head's origin supplies it. */
         uint8_t id[4];
         compute_key_id(h->origin, v->pk, id);
         if (memcmp(id, h->key_id, 4) != 0)
-            return osse_err_set(err, OSSE_ECORRUPT, "head of size %" PRIu64
-                                ": key id does not match the key", h->size);
+            return osse_err_set(err, OSSE_ECORRUPT,
+                                "head of size %" PRIu64 ": key id does not match the key", h->size);
     } else if (memcmp(v->key_id, h->key_id, 4) != 0) {
-        return osse_err_set(err, OSSE_ECORRUPT, "head of size %" PRIu64
-                            ": signed by another key id", h->size);
+        return osse_err_set(err, OSSE_ECORRUPT,
+                            "head of size %" PRIu64 ": signed by another key id", h->size);
     }
     osse_buf_t body;
     osse_buf_init(&body, 0);
@@ -508,12 +506,11 @@ int osse_head_verify(const osse_verifier_t *v, const osse_head_t *h, osse_err_t 
         osse_buf_close(&body);
         return osse_err_set(err, rc, "out of memory");
     }
-    int bad = crypto_sign_verify_detached(h->sig, (const unsigned char *)body.ptr, body.len,
-                                          v->pk) != 0;
+    int bad =
+        crypto_sign_verify_detached(h->sig, (const unsigned char *)body.ptr, body.len, v->pk) != 0;
     osse_buf_close(&body);
     if (bad)
-        return osse_err_set(err, OSSE_ECORRUPT, "head of size %" PRIu64 ": bad signature",
-                            h->size);
+        return osse_err_set(err, OSSE_ECORRUPT, "head of size %" PRIu64 ": bad signature", h->size);
     return 0;
 }
 
@@ -723,8 +720,8 @@ static int scan_one(void *ud, const void *key, size_t klen, const void *val, siz
     if (rc)
         return rc;
     if (h.size != size)
-        return osse_err_set(s->err, OSSE_ECORRUPT, "stored head under size %" PRIu64
-                            " says size %" PRIu64, size, h.size);
+        return osse_err_set(s->err, OSSE_ECORRUPT,
+                            "stored head under size %" PRIu64 " says size %" PRIu64, size, h.size);
     return s->cb(s->ud, &h);
 }
 

@@ -115,22 +115,17 @@ static int put_json(osse_buf_t *out, const json_t *j, int depth)
 {
     int rc = 0;
     switch (json_typeof(j)) {
-    case JSON_NULL:
-        return put_u8(out, 0xc0);
-    case JSON_TRUE:
-        return put_u8(out, 0xc3);
-    case JSON_FALSE:
-        return put_u8(out, 0xc2);
-    case JSON_INTEGER:
-        return put_int(out, (int64_t)json_integer_value(j));
+    case JSON_NULL: return put_u8(out, 0xc0);
+    case JSON_TRUE: return put_u8(out, 0xc3);
+    case JSON_FALSE: return put_u8(out, 0xc2);
+    case JSON_INTEGER: return put_int(out, (int64_t)json_integer_value(j));
     case JSON_REAL: {
         double d = json_real_value(j);
         uint64_t bits = 0;
         memcpy(&bits, &d, sizeof bits);
         return put_be(out, 0xcb, bits, 8);
     }
-    case JSON_STRING:
-        return put_str(out, json_string_value(j), json_string_length(j));
+    case JSON_STRING: return put_str(out, json_string_value(j), json_string_length(j));
     case JSON_ARRAY: {
         if (depth > OSSE_EVENT_MAX_DEPTH)
             return OSSE_ETOOBIG;
@@ -301,8 +296,7 @@ static int rd_int_body(rd_t *r, uint8_t tag, num_t *n)
             return rc;
         n->i = (int64_t)v;
         break;
-    default:
-        return 1;
+    default: return 1;
     }
     /* Signed forms may carry non-negative values; normalize. */
     if (n->i >= 0) {
@@ -540,15 +534,9 @@ static int rd_json(rd_t *r, int depth, json_t **out)
         return rd_json_map(r, n, depth, out);
     }
     switch (tag) {
-    case 0xc0:
-        j = json_null();
-        break;
-    case 0xc2:
-        j = json_false();
-        break;
-    case 0xc3:
-        j = json_true();
-        break;
+    case 0xc0: j = json_null(); break;
+    case 0xc2: j = json_false(); break;
+    case 0xc3: j = json_true(); break;
     case 0xcb: {
         uint64_t bits = 0;
         double d;
@@ -683,7 +671,6 @@ json_t *osse_event_to_json(const osse_event_t *ev)
     return json_pack("{s:I, s:s, s:I, s:s, s:s, s:{s:s, s:s}, s:o}", "seq", (json_int_t)ev->seq,
                      "stream", ev->stream ? ev->stream : "", "version", (json_int_t)ev->version,
                      "type", osse_event_type_name(ev->type), "at", osse_time_fmt(ev->at, at),
-                     "actor",
-                     "kind", ev->actor_kind ? ev->actor_kind : "", "id",
+                     "actor", "kind", ev->actor_kind ? ev->actor_kind : "", "id",
                      ev->actor_id ? ev->actor_id : "", "data", data);
 }

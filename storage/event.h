@@ -19,14 +19,14 @@
 #include "storage/event_types.h"
 
 typedef struct osse_event_s {
-    uint64_t seq;        /* global position, from 1 */
-    char *stream;        /* "request/<id>", "workflow/<id>", ... */
-    uint32_t version;    /* position in its stream, from 1 */
+    uint64_t seq;           /* global position, from 1 */
+    char *stream;           /* "request/<id>", "workflow/<id>", ... */
+    uint32_t version;       /* position in its stream, from 1 */
     osse_event_type_t type; /* SPEC §5; stored as its name; its kind is the stream's */
-    int64_t at;          /* ms since epoch, UTC */
-    char *actor_kind;    /* portal|agency|platform|payment|system */
-    char *actor_id;      /* may be "" */
-    json_t *data;        /* a JSON object; owned */
+    int64_t at;             /* ms since epoch, UTC */
+    char *actor_kind;       /* portal|agency|platform|payment|system */
+    char *actor_id;         /* may be "" */
+    json_t *data;           /* a JSON object; owned */
 } osse_event_t;
 
 /* Appends the msgpack encoding of ev to out. Strings are borrowed. Returns 0,

@@ -204,11 +204,11 @@ out:
 typedef struct src_s {
     const uint8_t *buf; /* whole input (buffer mode) */
     size_t len;
-    FILE *f;            /* or a stream */
-    uint8_t *tmp;       /* stream mode: the bytes of the current field */
+    FILE *f;      /* or a stream */
+    uint8_t *tmp; /* stream mode: the bytes of the current field */
     size_t tcap;
     uint64_t off;
-    uint64_t total;     /* bytes in the input, when known (else UINT64_MAX) */
+    uint64_t total;           /* bytes in the input, when known (else UINT64_MAX) */
     osse_merkle_sha256_t sha; /* of every byte consumed so far */
     osse_export_info_t *info;
     osse_err_t *err;
@@ -255,8 +255,7 @@ static int src_raw(src_t *s, size_t n, const uint8_t **p, const char *what)
             if (ferror(s->f))
                 return osse_err_set(s->err, OSSE_EIO, "read error at offset %" PRIu64,
                                     s->off + have);
-            return fail(s, s->off + have, "truncated: %s needs %zu bytes, %zu left", what, n,
-                        have);
+            return fail(s, s->off + have, "truncated: %s needs %zu bytes, %zu left", what, n, have);
         }
     }
     *p = s->tmp;
@@ -304,8 +303,10 @@ static int src_fits(src_t *s, uint64_t at, uint64_t count, uint64_t each, uint64
     uint64_t left = s->total - s->off;
     if (left >= after && count <= (left - after) / each)
         return 0;
-    return fail(s, at, "%s %" PRIu64 " does not fit in the file: %" PRIu64 " bytes are left, "
-                "and each one needs at least %" PRIu64, what, count, left, each);
+    return fail(s, at,
+                "%s %" PRIu64 " does not fit in the file: %" PRIu64 " bytes are left, "
+                "and each one needs at least %" PRIu64,
+                what, count, left, each);
 }
 
 /* Reads one 112-byte head record of the export's origin into h. */
@@ -356,14 +357,15 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     if ((rc = src_be(s, 4, &v, "version")))
         goto out;
     if (v == 1) {
-        rc = fail(s, at, "export format version 1 is no longer read (its heads' times and "
+        rc = fail(s, at,
+                  "export format version 1 is no longer read (its heads' times and "
                   "header were not signed): export the log again with this osse (version %d)",
                   OSSE_EXPORT_VERSION);
         goto out;
     }
     if (v != OSSE_EXPORT_VERSION) {
-        rc = fail(s, at, "unsupported format version %" PRIu64 " (this osse reads version %d)",
-                  v, OSSE_EXPORT_VERSION);
+        rc = fail(s, at, "unsupported format version %" PRIu64 " (this osse reads version %d)", v,
+                  OSSE_EXPORT_VERSION);
         goto out;
     }
     at = s->off;
@@ -459,8 +461,9 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
         uint64_t prev = nh > 1 ? heads[nh - 2].size : min_size - 1;
         if (h->size <= prev || h->size >= last) {
             info->bad_head = h->size;
-            rc = fail(s, at, "head of size %" PRIu64 " out of order or outside %" PRIu64
-                      "..%" PRIu64 " (the final head, of size %" PRIu64 ", is in the trailer)",
+            rc = fail(s, at,
+                      "head of size %" PRIu64 " out of order or outside %" PRIu64 "..%" PRIu64
+                      " (the final head, of size %" PRIu64 ", is in the trailer)",
                       h->size, prev + 1, last - 1, last);
             goto out;
         }
@@ -481,12 +484,14 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
             if (sodium_memcmp(r, heads[hi].root, 32) != 0) {
                 info->bad_head = heads[hi].size;
                 if (tree.size < info->first_seq)
-                    rc = fail(s, s->off, "head of size %" PRIu64
-                              ": root does not match the header's frontier", heads[hi].size);
+                    rc = fail(s, s->off,
+                              "head of size %" PRIu64 ": root does not match the header's frontier",
+                              heads[hi].size);
                 else
-                    rc = fail(s, s->off, "head of size %" PRIu64
-                              ": root does not match the events (a leaf hash between seq %"
-                              PRIu64 " and %" PRIu64 " was changed, or the frontier)",
+                    rc = fail(s, s->off,
+                              "head of size %" PRIu64
+                              ": root does not match the events (a leaf hash between seq %" PRIu64
+                              " and %" PRIu64 " was changed, or the frontier)",
                               heads[hi].size, seg_start, heads[hi].size);
                 goto out;
             }
@@ -503,8 +508,8 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
             goto out;
         if (v == 0 || v > OSSE_EXPORT_EVENT_MAX) {
             info->bad_seq = seq;
-            rc = fail(s, at, "event seq %" PRIu64 ": length %" PRIu64 " out of range 1..%u", seq,
-                      v, OSSE_EXPORT_EVENT_MAX);
+            rc = fail(s, at, "event seq %" PRIu64 ": length %" PRIu64 " out of range 1..%u", seq, v,
+                      OSSE_EXPORT_EVENT_MAX);
             goto out;
         }
         uint8_t lh[32], got[32];
@@ -531,8 +536,10 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
         osse_event_clear(&ev);
         if (evseq != seq) {
             info->bad_seq = seq;
-            rc = fail(s, at, "expected event seq %" PRIu64 ", found seq %" PRIu64
-                      " (missing, duplicated or reordered events)", seq, evseq);
+            rc = fail(s, at,
+                      "expected event seq %" PRIu64 ", found seq %" PRIu64
+                      " (missing, duplicated or reordered events)",
+                      seq, evseq);
             goto out;
         }
         osse_merkle_push_hash(&tree, lh, NULL, NULL);
@@ -546,8 +553,9 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     if ((rc = src_need(s, 8, &p, "trailer")))
         goto out;
     if (memcmp(p, END, 8) != 0) {
-        rc = fail(s, at, "expected the trailer after event %" PRIu64 " (more events than declared?)",
-                  last);
+        rc =
+            fail(s, at, "expected the trailer after event %" PRIu64 " (more events than declared?)",
+                 last);
         goto out;
     }
     at = s->off;
@@ -555,8 +563,9 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
         goto out;
     uint64_t end = s->off + HEAD_REC + 64;
     if (v != end) {
-        rc = fail(s, at, "the trailer declares %" PRIu64 " bytes; a file that ends after it has %"
-                  PRIu64, v, end);
+        rc = fail(s, at,
+                  "the trailer declares %" PRIu64 " bytes; a file that ends after it has %" PRIu64,
+                  v, end);
         goto out;
     }
     at = s->off;
@@ -564,8 +573,8 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
         goto out;
     if (fh.size != last) {
         info->bad_head = fh.size;
-        rc = fail(s, at, "the final head (size %" PRIu64 ") does not cover the last event %"
-                  PRIu64, fh.size, last);
+        rc = fail(s, at, "the final head (size %" PRIu64 ") does not cover the last event %" PRIu64,
+                  fh.size, last);
         goto out;
     }
     if ((rc = check_head_sig(s, at, k, &fh)))
@@ -574,7 +583,8 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     osse_merkle_root_now(&tree, r);
     if (sodium_memcmp(r, fh.root, 32) != 0) {
         info->bad_head = fh.size;
-        rc = fail(s, at, "the final head (size %" PRIu64 "): root does not match the events (a "
+        rc = fail(s, at,
+                  "the final head (size %" PRIu64 "): root does not match the events (a "
                   "leaf hash between seq %" PRIu64 " and %" PRIu64 " was changed, or the frontier)",
                   fh.size, seg_start, fh.size);
         goto out;
@@ -587,9 +597,11 @@ static int verify(src_t *s, const osse_verifier_t *key, osse_export_event_cb cb,
     if ((rc = src_raw(s, 64, &p, "closing signature")))
         goto out;
     if (crypto_sign_verify_detached(p, digest, 32, k->pk) != 0) {
-        rc = fail(s, at, "the closing signature does not verify: bytes 0..%" PRIu64
+        rc = fail(s, at,
+                  "the closing signature does not verify: bytes 0..%" PRIu64
                   " are not the ones the log's key signed (a byte no other check covers was "
-                  "changed, such as a head's time)", at - 1);
+                  "changed, such as a head's time)",
+                  at - 1);
         goto out;
     }
     if (!src_at_end(s)) {

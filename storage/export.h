@@ -57,12 +57,12 @@ typedef struct osse_export_info_s {
     char origin[OSSE_ORIGIN_MAX + 1];
     uint8_t public_key[32];
     uint64_t first_seq;
-    uint64_t count;      /* events declared */
-    uint64_t heads;      /* heads declared, the final one included */
-    uint64_t verified;   /* events read and checked so far */
-    uint64_t last_size;  /* size of the last head checked against the events */
+    uint64_t count;     /* events declared */
+    uint64_t heads;     /* heads declared, the final one included */
+    uint64_t verified;  /* events read and checked so far */
+    uint64_t last_size; /* size of the last head checked against the events */
     uint8_t last_root[32];
-    uint64_t offset;     /* bytes consumed (on failure: where it failed) */
+    uint64_t offset; /* bytes consumed (on failure: where it failed) */
     uint64_t bad_seq;
     uint64_t bad_head;
 } osse_export_info_t;

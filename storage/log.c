@@ -497,7 +497,9 @@ static int write_synced(osse_log_t *log)
         if (fsync)
             rocksdb_write(log->db, log->wopts_nosync, log->wb, &e);
         osse_logf(OSSE_LEVEL_ERROR, "rocksdb write failed", "error=%s write=%llu fault=%s",
-                  e ? e : fsync ? "injected fsync failure" : "injected write failure",
+                  e       ? e
+                  : fsync ? "injected fsync failure"
+                          : "injected write failure",
                   (unsigned long long)nth, fsync ? "fsync" : "write");
         rocksdb_free(e);
         return OSSE_EIO;

@@ -151,7 +151,8 @@ int osse_log_scan(osse_log_t *log, uint64_t from, osse_log_scan_cb cb, void *ud,
 /* Reads one event. *bytes is malloc'd (free()). Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
 int osse_log_get(osse_log_t *log, uint64_t seq, void **bytes, size_t *len, osse_err_t *err);
 
-typedef int (*osse_kv_scan_cb)(void *ud, const void *key, size_t klen, const void *val, size_t vlen);
+typedef int (*osse_kv_scan_cb)(void *ud, const void *key, size_t klen, const void *val,
+                               size_t vlen);
 
 /* Calls cb for each side record whose key starts with prefix (prefix given
  * without the 'K'); keys passed to cb are without the 'K' too. */

@@ -88,7 +88,8 @@ void osse_merkle_init(osse_merkle_t *m);
 /* Sets m to the tree of `size` leaves whose frontier hashes are given in
  * `hashes`, highest level first (popcount(size) of them, as in an export
  * header). Returns 0 or OSSE_EINVAL if n != popcount(size). */
-int osse_merkle_set_frontier(osse_merkle_t *m, uint64_t size, const uint8_t (*hashes)[32], size_t n);
+int osse_merkle_set_frontier(osse_merkle_t *m, uint64_t size, const uint8_t (*hashes)[32],
+                             size_t n);
 
 /* Writes the frontier of m into hashes, highest level first; returns how many
  * (popcount(size)). hashes must hold 64 entries. */
@@ -153,7 +154,8 @@ osse_merkle_store_t osse_merkle_log_store(osse_log_t *log);
 
 /* The same over a log's side records. Sizes must also be <= the log's last
  * seq (else OSSE_EINVAL). */
-int osse_merkle_root(osse_log_t *log, uint64_t size, uint8_t out[OSSE_MERKLE_HASH], osse_err_t *err);
+int osse_merkle_root(osse_log_t *log, uint64_t size, uint8_t out[OSSE_MERKLE_HASH],
+                     osse_err_t *err);
 int osse_merkle_inclusion(osse_log_t *log, uint64_t leaf_index, uint64_t size,
                           uint8_t (*hashes)[32], size_t *n, osse_err_t *err);
 int osse_merkle_consistency(osse_log_t *log, uint64_t from, uint64_t to, uint8_t (*hashes)[32],

@@ -19,9 +19,9 @@ static int test__failures;
 
 #define CHECK_EQ_INT(a, b)                                                                         \
     do {                                                                                           \
-        long long test__a = (long long)(a), test__b = (long long)(b);                             \
+        long long test__a = (long long)(a), test__b = (long long)(b);                              \
         if (test__a != test__b) {                                                                  \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
                     test__a, test__b);                                                             \
             test__failures++;                                                                      \
         }                                                                                          \
@@ -31,7 +31,7 @@ static int test__failures;
     do {                                                                                           \
         const char *test__a = (a), *test__b = (b);                                                 \
         if (!test__a || !test__b || strcmp(test__a, test__b) != 0) {                               \
-            fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a, \
+            fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a,  \
                     #b, test__a ? test__a : "(null)", test__b ? test__b : "(null)");               \
             test__failures++;                                                                      \
         }                                                                                          \
@@ -41,7 +41,7 @@ static int test__failures;
     do {                                                                                           \
         int test__before = test__failures;                                                         \
         fn();                                                                                      \
-        fprintf(stderr, "%s %s\n", test__failures == test__before ? "ok  " : "FAIL", #fn);        \
+        fprintf(stderr, "%s %s\n", test__failures == test__before ? "ok  " : "FAIL", #fn);         \
     } while (0)
 
 #define TEST_EXIT() (test__failures ? 1 : 0)

@@ -219,7 +219,8 @@ json_t *osse_calendar_to_json(const osse_calendar_t *c)
     int32_t a = c->utc_offset_min < 0 ? -c->utc_offset_min : c->utc_offset_min;
     snprintf(off, sizeof off, "%c%02d:%02d", c->utc_offset_min < 0 ? '-' : '+', (int)(a / 60 % 100),
              (int)(a % 60));
-    snprintf(open, sizeof open, "%02d:%02d", (int)(c->open_min / 60 % 100), (int)(c->open_min % 60));
+    snprintf(open, sizeof open, "%02d:%02d", (int)(c->open_min / 60 % 100),
+             (int)(c->open_min % 60));
     snprintf(close, sizeof close, "%02d:%02d", (int)(c->close_min / 60 % 100),
              (int)(c->close_min % 60));
     json_t *days = json_array(), *hols = json_array();
@@ -267,9 +268,9 @@ static int64_t fdiv(int64_t a, int64_t b)
 
 static int64_t clamp_instant(int64_t t)
 {
-    return t < -OSSE_CALENDAR_LIMIT_MS ? -OSSE_CALENDAR_LIMIT_MS
-         : t > OSSE_CALENDAR_LIMIT_MS  ? OSSE_CALENDAR_LIMIT_MS
-                                       : t;
+    return t < -OSSE_CALENDAR_LIMIT_MS  ? -OSSE_CALENDAR_LIMIT_MS
+           : t > OSSE_CALENDAR_LIMIT_MS ? OSSE_CALENDAR_LIMIT_MS
+                                        : t;
 }
 
 /* 1970-01-01 was a Thursday: day 0 has weekday 3 when monday is 0. */

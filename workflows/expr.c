@@ -59,12 +59,12 @@ typedef enum {
 
 typedef struct node_s node_t;
 struct node_s {
-    uint8_t kind;     /* nkind_t */
-    uint8_t op;       /* N_BIN: operator token; N_CALL: function index or FN_UNKNOWN */
-    uint8_t paren;    /* written inside parentheses: `??` may not mix with && || without */
-    uint16_t height;  /* 1 for leaves */
-    uint32_t off;     /* byte offset of the node's token, for columns */
-    uint32_t nkids;   /* N_LIST, N_CALL */
+    uint8_t kind;      /* nkind_t */
+    uint8_t op;        /* N_BIN: operator token; N_CALL: function index or FN_UNKNOWN */
+    uint8_t paren;     /* written inside parentheses: `??` may not mix with && || without */
+    uint16_t height;   /* 1 for leaves */
+    uint32_t off;      /* byte offset of the node's token, for columns */
+    uint32_t nkids;    /* N_LIST, N_CALL */
     node_t *a, *b, *c; /* operands; N_LIST/N_CALL: first element in a */
     node_t *next;      /* next element of a list or argument list */
     union {
@@ -125,8 +125,7 @@ const char *osse_expr_type_name(osse_expr_type_t t)
 {
     switch (t) {
 #define X(n, s)                                                                                    \
-    case OSSE_EXPR_##n:                                                                            \
-        return s;
+    case OSSE_EXPR_##n: return s;
         OSSE_EXPR_TYPES(X)
 #undef X
     }
@@ -139,9 +138,9 @@ osse_expr_type_t osse_expr_type_of_field(const char *spec_type)
         const char *name;
         osse_expr_type_t type;
     } map[] = {
-        {"string", OSSE_EXPR_STRING},   {"integer", OSSE_EXPR_INTEGER},
-        {"number", OSSE_EXPR_NUMBER},   {"boolean", OSSE_EXPR_BOOLEAN},
-        {"date", OSSE_EXPR_STRING},     {"enum", OSSE_EXPR_STRING},
+        {"string", OSSE_EXPR_STRING},     {"integer", OSSE_EXPR_INTEGER},
+        {"number", OSSE_EXPR_NUMBER},     {"boolean", OSSE_EXPR_BOOLEAN},
+        {"date", OSSE_EXPR_STRING},       {"enum", OSSE_EXPR_STRING},
         {"citizen_id", OSSE_EXPR_STRING}, {"file", OSSE_EXPR_STRING},
     };
     if (!spec_type)
@@ -316,7 +315,7 @@ typedef struct {
 } parser_t;
 
 __attribute__((format(printf, 3, 4))) static void fail(parser_t *p, size_t off, const char *fmt,
-                                                      ...)
+                                                       ...)
 {
     if (p->code)
         return; /* keep the first error: later ones are usually its echoes */
@@ -444,13 +443,34 @@ static void lex_string(parser_t *p, tok_t *t)
         if (c == '\\') {
             char x = s[i + 1]; /* i + 1 < j: the scan above stepped over it */
             switch (x) {
-            case '\\': out[o++] = '\\'; i += 2; continue;
-            case '\'': out[o++] = '\''; i += 2; continue;
-            case '"': out[o++] = '"'; i += 2; continue;
-            case '/': out[o++] = '/'; i += 2; continue;
-            case 'n': out[o++] = '\n'; i += 2; continue;
-            case 't': out[o++] = '\t'; i += 2; continue;
-            case 'r': out[o++] = '\r'; i += 2; continue;
+            case '\\':
+                out[o++] = '\\';
+                i += 2;
+                continue;
+            case '\'':
+                out[o++] = '\'';
+                i += 2;
+                continue;
+            case '"':
+                out[o++] = '"';
+                i += 2;
+                continue;
+            case '/':
+                out[o++] = '/';
+                i += 2;
+                continue;
+            case 'n':
+                out[o++] = '\n';
+                i += 2;
+                continue;
+            case 't':
+                out[o++] = '\t';
+                i += 2;
+                continue;
+            case 'r':
+                out[o++] = '\r';
+                i += 2;
+                continue;
             case 'u': {
                 uint32_t cp, lo;
                 if (j - i < 6 || hex4(s + i + 2, &cp) < 0) {
@@ -481,9 +501,7 @@ static void lex_string(parser_t *p, tok_t *t)
                 i += used;
                 continue;
             }
-            default:
-                fail(p, i, "unknown escape in string");
-                return;
+            default: fail(p, i, "unknown escape in string"); return;
             }
         }
         if (c == 0) {
@@ -564,12 +582,12 @@ static void next(parser_t *p)
             char a, b;
             tkind_t k;
         } ops[] = {
-            {'?', '?', T_NULLISH}, {'|', '|', T_OR}, {'&', '&', T_AND}, {'=', '=', T_EQ}, {'!', '=', T_NE},
-            {'<', '=', T_LE}, {'>', '=', T_GE},  {'(', 0, T_LPAREN}, {')', 0, T_RPAREN},
-            {'[', 0, T_LBRACK}, {']', 0, T_RBRACK}, {',', 0, T_COMMA}, {'?', 0, T_QUEST},
-            {':', 0, T_COLON}, {'<', 0, T_LT},   {'>', 0, T_GT},    {'+', 0, T_PLUS},
-            {'-', 0, T_MINUS}, {'*', 0, T_STAR}, {'/', 0, T_SLASH}, {'%', 0, T_PERCENT},
-            {'!', 0, T_NOT},
+            {'?', '?', T_NULLISH}, {'|', '|', T_OR},   {'&', '&', T_AND},  {'=', '=', T_EQ},
+            {'!', '=', T_NE},      {'<', '=', T_LE},   {'>', '=', T_GE},   {'(', 0, T_LPAREN},
+            {')', 0, T_RPAREN},    {'[', 0, T_LBRACK}, {']', 0, T_RBRACK}, {',', 0, T_COMMA},
+            {'?', 0, T_QUEST},     {':', 0, T_COLON},  {'<', 0, T_LT},     {'>', 0, T_GT},
+            {'+', 0, T_PLUS},      {'-', 0, T_MINUS},  {'*', 0, T_STAR},   {'/', 0, T_SLASH},
+            {'%', 0, T_PERCENT},   {'!', 0, T_NOT},
         };
         for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
             if (ops[k].a == (char)c && (ops[k].b == 0 || ops[k].b == c1)) {
@@ -607,8 +625,8 @@ static const struct {
     const char *name;
     unsigned min, max;
 } fns[] = {
-    {"len", 1, 1},         {"lower", 1, 1}, {"upper", 1, 1}, {"contains", 2, 2},
-    {"starts_with", 2, 2}, {"round", 1, 2},
+    {"len", 1, 1},      {"lower", 1, 1},       {"upper", 1, 1},
+    {"contains", 2, 2}, {"starts_with", 2, 2}, {"round", 1, 2},
 };
 enum { FN_LEN, FN_LOWER, FN_UPPER, FN_CONTAINS, FN_STARTS_WITH, FN_ROUND, FN_UNKNOWN = 0xFF };
 
@@ -641,8 +659,7 @@ static bool set_height(parser_t *p, node_t *n)
                 h = kids[k]->height;
     }
     if (h + 1 > OSSE_EXPR_MAX_HEIGHT) {
-        fail(p, n->off, "expression too deeply nested (more than %d levels)",
-             OSSE_EXPR_MAX_HEIGHT);
+        fail(p, n->off, "expression too deeply nested (more than %d levels)", OSSE_EXPR_MAX_HEIGHT);
         return false;
     }
     n->height = (uint16_t)(h + 1);
@@ -764,8 +781,8 @@ static node_t *parse_name(parser_t *p)
             fail(p, t.off, "incomplete path '%.*s': expected %.*s.<name>", shown, t.sp, shown,
                  t.sp);
         else
-            fail(p, t.off, "unknown name '%.*s' (paths start with form., data. or request.)",
-                 shown, t.sp);
+            fail(p, t.off, "unknown name '%.*s' (paths start with form., data. or request.)", shown,
+                 t.sp);
         return NULL;
     }
     if (!root_ok) {
@@ -810,11 +827,8 @@ static node_t *parse_primary(parser_t *p)
         if ((n = mk(p, N_BOOL, t.off)))
             n->v.b = t.kind == T_TRUE;
         break;
-    case T_NULL:
-        n = mk(p, N_NULL, t.off);
-        break;
-    case T_NAME:
-        return parse_name(p);
+    case T_NULL: n = mk(p, N_NULL, t.off); break;
+    case T_NAME: return parse_name(p);
     case T_LPAREN: {
         next(p);
         node_t *inner = parse_expr(p, 0);
@@ -839,9 +853,7 @@ static node_t *parse_primary(parser_t *p)
         p->depth--;
         return ok ? n : NULL;
     }
-    default:
-        fail_unexpected(p, "a value");
-        return NULL;
+    default: fail_unexpected(p, "a value"); return NULL;
     }
     if (n)
         next(p);
@@ -1047,8 +1059,8 @@ static void add_item(checker_t *c, json_t *to, size_t off, const char *msg)
         c->nomem = true;
 }
 
-__attribute__((format(printf, 3, 4))) static void problem(checker_t *c, size_t off,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void problem(checker_t *c, size_t off, const char *fmt,
+                                                          ...)
 {
     char msg[320];
     va_list ap;
@@ -1071,8 +1083,7 @@ static const char *tn(osse_expr_type_t t)
 }
 
 /* The field named name[0..len), through the index when the env has one. */
-static const osse_expr_field_t *find_field(const osse_expr_env_t *env, const char *name,
-                                           size_t len)
+static const osse_expr_field_t *find_field(const osse_expr_env_t *env, const char *name, size_t len)
 {
     if (env->field_index) {
         json_t *at = json_object_getn(env->field_index, name, len);
@@ -1172,8 +1183,8 @@ static size_t guard(checker_t *c, const node_t *n, bool truth)
         return guard(c, n->a, !truth);
     if ((n->kind == N_AND && truth) || (n->kind == N_OR && !truth))
         return guard(c, n->a, truth) + guard(c, n->b, truth);
-    if (n->kind != N_BIN || (n->op != T_EQ && n->op != T_NE) ||
-        (n->op == T_NE) != truth || c->nguarded == sizeof c->guarded / sizeof c->guarded[0])
+    if (n->kind != N_BIN || (n->op != T_EQ && n->op != T_NE) || (n->op == T_NE) != truth ||
+        c->nguarded == sizeof c->guarded / sizeof c->guarded[0])
         return 0;
     const node_t *path = n->a->kind == N_PATH && n->b->kind == N_NULL   ? n->a
                          : n->b->kind == N_PATH && n->a->kind == N_NULL ? n->b
@@ -1217,8 +1228,7 @@ static void check_member(checker_t *c, size_t off, const char *what, osse_expr_t
         problem(c, off, "%s needs a list, string or object to search, not %s", what, tn(hay));
     else if ((hay == OSSE_EXPR_STRING || hay == OSSE_EXPR_OBJECT) && needle != OSSE_EXPR_ANY &&
              needle != OSSE_EXPR_STRING)
-        problem(c, off, "%s on a %s needs a string to look for, not %s", what, tn(hay),
-                tn(needle));
+        problem(c, off, "%s on a %s needs a string to look for, not %s", what, tn(hay), tn(needle));
 }
 
 static osse_expr_type_t check_node(checker_t *c, const node_t *n);
@@ -1265,9 +1275,7 @@ static osse_expr_type_t check_call(checker_t *c, const node_t *n)
         if (at[0] != OSSE_EXPR_ANY && at[0] != OSSE_EXPR_STRING)
             problem(c, n->off, "%s needs a string, not %s", fns[n->op].name, tn(at[0]));
         return OSSE_EXPR_STRING;
-    case FN_CONTAINS:
-        check_member(c, n->off, "contains", at[1], at[0]);
-        return OSSE_EXPR_BOOLEAN;
+    case FN_CONTAINS: check_member(c, n->off, "contains", at[1], at[0]); return OSSE_EXPR_BOOLEAN;
     case FN_STARTS_WITH:
         for (int i = 0; i < 2; i++)
             if (at[i] != OSSE_EXPR_ANY && at[i] != OSSE_EXPR_STRING)
@@ -1295,8 +1303,7 @@ static osse_expr_type_t check_bin(checker_t *c, const node_t *n, osse_expr_type_
     snprintf(what, sizeof what, "'%s'", op);
     switch (n->op) {
     case T_EQ:
-    case T_NE:
-        return OSSE_EXPR_BOOLEAN; /* == and != never fail: null is a value to compare */
+    case T_NE: return OSSE_EXPR_BOOLEAN; /* == and != never fail: null is a value to compare */
     case T_IN:
         /* A list is searched with ==, so only a string or an object needs
          * a needle that is not null. */
@@ -1378,7 +1385,8 @@ static osse_expr_type_t check_logic(checker_t *c, const node_t *n)
     const node_t *x = n;
     for (; x->kind == n->kind; x = x->a)
         m++;
-    const node_t **spine = osse_malloc(m * sizeof *spine); /* spine[0] = n, spine[m - 1] innermost */
+    const node_t **spine =
+        osse_malloc(m * sizeof *spine); /* spine[0] = n, spine[m - 1] innermost */
     x = n;
     for (size_t k = 0; k < m; k++, x = x->a)
         spine[k] = x;
@@ -1487,8 +1495,9 @@ int osse_expr_check(const osse_expr_t *e, const osse_expr_env_t *env, osse_expr_
     if (!fits)
         problem(&c, 0, "the expression gives %s where %s is expected", tn(t), tn(expect));
     else if (expect != OSSE_EXPR_ANY)
-        need_value(&c, e->root, expect == OSSE_EXPR_BOOLEAN ? "the rule's result (a boolean)"
-                                                            : "the rule's result (a number)");
+        need_value(&c, e->root,
+                   expect == OSSE_EXPR_BOOLEAN ? "the rule's result (a boolean)"
+                                               : "the rule's result (a number)");
     if (c.nomem)
         return OSSE_ENOMEM;
     return c.count ? OSSE_EINVAL : 0;
@@ -1560,16 +1569,15 @@ typedef struct {
     osse_err_t *err;
 } evctx_t;
 
-__attribute__((format(printf, 3, 4))) static int rterr(evctx_t *c, const node_t *n,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int rterr(evctx_t *c, const node_t *n, const char *fmt,
+                                                       ...)
 {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return osse_err_set(c->err, OSSE_EINVAL, "column %d: %s", column_of(c->e->text, n->off),
-                        msg);
+    return osse_err_set(c->err, OSSE_EINVAL, "column %d: %s", column_of(c->e->text, n->off), msg);
 }
 
 static int nomem(evctx_t *c)
@@ -1642,8 +1650,7 @@ static bool values_equal(const json_t *a, const json_t *b)
     if (json_typeof(a) != json_typeof(b))
         return false;
     switch (json_typeof(a)) {
-    case JSON_STRING:
-        return cmp_str(a, b) == 0;
+    case JSON_STRING: return cmp_str(a, b) == 0;
     case JSON_ARRAY: {
         size_t n = json_array_size(a);
         if (n != json_array_size(b))
@@ -1667,8 +1674,7 @@ static bool values_equal(const json_t *a, const json_t *b)
         }
         return true;
     }
-    default:
-        return true; /* true, false, null: same type is same value */
+    default: return true; /* true, false, null: same type is same value */
     }
 }
 
@@ -1713,8 +1719,7 @@ static int member(evctx_t *c, const node_t *n, const char *what, const json_t *n
         return 0;
     }
     if (!json_is_string(hay) && !json_is_object(hay))
-        return rterr(c, n, "%s needs a list, string or object to search, not %s", what,
-                     vtn(hay));
+        return rterr(c, n, "%s needs a list, string or object to search, not %s", what, vtn(hay));
     if (!json_is_string(needle))
         return rterr(c, n, "%s on a %s needs a string to look for, not %s", what, vtn(hay),
                      vtn(needle));
@@ -1723,9 +1728,8 @@ static int member(evctx_t *c, const node_t *n, const char *what, const json_t *n
         return 0;
     }
     size_t nl = json_string_length(needle);
-    *found = nl == 0 ||
-             memmem(json_string_value(hay), json_string_length(hay), json_string_value(needle),
-                    nl) != NULL;
+    *found = nl == 0 || memmem(json_string_value(hay), json_string_length(hay),
+                               json_string_value(needle), nl) != NULL;
     return 0;
 }
 
@@ -1866,11 +1870,10 @@ static int binop(evctx_t *c, const node_t *n, const json_t *a, const json_t *b, 
     }
 }
 
-static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
 
-static int fn_round(evctx_t *c, const node_t *n, const json_t *x, const json_t *dv,
-                    json_t **out)
+static int fn_round(evctx_t *c, const node_t *n, const json_t *x, const json_t *dv, json_t **out)
 {
     int64_t d = 0;
     if (!is_num(x))
@@ -1991,15 +1994,12 @@ static int call(evctx_t *c, const node_t *n, json_t **out)
             rc = rterr(c, n, "starts_with needs strings, not %s and %s", vtn(x), vtn(y));
             break;
         }
-        *out = json_boolean(json_string_length(y) <= json_string_length(x) &&
-                            memcmp(json_string_value(x), json_string_value(y),
-                                   json_string_length(y)) == 0);
+        *out = json_boolean(
+            json_string_length(y) <= json_string_length(x) &&
+            memcmp(json_string_value(x), json_string_value(y), json_string_length(y)) == 0);
         break;
-    case FN_ROUND:
-        rc = fn_round(c, n, x, y, out);
-        break;
-    default:
-        OSSE_UNREACHABLE();
+    case FN_ROUND: rc = fn_round(c, n, x, y, out); break;
+    default: OSSE_UNREACHABLE();
     }
 out:
     json_decref(av[0]);
@@ -2020,8 +2020,7 @@ static int eval_path(evctx_t *c, const node_t *n, json_t **out)
     return 0;
 }
 
-static int eval_bool(evctx_t *c, const node_t *n, const node_t *at, const char *what,
-                     bool *out)
+static int eval_bool(evctx_t *c, const node_t *n, const node_t *at, const char *what, bool *out)
 {
     json_t *v = NULL;
     int rc = eval_node(c, n, &v);
@@ -2041,21 +2040,14 @@ static int eval_node(evctx_t *c, const node_t *n, json_t **out)
     int rc = 0;
     *out = NULL;
     switch ((nkind_t)n->kind) {
-    case N_NULL:
-        *out = json_null();
-        return 0;
-    case N_BOOL:
-        *out = json_boolean(n->v.b);
-        return 0;
-    case N_INT:
-        return make_int(c, n->v.i, out);
-    case N_REAL:
-        return make_real(c, n, n->v.d, out);
+    case N_NULL: *out = json_null(); return 0;
+    case N_BOOL: *out = json_boolean(n->v.b); return 0;
+    case N_INT: return make_int(c, n->v.i, out);
+    case N_REAL: return make_real(c, n, n->v.d, out);
     case N_STR:
         *out = json_stringn_nocheck(n->v.s.p, n->v.s.n); /* checked by the lexer */
         return *out ? 0 : nomem(c);
-    case N_PATH:
-        return eval_path(c, n, out);
+    case N_PATH: return eval_path(c, n, out);
     case N_LIST: {
         json_t *arr = json_array();
         if (!arr)
@@ -2071,8 +2063,7 @@ static int eval_node(evctx_t *c, const node_t *n, json_t **out)
         *out = arr;
         return 0;
     }
-    case N_CALL:
-        return call(c, n, out);
+    case N_CALL: return call(c, n, out);
     case N_NEG:
         if ((rc = eval_node(c, n->a, &a)) < 0)
             goto out;

@@ -282,8 +282,7 @@ static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_durati
 {
     const char *s = text_of(v);
     if (!s || osse_duration_parse(s, d) != 0) {
-        problem(c, path,
-                "must be a duration such as \"PT48H\", \"P3D\" or \"15 working days\"");
+        problem(c, path, "must be a duration such as \"PT48H\", \"P3D\" or \"15 working days\"");
         return;
     }
     if (wall_only && d->kind != OSSE_DUR_WALL) {
@@ -307,7 +306,7 @@ static size_t pattern_cost(const char *re)
     enum { DEPTH = 32 };
     const size_t cap = PATTERN_COST_CAP;
     size_t sum[DEPTH + 1] = {0}; /* cost of each open group so far */
-    size_t last = 0;            /* cost of the atom a quantifier would repeat */
+    size_t last = 0;             /* cost of the atom a quantifier would repeat */
     int d = 0;
     for (const char *q = re; *q; q++) {
         switch (*q) {
@@ -326,13 +325,10 @@ static size_t pattern_cost(const char *re)
             break;
         case '|':
         case '^':
-        case '$':
-            last = 0;
-            continue;
+        case '$': last = 0; continue;
         case '*':
         case '+':
-        case '?':
-            continue; /* loops, not copies */
+        case '?': continue; /* loops, not copies */
         case '{': {
             char *end;
             unsigned long m = strtoul(q + 1, &end, 10), n = m;
@@ -381,9 +377,7 @@ static size_t pattern_cost(const char *re)
                 q++;
             last = 1;
             break;
-        default:
-            last = 1;
-            break;
+        default: last = 1; break;
         }
         sum[d] = sum[d] >= cap - last ? cap : sum[d] + last;
     }
@@ -428,7 +422,8 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
     static const char *const enum_keys[] = {"values", NULL};
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)spec, key, v) {
+    json_object_foreach((json_t *)spec, key, v)
+    {
         path_key(kp, sizeof kp, path, key);
         bool is_str = in_list(key, str_keys), is_num = in_list(key, num_keys),
              is_enum = in_list(key, enum_keys);
@@ -564,7 +559,7 @@ static int field_index(const osse_wf_t *wf, const char *name)
 
 /* ---- steps -------------------------------------------------------------- */
 
-static const char *const step_common_keys[] = {"kind", "after", "when", "sla",
+static const char *const step_common_keys[] = {"kind",    "after",     "when", "sla",
                                                "warn_at", "on_breach", NULL};
 static const char *const *const step_kind_keys[] = {
     [OSSE_STEP_KIND_TASK] = (const char *const[]){"agency", "auto_approve", NULL},
@@ -624,8 +619,7 @@ static void compile_on_breach(ctx_t *c, osse_wf_step_t *s, const char *kp, const
     problem(c, kp, "must be notify, approve, reject, expire or {escalate: <agency>}");
 }
 
-static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
-                         const json_t *spec)
+static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name, const json_t *spec)
 {
     osse_wf_step_t *s = &wf->steps[self];
     char path[PATH_CAP], kp[PATH_CAP];
@@ -665,7 +659,8 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
 
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)spec, key, v) {
+    json_object_foreach((json_t *)spec, key, v)
+    {
         path_key(kp, sizeof kp, path, key);
         bool common = in_list(key, step_common_keys);
         if (!common && !key_of_any_kind(key)) {
@@ -759,7 +754,8 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
             const char *ik;
             const json_t *iv;
             bool ok = true;
-            json_object_foreach((json_t *)v, ik, iv) {
+            json_object_foreach((json_t *)v, ik, iv)
+            {
                 char ip[PATH_CAP];
                 path_key(ip, sizeof ip, kp, ik);
                 char *t = expr_text(c, ip, iv);
@@ -949,8 +945,7 @@ static void check_expr(ctx_t *c, const osse_expr_env_t *env, const char *path, c
         c->nomem = true;
         goto out;
     }
-    if (osse_expr_compile(text, strlen(text), env, expect, NULL, problems, warnings) ==
-        OSSE_ENOMEM)
+    if (osse_expr_compile(text, strlen(text), env, expect, NULL, problems, warnings) == OSSE_ENOMEM)
         c->nomem = true;
     size_t i;
     json_t *pr;
@@ -1186,13 +1181,15 @@ static size_t count_values(const json_t *v, size_t limit)
     json_t *x;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, x) {
+        json_object_foreach((json_t *)v, k, x)
+        {
             if (n > limit)
                 break;
             n += count_values(x, limit - n);
         }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, x) {
+        json_array_foreach(v, i, x)
+        {
             if (n > limit)
                 break;
             n += count_values(x, limit - n);
@@ -1241,8 +1238,10 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
      * act on (87,000 steps of nonsense took 120 ms to report). */
     if (publish && count_values(tree, OSSE_WF_MAX_NODES) > OSSE_WF_MAX_NODES) {
         json_t *form = json_object_get(tree, "form"), *steps = json_object_get(tree, "steps");
-        problem(&c, "", "holds more than %d values: a definition is smaller, so it was not "
-                "checked further", OSSE_WF_MAX_NODES);
+        problem(&c, "",
+                "holds more than %d values: a definition is smaller, so it was not "
+                "checked further",
+                OSSE_WF_MAX_NODES);
         if (json_object_size(steps) > OSSE_WF_MAX_STEPS)
             problem(&c, "steps", "has %zu steps: a definition has at most %d",
                     json_object_size(steps), OSSE_WF_MAX_STEPS);
@@ -1255,7 +1254,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
     static const char *const top[] = {"id", "title", "calendar", "form", "steps", NULL};
     const char *key;
     json_t *v;
-    json_object_foreach(tree, key, v) {
+    json_object_foreach(tree, key, v)
+    {
         char kp[PATH_CAP];
         path_key(kp, sizeof kp, "", key);
         if (!in_list(key, top))
@@ -1291,7 +1291,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         if (c.publish && json_object_size(form) > OSSE_WF_MAX_FIELDS)
             problem(&c, "form", "has %zu fields: a form has at most %d", json_object_size(form),
                     OSSE_WF_MAX_FIELDS);
-        json_object_foreach(form, key, v) {
+        json_object_foreach(form, key, v)
+        {
             if (index_add(&c, c.field_index, key, wf->nfields))
                 goto out;
             compile_field(&c, &wf->fields[wf->nfields++], key, v);
@@ -1311,12 +1312,12 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
             problem(&c, "steps", "has %zu steps: a definition has at most %d", n,
                     OSSE_WF_MAX_STEPS);
         /* Every name first: `after` may name a step defined further down. */
-        json_object_foreach(steps, key, v) {
+        json_object_foreach(steps, key, v)
+        {
             if (index_add(&c, c.step_index, key, i++))
                 goto out;
         }
-        json_object_foreach(steps, key, v)
-            compile_step(&c, wf, wf->nsteps++, key, v);
+        json_object_foreach(steps, key, v) compile_step(&c, wf, wf->nsteps++, key, v);
         if (!c.nomem)
             check_cycles(&c, wf);
         if (!c.nomem)
@@ -1511,8 +1512,8 @@ static bool blank(const char *s, size_t n)
         for (size_t j = 1; j < k; j++)
             cp = cp << 6 | ((unsigned char)s[i + j] & 0x3F);
         bool space = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
-                     cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-                     cp == 0x3000 || cp == 0xFEFF;
+                     cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+                     cp == 0xFEFF;
         if (!space)
             return false;
         i += k;
@@ -1539,8 +1540,8 @@ static void check_value(ctx_t *c, const char *path, const osse_wf_field_t *f, co
     case OSSE_FIELD_STRING: {
         const char *s = text_of(v);
         if (!s) {
-            problem(c, path, json_is_string(v) ? "must not contain NUL characters"
-                                               : "must be a string");
+            problem(c, path,
+                    json_is_string(v) ? "must not contain NUL characters" : "must be a string");
             return;
         }
         if (f->has_max_length &&
@@ -1627,7 +1628,8 @@ int osse_wf_check_form(const osse_wf_t *wf, const json_t *form, bool partial, js
     }
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)form, key, v) {
+    json_object_foreach((json_t *)form, key, v)
+    {
         if (field_index(wf, key) < 0) {
             path_key(path, sizeof path, "form", key);
             problem(&c, path, "unknown field");
@@ -1644,8 +1646,9 @@ int osse_wf_check_form(const osse_wf_t *wf, const json_t *form, bool partial, js
         bool empty = f->type == OSSE_FIELD_STRING && f->required && json_is_string(v) &&
                      blank(json_string_value(v), json_string_length(v));
         if (empty) {
-            problem(&c, path, json_string_length(v) ? "is required (it holds only white space)"
-                                                    : "is required");
+            problem(&c, path,
+                    json_string_length(v) ? "is required (it holds only white space)"
+                                          : "is required");
             continue;
         }
         if (!v || json_is_null(v)) {

@@ -68,7 +68,12 @@ typedef struct osse_wf_field_s {
 } osse_wf_field_t;
 
 /* A duration (SPEC §2): ISO 8601 wall-clock time, or working time. */
-typedef enum { OSSE_DUR_NONE, OSSE_DUR_WALL, OSSE_DUR_WORKING_DAYS, OSSE_DUR_WORKING_HOURS } osse_dur_kind_t;
+typedef enum {
+    OSSE_DUR_NONE,
+    OSSE_DUR_WALL,
+    OSSE_DUR_WORKING_DAYS,
+    OSSE_DUR_WORKING_HOURS
+} osse_dur_kind_t;
 typedef struct osse_duration_s {
     osse_dur_kind_t kind;
     int64_t years, months, days; /* OSSE_DUR_WALL: calendar parts... */
@@ -96,32 +101,32 @@ typedef enum {
 typedef struct osse_wf_step_s {
     char *name;
     osse_step_kind_t kind;
-    char *agency;         /* NULL for payment/issue when absent */
-    size_t *after;        /* indices into osse_wf_t.steps */
+    char *agency;  /* NULL for payment/issue when absent */
+    size_t *after; /* indices into osse_wf_t.steps */
     size_t nafter;
     char *when, *auto_approve, *require, *amount; /* expression text or NULL */
-    osse_duration_t sla;  /* kind NONE when absent */
-    double warn_at;       /* default 0.8 */
+    osse_duration_t sla;                          /* kind NONE when absent */
+    double warn_at;                               /* default 0.8 */
     osse_breach_t on_breach;
-    char *escalate_to;    /* agency, for OSSE_BREACH_ESCALATE */
-    osse_duration_t timeout; /* linkage */
-    int64_t retries;      /* linkage, default 0 */
-    json_t *input;        /* linkage: object of expression strings, or NULL */
-    char *number;         /* issue: number template */
+    char *escalate_to;         /* agency, for OSSE_BREACH_ESCALATE */
+    osse_duration_t timeout;   /* linkage */
+    int64_t retries;           /* linkage, default 0 */
+    json_t *input;             /* linkage: object of expression strings, or NULL */
+    char *number;              /* issue: number template */
     osse_duration_t valid_for; /* issue */
-    char **public_fields; /* issue */
+    char **public_fields;      /* issue */
     size_t npublic_fields;
 } osse_wf_step_t;
 
 typedef struct osse_wf_s {
     char *id;
     char *title;
-    char *calendar;       /* NULL when absent */
+    char *calendar; /* NULL when absent */
     osse_wf_field_t *fields;
     size_t nfields;
     osse_wf_step_t *steps; /* in definition order */
     size_t nsteps;
-    json_t *definition;   /* the validated tree, owned */
+    json_t *definition; /* the validated tree, owned */
 } osse_wf_t;
 
 /* Bounds of a definition, checked by osse_wf_check (publishing and `osse
@@ -131,12 +136,12 @@ typedef struct osse_wf_s {
  * checking the largest definition these allow takes a few milliseconds
  * (docs/design.md "Bounds of a definition"); expression text, nesting and
  * height are bounded by the rule language (workflows/expr.h) everywhere. */
-#define OSSE_WF_MAX_STEPS 256       /* steps of a definition */
-#define OSSE_WF_MAX_FIELDS 256      /* fields of its form (a submitted form has at most 256) */
-#define OSSE_WF_MAX_AFTER 64        /* entries of one step's `after` */
-#define OSSE_WF_MAX_INPUTS 64       /* entries of one linkage step's `input` */
-#define OSSE_WF_MAX_VALUES 1000     /* values of one enum field */
-#define OSSE_WF_MAX_PATTERN 256     /* bytes of one field's `pattern` */
+#define OSSE_WF_MAX_STEPS 256        /* steps of a definition */
+#define OSSE_WF_MAX_FIELDS 256       /* fields of its form (a submitted form has at most 256) */
+#define OSSE_WF_MAX_AFTER 64         /* entries of one step's `after` */
+#define OSSE_WF_MAX_INPUTS 64        /* entries of one linkage step's `input` */
+#define OSSE_WF_MAX_VALUES 1000      /* values of one enum field */
+#define OSSE_WF_MAX_PATTERN 256      /* bytes of one field's `pattern` */
 #define OSSE_WF_MAX_RULES_TEXT 65536 /* bytes of all its rules (each at most 4096) */
 /* Values in the whole tree (every scalar, mapping and list, keys not
  * counted): past it nothing else is checked, but the counts of steps and

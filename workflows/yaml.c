@@ -34,10 +34,10 @@
 #define OSSE_WF_MAX_DEPTH 64
 
 typedef struct frame_s {
-    json_t *node;  /* object or array; owned by its parent, or by the parser when root */
-    char *key;     /* mappings: the key waiting for its value, or NULL */
-    size_t keylen; /* length of key */
-    char *path;    /* with positions only: this container's path */
+    json_t *node;    /* object or array; owned by its parent, or by the parser when root */
+    char *key;       /* mappings: the key waiting for its value, or NULL */
+    size_t keylen;   /* length of key */
+    char *path;      /* with positions only: this container's path */
     int kline, kcol; /* with positions only: where key is */
 } frame_t;
 
@@ -73,10 +73,10 @@ static bool is_digits(const char *s, size_t n, int base)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = base == 8    ? (c >= '0' && c <= '7')
-                  : base == 16 ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                  (c >= 'A' && c <= 'F'))
-                               : (c >= '0' && c <= '9');
+        bool ok = base == 8 ? (c >= '0' && c <= '7')
+                  : base == 16
+                      ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+                      : (c >= '0' && c <= '9');
         if (!ok)
             return false;
     }
@@ -126,9 +126,8 @@ static json_t *plain_scalar(parse_t *p, const struct fy_mark *m, const char *s, 
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
     static const char *const trues[] = {"true", "True", "TRUE", NULL};
     static const char *const falses[] = {"false", "False", "FALSE", NULL};
-    static const char *const infs[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-                                       "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN",
-                                       NULL};
+    static const char *const infs[] = {".inf",  ".Inf",  ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+                                       "-.Inf", "-.INF", ".nan", ".NaN",  ".NAN",  NULL};
     if (is_one_of(s, n, nulls))
         return json_null();
     if (is_one_of(s, n, trues))
@@ -432,9 +431,7 @@ static int parse(const char *text, size_t len, json_t **out, json_t *pos, osse_e
                 goto out;
             }
             break;
-        case FYET_ALIAS:
-            rc = fail_at(&p, m, "aliases (*name) are not supported");
-            goto out;
+        case FYET_ALIAS: rc = fail_at(&p, m, "aliases (*name) are not supported"); goto out;
         case FYET_SCALAR:
             if (p.depth == 0) {
                 rc = fail_at(&p, m, "a definition must be a mapping, not a scalar");
@@ -443,16 +440,13 @@ static int parse(const char *text, size_t len, json_t **out, json_t *pos, osse_e
             rc = on_scalar(&p, e, m);
             break;
         case FYET_MAPPING_START:
-        case FYET_SEQUENCE_START:
-            rc = on_start(&p, e->type == FYET_MAPPING_START, m);
-            break;
+        case FYET_SEQUENCE_START: rc = on_start(&p, e->type == FYET_MAPPING_START, m); break;
         case FYET_MAPPING_END:
         case FYET_SEQUENCE_END:
             if (p.depth > 0)
                 free(p.stack[--p.depth].path);
             break;
-        default:
-            break;
+        default: break;
         }
         fy_parser_event_free(fyp, e);
         e = NULL;

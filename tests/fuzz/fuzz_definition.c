@@ -37,17 +37,21 @@ static void check_publish(json_t *tree, const json_t *pos, int compile_rc)
 {
     json_t *problems = json_array(), *warnings = json_array();
     osse_wf_t *wf = NULL;
-    if (!problems || !warnings) abort();
+    if (!problems || !warnings)
+        abort();
     int rc = osse_wf_check(tree, &REFS, &wf, problems, warnings);
-    if (rc == 0 && (compile_rc != 0 || !wf || json_array_size(problems))) abort();
-    if (rc == OSSE_EINVAL && (wf || json_array_size(problems) == 0)) abort();
+    if (rc == 0 && (compile_rc != 0 || !wf || json_array_size(problems)))
+        abort();
+    if (rc == OSSE_EINVAL && (wf || json_array_size(problems) == 0))
+        abort();
     size_t i;
     json_t *d;
     json_array_foreach(problems, i, d)
     {
         int line = 0, col = 0;
         osse_wf_position(pos, json_string_value(json_object_get(d, "path")), &line, &col);
-        if (line < 1 || col < 1) abort();
+        if (line < 1 || col < 1)
+            abort();
     }
     osse_wf_free(wf);
     json_decref(problems);
@@ -60,35 +64,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     osse_wf_t *wf = NULL;
     osse_err_t err;
     if (osse_wf_parse_text((const char *)data, size, &tree, &err) != 0) {
-        if (tree) abort();
+        if (tree)
+            abort();
         goto out;
     }
     char *s = json_dumps(tree, JSON_COMPACT | JSON_ENCODE_ANY);
     if (s) {
-        if (osse_wf_parse_text(s, strlen(s), &back, &err) != 0) abort();
-        if (!json_equal(tree, back)) abort();
+        if (osse_wf_parse_text(s, strlen(s), &back, &err) != 0)
+            abort();
+        if (!json_equal(tree, back))
+            abort();
         free(s);
     }
-    if (!(details = json_array())) abort();
+    if (!(details = json_array()))
+        abort();
     json_t *tree2 = NULL, *pos = NULL;
-    if (osse_wf_parse_text_pos((const char *)data, size, &tree2, &pos, &err) != 0) abort();
-    if (!json_equal(tree, tree2)) abort();
+    if (osse_wf_parse_text_pos((const char *)data, size, &tree2, &pos, &err) != 0)
+        abort();
+    if (!json_equal(tree, tree2))
+        abort();
     json_decref(tree2);
     int rc = osse_wf_compile(tree, &wf, details);
     if (rc != OSSE_ENOMEM)
         check_publish(tree, pos, rc);
     json_decref(pos);
     if (rc == 0) {
-        if (json_array_size(details) != 0 || !wf) abort();
+        if (json_array_size(details) != 0 || !wf)
+            abort();
         for (size_t i = 0; i < wf->nsteps; i++)
-            if (osse_wf_step_index(wf, wf->steps[i].name) != (int)i) abort();
+            if (osse_wf_step_index(wf, wf->steps[i].name) != (int)i)
+                abort();
         /* An empty form: every required field is reported missing. */
-        if (!(form = json_object())) abort();
+        if (!(form = json_object()))
+            abort();
         json_array_clear(details);
         (void)osse_wf_check_form(wf, form, false, details);
         (void)osse_wf_check_form(wf, form, true, details);
     } else if (rc == OSSE_EINVAL) {
-        if (json_array_size(details) == 0 || wf) abort();
+        if (json_array_size(details) == 0 || wf)
+            abort();
     }
 out:
     osse_wf_free(wf);

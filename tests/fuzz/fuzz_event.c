@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     osse_buf_init(&b2, 0);
     if (osse_event_decode(data, size, &ev, &err) != 0) {
         /* Refused: out must hold nothing (the contract), so clear is a no-op. */
-        if (ev.stream || ev.type != 0 || ev.actor_kind || ev.actor_id || ev.data) abort();
+        if (ev.stream || ev.type != 0 || ev.actor_kind || ev.actor_id || ev.data)
+            abort();
         goto out;
     }
     json_t *j = osse_event_to_json(&ev);
@@ -34,12 +35,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     free(s);
-    if (osse_event_encode(&ev, &b1) != 0) goto out_json; /* e.g. too big: allowed */
-    if (osse_event_decode(b1.ptr, b1.len, &ev2, &err) != 0) abort(); /* its own output */
-    if (osse_event_encode(&ev2, &b2) != 0) abort();
-    if (b1.len != b2.len || memcmp(b1.ptr, b2.ptr, b1.len) != 0) abort();
+    if (osse_event_encode(&ev, &b1) != 0)
+        goto out_json; /* e.g. too big: allowed */
+    if (osse_event_decode(b1.ptr, b1.len, &ev2, &err) != 0)
+        abort(); /* its own output */
+    if (osse_event_encode(&ev2, &b2) != 0)
+        abort();
+    if (b1.len != b2.len || memcmp(b1.ptr, b2.ptr, b1.len) != 0)
+        abort();
     json_t *j2 = osse_event_to_json(&ev2);
-    if (!j2 || !json_equal(j, j2)) abort();
+    if (!j2 || !json_equal(j, j2))
+        abort();
     json_decref(j2);
 out_json:
     json_decref(j);

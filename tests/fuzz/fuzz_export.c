@@ -65,4 +65,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     osse_head_parse_note(&v, (const char *)data, size, &h, &err);
     return 0;
 }
-

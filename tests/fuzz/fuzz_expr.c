@@ -14,15 +14,15 @@
 #include "workflows/expr.h"
 
 static const osse_expr_field_t FIELDS[] = {
-    {"area", OSSE_EXPR_NUMBER, false},  {"floors", OSSE_EXPR_INTEGER, false},
-    {"name", OSSE_EXPR_STRING, false},  {"ok", OSSE_EXPR_BOOLEAN, true},
+    {"area", OSSE_EXPR_NUMBER, false},    {"floors", OSSE_EXPR_INTEGER, false},
+    {"name", OSSE_EXPR_STRING, false},    {"ok", OSSE_EXPR_BOOLEAN, true},
     {"district", OSSE_EXPR_STRING, true}, {"start", OSSE_EXPR_STRING, true},
-    {"id", OSSE_EXPR_STRING, false},    {"plans", OSSE_EXPR_STRING, false},
+    {"id", OSSE_EXPR_STRING, false},      {"plans", OSSE_EXPR_STRING, false},
     {"missing", OSSE_EXPR_INTEGER, true},
 };
 static const char *const STEPS[] = {"zoning", "fire", "registry"};
-static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof *FIELDS, STEPS,
-                                    sizeof STEPS / sizeof *STEPS, NULL, NULL};
+static const osse_expr_env_t ENV = {
+    FIELDS, sizeof FIELDS / sizeof *FIELDS, STEPS, sizeof STEPS / sizeof *STEPS, NULL, NULL};
 
 /* A request as the engine would hand it over; "missing" is absent on purpose. */
 static const char ROOT_JSON[] =
@@ -39,15 +39,18 @@ static json_t *root;
 
 static void check_all(const osse_expr_t *e)
 {
-    static const osse_expr_type_t expects[] = {OSSE_EXPR_ANY, OSSE_EXPR_BOOLEAN,
-                                               OSSE_EXPR_NUMBER, OSSE_EXPR_STRING};
+    static const osse_expr_type_t expects[] = {OSSE_EXPR_ANY, OSSE_EXPR_BOOLEAN, OSSE_EXPR_NUMBER,
+                                               OSSE_EXPR_STRING};
     for (size_t i = 0; i < sizeof expects / sizeof *expects; i++) {
         json_t *problems = json_array(), *warnings = json_array();
-        if (!problems || !warnings) abort();
+        if (!problems || !warnings)
+            abort();
         int rc = osse_expr_check(e, &ENV, expects[i], problems, warnings);
         /* EINVAL exactly when problems were reported. */
-        if (rc == 0 && json_array_size(problems) != 0) abort();
-        if (rc == OSSE_EINVAL && json_array_size(problems) == 0) abort();
+        if (rc == 0 && json_array_size(problems) != 0)
+            abort();
+        if (rc == OSSE_EINVAL && json_array_size(problems) == 0)
+            abort();
         json_decref(problems);
         json_decref(warnings);
     }
@@ -57,13 +60,18 @@ static void eval_and_recheck(const osse_expr_t *e)
 {
     json_t *inputs = json_object(), *result = NULL, *result2 = NULL, *root2 = NULL;
     osse_err_t err;
-    if (!inputs) abort();
+    if (!inputs)
+        abort();
     int rc = osse_expr_eval(e, root, &result, inputs, &err);
-    if (rc == OSSE_ENOMEM) goto out;
-    if (osse_expr_root_from_inputs(inputs, &root2) != 0) abort(); /* its own keys */
+    if (rc == OSSE_ENOMEM)
+        goto out;
+    if (osse_expr_root_from_inputs(inputs, &root2) != 0)
+        abort(); /* its own keys */
     int rc2 = osse_expr_eval(e, root2, &result2, NULL, &err);
-    if (rc2 != rc) abort();
-    if (rc == 0 && !json_equal(result, result2)) abort();
+    if (rc2 != rc)
+        abort();
+    if (rc == 0 && !json_equal(result, result2))
+        abort();
     int b;
     (void)osse_expr_eval_bool(e, root, &b, NULL, &err);
 out:
@@ -78,23 +86,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!root) {
         json_error_t jerr;
         root = json_loads(ROOT_JSON, 0, &jerr);
-        if (!root) abort();
+        if (!root)
+            abort();
     }
     osse_expr_t *e = NULL;
     osse_err_t err;
     int col = 0;
     int rc = osse_expr_parse((const char *)data, size, &e, &col, &err);
     if (rc != 0) {
-        if (e) abort();
-        if (rc == OSSE_EPARSE && col < 1) abort(); /* a column is 1-based */
+        if (e)
+            abort();
+        if (rc == OSSE_EPARSE && col < 1)
+            abort(); /* a column is 1-based */
         return 0;
     }
     const char *text = osse_expr_text(e);
-    if (strlen(text) != size || memcmp(text, data, size) != 0) abort();
+    if (strlen(text) != size || memcmp(text, data, size) != 0)
+        abort();
     check_all(e);
     eval_and_recheck(e);
     json_t *paths = json_array();
-    if (!paths) abort();
+    if (!paths)
+        abort();
     (void)osse_expr_paths(e, paths);
     json_decref(paths);
     osse_expr_free(e);

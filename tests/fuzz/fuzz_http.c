@@ -52,8 +52,7 @@ static void answer(osse_http_req_t *req)
 
 static void on_request(osse_http_req_t *req, void *ud)
 {
-    if (req->path.len >= 6 && memcmp(req->path.ptr, "/defer", 6) == 0 &&
-        ndeferred < MAX_DEFERRED) {
+    if (req->path.len >= 6 && memcmp(req->path.ptr, "/defer", 6) == 0 && ndeferred < MAX_DEFERRED) {
         deferred[ndeferred++] = req;
         return;
     }
@@ -62,7 +61,8 @@ static void on_request(osse_http_req_t *req, void *ud)
 
 static void answer_deferred(void)
 {
-    while (ndeferred) answer(deferred[--ndeferred]);
+    while (ndeferred)
+        answer(deferred[--ndeferred]);
 }
 
 static void count_handle(uv_handle_t *h, void *arg)
@@ -93,8 +93,10 @@ static void init(void)
     lim.idle_timeout_ms = 200;
     lim.max_conns = 16;
     lim.max_pipeline = 4;
-    if (uv_loop_init(&loop) != 0) abort();
-    if (uv_timer_init(&loop, &watchdog) != 0) abort();
+    if (uv_loop_init(&loop) != 0)
+        abort();
+    if (uv_timer_init(&loop, &watchdog) != 0)
+        abort();
     if (osse_http_open(&loop, "127.0.0.1", 0, &lim, on_request, NULL, &srv, &err) != 0) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         abort();
@@ -126,7 +128,8 @@ static void on_client(uv_poll_t *p, int status, int events)
                 c->off += (size_t)n;
                 continue;
             }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                break;
             c->off = c->size; /* reset or closed by the server: stop writing */
             break;
         }
@@ -141,11 +144,13 @@ static void on_client(uv_poll_t *p, int status, int events)
         if (n > 0) {
             for (ssize_t i = 0; i < n && c->nread < sizeof c->head; i++)
                 c->head[c->nread++] = buf[i];
-            if (c->nread < sizeof c->head) continue;
+            if (c->nread < sizeof c->head)
+                continue;
             c->nread = sizeof c->head; /* saturate: only the head is kept */
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
         c->eof = true; /* EOF, or a reset */
         break;
     }
@@ -187,14 +192,19 @@ static bool server_idle(void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!srv) init();
+    if (!srv)
+        init();
     client_t c = {.data = data, .size = size};
     c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c.fd < 0) abort();
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    if (c.fd < 0)
+        abort();
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(c.fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) abort();
-    if (uv_poll_init_socket(&loop, &c.poll, c.fd) != 0) abort();
+    if (connect(c.fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+        abort();
+    if (uv_poll_init_socket(&loop, &c.poll, c.fd) != 0)
+        abort();
     c.poll.data = &c;
     client_update(&c);
     /* The server may legitimately keep a slow input for its timeouts; what

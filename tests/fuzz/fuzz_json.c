@@ -47,21 +47,27 @@ static void init_wf(void)
 {
     json_t *tree = NULL, *details = json_array();
     osse_err_t err;
-    if (osse_wf_parse_text(DEFINITION, sizeof DEFINITION - 1, &tree, &err) != 0) abort();
-    if (osse_wf_compile(tree, &wf, details) != 0) abort();
+    if (osse_wf_parse_text(DEFINITION, sizeof DEFINITION - 1, &tree, &err) != 0)
+        abort();
+    if (osse_wf_compile(tree, &wf, details) != 0)
+        abort();
     json_decref(tree);
     json_decref(details);
 }
 
 static void check_form(const json_t *form)
 {
-    if (json_object_size(form) > MAX_FORM_FIELDS) return;
+    if (json_object_size(form) > MAX_FORM_FIELDS)
+        return;
     for (int partial = 0; partial < 2; partial++) {
         json_t *details = json_array();
-        if (!details) abort();
+        if (!details)
+            abort();
         int rc = osse_wf_check_form(wf, form, partial, details);
-        if (rc == 0 && json_array_size(details) != 0) abort();
-        if (rc == OSSE_EINVAL && json_array_size(details) == 0) abort();
+        if (rc == 0 && json_array_size(details) != 0)
+            abort();
+        if (rc == OSSE_EINVAL && json_array_size(details) == 0)
+            abort();
         json_decref(details);
     }
 }
@@ -70,14 +76,21 @@ static void check_calendar(const json_t *body)
 {
     osse_calendar_t c = {0}, c2 = {0};
     json_t *details = json_array(), *canon = NULL, *canon2 = NULL;
-    if (!details) abort();
+    if (!details)
+        abort();
     int rc = osse_calendar_from_json(body, &c, details);
-    if (rc == OSSE_EINVAL && json_array_size(details) == 0) abort();
-    if (rc != 0) goto out;
-    if (json_array_size(details) != 0) abort();
-    if (!(canon = osse_calendar_to_json(&c))) abort();
-    if (osse_calendar_from_json(canon, &c2, NULL) != 0) abort();
-    if (!(canon2 = osse_calendar_to_json(&c2)) || !json_equal(canon, canon2)) abort();
+    if (rc == OSSE_EINVAL && json_array_size(details) == 0)
+        abort();
+    if (rc != 0)
+        goto out;
+    if (json_array_size(details) != 0)
+        abort();
+    if (!(canon = osse_calendar_to_json(&c)))
+        abort();
+    if (osse_calendar_from_json(canon, &c2, NULL) != 0)
+        abort();
+    if (!(canon2 = osse_calendar_to_json(&c2)) || !json_equal(canon, canon2))
+        abort();
     /* A few starts and counts, derived from the calendar so they vary. */
     static const int64_t starts[] = {0, 1772442900000, -86400000LL * 3653, 1772442900123};
     static const int64_t counts[] = {0, 1, 60000, 3600000 * 9, 86400000LL * 400};
@@ -85,9 +98,12 @@ static void check_calendar(const json_t *body)
         (void)osse_calendar_is_working(&c, starts[i]);
         for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
             int64_t t = osse_calendar_add_ms(&c, starts[i], counts[k]);
-            if (t == INT64_MAX) continue;
-            if (t < starts[i]) abort();
-            if (osse_calendar_between_ms(&c, starts[i], t) != counts[k]) abort();
+            if (t == INT64_MAX)
+                continue;
+            if (t < starts[i])
+                abort();
+            if (osse_calendar_between_ms(&c, starts[i], t) != counts[k])
+                abort();
         }
     }
 out:
@@ -100,11 +116,14 @@ out:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!wf) init_wf();
-    if (osse_server_too_deep(data, size)) return 0;
+    if (!wf)
+        init_wf();
+    if (osse_server_too_deep(data, size))
+        return 0;
     json_error_t jerr;
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body) return 0;
+    if (!body)
+        return 0;
     if (json_is_object(body)) {
         json_t *form = json_object_get(body, "form");
         check_form(json_is_object(form) ? form : body);

@@ -58,7 +58,8 @@ static int run_file(const char *path)
             data = p;
         }
         size_t n = fread(data + len, 1, cap - len, f);
-        if (n == 0) break;
+        if (n == 0)
+            break;
         len += n;
     }
     int bad = ferror(f);
@@ -74,7 +75,8 @@ static int run_file(const char *path)
         free(data);
         return -1;
     }
-    if (len) memcpy(exact, data, len);
+    if (len)
+        memcpy(exact, data, len);
     free(data);
     current = path;
     alarm(INPUT_TIMEOUT_S);
@@ -102,14 +104,17 @@ static long run_dir(const char *dir)
     long ran = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
+        if (e->d_name[0] == '.')
+            continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **p = realloc(names, cap * sizeof *names);
-            if (!p) goto fail;
+            if (!p)
+                goto fail;
             names = p;
         }
-        if (!(names[n] = strdup(e->d_name))) goto fail;
+        if (!(names[n] = strdup(e->d_name)))
+            goto fail;
         n++;
     }
     closedir(d);
@@ -119,15 +124,18 @@ static long run_dir(const char *dir)
         char path[4096];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        if (run_file(path) != 0) goto fail;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (run_file(path) != 0)
+            goto fail;
         ran++;
     }
     goto out;
 fail:
     ran = -1;
 out:
-    if (d) closedir(d);
+    if (d)
+        closedir(d);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -138,7 +146,8 @@ int main(int argc, char **argv)
 {
     osse_alloc_setup_json();
     signal(SIGALRM, on_alarm);
-    if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
+    if (LLVMFuzzerInitialize)
+        LLVMFuzzerInitialize(&argc, &argv);
     if (argc < 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR_OR_FILE...\n", argv[0]);
         return 2;
@@ -151,12 +160,14 @@ int main(int argc, char **argv)
             return 1;
         }
         if (S_ISREG(st.st_mode)) {
-            if (run_file(argv[i]) != 0) return 1;
+            if (run_file(argv[i]) != 0)
+                return 1;
             total++;
             continue;
         }
         long ran = run_dir(argv[i]);
-        if (ran < 0) return 1;
+        if (ran < 0)
+            return 1;
         if (ran == 0) {
             fprintf(stderr, "%s: no inputs (an empty corpus tests nothing)\n", argv[i]);
             return 1;

@@ -120,16 +120,19 @@ static void send_str(client_t *c, const char *s)
     size_t n = strlen(s), off = 0;
     while (off < n) {
         ssize_t k = send(c->fd, s + off, n - off, MSG_NOSIGNAL);
-        if (k <= 0) return;
+        if (k <= 0)
+            return;
         off += (size_t)k;
     }
 }
 
 static int fill(client_t *c)
 {
-    if (c->len == sizeof c->buf) return -1;
+    if (c->len == sizeof c->buf)
+        return -1;
     ssize_t k = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-    if (k <= 0) return -1;
+    if (k <= 0)
+        return -1;
     c->len += (size_t)k;
     return 0;
 }
@@ -141,20 +144,26 @@ static int read_resp(client_t *c, resp_t *r)
     char *end;
     for (;;) {
         end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-        if (end) break;
-        if (fill(c) < 0) return -1;
+        if (end)
+            break;
+        if (fill(c) < 0)
+            return -1;
     }
     size_t hlen = (size_t)(end - c->buf) + 4;
-    if (hlen >= sizeof r->head) return -1;
+    if (hlen >= sizeof r->head)
+        return -1;
     memcpy(r->head, c->buf, hlen);
     r->head[hlen] = '\0';
-    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1) return -1;
+    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1)
+        return -1;
     const char *cl = strcasestr(r->head, "\r\nContent-Length: ");
     size_t blen = cl ? strtoul(cl + 18, NULL, 10) : 0;
     r->close = strcasestr(r->head, "\r\nConnection: close") != NULL;
-    if (blen >= sizeof r->body) return -1;
+    if (blen >= sizeof r->body)
+        return -1;
     while (c->len < hlen + blen)
-        if (fill(c) < 0) return -1;
+        if (fill(c) < 0)
+            return -1;
     memcpy(r->body, c->buf + hlen, blen);
     r->body[blen] = '\0';
     r->body_len = blen;
@@ -187,8 +196,10 @@ static int closed_by_server(client_t *c)
     char b[256];
     for (;;) {
         ssize_t k = recv(c->fd, b, sizeof b, 0);
-        if (k == 0) return 1;
-        if (k < 0) return errno == ECONNRESET;
+        if (k == 0)
+            return 1;
+        if (k < 0)
+            return errno == ECONNRESET;
     }
 }
 
@@ -238,7 +249,8 @@ static void test_keep_alive(void)
         CHECK_EQ_INT(read_resp(&cl, &r), 0);
         CHECK_EQ_INT(r.status, 200);
         CHECK_EQ_STR(jstr(&r, "query"), q);
-        if (i == 2) CHECK(strstr(r.head, "X-Take: 1\r\n") != NULL);
+        if (i == 2)
+            CHECK(strstr(r.head, "X-Take: 1\r\n") != NULL);
         resp_done(&r);
     }
     hangup(&cl);
@@ -585,7 +597,8 @@ int main(void)
     osse_err_t err;
     int rc = osse_http_open(&loop, "127.0.0.1", 0, &lim, handler, &loop, &srv, &err);
     CHECK_EQ_INT(rc, 0);
-    if (rc) return 1;
+    if (rc)
+        return 1;
     port = osse_http_port(srv);
     lim.max_conns = 1;
     CHECK_EQ_INT(osse_http_open(&loop, "127.0.0.1", 0, &lim, handler, &loop, &srv1, &err), 0);

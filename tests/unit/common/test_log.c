@@ -44,28 +44,38 @@ static int parse(const char *s, pair_t *pairs, int max)
 {
     int n = 0;
     size_t len = strlen(s);
-    if (len == 0 || s[len - 1] != '\n' || memchr(s, '\n', len - 1)) return -1;
+    if (len == 0 || s[len - 1] != '\n' || memchr(s, '\n', len - 1))
+        return -1;
     const char *p = s, *end = s + len - 1;
     while (p < end) {
-        if (*p != ' ' && p != s) return -1;
-        if (p != s) p++;
-        if (n == max) return -1;
+        if (*p != ' ' && p != s)
+            return -1;
+        if (p != s)
+            p++;
+        if (n == max)
+            return -1;
         pair_t *q = &pairs[n++];
         size_t kl = 0;
         while (p < end && *p != '=' && *p != ' ' && *p != '"' && kl < sizeof q->key - 1)
             q->key[kl++] = *p++;
         q->key[kl] = '\0';
         q->len = 0;
-        if (kl == 0) return -1;
-        if (p == end || *p == ' ') continue;
-        if (*p++ != '=') return -1;
+        if (kl == 0)
+            return -1;
+        if (p == end || *p == ' ')
+            continue;
+        if (*p++ != '=')
+            return -1;
         if (p < end && *p == '"') {
             p++;
             for (;;) {
-                if (p >= end) return -1;
+                if (p >= end)
+                    return -1;
                 char c = *p++;
-                if (c == '"') break;
-                if ((unsigned char)c < ' ') return -1;
+                if (c == '"')
+                    break;
+                if ((unsigned char)c < ' ')
+                    return -1;
                 if (c != '\\') {
                     q->val[q->len++] = c;
                     continue;
@@ -90,10 +100,12 @@ static int parse(const char *s, pair_t *pairs, int max)
                     return -1;
                 }
             }
-            if (p < end && *p != ' ') return -1;
+            if (p < end && *p != ' ')
+                return -1;
         } else {
             while (p < end && *p != ' ') {
-                if (*p == '"' || *p == '=' || (unsigned char)*p < ' ') return -1;
+                if (*p == '"' || *p == '=' || (unsigned char)*p < ' ')
+                    return -1;
                 q->val[q->len++] = *p++;
             }
         }
@@ -106,7 +118,8 @@ static pair_t pairs[64];
 static const pair_t *get(int n, const char *key)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(pairs[i].key, key) == 0) return &pairs[i];
+        if (strcmp(pairs[i].key, key) == 0)
+            return &pairs[i];
     return NULL;
 }
 
@@ -181,7 +194,8 @@ static void test_random_round_trip(void)
         CHECK(m && m->len == n && memcmp(m->val, in, n) == 0);
         CHECK(k && k->len == n && memcmp(k->val, in, n) == 0);
         CHECK(k2 && k2->len == 1 && k2->val[0] == 'x');
-        if (test__failures) return;
+        if (test__failures)
+            return;
     }
 }
 
@@ -277,7 +291,8 @@ static void test_stderr(void)
     got[n > 0 ? n : 0] = '\0';
     char *second = strchr(got, '\n');
     CHECK(second != NULL);
-    if (!second) return;
+    if (!second)
+        return;
     *second++ = '\0';
     CHECK(strncmp(got, "ts=", 3) == 0 && strstr(got, " level=info msg=one n=1") != NULL);
     CHECK(strstr(second, " level=error msg=\"two words\" n=3\n") != NULL);

@@ -47,7 +47,8 @@ static const char *const step_names[] = {"pending",  "open",     "waiting_applic
 static bool listed(const char *const (*rows)[2], size_t n, const char *a, const char *b)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(rows[i][0], a) == 0 && strcmp(rows[i][1], b) == 0) return true;
+        if (strcmp(rows[i][0], a) == 0 && strcmp(rows[i][1], b) == 0)
+            return true;
     return false;
 }
 
@@ -162,7 +163,8 @@ static int open_engine(world_t *w, osse_log_fault_t fault, uint64_t at)
     CHECK_EQ_INT(osse_time_parse("2030-01-07T09:00:00+07:00", &opts.test_clock_start), 0);
     CHECK_EQ_INT(uv_loop_init(&w->loop), 0);
     int rc = osse_engine_open(&opts, &w->loop, &w->e, &err);
-    if (rc) fprintf(stderr, "  open: %s\n", err.msg);
+    if (rc)
+        fprintf(stderr, "  open: %s\n", err.msg);
     /* Principals are the engine's: those of a closed one are gone. */
     w->plat = w->portal = w->ag[0] = w->ag[1] = w->ag[2] = NULL;
     if (!rc && w->plat_tok[0]) {
@@ -193,7 +195,8 @@ static const osse_principal_t *principal(world_t *w, const char *role, const cha
     const char *tok = json_string_value(json_object_get(out, "token"));
     const osse_principal_t *p = tok ? osse_engine_auth(w->e, tok, strlen(tok)) : NULL;
     CHECK(p != NULL);
-    if (keep && tok) snprintf(keep, keeplen, "%s", tok);
+    if (keep && tok)
+        snprintf(keep, keeplen, "%s", tok);
     json_decref(out);
     osse_fail_clear(&f);
     return p;
@@ -216,21 +219,24 @@ static bool setup(world_t *w)
 {
     memset(w, 0, sizeof *w);
     strcpy(w->dir, "/tmp/osse-engine-flow-XXXXXX");
-    if (!mkdtemp(w->dir) || open_engine(w, OSSE_LOG_FAULT_NONE, 0)) return false;
+    if (!mkdtemp(w->dir) || open_engine(w, OSSE_LOG_FAULT_NONE, 0))
+        return false;
     CHECK_EQ_INT(settle(w), 1);
     char path[128], tok[128] = "";
     snprintf(path, sizeof path, "%s/admin.token", w->dir);
     FILE *fp = fopen(path, "r");
     CHECK(fp != NULL);
     if (fp) {
-        if (!fgets(tok, sizeof tok, fp)) tok[0] = '\0';
+        if (!fgets(tok, sizeof tok, fp))
+            tok[0] = '\0';
         fclose(fp);
     }
     tok[strcspn(tok, "\n")] = '\0';
     snprintf(w->plat_tok, sizeof w->plat_tok, "%s", tok);
     w->plat = osse_engine_auth(w->e, tok, strlen(tok));
     CHECK(w->plat != NULL);
-    if (!w->plat) return false;
+    if (!w->plat)
+        return false;
     for (int i = 0; i < 3; i++) {
         json_t *out = NULL, *body = json_pack("{s:s}", "name", AG[i]);
         int status = 0;
@@ -250,7 +256,8 @@ static bool setup(world_t *w)
     CHECK_EQ_INT(osse_cmd_publish_prepare(tree, &prep), 0);
     CHECK_EQ_INT(
         osse_cmd_publish_workflow(w->e, w->plat, prep, OSSE_PUBLISH_API, &out, &status, &f), 0);
-    if (f.rc) fprintf(stderr, "  publish: %s\n", f.message);
+    if (f.rc)
+        fprintf(stderr, "  publish: %s\n", f.message);
     CHECK_EQ_INT(status, 201);
     /* Applied with the definition the prepare compiled, not compiled again
      * (that compiles a copy of the event's tree). */
@@ -272,7 +279,8 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 
 static void teardown(world_t *w)
 {
-    if (w->e) close_engine(w);
+    if (w->e)
+        close_engine(w);
     nftw(w->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -310,7 +318,8 @@ static int decide(world_t *w, int agency, const char *rid, const char *step, con
     json_decref(body);
     json_decref(out);
     osse_fail_clear(&f);
-    if (!rc) CHECK_EQ_INT(settle(w), 1);
+    if (!rc)
+        CHECK_EQ_INT(settle(w), 1);
     return rc;
 }
 
@@ -323,7 +332,8 @@ static void view(world_t *w, const char *rid, char *status, size_t slen, char *s
     status[0] = steps[0] = '\0';
     CHECK_EQ_INT(osse_q_request(w->e, w->plat, rid, false, &out, &f), 0);
     osse_fail_clear(&f);
-    if (!out) return;
+    if (!out)
+        return;
     snprintf(status, slen, "%s", json_string_value(json_object_get(out, "status")) ?: "?");
     size_t i, n = 0;
     json_t *s;
@@ -332,7 +342,8 @@ static void view(world_t *w, const char *rid, char *status, size_t slen, char *s
         n += (size_t)snprintf(steps + n, stlen - n, "%s%s=%s", i ? " " : "",
                               json_string_value(json_object_get(s, "name")),
                               json_string_value(json_object_get(s, "state")));
-        if (n >= stlen) break;
+        if (n >= stlen)
+            break;
     }
     json_decref(out);
 }
@@ -447,7 +458,8 @@ static void failed_write(world_t *w)
 {
     close_engine(w);
     CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_WRITE, 4), 0);
-    if (!w->e) return;
+    if (!w->e)
+        return;
     char *acked[8] = {0}, *lost = NULL;
     int nacked = 0, held = 0;
     for (int i = 0; i < 8 && !lost; i++) {
@@ -511,7 +523,8 @@ typedef struct {
 static int collect(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
     events_t *ev = ud;
-    if (ev->n == sizeof ev->bytes / sizeof *ev->bytes) return 1;
+    if (ev->n == sizeof ev->bytes / sizeof *ev->bytes)
+        return 1;
     ev->bytes[ev->n] = malloc(len);
     memcpy(ev->bytes[ev->n], bytes, len);
     ev->len[ev->n++] = len;
@@ -527,7 +540,8 @@ static int replay(const events_t *ev, size_t n, const void *bytes, size_t len, o
     CHECK_EQ_INT(rc, 0);
     for (size_t i = 0; !rc && i < n; i++)
         rc = osse_engine_replay_event(r, i + 1, ev->bytes[i], ev->len[i], err);
-    if (!rc && bytes) rc = osse_engine_replay_event(r, n + 1, bytes, len, err);
+    if (!rc && bytes)
+        rc = osse_engine_replay_event(r, n + 1, bytes, len, err);
     osse_engine_close(r);
     return rc;
 }
@@ -544,7 +558,8 @@ static int replay_again(const events_t *ev, size_t i, osse_err_t *err)
     for (size_t k = 0; k < ev->n; k++) {
         osse_event_t o;
         if (osse_event_decode(ev->bytes[k], ev->len[k], &o, NULL) == 0) {
-            if (strcmp(o.stream, e.stream) == 0 && o.version > version) version = o.version;
+            if (strcmp(o.stream, e.stream) == 0 && o.version > version)
+                version = o.version;
             osse_event_clear(&o);
         }
     }
@@ -566,7 +581,8 @@ static size_t find_type(const events_t *ev, osse_event_type_t t)
             hit = o.type == t;
             osse_event_clear(&o);
         }
-        if (hit) return k;
+        if (hit)
+            return k;
     }
     CHECK(!"event type not in the log");
     return 0;

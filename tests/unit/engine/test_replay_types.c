@@ -22,8 +22,13 @@
 static void forge(uint64_t seq, const char *stream, uint32_t version, osse_event_type_t t,
                   json_t *data, const char *name, osse_buf_t *out)
 {
-    osse_event_t ev = {.seq = seq, .stream = (char *)stream, .version = version, .type = t,
-                       .at = 1764554400000, .actor_kind = "system", .actor_id = "osse",
+    osse_event_t ev = {.seq = seq,
+                       .stream = (char *)stream,
+                       .version = version,
+                       .type = t,
+                       .at = 1764554400000,
+                       .actor_kind = "system",
+                       .actor_id = "osse",
                        .data = data};
     osse_buf_t b;
     osse_buf_init(&b, 0);

@@ -104,9 +104,9 @@ static void rcv__answer(rcv_conn_t *c, int status)
     const char *body = r->resp_body ? r->resp_body : "ok";
     size_t n = strlen(body) + 256 + (r->resp_extra ? strlen(r->resp_extra) : 0);
     c->out = malloc(n);
-    int k = snprintf(c->out, n,
-                     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
-                     status, strlen(body), r->resp_extra ? r->resp_extra : "", body);
+    int k =
+        snprintf(c->out, n, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
+                 status, strlen(body), r->resp_extra ? r->resp_extra : "", body);
     uv_buf_t b = uv_buf_init(c->out, (unsigned)k);
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, rcv__written) != 0)

@@ -185,17 +185,13 @@ static void test_transport_errors(void)
         CHECK_EQ_INT(x->status_code, 0);
         CHECK(x->error != NULL);
         switch (g.order[k]) {
-        case 0:
-            CHECK_EQ_INT(x->code, OSSE_EIO);
-            break;
+        case 0: CHECK_EQ_INT(x->code, OSSE_EIO); break;
         case 1:
             CHECK_EQ_INT(x->code, OSSE_EIO);
             CHECK(x->elapsed_ms >= 250 && x->elapsed_ms < 2000);
             CHECK(strstr(x->error, "imeout") || strstr(x->error, "timed out"));
             break;
-        case 2:
-            CHECK_EQ_INT(x->code, OSSE_ETOOBIG);
-            break;
+        case 2: CHECK_EQ_INT(x->code, OSSE_ETOOBIG); break;
         }
     }
     CHECK(now_ms() - t < 3000);
@@ -222,9 +218,8 @@ static void test_per_host_and_global_caps(void)
         tags[i] = (tag_t){&g, i};
         /* a gets 0..5 first, then b gets 6..11: b must still be served before
          * a's queue empties, since a may hold only 2 of the 3 slots. */
-        CHECK_EQ_INT(osse_fetch_post(f, i < 6 ? ua : ub, NULL, "x", 1, 3000, on_result, &tags[i],
-                                     NULL),
-                     0);
+        CHECK_EQ_INT(
+            osse_fetch_post(f, i < 6 ? ua : ub, NULL, "x", 1, 3000, on_result, &tags[i], NULL), 0);
     }
     CHECK_EQ_INT(osse_fetch_active(f), 3);
     CHECK_EQ_INT(osse_fetch_queued(f), 9);

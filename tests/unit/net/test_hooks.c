@@ -413,7 +413,8 @@ static void test_slow_receiver_isolated(void)
     run_for(&loop, 1700);
     CHECK(rec.nprogress >= 4);
     for (int i = 0; i < rec.nprogress && i < 4; i++)
-        CHECK(strstr(rec.progress[i].error, "imeout") || strstr(rec.progress[i].error, "timed out"));
+        CHECK(strstr(rec.progress[i].error, "imeout") ||
+              strstr(rec.progress[i].error, "timed out"));
     CHECK(slow.nreqs > 4);
     CHECK_EQ_INT(slow.maxcur, 4);
     CHECK_EQ_INT(osse_hooks_pending(h), 10);

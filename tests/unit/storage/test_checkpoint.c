@@ -294,11 +294,29 @@ static void test_key_file_and_store(void)
 /* Origins C2SP would not take: not UTF-8 (0xff, a lone continuation byte,
  * overlong forms, a surrogate, cut short), Unicode spaces, '+', controls. */
 static const char *const BAD_ORIGINS[] = {
-    "\xff",           "a\x80z",          "a\xc0\xafz",       "a\xe0\x80\xafz", "a\xed\xa0\x80z",
-    "a\xf4\x90\x80\x80", "a\xc3",           "a\xc2\xa0z",       "a\xe3\x80\x80z", "a\xc2\x85z",
-    "a\xe1\x9a\x80z",  "a\xe2\x80\x80z",  "a\xe2\x80\x8az",  "a\xe2\x80\xa8z", "a\xe2\x80\xa9z",
-    "a\xe2\x80\xafz",  "a\xe2\x81\x9fz",  "a b",             "a\tb",          "a+b",
-    "a\x7f",          "a\xc2\x9fz",      "",
+    "\xff",
+    "a\x80z",
+    "a\xc0\xafz",
+    "a\xe0\x80\xafz",
+    "a\xed\xa0\x80z",
+    "a\xf4\x90\x80\x80",
+    "a\xc3",
+    "a\xc2\xa0z",
+    "a\xe3\x80\x80z",
+    "a\xc2\x85z",
+    "a\xe1\x9a\x80z",
+    "a\xe2\x80\x80z",
+    "a\xe2\x80\x8az",
+    "a\xe2\x80\xa8z",
+    "a\xe2\x80\xa9z",
+    "a\xe2\x80\xafz",
+    "a\xe2\x81\x9fz",
+    "a b",
+    "a\tb",
+    "a+b",
+    "a\x7f",
+    "a\xc2\x9fz",
+    "",
 };
 #define NBAD (sizeof BAD_ORIGINS / sizeof BAD_ORIGINS[0])
 
@@ -322,9 +340,9 @@ static void raw_vkey(const char *name, const uint8_t pk[32], char *out, size_t c
 
 static void test_origins(void)
 {
-    static const char *const good[] = {"example.org/log", "osse.local/log", "ex\xc3\xa4mple.org/log",
-                                       "\xe4\xbe\x8b\xe3\x81\x88.jp/\xe3\x83\xad\xe3\x82\xb0",
-                                       "\xf0\x9f\x93\x9c/log"};
+    static const char *const good[] = {
+        "example.org/log", "osse.local/log", "ex\xc3\xa4mple.org/log",
+        "\xe4\xbe\x8b\xe3\x81\x88.jp/\xe3\x83\xad\xe3\x82\xb0", "\xf0\x9f\x93\x9c/log"};
     osse_err_t err;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         CHECK_EQ_INT(osse_origin_check(good[i], strlen(good[i]), &err), 0);
@@ -401,7 +419,8 @@ static void test_origins(void)
     osse_buf_t b;
     osse_buf_init(&b, 0);
     CHECK_EQ_INT(osse_signer_from_seed("example.org/log", seed, &s, NULL), 0);
-    CHECK_EQ_INT(osse_signer_sign_note(s, "0123456789012345678901234567890\n", 32, &b), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_signer_sign_note(s, "0123456789012345678901234567890\n", 32, &b),
+                 OSSE_EINVAL);
     CHECK_EQ_INT(osse_signer_sign_note(s, "01234567890123456789012345678901\n", 33, &b), 0);
     osse_buf_close(&b);
     osse_signer_close(s);

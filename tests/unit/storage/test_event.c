@@ -15,7 +15,9 @@ static json_t *sample_data(void)
     json_t *d = json_loads("{\"zeta\":1,\"alpha\":\"x\",\"neg\":-5,\"big\":9007199254740993,"
                            "\"min\":-9223372036854775808,\"pi\":3.25,\"t\":true,\"f\":false,"
                            "\"n\":null,\"arr\":[1,[2,{\"b\":1,\"a\":2}],\"s\",-200,70000,-70000],"
-                           "\"long\":\"" "0123456789012345678901234567890123456789" "\","
+                           "\"long\":\""
+                           "0123456789012345678901234567890123456789"
+                           "\","
                            "\"obj\":{\"y\":{\"x\":[]},\"e\":{}},\"ü\":\"ünïcödé\"}",
                            JSON_PRESERVE_ORDER, &je);
     return d;
@@ -103,7 +105,8 @@ static void test_layout(void)
     CHECK_EQ_INT(encode(&ev, &b), 0);
     static const uint8_t head[] = {0x87, 0xa3, 's', 'e', 'q', 0x01};
     CHECK(b.len > sizeof head && memcmp(b.ptr, head, sizeof head) == 0);
-    static const uint8_t tail[] = {0xa4, 'd', 'a', 't', 'a', 0x82, 0xa1, 'b', 0x01, 0xa1, 'a', 0x02};
+    static const uint8_t tail[] = {0xa4, 'd', 'a',  't',  'a', 0x82,
+                                   0xa1, 'b', 0x01, 0xa1, 'a', 0x02};
     CHECK(b.len > sizeof tail && memcmp(b.ptr + b.len - sizeof tail, tail, sizeof tail) == 0);
 
     osse_event_t back;
@@ -232,11 +235,11 @@ static void test_truncations(void)
 static size_t splice_data(uint8_t *out, const uint8_t *data, size_t n)
 {
     static const uint8_t head[] = {
-        0x87, 0xa3, 's', 'e', 'q', 0x01, 0xa6, 's', 't', 'r', 'e', 'a', 'm', 0xa8, 'a', 'g',
-        'e', 'n', 'c', 'y', '/', 'a', 0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01, 0xa4, 't',
-        'y', 'p', 'e', 0xad, 'A', 'g', 'e', 'n', 'c', 'y', 'U', 'p', 'd', 'a', 't', 'e', 'd',
-        0xa2, 'a', 't', 0x00, 0xa5, 'a', 'c', 't', 'o', 'r', 0x82, 0xa4, 'k', 'i', 'n', 'd',
-        0xa1, 'k', 0xa2, 'i', 'd', 0xa0, 0xa4, 'd', 'a', 't', 'a'};
+        0x87, 0xa3, 's',  'e', 'q',  0x01, 0xa6, 's',  't',  'r', 'e', 'a', 'm',  0xa8, 'a',  'g',
+        'e',  'n',  'c',  'y', '/',  'a',  0xa7, 'v',  'e',  'r', 's', 'i', 'o',  'n',  0x01, 0xa4,
+        't',  'y',  'p',  'e', 0xad, 'A',  'g',  'e',  'n',  'c', 'y', 'U', 'p',  'd',  'a',  't',
+        'e',  'd',  0xa2, 'a', 't',  0x00, 0xa5, 'a',  'c',  't', 'o', 'r', 0x82, 0xa4, 'k',  'i',
+        'n',  'd',  0xa1, 'k', 0xa2, 'i',  'd',  0xa0, 0xa4, 'd', 'a', 't', 'a'};
     memcpy(out, head, sizeof head);
     memcpy(out + sizeof head, data, n);
     return sizeof head + n;
@@ -249,8 +252,8 @@ static void test_hostile(void)
     osse_event_t back;
 
     /* The splice itself, with a good data map, decodes. */
-    static const uint8_t ok[] = {0x81, 0xa1, 'k', 0x93, 0xc0, 0xc3, 0xcb, 0x40, 0x09, 0x21, 0xfb,
-                                 0x54, 0x44, 0x2d, 0x18};
+    static const uint8_t ok[] = {0x81, 0xa1, 'k',  0x93, 0xc0, 0xc3, 0xcb, 0x40,
+                                 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18};
     n = splice_data(buf, ok, sizeof ok);
     CHECK_EQ_INT(osse_event_decode(buf, n, &back, NULL), 0);
     osse_event_clear(&back);
@@ -275,8 +278,8 @@ static void test_hostile(void)
     static const uint8_t nan[] = {0x81, 0xa1, 'k', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
     n = splice_data(buf, nan, sizeof nan);
     expect_corrupt(buf, n, "NaN");
-    static const uint8_t u64[] = {0x81, 0xa1, 'k', 0xcf, 0xff, 0xff, 0xff, 0xff,
-                                  0xff, 0xff, 0xff, 0xff};
+    static const uint8_t u64[] = {0x81, 0xa1, 'k',  0xcf, 0xff, 0xff,
+                                  0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     n = splice_data(buf, u64, sizeof u64);
     expect_corrupt(buf, n, "uint64 beyond int64");
     static const uint8_t dup[] = {0x82, 0xa1, 'k', 0x01, 0xa1, 'k', 0x02};
@@ -385,8 +388,8 @@ static void test_types(void)
     CHECK_EQ_INT(back.type, OSSE_EV_StepOpened);
     osse_event_clear(&back);
 
-    static const char *const bad[] = {"StepOpned", "stepopened", "StepOpened ", "Step", "", "T",
-                                      "Event"};
+    static const char *const bad[] = {"StepOpned", "stepopened", "StepOpened ", "Step",
+                                      "",          "T",          "Event"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         n = forge_type(&ev, bad[i], buf, sizeof buf);
         memset(&err, 0, sizeof err);

@@ -9,15 +9,15 @@
 
 /* SPEC §5, copied by hand: the table must hold these and no other. */
 static const char *const spec[] = {
-    "WorkflowPublished",  "CalendarUpdated",       "AgencyUpdated",       "PrincipalCreated",
-    "PrincipalRevoked",   "RequestSubmitted",      "StepOpened",          "StepSkipped",
-    "TaskAutoApproved",   "TaskDecided",           "InfoProvided",        "SlaWarned",
-    "SlaBreached",        "SlaRescheduled",        "TaskEscalated",       "LinkageCompleted",
-    "LinkageFailed",      "PaymentDue",            "PaymentReceived",     "LicenceIssued",
-    "LicenceExpired",     "LicenceRevoked",        "SlaOverdueNotice",    "NotificationDelivered",
-    "NotificationFailed", "RequestCompleted",      "RequestRejected",     "RequestWithdrawn",
-    "RequestExpired",     "PersonalDataErased",    "StepFailed",          "RuleFailed",
-    "SubscriptionUpdated", "SubscriptionDeleted",  "AgencySecretRotated"};
+    "WorkflowPublished",   "CalendarUpdated",     "AgencyUpdated",      "PrincipalCreated",
+    "PrincipalRevoked",    "RequestSubmitted",    "StepOpened",         "StepSkipped",
+    "TaskAutoApproved",    "TaskDecided",         "InfoProvided",       "SlaWarned",
+    "SlaBreached",         "SlaRescheduled",      "TaskEscalated",      "LinkageCompleted",
+    "LinkageFailed",       "PaymentDue",          "PaymentReceived",    "LicenceIssued",
+    "LicenceExpired",      "LicenceRevoked",      "SlaOverdueNotice",   "NotificationDelivered",
+    "NotificationFailed",  "RequestCompleted",    "RequestRejected",    "RequestWithdrawn",
+    "RequestExpired",      "PersonalDataErased",  "StepFailed",         "RuleFailed",
+    "SubscriptionUpdated", "SubscriptionDeleted", "AgencySecretRotated"};
 
 static osse_event_type_t parse(const char *s)
 {
@@ -43,9 +43,10 @@ static void test_spec_list(void)
 
 static void test_refused(void)
 {
-    static const char *const bad[] = {"StepOpned",   "stepopened", "STEPOPENED", "StepOpened ",
-                                      " StepOpened", "StepOpene",  "StepOpenedX", "", "Event",
-                                      "StepDecided", "?"};
+    static const char *const bad[] = {
+        "StepOpned", "stepopened",  "STEPOPENED", "StepOpened ", " StepOpened",
+        "StepOpene", "StepOpenedX", "",           "Event",       "StepDecided",
+        "?"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         osse_event_type_t t = OSSE_EV_RequestSubmitted;
         CHECK_EQ_INT(osse_event_type_parse(bad[i], strlen(bad[i]), &t), OSSE_EINVAL);
@@ -101,7 +102,7 @@ static void test_flags(void)
 {
     /* SPEC §7: an agency hears of its task opening, being escalated, getting
      * information back, nearing, breaching or staying past its SLA. */
-    static const osse_event_type_t agency[] = {OSSE_EV_StepOpened,  OSSE_EV_TaskEscalated,
+    static const osse_event_type_t agency[] = {OSSE_EV_StepOpened,   OSSE_EV_TaskEscalated,
                                                OSSE_EV_InfoProvided, OSSE_EV_SlaWarned,
                                                OSSE_EV_SlaBreached,  OSSE_EV_SlaOverdueNotice};
     unsigned n = 0;

@@ -391,7 +391,7 @@ static void test_structure_damage(void)
         {l.ev_at[5], 4, 0},              /* event length 0 */
         {l.ev_at[5], 4, be(x + l.ev_at[5], 4) + 1},
         {l.ev_at[5], 4, be(x + l.ev_at[5], 4) - 1},
-        {l.final_at - 8, 8, n + 1},      /* total length */
+        {l.final_at - 8, 8, n + 1}, /* total length */
         {l.final_at - 8, 8, n - 1},
         {l.final_at - 8, 8, 0xffffffffffffffffULL},
         {l.final_at, 8, be(x + l.final_at, 8) - 1}, /* final head's size */
@@ -520,8 +520,8 @@ static void test_bad_origin(void)
         const char *o;
         size_t bad; /* the offending byte's offset in o */
     } bad[] = {
-        {"example.org/\xff", 12},       {"example.org/\x80log", 12},
-        {"example.org/\xc0\xaf", 12},   {"example\xc2\xa0org/log", 7},
+        {"example.org/\xff", 12},           {"example.org/\x80log", 12},
+        {"example.org/\xc0\xaf", 12},       {"example\xc2\xa0org/log", 7},
         {"example.org\xe3\x80\x80log", 11}, {"example.org/l\xed\xa0\x80", 13},
     };
     size_t n;

@@ -57,7 +57,8 @@ static void run(osse_log_fault_t kind)
     char tmpl[] = "/tmp/osse-test-log-fault-XXXXXX";
     char *dir = mkdtemp(tmpl);
     CHECK(dir != NULL);
-    if (!dir) return;
+    if (!dir)
+        return;
     osse_log_t *log = NULL;
     osse_err_t err = {0};
     uv_loop_t loop;

@@ -63,8 +63,8 @@ static int mem_get(void *ud, unsigned level, uint64_t index, uint8_t out[32], os
 
 /* ---- The reference: RFC 6962 §2.1 read literally, over leaf hashes. ---- */
 
-static hash_t *leaves;  /* leaf hashes */
-static hash_t *memo;    /* memo[start * MEMO_W + len] when start,len < MEMO_W */
+static hash_t *leaves; /* leaf hashes */
+static hash_t *memo;   /* memo[start * MEMO_W + len] when start,len < MEMO_W */
 static uint8_t *memo_ok;
 #define MEMO_W 301
 
@@ -309,8 +309,8 @@ static void test_sampled_large(void)
     osse_merkle_t tree;
     make_leaves(N, &store, &tree);
     osse_merkle_store_t st = {mem_get, &store};
-    uint64_t sizes[] = {1, 2, 3, 1023, 1024, 1025, 4095, 31337, 65535, 65536, 65537, 77777,
-                        99999, 100000};
+    uint64_t sizes[] = {1,     2,     3,     1023,  1024,  1025,  4095,
+                        31337, 65535, 65536, 65537, 77777, 99999, 100000};
     enum { NS = sizeof sizes / sizeof sizes[0] };
     hash_t roots[NS];
     int bad = 0;

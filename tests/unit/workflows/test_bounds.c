@@ -66,7 +66,8 @@ static bool has(const json_t *items, const char *path, const char *part)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(items, i, d) {
+    json_array_foreach(items, i, d)
+    {
         const char *p = json_string_value(json_object_get(d, "path"));
         const char *m = json_string_value(json_object_get(d, "message"));
         if (p && m && strcmp(p, path) == 0 && (!part || strstr(m, part)))
@@ -257,8 +258,7 @@ static void test_lists_are_capped(void)
      * (50,000 of them took 90 ms to format); still 0. */
     t = (text_t){0};
     put(&t, "id: w\nform:\n  n: {type: integer}\nsteps:\n");
-    for (int i = 0; i < 16; i++)
-    {
+    for (int i = 0; i < 16; i++) {
         put(&t, "  s%d: {kind: task, agency: a, when: 'form.n > 0", i);
         for (int k = 0; k < 249; k++)
             put(&t, " && form.n > %d", k);

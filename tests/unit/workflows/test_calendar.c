@@ -49,9 +49,9 @@ static bool chance(int percent)
 /* ---- the reference ------------------------------------------------------ */
 
 typedef struct ref_cal_s {
-    int off_min;    /* UTC offset in minutes */
-    bool day[7];    /* monday first */
-    int open, close; /* minutes after local midnight */
+    int off_min;      /* UTC offset in minutes */
+    bool day[7];      /* monday first */
+    int open, close;  /* minutes after local midnight */
     int64_t hol[128]; /* local days since 1970-01-01, any order, repeats allowed */
     int nhol;
     /* A one-day memo: the reference would be too slow under ASan otherwise. */
@@ -190,8 +190,9 @@ static void dump(const char *what, const ref_cal_t *r, int64_t start, int64_t n,
     char a[OSSE_TIME_LEN], g[OSSE_TIME_LEN], w[OSSE_TIME_LEN];
     json_t *j = ref_to_json(r);
     char *s = json_dumps(j, JSON_COMPACT);
-    fprintf(stderr, "%s mismatch: calendar %s\n  start %s (%" PRId64 ") arg %" PRId64
-                    "\n  got %" PRId64 " (%s) want %" PRId64 " (%s)\n",
+    fprintf(stderr,
+            "%s mismatch: calendar %s\n  start %s (%" PRId64 ") arg %" PRId64 "\n  got %" PRId64
+            " (%s) want %" PRId64 " (%s)\n",
             what, s, fmt(start, a), start, n, got, fmt(got, g), want, fmt(want, w));
     free(s);
     json_decref(j);
@@ -205,10 +206,10 @@ static void random_calendar(ref_cal_t *r, int64_t base_day)
     r->off_min = chance(60) ? offsets[rnd_in(0, 11)] : (int)rnd_in(-1439, 1439);
     int shape = (int)rnd_in(0, 5);
     for (int i = 0; i < 7; i++)
-        r->day[i] = shape == 0   ? i < 5                 /* mon-fri */
-                  : shape == 1   ? i < 6                 /* mon-sat */
-                  : shape == 2   ? (i < 4 || i == 6)     /* sun-thu */
-                  : shape == 3   ? false                 /* set below */
+        r->day[i] = shape == 0   ? i < 5             /* mon-fri */
+                    : shape == 1 ? i < 6             /* mon-sat */
+                    : shape == 2 ? (i < 4 || i == 6) /* sun-thu */
+                    : shape == 3 ? false             /* set below */
                                  : chance(50);
     if (shape == 3) { /* a single random workday */
         memset(r->day, 0, sizeof r->day);
@@ -259,27 +260,15 @@ static int64_t random_start(const ref_cal_t *r, int64_t base_day)
 {
     int64_t tod;
     switch (rnd_in(0, 7)) {
-    case 0:
-        tod = r->open * MIN_MS;
-        break;
-    case 1:
-        tod = r->close * MIN_MS;
-        break;
-    case 2:
-        tod = (r->open - 1) * MIN_MS;
-        break;
-    case 3:
-        tod = (r->close - 1) * MIN_MS;
-        break;
-    case 4:
-        tod = 0;
-        break;
+    case 0: tod = r->open * MIN_MS; break;
+    case 1: tod = r->close * MIN_MS; break;
+    case 2: tod = (r->open - 1) * MIN_MS; break;
+    case 3: tod = (r->close - 1) * MIN_MS; break;
+    case 4: tod = 0; break;
     case 5:
         tod = rnd_in(0, DAY_MS - 1); /* any ms, sub-minute parts included */
         break;
-    default:
-        tod = rnd_in(0, 1439) * MIN_MS;
-        break;
+    default: tod = rnd_in(0, 1439) * MIN_MS; break;
     }
     return base_day * DAY_MS + tod - r->off_min * MIN_MS;
 }
@@ -289,18 +278,14 @@ static int64_t random_duration(const ref_cal_t *r)
     int64_t per_day = r->close - r->open, per_week = per_day * working_days_per_week(r);
     int64_t m;
     switch (rnd_in(0, 6)) {
-    case 0:
-        m = 0;
-        break;
+    case 0: m = 0; break;
     case 1:
         m = rnd_in(1, 3) * per_day; /* whole working days */
         break;
     case 2:
         m = rnd_in(1, 16) * 60; /* working hours */
         break;
-    case 3:
-        m = rnd_in(1, 5);
-        break;
+    case 3: m = rnd_in(1, 5); break;
     default:
         m = rnd_in(0, 3 * per_week); /* up to three working weeks */
         break;
@@ -417,7 +402,7 @@ static bool parse_str(const char *text, osse_calendar_t *c, json_t **details_out
 }
 
 #define TH_GOV                                                                                     \
-    "{\"utc_offset\":\"+07:00\",\"workdays\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],"          \
+    "{\"utc_offset\":\"+07:00\",\"workdays\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],"           \
     "\"hours\":[\"08:30\",\"16:30\"],\"holidays\":[\"2026-12-07\",\"2026-12-10\",\"2026-12-31\"]}"
 
 static void check_time(int64_t got, const char *want)
@@ -435,15 +420,15 @@ static void test_examples(void)
     /* Friday 16:00 + 1 working hour = Monday 09:00. */
     check_time(osse_calendar_add(&c, at("2026-11-27T16:00:00+07:00"), 60),
                "2026-11-30T09:00:00+07:00");
-    CHECK_EQ_INT(osse_calendar_between(&c, at("2026-11-27T16:00:00+07:00"),
-                                       at("2026-11-30T09:00:00+07:00")),
-                 60);
+    CHECK_EQ_INT(
+        osse_calendar_between(&c, at("2026-11-27T16:00:00+07:00"), at("2026-11-30T09:00:00+07:00")),
+        60);
     /* Opened on Saturday: counting starts Monday 08:30. */
     check_time(osse_calendar_add(&c, at("2026-11-28T10:00:00+07:00"), 1),
                "2026-11-30T08:31:00+07:00");
-    CHECK_EQ_INT(osse_calendar_between(&c, at("2026-11-28T10:00:00+07:00"),
-                                       at("2026-11-30T08:30:00+07:00")),
-                 0);
+    CHECK_EQ_INT(
+        osse_calendar_between(&c, at("2026-11-28T10:00:00+07:00"), at("2026-11-30T08:30:00+07:00")),
+        0);
     /* 1 working day from Monday 08:30 falls due Monday 16:30, not Tuesday 08:30. */
     check_time(osse_calendar_add(&c, at("2026-11-30T08:30:00+07:00"), 480),
                "2026-11-30T16:30:00+07:00");
@@ -644,8 +629,7 @@ static void test_parse_bad(void)
         "utc_offset");
     BAD("{\"utc_offset\":\"+07:00\",\"workdays\":\"mon\",\"hours\":[\"08:30\",\"16:30\"]}",
         "workdays");
-    BAD("{\"utc_offset\":\"+07:00\",\"workdays\":[],\"hours\":[\"08:30\",\"16:30\"]}",
-        "workdays");
+    BAD("{\"utc_offset\":\"+07:00\",\"workdays\":[],\"hours\":[\"08:30\",\"16:30\"]}", "workdays");
     BAD("{\"utc_offset\":\"+07:00\",\"workdays\":[\"mon\",\"funday\",\"mon\",1],"
         "\"hours\":[\"08:30\",\"16:30\"]}",
         "workdays[1]", "workdays[2]", "workdays[3]");

@@ -22,14 +22,14 @@ static json_t *root;
 
 static const osse_expr_field_t FIELDS[] = {
     /* seats, vip and opening_date are optional (may be null). */
-    {"area_sqm", OSSE_EXPR_NUMBER, false}, {"seats", OSSE_EXPR_INTEGER, true},
-    {"name", OSSE_EXPR_STRING, false},     {"district", OSSE_EXPR_STRING, false},
-    {"vip", OSSE_EXPR_BOOLEAN, true},      {"price", OSSE_EXPR_NUMBER, false},
+    {"area_sqm", OSSE_EXPR_NUMBER, false},    {"seats", OSSE_EXPR_INTEGER, true},
+    {"name", OSSE_EXPR_STRING, false},        {"district", OSSE_EXPR_STRING, false},
+    {"vip", OSSE_EXPR_BOOLEAN, true},         {"price", OSSE_EXPR_NUMBER, false},
     {"opening_date", OSSE_EXPR_STRING, true},
 };
 static const char *const STEPS[] = {"identity", "commerce", "x"};
-static const osse_expr_env_t ENV = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], STEPS,
-                                    sizeof STEPS / sizeof STEPS[0], NULL, NULL};
+static const osse_expr_env_t ENV = {
+    FIELDS, sizeof FIELDS / sizeof FIELDS[0], STEPS, sizeof STEPS / sizeof STEPS[0], NULL, NULL};
 
 static char *dump(const json_t *v)
 {
@@ -96,13 +96,13 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_, NULL), OSSE_EINVAL);                      \
+            CHECK_EQ_INT(osse_expr_check(x_, &ENV, expect, p_, NULL), OSSE_EINVAL);                \
             json_t *q_ = json_array_get(p_, 0);                                                    \
             const char *m_ = json_string_value(json_object_get(q_, "message"));                    \
             int col_ = (int)json_integer_value(json_object_get(q_, "column"));                     \
             if (!m_ || !strstr(m_, sub) || col_ != (column))                                       \
                 fprintf(stderr, "  check %s: col %d msg '%s'\n", text, col_, m_ ? m_ : "-");       \
-            CHECK(m_ && strstr(m_, sub));                                                          \
+            CHECK(m_ &&strstr(m_, sub));                                                           \
             CHECK_EQ_INT(col_, column);                                                            \
         }                                                                                          \
         osse_expr_free(x_);                                                                        \
@@ -115,7 +115,7 @@ static json_t *eval_text(const char *text, json_t *inputs, osse_err_t *err)
         osse_expr_t *x_ = NULL;                                                                    \
         CHECK_EQ_INT(osse_expr_parse(text, strlen(text), &x_, NULL, NULL), 0);                     \
         if (x_) {                                                                                  \
-            int rc_ = osse_expr_check(x_, &ENV, expect, p_, NULL);                                       \
+            int rc_ = osse_expr_check(x_, &ENV, expect, p_, NULL);                                 \
             if (rc_ != 0) {                                                                        \
                 char *d_ = dump(p_);                                                               \
                 fprintf(stderr, "  check %s: %s\n", text, d_);                                     \
@@ -381,8 +381,7 @@ static void test_short_circuit_and_inputs(void)
     json_t *inputs = json_object();
     osse_err_t err = {0};
     json_t *r = eval_text("len(form.tags)", inputs, &err);
-    json_array_append_new(json_object_get(json_object_get(root, "form"), "tags"),
-                          json_string("c"));
+    json_array_append_new(json_object_get(json_object_get(root, "form"), "tags"), json_string("c"));
     CHECK_EQ_INT(json_array_size(json_object_get(inputs, "form.tags")), 2);
     json_array_remove(json_object_get(json_object_get(root, "form"), "tags"), 2);
     json_decref(r);
@@ -444,8 +443,8 @@ static void test_nullish(void)
     VAL("form.missing ?? 2 * 3", "6");
     VAL("500 + 2 * (form.missing ?? 0)", "500");
     VAL("500 + 2 * (form.seats ?? 0)", "520");
-    VAL("false ?? true", "false"); /* false is not null */
-    VAL("form.missing ?? true ? 1 : 2", "1");   /* (missing ?? true) ? 1 : 2 */
+    VAL("false ?? true", "false");            /* false is not null */
+    VAL("form.missing ?? true ? 1 : 2", "1"); /* (missing ?? true) ? 1 : 2 */
     VAL("(form.vip || false) ?? false", "true");
     VAL("form.vip ?? (false || true)", "true");
     VAL("0 ?? 5", "0");
@@ -516,7 +515,7 @@ static json_t *warnings_of(const char *text, osse_expr_type_t expect)
             free(d_);                                                                              \
         }                                                                                          \
         CHECK_EQ_INT(json_array_size(w_), n);                                                      \
-        CHECK(m_ && strstr(m_, sub));                                                              \
+        CHECK(m_ &&strstr(m_, sub));                                                               \
         CHECK_EQ_INT(col_, column);                                                                \
         json_decref(w_);                                                                           \
     } while (0)
@@ -654,7 +653,8 @@ static void test_static_check(void)
     CHECK(e == NULL);
     CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(p, 0), "column")), 4);
     json_array_clear(p);
-    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), OSSE_EINVAL);
+    CHECK_EQ_INT(osse_expr_compile("form.area", 9, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL),
+                 OSSE_EINVAL);
     CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(p, 0), "message")),
                  "unknown field form.area");
     CHECK_EQ_INT(osse_expr_compile("form.seats * 2", 14, &ENV, OSSE_EXPR_NUMBER, &e, p, NULL), 0);

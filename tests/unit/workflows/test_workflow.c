@@ -48,7 +48,8 @@ static bool has(const json_t *details, const char *path, const char *msg_part)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(details, i, d) {
+    json_array_foreach(details, i, d)
+    {
         const char *p = json_string_value(json_object_get(d, "path"));
         const char *m = json_string_value(json_object_get(d, "message"));
         if (p && m && strcmp(p, path) == 0 && (!msg_part || strstr(m, msg_part)))
@@ -107,20 +108,19 @@ static char *slurp(const char *rel, size_t *len)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static const char *yaml_def =
-    "id: demo\n"
-    "title: \"Demo\"\n"
-    "form:\n"
-    "  n: {type: integer, min: -3, max: 0x10}\n"
-    "  r: {type: number, min: 1.5e2}\n"
-    "  flag: {type: boolean, required: true}\n"
-    "  q: {type: string, pattern: '123'}\n"
-    "steps:\n"
-    "  a:\n"
-    "    kind: task\n"
-    "    agency: x\n"
-    "    after: []\n"
-    "    when: ~\n";
+static const char *yaml_def = "id: demo\n"
+                              "title: \"Demo\"\n"
+                              "form:\n"
+                              "  n: {type: integer, min: -3, max: 0x10}\n"
+                              "  r: {type: number, min: 1.5e2}\n"
+                              "  flag: {type: boolean, required: true}\n"
+                              "  q: {type: string, pattern: '123'}\n"
+                              "steps:\n"
+                              "  a:\n"
+                              "    kind: task\n"
+                              "    agency: x\n"
+                              "    after: []\n"
+                              "    when: ~\n";
 
 static const char *json_def =
     "{\"id\": \"demo\", \"title\": \"Demo\",\n"
@@ -128,7 +128,8 @@ static const char *json_def =
     "          \"r\": {\"type\": \"number\", \"min\": 150.0},\n"
     "          \"flag\": {\"type\": \"boolean\", \"required\": true},\n"
     "          \"q\": {\"type\": \"string\", \"pattern\": \"123\"}},\n"
-    " \"steps\": {\"a\": {\"kind\": \"task\", \"agency\": \"x\", \"after\": [], \"when\": null}}}\n";
+    " \"steps\": {\"a\": {\"kind\": \"task\", \"agency\": \"x\", \"after\": [], \"when\": "
+    "null}}}\n";
 
 static void test_parse_yaml_equals_json(void)
 {
@@ -148,14 +149,15 @@ static void test_parse_yaml_equals_json(void)
     json_t *v;
     const char *want[] = {"n", "r", "flag", "q"};
     int i = 0;
-    json_object_foreach(json_object_get(y, "form"), k, v) {
+    json_object_foreach(json_object_get(y, "form"), k, v)
+    {
         if (i < 4)
             CHECK_EQ_STR(k, want[i]);
         i++;
     }
     /* Quoted scalars stay strings; plain ones follow the core schema. */
-    CHECK(json_is_string(json_object_get(json_object_get(json_object_get(y, "form"), "q"),
-                                         "pattern")));
+    CHECK(json_is_string(
+        json_object_get(json_object_get(json_object_get(y, "form"), "q"), "pattern")));
     json_decref(y);
     json_decref(j);
 }
@@ -171,7 +173,8 @@ static void test_parse_scalars(void)
     CHECK(json_integer_value(json_object_get(t, "a")) == 12);
     CHECK(json_integer_value(json_object_get(t, "b")) == -7);
     CHECK(json_integer_value(json_object_get(t, "c")) == 15);
-    CHECK(json_is_real(json_object_get(t, "d")) && json_real_value(json_object_get(t, "d")) == 1.25);
+    CHECK(json_is_real(json_object_get(t, "d")) &&
+          json_real_value(json_object_get(t, "d")) == 1.25);
     CHECK(json_real_value(json_object_get(t, "e")) == 0.5);
     CHECK(json_is_true(json_object_get(t, "f")));
     CHECK(json_is_false(json_object_get(t, "g")));
@@ -427,7 +430,8 @@ static void test_compile_fields(void)
 
 static void test_compile_steps(void)
 {
-#define S(body) "id: t\nform:\n  f: {type: string}\n  p: {type: string, pii: true}\nsteps:\n" OK_STEP body
+#define S(body)                                                                                    \
+    "id: t\nform:\n  f: {type: string}\n  p: {type: string, pii: true}\nsteps:\n" OK_STEP body
     EXPECT_PROBLEM(S("  B: {kind: task, agency: x}\n"), "steps.B", "step name");
     EXPECT_PROBLEM(S("  b: task\n"), "steps.b", "mapping");
     EXPECT_PROBLEM(S("  b: {agency: x}\n"), "steps.b.kind", "is required");
@@ -436,8 +440,7 @@ static void test_compile_steps(void)
     EXPECT_PROBLEM(S("  b: {kind: linkage}\n"), "steps.b.agency", "is required for a linkage");
     EXPECT_PROBLEM(S("  b: {kind: task, agency: 5}\n"), "steps.b.agency", "agency id");
     EXPECT_PROBLEM(S("  b: {kind: payment}\n"), "steps.b.amount", "is required");
-    EXPECT_PROBLEM(S("  b: {kind: task, agency: x, colour: 1}\n"), "steps.b.colour",
-                   "unknown key");
+    EXPECT_PROBLEM(S("  b: {kind: task, agency: x, colour: 1}\n"), "steps.b.colour", "unknown key");
     EXPECT_PROBLEM(S("  b: {kind: task, agency: x, amount: 5}\n"), "steps.b.amount",
                    "not allowed for kind task");
     EXPECT_PROBLEM(S("  b: {kind: payment, amount: 5, input: {}}\n"), "steps.b.input",
@@ -490,8 +493,8 @@ static void test_compile_steps(void)
                    "between 0 and 1");
     EXPECT_PROBLEM(S("  b: {kind: task, agency: x, sla: P1D, warn_at: 0}\n"), "steps.b.warn_at",
                    "between 0 and 1");
-    EXPECT_PROBLEM(S("  b: {kind: task, agency: x, sla: P1D, warn_at: half}\n"),
-                   "steps.b.warn_at", "between 0 and 1");
+    EXPECT_PROBLEM(S("  b: {kind: task, agency: x, sla: P1D, warn_at: half}\n"), "steps.b.warn_at",
+                   "between 0 and 1");
     EXPECT_PROBLEM(S("  b: {kind: task, agency: x, warn_at: 0.5}\n"), "steps.b.warn_at",
                    "without sla");
     EXPECT_PROBLEM(S("  b: {kind: task, agency: x, on_breach: reject}\n"), "steps.b.on_breach",
@@ -678,12 +681,39 @@ static void test_durations(void)
     CHECK_EQ_INT(osse_duration_parse("1 working hour", &d), 0);
     CHECK(d.kind == OSSE_DUR_WORKING_HOURS && d.count == 1);
 
-    const char *bad[] = {"", "P", "PT", "P1DT", "P1.5D", "PT0.5H", "p1d", "P-1D", "+P1D",
-                         "P1D ", " P1D", "P1H", "PT1D", "P1D1Y", "PT1S1M", "P1M1M", "P0D",
-                         "PT0S", "P1DX", "1D", "0 working days", "-1 working days",
-                         "1.5 working days", "1 working", "1  working days", "one working day",
-                         "1 working days ", "1 Working Days", "1 business day", "15 days",
-                         "99999999999 working days", "P99999999999D", "1 working minutes"};
+    const char *bad[] = {"",
+                         "P",
+                         "PT",
+                         "P1DT",
+                         "P1.5D",
+                         "PT0.5H",
+                         "p1d",
+                         "P-1D",
+                         "+P1D",
+                         "P1D ",
+                         " P1D",
+                         "P1H",
+                         "PT1D",
+                         "P1D1Y",
+                         "PT1S1M",
+                         "P1M1M",
+                         "P0D",
+                         "PT0S",
+                         "P1DX",
+                         "1D",
+                         "0 working days",
+                         "-1 working days",
+                         "1.5 working days",
+                         "1 working",
+                         "1  working days",
+                         "one working day",
+                         "1 working days ",
+                         "1 Working Days",
+                         "1 business day",
+                         "15 days",
+                         "99999999999 working days",
+                         "P99999999999D",
+                         "1 working minutes"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         d.kind = OSSE_DUR_WALL;
         if (osse_duration_parse(bad[i], &d) != OSSE_EPARSE)
@@ -789,8 +819,8 @@ static osse_wf_t *form_wf(void)
 
 /* Checks form (JSON text) and expects a problem at path with msg_part,
  * or no problem at all when path is NULL. */
-static void expect_form(const osse_wf_t *wf, const char *form_json, bool partial,
-                        const char *path, const char *msg_part)
+static void expect_form(const osse_wf_t *wf, const char *form_json, bool partial, const char *path,
+                        const char *msg_part)
 {
     json_error_t jerr;
     json_t *form = json_loads(form_json, 0, &jerr);
@@ -831,7 +861,8 @@ static void test_forms(void)
     expect_form(wf, json, false, NULL, NULL);
     snprintf(json, sizeof json, "{\"name\": \"สมชายa\", \"cid\": \"%s\"}", cid);
     expect_form(wf, json, false, "form.name", "at most 5 characters");
-#define WITH(extra) (snprintf(json, sizeof json, "{\"name\": \"a\", \"cid\": \"%s\", %s}", cid, extra), json)
+#define WITH(extra)                                                                                \
+    (snprintf(json, sizeof json, "{\"name\": \"a\", \"cid\": \"%s\", %s}", cid, extra), json)
     expect_form(wf, WITH("\"n\": 3.0"), false, NULL, NULL);
     expect_form(wf, WITH("\"n\": null, \"doc\": null"), false, NULL, NULL);
     expect_form(wf, WITH("\"zzz\": 1"), false, "form.zzz", "unknown field");
@@ -859,8 +890,7 @@ static void test_forms(void)
                 "is required");
     expect_form(wf, "{\"name\": \"a\", \"cid\": \"0000000000002\"}", false, "form.cid",
                 "invalid check digit");
-    expect_form(wf, "{\"name\": \"a\", \"cid\": \"000000000001\"}", false, "form.cid",
-                "13 digits");
+    expect_form(wf, "{\"name\": \"a\", \"cid\": \"000000000001\"}", false, "form.cid", "13 digits");
     expect_form(wf, "{\"name\": \"a\", \"cid\": 1101700230708}", false, "form.cid", "13 digits");
     /* White space alone is no value for a required string (issue point 11). */
     expect_form(wf, "{\"name\": \"   \", \"cid\": \"0000000000001\"}", false, "form.name",
@@ -913,8 +943,7 @@ static const char *taken(void *ud, const char *wf_id, const char *fixed)
 static const osse_wf_refs_t REFS = {known, known, taken, NULL};
 
 /* osse_wf_check on YAML text; fills problems and warnings. */
-static int check(const char *text, const osse_wf_refs_t *refs, json_t *problems,
-                 json_t *warnings)
+static int check(const char *text, const osse_wf_refs_t *refs, json_t *problems, json_t *warnings)
 {
     json_t *t = parse(text);
     if (!t)
@@ -1003,9 +1032,9 @@ static void test_check_references(void)
     json_decref(d);
     /* Without a lookup, references are not checked at all. */
     d = json_array();
-    CHECK_EQ_INT(check("id: t\ncalendar: nope\nsteps:\n  a: {kind: task, agency: ghost}\n", NULL,
-                       d, NULL),
-                 0);
+    CHECK_EQ_INT(
+        check("id: t\ncalendar: nope\nsteps:\n  a: {kind: task, agency: ghost}\n", NULL, d, NULL),
+        0);
     json_decref(d);
     /* A working-time SLA needs the calendar (a rule of the definition: the
      * replay's compile has it too). */
