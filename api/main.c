@@ -218,12 +218,17 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
         free(names[i]);
         char *text = read_file(path, &len, &err);
         json_t *tree = NULL, *out = NULL;
+        osse_publish_prep_t *prep = NULL;
         osse_fail_t f = {0};
         int status = 0;
+        /* Before listening: the pool's half of a publish runs here. */
         if (!text || osse_wf_parse_text(text, len, &tree, &err)) {
             osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=%s", path, err.msg);
             rc = -1;
-        } else if (osse_cmd_publish_workflow(eng, NULL, tree, OSSE_PUBLISH_LOAD, &out, &status,
+        } else if (osse_cmd_publish_prepare(json_incref(tree), &prep)) {
+            osse_logf(OSSE_LEVEL_ERROR, "refused", "file=%s error=out of memory", path);
+            rc = -1;
+        } else if (osse_cmd_publish_workflow(eng, NULL, prep, OSSE_PUBLISH_LOAD, &out, &status,
                                              &f)) {
             print_fail(path, &f);
             rc = -1;
@@ -252,6 +257,7 @@ static int load_workflows(osse_engine_t *eng, const char *dir)
         }
         json_decref(out);
         json_decref(tree);
+        osse_publish_prep_free(prep);
         free(text);
     }
     free(names);

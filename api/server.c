@@ -7,7 +7,8 @@
  * (422/404/403/409). Every answer, reads included, is held until every event
  * emitted before it is durable (osse_engine_hold): a client never
  * sees state that a crash could take back. Reads of stored events (a
- * request's events, the log) run on the libuv pool, never the loop thread. */
+ * request's events, the log) run on the libuv pool, never the loop thread;
+ * so do the parse and the check of a published definition, one at a time. */
 #include "api/server.h"
 
 #include <ctype.h>
@@ -32,6 +33,15 @@ struct osse_server_s {
     osse_http_server_t *http;
     bool test_clock;
     osse_hist_t latency; /* from a complete request to its answer */
+    /* Calls on the libuv pool: their done callbacks still read the server,
+     * so a server closed meanwhile is freed by the last of them. */
+    size_t working;
+    bool closed;
+    /* Publishes go to the pool one at a time, in the order they came, so
+     * that two versions sent one after the other are applied in that order
+     * (a pipelined client's second one must not become the older). */
+    struct call_s *pub_head, *pub_tail;
+    bool pub_busy;
 };
 
 /* One request being handled. */
@@ -58,6 +68,12 @@ typedef struct call_s {
     uint64_t after, limit, next;
     bool consistency; /* proofs: after..next is from..to, else seq..size */
     int work_rc;
+    /* a definition published: prepared on the pool, or why its body failed */
+    osse_publish_prep_t *prep;
+    struct call_s *pub_next; /* the next publish waiting for the pool */
+    int body_status;         /* 0, or 400/422 with body_code and body_msg */
+    const char *body_code;
+    char body_msg[sizeof((osse_err_t *)0)->msg];
     uint64_t t0;
     const char *route; /* the matched pattern, for the log; NULL before a match */
 } call_t;
@@ -86,6 +102,10 @@ typedef struct route_s {
 
 /* --- answers --- */
 
+#define STOPPING                                                                                   \
+    "{\"error\":{\"code\":\"unavailable\",\"message\":\"the server is stopping\","                 \
+    "\"details\":[]}}"
+
 #define STORAGE_FAILED                                                                             \
     "{\"error\":{\"code\":\"storage_failed\",\"message\":\"the log cannot be written: "            \
     "the server is stopping; the outcome of this call is unknown\",\"details\":[]}}"
@@ -98,6 +118,7 @@ static void call_free(call_t *c)
     json_decref(c->body);
     free(c->out);
     free(c->seqs);
+    osse_publish_prep_free(c->prep);
     free(c);
 }
 
@@ -338,32 +359,80 @@ static bool body_type_ok(body_kind_t kind, const osse_http_req_t *req)
             media_is(m, "text/yaml"));
 }
 
-static int parse_json_body(call_t *c)
+/* Parses a JSON body into *out (an object; {} for a blank body), or says
+ * why not: *status 400 or 422, a code and msg. Touches nothing shared, so
+ * that it may run on the pool. */
+static int load_json_body(osse_slice_t b, json_t **out, int *status, const char **code, char *msg,
+                          size_t cap)
 {
-    osse_slice_t b = c->req->body;
+    *out = NULL;
     if (blank(b)) {
-        c->body = json_object();
+        *out = json_object();
         return 0;
     }
     if (osse_server_too_deep(b.ptr, b.len)) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "the body nests deeper than %d levels", OSSE_JSON_MAX_DEPTH);
-        reply_error(c, 400, "invalid_json", msg, NULL);
+        *status = 400;
+        *code = "invalid_json";
+        snprintf(msg, cap, "the body nests deeper than %d levels", OSSE_JSON_MAX_DEPTH);
         return -1;
     }
     json_error_t jerr;
-    c->body = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!c->body) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-        reply_error(c, 400, "invalid_json", msg, NULL);
+    *out = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*out) {
+        *status = 400;
+        *code = "invalid_json";
+        snprintf(msg, cap, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         return -1;
     }
-    if (!json_is_object(c->body)) {
-        reply_error(c, 422, "invalid_request", "the body must be a JSON object", NULL);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        *status = 422;
+        *code = "invalid_request";
+        snprintf(msg, cap, "the body must be a JSON object");
         return -1;
     }
     return 0;
+}
+
+static int parse_json_body(call_t *c)
+{
+    int status;
+    const char *code;
+    char msg[300];
+    if (load_json_body(c->req->body, &c->body, &status, &code, msg, sizeof msg) == 0)
+        return 0;
+    reply_error(c, status, code, msg, NULL);
+    return -1;
+}
+
+/* --- the libuv pool --- */
+
+/* Every call sent to the pool goes through these two: a server closed while
+ * calls are there (SIGTERM) stays allocated until the last comes back, and
+ * such a call only frees itself: its connection is gone and the engine is
+ * stopping, so nothing more may be decided. */
+static void queue_work(call_t *c, uv_work_cb work, uv_after_work_cb done)
+{
+    c->work.data = c;
+    c->srv->working++;
+    int rc = uv_queue_work(c->srv->loop, &c->work, work, done);
+    OSSE_PRE(rc == 0); /* only fails for a NULL callback */
+    (void)rc;
+}
+
+/* True when the call was discarded: the server closed meanwhile. */
+static bool work_back(call_t *c)
+{
+    osse_server_t *srv = c->srv;
+    srv->working--;
+    if (!srv->closed)
+        return false;
+    osse_http_respond(c->req, 503, "application/json", NULL, STOPPING, strlen(STOPPING));
+    call_free(c);
+    if (srv->working == 0)
+        free(srv);
+    return true;
 }
 
 /* --- handlers --- */
@@ -385,25 +454,90 @@ static void h_metrics(call_t *c)
     finish(c, 200, s, n, "text/plain; version=0.0.4");
 }
 
-static void h_publish(call_t *c)
+/* A definition is parsed, checked and compiled on the pool: 185 KB of the
+ * largest allowed one, or 1 MiB refused, held the loop for 20 to 120 ms.
+ * The engine's half there (osse_cmd_publish_prepare) reads no projection;
+ * the references, the versions and the event are the loop's, in
+ * publish_done. */
+static void publish_work(uv_work_t *w)
 {
-    osse_fail_t f = {0};
+    call_t *c = w->data;
     osse_err_t err = {0};
-    json_t *tree = NULL, *out = NULL;
+    json_t *tree = NULL;
     /* The route's body check let only JSON and the YAML types through. */
     if (media_is(media_type(c->req->content_type), "application/json")) {
-        if (parse_json_body(c))
+        if (load_json_body(c->req->body, &tree, &c->body_status, &c->body_code, c->body_msg,
+                           sizeof c->body_msg))
             return;
-        tree = json_incref(c->body);
     } else if (osse_wf_parse_text(c->req->body.ptr, c->req->body.len, &tree, &err)) {
-        reply_error(c, 400, "invalid_yaml", err.msg, NULL);
+        c->body_status = 400;
+        c->body_code = "invalid_yaml";
+        snprintf(c->body_msg, sizeof c->body_msg, "%s", err.msg);
         return;
     }
-    int status = 201;
-    int rc =
-        osse_cmd_publish_workflow(c->srv->eng, c->p, tree, OSSE_PUBLISH_API, &out, &status, &f);
-    json_decref(tree);
-    reply(c, rc, status, out, &f);
+    c->work_rc = osse_cmd_publish_prepare(tree, &c->prep);
+}
+
+static void publish_done(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    if (work_back(c))
+        return;
+    if (status || c->work_rc) {
+        reply_error(c, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    if (c->body_status) {
+        reply_error(c, c->body_status, c->body_code, c->body_msg, NULL);
+        return;
+    }
+    if (c->p->revoked) {
+        /* Revoked while its publish was on the pool: as if it had been before. */
+        c->extra = "WWW-Authenticate: Bearer\r\n";
+        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
+        return;
+    }
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int st = 201;
+    int rc = osse_cmd_publish_workflow(c->srv->eng, c->p, c->prep, OSSE_PUBLISH_API, &out, &st, &f);
+    reply(c, rc, st, out, &f);
+}
+
+static void publish_back(uv_work_t *w, int status);
+
+static void publish_next(osse_server_t *srv)
+{
+    call_t *c = srv->pub_head;
+    srv->pub_busy = c != NULL;
+    if (!c)
+        return;
+    srv->pub_head = c->pub_next;
+    if (!srv->pub_head)
+        srv->pub_tail = NULL;
+    queue_work(c, publish_work, publish_back);
+}
+
+static void publish_back(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    osse_server_t *srv = c->srv;
+    bool closed = srv->closed;
+    publish_done(w, status); /* may free c, and srv when closed */
+    if (!closed)
+        publish_next(srv);
+}
+
+static void h_publish(call_t *c)
+{
+    osse_server_t *srv = c->srv;
+    if (srv->pub_tail)
+        srv->pub_tail->pub_next = c;
+    else
+        srv->pub_head = c;
+    srv->pub_tail = c;
+    if (!srv->pub_busy)
+        publish_next(srv);
 }
 
 static int version_of(const char *s)
@@ -657,6 +791,8 @@ static void events_work(uv_work_t *w)
 static void events_done(uv_work_t *w, int status)
 {
     call_t *c = w->data;
+    if (work_back(c))
+        return;
     if (status || c->work_rc) {
         reply_error(c, 500, "internal", "the log cannot be read", NULL);
         return;
@@ -673,8 +809,7 @@ static void h_events(call_t *c)
         reply_fail(c, &f);
         return;
     }
-    c->work.data = c;
-    uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
+    queue_work(c, events_work, events_done);
 }
 
 static int u64_param(json_t *q, const char *k, uint64_t dflt, uint64_t *out)
@@ -710,8 +845,7 @@ static void h_log(call_t *c)
     }
     osse_engine_log_page(c->srv->eng, after, limit, &c->after, &c->nseqs, &c->next);
     c->limit = limit;
-    c->work.data = c;
-    uv_queue_work(c->srv->loop, &c->work, events_work, events_done);
+    queue_work(c, events_work, events_done);
 }
 
 /* --- audit (SPEC §6) --- */
@@ -801,8 +935,7 @@ static void h_proof(call_t *c, const char *ka, const char *kb, bool b_optional)
     }
     c->after = a;
     c->next = b;
-    c->work.data = c;
-    uv_queue_work(c->srv->loop, &c->work, proof_work, events_done);
+    queue_work(c, proof_work, events_done);
 }
 
 static void h_inclusion(call_t *c)
@@ -1043,6 +1176,17 @@ void osse_server_close(osse_server_t *s)
 {
     if (!s)
         return;
+    /* Publishes not yet on the pool end here; the one there, on its return. */
+    while (s->pub_head) {
+        call_t *c = s->pub_head;
+        s->pub_head = c->pub_next;
+        osse_http_respond(c->req, 503, "application/json", NULL, STOPPING, strlen(STOPPING));
+        call_free(c);
+    }
+    s->pub_tail = NULL;
     osse_http_close(s->http);
-    free(s);
+    s->http = NULL;
+    s->closed = true;
+    if (s->working == 0)
+        free(s);
 }

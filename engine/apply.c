@@ -64,18 +64,29 @@ static int workflow_published(osse_engine_t *e, const osse_event_t *ev, osse_err
     }
     if (v != (json_int_t)w->nversions + 1)
         return CORRUPT("workflow %s version %lld out of order", id, (long long)v);
-    json_t *details = json_array();
     osse_wf_t *wf = NULL;
-    json_t *copy = json_deep_copy(def);
-    int rc = osse_wf_compile(copy, &wf, details);
-    json_decref(copy);
-    json_decref(details);
-    if (rc)
-        return CORRUPT("workflow %s version %lld does not compile", id, (long long)v);
+    char *text = NULL;
+    if (!e->replaying && e->handover.wf && e->handover.tree == def) {
+        /* Published now: compiled and dumped on the pool from this tree,
+         * which nobody changes (osse_cmd_publish_prepare's contract). */
+        wf = e->handover.wf;
+        text = e->handover.text;
+        e->handover.wf = NULL;
+        e->handover.text = NULL;
+    } else {
+        json_t *details = json_array();
+        json_t *copy = json_deep_copy(def);
+        int rc = osse_wf_compile(copy, &wf, details);
+        json_decref(copy);
+        json_decref(details);
+        if (rc)
+            return CORRUPT("workflow %s version %lld does not compile", id, (long long)v);
+        text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    }
     w->versions = osse_reallocarray(w->versions, w->nversions + 1, sizeof *w->versions);
     w->texts = osse_reallocarray(w->texts, w->nversions + 1, sizeof *w->texts);
     w->versions[w->nversions] = wf;
-    w->texts[w->nversions] = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    w->texts[w->nversions] = text;
     w->nversions++;
     return 0;
 }

@@ -52,13 +52,56 @@ static const char *number_taken(void *ud, const char *wf_id, const char *fixed)
     return NULL;
 }
 
-int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
-                              osse_publish_mode_t mode, json_t **out, int *status, osse_fail_t *f)
+struct osse_publish_prep_s {
+    json_t *tree;
+    osse_wf_checked_t *checked;
+    char *text; /* canonical JSON, when the text half found no problem */
+};
+
+int osse_cmd_publish_prepare(json_t *tree, osse_publish_prep_t **out)
+{
+    osse_publish_prep_t *prep = osse_calloc(1, sizeof *prep);
+    *out = NULL;
+    if (!prep) {
+        json_decref(tree);
+        return OSSE_ENOMEM;
+    }
+    prep->tree = tree;
+    if (osse_wf_check_text(tree, &prep->checked)) {
+        osse_publish_prep_free(prep);
+        return OSSE_ENOMEM;
+    }
+    /* Identity is the parsed tree: comments, key order and YAML or JSON do
+     * not count (SPEC §2), so versions are compared in their canonical JSON,
+     * as applying WorkflowPublished stores them. A definition with problems
+     * is never compared. */
+    if (osse_wf_checked_valid(prep->checked) &&
+        !(prep->text = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS))) {
+        osse_publish_prep_free(prep);
+        return OSSE_ENOMEM;
+    }
+    *out = prep;
+    return 0;
+}
+
+void osse_publish_prep_free(osse_publish_prep_t *prep)
+{
+    if (!prep)
+        return;
+    osse_wf_checked_free(prep->checked);
+    json_decref(prep->tree);
+    free(prep->text);
+    free(prep);
+}
+
+int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p,
+                              osse_publish_prep_t *prep, osse_publish_mode_t mode, json_t **out,
+                              int *status, osse_fail_t *f)
 {
     json_t *details = json_array(), *warnings = json_array();
     osse_wf_t *wf = NULL;
     const osse_wf_refs_t refs = {has_agency, has_calendar, number_taken, e};
-    int rc = osse_wf_check(tree, &refs, &wf, details, warnings);
+    int rc = osse_wf_check_refs(prep->checked, &refs, &wf, details, warnings);
     if (rc) {
         json_decref(warnings);
         if (rc == OSSE_ENOMEM)
@@ -68,19 +111,14 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
                           json_array_size(details));
     }
     json_decref(details);
-    /* Identity is the parsed tree: comments, key order and YAML or JSON do
-     * not count (SPEC §2), so versions are compared in their canonical JSON,
-     * as applying WorkflowPublished stores them. */
     osse_wfent_t *w = osse_map_get(&e->workflows, wf->id);
-    char *text = json_dumps(tree, JSON_COMPACT | JSON_SORT_KEYS);
     size_t same = 0; /* the version with this content, 0 for none */
     for (size_t k = w ? w->nversions : 0; k > 0 && !same; k--) {
-        if (strcmp(w->texts[k - 1], text) == 0)
+        if (strcmp(w->texts[k - 1], prep->text) == 0)
             same = k;
         if (mode == OSSE_PUBLISH_API)
             break; /* through the API only the latest counts: a revert is a new version */
     }
-    free(text);
     int version = same ? (int)w->nversions : w ? (int)w->nversions + 1 : 1;
     *out = json_pack("{s:s,s:i}", "id", wf->id, "version", version);
     if (mode == OSSE_PUBLISH_LOAD && same)
@@ -92,9 +130,21 @@ int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_
     if (!same) {
         char stream[128];
         osse__stream(stream, sizeof stream, OSSE_SK_WORKFLOW, wf->id);
-        osse__emit(
-            e, stream, OSSE_EV_WorkflowPublished, p,
-            json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition", tree));
+        json_t *data =
+            json_pack("{s:s,s:i,s:O}", "id", wf->id, "version", version, "definition", prep->tree);
+        /* Applying the event takes the compiled definition instead of
+         * compiling it a second time on the loop. */
+        e->handover.tree = prep->tree;
+        e->handover.wf = wf;
+        e->handover.text = prep->text;
+        prep->text = NULL;
+        wf = NULL;
+        osse__emit(e, stream, OSSE_EV_WorkflowPublished, p, data);
+        osse_wf_free(e->handover.wf);
+        free(e->handover.text);
+        e->handover.tree = NULL;
+        e->handover.wf = NULL;
+        e->handover.text = NULL;
     }
     osse_wf_free(wf);
     return 0;

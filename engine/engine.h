@@ -240,8 +240,23 @@ void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, in
  * the API; then *out also has "same_as", the version with that content. The
  * answer has "warnings" [{"path","message"}] only when there are some. */
 typedef enum { OSSE_PUBLISH_API, OSSE_PUBLISH_LOAD } osse_publish_mode_t;
-int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p, json_t *tree,
-                              osse_publish_mode_t mode, json_t **out, int *status, osse_fail_t *f);
+/* Publishing is in two halves so that the long one runs on the libuv pool
+ * (docs/design.md, "Bounds of a definition"): osse_cmd_publish_prepare makes
+ * every check that needs only the tree, compiles it and writes its canonical
+ * JSON; osse_cmd_publish_workflow looks the references up in the catalog,
+ * compares with the versions and emits. */
+typedef struct osse_publish_prep_s osse_publish_prep_t;
+/* Takes tree (a parsed definition: the caller's reference moves into *out,
+ * and nobody may change the tree afterwards). Returns 0 and *out, or
+ * OSSE_ENOMEM (tree released). Reads no engine state: any thread. */
+int osse_cmd_publish_prepare(json_t *tree, osse_publish_prep_t **out);
+void osse_publish_prep_free(osse_publish_prep_t *prep); /* NULL-safe */
+/* The loop half, once per prep (the caller still frees it): fails with
+ * invalid_definition and every problem of the text and of the references
+ * in one list, as osse_wf_check. Loop thread. */
+int osse_cmd_publish_workflow(osse_engine_t *e, const osse_principal_t *p,
+                              osse_publish_prep_t *prep, osse_publish_mode_t mode, json_t **out,
+                              int *status, osse_fail_t *f);
 /* The body checks of PUT /v1/calendars/{id} and PUT /v1/agencies/{id}
  * alone, with the same failures, changing nothing: `osse validate` checks a
  * _setup.yaml with them. Any thread. */

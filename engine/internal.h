@@ -258,6 +258,15 @@ struct osse_engine_s {
     uv_check_t flush;
     osse_buf_t enc;
     bool replaying;
+    /* The definition that osse_cmd_publish_workflow compiled on the pool,
+     * for applying the WorkflowPublished it emits now: apply takes it when
+     * the event's definition is this very tree (replay compiles from the
+     * event). Empty outside that emit. */
+    struct {
+        const json_t *tree;
+        osse_wf_t *wf;
+        char *text; /* its canonical JSON */
+    } handover;
 
     /* Deadlines: a min-heap by time, one uv_timer for the nearest. */
     osse_timer_t *timers;

@@ -83,6 +83,7 @@ typedef struct ctx_s {
      * rules took 90 ms, and nobody reads them. */
     bool capped;
     size_t nwarnings;
+    struct osse_wf_checked_s *checked; /* publishing: where the references go */
 } ctx_t;
 
 static void problem(ctx_t *c, const char *path, const char *fmt, ...)
@@ -1085,29 +1086,79 @@ static void check_calendar_use(ctx_t *c, const osse_wf_t *wf)
     }
 }
 
-/* What only publishing checks: number templates (older logs may hold
- * templates that predate these rules, and must still replay) and, when the
- * caller can look them up, references to agencies, calendars and other
- * workflows' licence numbers. */
-static void check_publish(ctx_t *c, const osse_wf_t *wf, const osse_wf_refs_t *refs)
+/* One look-up of the catalog that a definition needs, recorded by the text
+ * half of the check (osse_wf_check_text) and made by osse_wf_check_refs:
+ * `at` is how many problems were found before it, so that its problem, if
+ * any, goes where the one-round check put it. */
+typedef enum { REF_CALENDAR, REF_AGENCY, REF_NUMBER } ref_kind_t;
+
+typedef struct wf_ref_s {
+    ref_kind_t kind;
+    size_t at;
+    char *path;
+    char *value; /* the id looked up, or a licence number's fixed text */
+    bool dflt;   /* REF_NUMBER: the step has no template (the default's text) */
+} wf_ref_t;
+
+struct osse_wf_checked_s {
+    osse_wf_t *wf;    /* compiled, when the text has no problem */
+    char *id;         /* the definition's id, or NULL */
+    json_t *problems; /* the first OSSE_WF_MAX_PROBLEMS found, no closing note */
+    json_t *warnings; /* complete, with its closing note */
+    size_t nproblems; /* found, listed or not */
+    bool nomem;
+    wf_ref_t *refs; /* in the order of the one-round check */
+    size_t nrefs, crefs;
+};
+
+static void add_ref(ctx_t *c, ref_kind_t kind, const char *path, const char *value, bool dflt)
 {
-    if (refs && wf->calendar && !refs->calendar(refs->ud, wf->calendar))
-        problem(c, "calendar", "unknown calendar %.*s", Q(wf->calendar));
-    for (size_t i = 0; i < wf->nsteps; i++) {
+    osse_wf_checked_t *k = c->checked;
+    if (k->nrefs == k->crefs) {
+        size_t n = k->crefs ? 2 * k->crefs : 8;
+        wf_ref_t *r = osse_reallocarray(k->refs, n, sizeof *r);
+        if (!r) {
+            c->nomem = true;
+            return;
+        }
+        k->refs = r;
+        k->crefs = n;
+    }
+    wf_ref_t *r = &k->refs[k->nrefs];
+    *r = (wf_ref_t){kind, c->problems, osse_strdup(path), osse_strdup(value), dflt};
+    if (!r->path || !r->value) {
+        free(r->path);
+        free(r->value);
+        c->nomem = true;
+        return;
+    }
+    k->nrefs++;
+}
+
+/* What only publishing checks: number templates (older logs may hold
+ * templates that predate these rules, and must still replay) and the
+ * references to agencies, calendars and other workflows' licence numbers,
+ * which are only recorded here: looking them up reads the catalog, which
+ * osse_wf_check_refs does on the caller's thread. */
+static void check_publish(ctx_t *c, const osse_wf_t *wf)
+{
+    if (wf->calendar)
+        add_ref(c, REF_CALENDAR, "calendar", wf->calendar, false);
+    for (size_t i = 0; i < wf->nsteps && !c->nomem; i++) {
         const osse_wf_step_t *s = &wf->steps[i];
         char base[PATH_CAP], kp[PATH_CAP], fixed[300];
         if (!s->name)
             continue;
         path_key(base, sizeof base, "steps", s->name);
-        if (refs && s->agency && !refs->agency(refs->ud, s->agency)) {
+        if (s->agency) {
             path_key(kp, sizeof kp, base, "agency");
-            problem(c, kp, "unknown agency %.*s", Q(s->agency));
+            add_ref(c, REF_AGENCY, kp, s->agency, false);
         }
-        if (refs && s->escalate_to && !refs->agency(refs->ud, s->escalate_to)) {
+        if (s->escalate_to) {
             char op[PATH_CAP];
             path_key(op, sizeof op, base, "on_breach");
             path_key(kp, sizeof kp, op, "escalate");
-            problem(c, kp, "unknown agency %.*s", Q(s->escalate_to));
+            add_ref(c, REF_AGENCY, kp, s->escalate_to, false);
         }
         if (s->kind != OSSE_STEP_KIND_ISSUE)
             continue;
@@ -1116,15 +1167,8 @@ static void check_publish(ctx_t *c, const osse_wf_t *wf, const osse_wf_refs_t *r
             scan_number(c, kp, s->number, fixed, sizeof fixed);
         else
             osse_wf_number_fixed(NULL, fixed, sizeof fixed);
-        const char *other = refs && refs->number_taken && wf->id
-                                ? refs->number_taken(refs->ud, wf->id, fixed)
-                                : NULL;
-        if (other)
-            problem(c, kp,
-                    "workflow %.*s already issues numbers with the fixed text \"%.*s\"%s: a "
-                    "number must name one licence",
-                    Q(other), Q(fixed),
-                    s->number ? "" : " (the default " OSSE_WF_DEFAULT_NUMBER ")");
+        if (wf->id)
+            add_ref(c, REF_NUMBER, kp, fixed, !s->number);
     }
 }
 
@@ -1163,12 +1207,18 @@ static int index_add(ctx_t *c, json_t *index, const char *name, size_t i)
     return -1;
 }
 
-static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf_t **out,
-                 json_t *details, json_t *warnings)
+/* Validates and compiles tree. For publishing (checked not NULL) it also
+ * makes the checks of check_publish, leaves the closing note of the
+ * problems to osse_wf_check_refs (the references may add some) and keeps
+ * the definition's id there. */
+static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json_t *details,
+                 json_t *warnings)
 {
+    bool publish = checked != NULL;
     ctx_t c = {.details = details,
                .warnings = publish ? warnings : NULL,
                .publish = publish,
+               .checked = checked,
                .step_index = json_object(),
                .field_index = json_object(),
                .capped = true};
@@ -1277,8 +1327,10 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
     /* References are checked even when the definition has other problems,
      * so that one round shows the author everything. */
     if (publish && !c.nomem)
-        check_publish(&c, wf, refs);
-    if (c.problems > OSSE_WF_MAX_PROBLEMS)
+        check_publish(&c, wf);
+    if (publish && !c.nomem && wf->id && !(checked->id = osse_strdup(wf->id)))
+        c.nomem = true;
+    if (!publish && c.problems > OSSE_WF_MAX_PROBLEMS)
         note(&c, c.details, "%zu more problems are not listed (the first %d are)",
              c.problems - OSSE_WF_MAX_PROBLEMS, OSSE_WF_MAX_PROBLEMS);
     if (c.warnings && c.nwarnings > OSSE_WF_MAX_WARNINGS)
@@ -1290,6 +1342,8 @@ out:
     json_decref(c.step_index);
     json_decref(c.field_index);
     free(c.after_mark);
+    if (publish)
+        checked->nproblems = c.problems;
     if (c.nomem) {
         osse_wf_free(wf);
         return OSSE_ENOMEM;
@@ -1305,13 +1359,108 @@ out:
 
 int osse_wf_compile(json_t *tree, osse_wf_t **out, json_t *details)
 {
-    return build(tree, NULL, false, out, details, NULL);
+    return build(tree, NULL, out, details, NULL);
+}
+
+int osse_wf_check_text(json_t *tree, osse_wf_checked_t **out)
+{
+    osse_wf_checked_t *k = osse_calloc(1, sizeof *k);
+    *out = NULL;
+    if (!k)
+        return OSSE_ENOMEM;
+    k->problems = json_array();
+    k->warnings = json_array();
+    if (!k->problems || !k->warnings)
+        k->nomem = true;
+    else if (build(tree, k, &k->wf, k->problems, k->warnings) == OSSE_ENOMEM)
+        k->nomem = true;
+    *out = k;
+    return 0;
+}
+
+bool osse_wf_checked_valid(const osse_wf_checked_t *k)
+{
+    return k && k->wf != NULL;
+}
+
+/* Appends one more problem to list unless it holds the most already. */
+static void listed_add(json_t *list, size_t *listed, json_t *item)
+{
+    if ((*listed)++ < OSSE_WF_MAX_PROBLEMS)
+        json_array_append(list, item);
+}
+
+int osse_wf_check_refs(osse_wf_checked_t *k, const osse_wf_refs_t *refs, osse_wf_t **out,
+                       json_t *problems, json_t *warnings)
+{
+    *out = NULL;
+    if (!k || k->nomem)
+        return OSSE_ENOMEM;
+    if (json_is_array(warnings))
+        json_array_extend(warnings, k->warnings);
+    size_t total = k->nproblems, listed = 0, next = 0, have = json_array_size(k->problems);
+    for (size_t i = 0; refs && i < k->nrefs; i++) {
+        const wf_ref_t *r = &k->refs[i];
+        const char *other = NULL;
+        json_t *item = json_array();
+        if (r->kind == REF_CALENDAR && !refs->calendar(refs->ud, r->value))
+            osse_problems_add(item, r->path, "unknown calendar %.*s", Q(r->value));
+        else if (r->kind == REF_AGENCY && !refs->agency(refs->ud, r->value))
+            osse_problems_add(item, r->path, "unknown agency %.*s", Q(r->value));
+        else if (r->kind == REF_NUMBER && refs->number_taken &&
+                 (other = refs->number_taken(refs->ud, k->id, r->value)) != NULL)
+            osse_problems_add(item, r->path,
+                              "workflow %.*s already issues numbers with the fixed text "
+                              "\"%.*s\"%s: a number must name one licence",
+                              Q(other), Q(r->value),
+                              r->dflt ? " (the default " OSSE_WF_DEFAULT_NUMBER ")" : "");
+        if (json_array_size(item)) {
+            /* The text's problems found before this look-up come first. */
+            for (; next < r->at && next < have; next++)
+                listed_add(problems, &listed, json_array_get(k->problems, next));
+            listed_add(problems, &listed, json_array_get(item, 0));
+            total++;
+        }
+        json_decref(item);
+    }
+    for (; next < have; next++)
+        listed_add(problems, &listed, json_array_get(k->problems, next));
+    if (total > OSSE_WF_MAX_PROBLEMS)
+        osse_problems_add(problems, "", "%zu more problems are not listed (the first %d are)",
+                          total - OSSE_WF_MAX_PROBLEMS, OSSE_WF_MAX_PROBLEMS);
+    if (total > 0)
+        return OSSE_EINVAL;
+    *out = k->wf;
+    k->wf = NULL;
+    return 0;
+}
+
+void osse_wf_checked_free(osse_wf_checked_t *k)
+{
+    if (!k)
+        return;
+    osse_wf_free(k->wf);
+    free(k->id);
+    json_decref(k->problems);
+    json_decref(k->warnings);
+    for (size_t i = 0; i < k->nrefs; i++) {
+        free(k->refs[i].path);
+        free(k->refs[i].value);
+    }
+    free(k->refs);
+    free(k);
 }
 
 int osse_wf_check(json_t *tree, const osse_wf_refs_t *refs, osse_wf_t **out, json_t *problems,
                   json_t *warnings)
 {
-    return build(tree, refs, true, out, problems, warnings);
+    osse_wf_checked_t *k;
+    *out = NULL;
+    if (osse_wf_check_text(tree, &k))
+        return OSSE_ENOMEM;
+    int rc = osse_wf_check_refs(k, refs, out, problems, warnings);
+    osse_wf_checked_free(k);
+    return rc;
 }
 
 /* ---- forms -------------------------------------------------------------- */

@@ -218,6 +218,31 @@ typedef struct osse_wf_refs_s {
 int osse_wf_check(json_t *tree, const osse_wf_refs_t *refs, osse_wf_t **out, json_t *problems,
                   json_t *warnings);
 
+/* osse_wf_check in two halves, so that the long one can run off the thread
+ * that owns the catalog: osse_wf_check_text makes every check that needs only
+ * the tree (osse_wf_compile's, the bounds, the number templates, the
+ * warnings) and records the look-ups the definition needs (its calendar,
+ * agencies, licence numbers' fixed texts); osse_wf_check_refs makes those
+ * look-ups, in time linear in the definition's steps, and gives the verdict.
+ * Together they answer exactly as osse_wf_check: the same problems in the
+ * same order, one list, cut at OSSE_WF_MAX_PROBLEMS with the same note. */
+typedef struct osse_wf_checked_s osse_wf_checked_t;
+
+/* The text half. Returns 0 and *out (free with osse_wf_checked_free), or
+ * OSSE_ENOMEM. tree is borrowed and must not change until *out is freed (the
+ * compiled definition holds a reference to it). Any thread; reads nothing
+ * shared. */
+int osse_wf_check_text(json_t *tree, osse_wf_checked_t **out);
+/* True when the text half found no problem (the look-ups may still). */
+bool osse_wf_checked_valid(const osse_wf_checked_t *k);
+/* The look-up half, once per k: as osse_wf_check from there, refs (NULL:
+ * none looked up) called on the caller's thread. On success *out is the
+ * compiled definition, taken from k. OSSE_ENOMEM when the text half ran out
+ * of memory. */
+int osse_wf_check_refs(osse_wf_checked_t *k, const osse_wf_refs_t *refs, osse_wf_t **out,
+                       json_t *problems, json_t *warnings);
+void osse_wf_checked_free(osse_wf_checked_t *k); /* NULL-safe */
+
 /* The fixed text of a licence number template (its literal characters; the
  * default template for NULL), cut to cap - 1 bytes. Two workflows whose
  * fixed texts are equal could issue the same number. */

@@ -248,16 +248,25 @@ static bool setup(world_t *w)
         w->ag[i] = principal(w, "agency", AG[i], NULL, 0);
     }
     w->portal = principal(w, "portal", NULL, w->portal_tok, sizeof w->portal_tok);
-    json_t *out = NULL, *tree = definition();
+    json_t *out = NULL;
+    osse_publish_prep_t *prep = NULL;
     int status = 0;
     osse_fail_t f = {0};
+    json_t *tree = definition();
+    CHECK_EQ_INT(osse_cmd_publish_prepare(tree, &prep), 0);
     CHECK_EQ_INT(
-        osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status, &f), 0);
+        osse_cmd_publish_workflow(w->e, w->plat, prep, OSSE_PUBLISH_API, &out, &status, &f), 0);
     if (f.rc)
         fprintf(stderr, "  publish: %s\n", f.message);
     CHECK_EQ_INT(status, 201);
+    /* Applied with the definition the prepare compiled, not compiled again
+     * (that compiles a copy of the event's tree). */
+    osse_wfent_t *we =
+        osse_map_get(&w->e->workflows, json_string_value(json_object_get(out, "id")));
+    CHECK(we && we->nversions == 1 && we->versions[0]->definition == tree);
+    CHECK(!w->e->handover.wf && !w->e->handover.text);
     osse_fail_clear(&f);
-    json_decref(tree);
+    osse_publish_prep_free(prep);
     json_decref(out);
     CHECK_EQ_INT(settle(w), 1);
     return w->portal && w->ag[0] && w->ag[1] && w->ag[2];
@@ -636,17 +645,20 @@ static void test_replay_refuses(void)
 
 /* ---- the reactors (engine/commit.c): what hears of events ---- */
 
+/* Publishes tree (taken), both halves on the loop. */
 static void publish(world_t *w, json_t *tree)
 {
     json_t *out = NULL;
     int status = 0;
     osse_fail_t f = {0};
+    osse_publish_prep_t *prep = NULL;
+    CHECK_EQ_INT(osse_cmd_publish_prepare(tree, &prep), 0);
     CHECK_EQ_INT(
-        osse_cmd_publish_workflow(w->e, w->plat, tree, OSSE_PUBLISH_API, &out, &status, &f), 0);
+        osse_cmd_publish_workflow(w->e, w->plat, prep, OSSE_PUBLISH_API, &out, &status, &f), 0);
     if (f.rc)
         fprintf(stderr, "  publish: %s\n", f.message);
     osse_fail_clear(&f);
-    json_decref(tree);
+    osse_publish_prep_free(prep);
     json_decref(out);
     CHECK_EQ_INT(settle(w), 1);
 }

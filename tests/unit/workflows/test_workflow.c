@@ -1,4 +1,5 @@
 /* test_workflow.c: definitions (parse, validate, compile), durations, forms. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1050,6 +1051,81 @@ static void test_check_references(void)
     json_decref(d);
 }
 
+/* The text half on another thread, as publishing runs it on the pool. */
+static void *check_text_thread(void *arg)
+{
+    void **io = arg;
+    CHECK_EQ_INT(osse_wf_check_text(io[0], (osse_wf_checked_t **)&io[1]), 0);
+    return NULL;
+}
+
+/* osse_wf_check_text then osse_wf_check_refs answer exactly as osse_wf_check. */
+static void expect_halves(const char *text)
+{
+    json_t *t = parse(text), *one = json_array(), *two = json_array();
+    json_t *w1 = json_array(), *w2 = json_array();
+    osse_wf_t *wf1 = NULL, *wf2 = NULL;
+    int rc1 = osse_wf_check(t, &REFS, &wf1, one, w1);
+    void *io[2] = {t, NULL};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, check_text_thread, io), 0);
+    CHECK_EQ_INT(pthread_join(th, NULL), 0);
+    int rc2 = osse_wf_check_refs(io[1], &REFS, &wf2, two, w2);
+    CHECK_EQ_INT(rc1, rc2);
+    CHECK((wf1 != NULL) == (wf2 != NULL));
+    CHECK(json_equal(one, two));
+    CHECK(json_equal(w1, w2));
+    if (!json_equal(one, two)) {
+        dump(one);
+        dump(two);
+    }
+    osse_wf_checked_free(io[1]);
+    osse_wf_free(wf1);
+    osse_wf_free(wf2);
+    json_decref(one);
+    json_decref(two);
+    json_decref(w1);
+    json_decref(w2);
+    json_decref(t);
+}
+
+static void test_check_in_halves(void)
+{
+    /* A template's own problems, then its number taken, in step order,
+     * between the references of the steps around it. */
+    const char *text = "id: t\ncalendar: nope-cal\nform:\n  n: {type: strin}\nsteps:\n"
+                       "  a: {kind: task, agency: ghost}\n"
+                       "  lic: {kind: issue, after: [a], number: \"TAKEN-{seq:4}-{foo}\"}\n"
+                       "  b: {kind: task, agency: phantom, after: [zz]}\n"
+                       "  lic2: {kind: issue, after: [a], number: \"TAKEN-{seq:0}\"}\n";
+    expect_halves(text);
+    expect_halves(ISSUE("RST-{yyyy}-{seq:6}"));
+    expect_halves(ISSUE("TAKEN-{seq:4}"));
+    expect_halves("id: t\ncalendar: th-gov\nform:\n  seats: {type: integer}\nsteps:\n"
+                  "  a: {kind: task, agency: x, sla: 2 working days, auto_approve: "
+                  "form.seats < 5}\n");
+    expect_halves("[1, 2]\n");
+
+    /* Past the listed problems, a reference's problem is counted in the
+     * closing note like any other. */
+    char *big = malloc(64 * 1100 + 200);
+    size_t n = (size_t)sprintf(big, "id: t\nform:\n");
+    for (int i = 0; i < 1100; i++)
+        n += (size_t)sprintf(big + n, "  f%d: {type: strin}\n", i);
+    sprintf(big + n, "steps:\n  a: {kind: task, agency: ghost}\n");
+    expect_halves(big);
+    json_t *with = json_array(), *without = json_array();
+    CHECK_EQ_INT(check(big, &REFS, with, NULL), OSSE_EINVAL);
+    CHECK_EQ_INT(check(big, NULL, without, NULL), OSSE_EINVAL);
+    CHECK_EQ_INT(json_array_size(with), OSSE_WF_MAX_PROBLEMS + 1);
+    const char *mw = json_string_value(json_object_get(json_array_get(with, 1000), "message"));
+    const char *mo = json_string_value(json_object_get(json_array_get(without, 1000), "message"));
+    CHECK(mw && mo && strtol(mw, NULL, 10) == strtol(mo, NULL, 10) + 1);
+    json_decref(with);
+    json_decref(without);
+    free(big);
+}
+
 static void test_check_warnings(void)
 {
     const char *text = "id: t\nform:\n  seats: {type: integer}\n  area: {type: number, "
@@ -1150,6 +1226,7 @@ int main(void)
     RUN(test_forms);
     RUN(test_check_number_templates);
     RUN(test_check_references);
+    RUN(test_check_in_halves);
     RUN(test_check_warnings);
     RUN(test_positions);
     return TEST_EXIT();
