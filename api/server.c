@@ -478,6 +478,23 @@ static void publish_work(uv_work_t *w)
     c->work_rc = osse_cmd_publish_prepare(tree, &c->prep);
 }
 
+/* The answer of a known Idempotency-Key (replayed, or the mismatch), or
+ * false for a new one. body: the remembered answer (taken). */
+static bool idem_answered(call_t *c, int rc, int status, char *body)
+{
+    if (rc == OSSE_IDEM_REPLAY) {
+        c->extra = "Idempotent-Replayed: true\r\n";
+        finish(c, status, body, strlen(body), NULL);
+        return true;
+    }
+    if (rc == OSSE_IDEM_MISMATCH) {
+        reply_error(c, 422, "idempotency_mismatch",
+                    "this Idempotency-Key was used with another body", NULL);
+        return true;
+    }
+    return false;
+}
+
 static void publish_done(uv_work_t *w, int status)
 {
     call_t *c = w->data;
@@ -497,6 +514,13 @@ static void publish_done(uv_work_t *w, int status)
         reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
         return;
     }
+    /* A call with the same key may have come and been answered while this
+     * one waited for its turn on the pool. */
+    int ist = 0;
+    char *ibody = NULL;
+    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
+    if (idem_answered(c, known, ist, ibody))
+        return;
     osse_fail_t f = {0};
     json_t *out = NULL;
     int st = 201;
@@ -1120,16 +1144,8 @@ static void handle(osse_http_req_t *req, void *ud)
             reply_fail(c, &f);
             return;
         }
-        if (rc == OSSE_IDEM_REPLAY) {
-            c->extra = "Idempotent-Replayed: true\r\n";
-            finish(c, status, body, strlen(body), NULL);
+        if (idem_answered(c, rc, status, body))
             return;
-        }
-        if (rc == OSSE_IDEM_MISMATCH) {
-            reply_error(c, 422, "idempotency_mismatch",
-                        "this Idempotency-Key was used with another body", NULL);
-            return;
-        }
     }
     /* The one gate of every state-changing route on a nearly full disk:
      * before the handler, so that nothing is emitted (an emitted event is

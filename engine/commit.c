@@ -287,6 +287,17 @@ int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *
     return OSSE_IDEM_NEW;
 }
 
+int osse_engine_idem_recheck(osse_engine_t *e, osse_idem_state_t *st, int *status, char **answer)
+{
+    if (!st->armed)
+        return OSSE_IDEM_NEW;
+    int found = idem_lookup(e, st->key_hash, st->body_hash, status, answer);
+    if (found == 0)
+        return OSSE_IDEM_NEW;
+    st->armed = false;
+    return found == 1 ? OSSE_IDEM_REPLAY : OSSE_IDEM_MISMATCH;
+}
+
 void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,
                                const char *body)
 {

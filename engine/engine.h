@@ -221,6 +221,13 @@ typedef struct osse_idem_state_s {
 int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
                            osse_slice_t path, osse_slice_t key, osse_slice_t body,
                            osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f);
+/* For a call whose command runs later than its arrival (a publish, after
+ * its turn on the pool): looks the armed key up again, so that a call with
+ * the same key that came meanwhile and was answered first is replayed, not
+ * run twice. Returns OSSE_IDEM_NEW (st stays armed), OSSE_IDEM_REPLAY with
+ * *status and *answer (malloc'd), or OSSE_IDEM_MISMATCH; the last two
+ * disarm st. */
+int osse_engine_idem_recheck(osse_engine_t *e, osse_idem_state_t *st, int *status, char **answer);
 /* Records the call's answer when st is armed and status is 2xx (else does
  * nothing), durably with the current batch: hold the answer after it. */
 void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, int status,

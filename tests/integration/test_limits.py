@@ -23,7 +23,7 @@ import time
 import unittest
 
 from osse_harness import (OSSE_BIN, Server, ServerTestCase, World, assert_error, detail_paths,
-                          main, raw_responses, uniq)
+                          main, parse_responses, raw_responses, uniq)
 
 MAX_STEPS = 256
 MAX_FIELDS = 256
@@ -326,6 +326,45 @@ class TestLimits(ServerTestCase):
             r = self.w.plat.post("/v1/workflows", maximal(wid, self.w.A))
             self.assertEqual((r.status, r.json["version"]), (200 if n else 201, 1), r)
 
+
+    def test_one_idempotency_key_sent_at_once_on_many_connections(self):
+        """Six connections send the same publish with the same Idempotency-Key
+        before any answer: each waits its turn on the pool, and every one
+        answers as the first did (201, the same body; the later ones
+        replayed). Before the key was looked up again after the pool, the
+        calls that arrived while the first was there ran too and answered 200
+        (the content was already published), remembered over the 201."""
+        wid = uniq("idem")
+        body = json.dumps(maximal(wid, self.w.A)).encode()
+        req = (b"POST /v1/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               b"Idempotency-Key: same-%s\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n"
+               % (self.w.admin_token.encode(), wid.encode(), len(body)) + body)
+        socks = [socket.create_connection(("127.0.0.1", self.server.port), timeout=30)
+                 for _ in range(6)]
+        for s in socks:
+            s.sendall(req)
+        answers = []
+        for s in socks:
+            buf = b""
+            while True:
+                got, rest = parse_responses(buf)
+                if got:
+                    answers.append(got[0])
+                    break
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            s.close()
+        self.assertEqual(len(answers), 6, answers)
+        self.assertEqual({st for st, _, _ in answers}, {201}, answers)
+        self.assertEqual(len({b for _, _, b in answers}), 1, answers)
+        self.assertEqual(sum(1 for _, h, _ in answers if h.get("idempotent-replayed") == "true"), 5,
+                         answers)
+        published = [e for e in self.w.log_events()
+                     if e["type"] == "WorkflowPublished" and e["stream"] == "workflow/" + wid]
+        self.assertEqual(len(published), 1, published)
 
     def test_pipelined_publishes_apply_in_the_order_they_came(self):
         """Two versions pipelined on one connection, the first large (long on
