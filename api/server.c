@@ -760,6 +760,15 @@ static void h_track(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+static void h_services(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = c->nseg == 4 ? osse_q_service(c->srv->eng, c->seg[3], &out, &f)
+                          : osse_q_services(c->srv->eng, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
 static void h_stats(call_t *c)
 {
     osse_fail_t f = {0};
@@ -1020,6 +1029,8 @@ static const route_t routes[] = {
     {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
      BODY_NONE, false, NULL},
     {"GET", "/v1/track/:code", PUBLIC, h_track, BODY_NONE, false, NULL},
+    {"GET", "/v1/public/services", PUBLIC, h_services, BODY_NONE, false, NULL},
+    {"GET", "/v1/public/services/:id", PUBLIC, h_services, BODY_NONE, false, NULL},
     {"GET", "/v1/log", ROLE(PLATFORM) | ROLE(AUDITOR), h_log, BODY_NONE, false, NULL},
     {"GET", "/v1/log/checkpoint", PUBLIC, h_checkpoint, BODY_NONE, false, NULL},
     {"GET", "/v1/log/public-key", PUBLIC, h_public_key, BODY_NONE, false, NULL},

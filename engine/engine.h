@@ -302,6 +302,12 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
 int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, bool public_view,
                    json_t **out, osse_fail_t *f);
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f);
+/* The public service manual (SPEC §12, engine/manual.c), for anyone:
+ * {"services":[{"id","version","title","agencies","max_working_days","fee"}]}
+ * in id order, and one workflow's manual (OSSE_ENOTFOUND for an unknown id),
+ * both from each workflow's latest version. Loop thread. */
+int osse_q_services(osse_engine_t *e, json_t **out, osse_fail_t *f);
+int osse_q_service(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f);
 /* params: the decoded query string as a JSON object of strings. */
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, json_t **out,
                     osse_fail_t *f);

@@ -34,6 +34,13 @@
 
 #define EXPR_MAX OSSE_EXPR_MAX_TEXT
 #define NAME_MAX_LEN 64
+/* Text for people (the service manual, SPEC §12): bytes of a title or a
+ * label, of a description, of a legal basis (docs/design.md "The service
+ * manual"). */
+#define TITLE_MAX_LEN 1000
+#define DESCRIPTION_MAX_LEN 20000
+#define LEGAL_BASIS_MAX_LEN 4000
+#define CONTENT_TYPES_MAX 64
 
 static const char *const field_type_names[] = {
 #define X(n, s) s,
@@ -388,6 +395,21 @@ static size_t pattern_cost(const char *re)
     return sum[0];
 }
 
+/* "type/subtype" in lower case, each of [a-z0-9.+-], at most 127 bytes. */
+static bool media_type_ok(const char *s)
+{
+    if (!s || strlen(s) > 127)
+        return false;
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || !slash[1])
+        return false;
+    for (const char *p = s; *p; p++)
+        if (p != slash && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+                            *p == '+' || *p == '-'))
+            return false;
+    return true;
+}
+
 static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const json_t *spec)
 {
     char path[PATH_CAP], kp[PATH_CAP];
@@ -416,30 +438,51 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
                     "citizen_id, file");
     }
 
-    static const char *const common[] = {"type", "required", "pii", NULL};
+    static const char *const common[] = {"type", "required", "pii", "label", NULL};
     static const char *const str_keys[] = {"max_length", "pattern", NULL};
     static const char *const num_keys[] = {"min", "max", NULL};
     static const char *const enum_keys[] = {"values", NULL};
+    static const char *const file_keys[] = {"max_size", "content_types", NULL};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)spec, key, v)
     {
         path_key(kp, sizeof kp, path, key);
         bool is_str = in_list(key, str_keys), is_num = in_list(key, num_keys),
-             is_enum = in_list(key, enum_keys);
-        if (!in_list(key, common) && !is_str && !is_num && !is_enum) {
+             is_enum = in_list(key, enum_keys), is_file = in_list(key, file_keys);
+        if (!in_list(key, common) && !is_str && !is_num && !is_enum && !is_file) {
             problem(c, kp, "unknown key");
             continue;
         }
-        if (type_ok && ((is_str && f->type != OSSE_FIELD_STRING) ||
-                        (is_num && f->type != OSSE_FIELD_INTEGER && f->type != OSSE_FIELD_NUMBER) ||
-                        (is_enum && f->type != OSSE_FIELD_ENUM))) {
+        if (type_ok &&
+            ((is_str && f->type != OSSE_FIELD_STRING) ||
+             (is_num && f->type != OSSE_FIELD_INTEGER && f->type != OSSE_FIELD_NUMBER) ||
+             (is_enum && f->type != OSSE_FIELD_ENUM) || (is_file && f->type != OSSE_FIELD_FILE))) {
             problem(c, kp, "not allowed for type %s", field_type_names[f->type]);
             continue;
         }
         if (json_is_null(v) || strcmp(key, "type") == 0)
             continue;
-        if (strcmp(key, "required") == 0 || strcmp(key, "pii") == 0) {
+        if (strcmp(key, "label") == 0) {
+            if (!text_of(v) || strlen(text_of(v)) > TITLE_MAX_LEN)
+                problem(c, kp, "must be a string of at most %d bytes", TITLE_MAX_LEN);
+        } else if (strcmp(key, "max_size") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1)
+                problem(c, kp, "must be an integer >= 1 (bytes)");
+        } else if (strcmp(key, "content_types") == 0) {
+            size_t n = json_array_size(v);
+            if (!json_is_array(v) || n == 0 || n > CONTENT_TYPES_MAX) {
+                problem(c, kp, "must be a list of 1 to %d media types such as application/pdf",
+                        CONTENT_TYPES_MAX);
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                char ip[PATH_CAP];
+                path_index(ip, sizeof ip, kp, i);
+                if (!media_type_ok(text_of(json_array_get(v, i))))
+                    problem(c, ip, "must be a media type such as application/pdf or image/jpeg");
+            }
+        } else if (strcmp(key, "required") == 0 || strcmp(key, "pii") == 0) {
             if (!json_is_boolean(v))
                 problem(c, kp, "must be true or false");
             else if (key[0] == 'r')
@@ -559,8 +602,8 @@ static int field_index(const osse_wf_t *wf, const char *name)
 
 /* ---- steps -------------------------------------------------------------- */
 
-static const char *const step_common_keys[] = {"kind",    "after",     "when", "sla",
-                                               "warn_at", "on_breach", NULL};
+static const char *const step_common_keys[] = {"kind",    "after",     "when",  "sla",
+                                               "warn_at", "on_breach", "title", NULL};
 static const char *const *const step_kind_keys[] = {
     [OSSE_STEP_KIND_TASK] = (const char *const[]){"agency", "auto_approve", NULL},
     [OSSE_STEP_KIND_LINKAGE] =
@@ -673,6 +716,9 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
         }
         if (json_is_null(v) || strcmp(key, "kind") == 0) {
             continue;
+        } else if (strcmp(key, "title") == 0) {
+            if (!text_of(v) || strlen(text_of(v)) > TITLE_MAX_LEN)
+                problem(c, kp, "must be a string of at most %d bytes", TITLE_MAX_LEN);
         } else if (strcmp(key, "agency") == 0) {
             const char *a = text_of(v);
             if (!a || !*a || strlen(a) > NAME_MAX_LEN)
@@ -1251,7 +1297,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         goto out;
     }
 
-    static const char *const top[] = {"id", "title", "calendar", "form", "steps", NULL};
+    static const char *const top[] = {"id",    "title",       "calendar",    "form",
+                                      "steps", "description", "legal_basis", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(tree, key, v)
@@ -1276,6 +1323,12 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         else
             wf->title = dup_text(&c, text_of(v));
     }
+    if ((v = present(tree, "description")) != NULL &&
+        (!text_of(v) || strlen(text_of(v)) > DESCRIPTION_MAX_LEN))
+        problem(&c, "description", "must be a string of at most %d bytes", DESCRIPTION_MAX_LEN);
+    if ((v = present(tree, "legal_basis")) != NULL &&
+        (!text_of(v) || strlen(text_of(v)) > LEGAL_BASIS_MAX_LEN))
+        problem(&c, "legal_basis", "must be a string of at most %d bytes", LEGAL_BASIS_MAX_LEN);
     if ((v = present(tree, "calendar")) != NULL) {
         if (!text_of(v) || !*text_of(v) || strlen(text_of(v)) > NAME_MAX_LEN)
             problem(&c, "calendar", "must be a calendar id");

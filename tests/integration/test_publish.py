@@ -254,7 +254,7 @@ class ExampleTest(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(workflows_dir=os.path.join(SRC, "workflows")).start()
+        cls.server = Server(workflows_dir=os.path.join(SRC, "examples", "workflows")).start()
 
     def test_restaurant_without_seats_and_recheck(self):
         plat = self.server.client(self.server.admin_token())

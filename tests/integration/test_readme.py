@@ -2,7 +2,7 @@
 its links work in a plain clone (issue 9, point 13).
 
 - The shell block under "## A first journey" is run as it stands (bash -e,
-  pipefail) against a real `osse serve --workflows workflows` on a fresh data
+  pipefail) against a real `osse serve --workflows examples/workflows` on a fresh data
   folder: principals, a submission, two decisions, tracking, the events and
   an export verified offline. The block must end with exit 0 and print what
   it promises (awaiting_payment, the events, `ok:` from `osse verify`).
@@ -48,7 +48,7 @@ class TestReadme(unittest.TestCase):
     def test_first_journey_runs(self):
         block = journey_block()
         self.assertIsNotNone(block, "README.md has no '## A first journey' with a ```sh block")
-        srv = Server(workflows_dir=os.path.join(SRC, "workflows")).start()
+        srv = Server(workflows_dir=os.path.join(SRC, "examples", "workflows")).start()
         cwd = tempfile.mkdtemp(prefix="osse-readme-")
         try:
             env = dict(os.environ, OSSE="http://127.0.0.1:%d" % srv.port, DATA=srv.data_dir,

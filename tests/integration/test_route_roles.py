@@ -24,6 +24,8 @@ TABLE = [
     ("GET", "/healthz", None, PUBLIC),
     ("GET", "/metrics", None, PUBLIC),
     ("GET", "/v1/track/{code}", None, PUBLIC),
+    ("GET", "/v1/public/services", None, PUBLIC),
+    ("GET", "/v1/public/services/{wf}", None, PUBLIC),
     ("POST", "/v1/workflows", {}, {"platform"}),
     ("GET", "/v1/workflows", None, {"platform", "auditor"}),
     ("GET", "/v1/workflows/{wf}", None, ALL_KNOWN),

@@ -354,7 +354,7 @@ class ValidateTest(unittest.TestCase):
                              stdin=GOOD).returncode, 2)
 
     def test_shipped_examples(self):
-        p = run([os.path.join(SRC, "workflows")])
+        p = run([os.path.join(SRC, "examples", "workflows")])
         self.assertEqual((p.returncode, p.stdout), (0, ""), p)
         self.assertIn("0 with problems, 0 warning(s)", p.stderr)
 
