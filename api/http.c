@@ -318,8 +318,8 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
 }
 
 void osse_http_respond_stream(osse_http_req_t *req, int status, const char *content_type,
-                             const char *extra_headers, osse_http_fill_cb fill,
-                             void (*close)(void *ud), void *ud)
+                              const char *extra_headers, osse_http_fill_cb fill,
+                              void (*close)(void *ud), void *ud)
 {
     OSSE_PRE(req != NULL && fill != NULL);
     hreq_t *r = (hreq_t *)req;

@@ -202,8 +202,8 @@ typedef struct osse_request_s {
     json_t *licence; /* LicenceIssued's data without `step`, or NULL */
     int64_t licence_expired_at, licence_revoked_at; /* 0 = not (yet) */
     char *licence_reason;                           /* the revocation's, public */
-    json_t *data;    /* linkage answers by step name ({"identity":{...}}), or NULL */
-    char *reason;    /* why it was rejected, withdrawn or expired, as the applicant reads it */
+    json_t *data; /* linkage answers by step name ({"identity":{...}}), or NULL */
+    char *reason; /* why it was rejected, withdrawn or expired, as the applicant reads it */
     uint32_t form_changed_at; /* the request version of the last change of the form */
 } osse_request_t;
 
@@ -421,8 +421,8 @@ void osse__licence_number(const char *tpl, int64_t year, uint64_t seq, char *out
 /* LicenceIssued's `document` and `jws` for r's licence (SPEC §2): the JWS is
  * null when the engine has no signing key (a bench without the tree). New
  * references. */
-void osse__licence_sign(osse_engine_t *e, const osse_request_t *r, const char *number,
-                        int64_t from, int64_t until, json_t *fields, json_t **doc, json_t **jws);
+void osse__licence_sign(osse_engine_t *e, const osse_request_t *r, const char *number, int64_t from,
+                        int64_t until, json_t *fields, json_t **doc, json_t **jws);
 /* "valid", "expired" or "revoked" (static). */
 const char *osse__licence_status(const osse_request_t *r);
 /* A registry entry (SPEC §9); full adds document and jws. New reference. */

@@ -92,8 +92,8 @@ static void b64url(osse_buf_t *b, const void *p, size_t n)
     free(s);
 }
 
-void osse__licence_sign(osse_engine_t *e, const osse_request_t *r, const char *number,
-                        int64_t from, int64_t until, json_t *fields, json_t **doc, json_t **jws)
+void osse__licence_sign(osse_engine_t *e, const osse_request_t *r, const char *number, int64_t from,
+                        int64_t until, json_t *fields, json_t **doc, json_t **jws)
 {
     const osse_verifier_t *v = e->signer ? osse_signer_verifier(e->signer) : NULL;
     /* The keys in SPEC §2's order: the payload's bytes follow it. */
