@@ -29,7 +29,9 @@
 #include <jansson.h>
 #include <llhttp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -66,6 +68,12 @@ typedef struct hreq_s {
     char *body; /* owned body (respond_take), sent after out */
     size_t body_len;
     unsigned answered : 1, keep : 1, head_only : 1;
+    /* A streamed answer (osse_http_respond_stream): stays at the FIFO head
+     * until fill says it is done; one slice in flight at a time. */
+    unsigned streaming : 1, stream_busy : 1, head_sent : 1;
+    osse_http_fill_cb fill;
+    void (*fill_close)(void *ud);
+    void *fill_ud;
     /* the request's bytes follow the struct */
 } hreq_t;
 
@@ -218,7 +226,9 @@ static char *build_head(int status, const char *ct, const char *extra_headers, s
         d = put(d, ct, ctlen);
         d = put(d, "\r\n", 2);
     }
-    if (!no_len) {
+    if (!no_len && body_len == SIZE_MAX) {
+        d = put(d, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (!no_len) {
         d = put(d, "Content-Length: ", 16);
         d = put_uint(d, body_len);
         d = put(d, "\r\n", 2);
@@ -235,6 +245,8 @@ static char *build_head(int status, const char *ct, const char *extra_headers, s
 
 static void hreq_free(hreq_t *r)
 {
+    if (r->fill_close)
+        r->fill_close(r->fill_ud);
     free(r->out);
     free(r->body);
     free(r);
@@ -303,6 +315,31 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
                             const char *extra_headers, char *body, size_t len)
 {
     respond_common(req, status, content_type, extra_headers, body, len, 1);
+}
+
+void osse_http_respond_stream(osse_http_req_t *req, int status, const char *content_type,
+                              const char *extra_headers, osse_http_fill_cb fill,
+                              void (*close)(void *ud), void *ud)
+{
+    OSSE_PRE(req != NULL && fill != NULL);
+    hreq_t *r = (hreq_t *)req;
+    OSSE_PRE(!r->answered);
+    r->fill_close = close;
+    r->fill_ud = ud;
+    conn_t *c = r->conn;
+    if (!c) {
+        hreq_free(r);
+        return;
+    }
+    size_t head_len;
+    r->out = build_head(status, content_type, extra_headers, SIZE_MAX, r->keep, 0, &head_len);
+    r->out_len = head_len;
+    r->fill = fill;
+    /* A HEAD request gets the head only: an answer of no slices. */
+    r->streaming = !r->head_only;
+    r->answered = 1;
+    if (!c->in_feed)
+        conn_settle(c);
 }
 
 /* Copies s, replacing bytes that are not plain ASCII when s is not valid
@@ -407,14 +444,94 @@ static void on_write(uv_write_t *w, int status)
     conn_settle(c);
 }
 
+typedef struct stream_write_s {
+    uv_write_t w;
+    osse_buf_t b;
+} stream_write_t;
+
+static void on_stream_write(uv_write_t *w, int status)
+{
+    conn_t *c = w->handle->data;
+    stream_write_t *sw = (stream_write_t *)w;
+    osse_buf_close(&sw->b);
+    free(sw);
+    c->inflight--;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->head && c->head->streaming)
+        c->head->stream_busy = 0;
+    conn_settle(c);
+}
+
+/* The streamed answer at the FIFO head: its next slice (its head first), as
+ * one chunk, once the slice before is written, so a slow reader holds one
+ * slice and never the whole answer. Returns true when it is still streaming
+ * (nothing behind it may go yet). */
+static bool stream_step(conn_t *c)
+{
+    hreq_t *r = c->head;
+    if (r->stream_busy)
+        return true;
+    stream_write_t *sw = osse_calloc(1, sizeof *sw);
+    osse_buf_init(&sw->b, 0);
+    if (!r->head_sent)
+        osse_buf_append(&sw->b, r->out, r->out_len);
+    r->head_sent = 1;
+    osse_buf_t data;
+    osse_buf_init(&data, 0);
+    int more = r->fill(r->fill_ud, &data);
+    if (data.len) {
+        char hex[24];
+        int n = snprintf(hex, sizeof hex, "%zx\r\n", data.len);
+        osse_buf_append(&sw->b, hex, (size_t)n);
+        osse_buf_append(&sw->b, data.ptr, data.len);
+        osse_buf_append(&sw->b, "\r\n", 2);
+    }
+    osse_buf_close(&data);
+    if (more <= 0) {
+        /* The end (or a failure half-way: the peer sees a truncated
+         * chunked body, never a complete-looking one). */
+        if (more == 0)
+            osse_buf_append(&sw->b, "0\r\n\r\n", 5);
+        else
+            c->stop_parse = 1;
+        c->head = r->next;
+        c->nfifo--;
+        if (!c->head)
+            c->tail = NULL;
+        hreq_free(r);
+        r = NULL;
+    } else {
+        r->stream_busy = 1;
+    }
+    uv_buf_t buf = uv_buf_init((char *)sw->b.ptr, (unsigned)sw->b.len);
+    if (uv_write(&sw->w, (uv_stream_t *)&c->tcp, &buf, 1, on_stream_write) < 0) {
+        osse_buf_close(&sw->b);
+        free(sw);
+        conn_close(c);
+        return true;
+    }
+    c->inflight++;
+    return r != NULL;
+}
+
 /* Hands every answered request at the FIFO head to uv_write, in order. */
 static void conn_flush(conn_t *c)
 {
     while (!c->closing && c->head && c->head->answered) {
+        if (c->head->streaming) {
+            if (stream_step(c))
+                return;
+            continue;
+        }
         uv_buf_t bufs[MAX_BATCH * 2];
         unsigned n = 0, k = 0;
         hreq_t *first = c->head, *last = NULL;
-        while (c->head && c->head->answered && k < MAX_BATCH) {
+        while (c->head && c->head->answered && !c->head->streaming && k < MAX_BATCH) {
             hreq_t *r = c->head;
             c->head = r->next;
             c->nfifo--;

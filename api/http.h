@@ -72,6 +72,21 @@ void osse_http_respond(osse_http_req_t *req, int status, const char *content_typ
 void osse_http_respond_take(osse_http_req_t *req, int status, const char *content_type,
                             const char *extra_headers, char *body, size_t len);
 
+/* A streamed answer's source: appends the next slice of the body to out
+ * (any size; a few tens of KiB keeps memory flat) and returns 1 while more
+ * follow, 0 after the last, -1 on a failure (the answer is cut off and the
+ * connection closed). Called on the loop thread each time the slice before
+ * has been handed to the socket. */
+typedef int (*osse_http_fill_cb)(void *ud, osse_buf_t *out);
+
+/* Answers req with a body in slices, Transfer-Encoding: chunked, pulled from
+ * fill as the socket drains (write backpressure). close(ud), if not NULL, is
+ * called exactly once when the answer is done or abandoned (the client
+ * went). Loop thread. */
+void osse_http_respond_stream(osse_http_req_t *req, int status, const char *content_type,
+                              const char *extra_headers, osse_http_fill_cb fill,
+                              void (*close)(void *ud), void *ud);
+
 /* Stops accepting, closes every connection (answers still pending are
  * discarded when given) and frees the server once its handles are closed.
  * Run the loop afterwards for the close callbacks. NULL-safe. */

@@ -982,6 +982,82 @@ static void h_consistency(call_t *c)
     h_proof(c, "from", "to", false);
 }
 
+/* --- the public registry (engine/registry.c) --- */
+
+static void h_licences(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_licences(c->srv->eng, c->query, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_licence(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_q_licence(c->srv->eng, c->seg[3], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void h_revoke_licence(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_revoke_licence(c->srv->eng, c->p, c->seg[2], c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+typedef struct csv_call_s {
+    call_t *c;
+    osse_csv_t *csv;
+} csv_call_t;
+
+static int csv_fill(void *ud, osse_buf_t *out)
+{
+    return osse_csv_next(ud, out);
+}
+
+static void csv_close(void *ud)
+{
+    osse_csv_close(ud);
+}
+
+/* The export streams once everything emitted before it is durable, as every
+ * answer waits (osse_engine_hold). */
+static void csv_durable(void *ud, int status)
+{
+    csv_call_t *cc = ud;
+    call_t *c = cc->c;
+    if (status) {
+        osse_csv_close(cc->csv);
+        free(cc);
+        on_durable(c, status);
+        return;
+    }
+    c->status = 200;
+    osse_logf(OSSE_LEVEL_DEBUG, "call", "method=%s route=%s status=200 streamed=true",
+              c->req->method, c->route);
+    osse_http_respond_stream(c->req, 200, "text/csv; charset=utf-8", NULL, csv_fill, csv_close,
+                             cc->csv);
+    free(cc);
+    call_free(c);
+}
+
+static void h_licences_csv(call_t *c)
+{
+    osse_fail_t f = {0};
+    osse_csv_t *csv = NULL;
+    if (osse_q_licences_csv(c->srv->eng, c->query, &csv, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    csv_call_t *cc = osse_calloc(1, sizeof *cc);
+    cc->c = c;
+    cc->csv = csv;
+    osse_engine_hold(c->srv->eng, csv_durable, cc);
+}
+
 static const route_t routes[] = {
     {"GET", "/healthz", PUBLIC, h_health, BODY_NONE, false, NULL},
     {"GET", "/metrics", PUBLIC, h_metrics, BODY_NONE, false, NULL},
@@ -1037,6 +1113,11 @@ static const route_t routes[] = {
     {"GET", "/v1/log/proof/inclusion", ROLE(PLATFORM) | ROLE(AUDITOR), h_inclusion, BODY_NONE,
      false, NULL},
     {"GET", "/v1/log/proof/consistency", PUBLIC, h_consistency, BODY_NONE, false, NULL},
+    {"POST", "/v1/licences/:number/revoke", ROLE(PLATFORM) | ROLE(AGENCY), h_revoke_licence,
+     BODY_JSON, false, "a JSON object with reason"},
+    {"GET", "/v1/public/licences", PUBLIC, h_licences, BODY_NONE, false, NULL},
+    {"GET", "/v1/public/licences.csv", PUBLIC, h_licences_csv, BODY_NONE, false, NULL},
+    {"GET", "/v1/public/licences/:number", PUBLIC, h_licence, BODY_NONE, false, NULL},
     {"GET", "/v1/stats", ROLE(PLATFORM) | ROLE(AUDITOR), h_stats, BODY_NONE, false, NULL},
     {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, BODY_NONE, false, NULL},
     {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, BODY_JSON, true,

@@ -642,11 +642,47 @@ static int licence_issued(rq_t *q)
     int rc = finish_step(q, OSSE_SS_DONE);
     if (rc)
         return rc;
-    json_decref(q->r->licence);
+    const char *number = osse__jstr(q->ev->data, "number");
+    int64_t from = 0;
+    const char *vf = osse__jstr(q->ev->data, "valid_from");
+    if (!number || !vf || osse_time_parse(vf, &from) || q->r->licence)
+        return osse_err_set(q->err, OSSE_ECORRUPT, "%s without number or valid_from, or again",
+                            EVN(q->ev));
+    /* The counter request.c read the number from (licence.c). */
+    const char *tpl = q->r->wf->steps[q->i].number;
+    osse__licence_seq(q->r->wfe, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER,
+                      osse__licence_year(q->e, q->r->wf, from), true);
     q->r->licence = json_deep_copy(q->ev->data);
     json_object_del(q->r->licence, "step");
-    timeline(q->r, q->ev, "Licence %s issued", osse__jstr(q->ev->data, "number"));
+    OSSE_VEC_RESERVE(q->e->lics, q->e->clics, q->e->nlics + 1);
+    q->e->lics[q->e->nlics++] = q->r;
+    /* A log written before numbers counted from the log may repeat one:
+     * the registry's lookup by number then finds the first. */
+    if (!osse_map_get(&q->e->licnums, number))
+        osse_map_put(&q->e->licnums, number, q->r);
+    timeline(q->r, q->ev, "Licence %s issued", number);
     return moved(q);
+}
+
+/* LicenceExpired, LicenceRevoked: also after the request ended (a licence
+ * outlives its request); a revoked licence stays revoked. */
+static int licence_ended(rq_t *q)
+{
+    osse_request_t *r = q->r;
+    const char *number = osse__jstr(q->ev->data, "number");
+    if (!r->licence || !number || strcmp(number, osse__jstr(r->licence, "number")) != 0 ||
+        r->licence_revoked_at || (q->ev->type == OSSE_EV_LicenceExpired && r->licence_expired_at))
+        return osse_err_set(q->err, OSSE_ECORRUPT, "%s of no licence of request %s, or again",
+                            EVN(q->ev), r->id);
+    if (q->ev->type == OSSE_EV_LicenceExpired) {
+        r->licence_expired_at = q->ev->at;
+        timeline(r, q->ev, "Licence %s expired", number);
+    } else {
+        r->licence_revoked_at = q->ev->at;
+        set_text(&r->licence_reason, osse__jstr(q->ev->data, "reason"));
+        timeline(r, q->ev, "Licence %s revoked", number);
+    }
+    return 0;
 }
 
 static int request_completed(rq_t *q)
@@ -703,7 +739,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         timeline(r, ev, "Request submitted (%s, version %d)", r->wfe->id, r->wf_version);
         return 0;
     }
-    if (osse__rstatus_final(r->status))
+    if (osse__rstatus_final(r->status) && ev->type != OSSE_EV_LicenceExpired &&
+        ev->type != OSSE_EV_LicenceRevoked)
         return CORRUPT("%s after request %s ended", osse_event_type_name(ev->type), id);
     rq_t q = {e, ev, r, named_step(r, ev), err};
     if (q.i < 0 && osse_event_type_has(ev->type, OSSE_EVF_STEP))
@@ -729,9 +766,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_RequestExpired: rc = request_ended(&q, OSSE_RS_EXPIRED); break;
     case OSSE_EV_StepFailed: rc = step_failed(&q); break;
     case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
-    case OSSE_EV_PaymentReceived:
     case OSSE_EV_LicenceExpired:
-    case OSSE_EV_LicenceRevoked:
+    case OSSE_EV_LicenceRevoked: rc = licence_ended(&q); break;
+    case OSSE_EV_PaymentReceived:
     case OSSE_EV_SlaOverdueNotice:
     case OSSE_EV_PersonalDataErased: rc = not_projected(&q); break;
     /* osse__apply sends only request events here. */

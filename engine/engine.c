@@ -65,6 +65,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->versions);
     osse_map_init(&e->idem);
     osse_map_init(&e->subs);
+    osse_map_init(&e->licnums);
     osse_buf_init(&e->enc, 0);
     return e;
 }
@@ -345,6 +346,7 @@ static void free_request(osse_request_t *r)
         free(r->steps[i].stints);
     }
     free(r->reason);
+    free(r->licence_reason);
     for (size_t i = 0; i < r->ntimeline; i++)
         free(r->timeline[i].text);
     free(r->timeline);
@@ -378,6 +380,7 @@ void osse_engine_close(osse_engine_t *e)
         }
         free(w->versions);
         free(w->texts);
+        free(w->licence_years);
         free(w->id);
         free(w);
     }
@@ -427,6 +430,9 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->versions);
     osse_map_close(&e->idem);
     osse_map_close(&e->subs);
+    osse_map_close(&e->licnums);
+    free(e->lics);
+    free(e->lexp);
     osse_batch_free(e->batch);
     osse_buf_close(&e->enc);
     free(e->holds);

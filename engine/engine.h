@@ -342,6 +342,28 @@ int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char 
  * 00:00 UTC / 00:00 UTC). OSSE_EINVAL (422) for a bad or unknown parameter
  * or more than 1000 buckets. */
 int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f);
+/* --- The public registry (SPEC §9) and revocation (§4): registry.c. --- */
+/* GET /v1/public/licences: params q (at most 100 characters), workflow,
+ * status (valid|expired|revoked), limit (1..500, default 100), cursor; 422
+ * for anything else. Newest first; a page scans a bounded number of
+ * licences and may come back short with a next_cursor. */
+int osse_q_licences(osse_engine_t *e, const json_t *params, json_t **out, osse_fail_t *f);
+/* One licence as listed, with document and jws; 404 unknown. */
+int osse_q_licence(osse_engine_t *e, const char *number, json_t **out, osse_fail_t *f);
+/* POST /v1/licences/{number}/revoke {"reason"}: platform or the issuing
+ * step's agency (403 otherwise); 404 unknown, 409 already revoked; records
+ * LicenceRevoked; *out = the registry entry after it. */
+int osse_cmd_revoke_licence(osse_engine_t *e, const osse_principal_t *p, const char *number,
+                            json_t *body, json_t **out, osse_fail_t *f);
+/* The CSV export (same filters as osse_q_licences but limit and cursor):
+ * open checks the parameters (422), next appends the next slice of rows (the
+ * header first) and returns 1 while more follow, 0 after the last; close is
+ * NULL-safe. The iterator borrows e: close it before the engine. Loop thread. */
+typedef struct osse_csv_s osse_csv_t;
+int osse_q_licences_csv(osse_engine_t *e, const json_t *params, osse_csv_t **out, osse_fail_t *f);
+int osse_csv_next(osse_csv_t *c, osse_buf_t *out);
+void osse_csv_close(osse_csv_t *c);
+
 /* Prometheus text; *out malloc'd. */
 int osse_q_metrics(osse_engine_t *e, char **out, size_t *len);
 

@@ -9,11 +9,14 @@
  * The files call each other one way (tests/check_engine_graph.sh), and the
  * declarations below are in that order, bottom up:
  *
- *   util, state, sla, rules       what everything uses; no mechanism
+ *   util, state, sla, rules,      what everything uses; no mechanism
+ *   licence
  *   apply                         the projections
  *   commit                        emit, group commit, held answers
  *   views, digest                 the reads
+ *   expiry                        licence expiries (timers.c fires them)
  *   request                       the life of a request
+ *   registry                      the public registry; revocation
  *   catalog                       definitions, calendars, agencies, principals
  *   audit, notify, timers, linkage  reactors: they hear of events (and of
  *                                 durable batches, space come back) from
@@ -92,8 +95,16 @@ typedef struct osse_wfent_s {
     osse_wf_t **versions; /* versions[v-1] */
     char **texts;         /* canonical JSON of each version, for change detection */
     size_t nversions;
-    uint64_t licence_seq; /* issued licence counter, for {seq:n} */
+    uint64_t licence_seq; /* licences issued under templates without a year, for {seq:N} */
+    struct osse_lyear_s *licence_years; /* per year of issue, templates with a year */
+    size_t nlicence_years;
 } osse_wfent_t;
+
+/* The counter of one (workflow, year of issue) (licence.c). */
+typedef struct osse_lyear_s {
+    int64_t year;
+    uint64_t seq;
+} osse_lyear_t;
 
 typedef struct osse_agency_s {
     char *id;
@@ -188,9 +199,11 @@ typedef struct osse_request_s {
     size_t ntimeline, ctimeline;
     uint64_t *seqs; /* every event of the request and delivery streams */
     size_t nseqs, cseqs;
-    json_t *licence; /* or NULL */
-    json_t *data;    /* linkage answers by step name ({"identity":{...}}), or NULL */
-    char *reason;    /* why it was rejected, withdrawn or expired, as the applicant reads it */
+    json_t *licence; /* LicenceIssued's data without `step`, or NULL */
+    int64_t licence_expired_at, licence_revoked_at; /* 0 = not (yet) */
+    char *licence_reason;                           /* the revocation's, public */
+    json_t *data; /* linkage answers by step name ({"identity":{...}}), or NULL */
+    char *reason; /* why it was rejected, withdrawn or expired, as the applicant reads it */
     uint32_t form_changed_at; /* the request version of the last change of the form */
 } osse_request_t;
 
@@ -319,6 +332,19 @@ struct osse_engine_s {
 
     const osse_reactor_t *reactors[OSSE_MAX_REACTORS];
     size_t nreactors;
+
+    /* The public registry (licence.c, registry.c): every request that was
+     * issued a licence, in issue order, and each licence number's request;
+     * built by apply.c. The expiries of valid licences: a min-heap of
+     * (valid_until, request index), rebuilt at start (timers.c fires them). */
+    osse_request_t **lics;
+    size_t nlics, clics;
+    osse_map_t licnums; /* number -> osse_request_t */
+    struct osse_lexp_s {
+        int64_t at;
+        uint32_t req;
+    } * lexp;
+    size_t nlexp, clexp;
 };
 
 /* A portal's or the platform's subscription to request events (SPEC §7). */
@@ -391,6 +417,25 @@ bool osse__run_condition_on(const json_t *root, const char *text, json_t **recor
 bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record);
 json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record);
 
+/* --- licence.c: numbers, documents, signatures and status of licences (pure) --- */
+/* The year of issue of a licence issued at `at` under wf: in the workflow
+ * calendar's utc_offset, UTC without one (or when it is unknown). */
+int64_t osse__licence_year(osse_engine_t *e, const osse_wf_t *wf, int64_t at);
+/* The counter a licence issued under template tpl in year `year` takes:
+ * the next of its (workflow, year) when tpl has a year, else of its
+ * workflow. advance: count it (apply.c); else only read the next. */
+uint64_t osse__licence_seq(osse_wfent_t *w, const char *tpl, int64_t year, bool advance);
+/* Fills {yyyy}, {bbbb} and {seq:N} of tpl. */
+void osse__licence_number(const char *tpl, int64_t year, uint64_t seq, char *out, size_t n);
+/* LicenceIssued's `document` and `jws` for r's licence (SPEC §2): the JWS is
+ * null when the engine has no signing key (a bench without the tree). New
+ * references. */
+void osse__licence_sign(osse_engine_t *e, const osse_request_t *r, const char *number, int64_t from,
+                        int64_t until, json_t *fields, json_t **doc, json_t **jws);
+/* "valid", "expired" or "revoked" (static). */
+const char *osse__licence_status(const osse_request_t *r);
+/* A registry entry (SPEC §9); full adds document and jws. New reference. */
+json_t *osse__licence_entry(const osse_request_t *r, bool full);
 /* --- apply.c --- */
 
 /* Applies a decoded event to the projections. Returns 0, or OSSE_ECORRUPT
@@ -444,6 +489,15 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
 void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
 json_t *osse__task_entry(const osse_request_t *r, size_t i);
+
+/* --- expiry.c: licence expiries (a heap that timers.c drives) --- */
+/* Schedules r's licence (when valid); rebuilds the heap from the registry;
+ * the time of the next expiry still due (INT64_MAX when none; stale entries
+ * dropped); records that one (LicenceExpired), stamped at osse's clock. */
+void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r);
+void osse__licence_expiry_rebuild(osse_engine_t *e);
+int64_t osse__licence_expiry_next(osse_engine_t *e);
+void osse__licence_expiry_fire(osse_engine_t *e);
 
 /* --- request.c: the life of a request --- */
 /* Opens, skips and completes until nothing more moves (after any change). */

@@ -15,7 +15,6 @@
  * are the tables of state.c; how each event changes the request is apply.c. */
 #include "engine/internal.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,28 +35,6 @@ static void stream_of(const osse_request_t *r, char *out, size_t n)
 static void money(int64_t satang, char out[32])
 {
     snprintf(out, 32, "%lld.%02lld", (long long)(satang / 100), (long long)(satang % 100));
-}
-
-/* Fills {yyyy} and {seq:n} of a licence number template. */
-static void licence_number(const char *tpl, int64_t at, uint64_t seq, char *out, size_t n)
-{
-    size_t o = 0;
-    char tm[OSSE_TIME_LEN];
-    osse_time_fmt(at, tm);
-    for (const char *c = tpl; *c && o + 1 < n;) {
-        if (strncmp(c, "{yyyy}", 6) == 0) {
-            o += (size_t)snprintf(out + o, n - o, "%.4s", tm);
-            c += 6;
-        } else if (strncmp(c, "{seq:", 5) == 0 && isdigit((unsigned char)c[5]) && c[6] == '}') {
-            o += (size_t)snprintf(out + o, n - o, "%0*llu", c[5] - '0', (unsigned long long)seq);
-            c += 7;
-        } else {
-            out[o++] = *c++;
-        }
-        if (o >= n)
-            o = n - 1;
-    }
-    out[o] = '\0';
 }
 
 static void step_data(json_t *rec, const char *step)
@@ -125,10 +102,13 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         step_data(rec, s->name);
         osse__emit(e, stream, OSSE_EV_PaymentDue, NULL, rec);
     } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
+        /* The next number of the counter that apply.c advances when it
+         * applies this LicenceIssued (licence.c). */
+        const char *tpl = s->number ? s->number : OSSE_WF_DEFAULT_NUMBER;
+        int64_t year = osse__licence_year(e, r->wf, now);
         char number[128];
-        r->wfe->licence_seq++;
-        licence_number(s->number ? s->number : OSSE_WF_DEFAULT_NUMBER, now, r->wfe->licence_seq,
-                       number, sizeof number);
+        osse__licence_number(tpl, year, osse__licence_seq(r->wfe, tpl, year, false), number,
+                             sizeof number);
         json_t *pub = json_object();
         for (size_t k = 0; k < s->npublic_fields; k++) {
             json_t *v = json_object_get(r->form, s->public_fields[k]);
@@ -137,10 +117,13 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         }
         int64_t until =
             s->valid_for.kind == OSSE_DUR_WALL ? osse_duration_add_wall(&s->valid_for, now) : 0;
+        json_t *doc, *jws;
+        osse__licence_sign(e, r, number, now, until, pub, &doc, &jws);
         osse__emit(e, stream, OSSE_EV_LicenceIssued, actor,
-                   json_pack("{s:s,s:s,s:o,s:o,s:o}", "step", s->name, "number", number,
+                   json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "step", s->name, "number", number,
                              "valid_from", osse__time_json(now), "valid_until",
-                             osse__time_json(until), "public_fields", pub));
+                             osse__time_json(until), "public_fields", pub, "document", doc, "jws",
+                             jws));
     }
     /* A linkage step's lookup is linkage.c's, which hears of StepOpened. */
     return true;

@@ -89,6 +89,15 @@ static void schedule(osse_engine_t *e, const osse_request_t *r, size_t step, int
 static void applied(osse_engine_t *e, const osse_event_t *ev)
 {
     const char *rid = osse__stream_id(ev->stream, OSSE_SK_REQUEST);
+    if (rid && ev->type == OSSE_EV_LicenceIssued) {
+        /* Its expiry (expiry.c), which this heap's wakeup also serves. */
+        const osse_request_t *lr = osse__request(e, rid);
+        if (lr) {
+            osse__licence_expiry_add(e, lr);
+            arm(e);
+        }
+        return;
+    }
     if (!rid || !osse_event_type_has(ev->type, OSSE_EVF_SLA))
         return;
     osse_request_t *r = osse__request(e, rid);
@@ -209,8 +218,18 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
      * `resumed` reactor fires what fell due when space returns. */
     if (osse__storage_low(e))
         return;
-    while (e->ntimers && e->timers[0].at <= upto && (test_clock || fired < FIRE_CHUNK)) {
-        fired++;
+    for (; test_clock || fired < FIRE_CHUNK; fired++) {
+        /* Licence expiries (expiry.c) and SLA deadlines, in due order. */
+        int64_t lic = osse__licence_expiry_next(e);
+        bool sla = e->ntimers && e->timers[0].at <= upto;
+        if (lic <= upto && (!sla || lic < e->timers[0].at)) {
+            if (test_clock && lic > e->clock)
+                e->clock = lic;
+            osse__licence_expiry_fire(e);
+            continue;
+        }
+        if (!sla)
+            break;
         osse_timer_t t = pop(e);
         if (!current(e, &t))
             continue;
@@ -246,11 +265,13 @@ static void arm(osse_engine_t *e)
     /* Drop stale entries at the top so that the wakeup is for a real one. */
     while (e->ntimers && !current(e, &e->timers[0]))
         pop(e);
-    if (!e->ntimers) {
+    int64_t lic = osse__licence_expiry_next(e);
+    if (!e->ntimers && lic == INT64_MAX) {
         uv_timer_stop(&e->wake);
         return;
     }
-    int64_t delay = e->timers[0].at - osse_engine_now(e);
+    int64_t next = e->ntimers && e->timers[0].at < lic ? e->timers[0].at : lic;
+    int64_t delay = next - osse_engine_now(e);
     uv_timer_start(&e->wake, on_wake, delay > 0 ? (uint64_t)delay : 0, 0);
 }
 
@@ -272,6 +293,7 @@ int osse__timers_start(osse_engine_t *e)
     e->timers_ready = true;
     osse__react(e, &reactor);
     rebuild(e);
+    osse__licence_expiry_rebuild(e);
     return 0;
 }
 

@@ -128,7 +128,15 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
     } else {
         json_object_set_new(o, "fee", json_null());
     }
-    json_object_set(o, "licence", r->licence ? r->licence : json_null());
+    json_object_set_new(o, "licence",
+                        r->licence
+                            ? json_pack("{s:O,s:s,s:O,s:O,s:O}", "number",
+                                        json_object_get(r->licence, "number"), "status",
+                                        osse__licence_status(r), "valid_from",
+                                        json_object_get(r->licence, "valid_from"), "valid_until",
+                                        json_object_get(r->licence, "valid_until"), "jws",
+                                        json_object_get(r->licence, "jws"))
+                            : json_null());
     json_object_set_new(o, "timeline", tl);
     return o;
 }

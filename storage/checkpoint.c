@@ -409,6 +409,20 @@ void osse_signer_sign_digest(const osse_signer_t *s, const uint8_t digest[32], u
     crypto_sign_detached(sig, NULL, digest, 32, s->sk);
 }
 
+int osse_signer_sign_jws(const osse_signer_t *s, const char *input, size_t len, uint8_t sig[64])
+{
+    if (len <= 32)
+        return OSSE_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = input[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return OSSE_EINVAL;
+    }
+    crypto_sign_detached(sig, NULL, (const unsigned char *)input, len, s->sk);
+    return 0;
+}
+
 int osse_signer_sign_note(const osse_signer_t *s, const char *text, size_t len, osse_buf_t *out)
 {
     /* A text of 32 bytes could be an export's digest (osse_signer_sign_digest):

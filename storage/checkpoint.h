@@ -104,6 +104,13 @@ int osse_signer_sign_head(const osse_signer_t *s, uint64_t size, const uint8_t r
  * bytes, so neither signature can pass for the other. Any thread. */
 void osse_signer_sign_digest(const osse_signer_t *s, const uint8_t digest[32], uint8_t sig[64]);
 
+/* Signs a JWS signing input (RFC 7515 5.1: "<base64url header>.<base64url
+ * payload>", the licences of SPEC §2) with Ed25519 (RFC 8037). Neither a note
+ * body (which holds '\n') nor an export digest (32 bytes) is one, so no
+ * signature serves as another's: an input of 32 bytes or fewer, or holding a
+ * byte outside the base64url alphabet and '.', is OSSE_EINVAL. Any thread. */
+int osse_signer_sign_jws(const osse_signer_t *s, const char *input, size_t len, uint8_t sig[64]);
+
 /* Signs an arbitrary note text (non-empty, ending in '\n'): appends text,
  * "\n" and the signature line to out. Returns 0, OSSE_EINVAL, OSSE_ENOMEM. */
 int osse_signer_sign_note(const osse_signer_t *s, const char *text, size_t len, osse_buf_t *out);

@@ -426,6 +426,42 @@ static void test_origins(void)
     osse_signer_close(s);
 }
 
+/* RFC 8037 A.4: the Ed25519 JWS of the RFC's own key (A.1) over its
+ * signing input is its signature, byte for byte; inputs that could be a
+ * note or a digest are refused. */
+static void test_jws_rfc8037(void)
+{
+    static const char D[] = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    static const char X[] = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    static const char INPUT[] = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+    static const char SIG[] = "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsP"
+                              "t9g7sVvpAr_MuM0KAg";
+    uint8_t seed[32], x[32], sig[64];
+    size_t n = 0;
+    CHECK_EQ_INT(sodium_base642bin(seed, 32, D, strlen(D), NULL, &n, NULL,
+                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0);
+    CHECK_EQ_INT(n, 32);
+    CHECK_EQ_INT(sodium_base642bin(x, 32, X, strlen(X), NULL, &n, NULL,
+                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0);
+    osse_signer_t *s = NULL;
+    CHECK_EQ_INT(osse_signer_from_seed("example.org/log", seed, &s, NULL), 0);
+    CHECK(memcmp(osse_signer_verifier(s)->pk, x, 32) == 0);
+    CHECK_EQ_INT(osse_signer_sign_jws(s, INPUT, strlen(INPUT), sig), 0);
+    char b64[100];
+    sodium_bin2base64(b64, sizeof b64, sig, 64, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    CHECK_EQ_STR(b64, SIG);
+    CHECK_EQ_INT(osse_signer_sign_jws(s, "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZQ", 31, sig), OSSE_EINVAL);
+    CHECK_EQ_INT(
+        osse_signer_sign_jws(s, "example.org/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAA\n", 44, sig),
+        OSSE_EINVAL);
+    CHECK_EQ_INT(
+        osse_signer_sign_jws(s, "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNp+=", 51, sig),
+        OSSE_EINVAL);
+    osse_signer_close(s);
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
@@ -434,6 +470,7 @@ int main(void)
     RUN(test_reference_vector);
     RUN(test_head_sign_verify);
     RUN(test_origins);
+    RUN(test_jws_rfc8037);
     RUN(test_key_file_and_store);
     return TEST_EXIT();
 }
