@@ -94,6 +94,8 @@ static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
     free(a->name);
     free(a->webhook_url);
     free(a->lookup_url);
+    free(a->biller_id);
+    a->biller_id = dupstr(osse__jstr(ev->data, "biller_id"));
     a->name = dupstr(osse__jstr(ev->data, "name"));
     a->webhook_url = dupstr(osse__jstr(ev->data, "webhook_url"));
     a->lookup_url = dupstr(osse__jstr(ev->data, "lookup_url"));
@@ -619,10 +621,64 @@ static int info_provided(rq_t *q)
     return moved(q);
 }
 
+/* The fee is due; its reference is the request's in the index of
+ * references (unique in the log). Logs from before references have none.
+ * Nothing is due for 0: the step is done at once (SPEC §2). */
 static int payment_due(rq_t *q)
 {
-    STEP(q)->amount_satang = json_integer_value(json_object_get(q->ev->data, "amount_satang"));
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    json_t *sat = json_object_get(q->ev->data, "amount_satang");
+    const char *ref = osse__jstr(q->ev->data, "reference"), *qr = osse__jstr(q->ev->data, "qr");
+    if (!json_is_integer(sat) || json_integer_value(sat) < 0 ||
+        q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_PAYMENT || s->state != OSSE_SS_OPEN)
+        return CORRUPT("bad %s", EVN(q->ev));
+    if (ref && osse_map_get(&q->e->references, ref))
+        return CORRUPT("%s: reference %s is not unique", EVN(q->ev), ref);
+    s->amount_satang = json_integer_value(sat);
+    set_text(&s->reference, ref);
+    set_text(&s->qr, qr);
+    if (ref)
+        osse_map_put(&q->e->references, ref, q->r);
     timeline(q->r, q->ev, "A fee of %s THB is due", osse__jstr(q->ev->data, "amount"));
+    if (s->amount_satang == 0) {
+        int rc = finish_step(q, OSSE_SS_DONE);
+        if (rc)
+            return rc;
+        s->paid = true;
+    }
+    return moved(q);
+}
+
+/* The key of the payments index: a transaction id is the payment
+ * principal's own (SPEC §4). */
+void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n)
+{
+    snprintf(out, n, "%s\n%s", principal, transaction);
+}
+
+/* What the payment command checked, checked again: a log that says
+ * otherwise is damaged. */
+static int payment_received(rq_t *q)
+{
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    const char *tx = osse__jstr(q->ev->data, "transaction"),
+               *ref = osse__jstr(q->ev->data, "reference");
+    char key[OSSE_PAYMENT_KEY_MAX];
+    if (!tx || !q->ev->actor_id || !q->ev->actor_kind || strcmp(q->ev->actor_kind, "payment") ||
+        q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_PAYMENT ||
+        (s->reference && (!ref || strcmp(ref, s->reference) != 0)))
+        return CORRUPT("bad %s", EVN(q->ev));
+    osse__payment_key(q->ev->actor_id, tx, key, sizeof key);
+    if (osse_map_get(&q->e->payments, key))
+        return CORRUPT("%s: transaction %s recorded twice", EVN(q->ev), tx);
+    int rc = finish_step(q, OSSE_SS_DONE);
+    if (rc)
+        return rc;
+    s->paid = true;
+    osse_map_put(&q->e->payments, key, q->r);
+    timeline(q->r, q->ev, "The fee of %s THB was paid", osse__jstr(q->ev->data, "amount"));
     return moved(q);
 }
 
@@ -711,6 +767,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_LinkageCompleted: rc = linkage_completed(&q); break;
     case OSSE_EV_LinkageFailed: rc = linkage_failed(&q); break;
     case OSSE_EV_PaymentDue: rc = payment_due(&q); break;
+    case OSSE_EV_PaymentReceived: rc = payment_received(&q); break;
     case OSSE_EV_LicenceIssued: rc = licence_issued(&q); break;
     case OSSE_EV_RequestCompleted: rc = request_completed(&q); break;
     case OSSE_EV_RequestRejected: rc = request_ended(&q, OSSE_RS_REJECTED); break;
@@ -718,7 +775,6 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_RequestExpired: rc = request_ended(&q, OSSE_RS_EXPIRED); break;
     case OSSE_EV_StepFailed: rc = step_failed(&q); break;
     case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
-    case OSSE_EV_PaymentReceived:
     case OSSE_EV_LicenceExpired:
     case OSSE_EV_LicenceRevoked:
     case OSSE_EV_SlaOverdueNotice:

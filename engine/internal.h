@@ -98,6 +98,7 @@ typedef struct osse_wfent_s {
 typedef struct osse_agency_s {
     char *id;
     char *name, *webhook_url, *lookup_url;
+    char *biller_id; /* 15 digits (SPEC §3), or NULL: fees it collects have no qr */
     char secret[65];
     /* Inbox: every task ever given to this agency, as (request index, step). */
     struct osse_taskref_s *tasks;
@@ -163,6 +164,7 @@ typedef struct osse_step_s {
     char *outcome, *reason;
     int64_t amount_satang; /* payment: due; -1 unknown */
     bool paid;
+    char *reference, *qr; /* payment: PaymentDue's (NULL: none) */
 } osse_step_t;
 
 typedef struct osse_tl_s {
@@ -250,6 +252,8 @@ struct osse_engine_s {
     osse_map_t codes;      /* tracking code -> osse_request_t */
     osse_map_t versions;   /* stream -> (uintptr_t) version, for non-request streams */
     osse_map_t idem;       /* key hash -> osse_idem_t */
+    osse_map_t references; /* PaymentDue reference -> osse_request_t (borrowed) */
+    osse_map_t payments;   /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_request_t **reqs; /* in submission order */
     size_t nreqs, creqs;
 
@@ -388,6 +392,11 @@ json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **recor
  * when the event contradicts the state (only possible for a damaged log). */
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__sub_free(osse_sub_t *s);
+/* The key of e->payments for a payment principal's transaction id (cut
+ * short to n bytes; a transaction id is at most OSSE_TRANSACTION_MAX). */
+#define OSSE_TRANSACTION_MAX 128
+#define OSSE_PAYMENT_KEY_MAX 256
+void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n);
 
 /* --- commit.c --- */
 
@@ -431,6 +440,8 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
+/* The tracking view's fee: {"amount","paid","reference","qr"}, or null. */
+json_t *osse__fee_json(const osse_request_t *r);
 /* The views' part of GET /metrics. */
 void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */

@@ -724,7 +724,10 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
         } else if (strcmp(key, "amount") == 0) {
             s->amount = expr_text(c, kp, v);
         } else if (strcmp(key, "sla") == 0) {
-            duration_of(c, kp, v, &s->sla, false);
+            /* A fee's deadline is wall-clock (SPEC §2); only publishing
+             * says so, so that an older definition still replays. */
+            duration_of(c, kp, v, &s->sla,
+                        c->publish && kind_ok && s->kind == OSSE_STEP_KIND_PAYMENT);
         } else if (strcmp(key, "timeout") == 0) {
             duration_of(c, kp, v, &s->timeout, true);
         } else if (strcmp(key, "valid_for") == 0) {

@@ -20,16 +20,16 @@ static void payload_fields(void)
     char qr[OSSE_THAIQR_MAX];
     CHECK_EQ_INT(osse__thaiqr("099400016550100", "ABCD1234EFGH5678", "520.00", qr), 0);
     /* Worked out field by field, the CRC by an independent implementation. */
-    CHECK_EQ_STR(qr, "000201"                     /* payload format indicator */
-                     "010212"                     /* point of initiation: dynamic */
-                     "3059"                       /* PromptPay bill payment, 59 bytes: */
-                     "0016A000000677010112"       /*   application id */
-                     "0115099400016550100"        /*   biller id */
-                     "0216ABCD1234EFGH5678"       /*   reference */
-                     "5303764"                    /* THB */
-                     "5406520.00"                 /* amount */
-                     "5802TH"                     /* country */
-                     "63047453");                 /* CRC */
+    CHECK_EQ_STR(qr, "000201"               /* payload format indicator */
+                     "010212"               /* point of initiation: dynamic */
+                     "3059"                 /* PromptPay bill payment, 59 bytes: */
+                     "0016A000000677010112" /*   application id */
+                     "0115099400016550100"  /*   biller id */
+                     "0216ABCD1234EFGH5678" /*   reference */
+                     "5303764"              /* THB */
+                     "5406520.00"           /* amount */
+                     "5802TH"               /* country */
+                     "63047453");           /* CRC */
     size_t n = strlen(qr);
     char crc[5];
     snprintf(crc, sizeof crc, "%04X", (unsigned)osse__crc16_ccitt(qr, n - 4));
