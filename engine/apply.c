@@ -398,6 +398,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].sla_state = "ok";
         r->steps[i].amount_satang = -1;
         r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
+        r->steps[i].overdue_left = -1;
     }
     OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
@@ -475,6 +476,12 @@ static int task_decided(rq_t *q)
         s->remaining_ms = json_is_integer(rem) ? json_integer_value(rem) : -1;
         s->warn_remaining_ms = json_is_integer(wrem) ? json_integer_value(wrem) : -1;
         s->due_at = s->warn_at = 0;
+        /* Overdue notices pause with the clock: the time left until the
+         * next one resumes with the applicant's answer. */
+        if (s->overdue_next) {
+            s->overdue_left = s->overdue_next > ev->at ? s->overdue_next - ev->at : 0;
+            s->overdue_next = 0;
+        }
     }
     /* Reasons stay out of the timeline, which the public tracking view
      * shows: they may hold personal data. */
@@ -500,6 +507,18 @@ static int sla_breached(rq_t *q)
     osse_stint_t *held = stint_held(STEP(q));
     if (held && !held->breached_at)
         held->breached_at = held->overdue_from = q->ev->at;
+    /* Notices count from the breach of the SLA the task is under (SPEC §2). */
+    const osse_duration_t *d = &q->r->wf->overdue_notice;
+    int64_t due = 0;
+    const char *due_s = osse__jstr(q->ev->data, "due_at");
+    if (d->kind == OSSE_DUR_WALL && q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK &&
+        STEP(q)->state == OSSE_SS_OPEN) {
+        if (!due_s || osse_time_parse(due_s, &due))
+            due = q->ev->at;
+        STEP(q)->overdue_next = osse_duration_add_wall(d, due);
+        STEP(q)->overdue_left = -1;
+        STEP(q)->notices = 0;
+    }
     timeline(q->r, q->ev, "%s: the deadline has passed", NAME(q));
     return moved(q);
 }
@@ -529,6 +548,8 @@ static int task_escalated(rq_t *q)
     s->changed_at = q->r->version;
     stint_begin(s, q->ev->at);
     s->sla_state = "ok"; /* before its fresh deadlines are read */
+    s->overdue_next = 0;
+    s->overdue_left = -1;
     add_task(q->e, q->r, (size_t)q->i, s->agency);
     timeline(q->r, q->ev, "%s: escalated to %s", NAME(q), to);
     return moved(q);
@@ -612,6 +633,10 @@ static int info_provided(rq_t *q)
     }
     osse_step_t *s = STEP(q);
     s->remaining_ms = s->warn_remaining_ms = -1;
+    if (s->overdue_left >= 0) {
+        s->overdue_next = q->ev->at + s->overdue_left;
+        s->overdue_left = -1;
+    }
     /* Open again: the return's outcome and reason no longer apply. */
     set_text(&s->outcome, NULL);
     set_text(&s->reason, NULL);
@@ -680,6 +705,24 @@ static int payment_received(rq_t *q)
     osse_map_put(&q->e->payments, key, q->r);
     timeline(q->r, q->ev, "The fee of %s THB was paid", osse__jstr(q->ev->data, "amount"));
     return moved(q);
+}
+
+/* One more notice of a task past its due time: the next counts from this
+ * one's due instant, not from when it was written, so that notices owed
+ * after a restart keep their period. */
+static int overdue_notice(rq_t *q)
+{
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    const osse_duration_t *d = &q->r->wf->overdue_notice;
+    json_t *n = json_object_get(q->ev->data, "notice");
+    if (!json_is_integer(n) || d->kind != OSSE_DUR_WALL || !s->overdue_next ||
+        s->state != OSSE_SS_OPEN)
+        return CORRUPT("bad %s", EVN(q->ev));
+    s->notices = (uint32_t)json_integer_value(n);
+    s->overdue_next = osse_duration_add_wall(d, s->overdue_next);
+    timeline(q->r, q->ev, "%s: still undecided past its due time (notice %u)", NAME(q), s->notices);
+    return 0;
 }
 
 static int licence_issued(rq_t *q)
@@ -768,6 +811,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_LinkageFailed: rc = linkage_failed(&q); break;
     case OSSE_EV_PaymentDue: rc = payment_due(&q); break;
     case OSSE_EV_PaymentReceived: rc = payment_received(&q); break;
+    case OSSE_EV_SlaOverdueNotice: rc = overdue_notice(&q); break;
     case OSSE_EV_LicenceIssued: rc = licence_issued(&q); break;
     case OSSE_EV_RequestCompleted: rc = request_completed(&q); break;
     case OSSE_EV_RequestRejected: rc = request_ended(&q, OSSE_RS_REJECTED); break;
@@ -777,7 +821,6 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
     case OSSE_EV_LicenceExpired:
     case OSSE_EV_LicenceRevoked:
-    case OSSE_EV_SlaOverdueNotice:
     case OSSE_EV_PersonalDataErased: rc = not_projected(&q); break;
     /* osse__apply sends only request events here. */
     case OSSE_EV_RequestSubmitted:

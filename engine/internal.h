@@ -165,6 +165,13 @@ typedef struct osse_step_s {
     int64_t amount_satang; /* payment: due; -1 unknown */
     bool paid;
     char *reference, *qr; /* payment: PaymentDue's (NULL: none) */
+    /* Overdue notices (definition's overdue_notice, task steps): when the
+     * next SlaOverdueNotice falls due (0 = none scheduled), while the task
+     * waits for the applicant the time that was left until it (-1 = none),
+     * and the notices recorded since the breach. docs/design.md, "Pay and
+     * delays told". */
+    int64_t overdue_next, overdue_left;
+    uint32_t notices;
 } osse_step_t;
 
 typedef struct osse_tl_s {
@@ -196,14 +203,18 @@ typedef struct osse_request_s {
     uint32_t form_changed_at; /* the request version of the last change of the form */
 } osse_request_t;
 
-/* A pending deadline: a warning or a breach of one step's SLA. The heap
- * holds one entry per deadline set; an entry whose step has since moved on
- * (decided, rescheduled, warned) is dropped when it reaches the top. */
+/* What a heap entry of timers.c is: in this order at the same instant. */
+typedef enum { OSSE_TIMER_WARN, OSSE_TIMER_BREACH, OSSE_TIMER_NOTICE } osse_timer_kind_t;
+
+/* A pending deadline: a warning or a breach of one step's SLA, or its next
+ * overdue notice. The heap holds one entry per deadline set; an entry whose
+ * step has since moved on (decided, rescheduled, warned) is dropped when it
+ * reaches the top. */
 typedef struct osse_timer_s {
     int64_t at;
     uint32_t req;
     uint16_t step;
-    uint8_t breach; /* 0 = warning, 1 = breach */
+    uint8_t kind; /* osse_timer_kind_t */
 } osse_timer_t;
 
 typedef struct osse_hold_s {

@@ -290,6 +290,18 @@ static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_durati
     }
 }
 
+/* overdue_notice (SPEC §2): a wall-clock period of at least an hour, so that
+ * a task overdue for years leaves a bounded number of notices
+ * (docs/design.md, "Pay and delays told"). */
+static void overdue_notice_of(ctx_t *c, const json_t *v, osse_duration_t *d)
+{
+    duration_of(c, "overdue_notice", v, d, true);
+    if (d->kind == OSSE_DUR_WALL && osse_duration_add_wall(d, 0) < 3600000) {
+        problem(c, "overdue_notice", "must be at least an hour (PT1H)");
+        d->kind = OSSE_DUR_NONE;
+    }
+}
+
 /* ---- form fields -------------------------------------------------------- */
 
 /* What a POSIX ERE costs glibc's regcomp, roughly: every atom counts 1, and a
@@ -1204,7 +1216,8 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
         goto out;
     }
 
-    static const char *const top[] = {"id", "title", "calendar", "form", "steps", NULL};
+    static const char *const top[] = {"id",    "title",          "calendar", "form",
+                                      "steps", "overdue_notice", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(tree, key, v)
@@ -1235,6 +1248,9 @@ static int build(json_t *tree, const osse_wf_refs_t *refs, bool publish, osse_wf
         else
             wf->calendar = dup_text(&c, text_of(v));
     }
+
+    if ((v = present(tree, "overdue_notice")) != NULL)
+        overdue_notice_of(&c, v, &wf->overdue_notice);
 
     json_t *form = present(tree, "form");
     if (form && !json_is_object(form)) {
