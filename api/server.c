@@ -790,7 +790,10 @@ static void h_digest(call_t *c)
 
 static void h_payments(call_t *c)
 {
-    reply_error(c, 501, "not_implemented", "payments are not implemented yet", NULL);
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_pay(c->srv->eng, c->p, c->seg[2], c->body, &out, &f);
+    reply(c, rc, 200, out, &f);
 }
 
 static void h_clock(call_t *c)
@@ -1071,7 +1074,7 @@ static const route_t routes[] = {
     {"GET", "/v1/calendars", ROLE(PLATFORM) | ROLE(AUDITOR), h_calendars, BODY_NONE, false, NULL},
     {"GET", "/v1/calendars/:id", ANY_ROLE, h_get_calendar, BODY_NONE, false, NULL},
     {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, BODY_JSON, false,
-     "a JSON object with name (webhook_url and lookup_url optional)"},
+     "a JSON object with name (webhook_url, lookup_url and biller_id optional)"},
     {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, BODY_NONE, false, NULL},
     {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency,
      BODY_NONE, false, NULL},

@@ -105,6 +105,8 @@ static int agency_updated(osse_engine_t *e, const osse_event_t *ev, osse_err_t *
     free(a->name);
     free(a->webhook_url);
     free(a->lookup_url);
+    free(a->biller_id);
+    a->biller_id = dupstr(osse__jstr(ev->data, "biller_id"));
     a->name = dupstr(osse__jstr(ev->data, "name"));
     a->webhook_url = dupstr(osse__jstr(ev->data, "webhook_url"));
     a->lookup_url = dupstr(osse__jstr(ev->data, "lookup_url"));
@@ -407,6 +409,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].sla_state = "ok";
         r->steps[i].amount_satang = -1;
         r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
+        r->steps[i].overdue_left = -1;
     }
     OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
@@ -484,6 +487,12 @@ static int task_decided(rq_t *q)
         s->remaining_ms = json_is_integer(rem) ? json_integer_value(rem) : -1;
         s->warn_remaining_ms = json_is_integer(wrem) ? json_integer_value(wrem) : -1;
         s->due_at = s->warn_at = 0;
+        /* Overdue notices pause with the clock: the time left until the
+         * next one resumes with the applicant's answer. */
+        if (s->overdue_next) {
+            s->overdue_left = s->overdue_next > ev->at ? s->overdue_next - ev->at : 0;
+            s->overdue_next = 0;
+        }
     }
     /* Reasons stay out of the timeline, which the public tracking view
      * shows: they may hold personal data. */
@@ -509,6 +518,18 @@ static int sla_breached(rq_t *q)
     osse_stint_t *held = stint_held(STEP(q));
     if (held && !held->breached_at)
         held->breached_at = held->overdue_from = q->ev->at;
+    /* Notices count from the breach of the SLA the task is under (SPEC §2). */
+    const osse_duration_t *d = &q->r->wf->overdue_notice;
+    int64_t due = 0;
+    const char *due_s = osse__jstr(q->ev->data, "due_at");
+    if (d->kind == OSSE_DUR_WALL && q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK &&
+        STEP(q)->state == OSSE_SS_OPEN) {
+        if (!due_s || osse_time_parse(due_s, &due))
+            due = q->ev->at;
+        STEP(q)->overdue_next = osse_duration_add_wall(d, due);
+        STEP(q)->overdue_left = -1;
+        STEP(q)->notices = 0;
+    }
     timeline(q->r, q->ev, "%s: the deadline has passed", NAME(q));
     return moved(q);
 }
@@ -538,6 +559,8 @@ static int task_escalated(rq_t *q)
     s->changed_at = q->r->version;
     stint_begin(s, q->ev->at);
     s->sla_state = "ok"; /* before its fresh deadlines are read */
+    s->overdue_next = 0;
+    s->overdue_left = -1;
     add_task(q->e, q->r, (size_t)q->i, s->agency);
     timeline(q->r, q->ev, "%s: escalated to %s", NAME(q), to);
     return moved(q);
@@ -621,6 +644,10 @@ static int info_provided(rq_t *q)
     }
     osse_step_t *s = STEP(q);
     s->remaining_ms = s->warn_remaining_ms = -1;
+    if (s->overdue_left >= 0) {
+        s->overdue_next = q->ev->at + s->overdue_left;
+        s->overdue_left = -1;
+    }
     /* Open again: the return's outcome and reason no longer apply. */
     set_text(&s->outcome, NULL);
     set_text(&s->reason, NULL);
@@ -630,11 +657,83 @@ static int info_provided(rq_t *q)
     return moved(q);
 }
 
+/* The fee is due; its reference is the request's in the index of
+ * references (unique in the log). Logs from before references have none.
+ * Nothing is due for 0: the step is done at once (SPEC §2). */
 static int payment_due(rq_t *q)
 {
-    STEP(q)->amount_satang = json_integer_value(json_object_get(q->ev->data, "amount_satang"));
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    json_t *sat = json_object_get(q->ev->data, "amount_satang");
+    const char *ref = osse__jstr(q->ev->data, "reference"), *qr = osse__jstr(q->ev->data, "qr");
+    if (!json_is_integer(sat) || json_integer_value(sat) < 0 ||
+        q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_PAYMENT || s->state != OSSE_SS_OPEN)
+        return CORRUPT("bad %s", EVN(q->ev));
+    if (ref && osse_map_get(&q->e->references, ref))
+        return CORRUPT("%s: reference %s is not unique", EVN(q->ev), ref);
+    s->amount_satang = json_integer_value(sat);
+    set_text(&s->reference, ref);
+    set_text(&s->qr, qr);
+    if (ref)
+        osse_map_put(&q->e->references, ref, q->r);
     timeline(q->r, q->ev, "A fee of %s THB is due", osse__jstr(q->ev->data, "amount"));
+    if (s->amount_satang == 0) {
+        int rc = finish_step(q, OSSE_SS_DONE);
+        if (rc)
+            return rc;
+        s->paid = true;
+    }
     return moved(q);
+}
+
+/* The key of the payments index: a transaction id is the payment
+ * principal's own (SPEC §4). */
+void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n)
+{
+    snprintf(out, n, "%s\n%s", principal, transaction);
+}
+
+/* What the payment command checked, checked again: a log that says
+ * otherwise is damaged. */
+static int payment_received(rq_t *q)
+{
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    const char *tx = osse__jstr(q->ev->data, "transaction"),
+               *ref = osse__jstr(q->ev->data, "reference");
+    char key[OSSE_PAYMENT_KEY_MAX];
+    if (!tx || !q->ev->actor_id || !q->ev->actor_kind || strcmp(q->ev->actor_kind, "payment") ||
+        q->r->wf->steps[q->i].kind != OSSE_STEP_KIND_PAYMENT ||
+        (s->reference && (!ref || strcmp(ref, s->reference) != 0)))
+        return CORRUPT("bad %s", EVN(q->ev));
+    osse__payment_key(q->ev->actor_id, tx, key, sizeof key);
+    if (osse_map_get(&q->e->payments, key))
+        return CORRUPT("%s: transaction %s recorded twice", EVN(q->ev), tx);
+    int rc = finish_step(q, OSSE_SS_DONE);
+    if (rc)
+        return rc;
+    s->paid = true;
+    osse_map_put(&q->e->payments, key, q->r);
+    timeline(q->r, q->ev, "The fee of %s THB was paid", osse__jstr(q->ev->data, "amount"));
+    return moved(q);
+}
+
+/* One more notice of a task past its due time: the next counts from this
+ * one's due instant, not from when it was written, so that notices owed
+ * after a restart keep their period. */
+static int overdue_notice(rq_t *q)
+{
+    osse_err_t *err = q->err;
+    osse_step_t *s = STEP(q);
+    const osse_duration_t *d = &q->r->wf->overdue_notice;
+    json_t *n = json_object_get(q->ev->data, "notice");
+    if (!json_is_integer(n) || d->kind != OSSE_DUR_WALL || !s->overdue_next ||
+        s->state != OSSE_SS_OPEN)
+        return CORRUPT("bad %s", EVN(q->ev));
+    s->notices = (uint32_t)json_integer_value(n);
+    s->overdue_next = osse_duration_add_wall(d, s->overdue_next);
+    timeline(q->r, q->ev, "%s: still undecided past its due time (notice %u)", NAME(q), s->notices);
+    return 0;
 }
 
 static int licence_issued(rq_t *q)
@@ -759,6 +858,8 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_LinkageCompleted: rc = linkage_completed(&q); break;
     case OSSE_EV_LinkageFailed: rc = linkage_failed(&q); break;
     case OSSE_EV_PaymentDue: rc = payment_due(&q); break;
+    case OSSE_EV_PaymentReceived: rc = payment_received(&q); break;
+    case OSSE_EV_SlaOverdueNotice: rc = overdue_notice(&q); break;
     case OSSE_EV_LicenceIssued: rc = licence_issued(&q); break;
     case OSSE_EV_RequestCompleted: rc = request_completed(&q); break;
     case OSSE_EV_RequestRejected: rc = request_ended(&q, OSSE_RS_REJECTED); break;
@@ -768,8 +869,6 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
     case OSSE_EV_LicenceExpired:
     case OSSE_EV_LicenceRevoked: rc = licence_ended(&q); break;
-    case OSSE_EV_PaymentReceived:
-    case OSSE_EV_SlaOverdueNotice:
     case OSSE_EV_PersonalDataErased: rc = not_projected(&q); break;
     /* osse__apply sends only request events here. */
     case OSSE_EV_RequestSubmitted:

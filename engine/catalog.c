@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/time.h"
+#include "engine/thaiqr.h"
 
 /* The catalog as osse_wf_check looks it up. */
 static bool has_agency(void *ud, const char *id)
@@ -246,8 +247,8 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
 
 static json_t *agency_json(const osse_agency_t *a, bool secret)
 {
-    json_t *o = json_pack("{s:s,s:s?,s:s?,s:s?}", "id", a->id, "name", a->name, "webhook_url",
-                          a->webhook_url, "lookup_url", a->lookup_url);
+    json_t *o = json_pack("{s:s,s:s?,s:s?,s:s?,s:s?}", "id", a->id, "name", a->name, "webhook_url",
+                          a->webhook_url, "lookup_url", a->lookup_url, "biller_id", a->biller_id);
     if (secret)
         json_object_set_new(o, "webhook_secret", json_string(a->secret));
     return o;
@@ -256,9 +257,9 @@ static json_t *agency_json(const osse_agency_t *a, bool secret)
 /* The checks of a PUT /v1/agencies/{id}; on success the body's strings
  * (borrowed from body). */
 static int agency_body(const char *id, const json_t *body, const char **name, const char **wh,
-                       const char **lu, osse_fail_t *f)
+                       const char **lu, const char **biller, osse_fail_t *f)
 {
-    static const char *const keys[] = {"name", "webhook_url", "lookup_url", NULL};
+    static const char *const keys[] = {"name", "webhook_url", "lookup_url", "biller_id", NULL};
     if (!osse__id_ok(id))
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "bad agency id");
     int rc = osse__check_keys(body, keys, f);
@@ -266,7 +267,8 @@ static int agency_body(const char *id, const json_t *body, const char **name, co
         return rc;
     if ((rc = osse__opt_string(body, "name", 500, name, f)) ||
         (rc = osse__opt_string(body, "webhook_url", 2000, wh, f)) ||
-        (rc = osse__opt_string(body, "lookup_url", 2000, lu, f)))
+        (rc = osse__opt_string(body, "lookup_url", 2000, lu, f)) ||
+        (rc = osse__opt_string(body, "biller_id", 64, biller, f)))
         return rc;
     if (!*name || !**name)
         osse__detail(f, "name", "is required");
@@ -274,6 +276,8 @@ static int agency_body(const char *id, const json_t *body, const char **name, co
         osse__detail(f, "webhook_url", "must be an http or https URL");
     if (*lu && !osse__url_ok(*lu))
         osse__detail(f, "lookup_url", "must be an http or https URL");
+    if (*biller && !osse__biller_id_ok(*biller))
+        osse__detail(f, "biller_id", "must be a PromptPay biller id of 15 digits");
     if (f->details)
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "the agency is invalid");
     return 0;
@@ -281,15 +285,15 @@ static int agency_body(const char *id, const json_t *body, const char **name, co
 
 int osse_check_agency(const char *id, const json_t *body, osse_fail_t *f)
 {
-    const char *name, *wh, *lu;
-    return agency_body(id, body, &name, &wh, &lu, f);
+    const char *name, *wh, *lu, *biller;
+    return agency_body(id, body, &name, &wh, &lu, &biller, f);
 }
 
 int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                         json_t **out, int *status, osse_fail_t *f)
 {
-    const char *name, *wh, *lu;
-    int rc = agency_body(id, body, &name, &wh, &lu, f);
+    const char *name, *wh, *lu, *biller;
+    int rc = agency_body(id, body, &name, &wh, &lu, &biller, f);
     if (rc)
         return rc;
     osse_agency_t *a = osse_map_get(&e->agencies, id);
@@ -298,11 +302,12 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     osse__stream(stream, sizeof stream, OSSE_SK_AGENCY, id);
     bool same = a && a->name && strcmp(a->name, name) == 0 && !!a->webhook_url == !!wh &&
                 (!wh || strcmp(wh, a->webhook_url) == 0) && !!a->lookup_url == !!lu &&
-                (!lu || strcmp(lu, a->lookup_url) == 0);
+                (!lu || strcmp(lu, a->lookup_url) == 0) && !!a->biller_id == !!biller &&
+                (!biller || strcmp(biller, a->biller_id) == 0);
     if (!same)
         osse__emit(e, stream, OSSE_EV_AgencyUpdated, p,
-                   json_pack("{s:s,s:s,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
-                             "lookup_url", lu));
+                   json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "id", id, "name", name, "webhook_url", wh,
+                             "lookup_url", lu, "biller_id", biller));
     a = osse_map_get(&e->agencies, id);
     if (!a->secret[0]) {
         /* The secret never enters the log: it is a side record written in

@@ -50,7 +50,11 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     keys = osse__sorted_keys(&e->agencies, &n);
     for (size_t i = 0; i < n; i++) {
         osse_agency_t *a = osse_map_get(&e->agencies, keys[i]);
-        feed(&st, "A ", json_pack("[s,s?,s?,s?]", a->id, a->name, a->webhook_url, a->lookup_url));
+        json_t *row = json_pack("[s,s?,s?,s?]", a->id, a->name, a->webhook_url, a->lookup_url);
+        /* Only when set, so that a log without billers keeps its digest. */
+        if (a->biller_id)
+            json_array_append_new(row, json_string(a->biller_id));
+        feed(&st, "A ", row);
     }
     free(keys);
     keys = osse__sorted_keys(&e->principals, &n);

@@ -64,6 +64,8 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->codes);
     osse_map_init(&e->versions);
     osse_map_init(&e->idem);
+    osse_map_init(&e->references);
+    osse_map_init(&e->payments);
     osse_map_init(&e->subs);
     osse_map_init(&e->licnums);
     osse_buf_init(&e->enc, 0);
@@ -344,6 +346,8 @@ static void free_request(osse_request_t *r)
         free(r->steps[i].outcome);
         free(r->steps[i].reason);
         free(r->steps[i].stints);
+        free(r->steps[i].reference);
+        free(r->steps[i].qr);
     }
     free(r->reason);
     free(r->licence_reason);
@@ -391,6 +395,7 @@ void osse_engine_close(osse_engine_t *e)
         free(a->name);
         free(a->webhook_url);
         free(a->lookup_url);
+        free(a->biller_id);
         free(a->tasks);
         sodium_memzero(a->secret, sizeof a->secret); /* a freed secret leaves no copy behind */
         free(a);
@@ -429,6 +434,8 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->codes);
     osse_map_close(&e->versions);
     osse_map_close(&e->idem);
+    osse_map_close(&e->references);
+    osse_map_close(&e->payments);
     osse_map_close(&e->subs);
     osse_map_close(&e->licnums);
     free(e->lics);

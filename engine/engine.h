@@ -285,6 +285,11 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                   json_t **out, osse_fail_t *f);
 int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
                       json_t *body, json_t **out, osse_fail_t *f);
+/* POST /v1/requests/{id}/payments (payment): PaymentReceived, the step done
+ * and the request advanced; checks in SPEC §4's order (engine/payment.c).
+ * *out = {"id","status","fee"}. */
+int osse_cmd_pay(osse_engine_t *e, const osse_principal_t *p, const char *request_id, json_t *body,
+                 json_t **out, osse_fail_t *f);
 /* PUT /v1/subscriptions/{id} (portal, platform): *status 201 when created. */
 int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t *body, json_t **out, int *status, osse_fail_t *f);

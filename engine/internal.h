@@ -109,6 +109,7 @@ typedef struct osse_lyear_s {
 typedef struct osse_agency_s {
     char *id;
     char *name, *webhook_url, *lookup_url;
+    char *biller_id; /* 15 digits (SPEC §3), or NULL: fees it collects have no qr */
     char secret[65];
     /* Inbox: every task ever given to this agency, as (request index, step). */
     struct osse_taskref_s *tasks;
@@ -174,6 +175,14 @@ typedef struct osse_step_s {
     char *outcome, *reason;
     int64_t amount_satang; /* payment: due; -1 unknown */
     bool paid;
+    char *reference, *qr; /* payment: PaymentDue's (NULL: none) */
+    /* Overdue notices (definition's overdue_notice, task steps): when the
+     * next SlaOverdueNotice falls due (0 = none scheduled), while the task
+     * waits for the applicant the time that was left until it (-1 = none),
+     * and the notices recorded since the breach. docs/design.md, "Pay and
+     * delays told". */
+    int64_t overdue_next, overdue_left;
+    uint32_t notices;
 } osse_step_t;
 
 typedef struct osse_tl_s {
@@ -207,14 +216,18 @@ typedef struct osse_request_s {
     uint32_t form_changed_at; /* the request version of the last change of the form */
 } osse_request_t;
 
-/* A pending deadline: a warning or a breach of one step's SLA. The heap
- * holds one entry per deadline set; an entry whose step has since moved on
- * (decided, rescheduled, warned) is dropped when it reaches the top. */
+/* What a heap entry of timers.c is: in this order at the same instant. */
+typedef enum { OSSE_TIMER_WARN, OSSE_TIMER_BREACH, OSSE_TIMER_NOTICE } osse_timer_kind_t;
+
+/* A pending deadline: a warning or a breach of one step's SLA, or its next
+ * overdue notice. The heap holds one entry per deadline set; an entry whose
+ * step has since moved on (decided, rescheduled, warned) is dropped when it
+ * reaches the top. */
 typedef struct osse_timer_s {
     int64_t at;
     uint32_t req;
     uint16_t step;
-    uint8_t breach; /* 0 = warning, 1 = breach */
+    uint8_t kind; /* osse_timer_kind_t */
 } osse_timer_t;
 
 typedef struct osse_hold_s {
@@ -263,6 +276,8 @@ struct osse_engine_s {
     osse_map_t codes;      /* tracking code -> osse_request_t */
     osse_map_t versions;   /* stream -> (uintptr_t) version, for non-request streams */
     osse_map_t idem;       /* key hash -> osse_idem_t */
+    osse_map_t references; /* PaymentDue reference -> osse_request_t (borrowed) */
+    osse_map_t payments;   /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_request_t **reqs; /* in submission order */
     size_t nreqs, creqs;
 
@@ -442,6 +457,11 @@ json_t *osse__licence_entry(const osse_request_t *r, bool full);
  * when the event contradicts the state (only possible for a damaged log). */
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__sub_free(osse_sub_t *s);
+/* The key of e->payments for a payment principal's transaction id (cut
+ * short to n bytes; a transaction id is at most OSSE_TRANSACTION_MAX). */
+#define OSSE_TRANSACTION_MAX 128
+#define OSSE_PAYMENT_KEY_MAX 256
+void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n);
 
 /* --- commit.c --- */
 
@@ -485,6 +505,8 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
+/* The tracking view's fee: {"amount","paid","reference","qr"}, or null. */
+json_t *osse__fee_json(const osse_request_t *r);
 /* The views' part of GET /metrics. */
 void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/time.h"
+#include "engine/thaiqr.h"
 
 #define MAX_REASON 4096
 /* More fields than any e-form has: it bounds the work and the error list. */
@@ -40,6 +41,37 @@ static void money(int64_t satang, char out[32])
 static void step_data(json_t *rec, const char *step)
 {
     json_object_set_new(rec, "step", json_string(step));
+}
+
+/* PaymentDue's reference and qr (SPEC §2): a reference of 16 characters of
+ * [A-Z0-9] (from an alphabet without look-alikes, 32 letters so that a byte
+ * maps without bias) that no PaymentDue in the log has, and the Thai QR
+ * payload under the collecting agency's biller id, or null without one.
+ * Nothing is due for an amount of 0: both are null. */
+static void payment_code(osse_engine_t *e, const osse_wf_step_t *s, int64_t satang,
+                         const char *amount, json_t *rec)
+{
+    if (satang == 0) {
+        json_object_set_new(rec, "reference", json_null());
+        json_object_set_new(rec, "qr", json_null());
+        return;
+    }
+    static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    char ref[17];
+    do {
+        unsigned char raw[16];
+        osse__random_bytes(raw, sizeof raw);
+        for (int k = 0; k < 16; k++)
+            ref[k] = alpha[raw[k] % (sizeof alpha - 1)];
+        ref[16] = '\0';
+    } while (osse_map_get(&e->references, ref));
+    json_object_set_new(rec, "reference", json_string(ref));
+    const osse_agency_t *a = s->agency ? osse_map_get(&e->agencies, s->agency) : NULL;
+    char qr[OSSE_THAIQR_MAX];
+    if (a && a->biller_id && osse__thaiqr(a->biller_id, ref, amount, qr) == 0)
+        json_object_set_new(rec, "qr", json_string(qr));
+    else
+        json_object_set_new(rec, "qr", json_null());
 }
 
 /* Opens step i (or skips it when its `when` is false). Returns false when the
@@ -80,14 +112,17 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     } else if (s->kind == OSSE_STEP_KIND_PAYMENT) {
         json_t *v = s->amount ? osse__run_rule(r, s->amount, &rec) : NULL;
         double thb = json_is_number(v) ? json_number_value(v) : -1;
+        bool negative = json_is_number(v) && thb < 0;
         json_decref(v);
         if (!(thb >= 0 && thb < 1e12)) {
             if (!s->amount)
                 rec = json_object();
             step_data(rec, s->name);
             if (!json_object_get(rec, "error"))
-                json_object_set_new(rec, "error",
-                                    json_string("the amount is not a number from 0 to 10^12"));
+                json_object_set_new(
+                    rec, "error",
+                    json_string(negative ? "the amount is negative"
+                                         : "the amount is not a number from 0 to 10^12"));
             osse__emit(e, stream, OSSE_EV_StepFailed, NULL, rec);
             osse__emit(
                 e, stream, OSSE_EV_RequestRejected, NULL,
@@ -99,7 +134,9 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         money(satang, m);
         json_object_set_new(rec, "amount", json_string(m));
         json_object_set_new(rec, "amount_satang", json_integer((json_int_t)satang));
+        payment_code(e, s, satang, m, rec);
         step_data(rec, s->name);
+        /* An amount of 0 is done as it is applied (SPEC §2). */
         osse__emit(e, stream, OSSE_EV_PaymentDue, NULL, rec);
     } else if (s->kind == OSSE_STEP_KIND_ISSUE) {
         /* The next number of the counter that apply.c advances when it

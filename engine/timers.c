@@ -11,6 +11,13 @@
  * fires at once. While the disk is below its free-space reserve nothing
  * fires; what fell due meanwhile fires when space returns.
  *
+ * The third kind of entry is a task's next overdue notice (the definition's
+ * overdue_notice, SPEC §2): apply.c keeps when it falls due (from the
+ * breach, then from each notice's own due instant, paused while the task
+ * waits for the applicant), so a restart rebuilds it from the projection
+ * like a deadline, and the notices owed while the process was down fire one
+ * per period, each scheduling the next.
+ *
  * Why a heap and not a libuv timer per deadline: a million open requests
  * hold two million deadlines; a heap entry is 16 bytes and needs no handle. */
 #include "engine/internal.h"
@@ -27,7 +34,7 @@ static void arm(osse_engine_t *e);
 static bool before(const osse_timer_t *a, const osse_timer_t *b)
 {
     return a->at < b->at ||
-           (a->at == b->at && (a->req < b->req || (a->req == b->req && a->breach < b->breach)));
+           (a->at == b->at && (a->req < b->req || (a->req == b->req && a->kind < b->kind)));
 }
 
 static void sift_up(osse_timer_t *h, size_t i)
@@ -76,16 +83,24 @@ static osse_timer_t pop(osse_engine_t *e)
 }
 
 static void schedule(osse_engine_t *e, const osse_request_t *r, size_t step, int64_t at,
-                     bool breach)
+                     osse_timer_kind_t kind)
 {
     bool was_top = e->ntimers == 0 || at < e->timers[0].at;
-    push(e, (osse_timer_t){at, r->index, (uint16_t)step, breach});
+    push(e, (osse_timer_t){at, r->index, (uint16_t)step, (uint8_t)kind});
     if (was_top)
         arm(e);
 }
 
+/* The events after which a task may have a new next overdue notice. */
+static bool moves_notice(osse_event_type_t t)
+{
+    return t == OSSE_EV_SlaBreached || t == OSSE_EV_SlaOverdueNotice || t == OSSE_EV_InfoProvided ||
+           t == OSSE_EV_TaskEscalated;
+}
+
 /* An event that moves an SLA (OSSE_EVF_SLA) was applied: the step's fresh
- * deadlines, as apply.c read them from it, are scheduled. */
+ * deadlines, as apply.c read them from it, are scheduled; and after one
+ * that moves its overdue notices, the next notice. */
 static void applied(osse_engine_t *e, const osse_event_t *ev)
 {
     const char *rid = osse__stream_id(ev->stream, OSSE_SK_REQUEST);
@@ -98,7 +113,8 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
         }
         return;
     }
-    if (!rid || !osse_event_type_has(ev->type, OSSE_EVF_SLA))
+    bool sla = osse_event_type_has(ev->type, OSSE_EVF_SLA);
+    if (!rid || !(sla || moves_notice(ev->type)))
         return;
     osse_request_t *r = osse__request(e, rid);
     const char *name = osse__jstr(ev->data, "step");
@@ -106,10 +122,12 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
     if (i < 0)
         return;
     const osse_step_t *s = &r->steps[i];
-    if (s->warn_at)
-        schedule(e, r, (size_t)i, s->warn_at, false);
-    if (s->due_at)
-        schedule(e, r, (size_t)i, s->due_at, true);
+    if (sla && s->warn_at)
+        schedule(e, r, (size_t)i, s->warn_at, OSSE_TIMER_WARN);
+    if (sla && s->due_at)
+        schedule(e, r, (size_t)i, s->due_at, OSSE_TIMER_BREACH);
+    if (moves_notice(ev->type) && s->overdue_next && s->state == OSSE_SS_OPEN)
+        schedule(e, r, (size_t)i, s->overdue_next, OSSE_TIMER_NOTICE);
 }
 
 static void rebuild(osse_engine_t *e)
@@ -124,9 +142,11 @@ static void rebuild(osse_engine_t *e)
             if (s->state != OSSE_SS_OPEN)
                 continue;
             if (s->warn_at && strcmp(s->sla_state, "ok") == 0)
-                push(e, (osse_timer_t){s->warn_at, r->index, (uint16_t)i, 0});
+                push(e, (osse_timer_t){s->warn_at, r->index, (uint16_t)i, OSSE_TIMER_WARN});
             if (s->due_at && strcmp(s->sla_state, "breached") != 0)
-                push(e, (osse_timer_t){s->due_at, r->index, (uint16_t)i, 1});
+                push(e, (osse_timer_t){s->due_at, r->index, (uint16_t)i, OSSE_TIMER_BREACH});
+            if (s->overdue_next)
+                push(e, (osse_timer_t){s->overdue_next, r->index, (uint16_t)i, OSSE_TIMER_NOTICE});
         }
     }
 }
@@ -142,9 +162,12 @@ static bool current(osse_engine_t *e, const osse_timer_t *t)
     const osse_step_t *s = &r->steps[t->step];
     if (s->state != OSSE_SS_OPEN)
         return false;
-    if (t->breach)
-        return s->due_at == t->at && strcmp(s->sla_state, "breached") != 0;
-    return s->warn_at == t->at && strcmp(s->sla_state, "ok") == 0;
+    switch ((osse_timer_kind_t)t->kind) {
+    case OSSE_TIMER_WARN: return s->warn_at == t->at && strcmp(s->sla_state, "ok") == 0;
+    case OSSE_TIMER_BREACH: return s->due_at == t->at && strcmp(s->sla_state, "breached") != 0;
+    case OSSE_TIMER_NOTICE: return s->overdue_next == t->at;
+    }
+    return false;
 }
 
 static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
@@ -205,6 +228,18 @@ static void breach(osse_engine_t *e, osse_request_t *r, size_t i, int64_t at)
     }
 }
 
+/* A task still undecided past its due time: SlaOverdueNotice (SPEC §2), which
+ * apply.c answers by moving the next notice one period on. */
+static void notice(osse_engine_t *e, osse_request_t *r, size_t i)
+{
+    const osse_step_t *s = &r->steps[i];
+    char stream[96];
+    osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
+    osse__emit(e, stream, OSSE_EV_SlaOverdueNotice, NULL,
+               json_pack("{s:s,s:s?,s:o,s:i}", "step", r->wf->steps[i].name, "agency", s->agency,
+                         "due_at", osse__time_json(s->due_at), "notice", (int)s->notices + 1));
+}
+
 /* Under the real clock a wakeup fires at most this many deadlines, then lets
  * the loop serve others and commit them before it takes the next ones: a day's
  * worth falling due at once becomes many batches, not one huge one. */
@@ -238,8 +273,10 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
         if (test_clock && t.at > e->clock)
             e->clock = t.at;
         osse_request_t *r = e->reqs[t.req];
-        if (t.breach) {
+        if (t.kind == OSSE_TIMER_BREACH) {
             breach(e, r, t.step, t.at);
+        } else if (t.kind == OSSE_TIMER_NOTICE) {
+            notice(e, r, t.step);
         } else {
             char stream[96];
             osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);

@@ -65,6 +65,23 @@ static bool has_task(const osse_request_t *r, const char *agency)
     return false;
 }
 
+/* The fee (SPEC §4): {"amount","paid","reference","qr"} of the request's
+ * payment step (a definition has at most one) once it is due; else null. */
+json_t *osse__fee_json(const osse_request_t *r)
+{
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        if (r->wf->steps[i].kind != OSSE_STEP_KIND_PAYMENT || s->amount_satang < 0)
+            continue;
+        char m[32];
+        snprintf(m, sizeof m, "%" PRId64 ".%02" PRId64, s->amount_satang / 100,
+                 s->amount_satang % 100);
+        return json_pack("{s:s,s:b,s:s?,s:s?}", "amount", m, "paid", s->paid, "reference",
+                         s->reference, "qr", s->qr);
+    }
+    return json_null();
+}
+
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r)
 {
     switch (p->role) {
@@ -113,21 +130,7 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
         json_object_set(o, "form", r->form);
     }
     json_object_set_new(o, "steps", steps);
-    int64_t due = 0;
-    bool any = false, paid = true;
-    for (size_t i = 0; i < r->wf->nsteps; i++)
-        if (r->wf->steps[i].kind == OSSE_STEP_KIND_PAYMENT && r->steps[i].amount_satang >= 0) {
-            any = true;
-            due += r->steps[i].amount_satang;
-            paid = paid && r->steps[i].paid;
-        }
-    if (any) {
-        char m[32];
-        snprintf(m, sizeof m, "%" PRId64 ".%02" PRId64, due / 100, due % 100);
-        json_object_set_new(o, "fee", json_pack("{s:s,s:b}", "amount", m, "paid", paid));
-    } else {
-        json_object_set_new(o, "fee", json_null());
-    }
+    json_object_set_new(o, "fee", osse__fee_json(r));
     json_object_set_new(o, "licence",
                         r->licence
                             ? json_pack("{s:O,s:s,s:O,s:O,s:O}", "number",

@@ -83,7 +83,7 @@ enum {
     X(LicenceIssued, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_STEP)                               \
     X(LicenceExpired, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                              \
     X(LicenceRevoked, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                              \
-    X(SlaOverdueNotice, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY)                          \
+    X(SlaOverdueNotice, REQUEST, OSSE_EVF_SUBSCRIBABLE | OSSE_EVF_AGENCY | OSSE_EVF_STEP)          \
     X(NotificationDelivered, DELIVERY, 0)                                                          \
     X(NotificationFailed, DELIVERY, 0)                                                             \
     X(RequestCompleted, REQUEST, OSSE_EVF_SUBSCRIBABLE)                                            \

@@ -298,6 +298,18 @@ static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_durati
     }
 }
 
+/* overdue_notice (SPEC §2): a wall-clock period of at least an hour, so that
+ * a task overdue for years leaves a bounded number of notices
+ * (docs/design.md, "Pay and delays told"). */
+static void overdue_notice_of(ctx_t *c, const json_t *v, osse_duration_t *d)
+{
+    duration_of(c, "overdue_notice", v, d, true);
+    if (d->kind == OSSE_DUR_WALL && osse_duration_add_wall(d, 0) < 3600000) {
+        problem(c, "overdue_notice", "must be at least an hour (PT1H)");
+        d->kind = OSSE_DUR_NONE;
+    }
+}
+
 /* ---- form fields -------------------------------------------------------- */
 
 /* What a POSIX ERE costs glibc's regcomp, roughly: every atom counts 1, and a
@@ -771,7 +783,10 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
         } else if (strcmp(key, "amount") == 0) {
             s->amount = expr_text(c, kp, v);
         } else if (strcmp(key, "sla") == 0) {
-            duration_of(c, kp, v, &s->sla, false);
+            /* A fee's deadline is wall-clock (SPEC §2); only publishing
+             * says so, so that an older definition still replays. */
+            duration_of(c, kp, v, &s->sla,
+                        c->publish && kind_ok && s->kind == OSSE_STEP_KIND_PAYMENT);
         } else if (strcmp(key, "timeout") == 0) {
             duration_of(c, kp, v, &s->timeout, true);
         } else if (strcmp(key, "valid_for") == 0) {
@@ -1297,8 +1312,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         goto out;
     }
 
-    static const char *const top[] = {"id",    "title",       "calendar",    "form",
-                                      "steps", "description", "legal_basis", NULL};
+    static const char *const top[] = {"id",          "title",       "calendar",       "form", "steps",
+                                      "description", "legal_basis", "overdue_notice", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(tree, key, v)
@@ -1335,6 +1350,9 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         else
             wf->calendar = dup_text(&c, text_of(v));
     }
+
+    if ((v = present(tree, "overdue_notice")) != NULL)
+        overdue_notice_of(&c, v, &wf->overdue_notice);
 
     json_t *form = present(tree, "form");
     if (form && !json_is_object(form)) {

@@ -126,7 +126,8 @@ typedef struct osse_wf_s {
     size_t nfields;
     osse_wf_step_t *steps; /* in definition order */
     size_t nsteps;
-    json_t *definition; /* the validated tree, owned */
+    osse_duration_t overdue_notice; /* wall-clock; kind NONE when absent */
+    json_t *definition;             /* the validated tree, owned */
 } osse_wf_t;
 
 /* Bounds of a definition, checked by osse_wf_check (publishing and `osse
