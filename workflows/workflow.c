@@ -1312,8 +1312,9 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         goto out;
     }
 
-    static const char *const top[] = {"id",          "title",       "calendar",       "form", "steps",
-                                      "description", "legal_basis", "overdue_notice", NULL};
+    static const char *const top[] = {"id",          "title",          "calendar",
+                                      "form",        "steps",          "description",
+                                      "legal_basis", "overdue_notice", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(tree, key, v)

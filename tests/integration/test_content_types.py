@@ -79,8 +79,10 @@ class TestContentTypes(ServerTestCase):
                 w.portal.token, {200}),
             "POST /v1/requests/:id/payments": lambda: (
                 "POST", "/v1/requests/%s/payments" % request(),
-                {"step": "fee", "amount": 1, "reference": "X", "transaction": "T"},
-                w.payment.token, {501}),
+                {"step": "fee", "amount": "1.00", "reference": "X", "transaction": uniq("t")},
+                # taken as JSON: the request has no fee step open (409) or
+                # none of that name (422), never 415
+                w.payment.token, {409, 422}),
             "POST /v1/tasks/:rid/:step/decision": decision,
             "PUT /v1/subscriptions/:id": lambda: (
                 "PUT", "/v1/subscriptions/" + uniq("sub"),

@@ -439,9 +439,12 @@ class TestAmount(RulesCase):
                          "amount_satang 54000, got %s" % ev["data"])
         v = self.w.view(rid)
         self.assertEqual(v["status"], "awaiting_payment", v)
-        self.assertEqual(v.get("fee"), {"amount": "540.00", "paid": False},
-                         "tracking view fee: expected {amount: 540.00, paid: false}, got %s"
-                         % v.get("fee"))
+        fee = v.get("fee") or {}
+        self.assertEqual((fee.get("amount"), fee.get("paid"), fee.get("qr")), ("540.00", False, None),
+                         "tracking view fee: expected amount 540.00, not paid, no qr (no "
+                         "collecting agency), got %s" % fee)
+        self.assertRegex(fee.get("reference") or "", r"^[A-Z0-9]{12,20}$", fee)
+        self.assertEqual(fee["reference"], ev["data"].get("reference"), (fee, ev))
         self.assertEqual(step_of(v, "fee")["state"], "open", v)
         self.assertEqual(self.states(rid)["commerce"], "approved", v)
 
@@ -452,7 +455,8 @@ class TestAmount(RulesCase):
         self.assertEqual((ev["data"].get("amount"), ev["data"].get("amount_satang")),
                          ("127.75", 12775), "42.5 * 3 + 0.25: expected 127.75 / 12775 satang, "
                          "got %s" % ev["data"])
-        self.assertEqual(self.w.view(rid).get("fee"), {"amount": "127.75", "paid": False})
+        fee = self.w.view(rid).get("fee") or {}
+        self.assertEqual((fee.get("amount"), fee.get("paid")), ("127.75", False), fee)
 
     def test_amount_error_fails_the_step(self):
         """seats missing: 500 + 2 * null is an error; the fee step fails and
