@@ -399,6 +399,9 @@ int osse__check_keys(const json_t *body, const char *const *allowed, osse_fail_t
 /* body[key]: absent or null (NULL), or a string of at most max bytes. */
 int osse__opt_string(const json_t *body, const char *key, size_t max, const char **out,
                      osse_fail_t *f);
+/* Every query parameter of params must be in allowed (NULL-terminated):
+ * else 422 with a detail per unknown one. */
+int osse__check_params(const json_t *params, const char *const *allowed, osse_fail_t *f);
 /* The keys of m, sorted (borrowed from m); *n set; free() the array. */
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 
@@ -502,6 +505,9 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
                   const json_t *params, const char *key, osse__entry_fn entry, json_t **out,
                   osse_fail_t *f);
 
+/* The request id as p may read it: 404 unknown, 403 not p's (SPEC §1). */
+int osse__find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                       osse_request_t **out, osse_fail_t *f);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);

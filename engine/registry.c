@@ -78,18 +78,9 @@ static bool contains_ci(const char *hay, const char *needle)
 static int parse_filter(osse_engine_t *e, const json_t *params, const char *const *allowed,
                         filter_t *flt, osse_fail_t *f)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)params, k, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, k) == 0;
-        if (!ok)
-            osse__detail(f, k, "unknown query parameter");
-    }
-    if (f->details)
-        return osse__fail(f, OSSE_EINVAL, "invalid_request", "unknown query parameter");
+    int rc = osse__check_params(params, allowed, f);
+    if (rc)
+        return rc;
     const char *q = param(params, "q"), *wf = param(params, "workflow"),
                *st = param(params, "status");
     if (q && utf8_chars(q) > MAX_Q) {

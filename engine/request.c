@@ -254,18 +254,6 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     return 0;
 }
 
-static int find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
-                        osse_request_t **out, osse_fail_t *f)
-{
-    osse_request_t *r = osse__request(e, id);
-    if (!r)
-        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request %s", id);
-    if (!osse__can_read(p, r))
-        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "this request is not yours to see");
-    *out = r;
-    return 0;
-}
-
 /* expected_version (SPEC §4) is stale when an event after it changed what
  * the caller decides on: step i's state or agency, or the form. Another
  * agency deciding its own step in parallel, SLA warnings and breaches, and
@@ -304,7 +292,7 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
 {
     static const char *const keys[] = {"outcome", "reason", "expected_version", NULL};
     osse_request_t *r = NULL;
-    int rc = find_request(e, p, request_id, &r, f);
+    int rc = osse__find_request(e, p, request_id, &r, f);
     if (rc)
         return rc;
     int i = osse_wf_step_index(r->wf, step);
@@ -360,7 +348,7 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
 static int own_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
                        osse_request_t **out, osse_fail_t *f)
 {
-    int rc = find_request(e, p, id, out, f);
+    int rc = osse__find_request(e, p, id, out, f);
     if (rc)
         return rc;
     if (p->role != OSSE_ROLE_PORTAL || !(*out)->portal || strcmp((*out)->portal, p->id) != 0)

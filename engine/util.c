@@ -206,3 +206,19 @@ const char **osse__sorted_keys(const osse_map_t *m, size_t *n)
     *n = k;
     return keys;
 }
+
+int osse__check_params(const json_t *params, const char *const *allowed, osse_fail_t *f)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)params, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, k) == 0;
+        if (!ok)
+            osse__detail(f, k, "unknown query parameter");
+    }
+    return f->details ? osse__fail(f, OSSE_EINVAL, "invalid_request", "unknown query parameter")
+                      : 0;
+}

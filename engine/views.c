@@ -39,22 +39,6 @@ static int limit_param(const json_t *params, size_t dflt, size_t *out, osse_fail
     return 0;
 }
 
-static int check_params(const json_t *params, const char *const *allowed, osse_fail_t *f)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)params, k, v)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, k) == 0;
-        if (!ok)
-            osse__detail(f, k, "unknown query parameter");
-    }
-    return f->details ? osse__fail(f, OSSE_EINVAL, "invalid_request", "unknown query parameter")
-                      : 0;
-}
-
 /* An agency has a task in a request once one of its steps has opened: a
  * step still pending (or skipped) was never given to it. */
 static bool has_task(const osse_request_t *r, const char *agency)
@@ -144,16 +128,26 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
     return o;
 }
 
-int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, bool public_view,
-                   json_t **out, osse_fail_t *f)
+int osse__find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                       osse_request_t **out, osse_fail_t *f)
 {
     osse_request_t *r = osse__request(e, id);
     if (!r)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request %s", id);
     if (!osse__can_read(p, r))
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "this request is not yours to see");
-    *out = osse__request_view(e, r, public_view);
+    *out = r;
     return 0;
+}
+
+int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, bool public_view,
+                   json_t **out, osse_fail_t *f)
+{
+    osse_request_t *r = NULL;
+    int rc = osse__find_request(e, p, id, &r, f);
+    if (!rc)
+        *out = osse__request_view(e, r, public_view);
+    return rc;
 }
 
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f)
@@ -205,7 +199,7 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
     static const char *const allowed[] = {"workflow", "status", "agency", "breached",
                                           "limit",    "cursor", NULL};
     size_t limit;
-    int rc = check_params(params, allowed, f);
+    int rc = osse__check_params(params, allowed, f);
     if (rc || (rc = limit_param(params, DEFAULT_LIMIT, &limit, f)))
         return rc;
     const char *wf = param(params, "workflow"), *st = param(params, "status"),
@@ -303,7 +297,7 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
     if (p->role == OSSE_ROLE_AGENCY && strcmp(p->agency, agency) != 0)
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "another agency's inbox");
     size_t limit;
-    int rc = check_params(params, allowed, f);
+    int rc = osse__check_params(params, allowed, f);
     if (rc || (rc = limit_param(params, DEFAULT_LIMIT, &limit, f)))
         return rc;
     const char *st = param(params, "state"), *sort = param(params, "sort"),
@@ -367,7 +361,7 @@ int osse__id_page(osse_engine_t *e, const osse_principal_t *p, const osse_map_t 
 {
     static const char *const allowed[] = {"limit", "cursor", NULL};
     size_t limit, n;
-    int rc = check_params(params, allowed, f);
+    int rc = osse__check_params(params, allowed, f);
     if (rc || (rc = limit_param(params, MAX_LIMIT, &limit, f)))
         return rc;
     const char *cur = param(params, "cursor");
@@ -729,7 +723,7 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
 {
     static const char *const allowed[] = {"from", "to", "bucket", NULL};
     stats_t st = {.from = 0, .to = INT64_MAX};
-    int rc = check_params(params, allowed, f);
+    int rc = osse__check_params(params, allowed, f);
     if (rc || (rc = time_param(params, "from", &st.from, f)) ||
         (rc = time_param(params, "to", &st.to, f)))
         return rc;
