@@ -166,7 +166,7 @@ fi
 part "3. DOPA's civil registration answers identity lookups (a fake, port $DOPA_PORT)"
 # Every citizen id it is asked about is of a living person; it notes each
 # question in a file that the script shows once the linkage is done.
-python3 - "$DOPA_PORT" "$TMP/dopa.log" <<'EOF' &
+python3 - "$DOPA_PORT" "$TMP/dopa.log" 2>"$TMP/dopa.err" <<'EOF' &
 import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 port, log = int(sys.argv[1]), sys.argv[2]
@@ -189,11 +189,13 @@ HTTPServer(("127.0.0.1", port), Registry).serve_forever()
 EOF
 DOPA_PID=$!
 for _ in $(seq 50); do
-  kill -0 "$DOPA_PID" 2>/dev/null || die "the fake registry did not start on port $DOPA_PORT (in use? set DOPA_PORT)"
-  curl -s -o /dev/null -X POST -d '{}' "$LOOKUP" && break
+  kill -0 "$DOPA_PID" 2>/dev/null ||
+    die "the fake registry did not start on port $DOPA_PORT (set DOPA_PORT): $(tail -n 1 "$TMP/dopa.err")"
+  curl -sf -o /dev/null -X POST -d '{}' "$LOOKUP" && break
   sleep 0.1
 done
-rm -f "$TMP/dopa.log" # its own readiness probe
+curl -sf -o /dev/null -X POST -d '{}' "$LOOKUP" || die "the fake registry does not answer at $LOOKUP"
+rm -f "$TMP/dopa.log" # its own readiness probes
 say "  listening at $LOOKUP"
 
 # --- 4. Portal, agencies, public -------------------------------------------
