@@ -66,6 +66,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->idem);
     osse_map_init(&e->references);
     osse_map_init(&e->payments);
+    osse_map_init(&e->pay_answers);
     osse_map_init(&e->subs);
     osse_map_init(&e->licnums);
     osse_buf_init(&e->enc, 0);
@@ -287,6 +288,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                      load_secret, e, NULL);
     if ((rc = osse__commit_start(e, opts, err)))
         goto fail;
+    osse__payment_start(e);
     char first[40];
     if (e->principals.len == 0 && !opts->offline && (rc = mint_platform(e, first, err)))
         goto fail;
@@ -436,6 +438,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->idem);
     osse_map_close(&e->references);
     osse_map_close(&e->payments);
+    osse_map_close(&e->pay_answers);
     osse_map_close(&e->subs);
     osse_map_close(&e->licnums);
     free(e->lics);

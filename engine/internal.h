@@ -267,18 +267,19 @@ struct osse_engine_s {
     int64_t last_at;  /* the latest `at` replayed at start */
     uint64_t applied; /* the seq of the last event applied to the projections */
 
-    osse_map_t workflows;  /* id -> osse_wfent_t */
-    osse_map_t agencies;   /* id -> osse_agency_t */
-    osse_map_t calendars;  /* id -> osse_calendar_ent_t */
-    osse_map_t principals; /* id -> osse_principal_t */
-    osse_map_t tokens;     /* token hash hex -> osse_principal_t */
-    osse_map_t requests;   /* id -> osse_request_t */
-    osse_map_t codes;      /* tracking code -> osse_request_t */
-    osse_map_t versions;   /* stream -> (uintptr_t) version, for non-request streams */
-    osse_map_t idem;       /* key hash -> osse_idem_t */
-    osse_map_t references; /* PaymentDue reference -> osse_request_t (borrowed) */
-    osse_map_t payments;   /* "<payment principal id>\n<transaction>" -> osse_request_t */
-    osse_request_t **reqs; /* in submission order */
+    osse_map_t workflows;   /* id -> osse_wfent_t */
+    osse_map_t agencies;    /* id -> osse_agency_t */
+    osse_map_t calendars;   /* id -> osse_calendar_ent_t */
+    osse_map_t principals;  /* id -> osse_principal_t */
+    osse_map_t tokens;      /* token hash hex -> osse_principal_t */
+    osse_map_t requests;    /* id -> osse_request_t */
+    osse_map_t codes;       /* tracking code -> osse_request_t */
+    osse_map_t versions;    /* stream -> (uintptr_t) version, for non-request streams */
+    osse_map_t idem;        /* key hash -> osse_idem_t */
+    osse_map_t references;  /* PaymentDue reference -> osse_request_t (borrowed) */
+    osse_map_t payments;    /* "<payment principal id>\n<transaction>" -> osse_request_t */
+    osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
+    osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
 
     /* The batch being filled during this loop iteration. */
@@ -465,6 +466,9 @@ void osse__sub_free(osse_sub_t *s);
 #define OSSE_TRANSACTION_MAX 128
 #define OSSE_PAYMENT_KEY_MAX 256
 void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n);
+/* payment.c: after the replay, the first answers of recorded payments
+ * (side records payanswer/). */
+void osse__payment_start(osse_engine_t *e);
 
 /* --- commit.c --- */
 

@@ -30,6 +30,11 @@
  * the log. */
 #define OSSE_KEY_AGENCY_SECRET "secret/agency/"
 #define OSSE_KEY_SUB_SECRET "secret/subscription/"
+/* payanswer/<payment principal id>\n<transaction>: the request status the
+ * first successful POST .../payments of that transaction answered, so that
+ * a retried callback answers as it did (SPEC §4) also after the request
+ * moved on and across restarts. Written with the payment's events. */
+#define OSSE_KEY_PAY_ANSWER "payanswer/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

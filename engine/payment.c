@@ -9,10 +9,13 @@
  * amount_mismatch / reference_mismatch. Only a call that passes them all
  * records PaymentReceived, so a refused call leaves its transaction id
  * unused. The index of transactions is a projection (apply.c), so it holds
- * across restarts and replays. The file sits above request.c: it advances
+ * across restarts and replays; the status the first call answered is a side
+ * record written with its events (keys.h, payanswer/), so that a retry
+ * answers it again after the request moved on. The file sits above request.c: it advances
  * the request the payment frees. */
 #include "engine/internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ^[0-9]+\.[0-9]{2}$, by hand. */
@@ -37,11 +40,48 @@ static bool transaction_ok(const char *s)
     return true;
 }
 
-/* The answer: a payment gateway sees no form. */
-static json_t *answer(const osse_request_t *r)
+/* The answer: a payment gateway sees no form. status: the request's
+ * status to tell (the one the first call answered, for a retry). */
+static json_t *answer(const osse_request_t *r, osse_rstatus_t status)
 {
-    return json_pack("{s:s,s:s,s:o}", "id", r->id, "status", osse__rstatus_name(r->status), "fee",
+    return json_pack("{s:s,s:s,s:o}", "id", r->id, "status", osse__rstatus_name(status), "fee",
                      osse__fee_json(r));
+}
+
+static int load_answer(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    char k[OSSE_PAYMENT_KEY_MAX], v[32];
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER);
+    osse_rstatus_t st;
+    if (klen <= pl || klen - pl >= sizeof k || vlen >= sizeof v)
+        return 0;
+    memcpy(k, (const char *)key + pl, klen - pl);
+    k[klen - pl] = '\0';
+    memcpy(v, val, vlen);
+    v[vlen] = '\0';
+    if (osse__rstatus_parse(v, &st) == 0)
+        osse_map_put(&e->pay_answers, k, (void *)(uintptr_t)(st + 1));
+    return 0;
+}
+
+void osse__payment_start(osse_engine_t *e)
+{
+    osse_log_kv_scan(e->log, OSSE_KEY_PAY_ANSWER, OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), load_answer, e,
+                     NULL);
+}
+
+/* Remembers the status this first successful call answers, in the batch of
+ * its events. */
+static void remember(osse_engine_t *e, const char *key, osse_rstatus_t st)
+{
+    char rk[OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER) + OSSE_PAYMENT_KEY_MAX];
+    int kl = snprintf(rk, sizeof rk, OSSE_KEY_PAY_ANSWER "%s", key);
+    const char *name = osse__rstatus_name(st);
+    osse__batch_need(e);
+    if (osse_batch_put(e->batch, rk, (size_t)kl, name, strlen(name)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    osse_map_put(&e->pay_answers, key, (void *)(uintptr_t)(st + 1));
 }
 
 static int bad(osse_fail_t *f, const char *path, const char *msg)
@@ -74,7 +114,10 @@ int osse_cmd_pay(osse_engine_t *e, const osse_principal_t *p, const char *reques
         return osse__fail(f, OSSE_ECONFLICT, "transaction_reused",
                           "transaction %s was recorded for another request", tx);
     if (paid) {
-        *out = answer(r);
+        /* A payment recorded before the first answers were remembered
+         * (none are older than this build) answers with the status now. */
+        uintptr_t first = (uintptr_t)osse_map_get(&e->pay_answers, key);
+        *out = answer(r, first ? (osse_rstatus_t)(first - 1) : r->status);
         return 0;
     }
     int rc = osse__check_keys(body, keys, f);
@@ -125,6 +168,7 @@ int osse_cmd_pay(osse_engine_t *e, const osse_principal_t *p, const char *reques
                json_pack("{s:s,s:s,s:s,s:s}", "step", step, "amount", m, "reference", st->reference,
                          "transaction", tx));
     osse__advance(e, r, NULL);
-    *out = answer(r);
+    remember(e, key, r->status);
+    *out = answer(r, r->status);
     return 0;
 }

@@ -417,6 +417,39 @@ class PaymentRestart(unittest.TestCase):
             srv.kill()
             srv.cleanup()
 
+    def test_a_retry_answers_the_first_status_after_the_request_moved_on(self):
+        """fee -> inspect (a task) -> licence: the payment answers
+        in_progress (the inspection opened); once the inspection approved
+        and the request completed, a retried callback still answers
+        in_progress, also after a kill -9, and writes nothing."""
+        srv = Server(extra_args=["--test-clock=" + START]).start()
+        try:
+            w = World(srv)
+            wid = uniq("pay")
+            d = fee_workflow(wid, collector=None)
+            d["steps"]["inspect"] = {"kind": "task", "agency": w.A, "after": ["fee"]}
+            d["steps"]["licence"]["after"] = ["inspect"]
+            w.publish(d)
+            rid = w.submit(wid, good_form(seats=5))["id"]
+            ref = of_type(events_of(w.plat, rid), "PaymentDue")[0]["data"]["reference"]
+            body = {"step": "fee", "amount": "510.00", "reference": ref, "transaction": "T-9"}
+            first = w.payment.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((first.status, first.json["status"]), (200, "in_progress"), first)
+            w.decide(rid, "inspect", "approve")
+            self.assertEqual(w.view(rid)["status"], "completed")
+            size = w.log_size()
+            r = w.payment.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json), (200, first.json))
+            srv.kill()
+            srv.start()
+            pay = srv.client(w.payment.token)
+            r = pay.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json), (200, first.json))
+            self.assertEqual(log_events(srv.client(srv.admin_token()))[-1]["seq"], size)
+        finally:
+            srv.kill()
+            srv.cleanup()
+
 
 if __name__ == "__main__":
     main()
