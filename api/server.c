@@ -632,6 +632,19 @@ static void h_create_principal(call_t *c)
     osse_fail_t f = {0};
     json_t *out = NULL;
     int rc = osse_cmd_create_principal(c->srv->eng, c->p, c->body, &out, &f);
+    if (!rc && c->idem.armed) {
+        /* Tokens are kept only as hashes (SPEC §1): the remembered answer, a
+         * side record, says "token": null, and a repeat answers that. */
+        json_t *kept = json_deep_copy(out);
+        json_object_set_new(kept, "token", json_null());
+        char *txt = json_dumps(kept, JSON_COMPACT);
+        json_decref(kept);
+        if (!txt)
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        osse_engine_idem_remember(c->srv->eng, &c->idem, 201, txt);
+        free(txt);
+        c->idem.armed = false;
+    }
     reply(c, rc, 201, out, &f);
 }
 

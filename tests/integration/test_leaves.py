@@ -1,0 +1,124 @@
+"""test_leaves.py: what leaves osse, and what it lets out (SPEC §1, §3, §7).
+
+- A repeated POST /v1/principals with the same Idempotency-Key answers the
+  first answer with "token": null, also after a crash, and the token is
+  nowhere in the data folder (its remembered answer, a side record, holds
+  null); the folder does hold the side records' other text in clear, so the
+  scan would have found it.
+
+Every server runs on a fixed test clock; webhooks go to real receivers on
+127.0.0.1 (test_hooks.Receiver).
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from osse_harness import Server, World, assert_error, detail_paths, log_events, main, uniq  # noqa: E402
+from test_hooks import FAST, Receiver, one_task_workflow, set_hook  # noqa: E402
+
+CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
+PRIVATE = "--allow-private-urls"
+
+
+def folder_bytes(data_dir):
+    """Every file of the data folder, concatenated."""
+    out = []
+    for root, _, files in os.walk(data_dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                out.append(f.read())
+    return b"\n".join(out)
+
+
+def signatures(headers):
+    """(t, [v1, ...]) of an Osse-Signature header, in order."""
+    t, v1 = None, []
+    for part in headers.get("Osse-Signature", "").split(","):
+        k, _, v = part.partition("=")
+        if k == "t":
+            t = v
+        elif k == "v1":
+            v1.append(v)
+    return t, v1
+
+
+def mac(secret, t, body):
+    return hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class LeavesCase(unittest.TestCase):
+    extra = []
+
+    def setUp(self):
+        self.server = Server(extra_args=[CLOCK] + self.extra).start()
+        self.receivers = []
+
+    def tearDown(self):
+        for r in self.receivers:
+            r.close()
+        try:
+            if self.server.alive():
+                self.assertEqual(self.server.stop(), 0, self.server.stderr_tail())
+        finally:
+            self.server.cleanup()
+
+    def receiver(self):
+        r = Receiver()
+        self.receivers.append(r)
+        return r
+
+    def restart(self, extra=None):
+        self.assertEqual(self.server.stop(), 0, self.server.stderr_tail())
+        self.server.extra_args = [CLOCK] + (self.extra if extra is None else extra)
+        self.server.start()
+
+
+class TestTokenNotRemembered(LeavesCase):
+    def test_replay_answers_token_null_and_the_folder_never_holds_it(self):
+        w = World(self.server)
+        name = uniq("name")
+        key = {"Idempotency-Key": uniq("k")}
+        body = {"role": "portal", "name": name}
+        first = w.plat.post("/v1/principals", body, headers=key)
+        self.assertEqual(first.status, 201, first)
+        token = first.json["token"]
+        self.assertTrue(token)
+        again = w.plat.post("/v1/principals", body, headers=key)
+        self.assertEqual(again.status, 201, again)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        want = dict(first.json, token=None)
+        self.assertEqual(again.json, want)
+        # The first answer's token works, and no second principal was made.
+        self.assertEqual(self.server.client(token).get("/v1/requests").status, 200)
+        names = [p["name"] for p in w.plat.get("/v1/principals?limit=500").json["principals"]]
+        self.assertEqual(names.count(name), 1)
+        # A secret that is a side record by design, also remembered by its
+        # answer: the scan below finds such text when it is there.
+        ag = w.plat.put("/v1/agencies/" + uniq("ag"), {"name": "Scan check"},
+                        headers={"Idempotency-Key": uniq("k")})
+        self.assertEqual(ag.status, 201, ag)
+        # SIGKILL: RocksDB's write-ahead log, never compressed here, then
+        # holds every record written as it was written (a clean stop would
+        # flush them into LZ4-compressed tables, where a scan proves nothing).
+        self.server.kill()
+        data = folder_bytes(self.server.data_dir)
+        self.assertIn(name.encode(), data)
+        self.assertIn(ag.json["webhook_secret"].encode(), data)
+        self.assertNotIn(token.encode(), data)
+        self.assertNotIn(token.split("_")[-1].encode(), data)
+        # The remembered answer survives the crash.
+        self.server.start()
+        w.plat = self.server.client(w.admin_token)
+        again = w.plat.post("/v1/principals", body, headers=key)
+        self.assertEqual((again.status, again.json), (201, want), again)
+
+
+if __name__ == "__main__":
+    main()
