@@ -329,9 +329,13 @@ int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, j
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     if (!a)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no agency %s", id);
-    if (p->role == OSSE_ROLE_AGENCY && strcmp(p->agency, id) != 0)
-        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "another agency");
-    *out = agency_json(a, p->role == OSSE_ROLE_PLATFORM);
+    /* The answer holds the webhook secret (SPEC §3): the platform's and
+     * that agency's own, no one else's. */
+    if (p->role != OSSE_ROLE_PLATFORM &&
+        !(p->role == OSSE_ROLE_AGENCY && p->agency && strcmp(p->agency, id) == 0))
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "agency %s is read only by the platform and by that agency", id);
+    *out = agency_json(a, true);
     return 0;
 }
 

@@ -5,6 +5,9 @@
   nowhere in the data folder (its remembered answer, a side record, holds
   null); the folder does hold the side records' other text in clear, so the
   scan would have found it.
+- GET /v1/agencies/{id}: the platform and that agency, each with the
+  webhook_secret; another agency, the auditor and a portal get 403; lists
+  never hold a secret.
 
 Every server runs on a fixed test clock; webhooks go to real receivers on
 127.0.0.1 (test_hooks.Receiver).
@@ -118,6 +121,26 @@ class TestTokenNotRemembered(LeavesCase):
         w.plat = self.server.client(w.admin_token)
         again = w.plat.post("/v1/principals", body, headers=key)
         self.assertEqual((again.status, again.json), (201, want), again)
+
+
+class TestAgencyRead(LeavesCase):
+    def test_the_platform_and_that_agency_only(self):
+        w = World(self.server)
+        for who in (w.plat, w.ag[w.A]):
+            r = who.get("/v1/agencies/" + w.A)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["webhook_secret"], w.secrets[w.A])
+            self.assertEqual(r.json["name"], "Agency " + w.A)
+        for who in (w.ag[w.B], w.auditor, w.portal, w.payment):
+            assert_error(self, who.get("/v1/agencies/" + w.A), 403, "forbidden")
+        assert_error(self, w.anon.get("/v1/agencies/" + w.A), 401, "unauthorized")
+        assert_error(self, w.plat.get("/v1/agencies/" + uniq("none")), 404, "not_found")
+        for who in (w.plat, w.auditor):
+            r = who.get("/v1/agencies?limit=500")
+            self.assertEqual(r.status, 200, r)
+            self.assertNotIn("secret", r.body.decode())
+            for s in w.secrets.values():
+                self.assertNotIn(s, r.body.decode())
 
 
 if __name__ == "__main__":

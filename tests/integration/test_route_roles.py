@@ -35,7 +35,7 @@ TABLE = [
     ("GET", "/v1/calendars/th-gov", None, ALL_KNOWN),
     ("PUT", "/v1/agencies/{A}", {}, {"platform"}),
     ("GET", "/v1/agencies", None, {"platform", "auditor"}),
-    ("GET", "/v1/agencies/{A}", None, {"platform", "auditor", "agency"}),
+    ("GET", "/v1/agencies/{A}", None, {"platform", "agency"}),
     ("GET", "/v1/agencies/{A}/tasks", None, {"platform", "agency"}),
     ("POST", "/v1/principals", {}, {"platform"}),
     ("GET", "/v1/principals", None, {"platform", "auditor"}),
