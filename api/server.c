@@ -627,6 +627,14 @@ static void h_get_agency(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+static void h_rotate_secret(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_rotate_agency_secret(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
 static void h_create_principal(call_t *c)
 {
     osse_fail_t f = {0};
@@ -1091,6 +1099,7 @@ static const route_t routes[] = {
     {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, BODY_NONE, false, NULL},
     {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AGENCY), h_get_agency, BODY_NONE, false,
      NULL},
+    {"POST", "/v1/agencies/:id/secret", ROLE(PLATFORM), h_rotate_secret, BODY_NONE, false, NULL},
     {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, BODY_NONE, false,
      NULL},
     {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, BODY_JSON, false,

@@ -273,6 +273,13 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                           json_t **out, int *status, osse_fail_t *f);
 int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                         json_t **out, int *status, osse_fail_t *f);
+/* POST /v1/agencies/{id}/secret: a new webhook secret, answered as GET
+ * answers the agency, with previous_secret_valid_until; the one it replaces
+ * still signs webhooks (a second v1= of Osse-Signature) for 24 hours of the
+ * engine's clock. Records AgencySecretRotated (never a secret: both are side
+ * records in its batch). OSSE_ENOTFOUND for an unknown agency. Loop thread. */
+int osse_cmd_rotate_agency_secret(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                  json_t **out, osse_fail_t *f);
 int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_t *body,
                               json_t **out, osse_fail_t *f);
 int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const char *id,

@@ -111,6 +111,10 @@ typedef struct osse_agency_s {
     char *name, *webhook_url, *lookup_url;
     char *biller_id; /* 15 digits (SPEC §3), or NULL: fees it collects have no qr */
     char secret[65];
+    /* The secret before the last POST .../secret, which still signs
+     * webhooks until old_until (engine ms; SPEC §3's 24 hours), or "". */
+    char old_secret[65];
+    int64_t old_until;
     /* Inbox: every task ever given to this agency, as (request index, step). */
     struct osse_taskref_s *tasks;
     size_t ntasks, cap;

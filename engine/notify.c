@@ -398,6 +398,25 @@ static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *er
     json_decref(rec);
 }
 
+/* An agency's deliveries are signed with its secret of now, and for 24
+ * hours after a rotation with the one before too (SPEC §3); a
+ * subscription's never changes. */
+static size_t sign_keys(void *ud, const osse_hooks_delivery_t *d, osse_hooks_key_t *out)
+{
+    osse_notify_t *n = ud;
+    size_t pl = OSSE_KEY_LEN(OSSE_RECEIVER_AGENCY);
+    if (strncmp(d->receiver, OSSE_RECEIVER_AGENCY, pl) != 0)
+        return 0;
+    const osse_agency_t *a = osse_map_get(&n->e->agencies, d->receiver + pl);
+    if (!a || !a->secret[0])
+        return 0;
+    size_t k = 0;
+    out[k++] = (osse_hooks_key_t){(const unsigned char *)a->secret, strlen(a->secret)};
+    if (a->old_secret[0] && osse_engine_now(n->e) < a->old_until)
+        out[k++] = (osse_hooks_key_t){(const unsigned char *)a->old_secret, strlen(a->old_secret)};
+    return k;
+}
+
 /* --- life cycle --- */
 
 static int load_dlv(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
@@ -438,8 +457,11 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
     osse_hooks_opts_t ho = {0};
     ho.sched.base_ms = opts->hook_retry_base_ms;
     ho.sched.min_span_ms = opts->hook_retry_span_ms;
-    osse_hooks_cbs_t cbs = {
-        .ud = n, .on_delivered = on_delivered, .on_failed = on_failed, .on_progress = on_progress};
+    osse_hooks_cbs_t cbs = {.ud = n,
+                            .on_delivered = on_delivered,
+                            .on_failed = on_failed,
+                            .on_progress = on_progress,
+                            .keys = sign_keys};
     int rc = osse_hooks_open(e->loop, &ho, &cbs, &n->hooks, err);
     if (rc) {
         free(n);

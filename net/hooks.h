@@ -51,6 +51,14 @@ typedef struct osse_hooks_sched_s {
     int64_t min_span_ms; /* 0 = 86400000 (one day) */
 } osse_hooks_sched_t;
 
+/* A key to sign with (borrowed). */
+typedef struct osse_hooks_key_s {
+    const unsigned char *ptr;
+    size_t len;
+} osse_hooks_key_t;
+
+#define OSSE_HOOKS_MAX_KEYS 2
+
 typedef struct osse_hooks_cbs_s {
     void *ud;
     /* A 2xx came back on attempt number `attempts`. */
@@ -61,6 +69,12 @@ typedef struct osse_hooks_cbs_s {
     /* An attempt failed and another is scheduled: d->attempts and d->next_at
      * hold the values to persist (may be NULL). */
     void (*on_progress)(void *ud, const osse_hooks_delivery_t *d, const char *error);
+    /* Optional, asked before each attempt: the keys to sign it with, since a
+     * receiver's secret may have changed after d was recorded. Fills up to
+     * OSSE_HOOKS_MAX_KEYS (borrowed until the callback returns; the first is
+     * the current one) and returns how many; 0 signs with d's own secret.
+     * Osse-Signature then holds one v1= per key, in that order. */
+    size_t (*keys)(void *ud, const osse_hooks_delivery_t *d, osse_hooks_key_t *out);
 } osse_hooks_cbs_t;
 
 typedef struct osse_hooks_opts_s {

@@ -8,6 +8,10 @@
 - GET /v1/agencies/{id}: the platform and that agency, each with the
   webhook_secret; another agency, the auditor and a portal get 403; lists
   never hold a secret.
+- POST /v1/agencies/{id}/secret: a new secret, answered once; the log's
+  AgencySecretRotated holds neither secret; for 24 hours of the server's
+  clock every webhook carries two signatures (v1= with the new secret, then
+  v1= with the old one), also after a restart; afterwards the new one only.
 
 Every server runs on a fixed test clock; webhooks go to real receivers on
 127.0.0.1 (test_hooks.Receiver).
@@ -141,6 +145,75 @@ class TestAgencyRead(LeavesCase):
             self.assertNotIn("secret", r.body.decode())
             for s in w.secrets.values():
                 self.assertNotIn(s, r.body.decode())
+
+
+class TestRotateSecret(LeavesCase):
+    # No --allow-private-urls: an agency's webhook_url is the platform's to
+    # set, and SPEC §7's address rule is about subscriptions.
+    extra = FAST
+
+    def deliveries_after(self, rec, n, w, wid):
+        w.submit(wid)
+        got = rec.wait(n)
+        self.assertEqual(len(got), n, rec.attempts)
+        return got[-1]
+
+    def test_new_secret_old_one_verifies_for_24_hours(self):
+        w = World(self.server)
+        rec = self.receiver()
+        old = set_hook(w, w.A, rec.url).decode()
+        wid = uniq("wf")
+        w.publish(one_task_workflow(wid, w.A))
+        before = w.log_size()
+        r = w.plat.post("/v1/agencies/%s/secret" % w.A)
+        self.assertEqual(r.status, 200, r)
+        new = r.json["webhook_secret"]
+        self.assertNotEqual(new, old)
+        self.assertEqual(len(new), len(old))
+        self.assertEqual(r.json["previous_secret_valid_until"], "2030-01-08T02:00:00.000Z")
+        self.assertEqual((r.json["id"], r.json["webhook_url"]), (w.A, rec.url))
+        self.assertEqual(w.plat.get("/v1/agencies/" + w.A).json["webhook_secret"], new)
+        self.assertEqual(w.ag[w.A].get("/v1/agencies/" + w.A).json["webhook_secret"], new)
+        # One event, which names neither secret.
+        evs = log_events(w.plat, before)
+        self.assertEqual([e["type"] for e in evs], ["AgencySecretRotated"])
+        self.assertEqual(evs[0]["stream"], "agency/" + w.A)
+        text = json.dumps(log_events(w.plat))
+        self.assertNotIn(old, text)
+        self.assertNotIn(new, text)
+
+        def check(headers, raw, keys):
+            t, v1 = signatures(headers)
+            self.assertEqual(v1, [mac(k, t, raw) for k in keys], headers)
+
+        headers, raw, _ = self.deliveries_after(rec, 1, w, wid)
+        check(headers, raw, [new, old])
+        # Both secrets and the old one's end are kept across a restart.
+        self.restart()
+        w.plat = self.server.client(w.admin_token)
+        w.portal = self.server.client(w.portal.token)
+        headers, raw, _ = self.deliveries_after(rec, 2, w, wid)
+        check(headers, raw, [new, old])
+        # A day later the old one signs no more.
+        r = w.plat.post("/v1/test/clock", {"advance": "PT24H"})
+        self.assertEqual(r.status, 200, r)
+        headers, raw, _ = self.deliveries_after(rec, 3, w, wid)
+        check(headers, raw, [new])
+        # A second rotation: the secret it replaces is the one that still
+        # verifies, the first is gone.
+        newer = w.plat.post("/v1/agencies/%s/secret" % w.A).json["webhook_secret"]
+        headers, raw, _ = self.deliveries_after(rec, 4, w, wid)
+        check(headers, raw, [newer, new])
+
+    def test_unknown_agency_and_roles(self):
+        w = World(self.server)
+        before = w.log_size()
+        assert_error(self, w.plat.post("/v1/agencies/%s/secret" % uniq("none")), 404, "not_found")
+        for who in (w.ag[w.A], w.auditor, w.portal):
+            assert_error(self, who.post("/v1/agencies/%s/secret" % w.A), 403, "forbidden")
+        self.assertEqual(w.log_size(), before)
+        self.assertEqual(w.plat.get("/v1/agencies/" + w.A).json["webhook_secret"],
+                         w.secrets[w.A])
 
 
 if __name__ == "__main__":
