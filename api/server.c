@@ -610,13 +610,48 @@ static void h_put_agency(call_t *c)
     reply(c, rc, status, out, &f);
 }
 
-static void h_put_subscription(call_t *c)
+static void put_subscription(call_t *c)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
     int status = 200;
     int rc = osse_cmd_put_subscription(c->srv->eng, c->p, c->seg[2], c->body, &out, &status, &f);
     reply(c, rc, status, out, &f);
+}
+
+/* The URL's host was resolved on the pool (SPEC §7: no private address);
+ * meanwhile its principal may have been revoked, or a call with the same
+ * Idempotency-Key answered. */
+static void sub_url_back(void *ud, int rc, osse_fail_t *f)
+{
+    call_t *c = ud;
+    if (work_back(c))
+        return;
+    if (rc) {
+        reply_fail(c, f);
+        return;
+    }
+    if (c->p->revoked) {
+        c->extra = "WWW-Authenticate: Bearer\r\n";
+        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
+        return;
+    }
+    int ist = 0;
+    char *ibody = NULL;
+    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
+    if (idem_answered(c, known, ist, ibody))
+        return;
+    put_subscription(c);
+}
+
+static void h_put_subscription(call_t *c)
+{
+    const char *url = json_string_value(json_object_get(c->body, "url"));
+    c->srv->working++;
+    if (osse_sub_url_resolve(c->srv->eng, url, sub_url_back, c) == 0)
+        return;
+    c->srv->working--;
+    put_subscription(c);
 }
 
 static void h_get_agency(call_t *c)

@@ -260,6 +260,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     e->loop = loop;
     e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
+    e->allow_private_urls = opts->allow_private_urls;
     e->on_fail = opts->on_fail;
     e->on_fail_ud = opts->on_fail_ud;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();

@@ -267,9 +267,10 @@ struct osse_engine_s {
     char *data_dir;
     osse_log_t *log;
     bool test_clock;
-    int64_t clock;    /* test clock */
-    int64_t last_at;  /* the latest `at` replayed at start */
-    uint64_t applied; /* the seq of the last event applied to the projections */
+    bool allow_private_urls; /* opts' */
+    int64_t clock;           /* test clock */
+    int64_t last_at;         /* the latest `at` replayed at start */
+    uint64_t applied;        /* the seq of the last event applied to the projections */
 
     osse_map_t workflows;   /* id -> osse_wfent_t */
     osse_map_t agencies;    /* id -> osse_agency_t */

@@ -36,6 +36,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "net/addr.h"
 #include "net/hooks.h"
 
 #define MAX_SUB_EVENTS 64
@@ -122,6 +123,10 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
         osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
         return;
     }
+    /* A subscription's URL is checked again on every connection: the name
+     * that resolved to a public address at PUT may not any more (SPEC §7). */
+    d.public_only = !n->e->allow_private_urls &&
+                    strncmp(d.receiver, OSSE_RECEIVER_SUB, OSSE_KEY_LEN(OSSE_RECEIVER_SUB)) == 0;
     osse_err_t err = {0};
     int rc = osse_hooks_enqueue(n->hooks, &d, &err);
     if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
@@ -537,6 +542,64 @@ static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)
                      (int)(uintptr_t)osse_map_get(&e->versions, stream));
 }
 
+/* What is wrong with a subscription's URL as written (SPEC §7), or NULL;
+ * its addresses are osse_sub_url_resolve's. */
+static const char *url_rule(const osse_engine_t *e, const char *url)
+{
+    osse_url_parts_t u;
+    if (!url || strlen(url) > 2000 || osse_url_split(url, &u))
+        return e->allow_private_urls ? "must be an http or https URL of at most 2000 bytes"
+                                     : "must be an https URL of at most 2000 bytes";
+    if (!u.https && !e->allow_private_urls)
+        return "must be https: (http: only on a server run with --allow-private-urls)";
+    if (u.userinfo)
+        return "must not hold user information (user:password@)";
+    return NULL;
+}
+
+typedef struct {
+    osse_sub_url_cb cb;
+    void *ud;
+} url_wait_t;
+
+static void url_resolved(void *ud, int rc, const char *msg)
+{
+    url_wait_t *w = ud;
+    osse_fail_t f = {0};
+    /* A name that does not resolve (yet) is taken: it reaches nothing now,
+     * and every connection made to it later is checked again. */
+    if (rc == OSSE_ENOTFOUND)
+        rc = 0;
+    if (rc == OSSE_ECLOSED) {
+        osse__fail(&f, OSSE_ECLOSED, "unavailable", "the server is stopping");
+    } else if (rc) {
+        osse__detail(&f, "url",
+                     "must not resolve to a loopback, private or link-local address "
+                     "(unless the server runs with --allow-private-urls): %s",
+                     msg);
+        rc = osse__fail(&f, OSSE_EINVAL, "invalid_request", "the subscription's URL is refused: %s",
+                        msg);
+    }
+    w->cb(w->ud, rc, &f);
+    osse_fail_clear(&f);
+    free(w);
+}
+
+int osse_sub_url_resolve(osse_engine_t *e, const char *url, osse_sub_url_cb cb, void *ud)
+{
+    osse_url_parts_t u;
+    if (e->allow_private_urls || !url || url_rule(e, url) || osse_url_split(url, &u))
+        return 1;
+    url_wait_t *w = osse_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->ud = ud;
+    if (osse_addr_resolve(e->loop, u.host, u.port, url_resolved, w)) {
+        free(w);
+        return 1;
+    }
+    return 0;
+}
+
 /* Whether p may read and end s: its owner and the platform. */
 static bool sub_mine(const osse_principal_t *p, const osse_sub_t *s)
 {
@@ -624,10 +687,11 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
         if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0)
             osse__detail(f, k, "unknown field");
     }
-    const char *url = osse__jstr(body, "url");
-    if (!url || json_string_length(json_object_get(body, "url")) > 2000 || !osse__url_ok(url) ||
-        strlen(url) != json_string_length(json_object_get(body, "url")))
-        osse__detail(f, "url", "must be an http or https URL of at most 2000 bytes");
+    const char *url = osse__jstr(body, "url"), *why = url_rule(e, url);
+    if (!why && strlen(url) != json_string_length(json_object_get(body, "url")))
+        why = "must not hold a NUL byte";
+    if (why)
+        osse__detail(f, "url", "%s", why);
     json_t *events = json_object_get(body, "events");
     size_t i;
     if (!json_is_array(events) || json_array_size(events) == 0 ||

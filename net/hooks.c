@@ -244,8 +244,8 @@ static void attempt(osse_hooks_t *h, dl_t *x)
     x->d.attempts++;
     x->r->inflight++;
     h->inflight++;
-    int rc = osse_fetch_post(h->fetch, x->url, hdrs, x->body, x->d.body_len, h->o.timeout_ms,
-                             on_done, x, &err);
+    int rc = osse_fetch_post_flags(h->fetch, x->url, hdrs, x->body, x->d.body_len, h->o.timeout_ms,
+                                   x->d.public_only ? OSSE_FETCH_PUBLIC_ONLY : 0, on_done, x, &err);
     if (rc != 0) {
         /* Not even startable (a bad URL): no retry can help. */
         osse_fetch_result_t res = {.code = rc, .error = err.msg[0] ? err.msg : osse_strerror(rc)};

@@ -17,6 +17,7 @@
 #ifndef OSSE_NET_HOOKS_H
 #define OSSE_NET_HOOKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ typedef struct osse_hooks_delivery_s {
     size_t body_len;
     uint32_t attempts; /* attempts made so far: 0 for a new delivery */
     int64_t next_at;   /* real ms since the epoch when the next attempt is due; 0 = now */
+    bool public_only;  /* connect to public addresses only (OSSE_FETCH_PUBLIC_ONLY) */
 } osse_hooks_delivery_t;
 
 /* The retry schedule. After the n-th failed attempt (n >= 1) the next one

@@ -12,6 +12,11 @@
   AgencySecretRotated holds neither secret; for 24 hours of the server's
   clock every webhook carries two signatures (v1= with the new secret, then
   v1= with the old one), also after a restart; afterwards the new one only.
+- A subscription URL must be https:, without user information, and must not
+  reach a loopback, private or link-local address, checked at PUT (422, no
+  event) for portals and the platform alike, and again on every connection:
+  a subscription set while the server allowed private URLs is not delivered
+  to 127.0.0.1 once it runs without --allow-private-urls.
 
 Every server runs on a fixed test clock; webhooks go to real receivers on
 127.0.0.1 (test_hooks.Receiver).
@@ -214,6 +219,72 @@ class TestRotateSecret(LeavesCase):
         self.assertEqual(w.log_size(), before)
         self.assertEqual(w.plat.get("/v1/agencies/" + w.A).json["webhook_secret"],
                          w.secrets[w.A])
+
+
+class TestSubscriptionURLs(LeavesCase):
+    def test_refused_at_put(self):
+        w = World(self.server)
+        before = w.log_size()
+        cases = [
+            ("http://example.com/hook", "https"),
+            ("https://user:pw@example.com/hook", "user information"),
+            ("https://127.0.0.1/hook", "loopback"),
+            ("https://127.8.9.10:8443/hook", "loopback"),
+            ("https://localhost/hook", "loopback"),
+            ("https://[::1]/hook", "loopback"),
+            ("https://[::ffff:127.0.0.1]/hook", "loopback"),
+            ("https://10.1.2.3/hook", "private"),
+            ("https://172.16.0.1/hook", "private"),
+            ("https://192.168.1.1/hook", "private"),
+            ("https://[fd00::1]/hook", "private"),
+            ("https://169.254.169.254/latest", "link-local"),
+            ("https://[fe80::1]/hook", "link-local"),
+            ("https://0.0.0.0/hook", "unspecified"),
+            ("ftp://example.com/hook", "https"),
+        ]
+        for client in (w.portal, w.plat):
+            for url, word in cases:
+                with self.subTest(url=url, client=client is w.plat and "platform" or "portal"):
+                    sid = uniq("s")
+                    r = client.put("/v1/subscriptions/" + sid,
+                                   {"url": url, "events": ["RequestCompleted"]})
+                    assert_error(self, r, 422, "invalid_request")
+                    self.assertEqual(detail_paths(r), ["url"], r)
+                    self.assertIn(word, json.dumps(r.json), r)
+                    assert_error(self, client.get("/v1/subscriptions/" + sid), 404, "not_found")
+        self.assertEqual(w.log_size(), before)
+        # A public address, and a name that does not resolve (yet: every
+        # connection is checked again), are taken.
+        for url in ("https://203.0.113.7/hook", "https://osse-test.invalid/hook"):
+            r = w.portal.put("/v1/subscriptions/" + uniq("s"),
+                             {"url": url, "events": ["RequestCompleted"]})
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json["url"], url)
+
+    def test_checked_again_at_delivery(self):
+        # Set while the server allowed private URLs; delivered to 127.0.0.1
+        # then, never after a restart without the flag.
+        self.restart([PRIVATE] + FAST)
+        w = World(self.server)
+        rec = self.receiver()
+        sid = uniq("s")
+        r = w.portal.put("/v1/subscriptions/" + sid, {"url": rec.url, "events": ["StepOpened"]})
+        self.assertEqual(r.status, 201, r)
+        rec.secret = r.json["secret"].encode()
+        wid = uniq("wf")
+        w.publish(one_task_workflow(wid, w.A))
+        w.submit(wid)
+        self.assertEqual(len(rec.wait(1)), 1)
+        self.restart(FAST)
+        w.plat = self.server.client(w.admin_token)
+        w.portal = self.server.client(w.portal.token)
+        w.submit(wid)
+        want = "not connected: 127.0.0.1 is a loopback address"
+        deadline = time.monotonic() + 10
+        while want not in self.server.stderr_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(want, self.server.stderr_tail(400))
+        self.assertEqual(len(rec.attempts), 1, rec.attempts)
 
 
 if __name__ == "__main__":
