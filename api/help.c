@@ -8,7 +8,7 @@
 /* clang-format off */
 const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
-              "[--test-clock[=TIME]] [--log-level LEVEL]",
+              "[--test-clock[=TIME]] [--log-level LEVEL] [--allow-private-urls]",
      NULL, "Run the HTTP API on a data folder; the log is replayed first."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
     {"serve", NULL, "--listen HOST:PORT", "where to listen (default 127.0.0.1:8080; port 0 picks "
@@ -21,6 +21,9 @@ const osse_help_row_t osse_help_rows[] = {
                                            "moves only by POST /v1/test/clock"},
     {"serve", NULL, "--log-level LEVEL", "the least level of the logfmt lines on stderr: debug, "
                                          "info (default), warn or error"},
+    {"serve", NULL, "--allow-private-urls", "subscription URLs may be http: and reach "
+                                            "loopback, private and link-local addresses "
+                                            "(tests, closed networks)"},
     {"serve", NULL, "--min-free-bytes N", "the free space to keep on the data folder's "
                                           "filesystem: below it writes answer 503 (default "
                                           "max(64 MiB, 2 % of it), at most a quarter)"},

@@ -685,7 +685,7 @@ static void on_ready(void *ud, int status)
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL, *origin = NULL;
-    bool test_clock = false, without_tree = false;
+    bool test_clock = false, without_tree = false, allow_private = false;
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
@@ -717,6 +717,8 @@ static int cmd_serve(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--bench-without-tree") == 0)
             without_tree = true;
+        else if (strcmp(argv[i], "--allow-private-urls") == 0)
+            allow_private = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
@@ -779,6 +781,7 @@ static int cmd_serve(int argc, char **argv)
                                .test_clock = test_clock,
                                .test_clock_start = clock_start,
                                .bench_without_tree = without_tree,
+                               .allow_private_urls = allow_private,
                                .hook_retry_base_ms = hook_base,
                                .hook_retry_span_ms = hook_span,
                                .min_free_bytes = min_free,

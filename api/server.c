@@ -610,13 +610,48 @@ static void h_put_agency(call_t *c)
     reply(c, rc, status, out, &f);
 }
 
-static void h_put_subscription(call_t *c)
+static void put_subscription(call_t *c)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
     int status = 200;
     int rc = osse_cmd_put_subscription(c->srv->eng, c->p, c->seg[2], c->body, &out, &status, &f);
     reply(c, rc, status, out, &f);
+}
+
+/* The URL's host was resolved on the pool (SPEC §7: no private address);
+ * meanwhile its principal may have been revoked, or a call with the same
+ * Idempotency-Key answered. */
+static void sub_url_back(void *ud, int rc, osse_fail_t *f)
+{
+    call_t *c = ud;
+    if (work_back(c))
+        return;
+    if (rc) {
+        reply_fail(c, f);
+        return;
+    }
+    if (c->p->revoked) {
+        c->extra = "WWW-Authenticate: Bearer\r\n";
+        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
+        return;
+    }
+    int ist = 0;
+    char *ibody = NULL;
+    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
+    if (idem_answered(c, known, ist, ibody))
+        return;
+    put_subscription(c);
+}
+
+static void h_put_subscription(call_t *c)
+{
+    const char *url = json_string_value(json_object_get(c->body, "url"));
+    c->srv->working++;
+    if (osse_sub_url_resolve(c->srv->eng, url, sub_url_back, c) == 0)
+        return;
+    c->srv->working--;
+    put_subscription(c);
 }
 
 static void h_get_agency(call_t *c)
@@ -627,11 +662,32 @@ static void h_get_agency(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+static void h_rotate_secret(call_t *c)
+{
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_cmd_rotate_agency_secret(c->srv->eng, c->p, c->seg[2], &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
 static void h_create_principal(call_t *c)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
     int rc = osse_cmd_create_principal(c->srv->eng, c->p, c->body, &out, &f);
+    if (!rc && c->idem.armed) {
+        /* Tokens are kept only as hashes (SPEC §1): the remembered answer, a
+         * side record, says "token": null, and a repeat answers that. */
+        json_t *kept = json_deep_copy(out);
+        json_object_set_new(kept, "token", json_null());
+        char *txt = json_dumps(kept, JSON_COMPACT);
+        json_decref(kept);
+        if (!txt)
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        osse_engine_idem_remember(c->srv->eng, &c->idem, 201, txt);
+        free(txt);
+        c->idem.armed = false;
+    }
     reply(c, rc, 201, out, &f);
 }
 
@@ -1076,8 +1132,9 @@ static const route_t routes[] = {
     {"PUT", "/v1/agencies/:id", ROLE(PLATFORM), h_put_agency, BODY_JSON, false,
      "a JSON object with name (webhook_url, lookup_url and biller_id optional)"},
     {"GET", "/v1/agencies", ROLE(PLATFORM) | ROLE(AUDITOR), h_agencies, BODY_NONE, false, NULL},
-    {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(AGENCY), h_get_agency,
-     BODY_NONE, false, NULL},
+    {"GET", "/v1/agencies/:id", ROLE(PLATFORM) | ROLE(AGENCY), h_get_agency, BODY_NONE, false,
+     NULL},
+    {"POST", "/v1/agencies/:id/secret", ROLE(PLATFORM), h_rotate_secret, BODY_NONE, false, NULL},
     {"GET", "/v1/agencies/:id/tasks", ROLE(PLATFORM) | ROLE(AGENCY), h_inbox, BODY_NONE, false,
      NULL},
     {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, BODY_JSON, false,

@@ -323,15 +323,51 @@ int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char 
     return 0;
 }
 
+#define SECRET_OVERLAP_MS (24LL * 3600 * 1000)
+
+int osse_cmd_rotate_agency_secret(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                  json_t **out, osse_fail_t *f)
+{
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    if (!a)
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no agency %s", id);
+    int64_t until = osse_engine_now(e) + SECRET_OVERLAP_MS;
+    char stream[128], key[160], val[96];
+    osse__stream(stream, sizeof stream, OSSE_SK_AGENCY, id);
+    /* The event says that and until when, never which: both secrets are side
+     * records in the event's batch. */
+    osse__emit(e, stream, OSSE_EV_AgencySecretRotated, p,
+               json_pack("{s:s,s:o}", "id", id, "previous_valid_until", osse__time_json(until)));
+    memcpy(a->old_secret, a->secret, sizeof a->secret);
+    a->old_until = until;
+    osse__random_id(a->secret, 32, "");
+    osse__batch_need(e);
+    int kl = snprintf(key, sizeof key, OSSE_KEY_AGENCY_SECRET "%s", id);
+    if (osse_batch_put(e->batch, key, (size_t)kl, a->secret, strlen(a->secret)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    kl = snprintf(key, sizeof key, OSSE_KEY_AGENCY_OLD_SECRET "%s", id);
+    int vl = snprintf(val, sizeof val, "%lld:%s", (long long)until, a->old_secret);
+    if (osse_batch_put(e->batch, key, (size_t)kl, val, (size_t)vl))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    sodium_memzero(val, sizeof val);
+    *out = agency_json(a, true);
+    json_object_set_new(*out, "previous_secret_valid_until", osse__time_json(until));
+    return 0;
+}
+
 int osse_q_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t **out,
                   osse_fail_t *f)
 {
     osse_agency_t *a = osse_map_get(&e->agencies, id);
     if (!a)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no agency %s", id);
-    if (p->role == OSSE_ROLE_AGENCY && strcmp(p->agency, id) != 0)
-        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden", "another agency");
-    *out = agency_json(a, p->role == OSSE_ROLE_PLATFORM);
+    /* The answer holds the webhook secret (SPEC §3): the platform's and
+     * that agency's own, no one else's. */
+    if (p->role != OSSE_ROLE_PLATFORM &&
+        !(p->role == OSSE_ROLE_AGENCY && p->agency && strcmp(p->agency, id) == 0))
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "agency %s is read only by the platform and by that agency", id);
+    *out = agency_json(a, true);
     return 0;
 }
 

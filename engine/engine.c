@@ -50,6 +50,28 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
     return 0;
 }
 
+static int load_old_secret(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    char id[128], v[96];
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_AGENCY_OLD_SECRET);
+    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof v)
+        return 0;
+    memcpy(id, (const char *)key + pl, klen - pl);
+    id[klen - pl] = '\0';
+    memcpy(v, val, vlen);
+    v[vlen] = '\0';
+    char *end;
+    long long until = strtoll(v, &end, 10);
+    osse_agency_t *a = osse_map_get(&e->agencies, id);
+    if (a && *end == ':' && strlen(end + 1) < sizeof a->old_secret) {
+        snprintf(a->old_secret, sizeof a->old_secret, "%s", end + 1);
+        a->old_until = until;
+    }
+    sodium_memzero(v, sizeof v);
+    return 0;
+}
+
 /* --- open / replay --- */
 
 static osse_engine_t *engine_new(void)
@@ -238,6 +260,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     e->loop = loop;
     e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
+    e->allow_private_urls = opts->allow_private_urls;
     e->on_fail = opts->on_fail;
     e->on_fail_ud = opts->on_fail_ud;
     e->clock = opts->test_clock_start ? opts->test_clock_start : osse_time_real_ms();
@@ -286,6 +309,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     osse_log_kv_scan(e->log, OSSE_KEY_AGENCY_SECRET, OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET),
                      load_secret, e, NULL);
+    osse_log_kv_scan(e->log, OSSE_KEY_AGENCY_OLD_SECRET, OSSE_KEY_LEN(OSSE_KEY_AGENCY_OLD_SECRET),
+                     load_old_secret, e, NULL);
     if ((rc = osse__commit_start(e, opts, err)))
         goto fail;
     osse__payment_start(e);

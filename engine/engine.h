@@ -95,6 +95,10 @@ typedef struct osse_engine_opts_s {
      * first principal is made, and a folder without a log is refused
      * (OSSE_ENOTFOUND) rather than created. */
     bool offline;
+    /* --allow-private-urls (SPEC §7): subscription URLs may be http: and
+     * reach loopback, private and link-local addresses (tests, closed
+     * networks). */
+    bool allow_private_urls;
     /* The free-space reserve of the data folder's filesystem, in bytes:
      * below it state-changing commands are refused (OSSE_ENOSPC) and the
      * engine's own writes wait. 0 = max(64 MiB, 2 % of the filesystem), at
@@ -273,6 +277,13 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
                           json_t **out, int *status, osse_fail_t *f);
 int osse_cmd_put_agency(osse_engine_t *e, const osse_principal_t *p, const char *id, json_t *body,
                         json_t **out, int *status, osse_fail_t *f);
+/* POST /v1/agencies/{id}/secret: a new webhook secret, answered as GET
+ * answers the agency, with previous_secret_valid_until; the one it replaces
+ * still signs webhooks (a second v1= of Osse-Signature) for 24 hours of the
+ * engine's clock. Records AgencySecretRotated (never a secret: both are side
+ * records in its batch). OSSE_ENOTFOUND for an unknown agency. Loop thread. */
+int osse_cmd_rotate_agency_secret(osse_engine_t *e, const osse_principal_t *p, const char *id,
+                                  json_t **out, osse_fail_t *f);
 int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_t *body,
                               json_t **out, osse_fail_t *f);
 int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const char *id,
@@ -297,6 +308,15 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
  * its secret goes, and every delivery still pending for it is given up
  * (NotificationFailed, "the subscription was deleted") in the same batch.
  * Checks as osse_q_subscription. *out = {"id","deleted":true}. */
+/* The address half of SPEC §7's rule for a subscription URL, which needs
+ * its host resolved (off the loop thread). Returns 1 when there is nothing
+ * to resolve (the server allows private URLs, or url is not a well-formed
+ * https URL: osse_cmd_put_subscription says so), and cb is not called; 0 when
+ * cb(ud, rc, f) will be called later on the loop thread: rc 0 when every
+ * address is public, else the failure (f borrowed for the call; a 422 naming
+ * the address, or unavailable when the server stops). Loop thread. */
+typedef void (*osse_sub_url_cb)(void *ud, int rc, osse_fail_t *f);
+int osse_sub_url_resolve(osse_engine_t *e, const char *url, osse_sub_url_cb cb, void *ud);
 int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                                  json_t **out, osse_fail_t *f);
 int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,

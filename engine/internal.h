@@ -111,6 +111,10 @@ typedef struct osse_agency_s {
     char *name, *webhook_url, *lookup_url;
     char *biller_id; /* 15 digits (SPEC §3), or NULL: fees it collects have no qr */
     char secret[65];
+    /* The secret before the last POST .../secret, which still signs
+     * webhooks until old_until (engine ms; SPEC §3's 24 hours), or "". */
+    char old_secret[65];
+    int64_t old_until;
     /* Inbox: every task ever given to this agency, as (request index, step). */
     struct osse_taskref_s *tasks;
     size_t ntasks, cap;
@@ -263,9 +267,10 @@ struct osse_engine_s {
     char *data_dir;
     osse_log_t *log;
     bool test_clock;
-    int64_t clock;    /* test clock */
-    int64_t last_at;  /* the latest `at` replayed at start */
-    uint64_t applied; /* the seq of the last event applied to the projections */
+    bool allow_private_urls; /* opts' */
+    int64_t clock;           /* test clock */
+    int64_t last_at;         /* the latest `at` replayed at start */
+    uint64_t applied;        /* the seq of the last event applied to the projections */
 
     osse_map_t workflows;   /* id -> osse_wfent_t */
     osse_map_t agencies;    /* id -> osse_agency_t */

@@ -30,6 +30,9 @@
  * the log. */
 #define OSSE_KEY_AGENCY_SECRET "secret/agency/"
 #define OSSE_KEY_SUB_SECRET "secret/subscription/"
+/* secret/agency-old/<id>: "<until ms>:<secret>", the agency's secret before
+ * its last rotation, which still signs webhooks until then. */
+#define OSSE_KEY_AGENCY_OLD_SECRET "secret/agency-old/"
 /* payanswer/<payment principal id>\n<transaction>: the request status the
  * first successful POST .../payments of that transaction answered, so that
  * a retried callback answers as it did (SPEC §4) also after the request

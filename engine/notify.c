@@ -36,6 +36,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "net/addr.h"
 #include "net/hooks.h"
 
 #define MAX_SUB_EVENTS 64
@@ -122,6 +123,10 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
         osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
         return;
     }
+    /* A subscription's URL is checked again on every connection: the name
+     * that resolved to a public address at PUT may not any more (SPEC §7). */
+    d.public_only = !n->e->allow_private_urls &&
+                    strncmp(d.receiver, OSSE_RECEIVER_SUB, OSSE_KEY_LEN(OSSE_RECEIVER_SUB)) == 0;
     osse_err_t err = {0};
     int rc = osse_hooks_enqueue(n->hooks, &d, &err);
     if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
@@ -398,6 +403,25 @@ static void on_progress(void *ud, const osse_hooks_delivery_t *d, const char *er
     json_decref(rec);
 }
 
+/* An agency's deliveries are signed with its secret of now, and for 24
+ * hours after a rotation with the one before too (SPEC §3); a
+ * subscription's never changes. */
+static size_t sign_keys(void *ud, const osse_hooks_delivery_t *d, osse_hooks_key_t *out)
+{
+    osse_notify_t *n = ud;
+    size_t pl = OSSE_KEY_LEN(OSSE_RECEIVER_AGENCY);
+    if (strncmp(d->receiver, OSSE_RECEIVER_AGENCY, pl) != 0)
+        return 0;
+    const osse_agency_t *a = osse_map_get(&n->e->agencies, d->receiver + pl);
+    if (!a || !a->secret[0])
+        return 0;
+    size_t k = 0;
+    out[k++] = (osse_hooks_key_t){(const unsigned char *)a->secret, strlen(a->secret)};
+    if (a->old_secret[0] && osse_engine_now(n->e) < a->old_until)
+        out[k++] = (osse_hooks_key_t){(const unsigned char *)a->old_secret, strlen(a->old_secret)};
+    return k;
+}
+
 /* --- life cycle --- */
 
 static int load_dlv(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
@@ -438,8 +462,11 @@ int osse__notify_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err
     osse_hooks_opts_t ho = {0};
     ho.sched.base_ms = opts->hook_retry_base_ms;
     ho.sched.min_span_ms = opts->hook_retry_span_ms;
-    osse_hooks_cbs_t cbs = {
-        .ud = n, .on_delivered = on_delivered, .on_failed = on_failed, .on_progress = on_progress};
+    osse_hooks_cbs_t cbs = {.ud = n,
+                            .on_delivered = on_delivered,
+                            .on_failed = on_failed,
+                            .on_progress = on_progress,
+                            .keys = sign_keys};
     int rc = osse_hooks_open(e->loop, &ho, &cbs, &n->hooks, err);
     if (rc) {
         free(n);
@@ -513,6 +540,64 @@ static json_t *sub_json(osse_engine_t *e, const osse_sub_t *s, bool secret)
     return json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", s->id, "url", s->url, "events", ev,
                      secret ? "secret" : "owner", secret ? s->secret : s->owner, "version",
                      (int)(uintptr_t)osse_map_get(&e->versions, stream));
+}
+
+/* What is wrong with a subscription's URL as written (SPEC §7), or NULL;
+ * its addresses are osse_sub_url_resolve's. */
+static const char *url_rule(const osse_engine_t *e, const char *url)
+{
+    osse_url_parts_t u;
+    if (!url || strlen(url) > 2000 || osse_url_split(url, &u))
+        return e->allow_private_urls ? "must be an http or https URL of at most 2000 bytes"
+                                     : "must be an https URL of at most 2000 bytes";
+    if (!u.https && !e->allow_private_urls)
+        return "must be https: (http: only on a server run with --allow-private-urls)";
+    if (u.userinfo)
+        return "must not hold user information (user:password@)";
+    return NULL;
+}
+
+typedef struct {
+    osse_sub_url_cb cb;
+    void *ud;
+} url_wait_t;
+
+static void url_resolved(void *ud, int rc, const char *msg)
+{
+    url_wait_t *w = ud;
+    osse_fail_t f = {0};
+    /* A name that does not resolve (yet) is taken: it reaches nothing now,
+     * and every connection made to it later is checked again. */
+    if (rc == OSSE_ENOTFOUND)
+        rc = 0;
+    if (rc == OSSE_ECLOSED) {
+        osse__fail(&f, OSSE_ECLOSED, "unavailable", "the server is stopping");
+    } else if (rc) {
+        osse__detail(&f, "url",
+                     "must not resolve to a loopback, private or link-local address "
+                     "(unless the server runs with --allow-private-urls): %s",
+                     msg);
+        rc = osse__fail(&f, OSSE_EINVAL, "invalid_request", "the subscription's URL is refused: %s",
+                        msg);
+    }
+    w->cb(w->ud, rc, &f);
+    osse_fail_clear(&f);
+    free(w);
+}
+
+int osse_sub_url_resolve(osse_engine_t *e, const char *url, osse_sub_url_cb cb, void *ud)
+{
+    osse_url_parts_t u;
+    if (e->allow_private_urls || !url || url_rule(e, url) || osse_url_split(url, &u))
+        return 1;
+    url_wait_t *w = osse_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->ud = ud;
+    if (osse_addr_resolve(e->loop, u.host, u.port, url_resolved, w)) {
+        free(w);
+        return 1;
+    }
+    return 0;
 }
 
 /* Whether p may read and end s: its owner and the platform. */
@@ -602,10 +687,11 @@ int osse_cmd_put_subscription(osse_engine_t *e, const osse_principal_t *p, const
         if (strcmp(k, "url") != 0 && strcmp(k, "events") != 0)
             osse__detail(f, k, "unknown field");
     }
-    const char *url = osse__jstr(body, "url");
-    if (!url || json_string_length(json_object_get(body, "url")) > 2000 || !osse__url_ok(url) ||
-        strlen(url) != json_string_length(json_object_get(body, "url")))
-        osse__detail(f, "url", "must be an http or https URL of at most 2000 bytes");
+    const char *url = osse__jstr(body, "url"), *why = url_rule(e, url);
+    if (!why && strlen(url) != json_string_length(json_object_get(body, "url")))
+        why = "must not hold a NUL byte";
+    if (why)
+        osse__detail(f, "url", "%s", why);
     json_t *events = json_object_get(body, "events");
     size_t i;
     if (!json_is_array(events) || json_array_size(events) == 0 ||

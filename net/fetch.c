@@ -17,15 +17,20 @@
  * count time spent waiting in its queue. */
 #include "net/fetch.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/map.h"
+#include "net/addr.h"
 
 typedef struct call_s call_t;
 typedef struct host_s host_t;
@@ -43,6 +48,7 @@ struct call_s {
     uint64_t posted_ns;
     call_t *next, *prev; /* host queue (next only), f->active or f->failed */
     char errbuf[CURL_ERROR_SIZE];
+    char refused[128]; /* OSSE_FETCH_PUBLIC_ONLY: the address not connected to */
 };
 
 struct host_s {
@@ -219,6 +225,9 @@ static void finish_curl(call_t *c, CURLcode rc)
     } else if (c->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         code = OSSE_ETOOBIG;
         snprintf(msg, sizeof msg, "response body over %zu bytes", f->o.max_body);
+    } else if (c->refused[0]) {
+        code = OSSE_EFORBIDDEN;
+        snprintf(msg, sizeof msg, "%s", c->refused);
     } else {
         code = OSSE_EIO;
         snprintf(msg, sizeof msg, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
@@ -502,9 +511,30 @@ out:
     return rc;
 }
 
+/* OSSE_FETCH_PUBLIC_ONLY: every address curl is about to connect to is
+ * judged here, after its own resolution, so a name that resolved to a
+ * public address when its URL was set and to a private one now is still
+ * refused (SPEC §7). */
+static curl_socket_t open_public(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    call_t *c = ud;
+    const char *kind = osse_addr_kind(&a->addr);
+    if (purpose != CURLSOCKTYPE_IPCXN || kind) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        if (a->family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, ip, sizeof ip);
+        else if (a->family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip, sizeof ip);
+        snprintf(c->refused, sizeof c->refused, "not connected: %s is a%s %s address", ip,
+                 kind && kind[0] == 'u' ? "n" : "", kind ? kind : "non-IP");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 static int submit(osse_fetch_t *f, bool post, const char *url, const char *const *headers,
-                  const void *body, size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud,
-                  osse_err_t *err)
+                  const void *body, size_t len, unsigned timeout_ms, unsigned flags,
+                  osse_fetch_cb cb, void *ud, osse_err_t *err)
 {
     int rc = 0;
     char *key = NULL;
@@ -564,6 +594,10 @@ static int submit(osse_fetch_t *f, bool post, const char *url, const char *const
     SET(CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 10000));
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->o.max_body);
     SET(CURLOPT_USERAGENT, "osse");
+    if (flags & OSSE_FETCH_PUBLIC_ONLY) {
+        SET(CURLOPT_OPENSOCKETFUNCTION, open_public);
+        SET(CURLOPT_OPENSOCKETDATA, c);
+    }
     if (c->hdrs)
         SET(CURLOPT_HTTPHEADER, c->hdrs);
     if (post) {
@@ -611,14 +645,22 @@ int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers
                     size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud, osse_err_t *err)
 {
     OSSE_PRE(f && url && cb && (body || len == 0));
-    return submit(f, true, url, headers, body, len, timeout_ms, cb, ud, err);
+    return submit(f, true, url, headers, body, len, timeout_ms, 0, cb, ud, err);
+}
+
+int osse_fetch_post_flags(osse_fetch_t *f, const char *url, const char *const *headers,
+                          const void *body, size_t len, unsigned timeout_ms, unsigned flags,
+                          osse_fetch_cb cb, void *ud, osse_err_t *err)
+{
+    OSSE_PRE(f && url && cb && (body || len == 0));
+    return submit(f, true, url, headers, body, len, timeout_ms, flags, cb, ud, err);
 }
 
 int osse_fetch_get(osse_fetch_t *f, const char *url, const char *const *headers,
                    unsigned timeout_ms, osse_fetch_cb cb, void *ud, osse_err_t *err)
 {
     OSSE_PRE(f && url && cb);
-    return submit(f, false, url, headers, NULL, 0, timeout_ms, cb, ud, err);
+    return submit(f, false, url, headers, NULL, 0, timeout_ms, 0, cb, ud, err);
 }
 
 unsigned osse_fetch_active(const osse_fetch_t *f)

@@ -33,7 +33,8 @@ typedef struct osse_fetch_opts_s {
 
 typedef struct osse_fetch_result_s {
     int code;          /* 0 when an HTTP answer came (any status); OSSE_EIO transport error or
-                          timeout; OSSE_ETOOBIG body over the cap; OSSE_ECLOSED cancelled */
+                          timeout; OSSE_ETOOBIG body over the cap; OSSE_ECLOSED cancelled;
+                          OSSE_EFORBIDDEN an address OSSE_FETCH_PUBLIC_ONLY refused */
     int status_code;   /* the HTTP status, 0 unless code == 0 */
     const char *error; /* NULL when code == 0, else a message (borrowed for the callback) */
     const char *body;  /* response body, NUL-terminated; borrowed for the callback */
@@ -65,6 +66,15 @@ void osse_fetch_close(osse_fetch_t *f);
  * never called. Loop thread only. */
 int osse_fetch_post(osse_fetch_t *f, const char *url, const char *const *headers, const void *body,
                     size_t len, unsigned timeout_ms, osse_fetch_cb cb, void *ud, osse_err_t *err);
+
+/* As osse_fetch_post, with flags: OSSE_FETCH_PUBLIC_ONLY refuses to
+ * connect to an address net/addr.h does not call public (result code
+ * OSSE_EFORBIDDEN, the error naming it), checked on the address itself
+ * after resolution. */
+#define OSSE_FETCH_PUBLIC_ONLY 1u
+int osse_fetch_post_flags(osse_fetch_t *f, const char *url, const char *const *headers,
+                          const void *body, size_t len, unsigned timeout_ms, unsigned flags,
+                          osse_fetch_cb cb, void *ud, osse_err_t *err);
 
 /* As osse_fetch_post, with a GET and no body (linkage lookups). */
 int osse_fetch_get(osse_fetch_t *f, const char *url, const char *const *headers,

@@ -221,18 +221,31 @@ static void on_done(void *ud, const osse_fetch_result_t *res);
 static void attempt(osse_hooks_t *h, dl_t *x)
 {
     char sig[OSSE_HOOKS_SIG_LEN];
-    char sig_h[OSSE_HOOKS_SIG_LEN + 32], id_h[512];
-    osse_hooks_sign(x->secret, x->d.secret_len, osse_time_real_ms() / 1000, x->body, x->d.body_len,
-                    sig);
-    snprintf(sig_h, sizeof sig_h, "Osse-Signature: %s", sig);
+    char sig_h[OSSE_HOOKS_SIG_LEN * OSSE_HOOKS_MAX_KEYS + 32], id_h[512];
+    osse_hooks_key_t keys[OSSE_HOOKS_MAX_KEYS];
+    size_t nkeys = h->cbs.keys ? h->cbs.keys(h->cbs.ud, &x->d, keys) : 0;
+    if (nkeys == 0 || nkeys > OSSE_HOOKS_MAX_KEYS) {
+        keys[0] = (osse_hooks_key_t){x->secret, x->d.secret_len};
+        nkeys = 1;
+    }
+    /* One t, one v1= per key ("t=..,v1=<new>,v1=<old>"): a receiver that
+     * holds either secret finds its own. */
+    int64_t t = osse_time_real_ms() / 1000;
+    size_t sl = (size_t)snprintf(sig_h, sizeof sig_h, "Osse-Signature: ");
+    for (size_t i = 0; i < nkeys; i++) {
+        osse_hooks_sign(keys[i].ptr, keys[i].len, t, x->body, x->d.body_len, sig);
+        const char *part = i == 0 ? sig : strchr(sig, ',');
+        sl += (size_t)snprintf(sig_h + sl, sizeof sig_h - sl, "%s", part ? part : "");
+    }
+    sodium_memzero(keys, sizeof keys);
     snprintf(id_h, sizeof id_h, "Osse-Delivery: %s", x->id);
     const char *hdrs[] = {"Content-Type: application/json", id_h, sig_h, NULL};
     osse_err_t err = {0};
     x->d.attempts++;
     x->r->inflight++;
     h->inflight++;
-    int rc = osse_fetch_post(h->fetch, x->url, hdrs, x->body, x->d.body_len, h->o.timeout_ms,
-                             on_done, x, &err);
+    int rc = osse_fetch_post_flags(h->fetch, x->url, hdrs, x->body, x->d.body_len, h->o.timeout_ms,
+                                   x->d.public_only ? OSSE_FETCH_PUBLIC_ONLY : 0, on_done, x, &err);
     if (rc != 0) {
         /* Not even startable (a bad URL): no retry can help. */
         osse_fetch_result_t res = {.code = rc, .error = err.msg[0] ? err.msg : osse_strerror(rc)};

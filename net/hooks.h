@@ -17,6 +17,7 @@
 #ifndef OSSE_NET_HOOKS_H
 #define OSSE_NET_HOOKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ typedef struct osse_hooks_delivery_s {
     size_t body_len;
     uint32_t attempts; /* attempts made so far: 0 for a new delivery */
     int64_t next_at;   /* real ms since the epoch when the next attempt is due; 0 = now */
+    bool public_only;  /* connect to public addresses only (OSSE_FETCH_PUBLIC_ONLY) */
 } osse_hooks_delivery_t;
 
 /* The retry schedule. After the n-th failed attempt (n >= 1) the next one
@@ -51,6 +53,14 @@ typedef struct osse_hooks_sched_s {
     int64_t min_span_ms; /* 0 = 86400000 (one day) */
 } osse_hooks_sched_t;
 
+/* A key to sign with (borrowed). */
+typedef struct osse_hooks_key_s {
+    const unsigned char *ptr;
+    size_t len;
+} osse_hooks_key_t;
+
+#define OSSE_HOOKS_MAX_KEYS 2
+
 typedef struct osse_hooks_cbs_s {
     void *ud;
     /* A 2xx came back on attempt number `attempts`. */
@@ -61,6 +71,12 @@ typedef struct osse_hooks_cbs_s {
     /* An attempt failed and another is scheduled: d->attempts and d->next_at
      * hold the values to persist (may be NULL). */
     void (*on_progress)(void *ud, const osse_hooks_delivery_t *d, const char *error);
+    /* Optional, asked before each attempt: the keys to sign it with, since a
+     * receiver's secret may have changed after d was recorded. Fills up to
+     * OSSE_HOOKS_MAX_KEYS (borrowed until the callback returns; the first is
+     * the current one) and returns how many; 0 signs with d's own secret.
+     * Osse-Signature then holds one v1= per key, in that order. */
+    size_t (*keys)(void *ud, const osse_hooks_delivery_t *d, osse_hooks_key_t *out);
 } osse_hooks_cbs_t;
 
 typedef struct osse_hooks_opts_s {

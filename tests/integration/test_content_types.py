@@ -23,7 +23,8 @@ class TestContentTypes(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(extra_args=["--test-clock=2026-12-01T09:00:00+07:00"]).start()
+        cls.server = Server(extra_args=["--test-clock=2026-12-01T09:00:00+07:00",
+                                        "--allow-private-urls"]).start()
         cls.w = World(cls.server)
         cls.wid = cls.w.workflow()
 

@@ -168,7 +168,9 @@ def wait_events(client, rid, type_, n=1, timeout=10.0):
 class TestHooks(ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(extra_args=FAST + ["--test-clock=2030-01-07T09:00:00+07:00"]).start()
+        # The subscriptions' receivers are http://127.0.0.1 (SPEC §7).
+        cls.server = Server(extra_args=FAST + ["--allow-private-urls",
+                                               "--test-clock=2030-01-07T09:00:00+07:00"]).start()
 
     def setUp(self):
         self.receivers = []

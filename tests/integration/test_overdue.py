@@ -38,6 +38,8 @@ from osse_harness import (FORM_FIELDS, Server, World, assert_error, detail_paths
                           good_form, main, run_osse, step_of, uniq)
 
 START = "2030-01-07T09:00:00+07:00"
+# Its subscription goes to http://127.0.0.1 (SPEC §7).
+PRIVATE = "--allow-private-urls"
 T0 = dt.datetime(2030, 1, 7, 2, 0, tzinfo=dt.timezone.utc)
 
 
@@ -116,7 +118,7 @@ class Receiver:
 class OverdueCase(unittest.TestCase):
 
     def setUp(self):
-        self.server = Server(extra_args=["--test-clock=" + START]).start()
+        self.server = Server(extra_args=["--test-clock=" + START, PRIVATE]).start()
         self.w = World(self.server)
         self.plat = self.w.plat
 
@@ -185,7 +187,7 @@ class OverdueCase(unittest.TestCase):
         self.assertEqual(len(notices(self.plat, rid)), 1)
         data = self.server.data_dir
         self.server.kill()
-        self.server = Server(data_dir=data, extra_args=["--test-clock=" + START]).start()
+        self.server = Server(data_dir=data, extra_args=["--test-clock=" + START, PRIVATE]).start()
         self.plat = self.server.client(self.server.admin_token())
         self.assertEqual(len(notices(self.plat, rid)), 1)
         self.advance("P14D")  # breach + 22 days
@@ -194,7 +196,7 @@ class OverdueCase(unittest.TestCase):
         self.assertEqual([n["data"]["notice"] for n in got], [1, 2, 3])
         # Killed right after a notice fired: nothing repeats.
         self.server.kill()
-        self.server = Server(data_dir=data, extra_args=["--test-clock=" + START]).start()
+        self.server = Server(data_dir=data, extra_args=["--test-clock=" + START, PRIVATE]).start()
         self.plat = self.server.client(self.server.admin_token())
         self.advance("PT1H")
         self.assertEqual(len(notices(self.plat, rid)), 3)

@@ -35,7 +35,10 @@ TABLE = [
     ("GET", "/v1/calendars/th-gov", None, ALL_KNOWN),
     ("PUT", "/v1/agencies/{A}", {}, {"platform"}),
     ("GET", "/v1/agencies", None, {"platform", "auditor"}),
-    ("GET", "/v1/agencies/{A}", None, {"platform", "auditor", "agency"}),
+    ("GET", "/v1/agencies/{A}", None, {"platform", "agency"}),
+    # No body: the unknown agency's 404 comes after the role's check, so the
+    # table rotates nothing.
+    ("POST", "/v1/agencies/{nosuch}/secret", None, {"platform"}),
     ("GET", "/v1/agencies/{A}/tasks", None, {"platform", "agency"}),
     ("POST", "/v1/principals", {}, {"platform"}),
     ("GET", "/v1/principals", None, {"platform", "auditor"}),
@@ -86,7 +89,7 @@ class TestRouteRoles(ServerTestCase):
                 victim = w.principal("portal")["id"]
                 path = template.format(code=req["tracking_code"], wf=wid, A=w.A,
                                        rid=req["id"], victim=victim, sub=uniq("s"),
-                                       lic="NO-SUCH-1")
+                                       lic="NO-SUCH-1", nosuch="no-such-agency")
                 r = clients[role].call(method, path, body)
                 what = "%s %s as %s: got %s" % (method, path, role, r)
                 if role in allowed:

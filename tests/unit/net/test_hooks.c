@@ -131,7 +131,7 @@ static void wait_outcomes(uv_loop_t *loop, rec_t *r, int n, unsigned ms)
 
 static osse_hooks_t *open_hooks(uv_loop_t *loop, rec_t *rec, const osse_hooks_opts_t *o)
 {
-    osse_hooks_cbs_t cbs = {rec, on_delivered, on_failed, on_progress};
+    osse_hooks_cbs_t cbs = {rec, on_delivered, on_failed, on_progress, NULL};
     osse_hooks_t *h = NULL;
     osse_err_t err = {0};
     int rc = osse_hooks_open(loop, o, &cbs, &h, &err);
