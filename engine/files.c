@@ -178,6 +178,7 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
 /* --- the sweep --- */
 
 typedef struct {
+    uv_loop_t *loop;
     char *root;
     char **ids;
     size_t n;
@@ -214,7 +215,7 @@ static void unlink_done(uv_work_t *w, int status)
 static void unlink_durable(void *ud, int status)
 {
     unlink_job_t *j = ud;
-    if (status || uv_queue_work(uv_default_loop(), &j->work, unlink_work, unlink_done) != 0)
+    if (status || uv_queue_work(j->loop, &j->work, unlink_work, unlink_done) != 0)
         unlink_job_free(j);
 }
 
@@ -234,6 +235,7 @@ void osse__files_sweep(osse_engine_t *e)
         if (!j) {
             j = osse_calloc(1, sizeof *j);
             j->root = osse_strdup(fs->root);
+            j->loop = e->loop;
             j->work.data = j;
         }
         OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(f->id));
