@@ -56,6 +56,7 @@ def file_workflow(w, wid):
             "business_name": {"type": "string", "required": True},
             "plan": {"type": "file", "max_size": 1000, "content_types": ["application/pdf"]},
             "photo": {"type": "file"},
+            "id_card": {"type": "file", "pii": True},
         },
         "steps": {"intake": {"kind": "task", "agency": w.A}},
     }
@@ -189,9 +190,17 @@ class FilesTest(unittest.TestCase):
         assert_error(self, r, 422, "file_taken")
         self.assertEqual(w.plat.get("/v1/log?limit=1000").json, log0, "refusals wrote events")
 
-        r = submit({"plan": plan["id"], "photo": photo["id"]})
+        card = upload(w.portal, b"\xff\xd8 card", ctype="image/jpeg").json
+        r = submit({"plan": plan["id"], "photo": photo["id"], "id_card": card["id"]})
         self.assertEqual(r.status, 201, r)
         rid = r.json["id"]
+        # An auditor checks the process, not the people: no pii file.
+        assert_error(self, w.auditor.get("/v1/files/" + card["id"]), 403, "forbidden")
+        self.assertEqual(w.ag[w.A].get("/v1/files/" + card["id"]).status, 200)
+        # Tracking by code shows no form, so no file either.
+        t = w.anon.get("/v1/track/" + r.json["tracking_code"])
+        self.assertEqual(t.status, 200, t)
+        self.assertNotIn(plan["sha256"], t.body.decode())
         v = w.view(rid)
         self.assertEqual(v["form"]["plan"], plan)
         self.assertEqual(v["form"]["photo"], photo)
