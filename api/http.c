@@ -43,13 +43,13 @@
 #define MAX_BATCH 32                /* answers per uv_write */
 
 /* Headers the server copies out; every other header is only counted. */
-enum { H_AUTH, H_CTYPE, H_ACCEPT, H_IDEM, H_EXPECT, H_COUNT };
+enum { H_AUTH, H_CTYPE, H_ACCEPT, H_IDEM, H_EXPECT, H_FILENAME, H_COUNT };
 static const struct {
     const char *name;
     size_t len;
 } hdr_names[H_COUNT] = {
     {"authorization", 13},   {"content-type", 12}, {"accept", 6},
-    {"idempotency-key", 15}, {"expect", 6},
+    {"idempotency-key", 15}, {"expect", 6},        {"osse-filename", 13},
 };
 #define HDR_NAME_MAX 16
 
@@ -68,6 +68,11 @@ typedef struct hreq_s {
     char *body; /* owned body (respond_take), sent after out */
     size_t body_len;
     unsigned answered : 1, keep : 1, head_only : 1;
+    /* An upload's request: counted in the server's uploads while its
+     * connection lives; its bytes are `owned` (the connection's buffer,
+     * moved), not copied after the struct. */
+    unsigned upload : 1;
+    char *owned;
     /* A streamed answer (osse_http_respond_stream): stays at the FIFO head
      * until fill says it is done; one slice in flight at a time. */
     unsigned streaming : 1, stream_busy : 1, head_sent : 1;
@@ -108,6 +113,7 @@ struct conn_s {
     int nclosed;
     unsigned reading : 1, in_feed : 1, stop_parse : 1, closing : 1, finishing : 1, eof : 1,
         lingering : 1, req_started : 1;
+    unsigned upload : 1; /* the body being read is an upload's (counted) */
 };
 
 struct osse_http_server_s {
@@ -118,6 +124,7 @@ struct osse_http_server_s {
     void *ud;
     int port;
     unsigned nconns;
+    unsigned uploads;  /* upload bodies being read or waiting for their answer */
     unsigned nhandles; /* listener + connections and rejected sockets not yet freed */
     int closing;
     conn_t *conns;
@@ -132,6 +139,10 @@ static void conn_feed(conn_t *c, const char *p, size_t n);
 void osse_http_limits_default(osse_http_limits_t *l)
 {
     l->max_body = 1u << 20;
+    l->upload_path = NULL;
+    l->max_upload = 20u << 20;
+    l->max_uploads = 8;
+    l->upload_timeout_ms = 120000;
     l->max_header = 16u << 10;
     l->header_timeout_ms = 5000;
     l->idle_timeout_ms = 60000;
@@ -247,6 +258,9 @@ static void hreq_free(hreq_t *r)
 {
     if (r->fill_close)
         r->fill_close(r->fill_ud);
+    if (r->upload && r->conn)
+        r->conn->srv->uploads--;
+    free(r->owned);
     free(r->out);
     free(r->body);
     free(r);
@@ -627,12 +641,21 @@ static void conn_close(conn_t *c)
     s->nconns--;
     for (hreq_t *r = c->head; r;) {
         hreq_t *next = r->next;
-        if (r->answered)
+        if (r->answered) {
             hreq_free(r);
-        else
-            r->conn = NULL; /* freed by its osse_http_respond* call */
+        } else {
+            /* Freed by its osse_http_respond* call; an upload's slot is given
+             * back now, as the server may be gone by then. */
+            if (r->upload)
+                s->uploads--;
+            r->upload = 0;
+            r->conn = NULL;
+        }
         r = next;
     }
+    if (c->upload)
+        s->uploads--;
+    c->upload = 0;
     c->head = c->tail = NULL;
     c->nfifo = 0;
     if (c->ready) {
@@ -747,6 +770,11 @@ static void on_timer(uv_timer_t *t)
         conn_settle(c);
         return;
     }
+    if (mode == T_BODY && c->upload && !c->head && !c->inflight && !c->stop_parse) {
+        conn_fail_with(c, 408, "request_timeout", "the upload's body did not arrive in time");
+        conn_settle(c);
+        return;
+    }
     conn_close(c);
 }
 
@@ -821,7 +849,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->lingering)
         return;
-    if (c->tmode == T_BODY)
+    /* An upload's body has one deadline in all; other bodies may go on as
+     * long as bytes keep coming. */
+    if (c->tmode == T_BODY && !c->upload)
         timer_set(c, T_BODY, c->srv->lim.idle_timeout_ms);
     conn_feed(c, buf->base, (size_t)nread);
 }
@@ -942,8 +972,14 @@ static int cb_headers_complete(llhttp_t *p)
     c->keep = llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p);
     c->body_off = c->acc.len;
     int has_len = (p->flags & F_CONTENT_LENGTH) != 0;
-    if (has_len && p->content_length > s->lim.max_body) {
-        fail_cb(c, 413, "payload_too_large", "request body is too large");
+    const char *up = s->lim.upload_path;
+    const char *q = memchr(c->acc.ptr, '?', c->url_len);
+    size_t plen = q ? (size_t)(q - c->acc.ptr) : c->url_len;
+    bool upload =
+        up && p->method == HTTP_POST && plen == strlen(up) && memcmp(c->acc.ptr, up, plen) == 0;
+    if (has_len && p->content_length > (upload ? s->lim.max_upload : s->lim.max_body)) {
+        fail_cb(c, 413, "payload_too_large",
+                upload ? "the file is too large" : "request body is too large");
         return -1;
     }
     int has_body = (has_len && p->content_length > 0) || (p->flags & F_CHUNKED);
@@ -951,7 +987,21 @@ static int cb_headers_complete(llhttp_t *p)
         timer_clear(c);
         return 0;
     }
-    timer_set(c, T_BODY, s->lim.idle_timeout_ms);
+    if (upload) {
+        if (s->uploads >= s->lim.max_uploads) {
+            fail_cb(c, 503, "too_many_uploads",
+                    "too many uploads in flight: try again in a few seconds");
+            return -1;
+        }
+        s->uploads++;
+        c->upload = 1;
+        /* The whole body in one allocation, not a doubling series. */
+        if (has_len && osse_buf_reserve(&c->acc, (size_t)p->content_length + 1) != 0) {
+            fail_cb(c, 500, "internal", "out of memory");
+            return -1;
+        }
+    }
+    timer_set(c, T_BODY, upload ? s->lim.upload_timeout_ms : s->lim.idle_timeout_ms);
     /* Answer "Expect: 100-continue" only when no earlier answer is still due,
      * as the interim answer must not overtake them; a client that gets none
      * sends its body after its own short wait anyway. */
@@ -968,8 +1018,9 @@ static int cb_headers_complete(llhttp_t *p)
 static int cb_body(llhttp_t *p, const char *at, size_t n)
 {
     conn_t *c = p->data;
-    if (c->acc.len - c->body_off + n > c->srv->lim.max_body)
-        return fail_cb(c, 413, "payload_too_large", "request body is too large");
+    if (c->acc.len - c->body_off + n > (c->upload ? c->srv->lim.max_upload : c->srv->lim.max_body))
+        return fail_cb(c, 413, "payload_too_large",
+                       c->upload ? "the file is too large" : "request body is too large");
     return acc_append(c, at, n);
 }
 
@@ -983,12 +1034,24 @@ static int cb_message_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
     size_t n = c->acc.len;
-    hreq_t *r = osse_malloc(sizeof *r + n + 1);
-    memset(r, 0, sizeof *r);
-    char *d = (char *)(r + 1);
-    if (n)
-        memcpy(d, c->acc.ptr, n);
-    d[n] = '\0';
+    hreq_t *r;
+    char *d;
+    if (c->upload) {
+        /* An upload's bytes move from the connection to the request: held
+         * once, never copied (http.h). */
+        r = osse_calloc(1, sizeof *r);
+        size_t len;
+        d = r->owned = osse_buf_take(&c->acc, &len);
+        r->upload = 1;
+        c->upload = 0;
+    } else {
+        r = osse_malloc(sizeof *r + n + 1);
+        memset(r, 0, sizeof *r);
+        d = (char *)(r + 1);
+        if (n)
+            memcpy(d, c->acc.ptr, n);
+        d[n] = '\0';
+    }
     r->pub.method = llhttp_method_name((llhttp_method_t)p->method);
     const char *q = memchr(d, '?', c->url_len);
     if (q) {
@@ -1002,6 +1065,7 @@ static int cb_message_complete(llhttp_t *p)
     r->pub.content_type = slice_at(d, c->hoff[H_CTYPE], c->hlen[H_CTYPE]);
     r->pub.accept = slice_at(d, c->hoff[H_ACCEPT], c->hlen[H_ACCEPT]);
     r->pub.idempotency_key = slice_at(d, c->hoff[H_IDEM], c->hlen[H_IDEM]);
+    r->pub.filename = slice_at(d, c->hoff[H_FILENAME], c->hlen[H_FILENAME]);
     r->pub.body = slice_at(d, c->body_off, n - c->body_off);
     r->keep = c->keep;
     r->head_only = p->method == HTTP_HEAD;
@@ -1094,6 +1158,13 @@ int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_
             s->lim.max_conns = limits->max_conns;
         if (limits->max_pipeline)
             s->lim.max_pipeline = limits->max_pipeline;
+        s->lim.upload_path = limits->upload_path;
+        if (limits->max_upload)
+            s->lim.max_upload = limits->max_upload;
+        if (limits->max_uploads)
+            s->lim.max_uploads = limits->max_uploads;
+        if (limits->upload_timeout_ms)
+            s->lim.upload_timeout_ms = limits->upload_timeout_ms;
     }
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = cb_message_begin;

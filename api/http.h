@@ -30,6 +30,15 @@ typedef struct osse_http_limits_s {
     unsigned idle_timeout_ms;   /* default 60000 */
     unsigned max_conns;         /* default 10000 */
     unsigned max_pipeline;      /* default 32 */
+    /* One route may take large bodies (POST upload_path, exactly): up to
+     * max_upload bytes each, at most max_uploads of them in flight over the
+     * server (received, or waiting for their answer; 503 above), each to
+     * arrive whole within upload_timeout_ms of its headers (408). Such a
+     * body is held once, in its request. upload_path NULL: none. */
+    const char *upload_path;
+    size_t max_upload;          /* default 20 MiB */
+    unsigned max_uploads;       /* default 8 */
+    unsigned upload_timeout_ms; /* default 120000 */
 } osse_http_limits_t;
 
 /* A complete request. All slices point into memory that stays valid until
@@ -42,6 +51,7 @@ typedef struct osse_http_req_s {
     osse_slice_t content_type;
     osse_slice_t accept;
     osse_slice_t idempotency_key;
+    osse_slice_t filename; /* Osse-Filename, as sent */
     osse_slice_t body;
     void *data; /* free for the handler */
 } osse_http_req_t;

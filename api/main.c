@@ -689,6 +689,7 @@ static int cmd_serve(int argc, char **argv)
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
     long long hook_base = 0, hook_span = 0;
+    unsigned upload_timeout = 0;
     unsigned long long min_free = 0, fault_at = 0;
     unsigned long fault_alloc = 0;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
@@ -721,6 +722,8 @@ static int cmd_serve(int argc, char **argv)
             allow_private = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
             hook_base = atoll(argv[++i]); /* hidden, for tests: the first retry delay */
+        else if (strcmp(argv[i], "--upload-timeout-ms") == 0 && i + 1 < argc)
+            upload_timeout = (unsigned)atol(argv[++i]); /* hidden, for tests */
         else if (strcmp(argv[i], "--hook-retry-span-ms") == 0 && i + 1 < argc)
             hook_span = atoll(argv[++i]); /* hidden, for tests: when retries give up */
         else if ((strcmp(argv[i], "--fault-write") == 0 || strcmp(argv[i], "--fault-fsync") == 0) &&
@@ -813,7 +816,8 @@ static int cmd_serve(int argc, char **argv)
         osse_engine_close(engine);
         return 1;
     }
-    if (osse_server_open(loop, engine, host, (int)port, test_clock, &server, &err)) {
+    if (osse_server_open(loop, engine, host, (int)port, test_clock, upload_timeout, &server,
+                         &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "listen=%s error=%s", listen, err.msg);
         osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);

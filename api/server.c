@@ -76,6 +76,10 @@ typedef struct call_s {
     char body_msg[sizeof((osse_err_t *)0)->msg];
     uint64_t t0;
     const char *route; /* the matched pattern, for the log; NULL before a match */
+    /* files: an upload being stored, a file being read, its ETag header */
+    osse_file_up_t *up;
+    osse_file_get_t *fget;
+    char file_hdr[160];
 } call_t;
 
 typedef void (*handler_fn)(call_t *c);
@@ -86,6 +90,7 @@ typedef enum {
     BODY_NONE,       /* no body is read (GET, DELETE): none is checked */
     BODY_JSON,       /* application/json, parsed before the handler */
     BODY_DEFINITION, /* application/json or a YAML type; the handler parses it */
+    BODY_RAW,        /* any type, the bytes as they are (POST /v1/files) */
 } body_kind_t;
 
 typedef struct route_s {
@@ -119,6 +124,8 @@ static void call_free(call_t *c)
     free(c->out);
     free(c->seqs);
     osse_publish_prep_free(c->prep);
+    osse_file_upload_free(c->up);
+    osse_file_get_free(c->fget);
     free(c);
 }
 
@@ -184,6 +191,7 @@ static void reply_fail(call_t *c, osse_fail_t *f)
                  : f->rc == OSSE_EFORBIDDEN ? 403
                  : f->rc == OSSE_EPARSE     ? 400
                  : f->rc == OSSE_ENOSPC     ? 503
+                 : f->rc == OSSE_ETOOBIG    ? 413
                                             : 500;
     /* A full disk is an operator's to fix: minutes, not milliseconds. */
     if (status == 503)
@@ -349,7 +357,7 @@ static bool media_is(osse_slice_t m, const char *name)
  * case-insensitive (RFC 9110 8.3.1); a missing Content-Type is no type. */
 static bool body_type_ok(body_kind_t kind, const osse_http_req_t *req)
 {
-    if (blank(req->body))
+    if (blank(req->body) || kind == BODY_RAW)
         return true;
     osse_slice_t m = media_type(req->content_type);
     if (media_is(m, "application/json"))
@@ -1117,6 +1125,81 @@ static void h_licences_csv(call_t *c)
     osse_engine_hold(c->srv->eng, csv_durable, cc);
 }
 
+/* POST /v1/files: the bytes are hashed and written on the pool (they stay
+ * in the HTTP request meanwhile), then recorded; the 201 waits for the
+ * record's batch (finish). */
+static void upload_work(uv_work_t *w)
+{
+    call_t *c = w->data;
+    osse_file_upload_store(c->up);
+}
+
+static void upload_done(uv_work_t *w, int status)
+{
+    (void)status;
+    call_t *c = w->data;
+    if (work_back(c))
+        return;
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_file_upload_end(c->srv->eng, c->up, &out, &f);
+    reply(c, rc, 201, out, &f);
+}
+
+static void h_upload(call_t *c)
+{
+    if (media_type(c->req->content_type).len == 0) {
+        reply_error(c, 415, "unsupported_media_type",
+                    "an upload needs its Content-Type, such as application/pdf", NULL);
+        return;
+    }
+    osse_fail_t f = {0};
+    if (osse_file_upload_begin(c->srv->eng, c->p, c->req->content_type, c->req->filename,
+                               c->req->body, &c->up, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    queue_work(c, upload_work, upload_done);
+}
+
+static void file_work(uv_work_t *w)
+{
+    call_t *c = w->data;
+    osse_file_get_load(c->fget);
+}
+
+static void file_done(uv_work_t *w, int status)
+{
+    (void)status;
+    call_t *c = w->data;
+    if (work_back(c))
+        return;
+    osse_fail_t f = {0};
+    char *bytes;
+    size_t len;
+    if (osse_file_get_result(c->fget, &bytes, &len, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    /* The stored type is never sniffed into another (an uploaded HTML file
+     * is not a page of this origin). */
+    snprintf(c->file_hdr, sizeof c->file_hdr,
+             "ETag: \"%s\"\r\nX-Content-Type-Options: nosniff\r\nCache-Control: private\r\n",
+             osse_file_get_sha256(c->fget));
+    c->extra = c->file_hdr;
+    finish(c, 200, bytes, len, osse_file_get_type(c->fget));
+}
+
+static void h_file(call_t *c)
+{
+    osse_fail_t f = {0};
+    if (osse_q_file(c->srv->eng, c->p, c->seg[2], &c->fget, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    queue_work(c, file_work, file_done);
+}
+
 static const route_t routes[] = {
     {"GET", "/healthz", PUBLIC, h_health, BODY_NONE, false, NULL},
     {"GET", "/metrics", PUBLIC, h_metrics, BODY_NONE, false, NULL},
@@ -1163,6 +1246,9 @@ static const route_t routes[] = {
     {"GET", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_get_subscription, BODY_NONE,
      false, NULL},
     {"DELETE", "/v1/subscriptions/:id", ROLE(PLATFORM) | ROLE(PORTAL), h_delete_subscription,
+     BODY_NONE, false, NULL},
+    {"POST", "/v1/files", ROLE(PORTAL) | ROLE(PLATFORM), h_upload, BODY_RAW, false, NULL},
+    {"GET", "/v1/files/:id", ROLE(PLATFORM) | ROLE(AUDITOR) | ROLE(PORTAL) | ROLE(AGENCY), h_file,
      BODY_NONE, false, NULL},
     {"GET", "/v1/track/:code", PUBLIC, h_track, BODY_NONE, false, NULL},
     {"GET", "/v1/public/services", PUBLIC, h_services, BODY_NONE, false, NULL},
@@ -1320,13 +1406,19 @@ static void handle(osse_http_req_t *req, void *ud)
 }
 
 int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
-                     bool test_clock, osse_server_t **out, osse_err_t *err)
+                     bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
+                     osse_err_t *err)
 {
     osse_server_t *s = osse_calloc(1, sizeof *s);
     s->loop = loop;
     s->eng = eng;
     s->test_clock = test_clock;
-    int rc = osse_http_open(loop, host, port, NULL, handle, s, &s->http, err);
+    osse_http_limits_t lim;
+    osse_http_limits_default(&lim);
+    lim.upload_path = "/v1/files"; /* POST: up to 20 MiB (SPEC §4, §11) */
+    if (upload_timeout_ms)
+        lim.upload_timeout_ms = upload_timeout_ms;
+    int rc = osse_http_open(loop, host, port, &lim, handle, s, &s->http, err);
     if (rc) {
         free(s);
         return rc;

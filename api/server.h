@@ -10,9 +10,11 @@
 
 typedef struct osse_server_s osse_server_t;
 
-/* Starts serving eng on host:port (0 = any). Loop thread. */
+/* Starts serving eng on host:port (0 = any). upload_timeout_ms: how long
+ * an upload's body may take to arrive (0: http.h's default). Loop thread. */
 int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
-                     bool test_clock, osse_server_t **out, osse_err_t *err);
+                     bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
+                     osse_err_t *err);
 int osse_server_port(const osse_server_t *s);
 
 /* JSON bodies nest at most this deep (SPEC §11); checked by a scan of the

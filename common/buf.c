@@ -44,6 +44,18 @@ static int reserve(osse_buf_t *b, size_t n)
     return 0;
 }
 
+int osse_buf_reserve(osse_buf_t *b, size_t n)
+{
+    if ((b->max && b->len + n > b->max) || n > SIZE_MAX - b->len - 1)
+        return OSSE_ETOOBIG;
+    size_t need = b->len + n + 1;
+    if (b->cap < need) {
+        b->ptr = osse_realloc(b->ptr, need);
+        b->cap = need;
+    }
+    return 0;
+}
+
 int osse_buf_append(osse_buf_t *b, const void *p, size_t n)
 {
     int rc = reserve(b, n);

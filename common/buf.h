@@ -27,6 +27,10 @@ void osse_buf_reset(osse_buf_t *b);
 int osse_buf_append(osse_buf_t *b, const void *p, size_t n);
 int osse_buf_puts(osse_buf_t *b, const char *s);
 int osse_buf_printf(osse_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes room for n more bytes (and the NUL) in one allocation of exactly
+ * that size, so that appends up to it do not move the bytes: OSSE_ETOOBIG
+ * past max. */
+int osse_buf_reserve(osse_buf_t *b, size_t n);
 /* Hands the heap block to the caller (free()), leaving b empty. */
 char *osse_buf_take(osse_buf_t *b, size_t *len);
 

@@ -343,6 +343,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         osse_err_set(err, rc, "cannot start the linkage lookups");
         goto fail;
     }
+    if ((rc = osse__files_start(e, err)))
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -362,6 +364,7 @@ void osse_engine_stop(osse_engine_t *e)
     osse__commit_stop(e);
     osse__timers_stop(e);
     osse__linkage_stop(e);
+    osse__files_stop(e);
     osse_log_stop(e->log);
 }
 
@@ -397,6 +400,7 @@ void osse_engine_close(osse_engine_t *e)
         return;
     osse_log_close(e->log);
     osse__notify_free(e);
+    osse__files_close(e);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
         free_request(e->reqs[i]);

@@ -421,4 +421,33 @@ uint64_t osse_engine_durable_size(osse_engine_t *e);
 void osse_engine_log_page(osse_engine_t *e, uint64_t after, uint64_t limit, uint64_t *from,
                           size_t *n, uint64_t *next);
 
+/* Files (SPEC §4, engine/files.c). An upload runs in three parts: begin
+ * (loop: checks the Content-Type, 400 invalid_content_type; the optional
+ * Osse-Filename, 422; an empty body, 422; picks the id), store (the pool:
+ * hashes and writes the bytes durably; touches nothing but u), end (loop:
+ * records the file in the current batch, *out = {"id","sha256","size",
+ * "content_type","name"}; a failed store is 503 insufficient_storage or 500).
+ * u borrows bytes, which must stay valid until store has returned; free u
+ * with osse_file_upload_free, which touches no engine (it may run after the
+ * engine closed). Hold the answer (osse_engine_hold) before sending it. */
+typedef struct osse_file_up_s osse_file_up_t;
+int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_slice_t ctype,
+                           osse_slice_t name, osse_slice_t bytes, osse_file_up_t **out,
+                           osse_fail_t *f);
+void osse_file_upload_store(osse_file_up_t *u);
+int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f);
+void osse_file_upload_free(osse_file_up_t *u); /* NULL-safe */
+
+/* GET /v1/files/{id}: osse_q_file checks (loop: 404 unknown or expired, 403
+ * not p's to read); load reads and checks the bytes against their sha256
+ * (the pool); result hands them over (malloc'd) or fails (500). */
+typedef struct osse_file_get_s osse_file_get_t;
+int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, osse_file_get_t **out,
+                osse_fail_t *f);
+void osse_file_get_load(osse_file_get_t *g);
+int osse_file_get_result(osse_file_get_t *g, char **bytes, size_t *len, osse_fail_t *f);
+const char *osse_file_get_type(const osse_file_get_t *g);
+const char *osse_file_get_sha256(const osse_file_get_t *g);
+void osse_file_get_free(osse_file_get_t *g); /* NULL-safe */
+
 #endif

@@ -348,6 +348,9 @@ struct osse_engine_s {
     struct osse_notify_s *notify;
     osse_map_t subs; /* subscription id -> osse_sub_t */
 
+    /* Uploaded files (files.c); NULL unless serving. */
+    struct osse_files_s *files;
+
     /* Linkage lookups in flight (linkage.c); NULL unless serving. */
     struct osse_linkage_s *linkage;
 
@@ -501,6 +504,26 @@ void osse__commit_flush(osse_engine_t *e);
 void osse__commit_stop(osse_engine_t *e);
 /* Disk space and event append latency, Prometheus text. */
 int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
+
+/* --- files.c: uploaded files (below request: a submission takes them) --- */
+/* After the replay (serving only): the records, bytes left without one
+ * removed, the first sweep, the sweep's timer. Returns 0 or OSSE_EIO. */
+int osse__files_start(osse_engine_t *e, osse_err_t *err);
+void osse__files_stop(osse_engine_t *e);
+void osse__files_close(osse_engine_t *e); /* NULL-safe as to e->files */
+/* Forgets the files no request took within 24 hours of their upload
+ * (engine clock); their bytes go once that is durable. */
+void osse__files_sweep(osse_engine_t *e);
+/* Replaces each `file` field's id in form (already checked by
+ * osse_wf_check_form) with {"id","sha256","size","content_type","name"}:
+ * 422 invalid_form, or file_taken when one is held by a request other than
+ * request_id (NULL at submission), with a detail per field. */
+int osse__files_resolve(osse_engine_t *e, const osse_principal_t *p, const osse_wf_t *wf,
+                        json_t *form, const char *request_id, osse_fail_t *f);
+/* Marks the files of a resolved form as held by request_id, in the current
+ * batch (call right after emitting the event that holds them). */
+void osse__files_take(osse_engine_t *e, const osse_wf_t *wf, const json_t *form,
+                      const char *request_id);
 
 /* --- views.c: the reads --- */
 /* One page of a catalog list (SPEC §4 lists): the values of m in key order

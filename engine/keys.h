@@ -38,6 +38,11 @@
  * a retried callback answers as it did (SPEC §4) also after the request
  * moved on and across restarts. Written with the payment's events. */
 #define OSSE_KEY_PAY_ANSWER "payanswer/"
+/* file/<file id>: an uploaded file's metadata (JSON {"sha256","size",
+ * "content_type","name","uploader","at","taken_by","field"}), written once
+ * its bytes are durable under <data>/files/ and again, with taken_by, in
+ * the batch of the submission that takes it (engine/files.c). */
+#define OSSE_KEY_UPLOAD "file/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

@@ -228,6 +228,11 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                           json_array_size(details));
     }
     json_decref(details);
+    json_t *resolved = json_deep_copy(form);
+    if ((rc = osse__files_resolve(e, p, wf, resolved, NULL, f))) {
+        json_decref(resolved);
+        return rc;
+    }
     char id[40], code[16], stream[96];
     do
         osse__random_id(id, 10, "r-");
@@ -245,7 +250,9 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
                json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
-                         p->id, "form", form));
+                         p->id, "form", resolved));
+    osse__files_take(e, wf, resolved, id);
+    json_decref(resolved);
     osse_request_t *r = osse__request(e, id);
     osse__advance(e, r, NULL);
     *out = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", r->id, "tracking_code", r->tracking_code,
@@ -382,6 +389,7 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
         osse__detail(f, "form", "must be an object");
         return osse__fail(f, OSSE_EINVAL, "invalid_form", "the form is invalid");
     }
+    json_t *resolved = NULL;
     if (form) {
         json_t *details = json_array();
         if (osse_wf_check_form(r->wf, form, true, details)) {
@@ -390,16 +398,25 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                               json_array_size(details));
         }
         json_decref(details);
+        resolved = json_deep_copy(form);
+        if ((rc = osse__files_resolve(e, p, r->wf, resolved, r->id, f))) {
+            json_decref(resolved);
+            return rc;
+        }
     }
-    if ((rc = check_expected_version(body, r, i, f)))
+    if ((rc = check_expected_version(body, r, i, f))) {
+        json_decref(resolved);
         return rc;
-    if (r->steps[i].state != OSSE_SS_WAITING_APPLICANT)
+    }
+    if (r->steps[i].state != OSSE_SS_WAITING_APPLICANT) {
+        json_decref(resolved);
         return osse__fail(f, OSSE_ECONFLICT, "conflict",
                           "step %s is %s, not waiting for the applicant", step,
                           osse__sstate_name(r->steps[i].state));
+    }
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    json_t *data = json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message);
+    json_t *data = json_pack("{s:s,s:O?,s:s?}", "step", step, "form", resolved, "message", message);
     const osse_step_t *st = &r->steps[i];
     if (st->remaining_ms >= 0) {
         int64_t now = osse_engine_now(e);
@@ -412,6 +429,9 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                 : json_null());
     }
     osse__emit(e, stream, OSSE_EV_InfoProvided, p, data);
+    if (resolved)
+        osse__files_take(e, r->wf, resolved, r->id);
+    json_decref(resolved);
     *out = osse__request_view(e, r, false);
     return 0;
 }

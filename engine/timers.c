@@ -375,6 +375,7 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
     }
     osse__timers_fire(e, to, true);
     e->clock = to;
+    osse__files_sweep(e);
     osse__test_clock_store(e);
     *out = json_pack("{s:o}", "now", osse__time_json(e->clock));
     return 0;

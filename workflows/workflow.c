@@ -481,6 +481,8 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
         } else if (strcmp(key, "max_size") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 1)
                 problem(c, kp, "must be an integer >= 1 (bytes)");
+            else
+                f->max_size = json_integer_value(v);
         } else if (strcmp(key, "content_types") == 0) {
             size_t n = json_array_size(v);
             if (!json_is_array(v) || n == 0 || n > CONTENT_TYPES_MAX) {
@@ -494,6 +496,11 @@ static void compile_field(ctx_t *c, osse_wf_field_t *f, const char *name, const 
                 if (!media_type_ok(text_of(json_array_get(v, i))))
                     problem(c, ip, "must be a media type such as application/pdf or image/jpeg");
             }
+            f->content_types = osse_calloc(n, sizeof *f->content_types);
+            for (size_t i = 0; i < n; i++)
+                if (media_type_ok(text_of(json_array_get(v, i))))
+                    f->content_types[f->ncontent_types++] =
+                        osse_strdup(text_of(json_array_get(v, i)));
         } else if (strcmp(key, "required") == 0 || strcmp(key, "pii") == 0) {
             if (!json_is_boolean(v))
                 problem(c, kp, "must be true or false");
@@ -946,6 +953,9 @@ static void field_close(osse_wf_field_t *f)
     for (size_t i = 0; i < f->nvalues; i++)
         free(f->values[i]);
     free(f->values);
+    for (size_t i = 0; i < f->ncontent_types; i++)
+        free(f->content_types[i]);
+    free(f->content_types);
 }
 
 static void step_close(osse_wf_step_t *s)

@@ -65,6 +65,9 @@ typedef struct osse_wf_field_s {
     double min, max;
     char **values; /* enum values */
     size_t nvalues;
+    int64_t max_size;     /* file: bytes, 0 = no limit of its own */
+    char **content_types; /* file: lower-case media types; none = any */
+    size_t ncontent_types;
 } osse_wf_field_t;
 
 /* A duration (SPEC §2): ISO 8601 wall-clock time, or working time. */

@@ -1,0 +1,625 @@
+/* files.c: uploaded files (SPEC §4 POST /v1/files, GET /v1/files/{id}, the
+ * `file` field type of §2).
+ *
+ * An upload is not an event (SPEC §5 lists none): its bytes go to
+ * storage/files.h on the libuv pool (written whole, fsynced, renamed,
+ * folder fsynced), and only then is its metadata recorded as the side
+ * record file/<id> in the current batch; the 201 is held until that batch
+ * is durable. So a record never names bytes that are not on disk, and bytes
+ * no record names (a crash between the two) are removed at start.
+ *
+ * A submission (request.c) resolves each `file` field's id here: it must be
+ * known, the submitter's own upload, within the field's max_size and
+ * content_types, and held by no other request; the form then records its
+ * {"id","sha256","size","content_type","name"}, and the side record is
+ * rewritten with taken_by in the same batch as the event. Files no request
+ * took are forgotten 24 hours (engine clock) after their upload: at once for
+ * every reader, and swept (record deleted, then once that is durable the
+ * bytes unlinked on the pool) at start, every few minutes, and after each
+ * move of the test clock.
+ *
+ * Bytes pass through bytes_in on their way to disk and bytes_out on their
+ * way back: the one place where the per-file key of SPEC §8 will go.
+ *
+ * Threading: everything runs on the loop thread except the functions named
+ * "pool" below, which touch only their own job. */
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/utf8.h"
+#include "engine/internal.h"
+#include "storage/files.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FILE_TTL_MS (24 * 3600 * 1000LL)
+#define SWEEP_EVERY_MS (5 * 60 * 1000)
+#define NAME_MAX_BYTES 255
+#define CTYPE_MAX 127
+#define UPLOAD_MAX (20u << 20)
+
+typedef struct osse_file_s {
+    char id[OSSE_FSTORE_ID_MAX + 1];
+    char sha256[65];
+    uint64_t size;
+    char *ctype;
+    char *name; /* NULL: none given */
+    char *uploader;
+    int64_t at;
+    char *taken_by; /* request id, or NULL */
+    char *field;    /* the form field that holds it */
+} osse_file_t;
+
+struct osse_files_s {
+    char *root;
+    osse_map_t map; /* id -> osse_file_t */
+    uv_timer_t sweep;
+    bool timer_on;
+};
+
+struct osse_file_up_s {
+    char id[OSSE_FSTORE_ID_MAX + 1];
+    char *root, *ctype, *name, *uploader;
+    osse_slice_t bytes; /* borrowed from the HTTP request */
+    char sha256[65];
+    int rc;
+    osse_err_t err;
+};
+
+struct osse_file_get_s {
+    char id[OSSE_FSTORE_ID_MAX + 1];
+    char *root, *ctype;
+    char sha256[65];
+    uint64_t size;
+    void *bytes;
+    size_t len;
+    int rc;
+    osse_err_t err;
+};
+
+/* --- the hook for encryption (SPEC §8): pool --- */
+
+/* The bytes as they go to disk: plain today, so the store writes the
+ * caller's slice itself (*owned NULL). With the per-file key this seals
+ * them and returns the ciphertext in *owned. */
+static int bytes_in(const char *id, osse_slice_t plain, osse_slice_t *stored, void **owned)
+{
+    (void)id;
+    *stored = plain;
+    *owned = NULL;
+    return 0;
+}
+
+/* The bytes as read back, into the plaintext (in place today). */
+static int bytes_out(const char *id, void **bytes, size_t *len)
+{
+    (void)id;
+    (void)bytes;
+    (void)len;
+    return 0;
+}
+
+/* --- records --- */
+
+static void file_free(osse_file_t *f)
+{
+    if (!f)
+        return;
+    free(f->ctype);
+    free(f->name);
+    free(f->uploader);
+    free(f->taken_by);
+    free(f->field);
+    free(f);
+}
+
+static bool expired(const osse_engine_t *e, const osse_file_t *f)
+{
+    return !f->taken_by && f->at + FILE_TTL_MS <= osse_engine_now(e);
+}
+
+static void put_record(osse_engine_t *e, const osse_file_t *f)
+{
+    json_t *o =
+        json_pack("{s:s,s:I,s:s,s:s?,s:s,s:I,s:s?,s:s?}", "sha256", f->sha256, "size",
+                  (json_int_t)f->size, "content_type", f->ctype, "name", f->name, "uploader",
+                  f->uploader, "at", (json_int_t)f->at, "taken_by", f->taken_by, "field", f->field);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", f->id);
+    osse__batch_need(e);
+    if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    free(txt);
+}
+
+static json_t *meta_json(const osse_file_t *f)
+{
+    return json_pack("{s:s,s:s,s:I,s:s,s:s?}", "id", f->id, "sha256", f->sha256, "size",
+                     (json_int_t)f->size, "content_type", f->ctype, "name", f->name);
+}
+
+static int load_record(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_engine_t *e = ud;
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_UPLOAD);
+    if (klen <= pl || klen - pl > OSSE_FSTORE_ID_MAX)
+        return 0;
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    const char *sha, *ct, *up;
+    json_int_t size, at;
+    /* name, taken_by and field are strings or null. */
+    const char *name = osse__jstr(o, "name"), *tb = osse__jstr(o, "taken_by"),
+               *field = osse__jstr(o, "field");
+    if (o &&
+        json_unpack(o, "{s:s,s:I,s:s,s:s,s:I}", "sha256", &sha, "size", &size, "content_type", &ct,
+                    "uploader", &up, "at", &at) == 0 &&
+        strlen(sha) == 64) {
+        osse_file_t *f = osse_calloc(1, sizeof *f);
+        memcpy(f->id, (const char *)key + pl, klen - pl);
+        memcpy(f->sha256, sha, 65);
+        f->size = (uint64_t)size;
+        f->ctype = osse_strdup(ct);
+        f->name = name ? osse_strdup(name) : NULL;
+        f->uploader = osse_strdup(up);
+        f->at = at;
+        f->taken_by = tb ? osse_strdup(tb) : NULL;
+        f->field = field ? osse_strdup(field) : NULL;
+        file_free(osse_map_del(&e->files->map, f->id));
+        osse_map_put(&e->files->map, f->id, f);
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* --- the sweep --- */
+
+typedef struct {
+    uv_loop_t *loop;
+    char *root;
+    char **ids;
+    size_t n;
+    uv_work_t work;
+} unlink_job_t;
+
+static void unlink_work(uv_work_t *w)
+{
+    unlink_job_t *j = w->data;
+    for (size_t i = 0; i < j->n; i++) {
+        osse_err_t err = {0};
+        if (osse_fstore_remove(j->root, j->ids[i], &err))
+            osse_logf(OSSE_LEVEL_WARN, "file not removed", "file=%s error=%s", j->ids[i], err.msg);
+    }
+}
+
+static void unlink_job_free(unlink_job_t *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        free(j->ids[i]);
+    free(j->ids);
+    free(j->root);
+    free(j);
+}
+
+static void unlink_done(uv_work_t *w, int status)
+{
+    (void)status;
+    unlink_job_free(w->data);
+}
+
+/* The records' deletion is durable: the bytes may go. Had the process
+ * stopped first, the start's sweep would remove them as no one's. */
+static void unlink_durable(void *ud, int status)
+{
+    unlink_job_t *j = ud;
+    if (status || uv_queue_work(j->loop, &j->work, unlink_work, unlink_done) != 0)
+        unlink_job_free(j);
+}
+
+void osse__files_sweep(osse_engine_t *e)
+{
+    struct osse_files_s *fs = e->files;
+    if (!fs || osse__storage_low(e))
+        return;
+    unlink_job_t *j = NULL;
+    size_t it = 0, cap = 0;
+    const char *k;
+    void *v;
+    while (osse_map_next(&fs->map, &it, &k, &v)) {
+        osse_file_t *f = v;
+        if (!expired(e, f))
+            continue;
+        if (!j) {
+            j = osse_calloc(1, sizeof *j);
+            j->root = osse_strdup(fs->root);
+            j->loop = e->loop;
+            j->work.data = j;
+        }
+        OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(f->id));
+    }
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->n; i++) {
+        char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
+        int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", j->ids[i]);
+        osse__batch_need(e);
+        if (osse_batch_delete(e->batch, key, (size_t)kl))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        file_free(osse_map_del(&fs->map, j->ids[i]));
+    }
+    osse_logf(OSSE_LEVEL_INFO, "files expired", "count=%zu", j->n);
+    osse_engine_hold(e, unlink_durable, j);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    osse__files_sweep(t->data);
+}
+
+typedef struct {
+    osse_engine_t *e;
+    size_t removed;
+} orphan_t;
+
+static int orphan(void *ud, const char *id)
+{
+    orphan_t *o = ud;
+    if (osse_map_get(&o->e->files->map, id))
+        return 0;
+    osse_err_t err = {0};
+    if (osse_fstore_remove(o->e->files->root, id, &err) == 0)
+        o->removed++;
+    return 0;
+}
+
+int osse__files_start(osse_engine_t *e, osse_err_t *err)
+{
+    struct osse_files_s *fs = osse_calloc(1, sizeof *fs);
+    osse_map_init(&fs->map);
+    e->files = fs;
+    int rc = osse_fstore_open(e->data_dir, &fs->root, err);
+    if (rc)
+        return rc;
+    osse_log_kv_scan(e->log, OSSE_KEY_UPLOAD, OSSE_KEY_LEN(OSSE_KEY_UPLOAD), load_record, e, NULL);
+    /* Before serving (as the replay): bytes a crash left without their
+     * record are no one's. */
+    orphan_t o = {e, 0};
+    osse_fstore_each(fs->root, orphan, &o, NULL);
+    if (o.removed)
+        osse_logf(OSSE_LEVEL_INFO, "unrecorded files removed", "count=%zu", o.removed);
+    osse__files_sweep(e);
+    if (uv_timer_init(e->loop, &fs->sweep) == 0) {
+        fs->sweep.data = e;
+        fs->timer_on = true;
+        uv_unref((uv_handle_t *)&fs->sweep);
+        if (!e->test_clock)
+            uv_timer_start(&fs->sweep, on_sweep, SWEEP_EVERY_MS, SWEEP_EVERY_MS);
+    }
+    return 0;
+}
+
+void osse__files_stop(osse_engine_t *e)
+{
+    struct osse_files_s *fs = e->files;
+    if (!fs || !fs->timer_on)
+        return;
+    fs->timer_on = false;
+    uv_timer_stop(&fs->sweep);
+    uv_close((uv_handle_t *)&fs->sweep, NULL);
+}
+
+void osse__files_close(osse_engine_t *e)
+{
+    struct osse_files_s *fs = e->files;
+    if (!fs)
+        return;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (osse_map_next(&fs->map, &it, &k, &v))
+        file_free(v);
+    osse_map_close(&fs->map);
+    free(fs->root);
+    free(fs);
+    e->files = NULL;
+}
+
+/* --- uploads --- */
+
+/* "Application/PDF; charset=x" -> "application/pdf"; false when it is no
+ * type/subtype of RFC 9110 token characters. */
+static bool media_type(osse_slice_t in, char *out, size_t cap)
+{
+    size_t n = 0, i = 0;
+    while (i < in.len && (in.ptr[i] == ' ' || in.ptr[i] == '\t'))
+        i++;
+    int slashes = 0;
+    for (; i < in.len && in.ptr[i] != ';' && in.ptr[i] != ' ' && in.ptr[i] != '\t'; i++) {
+        char ch = in.ptr[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        bool tok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("!#$&^_.+-", ch);
+        if (ch == '/')
+            slashes++;
+        else if (!tok || ch == '\0')
+            return false;
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    const char *slash = strchr(out, '/');
+    return slashes == 1 && slash != out && slash[1] != '\0';
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Osse-Filename: percent-encoded UTF-8, no control characters, no '/'. */
+static bool file_name(osse_slice_t in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char ch = (unsigned char)in.ptr[i];
+        if (ch <= 0x20 || ch >= 0x7f)
+            return false; /* the header itself is ASCII without spaces */
+        if (ch == '%') {
+            int hi = i + 2 < in.len ? hexval(in.ptr[i + 1]) : -1;
+            int lo = i + 2 < in.len ? hexval(in.ptr[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return false;
+            ch = (unsigned char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (ch < 0x20 || ch == 0x7f || ch == '/' || n + 1 >= cap)
+            return false;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    return n > 0 && osse_utf8_valid(out, n);
+}
+
+int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_slice_t ctype,
+                           osse_slice_t name, osse_slice_t bytes, osse_file_up_t **out,
+                           osse_fail_t *f)
+{
+    char ct[CTYPE_MAX + 1], nm[NAME_MAX_BYTES + 1];
+    if (!e->files)
+        return osse__fail(f, OSSE_EIO, "internal", "files are not available");
+    if (ctype.len == 0 || !media_type(ctype, ct, sizeof ct))
+        return osse__fail(f, OSSE_EPARSE, "invalid_content_type",
+                          "an upload needs a Content-Type such as application/pdf");
+    if (name.len && !file_name(name, nm, sizeof nm)) {
+        osse__detail(f, "Osse-Filename",
+                     "must be percent-encoded UTF-8 of at most %d bytes, without control "
+                     "characters or '/'",
+                     NAME_MAX_BYTES);
+        return osse__fail(f, OSSE_EINVAL, "invalid_request", "Osse-Filename is invalid");
+    }
+    if (bytes.len == 0)
+        return osse__fail(f, OSSE_EINVAL, "invalid_request",
+                          "the body is empty: this route wants the file's bytes");
+    if (bytes.len > UPLOAD_MAX)
+        return osse__fail(f, OSSE_ETOOBIG, "payload_too_large", "the file is too large");
+    osse_file_up_t *u = osse_calloc(1, sizeof *u);
+    do
+        osse__random_id(u->id, 12, "f-");
+    while (osse_map_get(&e->files->map, u->id));
+    u->root = osse_strdup(e->files->root);
+    u->ctype = osse_strdup(ct);
+    u->name = name.len ? osse_strdup(nm) : NULL;
+    u->uploader = osse_strdup(p->id);
+    u->bytes = bytes;
+    *out = u;
+    return 0;
+}
+
+void osse_file_upload_store(osse_file_up_t *u)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)u->bytes.ptr, u->bytes.len);
+    sodium_bin2hex(u->sha256, sizeof u->sha256, h, sizeof h);
+    osse_slice_t stored;
+    void *owned = NULL;
+    u->rc = bytes_in(u->id, u->bytes, &stored, &owned);
+    if (!u->rc)
+        u->rc = osse_fstore_write(u->root, u->id, stored.ptr, stored.len, &u->err);
+    free(owned);
+}
+
+int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f)
+{
+    if (u->rc) {
+        osse_logf(OSSE_LEVEL_ERROR, "file not stored", "file=%s error=%s", u->id, u->err.msg);
+        if (u->rc == OSSE_ENOSPC)
+            return osse__fail(f, OSSE_ENOSPC, "insufficient_storage",
+                              "the disk is nearly full: the file was not stored");
+        return osse__fail(f, OSSE_EIO, "internal", "the file could not be stored");
+    }
+    osse_file_t *r = osse_calloc(1, sizeof *r);
+    memcpy(r->id, u->id, sizeof r->id);
+    memcpy(r->sha256, u->sha256, sizeof r->sha256);
+    r->size = u->bytes.len;
+    r->ctype = u->ctype;
+    r->name = u->name;
+    r->uploader = u->uploader;
+    u->ctype = u->name = u->uploader = NULL;
+    r->at = osse_engine_now(e);
+    osse_map_put(&e->files->map, r->id, r);
+    put_record(e, r);
+    *out = meta_json(r);
+    return 0;
+}
+
+void osse_file_upload_free(osse_file_up_t *u)
+{
+    if (!u)
+        return;
+    free(u->root);
+    free(u->ctype);
+    free(u->name);
+    free(u->uploader);
+    free(u);
+}
+
+/* --- reading --- */
+
+int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, osse_file_get_t **out,
+                osse_fail_t *f)
+{
+    osse_file_t *r =
+        e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;
+    if (!r || expired(e, r))
+        return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no such file");
+    bool ok = strcmp(r->uploader, p->id) == 0;
+    if (!ok && r->taken_by) {
+        const osse_request_t *q = osse__request(e, r->taken_by);
+        ok = q && osse__can_read(p, q);
+        /* An auditor checks the process, not the people (SPEC §8). */
+        if (ok && p->role == OSSE_ROLE_AUDITOR && r->field) {
+            bool pii = false;
+            for (size_t i = 0; i < q->wf->nfields; i++)
+                pii |= strcmp(q->wf->fields[i].name, r->field) == 0 && q->wf->fields[i].pii;
+            if (pii)
+                return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                                  "this file is personal data: an auditor may not read it");
+        }
+    }
+    if (!ok)
+        return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
+                          "only its uploader and the readers of the request that holds it may "
+                          "read this file");
+    osse_file_get_t *g = osse_calloc(1, sizeof *g);
+    memcpy(g->id, r->id, sizeof g->id);
+    memcpy(g->sha256, r->sha256, sizeof g->sha256);
+    g->root = osse_strdup(e->files->root);
+    g->ctype = osse_strdup(r->ctype);
+    g->size = r->size;
+    *out = g;
+    return 0;
+}
+
+void osse_file_get_load(osse_file_get_t *g)
+{
+    g->rc = osse_fstore_read(g->root, g->id, (size_t)UPLOAD_MAX * 2, &g->bytes, &g->len, &g->err);
+    if (!g->rc)
+        g->rc = bytes_out(g->id, &g->bytes, &g->len);
+    if (g->rc)
+        return;
+    /* Never serve bytes other than the ones acknowledged. */
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256(h, g->bytes, g->len);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    if (g->len != g->size || strcmp(hex, g->sha256) != 0)
+        g->rc = osse_err_set(&g->err, OSSE_ECORRUPT, "file %s does not match its sha256", g->id);
+}
+
+int osse_file_get_result(osse_file_get_t *g, char **bytes, size_t *len, osse_fail_t *f)
+{
+    if (g->rc) {
+        osse_logf(OSSE_LEVEL_ERROR, "file not read", "file=%s error=%s", g->id, g->err.msg);
+        return osse__fail(f, OSSE_EIO, "internal", "the file cannot be read");
+    }
+    *bytes = g->bytes;
+    *len = g->len;
+    g->bytes = NULL;
+    return 0;
+}
+
+const char *osse_file_get_type(const osse_file_get_t *g)
+{
+    return g->ctype;
+}
+
+const char *osse_file_get_sha256(const osse_file_get_t *g)
+{
+    return g->sha256;
+}
+
+void osse_file_get_free(osse_file_get_t *g)
+{
+    if (!g)
+        return;
+    free(g->bytes);
+    free(g->root);
+    free(g->ctype);
+    free(g);
+}
+
+/* --- the `file` fields of a form --- */
+
+int osse__files_resolve(osse_engine_t *e, const osse_principal_t *p, const osse_wf_t *wf,
+                        json_t *form, const char *request_id, osse_fail_t *f)
+{
+    size_t bad = 0;
+    bool taken = false;
+    for (size_t i = 0; i < wf->nfields; i++) {
+        const osse_wf_field_t *fd = &wf->fields[i];
+        json_t *v = json_object_get(form, fd->name);
+        if (fd->type != OSSE_FIELD_FILE || !json_is_string(v))
+            continue;
+        char path[96];
+        snprintf(path, sizeof path, "form.%s", fd->name);
+        const char *id = json_string_value(v);
+        osse_file_t *r =
+            e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;
+        /* The same file in two fields of one form would have two holders. */
+        const char *twice = NULL;
+        for (size_t k = 0; k < i && !twice; k++) {
+            const char *other = osse__jstr(json_object_get(form, wf->fields[k].name), "id");
+            if (wf->fields[k].type == OSSE_FIELD_FILE && other && strcmp(other, id) == 0)
+                twice = wf->fields[k].name;
+        }
+        bool type_ok = r && fd->ncontent_types == 0;
+        for (size_t k = 0; r && k < fd->ncontent_types && !type_ok; k++)
+            type_ok = strcmp(fd->content_types[k], r->ctype) == 0;
+        bad++;
+        if (!r || expired(e, r) || strcmp(r->uploader, p->id) != 0) {
+            osse__detail(f, path, "no such file among this principal's uploads");
+        } else if (r->taken_by && (!request_id || strcmp(r->taken_by, request_id) != 0)) {
+            taken = true;
+            osse__detail(f, path, "the file is held by another request");
+        } else if (twice) {
+            taken = true;
+            osse__detail(f, path, "the file is already given in field %s", twice);
+        } else if (fd->max_size && r->size > (uint64_t)fd->max_size) {
+            osse__detail(f, path, "the file has %llu bytes, more than max_size %lld",
+                         (unsigned long long)r->size, (long long)fd->max_size);
+        } else if (!type_ok) {
+            osse__detail(f, path, "the file's type %s is not one of the field's content_types",
+                         r->ctype);
+        } else {
+            bad--;
+            json_object_set_new(form, fd->name, meta_json(r));
+        }
+    }
+    if (!bad)
+        return 0;
+    return osse__fail(f, OSSE_EINVAL, taken ? "file_taken" : "invalid_form",
+                      "the form has %zu file error(s)", bad);
+}
+
+void osse__files_take(osse_engine_t *e, const osse_wf_t *wf, const json_t *form,
+                      const char *request_id)
+{
+    for (size_t i = 0; e->files && i < wf->nfields; i++) {
+        const osse_wf_field_t *fd = &wf->fields[i];
+        const char *id =
+            fd->type == OSSE_FIELD_FILE ? osse__jstr(json_object_get(form, fd->name), "id") : NULL;
+        osse_file_t *r = id ? osse_map_get(&e->files->map, id) : NULL;
+        if (!r || r->taken_by)
+            continue;
+        r->taken_by = osse_strdup(request_id);
+        r->field = osse_strdup(fd->name);
+        put_record(e, r);
+    }
+}
