@@ -83,7 +83,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     stream_of(r, stream, sizeof stream);
     int64_t now = osse_engine_now(e);
     json_t *rec;
-    if (s->when && !osse__run_condition(r, s->when, &rec)) {
+    if (s->when && !osse__run_condition(e, r, s->when, &rec)) {
         step_data(rec, s->name);
         osse__emit(e, stream, OSSE_EV_StepSkipped, NULL, rec);
         return true;
@@ -97,7 +97,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
                          osse__time_json(due), "warn_at", osse__time_json(warn)));
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
-        if (osse__run_condition(r, s->auto_approve, &rec)) {
+        if (osse__run_condition(e, r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
             osse__emit(e, stream, OSSE_EV_TaskAutoApproved, NULL, rec);
         } else if (json_object_get(rec, "error")) {
@@ -110,7 +110,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
             json_decref(rec);
         }
     } else if (s->kind == OSSE_STEP_KIND_PAYMENT) {
-        json_t *v = s->amount ? osse__run_rule(r, s->amount, &rec) : NULL;
+        json_t *v = s->amount ? osse__run_rule(e, r, s->amount, &rec) : NULL;
         double thb = json_is_number(v) ? json_number_value(v) : -1;
         bool negative = json_is_number(v) && thb < 0;
         json_decref(v);
@@ -242,10 +242,18 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, id);
+    /* The request's key goes with the batch of its first event: the log's
+     * writer makes it durable first (SPEC §8). */
+    uint8_t wrapped[OSSE_WRAPPED_BYTES];
+    if (osse__pii_key_new(e, id, wrapped))
+        return osse__fail(f, OSSE_EIO, "internal", "the request's key cannot be made");
+    osse__batch_need(e);
+    if (osse_batch_key(e->batch, e->keystore, id, wrapped))
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
-               json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
+               json_pack("{s:s,s:s,s:i,s:s,s:s,s:o}", "id", id, "workflow", w->id,
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
-                         p->id, "form", form));
+                         p->id, "form", osse__pii_seal_form(e, wf, id, form)));
     osse_request_t *r = osse__request(e, id);
     osse__advance(e, r, NULL);
     *out = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", r->id, "tracking_code", r->tracking_code,
@@ -399,7 +407,9 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                           osse__sstate_name(r->steps[i].state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    json_t *data = json_pack("{s:s,s:O?,s:s?}", "step", step, "form", form, "message", message);
+    json_t *data =
+        json_pack("{s:s,s:o?,s:s?}", "step", step, "form",
+                  form ? osse__pii_seal_form(e, r->wf, r->id, form) : NULL, "message", message);
     const osse_step_t *st = &r->steps[i];
     if (st->remaining_ms >= 0) {
         int64_t now = osse_engine_now(e);

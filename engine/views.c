@@ -4,6 +4,7 @@
  * state. Pagination cursors are opaque strings that encode the sort key of
  * the last item shown, so a page never repeats or skips an item that was
  * already there when the first page was read. */
+#define _GNU_SOURCE /* memmem */
 #include "engine/internal.h"
 
 #include <ctype.h>
@@ -126,6 +127,38 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
                             : json_null());
     json_object_set_new(o, "timeline", tl);
     return o;
+}
+
+char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, const char *body,
+                                size_t len, size_t *outlen)
+{
+    if (!body || !memmem(body, len, "\"enc\"", 5))
+        return NULL;
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *rid = osse__jstr(o, "id");
+    osse_request_t *r = rid ? osse__request(e, rid) : NULL;
+    json_t *form = json_object_get(o, "form");
+    char *out = NULL;
+    if (r && json_is_object(form)) {
+        bool plain = p && p->role != OSSE_ROLE_AUDITOR && osse__can_read(p, r);
+        json_t *shown = json_object();
+        const char *k;
+        json_t *v;
+        char path[160];
+        json_object_foreach(form, k, v)
+        {
+            snprintf(path, sizeof path, "form.%s", k);
+            json_object_set_new(shown, k,
+                                !osse__pii_sealed(v) ? json_incref(v)
+                                : plain              ? osse__pii_open(e, r->id, path, v)
+                                                     : json_string(OSSE_PII_WITHHELD));
+        }
+        json_object_set_new(o, "form", shown);
+        out = json_dumps(o, JSON_COMPACT);
+        *outlen = out ? strlen(out) : 0;
+    }
+    json_decref(o);
+    return out;
 }
 
 int osse__find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,

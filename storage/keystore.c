@@ -175,8 +175,8 @@ static int master_load(osse_keystore_t *ks, const char *path, bool create, osse_
     return rc;
 }
 
-int osse_keystore_open(const char *dir, const char *master_path, bool create,
-                       osse_keystore_t **out, osse_err_t *err)
+int osse_keystore_open(const char *dir, const char *master_path, bool create, osse_keystore_t **out,
+                       osse_err_t *err)
 {
     int rc;
     char path[4200];
@@ -307,8 +307,7 @@ int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_
             continue;
         if (r || got != OSSE_WRAPPED_BYTES || unseal(ks->master, wrapped, got, id, key)) {
             rc = osse_err_set(err, OSSE_ECORRUPT,
-                              "the key of %s in %s does not open with the master key", id,
-                              ks->dir);
+                              "the key of %s in %s does not open with the master key", id, ks->dir);
             break;
         }
         rc = cb(ud, id, key);

@@ -48,8 +48,8 @@ typedef struct osse_keystore_s osse_keystore_t;
  * the master key is missing (err says which); OSSE_EFORBIDDEN when the
  * master key is not the one the store was made with; OSSE_ECORRUPT for a
  * master key file that is not 32 bytes; OSSE_EIO. Before the loop runs. */
-int osse_keystore_open(const char *dir, const char *master_path, bool create,
-                       osse_keystore_t **out, osse_err_t *err);
+int osse_keystore_open(const char *dir, const char *master_path, bool create, osse_keystore_t **out,
+                       osse_err_t *err);
 void osse_keystore_close(osse_keystore_t *ks); /* NULL-safe; wipes the master key */
 
 /* Whether id can name a key (1..OSSE_KEY_ID_MAX of [A-Za-z0-9_-]). */
