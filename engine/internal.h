@@ -442,7 +442,8 @@ json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const c
                             const json_t *form);
 /* r's form as `how` reads it (a new object). */
 json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_read_t how);
-/* Seals, in a rule's record, every input read from a pii field of r's form. */
+/* Seals, in a rule's record, every input read from a pii field of r's form
+ * or from a linkage answer (data.*). */
 void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json_t *record);
 /* A deep copy of v with every sealed value replaced by "[withheld]"
  * (deliveries leaving osse). */

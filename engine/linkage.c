@@ -154,7 +154,10 @@ static void complete(call_t *c, json_t *answer)
         rec = json_object();
     }
     json_object_set_new(rec, "step", json_string(s->name));
-    json_object_set(rec, "answer", answer);
+    /* The whole answer is personal (SPEC §8): sealed as data.<step>. */
+    char path[160];
+    snprintf(path, sizeof path, "data.%s", s->name);
+    json_object_set_new(rec, "answer", osse__pii_seal(e, r->id, path, answer));
     json_object_set_new(rec, "attempts", json_integer(c->attempts));
     char stream[96];
     stream_of(r, stream, sizeof stream);

@@ -167,7 +167,13 @@ void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json
     char name[160];
     json_object_foreach(inputs, k, v)
     {
-        /* "form.<field>" or deeper ("form.<field>.x", "form.<field>[0]"). */
+        /* Every linkage answer is personal, so all of data.*; of the form,
+         * "form.<field>" or deeper ("form.<field>.x", "form.<field>[0]") of
+         * a pii field. */
+        if (strncmp(k, "data.", 5) == 0 || strncmp(k, "data[", 5) == 0) {
+            json_object_set_new(inputs, k, osse__pii_seal(e, r->id, k, v));
+            continue;
+        }
         if (strncmp(k, "form.", 5) != 0)
             continue;
         size_t n = strcspn(k + 5, ".[");

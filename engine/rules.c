@@ -11,9 +11,18 @@
 
 json_t *osse__rule_root(const osse_engine_t *e, const osse_request_t *r)
 {
+    /* Linkage answers are sealed whole, as data.<step>. */
+    json_t *data = json_object();
+    const char *k;
+    json_t *v;
+    char path[160];
+    json_object_foreach(r->data, k, v)
+    {
+        snprintf(path, sizeof path, "data.%s", k);
+        json_object_set_new(data, k, osse__pii_open(e, r->id, path, v));
+    }
     return json_pack("{s:o,s:o,s:{s:o}}", "form", osse__pii_form(e, r, OSSE_READ_PLAIN), "data",
-                     r->data ? json_incref(r->data) : json_object(), "request", "submitted_at",
-                     osse__time_json(r->submitted_at));
+                     data, "request", "submitted_at", osse__time_json(r->submitted_at));
 }
 
 /* Evaluates a rule on root (borrowed) into *record. Returns the value (new
