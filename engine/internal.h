@@ -437,6 +437,11 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
  * sealed, "[encrypted]" without the key or when it does not open. */
 json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,
                        const json_t *stored);
+/* The same, telling failure apart: 0 and *out (new reference), or
+ * OSSE_EINVAL (not sealed), OSSE_ENOTFOUND (no key), OSSE_ECORRUPT (it does
+ * not open under rid and path). */
+int osse__pii_try_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored, json_t **out);
 /* A copy of form with wf's pii fields sealed ("form.<name>"). */
 json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
                             const json_t *form);
@@ -448,6 +453,19 @@ void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json
 /* A deep copy of v with every sealed value replaced by "[withheld]"
  * (deliveries leaving osse). */
 json_t *osse__pii_withhold(const json_t *v);
+/* Free text people write (a decision's or withdrawal's reason, an info
+ * message), sealed under path: NULL for NULL, the empty string plain (no
+ * words), else {"enc"}. New reference. */
+json_t *osse__pii_seal_text(const osse_engine_t *e, const char *rid, const char *path,
+                            const char *text);
+/* A reason as the projections keep it (char *): a plain string as it is, a
+ * sealed one as OSSE_PII_TEXT_MARK followed by its base64; NULL for
+ * anything else. malloc'd. osse__pii_text_json turns it back into what the
+ * event held (a string, {"enc"}, or null). Plain reasons are the engine's
+ * own words, which never start with the mark (a control byte). */
+#define OSSE_PII_TEXT_MARK '\x01'
+char *osse__pii_stored_text(const json_t *v);
+json_t *osse__pii_text_json(const char *text);
 /* Wipes and frees every key of e->keys, and the map. */
 void osse__pii_keys_free(osse_engine_t *e);
 

@@ -84,18 +84,20 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
     return o;
 }
 
-json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,
-                       const json_t *stored)
+int osse__pii_try_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored, json_t **out)
 {
+    *out = NULL;
     if (!osse__pii_sealed(stored))
-        return json_incref((json_t *)stored);
+        return OSSE_EINVAL;
     const uint8_t *key = osse__pii_key(e, rid);
     const char *b64 = json_string_value(json_object_get(stored, "enc"));
     size_t blen = strlen(b64), clen = 0;
-    if (!key || blen > SEALED_MAX)
-        return json_string(OSSE_PII_ENCRYPTED);
+    if (!key)
+        return OSSE_ENOTFOUND;
+    if (blen > SEALED_MAX)
+        return OSSE_ECORRUPT;
     unsigned char *c = osse_malloc(blen + 1), ad[256];
-    json_t *out = NULL;
     if (sodium_base642bin(c, blen + 1, b64, blen, NULL, &clen, NULL,
                           sodium_base64_VARIANT_ORIGINAL) == 0 &&
         clen >= NONCE + TAG) {
@@ -103,12 +105,21 @@ json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path
         char *text = osse_malloc(n + 1);
         if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)text, NULL, NULL, c + NONCE,
                                                        clen - NONCE, ad, adlen, c, key) == 0)
-            out = json_loadb(text, n, JSON_DECODE_ANY, NULL);
+            *out = json_loadb(text, n, JSON_DECODE_ANY, NULL);
         sodium_memzero(text, n);
         free(text);
     }
     free(c);
-    return out ? out : json_string(OSSE_PII_ENCRYPTED);
+    return *out ? 0 : OSSE_ECORRUPT;
+}
+
+json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored)
+{
+    if (!osse__pii_sealed(stored))
+        return json_incref((json_t *)stored);
+    json_t *out;
+    return osse__pii_try_open(e, rid, path, stored, &out) ? json_string(OSSE_PII_ENCRYPTED) : out;
 }
 
 /* Whether the definition marks field `name` personal. */
@@ -219,6 +230,42 @@ bool osse__pii_any_sealed(const json_t *v)
     if (json_is_array(v))
         json_array_foreach(v, i, x) if (osse__pii_any_sealed(x)) return true;
     return false;
+}
+
+json_t *osse__pii_seal_text(const osse_engine_t *e, const char *rid, const char *path,
+                            const char *text)
+{
+    if (!text)
+        return NULL;
+    json_t *v = json_string(text);
+    if (!*text)
+        return v; /* no words: nothing personal, and "no reason" stays visible */
+    json_t *sealed = osse__pii_seal(e, rid, path, v);
+    json_decref(v);
+    return sealed;
+}
+
+char *osse__pii_stored_text(const json_t *v)
+{
+    if (json_is_string(v))
+        return osse_strdup(json_string_value(v));
+    if (!osse__pii_sealed(v))
+        return NULL;
+    const char *b64 = json_string_value(json_object_get(v, "enc"));
+    size_t n = strlen(b64);
+    char *out = osse_malloc(n + 2);
+    out[0] = OSSE_PII_TEXT_MARK;
+    memcpy(out + 1, b64, n + 1);
+    return out;
+}
+
+json_t *osse__pii_text_json(const char *text)
+{
+    if (!text)
+        return json_null();
+    if (text[0] == OSSE_PII_TEXT_MARK)
+        return json_pack("{s:s}", "enc", text + 1);
+    return json_string(text);
 }
 
 void osse__pii_keys_free(osse_engine_t *e)

@@ -331,8 +331,12 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
                           osse__sstate_name(st->state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    json_t *data = json_pack("{s:s,s:s,s:s,s:s?}", "step", step, "agency", p->agency, "outcome",
-                             outcome, "reason", reason);
+    /* A person's reason is personal (SPEC §8): sealed, as the step's
+     * reason and, for a rejection, as the request's. */
+    char path[160];
+    snprintf(path, sizeof path, "steps.%s.reason", step);
+    json_t *data = json_pack("{s:s,s:s,s:s,s:o?}", "step", step, "agency", p->agency, "outcome",
+                             outcome, "reason", osse__pii_seal_text(e, r->id, path, reason));
     if (strcmp(outcome, "return") == 0 && st->due_at) {
         /* The SLA clock stops: what is left of it is recorded, in the SLA's
          * own kind of time, and resumes when the applicant answers. */
@@ -348,7 +352,8 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
         osse__advance(e, r, NULL);
     else if (strcmp(outcome, "reject") == 0)
         osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
-                   json_pack("{s:s,s:s?}", "step", step, "reason", reason));
+                   json_pack("{s:s,s:o?}", "step", step, "reason",
+                             osse__pii_seal_text(e, r->id, "reason", reason)));
     *out = osse__request_view(e, r, false);
     return 0;
 }
@@ -405,11 +410,12 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
         return osse__fail(f, OSSE_ECONFLICT, "conflict",
                           "step %s is %s, not waiting for the applicant", step,
                           osse__sstate_name(r->steps[i].state));
-    char stream[96];
+    char stream[96], mpath[160];
     stream_of(r, stream, sizeof stream);
-    json_t *data =
-        json_pack("{s:s,s:o?,s:s?}", "step", step, "form",
-                  form ? osse__pii_seal_form(e, r->wf, r->id, form) : NULL, "message", message);
+    snprintf(mpath, sizeof mpath, "steps.%s.message", step);
+    json_t *data = json_pack("{s:s,s:o?,s:o?}", "step", step, "form",
+                             form ? osse__pii_seal_form(e, r->wf, r->id, form) : NULL, "message",
+                             osse__pii_seal_text(e, r->id, mpath, message));
     const osse_step_t *st = &r->steps[i];
     if (st->remaining_ms >= 0) {
         int64_t now = osse_engine_now(e);
@@ -443,7 +449,8 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
                           osse__rstatus_name(r->status));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, OSSE_EV_RequestWithdrawn, p, json_pack("{s:s?}", "reason", reason));
+    osse__emit(e, stream, OSSE_EV_RequestWithdrawn, p,
+               json_pack("{s:o?}", "reason", osse__pii_seal_text(e, r->id, "reason", reason)));
     *out = osse__request_view(e, r, false);
     return 0;
 }

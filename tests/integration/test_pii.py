@@ -1,12 +1,14 @@
 """test_pii.py: personal data encrypted (SPEC §8), over real HTTP.
 
-Every `pii` form field of a request, at submission and in InfoProvided, and
-every rule input read from one (TaskAutoApproved, StepSkipped), is stored
-as {"enc":"<base64>"}; a marker in each is searched for everywhere osse
-puts bytes:
+Every `pii` form field of a request, at submission and in InfoProvided,
+every rule input read from one (TaskAutoApproved, StepSkipped), a
+decision's, rejection's and withdrawal's reason and an info message are
+stored as {"enc":"<base64>"}; a marker in each is searched for everywhere
+osse puts bytes:
 
-- the tracking view shows the plaintext to the submitting portal, the
-  platform and an agency with a task; an auditor reads "[withheld]";
+- the tracking view (and a command's answer) shows the plaintext to the
+  submitting portal, the platform and an agency with a task; an auditor
+  reads "[withheld]", for the form and for reasons;
 - GET /v1/requests/{id}/events, /v1/log and `osse export` show only
   {"enc":...}, never a marker;
 - a portal's subscription delivery carries "[withheld]" where the event
@@ -108,7 +110,8 @@ class Pii(unittest.TestCase):
         sid = uniq("sub")
         r = w.portal.put("/v1/subscriptions/" + sid,
                          {"url": rec.url, "events": ["RequestSubmitted", "InfoProvided",
-                                                     "TaskAutoApproved"]})
+                                                     "TaskAutoApproved", "TaskDecided",
+                                                     "RequestWithdrawn"]})
         self.assertIn(r.status, (200, 201), r)
 
         cid = citizen_id()
@@ -141,17 +144,48 @@ class Pii(unittest.TestCase):
         if track.status == 200:
             self.assertNotIn("form", track.json)
 
-        # Return to the applicant, who answers with a personal value.
+        # Return to the applicant, who answers with a personal value; the
+        # words people write are personal too.
+        why = "Returnreason-" + uniq("r")
+        msg = "Infomessage-" + uniq("m")
+        markers += [why.encode(), msg.encode()]
         r = w.ag[w.A].post("/v1/tasks/%s/review/decision" % rid,
-                           {"outcome": "return", "reason": "please spell the name"})
+                           {"outcome": "return", "reason": why})
         self.assertEqual(r.status, 200, r)
+        self.assertEqual([s["reason"] for s in r.json["steps"] if s["name"] == "review"], [why],
+                         "the deciding agency reads its own reason")
         r = w.portal.post("/v1/requests/%s/info" % rid,
-                          {"step": "review", "form": {"applicant_name": name2}})
+                          {"step": "review", "form": {"applicant_name": name2}, "message": msg})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["form"]["applicant_name"], name2,
                          "the answer to the portal shows its own plaintext")
         self.assertEqual(w.view(rid, w.ag[w.A])["form"]["applicant_name"], name2)
         self.assertEqual(w.view(rid, w.auditor)["form"]["applicant_name"], "[withheld]")
+
+        # A rejection's and a withdrawal's reasons: the request's reason.
+        rej = "Rejectreason-" + uniq("r")
+        wdr = "Withdrawreason-" + uniq("r")
+        markers += [rej.encode(), wdr.encode()]
+        rid2 = w.submit(wid, dict(form, income=5))["id"]  # screen not auto-approved
+        self.assertEqual(w.ag[w.A].post("/v1/tasks/%s/screen/decision" % rid2,
+                                        {"outcome": "reject", "reason": rej}).status, 200)
+        rid3 = w.submit(wid, dict(form, income=5))["id"]
+        r = w.portal.post("/v1/requests/%s/withdraw" % rid3, {"reason": wdr})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["reason"], wdr, r.json)
+        for client in (w.portal, w.plat):
+            v2 = w.view(rid2, client)
+            self.assertEqual((v2["reason"], v2["steps"][0]["reason"]), (rej, rej), v2)
+            self.assertEqual(w.view(rid3, client)["reason"], wdr)
+        v2 = w.view(rid2, w.auditor)
+        self.assertEqual((v2["reason"], v2["steps"][0]["reason"]), ("[withheld]", "[withheld]"))
+        self.assertEqual(w.view(rid3, w.auditor)["reason"], "[withheld]")
+        self.assertEqual(w.view(rid, w.auditor)["steps"][2]["reason"], None,
+                         "the return's reason no longer applies once answered")
+        for x in (rid2, rid3):
+            raw = w.plat.get("/v1/requests/%s/events" % x).body
+            for m in markers:
+                self.assertNotIn(m, raw)
 
         # Stored events show {"enc":...}.
         r = w.plat.get("/v1/requests/%s/events" % rid)
@@ -166,6 +200,8 @@ class Pii(unittest.TestCase):
         self.assertEqual(f["business_name"], shop, "a field that is not pii stays plain")
         self.sealed(by["InfoProvided"][0]["data"]["form"]["applicant_name"],
                     "InfoProvided form.applicant_name")
+        self.sealed(by["InfoProvided"][0]["data"]["message"], "InfoProvided message")
+        self.sealed(by["TaskDecided"][0]["data"]["reason"], "TaskDecided reason")
         self.sealed(by["TaskAutoApproved"][0]["data"]["inputs"]["form.income"],
                     "TaskAutoApproved inputs")
         self.assertIs(by["TaskAutoApproved"][0]["data"]["result"], True)
@@ -185,8 +221,8 @@ class Pii(unittest.TestCase):
         self.assertIn(shop.encode(), log.body)
 
         # Subscription deliveries: "[withheld]" in place of each value.
-        got = rec.wait(3)
-        self.assertGreaterEqual(len(got), 3, rec.attempts)
+        got = rec.wait(8)  # 3 submitted, 1 info, 1 auto-approved, 2 decided, 1 withdrawn
+        self.assertGreaterEqual(len(got), 8, rec.attempts)
         for _, body, parsed in got:
             for m in markers:
                 self.assertNotIn(m, body, "a subscription delivery holds a marker")
