@@ -247,9 +247,10 @@ static int keys_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_
     struct stat st;
     if (events > 0 && stat(check, &st) != 0 && errno == ENOENT)
         return osse_err_set(err, OSSE_ENOTFOUND,
-                            "the data folder %s was written before encryption existed (its log "
-                            "has %llu events and there is no key store at %s): this version "
-                            "encrypts personal data and cannot serve it; start a new data folder",
+                            "the data folder %s has a log (%llu event(s)) but no key store at %s: "
+                            "give the --key-store DIR it was made with; a data folder written "
+                            "before encryption existed cannot be served by this version (it "
+                            "encrypts personal data): start a new data folder",
                             opts->data_dir, (unsigned long long)events, ks);
     return osse_keystore_open(ks, mk, events == 0, &e->keystore, err);
 }
