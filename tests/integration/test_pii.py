@@ -20,6 +20,8 @@ osse puts bytes:
 - `osse replay` of the data folder and of the export prints the live
   digest, and --recheck counts the rules that read personal values as not
   checkable, not as differences;
+- a key whose request's first event never became durable (a failed write)
+  is removed at the next start;
 - a restart with the right keys reads the plaintext again; another master
   key, a missing master key and a data folder whose key store is gone
   (as one written before encryption) are refused with a message;
@@ -304,6 +306,59 @@ class Pii(unittest.TestCase):
                          "[withheld]")
         self.assertEqual(srv.client(w.admin_token).get("/v1/admin/digest").json["digest"],
                          live["digest"])
+
+    def test_a_key_without_events_is_removed_at_start(self):
+        """The key is durable before its request's first event: when the
+        write of that event fails (--fault-write N, as a crash between the
+        two would leave it), the key file is there without its request; the
+        next start removes it, and keeps the keys of acknowledged ones."""
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        first = w.submit(wid, {"applicant_id": citizen_id(), "applicant_name": "Kept",
+                               "income": 5, "business_name": "b"})["id"]
+        self.assertEqual(srv.stop(), 0)
+        keys = os.path.join(srv.data_dir, "keys")
+        stray = []
+        # Write 1 after a start is the test clock's position; a submission
+        # comes next, unless a signed head came between: try the next N.
+        for n in range(2, 7):
+            srv.extra_args = [CLOCK, "--fault-write", str(n)]
+            try:
+                srv.start()
+            except RuntimeError:
+                continue
+            portal = srv.client(w.portal.token)
+            acked = []
+            for _ in range(10):
+                try:
+                    r = portal.post("/v1/requests", {"workflow": wid, "form": {
+                        "applicant_id": citizen_id(), "applicant_name": "Lost", "income": 5,
+                        "business_name": "b"}})
+                except OSError:
+                    break
+                if r.status != 201:
+                    break
+                acked.append(r.json["id"])
+            srv.proc.wait(20)
+            self.assertEqual(srv.proc.returncode, 1, "the failed write stops the server")
+            srv.proc = None
+            names = set(os.listdir(keys)) - {"keystore"}
+            stray = names - {x + ".key" for x in acked + [first]}
+            if stray:
+                break
+        self.assertTrue(stray, "a submission's failed write leaves its key behind")
+        srv.extra_args = [CLOCK]
+        srv.start()
+        self.assertEqual(srv.stop(), 0)
+        left = set(os.listdir(keys)) - {"keystore"}
+        self.assertEqual(left & stray, set(), "the key without events is removed at start")
+        self.assertIn(first + ".key", left)
+        for x in acked:
+            self.assertIn(x + ".key", left)
+        srv.start()
+        self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],
+                         "Kept")
 
     def test_keys_apart_from_the_data_folder(self):
         """--key-store and --master-key outside the data folder: nothing of
