@@ -8,7 +8,8 @@
 /* clang-format off */
 const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
-              "[--test-clock[=TIME]] [--log-level LEVEL] [--allow-private-urls]",
+              "[--key-store DIR] [--master-key FILE] [--test-clock[=TIME]] [--log-level LEVEL] "
+              "[--allow-private-urls]",
      NULL, "Run the HTTP API on a data folder; the log is replayed first."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
     {"serve", NULL, "--listen HOST:PORT", "where to listen (default 127.0.0.1:8080; port 0 picks "
@@ -17,6 +18,10 @@ const osse_help_row_t osse_help_rows[] = {
                                        "DIR that differs from its latest version"},
     {"serve", NULL, "--origin NAME", "the log's name in checkpoints and licences; at a later "
                                      "start it must match the key's name"},
+    {"serve", NULL, "--key-store DIR", "the request keys, wrapped by the master key (default "
+                                       "DATA/keys; keep it outside the data folder)"},
+    {"serve", NULL, "--master-key FILE", "the master key, 32 bytes (default DATA/master.key, "
+                                         "made 0600 only with a new data folder)"},
     {"serve", NULL, "--test-clock[=TIME]", "a clock that stands still (at TIME, RFC 3339) and "
                                            "moves only by POST /v1/test/clock"},
     {"serve", NULL, "--log-level LEVEL", "the least level of the logfmt lines on stderr: debug, "

@@ -685,6 +685,7 @@ static void on_ready(void *ud, int status)
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL, *origin = NULL;
+    const char *key_store = NULL, *master_key = NULL;
     bool test_clock = false, without_tree = false, allow_private = false;
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
@@ -702,6 +703,10 @@ static int cmd_serve(int argc, char **argv)
             wfdir = argv[++i];
         else if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc)
             origin = argv[++i];
+        else if (strcmp(argv[i], "--key-store") == 0 && i + 1 < argc)
+            key_store = argv[++i];
+        else if (strcmp(argv[i], "--master-key") == 0 && i + 1 < argc)
+            master_key = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
         else if (strncmp(argv[i], "--test-clock=", 13) == 0) {
@@ -781,6 +786,8 @@ static int cmd_serve(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     osse_engine_opts_t opts = {.data_dir = data,
                                .origin = origin,
+                               .key_store = key_store,
+                               .master_key = master_key,
                                .test_clock = test_clock,
                                .test_clock_start = clock_start,
                                .bench_without_tree = without_tree,
@@ -1061,6 +1068,10 @@ static int cmd_replay(int argc, char **argv)
     char hex[65];
     uint64_t size;
     osse_engine_digest(rp.eng, hex, &size);
+    if (rp.recheck && osse_engine_recheck_sealed(rp.eng))
+        printf("recheck: %zu rule(s) not checkable: they read personal values, sealed under "
+               "keys a replay does not have\n",
+               osse_engine_recheck_sealed(rp.eng));
     if (rp.recheck)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);

@@ -165,6 +165,14 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
     c->outlen = len;
     c->ctype = ctype ? ctype : "application/json";
     osse_engine_idem_remember(c->srv->eng, &c->idem, status, body);
+    /* Remembered as stored; sent as this caller may read it (SPEC §8). */
+    size_t rlen = 0;
+    char *shown = ctype ? NULL : osse_engine_render_answer(c->srv->eng, c->p, body, len, &rlen);
+    if (shown) {
+        free(c->out);
+        c->out = shown;
+        c->outlen = rlen;
+    }
     osse_engine_hold(c->srv->eng, on_durable, c);
 }
 

@@ -306,15 +306,11 @@ static int named_step(const osse_request_t *r, const osse_event_t *ev)
 /* Why the request ends, as the applicant reads it. For an expiry the step
  * whose deadline passed gets the same words (it is cancelled with the rest,
  * so its reason is set after). */
-static const char *ending_reason(const osse_request_t *r, osse_rstatus_t to, const osse_event_t *ev,
-                                 int k)
+static const char *ending_reason(const osse_request_t *r, osse_rstatus_t to, const char *why, int k)
 {
     const osse_wf_step_t *ws = k >= 0 ? &r->wf->steps[k] : NULL;
     switch (to) {
-    case OSSE_RS_WITHDRAWN: {
-        const char *why = osse__jstr(ev->data, "reason");
-        return why && *why ? why : REASON_WITHDRAWN;
-    }
+    case OSSE_RS_WITHDRAWN: return why && *why ? why : REASON_WITHDRAWN;
     case OSSE_RS_EXPIRED:
         return !ws                                  ? REASON_EXPIRED
                : ws->kind == OSSE_STEP_KIND_PAYMENT ? REASON_FEE_EXPIRED
@@ -450,7 +446,7 @@ static int task_decided(rq_t *q)
 {
     const osse_event_t *ev = q->ev;
     osse_err_t *err = q->err;
-    const char *outcome = osse__jstr(ev->data, "outcome"), *reason = osse__jstr(ev->data, "reason");
+    const char *outcome = osse__jstr(ev->data, "outcome");
     osse_sstate_t to;
     int rc;
     if (!outcome)
@@ -470,9 +466,12 @@ static int task_decided(rq_t *q)
      * ours, and statistics do not count it as a decision by a person. */
     bool deemed = json_is_true(json_object_get(ev->data, "deemed"));
     set_text(&s->outcome, outcome);
+    /* A person's reason is kept as stored (sealed: pii.c). */
+    char *reason = osse__pii_stored_text(json_object_get(ev->data, "reason"));
     set_text(&s->reason, !deemed                  ? (reason && *reason ? reason : NULL)
                          : to == OSSE_SS_APPROVED ? REASON_DEEMED_APPROVED
                                                   : REASON_DEEMED_REJECTED);
+    free(reason);
     if (to != OSSE_SS_WAITING_APPLICANT) {
         s->decided_at = ev->at;
         stint_end(q->e, q->r, s, ev->at,
@@ -802,7 +801,10 @@ static int request_ended(rq_t *q, osse_rstatus_t to)
 {
     osse_request_t *r = q->r;
     int k = q->i, rc;
-    set_text(&r->reason, ending_reason(r, to, q->ev, k));
+    /* The applicant's words, as stored (sealed: pii.c). */
+    char *why = osse__pii_stored_text(json_object_get(q->ev->data, "reason"));
+    set_text(&r->reason, ending_reason(r, to, why, k));
+    free(why);
     if ((rc = cancel_unfinished(q->e, r, q->ev->at, q->err)))
         return rc;
     if (to == OSSE_RS_EXPIRED && k >= 0)

@@ -91,6 +91,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->pay_answers);
     osse_map_init(&e->subs);
     osse_map_init(&e->licnums);
+    osse_map_init(&e->keys);
     osse_buf_init(&e->enc, 0);
     return e;
 }
@@ -251,6 +252,71 @@ int osse_engine_mint_platform(osse_engine_t *e, char id[40], char *path, size_t 
     return rc;
 }
 
+/* The key store and the master key (SPEC §8). Both are made only with a
+ * new data folder (a log without events): a log with events but no key
+ * store was written before encryption existed, and is refused. */
+static int keys_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err)
+{
+    char ks[4096], mk[4096], check[4200];
+    snprintf(ks, sizeof ks, "%s", opts->key_store ? opts->key_store : "");
+    snprintf(mk, sizeof mk, "%s", opts->master_key ? opts->master_key : "");
+    if (!opts->key_store)
+        snprintf(ks, sizeof ks, "%s/keys", opts->data_dir);
+    if (!opts->master_key)
+        snprintf(mk, sizeof mk, "%s/master.key", opts->data_dir);
+    uint64_t events = osse_log_last_seq(e->log);
+    snprintf(check, sizeof check, "%s/keystore", ks);
+    struct stat st;
+    if (events > 0 && stat(check, &st) != 0 && errno == ENOENT)
+        return osse_err_set(err, OSSE_ENOTFOUND,
+                            "the data folder %s has a log (%llu event(s)) but no key store at %s: "
+                            "give the --key-store DIR it was made with; a data folder written "
+                            "before encryption existed cannot be served by this version (it "
+                            "encrypts personal data): start a new data folder",
+                            opts->data_dir, (unsigned long long)events, ks);
+    return osse_keystore_open(ks, mk, events == 0, &e->keystore, err);
+}
+
+typedef struct {
+    osse_engine_t *e;
+    char **stale;
+    size_t nstale;
+} keyload_t;
+
+static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
+{
+    keyload_t *kl = ud;
+    if (!osse__request(kl->e, id)) {
+        /* Its request's first event never became durable (a crash between
+         * the key's fsync and the log's): nothing was sealed with it. */
+        kl->stale = osse_realloc(kl->stale, (kl->nstale + 1) * sizeof *kl->stale);
+        kl->stale[kl->nstale++] = osse_strdup(id);
+        return 0;
+    }
+    uint8_t *k = sodium_malloc(OSSE_KEY_BYTES);
+    if (!k)
+        return OSSE_ENOMEM;
+    memcpy(k, key, OSSE_KEY_BYTES);
+    uint8_t *old = osse_map_get(&kl->e->keys, id);
+    sodium_free(old);
+    return osse_map_put(&kl->e->keys, id, k);
+}
+
+/* After the replay: every request's key into e->keys; keys without events
+ * removed (SPEC §8). Before the loop runs, so the removals may block. */
+static int keys_load(osse_engine_t *e, osse_err_t *err)
+{
+    keyload_t kl = {.e = e};
+    int rc = osse_keystore_load(e->keystore, key_one, &kl, err);
+    for (size_t i = 0; i < kl.nstale; i++) {
+        if (!rc)
+            rc = osse_keystore_remove(e->keystore, kl.stale[i], err);
+        free(kl.stale[i]);
+    }
+    free(kl.stale);
+    return rc;
+}
+
 int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engine_t **out,
                      osse_err_t *err)
 {
@@ -289,6 +355,9 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                          opts->data_dir);
         goto fail;
     }
+    /* Maintenance (osse token) seals nothing and needs no keys. */
+    if (!opts->offline && (rc = keys_open(e, opts, err)))
+        goto fail;
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
     replay_t rp = {.e = e};
@@ -305,6 +374,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }
+    if (e->keystore && (rc = keys_load(e, err)))
+        goto fail;
     if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;
     osse_log_kv_scan(e->log, OSSE_KEY_AGENCY_SECRET, OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET),
@@ -399,6 +470,8 @@ void osse_engine_close(osse_engine_t *e)
     if (!e)
         return;
     osse_log_close(e->log);
+    osse__pii_keys_free(e);
+    osse_keystore_close(e->keystore);
     osse__notify_free(e);
     osse__files_close(e);
     /* Requests first: they borrow their workflow's steps. */

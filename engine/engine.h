@@ -82,6 +82,9 @@ typedef struct osse_engine_opts_s {
     /* The log's origin (its key's name, SPEC §10 --origin): NULL keeps the
      * stored key's; one given must match it (else OSSE_ECONFLICT at open). */
     const char *origin;
+    /* The key store's folder and the master key's file (SPEC §8): NULL =
+     * <data>/keys and <data>/master.key. */
+    const char *key_store, *master_key;
     bool test_clock;
     /* Benchmarks only (bench/audit.sh): no Merkle tree and no signed heads,
      * to measure what the tree costs on the append path. A folder served so
@@ -151,6 +154,9 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size);
  * its recorded inputs, the rule being the one of the definition version the
  * request ran under; reports each difference to out (one line each) and
  * returns the number of differences. */
+/* The rules osse_engine_recheck_event could not rerun because the inputs
+ * they recorded are personal and sealed: counted, never differences. */
+size_t osse_engine_recheck_sealed(const osse_engine_t *e);
 size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
                                  FILE *out);
 
@@ -323,6 +329,16 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
                         osse_fail_t *f);
 
 /* --- Queries (views). --- */
+
+/* An answer as p reads it (SPEC §8): in a tracking view (an object with
+ * "id" and "form"), the sealed personal values opened when p may read them
+ * in plain (the submitting portal, the platform, an agency with a task in
+ * the request), "[withheld]" for anyone else (auditors). Engines answer with
+ * values as stored; the front door calls this after remembering an answer
+ * and before sending it. Returns a new malloc'd body (*outlen set), or NULL
+ * when body holds nothing sealed (send it as it is). Loop thread. */
+char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, const char *body,
+                                size_t len, size_t *outlen);
 
 int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, bool public_view,
                    json_t **out, osse_fail_t *f);

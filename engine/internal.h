@@ -9,7 +9,7 @@
  * The files call each other one way (tests/check_engine_graph.sh), and the
  * declarations below are in that order, bottom up:
  *
- *   util, state, sla, rules,      what everything uses; no mechanism
+ *   util, pii, state, sla, rules, what everything uses; no mechanism
  *   licence
  *   apply                         the projections
  *   commit                        emit, group commit, held answers
@@ -37,6 +37,7 @@
 #include "engine/keys.h"
 #include "storage/event.h"
 #include "storage/checkpoint.h"
+#include "storage/keystore.h"
 #include "storage/log.h"
 #include "storage/merkle.h"
 #include "workflows/calendar.h"
@@ -364,6 +365,13 @@ struct osse_engine_s {
     osse_request_t **lics;
     size_t nlics, clics;
     osse_map_t licnums; /* number -> osse_request_t */
+
+    /* Personal data (pii.c, SPEC §8): the key store (NULL in a replay
+     * engine) and each request's key, id -> OSSE_KEY_BYTES in sodium_malloc
+     * memory. */
+    osse_keystore_t *keystore;
+    osse_map_t keys;
+    size_t recheck_sealed; /* osse_engine_recheck_sealed */
     struct osse_lexp_s {
         int64_t at;
         uint32_t req;
@@ -414,6 +422,61 @@ int osse__check_params(const json_t *params, const char *const *allowed, osse_fa
 /* The keys of m, sorted (borrowed from m); *n set; free() the array. */
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 
+/* --- pii.c: personal values sealed and opened (SPEC §8) --- */
+#define OSSE_PII_WITHHELD "[withheld]"
+#define OSSE_PII_ENCRYPTED "[encrypted]"
+/* How a reader sees personal values: as stored ({"enc":...}: events, the
+ * digest), in plain (the submitting portal, the platform, an agency with a
+ * task: "[encrypted]" when the key is not at hand), or withheld (auditors). */
+typedef enum { OSSE_READ_STORED, OSSE_READ_PLAIN, OSSE_READ_WITHHELD } osse_read_t;
+/* Whether v is a sealed value {"enc":"..."}; whether one is anywhere in v. */
+bool osse__pii_sealed(const json_t *v);
+bool osse__pii_any_sealed(const json_t *v);
+/* rid's key (borrowed), or NULL. */
+const uint8_t *osse__pii_key(const osse_engine_t *e, const char *rid);
+/* Makes rid's key (kept in e->keys) and its wrapped form, which the caller
+ * files with the batch of rid's first event (osse_batch_key). Returns 0,
+ * OSSE_EINVAL (no key store, or an id that cannot name a key), OSSE_ENOMEM. */
+int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WRAPPED_BYTES]);
+/* v (borrowed) sealed under rid's key with path as its field: {"enc"}, a
+ * new reference. rid must have a key (a programmer error otherwise). */
+json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path, const json_t *v);
+/* The plaintext of stored (a new reference): stored itself when it is not
+ * sealed, "[encrypted]" without the key or when it does not open. */
+json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored);
+/* The same, telling failure apart: 0 and *out (new reference), or
+ * OSSE_EINVAL (not sealed), OSSE_ENOTFOUND (no key), OSSE_ECORRUPT (it does
+ * not open under rid and path). */
+int osse__pii_try_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored, json_t **out);
+/* A copy of form with wf's pii fields sealed ("form.<name>"). */
+json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
+                            const json_t *form);
+/* r's form as `how` reads it (a new object). */
+json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_read_t how);
+/* Seals, in a rule's record, every input read from a pii field of r's form
+ * or from a linkage answer (data.*). */
+void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json_t *record);
+/* A deep copy of v with every sealed value replaced by "[withheld]"
+ * (deliveries leaving osse). */
+json_t *osse__pii_withhold(const json_t *v);
+/* Free text people write (a decision's or withdrawal's reason, an info
+ * message), sealed under path: NULL for NULL, the empty string plain (no
+ * words), else {"enc"}. New reference. */
+json_t *osse__pii_seal_text(const osse_engine_t *e, const char *rid, const char *path,
+                            const char *text);
+/* A reason as the projections keep it (char *): a plain string as it is, a
+ * sealed one as OSSE_PII_TEXT_MARK followed by its base64; NULL for
+ * anything else. malloc'd. osse__pii_text_json turns it back into what the
+ * event held (a string, {"enc"}, or null). Plain reasons are the engine's
+ * own words, which never start with the mark (a control byte). */
+#define OSSE_PII_TEXT_MARK '\x01'
+char *osse__pii_stored_text(const json_t *v);
+json_t *osse__pii_text_json(const char *text);
+/* Wipes and frees every key of e->keys, and the map. */
+void osse__pii_keys_free(osse_engine_t *e);
+
 /* --- sla.c --- */
 /* Whether step s's SLA is counted in working time. */
 bool osse__sla_working(const osse_wf_step_t *s);
@@ -433,16 +496,20 @@ int64_t osse__work_between(osse_engine_t *e, const osse_request_t *r, int64_t a,
 int64_t osse__sla_total(osse_engine_t *e, const osse_request_t *r, size_t i, int64_t from);
 
 /* --- rules.c --- */
-/* The values a rule may read: {"form","data","request"}. New reference. */
-json_t *osse__rule_root(const osse_request_t *r);
+/* The values a rule may read: {"form","data","request"}, personal values
+ * opened. New reference. */
+json_t *osse__rule_root(const osse_engine_t *e, const osse_request_t *r);
 /* Evaluates a condition on root (borrowed); *record gets {"rule","inputs",
  * "result"} or {"rule","inputs","error"} (new reference). True only for the
  * boolean true; an error or a non-boolean counts as false and is recorded. */
 bool osse__run_condition_on(const json_t *root, const char *text, json_t **record);
 /* The same on r's values; osse__run_rule returns the value (new reference)
- * or NULL on an error. */
-bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record);
-json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record);
+ * or NULL on an error. The record's inputs read from personal fields are
+ * sealed (SPEC §8). */
+bool osse__run_condition(const osse_engine_t *e, const osse_request_t *r, const char *text,
+                         json_t **record);
+json_t *osse__run_rule(const osse_engine_t *e, const osse_request_t *r, const char *text,
+                       json_t **record);
 
 /* --- licence.c: numbers, documents, signatures and status of licences (pure) --- */
 /* The year of issue of a licence issued at `at` under wf: in the workflow
@@ -542,6 +609,11 @@ int osse__find_request(osse_engine_t *e, const osse_principal_t *p, const char *
                        osse_request_t **out, osse_fail_t *f);
 /* Whether p may read r (SPEC §1). */
 bool osse__can_read(const osse_principal_t *p, const osse_request_t *r);
+/* r's tracking view; public_view: as tracking by code shows it (no form, no
+ * reasons); else with personal values as stored: answers are rendered for
+ * their reader at the door (osse_engine_render_answer), after they are
+ * remembered, so that remembered answers and the digest hold only
+ * ciphertext. */
 json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool public_view);
 /* The tracking view's fee: {"amount","paid","reference","qr"}, or null. */
 json_t *osse__fee_json(const osse_request_t *r);

@@ -143,17 +143,21 @@ static void complete(call_t *c, json_t *answer)
     json_t *rec = NULL;
     bool ok = true;
     if (s->require) {
-        json_t *root = osse__rule_root(r);
+        json_t *root = osse__rule_root(e, r);
         json_t *data = json_copy(json_object_get(root, "data"));
         json_object_set(data, s->name, answer);
         json_object_set_new(root, "data", data);
         ok = osse__run_condition_on(root, s->require, &rec);
         json_decref(root);
+        osse__pii_seal_inputs(e, r, rec);
     } else {
         rec = json_object();
     }
     json_object_set_new(rec, "step", json_string(s->name));
-    json_object_set(rec, "answer", answer);
+    /* The whole answer is personal (SPEC §8): sealed as data.<step>. */
+    char path[160];
+    snprintf(path, sizeof path, "data.%s", s->name);
+    json_object_set_new(rec, "answer", osse__pii_seal(e, r->id, path, answer));
     json_object_set_new(rec, "attempts", json_integer(c->attempts));
     char stream[96];
     stream_of(r, stream, sizeof stream);
@@ -291,7 +295,7 @@ static void begin(osse_engine_t *e, osse_request_t *r, size_t i)
         return;
     }
     /* The inputs, in the definition's order. */
-    json_t *body = json_object(), *root = osse__rule_root(r);
+    json_t *body = json_object(), *root = osse__rule_root(e, r);
     const char *k;
     json_t *v;
     json_object_foreach(s->input, k, v)

@@ -253,9 +253,11 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
         /* A portal hears of the requests it submitted; the platform of all. */
         if (owner->role != OSSE_ROLE_PLATFORM && !(r->portal && strcmp(r->portal, owner->id) == 0))
             continue;
-        json_t *evj = json_pack("{s:I,s:s,s:o,s:O}", "seq", (json_int_t)ev->seq, "type",
+        /* Never a personal value, not even sealed (SPEC §8): each one
+         * reads "[withheld]", so the body keeps the event's shape. */
+        json_t *evj = json_pack("{s:I,s:s,s:o,s:o}", "seq", (json_int_t)ev->seq, "type",
                                 osse_event_type_name(ev->type), "at", osse__time_json(ev->at),
-                                "data", ev->data);
+                                "data", osse__pii_withhold(ev->data));
         snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", s->id);
         create(e, receiver, s->url, s->secret, r->id, osse_event_type_name(ev->type), ev,
                json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));

@@ -83,7 +83,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     stream_of(r, stream, sizeof stream);
     int64_t now = osse_engine_now(e);
     json_t *rec;
-    if (s->when && !osse__run_condition(r, s->when, &rec)) {
+    if (s->when && !osse__run_condition(e, r, s->when, &rec)) {
         step_data(rec, s->name);
         osse__emit(e, stream, OSSE_EV_StepSkipped, NULL, rec);
         return true;
@@ -97,7 +97,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                          osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
                          osse__time_json(due), "warn_at", osse__time_json(warn)));
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
-        if (osse__run_condition(r, s->auto_approve, &rec)) {
+        if (osse__run_condition(e, r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
             osse__emit(e, stream, OSSE_EV_TaskAutoApproved, NULL, rec);
         } else if (json_object_get(rec, "error")) {
@@ -110,7 +110,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
             json_decref(rec);
         }
     } else if (s->kind == OSSE_STEP_KIND_PAYMENT) {
-        json_t *v = s->amount ? osse__run_rule(r, s->amount, &rec) : NULL;
+        json_t *v = s->amount ? osse__run_rule(e, r, s->amount, &rec) : NULL;
         double thb = json_is_number(v) ? json_number_value(v) : -1;
         bool negative = json_is_number(v) && thb < 0;
         json_decref(v);
@@ -247,10 +247,22 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, id);
+    /* The request's key goes with the batch of its first event: the log's
+     * writer makes it durable first (SPEC §8). */
+    uint8_t wrapped[OSSE_WRAPPED_BYTES];
+    if (osse__pii_key_new(e, id, wrapped)) {
+        json_decref(resolved);
+        return osse__fail(f, OSSE_EIO, "internal", "the request's key cannot be made");
+    }
+    osse__batch_need(e);
+    if (osse_batch_key(e->batch, e->keystore, id, wrapped)) {
+        json_decref(resolved);
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
+    }
     osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
-               json_pack("{s:s,s:s,s:i,s:s,s:s,s:O}", "id", id, "workflow", w->id,
+               json_pack("{s:s,s:s,s:i,s:s,s:s,s:o}", "id", id, "workflow", w->id,
                          "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
-                         p->id, "form", resolved));
+                         p->id, "form", osse__pii_seal_form(e, wf, id, resolved)));
     osse__files_take(e, wf, resolved, id);
     json_decref(resolved);
     osse_request_t *r = osse__request(e, id);
@@ -330,8 +342,12 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
                           osse__sstate_name(st->state));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    json_t *data = json_pack("{s:s,s:s,s:s,s:s?}", "step", step, "agency", p->agency, "outcome",
-                             outcome, "reason", reason);
+    /* A person's reason is personal (SPEC §8): sealed, as the step's
+     * reason and, for a rejection, as the request's. */
+    char path[160];
+    snprintf(path, sizeof path, "steps.%s.reason", step);
+    json_t *data = json_pack("{s:s,s:s,s:s,s:o?}", "step", step, "agency", p->agency, "outcome",
+                             outcome, "reason", osse__pii_seal_text(e, r->id, path, reason));
     if (strcmp(outcome, "return") == 0 && st->due_at) {
         /* The SLA clock stops: what is left of it is recorded, in the SLA's
          * own kind of time, and resumes when the applicant answers. */
@@ -347,7 +363,8 @@ int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *req
         osse__advance(e, r, NULL);
     else if (strcmp(outcome, "reject") == 0)
         osse__emit(e, stream, OSSE_EV_RequestRejected, NULL,
-                   json_pack("{s:s,s:s?}", "step", step, "reason", reason));
+                   json_pack("{s:s,s:o?}", "step", step, "reason",
+                             osse__pii_seal_text(e, r->id, "reason", reason)));
     *out = osse__request_view(e, r, false);
     return 0;
 }
@@ -414,9 +431,12 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                           "step %s is %s, not waiting for the applicant", step,
                           osse__sstate_name(r->steps[i].state));
     }
-    char stream[96];
+    char stream[96], mpath[160];
     stream_of(r, stream, sizeof stream);
-    json_t *data = json_pack("{s:s,s:O?,s:s?}", "step", step, "form", resolved, "message", message);
+    snprintf(mpath, sizeof mpath, "steps.%s.message", step);
+    json_t *data = json_pack("{s:s,s:o?,s:o?}", "step", step, "form",
+                             resolved ? osse__pii_seal_form(e, r->wf, r->id, resolved) : NULL,
+                             "message", osse__pii_seal_text(e, r->id, mpath, message));
     const osse_step_t *st = &r->steps[i];
     if (st->remaining_ms >= 0) {
         int64_t now = osse_engine_now(e);
@@ -453,7 +473,8 @@ int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *r
                           osse__rstatus_name(r->status));
     char stream[96];
     stream_of(r, stream, sizeof stream);
-    osse__emit(e, stream, OSSE_EV_RequestWithdrawn, p, json_pack("{s:s?}", "reason", reason));
+    osse__emit(e, stream, OSSE_EV_RequestWithdrawn, p,
+               json_pack("{s:o?}", "reason", osse__pii_seal_text(e, r->id, "reason", reason)));
     *out = osse__request_view(e, r, false);
     return 0;
 }

@@ -9,11 +9,20 @@
 
 #include "workflows/expr.h"
 
-json_t *osse__rule_root(const osse_request_t *r)
+json_t *osse__rule_root(const osse_engine_t *e, const osse_request_t *r)
 {
-    return json_pack("{s:O,s:o,s:{s:o}}", "form", r->form, "data",
-                     r->data ? json_incref(r->data) : json_object(), "request", "submitted_at",
-                     osse__time_json(r->submitted_at));
+    /* Linkage answers are sealed whole, as data.<step>. */
+    json_t *data = json_object();
+    const char *k;
+    json_t *v;
+    char path[160];
+    json_object_foreach(r->data, k, v)
+    {
+        snprintf(path, sizeof path, "data.%s", k);
+        json_object_set_new(data, k, osse__pii_open(e, r->id, path, v));
+    }
+    return json_pack("{s:o,s:o,s:{s:o}}", "form", osse__pii_form(e, r, OSSE_READ_PLAIN), "data",
+                     data, "request", "submitted_at", osse__time_json(r->submitted_at));
 }
 
 /* Evaluates a rule on root (borrowed) into *record. Returns the value (new
@@ -35,11 +44,13 @@ static json_t *run_rule_on(const json_t *root, const char *text, json_t **record
     return result;
 }
 
-json_t *osse__run_rule(const osse_request_t *r, const char *text, json_t **record)
+json_t *osse__run_rule(const osse_engine_t *e, const osse_request_t *r, const char *text,
+                       json_t **record)
 {
-    json_t *root = osse__rule_root(r);
+    json_t *root = osse__rule_root(e, r);
     json_t *v = run_rule_on(root, text, record);
     json_decref(root);
+    osse__pii_seal_inputs(e, r, *record);
     return v;
 }
 
@@ -57,10 +68,12 @@ bool osse__run_condition_on(const json_t *root, const char *text, json_t **recor
     return yes;
 }
 
-bool osse__run_condition(const osse_request_t *r, const char *text, json_t **record)
+bool osse__run_condition(const osse_engine_t *e, const osse_request_t *r, const char *text,
+                         json_t **record)
 {
-    json_t *root = osse__rule_root(r);
+    json_t *root = osse__rule_root(e, r);
     bool yes = osse__run_condition_on(root, text, record);
     json_decref(root);
+    osse__pii_seal_inputs(e, r, *record);
     return yes;
 }

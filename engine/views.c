@@ -4,6 +4,7 @@
  * state. Pagination cursors are opaque strings that encode the sort key of
  * the last item shown, so a page never repeats or skips an item that was
  * already there when the first page was read. */
+#define _GNU_SOURCE /* memmem */
 #include "engine/internal.h"
 
 #include <ctype.h>
@@ -88,7 +89,7 @@ static json_t *step_view(const osse_request_t *r, size_t i, bool public_view)
                           osse__time_json(st->decided_at), "sla", st->sla_state);
     json_object_set_new(o, "outcome", st->outcome ? json_string(st->outcome) : json_null());
     if (!public_view)
-        json_object_set_new(o, "reason", st->reason ? json_string(st->reason) : json_null());
+        json_object_set_new(o, "reason", osse__pii_text_json(st->reason));
     return o;
 }
 
@@ -110,7 +111,7 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
     if (public_view) {
         json_object_del(o, "id");
     } else {
-        json_object_set_new(o, "reason", r->reason ? json_string(r->reason) : json_null());
+        json_object_set_new(o, "reason", osse__pii_text_json(r->reason));
         json_object_set(o, "form", r->form);
     }
     json_object_set_new(o, "steps", steps);
@@ -126,6 +127,73 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
                             : json_null());
     json_object_set_new(o, "timeline", tl);
     return o;
+}
+
+/* A sealed value of r as its reader sees it (new reference): opened under
+ * the first of paths (NULL-terminated) it opens under, "[encrypted]" if
+ * none; "[withheld]" when the reader may not see it in plain. */
+static json_t *shown(osse_engine_t *e, const osse_request_t *r, bool plain, const json_t *v,
+                     const char *const *paths)
+{
+    if (!osse__pii_sealed(v))
+        return json_incref((json_t *)v);
+    if (!plain)
+        return json_string(OSSE_PII_WITHHELD);
+    json_t *out;
+    for (size_t i = 0; paths[i]; i++)
+        if (osse__pii_try_open(e, r->id, paths[i], v, &out) == 0)
+            return out;
+    return json_string(OSSE_PII_ENCRYPTED);
+}
+
+char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, const char *body,
+                                size_t len, size_t *outlen)
+{
+    if (!body || !memmem(body, len, "\"enc\"", 5))
+        return NULL;
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *rid = osse__jstr(o, "id");
+    osse_request_t *r = rid ? osse__request(e, rid) : NULL;
+    json_t *form = json_object_get(o, "form"), *steps = json_object_get(o, "steps");
+    char *out = NULL;
+    if (r && json_is_object(form)) {
+        bool plain = p && p->role != OSSE_ROLE_AUDITOR && osse__can_read(p, r);
+        json_t *f = json_object();
+        const char *k;
+        json_t *v;
+        char path[160];
+        const char *one[] = {path, NULL};
+        json_object_foreach(form, k, v)
+        {
+            snprintf(path, sizeof path, "form.%s", k);
+            json_object_set_new(f, k, shown(e, r, plain, v, one));
+        }
+        json_object_set_new(o, "form", f);
+        /* Reasons: a step's was sealed as steps.<name>.reason; the
+         * request's as "reason" (a withdrawal) or as the rejecting step's. */
+        size_t i, n = json_array_size(steps);
+        char **paths = osse_calloc(n + 2, sizeof *paths);
+        paths[0] = osse_strdup("reason");
+        json_array_foreach(steps, i, v)
+        {
+            const char *name = osse__jstr(v, "name");
+            snprintf(path, sizeof path, "steps.%s.reason", name ? name : "");
+            paths[i + 1] = osse_strdup(path);
+            json_t *why = json_object_get(v, "reason");
+            if (why)
+                json_object_set_new(v, "reason", shown(e, r, plain, why, one));
+        }
+        json_t *why = json_object_get(o, "reason");
+        if (why)
+            json_object_set_new(o, "reason", shown(e, r, plain, why, (const char *const *)paths));
+        for (i = 0; i <= n; i++)
+            free(paths[i]);
+        free(paths);
+        out = json_dumps(o, JSON_COMPACT);
+        *outlen = out ? strlen(out) : 0;
+    }
+    json_decref(o);
+    return out;
 }
 
 int osse__find_request(osse_engine_t *e, const osse_principal_t *p, const char *id,

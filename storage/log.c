@@ -37,6 +37,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "storage/keystore.h"
 
 enum { OP_PUT = 'P', OP_DEL = 'D' };
 
@@ -60,6 +61,10 @@ static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
 
 struct osse_batch_s {
     osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
+    /* Request keys to make durable before the write (osse_batch_key):
+     * repeated id NUL, wrapped key (OSSE_WRAPPED_BYTES). */
+    osse_keystore_t *ks;
+    osse_buf_t keys;
     size_t nevents;
     uint64_t last_seq; /* highest event seq in the batch; 0 if none */
     int status;        /* set by the writer: 0 durable, else the write failed */
@@ -381,8 +386,10 @@ static void space_check(osse_log_t *log)
 osse_batch_t *osse_batch_new(void)
 {
     osse_batch_t *b = osse_calloc(1, sizeof *b);
-    if (b)
+    if (b) {
         osse_buf_init(&b->ops, 0);
+        osse_buf_init(&b->keys, 0);
+    }
     return b;
 }
 
@@ -391,6 +398,7 @@ void osse_batch_free(osse_batch_t *b)
     if (!b)
         return;
     osse_buf_close(&b->ops);
+    osse_buf_close(&b->keys);
     free(b);
 }
 
@@ -448,6 +456,46 @@ int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen)
 {
     int rc = batch_op(b, OP_DEL, "K", 1, key, klen, NULL, 0);
     return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+}
+
+int osse_batch_key(osse_batch_t *b, osse_keystore_t *ks, const char *id, const uint8_t *wrapped)
+{
+    OSSE_PRE(!b->ks || b->ks == ks);
+    size_t start = b->keys.len;
+    int rc;
+    if ((rc = osse_buf_append(&b->keys, id, strlen(id) + 1)) ||
+        (rc = osse_buf_append(&b->keys, wrapped, OSSE_WRAPPED_BYTES))) {
+        b->keys.len = start;
+        return rc;
+    }
+    b->ks = ks;
+    return 0;
+}
+
+/* Writes the request keys of every batch from head on, and fsyncs their
+ * folder once: before the synced write that holds their first events.
+ * Returns 0 or OSSE_EIO, logged. Writer thread. */
+static int write_keys(osse_batch_t *head)
+{
+    osse_keystore_t *ks = NULL;
+    osse_err_t err = {0};
+    for (osse_batch_t *b = head; b; b = b->next) {
+        const char *p = b->keys.ptr, *end = b->keys.ptr + b->keys.len;
+        while (p < end) {
+            const char *id = p;
+            p += strlen(id) + 1;
+            if (osse_keystore_write(b->ks, id, (const uint8_t *)p, &err))
+                goto fail;
+            p += OSSE_WRAPPED_BYTES;
+            ks = b->ks;
+        }
+    }
+    if (ks && osse_keystore_sync(ks, &err))
+        goto fail;
+    return 0;
+fail:
+    osse_logf(OSSE_LEVEL_ERROR, "key store write failed", "error=%s", err.msg);
+    return OSSE_EIO;
 }
 
 /* Replays a batch's recorded operations into the writer's RocksDB batch. The
@@ -532,23 +580,28 @@ static void writer_main(void *arg)
         if (!head)
             break; /* quit, and nothing left to write */
 
-        bool any = false;
+        bool any = false, keys = false;
         rocksdb_writebatch_clear(log->wb);
         for (osse_batch_t *b = head; b; b = b->next) {
+            keys = keys || b->keys.len;
             if (b->ops.len) {
                 batch_apply(b, log->wb);
                 any = true;
             }
         }
         int status = log->failed;
+        any = any || keys;
         if (any && !status) {
             /* The batches are written whatever the sample says: the loop
              * has applied their events already. The reserve is the room for
              * them; the sample makes the loop refuse what comes next. */
             space_check(log);
             /* A failed write is not retried, nor is anything after it
-             * written (see log.h): the callbacks say so and the owner stops. */
-            status = log->failed = write_synced(log);
+             * written (see log.h): the callbacks say so and the owner stops.
+             * Keys first: no event is ever durable before its key. */
+            status = log->failed = keys ? write_keys(head) : 0;
+            if (!status)
+                status = log->failed = write_synced(log);
         }
         for (osse_batch_t *b = head; b; b = b->next)
             b->status = status;

@@ -127,6 +127,15 @@ int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char 
 int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen);
 int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen);
 
+/* Files id's wrapped key (OSSE_WRAPPED_BYTES, copied) in the key store ks
+ * with the batch: the writer thread writes and fsyncs it before the batch's
+ * synced write, so the key is durable before the events sealed with it; if
+ * the key cannot be written, the batch fails as a failed write does. One key
+ * store per log. Returns 0 or OSSE_ENOMEM. Loop thread. */
+struct osse_keystore_s;
+int osse_batch_key(osse_batch_t *b, struct osse_keystore_s *ks, const char *id,
+                   const uint8_t *wrapped);
+
 /* Number of events in b. */
 size_t osse_batch_count(const osse_batch_t *b);
 

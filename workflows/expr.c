@@ -1909,7 +1909,7 @@ static int fn_round(evctx_t *c, const node_t *n, const json_t *x, const json_t *
     if (d == 0) {
         double r = round(v);
         if (!(r >= -9223372036854775808.0 && r < 9223372036854775808.0))
-            return rterr(c, n, "round: %g does not fit an integer", v);
+            return rterr(c, n, "round: the result does not fit an integer");
         return make_int(c, (int64_t)r, out);
     }
     if (d > 0) {

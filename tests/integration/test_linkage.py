@@ -7,7 +7,8 @@ registry: what it answers is scripted per citizen id, and it keeps every call
 it received (headers and body).
 
 What is checked:
-- an answer {"alive": true}: LinkageCompleted with the answer, the attempt
+- an answer {"alive": true}: LinkageCompleted with the answer (stored sealed,
+  {"enc":...}, as are the require's inputs read from it, SPEC §8), the attempt
   count and the `require` record (rule, inputs, result); the step done, the
   next tasks open, and an auto_approve reading data.identity.alive approves;
 - {"alive": false}: the request rejected, the require record with result
@@ -169,6 +170,12 @@ class TestLinkage(ServerTestCase):
         self.assertEqual(r.status, 200, r)
         return r.json["events"]
 
+    def assertSealed(self, v, msg=None):
+        """A personal value as stored: {"enc":"<base64>"} (SPEC §8)."""
+        self.assertIsInstance(v, dict, msg)
+        self.assertEqual(list(v), ["enc"], msg)
+        self.assertIsInstance(v["enc"], str, msg)
+
     def wait_for(self, rid, typ, timeout=15):
         end = time.time() + timeout
         while time.time() < end:
@@ -191,16 +198,22 @@ class TestLinkage(ServerTestCase):
         lc = of_type(evs, "LinkageCompleted", "identity")
         self.assertEqual(len(lc), 1, evs)
         d = lc[0]["data"]
-        self.assertEqual(d["answer"], {"alive": True, "name": "Somchai"}, d)
+        # The answer is personal (SPEC §8): stored sealed, as are the inputs
+        # the require read from it.
+        self.assertSealed(d["answer"], d)
+        self.assertNotIn("Somchai", json.dumps(evs))
         self.assertEqual(d["attempts"], 1, d)
         self.assertEqual(d["rule"], REQUIRE, d)
-        self.assertEqual(d["inputs"], {"data.identity.alive": True}, d)
+        self.assertEqual(set(d["inputs"]), {"data.identity.alive"}, d)
+        self.assertSealed(d["inputs"]["data.identity.alive"], d)
         self.assertIs(d["result"], True, d)
         self.assertEqual(lc[0]["actor"]["kind"], "system", lc[0])
         aa = of_type(evs, "TaskAutoApproved", "commerce")
         self.assertEqual(len(aa), 1, [e["type"] for e in evs])
-        self.assertEqual(aa[0]["data"]["inputs"],
-                         {"form.area_sqm": 42.5, "data.identity.alive": True}, aa[0])
+        inputs = aa[0]["data"]["inputs"]
+        self.assertEqual(inputs["form.area_sqm"], 42.5, aa[0])  # not personal: plain
+        self.assertEqual(set(inputs), {"form.area_sqm", "data.identity.alive"}, aa[0])
+        self.assertSealed(inputs["data.identity.alive"], aa[0])
         self.assertEqual(self.states(rid),
                          {"identity": "done", "commerce": "approved", "health": "open"})
         v = self.w.view(rid)
@@ -224,9 +237,10 @@ class TestLinkage(ServerTestCase):
         rid, _ = self.submit(wid, [("json", 200, {"alive": False})])
         evs = self.wait_for(rid, "RequestRejected")
         d = of_type(evs, "LinkageCompleted", "identity")[0]["data"]
-        self.assertEqual(d["answer"], {"alive": False}, d)
+        self.assertSealed(d["answer"], d)
         self.assertEqual(d["rule"], REQUIRE, d)
-        self.assertEqual(d["inputs"], {"data.identity.alive": False}, d)
+        self.assertEqual(set(d["inputs"]), {"data.identity.alive"}, d)
+        self.assertSealed(d["inputs"]["data.identity.alive"], d)
         self.assertIs(d["result"], False, d)
         rej = of_type(evs, "RequestRejected")[0]["data"]
         self.assertEqual(rej["step"], "identity", rej)
@@ -249,7 +263,9 @@ class TestLinkage(ServerTestCase):
             evs = self.wait_for(rid, "RequestRejected")
             d = of_type(evs, "LinkageCompleted", "identity")[0]["data"]
             self.assertEqual(d["rule"], rule, d)
-            self.assertEqual(d["inputs"], inputs, d)
+            self.assertEqual(set(d["inputs"]), set(inputs), d)
+            for v in d["inputs"].values():
+                self.assertSealed(v, d)
             self.assertNotIn("result", d)
             self.assertTrue(d["error"], d)
             rej = of_type(evs, "RequestRejected")[0]["data"]
@@ -334,7 +350,7 @@ class TestLinkage(ServerTestCase):
             c.port = self.server.port
         evs = self.wait_for(rid, "LinkageCompleted")
         d = of_type(evs, "LinkageCompleted", "identity")[0]["data"]
-        self.assertEqual(d["answer"], {"alive": True}, d)
+        self.assertSealed(d["answer"], d)
         self.assertEqual(d["attempts"], 1, "the attempt count restarts after a restart")
         self.assertEqual(len(self.reg.calls_for(cid)), 2)
         self.assertEqual(self.states(rid)["commerce"], "approved")

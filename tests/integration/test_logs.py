@@ -429,7 +429,8 @@ class TestLevels(unittest.TestCase):
 
 
 COMMANDS = ["serve", "validate", "replay", "export", "verify", "token", "version", "help"]
-SERVE_FLAGS = ["--data", "--listen", "--workflows", "--origin", "--test-clock", "--log-level"]
+SERVE_FLAGS = ["--data", "--listen", "--workflows", "--origin", "--key-store", "--master-key",
+               "--test-clock", "--log-level"]
 
 
 def osse(*args):

@@ -1,0 +1,279 @@
+/* pii.c: sealing and opening personal values (SPEC §8), at the bottom of
+ * engine/.
+ *
+ * A personal value is stored as {"enc":"<base64 of nonce || ciphertext>"}:
+ * XChaCha20-Poly1305 (IETF) of its compact JSON text under its request's
+ * key, a fresh 24-byte nonce, and as associated data the request id, a NUL
+ * and the value's path ("form.name", or for a recorded rule input the path
+ * the rule read), so that a sealed value moved to another request or field
+ * does not open. Events, the projections, remembered answers and the digest
+ * hold values only so; they are opened when a reader who may see them is
+ * served, or when a rule reads them.
+ *
+ * Keys: e->keys maps a request id to its key (sodium_malloc'd), loaded from
+ * the key store at start; a replay engine (osse replay) has none, and every
+ * personal value then reads as "[encrypted]". */
+#include "engine/internal.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+/* A sealed value longer than this is damaged: a form is at most 1 MiB. */
+#define SEALED_MAX (2u << 20)
+
+/* rid NUL path, into out (at most n bytes); the length used. */
+static size_t make_ad(const char *rid, const char *path, unsigned char *out, size_t n)
+{
+    size_t a = strlen(rid), b = strlen(path);
+    if (a + 1 + b > n)
+        b = n - a - 1; /* paths are short; a cut one still binds the prefix */
+    memcpy(out, rid, a);
+    out[a] = '\0';
+    memcpy(out + a + 1, path, b);
+    return a + 1 + b;
+}
+
+bool osse__pii_sealed(const json_t *v)
+{
+    return json_is_object(v) && json_object_size(v) == 1 &&
+           json_is_string(json_object_get(v, "enc"));
+}
+
+const uint8_t *osse__pii_key(const osse_engine_t *e, const char *rid)
+{
+    return osse_map_get(&e->keys, rid);
+}
+
+int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WRAPPED_BYTES])
+{
+    if (!e->keystore)
+        return OSSE_EINVAL;
+    uint8_t *key = sodium_malloc(OSSE_KEY_BYTES);
+    if (!key)
+        return OSSE_ENOMEM;
+    int rc = osse_keystore_new_key(e->keystore, rid, key, wrapped);
+    if (!rc)
+        rc = osse_map_put(&e->keys, rid, key);
+    if (rc)
+        sodium_free(key);
+    return rc;
+}
+
+json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path, const json_t *v)
+{
+    const uint8_t *key = osse__pii_key(e, rid);
+    OSSE_PRE(key); /* commands seal only for requests they made the key of */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    size_t n = strlen(text), clen = NONCE + n + TAG;
+    unsigned char *c = osse_malloc(clen), ad[256];
+    size_t adlen = make_ad(rid, path, ad, sizeof ad);
+    randombytes_buf(c, NONCE);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(c + NONCE, NULL, (const unsigned char *)text, n, ad,
+                                               adlen, NULL, c, key);
+    sodium_memzero(text, n);
+    free(text);
+    size_t blen = sodium_base64_ENCODED_LEN(clen, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = osse_malloc(blen);
+    sodium_bin2base64(b64, blen, c, clen, sodium_base64_VARIANT_ORIGINAL);
+    free(c);
+    json_t *o = json_pack("{s:s}", "enc", b64);
+    free(b64);
+    return o;
+}
+
+int osse__pii_try_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored, json_t **out)
+{
+    *out = NULL;
+    if (!osse__pii_sealed(stored))
+        return OSSE_EINVAL;
+    const uint8_t *key = osse__pii_key(e, rid);
+    const char *b64 = json_string_value(json_object_get(stored, "enc"));
+    size_t blen = strlen(b64), clen = 0;
+    if (!key)
+        return OSSE_ENOTFOUND;
+    if (blen > SEALED_MAX)
+        return OSSE_ECORRUPT;
+    unsigned char *c = osse_malloc(blen + 1), ad[256];
+    if (sodium_base642bin(c, blen + 1, b64, blen, NULL, &clen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) == 0 &&
+        clen >= NONCE + TAG) {
+        size_t n = clen - NONCE - TAG, adlen = make_ad(rid, path, ad, sizeof ad);
+        char *text = osse_malloc(n + 1);
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)text, NULL, NULL, c + NONCE,
+                                                       clen - NONCE, ad, adlen, c, key) == 0)
+            *out = json_loadb(text, n, JSON_DECODE_ANY, NULL);
+        sodium_memzero(text, n);
+        free(text);
+    }
+    free(c);
+    return *out ? 0 : OSSE_ECORRUPT;
+}
+
+json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,
+                       const json_t *stored)
+{
+    if (!osse__pii_sealed(stored))
+        return json_incref((json_t *)stored);
+    json_t *out;
+    return osse__pii_try_open(e, rid, path, stored, &out) ? json_string(OSSE_PII_ENCRYPTED) : out;
+}
+
+/* Whether the definition marks field `name` personal. */
+static bool field_pii(const osse_wf_t *wf, const char *name)
+{
+    for (size_t i = 0; i < wf->nfields; i++)
+        if (strcmp(wf->fields[i].name, name) == 0)
+            return wf->fields[i].pii;
+    return false;
+}
+
+json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
+                            const json_t *form)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    char path[160];
+    json_object_foreach((json_t *)form, k, v)
+    {
+        if (field_pii(wf, k)) {
+            snprintf(path, sizeof path, "form.%s", k);
+            json_object_set_new(out, k, osse__pii_seal(e, rid, path, v));
+        } else {
+            json_object_set(out, k, v);
+        }
+    }
+    return out;
+}
+
+json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_read_t how)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    char path[160];
+    json_object_foreach(r->form, k, v)
+    {
+        if (!osse__pii_sealed(v) || how == OSSE_READ_STORED) {
+            json_object_set(out, k, v);
+        } else if (how == OSSE_READ_PLAIN) {
+            snprintf(path, sizeof path, "form.%s", k);
+            json_object_set_new(out, k, osse__pii_open(e, r->id, path, v));
+        } else {
+            json_object_set_new(out, k, json_string(OSSE_PII_WITHHELD));
+        }
+    }
+    return out;
+}
+
+void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json_t *record)
+{
+    json_t *inputs = json_object_get(record, "inputs");
+    const char *k;
+    json_t *v;
+    char name[160];
+    json_object_foreach(inputs, k, v)
+    {
+        /* Every linkage answer is personal, so all of data.*; of the form,
+         * "form.<field>" or deeper ("form.<field>.x", "form.<field>[0]") of
+         * a pii field. */
+        if (strncmp(k, "data.", 5) == 0 || strncmp(k, "data[", 5) == 0) {
+            json_object_set_new(inputs, k, osse__pii_seal(e, r->id, k, v));
+            continue;
+        }
+        if (strncmp(k, "form.", 5) != 0)
+            continue;
+        size_t n = strcspn(k + 5, ".[");
+        if (n >= sizeof name)
+            continue;
+        memcpy(name, k + 5, n);
+        name[n] = '\0';
+        if (field_pii(r->wf, name))
+            json_object_set_new(inputs, k, osse__pii_seal(e, r->id, k, v));
+    }
+}
+
+json_t *osse__pii_withhold(const json_t *v)
+{
+    if (osse__pii_sealed(v))
+        return json_string(OSSE_PII_WITHHELD);
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) json_object_set_new(o, k, osse__pii_withhold(x));
+        return o;
+    }
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) json_array_append_new(a, osse__pii_withhold(x));
+        return a;
+    }
+    return json_incref((json_t *)v);
+}
+
+bool osse__pii_any_sealed(const json_t *v)
+{
+    if (osse__pii_sealed(v))
+        return true;
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_object(v))
+        json_object_foreach((json_t *)v, k, x) if (osse__pii_any_sealed(x)) return true;
+    if (json_is_array(v))
+        json_array_foreach(v, i, x) if (osse__pii_any_sealed(x)) return true;
+    return false;
+}
+
+json_t *osse__pii_seal_text(const osse_engine_t *e, const char *rid, const char *path,
+                            const char *text)
+{
+    if (!text)
+        return NULL;
+    json_t *v = json_string(text);
+    if (!*text)
+        return v; /* no words: nothing personal, and "no reason" stays visible */
+    json_t *sealed = osse__pii_seal(e, rid, path, v);
+    json_decref(v);
+    return sealed;
+}
+
+char *osse__pii_stored_text(const json_t *v)
+{
+    if (json_is_string(v))
+        return osse_strdup(json_string_value(v));
+    if (!osse__pii_sealed(v))
+        return NULL;
+    const char *b64 = json_string_value(json_object_get(v, "enc"));
+    size_t n = strlen(b64);
+    char *out = osse_malloc(n + 2);
+    out[0] = OSSE_PII_TEXT_MARK;
+    memcpy(out + 1, b64, n + 1);
+    return out;
+}
+
+json_t *osse__pii_text_json(const char *text)
+{
+    if (!text)
+        return json_null();
+    if (text[0] == OSSE_PII_TEXT_MARK)
+        return json_pack("{s:s}", "enc", text + 1);
+    return json_string(text);
+}
+
+void osse__pii_keys_free(osse_engine_t *e)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (osse_map_next(&e->keys, &it, &k, &v))
+        sodium_free(v);
+    osse_map_close(&e->keys);
+}

@@ -1,0 +1,393 @@
+"""test_pii.py: personal data encrypted (SPEC §8), over real HTTP.
+
+Every `pii` form field of a request, at submission and in InfoProvided,
+every rule input read from one (TaskAutoApproved, StepSkipped), a
+decision's, rejection's and withdrawal's reason and an info message are
+stored as {"enc":"<base64>"}; a marker in each is searched for everywhere
+osse puts bytes:
+
+- the tracking view (and a command's answer) shows the plaintext to the
+  submitting portal, the platform and an agency with a task; an auditor
+  reads "[withheld]", for the form and for reasons;
+- GET /v1/requests/{id}/events, /v1/log and `osse export` show only
+  {"enc":...}, never a marker;
+- a portal's subscription delivery carries "[withheld]" where the event
+  held a personal value;
+- the server's stderr log never holds a marker;
+- after a clean stop no file under the data folder holds a marker, while
+  a non-personal value of the same form is found there (so the search can
+  fail: the storage keeps short values readable);
+- `osse replay` of the data folder and of the export prints the live
+  digest, and --recheck counts the rules that read personal values as not
+  checkable, not as differences;
+- a key whose request's first event never became durable (a failed write)
+  is removed at the next start;
+- a restart with the right keys reads the plaintext again; another master
+  key, a missing master key and a data folder whose key store is gone
+  (as one written before encryption) are refused with a message;
+- the keys live in <data>/keys, one 0600 file per request, and
+  <data>/master.key is 0600.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from osse_harness import (OSSE_BIN, Server, World, citizen_id, main, uniq)  # noqa: E402
+from test_hooks import Receiver  # noqa: E402
+
+CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
+
+
+def pii_workflow(wid, a, b):
+    return {
+        "id": wid, "title": "Personal data",
+        "form": {
+            "applicant_id": {"type": "citizen_id", "required": True, "pii": True},
+            "applicant_name": {"type": "string", "required": True, "pii": True},
+            "income": {"type": "number", "required": True, "pii": True},
+            "business_name": {"type": "string", "required": True},
+        },
+        "steps": {
+            "screen": {"kind": "task", "agency": a, "auto_approve": "form.income >= 100"},
+            "extra": {"kind": "task", "agency": b, "after": ["screen"],
+                      "when": "form.income > 1000000"},
+            "review": {"kind": "task", "agency": a, "after": ["extra"]},
+        },
+    }
+
+
+def files_holding(root, needles):
+    """{needle: [paths of files under root holding it]}."""
+    found = {n: [] for n in needles}
+    for d, _, names in os.walk(root):
+        for name in names:
+            p = os.path.join(d, name)
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    found[n].append(p)
+    return found
+
+
+def run(*args):
+    return subprocess.run([OSSE_BIN] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=120)
+
+
+class Pii(unittest.TestCase):
+
+    def setUp(self):
+        self.server = Server(extra_args=[CLOCK]).start()
+        self.w = World(self.server)
+        self.receivers = []
+
+    def tearDown(self):
+        for r in self.receivers:
+            r.close()
+        self.server.cleanup()
+
+    def sealed(self, v, what):
+        self.assertIsInstance(v, dict, "%s: expected {\"enc\":...}, got %r" % (what, v))
+        self.assertEqual(set(v), {"enc"}, what)
+        raw = base64.b64decode(v["enc"])
+        self.assertGreaterEqual(len(raw), 24 + 16 + 1, "%s: nonce, ciphertext and tag" % what)
+
+    def test_personal_values_never_leave_in_plain(self):
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        rec = Receiver()
+        self.receivers.append(rec)
+        sid = uniq("sub")
+        r = w.portal.put("/v1/subscriptions/" + sid,
+                         {"url": rec.url, "events": ["RequestSubmitted", "InfoProvided",
+                                                     "TaskAutoApproved", "TaskDecided",
+                                                     "RequestWithdrawn"]})
+        self.assertIn(r.status, (200, 201), r)
+
+        cid = citizen_id()
+        name = "Markername-" + uniq("n")
+        name2 = "Secondname-" + uniq("n")
+        income = 4321.75
+        shop = "Plainshop-" + uniq("s")
+        markers = [cid.encode(), name.encode(), name2.encode(), b"4321.75"]
+        form = {"applicant_id": cid, "applicant_name": name, "income": income,
+                "business_name": shop}
+        sub = w.submit(wid, form)
+        rid = sub["id"]
+
+        # The rules read plaintext: screen auto-approved, extra skipped.
+        v = w.view(rid)
+        states = {s["name"]: s["state"] for s in v["steps"]}
+        self.assertEqual(states, {"screen": "approved", "extra": "skipped", "review": "open"}, v)
+
+        # Who reads what.
+        for who, client in (("portal", w.portal), ("platform", w.plat), ("agency A", w.ag[w.A])):
+            got = w.view(rid, client)["form"]
+            self.assertEqual(got, form, "%s reads the plaintext" % who)
+        got = w.view(rid, w.auditor)["form"]
+        self.assertEqual(got, {"applicant_id": "[withheld]", "applicant_name": "[withheld]",
+                               "income": "[withheld]", "business_name": shop},
+                         "an auditor reads [withheld]")
+        self.assertEqual(w.ag[w.B].get("/v1/requests/" + rid).status, 403,
+                         "agency B never had a task (its step was skipped)")
+        track = w.anon.get("/v1/track/" + sub["tracking_code"])
+        if track.status == 200:
+            self.assertNotIn("form", track.json)
+
+        # Return to the applicant, who answers with a personal value; the
+        # words people write are personal too.
+        why = "Returnreason-" + uniq("r")
+        msg = "Infomessage-" + uniq("m")
+        markers += [why.encode(), msg.encode()]
+        r = w.ag[w.A].post("/v1/tasks/%s/review/decision" % rid,
+                           {"outcome": "return", "reason": why})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([s["reason"] for s in r.json["steps"] if s["name"] == "review"], [why],
+                         "the deciding agency reads its own reason")
+        r = w.portal.post("/v1/requests/%s/info" % rid,
+                          {"step": "review", "form": {"applicant_name": name2}, "message": msg})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["form"]["applicant_name"], name2,
+                         "the answer to the portal shows its own plaintext")
+        self.assertEqual(w.view(rid, w.ag[w.A])["form"]["applicant_name"], name2)
+        self.assertEqual(w.view(rid, w.auditor)["form"]["applicant_name"], "[withheld]")
+
+        # A rejection's and a withdrawal's reasons: the request's reason.
+        rej = "Rejectreason-" + uniq("r")
+        wdr = "Withdrawreason-" + uniq("r")
+        markers += [rej.encode(), wdr.encode()]
+        rid2 = w.submit(wid, dict(form, income=5))["id"]  # screen not auto-approved
+        self.assertEqual(w.ag[w.A].post("/v1/tasks/%s/screen/decision" % rid2,
+                                        {"outcome": "reject", "reason": rej}).status, 200)
+        rid3 = w.submit(wid, dict(form, income=5))["id"]
+        r = w.portal.post("/v1/requests/%s/withdraw" % rid3, {"reason": wdr})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["reason"], wdr, r.json)
+        for client in (w.portal, w.plat):
+            v2 = w.view(rid2, client)
+            self.assertEqual((v2["reason"], v2["steps"][0]["reason"]), (rej, rej), v2)
+            self.assertEqual(w.view(rid3, client)["reason"], wdr)
+        v2 = w.view(rid2, w.auditor)
+        self.assertEqual((v2["reason"], v2["steps"][0]["reason"]), ("[withheld]", "[withheld]"))
+        self.assertEqual(w.view(rid3, w.auditor)["reason"], "[withheld]")
+        self.assertEqual(w.view(rid, w.auditor)["steps"][2]["reason"], None,
+                         "the return's reason no longer applies once answered")
+        for x in (rid2, rid3):
+            raw = w.plat.get("/v1/requests/%s/events" % x).body
+            for m in markers:
+                self.assertNotIn(m, raw)
+
+        # Stored events show {"enc":...}.
+        r = w.plat.get("/v1/requests/%s/events" % rid)
+        self.assertEqual(r.status, 200, r)
+        evs = r.json["events"]
+        by = {}
+        for ev in evs:
+            by.setdefault(ev["type"], []).append(ev)
+        f = by["RequestSubmitted"][0]["data"]["form"]
+        for k in ("applicant_id", "applicant_name", "income"):
+            self.sealed(f[k], "RequestSubmitted form." + k)
+        self.assertEqual(f["business_name"], shop, "a field that is not pii stays plain")
+        self.sealed(by["InfoProvided"][0]["data"]["form"]["applicant_name"],
+                    "InfoProvided form.applicant_name")
+        self.sealed(by["InfoProvided"][0]["data"]["message"], "InfoProvided message")
+        self.sealed(by["TaskDecided"][0]["data"]["reason"], "TaskDecided reason")
+        self.sealed(by["TaskAutoApproved"][0]["data"]["inputs"]["form.income"],
+                    "TaskAutoApproved inputs")
+        self.assertIs(by["TaskAutoApproved"][0]["data"]["result"], True)
+        self.sealed(by["StepSkipped"][0]["data"]["inputs"]["form.income"], "StepSkipped inputs")
+        # Two seals of the same value differ (fresh nonces), and a value
+        # moved to another field does not open: the field is bound in.
+        self.assertNotEqual(f["applicant_name"]["enc"],
+                            by["InfoProvided"][0]["data"]["form"]["applicant_name"]["enc"])
+        raw = json.dumps(evs).encode()
+        for m in markers:
+            self.assertNotIn(m, raw, "stored events hold a marker")
+
+        log = w.auditor.get("/v1/log?after=0&limit=1000")
+        self.assertEqual(log.status, 200, log)
+        for m in markers:
+            self.assertNotIn(m, log.body, "/v1/log holds a marker")
+        self.assertIn(shop.encode(), log.body)
+
+        # Subscription deliveries: "[withheld]" in place of each value.
+        got = rec.wait(8)  # 3 submitted, 1 info, 1 auto-approved, 2 decided, 1 withdrawn
+        self.assertGreaterEqual(len(got), 8, rec.attempts)
+        for _, body, parsed in got:
+            for m in markers:
+                self.assertNotIn(m, body, "a subscription delivery holds a marker")
+            self.assertNotIn(b'"enc"', body, "a delivery carries not even ciphertext")
+        subm = [p for _, _, p in got if p["event"]["type"] == "RequestSubmitted"][0]
+        self.assertEqual(subm["event"]["data"]["form"]["applicant_name"], "[withheld]")
+        self.assertEqual(subm["event"]["data"]["form"]["business_name"], shop)
+
+        live = w.plat.get("/v1/admin/digest").json
+        self.assertEqual(w.ag[w.A].post("/v1/tasks/%s/review/decision" % rid,
+                                        {"outcome": "approve"}).status, 200)
+        live = w.plat.get("/v1/admin/digest").json
+        data = srv.data_dir
+        self.assertEqual(srv.stop(), 0)
+
+        # The keys: one 0600 file per request, the master key 0600.
+        keys = os.path.join(data, "keys")
+        self.assertEqual(os.stat(os.path.join(data, "master.key")).st_mode & 0o777, 0o600)
+        self.assertEqual(os.path.getsize(os.path.join(data, "master.key")), 32)
+        self.assertIn(rid + ".key", os.listdir(keys))
+        self.assertEqual(os.stat(os.path.join(keys, rid + ".key")).st_mode & 0o777, 0o600)
+
+        # Nothing personal under the data folder (keys included), while the
+        # plain business name is found: the search can see short values.
+        found = files_holding(data, markers + [shop.encode()])
+        for m in markers:
+            self.assertEqual(found[m], [], "a marker in plain under the data folder")
+        self.assertTrue(found[shop.encode()], "the non-personal value should be findable")
+        with open(srv.log_path, "rb") as fh:
+            stderr = fh.read()
+        for m in markers:
+            self.assertNotIn(m, stderr, "a marker in the server's log")
+
+        # The export holds only ciphertext; replays print the live digest.
+        exp = run("export", "--data", data)
+        self.assertEqual(exp.returncode, 0, exp.stderr)
+        for m in markers:
+            self.assertNotIn(m, exp.stdout, "a marker in the export")
+        with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as fh:
+            fh.write(exp.stdout)
+            export_path = fh.name
+        self.addCleanup(os.unlink, export_path)
+        for args in (["--data", data], [export_path]):
+            p = run("replay", *args, "--recheck")
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, (args, out, p.stderr))
+            lines = out.splitlines()
+            self.assertEqual(lines[-1], live["digest"], (args, out))
+            self.assertIn("recheck: 0 difference(s)", lines, out)
+            self.assertTrue(any("2 rule(s) not checkable" in ln for ln in lines), out)
+            for m in markers:
+                self.assertNotIn(m, p.stdout + p.stderr)
+
+        # Another master key: refused, and said so.
+        other = os.path.join(tempfile.mkdtemp(prefix="osse-mk-"), "other.key")
+        with open(other, "wb") as fh:
+            fh.write(os.urandom(32))
+        p = run("serve", "--data", data, "--listen", "127.0.0.1:0", CLOCK, "--master-key", other)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"is not the one the key store", p.stderr)
+        # A master key that is not there: refused, never made anew.
+        gone = os.path.join(os.path.dirname(other), "gone.key")
+        p = run("serve", "--data", data, "--listen", "127.0.0.1:0", CLOCK, "--master-key", gone)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"is missing", p.stderr)
+        self.assertFalse(os.path.exists(gone))
+        # A log with events but no key store: written before encryption.
+        p = run("serve", "--data", data, "--listen", "127.0.0.1:0", CLOCK, "--key-store",
+                os.path.join(data, "nokeys"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"before encryption", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(data, "nokeys")))
+
+        # The right key again: plaintext for the portal, same digest.
+        srv.start()
+        portal = srv.client(w.portal.token)
+        self.assertEqual(w.view(rid, portal)["form"]["applicant_name"], name2)
+        self.assertEqual(w.view(rid, srv.client(w.auditor.token))["form"]["income"],
+                         "[withheld]")
+        self.assertEqual(srv.client(w.admin_token).get("/v1/admin/digest").json["digest"],
+                         live["digest"])
+
+    def test_a_key_without_events_is_removed_at_start(self):
+        """The key is durable before its request's first event: when the
+        write of that event fails (--fault-write N, as a crash between the
+        two would leave it), the key file is there without its request; the
+        next start removes it, and keeps the keys of acknowledged ones."""
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        first = w.submit(wid, {"applicant_id": citizen_id(), "applicant_name": "Kept",
+                               "income": 5, "business_name": "b"})["id"]
+        self.assertEqual(srv.stop(), 0)
+        keys = os.path.join(srv.data_dir, "keys")
+        stray = []
+        # Write 1 after a start is the test clock's position; a submission
+        # comes next, unless a signed head came between: try the next N.
+        for n in range(2, 7):
+            srv.extra_args = [CLOCK, "--fault-write", str(n)]
+            try:
+                srv.start()
+            except RuntimeError:
+                continue
+            portal = srv.client(w.portal.token)
+            acked = []
+            for _ in range(10):
+                try:
+                    r = portal.post("/v1/requests", {"workflow": wid, "form": {
+                        "applicant_id": citizen_id(), "applicant_name": "Lost", "income": 5,
+                        "business_name": "b"}})
+                except OSError:
+                    break
+                if r.status != 201:
+                    break
+                acked.append(r.json["id"])
+            srv.proc.wait(20)
+            self.assertEqual(srv.proc.returncode, 1, "the failed write stops the server")
+            srv.proc = None
+            names = set(os.listdir(keys)) - {"keystore"}
+            stray = names - {x + ".key" for x in acked + [first]}
+            if stray:
+                break
+        self.assertTrue(stray, "a submission's failed write leaves its key behind")
+        srv.extra_args = [CLOCK]
+        srv.start()
+        self.assertEqual(srv.stop(), 0)
+        left = set(os.listdir(keys)) - {"keystore"}
+        self.assertEqual(left & stray, set(), "the key without events is removed at start")
+        self.assertIn(first + ".key", left)
+        for x in acked:
+            self.assertIn(x + ".key", left)
+        srv.start()
+        self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],
+                         "Kept")
+
+    def test_keys_apart_from_the_data_folder(self):
+        """--key-store and --master-key outside the data folder: nothing of
+        them under it, and a second server on a new folder with them
+        shares nothing."""
+        self.server.cleanup()
+        apart = tempfile.mkdtemp(prefix="osse-keys-")
+        ks, mk = os.path.join(apart, "keys"), os.path.join(apart, "master.key")
+        srv = Server(extra_args=[CLOCK, "--key-store", ks, "--master-key", mk]).start()
+        self.server = srv
+        w = World(srv)
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        rid = w.submit(wid, {"applicant_id": citizen_id(), "applicant_name": "Apart Name",
+                             "income": 50, "business_name": "x"})["id"]
+        self.assertEqual(w.view(rid, w.portal)["form"]["applicant_name"], "Apart Name")
+        self.assertEqual(srv.stop(), 0)
+        self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "master.key")))
+        self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "keys")))
+        self.assertIn(rid + ".key", os.listdir(ks))
+        self.assertEqual(os.stat(mk).st_mode & 0o777, 0o600)
+        # Without them the folder does not start (its defaults are missing).
+        p = run("serve", "--data", srv.data_dir, "--listen", "127.0.0.1:0", CLOCK)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"before encryption", p.stderr)
+        srv.start()
+        self.assertEqual(w.view(rid, srv.client(w.portal.token))["form"]["applicant_name"],
+                         "Apart Name")
+
+
+if __name__ == "__main__":
+    main()
