@@ -88,7 +88,8 @@ def run(*args):
 class Pii(unittest.TestCase):
 
     def setUp(self):
-        self.server = Server(extra_args=[CLOCK]).start()
+        # Its receiver is http://127.0.0.1: private URLs allowed.
+        self.server = Server(extra_args=[CLOCK, "--allow-private-urls"]).start()
         self.w = World(self.server)
         self.receivers = []
 
