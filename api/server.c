@@ -511,6 +511,23 @@ static bool idem_answered(call_t *c, int rc, int status, char *body)
     return false;
 }
 
+/* For a call decided after its arrival (after the pool, a name lookup):
+ * answers it, and returns true, when its principal was revoked meanwhile
+ * (401, as if it had been before) or a call with the same Idempotency-Key
+ * was answered meanwhile (replayed or the mismatch). */
+static bool answered_meanwhile(call_t *c)
+{
+    if (c->p->revoked) {
+        c->extra = "WWW-Authenticate: Bearer\r\n";
+        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
+        return true;
+    }
+    int ist = 0;
+    char *ibody = NULL;
+    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
+    return idem_answered(c, known, ist, ibody);
+}
+
 static void publish_done(uv_work_t *w, int status)
 {
     call_t *c = w->data;
@@ -524,18 +541,7 @@ static void publish_done(uv_work_t *w, int status)
         reply_error(c, c->body_status, c->body_code, c->body_msg, NULL);
         return;
     }
-    if (c->p->revoked) {
-        /* Revoked while its publish was on the pool: as if it had been before. */
-        c->extra = "WWW-Authenticate: Bearer\r\n";
-        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
-        return;
-    }
-    /* A call with the same key may have come and been answered while this
-     * one waited for its turn on the pool. */
-    int ist = 0;
-    char *ibody = NULL;
-    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
-    if (idem_answered(c, known, ist, ibody))
+    if (answered_meanwhile(c))
         return;
     osse_fail_t f = {0};
     json_t *out = NULL;
@@ -647,15 +653,7 @@ static void sub_url_back(void *ud, int rc, osse_fail_t *f)
         reply_fail(c, f);
         return;
     }
-    if (c->p->revoked) {
-        c->extra = "WWW-Authenticate: Bearer\r\n";
-        reply_error(c, 401, "unauthorized", "a valid bearer token is required", NULL);
-        return;
-    }
-    int ist = 0;
-    char *ibody = NULL;
-    int known = osse_engine_idem_recheck(c->srv->eng, &c->idem, &ist, &ibody);
-    if (idem_answered(c, known, ist, ibody))
+    if (answered_meanwhile(c))
         return;
     put_subscription(c);
 }

@@ -85,16 +85,31 @@ stop_server() { # pid: SIGTERM, then wait for it to exit
 # The submission body of run.sh; {n} differs per request.
 BODY='{"workflow":"bench-permit","form":{"applicant_id":"1101700230708","applicant_name":"Somchai Bench {n}","business_name":"Bench Shop {n}","area_sqm":42.5,"seats":{n},"district":"bang-rak","opening_date":"2026-12-01","notes":"submitted by the load generator"}}'
 
-# api METHOD PATH [BODY]: with the platform token $ADMIN against $URL; prints
-# the answer body; dies on a non-2xx.
+# server_alive: when the osse of $OPID is gone, dies with the tail of its
+# stderr ($OERR). No-op without $OPID.
+server_alive() {
+    [ -z "${OPID:-}" ] && return 0
+    kill -0 "$OPID" 2>/dev/null && return 0
+    say "osse is gone; its stderr:"; tail -n 20 "${OERR:-/dev/null}" >&2
+    die "the server died"
+}
+
+# api METHOD PATH [BODY] [MAX_SECONDS]: with the platform token $ADMIN
+# against $URL (at most MAX_SECONDS, default 300); prints the answer body;
+# dies on a non-2xx.
 api() {
     local code data=()
     [ -n "${3:-}" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
-    code=$(curl -sS -m 300 -o "$TMP/curl.body" -w '%{http_code}' -X "$1" "$URL$2" \
-        -H "Authorization: Bearer $ADMIN" "${data[@]}") || die "$1 $2: curl failed"
+    code=$(curl -sS -m "${4:-300}" -o "$TMP/curl.body" -w '%{http_code}' -X "$1" "$URL$2" \
+        -H "Authorization: Bearer $ADMIN" "${data[@]}") ||
+        { server_alive; die "$1 $2: curl failed (timeout ${4:-300}s?)"; }
     [ "${code:0:1}" = 2 ] || die "$1 $2 -> $code: $(cat "$TMP/curl.body")"
     cat "$TMP/curl.body"
 }
+
+# rss_kb [PID] / hwm_kb [PID]: VmRSS / VmHWM in kB of PID (default $OPID).
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/${1:-$OPID}/status"; }
+hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/${1:-$OPID}/status"; }
 
 json_get() { # key: reads JSON on stdin, prints its top-level key
     python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"

@@ -84,24 +84,6 @@ start_osse() {
     say "== osse serve --test-clock on port $OPORT (pid $OPID), data $TMP/osse, listening after ${START_S}s"
 }
 
-server_alive() {
-    kill -0 "$OPID" 2>/dev/null && return 0
-    say "osse is gone; its stderr:"; tail -n 20 "$OERR" >&2
-    die "the server died"
-}
-
-api() { # method path body [max seconds] -> prints the answer body; fails on a non-2xx
-    local code data=()
-    [ -n "$3" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
-    code=$(curl -sS -m "${4:-60}" -o "$TMP/curl.body" -w '%{http_code}' -X "$1" "$URL$2" \
-        -H "Authorization: Bearer $ADMIN" "${data[@]}") ||
-        { server_alive; die "$1 $2: curl failed (timeout ${4:-60}s?)"; }
-    [ "${code:0:1}" = 2 ] || die "$1 $2 -> $code: $(cat "$TMP/curl.body")"
-    cat "$TMP/curl.body"
-}
-
-rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$1/status"; }
 # Resets VmHWM to the current RSS (Linux >= 4.0), so that the next VmHWM is
 # the peak of what follows. Prints 1 when it worked.
 hwm_reset() { if echo 5 >"/proc/$1/clear_refs" 2>/dev/null; then echo 1; else echo 0; fi; }
