@@ -308,11 +308,11 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
     int rc = osse_keystore_load(e->keystore, key_one, &kl, err);
-    for (size_t i = 0; i < kl.nstale; i++) {
-        if (!rc)
-            rc = osse_keystore_remove(e->keystore, kl.stale[i], err);
+    /* One rewrite per segment that holds any of them. */
+    if (!rc && kl.nstale)
+        rc = osse_keystore_remove_many(e->keystore, (const char *const *)kl.stale, kl.nstale, err);
+    for (size_t i = 0; i < kl.nstale; i++)
         free(kl.stale[i]);
-    }
     free(kl.stale);
     return rc;
 }
