@@ -463,8 +463,9 @@ static int load_seg(osse_keystore_t *ks, uint32_t seg, uint8_t *key, osse_keysto
                                   strerror(errno));
             if (fd >= 0)
                 close(fd);
-            osse_logf(OSSE_LEVEL_WARN, "key segment's torn tail cut", "path=%s at=%zu bytes=%zu",
-                      path, off, len - off);
+            if (!rc)
+                osse_logf(OSSE_LEVEL_WARN, "key segment's torn tail cut",
+                          "path=%s at=%zu bytes=%zu", path, off, len - off);
             break;
         }
         if (r < 0) {
@@ -607,15 +608,15 @@ int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
         }
         goto out;
     }
-    if (fresh && (rc = fsync_dir(ks->dir))) {
-        rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
-                          strerror(errno));
-        goto out;
-    }
+    /* In the segment now, whatever the folder's fsync says: what follows
+     * is appended after them, and remove finds them. */
     ks->cur_bytes += total;
     ks->cur_records += n;
     for (size_t i = 0; i < n; i++)
         osse_map_put(&ks->where, recs[i].id, (void *)(uintptr_t)ks->cur);
+    if (fresh && (rc = fsync_dir(ks->dir)))
+        rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
+                          strerror(errno));
 out:
     uv_mutex_unlock(&ks->mu);
     free(buf);

@@ -117,14 +117,15 @@ static int reload(const char *dir, const char *master, osse_keystore_t **ks, man
 }
 
 /* Appends keys [from, to) in groups of group, as the log's writer does. */
-static void append_range(osse_keystore_t *ks, many_t *m, char ids[][8], int from, int to, int group)
+static void append_range(osse_keystore_t *ks, many_t *m, char ids[][16], int from, int to,
+                         int group)
 {
     osse_keyrec_t recs[512];
     osse_err_t err = {0};
     for (int i = from; i < to;) {
         int n = 0;
         for (; n < group && i < to; n++, i++) {
-            snprintf(ids[i], 8, "r-%05d", i);
+            snprintf(ids[i], 16, "r-%05d", i);
             CHECK_EQ_INT(osse_keystore_new_key(ks, ids[i], m->key[i], m->wrapped[i]), 0);
             recs[n] = (osse_keyrec_t){ids[i], m->wrapped[i]};
         }
@@ -144,7 +145,7 @@ static void test_segments(void)
     osse_err_t err = {0};
     osse_keystore_t *ks = NULL;
     many_t *m = osse_calloc(1, sizeof *m);
-    static char ids[MANY][8];
+    static char ids[MANY][16];
     CHECK_EQ_INT(osse_keystore_open(dir, master, true, &ks, &err), 0);
     CHECK_EQ_INT(osse_keystore_load(ks, on_many, m, &err), 0);
     CHECK_EQ_INT(m->n, 0);
