@@ -293,12 +293,10 @@ static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
         kl->stale[kl->nstale++] = osse_strdup(id);
         return 0;
     }
-    uint8_t *k = sodium_malloc(OSSE_KEY_BYTES);
-    if (!k)
+    uint8_t *k = osse_map_get(&kl->e->keys, id);
+    if (!k && !(k = osse__pii_key_slot(kl->e)))
         return OSSE_ENOMEM;
     memcpy(k, key, OSSE_KEY_BYTES);
-    uint8_t *old = osse_map_get(&kl->e->keys, id);
-    sodium_free(old);
     return osse_map_put(&kl->e->keys, id, k);
 }
 
