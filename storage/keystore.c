@@ -494,6 +494,9 @@ out:
     return rc;
 }
 
+static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
+                          osse_err_t *err);
+
 int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err)
 {
     uint32_t *segs = NULL;
@@ -517,6 +520,7 @@ int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_
         ks->cur_ok = nsegs > 0;
         ks->cur_bytes = bytes;
         ks->cur_records = records;
+        rc = load_key_files(ks, key, cb, ud, err);
     }
     uv_mutex_unlock(&ks->mu);
     free(segs);
@@ -573,7 +577,8 @@ static int seg_ready(osse_keystore_t *ks, bool *fresh, osse_err_t *err)
     return 0;
 }
 
-int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+/* osse_keystore_append with ks->mu held. */
+static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
 {
     if (n == 0)
         return 0;
@@ -592,7 +597,6 @@ int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
         p += idn + OSSE_WRAPPED_BYTES;
     }
     bool fresh = false;
-    uv_mutex_lock(&ks->mu);
     int rc = seg_ready(ks, &fresh, err);
     if (rc)
         goto out;
@@ -618,8 +622,93 @@ int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
         rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
                           strerror(errno));
 out:
-    uv_mutex_unlock(&ks->mu);
     free(buf);
+    return rc;
+}
+
+int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+{
+    uv_mutex_lock(&ks->mu);
+    int rc = append_locked(ks, recs, n, err);
+    uv_mutex_unlock(&ks->mu);
+    return rc;
+}
+
+/* The first key store kept one file per key, <id>.key (the wrapped key's
+ * 72 bytes): each is loaded, moved into the current segment (one append),
+ * and only then unlinked, the folder fsynced. A crash between the two
+ * leaves both; the file is then only unlinked, since the segment has the
+ * key (one copy to destroy, not two). ks->mu held. */
+static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
+                          osse_err_t *err)
+{
+    DIR *d = opendir(ks->dir);
+    if (!d)
+        return osse_err_set(err, OSSE_EIO, "the key store %s cannot be read", ks->dir);
+    char(*ids)[OSSE_KEY_ID_MAX + 1] = NULL;
+    uint8_t(*wrapped)[OSSE_WRAPPED_BYTES] = NULL;
+    bool *moved = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len <= 4 || len - 4 > OSSE_KEY_ID_MAX || strcmp(de->d_name + len - 4, ".key") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            ids = osse_realloc(ids, cap * sizeof *ids);
+            wrapped = osse_realloc(wrapped, cap * sizeof *wrapped);
+            moved = osse_realloc(moved, cap * sizeof *moved);
+        }
+        memcpy(ids[n], de->d_name, len - 4);
+        ids[n][len - 4] = '\0';
+        if (!osse_keystore_id_ok(ids[n]))
+            continue;
+        moved[n] = osse_map_get(&ks->where, ids[n]) != NULL;
+        char path[4200];
+        uint8_t buf[OSSE_WRAPPED_BYTES];
+        size_t got = 0;
+        snprintf(path, sizeof path, "%s/%s", ks->dir, de->d_name);
+        int r = read_small(path, buf, sizeof buf, &got);
+        if (r == OSSE_ENOTFOUND)
+            continue;
+        if (!moved[n]) {
+            if (r || got != OSSE_WRAPPED_BYTES || unseal(ks->master, buf, got, ids[n], key)) {
+                rc = osse_err_set(err, OSSE_ECORRUPT,
+                                  "the key of %s in %s does not open with the master key", ids[n],
+                                  ks->dir);
+                break;
+            }
+            rc = cb(ud, ids[n], key);
+            sodium_memzero(key, OSSE_KEY_BYTES);
+            memcpy(wrapped[n], buf, sizeof buf);
+        }
+        n++;
+    }
+    closedir(d);
+    osse_keyrec_t *recs = osse_malloc((n ? n : 1) * sizeof *recs);
+    size_t nrecs = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!moved[i])
+            recs[nrecs++] = (osse_keyrec_t){ids[i], wrapped[i]};
+    if (!rc)
+        rc = append_locked(ks, recs, nrecs, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.key", ks->dir, ids[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = osse_err_set(err, OSSE_EIO, "the key file %s cannot be removed: %s", path,
+                              strerror(errno));
+    }
+    if (!rc && n && (rc = fsync_dir(ks->dir)))
+        rc = osse_err_set(err, rc, "the key store %s cannot be synced", ks->dir);
+    if (!rc && n)
+        osse_logf(OSSE_LEVEL_INFO, "key files moved into segments", "files=%zu", n);
+    free(recs);
+    free(ids);
+    free(wrapped);
+    free(moved);
     return rc;
 }
 

@@ -40,6 +40,9 @@
  * holds the key, and the removal is to be done again (keys without events
  * are found again at the next start).
  *
+ * The first key store kept one file per key (<id>.key, 72 bytes): load
+ * moves such files into a segment (appended, then unlinked).
+ *
  * Durability: osse_keystore_append returns once the keys are durable; the
  * log's writer thread calls it before the synced write of the batches that
  * hold the keys' first events (osse_batch_key, log.h), so a key is always

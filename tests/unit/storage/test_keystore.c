@@ -6,7 +6,8 @@
  * a reload finds all the others and not it, and its wrapped bytes are in no
  * file of the folder; another master key, a missing store and a missing
  * master key are refused; a wrapped key filed under another id does not
- * open. */
+ * open; the one-file-per-key folder of the first key store is moved into a
+ * segment at load. */
 #define _GNU_SOURCE /* nftw, mkdtemp, memmem */
 #include <dirent.h>
 #include <fcntl.h>
@@ -246,6 +247,53 @@ static void test_segments(void)
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A folder of the first key store (one <id>.key file per key): load finds
+ * the keys, moves them into a segment and removes the files; a reload
+ * finds each once, and a remove destroys the moved key. */
+static void test_key_files_moved(void)
+{
+    char tmpl[] = "/tmp/osse-test-keys-XXXXXX";
+    const char *root = mkdtemp(tmpl);
+    char dir[256], master[256], path[300];
+    snprintf(dir, sizeof dir, "%s/keys", root);
+    snprintf(master, sizeof master, "%s/master.key", root);
+    osse_err_t err = {0};
+    osse_keystore_t *ks = NULL;
+    many_t *m = osse_calloc(1, sizeof *m);
+    static char ids[MANY][16];
+    CHECK_EQ_INT(osse_keystore_open(dir, master, true, &ks, &err), 0);
+    append_range(ks, m, ids, 0, 3, 3); /* in 1.seg */
+    for (int i = 3; i < 6; i++) {
+        snprintf(ids[i], 16, "r-%05d", i);
+        CHECK_EQ_INT(osse_keystore_new_key(ks, ids[i], m->key[i], m->wrapped[i]), 0);
+        snprintf(path, sizeof path, "%s/%s.key", dir, ids[i]);
+        write_bytes(path, m->wrapped[i], OSSE_WRAPPED_BYTES);
+    }
+    /* r-00002 both in the segment and in a file (a crash after the move,
+     * before the unlink): one copy stays. */
+    snprintf(path, sizeof path, "%s/%s.key", dir, ids[2]);
+    write_bytes(path, m->wrapped[2], OSSE_WRAPPED_BYTES);
+    CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
+    CHECK_EQ_INT(m->n, 6);
+    CHECK_EQ_INT(m->wrong, 0);
+    for (int i = 2; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/%s.key", dir, ids[i]);
+        CHECK(access(path, F_OK) != 0);
+    }
+    CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
+    CHECK_EQ_INT(m->n, 6);
+    CHECK_EQ_INT(m->seen[2] + m->seen[4], 2);
+    const char *gone[] = {ids[2], ids[4]};
+    CHECK_EQ_INT(osse_keystore_remove_many(ks, gone, 2, &err), 0);
+    CHECK(!dir_holds(dir, m->wrapped[2], OSSE_WRAPPED_BYTES));
+    CHECK(!dir_holds(dir, m->wrapped[4], OSSE_WRAPPED_BYTES));
+    CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
+    CHECK_EQ_INT(m->n, 4);
+    osse_keystore_close(ks);
+    free(m);
+    nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_round_trip(void)
 {
     char tmpl[] = "/tmp/osse-test-keys-XXXXXX";
@@ -326,5 +374,6 @@ int main(void)
     osse_alloc_setup_json();
     RUN(test_round_trip);
     RUN(test_segments);
+    RUN(test_key_files_moved);
     return TEST_EXIT();
 }
