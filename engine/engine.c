@@ -293,12 +293,10 @@ static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
         kl->stale[kl->nstale++] = osse_strdup(id);
         return 0;
     }
-    uint8_t *k = sodium_malloc(OSSE_KEY_BYTES);
-    if (!k)
+    uint8_t *k = osse_map_get(&kl->e->keys, id);
+    if (!k && !(k = osse__pii_key_slot(kl->e)))
         return OSSE_ENOMEM;
     memcpy(k, key, OSSE_KEY_BYTES);
-    uint8_t *old = osse_map_get(&kl->e->keys, id);
-    sodium_free(old);
     return osse_map_put(&kl->e->keys, id, k);
 }
 
@@ -308,11 +306,11 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
     int rc = osse_keystore_load(e->keystore, key_one, &kl, err);
-    for (size_t i = 0; i < kl.nstale; i++) {
-        if (!rc)
-            rc = osse_keystore_remove(e->keystore, kl.stale[i], err);
+    /* One rewrite per segment that holds any of them. */
+    if (!rc && kl.nstale)
+        rc = osse_keystore_remove_many(e->keystore, (const char *const *)kl.stale, kl.nstale, err);
+    for (size_t i = 0; i < kl.nstale; i++)
         free(kl.stale[i]);
-    }
     free(kl.stale);
     return rc;
 }

@@ -367,10 +367,13 @@ struct osse_engine_s {
     osse_map_t licnums; /* number -> osse_request_t */
 
     /* Personal data (pii.c, SPEC §8): the key store (NULL in a replay
-     * engine) and each request's key, id -> OSSE_KEY_BYTES in sodium_malloc
-     * memory. */
+     * engine) and each request's key, id -> OSSE_KEY_BYTES in key_chunks:
+     * sodium_malloc'd chunks of OSSE__KEYS_PER_CHUNK keys, the last one
+     * filled to key_used (osse__pii_key_slot). */
     osse_keystore_t *keystore;
     osse_map_t keys;
+    uint8_t **key_chunks;
+    size_t nkey_chunks, key_used;
     size_t recheck_sealed; /* osse_engine_recheck_sealed */
     struct osse_lexp_s {
         int64_t at;
@@ -474,6 +477,12 @@ json_t *osse__pii_seal_text(const osse_engine_t *e, const char *rid, const char 
 #define OSSE_PII_TEXT_MARK '\x01'
 char *osse__pii_stored_text(const json_t *v);
 json_t *osse__pii_text_json(const char *text);
+/* Room for one key (OSSE_KEY_BYTES) in sodium_malloc memory, kept until
+ * osse__pii_keys_free; NULL when out of memory. Keys share chunks: one
+ * sodium_malloc per key costs four memory mappings, and the kernel's limit
+ * (vm.max_map_count, 65530) then stops the server after some 12k to 20k
+ * requests. */
+uint8_t *osse__pii_key_slot(osse_engine_t *e);
 /* Wipes and frees every key of e->keys, and the map. */
 void osse__pii_keys_free(osse_engine_t *e);
 

@@ -10,7 +10,8 @@
  * hold values only so; they are opened when a reader who may see them is
  * served, or when a rule reads them.
  *
- * Keys: e->keys maps a request id to its key (sodium_malloc'd), loaded from
+ * Keys: e->keys maps a request id to its key (in sodium_malloc'd chunks,
+ * osse__pii_key_slot), loaded from
  * the key store at start; a replay engine (osse replay) has none, and every
  * personal value then reads as "[encrypted]". */
 #include "engine/internal.h"
@@ -47,18 +48,36 @@ const uint8_t *osse__pii_key(const osse_engine_t *e, const char *rid)
     return osse_map_get(&e->keys, rid);
 }
 
+/* 2048 keys: 64 KiB a chunk. */
+#define OSSE__KEYS_PER_CHUNK 2048
+
+uint8_t *osse__pii_key_slot(osse_engine_t *e)
+{
+    if (!e->nkey_chunks || e->key_used == OSSE__KEYS_PER_CHUNK) {
+        uint8_t *c = sodium_malloc((size_t)OSSE__KEYS_PER_CHUNK * OSSE_KEY_BYTES);
+        if (!c)
+            return NULL;
+        e->key_chunks = osse_realloc(e->key_chunks, (e->nkey_chunks + 1) * sizeof *e->key_chunks);
+        e->key_chunks[e->nkey_chunks++] = c;
+        e->key_used = 0;
+    }
+    return e->key_chunks[e->nkey_chunks - 1] + OSSE_KEY_BYTES * e->key_used++;
+}
+
 int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WRAPPED_BYTES])
 {
     if (!e->keystore)
         return OSSE_EINVAL;
-    uint8_t *key = sodium_malloc(OSSE_KEY_BYTES);
+    uint8_t *key = osse__pii_key_slot(e);
     if (!key)
         return OSSE_ENOMEM;
     int rc = osse_keystore_new_key(e->keystore, rid, key, wrapped);
     if (!rc)
         rc = osse_map_put(&e->keys, rid, key);
-    if (rc)
-        sodium_free(key);
+    if (rc) {
+        sodium_memzero(key, OSSE_KEY_BYTES);
+        e->key_used--; /* the slot just taken is the last one */
+    }
     return rc;
 }
 
@@ -270,10 +289,10 @@ json_t *osse__pii_text_json(const char *text)
 
 void osse__pii_keys_free(osse_engine_t *e)
 {
-    size_t it = 0;
-    const char *k;
-    void *v;
-    while (osse_map_next(&e->keys, &it, &k, &v))
-        sodium_free(v);
+    for (size_t i = 0; i < e->nkey_chunks; i++)
+        sodium_free(e->key_chunks[i]); /* wipes */
+    free(e->key_chunks);
+    e->key_chunks = NULL;
+    e->nkey_chunks = e->key_used = 0;
     osse_map_close(&e->keys);
 }

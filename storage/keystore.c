@@ -1,7 +1,11 @@
-/* keystore.c: request keys wrapped by the master key, one file per key
- * (keystore.h says why). Key invariant: key material is held only in
- * sodium_malloc memory or on the stack, wiped after use, and no error
- * message names more than a path and an id. */
+/* keystore.c: request keys wrapped by the master key, in append-only
+ * segment files (keystore.h says why and how). Key invariants: key material
+ * is held only in sodium_malloc memory or on the stack, wiped after use, and
+ * no error message names more than a path and an id; every segment on disk
+ * is a run of whole records but for a torn tail after a crash, which load
+ * cuts before anything is appended after it; ks->mu serializes appends
+ * (the log's writer thread) and rewrites (removals), and guards the map of
+ * which segment holds which id. */
 #define _GNU_SOURCE /* O_CLOEXEC, dirfd */
 #include "storage/keystore.h"
 
@@ -15,7 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "common/alloc.h"
+#include "common/log.h"
+#include "common/map.h"
 
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -23,9 +31,20 @@
 #define CHECK_AD "osse/keystore"
 #define CHECK_BYTES (NONCE + sizeof CHECK_TEXT - 1 + TAG)
 
+/* A segment is at most OSSE_KEYSEG_BYTES and one group of keys past it:
+ * anything far larger is not one of ours. */
+#define SEG_READ_MAX (256u << 20)
+
 struct osse_keystore_s {
     char *dir;
     uint8_t *master; /* sodium_malloc, OSSE_KEY_BYTES */
+    uv_mutex_t mu;
+    osse_map_t where;   /* id -> segment number (uintptr_t, >= 1) */
+    uint32_t cur;       /* the segment appended to; 0 = none yet */
+    bool cur_ok;        /* cur was read whole by load (or made here) */
+    int cur_fd;         /* cur opened O_APPEND; -1 until the first append */
+    uint64_t cur_bytes; /* its size */
+    size_t cur_records; /* and its records */
 };
 
 /* Reads the whole small file at path into buf (at most cap bytes); *n set.
@@ -186,6 +205,15 @@ int osse_keystore_open(const char *dir, const char *master_path, bool create, os
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
     osse_keystore_t *ks = osse_calloc(1, sizeof *ks);
     ks->dir = osse_strdup(dir);
+    ks->cur_fd = -1;
+    osse_map_init(&ks->where);
+    if (uv_mutex_init(&ks->mu) != 0) {
+        osse_map_close(&ks->where);
+        free(ks->dir);
+        free(ks);
+        *out = NULL;
+        return osse_err_set(err, OSSE_ENOMEM, "the key store's lock cannot be made");
+    }
     ks->master = sodium_malloc(OSSE_KEY_BYTES);
     if (!ks->master) {
         rc = osse_err_set(err, OSSE_ENOMEM, "no memory for the master key");
@@ -236,6 +264,10 @@ void osse_keystore_close(osse_keystore_t *ks)
     if (!ks)
         return;
     sodium_free(ks->master); /* wipes */
+    if (ks->cur_fd >= 0)
+        close(ks->cur_fd);
+    osse_map_close(&ks->where);
+    uv_mutex_destroy(&ks->mu);
     free(ks->dir);
     free(ks);
 }
@@ -249,83 +281,550 @@ int osse_keystore_new_key(osse_keystore_t *ks, const char *id, uint8_t key[OSSE_
     return seal(ks->master, key, OSSE_KEY_BYTES, id, wrapped);
 }
 
-static void key_path(const osse_keystore_t *ks, const char *id, char *out, size_t n)
+static void seg_path(const osse_keystore_t *ks, uint32_t seg, const char *suffix, char *out,
+                     size_t n)
 {
-    snprintf(out, n, "%s/%s.key", ks->dir, id);
+    snprintf(out, n, "%s/%u.seg%s", ks->dir, (unsigned)seg, suffix);
 }
 
-int osse_keystore_write(osse_keystore_t *ks, const char *id,
-                        const uint8_t wrapped[OSSE_WRAPPED_BYTES], osse_err_t *err)
+/* Whether name is "<n>.seg" with n >= 1 (no leading zero); *seg set. */
+static bool seg_name(const char *name, uint32_t *seg)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    if (name[0] < '1' || name[0] > '9')
+        return false;
+    for (; name[i] >= '0' && name[i] <= '9'; i++) {
+        v = v * 10 + (uint64_t)(name[i] - '0');
+        if (v > UINT32_MAX)
+            return false;
+    }
+    if (strcmp(name + i, ".seg") != 0)
+        return false;
+    *seg = (uint32_t)v;
+    return true;
+}
+
+/* The record at off of a segment's bytes. Returns 1 (id, *wrapped and
+ * *next set), 0 at the end, -1 for a torn tail (a short last record, or
+ * zeros to the end: a write a crash cut), -2 for bytes that are no record. */
+static int rec_at(const uint8_t *b, size_t len, size_t off, char id[OSSE_KEY_ID_MAX + 1],
+                  const uint8_t **wrapped, size_t *next)
+{
+    if (off == len)
+        return 0;
+    size_t idn = b[off];
+    if (idn == 0) {
+        for (size_t i = off; i < len; i++)
+            if (b[i])
+                return -2;
+        return -1;
+    }
+    if (idn > OSSE_KEY_ID_MAX)
+        return -2;
+    if (len - off < 1 + idn + OSSE_WRAPPED_BYTES)
+        return -1;
+    memcpy(id, b + off + 1, idn);
+    id[idn] = '\0';
+    if (!osse_keystore_id_ok(id))
+        return -2;
+    *wrapped = b + off + 1 + idn;
+    *next = off + 1 + idn + OSSE_WRAPPED_BYTES;
+    return 1;
+}
+
+/* Reads the whole segment at path into *out (malloc'd; *len set).
+ * Returns 0, OSSE_ENOTFOUND, OSSE_ECORRUPT (far too large), OSSE_EIO. */
+static int read_seg(const char *path, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? OSSE_ENOTFOUND : OSSE_EIO;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = OSSE_EIO;
+        goto out;
+    }
+    if ((uint64_t)st.st_size > SEG_READ_MAX) {
+        rc = OSSE_ECORRUPT;
+        goto out;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    uint8_t *b = osse_malloc(n ? n : 1);
+    while (got < n) {
+        ssize_t k = read(fd, b + got, n - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got != n) {
+        free(b);
+        rc = OSSE_EIO;
+        goto out;
+    }
+    *out = b;
+    *len = n;
+out:
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *b, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = write(fd, b + done, n - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return OSSE_EIO;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The segment numbers in the folder, ascending (*segs malloc'd); leftover
+ * temporary files removed when clean. Returns 0 or OSSE_EIO. */
+static int list_segs(osse_keystore_t *ks, bool clean, uint32_t **segs, size_t *n)
+{
+    *segs = NULL;
+    *n = 0;
+    DIR *d = opendir(ks->dir);
+    if (!d)
+        return OSSE_EIO;
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        uint32_t seg;
+        if (clean && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+            /* A write or rewrite that did not finish: the file it was to
+             * replace, if any, is whole. */
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", ks->dir, de->d_name);
+            unlink(path);
+        } else if (seg_name(de->d_name, &seg)) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *segs = osse_realloc(*segs, cap * sizeof **segs);
+            }
+            (*segs)[(*n)++] = seg;
+        }
+    }
+    closedir(d);
+    if (*n)
+        qsort(*segs, *n, sizeof **segs, cmp_seg);
+    return 0;
+}
+
+/* Reads segment seg whole: every record opened, noted in ks->where and
+ * handed to cb; a torn tail cut off the file. *bytes and *records: what
+ * stays. ks->mu held. */
+static int load_seg(osse_keystore_t *ks, uint32_t seg, uint8_t *key, osse_keystore_cb cb, void *ud,
+                    uint64_t *bytes, size_t *records, osse_err_t *err)
 {
     char path[4200];
-    if (!osse_keystore_id_ok(id))
-        return osse_err_set(err, OSSE_EINVAL, "a key cannot be filed under this id");
-    key_path(ks, id, path, sizeof path);
-    int rc = write_file(path, wrapped, OSSE_WRAPPED_BYTES, false);
-    if (rc)
-        osse_err_set(err, rc, "the key of %s cannot be written to %s: %s", id, ks->dir,
-                     strerror(errno));
+    uint8_t *b = NULL;
+    size_t len = 0, off = 0, n = 0;
+    seg_path(ks, seg, "", path, sizeof path);
+    int rc = read_seg(path, &b, &len);
+    if (rc == OSSE_ENOTFOUND) {
+        rc = 0; /* removed meanwhile: not ours to mind */
+        goto out;
+    }
+    if (rc) {
+        rc = osse_err_set(err, rc, "the key segment %s cannot be read", path);
+        goto out;
+    }
+    for (;;) {
+        char id[OSSE_KEY_ID_MAX + 1];
+        const uint8_t *wrapped = NULL;
+        size_t next = 0;
+        int r = rec_at(b, len, off, id, &wrapped, &next);
+        if (r == 0)
+            break;
+        if (r == -1) {
+            /* Its keys were never durable, so nothing was sealed with
+             * them; the next append must follow a whole record. */
+            int fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || ftruncate(fd, (off_t)off) != 0 || fdatasync(fd) != 0)
+                rc = osse_err_set(err, OSSE_EIO, "the torn tail of %s cannot be cut: %s", path,
+                                  strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            if (!rc)
+                osse_logf(OSSE_LEVEL_WARN, "key segment's torn tail cut",
+                          "path=%s at=%zu bytes=%zu", path, off, len - off);
+            break;
+        }
+        if (r < 0) {
+            rc = osse_err_set(err, OSSE_ECORRUPT, "the key segment %s is damaged at byte %zu", path,
+                              off);
+            break;
+        }
+        if (unseal(ks->master, wrapped, OSSE_WRAPPED_BYTES, id, key)) {
+            rc = osse_err_set(err, OSSE_ECORRUPT,
+                              "the key of %s in %s (at byte %zu) does not open with the master key",
+                              id, path, off);
+            break;
+        }
+        osse_map_put(&ks->where, id, (void *)(uintptr_t)seg);
+        rc = cb(ud, id, key);
+        sodium_memzero(key, OSSE_KEY_BYTES);
+        if (rc)
+            break;
+        off = next;
+        n++;
+    }
+out:
+    free(b);
+    *bytes = off;
+    *records = n;
     return rc;
 }
 
-int osse_keystore_sync(osse_keystore_t *ks, osse_err_t *err)
-{
-    int rc = fsync_dir(ks->dir);
-    if (rc)
-        osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir, strerror(errno));
-    return rc;
-}
+static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
+                          osse_err_t *err);
 
 int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err)
+{
+    uint32_t *segs = NULL;
+    size_t nsegs = 0;
+    uint8_t *key = sodium_malloc(OSSE_KEY_BYTES);
+    if (!key)
+        return osse_err_set(err, OSSE_ENOMEM, "no memory for a key");
+    uv_mutex_lock(&ks->mu);
+    int rc = list_segs(ks, true, &segs, &nsegs);
+    if (rc)
+        rc = osse_err_set(err, rc, "the key store %s cannot be read", ks->dir);
+    uint64_t bytes = 0;
+    size_t records = 0;
+    for (size_t i = 0; !rc && i < nsegs; i++)
+        rc = load_seg(ks, segs[i], key, cb, ud, &bytes, &records, err);
+    if (!rc) {
+        if (ks->cur_fd >= 0)
+            close(ks->cur_fd);
+        ks->cur_fd = -1;
+        ks->cur = nsegs ? segs[nsegs - 1] : 0;
+        ks->cur_ok = nsegs > 0;
+        ks->cur_bytes = bytes;
+        ks->cur_records = records;
+        rc = load_key_files(ks, key, cb, ud, err);
+    }
+    uv_mutex_unlock(&ks->mu);
+    free(segs);
+    sodium_free(key);
+    return rc;
+}
+
+/* Makes segment cur the one to append to, beginning a new one when it is
+ * full, missing or not read whole by load; *fresh: a new file, whose name
+ * the folder's fsync must make durable. ks->mu held. */
+static int seg_ready(osse_keystore_t *ks, bool *fresh, osse_err_t *err)
+{
+    char path[4200];
+    *fresh = false;
+    if (!ks->cur_ok) {
+        /* No load yet (a tool, a test): never append after bytes not
+         * checked, begin after the last segment. */
+        uint32_t *segs = NULL;
+        size_t n = 0;
+        if (list_segs(ks, false, &segs, &n))
+            return osse_err_set(err, OSSE_EIO, "the key store %s cannot be read", ks->dir);
+        if (n && segs[n - 1] > ks->cur)
+            ks->cur = segs[n - 1];
+        free(segs);
+    }
+    bool full = ks->cur_records >= OSSE_KEYSEG_RECORDS || ks->cur_bytes >= OSSE_KEYSEG_BYTES;
+    if (ks->cur_ok && !full && ks->cur_fd >= 0)
+        return 0;
+    if (ks->cur_ok && !full && ks->cur > 0) {
+        seg_path(ks, ks->cur, "", path, sizeof path);
+        ks->cur_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (ks->cur_fd >= 0)
+            return 0;
+        if (errno != ENOENT)
+            return osse_err_set(err, OSSE_EIO, "the key segment %s cannot be opened: %s", path,
+                                strerror(errno));
+    }
+    if (ks->cur_fd >= 0)
+        close(ks->cur_fd);
+    ks->cur_fd = -1;
+    if (ks->cur == UINT32_MAX)
+        return osse_err_set(err, OSSE_EIO, "the key store %s has no segment number left", ks->dir);
+    seg_path(ks, ks->cur + 1, "", path, sizeof path);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return osse_err_set(err, OSSE_EIO, "the key segment %s cannot be made: %s", path,
+                            strerror(errno));
+    ks->cur++;
+    ks->cur_fd = fd;
+    ks->cur_ok = true;
+    ks->cur_bytes = 0;
+    ks->cur_records = 0;
+    *fresh = true;
+    return 0;
+}
+
+/* osse_keystore_append with ks->mu held. */
+static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!osse_keystore_id_ok(recs[i].id))
+            return osse_err_set(err, OSSE_EINVAL, "a key cannot be filed under this id");
+        total += 1 + strlen(recs[i].id) + OSSE_WRAPPED_BYTES;
+    }
+    uint8_t *buf = osse_malloc(total), *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        size_t idn = strlen(recs[i].id);
+        *p++ = (uint8_t)idn;
+        memcpy(p, recs[i].id, idn);
+        memcpy(p + idn, recs[i].wrapped, OSSE_WRAPPED_BYTES);
+        p += idn + OSSE_WRAPPED_BYTES;
+    }
+    bool fresh = false;
+    int rc = seg_ready(ks, &fresh, err);
+    if (rc)
+        goto out;
+    if (write_all(ks->cur_fd, buf, total) || fdatasync(ks->cur_fd) != 0) {
+        rc = osse_err_set(err, OSSE_EIO, "%zu key(s) cannot be written to %s/%u.seg: %s", n,
+                          ks->dir, (unsigned)ks->cur, strerror(errno));
+        /* All or none: what did reach the file is cut off again (a crash
+         * meanwhile leaves a torn tail, which load cuts). */
+        if (ftruncate(ks->cur_fd, (off_t)ks->cur_bytes) != 0) {
+            close(ks->cur_fd);
+            ks->cur_fd = -1;
+            ks->cur_ok = false;
+        }
+        goto out;
+    }
+    /* In the segment now, whatever the folder's fsync says: what follows
+     * is appended after them, and remove finds them. */
+    ks->cur_bytes += total;
+    ks->cur_records += n;
+    for (size_t i = 0; i < n; i++)
+        osse_map_put(&ks->where, recs[i].id, (void *)(uintptr_t)ks->cur);
+    if (fresh && (rc = fsync_dir(ks->dir)))
+        rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
+                          strerror(errno));
+out:
+    free(buf);
+    return rc;
+}
+
+int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+{
+    uv_mutex_lock(&ks->mu);
+    int rc = append_locked(ks, recs, n, err);
+    uv_mutex_unlock(&ks->mu);
+    return rc;
+}
+
+/* The first key store kept one file per key, <id>.key (the wrapped key's
+ * 72 bytes): each is loaded, moved into the current segment (one append),
+ * and only then unlinked, the folder fsynced. A crash between the two
+ * leaves both; the file is then only unlinked, since the segment has the
+ * key (one copy to destroy, not two). ks->mu held. */
+static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
+                          osse_err_t *err)
 {
     DIR *d = opendir(ks->dir);
     if (!d)
         return osse_err_set(err, OSSE_EIO, "the key store %s cannot be read", ks->dir);
-    uint8_t *key = sodium_malloc(OSSE_KEY_BYTES);
-    int rc = key ? 0 : OSSE_ENOMEM;
+    char(*ids)[OSSE_KEY_ID_MAX + 1] = NULL;
+    uint8_t(*wrapped)[OSSE_WRAPPED_BYTES] = NULL;
+    bool *moved = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
     struct dirent *de;
     while (!rc && (de = readdir(d))) {
-        char id[OSSE_KEY_ID_MAX + 1], path[4200];
-        size_t n = strlen(de->d_name);
-        if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
-            /* A write that did not finish: its event was never written. */
-            snprintf(path, sizeof path, "%s/%s", ks->dir, de->d_name);
-            unlink(path);
+        size_t len = strlen(de->d_name);
+        if (len <= 4 || len - 4 > OSSE_KEY_ID_MAX || strcmp(de->d_name + len - 4, ".key") != 0)
             continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            ids = osse_realloc(ids, cap * sizeof *ids);
+            wrapped = osse_realloc(wrapped, cap * sizeof *wrapped);
+            moved = osse_realloc(moved, cap * sizeof *moved);
         }
-        if (n <= 4 || n - 4 > OSSE_KEY_ID_MAX || strcmp(de->d_name + n - 4, ".key") != 0)
+        memcpy(ids[n], de->d_name, len - 4);
+        ids[n][len - 4] = '\0';
+        if (!osse_keystore_id_ok(ids[n]))
             continue;
-        memcpy(id, de->d_name, n - 4);
-        id[n - 4] = '\0';
-        if (!osse_keystore_id_ok(id))
-            continue;
-        uint8_t wrapped[OSSE_WRAPPED_BYTES + 1];
+        moved[n] = osse_map_get(&ks->where, ids[n]) != NULL;
+        char path[4200];
+        uint8_t buf[OSSE_WRAPPED_BYTES];
         size_t got = 0;
-        key_path(ks, id, path, sizeof path);
-        int r = read_small(path, wrapped, sizeof wrapped, &got);
+        snprintf(path, sizeof path, "%s/%s", ks->dir, de->d_name);
+        int r = read_small(path, buf, sizeof buf, &got);
         if (r == OSSE_ENOTFOUND)
             continue;
-        if (r || got != OSSE_WRAPPED_BYTES || unseal(ks->master, wrapped, got, id, key)) {
-            rc = osse_err_set(err, OSSE_ECORRUPT,
-                              "the key of %s in %s does not open with the master key", id, ks->dir);
-            break;
+        if (!moved[n]) {
+            if (r || got != OSSE_WRAPPED_BYTES || unseal(ks->master, buf, got, ids[n], key)) {
+                rc = osse_err_set(err, OSSE_ECORRUPT,
+                                  "the key of %s in %s does not open with the master key", ids[n],
+                                  ks->dir);
+                break;
+            }
+            rc = cb(ud, ids[n], key);
+            sodium_memzero(key, OSSE_KEY_BYTES);
+            memcpy(wrapped[n], buf, sizeof buf);
         }
-        rc = cb(ud, id, key);
-        sodium_memzero(key, OSSE_KEY_BYTES);
+        n++;
     }
     closedir(d);
-    sodium_free(key);
+    osse_keyrec_t *recs = osse_malloc((n ? n : 1) * sizeof *recs);
+    size_t nrecs = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!moved[i])
+            recs[nrecs++] = (osse_keyrec_t){ids[i], wrapped[i]};
+    if (!rc)
+        rc = append_locked(ks, recs, nrecs, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.key", ks->dir, ids[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = osse_err_set(err, OSSE_EIO, "the key file %s cannot be removed: %s", path,
+                              strerror(errno));
+    }
+    if (!rc && n && (rc = fsync_dir(ks->dir)))
+        rc = osse_err_set(err, rc, "the key store %s cannot be synced", ks->dir);
+    if (!rc && n)
+        osse_logf(OSSE_LEVEL_INFO, "key files moved into segments", "files=%zu", n);
+    free(recs);
+    free(ids);
+    free(wrapped);
+    free(moved);
+    return rc;
+}
+
+/* Rewrites segment seg without the records whose ids are in gone: a
+ * temporary file, fsynced, renamed over the segment (or the segment
+ * unlinked, when nothing stays and it is not the current one). The folder
+ * is not fsynced. ks->mu held. */
+static int rewrite_seg(osse_keystore_t *ks, uint32_t seg, const osse_map_t *gone, osse_err_t *err)
+{
+    char path[4200], tmp[4200];
+    uint8_t *b = NULL, *keep = NULL;
+    size_t len = 0, off = 0, kept = 0, records = 0;
+    int fd = -1;
+    seg_path(ks, seg, "", path, sizeof path);
+    seg_path(ks, seg, ".tmp", tmp, sizeof tmp);
+    int rc = read_seg(path, &b, &len);
+    if (rc == OSSE_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc) {
+        rc = osse_err_set(err, rc, "the key segment %s cannot be read", path);
+        goto out;
+    }
+    keep = osse_malloc(len ? len : 1);
+    for (;;) {
+        char id[OSSE_KEY_ID_MAX + 1];
+        const uint8_t *wrapped = NULL;
+        size_t next = 0;
+        int r = rec_at(b, len, off, id, &wrapped, &next);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            rc = osse_err_set(err, OSSE_ECORRUPT, "the key segment %s is damaged at byte %zu", path,
+                              off);
+            goto out;
+        }
+        if (!osse_map_get(gone, id)) {
+            memcpy(keep + kept, b + off, next - off);
+            kept += next - off;
+            records++;
+        }
+        off = next;
+    }
+    if (kept == len)
+        goto out; /* none of them here */
+    if (kept == 0 && seg != ks->cur) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be removed: %s", path,
+                              strerror(errno));
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0 || write_all(fd, keep, kept) || fsync(fd) != 0 ||
+        rename(tmp, path) != 0) {
+        rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be rewritten: %s", path,
+                          strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if (seg == ks->cur) {
+        /* The open descriptor is the old file's: appends go to the new. */
+        if (ks->cur_fd >= 0)
+            close(ks->cur_fd);
+        ks->cur_fd = -1;
+        ks->cur_bytes = kept;
+        ks->cur_records = records;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(b);
+    free(keep);
+    return rc;
+}
+
+int osse_keystore_remove_many(osse_keystore_t *ks, const char *const *ids, size_t n,
+                              osse_err_t *err)
+{
+    osse_map_t gone;
+    uint32_t *segs = osse_malloc((n ? n : 1) * sizeof *segs);
+    size_t nsegs = 0;
+    int rc = 0;
+    osse_map_init(&gone);
+    uv_mutex_lock(&ks->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!osse_keystore_id_ok(ids[i]))
+            continue;
+        uint32_t seg = (uint32_t)(uintptr_t)osse_map_get(&ks->where, ids[i]);
+        if (!seg || osse_map_get(&gone, ids[i]))
+            continue;
+        osse_map_put(&gone, ids[i], (void *)(uintptr_t)seg);
+        bool seen = false;
+        for (size_t j = 0; j < nsegs && !seen; j++)
+            seen = segs[j] == seg;
+        if (!seen)
+            segs[nsegs++] = seg;
+    }
+    for (size_t j = 0; !rc && j < nsegs; j++)
+        rc = rewrite_seg(ks, segs[j], &gone, err);
+    if (!rc && nsegs && (rc = fsync_dir(ks->dir)))
+        rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
+                          strerror(errno));
+    if (!rc) {
+        const char *id;
+        void *v;
+        for (size_t it = 0; osse_map_next(&gone, &it, &id, &v);)
+            osse_map_del(&ks->where, id);
+    }
+    uv_mutex_unlock(&ks->mu);
+    osse_map_close(&gone);
+    free(segs);
     return rc;
 }
 
 int osse_keystore_remove(osse_keystore_t *ks, const char *id, osse_err_t *err)
 {
-    char path[4200];
-    if (!osse_keystore_id_ok(id))
-        return 0;
-    key_path(ks, id, path, sizeof path);
-    if (unlink(path) != 0 && errno != ENOENT)
-        return osse_err_set(err, OSSE_EIO, "the key of %s cannot be removed: %s", id,
-                            strerror(errno));
-    return osse_keystore_sync(ks, err);
+    return osse_keystore_remove_many(ks, &id, 1, err);
 }

@@ -10,20 +10,44 @@
  *   keystore        nonce || seal("osse key store 1"), AD "osse/keystore":
  *                   made with the store; a master key that does not open it
  *                   is the wrong one, and the server refuses to start
- *   <id>.key        nonce || seal(request key), AD = the id (72 bytes, 0600)
+ *   <n>.seg         segment n (1, 2, ...; 0600): records
+ *                   id_len (1) || id || nonce || seal(request key) || tag,
+ *                   AD = the id (id_len + 1 + 72 bytes), appended only
  *
- * Why one file per key: erasure (SPEC §8) must destroy a key for real. A
+ * Why segments: the log's writer thread makes the keys of a whole group of
+ * batches durable at once (osse_keystore_append): one write and one
+ * fdatasync of the current segment, not a file and an fsync per key (that
+ * cost durable submissions nine tenths of their rate). A segment holds up to
+ * OSSE_KEYSEG_RECORDS keys or OSSE_KEYSEG_BYTES; the next one costs one more
+ * fsync, of the folder.
+ *
+ * Why not RocksDB: erasure (SPEC §8) must destroy a key for real. A
  * deleted RocksDB value lives on in older SST files and the WAL until a
- * compaction that nothing forces; an unlinked file whose directory is then
- * fsynced is gone from the filesystem's namespace at once, and its 72 bytes
- * are never copied elsewhere by osse. (Blocks the filesystem itself keeps,
- * or a copy-on-write snapshot, are the operator's: docs/design.md.)
+ * compaction that nothing forces. osse_keystore_remove rewrites the key's
+ * segment without its record into a temporary file, fsyncs it, renames it
+ * over the segment and fsyncs the folder: the old segment's inode, the only
+ * copy of the wrapped key osse ever wrote, is then gone from the
+ * filesystem's namespace. (Blocks the filesystem itself keeps, or a
+ * copy-on-write snapshot, are the operator's: docs/design.md.)
  *
- * Durability: osse_keystore_write fsyncs the file, osse_keystore_sync the
- * folder; the log's writer thread does both before the synced write of the
- * batch that holds the key's first event (osse_batch_key, log.h), so a key
- * is always durable before any event sealed with it, and the loop thread
- * never waits on the disk. */
+ * Crashes: a segment is appended with one write, so a crash before its
+ * fdatasync may leave a short last record, or zeros where the filesystem
+ * had not yet written the data: osse_keystore_load cuts such a tail off (the
+ * file is truncated to its last whole record). Those keys were never
+ * durable, so no event was sealed with them. Any other record that does not
+ * open with the master key and its id is OSSE_ECORRUPT. A rewrite that did
+ * not finish leaves <n>.seg.tmp, removed at load; the segment then still
+ * holds the key, and the removal is to be done again (keys without events
+ * are found again at the next start).
+ *
+ * The first key store kept one file per key (<id>.key, 72 bytes): load
+ * moves such files into a segment (appended, then unlinked).
+ *
+ * Durability: osse_keystore_append returns once the keys are durable; the
+ * log's writer thread calls it before the synced write of the batches that
+ * hold the keys' first events (osse_batch_key, log.h), so a key is always
+ * durable before any event sealed with it, and the loop thread never waits
+ * on the disk. */
 #ifndef OSSE_STORAGE_KEYSTORE_H
 #define OSSE_STORAGE_KEYSTORE_H
 
@@ -60,24 +84,41 @@ bool osse_keystore_id_ok(const char *id);
 int osse_keystore_new_key(osse_keystore_t *ks, const char *id, uint8_t key[OSSE_KEY_BYTES],
                           uint8_t wrapped[OSSE_WRAPPED_BYTES]);
 
-/* Writes id's wrapped key to its file and fsyncs the file (not the folder:
- * osse_keystore_sync, once for many). Blocks on the disk: the log's writer
- * thread or the pool only. Returns 0 or OSSE_EIO (err says why). */
-int osse_keystore_write(osse_keystore_t *ks, const char *id,
-                        const uint8_t wrapped[OSSE_WRAPPED_BYTES], osse_err_t *err);
-/* fsyncs the folder, so that files written or removed stay so. */
-int osse_keystore_sync(osse_keystore_t *ks, osse_err_t *err);
+/* A segment is rolled over once it holds this many keys or bytes. */
+#define OSSE_KEYSEG_RECORDS 4096
+#define OSSE_KEYSEG_BYTES (1u << 20)
+
+/* One key to append: id (osse_keystore_id_ok) and its wrapped form. */
+typedef struct {
+    const char *id;
+    const uint8_t *wrapped; /* OSSE_WRAPPED_BYTES */
+} osse_keyrec_t;
+
+/* Appends n keys to the current segment with one write and makes them
+ * durable with one fdatasync (and an fsync of the folder when a new
+ * segment was begun). All or none: on failure the segment is cut back to
+ * where it was. recs are borrowed. Blocks on the disk: the log's writer
+ * thread or the pool only; safe against remove on another thread. Returns
+ * 0, OSSE_EINVAL (an id that cannot name a key; nothing written) or
+ * OSSE_EIO (err says why). */
+int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err);
 
 /* Calls cb for every key in the store, unwrapped (key is borrowed and wiped
- * after cb returns), until cb returns non-zero (returned). Leftover
- * temporary files are removed. Returns 0, OSSE_ECORRUPT (a key file that
- * does not open with the master key and its id), OSSE_EIO. Before the loop
- * runs. */
+ * after cb returns), until cb returns non-zero (returned), and notes which
+ * segment holds each id (for remove). A torn tail is cut off (above);
+ * leftover temporary files are removed. Call once, before the first append.
+ * Returns 0, OSSE_ECORRUPT (a record that does not open with the master key
+ * and its id), OSSE_EIO. Before the loop runs. */
 typedef int (*osse_keystore_cb)(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES]);
 int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err);
 
-/* Destroys id's key: unlinks its file and fsyncs the folder. Blocks on the
- * disk. Returns 0 (also when there was none) or OSSE_EIO. */
+/* Destroys id's key: rewrites its segment without it (above) and fsyncs
+ * the folder. Blocks on the disk. Returns 0 (also when there was none),
+ * OSSE_ECORRUPT or OSSE_EIO. */
 int osse_keystore_remove(osse_keystore_t *ks, const char *id, osse_err_t *err);
+/* The same for n ids, with one rewrite per segment that holds any of them
+ * and one fsync of the folder. ids are borrowed. */
+int osse_keystore_remove_many(osse_keystore_t *ks, const char *const *ids, size_t n,
+                              osse_err_t *err);
 
 #endif

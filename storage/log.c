@@ -472,28 +472,43 @@ int osse_batch_key(osse_batch_t *b, osse_keystore_t *ks, const char *id, const u
     return 0;
 }
 
-/* Writes the request keys of every batch from head on, and fsyncs their
- * folder once: before the synced write that holds their first events.
- * Returns 0 or OSSE_EIO, logged. Writer thread. */
+/* Appends the request keys of every batch from head on to the key store,
+ * all with one write and one fdatasync (osse_keystore_append): before the
+ * synced write that holds their first events. Returns 0 or OSSE_EIO,
+ * logged. Writer thread. */
 static int write_keys(osse_batch_t *head)
 {
     osse_keystore_t *ks = NULL;
     osse_err_t err = {0};
+    osse_keyrec_t *recs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
     for (osse_batch_t *b = head; b; b = b->next) {
         const char *p = b->keys.ptr, *end = b->keys.ptr + b->keys.len;
-        while (p < end) {
-            const char *id = p;
-            p += strlen(id) + 1;
-            if (osse_keystore_write(b->ks, id, (const uint8_t *)p, &err))
+        if (p < end && ks && b->ks != ks) {
+            /* Not the one store of the others (never so in osse). */
+            if ((rc = osse_keystore_append(ks, recs, n, &err)))
                 goto fail;
+            n = 0;
+        }
+        while (p < end) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                recs = osse_realloc(recs, cap * sizeof *recs);
+            }
+            recs[n].id = p;
+            p += strlen(p) + 1;
+            recs[n++].wrapped = (const uint8_t *)p;
             p += OSSE_WRAPPED_BYTES;
             ks = b->ks;
         }
     }
-    if (ks && osse_keystore_sync(ks, &err))
+    if (n && (rc = osse_keystore_append(ks, recs, n, &err)))
         goto fail;
+    free(recs);
     return 0;
 fail:
+    free(recs);
     osse_logf(OSSE_LEVEL_ERROR, "key store write failed", "error=%s", err.msg);
     return OSSE_EIO;
 }

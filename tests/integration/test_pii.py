@@ -25,8 +25,8 @@ osse puts bytes:
 - a restart with the right keys reads the plaintext again; another master
   key, a missing master key and a data folder whose key store is gone
   (as one written before encryption) are refused with a message;
-- the keys live in <data>/keys, one 0600 file per request, and
-  <data>/master.key is 0600.
+- the keys live in <data>/keys (0700), in 0600 segment files of records
+  id_len || id || wrapped key, and <data>/master.key is 0600.
 """
 
 import base64
@@ -78,6 +78,23 @@ def files_holding(root, needles):
                 if n in data:
                     found[n].append(p)
     return found
+
+
+def key_ids(keys):
+    """The ids whose keys the segments of the key store folder hold
+    (records: id_len (1) || id || wrapped key (72), storage/keystore.h)."""
+    ids = set()
+    for name in os.listdir(keys):
+        if not name.endswith(".seg"):
+            continue
+        with open(os.path.join(keys, name), "rb") as fh:
+            b = fh.read()
+        off = 0
+        while off < len(b) and b[off]:
+            n = b[off]
+            ids.add(b[off + 1:off + 1 + n].decode())
+            off += 1 + n + 72
+    return ids
 
 
 def run(*args):
@@ -241,12 +258,14 @@ class Pii(unittest.TestCase):
         data = srv.data_dir
         self.assertEqual(srv.stop(), 0)
 
-        # The keys: one 0600 file per request, the master key 0600.
+        # The keys: 0600 segments in a 0700 folder, the master key 0600.
         keys = os.path.join(data, "keys")
         self.assertEqual(os.stat(os.path.join(data, "master.key")).st_mode & 0o777, 0o600)
         self.assertEqual(os.path.getsize(os.path.join(data, "master.key")), 32)
-        self.assertIn(rid + ".key", os.listdir(keys))
-        self.assertEqual(os.stat(os.path.join(keys, rid + ".key")).st_mode & 0o777, 0o600)
+        self.assertIn(rid, key_ids(keys))
+        self.assertEqual(os.stat(keys).st_mode & 0o777, 0o700)
+        for name in os.listdir(keys):
+            self.assertEqual(os.stat(os.path.join(keys, name)).st_mode & 0o777, 0o600, name)
 
         # Nothing personal under the data folder (keys included), while the
         # plain business name is found: the search can see short values.
@@ -311,7 +330,7 @@ class Pii(unittest.TestCase):
     def test_a_key_without_events_is_removed_at_start(self):
         """The key is durable before its request's first event: when the
         write of that event fails (--fault-write N, as a crash between the
-        two would leave it), the key file is there without its request; the
+        two would leave it), the key is there without its request; the
         next start removes it, and keeps the keys of acknowledged ones."""
         w, srv = self.w, self.server
         wid = uniq("pii")
@@ -344,19 +363,18 @@ class Pii(unittest.TestCase):
             srv.proc.wait(20)
             self.assertEqual(srv.proc.returncode, 1, "the failed write stops the server")
             srv.proc = None
-            names = set(os.listdir(keys)) - {"keystore"}
-            stray = names - {x + ".key" for x in acked + [first]}
+            stray = key_ids(keys) - set(acked + [first])
             if stray:
                 break
         self.assertTrue(stray, "a submission's failed write leaves its key behind")
         srv.extra_args = [CLOCK]
         srv.start()
         self.assertEqual(srv.stop(), 0)
-        left = set(os.listdir(keys)) - {"keystore"}
+        left = key_ids(keys)
         self.assertEqual(left & stray, set(), "the key without events is removed at start")
-        self.assertIn(first + ".key", left)
+        self.assertIn(first, left)
         for x in acked:
-            self.assertIn(x + ".key", left)
+            self.assertIn(x, left)
         srv.start()
         self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],
                          "Kept")
@@ -379,7 +397,7 @@ class Pii(unittest.TestCase):
         self.assertEqual(srv.stop(), 0)
         self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "master.key")))
         self.assertFalse(os.path.exists(os.path.join(srv.data_dir, "keys")))
-        self.assertIn(rid + ".key", os.listdir(ks))
+        self.assertIn(rid, key_ids(ks))
         self.assertEqual(os.stat(mk).st_mode & 0o777, 0o600)
         # Without them the folder does not start (its defaults are missing).
         p = run("serve", "--data", srv.data_dir, "--listen", "127.0.0.1:0", CLOCK)
