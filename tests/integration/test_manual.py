@@ -2,7 +2,7 @@
 
 GET /v1/public/services and GET /v1/public/services/{id} are answered to
 anyone, without a token, from the latest version of each definition. Every
-server here starts with --test-clock at Monday 2030-01-07 09:00 +07:00; the
+server here starts with --test-clock=2030-01-07T09:00:00+07:00 (a Monday); the
 manual does not depend on the clock at all, but no server in the suite runs
 on the machine's.
 
