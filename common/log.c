@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/time.h"
 #include "common/utf8.h"
 
@@ -313,17 +314,8 @@ void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
     va_end(ap);
     /* One write: the line is whole or (on a write error) lost, never mixed
      * with another thread's. A short write to a pipe or file does not happen
-     * below PIPE_BUF; the loop is for EINTR. */
-    const char *p = line;
-    while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
+     * below PIPE_BUF; osse_write_full goes on after EINTR. */
+    (void)osse_write_full(STDERR_FILENO, line, n);
 }
 
 char *osse_logf_url_origin(const char *url, char *out, size_t n)

@@ -9,6 +9,7 @@
  * one read and gone with one unlink (docs/design.md, "Files"). */
 #include "storage/files.h"
 #include "common/alloc.h"
+#include "common/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -101,18 +102,9 @@ int osse_fstore_write(const char *root, const char *id, const void *p, size_t n,
         goto out;
     }
     made = true;
-    const char *b = p;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, b, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = sys_err(err, w < 0 ? errno : EIO, "write", tmp);
-            goto out;
-        }
-        b += w;
-        left -= (size_t)w;
+    if (osse_write_full(fd, p, n)) {
+        rc = sys_err(err, errno, "write", tmp);
+        goto out;
     }
     if (fsync(fd) != 0) {
         rc = sys_err(err, errno, "fsync", tmp);
@@ -168,18 +160,13 @@ int osse_fstore_read(const char *root, const char *id, size_t max, void **out, s
         rc = osse_err_set(err, OSSE_ECORRUPT, "file %s is larger than any upload", id);
         goto out;
     }
-    size_t n = (size_t)st.st_size, got = 0;
+    size_t n = (size_t)st.st_size;
     buf = osse_malloc(n + 1);
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r < 0 ? sys_err(err, errno, "read", path)
-                       : osse_err_set(err, OSSE_ECORRUPT, "file %s shrank while read", id);
-            goto out;
-        }
-        got += (size_t)r;
+    ssize_t got = osse_read_full(fd, buf, n);
+    if (got != (ssize_t)n) {
+        rc = got < 0 ? sys_err(err, errno, "read", path)
+                     : osse_err_set(err, OSSE_ECORRUPT, "file %s shrank while read", id);
+        goto out;
     }
     buf[n] = '\0';
     *out = buf;

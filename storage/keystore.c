@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "common/alloc.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/map.h"
 
@@ -98,17 +99,7 @@ static int write_file(const char *path, const void *p, size_t n, bool excl)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return OSSE_EIO;
-    const uint8_t *b = p;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = write(fd, b + done, n - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        done += (size_t)k;
-    }
-    int rc = done == n && fsync(fd) == 0 ? 0 : OSSE_EIO;
+    int rc = osse_write_full(fd, p, n) == 0 && fsync(fd) == 0 ? 0 : OSSE_EIO;
     close(fd);
     if (!rc && excl) {
         /* link(2) fails when the name exists: a master key is never
@@ -352,17 +343,9 @@ static int read_seg(const char *path, uint8_t **out, size_t *len)
         rc = OSSE_ECORRUPT;
         goto out;
     }
-    size_t n = (size_t)st.st_size, got = 0;
+    size_t n = (size_t)st.st_size;
     uint8_t *b = osse_malloc(n ? n : 1);
-    while (got < n) {
-        ssize_t k = read(fd, b + got, n - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    if (got != n) {
+    if (osse_read_full(fd, b, n) != (ssize_t)n) {
         free(b);
         rc = OSSE_EIO;
         goto out;
@@ -372,20 +355,6 @@ static int read_seg(const char *path, uint8_t **out, size_t *len)
 out:
     close(fd);
     return rc;
-}
-
-static int write_all(int fd, const uint8_t *b, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t k = write(fd, b + done, n - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return OSSE_EIO;
-        done += (size_t)k;
-    }
-    return 0;
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -600,7 +569,7 @@ static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
     int rc = seg_ready(ks, &fresh, err);
     if (rc)
         goto out;
-    if (write_all(ks->cur_fd, buf, total) || fdatasync(ks->cur_fd) != 0) {
+    if (osse_write_full(ks->cur_fd, buf, total) || fdatasync(ks->cur_fd) != 0) {
         rc = osse_err_set(err, OSSE_EIO, "%zu key(s) cannot be written to %s/%u.seg: %s", n,
                           ks->dir, (unsigned)ks->cur, strerror(errno));
         /* All or none: what did reach the file is cut off again (a crash
@@ -762,7 +731,7 @@ static int rewrite_seg(osse_keystore_t *ks, uint32_t seg, const osse_map_t *gone
         goto out;
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) != 0 || write_all(fd, keep, kept) || fsync(fd) != 0 ||
+    if (fd < 0 || fchmod(fd, 0600) != 0 || osse_write_full(fd, keep, kept) || fsync(fd) != 0 ||
         rename(tmp, path) != 0) {
         rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be rewritten: %s", path,
                           strerror(errno));
