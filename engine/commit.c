@@ -324,10 +324,8 @@ static int load_idem(void *ud, const void *key, size_t klen, const void *val, si
     osse_engine_t *e = ud;
     char k[80];
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_IDEM);
-    if (klen <= pl || klen - pl >= sizeof k)
+    if (!osse__record_id(key, klen, pl, k, sizeof k))
         return 0;
-    memcpy(k, (const char *)key + pl, klen - pl);
-    k[klen - pl] = '\0';
     json_t *rec = json_loadb(val, vlen, 0, NULL);
     const char *b, *r;
     int s;

@@ -37,16 +37,10 @@ static int load_secret(void *ud, const void *key, size_t klen, const void *val, 
 {
     osse_engine_t *e = ud;
     char id[128];
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET);
-    if (klen <= pl || klen - pl >= sizeof id || vlen >= 65)
-        return 0;
-    memcpy(id, (const char *)key + pl, klen - pl);
-    id[klen - pl] = '\0';
-    osse_agency_t *a = osse_map_get(&e->agencies, id);
-    if (a) {
-        memcpy(a->secret, val, vlen);
-        a->secret[vlen] = '\0';
-    }
+    osse_agency_t *a;
+    if (osse__record_id(key, klen, OSSE_KEY_LEN(OSSE_KEY_AGENCY_SECRET), id, sizeof id) &&
+        (a = osse_map_get(&e->agencies, id)))
+        osse__record_text(val, vlen, a->secret, sizeof a->secret);
     return 0;
 }
 
@@ -54,13 +48,9 @@ static int load_old_secret(void *ud, const void *key, size_t klen, const void *v
 {
     osse_engine_t *e = ud;
     char id[128], v[96];
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_AGENCY_OLD_SECRET);
-    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof v)
+    if (!osse__record_id(key, klen, OSSE_KEY_LEN(OSSE_KEY_AGENCY_OLD_SECRET), id, sizeof id) ||
+        !osse__record_text(val, vlen, v, sizeof v))
         return 0;
-    memcpy(id, (const char *)key + pl, klen - pl);
-    id[klen - pl] = '\0';
-    memcpy(v, val, vlen);
-    v[vlen] = '\0';
     char *end;
     long long until = strtoll(v, &end, 10);
     osse_agency_t *a = osse_map_get(&e->agencies, id);

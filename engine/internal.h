@@ -422,6 +422,11 @@ int osse__opt_string(const json_t *body, const char *key, size_t max, const char
 /* Every query parameter of params must be in allowed (NULL-terminated):
  * else 422 with a detail per unknown one. */
 int osse__check_params(const json_t *params, const char *const *allowed, osse_fail_t *f);
+/* Side records read back at start: the part of key after its prefix of pl
+ * bytes, and a value, as NUL-terminated strings in out (n bytes); false
+ * when there is none or it does not fit (the record is then skipped). */
+bool osse__record_id(const void *key, size_t klen, size_t pl, char *out, size_t n);
+bool osse__record_text(const void *val, size_t vlen, char *out, size_t n);
 /* The keys of m, sorted (borrowed from m); *n set; free() the array. */
 const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 

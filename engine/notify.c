@@ -441,16 +441,10 @@ static int load_sub_secret(void *ud, const void *key, size_t klen, const void *v
 {
     osse_engine_t *e = ud;
     char id[128];
-    size_t pl = strlen(OSSE_KEY_SUB_SECRET);
-    if (klen <= pl || klen - pl >= sizeof id || vlen >= sizeof((osse_sub_t *)0)->secret)
-        return 0;
-    memcpy(id, (const char *)key + pl, klen - pl);
-    id[klen - pl] = '\0';
-    osse_sub_t *s = osse_map_get(&e->subs, id);
-    if (s) {
-        memcpy(s->secret, val, vlen);
-        s->secret[vlen] = '\0';
-    }
+    osse_sub_t *s;
+    if (osse__record_id(key, klen, OSSE_KEY_LEN(OSSE_KEY_SUB_SECRET), id, sizeof id) &&
+        (s = osse_map_get(&e->subs, id)))
+        osse__record_text(val, vlen, s->secret, sizeof s->secret);
     return 0;
 }
 

@@ -52,15 +52,9 @@ static int load_answer(void *ud, const void *key, size_t klen, const void *val, 
 {
     osse_engine_t *e = ud;
     char k[OSSE_PAYMENT_KEY_MAX], v[32];
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER);
     osse_rstatus_t st;
-    if (klen <= pl || klen - pl >= sizeof k || vlen >= sizeof v)
-        return 0;
-    memcpy(k, (const char *)key + pl, klen - pl);
-    k[klen - pl] = '\0';
-    memcpy(v, val, vlen);
-    v[vlen] = '\0';
-    if (osse__rstatus_parse(v, &st) == 0)
+    if (osse__record_id(key, klen, OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), k, sizeof k) &&
+        osse__record_text(val, vlen, v, sizeof v) && osse__rstatus_parse(v, &st) == 0)
         osse_map_put(&e->pay_answers, k, (void *)(uintptr_t)(st + 1));
     return 0;
 }

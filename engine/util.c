@@ -222,3 +222,17 @@ int osse__check_params(const json_t *params, const char *const *allowed, osse_fa
     return f->details ? osse__fail(f, OSSE_EINVAL, "invalid_request", "unknown query parameter")
                       : 0;
 }
+
+bool osse__record_id(const void *key, size_t klen, size_t pl, char *out, size_t n)
+{
+    return klen > pl && osse__record_text((const char *)key + pl, klen - pl, out, n);
+}
+
+bool osse__record_text(const void *val, size_t vlen, char *out, size_t n)
+{
+    if (vlen >= n)
+        return false;
+    memcpy(out, val, vlen);
+    out[vlen] = '\0';
+    return true;
+}
