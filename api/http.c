@@ -1146,25 +1146,20 @@ int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_
     osse_http_limits_default(&s->lim);
     if (limits) {
         /* Zero fields keep their defaults. */
-        if (limits->max_body)
-            s->lim.max_body = limits->max_body;
-        if (limits->max_header)
-            s->lim.max_header = limits->max_header;
-        if (limits->header_timeout_ms)
-            s->lim.header_timeout_ms = limits->header_timeout_ms;
-        if (limits->idle_timeout_ms)
-            s->lim.idle_timeout_ms = limits->idle_timeout_ms;
-        if (limits->max_conns)
-            s->lim.max_conns = limits->max_conns;
-        if (limits->max_pipeline)
-            s->lim.max_pipeline = limits->max_pipeline;
+#define KEEP_DEFAULT_IF_ZERO(f)                                                                    \
+    if (limits->f)                                                                                 \
+        s->lim.f = limits->f;
+        KEEP_DEFAULT_IF_ZERO(max_body)
+        KEEP_DEFAULT_IF_ZERO(max_header)
+        KEEP_DEFAULT_IF_ZERO(header_timeout_ms)
+        KEEP_DEFAULT_IF_ZERO(idle_timeout_ms)
+        KEEP_DEFAULT_IF_ZERO(max_conns)
+        KEEP_DEFAULT_IF_ZERO(max_pipeline)
+        KEEP_DEFAULT_IF_ZERO(max_upload)
+        KEEP_DEFAULT_IF_ZERO(max_uploads)
+        KEEP_DEFAULT_IF_ZERO(upload_timeout_ms)
+#undef KEEP_DEFAULT_IF_ZERO
         s->lim.upload_path = limits->upload_path;
-        if (limits->max_upload)
-            s->lim.max_upload = limits->max_upload;
-        if (limits->max_uploads)
-            s->lim.max_uploads = limits->max_uploads;
-        if (limits->upload_timeout_ms)
-            s->lim.upload_timeout_ms = limits->upload_timeout_ms;
     }
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = cb_message_begin;
