@@ -82,102 +82,164 @@ out:
     return 0;
 }
 
-int osse_fstore_write(const char *root, const char *id, const void *p, size_t n, osse_err_t *err)
+struct osse_fstore_w_s {
+    int fd;
+    char *root, *tmp, *dst;
+};
+
+static void writer_free(osse_fstore_w_t *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->root);
+    free(w->tmp);
+    free(w->dst);
+    free(w);
+}
+
+int osse_fstore_begin(const char *root, const char *id, osse_fstore_w_t **out, osse_err_t *err)
 {
     if (!id_ok(id))
         return osse_err_set(err, OSSE_EINVAL, "invalid file id");
     size_t cap = strlen(root) + OSSE_FSTORE_ID_MAX + sizeof "/" TMP "/";
-    char *tmp = osse_malloc(cap), *dst = osse_malloc(cap);
-    snprintf(tmp, cap, "%s/" TMP "/%s", root, id);
-    snprintf(dst, cap, "%s/%s", root, id);
-    int rc = 0, fd = -1;
-    bool made = false;
-    if (access(dst, F_OK) == 0) {
+    osse_fstore_w_t *w = osse_calloc(1, sizeof *w);
+    w->root = osse_strdup(root);
+    w->tmp = osse_malloc(cap);
+    w->dst = osse_malloc(cap);
+    snprintf(w->tmp, cap, "%s/" TMP "/%s", root, id);
+    snprintf(w->dst, cap, "%s/%s", root, id);
+    int rc = 0;
+    if (access(w->dst, F_OK) == 0)
         rc = osse_err_set(err, OSSE_EEXISTS, "file %s exists", id);
-        goto out;
+    else if ((w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        rc = sys_err(err, errno, "open", w->tmp);
+    if (rc) {
+        w->fd = -1;
+        writer_free(w);
+        return rc;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = sys_err(err, errno, "open", tmp);
-        goto out;
+    *out = w;
+    return 0;
+}
+
+int osse_fstore_put(osse_fstore_w_t *w, const void *p, size_t n, osse_err_t *err)
+{
+    return osse_write_full(w->fd, p, n) ? sys_err(err, errno, "write", w->tmp) : 0;
+}
+
+void osse_fstore_abort(osse_fstore_w_t *w)
+{
+    if (!w)
+        return;
+    (void)unlink(w->tmp);
+    writer_free(w);
+}
+
+int osse_fstore_commit(osse_fstore_w_t *w, osse_err_t *err)
+{
+    int rc = 0;
+    if (fsync(w->fd) != 0) {
+        rc = sys_err(err, errno, "fsync", w->tmp);
+    } else {
+        int cl = close(w->fd);
+        w->fd = -1;
+        if (cl != 0)
+            rc = sys_err(err, errno, "close", w->tmp);
+        else if (rename(w->tmp, w->dst) != 0)
+            rc = sys_err(err, errno, "rename", w->tmp);
+        else if ((rc = fsync_dir(w->root, err)) != 0)
+            (void)unlink(w->dst);
     }
-    made = true;
-    if (osse_write_full(fd, p, n)) {
-        rc = sys_err(err, errno, "write", tmp);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        rc = sys_err(err, errno, "fsync", tmp);
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = sys_err(err, errno, "close", tmp);
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        rc = sys_err(err, errno, "rename", tmp);
-        goto out;
-    }
-    made = false;
-    if ((rc = fsync_dir(root, err)) != 0) {
-        (void)unlink(dst);
-        goto out;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (made)
-        (void)unlink(tmp);
-    free(tmp);
-    free(dst);
+    if (rc)
+        (void)unlink(w->tmp);
+    writer_free(w);
     return rc;
+}
+
+int osse_fstore_write(const char *root, const char *id, const void *p, size_t n, osse_err_t *err)
+{
+    osse_fstore_w_t *w;
+    int rc = osse_fstore_begin(root, id, &w, err);
+    if (rc)
+        return rc;
+    if ((rc = osse_fstore_put(w, p, n, err))) {
+        osse_fstore_abort(w);
+        return rc;
+    }
+    return osse_fstore_commit(w, err);
+}
+
+struct osse_fstore_r_s {
+    int fd;
+    char *path;
+};
+
+void osse_fstore_close_read(osse_fstore_r_t *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->path);
+    free(r);
+}
+
+int osse_fstore_open_read(const char *root, const char *id, size_t max, osse_fstore_r_t **out,
+                          size_t *size, osse_err_t *err)
+{
+    if (!id_ok(id))
+        return osse_err_set(err, OSSE_ENOTFOUND, "no such file");
+    size_t cap = strlen(root) + OSSE_FSTORE_ID_MAX + 2;
+    osse_fstore_r_t *r = osse_calloc(1, sizeof *r);
+    r->path = osse_malloc(cap);
+    snprintf(r->path, cap, "%s/%s", root, id);
+    int rc = 0;
+    struct stat st;
+    if ((r->fd = open(r->path, O_RDONLY | O_CLOEXEC)) < 0)
+        rc = errno == ENOENT ? osse_err_set(err, OSSE_ENOTFOUND, "no such file")
+                             : sys_err(err, errno, "open", r->path);
+    else if (fstat(r->fd, &st) != 0)
+        rc = sys_err(err, errno, "fstat", r->path);
+    else if (st.st_size < 0 || (size_t)st.st_size > max)
+        rc = osse_err_set(err, OSSE_ECORRUPT, "file %s is larger than any upload", id);
+    if (rc) {
+        osse_fstore_close_read(r);
+        return rc;
+    }
+    *size = (size_t)st.st_size;
+    *out = r;
+    return 0;
+}
+
+int osse_fstore_get(osse_fstore_r_t *r, void *p, size_t n, size_t *got, osse_err_t *err)
+{
+    ssize_t k = osse_read_full(r->fd, p, n);
+    if (k < 0)
+        return sys_err(err, errno, "read", r->path);
+    *got = (size_t)k;
+    return 0;
 }
 
 int osse_fstore_read(const char *root, const char *id, size_t max, void **out, size_t *len,
                      osse_err_t *err)
 {
-    if (!id_ok(id))
-        return osse_err_set(err, OSSE_ENOTFOUND, "no such file");
-    size_t cap = strlen(root) + OSSE_FSTORE_ID_MAX + 2;
-    char *path = osse_malloc(cap);
-    snprintf(path, cap, "%s/%s", root, id);
-    int rc = 0;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = errno == ENOENT ? osse_err_set(err, OSSE_ENOTFOUND, "no such file")
-                             : sys_err(err, errno, "open", path);
-        goto out;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = sys_err(err, errno, "fstat", path);
-        goto out;
-    }
-    if (st.st_size < 0 || (size_t)st.st_size > max) {
-        rc = osse_err_set(err, OSSE_ECORRUPT, "file %s is larger than any upload", id);
-        goto out;
-    }
-    size_t n = (size_t)st.st_size;
-    buf = osse_malloc(n + 1);
-    ssize_t got = osse_read_full(fd, buf, n);
-    if (got != (ssize_t)n) {
-        rc = got < 0 ? sys_err(err, errno, "read", path)
-                     : osse_err_set(err, OSSE_ECORRUPT, "file %s shrank while read", id);
-        goto out;
+    osse_fstore_r_t *r;
+    size_t n, got = 0;
+    int rc = osse_fstore_open_read(root, id, max, &r, &n, err);
+    if (rc)
+        return rc;
+    char *buf = osse_malloc(n + 1);
+    if (!(rc = osse_fstore_get(r, buf, n, &got, err)) && got != n)
+        rc = osse_err_set(err, OSSE_ECORRUPT, "file %s shrank while read", id);
+    osse_fstore_close_read(r);
+    if (rc) {
+        free(buf);
+        return rc;
     }
     buf[n] = '\0';
     *out = buf;
     *len = n;
-    buf = NULL;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    free(path);
-    return rc;
+    return 0;
 }
 
 int osse_fstore_remove(const char *root, const char *id, osse_err_t *err)
