@@ -76,6 +76,9 @@ typedef struct call_s {
     char body_msg[sizeof((osse_err_t *)0)->msg];
     uint64_t t0;
     const char *route; /* the matched pattern, for the log; NULL before a match */
+    const struct route_s *rt;
+    /* An upload's body hashed on the pool for its Idempotency-Key */
+    char body_hash[65];
     /* files: an upload being stored, a file being read, its ETag header */
     osse_file_up_t *up;
     osse_file_get_t *fget;
@@ -200,6 +203,7 @@ static void reply_fail(call_t *c, osse_fail_t *f)
                  : f->rc == OSSE_EPARSE     ? 400
                  : f->rc == OSSE_ENOSPC     ? 503
                  : f->rc == OSSE_ETOOBIG    ? 413
+                 : f->rc == OSSE_EGONE      ? 410
                                             : 500;
     /* A full disk is an operator's to fix: minutes, not milliseconds. */
     if (status == 503)
@@ -1165,6 +1169,8 @@ static void h_upload(call_t *c)
         reply_fail(c, &f);
         return;
     }
+    if (c->body_hash[0]) /* the same bytes' SHA-256: not hashed twice */
+        osse_file_upload_hashed(c->up, c->body_hash);
     queue_work(c, upload_work, upload_done);
 }
 
@@ -1314,6 +1320,46 @@ static bool match(const route_t *r, call_t *c)
     return i == c->nseg;
 }
 
+static void dispatch(call_t *c);
+
+/* The Idempotency-Key of a state-changing call, with the body's hash made
+ * already (body_hash) or not (NULL): true when it was answered (a replay,
+ * the mismatch, a key too long). */
+static bool idem_known(call_t *c, const char *body_hash)
+{
+    osse_http_req_t *req = c->req;
+    int status;
+    char *body;
+    osse_fail_t f = {0};
+    int rc = body_hash ? osse_engine_idem_begin_hashed(c->srv->eng, c->p->id, req->method,
+                                                       req->path, req->idempotency_key, body_hash,
+                                                       &c->idem, &status, &body, &f)
+                       : osse_engine_idem_begin(c->srv->eng, c->p->id, req->method, req->path,
+                                                req->idempotency_key, req->body, &c->idem, &status,
+                                                &body, &f);
+    if (rc < 0) {
+        reply_fail(c, &f);
+        return true;
+    }
+    return idem_answered(c, rc, status, body);
+}
+
+static void idem_hash_work(uv_work_t *w)
+{
+    call_t *c = w->data;
+    osse_engine_idem_body_hash(c->req->body, c->body_hash);
+}
+
+/* Back from the pool: the key as any call's, then on as any call. */
+static void idem_hash_done(uv_work_t *w, int status)
+{
+    (void)status;
+    call_t *c = w->data;
+    if (work_back(c) || answered_meanwhile(c) || idem_known(c, c->body_hash))
+        return;
+    dispatch(c);
+}
+
 static void handle(osse_http_req_t *req, void *ud)
 {
     osse_server_t *srv = ud;
@@ -1376,21 +1422,25 @@ static void handle(osse_http_req_t *req, void *ud)
         return;
     }
     c->query = parse_query(req->query);
+    c->rt = route;
     bool changes = strcmp(req->method, "GET") != 0;
-    if (changes && req->idempotency_key.len) {
-        int status;
-        char *body;
-        osse_fail_t f = {0};
-        int rc =
-            osse_engine_idem_begin(srv->eng, c->p->id, req->method, req->path, req->idempotency_key,
-                                   req->body, &c->idem, &status, &body, &f);
-        if (rc < 0) {
-            reply_fail(c, &f);
-            return;
-        }
-        if (idem_answered(c, rc, status, body))
-            return;
+    if (changes && req->idempotency_key.len && route->body == BODY_RAW) {
+        /* Up to 20 MiB of SHA-256: the pool's, not the loop's. */
+        queue_work(c, idem_hash_work, idem_hash_done);
+        return;
     }
+    if (changes && req->idempotency_key.len && idem_known(c, NULL))
+        return;
+    dispatch(c);
+}
+
+/* After the Idempotency-Key: the disk, the body, the handler. */
+static void dispatch(call_t *c)
+{
+    osse_server_t *srv = c->srv;
+    osse_http_req_t *req = c->req;
+    const route_t *route = c->rt;
+    bool changes = strcmp(req->method, "GET") != 0;
     /* The one gate of every state-changing route on a nearly full disk:
      * before the handler, so that nothing is emitted (an emitted event is
      * applied at once and cannot be refused after). A remembered answer

@@ -257,9 +257,24 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
     it->at = at;
 }
 
+void osse_engine_idem_body_hash(osse_slice_t body, char out[65])
+{
+    osse__sha256_hex(body.ptr, body.len, out);
+}
+
 int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
                            osse_slice_t path, osse_slice_t key, osse_slice_t body,
                            osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f)
+{
+    char body_hash[65];
+    osse_engine_idem_body_hash(body, body_hash);
+    return osse_engine_idem_begin_hashed(e, principal, method, path, key, body_hash, st, status,
+                                         answer, f);
+}
+
+int osse_engine_idem_begin_hashed(osse_engine_t *e, const char *principal, const char *method,
+                                  osse_slice_t path, osse_slice_t key, const char body_hash[65],
+                                  osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f)
 {
     memset(st, 0, sizeof *st);
     if (key.len > OSSE_IDEM_KEY_MAX)
@@ -277,7 +292,7 @@ int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *
     crypto_hash_sha256_update(&hs, (const unsigned char *)key.ptr, key.len);
     crypto_hash_sha256_final(&hs, h);
     sodium_bin2hex(st->key_hash, sizeof st->key_hash, h, sizeof h);
-    osse__sha256_hex(body.ptr, body.len, st->body_hash);
+    memcpy(st->body_hash, body_hash, sizeof st->body_hash);
     int found = idem_lookup(e, st->key_hash, st->body_hash, status, answer);
     if (found == 1)
         return OSSE_IDEM_REPLAY;

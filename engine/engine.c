@@ -276,9 +276,10 @@ typedef struct {
 static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
 {
     keyload_t *kl = ud;
-    if (!osse__request(kl->e, id)) {
+    if (!osse__request(kl->e, id) && !osse__files_known(kl->e, id)) {
         /* Its request's first event never became durable (a crash between
-         * the key's fsync and the log's): nothing was sealed with it. */
+         * the key's fsync and the log's): nothing was sealed with it. Or
+         * its file's record never became durable, or was swept. */
         kl->stale = osse_realloc(kl->stale, (kl->nstale + 1) * sizeof *kl->stale);
         kl->stale[kl->nstale++] = osse_strdup(id);
         return 0;
@@ -290,8 +291,9 @@ static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
     return osse_map_put(&kl->e->keys, id, k);
 }
 
-/* After the replay: every request's key into e->keys; keys without events
- * removed (SPEC §8). Before the loop runs, so the removals may block. */
+/* After the replay and the file records (osse__files_load): every request's
+ * and file's key into e->keys; keys of neither removed (SPEC §8). Before
+ * the loop runs, so the removals may block. */
 static int keys_load(osse_engine_t *e, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
@@ -362,7 +364,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
             osse_err_set(err, rc, "the log in %s cannot be replayed", dbdir);
         goto fail;
     }
-    if (e->keystore && (rc = keys_load(e, err)))
+    /* The file records first: their keys are kept. */
+    if (e->keystore && ((rc = osse__files_load(e, err)) || (rc = keys_load(e, err))))
         goto fail;
     if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;

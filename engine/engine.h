@@ -231,6 +231,13 @@ typedef struct osse_idem_state_s {
 int osse_engine_idem_begin(osse_engine_t *e, const char *principal, const char *method,
                            osse_slice_t path, osse_slice_t key, osse_slice_t body,
                            osse_idem_state_t *st, int *status, char **answer, osse_fail_t *f);
+/* The same with the body's hash made beforehand by osse_engine_idem_body_hash
+ * (any thread: the pool, for an upload's 20 MiB). */
+void osse_engine_idem_body_hash(osse_slice_t body, char out[65]);
+int osse_engine_idem_begin_hashed(osse_engine_t *e, const char *principal, const char *method,
+                                  osse_slice_t path, osse_slice_t key, const char body_hash[65],
+                                  osse_idem_state_t *st, int *status, char **answer,
+                                  osse_fail_t *f);
 /* For a call whose command runs later than its arrival (a publish, after
  * its turn on the pool): looks the armed key up again, so that a call with
  * the same key that came meanwhile and was answered first is replayed, not
@@ -333,7 +340,9 @@ int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *bod
 /* An answer as p reads it (SPEC §8): in a tracking view (an object with
  * "id" and "form"), the sealed personal values opened when p may read them
  * in plain (the submitting portal, the platform, an agency with a task in
- * the request), "[withheld]" for anyone else (auditors). Engines answer with
+ * the request), "[withheld]" for anyone else (auditors); in an upload's
+ * answer (an object with "id", "sha256" and a sealed "name"), the name
+ * opened (only its uploader gets it). Engines answer with
  * values as stored; the front door calls this after remembering an answer
  * and before sending it. Returns a new malloc'd body (*outlen set), or NULL
  * when body holds nothing sealed (send it as it is). Loop thread. */
@@ -440,9 +449,12 @@ void osse_engine_log_page(osse_engine_t *e, uint64_t after, uint64_t limit, uint
 /* Files (SPEC §4, engine/files.c). An upload runs in three parts: begin
  * (loop: checks the Content-Type, 400 invalid_content_type; the optional
  * Osse-Filename, 422; an empty body, 422; picks the id), store (the pool:
- * hashes and writes the bytes durably; touches nothing but u), end (loop:
- * records the file in the current batch, *out = {"id","sha256","size",
- * "content_type","name"}; a failed store is 503 insufficient_storage or 500).
+ * makes the file's key, hashes the bytes, writes them sealed under it and
+ * the key to the key store, durably; touches nothing but u and the key
+ * store), end (loop: records the file in the current batch, *out =
+ * {"id","sha256","size","content_type","name"} with the name as stored,
+ * sealed, which osse_engine_render_answer opens; a failed store is 503
+ * insufficient_storage or 500).
  * u borrows bytes, which must stay valid until store has returned; free u
  * with osse_file_upload_free, which touches no engine (it may run after the
  * engine closed). Hold the answer (osse_engine_hold) before sending it. */
@@ -450,13 +462,18 @@ typedef struct osse_file_up_s osse_file_up_t;
 int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_slice_t ctype,
                            osse_slice_t name, osse_slice_t bytes, osse_file_up_t **out,
                            osse_fail_t *f);
+/* The bytes' sha256 (hex), when the caller has it already (the hash of the
+ * body for an Idempotency-Key, made on the pool): store then does not hash
+ * them again. Before store. */
+void osse_file_upload_hashed(osse_file_up_t *u, const char sha256[65]);
 void osse_file_upload_store(osse_file_up_t *u);
 int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f);
 void osse_file_upload_free(osse_file_up_t *u); /* NULL-safe */
 
 /* GET /v1/files/{id}: osse_q_file checks (loop: 404 unknown or expired, 403
- * not p's to read); load reads and checks the bytes against their sha256
- * (the pool); result hands them over (malloc'd) or fails (500). */
+ * not p's to read, 410 gone when its key was destroyed); load reads, opens
+ * and checks the bytes against their sha256 (the pool); result hands them
+ * over (malloc'd) or fails (500). */
 typedef struct osse_file_get_s osse_file_get_t;
 int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, osse_file_get_t **out,
                 osse_fail_t *f);

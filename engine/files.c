@@ -18,8 +18,21 @@
  * bytes unlinked on the pool) at start, every few minutes, and after each
  * move of the test clock.
  *
- * Bytes pass through bytes_in on their way to disk and bytes_out on their
- * way back: the one place where the per-file key of SPEC §8 will go.
+ * Encryption (SPEC §8): every file has its own random 256-bit key, filed
+ * in the key store under the file's id (wrapped like a request's key) and
+ * kept in e->keys. On disk the bytes are a libsodium secretstream
+ * (XChaCha20-Poly1305): its 24-byte header, then one sealed chunk per
+ * CHUNK bytes of plaintext (the last tagged FINAL), each with the file id
+ * as associated data, so a file's ciphertext does not pass for another's
+ * and a cut, reordered or extended file does not open. Chunks let the pool
+ * seal from the request's body into the file, and open from the file into
+ * the answer, without a second whole copy of 20 MiB (docs/design.md,
+ * "Files"). The record's name is sealed under the same key (path
+ * "file.name"); id, sha256 (of the plaintext), size and type stay plain.
+ * The key is durable (fdatasync on the pool) before the record is written,
+ * so before the 201. A record whose key is gone (its request's personal
+ * data was erased) answers 410; a key whose record is gone is removed at
+ * start (engine.c); the sweep removes a swept file's key with its bytes.
  *
  * Threading: everything runs on the loop thread except the functions named
  * "pool" below, which touch only their own job. */
@@ -39,17 +52,24 @@
 #define NAME_MAX_BYTES 255
 #define CTYPE_MAX 127
 #define UPLOAD_MAX (20u << 20)
+/* Plaintext bytes per sealed chunk of a stored file. */
+#define CHUNK (64u << 10)
+#define SS_HEADER crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
+/* The path the record's name is sealed under (with the file id). */
+#define NAME_PATH "file.name"
 
 typedef struct osse_file_s {
     char id[OSSE_FSTORE_ID_MAX + 1];
     char sha256[65];
     uint64_t size;
     char *ctype;
-    char *name; /* NULL: none given */
+    json_t *name; /* sealed under the file's key ({"enc"}); NULL: none given */
     char *uploader;
     int64_t at;
     char *taken_by; /* request id, or NULL */
     char *field;    /* the form field that holds it */
+    bool plain;     /* its record is from before its bytes were sealed: removed at start */
 } osse_file_t;
 
 struct osse_files_s {
@@ -62,8 +82,12 @@ struct osse_files_s {
 struct osse_file_up_s {
     char id[OSSE_FSTORE_ID_MAX + 1];
     char *root, *ctype, *name, *uploader;
+    osse_keystore_t *ks;
+    uint8_t *key; /* OSSE_KEY_BYTES, sodium_malloc'd: made on the pool */
+    uint8_t wrapped[OSSE_WRAPPED_BYTES];
     osse_slice_t bytes; /* borrowed from the HTTP request */
     char sha256[65];
+    bool hashed; /* sha256 was given (osse_file_upload_hashed) */
     int rc;
     osse_err_t err;
 };
@@ -71,6 +95,7 @@ struct osse_file_up_s {
 struct osse_file_get_s {
     char id[OSSE_FSTORE_ID_MAX + 1];
     char *root, *ctype;
+    uint8_t *key; /* a copy (sodium_malloc'd): the loop may drop e->keys' */
     char sha256[65];
     uint64_t size;
     void *bytes;
@@ -79,25 +104,116 @@ struct osse_file_get_s {
     osse_err_t err;
 };
 
-/* --- the hook for encryption (SPEC §8): pool --- */
+/* --- the bytes sealed and opened (SPEC §8): pool --- */
 
-/* The bytes as they go to disk: plain today, so the store writes the
- * caller's slice itself (*owned NULL). With the per-file key this seals
- * them and returns the ciphertext in *owned. */
-static int bytes_in(const char *id, osse_slice_t plain, osse_slice_t *stored, void **owned)
+/* The stored length of n plaintext bytes (n > 0). */
+static uint64_t sealed_size(uint64_t n)
 {
-    (void)id;
-    *stored = plain;
-    *owned = NULL;
-    return 0;
+    return SS_HEADER + n + SS_ABYTES * ((n + CHUNK - 1) / CHUNK);
 }
 
-/* The bytes as read back, into the plaintext (in place today). */
-static int bytes_out(const char *id, void **bytes, size_t *len)
+/* u's bytes sealed chunk by chunk into the store as u->id, hashing the
+ * plaintext on the way unless it was hashed already. */
+static int bytes_in(osse_file_up_t *u)
 {
-    (void)id;
-    (void)bytes;
-    (void)len;
+    osse_fstore_w_t *w;
+    int rc = osse_fstore_begin(u->root, u->id, &w, &u->err);
+    if (rc)
+        return rc;
+    crypto_secretstream_xchacha20poly1305_state st;
+    crypto_hash_sha256_state hs;
+    unsigned char hdr[SS_HEADER], *out = osse_malloc(CHUNK + SS_ABYTES);
+    const unsigned char *p = (const unsigned char *)u->bytes.ptr,
+                        *ad = (const unsigned char *)u->id;
+    size_t left = u->bytes.len, adlen = strlen(u->id);
+    crypto_hash_sha256_init(&hs);
+    crypto_secretstream_xchacha20poly1305_init_push(&st, hdr, u->key);
+    rc = osse_fstore_put(w, hdr, sizeof hdr, &u->err);
+    while (!rc && left) {
+        size_t n = left < CHUNK ? left : CHUNK;
+        left -= n;
+        if (!u->hashed)
+            crypto_hash_sha256_update(&hs, p, n);
+        crypto_secretstream_xchacha20poly1305_push(
+            &st, out, NULL, p, n, ad, adlen,
+            left ? crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
+                 : crypto_secretstream_xchacha20poly1305_TAG_FINAL);
+        p += n;
+        rc = osse_fstore_put(w, out, n + SS_ABYTES, &u->err);
+    }
+    sodium_memzero(&st, sizeof st);
+    free(out);
+    if (rc) {
+        osse_fstore_abort(w);
+        return rc;
+    }
+    if (!u->hashed) {
+        unsigned char h[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256_final(&hs, h);
+        sodium_bin2hex(u->sha256, sizeof u->sha256, h, sizeof h);
+    }
+    return osse_fstore_commit(w, &u->err);
+}
+
+/* g's stored file opened chunk by chunk into g->bytes (g->size bytes),
+ * checked against its sha256: never bytes other than the ones
+ * acknowledged. */
+static int bytes_out(osse_file_get_t *g)
+{
+    osse_fstore_r_t *r;
+    size_t stored, got = 0;
+    int rc = osse_fstore_open_read(g->root, g->id, (size_t)sealed_size(UPLOAD_MAX), &r, &stored,
+                                   &g->err);
+    if (rc)
+        return rc;
+    if (g->size == 0 || stored != sealed_size(g->size)) {
+        osse_fstore_close_read(r);
+        return osse_err_set(&g->err, OSSE_ECORRUPT, "file %s has %zu bytes, not %llu", g->id,
+                            stored, (unsigned long long)sealed_size(g->size));
+    }
+    crypto_secretstream_xchacha20poly1305_state st;
+    crypto_hash_sha256_state hs;
+    unsigned char hdr[SS_HEADER], *in = osse_malloc(CHUNK + SS_ABYTES), *out = osse_malloc(g->size);
+    const unsigned char *ad = (const unsigned char *)g->id;
+    size_t off = 0, adlen = strlen(g->id);
+    crypto_hash_sha256_init(&hs);
+    rc = osse_fstore_get(r, hdr, sizeof hdr, &got, &g->err);
+    if (!rc && (got != sizeof hdr ||
+                crypto_secretstream_xchacha20poly1305_init_pull(&st, hdr, g->key) != 0))
+        rc = OSSE_ECORRUPT;
+    while (!rc && off < g->size) {
+        size_t n = g->size - off < CHUNK ? g->size - off : CHUNK;
+        unsigned char tag = 0;
+        rc = osse_fstore_get(r, in, n + SS_ABYTES, &got, &g->err);
+        /* The last chunk, and only it, is FINAL: the file is whole. */
+        if (!rc &&
+            (got != n + SS_ABYTES ||
+             crypto_secretstream_xchacha20poly1305_pull(&st, out + off, NULL, &tag, in, got, ad,
+                                                        adlen) != 0 ||
+             (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) != (off + n == g->size)))
+            rc = OSSE_ECORRUPT;
+        if (!rc)
+            crypto_hash_sha256_update(&hs, out + off, n);
+        off += n;
+    }
+    sodium_memzero(&st, sizeof st);
+    osse_fstore_close_read(r);
+    free(in);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256_final(&hs, h);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    if (!rc && strcmp(hex, g->sha256) != 0)
+        rc = OSSE_ECORRUPT;
+    if (rc) {
+        free(out);
+        if (rc == OSSE_ECORRUPT)
+            osse_err_set(&g->err, rc, "file %s does not open under its key or match its sha256",
+                         g->id);
+        return rc;
+    }
+    g->bytes = out;
+    g->len = g->size;
     return 0;
 }
 
@@ -108,7 +224,7 @@ static void file_free(osse_file_t *f)
     if (!f)
         return;
     free(f->ctype);
-    free(f->name);
+    json_decref(f->name);
     free(f->uploader);
     free(f->taken_by);
     free(f->field);
@@ -120,12 +236,15 @@ static bool expired(const osse_engine_t *e, const osse_file_t *f)
     return !f->taken_by && f->at + FILE_TTL_MS <= osse_engine_now(e);
 }
 
+/* "key": true marks a record whose bytes and name are sealed under the
+ * key filed under its id (a record without it was written before, and is
+ * removed at start: docs/privacy.md). */
 static void put_record(osse_engine_t *e, const osse_file_t *f)
 {
-    json_t *o =
-        json_pack("{s:s,s:I,s:s,s:s?,s:s,s:I,s:s?,s:s?}", "sha256", f->sha256, "size",
-                  (json_int_t)f->size, "content_type", f->ctype, "name", f->name, "uploader",
-                  f->uploader, "at", (json_int_t)f->at, "taken_by", f->taken_by, "field", f->field);
+    json_t *o = json_pack("{s:s,s:I,s:s,s:O?,s:s,s:I,s:s?,s:s?,s:b}", "sha256", f->sha256, "size",
+                          (json_int_t)f->size, "content_type", f->ctype, "name", f->name,
+                          "uploader", f->uploader, "at", (json_int_t)f->at, "taken_by", f->taken_by,
+                          "field", f->field, "key", 1);
     char *txt = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
@@ -136,10 +255,13 @@ static void put_record(osse_engine_t *e, const osse_file_t *f)
     free(txt);
 }
 
-static json_t *meta_json(const osse_file_t *f)
+/* What a form records of f, its name in plain ("[encrypted]" without
+ * its key). */
+static json_t *meta_json(const osse_engine_t *e, const osse_file_t *f)
 {
-    return json_pack("{s:s,s:s,s:I,s:s,s:s?}", "id", f->id, "sha256", f->sha256, "size",
-                     (json_int_t)f->size, "content_type", f->ctype, "name", f->name);
+    return json_pack("{s:s,s:s,s:I,s:s,s:o}", "id", f->id, "sha256", f->sha256, "size",
+                     (json_int_t)f->size, "content_type", f->ctype, "name",
+                     f->name ? osse__pii_open(e, f->id, NAME_PATH, f->name) : json_null());
 }
 
 static int load_record(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
@@ -151,9 +273,9 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
     json_t *o = json_loadb(val, vlen, 0, NULL);
     const char *sha, *ct, *up;
     json_int_t size, at;
-    /* name, taken_by and field are strings or null. */
-    const char *name = osse__jstr(o, "name"), *tb = osse__jstr(o, "taken_by"),
-               *field = osse__jstr(o, "field");
+    /* name is sealed or null; taken_by and field are strings or null. */
+    json_t *name = json_object_get(o, "name");
+    const char *tb = osse__jstr(o, "taken_by"), *field = osse__jstr(o, "field");
     if (o &&
         json_unpack(o, "{s:s,s:I,s:s,s:s,s:I}", "sha256", &sha, "size", &size, "content_type", &ct,
                     "uploader", &up, "at", &at) == 0 &&
@@ -163,7 +285,8 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
         memcpy(f->sha256, sha, 65);
         f->size = (uint64_t)size;
         f->ctype = osse_strdup(ct);
-        f->name = name ? osse_strdup(name) : NULL;
+        f->name = osse__pii_sealed(name) ? json_incref(name) : NULL;
+        f->plain = !json_is_true(json_object_get(o, "key")) || json_is_string(name);
         f->uploader = osse_strdup(up);
         f->at = at;
         f->taken_by = tb ? osse_strdup(tb) : NULL;
@@ -179,6 +302,7 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
 
 typedef struct {
     uv_loop_t *loop;
+    osse_keystore_t *ks;
     char *root;
     char **ids;
     size_t n;
@@ -188,6 +312,11 @@ typedef struct {
 static void unlink_work(uv_work_t *w)
 {
     unlink_job_t *j = w->data;
+    /* The keys first: without its key a file's bytes are noise. What a
+     * crash leaves (keys or bytes without a record) goes at the next start. */
+    osse_err_t kerr = {0};
+    if (osse_keystore_remove_many(j->ks, (const char *const *)j->ids, j->n, &kerr))
+        osse_logf(OSSE_LEVEL_WARN, "file keys not removed", "count=%zu error=%s", j->n, kerr.msg);
     for (size_t i = 0; i < j->n; i++) {
         osse_err_t err = {0};
         if (osse_fstore_remove(j->root, j->ids[i], &err))
@@ -210,8 +339,8 @@ static void unlink_done(uv_work_t *w, int status)
     unlink_job_free(w->data);
 }
 
-/* The records' deletion is durable: the bytes may go. Had the process
- * stopped first, the start's sweep would remove them as no one's. */
+/* The records' deletion is durable: the keys and bytes may go. Had the
+ * process stopped first, the start would remove them as no one's. */
 static void unlink_durable(void *ud, int status)
 {
     unlink_job_t *j = ud;
@@ -236,6 +365,7 @@ void osse__files_sweep(osse_engine_t *e)
             j = osse_calloc(1, sizeof *j);
             j->root = osse_strdup(fs->root);
             j->loop = e->loop;
+            j->ks = e->keystore;
             j->work.data = j;
         }
         OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(f->id));
@@ -249,6 +379,7 @@ void osse__files_sweep(osse_engine_t *e)
         if (osse_batch_delete(e->batch, key, (size_t)kl))
             osse__panic(__FILE__, __LINE__, "out of memory");
         file_free(osse_map_del(&fs->map, j->ids[i]));
+        osse__files_forget_key(e, j->ids[i]);
     }
     osse_logf(OSSE_LEVEL_INFO, "files expired", "count=%zu", j->n);
     osse_engine_hold(e, unlink_durable, j);
@@ -275,7 +406,7 @@ static int orphan(void *ud, const char *id)
     return 0;
 }
 
-int osse__files_start(osse_engine_t *e, osse_err_t *err)
+int osse__files_load(osse_engine_t *e, osse_err_t *err)
 {
     struct osse_files_s *fs = osse_calloc(1, sizeof *fs);
     osse_map_init(&fs->map);
@@ -284,6 +415,55 @@ int osse__files_start(osse_engine_t *e, osse_err_t *err)
     if (rc)
         return rc;
     osse_log_kv_scan(e->log, OSSE_KEY_UPLOAD, OSSE_KEY_LEN(OSSE_KEY_UPLOAD), load_record, e, NULL);
+    return 0;
+}
+
+bool osse__files_known(const osse_engine_t *e, const char *id)
+{
+    return e->files && osse_map_get(&e->files->map, id) != NULL;
+}
+
+void osse__files_forget_key(osse_engine_t *e, const char *file_id)
+{
+    osse__pii_key_drop(e, file_id);
+}
+
+/* Records written before files were sealed (no key of theirs; a plain
+ * name) are not served: each goes with its bytes (docs/privacy.md). */
+static void drop_plain(osse_engine_t *e)
+{
+    struct osse_files_s *fs = e->files;
+    char **ids = NULL;
+    size_t n = 0, cap = 0, it = 0;
+    const char *k;
+    void *v;
+    while (osse_map_next(&fs->map, &it, &k, &v))
+        if (((osse_file_t *)v)->plain)
+            OSSE_VEC_PUSH(ids, n, cap, osse_strdup(k));
+    for (size_t i = 0; i < n; i++) {
+        char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
+        int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", ids[i]);
+        osse__batch_need(e);
+        if (osse_batch_delete(e->batch, key, (size_t)kl))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        file_free(osse_map_del(&fs->map, ids[i]));
+        osse__files_forget_key(e, ids[i]);
+        osse_err_t err = {0};
+        (void)osse_fstore_remove(fs->root, ids[i], &err);
+        free(ids[i]);
+    }
+    free(ids);
+    if (n)
+        osse_logf(OSSE_LEVEL_WARN, "unsealed files removed", "count=%zu", n);
+}
+
+int osse__files_start(osse_engine_t *e, osse_err_t *err)
+{
+    int rc;
+    if (!e->files && (rc = osse__files_load(e, err)))
+        return rc;
+    struct osse_files_s *fs = e->files;
+    drop_plain(e);
     /* Before serving (as the replay): bytes a crash left without their
      * record are no one's. */
     orphan_t o = {e, 0};
@@ -392,7 +572,7 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
                            osse_fail_t *f)
 {
     char ct[CTYPE_MAX + 1], nm[NAME_MAX_BYTES + 1];
-    if (!e->files)
+    if (!e->files || !e->keystore)
         return osse__fail(f, OSSE_EIO, "internal", "files are not available");
     if (ctype.len == 0 || !media_type(ctype, ct, sizeof ct))
         return osse__fail(f, OSSE_EPARSE, "invalid_content_type",
@@ -409,10 +589,16 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
                           "the body is empty: this route wants the file's bytes");
     if (bytes.len > UPLOAD_MAX)
         return osse__fail(f, OSSE_ETOOBIG, "payload_too_large", "the file is too large");
+    uint8_t *key = sodium_malloc(OSSE_KEY_BYTES);
+    if (!key)
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     osse_file_up_t *u = osse_calloc(1, sizeof *u);
+    u->key = key;
+    u->ks = e->keystore;
+    /* Nor a request's id nor a key's: the key store files both. */
     do
         osse__random_id(u->id, 12, "f-");
-    while (osse_map_get(&e->files->map, u->id));
+    while (osse_map_get(&e->files->map, u->id) || osse__pii_key(e, u->id));
     u->root = osse_strdup(e->files->root);
     u->ctype = osse_strdup(ct);
     u->name = name.len ? osse_strdup(nm) : NULL;
@@ -422,17 +608,25 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
     return 0;
 }
 
+void osse_file_upload_hashed(osse_file_up_t *u, const char sha256[65])
+{
+    memcpy(u->sha256, sha256, sizeof u->sha256);
+    u->hashed = true;
+}
+
 void osse_file_upload_store(osse_file_up_t *u)
 {
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)u->bytes.ptr, u->bytes.len);
-    sodium_bin2hex(u->sha256, sizeof u->sha256, h, sizeof h);
-    osse_slice_t stored;
-    void *owned = NULL;
-    u->rc = bytes_in(u->id, u->bytes, &stored, &owned);
+    u->rc = osse_keystore_new_key(u->ks, u->id, u->key, u->wrapped);
     if (!u->rc)
-        u->rc = osse_fstore_write(u->root, u->id, stored.ptr, stored.len, &u->err);
-    free(owned);
+        u->rc = bytes_in(u);
+    if (u->rc)
+        return;
+    /* The key is durable before the record, so before the 201. */
+    osse_keyrec_t rec = {u->id, u->wrapped};
+    if ((u->rc = osse_keystore_append(u->ks, &rec, 1, &u->err))) {
+        osse_err_t err = {0};
+        (void)osse_fstore_remove(u->root, u->id, &err);
+    }
 }
 
 int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f)
@@ -444,18 +638,33 @@ int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse
                               "the disk is nearly full: the file was not stored");
         return osse__fail(f, OSSE_EIO, "internal", "the file could not be stored");
     }
+    uint8_t *key = osse__pii_key_slot(e);
+    if (!key || osse_map_put(&e->keys, u->id, key)) {
+        /* Its key and bytes, without a record, go at the next start. */
+        if (key)
+            sodium_memzero(key, OSSE_KEY_BYTES);
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
+    }
+    memcpy(key, u->key, OSSE_KEY_BYTES);
     osse_file_t *r = osse_calloc(1, sizeof *r);
     memcpy(r->id, u->id, sizeof r->id);
     memcpy(r->sha256, u->sha256, sizeof r->sha256);
     r->size = u->bytes.len;
     r->ctype = u->ctype;
-    r->name = u->name;
     r->uploader = u->uploader;
-    u->ctype = u->name = u->uploader = NULL;
+    u->ctype = u->uploader = NULL;
+    if (u->name) {
+        json_t *plain = json_string(u->name);
+        r->name = osse__pii_seal(e, r->id, NAME_PATH, plain);
+        json_decref(plain);
+    }
     r->at = osse_engine_now(e);
     osse_map_put(&e->files->map, r->id, r);
     put_record(e, r);
-    *out = meta_json(r);
+    /* As stored: the name sealed. The answer is remembered so (an
+     * Idempotency-Key) and opened for its uploader when sent (views.c). */
+    *out = json_pack("{s:s,s:s,s:I,s:s,s:O?}", "id", r->id, "sha256", r->sha256, "size",
+                     (json_int_t)r->size, "content_type", r->ctype, "name", r->name);
     return 0;
 }
 
@@ -467,6 +676,7 @@ void osse_file_upload_free(osse_file_up_t *u)
     free(u->ctype);
     free(u->name);
     free(u->uploader);
+    sodium_free(u->key); /* wipes */
     free(u);
 }
 
@@ -497,7 +707,15 @@ int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, oss
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
                           "only its uploader and the readers of the request that holds it may "
                           "read this file");
+    const uint8_t *key = osse__pii_key(e, r->id);
+    if (!key)
+        return osse__fail(f, OSSE_EGONE, "gone", "the file's personal data was erased");
+    uint8_t *copy = sodium_malloc(OSSE_KEY_BYTES);
+    if (!copy)
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
+    memcpy(copy, key, OSSE_KEY_BYTES);
     osse_file_get_t *g = osse_calloc(1, sizeof *g);
+    g->key = copy;
     memcpy(g->id, r->id, sizeof g->id);
     memcpy(g->sha256, r->sha256, sizeof g->sha256);
     g->root = osse_strdup(e->files->root);
@@ -509,18 +727,7 @@ int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, oss
 
 void osse_file_get_load(osse_file_get_t *g)
 {
-    g->rc = osse_fstore_read(g->root, g->id, (size_t)UPLOAD_MAX * 2, &g->bytes, &g->len, &g->err);
-    if (!g->rc)
-        g->rc = bytes_out(g->id, &g->bytes, &g->len);
-    if (g->rc)
-        return;
-    /* Never serve bytes other than the ones acknowledged. */
-    unsigned char h[crypto_hash_sha256_BYTES];
-    char hex[65];
-    crypto_hash_sha256(h, g->bytes, g->len);
-    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-    if (g->len != g->size || strcmp(hex, g->sha256) != 0)
-        g->rc = osse_err_set(&g->err, OSSE_ECORRUPT, "file %s does not match its sha256", g->id);
+    g->rc = bytes_out(g);
 }
 
 int osse_file_get_result(osse_file_get_t *g, char **bytes, size_t *len, osse_fail_t *f)
@@ -550,6 +757,7 @@ void osse_file_get_free(osse_file_get_t *g)
     if (!g)
         return;
     free(g->bytes);
+    sodium_free(g->key); /* wipes */
     free(g->root);
     free(g->ctype);
     free(g);
@@ -599,7 +807,7 @@ int osse__files_resolve(osse_engine_t *e, const osse_principal_t *p, const osse_
                          r->ctype);
         } else {
             bad--;
-            json_object_set_new(form, fd->name, meta_json(r));
+            json_object_set_new(form, fd->name, meta_json(e, r));
         }
     }
     if (!bad)

@@ -488,6 +488,9 @@ json_t *osse__pii_text_json(const char *text);
  * (vm.max_map_count, 65530) then stops the server after some 12k to 20k
  * requests. */
 uint8_t *osse__pii_key_slot(osse_engine_t *e);
+/* Wipes id's key and drops it from e->keys (none: nothing). Its slot is
+ * not used again. */
+void osse__pii_key_drop(osse_engine_t *e, const char *id);
 /* Wipes and frees every key of e->keys, and the map. */
 void osse__pii_keys_free(osse_engine_t *e);
 
@@ -587,9 +590,19 @@ void osse__commit_stop(osse_engine_t *e);
 int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
 
 /* --- files.c: uploaded files (below request: a submission takes them) --- */
-/* After the replay (serving only): the records, bytes left without one
- * removed, the first sweep, the sweep's timer. Returns 0 or OSSE_EIO. */
+/* After the replay, before the keys are loaded (serving only): the file
+ * store and the records, so that a file's key is kept (engine.c). Returns
+ * 0 or OSSE_EIO. */
+int osse__files_load(osse_engine_t *e, osse_err_t *err);
+/* Whether id is a file's (its record is known). */
+bool osse__files_known(const osse_engine_t *e, const char *id);
+/* Then: records from before files were sealed removed with their bytes,
+ * bytes left without a record removed, the first sweep, the sweep's
+ * timer. Returns 0 or OSSE_EIO. */
 int osse__files_start(osse_engine_t *e, osse_err_t *err);
+/* Wipes and drops file_id's key from e->keys (the caller removed it from
+ * the key store, or will): the file then answers 410. */
+void osse__files_forget_key(osse_engine_t *e, const char *file_id);
 void osse__files_stop(osse_engine_t *e);
 void osse__files_close(osse_engine_t *e); /* NULL-safe as to e->files */
 /* Forgets the files no request took within 24 hours of their upload

@@ -64,6 +64,13 @@ uint8_t *osse__pii_key_slot(osse_engine_t *e)
     return e->key_chunks[e->nkey_chunks - 1] + OSSE_KEY_BYTES * e->key_used++;
 }
 
+void osse__pii_key_drop(osse_engine_t *e, const char *id)
+{
+    uint8_t *key = osse_map_del(&e->keys, id);
+    if (key)
+        sodium_memzero(key, OSSE_KEY_BYTES);
+}
+
 int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WRAPPED_BYTES])
 {
     if (!e->keystore)
@@ -141,13 +148,20 @@ json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path
     return osse__pii_try_open(e, rid, path, stored, &out) ? json_string(OSSE_PII_ENCRYPTED) : out;
 }
 
-/* Whether the definition marks field `name` personal. */
-static bool field_pii(const osse_wf_t *wf, const char *name)
+/* The definition's field `name`, or NULL. */
+static const osse_wf_field_t *field_of(const osse_wf_t *wf, const char *name)
 {
     for (size_t i = 0; i < wf->nfields; i++)
         if (strcmp(wf->fields[i].name, name) == 0)
-            return wf->fields[i].pii;
-    return false;
+            return &wf->fields[i];
+    return NULL;
+}
+
+/* Whether the definition marks field `name` personal. */
+static bool field_pii(const osse_wf_t *wf, const char *name)
+{
+    const osse_wf_field_t *fd = field_of(wf, name);
+    return fd && fd->pii;
 }
 
 json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
@@ -159,7 +173,16 @@ json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const c
     char path[160];
     json_object_foreach((json_t *)form, k, v)
     {
-        if (field_pii(wf, k)) {
+        const osse_wf_field_t *fd = field_of(wf, k);
+        json_t *name = json_object_get(v, "name");
+        if (fd && fd->pii && fd->type == OSSE_FIELD_FILE && json_is_object(v)) {
+            /* A file field's record: only its name is personal (SPEC §8). */
+            json_t *o = json_copy(v);
+            snprintf(path, sizeof path, "form.%s.name", k);
+            if (json_is_string(name))
+                json_object_set_new(o, "name", osse__pii_seal(e, rid, path, name));
+            json_object_set_new(out, k, o);
+        } else if (fd && fd->pii) {
             snprintf(path, sizeof path, "form.%s", k);
             json_object_set_new(out, k, osse__pii_seal(e, rid, path, v));
         } else {
@@ -167,6 +190,17 @@ json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const c
         }
     }
     return out;
+}
+
+/* One stored value of a form, under path, as `how` reads it. */
+static json_t *form_value(const osse_engine_t *e, const osse_request_t *r, const char *path,
+                          const json_t *v, osse_read_t how)
+{
+    if (!osse__pii_sealed(v) || how == OSSE_READ_STORED)
+        return json_incref((json_t *)v);
+    if (how == OSSE_READ_PLAIN)
+        return osse__pii_open(e, r->id, path, v);
+    return json_string(OSSE_PII_WITHHELD);
 }
 
 json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_read_t how)
@@ -177,13 +211,20 @@ json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_rea
     char path[160];
     json_object_foreach(r->form, k, v)
     {
-        if (!osse__pii_sealed(v) || how == OSSE_READ_STORED) {
-            json_object_set(out, k, v);
-        } else if (how == OSSE_READ_PLAIN) {
-            snprintf(path, sizeof path, "form.%s", k);
-            json_object_set_new(out, k, osse__pii_open(e, r->id, path, v));
+        if (json_is_object(v) && !osse__pii_sealed(v) && how != OSSE_READ_STORED) {
+            /* A pii file field: its members sealed one by one. */
+            json_t *o = json_object();
+            const char *m;
+            json_t *x;
+            json_object_foreach(v, m, x)
+            {
+                snprintf(path, sizeof path, "form.%s.%s", k, m);
+                json_object_set_new(o, m, form_value(e, r, path, x, how));
+            }
+            json_object_set_new(out, k, o);
         } else {
-            json_object_set_new(out, k, json_string(OSSE_PII_WITHHELD));
+            snprintf(path, sizeof path, "form.%s", k);
+            json_object_set_new(out, k, form_value(e, r, path, v, how));
         }
     }
     return out;

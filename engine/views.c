@@ -165,6 +165,18 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
         const char *one[] = {path, NULL};
         json_object_foreach(form, k, v)
         {
+            if (json_is_object(v) && !osse__pii_sealed(v)) {
+                /* A pii file field: only its name sealed, as form.<k>.name. */
+                json_t *x, *fo = json_object();
+                const char *m;
+                json_object_foreach(v, m, x)
+                {
+                    snprintf(path, sizeof path, "form.%s.%s", k, m);
+                    json_object_set_new(fo, m, shown(e, r, plain, x, one));
+                }
+                json_object_set_new(f, k, fo);
+                continue;
+            }
             snprintf(path, sizeof path, "form.%s", k);
             json_object_set_new(f, k, shown(e, r, plain, v, one));
         }
@@ -189,6 +201,14 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
         for (i = 0; i <= n; i++)
             free(paths[i]);
         free(paths);
+        out = json_dumps(o, JSON_COMPACT);
+        *outlen = out ? strlen(out) : 0;
+    } else if (!r && rid && osse__pii_sealed(json_object_get(o, "name")) &&
+               json_object_get(o, "sha256")) {
+        /* An upload's answer (engine/files.c), its name sealed under the
+         * file's key: only its uploader is ever answered it. */
+        json_object_set_new(o, "name",
+                            osse__pii_open(e, rid, "file.name", json_object_get(o, "name")));
         out = json_dumps(o, JSON_COMPACT);
         *outlen = out ? strlen(out) : 0;
     }
