@@ -7,7 +7,9 @@
  * on_fail is told once, and a reopen finds what was durable; and the log of
  * a request replayed whole (the live digest) or damaged (OSSE_ECORRUPT); and
  * 70,000 request keys held at once (one sodium_malloc each ran out of the
- * kernel's memory mappings). */
+ * kernel's memory mappings); and a file sealed under its own key, read back
+ * after a reopen (its key kept), and 410 gone once its key is dropped
+ * (osse__files_forget_key, as erasure does). */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <stdio.h>
@@ -745,6 +747,75 @@ static void test_many_keys(void)
     in_world(many_keys);
 }
 
+/* An upload as the server runs it (store on this thread, not the pool). */
+static char *upload(world_t *w, const char *bytes, size_t n)
+{
+    osse_file_up_t *u = NULL;
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    osse_slice_t ct = {"application/pdf", 15}, name = {"plan.pdf", 8}, b = {bytes, n};
+    CHECK_EQ_INT(osse_file_upload_begin(w->e, w->portal, ct, name, b, &u, &f), 0);
+    osse_file_upload_store(u);
+    CHECK_EQ_INT(osse_file_upload_end(w->e, u, &out, &f), 0);
+    osse_file_upload_free(u);
+    /* The answer holds the name as stored: sealed. */
+    CHECK(osse__pii_sealed(json_object_get(out, "name")));
+    char *id = strdup(json_string_value(json_object_get(out, "id")) ?: "");
+    json_decref(out);
+    osse_fail_clear(&f);
+    CHECK_EQ_INT(settle(w), 1);
+    return id;
+}
+
+/* q_file's outcome for the portal; on 0 the bytes read match want. */
+static int read_file(world_t *w, const char *id, const char *want, size_t n, const char **code)
+{
+    osse_file_get_t *g = NULL;
+    osse_fail_t f = {0};
+    int rc = osse_q_file(w->e, w->portal, id, &g, &f);
+    *code = f.code;
+    if (!rc) {
+        char *bytes = NULL;
+        size_t len = 0;
+        osse_file_get_load(g);
+        CHECK_EQ_INT(osse_file_get_result(g, &bytes, &len, &f), 0);
+        CHECK(len == n && bytes && memcmp(bytes, want, n) == 0);
+        free(bytes);
+    }
+    osse_file_get_free(g);
+    osse_fail_clear(&f);
+    return rc;
+}
+
+static void file_keys(world_t *w)
+{
+    /* Three chunks and a bit: 64 KiB each. */
+    size_t n = 3 * 65536 + 7;
+    char *bytes = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        bytes[i] = (char)(i * 31 + 7);
+    char *id = upload(w, bytes, n);
+    const char *code = NULL;
+    CHECK_EQ_INT(read_file(w, id, bytes, n, &code), 0);
+    CHECK(osse__pii_key(w->e, id) != NULL);
+    /* A reopen keeps the file's key (a file's, not a stale one). */
+    close_engine(w);
+    CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
+    CHECK_EQ_INT(read_file(w, id, bytes, n, &code), 0);
+    /* Its key dropped: the record stays, the file is gone. */
+    osse__files_forget_key(w->e, id);
+    CHECK(osse__pii_key(w->e, id) == NULL);
+    CHECK_EQ_INT(read_file(w, id, bytes, n, &code), OSSE_EGONE);
+    CHECK_EQ_STR(code ? code : "", "gone");
+    free(id);
+    free(bytes);
+}
+
+static void test_file_keys(void)
+{
+    in_world(file_keys);
+}
+
 static void test_reactors(void)
 {
     in_world(reactors);
@@ -759,6 +830,7 @@ int main(void)
     RUN(test_return_info_withdraw);
     RUN(test_reactors);
     RUN(test_many_keys);
+    RUN(test_file_keys);
     RUN(test_failed_write);
     RUN(test_replay_refuses);
     return TEST_EXIT();
