@@ -9,6 +9,13 @@ a file; every bad upload refused with a JSON error and nothing stored; the
 request's info) and the metadata the form records; files no request took
 gone after 24 hours of the engine's clock, taken ones kept; the body
 timeout and the cap on uploads in flight; and kill -9 during uploads.
+
+Sealed files (SPEC §8): after a clean stop no file under the data folder
+holds a marker of an upload's bytes or of its name (while its sha256 and
+content type, plain, are found), also with an Idempotency-Key (whose replay
+and mismatch still hold); the bytes read back after a restart; a file's key
+is durable before its 201 (kill -9 right after it); and a swept file leaves
+no key in the key store's segments.
 """
 
 import hashlib
@@ -18,6 +25,7 @@ import random
 import socket
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -41,11 +49,44 @@ def tmp_files(server):
     return os.listdir(os.path.join(server.data_dir, "files", "tmp"))
 
 
-def upload(client, data, ctype="application/pdf", name=None, **kw):
-    h = {}
+def upload(client, data, ctype="application/pdf", name=None, headers=None, **kw):
+    h = dict(headers or {})
     if name is not None:
         h["Osse-Filename"] = name
     return client.post("/v1/files", raw=data, content_type=ctype, headers=h, **kw)
+
+
+def files_holding(root, needles):
+    """{needle: [paths of files under root holding it]}."""
+    found = {n: [] for n in needles}
+    for d, _, names in os.walk(root):
+        for name in names:
+            try:
+                with open(os.path.join(d, name), "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    found[n].append(os.path.join(d, name))
+    return found
+
+
+def key_ids(keys):
+    """The ids the key store's segments hold (records: id_len (1) || id ||
+    wrapped key (72), storage/keystore.h)."""
+    ids = set()
+    for name in os.listdir(keys):
+        if not name.endswith(".seg"):
+            continue
+        with open(os.path.join(keys, name), "rb") as fh:
+            b = fh.read()
+        off = 0
+        while off < len(b) and b[off]:
+            n = b[off]
+            ids.add(b[off + 1:off + 1 + n].decode())
+            off += 1 + n + 72
+    return ids
 
 
 def file_workflow(w, wid):
@@ -300,7 +341,109 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(upload(w.portal, b"%PDF").status, 201)
 
 
+class FilesSealedTest(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(extra_args=[CLOCK]).start()
+        self.w = World(self.server)
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_bytes_and_names_never_stored_plain(self):
+        w, srv = self.w, self.server
+        wid = uniq("wf-files")
+        w.publish(file_workflow(w, wid))
+        tag = os.urandom(8).hex()
+        mb, mn = ("MARKER-FILEBYTES-" + tag).encode(), "MARKER-FILENAME-" + tag
+        # Several 64 KiB chunks; the marker at both ends.
+        data = mb + os.urandom(200_000) + mb
+        key = {"Idempotency-Key": "up-" + tag}
+        r = upload(w.portal, data, name=mn + ".pdf", headers=key)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["name"], mn + ".pdf")
+        self.assertEqual(r.json["sha256"], sha(data))
+        fid = r.json["id"]
+        # The Idempotency-Key still replays (name in plain) and still
+        # refuses another body.
+        again = upload(w.portal, data, name=mn + ".pdf", headers=key)
+        self.assertEqual(again.status, 201, again)
+        self.assertEqual(again.json, r.json)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        assert_error(self, upload(w.portal, data + b"x", name=mn + ".pdf", headers=key), 422,
+                     "idempotency_mismatch")
+        # One held by a pii field, one by no request.
+        mb2, mn2 = ("MARKER-LOOSEBYTES-" + tag).encode(), "MARKER-LOOSENAME-" + tag
+        data2 = mb2 + os.urandom(70_000)
+        loose = upload(w.portal, data2, ctype="image/png", name=mn2 + ".png").json
+        r = w.portal.post("/v1/requests", {"workflow": wid, "form": {
+            "business_name": "Shop", "id_card": fid}})
+        self.assertEqual(r.status, 201, r)
+        for f, b in ((fid, data), (loose["id"], data2)):
+            self.assertEqual(w.portal.get("/v1/files/" + f).body, b)
+        self.assertEqual(srv.stop(), 0)
+        markers = [mb, mn.encode(), mb2, mn2.encode()]
+        found = files_holding(srv.data_dir, markers + [sha(data).encode(), b"image/png"])
+        for m in markers:
+            self.assertEqual(found[m], [], "%r in plain under the data folder" % m)
+        # The search can fail: the plain metadata is there.
+        self.assertNotEqual(found[sha(data).encode()], [])
+        self.assertNotEqual(found[b"image/png"], [])
+        self.assertEqual(sorted(stored_files(srv)), sorted([fid, loose["id"]]))
+        srv.start()
+        w.portal.port = srv.port
+        for f, b in ((fid, data), (loose["id"], data2)):
+            g = w.portal.get("/v1/files/" + f)
+            self.assertEqual(g.status, 200, g)
+            self.assertEqual(g.body, b)
+        w.ag[w.A].port = srv.port
+        self.assertEqual(w.ag[w.A].get("/v1/files/" + fid).body, data)
+
+    def test_swept_file_leaves_no_key(self):
+        w, srv = self.w, self.server
+        wid = uniq("wf-files")
+        w.publish(file_workflow(w, wid))
+        kept = upload(w.portal, b"%PDF kept").json
+        gone = upload(w.portal, b"%PDF gone").json
+        r = w.portal.post("/v1/requests", {"workflow": wid,
+                                           "form": {"business_name": "S", "plan": kept["id"]}})
+        self.assertEqual(r.status, 201, r)
+        keys = os.path.join(srv.data_dir, "keys")
+        self.assertLessEqual({kept["id"], gone["id"]}, key_ids(keys))
+        self.assertEqual(w.plat.post("/v1/test/clock", {"advance": "PT25H"}).status, 200)
+        assert_error(self, w.portal.get("/v1/files/" + gone["id"]), 404)
+        # Removed on the pool once the record's deletion is durable.
+        for _ in range(200):
+            if gone["id"] not in key_ids(keys):
+                break
+            time.sleep(0.05)
+        self.assertNotIn(gone["id"], key_ids(keys))
+        self.assertIn(kept["id"], key_ids(keys))
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(stored_files(srv), [kept["id"]])
+        srv.start()
+        w.portal.port = srv.port
+        self.assertNotIn(gone["id"], key_ids(keys))
+        self.assertEqual(w.portal.get("/v1/files/" + kept["id"]).body, b"%PDF kept")
+
+
 class FilesCrashTest(unittest.TestCase):
+    def test_key_durable_before_201(self):
+        srv = Server(extra_args=[CLOCK]).start()
+        try:
+            c = srv.client(srv.admin_token())
+            data = os.urandom(150_000)
+            r = upload(c, data, name="x.pdf")
+            self.assertEqual(r.status, 201, r)
+            srv.kill()  # right after the 201: nothing more was written
+            srv.start()
+            c = srv.client(srv.admin_token())
+            g = c.get("/v1/files/" + r.json["id"])
+            self.assertEqual(g.status, 200, g)
+            self.assertEqual(g.body, data)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
     def test_kill_during_uploads(self):
         srv = Server(extra_args=[CLOCK]).start()
         try:

@@ -20,6 +20,9 @@ osse puts bytes:
 - `osse replay` of the data folder and of the export prints the live
   digest, and --recheck counts the rules that read personal values as not
   checkable, not as differences;
+- a `pii` file field keeps its id, sha256, size and content type plain and
+  seals its name alone (form.<field>.name): in plain for its readers,
+  "[withheld]" for an auditor, {"enc"} in the events;
 - a key whose request's first event never became durable (a failed write)
   is removed at the next start;
 - a restart with the right keys reads the plaintext again; another master
@@ -326,6 +329,63 @@ class Pii(unittest.TestCase):
                          "[withheld]")
         self.assertEqual(srv.client(w.admin_token).get("/v1/admin/digest").json["digest"],
                          live["digest"])
+
+    def test_a_pii_file_field_seals_only_its_name(self):
+        w = self.w
+        wid = uniq("pii-file")
+        w.publish({"id": wid, "title": "Files", "form": {
+            "business_name": {"type": "string", "required": True},
+            "id_card": {"type": "file", "pii": True},
+            "plan": {"type": "file"}},
+            "steps": {"intake": {"kind": "task", "agency": w.A}}})
+
+        def upload(data, name, ctype="image/jpeg"):
+            r = w.portal.post("/v1/files", raw=data, content_type=ctype,
+                              headers={"Osse-Filename": name})
+            self.assertEqual(r.status, 201, r)
+            return r.json
+
+        card = upload(b"\xff\xd8 card", "Cardname-%s.jpg" % uniq("n"))
+        plan = upload(b"%PDF plan", "plan.pdf", "application/pdf")
+        r = w.portal.post("/v1/requests", {"workflow": wid, "form": {
+            "business_name": "Shop", "id_card": card["id"], "plan": plan["id"]}})
+        self.assertEqual(r.status, 201, r)
+        rid = r.json["id"]
+
+        def check(card):
+            # In plain for the portal, the platform and an agency with a
+            # task; for an auditor only the name is withheld.
+            for c in (w.portal, w.plat, w.ag[w.A]):
+                form = c.get("/v1/requests/" + rid).json["form"]
+                self.assertEqual(form["id_card"], card)
+                self.assertEqual(form["plan"], plan)
+            form = w.auditor.get("/v1/requests/" + rid).json["form"]
+            self.assertEqual(form["id_card"], dict(card, name="[withheld]"))
+            self.assertEqual(form["plan"], plan)
+
+        def stored(ev):
+            # As stored: {"enc"} for the name alone; a non-pii file plain.
+            v = ev["data"]["form"]["id_card"]
+            self.sealed(v["name"], "id_card.name")
+            self.assertEqual({k: v[k] for k in v if k != "name"},
+                             {k: card[k] for k in card if k != "name"})
+            self.assertNotIn(card["name"], json.dumps(ev))
+
+        check(card)
+        evs = w.plat.get("/v1/requests/%s/events" % rid).json["events"]
+        sub = [e for e in evs if e["type"] == "RequestSubmitted"][0]
+        stored(sub)
+        self.assertEqual(sub["data"]["form"]["plan"], plan)
+        # An info's new file: the same shape.
+        w.decide(rid, "intake", "return", agency=w.A)
+        card = upload(b"\xff\xd8 card 2", "Cardname-%s.jpg" % uniq("n"))
+        r = w.portal.post("/v1/requests/%s/info" % rid,
+                          {"step": "intake", "form": {"id_card": card["id"]}})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["form"]["id_card"], card)
+        check(card)
+        evs = w.plat.get("/v1/requests/%s/events" % rid).json["events"]
+        stored([e for e in evs if e["type"] == "InfoProvided"][0])
 
     def test_a_key_without_events_is_removed_at_start(self):
         """The key is durable before its request's first event: when the
