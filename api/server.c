@@ -8,7 +8,8 @@
  * emitted before it is durable (osse_engine_hold): a client never
  * sees state that a crash could take back. Reads of stored events (a
  * request's events, the log) run on the libuv pool, never the loop thread;
- * so do the parse and the check of a published definition, one at a time. */
+ * so do the parse and the check of a published definition, one at a time,
+ * and the hash of an upload's body for its Idempotency-Key. */
 #include "api/server.h"
 
 #include <ctype.h>
@@ -1135,9 +1136,9 @@ static void h_licences_csv(call_t *c)
     osse_engine_hold(c->srv->eng, csv_durable, cc);
 }
 
-/* POST /v1/files: the bytes are hashed and written on the pool (they stay
- * in the HTTP request meanwhile), then recorded; the 201 waits for the
- * record's batch (finish). */
+/* POST /v1/files: the bytes are hashed, sealed and written on the pool with
+ * the file's key (they stay in the HTTP request meanwhile), then recorded;
+ * the 201 waits for the record's batch (finish). */
 static void upload_work(uv_work_t *w)
 {
     call_t *c = w->data;
