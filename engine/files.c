@@ -14,9 +14,11 @@
  * {"id","sha256","size","content_type","name"}, and the side record is
  * rewritten with taken_by in the same batch as the event. Files no request
  * took are forgotten 24 hours (engine clock) after their upload: at once for
- * every reader, and swept (record deleted, then once that is durable the
- * bytes unlinked on the pool) at start, every few minutes, and after each
- * move of the test clock.
+ * every reader, and swept (record deleted and key dropped, then once that
+ * is durable the key removed from the key store and the bytes unlinked on
+ * the pool) at start, every few minutes, and after each move of the test
+ * clock. A pii file field's form value has its name sealed under the
+ * request's key (pii.c); the rest stays plain.
  *
  * Encryption (SPEC §8): every file has its own random 256-bit key, filed
  * in the key store under the file's id (wrapped like a request's key) and
@@ -35,7 +37,8 @@
  * start (engine.c); the sweep removes a swept file's key with its bytes.
  *
  * Threading: everything runs on the loop thread except the functions named
- * "pool" below, which touch only their own job. */
+ * "pool" below, which touch only their own job and the key store (its own
+ * mutex). */
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/utf8.h"
@@ -595,7 +598,7 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
     osse_file_up_t *u = osse_calloc(1, sizeof *u);
     u->key = key;
     u->ks = e->keystore;
-    /* Nor a request's id nor a key's: the key store files both. */
+    /* An id no file and no key has: the key store files request keys too. */
     do
         osse__random_id(u->id, 12, "f-");
     while (osse_map_get(&e->files->map, u->id) || osse__pii_key(e, u->id));
