@@ -21,7 +21,8 @@
     X(EXISTS, -10, "already exists")                                                               \
     X(CLOSED, -11, "closed")                                                                       \
     X(BUSY, -12, "in use by another process")                                                      \
-    X(NOSPC, -13, "the disk is nearly full")
+    X(NOSPC, -13, "the disk is nearly full")                                                       \
+    X(GONE, -14, "gone")
 
 enum {
     OSSE_OK = 0,

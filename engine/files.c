@@ -497,6 +497,10 @@ int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, oss
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
                           "only its uploader and the readers of the request that holds it may "
                           "read this file");
+    /* A pii field's file of an erased request is gone (SPEC §8, erasure.c). */
+    const osse_request_t *h = r->taken_by ? osse__request(e, r->taken_by) : NULL;
+    if (h && h->erased_at && r->field && osse__pii_field(h->wf, r->field))
+        return osse__fail(f, OSSE_EGONE, "gone", "this file's request has been erased");
     osse_file_get_t *g = osse_calloc(1, sizeof *g);
     memcpy(g->id, r->id, sizeof g->id);
     memcpy(g->sha256, r->sha256, sizeof g->sha256);

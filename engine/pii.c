@@ -141,8 +141,18 @@ json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path
     return osse__pii_try_open(e, rid, path, stored, &out) ? json_string(OSSE_PII_ENCRYPTED) : out;
 }
 
-/* Whether the definition marks field `name` personal. */
-static bool field_pii(const osse_wf_t *wf, const char *name)
+void osse__pii_key_drop(osse_engine_t *e, const char *id)
+{
+    uint8_t *key = osse_map_get(&e->keys, id);
+    if (!key)
+        return;
+    /* The slot stays in its chunk, wiped: chunks are never compacted, and a
+     * request is erased once. */
+    sodium_memzero(key, OSSE_KEY_BYTES);
+    osse_map_del(&e->keys, id);
+}
+
+bool osse__pii_field(const osse_wf_t *wf, const char *name)
 {
     for (size_t i = 0; i < wf->nfields; i++)
         if (strcmp(wf->fields[i].name, name) == 0)
@@ -159,7 +169,7 @@ json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const c
     char path[160];
     json_object_foreach((json_t *)form, k, v)
     {
-        if (field_pii(wf, k)) {
+        if (osse__pii_field(wf, k)) {
             snprintf(path, sizeof path, "form.%s", k);
             json_object_set_new(out, k, osse__pii_seal(e, rid, path, v));
         } else {
@@ -211,30 +221,41 @@ void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json
             continue;
         memcpy(name, k + 5, n);
         name[n] = '\0';
-        if (field_pii(r->wf, name))
+        if (osse__pii_field(r->wf, name))
             json_object_set_new(inputs, k, osse__pii_seal(e, r->id, k, v));
     }
 }
 
-json_t *osse__pii_withhold(const json_t *v)
+/* A deep copy of v with every sealed value replaced by the string word. */
+static json_t *replace_sealed(const json_t *v, const char *word)
 {
     if (osse__pii_sealed(v))
-        return json_string(OSSE_PII_WITHHELD);
+        return json_string(word);
     if (json_is_object(v)) {
         json_t *o = json_object();
         const char *k;
         json_t *x;
-        json_object_foreach((json_t *)v, k, x) json_object_set_new(o, k, osse__pii_withhold(x));
+        json_object_foreach((json_t *)v, k, x) json_object_set_new(o, k, replace_sealed(x, word));
         return o;
     }
     if (json_is_array(v)) {
         json_t *a = json_array();
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) json_array_append_new(a, osse__pii_withhold(x));
+        json_array_foreach(v, i, x) json_array_append_new(a, replace_sealed(x, word));
         return a;
     }
     return json_incref((json_t *)v);
+}
+
+json_t *osse__pii_withhold(const json_t *v)
+{
+    return replace_sealed(v, OSSE_PII_WITHHELD);
+}
+
+json_t *osse__pii_erased(const json_t *v)
+{
+    return replace_sealed(v, OSSE_PII_ERASED);
 }
 
 bool osse__pii_any_sealed(const json_t *v)
