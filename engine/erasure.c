@@ -37,19 +37,32 @@
 #define ERASE_REASON_MAX 1000
 #define CRASH_HOOK "OSSE_TEST_CRASH_BEFORE_KEY_REMOVAL"
 
+/* Whoever waits for an erasure of the job (the route's call), with its
+ * answer. */
 typedef struct {
-    uv_work_t work;
-    osse_keystore_t *ks; /* NULL: nothing to remove (an engine without keys) */
-    uv_loop_t *loop;
-    char **ids; /* the request's id, then its pii files' ids */
-    size_t n;
-    bool crash; /* the test hook */
-    int rc;
-    osse_err_t err;
     osse_erase_cb done;
     void *ud;
     json_t *answer;
-} job_t;
+} waiter_t;
+
+/* The key store's removals of the erasures emitted into one batch: one
+ * rewrite per segment for all of them (retention may fire thousands at
+ * once, after downtime or a move of the test clock). */
+struct osse_erase_job_s {
+    uv_work_t work;
+    osse_engine_t *e;
+    osse_keystore_t *ks; /* NULL: nothing to remove (an engine without keys) */
+    uv_loop_t *loop;
+    uint64_t mark; /* e->commits_sent when it was begun: its batch is the next */
+    char **ids;    /* the requests' ids and their pii files' ids */
+    size_t n, cap;
+    waiter_t *waiters;
+    size_t nwaiters, cwaiters;
+    bool crash; /* the test hook */
+    int rc;
+    osse_err_t err;
+};
+typedef struct osse_erase_job_s job_t;
 
 static int by_text(const void *a, const void *b)
 {
@@ -93,12 +106,11 @@ static json_t *stored_fields(const osse_request_t *r)
     return a;
 }
 
-/* The ids of the files r's pii file fields hold, after r's own id: read
+/* r's id and the ids of the files r's pii file fields hold, into j: read
  * before the erasure, while a value sealed whole still opens. */
 static void key_ids(osse_engine_t *e, const osse_request_t *r, job_t *j)
 {
-    size_t cap = 0;
-    OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(r->id));
+    OSSE_VEC_PUSH(j->ids, j->n, j->cap, osse_strdup(r->id));
     char path[400];
     for (size_t i = 0; i < r->wf->nfields; i++) {
         const osse_wf_field_t *fd = &r->wf->fields[i];
@@ -111,18 +123,9 @@ static void key_ids(osse_engine_t *e, const osse_request_t *r, job_t *j)
             continue;
         const char *id = osse__jstr(open ? open : v, "id");
         if (id && osse_keystore_id_ok(id))
-            OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(id));
+            OSSE_VEC_PUSH(j->ids, j->n, j->cap, osse_strdup(id));
         json_decref(open);
     }
-}
-
-static void job_free(job_t *j)
-{
-    for (size_t i = 0; i < j->n; i++)
-        free(j->ids[i]);
-    free(j->ids);
-    json_decref(j->answer);
-    free(j);
 }
 
 /* Pool. */
@@ -130,7 +133,7 @@ static void remove_work(uv_work_t *w)
 {
     job_t *j = w->data;
     if (j->crash)
-        _exit(137); /* the test hook: the event is durable, the key still filed */
+        _exit(137); /* the test hook: the events are durable, the keys still filed */
     j->rc = osse_keystore_remove_many(j->ks, (const char *const *)j->ids, j->n, &j->err);
 }
 
@@ -138,16 +141,25 @@ static void job_end(job_t *j, int status)
 {
     if (status)
         osse_logf(OSSE_LEVEL_ERROR, "erasure incomplete",
-                  "request=%s error=\"%s\" next=\"the keys are removed at the next start\"",
-                  j->ids[0], j->err.msg[0] ? j->err.msg : osse_strerror(status));
+                  "requests=%zu error=\"%s\" next=\"the keys are removed at the next start\"",
+                  j->nwaiters, j->err.msg[0] ? j->err.msg : osse_strerror(status));
     else
-        osse_logf(OSSE_LEVEL_INFO, "personal data erased", "request=%s keys=%zu", j->ids[0], j->n);
-    if (j->done) {
-        j->done(j->ud, status, status ? NULL : j->answer);
-        if (!status)
-            j->answer = NULL;
+        osse_logf(OSSE_LEVEL_INFO, "personal data erased", "requests=%zu keys=%zu", j->nwaiters,
+                  j->n);
+    for (size_t i = 0; i < j->nwaiters; i++) {
+        waiter_t *w = &j->waiters[i];
+        if (w->done) {
+            w->done(w->ud, status, status ? NULL : w->answer);
+            if (!status)
+                w->answer = NULL;
+        }
+        json_decref(w->answer);
     }
-    job_free(j);
+    for (size_t i = 0; i < j->n; i++)
+        free(j->ids[i]);
+    free(j->ids);
+    free(j->waiters);
+    free(j);
 }
 
 static void remove_done(uv_work_t *w, int status)
@@ -156,11 +168,14 @@ static void remove_done(uv_work_t *w, int status)
     job_end(j, status ? OSSE_EIO : j->rc);
 }
 
-/* PersonalDataErased is durable: the keys may go. A failed write never
- * removes them (the event may be lost; the request then keeps its key). */
+/* The batch of PersonalDataErased is durable: the keys may go. A failed
+ * write never removes them (the events may be lost; the requests then keep
+ * their keys). */
 static void erased_durable(void *ud, int status)
 {
     job_t *j = ud;
+    if (j->e->erasing == j)
+        j->e->erasing = NULL;
     if (status || !j->ks) {
         job_end(j, status);
         return;
@@ -174,22 +189,30 @@ void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *ac
                  const char *reason, osse_erase_cb done, void *ud)
 {
     OSSE_PRE(osse__rstatus_final(r->status) && !r->erased_at);
-    job_t *j = osse_calloc(1, sizeof *j);
-    j->ks = e->keystore;
-    j->loop = e->loop;
-    j->done = done;
-    j->ud = ud;
-    j->crash = e->test_clock && getenv(CRASH_HOOK) && strcmp(getenv(CRASH_HOOK), "1") == 0;
+    /* The job of the batch being filled, or a new one. */
+    job_t *j = e->erasing;
+    bool fresh = !j || j->mark != e->commits_sent;
+    if (fresh) {
+        j = osse_calloc(1, sizeof *j);
+        j->e = e;
+        j->ks = e->keystore;
+        j->loop = e->loop;
+        j->mark = e->commits_sent;
+        j->crash = e->test_clock && getenv(CRASH_HOOK) && strcmp(getenv(CRASH_HOOK), "1") == 0;
+        e->erasing = j;
+    }
     key_ids(e, r, j);
     json_t *fields = stored_fields(r);
     char stream[96];
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
     osse__emit(e, stream, OSSE_EV_PersonalDataErased, actor,
                json_pack("{s:O,s:s}", "fields", fields, "reason", reason));
-    j->answer = json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", r->id, "status",
-                          osse__rstatus_name(r->status), "fields", fields, "reason", reason,
-                          "version", (int)r->version);
-    osse_engine_hold(e, erased_durable, j);
+    json_t *answer =
+        json_pack("{s:s,s:s,s:o,s:s,s:i}", "id", r->id, "status", osse__rstatus_name(r->status),
+                  "fields", fields, "reason", reason, "version", (int)r->version);
+    OSSE_VEC_PUSH(j->waiters, j->nwaiters, j->cwaiters, ((waiter_t){done, ud, answer}));
+    if (fresh)
+        osse_engine_hold(e, erased_durable, j); /* last: it may call back at once */
 }
 
 int osse_cmd_erase(osse_engine_t *e, const osse_principal_t *p, const char *request_id,

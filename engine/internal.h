@@ -380,6 +380,9 @@ struct osse_engine_s {
     size_t nkey_chunks, key_used;
     /* Wall-clock expiries of requests (expiry.c): licences' valid_until and
      * retention erasures, one min-heap. */
+    /* The key store's removals waiting for the batch of their erasures
+     * (erasure.c), or NULL. */
+    struct osse_erase_job_s *erasing;
     struct osse_lexp_s {
         int64_t at;
         uint32_t req;

@@ -440,6 +440,7 @@ class Retention(Base):
         d = simple_workflow(uniq("rt"), w.A, "P30D")
         w.publish(d)
         rid = self.new_request(d["id"])
+        more = [self.new_request(d["id"]) for _ in range(3)]
         erased_first = self.new_request(d["id"])
         still_open = self.new_request(d["id"], end=False)
         self.assertEqual(self.erase(erased_first).status, 200)
@@ -465,6 +466,12 @@ class Retention(Base):
             self.assertEqual(w.view(rid, client)["form"]["applicant_name"], "[erased]")
         self.wait_key_gone(rid)
         self.assertEqual(files_holding(self.server.data_dir, key), [])
+        # Erasures due together leave the key store in one rewrite.
+        for x in more:
+            self.assertEqual(len(self.erasures(x)), 1)
+            self.wait_key_gone(x)
+        with open(self.server.log_path, encoding="utf-8", errors="replace") as fh:
+            self.assertIn("requests=4 keys=4", fh.read())
         self.assertEqual(len(self.erasures(erased_first)), 1, "no second erasure by retention")
         self.assertEqual(self.erasures(still_open), [], "not ended: not erased")
 
