@@ -1072,6 +1072,9 @@ static int cmd_replay(int argc, char **argv)
         printf("recheck: %zu rule(s) not checkable: they read personal values, sealed under "
                "keys a replay does not have\n",
                osse_engine_recheck_sealed(rp.eng));
+    if (rp.recheck && osse_engine_recheck_skipped(rp.eng))
+        printf("recheck: %zu rule(s) skipped: their requests' personal data was erased\n",
+               osse_engine_recheck_skipped(rp.eng));
     if (rp.recheck)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);

@@ -811,6 +811,36 @@ static void h_withdraw(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+/* The erasure is answered once its event is durable and the key store has
+ * let the key go (engine/erasure.c): like a call on the pool, it counts in
+ * srv->working meanwhile. */
+static void erase_back(void *ud, int status, json_t *answer)
+{
+    call_t *c = ud;
+    if (work_back(c)) {
+        json_decref(answer);
+        return;
+    }
+    if (status)
+        reply_error(c, 500, "erasure_incomplete",
+                    "the erasure is recorded but the key store could not let the key go; the "
+                    "next start finishes it",
+                    NULL);
+    else
+        reply_json(c, 200, answer);
+}
+
+static void h_erase(call_t *c)
+{
+    osse_fail_t f = {0};
+    c->srv->working++;
+    int rc = osse_cmd_erase(c->srv->eng, c->p, c->seg[2], c->body, erase_back, c, &f);
+    if (rc) {
+        c->srv->working--;
+        reply_fail(c, &f);
+    }
+}
+
 static void h_decide(call_t *c)
 {
     osse_fail_t f = {0};
@@ -1248,6 +1278,8 @@ static const route_t routes[] = {
     {"POST", "/v1/requests/:id/info", ROLE(PORTAL), h_info, BODY_JSON, false,
      "a JSON object with step (form, message and expected_version optional)"},
     {"POST", "/v1/requests/:id/withdraw", ROLE(PORTAL), h_withdraw, BODY_JSON, false, NULL},
+    {"DELETE", "/v1/requests/:id/personal-data", ROLE(PLATFORM), h_erase, BODY_JSON, false,
+     "a JSON object with reason"},
     {"POST", "/v1/requests/:id/payments", ROLE(PAYMENT), h_payments, BODY_JSON, false,
      "a JSON object with step, amount, reference and transaction"},
     {"POST", "/v1/tasks/:rid/:step/decision", ROLE(AGENCY), h_decide, BODY_JSON, false,

@@ -813,11 +813,42 @@ static int request_ended(rq_t *q, osse_rstatus_t to)
     return set_status(r, to, q->err);
 }
 
-/* Event types of later features are kept in the log and the timeline even
- * when this version does not project them. */
-static int not_projected(rq_t *q)
+/* A text slot as kept (pii.c's mark and base64 when it was sealed): a
+ * sealed one becomes "[erased]". */
+static void erase_text(char **slot)
 {
-    tl_add(q->r, q->ev->at, "Event", osse_event_type_name(q->ev->type));
+    if (*slot && (*slot)[0] == OSSE_PII_TEXT_MARK)
+        set_text(slot, OSSE_PII_ERASED);
+}
+
+/* PersonalDataErased (SPEC §8, erasure.c): once, after the request ended.
+ * The key goes at once (nothing opens the request's values any more, also
+ * before the key store's rewrite is done), and every sealed value the
+ * projection keeps (form, linkage answers, reasons) becomes "[erased]": the
+ * views, the remembered answers made from now on and the digest then say
+ * so for every reader, the same live and after a replay, which has no keys
+ * and reads the same events. The events keep their ciphertext. */
+static int personal_data_erased(rq_t *q)
+{
+    osse_request_t *r = q->r;
+    osse_err_t *err = q->err;
+    if (r->erased_at || !json_is_array(json_object_get(q->ev->data, "fields")) ||
+        !osse__jstr(q->ev->data, "reason"))
+        return CORRUPT("%s of request %s: again, or without fields and reason", EVN(q->ev), r->id);
+    r->erased_at = q->ev->at;
+    osse__pii_key_drop(q->e, r->id);
+    json_t *form = osse__pii_erased(r->form);
+    json_decref(r->form);
+    r->form = form;
+    if (r->data) {
+        json_t *data = osse__pii_erased(r->data);
+        json_decref(r->data);
+        r->data = data;
+    }
+    erase_text(&r->reason);
+    for (size_t k = 0; k < r->wf->nsteps; k++)
+        erase_text(&r->steps[k].reason);
+    timeline(r, q->ev, "Personal data erased");
     return 0;
 }
 
@@ -840,9 +871,11 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
         timeline(r, ev, "Request submitted (%s, version %d)", r->wfe->id, r->wf_version);
         return 0;
     }
-    if (osse__rstatus_final(r->status) && ev->type != OSSE_EV_LicenceExpired &&
-        ev->type != OSSE_EV_LicenceRevoked)
-        return CORRUPT("%s after request %s ended", osse_event_type_name(ev->type), id);
+    if (osse__rstatus_final(r->status) != (ev->type == OSSE_EV_PersonalDataErased) &&
+        ev->type != OSSE_EV_LicenceExpired && ev->type != OSSE_EV_LicenceRevoked)
+        return CORRUPT("%s %s request %s ended", osse_event_type_name(ev->type),
+                       ev->type == OSSE_EV_PersonalDataErased ? "before" : "after", id);
+    bool was_final = osse__rstatus_final(r->status);
     rq_t q = {e, ev, r, named_step(r, ev), err};
     if (q.i < 0 && osse_event_type_has(ev->type, OSSE_EVF_STEP))
         return CORRUPT("%s names an unknown step", EVN(ev));
@@ -871,7 +904,7 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV_RuleFailed: rc = rule_failed(&q); break;
     case OSSE_EV_LicenceExpired:
     case OSSE_EV_LicenceRevoked: rc = licence_ended(&q); break;
-    case OSSE_EV_PersonalDataErased: rc = not_projected(&q); break;
+    case OSSE_EV_PersonalDataErased: rc = personal_data_erased(&q); break;
     /* osse__apply sends only request events here. */
     case OSSE_EV_RequestSubmitted:
     case OSSE_EV_WorkflowPublished:
@@ -887,6 +920,9 @@ static int apply_request(osse_engine_t *e, const osse_event_t *ev, const char *i
     case OSSE_EV__COUNT:
         return CORRUPT("%s is not a request event", osse_event_type_name(ev->type));
     }
+    /* When it ended: retention counts from there (expiry.c). */
+    if (!rc && !was_final && osse__rstatus_final(r->status))
+        r->ended_at = ev->at;
     /* The handler has set the step's state, so its fresh deadlines are
      * scheduled for the state it is in now. */
     if (!rc && osse_event_type_has(ev->type, OSSE_EVF_SLA))

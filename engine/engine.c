@@ -276,10 +276,14 @@ typedef struct {
 static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
 {
     keyload_t *kl = ud;
-    if (!osse__request(kl->e, id) && !osse__files_known(kl->e, id)) {
+    if ((!osse__request(kl->e, id) && !osse__files_known(kl->e, id)) ||
+        osse__erasure_stale_key(kl->e, id)) {
         /* Its request's first event never became durable (a crash between
          * the key's fsync and the log's): nothing was sealed with it. Or
-         * its file's record never became durable, or was swept. */
+         * its file's record never became durable, or was swept. Or its
+         * request was erased (or the file is held by an erased request's
+         * pii field) and the process stopped before the key store's
+         * rewrite (erasure.c): the erasure is finished here. */
         kl->stale = osse_realloc(kl->stale, (kl->nstale + 1) * sizeof *kl->stale);
         kl->stale[kl->nstale++] = osse_strdup(id);
         return 0;

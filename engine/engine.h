@@ -157,6 +157,9 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size);
 /* The rules osse_engine_recheck_event could not rerun because the inputs
  * they recorded are personal and sealed: counted, never differences. */
 size_t osse_engine_recheck_sealed(const osse_engine_t *e);
+/* The rules of requests whose personal data was erased: skipped, neither
+ * differences nor not checkable (SPEC §6). */
+size_t osse_engine_recheck_skipped(const osse_engine_t *e);
 size_t osse_engine_recheck_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
                                  FILE *out);
 
@@ -309,6 +312,19 @@ int osse_cmd_info(osse_engine_t *e, const osse_principal_t *p, const char *reque
                   json_t **out, osse_fail_t *f);
 int osse_cmd_withdraw(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
                       json_t *body, json_t **out, osse_fail_t *f);
+/* DELETE /v1/requests/{id}/personal-data (platform; SPEC §8, engine/erasure.c):
+ * body {"reason"} (a non-empty string of at most 1000 bytes, stored plain).
+ * Refusals change nothing: OSSE_EFORBIDDEN, OSSE_ENOTFOUND, OSSE_EINVAL,
+ * OSSE_ECONFLICT "not_ended" while the request has not ended and
+ * "already_erased" once erased. Else 0: PersonalDataErased is emitted, and
+ * done(ud, status, answer) follows once the event is durable and the key
+ * store no longer holds the request's key: status 0 and the answer
+ * {"id","status","fields","reason","version"} (taken), or the log's or the
+ * key store's failure (answer NULL; the next start finishes the removal).
+ * done may run before this returns (a log that has failed already). */
+typedef void (*osse_erase_cb)(void *ud, int status, json_t *answer);
+int osse_cmd_erase(osse_engine_t *e, const osse_principal_t *p, const char *request_id,
+                   json_t *body, osse_erase_cb done, void *ud, osse_fail_t *f);
 /* POST /v1/requests/{id}/payments (payment): PaymentReceived, the step done
  * and the request advanced; checks in SPEC §4's order (engine/payment.c).
  * *out = {"id","status","fee"}. */

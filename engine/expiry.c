@@ -1,13 +1,20 @@
-/* expiry.c: licences expire at their valid_until (SPEC §2: LicenceExpired,
- * not for a revoked licence).
+/* expiry.c: the wall-clock expiries of requests: licences expire at their
+ * valid_until (SPEC §2: LicenceExpired, not for a revoked licence), and a
+ * workflow's retention erases a request's personal data that long after
+ * it ended (SPEC §8: erasure.c, reason "retention").
  *
- * A small min-heap of (valid_until, request index) beside timers.c's SLA
+ * A small min-heap of (time, request index, kind) beside timers.c's SLA
  * heap, kept apart so that the SLA deadlines' kinds stay theirs; timers.c
- * fires both in due order (it hears LicenceIssued and adds the licence here,
- * and rebuilds this heap from the projection at start, so what fell due
- * while the process was down fires once). An entry is checked when it
- * reaches the top: a licence revoked (or already expired) meanwhile is
- * dropped. A million licences hold 16 MB of heap and no handle. */
+ * fires both in due order (it hears LicenceIssued and a request's final
+ * event and adds them here, and rebuilds this heap from the projections at
+ * start, so what fell due while the process was down fires once). An entry
+ * is checked when it reaches the top: a licence revoked (or already expired)
+ * meanwhile, a request erased meanwhile, is dropped. A million entries hold
+ * 16 MB of heap and no handle.
+ *
+ * Retention is wall-clock time (osse_duration_add_wall: UTC days, calendar
+ * months and years), never working time, counted from the `at` of the
+ * request's final event. */
 #include "engine/internal.h"
 
 #include <stdlib.h>
@@ -26,7 +33,8 @@ static int64_t until_of(const osse_request_t *r)
 
 static bool lexp_before(const lexp_t *a, const lexp_t *b)
 {
-    return a->at < b->at || (a->at == b->at && a->req < b->req);
+    return a->at < b->at ||
+           (a->at == b->at && (a->req < b->req || (a->req == b->req && a->kind < b->kind)));
 }
 
 static void lexp_push(osse_engine_t *e, lexp_t t)
@@ -66,12 +74,24 @@ static lexp_t lexp_pop(osse_engine_t *e)
     return top;
 }
 
-/* Whether entry t is still a valid licence's expiry. */
+/* When r's personal data is due for erasure by retention, or 0: none, not
+ * ended, or erased already. */
+static int64_t retention_due(const osse_request_t *r)
+{
+    if (!r->ended_at || r->erased_at || r->wf->retention.kind != OSSE_DUR_WALL)
+        return 0;
+    return osse_duration_add_wall(&r->wf->retention, r->ended_at);
+}
+
+/* Whether entry t is still due: a valid licence's expiry, or the erasure of
+ * a request not yet erased. */
 static bool lexp_current(osse_engine_t *e, const lexp_t *t)
 {
     if (t->req >= e->nreqs)
         return false;
     const osse_request_t *r = e->reqs[t->req];
+    if (t->kind == OSSE_EXPIRY_RETENTION)
+        return retention_due(r) == t->at;
     return r->licence && !r->licence_revoked_at && !r->licence_expired_at && until_of(r) == t->at;
 }
 
@@ -79,7 +99,14 @@ void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r)
 {
     int64_t at = r->licence && !r->licence_revoked_at && !r->licence_expired_at ? until_of(r) : 0;
     if (at)
-        lexp_push(e, (lexp_t){at, r->index});
+        lexp_push(e, (lexp_t){at, r->index, OSSE_EXPIRY_LICENCE});
+}
+
+void osse__retention_add(osse_engine_t *e, const osse_request_t *r)
+{
+    int64_t at = retention_due(r);
+    if (at)
+        lexp_push(e, (lexp_t){at, r->index, OSSE_EXPIRY_RETENTION});
 }
 
 void osse__licence_expiry_rebuild(osse_engine_t *e)
@@ -87,6 +114,8 @@ void osse__licence_expiry_rebuild(osse_engine_t *e)
     e->nlexp = 0;
     for (size_t i = 0; i < e->nlics; i++)
         osse__licence_expiry_add(e, e->lics[i]);
+    for (size_t i = 0; i < e->nreqs; i++)
+        osse__retention_add(e, e->reqs[i]);
 }
 
 int64_t osse__licence_expiry_next(osse_engine_t *e)
@@ -102,6 +131,11 @@ void osse__licence_expiry_fire(osse_engine_t *e)
         return;
     lexp_t t = lexp_pop(e);
     osse_request_t *r = e->reqs[t.req];
+    if (t.kind == OSSE_EXPIRY_RETENTION) {
+        /* The key store's rewrite follows on the pool (erasure.c). */
+        osse__erase(e, r, NULL, "retention", NULL, NULL);
+        return;
+    }
     char stream[96];
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
     osse__emit(e, stream, OSSE_EV_LicenceExpired, NULL,

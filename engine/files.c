@@ -426,6 +426,19 @@ bool osse__files_known(const osse_engine_t *e, const char *id)
     return e->files && osse_map_get(&e->files->map, id) != NULL;
 }
 
+/* Whether f is held by a pii field of an erased request. */
+static bool erased_holder(const osse_engine_t *e, const osse_file_t *f)
+{
+    const osse_request_t *h = f->taken_by ? osse__request(e, f->taken_by) : NULL;
+    return h && h->erased_at && f->field && osse__pii_field(h->wf, f->field);
+}
+
+bool osse__files_erased(const osse_engine_t *e, const char *id)
+{
+    const osse_file_t *f = e->files ? osse_map_get(&e->files->map, id) : NULL;
+    return f && erased_holder(e, f);
+}
+
 void osse__files_forget_key(osse_engine_t *e, const char *file_id)
 {
     osse__pii_key_drop(e, file_id);
@@ -710,8 +723,10 @@ int osse_q_file(osse_engine_t *e, const osse_principal_t *p, const char *id, oss
         return osse__fail(f, OSSE_EFORBIDDEN, "forbidden",
                           "only its uploader and the readers of the request that holds it may "
                           "read this file");
+    /* A pii field's file of an erased request is gone (SPEC §8,
+     * erasure.c): its key went with the request's. */
     const uint8_t *key = osse__pii_key(e, r->id);
-    if (!key)
+    if (!key || erased_holder(e, r))
         return osse__fail(f, OSSE_EGONE, "gone", "the file's personal data was erased");
     uint8_t *copy = sodium_malloc(OSSE_KEY_BYTES);
     if (!copy)

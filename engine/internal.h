@@ -14,7 +14,8 @@
  *   apply                         the projections
  *   commit                        emit, group commit, held answers
  *   views, digest                 the reads
- *   expiry                        licence expiries (timers.c fires them)
+ *   erasure                       erasure of personal data (SPEC §8)
+ *   expiry                        licence expiries and retention (timers.c fires them)
  *   request                       the life of a request
  *   registry                      the public registry; revocation
  *   catalog                       definitions, calendars, agencies, principals
@@ -219,6 +220,9 @@ typedef struct osse_request_s {
     json_t *data; /* linkage answers by step name ({"identity":{...}}), or NULL */
     char *reason; /* why it was rejected, withdrawn or expired, as the applicant reads it */
     uint32_t form_changed_at; /* the request version of the last change of the form */
+    int64_t ended_at;         /* the `at` of its final event (0 = not ended) */
+    int64_t erased_at;        /* PersonalDataErased's `at` (0 = not erased; erasure.c) */
+    uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
 } osse_request_t;
 
 /* What a heap entry of timers.c is: in this order at the same instant. */
@@ -374,10 +378,15 @@ struct osse_engine_s {
     osse_map_t keys;
     uint8_t **key_chunks;
     size_t nkey_chunks, key_used;
-    size_t recheck_sealed; /* osse_engine_recheck_sealed */
+    /* Wall-clock expiries of requests (expiry.c): licences' valid_until and
+     * retention erasures, one min-heap. */
+    /* The key store's removals waiting for the batch of their erasures
+     * (erasure.c), or NULL. */
+    struct osse_erase_job_s *erasing;
     struct osse_lexp_s {
         int64_t at;
         uint32_t req;
+        uint8_t kind; /* OSSE_EXPIRY_LICENCE, OSSE_EXPIRY_RETENTION */
     } * lexp;
     size_t nlexp, clexp;
 };
@@ -433,6 +442,8 @@ const char **osse__sorted_keys(const osse_map_t *m, size_t *n);
 /* --- pii.c: personal values sealed and opened (SPEC §8) --- */
 #define OSSE_PII_WITHHELD "[withheld]"
 #define OSSE_PII_ENCRYPTED "[encrypted]"
+/* What every reader sees of a sealed value of an erased request (erasure.c). */
+#define OSSE_PII_ERASED "[erased]"
 /* How a reader sees personal values: as stored ({"enc":...}: events, the
  * digest), in plain (the submitting portal, the platform, an agency with a
  * task: "[encrypted]" when the key is not at hand), or withheld (auditors). */
@@ -467,8 +478,11 @@ json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_rea
  * or from a linkage answer (data.*). */
 void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json_t *record);
 /* A deep copy of v with every sealed value replaced by "[withheld]"
- * (deliveries leaving osse). */
+ * (deliveries leaving osse); by "[erased]" (an erased request's views). */
 json_t *osse__pii_withhold(const json_t *v);
+json_t *osse__pii_erased(const json_t *v);
+/* Whether the definition marks field `name` personal. */
+bool osse__pii_field(const osse_wf_t *wf, const char *name);
 /* Free text people write (a decision's or withdrawal's reason, an info
  * message), sealed under path: NULL for NULL, the empty string plain (no
  * words), else {"enc"}. New reference. */
@@ -488,8 +502,10 @@ json_t *osse__pii_text_json(const char *text);
  * (vm.max_map_count, 65530) then stops the server after some 12k to 20k
  * requests. */
 uint8_t *osse__pii_key_slot(osse_engine_t *e);
-/* Wipes id's key and drops it from e->keys (none: nothing). Its slot is
- * not used again. */
+/* Wipes id's key and drops it from e->keys (none, as in a replay engine:
+ * nothing). Its slot is not used again. apply.c at a PersonalDataErased
+ * (nothing opens the request's values from then on), files.c for a swept
+ * or erased file. */
 void osse__pii_key_drop(osse_engine_t *e, const char *id);
 /* Wipes and frees every key of e->keys, and the map. */
 void osse__pii_keys_free(osse_engine_t *e);
@@ -603,6 +619,9 @@ int osse__files_start(osse_engine_t *e, osse_err_t *err);
 /* Wipes and drops file_id's key from e->keys (the caller removed it from
  * the key store, or will): the file then answers 410. */
 void osse__files_forget_key(osse_engine_t *e, const char *file_id);
+/* Whether file id is held by a pii field of an erased request (its key is
+ * then stale at start: erasure.c). */
+bool osse__files_erased(const osse_engine_t *e, const char *id);
 void osse__files_stop(osse_engine_t *e);
 void osse__files_close(osse_engine_t *e); /* NULL-safe as to e->files */
 /* Forgets the files no request took within 24 hours of their upload
@@ -649,10 +668,31 @@ void osse__views_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Step i of r as an agency's inbox lists it (SPEC §4); webhooks add "agency". */
 json_t *osse__task_entry(const osse_request_t *r, size_t i);
 
-/* --- expiry.c: licence expiries (a heap that timers.c drives) --- */
-/* Schedules r's licence (when valid); rebuilds the heap from the registry;
- * the time of the next expiry still due (INT64_MAX when none; stale entries
- * dropped); records that one (LicenceExpired), stamped at osse's clock. */
+/* --- erasure.c: erasure of personal data (SPEC §8) --- */
+/* Erases r (ended, not erased): records PersonalDataErased {fields, reason}
+ * (actor NULL: the system's retention), which drops r's key at once
+ * (apply.c), and once that is durable removes the wrapped keys of r and of
+ * the files its pii fields hold from the key store on the pool. Then
+ * done(ud, status, answer): status 0 and the answer {"id","status","fields",
+ * "reason","version"} (taken), or the failure of the write or of the key
+ * store (answer NULL), possibly before osse__erase returns (a log that has
+ * failed already). done may be NULL. */
+void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *actor,
+                 const char *reason, osse_erase_cb done, void *ud);
+/* At start (engine.c): whether the key store's key `id` belongs to an
+ * erased request, so that an erasure the process stopped in the middle of
+ * is finished by removing it. */
+bool osse__erasure_stale_key(osse_engine_t *e, const char *id);
+
+/* --- expiry.c: licence expiries and retention (a heap that timers.c drives) --- */
+enum { OSSE_EXPIRY_LICENCE, OSSE_EXPIRY_RETENTION };
+/* Schedules r's retention erasure (when its workflow has retention, it
+ * ended and is not erased); r's licence expiry (when valid); rebuilds the
+ * heap from the registry and the requests; the time of the next expiry or
+ * erasure still due (INT64_MAX when none; stale entries dropped); does that
+ * one (LicenceExpired, or osse__erase with reason "retention"), stamped at
+ * osse's clock. */
+void osse__retention_add(osse_engine_t *e, const osse_request_t *r);
 void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r);
 void osse__licence_expiry_rebuild(osse_engine_t *e);
 int64_t osse__licence_expiry_next(osse_engine_t *e);

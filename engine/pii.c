@@ -157,8 +157,7 @@ static const osse_wf_field_t *field_of(const osse_wf_t *wf, const char *name)
     return NULL;
 }
 
-/* Whether the definition marks field `name` personal. */
-static bool field_pii(const osse_wf_t *wf, const char *name)
+bool osse__pii_field(const osse_wf_t *wf, const char *name)
 {
     const osse_wf_field_t *fd = field_of(wf, name);
     return fd && fd->pii;
@@ -252,30 +251,41 @@ void osse__pii_seal_inputs(const osse_engine_t *e, const osse_request_t *r, json
             continue;
         memcpy(name, k + 5, n);
         name[n] = '\0';
-        if (field_pii(r->wf, name))
+        if (osse__pii_field(r->wf, name))
             json_object_set_new(inputs, k, osse__pii_seal(e, r->id, k, v));
     }
 }
 
-json_t *osse__pii_withhold(const json_t *v)
+/* A deep copy of v with every sealed value replaced by the string word. */
+static json_t *replace_sealed(const json_t *v, const char *word)
 {
     if (osse__pii_sealed(v))
-        return json_string(OSSE_PII_WITHHELD);
+        return json_string(word);
     if (json_is_object(v)) {
         json_t *o = json_object();
         const char *k;
         json_t *x;
-        json_object_foreach((json_t *)v, k, x) json_object_set_new(o, k, osse__pii_withhold(x));
+        json_object_foreach((json_t *)v, k, x) json_object_set_new(o, k, replace_sealed(x, word));
         return o;
     }
     if (json_is_array(v)) {
         json_t *a = json_array();
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) json_array_append_new(a, osse__pii_withhold(x));
+        json_array_foreach(v, i, x) json_array_append_new(a, replace_sealed(x, word));
         return a;
     }
     return json_incref((json_t *)v);
+}
+
+json_t *osse__pii_withhold(const json_t *v)
+{
+    return replace_sealed(v, OSSE_PII_WITHHELD);
+}
+
+json_t *osse__pii_erased(const json_t *v)
+{
+    return replace_sealed(v, OSSE_PII_ERASED);
 }
 
 bool osse__pii_any_sealed(const json_t *v)

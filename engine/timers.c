@@ -113,6 +113,17 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
         }
         return;
     }
+    if (rid && (ev->type == OSSE_EV_RequestCompleted || ev->type == OSSE_EV_RequestRejected ||
+                ev->type == OSSE_EV_RequestWithdrawn || ev->type == OSSE_EV_RequestExpired)) {
+        /* The request ended: its retention erasure, if its workflow has
+         * one (expiry.c), on the same wakeup. */
+        const osse_request_t *er = osse__request(e, rid);
+        if (er) {
+            osse__retention_add(e, er);
+            arm(e);
+        }
+        return;
+    }
     bool sla = osse_event_type_has(ev->type, OSSE_EVF_SLA);
     if (!rid || !(sla || moves_notice(ev->type)))
         return;
@@ -254,7 +265,8 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
     if (osse__storage_low(e))
         return;
     for (; test_clock || fired < FIRE_CHUNK; fired++) {
-        /* Licence expiries (expiry.c) and SLA deadlines, in due order. */
+        /* Licence expiries and retention erasures (expiry.c) and SLA
+         * deadlines, in due order. */
         int64_t lic = osse__licence_expiry_next(e);
         bool sla = e->ntimers && e->timers[0].at <= upto;
         if (lic <= upto && (!sla || lic < e->timers[0].at)) {

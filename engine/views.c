@@ -113,6 +113,10 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
     } else {
         json_object_set_new(o, "reason", osse__pii_text_json(r->reason));
         json_object_set(o, "form", r->form);
+        /* Only once erased, so that the views of other requests, and the
+         * digest of a log without erasures, stay as they were. */
+        if (r->erased_at)
+            json_object_set_new(o, "erased_at", osse__time_json(r->erased_at));
     }
     json_object_set_new(o, "steps", steps);
     json_object_set_new(o, "fee", osse__fee_json(r));
@@ -156,7 +160,14 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
     osse_request_t *r = rid ? osse__request(e, rid) : NULL;
     json_t *form = json_object_get(o, "form"), *steps = json_object_get(o, "steps");
     char *out = NULL;
-    if (r && json_is_object(form)) {
+    if (r && r->erased_at && json_is_object(form)) {
+        /* An answer remembered before the erasure (a repeated submission):
+         * its values read "[erased]" for every reader, as the view does. */
+        json_t *x = osse__pii_erased(o);
+        out = json_dumps(x, JSON_COMPACT);
+        *outlen = out ? strlen(out) : 0;
+        json_decref(x);
+    } else if (r && json_is_object(form)) {
         bool plain = p && p->role != OSSE_ROLE_AUDITOR && osse__can_read(p, r);
         json_t *f = json_object();
         const char *k;

@@ -301,13 +301,28 @@ static void duration_of(ctx_t *c, const char *path, const json_t *v, osse_durati
 /* overdue_notice (SPEC §2): a wall-clock period of at least an hour, so that
  * a task overdue for years leaves a bounded number of notices
  * (docs/design.md, "Pay and delays told"). */
-static void overdue_notice_of(ctx_t *c, const json_t *v, osse_duration_t *d)
+static void at_least_an_hour(ctx_t *c, const char *key, const json_t *v, osse_duration_t *d)
 {
-    duration_of(c, "overdue_notice", v, d, true);
+    duration_of(c, key, v, d, true);
     if (d->kind == OSSE_DUR_WALL && osse_duration_add_wall(d, 0) < 3600000) {
-        problem(c, "overdue_notice", "must be at least an hour (PT1H)");
+        problem(c, key, "must be at least an hour (PT1H)");
         d->kind = OSSE_DUR_NONE;
     }
+}
+
+static void overdue_notice_of(ctx_t *c, const json_t *v, osse_duration_t *d)
+{
+    at_least_an_hour(c, "overdue_notice", v, d);
+}
+
+/* retention (SPEC §2, §8): how long after a request ends its personal data
+ * is erased. Wall-clock time in UTC, calendar years and months as
+ * osse_duration_add_wall counts them (P1M from 31 January ends on the last
+ * day of February), never working time: the law counts days, not office
+ * hours. At least an hour, like overdue_notice. */
+static void retention_of(ctx_t *c, const json_t *v, osse_duration_t *d)
+{
+    at_least_an_hour(c, "retention", v, d);
 }
 
 /* ---- form fields -------------------------------------------------------- */
@@ -1322,9 +1337,9 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         goto out;
     }
 
-    static const char *const top[] = {"id",          "title",          "calendar",
-                                      "form",        "steps",          "description",
-                                      "legal_basis", "overdue_notice", NULL};
+    static const char *const top[] = {"id",        "title",       "calendar",    "form",
+                                      "steps",     "description", "legal_basis", "overdue_notice",
+                                      "retention", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(tree, key, v)
@@ -1364,6 +1379,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
 
     if ((v = present(tree, "overdue_notice")) != NULL)
         overdue_notice_of(&c, v, &wf->overdue_notice);
+    if ((v = present(tree, "retention")) != NULL)
+        retention_of(&c, v, &wf->retention);
 
     json_t *form = present(tree, "form");
     if (form && !json_is_object(form)) {

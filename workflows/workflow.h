@@ -130,6 +130,7 @@ typedef struct osse_wf_s {
     osse_wf_step_t *steps; /* in definition order */
     size_t nsteps;
     osse_duration_t overdue_notice; /* wall-clock; kind NONE when absent */
+    osse_duration_t retention;      /* wall-clock (SPEC §8); kind NONE when absent */
     json_t *definition;             /* the validated tree, owned */
 } osse_wf_t;
 

@@ -49,6 +49,7 @@ TABLE = [
     ("GET", "/v1/requests/{rid}/events", None, {"platform", "auditor", "portal", "agency"}),
     ("POST", "/v1/requests/{rid}/info", {}, {"portal"}),
     ("POST", "/v1/requests/{rid}/withdraw", {"reason": 5}, {"portal"}),
+    ("DELETE", "/v1/requests/{rid}/personal-data", {"reason": 5}, {"platform"}),
     ("POST", "/v1/requests/{rid}/payments", {}, {"payment"}),
     ("POST", "/v1/tasks/{rid}/intake/decision", {}, {"agency"}),
     ("PUT", "/v1/subscriptions/{sub}", {}, {"platform", "portal", "portal_other"}),
