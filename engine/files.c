@@ -427,13 +427,13 @@ bool osse__files_known(const osse_engine_t *e, const char *id)
 }
 
 /* Whether f is held by a pii field of an erased request. */
-static bool erased_holder(const osse_engine_t *e, const osse_file_t *f)
+static bool erased_holder(osse_engine_t *e, const osse_file_t *f)
 {
     const osse_request_t *h = f->taken_by ? osse__request(e, f->taken_by) : NULL;
     return h && h->erased_at && f->field && osse__pii_field(h->wf, f->field);
 }
 
-bool osse__files_erased(const osse_engine_t *e, const char *id)
+bool osse__files_erased(osse_engine_t *e, const char *id)
 {
     const osse_file_t *f = e->files ? osse_map_get(&e->files->map, id) : NULL;
     return f && erased_holder(e, f);

@@ -621,7 +621,7 @@ int osse__files_start(osse_engine_t *e, osse_err_t *err);
 void osse__files_forget_key(osse_engine_t *e, const char *file_id);
 /* Whether file id is held by a pii field of an erased request (its key is
  * then stale at start: erasure.c). */
-bool osse__files_erased(const osse_engine_t *e, const char *id);
+bool osse__files_erased(osse_engine_t *e, const char *id);
 void osse__files_stop(osse_engine_t *e);
 void osse__files_close(osse_engine_t *e); /* NULL-safe as to e->files */
 /* Forgets the files no request took within 24 hours of their upload
