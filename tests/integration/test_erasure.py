@@ -292,6 +292,8 @@ class Erasure(Base):
 
         key = wrapped_keys(srv.data_dir)[rid]
         other_key = wrapped_keys(srv.data_dir)[other]
+        card_key = wrapped_keys(srv.data_dir)[card]
+        self.assertTrue(files_holding(srv.data_dir, card_key), "a file's key is filed")
         self.assertEqual(len(key), 72)
         self.assertTrue(files_holding(srv.data_dir, key), "the search can find the key")
 
@@ -316,6 +318,13 @@ class Erasure(Base):
         self.assertEqual(files_holding(srv.data_dir, key), [])
         self.assertNotIn(rid, wrapped_keys(srv.data_dir))
         self.assertTrue(files_holding(srv.data_dir, other_key), "another request keeps its key")
+        # The pii field's file key went with the request's; a file of a
+        # field that is not pii keeps its key, as another request's file.
+        keys = wrapped_keys(srv.data_dir)
+        self.assertEqual(files_holding(srv.data_dir, card_key), [], "the pii file's key")
+        self.assertNotIn(card, keys)
+        self.assertIn(plan, keys)
+        self.assertIn(other_card, keys)
 
         # Every reader: "[erased]".
         for who, client in (("portal", w.portal), ("platform", w.plat), ("agency", w.ag[w.A]),
@@ -377,6 +386,7 @@ class Erasure(Base):
         w.publish(erasure_workflow(wid, self.regag, w.A))
         rid, card, _ = self.ended_request(wid)
         key = wrapped_keys(srv.data_dir)[rid]
+        card_key = wrapped_keys(srv.data_dir)[card]
         self.restart(env={HOOK: "1"})
         try:
             r = self.erase(rid)
@@ -394,7 +404,9 @@ class Erasure(Base):
         self.assertTrue(files_holding(srv.data_dir, key), "the window: the key is still there")
         self.restart()
         self.assertEqual(files_holding(srv.data_dir, key), [], "the start finished the erasure")
+        self.assertEqual(files_holding(srv.data_dir, card_key), [], "and the pii file's key")
         self.assertNotIn(rid, wrapped_keys(srv.data_dir))
+        self.assertNotIn(card, wrapped_keys(srv.data_dir))
         evs = self.events(rid)
         self.assertEqual([e["type"] for e in evs].count("PersonalDataErased"), 1)
         for client in (w.portal, w.plat, w.auditor):
