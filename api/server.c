@@ -1181,6 +1181,18 @@ static void upload_done(uv_work_t *w, int status)
     call_t *c = w->data;
     if (work_back(c))
         return;
+    /* The same Idempotency-Key's upload was recorded first: this one's
+     * copy goes, and the first's answer is replayed (the reply may free
+     * c, so the upload is taken out of it first). */
+    osse_file_up_t *up = c->up;
+    c->up = NULL;
+    osse_engine_t *eng = c->srv->eng;
+    if (answered_meanwhile(c)) {
+        osse_file_upload_discard(eng, up);
+        osse_file_upload_free(up);
+        return;
+    }
+    c->up = up;
     osse_fail_t f = {0};
     json_t *out = NULL;
     int rc = osse_file_upload_end(c->srv->eng, c->up, &out, &f);

@@ -484,6 +484,10 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
 void osse_file_upload_hashed(osse_file_up_t *u, const char sha256[65]);
 void osse_file_upload_store(osse_file_up_t *u);
 int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f);
+/* Instead of end, for a stored upload that will not be recorded (another
+ * call with its Idempotency-Key was answered meanwhile): its key and bytes
+ * are removed on the pool. */
+void osse_file_upload_discard(osse_engine_t *e, osse_file_up_t *u);
 void osse_file_upload_free(osse_file_up_t *u); /* NULL-safe */
 
 /* GET /v1/files/{id}: osse_q_file checks (loop: 404 unknown or expired, 403

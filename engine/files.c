@@ -684,6 +684,22 @@ int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse
     return 0;
 }
 
+void osse_file_upload_discard(osse_engine_t *e, osse_file_up_t *u)
+{
+    if (u->rc || !e->files)
+        return; /* nothing was stored */
+    unlink_job_t *j = osse_calloc(1, sizeof *j);
+    j->root = osse_strdup(e->files->root);
+    j->loop = e->loop;
+    j->ks = e->keystore;
+    j->work.data = j;
+    j->ids = osse_malloc(sizeof *j->ids);
+    j->ids[j->n++] = osse_strdup(u->id);
+    /* No record names it: its key and bytes may go now (or at the next
+     * start, as no one's, should the process stop first). */
+    unlink_durable(j, 0);
+}
+
 void osse_file_upload_free(osse_file_up_t *u)
 {
     if (!u)

@@ -18,6 +18,7 @@ is durable before its 201 (kill -9 right after it); and a swept file leaves
 no key in the key store's segments.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -29,8 +30,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from osse_harness import (Server, World, assert_error, detail_paths, good_form,  # noqa: E402
-                          parse_responses, uniq)
+from osse_harness import (Client, Server, World, assert_error, detail_paths,  # noqa: E402
+                          good_form, parse_responses, uniq)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 MIB = 1 << 20
@@ -371,6 +372,28 @@ class FilesSealedTest(unittest.TestCase):
         self.assertEqual(again.headers.get("idempotent-replayed"), "true")
         assert_error(self, upload(w.portal, data + b"x", name=mn + ".pdf", headers=key), 422,
                      "idempotency_mismatch")
+        # One Idempotency-Key on six connections at once: one file, one
+        # answer (the copies stored meanwhile are removed, keys and bytes).
+        before = set(stored_files(srv))
+        keys_dir = os.path.join(srv.data_dir, "keys")
+        keys_before = {k for k in key_ids(keys_dir) if k.startswith("f-")}
+        rkey = {"Idempotency-Key": "race-" + tag}
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(
+                lambda _: upload(Client(srv.port, w.portal.token), data, name="r.pdf",
+                                 headers=rkey), range(6)))
+        self.assertEqual({a.status for a in answers}, {201}, answers)
+        self.assertEqual(len({a.json["id"] for a in answers}), 1, [a.json for a in answers])
+        won = answers[0].json["id"]
+        def left():
+            return (set(stored_files(srv)) - before,
+                    {k for k in key_ids(keys_dir) if k.startswith("f-")} - keys_before)
+        for _ in range(400):  # the copies go on the pool
+            if left() == ({won}, {won}):
+                break
+            time.sleep(0.025)
+        self.assertEqual(left(), ({won}, {won}))
+        self.assertEqual(w.portal.get("/v1/files/" + won).body, data)
         # One held by a pii field, one by no request.
         mb2, mn2 = ("MARKER-LOOSEBYTES-" + tag).encode(), "MARKER-LOOSENAME-" + tag
         data2 = mb2 + os.urandom(70_000)
@@ -388,7 +411,7 @@ class FilesSealedTest(unittest.TestCase):
         # The search can fail: the plain metadata is there.
         self.assertNotEqual(found[sha(data).encode()], [])
         self.assertNotEqual(found[b"image/png"], [])
-        self.assertEqual(sorted(stored_files(srv)), sorted([fid, loose["id"]]))
+        self.assertEqual(sorted(stored_files(srv)), sorted([fid, loose["id"], won]))
         srv.start()
         w.portal.port = srv.port
         for f, b in ((fid, data), (loose["id"], data2)):
