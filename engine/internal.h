@@ -516,9 +516,10 @@ uint8_t *osse__pii_key_slot(osse_engine_t *e);
  * which must have no refill on the pool any more (the loop has run out
  * since osse__pii_reserve_stop). */
 void osse__pii_keys_free(osse_engine_t *e);
-/* Starts the reserve of size keys (0: none) and its first refill. Once,
- * after keys_load, in a serving engine (never a replay engine or
- * maintenance). */
+/* Starts the reserve of size keys (0: none) and fills it: blocks on the
+ * disk (one append), so before the loop runs. Once, after keys_load, in a
+ * serving engine (never a replay engine or maintenance). A failure is
+ * logged and tried again later (submissions file their keys meanwhile). */
 void osse__pii_reserve_start(osse_engine_t *e, size_t size);
 /* Takes the next reserved id and key: the key goes into e->keys under the
  * id, written to id (OSSE__RID_SIZE bytes), and true; the key is durable

@@ -17,8 +17,9 @@
  *
  * The reserve (e->reserve, internal.h): a submission's key must be durable
  * before its first event, not made at the submission. So keys are made
- * ahead, on the libuv pool, a refill at a time (fresh request ids, their
- * keys, one osse_keystore_append: one fdatasync for them all), and each
+ * ahead, a refill at a time (fresh request ids, their keys, one
+ * osse_keystore_append: one fdatasync for them all; the first at start,
+ * the others on the libuv pool once half is taken), and each
  * submission takes one whose key is durable already: its batch carries no
  * key, and the log's writer does no fsync of the key store before the
  * group's synced write. With none at hand the submission files its key with
@@ -383,21 +384,17 @@ static void refill_done(uv_work_t *w, int status)
     refill_maybe(e);
 }
 
-/* Queues a refill up to the size when the reserve is at or below half of
- * it, none is on the pool, no failure asks to wait, and the disk is not
- * below its free-space reserve (no submission is taken then anyway). */
-static void refill_maybe(osse_engine_t *e)
+/* A refill up to the size, or NULL when out of locked memory (the next
+ * take tries again). */
+static refill_t *refill_new(osse_engine_t *e)
 {
     osse_key_reserve_t *kr = &e->reserve;
-    if (!kr->on || kr->refill || kr->n > kr->size / 2 || uv_now(e->loop) < kr->retry_at ||
-        osse_log_space_low(e->log))
-        return;
     refill_t *j = osse_calloc(1, sizeof *j);
     j->n = kr->size - kr->n;
     j->keys = sodium_malloc(j->n * OSSE_KEY_BYTES);
-    if (!j->keys) { /* out of locked memory: the next take tries again */
+    if (!j->keys) {
         free(j);
-        return;
+        return NULL;
     }
     j->ids = osse_malloc(j->n * sizeof *j->ids);
     j->e = e;
@@ -405,11 +402,23 @@ static void refill_maybe(osse_engine_t *e)
     j->fail = kr->fail_next;
     kr->fail_next = false;
     j->work.data = j;
-    if (uv_queue_work(e->loop, &j->work, refill_work, refill_done) != 0) {
-        refill_free(j);
+    return j;
+}
+
+/* Queues a refill when the reserve is at or below half its size, none is
+ * on the pool, no failure asks to wait, and the disk is not below its
+ * free-space reserve (no submission is taken then anyway). */
+static void refill_maybe(osse_engine_t *e)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    if (!kr->on || kr->refill || kr->n > kr->size / 2 || uv_now(e->loop) < kr->retry_at ||
+        osse_log_space_low(e->log))
         return;
-    }
-    kr->refill = j;
+    refill_t *j = refill_new(e);
+    if (j && uv_queue_work(e->loop, &j->work, refill_work, refill_done) == 0)
+        kr->refill = j;
+    else if (j)
+        refill_free(j);
 }
 
 void osse__pii_reserve_start(osse_engine_t *e, size_t size)
@@ -424,7 +433,15 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
     kr->ids = osse_malloc(size * sizeof *kr->ids);
     kr->size = size;
     kr->on = true;
-    refill_maybe(e);
+    /* The first fill is made here, before the loop runs (the start blocks
+     * on the disk anyway, as keys_load's removals do): the first
+     * submissions take from it, and no refill runs on the pool until half
+     * of it is taken. */
+    refill_t *j = refill_new(e);
+    if (j) {
+        refill_work(&j->work);
+        refill_done(&j->work, 0);
+    }
 }
 
 bool osse__pii_key_reserved(osse_engine_t *e, char *id)
