@@ -473,6 +473,9 @@ bool osse__pii_key_reserved(osse_engine_t *e, char *id)
 void osse__pii_reserve_stop(osse_engine_t *e)
 {
     osse_key_reserve_t *kr = &e->reserve;
+    /* Never started, or stopped already: uv_cancel once only. */
+    if (!kr->on)
+        return;
     kr->on = false;
     /* A refill not yet begun comes back UV_ECANCELED; one begun finishes
      * its append (the loop runs until it is back, as for every pool job). */
