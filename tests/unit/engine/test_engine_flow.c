@@ -827,7 +827,7 @@ static void key_reserve(world_t *w)
     CHECK_EQ_INT(kr->backoff, 0);
 
     /* An id a request already has is skipped (and its key wiped). */
-    memcpy(kr->ids[7], first, OSSE__RID_SIZE);
+    snprintf(kr->ids[7], sizeof kr->ids[7], "%s", first);
     char *next = submit(w);
     CHECK(strcmp(next, first) != 0);
     CHECK_EQ_INT(kr->n, 6);
