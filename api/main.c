@@ -693,6 +693,7 @@ static int cmd_serve(int argc, char **argv)
     unsigned upload_timeout = 0;
     unsigned long long min_free = 0, fault_at = 0;
     unsigned long fault_alloc = 0;
+    int key_reserve = 0;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
@@ -759,6 +760,17 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "osse: --min-free-bytes wants a number of bytes above 0\n");
                 return usage("serve");
             }
+        } else if (strcmp(argv[i], "--key-reserve") == 0 && i + 1 < argc) {
+            /* hidden, for tests: request keys made ahead (0: none) */
+            char *rend;
+            const char *v = argv[++i];
+            long n = strtol(v, &rend, 10);
+            if (!*v || *rend || n < 0 || n > 1 << 20) {
+                fprintf(stderr, "osse: --key-reserve wants a number of keys from 0 to %d\n",
+                        1 << 20);
+                return usage("serve");
+            }
+            key_reserve = n ? (int)n : -1;
         } else
             return usage("serve");
     }
@@ -795,6 +807,7 @@ static int cmd_serve(int argc, char **argv)
                                .hook_retry_base_ms = hook_base,
                                .hook_retry_span_ms = hook_span,
                                .min_free_bytes = min_free,
+                               .key_reserve = key_reserve,
                                .fault = fault,
                                .fault_at = fault_at,
                                .on_fail = on_fail,

@@ -302,9 +302,16 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
     int rc = osse_keystore_load(e->keystore, key_one, &kl, err);
-    /* One rewrite per segment that holds any of them. */
-    if (!rc && kl.nstale)
+    /* One rewrite per segment that holds any of them. They are mostly the
+     * reserve's unused keys of the last run (pii.c): at most its size, in
+     * the last one or two segments. */
+    if (!rc && kl.nstale) {
+        uint64_t t0 = uv_hrtime();
         rc = osse_keystore_remove_many(e->keystore, (const char *const *)kl.stale, kl.nstale, err);
+        if (!rc)
+            osse_logf(OSSE_LEVEL_INFO, "keys without events removed", "keys=%zu remove_ms=%.1f",
+                      kl.nstale, (double)(uv_hrtime() - t0) / 1e6);
+    }
     for (size_t i = 0; i < kl.nstale; i++)
         free(kl.stale[i]);
     free(kl.stale);
@@ -411,6 +418,10 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     }
     if ((rc = osse__files_start(e, err)))
         goto fail;
+    /* Serving now: request keys are made durable ahead, off the path of a
+     * submission (pii.c). */
+    size_t reserve = opts->key_reserve > 0 ? (size_t)opts->key_reserve : OSSE__KEY_RESERVE;
+    osse__pii_reserve_start(e, opts->key_reserve < 0 ? 0 : reserve);
     *out = e;
     return 0;
 fail:
@@ -423,6 +434,7 @@ void osse_engine_stop(osse_engine_t *e)
 {
     if (!e)
         return;
+    osse__pii_reserve_stop(e);
     osse__notify_stop(e);
     osse__commit_flush(e);
     osse__audit_stop(e); /* signs the final head: a last batch */
@@ -561,6 +573,10 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
         return OSSE_ENOMEM;
     }
     osse__notify_metrics(e, &b);
+    if (osse__pii_metrics(e, &b)) {
+        osse_buf_close(&b);
+        return OSSE_ENOMEM;
+    }
     *out = osse_buf_take(&b, len);
     return 0;
 }

@@ -107,6 +107,10 @@ typedef struct osse_engine_opts_s {
      * engine's own writes wait. 0 = max(64 MiB, 2 % of the filesystem), at
      * most a quarter of it (storage/log.h). */
     uint64_t min_free_bytes;
+    /* Request keys made durable ahead of the submissions that take them
+     * (engine/pii.c): 0 = 1024; negative: none, every submission's key goes
+     * with its batch (tests only: --key-reserve N, hidden). */
+    int key_reserve;
     /* Tests only (--fault-write N, --fault-fsync N): the log's nth synced
      * write since open fails (osse_log_fault). */
     osse_log_fault_t fault;

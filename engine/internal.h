@@ -9,7 +9,8 @@
  * The files call each other one way (tests/check_engine_graph.sh), and the
  * declarations below are in that order, bottom up:
  *
- *   util, pii, state, sla, rules, what everything uses; no mechanism
+ *   util, pii, state, sla, rules, what everything uses; no mechanism but
+ *                                 pii's reserve of keys (on the pool)
  *   licence
  *   apply                         the projections
  *   commit                        emit, group commit, held answers
@@ -267,6 +268,28 @@ typedef struct osse_reactor_s {
 
 #define OSSE_MAX_REACTORS 8
 
+/* The reserve of request keys (pii.c, SPEC §8): request ids whose keys are
+ * already durable in the key store, made ahead of demand on the libuv pool
+ * (one append, so one fdatasync, per refill). A submission takes the next
+ * one, so that its batch carries no key and the log's writer does no
+ * fsync of the key store for it; with none at hand (a burst faster than
+ * the refills, the first submissions after start, a failed refill) it
+ * makes its key in its batch as before. The unwrapped keys are in
+ * sodium_malloc'd memory, wiped when taken and at close. Loop thread. */
+#define OSSE__KEY_RESERVE 1024 /* the default size (docs/design.md says why) */
+#define OSSE__RID_SIZE 24      /* "r-", 20 hex digits (osse__random_id(id, 10, "r-")), NUL */
+typedef struct osse_key_reserve_s {
+    size_t size; /* 0: no reserve (a replay engine, maintenance, --key-reserve 0) */
+    size_t n;    /* pairs at hand: ids[0..n), keys + OSSE_KEY_BYTES * [0..n) */
+    char (*ids)[OSSE__RID_SIZE];
+    uint8_t *keys;                    /* size keys, sodium_malloc'd */
+    struct osse_refill_s *refill;     /* the refill on the pool, or NULL: never two */
+    bool on;                          /* started and not stopped */
+    uint64_t retry_at, backoff;       /* uv_now ms: after a failed refill, none before retry_at */
+    bool fail_next;                   /* tests: the next refill fails as an EIO would */
+    uint64_t taken, misses, failures; /* metrics */
+} osse_key_reserve_t;
+
 struct osse_engine_s {
     uv_loop_t *loop;
     char *data_dir;
@@ -378,11 +401,12 @@ struct osse_engine_s {
     osse_map_t keys;
     uint8_t **key_chunks;
     size_t nkey_chunks, key_used;
-    /* Wall-clock expiries of requests (expiry.c): licences' valid_until and
-     * retention erasures, one min-heap. */
+    osse_key_reserve_t reserve; /* request keys durable ahead (pii.c) */
     /* The key store's removals waiting for the batch of their erasures
      * (erasure.c), or NULL. */
     struct osse_erase_job_s *erasing;
+    /* Wall-clock expiries of requests (expiry.c): licences' valid_until and
+     * retention erasures, one min-heap. */
     struct osse_lexp_s {
         int64_t at;
         uint32_t req;
@@ -507,8 +531,26 @@ uint8_t *osse__pii_key_slot(osse_engine_t *e);
  * (nothing opens the request's values from then on), files.c for a swept
  * or erased file. */
 void osse__pii_key_drop(osse_engine_t *e, const char *id);
-/* Wipes and frees every key of e->keys, and the map. */
+/* Wipes and frees every key of e->keys, and the map; and the reserve's,
+ * which must have no refill on the pool any more (the loop has run out
+ * since osse__pii_reserve_stop). */
 void osse__pii_keys_free(osse_engine_t *e);
+/* Starts the reserve of size keys (0: none) and fills it: blocks on the
+ * disk (one append), so before the loop runs. Once, after keys_load, in a
+ * serving engine (never a replay engine or maintenance). A failure is
+ * logged and tried again later (submissions file their keys meanwhile). */
+void osse__pii_reserve_start(osse_engine_t *e, size_t size);
+/* Takes the next reserved id and key: the key goes into e->keys under the
+ * id, written to id (OSSE__RID_SIZE bytes), and true; the key is durable
+ * already, so the caller files nothing with its batch. An id a request has
+ * already is skipped. false when none is at hand: the caller makes its key
+ * with osse__pii_key_new. Queues a refill at or below half the size. */
+bool osse__pii_key_reserved(osse_engine_t *e, char *id);
+/* No more refills; one on the pool is cancelled, or discarded when it comes
+ * back (its keys have no events: removed at the next start). */
+void osse__pii_reserve_stop(osse_engine_t *e);
+/* The reserve's lines of GET /metrics. Returns 0 or OSSE_ENOMEM. */
+int osse__pii_metrics(const osse_engine_t *e, osse_buf_t *out);
 
 /* --- sla.c --- */
 /* Whether step s's SLA is counted in working time. */

@@ -13,12 +13,26 @@
  * Keys: e->keys maps a request id to its key (in sodium_malloc'd chunks,
  * osse__pii_key_slot), loaded from
  * the key store at start; a replay engine (osse replay) has none, and every
- * personal value then reads as "[encrypted]". */
+ * personal value then reads as "[encrypted]".
+ *
+ * The reserve (e->reserve, internal.h): a submission's key must be durable
+ * before its first event, not made at the submission. So keys are made
+ * ahead, a refill at a time (fresh request ids, their keys, one
+ * osse_keystore_append: one fdatasync for them all; the first at start,
+ * the others on the libuv pool once half is taken), and each
+ * submission takes one whose key is durable already: its batch carries no
+ * key, and the log's writer does no fsync of the key store before the
+ * group's synced write. With none at hand the submission files its key with
+ * its batch as before, so nothing waits for the reserve. Keys left in the
+ * reserve at a stop or a crash have no events: the next start removes
+ * them (engine.c keys_load). */
 #include "engine/internal.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/log.h"
 
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -338,8 +352,214 @@ json_t *osse__pii_text_json(const char *text)
     return json_string(text);
 }
 
+/* --- the reserve of durable keys --- */
+
+/* After a failed refill none is tried for 1 s, then 2, 4 ... up to 64 s:
+ * a failing disk is told in the log, not hammered. */
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 64000
+/* The random bytes of a request id ("r-" and their hex). */
+#define RID_RAW 10
+
+typedef struct osse_refill_s {
+    uv_work_t work;
+    osse_engine_t *e; /* refill_done only (loop thread) */
+    osse_keystore_t *ks;
+    size_t n;
+    char (*ids)[OSSE__RID_SIZE];
+    uint8_t *keys; /* n keys, sodium_malloc'd */
+    bool fail;     /* tests (fail_next) */
+    int rc;
+    osse_err_t err;
+} refill_t;
+
+static void refill_free(refill_t *j)
+{
+    sodium_free(j->keys); /* wipes */
+    free(j->ids);
+    free(j);
+}
+
+/* Pool: n fresh ids of the form osse__random_id(id, 10, "r-") makes (with
+ * libsodium's randombytes_buf: osse__random_bytes' pool is the loop's),
+ * their keys, and one append to the key store. */
+static void refill_work(uv_work_t *w)
+{
+    refill_t *j = w->data;
+    unsigned char *raw = osse_malloc(j->n * RID_RAW);
+    uint8_t(*wrapped)[OSSE_WRAPPED_BYTES] = osse_malloc(j->n * sizeof *wrapped);
+    osse_keyrec_t *recs = osse_malloc(j->n * sizeof *recs);
+    randombytes_buf(raw, j->n * RID_RAW);
+    for (size_t i = 0; i < j->n && !j->rc; i++) {
+        memcpy(j->ids[i], "r-", 2);
+        sodium_bin2hex(j->ids[i] + 2, OSSE__RID_SIZE - 2, raw + i * RID_RAW, RID_RAW);
+        j->rc = osse_keystore_new_key(j->ks, j->ids[i], j->keys + i * OSSE_KEY_BYTES, wrapped[i]);
+        recs[i] = (osse_keyrec_t){j->ids[i], wrapped[i]};
+    }
+    if (!j->rc)
+        j->rc = j->fail ? osse_err_set(&j->err, OSSE_EIO, "a refill made to fail (tests)")
+                        : osse_keystore_append(j->ks, recs, j->n, &j->err);
+    free(recs);
+    free(wrapped);
+    free(raw);
+}
+
+static void refill_maybe(osse_engine_t *e);
+
+/* Loop: the refill's keys are durable; they join the reserve. A failed
+ * one is told and tried again later; one that comes back after the stop,
+ * or was cancelled, is dropped. */
+static void refill_done(uv_work_t *w, int status)
+{
+    refill_t *j = w->data;
+    osse_engine_t *e = j->e;
+    osse_key_reserve_t *kr = &e->reserve;
+    kr->refill = NULL;
+    if (status == 0 && j->rc) {
+        kr->failures++;
+        kr->backoff = kr->backoff ? kr->backoff * 2 : RETRY_FIRST_MS;
+        if (kr->backoff > RETRY_MAX_MS)
+            kr->backoff = RETRY_MAX_MS;
+        kr->retry_at = uv_now(e->loop) + kr->backoff;
+        osse_logf(OSSE_LEVEL_WARN, "request keys not reserved", "keys=%zu error=%s retry_ms=%llu",
+                  j->n, j->err.msg, (unsigned long long)kr->backoff);
+    } else if (status == 0 && kr->on) {
+        /* Takes only lowered n since the refill was sized to fill up. */
+        size_t k = j->n < kr->size - kr->n ? j->n : kr->size - kr->n;
+        memcpy(kr->ids + kr->n, j->ids, k * sizeof *kr->ids);
+        memcpy(kr->keys + kr->n * OSSE_KEY_BYTES, j->keys, k * OSSE_KEY_BYTES);
+        kr->n += k;
+        kr->backoff = 0;
+    }
+    refill_free(j);
+    refill_maybe(e);
+}
+
+/* A refill up to the size, or NULL when out of locked memory (the next
+ * take tries again). */
+static refill_t *refill_new(osse_engine_t *e)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    refill_t *j = osse_calloc(1, sizeof *j);
+    j->n = kr->size - kr->n;
+    j->keys = sodium_malloc(j->n * OSSE_KEY_BYTES);
+    if (!j->keys) {
+        free(j);
+        return NULL;
+    }
+    j->ids = osse_malloc(j->n * sizeof *j->ids);
+    j->e = e;
+    j->ks = e->keystore;
+    j->fail = kr->fail_next;
+    kr->fail_next = false;
+    j->work.data = j;
+    return j;
+}
+
+/* Queues a refill when the reserve is at or below half its size, none is
+ * on the pool, no failure asks to wait, and the disk is not below its
+ * free-space reserve (no submission is taken then anyway). */
+static void refill_maybe(osse_engine_t *e)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    if (!kr->on || kr->refill || kr->n > kr->size / 2 || uv_now(e->loop) < kr->retry_at ||
+        osse_log_space_low(e->log))
+        return;
+    refill_t *j = refill_new(e);
+    if (j && uv_queue_work(e->loop, &j->work, refill_work, refill_done) == 0)
+        kr->refill = j;
+    else if (j)
+        refill_free(j);
+}
+
+void osse__pii_reserve_start(osse_engine_t *e, size_t size)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    OSSE_PRE(e->keystore && e->loop && !kr->keys);
+    if (!size)
+        return;
+    kr->keys = sodium_malloc(size * OSSE_KEY_BYTES);
+    if (!kr->keys) /* no reserve: every submission files its key as before */
+        return;
+    kr->ids = osse_malloc(size * sizeof *kr->ids);
+    kr->size = size;
+    kr->on = true;
+    /* The first fill is made here, before the loop runs (the start blocks
+     * on the disk anyway, as keys_load's removals do): the first
+     * submissions take from it, and no refill runs on the pool until half
+     * of it is taken. */
+    refill_t *j = refill_new(e);
+    if (j) {
+        refill_work(&j->work);
+        refill_done(&j->work, 0);
+    }
+}
+
+bool osse__pii_key_reserved(osse_engine_t *e, char *id)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    bool got = false;
+    while (kr->n && !got) {
+        const char *rid = kr->ids[kr->n - 1];
+        uint8_t *src = kr->keys + (kr->n - 1) * OSSE_KEY_BYTES, *key = NULL;
+        if (!osse__request(e, rid) && !(key = osse__pii_key_slot(e)))
+            break; /* out of memory: the caller's own key_new says so */
+        if (key) {
+            memcpy(key, src, OSSE_KEY_BYTES);
+            osse_map_put(&e->keys, rid, key);
+            memcpy(id, rid, OSSE__RID_SIZE);
+            got = true;
+        }
+        sodium_memzero(src, OSSE_KEY_BYTES);
+        kr->n--;
+    }
+    if (got)
+        kr->taken++;
+    else
+        kr->misses++;
+    refill_maybe(e);
+    return got;
+}
+
+void osse__pii_reserve_stop(osse_engine_t *e)
+{
+    osse_key_reserve_t *kr = &e->reserve;
+    /* Never started, or stopped already: uv_cancel once only. */
+    if (!kr->on)
+        return;
+    kr->on = false;
+    /* A refill not yet begun comes back UV_ECANCELED; one begun finishes
+     * its append (the loop runs until it is back, as for every pool job). */
+    if (kr->refill)
+        uv_cancel((uv_req_t *)&kr->refill->work);
+}
+
+int osse__pii_metrics(const osse_engine_t *e, osse_buf_t *out)
+{
+    const osse_key_reserve_t *kr = &e->reserve;
+    return osse_buf_printf(
+        out,
+        "# HELP osse_key_reserve_keys Request keys made durable ahead, not yet taken.\n"
+        "# TYPE osse_key_reserve_keys gauge\nosse_key_reserve_keys %zu\n"
+        "# HELP osse_key_reserve_size What a refill of the reserve fills up to.\n"
+        "# TYPE osse_key_reserve_size gauge\nosse_key_reserve_size %zu\n"
+        "# HELP osse_key_reserve_taken_total Submissions whose key came from the reserve.\n"
+        "# TYPE osse_key_reserve_taken_total counter\nosse_key_reserve_taken_total %llu\n"
+        "# HELP osse_key_reserve_misses_total Submissions whose key went with their batch "
+        "(the reserve was empty).\n"
+        "# TYPE osse_key_reserve_misses_total counter\nosse_key_reserve_misses_total %llu\n"
+        "# HELP osse_key_reserve_failures_total Refills of the reserve that failed.\n"
+        "# TYPE osse_key_reserve_failures_total counter\nosse_key_reserve_failures_total %llu\n",
+        kr->n, kr->size, (unsigned long long)kr->taken, (unsigned long long)kr->misses,
+        (unsigned long long)kr->failures);
+}
+
 void osse__pii_keys_free(osse_engine_t *e)
 {
+    OSSE_PRE(!e->reserve.refill);
+    sodium_free(e->reserve.keys); /* wipes; NULL-safe */
+    free(e->reserve.ids);
+    memset(&e->reserve, 0, sizeof e->reserve);
     for (size_t i = 0; i < e->nkey_chunks; i++)
         sodium_free(e->key_chunks[i]); /* wipes */
     free(e->key_chunks);

@@ -234,9 +234,14 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         return rc;
     }
     char id[40], code[16], stream[96];
-    do
-        osse__random_id(id, 10, "r-");
-    while (osse__request(e, id));
+    /* The request's key is durable before its first event (SPEC §8): one
+     * of the reserve's (pii.c) is already; else it goes with the batch of
+     * that event, and the log's writer makes it durable first. */
+    bool reserved = osse__pii_key_reserved(e, id);
+    if (!reserved)
+        do
+            osse__random_id(id, 10, "r-");
+        while (osse__request(e, id));
     /* Tracking codes: 10 characters from an alphabet without look-alikes. */
     static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     do {
@@ -247,15 +252,13 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         code[10] = '\0';
     } while (osse_map_get(&e->codes, code));
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, id);
-    /* The request's key goes with the batch of its first event: the log's
-     * writer makes it durable first (SPEC §8). */
     uint8_t wrapped[OSSE_WRAPPED_BYTES];
-    if (osse__pii_key_new(e, id, wrapped)) {
+    if (!reserved && osse__pii_key_new(e, id, wrapped)) {
         json_decref(resolved);
         return osse__fail(f, OSSE_EIO, "internal", "the request's key cannot be made");
     }
     osse__batch_need(e);
-    if (osse_batch_key(e->batch, e->keystore, id, wrapped)) {
+    if (!reserved && osse_batch_key(e->batch, e->keystore, id, wrapped)) {
         json_decref(resolved);
         return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     }

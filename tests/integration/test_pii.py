@@ -29,7 +29,15 @@ osse puts bytes:
   key, a missing master key and a data folder whose key store is gone
   (as one written before encryption) are refused with a message;
 - the keys live in <data>/keys (0700), in 0600 segment files of records
-  id_len || id || wrapped key, and <data>/master.key is 0600.
+  id_len || id || wrapped key, and <data>/master.key is 0600;
+- the reserve of keys made durable ahead (engine/pii.c): submissions take
+  theirs from it (osse_key_reserve_* in /metrics); after a clean restart
+  every request still reads its plaintext and the segments hold the keys
+  of requests and of the new reserve only (the old reserve's removed); a
+  kill -9 right after a burst loses no acknowledged request and each still
+  decrypts; a burst larger than the reserve (and one with no reserve at
+  all, --key-reserve 0) falls back to keys filed with their batch: all 201,
+  all decrypt after a restart.
 """
 
 import base64
@@ -38,11 +46,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, Server, World, citizen_id, main, uniq)  # noqa: E402
+from osse_harness import (OSSE_BIN, Client, Server, World, citizen_id, main,  # noqa: E402
+                          uniq)
 from test_hooks import Receiver  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
@@ -98,6 +109,80 @@ def key_ids(keys):
             ids.add(b[off + 1:off + 1 + n].decode())
             off += 1 + n + 72
     return ids
+
+
+def key_records(keys):
+    """The ids of the records of the key store's segments, in segment
+    order and file order (a refill's keys are appended together)."""
+    names = sorted((n for n in os.listdir(keys) if n.endswith(".seg")),
+                   key=lambda n: int(n[:-4]))
+    out = []
+    for name in names:
+        with open(os.path.join(keys, name), "rb") as fh:
+            b = fh.read()
+        off = 0
+        while off < len(b) and b[off]:
+            n = b[off]
+            out.append(b[off + 1:off + 1 + n].decode())
+            off += 1 + n + 72
+        assert off == len(b), "%s: %d bytes past its last whole record" % (name, len(b) - off)
+    return out
+
+
+def metric(client, name):
+    """The value of one unlabelled line of GET /metrics."""
+    r = client.get("/metrics")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def reserve_full(client, timeout=20):
+    """Waits (bounded) until the reserve holds its size; returns the size."""
+    size = metric(client, "osse_key_reserve_size")
+    deadline = time.monotonic() + timeout
+    while metric(client, "osse_key_reserve_keys") < size:
+        assert time.monotonic() < deadline, "the reserve did not fill within %ss" % timeout
+        time.sleep(0.02)
+    return int(size)
+
+
+def burst(port, token, wid, n, conns, forms, acked=None, other=None):
+    """n submissions over conns keep-alive connections at once: fills and
+    returns acked (id -> the form it was submitted with; forms(i) makes
+    submission i's) and other (the other outcomes: statuses or errors).
+    A connection that fails stops sending (the server was killed)."""
+    acked = {} if acked is None else acked
+    other = [] if other is None else other
+    lock = threading.Lock()
+
+    def one(k):
+        c = Client(port, token=token, keepalive=True)
+        try:
+            for i in range(k, n, conns):
+                f = forms(i)
+                try:
+                    r = c.post("/v1/requests", {"workflow": wid, "form": f})
+                except OSError as ex:
+                    with lock:
+                        other.append(repr(ex))
+                    return
+                with lock:
+                    if r.status == 201:
+                        acked[r.json["id"]] = f
+                    else:
+                        other.append(r.status)
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    return acked, other
 
 
 def run(*args):
@@ -402,8 +487,11 @@ class Pii(unittest.TestCase):
         stray = []
         # Write 1 after a start is the test clock's position; a submission
         # comes next, unless a signed head came between: try the next N.
+        # Without a reserve (--key-reserve 0) each key goes with its batch,
+        # and the failed write is the one its key's fsync came before; the
+        # reserve's unused keys, also without events, are the other test's.
         for n in range(2, 7):
-            srv.extra_args = [CLOCK, "--fault-write", str(n)]
+            srv.extra_args = [CLOCK, "--key-reserve", "0", "--fault-write", str(n)]
             try:
                 srv.start()
             except RuntimeError:
@@ -438,6 +526,136 @@ class Pii(unittest.TestCase):
         srv.start()
         self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],
                          "Kept")
+
+    def pii_form(self, name):
+        return {"applicant_id": citizen_id(), "applicant_name": name, "income": 5,
+                "business_name": "b"}
+
+    def assert_plaintext(self, srv, portal_token, acked):
+        """Every request of acked (id -> form) reads its own plaintext."""
+        portal = srv.client(portal_token, keepalive=True)
+        for rid, form in acked.items():
+            self.assertEqual(self.w.view(rid, portal)["form"]["applicant_name"],
+                             form["applicant_name"], rid)
+        portal.close()
+
+    def test_reserve_taken_and_renewed_at_restart(self):
+        """Submissions take keys made durable ahead: none goes with its
+        batch. The reserve's unused keys are in the key store (durable
+        before they are taken); a clean restart removes them and makes a
+        new reserve, appended after the requests' keys; every request still
+        reads its plaintext. With no reserve (--key-reserve 0) the segments
+        after a start hold exactly the requests' keys."""
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        size = reserve_full(w.plat)
+        self.assertEqual(size, 1024, "the default reserve")
+        taken0 = metric(w.plat, "osse_key_reserve_taken_total")
+        misses0 = metric(w.plat, "osse_key_reserve_misses_total")
+        n = 20  # below half the size: no refill comes between
+        acked = {}
+        for i in range(n):
+            f = self.pii_form("Reserved-%d" % i)
+            acked[w.submit(wid, f)["id"]] = f
+        self.assertEqual(metric(w.plat, "osse_key_reserve_taken_total") - taken0, n)
+        self.assertEqual(metric(w.plat, "osse_key_reserve_misses_total"), misses0)
+        self.assertEqual(metric(w.plat, "osse_key_reserve_keys"), size - n)
+        keys = os.path.join(srv.data_dir, "keys")
+        before = key_records(keys)
+        self.assertEqual(len(before), len(set(before)), "each key once")
+        self.assertLessEqual(set(acked), set(before))
+        unused = set(before) - set(acked)
+        self.assertEqual(len(unused), size - n, "the reserve's unused keys are durable")
+
+        self.assertEqual(srv.stop(), 0)
+        srv.start()
+        self.assert_plaintext(srv, w.portal.token, acked)
+        plat = srv.client(w.admin_token)
+        self.assertEqual(reserve_full(plat), size)
+        after = key_records(keys)
+        self.assertEqual(len(after), n + size, after)
+        self.assertEqual(set(after[:n]), set(acked), "the requests' keys first")
+        self.assertEqual(set(after[n:]) & (unused | set(acked)), set(),
+                         "then the new reserve: the old one's keys are gone")
+        with open(srv.log_path, "rb") as fh:
+            self.assertIn(b"msg=\"keys without events removed\" keys=%d " % (size - n),
+                          fh.read())
+
+        self.assertEqual(srv.stop(), 0)
+        srv.extra_args = [CLOCK, "--key-reserve", "0"]
+        srv.start()
+        self.assertEqual(key_ids(keys), set(acked), "exactly the keys of requests")
+        plat = srv.client(w.admin_token)
+        self.assertEqual(metric(plat, "osse_key_reserve_size"), 0)
+        f = self.pii_form("Unreserved")
+        acked[w.submit(wid, f, portal=srv.client(w.portal.token))["id"]] = f
+        self.assertEqual(metric(plat, "osse_key_reserve_misses_total"), 1)
+        self.assertEqual(key_ids(keys), set(acked), "the key went with its batch")
+        self.assert_plaintext(srv, w.portal.token, acked)
+
+    def test_kill_after_a_burst(self):
+        """kill -9 while a burst of submissions on several connections goes
+        on, most keys from the reserve: every acknowledged request is
+        there after the restart and reads its plaintext."""
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        reserve_full(w.plat)
+        acked, other = {}, []
+        t = threading.Thread(target=burst, args=(srv.port, w.portal.token, wid, 1500, 8,
+                                                 lambda i: self.pii_form("Burst-%d" % i),
+                                                 acked, other))
+        t.start()
+        deadline = time.monotonic() + 60
+        while len(acked) < 300 and t.is_alive():
+            self.assertLess(time.monotonic(), deadline, "the burst is too slow")
+            time.sleep(0.01)
+        srv.kill()
+        t.join(60)
+        self.assertGreaterEqual(len(acked), 300, other[:5])
+        srv.start()
+        self.assert_plaintext(srv, w.portal.token, dict(acked))
+        self.assertLessEqual(set(acked), key_ids(os.path.join(srv.data_dir, "keys")))
+
+    def test_burst_beyond_the_reserve(self):
+        """A reserve of 8 (--key-reserve 8) and a burst of 200 on 8
+        connections: the reserve's keys are taken first, the rest come
+        from refills or, when it is empty, go with their batch; all 201,
+        all read their plaintext after a restart. With no reserve at all
+        every key goes with its batch."""
+        self.server.cleanup()
+        srv = Server(extra_args=[CLOCK, "--key-reserve", "8"]).start()
+        self.server = srv
+        w = self.w = World(srv)
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        self.assertEqual(reserve_full(w.plat), 8)
+        acked, other = burst(srv.port, w.portal.token, wid, 200, 8,
+                             lambda i: self.pii_form("Small-%d" % i))
+        self.assertEqual(other, [])
+        self.assertEqual(len(acked), 200)
+        taken = metric(w.plat, "osse_key_reserve_taken_total")
+        misses = metric(w.plat, "osse_key_reserve_misses_total")
+        self.assertEqual(taken + misses, 200)
+        self.assertGreaterEqual(taken, 8, "the full reserve is taken before any miss")
+        print("\n  reserve of 8: %d of 200 keys from it, %d with their batch" % (taken, misses))
+        self.assertEqual(srv.stop(), 0)
+
+        srv.extra_args = [CLOCK, "--key-reserve", "0"]
+        srv.start()
+        self.assert_plaintext(srv, w.portal.token, acked)
+        more, other = burst(srv.port, w.portal.token, wid, 60, 6,
+                            lambda i: self.pii_form("None-%d" % i))
+        self.assertEqual((other, len(more)), ([], 60))
+        plat = srv.client(w.admin_token)
+        self.assertEqual(metric(plat, "osse_key_reserve_misses_total"), 60)
+        self.assertEqual(metric(plat, "osse_key_reserve_taken_total"), 0)
+        acked.update(more)
+        self.assertEqual(srv.stop(), 0)
+        srv.start()
+        self.assert_plaintext(srv, w.portal.token, acked)
+        self.assertEqual(key_ids(os.path.join(srv.data_dir, "keys")), set(acked))
 
     def test_keys_apart_from_the_data_folder(self):
         """--key-store and --master-key outside the data folder: nothing of

@@ -9,7 +9,9 @@
  * 70,000 request keys held at once (one sodium_malloc each ran out of the
  * kernel's memory mappings); and a file sealed under its own key, read back
  * after a reopen (its key kept), and 410 gone once its key is dropped
- * (osse__files_forget_key, as erasure does). */
+ * (osse__files_forget_key, as erasure does); and the reserve of request
+ * keys (taken, refilled, a failed refill, a stop with a refill on the
+ * pool). */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <stdio.h>
@@ -127,6 +129,7 @@ typedef struct {
     char plat_tok[128], portal_tok[128]; /* to find them again after a reopen */
     int fails;                           /* on_fail calls */
     int fail_status;
+    int key_reserve; /* opts.key_reserve */
 } world_t;
 
 static const char *const AG[3] = {"ag-a", "ag-b", "ag-c"};
@@ -161,7 +164,8 @@ static int open_engine(world_t *w, osse_log_fault_t fault, uint64_t at)
                                .fault = fault,
                                .fault_at = at,
                                .on_fail = on_fail,
-                               .on_fail_ud = w};
+                               .on_fail_ud = w,
+                               .key_reserve = w->key_reserve};
     osse_err_t err = {0};
     w->fails = w->fail_status = 0;
     CHECK_EQ_INT(osse_time_parse("2030-01-07T09:00:00+07:00", &opts.test_clock_start), 0);
@@ -219,9 +223,10 @@ static json_t *definition(void)
                      "review_b", "review_c");
 }
 
-static bool setup(world_t *w)
+static bool setup(world_t *w, int key_reserve)
 {
     memset(w, 0, sizeof *w);
+    w->key_reserve = key_reserve;
     strcpy(w->dir, "/tmp/osse-engine-flow-XXXXXX");
     if (!mkdtemp(w->dir) || open_engine(w, OSSE_LOG_FAULT_NONE, 0))
         return false;
@@ -288,15 +293,21 @@ static void teardown(world_t *w)
     nftw(w->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Runs fn on a fresh world (setup's), then removes its folder. */
-static void in_world(void (*fn)(world_t *w))
+/* Runs fn on a fresh world (setup's) with a reserve of key_reserve request
+ * keys (0: the default), then removes its folder. */
+static void in_world_reserve(void (*fn)(world_t *w), int key_reserve)
 {
     world_t w;
-    if (setup(&w))
+    if (setup(&w, key_reserve))
         fn(&w);
     else
         CHECK(!"setup");
     teardown(&w);
+}
+
+static void in_world(void (*fn)(world_t *w))
+{
+    in_world_reserve(fn, 0);
 }
 
 /* A new request of workflow wf: its id (a new string), durable. */
@@ -821,6 +832,107 @@ static void test_reactors(void)
     in_world(reactors);
 }
 
+/* ---- the reserve of request keys (pii.c) ---- */
+
+/* Runs the loop until no refill of the reserve is on the pool. */
+static void refilled(world_t *w)
+{
+    for (int i = 0; i < 100000 && w->e->reserve.refill; i++)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    CHECK(!w->e->reserve.refill);
+}
+
+/* A reserve of 8: a submission takes its top key (the key in e->keys, no
+ * key in the batch); half taken, it is refilled; a failed refill leaves it
+ * empty and submissions make their keys with their batch until the retry
+ * time; an id a request already has is skipped; a stop with a refill on
+ * the pool drops it, and the next start removes every key without events
+ * while the requests keep theirs. */
+static void key_reserve(world_t *w)
+{
+    osse_key_reserve_t *kr = &w->e->reserve;
+    refilled(w);
+    CHECK_EQ_INT(kr->size, 8);
+    CHECK_EQ_INT(kr->n, 8);
+    char top[OSSE__RID_SIZE];
+    memcpy(top, kr->ids[7], sizeof top);
+    CHECK_EQ_INT(strlen(top), 22);
+    CHECK(strncmp(top, "r-", 2) == 0);
+    char *first = submit(w);
+    CHECK_EQ_STR(first, top);
+    CHECK(osse__pii_key(w->e, first) != NULL);
+    CHECK_EQ_INT(kr->n, 7);
+    CHECK_EQ_INT(kr->taken, 1);
+    CHECK_EQ_INT(kr->misses, 0);
+
+    /* Down to half: a refill fills it up again. */
+    for (int i = 0; i < 3; i++)
+        free(submit(w));
+    refilled(w);
+    CHECK_EQ_INT(kr->n, 8);
+
+    /* A failed refill: none again before retry_at; the submissions go on
+     * with their keys in their batches, durable all the same. */
+    kr->fail_next = true;
+    for (int i = 0; i < 4; i++)
+        free(submit(w));
+    refilled(w);
+    CHECK_EQ_INT(kr->failures, 1);
+    CHECK_EQ_INT(kr->n, 4);
+    CHECK(kr->retry_at > uv_now(&w->loop));
+    CHECK_EQ_INT(kr->backoff, 1000);
+    kr->retry_at = UINT64_MAX; /* a slow machine must not reach it meanwhile */
+    char *missed[6];
+    for (int i = 0; i < 6; i++) {
+        missed[i] = submit(w);
+        CHECK(!kr->refill);
+        CHECK(osse__pii_key(w->e, missed[i]) != NULL);
+    }
+    CHECK_EQ_INT(kr->n, 0);
+    CHECK_EQ_INT(kr->misses, 2);
+    /* The retry time is past: the next submission misses and queues one. */
+    kr->retry_at = 0;
+    char *retried = submit(w);
+    CHECK_EQ_INT(kr->misses, 3);
+    refilled(w);
+    CHECK_EQ_INT(kr->n, 8);
+    CHECK_EQ_INT(kr->backoff, 0);
+
+    /* An id a request already has is skipped (and its key wiped). */
+    snprintf(kr->ids[7], sizeof kr->ids[7], "%s", first);
+    char *next = submit(w);
+    CHECK(strcmp(next, first) != 0);
+    CHECK_EQ_INT(kr->n, 6);
+
+    /* Keys taken but never used by a request, and a refill on the pool at
+     * the stop: the next start removes all of them. */
+    char taken[3][OSSE__RID_SIZE];
+    for (int i = 0; i < 3; i++)
+        CHECK(osse__pii_key_reserved(w->e, taken[i]));
+    CHECK(kr->refill != NULL); /* at 3 of 8 */
+    close_engine(w);
+    CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
+    kr = &w->e->reserve;
+    for (int i = 0; i < 3; i++)
+        CHECK(osse__pii_key(w->e, taken[i]) == NULL);
+    const char *kept[] = {first, retried, next, missed[0], missed[5]};
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        CHECK(osse__pii_key(w->e, kept[i]) != NULL);
+    CHECK_EQ_INT(w->e->keys.len, 16); /* the 16 requests', nothing else */
+    refilled(w);
+    CHECK_EQ_INT(kr->n, 8);
+    free(first);
+    free(retried);
+    free(next);
+    for (int i = 0; i < 6; i++)
+        free(missed[i]);
+}
+
+static void test_key_reserve(void)
+{
+    in_world_reserve(key_reserve, 8);
+}
+
 int main(void)
 {
     RUN(test_step_table);
@@ -831,6 +943,7 @@ int main(void)
     RUN(test_reactors);
     RUN(test_many_keys);
     RUN(test_file_keys);
+    RUN(test_key_reserve);
     RUN(test_failed_write);
     RUN(test_replay_refuses);
     return TEST_EXIT();
