@@ -128,13 +128,17 @@ osse_setup() {
     for i in a b c; do
         api PUT "/v1/agencies/$i" "{\"name\":\"Bench agency $i\"}" >/dev/null
     done
+    # BENCH_PII=0: the same form with no field marked pii (nothing sealed:
+    # the cost of sealing, measured beside the default in one sitting).
+    local pii=true
+    [ "${BENCH_PII:-1}" = 0 ] && pii=false
     api POST /v1/workflows '{
   "id": "bench-permit",
   "title": "Bench permit: three agencies in parallel, then a licence",
   "calendar": "th-gov",
   "form": {
-    "applicant_id":   {"type": "citizen_id", "required": true, "pii": true},
-    "applicant_name": {"type": "string", "required": true, "pii": true, "max_length": 200},
+    "applicant_id":   {"type": "citizen_id", "required": true, "pii": '$pii'},
+    "applicant_name": {"type": "string", "required": true, "pii": '$pii', "max_length": 200},
     "business_name":  {"type": "string", "required": true, "max_length": 200},
     "area_sqm":       {"type": "number", "required": true, "min": 1},
     "seats":          {"type": "integer", "min": 0},

@@ -9,7 +9,8 @@
 #
 # Environment knobs: BUILD (default <repo>/build-bench), BENCH_SECONDS (12),
 # BENCH_WARMUP (2), BENCH_CONNS ("64 256"), BENCH_THREADS (1: load threads),
-# BENCH_NO_BUILD (set: reuse the binaries already in $BUILD).
+# BENCH_NO_BUILD (set: reuse the binaries already in $BUILD), BENCH_PII (0: the
+# form without pii fields, so nothing sealed; osse_setup in lib.sh).
 # Temporary data lives in a mktemp -d directory under $BUILD, i.e. on the
 # repository's disk, so fsync costs are that disk's; it is removed at exit.
 set -euo pipefail
