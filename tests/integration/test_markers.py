@@ -46,6 +46,9 @@ Then:
 - the export (`osse export --data DIR`) holds no marker and holds the
   canary; the server's whole stderr and stdout hold no marker.
 
+And the flag itself: not in `osse help serve`; a value other than lz4 or
+none (or none at all) is a usage error, exit 2.
+
 Python standard library only.
 """
 
@@ -470,6 +473,30 @@ class Markers(unittest.TestCase):
         stdout = b"".join(srv.stdout_lines)
         self.assertIn(b"listening on", stdout)
         self.assertNoMarker(stdout, "the server's stdout")
+
+
+class Flag(unittest.TestCase):
+    """--log-compression: hidden (tests only), lz4 or none, anything else
+    a usage error (exit 2, the message on stderr, nothing started)."""
+
+    def run_osse(self, *args):
+        return subprocess.run([OSSE_BIN] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=30)
+
+    def test_hidden_and_checked(self):
+        p = self.run_osse("help", "serve")
+        self.assertEqual(p.returncode, 0, p)
+        self.assertNotIn(b"--log-compression", p.stdout)
+        data = os.path.join(os.environ.get("TMPDIR", "/tmp"), uniq("osse-mk-flag"))
+        for bad in (["zstd"], ["LZ4"], [""], []):
+            p = self.run_osse("serve", "--data", data, "--listen", "127.0.0.1:0",
+                              "--log-compression", *bad)
+            self.assertEqual(p.returncode, 2, (bad, p))
+            self.assertEqual(p.stdout, b"", bad)
+            self.assertIn(b"usage: osse serve", p.stderr, bad)
+            if bad:
+                self.assertIn(b"--log-compression wants lz4 or none", p.stderr, bad)
+            self.assertFalse(os.path.exists(data), "nothing made for a bad command line")
 
 
 if __name__ == "__main__":
