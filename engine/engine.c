@@ -348,7 +348,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         rc = osse_err_set(err, OSSE_EIO, "%s: %s", opts->data_dir, strerror(errno));
         goto fail;
     }
-    if ((rc = osse_log_open(dbdir, &e->log, err))) {
+    if ((rc = osse_log_open_with(dbdir, opts->log_compression, &e->log, err))) {
         if (rc == OSSE_EBUSY)
             osse_err_set(err, rc,
                          "the data folder %s is in use by another osse process (RocksDB lock "

@@ -111,6 +111,10 @@ typedef struct osse_engine_opts_s {
      * (engine/pii.c): 0 = 1024; negative: none, every submission's key goes
      * with its batch (tests only: --key-reserve N, hidden). */
     int key_reserve;
+    /* How the log's tables are compressed: LZ4 (the default, 0) or none
+     * (tests only: --log-compression none, hidden; test_markers searches
+     * the data folder's bytes for personal values). */
+    osse_log_compression_t log_compression;
     /* Tests only (--fault-write N, --fault-fsync N): the log's nth synced
      * write since open fails (osse_log_fault). */
     osse_log_fault_t fault;

@@ -53,6 +53,9 @@ enum { OP_PUT = 'P', OP_DEL = 'D' };
  * log opens with 64 KiB free. */
 #define OPEN_FLOOR (64u << 10)
 #define INFO_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL (no C constant) */
+/* RocksDB's default number of levels; a per-level compression list shorter
+ * than the levels gives its last entry to the rest. */
+#define LOG_LEVELS 7
 
 static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
 {
@@ -174,19 +177,38 @@ static int find_last_seq(osse_log_t *log, uint64_t *out, osse_err_t *err)
     return rc;
 }
 
-static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err);
+static int log_open(const char *dir, bool readonly, osse_log_compression_t compression,
+                    osse_log_t **out, osse_err_t *err);
+
+int osse_log_compression_parse(const char *s, osse_log_compression_t *out)
+{
+    if (strcmp(s, "lz4") == 0)
+        *out = OSSE_LOG_COMPRESSION_LZ4;
+    else if (strcmp(s, "none") == 0)
+        *out = OSSE_LOG_COMPRESSION_NONE;
+    else
+        return -1;
+    return 0;
+}
 
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err)
 {
-    return log_open(dir, false, out, err);
+    return log_open(dir, false, OSSE_LOG_COMPRESSION_LZ4, out, err);
+}
+
+int osse_log_open_with(const char *dir, osse_log_compression_t compression, osse_log_t **out,
+                       osse_err_t *err)
+{
+    return log_open(dir, false, compression, out, err);
 }
 
 int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err)
 {
-    return log_open(dir, true, out, err);
+    return log_open(dir, true, OSSE_LOG_COMPRESSION_LZ4, out, err);
 }
 
-static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t *err)
+static int log_open(const char *dir, bool readonly, osse_log_compression_t compression,
+                    osse_log_t **out, osse_err_t *err)
 {
     char *e = NULL;
     int rc = 0;
@@ -205,7 +227,17 @@ static int log_open(const char *dir, bool readonly, osse_log_t **out, osse_err_t
     /* A larger memtable means fewer, larger flushes under a steady append load. */
     rocksdb_options_set_write_buffer_size(log->opts, 64u << 20);
     rocksdb_options_set_max_background_jobs(log->opts, 2);
-    rocksdb_options_set_compression(log->opts, rocksdb_lz4_compression);
+    /* One choice for the whole database: the default compression, one for
+     * each level (a per-level list overrides the default) and the
+     * bottommost level's (which overrides both when set). */
+    int ctype =
+        compression == OSSE_LOG_COMPRESSION_NONE ? rocksdb_no_compression : rocksdb_lz4_compression;
+    int per_level[LOG_LEVELS];
+    for (size_t i = 0; i < LOG_LEVELS; i++)
+        per_level[i] = ctype;
+    rocksdb_options_set_compression(log->opts, ctype);
+    rocksdb_options_set_compression_per_level(log->opts, per_level, LOG_LEVELS);
+    rocksdb_options_set_bottommost_compression(log->opts, ctype);
     /* RocksDB's own LOG file is on the log's filesystem, and Debian's
      * librocksdb aborts on the line after one that failed there (an
      * assertion in WritableFileWriter once it has seen ENOSPC): on a full

@@ -52,6 +52,23 @@ typedef struct osse_batch_s osse_batch_t;
  * the loop runs. */
 int osse_log_open(const char *dir, osse_log_t **out, osse_err_t *err);
 
+/* How RocksDB compresses the log's tables, at every level (the bottommost
+ * one included): LZ4 (the default) or none (tests only: `osse serve
+ * --log-compression none`, hidden, so that a search of the data folder's
+ * bytes sees every value as stored; tables written before keep theirs until
+ * compacted). */
+typedef enum {
+    OSSE_LOG_COMPRESSION_LZ4 = 0,
+    OSSE_LOG_COMPRESSION_NONE,
+} osse_log_compression_t;
+
+/* Parses "lz4" or "none"; 0, or -1 for anything else. */
+int osse_log_compression_parse(const char *s, osse_log_compression_t *out);
+
+/* osse_log_open with the tables' compression. */
+int osse_log_open_with(const char *dir, osse_log_compression_t compression, osse_log_t **out,
+                       osse_err_t *err);
+
 /* Opens an existing log for reading only, even while a server has it open
  * (auditors' replay). Never start or commit on it. */
 int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err);

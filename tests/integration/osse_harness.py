@@ -62,6 +62,7 @@ class Server:
                                      os.path.basename(self.data_dir) + ".stderr")
         self.log_path = os.path.abspath(self.log_path)
         self.starts = 0
+        self.stdout_lines = []  # every line the processes wrote on stdout
 
     def start(self, timeout=30):
         if not os.path.exists(OSSE_BIN):
@@ -83,6 +84,7 @@ class Server:
             # Reads stdout until the ready line, then keeps draining it so
             # that the server never blocks on a full pipe.
             for line in iter(self.proc.stdout.readline, b""):
+                self.stdout_lines.append(line)
                 if "port" not in got:
                     m = READY_RE.search(line)
                     if m:
