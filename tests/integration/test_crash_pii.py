@@ -6,15 +6,17 @@ threads (each its own portal, and one the platform) upload files of random
 sizes (1 byte to 1.5 MiB, random bytes) as fast as they can, recording the
 sha256 of what they sent for every 201 (whose own sha256 and size must be
 those of the bytes sent); at a random moment the server gets SIGKILL and
-is started again on the same data. Then, for every file acknowledged in
-any round so far: its uploader GETs it, 200, the bytes' sha256 is the one
-sent and the ETag says so too. Unacknowledged uploads may or may not be
-there, but whatever is there is whole: <data>/files/tmp is empty, and the
-file ids in <data>/files and the f- ids of the key store's segments are the
-same set (a key or bytes without a durable record are removed at start,
-engine.c key_one and files.c orphan; a record never names bytes or a key
-that are not durable, files.c), each served whole (200, ETag = sha256 of
-the bytes) to one of the uploaders.
+is started again on the same data (the kill: after a random number of
+201s and a random while more). Then, for every file acknowledged in any
+round so far: its uploader GETs it, 200, the bytes' sha256 is the one sent
+and the ETag says so too. Unacknowledged uploads may or may not be there,
+but whatever is there is whole: <data>/files/tmp is empty, no
+<data>/keys/*.tmp is left (keystore.h), and the file ids in <data>/files
+and the f- ids of the key store's segments are the same set (a key or
+bytes without a durable record are removed at start, engine.c key_one and
+files.c orphan; a record never names bytes or a key that are not durable,
+files.c), each served whole (200, ETag = sha256 of the bytes) to one of
+the uploaders.
 
 Erasures (TestErasuresUnderKill), rounds on one data folder: each round
 makes M ended requests (half withdrawn by their portal, half rejected by
@@ -32,16 +34,18 @@ After the restart each request is either
   wrapped keys are in the segments as they were, and the card answers 200
   with its bytes;
 
-never half of each; every request that got a 200 is complete, and so is
-every acknowledged upload of the round. Then the ones not started are
+never half of each; every request that got a 200 is complete, and the
+uploads beside are checked as above. Then the ones not started are
 erased on the restarted server (200, complete; the complete ones answer 409
 already_erased), and a clean stop and start changes nothing.
 
 Every start has the same fixed test clock; the kill moment is random, no
 assertion depends on it (anything asynchronous is polled with a bound).
-OSSE_CRASH_PII_SEED re-runs a seed (printed); OSSE_CRASH_PII_ROUNDS (4,
-for each test) and OSSE_CRASH_PII_ERASURES (M, 40 per round) set the
-sizes. A sanitizer build (ASan) uploads files of half the size.
+The seed (printed; OSSE_CRASH_PII_SEED re-runs it) fixes the sizes, the
+bytes and the kill thresholds; the moment itself is the machine's.
+OSSE_CRASH_PII_ROUNDS (4, for each test) and OSSE_CRASH_PII_ERASURES (M,
+40 per round) set the sizes. A sanitizer build (ASan) uploads files of
+half the size.
 """
 
 import hashlib
@@ -201,7 +205,7 @@ class Uploads:
             tc.assertFalse(t.is_alive(), "an upload thread hangs after the kill")
 
 
-def check_files(tc, server, acked, tokens, when, others=()):
+def check_files(server, acked, tokens, when, others=()):
     """After a start: every acknowledged file whole for its uploader; no
     leftover in files/tmp; the stored files and the f- keys the same set,
     each served whole to an uploader. others: files left out (held by
@@ -213,6 +217,9 @@ def check_files(tc, server, acked, tokens, when, others=()):
     try:
         if tmp_files(data):
             problems.append("leftovers in files/tmp: %s" % tmp_files(data))
+        key_tmp = [n for n in os.listdir(os.path.join(data, "keys")) if n.endswith(".tmp")]
+        if key_tmp:
+            problems.append("a key segment's rewrite left %s" % key_tmp)
         for fid, (tok, h, size) in sorted(acked.items()):
             g = clients[tok].get("/v1/files/" + fid)
             if g.status != 200:
@@ -314,11 +321,11 @@ class TestUploadsUnderKill(CrashCase):
             say("round %d: killed after %d+ 201s and %.3fs more; %d acknowledged in the round, "
                 "%d in all" % (rnd, after, extra, len(up.acked), len(acked)))
             srv.start(timeout=60)
-            problems = check_files(self, srv, acked, tokens, "after kill %d" % rnd)
+            problems = check_files(srv, acked, tokens, "after kill %d" % rnd)
             self.assertEqual(problems, [])
         self.assertEqual(srv.stop(), 0, srv.stderr_tail())
         srv.start(timeout=60)
-        self.assertEqual(check_files(self, srv, acked, tokens, "after a clean restart"), [])
+        self.assertEqual(check_files(srv, acked, tokens, "after a clean restart"), [])
         self.assertEqual(srv.stop(), 0, srv.stderr_tail())
         say("uploads: %d rounds, %d files acknowledged, in %.1fs"
             % (ROUNDS, len(acked), time.time() - t0))
@@ -429,7 +436,7 @@ class TestErasuresUnderKill(CrashCase):
             killed = threading.Event()
             oks, unexpected = {}, []
 
-            def eraser(rids, seed):
+            def eraser(rids):
                 c = Client(srv.port, admin, timeout=30)
                 try:
                     for rid in rids:
@@ -453,7 +460,8 @@ class TestErasuresUnderKill(CrashCase):
             order = sorted(reqs)
             self.rng.shuffle(order)
             nthreads = 4
-            threads = [threading.Thread(target=eraser, args=(order[i::nthreads], i), daemon=True)
+            threads = [threading.Thread(target=eraser, args=(order[i::nthreads],),
+                                        daemon=True)
                        for i in range(nthreads)]
             up = Uploads(srv.port, up_tokens, self.rng, small=True)
             after = self.rng.randint(0, ERASURES - 1)
@@ -493,7 +501,7 @@ class TestErasuresUnderKill(CrashCase):
                 % (rnd, after, extra, len(got), len(done), len(reqs) - len(done),
                    len(up.acked)))
             cards = {q["card"] for q in all_reqs.values()}
-            self.assertEqual(check_files(self, srv, acked_files, up_tokens, "round %d" % rnd,
+            self.assertEqual(check_files(srv, acked_files, up_tokens, "round %d" % rnd,
                                          cards), [])
             for rid, ans in got.items():
                 self.assertEqual(ans["fields"], ["form.applicant_name", "form.id_card.name"], ans)
