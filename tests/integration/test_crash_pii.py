@@ -24,8 +24,9 @@ their agency), each with a pii form value and a pii file field, and reads
 every request's and card file's wrapped key (72 bytes) from <data>/keys;
 then threads send DELETE /v1/requests/{id}/personal-data for all of them
 (each once), while another thread keeps uploading (key store appends beside
-its rewrites), and the server gets SIGKILL after a random number of 200s.
-After the restart each request is either
+its rewrites), and the server gets SIGKILL after a random number of 200s
+(and, half the rounds, a first start too). After the restart each request
+is either
 
 - complete: exactly one PersonalDataErased, the platform's view reads
   "[erased]" (and has erased_at), neither wrapped key is in the segments nor
@@ -261,8 +262,35 @@ def check_files(server, acked, tokens, when, others=()):
     return ["%s: %s" % (when, p) for p in problems]
 
 
+def kill_during_start(server, delay):
+    """Starts osse on the server's data and SIGKILLs it after delay
+    seconds, whether or not it is serving yet: a crash during the start's
+    own repairs (torn key segment tails cut, stale keys and unrecorded
+    bytes removed)."""
+    args = [OSSE_BIN, "serve", "--data", server.data_dir, "--listen", "127.0.0.1:0"]
+    args += server.extra_args
+    with open(server.log_path, "ab") as errf:
+        errf.write(("\n===== killed %.3fs into its start: %s\n" % (delay, " ".join(args)))
+                   .encode())
+        errf.flush()
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=errf,
+                             stdin=subprocess.DEVNULL)
+    time.sleep(delay)
+    p.kill()
+    p.wait()
+
+
 class CrashCase(unittest.TestCase):
     maxDiff = None
+
+    def restart(self, rnd):
+        """After a kill: half the time (seeded) a start killed on its way
+        (within its first 60 ms), then a start."""
+        if self.rng.random() < 0.5:
+            delay = self.rng.uniform(0, 0.06) * SLOW
+            kill_during_start(self.server, delay)
+            say("round %d: a start killed after %.3fs" % (rnd, delay))
+        self.server.start(timeout=60)
 
     def setUp(self):
         self.rng = random.Random(SEED)
@@ -320,7 +348,7 @@ class TestUploadsUnderKill(CrashCase):
             acked.update(up.acked)
             say("round %d: killed after %d+ 201s and %.3fs more; %d acknowledged in the round, "
                 "%d in all" % (rnd, after, extra, len(up.acked), len(acked)))
-            srv.start(timeout=60)
+            self.restart(rnd)
             problems = check_files(srv, acked, tokens, "after kill %d" % rnd)
             self.assertEqual(problems, [])
         self.assertEqual(srv.stop(), 0, srv.stderr_tail())
@@ -488,7 +516,7 @@ class TestErasuresUnderKill(CrashCase):
             acked_files.update(up.acked)
             got = dict(oks)
 
-            srv.start(timeout=60)
+            self.restart(rnd)
             self.reconnect(w)
             st = self.states(w, reqs)
             half = {rid: s for rid, s in st.items() if s not in ("complete", "not started")}
