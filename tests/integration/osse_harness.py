@@ -165,6 +165,67 @@ class Server:
                     pass
 
 
+def sanitized():
+    """A sanitizer build (ASan links libasan) runs several times slower: its
+    time bounds and sizes are that much looser."""
+    try:
+        out = subprocess.run(["ldd", OSSE_BIN], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"libasan" in out or b"libtsan" in out
+
+
+def key_segment_records(keys_dir, whole=False):
+    """[(id, wrapped key)] of the key store's segments, in segment and file
+    order (records id_len (1) || id || wrapped (72), storage/keystore.h).
+    A record cut short (one being appended while a server runs) ends its
+    segment's list; whole=True asserts that there is none."""
+    names = sorted((n for n in os.listdir(keys_dir) if n.endswith(".seg")),
+                   key=lambda n: int(n[:-4]))
+    out = []
+    for name in names:
+        with open(os.path.join(keys_dir, name), "rb") as fh:
+            b = fh.read()
+        off = 0
+        while off < len(b) and b[off] and off + 1 + b[off] + 72 <= len(b):
+            n = b[off]
+            out.append((b[off + 1:off + 1 + n].decode(), b[off + 1 + n:off + 1 + n + 72]))
+            off += 1 + n + 72
+        assert not whole or off == len(b), "%s: %d bytes past its last whole record" % (
+            name, len(b) - off)
+    return out
+
+
+def key_ids(keys_dir):
+    """The ids whose keys the key store folder's segments hold."""
+    return {i for i, _ in key_segment_records(keys_dir)}
+
+
+def wrapped_keys(data_dir):
+    """{id: its 72-byte wrapped key} of <data>/keys."""
+    return dict(key_segment_records(os.path.join(data_dir, "keys")))
+
+
+def files_holding(root, needles):
+    """{needle: [paths of the files under root holding it]}: every regular
+    file, every byte, each file read once."""
+    found = {n: [] for n in needles}
+    for d, _, names in os.walk(root):
+        for name in names:
+            p = os.path.join(d, name)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    found[n].append(p)
+    return found
+
+
 def run_osse(*args, check=True):
     """Runs `osse ARGS...` (replay, export, verify...) to its end; with check,
     a non-zero exit fails with its stderr."""

@@ -61,22 +61,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import OSSE_BIN, Client, Server, World, main, uniq  # noqa: E402
+from osse_harness import (Client, files_holding, main, OSSE_BIN, sanitized, Server,  # noqa: E402
+                          uniq, World, wrapped_keys)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 MIB = 1 << 20
 SEED = int(os.environ.get("OSSE_CRASH_PII_SEED") or int(time.time() * 1000))
 ROUNDS = int(os.environ.get("OSSE_CRASH_PII_ROUNDS", "4"))
 ERASURES = int(os.environ.get("OSSE_CRASH_PII_ERASURES", "40"))
-
-
-def sanitized():
-    """An ASan build runs several times slower (as in test_limits)."""
-    try:
-        out = subprocess.run(["ldd", OSSE_BIN], capture_output=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return b"libasan" in out or b"libtsan" in out
 
 
 SLOW = 4 if sanitized() else 1
@@ -89,44 +81,6 @@ def say(*a):
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-
-def key_records(data):
-    """{id: its 72-byte wrapped key} from <data>/keys/*.seg (records id_len
-    (1) || id || wrapped (72), storage/keystore.h). Read while no server
-    runs, or for keys known durable: a record being appended is cut off."""
-    out = {}
-    keys = os.path.join(data, "keys")
-    for name in sorted(os.listdir(keys)):
-        if not name.endswith(".seg"):
-            continue
-        with open(os.path.join(keys, name), "rb") as fh:
-            b = fh.read()
-        off = 0
-        while off < len(b) and b[off]:
-            n = b[off]
-            if off + 1 + n + 72 > len(b):
-                break
-            out[b[off + 1:off + 1 + n].decode()] = b[off + 1 + n:off + 1 + n + 72]
-            off += 1 + n + 72
-    return out
-
-
-def files_holding(root, needles):
-    """{needle: [files under root holding it]}, each file read once."""
-    found = {n: [] for n in needles}
-    for d, _, names in os.walk(root):
-        for name in names:
-            p = os.path.join(d, name)
-            try:
-                with open(p, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    found[n].append(p)
-    return found
 
 
 def stored_files(data):
@@ -232,7 +186,7 @@ def check_files(server, acked, tokens, when, others=()):
                 problems.append("acknowledged file %s: ETag %s, sha256 %s"
                                 % (fid, g.headers.get("etag"), h))
         on_disk = stored_files(data) - set(others)
-        fkeys = {k for k in key_records(data) if k.startswith("f-")} - set(others)
+        fkeys = {k for k in wrapped_keys(data) if k.startswith("f-")} - set(others)
         if on_disk != fkeys:
             problems.append("stored files and file keys differ: bytes without a key %s, keys "
                             "without bytes %s" % (sorted(on_disk - fkeys)[:5],
@@ -430,7 +384,7 @@ class TestErasuresUnderKill(CrashCase):
         return "half: %s" % facts
 
     def states(self, w, reqs):
-        keys = key_records(self.server.data_dir)
+        keys = wrapped_keys(self.server.data_dir)
         needles = [q[k] for q in reqs.values() for k in ("key", "card_key")]
         holding = files_holding(self.server.data_dir, needles)
         return {rid: self.state_of(w, rid, q, keys, holding) for rid, q in reqs.items()}
@@ -454,7 +408,7 @@ class TestErasuresUnderKill(CrashCase):
         for rnd in range(1, ROUNDS + 1):
             reqs = self.make_ended(w, wid, ERASURES)
             all_reqs.update(reqs)
-            keys = key_records(srv.data_dir)
+            keys = wrapped_keys(srv.data_dir)
             for rid, q in reqs.items():
                 q["key"], q["card_key"] = keys.get(rid), keys.get(q["card"])
                 self.assertEqual(len(q["key"] or b""), 72, "the key of %s is filed" % rid)

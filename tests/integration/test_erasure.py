@@ -37,8 +37,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, Server, World, assert_error, main, run_osse,  # noqa: E402
-                          uniq)
+from osse_harness import (assert_error, files_holding, main, OSSE_BIN, run_osse, Server, uniq,  # noqa: E402
+                          World, wrapped_keys)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 HOOK = "OSSE_TEST_CRASH_BEFORE_KEY_REMOVAL"
@@ -71,36 +71,8 @@ class Registry:
         self.httpd.server_close()
 
 
-def wrapped_keys(data):
-    """{id: its 72-byte wrapped key} from the key store's segments
-    (records id_len (1) || id || wrapped (72), storage/keystore.h)."""
-    out = {}
-    keys = os.path.join(data, "keys")
-    for name in sorted(os.listdir(keys)):
-        if not name.endswith(".seg"):
-            continue
-        with open(os.path.join(keys, name), "rb") as fh:
-            b = fh.read()
-        off = 0
-        while off < len(b) and b[off]:
-            n = b[off]
-            out[b[off + 1:off + 1 + n].decode()] = b[off + 1 + n:off + 1 + n + 72]
-            off += 1 + n + 72
-    return out
-
-
-def files_holding(root, needle):
-    found = []
-    for d, _, names in os.walk(root):
-        for name in names:
-            p = os.path.join(d, name)
-            try:
-                with open(p, "rb") as f:
-                    if needle in f.read():
-                        found.append(p)
-            except OSError:
-                continue
-    return found
+def holding(root, needle):
+    return files_holding(root, [needle])[needle]
 
 
 def sealed(v):
@@ -293,9 +265,9 @@ class Erasure(Base):
         key = wrapped_keys(srv.data_dir)[rid]
         other_key = wrapped_keys(srv.data_dir)[other]
         card_key = wrapped_keys(srv.data_dir)[card]
-        self.assertTrue(files_holding(srv.data_dir, card_key), "a file's key is filed")
+        self.assertTrue(holding(srv.data_dir, card_key), "a file's key is filed")
         self.assertEqual(len(key), 72)
-        self.assertTrue(files_holding(srv.data_dir, key), "the search can find the key")
+        self.assertTrue(holding(srv.data_dir, key), "the search can find the key")
 
         # The erasure, with an Idempotency-Key.
         reason = "The applicant asked (PDPA s.33) " + "x" * 900
@@ -315,13 +287,13 @@ class Erasure(Base):
         assert_error(self, self.erase(rid), 409, "already_erased")
 
         # The key left the filesystem: in no file under the data folder.
-        self.assertEqual(files_holding(srv.data_dir, key), [])
+        self.assertEqual(holding(srv.data_dir, key), [])
         self.assertNotIn(rid, wrapped_keys(srv.data_dir))
-        self.assertTrue(files_holding(srv.data_dir, other_key), "another request keeps its key")
+        self.assertTrue(holding(srv.data_dir, other_key), "another request keeps its key")
         # The pii field's file key went with the request's; a file of a
         # field that is not pii keeps its key, as another request's file.
         keys = wrapped_keys(srv.data_dir)
-        self.assertEqual(files_holding(srv.data_dir, card_key), [], "the pii file's key")
+        self.assertEqual(holding(srv.data_dir, card_key), [], "the pii file's key")
         self.assertNotIn(card, keys)
         self.assertIn(plan, keys)
         self.assertIn(other_card, keys)
@@ -355,7 +327,7 @@ class Erasure(Base):
         pub = w.anon.get("/v1/log/public-key").json["verifier_key"]
         data = srv.data_dir
         self.assertEqual(srv.stop(), 0)
-        self.assertEqual(files_holding(data, key), [])
+        self.assertEqual(holding(data, key), [])
         with tempfile.TemporaryDirectory() as tmp:
             exp = os.path.join(tmp, "log.bin")
             with open(exp, "wb") as f:
@@ -401,10 +373,10 @@ class Erasure(Base):
         self.assertEqual(srv.proc.returncode, 137)
         srv._close_pipe()
         # The event is durable, the key still filed.
-        self.assertTrue(files_holding(srv.data_dir, key), "the window: the key is still there")
+        self.assertTrue(holding(srv.data_dir, key), "the window: the key is still there")
         self.restart()
-        self.assertEqual(files_holding(srv.data_dir, key), [], "the start finished the erasure")
-        self.assertEqual(files_holding(srv.data_dir, card_key), [], "and the pii file's key")
+        self.assertEqual(holding(srv.data_dir, key), [], "the start finished the erasure")
+        self.assertEqual(holding(srv.data_dir, card_key), [], "and the pii file's key")
         self.assertNotIn(rid, wrapped_keys(srv.data_dir))
         self.assertNotIn(card, wrapped_keys(srv.data_dir))
         evs = self.events(rid)
@@ -482,7 +454,7 @@ class Retention(Base):
         for client in (w.portal, w.plat, w.auditor):
             self.assertEqual(w.view(rid, client)["form"]["applicant_name"], "[erased]")
         self.wait_key_gone(rid)
-        self.assertEqual(files_holding(self.server.data_dir, key), [])
+        self.assertEqual(holding(self.server.data_dir, key), [])
         # Erasures due together leave the key store in one rewrite.
         for x in more:
             self.assertEqual(len(self.erasures(x)), 1)

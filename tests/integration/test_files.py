@@ -30,8 +30,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from osse_harness import (Client, Server, World, assert_error, detail_paths,  # noqa: E402
-                          good_form, parse_responses, uniq)
+from osse_harness import (assert_error, Client, detail_paths, files_holding, good_form,  # noqa: E402
+                          key_ids, parse_responses, Server, uniq, World)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 MIB = 1 << 20
@@ -55,39 +55,6 @@ def upload(client, data, ctype="application/pdf", name=None, headers=None, **kw)
     if name is not None:
         h["Osse-Filename"] = name
     return client.post("/v1/files", raw=data, content_type=ctype, headers=h, **kw)
-
-
-def files_holding(root, needles):
-    """{needle: [paths of files under root holding it]}."""
-    found = {n: [] for n in needles}
-    for d, _, names in os.walk(root):
-        for name in names:
-            try:
-                with open(os.path.join(d, name), "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    found[n].append(os.path.join(d, name))
-    return found
-
-
-def key_ids(keys):
-    """The ids the key store's segments hold (records: id_len (1) || id ||
-    wrapped key (72), storage/keystore.h)."""
-    ids = set()
-    for name in os.listdir(keys):
-        if not name.endswith(".seg"):
-            continue
-        with open(os.path.join(keys, name), "rb") as fh:
-            b = fh.read()
-        off = 0
-        while off < len(b) and b[off]:
-            n = b[off]
-            ids.add(b[off + 1:off + 1 + n].decode())
-            off += 1 + n + 72
-    return ids
 
 
 def file_workflow(w, wid):

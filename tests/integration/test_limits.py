@@ -22,8 +22,8 @@ import threading
 import time
 import unittest
 
-from osse_harness import (OSSE_BIN, Server, ServerTestCase, World, assert_error, detail_paths,
-                          main, parse_responses, raw_responses, uniq)
+from osse_harness import (assert_error, detail_paths, main, OSSE_BIN, parse_responses,  # noqa: E402
+                          raw_responses, sanitized, Server, ServerTestCase, uniq, World)
 
 MAX_STEPS = 256
 MAX_FIELDS = 256
@@ -31,16 +31,6 @@ MAX_AFTER = 64
 MAX_VALUES = 1000
 MAX_RULES = 65536
 MAX_NODES = 10000
-
-
-def sanitized():
-    """A sanitizer build (ASan links libasan) runs several times slower: its
-    time bounds are that much looser."""
-    try:
-        out = subprocess.run(["ldd", OSSE_BIN], capture_output=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return b"libasan" in out or b"libtsan" in out
 
 
 SLOW = 4 if sanitized() else 1

@@ -52,8 +52,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, Client, Server, World, citizen_id, main,  # noqa: E402
-                          uniq)
+from osse_harness import (citizen_id, Client, files_holding, key_ids, key_segment_records,  # noqa: E402
+                          main, OSSE_BIN, Server, uniq, World)
 from test_hooks import Receiver  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
@@ -77,56 +77,10 @@ def pii_workflow(wid, a, b):
     }
 
 
-def files_holding(root, needles):
-    """{needle: [paths of files under root holding it]}."""
-    found = {n: [] for n in needles}
-    for d, _, names in os.walk(root):
-        for name in names:
-            p = os.path.join(d, name)
-            try:
-                with open(p, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            for n in needles:
-                if n in data:
-                    found[n].append(p)
-    return found
-
-
-def key_ids(keys):
-    """The ids whose keys the segments of the key store folder hold
-    (records: id_len (1) || id || wrapped key (72), storage/keystore.h)."""
-    ids = set()
-    for name in os.listdir(keys):
-        if not name.endswith(".seg"):
-            continue
-        with open(os.path.join(keys, name), "rb") as fh:
-            b = fh.read()
-        off = 0
-        while off < len(b) and b[off]:
-            n = b[off]
-            ids.add(b[off + 1:off + 1 + n].decode())
-            off += 1 + n + 72
-    return ids
-
-
 def key_records(keys):
     """The ids of the records of the key store's segments, in segment
     order and file order (a refill's keys are appended together)."""
-    names = sorted((n for n in os.listdir(keys) if n.endswith(".seg")),
-                   key=lambda n: int(n[:-4]))
-    out = []
-    for name in names:
-        with open(os.path.join(keys, name), "rb") as fh:
-            b = fh.read()
-        off = 0
-        while off < len(b) and b[off]:
-            n = b[off]
-            out.append(b[off + 1:off + 1 + n].decode())
-            off += 1 + n + 72
-        assert off == len(b), "%s: %d bytes past its last whole record" % (name, len(b) - off)
-    return out
+    return [i for i, _ in key_segment_records(keys, whole=True)]
 
 
 def metric(client, name):
