@@ -26,12 +26,10 @@ real HTTP.
 """
 
 import http.client
-import http.server
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -39,36 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (assert_error, files_holding, main, OSSE_BIN, run_osse, Server, uniq,  # noqa: E402
                           World, wrapped_keys)
+from test_views import Registry  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 HOOK = "OSSE_TEST_CRASH_BEFORE_KEY_REMOVAL"
-
-
-class Registry:
-    """A registry on 127.0.0.1 that answers every lookup {"alive": true}."""
-
-    def __init__(self):
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                out = json.dumps({"alive": True, "address": "Registryaddress-1"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/lookup" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def holding(root, needle):
@@ -137,7 +109,7 @@ class Base(unittest.TestCase):
     env = None
 
     def setUp(self):
-        self.reg = Registry()
+        self.reg = Registry({"alive": True, "address": "Registryaddress-1"})
         self.server = Server(extra_args=[CLOCK, "--allow-private-urls"]).start()
         self.w = World(self.server)
         self.regag = "reg-" + uniq("a")
