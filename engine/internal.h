@@ -493,9 +493,10 @@ json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path
  * not open under rid and path). */
 int osse__pii_try_open(const osse_engine_t *e, const char *rid, const char *path,
                        const json_t *stored, json_t **out);
-/* A copy of form with wf's pii fields sealed ("form.<name>"). */
+/* Seals wf's pii fields of form in place ("form.<name>"; a file field's
+ * name as "form.<name>.name") and returns form (a new reference). */
 json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
-                            const json_t *form);
+                            json_t *form);
 /* r's form as `how` reads it (a new object). */
 json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_read_t how);
 /* Seals, in a rule's record, every input read from a pii field of r's form

@@ -199,31 +199,28 @@ bool osse__pii_field(const osse_wf_t *wf, const char *name)
 }
 
 json_t *osse__pii_seal_form(const osse_engine_t *e, const osse_wf_t *wf, const char *rid,
-                            const json_t *form)
+                            json_t *form)
 {
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
     char path[160];
-    json_object_foreach((json_t *)form, k, v)
-    {
-        const osse_wf_field_t *fd = field_of(wf, k);
-        json_t *name = json_object_get(v, "name");
-        if (fd && fd->pii && fd->type == OSSE_FIELD_FILE && json_is_object(v)) {
+    /* In place, field by field of the definition: a new object for the
+     * form cost as much as sealing its values (the profile). */
+    for (size_t i = 0; i < wf->nfields; i++) {
+        const osse_wf_field_t *fd = &wf->fields[i];
+        json_t *v = fd->pii ? json_object_get(form, fd->name) : NULL;
+        if (!v)
+            continue;
+        if (fd->type == OSSE_FIELD_FILE && json_is_object(v)) {
             /* A file field's record: only its name is personal (SPEC §8). */
-            json_t *o = json_copy(v);
-            snprintf(path, sizeof path, "form.%s.name", k);
+            json_t *name = json_object_get(v, "name");
+            snprintf(path, sizeof path, "form.%s.name", fd->name);
             if (json_is_string(name))
-                json_object_set_new(o, "name", osse__pii_seal(e, rid, path, name));
-            json_object_set_new(out, k, o);
-        } else if (fd && fd->pii) {
-            snprintf(path, sizeof path, "form.%s", k);
-            json_object_set_new(out, k, osse__pii_seal(e, rid, path, v));
+                json_object_set_new(v, "name", osse__pii_seal(e, rid, path, name));
         } else {
-            json_object_set(out, k, v);
+            snprintf(path, sizeof path, "form.%s", fd->name);
+            json_object_set_new(form, fd->name, osse__pii_seal(e, rid, path, v));
         }
     }
-    return out;
+    return json_incref(form);
 }
 
 /* One stored value of a form, under path, as `how` reads it. */
@@ -410,13 +407,16 @@ static void refill_work(uv_work_t *w)
     unsigned char *raw = osse_malloc(j->n * RID_RAW);
     uint8_t(*wrapped)[OSSE_WRAPPED_BYTES] = osse_malloc(j->n * sizeof *wrapped);
     osse_keyrec_t *recs = osse_malloc(j->n * sizeof *recs);
+    const char **ids = osse_malloc(j->n * sizeof *ids);
     randombytes_buf(raw, j->n * RID_RAW);
-    for (size_t i = 0; i < j->n && !j->rc; i++) {
+    for (size_t i = 0; i < j->n; i++) {
         memcpy(j->ids[i], "r-", 2);
         sodium_bin2hex(j->ids[i] + 2, OSSE__RID_SIZE - 2, raw + i * RID_RAW, RID_RAW);
-        j->rc = osse_keystore_new_key(j->ks, j->ids[i], j->keys + i * OSSE_KEY_BYTES, wrapped[i]);
+        ids[i] = j->ids[i];
         recs[i] = (osse_keyrec_t){j->ids[i], wrapped[i]};
     }
+    j->rc = osse_keystore_new_keys(j->ks, ids, j->n, j->keys, wrapped);
+    free(ids);
     if (!j->rc)
         j->rc = j->fail ? osse_err_set(&j->err, OSSE_EIO, "a refill made to fail (tests)")
                         : osse_keystore_append(j->ks, recs, j->n, &j->err);

@@ -115,11 +115,17 @@ static int write_file(const char *path, const void *p, size_t n, bool excl)
     return rc;
 }
 
+/* out's first NONCE bytes are its nonce, already there. */
+static void seal_at(const uint8_t *master, const void *msg, size_t n, const char *ad, uint8_t *out)
+{
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE, NULL, msg, n, (const uint8_t *)ad,
+                                               strlen(ad), NULL, out, master);
+}
+
 static int seal(const uint8_t *master, const void *msg, size_t n, const char *ad, uint8_t *out)
 {
     randombytes_buf(out, NONCE);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE, NULL, msg, n, (const uint8_t *)ad,
-                                               strlen(ad), NULL, out, master);
+    seal_at(master, msg, n, ad, out);
     return 0;
 }
 
@@ -270,6 +276,25 @@ int osse_keystore_new_key(osse_keystore_t *ks, const char *id, uint8_t key[OSSE_
         return OSSE_EINVAL;
     randombytes_buf(key, OSSE_KEY_BYTES);
     return seal(ks->master, key, OSSE_KEY_BYTES, id, wrapped);
+}
+
+int osse_keystore_new_keys(osse_keystore_t *ks, const char *const *ids, size_t n, uint8_t *keys,
+                           uint8_t (*wrapped)[OSSE_WRAPPED_BYTES])
+{
+    for (size_t i = 0; i < n; i++)
+        if (!osse_keystore_id_ok(ids[i]))
+            return OSSE_EINVAL;
+    /* Two draws for all of them: one getrandom per key and one per nonce
+     * were most of a refill's cost. */
+    randombytes_buf(keys, n * OSSE_KEY_BYTES);
+    uint8_t *nonces = osse_malloc(n * NONCE + 1);
+    randombytes_buf(nonces, n * NONCE);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(wrapped[i], nonces + i * NONCE, NONCE);
+        seal_at(ks->master, keys + i * OSSE_KEY_BYTES, OSSE_KEY_BYTES, ids[i], wrapped[i]);
+    }
+    free(nonces);
+    return 0;
 }
 
 static void seg_path(const osse_keystore_t *ks, uint32_t seg, const char *suffix, char *out,

@@ -84,6 +84,12 @@ bool osse_keystore_id_ok(const char *id);
 int osse_keystore_new_key(osse_keystore_t *ks, const char *id, uint8_t key[OSSE_KEY_BYTES],
                           uint8_t wrapped[OSSE_WRAPPED_BYTES]);
 
+/* The same for n ids at once: keys gets n * OSSE_KEY_BYTES fresh random
+ * bytes, wrapped[i] the wrapped form of key i under ids[i]. Any thread.
+ * Returns 0 or OSSE_EINVAL (an id that cannot name a key; nothing made). */
+int osse_keystore_new_keys(osse_keystore_t *ks, const char *const *ids, size_t n, uint8_t *keys,
+                           uint8_t (*wrapped)[OSSE_WRAPPED_BYTES]);
+
 /* A segment is rolled over once it holds this many keys or bytes. */
 #define OSSE_KEYSEG_RECORDS 4096
 #define OSSE_KEYSEG_BYTES (1u << 20)

@@ -134,6 +134,46 @@ static void append_range(osse_keystore_t *ks, many_t *m, char ids[][16], int fro
     }
 }
 
+/* n keys made at once (a refill of the reserve): each wrapped under its
+ * own id, all different, and they load back; a bad id makes none. */
+static void test_new_keys(void)
+{
+    char tmpl[] = "/tmp/osse-test-keys-XXXXXX";
+    const char *root = mkdtemp(tmpl);
+    char dir[256], master[256];
+    snprintf(dir, sizeof dir, "%s/keys", root);
+    snprintf(master, sizeof master, "%s/master.key", root);
+    osse_err_t err = {0};
+    osse_keystore_t *ks = NULL;
+    many_t *m = osse_calloc(1, sizeof *m);
+    CHECK_EQ_INT(osse_keystore_open(dir, master, true, &ks, &err), 0);
+    CHECK_EQ_INT(osse_keystore_load(ks, on_many, m, &err), 0);
+    enum { N = 40 };
+    char idbuf[N][16];
+    const char *ids[N];
+    osse_keyrec_t recs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "r-%05d", i);
+        ids[i] = idbuf[i];
+        recs[i] = (osse_keyrec_t){ids[i], m->wrapped[i]};
+    }
+    CHECK_EQ_INT(osse_keystore_new_keys(ks, ids, N, &m->key[0][0], m->wrapped), 0);
+    for (int i = 1; i < N; i++) {
+        CHECK(memcmp(m->key[i], m->key[i - 1], OSSE_KEY_BYTES) != 0);
+        CHECK(memcmp(m->wrapped[i], m->wrapped[i - 1], 24) != 0); /* the nonces */
+    }
+    CHECK_EQ_INT(osse_keystore_append(ks, recs, N, &err), 0);
+    CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
+    CHECK_EQ_INT(m->n, N);
+    CHECK_EQ_INT(m->wrong, 0);
+    const char *bad[2] = {"r-ok", "no/slash"};
+    uint8_t keys[2][OSSE_KEY_BYTES], wrapped[2][OSSE_WRAPPED_BYTES];
+    CHECK_EQ_INT(osse_keystore_new_keys(ks, bad, 2, &keys[0][0], wrapped), OSSE_EINVAL);
+    osse_keystore_close(ks);
+    free(m);
+    nftw(root, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_segments(void)
 {
     char tmpl[] = "/tmp/osse-test-keys-XXXXXX";
@@ -374,6 +414,7 @@ int main(void)
     osse_alloc_setup_json();
     RUN(test_round_trip);
     RUN(test_segments);
+    RUN(test_new_keys);
     RUN(test_key_files_moved);
     return TEST_EXIT();
 }
