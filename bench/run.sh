@@ -5,12 +5,17 @@
 #   2. noop_server + load the same HTTP stack answering 200 {} (the HTTP ceiling)
 #   3. osse serve + load  durable POST /v1/requests (three parallel agency tasks
 #                         and a join step, an 8-field form with PII)
-# and prints every result line, then the ratios of (3) to (2) and to (1).
+#   4. postgres + pgbench a naive PostgreSQL 15 event store (bench/pg.sh): the
+#                         same submissions as one row per event, synchronous
+#                         commit, at 1, 8 and 32 clients (issue 13)
+# and prints every result line, then the ratios of (3) to (2) and to (1), and
+# of (3) at the first BENCH_CONNS to (4) at each client count.
 #
 # Environment knobs: BUILD (default <repo>/build-bench), BENCH_SECONDS (12),
 # BENCH_WARMUP (2), BENCH_CONNS ("64 256"), BENCH_THREADS (1: load threads),
 # BENCH_NO_BUILD (set: reuse the binaries already in $BUILD), BENCH_PII (0: the
-# form without pii fields, so nothing sealed; osse_setup in lib.sh).
+# form without pii fields, so nothing sealed; osse_setup in lib.sh), BENCH_PG
+# (0: no PostgreSQL runs; skipped anyway when PostgreSQL 15 is not installed).
 # Temporary data lives in a mktemp -d directory under $BUILD, i.e. on the
 # repository's disk, so fsync costs are that disk's; it is removed at exit.
 set -euo pipefail
@@ -23,6 +28,7 @@ CONNS_LIST=${BENCH_CONNS:-"64 256"}
 LOAD_THREADS=${BENCH_THREADS:-1}
 
 source "$ROOT/bench/lib.sh"
+source "$ROOT/bench/pg.sh"
 
 # ---- build ----
 bench_build osse load noop_server bench_log
@@ -87,6 +93,23 @@ for c in $CONNS_LIST; do
 done
 stop_server "$OPID"
 
+# ---- 4. a naive PostgreSQL event store, in the same sitting ----
+PG_RAN=""
+if [ "${BENCH_PG:-1}" = 0 ]; then
+    say "== postgres: skipped (BENCH_PG=0)"
+elif ! pg_available; then
+    say "postgres: skipped (no PostgreSQL 15)"
+else
+    pg_start
+    PG_OUT=$(pg_bench_all)
+    while IFS= read -r l; do
+        say "$l"; RESULTS+=("$l")
+        PG_TPS[$(field "$l" clients)]=$(field "$l" tps)
+    done <<<"$PG_OUT"
+    pg_stop
+    PG_RAN=1
+fi
+
 # ---- summary ----
 echo "== osse submission bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${SECS}s per run after ${WARMUP}s warm-up"
 for l in "${RESULTS[@]}"; do echo "$l"; done
@@ -100,3 +123,13 @@ for c in $CONNS_LIST; do
         printf " osse_vs_log_group_commit=%.3f\n", r(o, g)
     }'
 done
+# osse at the first connection count (64 by default) against each PostgreSQL
+# client count: both durable submissions, four events each.
+if [ -n "$PG_RAN" ]; then
+    c0=${CONNS_LIST%% *}
+    for c in $PG_CLIENTS; do
+        awk -v c="$c" -v c0="$c0" -v o="${OSSE_RPS[$c0]:-0}" -v p="${PG_TPS[$c]:-0}" 'BEGIN {
+            printf "ratio_pg clients=%s osse_rps_%s=%.1f pg_tps=%.1f osse_vs_pg=%.2f\n",
+                c, c0, o, p, (p > 0 ? o / p : 0) }'
+    done
+fi
