@@ -397,7 +397,11 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     r->status = OSSE_RS_IN_PROGRESS;
     r->submitted_at = ev->at;
     r->portal = dupstr(osse__jstr(ev->data, "portal"));
-    r->form = json_deep_copy(form);
+    /* Shallow: the form's values are never changed in place (InfoProvided
+     * replaces top-level values, an erasure the whole form), so they are
+     * shared with the event's data, and a form of sealed objects costs no
+     * deep copy (the profile of issue 12). */
+    r->form = json_copy(form);
     r->steps = osse_calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         r->steps[i].state = OSSE_SS_PENDING;
