@@ -19,7 +19,7 @@ real HTTP.
   still 200;
 - a process stopped after PersonalDataErased is durable but before the key
   store's rewrite (the test hook OSSE_TEST_CRASH_BEFORE_KEY_REMOVAL, honoured
-  with --test-clock only) finishes the erasure at its next start;
+  only under a test clock, --test-clock=TIME) finishes the erasure at its next start;
 - retention P30D: readable 29 days after the end, erased (reason
   "retention", once) after 31, also across restarts before and after the
   due time; an erased request is not erased again by retention.
