@@ -71,6 +71,19 @@ def file_workflow(w, wid):
     }
 
 
+def kept_and_gone(tc, w):
+    """A file workflow, two uploads, and a request that took the first:
+    (workflow id, the kept upload, the one no request took)."""
+    wid = uniq("wf-files")
+    w.publish(file_workflow(w, wid))
+    kept = upload(w.portal, b"%PDF kept").json
+    gone = upload(w.portal, b"%PDF gone").json
+    r = w.portal.post("/v1/requests", {"workflow": wid,
+                                       "form": {"business_name": "S", "plan": kept["id"]}})
+    tc.assertEqual(r.status, 201, r)
+    return wid, kept, gone
+
+
 def raw_upload_head(port, length, token, extra=""):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
@@ -246,13 +259,7 @@ class FilesTest(unittest.TestCase):
         srv = Server(extra_args=[CLOCK]).start()
         try:
             w = World(srv)
-            wid = uniq("wf-files")
-            w.publish(file_workflow(w, wid))
-            kept = upload(w.portal, b"%PDF kept").json
-            gone = upload(w.portal, b"%PDF gone").json
-            r = w.portal.post("/v1/requests", {"workflow": wid,
-                                               "form": {"business_name": "S", "plan": kept["id"]}})
-            self.assertEqual(r.status, 201, r)
+            wid, kept, gone = kept_and_gone(self, w)
             self.assertEqual(w.plat.post("/v1/test/clock", {"advance": "PT23H59M"}).status, 200)
             self.assertEqual(w.portal.get("/v1/files/" + gone["id"]).status, 200)
             late = upload(w.portal, b"%PDF late").json
@@ -390,13 +397,7 @@ class FilesSealedTest(unittest.TestCase):
 
     def test_swept_file_leaves_no_key(self):
         w, srv = self.w, self.server
-        wid = uniq("wf-files")
-        w.publish(file_workflow(w, wid))
-        kept = upload(w.portal, b"%PDF kept").json
-        gone = upload(w.portal, b"%PDF gone").json
-        r = w.portal.post("/v1/requests", {"workflow": wid,
-                                           "form": {"business_name": "S", "plan": kept["id"]}})
-        self.assertEqual(r.status, 201, r)
+        wid, kept, gone = kept_and_gone(self, w)
         keys = os.path.join(srv.data_dir, "keys")
         self.assertLessEqual({kept["id"], gone["id"]}, key_ids(keys))
         self.assertEqual(w.plat.post("/v1/test/clock", {"advance": "PT25H"}).status, 200)
