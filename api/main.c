@@ -1028,6 +1028,7 @@ static int cmd_replay(int argc, char **argv)
 {
     const char *data = NULL, *file = NULL, *key = NULL;
     replay_t rp = {0};
+    osse_records_check_t rec = {0};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -1059,6 +1060,18 @@ static int cmd_replay(int argc, char **argv)
         rc = osse_log_open_readonly(dir, &log, &rp.err);
         if (!rc)
             rc = osse_log_scan(log, 1, replay_one, &rp, &rp.err);
+        /* The stored request records against the requests rebuilt here. */
+        if (!rc && !(rc = osse_engine_records_check(rp.eng, log, &rec, &rp.err))) {
+            printf("records %llu equal, %llu missing, %llu different\n",
+                   (unsigned long long)rec.equal, (unsigned long long)rec.missing,
+                   (unsigned long long)rec.differ);
+            if (rec.missing)
+                printf("records: the first missing is %s's (a data folder written before "
+                       "records keeps them missing until the request changes)\n",
+                       rec.first_missing);
+            if (rec.differ)
+                printf("records: the first different is %s's\n", rec.first_differ);
+        }
         osse_log_close(log);
     } else {
         /* The export is verified as it is read; the views count only if the
@@ -1100,7 +1113,7 @@ static int cmd_replay(int argc, char **argv)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);
     osse_engine_close(rp.eng);
-    return rp.diffs ? 1 : 0;
+    return rp.diffs || rec.differ ? 1 : 0;
 }
 
 static bool is_help(const char *a)

@@ -57,6 +57,18 @@ static uint32_t next_version(osse_engine_t *e, const char *stream)
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
 }
 
+/* The request an event of a request or delivery stream changed: its record
+ * goes with the batch (record.c). */
+static void touch(osse_engine_t *e, const char *stream)
+{
+    const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
+    if (!rid)
+        rid = osse__stream_id(stream, OSSE_SK_DELIVERY);
+    osse_request_t *r = rid ? osse__request(e, rid) : NULL;
+    if (r)
+        osse__record_touch(e, r);
+}
+
 void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data)
 {
@@ -86,6 +98,7 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
                     err.msg);
     e->applied = ev.seq;
+    touch(e, stream);
     for (size_t i = 0; i < e->nreactors; i++)
         if (e->reactors[i]->applied)
             e->reactors[i]->applied(e, &ev);
@@ -150,6 +163,8 @@ static void commit_current(osse_engine_t *e)
 {
     osse_batch_t *b = e->batch;
     e->batch = NULL;
+    if (osse__records_put(e, b))
+        osse__panic(__FILE__, __LINE__, "out of memory");
     OSSE_VEC_RESERVE(e->inflight, e->ccommit, e->ncommit + 1);
     e->inflight[e->ncommit].t0 = uv_hrtime();
     if (e->merkle) {

@@ -446,32 +446,6 @@ void osse_engine_stop(osse_engine_t *e)
     osse_log_stop(e->log);
 }
 
-static void free_request(osse_request_t *r)
-{
-    for (size_t i = 0; r->wf && i < r->wf->nsteps; i++) {
-        if (r->steps[i].agency_owned)
-            free(r->steps[i].agency);
-        free(r->steps[i].outcome);
-        free(r->steps[i].reason);
-        free(r->steps[i].stints);
-        free(r->steps[i].reference);
-        free(r->steps[i].qr);
-    }
-    free(r->reason);
-    free(r->licence_reason);
-    for (size_t i = 0; i < r->ntimeline; i++)
-        free(r->timeline[i].text);
-    free(r->timeline);
-    free(r->steps);
-    free(r->seqs);
-    free(r->id);
-    free(r->portal);
-    json_decref(r->form);
-    json_decref(r->licence);
-    json_decref(r->data);
-    free(r);
-}
-
 void osse_engine_close(osse_engine_t *e)
 {
     if (!e)
@@ -483,7 +457,7 @@ void osse_engine_close(osse_engine_t *e)
     osse__files_close(e);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
-        free_request(e->reqs[i]);
+        osse__request_free(e->reqs[i]);
     free(e->reqs);
     size_t it = 0;
     void *v;
@@ -553,6 +527,7 @@ void osse_engine_close(osse_engine_t *e)
     free(e->lics);
     free(e->lexp);
     osse_batch_free(e->batch);
+    free(e->dirty);
     osse_buf_close(&e->enc);
     free(e->holds);
     free(e->timers);

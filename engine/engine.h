@@ -154,6 +154,19 @@ int osse_engine_open_replay(osse_engine_t **out);
  * decode, a seq out of order, an event that contradicts the state). */
 int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
                              osse_err_t *err);
+/* What osse replay --data found of the stored request records (record.c)
+ * against the requests it rebuilt from the log alone: byte for byte equal,
+ * missing (a data folder written before records), or different (a bug or a
+ * damaged store), with the first id of each of the latter two. */
+typedef struct osse_records_check_s {
+    uint64_t equal, missing, differ;
+    char first_missing[64], first_differ[64];
+} osse_records_check_t;
+/* Returns 0, or OSSE_EIO / OSSE_ENOMEM with detail in err. */
+struct osse_log_s;
+int osse_engine_records_check(osse_engine_t *e, struct osse_log_s *log, osse_records_check_t *out,
+                              osse_err_t *err);
+
 /* The digest of every view (SPEC §6): SHA-256, as hex, over a canonical
  * rendering of the catalog (subscriptions included) and of every request's
  * tracking view; never keys, secrets or checkpoints. *size is the seq of the last event applied. */

@@ -13,6 +13,7 @@
  *                                 pii's reserve of keys (on the pool)
  *   licence
  *   apply                         the projections
+ *   record                        a request's projection as stored bytes (views on disk)
  *   commit                        emit, group commit, held answers
  *   views, digest                 the reads
  *   erasure                       erasure of personal data (SPEC §8)
@@ -224,6 +225,7 @@ typedef struct osse_request_s {
     int64_t ended_at;         /* the `at` of its final event (0 = not ended) */
     int64_t erased_at;        /* PersonalDataErased's `at` (0 = not erased; erasure.c) */
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
+    bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
 } osse_request_t;
 
 /* What a heap entry of timers.c is: in this order at the same instant. */
@@ -315,8 +317,12 @@ struct osse_engine_s {
     osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
 
-    /* The batch being filled during this loop iteration. */
+    /* The batch being filled during this loop iteration, and the requests
+     * (indexes in reqs) its events changed, whose records go with it
+     * (record.c). */
     osse_batch_t *batch;
+    uint32_t *dirty;
+    size_t ndirty, cdirty;
     uv_check_t flush;
     osse_buf_t enc;
     bool replaying;
@@ -620,6 +626,23 @@ void osse__payment_key(const char *principal, const char *transaction, char *out
 /* payment.c: after the replay, the first answers of recorded payments
  * (side records payanswer/). */
 void osse__payment_start(osse_engine_t *e);
+
+/* --- record.c: a request's projection as stored bytes (issue 13) --- */
+
+/* Appends r's record to out (nothing on error). Returns 0, OSSE_ENOMEM,
+ * OSSE_ETOOBIG, OSSE_EINVAL (a timeline type that is no event type). */
+int osse__record_encode(const osse_request_t *r, osse_buf_t *out);
+/* A new request from a record (in none of e's maps, index 0), its
+ * workflow looked up in e. Returns 0 or OSSE_ECORRUPT (detail in err). */
+int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_request_t **out,
+                        osse_err_t *err);
+/* Frees a request and what it owns. NULL-safe. */
+void osse__request_free(osse_request_t *r);
+/* r changed in the batch being filled: its record goes with the batch. */
+void osse__record_touch(osse_engine_t *e, osse_request_t *r);
+/* Puts the record of every request touched since the last call into b.
+ * Returns 0 or OSSE_ENOMEM. */
+int osse__records_put(osse_engine_t *e, osse_batch_t *b);
 
 /* --- commit.c --- */
 

@@ -43,6 +43,9 @@
  * its bytes are durable under <data>/files/ and again, with taken_by, in
  * the batch of the submission that takes it (engine/files.c). */
 #define OSSE_KEY_UPLOAD "file/"
+/* req/<request id>: the request's projection (engine/record.c), written
+ * with every batch that changes it. */
+#define OSSE_KEY_REQUEST "req/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

@@ -207,11 +207,8 @@ out:
 
 /* ---------------------------------------------------------------- decoder */
 
-typedef struct rd_s {
-    const uint8_t *p;
-    const uint8_t *end;
-    osse_err_t *err;
-} rd_t;
+/* The reader (event.h's osse_mp_rd_t: the cursor, the end, the error). */
+typedef osse_mp_rd_t rd_t;
 
 static size_t rd_left(const rd_t *r)
 {
@@ -673,4 +670,82 @@ json_t *osse_event_to_json(const osse_event_t *ev)
                      "type", osse_event_type_name(ev->type), "at", osse_time_fmt(ev->at, at),
                      "actor", "kind", ev->actor_kind ? ev->actor_kind : "", "id",
                      ev->actor_id ? ev->actor_id : "", "data", data);
+}
+
+/* ------------------------------------------- the pieces, for other records */
+
+int osse_mp_put_uint(osse_buf_t *out, uint64_t v)
+{
+    return put_uint(out, v);
+}
+
+int osse_mp_put_int(osse_buf_t *out, int64_t v)
+{
+    return put_int(out, v);
+}
+
+int osse_mp_put_str(osse_buf_t *out, const char *s)
+{
+    return s ? put_str(out, s, strlen(s)) : put_u8(out, 0xc0);
+}
+
+int osse_mp_put_array(osse_buf_t *out, size_t n)
+{
+    return put_container(out, false, n);
+}
+
+int osse_mp_put_json(osse_buf_t *out, const json_t *j)
+{
+    return j ? put_json(out, j, 1) : put_u8(out, 0xc0);
+}
+
+static bool rd_nil(rd_t *r)
+{
+    if (rd_left(r) && *r->p == 0xc0) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+int osse_mp_get_uint(osse_mp_rd_t *rd, uint64_t max, uint64_t *v)
+{
+    return rd_uint(rd, max, v);
+}
+
+int osse_mp_get_int(osse_mp_rd_t *rd, int64_t *v)
+{
+    return rd_i64(rd, v);
+}
+
+int osse_mp_get_str(osse_mp_rd_t *rd, char **out)
+{
+    *out = NULL;
+    return rd_nil(rd) ? 0 : rd_cstr(rd, out);
+}
+
+int osse_mp_get_array(osse_mp_rd_t *rd, size_t want, size_t *n)
+{
+    rd_t *r = rd;
+    uint8_t tag = 0;
+    uint64_t count = 0;
+    int rc = rd_tag(r, &tag);
+    if (rc)
+        return rc;
+    rc = rd_container_body(r, tag, false, &count);
+    if (rc == 1)
+        return corrupt(r, "expected an array");
+    if (rc)
+        return rc;
+    if (want != SIZE_MAX && count != want)
+        return corrupt(r, "array has the wrong number of elements");
+    if (n)
+        *n = (size_t)count;
+    return 0;
+}
+
+int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out)
+{
+    *out = NULL;
+    return rd_nil(rd) ? 0 : rd_json(rd, 1, out);
 }

@@ -48,4 +48,31 @@ void osse_event_clear(osse_event_t *ev);
  * {"kind","id"},"data"} with `at` as RFC 3339 ms UTC. New reference. */
 json_t *osse_event_to_json(const osse_event_t *ev);
 
+/* --- The msgpack pieces events are made of, for other stored records
+ * (engine/record.c's request records): the same shortest forms, and a
+ * reader with the same checks (every length against the bytes left, no
+ * nesting deeper than the events' limit, strings UTF-8 without NUL).
+ * Writers return 0, OSSE_ENOMEM or OSSE_ETOOBIG; readers 0 or
+ * OSSE_ECORRUPT (detail in rd->err, prefixed "event:"). --- */
+
+int osse_mp_put_uint(osse_buf_t *out, uint64_t v);
+int osse_mp_put_int(osse_buf_t *out, int64_t v);
+int osse_mp_put_str(osse_buf_t *out, const char *s); /* NULL is written as nil */
+int osse_mp_put_array(osse_buf_t *out, size_t n);
+int osse_mp_put_json(osse_buf_t *out, const json_t *j); /* NULL is written as nil */
+
+typedef struct osse_mp_rd_s {
+    const uint8_t *p, *end;
+    osse_err_t *err;
+} osse_mp_rd_t;
+
+int osse_mp_get_uint(osse_mp_rd_t *rd, uint64_t max, uint64_t *v);
+int osse_mp_get_int(osse_mp_rd_t *rd, int64_t *v);
+/* A string (malloc'd copy) or nil (*out NULL). */
+int osse_mp_get_str(osse_mp_rd_t *rd, char **out);
+/* An array header of exactly want elements (want SIZE_MAX: any; *n gets it). */
+int osse_mp_get_array(osse_mp_rd_t *rd, size_t want, size_t *n);
+/* A JSON value (new reference), or nil (*out NULL). */
+int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out);
+
 #endif

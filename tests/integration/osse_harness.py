@@ -237,6 +237,26 @@ def run_osse(*args, check=True):
     return p
 
 
+def replay_data(data_dir, *extra):
+    """`osse replay --data DIR`: its last line (the digest) and the counts of
+    its "records N equal, M missing, K different" line (the stored request
+    records against the requests it rebuilt from the log alone)."""
+    p = run_osse("replay", "--data", data_dir, *extra, check=False)
+    out = p.stdout.decode().strip().splitlines()
+    if p.returncode != 0:
+        raise AssertionError("osse replay --data: rc %d\n%s\n%s" % (
+            p.returncode, "\n".join(out[-5:]), p.stderr.decode(errors="replace")))
+    rec = None
+    for line in out:
+        m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different$", line)
+        if m:
+            rec = {"equal": int(m.group(1)), "missing": int(m.group(2)),
+                   "different": int(m.group(3))}
+    if rec is None:
+        raise AssertionError("osse replay --data printed no records line:\n" + "\n".join(out))
+    return out[-1], rec
+
+
 # --------------------------------------------------------------------------
 # HTTP client
 

@@ -17,7 +17,12 @@ gets SIGKILL and is started again on the same data. Then, from outside:
   definition implies - so a stream cut inside a command is caught;
 - the views agree with the log: each request's tracking view (status, step
   states, version), each agency's inbox (= the open steps for it across all
-  requests) and the request list (= the request streams).
+  requests) and the request list (= the request streams);
+- the views on disk agree with the log (issue 13): every request's record,
+  written with each batch that changes it, so the kill lands while records
+  are being written, is byte for byte what `osse replay --data` rebuilds
+  from the log alone (none missing, none different), and the replay's
+  digest is the restarted server's.
 
 OSSE_CRASH_ROUNDS (default 4) sets the number of rounds.
 """
@@ -33,7 +38,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (Client, Server, good_form, log_events, main,  # noqa: E402
-                          three_agency_workflow, uniq)
+                          replay_data, three_agency_workflow, uniq)
 
 ROUNDS = int(os.environ.get("OSSE_CRASH_ROUNDS", "4"))
 HEADS = {"RequestSubmitted", "TaskDecided", "InfoProvided", "RequestWithdrawn"}
@@ -393,8 +398,14 @@ class TestCrash(unittest.TestCase):
         problems = []
         try:
             states = self._verify(plat, model, acked, problems)
+            live = plat.get("/v1/admin/digest").json["digest"]
         finally:
             plat.close()
+        digest, rec = replay_data(self.server.data_dir)
+        if digest != live:
+            problems.append("osse replay --data gives digest %s, the server %s" % (digest, live))
+        if rec["missing"] or rec["different"] or rec["equal"] != len(states):
+            problems.append("request records: %s for %d requests" % (rec, len(states)))
         if problems:
             self.fail("%s: %d problems:\n  %s" % (when, len(problems),
                                                   "\n  ".join(map(str, problems[:40]))))

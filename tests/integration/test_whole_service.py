@@ -38,7 +38,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (OSSE_BIN, TH_GOV, Server, citizen_id, main,  # noqa: E402
-                          step_of)
+                          replay_data, step_of)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 
@@ -278,6 +278,11 @@ class TestWholeService(unittest.TestCase):
         lines = out.stdout.splitlines()
         self.assertIn("recheck: 0 difference(s)", lines, out.stdout)
         self.assertEqual(lines[-1], live, out.stdout)
+        # Every request's stored record is the one the replay rebuilt (issue 13).
+        digest, rec = replay_data(self.server.data_dir)
+        self.assertEqual(digest, live)
+        self.assertEqual((rec["missing"], rec["different"]), (0, 0), rec)
+        self.assertGreater(rec["equal"], 0, rec)
 
 
 if __name__ == "__main__":

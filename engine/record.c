@@ -1,0 +1,430 @@
+/* record.c: a request's projection as stored bytes, and back (issue 13,
+ * "Views on disk"; docs/design.md says where this goes).
+ *
+ * A request's record is the side record req/<id>: everything apply.c keeps
+ * of it, in msgpack (storage/event.h's pieces, so the reader has the
+ * events' checks). commit.c writes it in the same batch as the events that
+ * changed the request, once per batch however many events did, so that a
+ * crash can never leave a record that disagrees with the log. `osse replay
+ * --data` rebuilds every request from the log alone, encodes it and
+ * compares it with the stored record, byte for byte: the proof that the
+ * records are right (osse_engine_records_check).
+ *
+ * Layout (a version, then fixed positions; absent values are nil):
+ *   [1, id, tracking_code, workflow, workflow_version, status, version,
+ *    submitted_at, portal, form, licence, licence_expired_at,
+ *    licence_revoked_at, licence_reason, data, reason, form_changed_at,
+ *    ended_at, erased_at, [step...], [[at, type, text]...], [seq delta...]]
+ *   step = [state, changed_at, agency (nil: the definition's), opened_at,
+ *           due_at, decided_at, warn_at, sla_state, escalated, remaining_ms,
+ *           warn_remaining_ms, outcome, reason, amount_satang, paid,
+ *           reference, qr, overdue_next, overdue_left, notices, [stint...]]
+ *   stint = [agency is the step's own (0/1), start, end, breached_at,
+ *            overdue_from, work_ms, how, within_sla]
+ * Not kept: the request's index (where it sits in memory) and the replay's
+ * --recheck counter. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+#define RECORD_VERSION 1
+#define RECORD_FIELDS 22
+#define STEP_FIELDS 21
+#define STINT_FIELDS 8
+
+static const char *const sla_states[] = {"ok", "warned", "breached"};
+
+static int sla_index(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, sla_states[i]) == 0)
+            return i;
+    return 0;
+}
+
+static int put_stint(osse_buf_t *o, const osse_step_t *s, const osse_stint_t *t)
+{
+    int rc;
+    bool own = s->agency_owned && t->agency == s->agency;
+    (void)((rc = osse_mp_put_array(o, STINT_FIELDS)) || (rc = osse_mp_put_uint(o, own)) ||
+           (rc = osse_mp_put_int(o, t->start)) || (rc = osse_mp_put_int(o, t->end)) ||
+           (rc = osse_mp_put_int(o, t->breached_at)) ||
+           (rc = osse_mp_put_int(o, t->overdue_from)) || (rc = osse_mp_put_int(o, t->work_ms)) ||
+           (rc = osse_mp_put_uint(o, t->how)) || (rc = osse_mp_put_uint(o, t->within_sla)));
+    return rc;
+}
+
+static int put_step(osse_buf_t *o, const osse_step_t *s)
+{
+    int rc;
+    if ((rc = osse_mp_put_array(o, STEP_FIELDS)) || (rc = osse_mp_put_uint(o, s->state)) ||
+        (rc = osse_mp_put_uint(o, s->changed_at)) ||
+        (rc = osse_mp_put_str(o, s->agency_owned ? s->agency : NULL)) ||
+        (rc = osse_mp_put_int(o, s->opened_at)) || (rc = osse_mp_put_int(o, s->due_at)) ||
+        (rc = osse_mp_put_int(o, s->decided_at)) || (rc = osse_mp_put_int(o, s->warn_at)) ||
+        (rc = osse_mp_put_uint(o, (uint64_t)sla_index(s->sla_state))) ||
+        (rc = osse_mp_put_uint(o, s->escalated)) || (rc = osse_mp_put_int(o, s->remaining_ms)) ||
+        (rc = osse_mp_put_int(o, s->warn_remaining_ms)) || (rc = osse_mp_put_str(o, s->outcome)) ||
+        (rc = osse_mp_put_str(o, s->reason)) || (rc = osse_mp_put_int(o, s->amount_satang)) ||
+        (rc = osse_mp_put_uint(o, s->paid)) || (rc = osse_mp_put_str(o, s->reference)) ||
+        (rc = osse_mp_put_str(o, s->qr)) || (rc = osse_mp_put_int(o, s->overdue_next)) ||
+        (rc = osse_mp_put_int(o, s->overdue_left)) || (rc = osse_mp_put_uint(o, s->notices)) ||
+        (rc = osse_mp_put_array(o, s->nstints)))
+        return rc;
+    for (uint32_t k = 0; k < s->nstints; k++)
+        if ((rc = put_stint(o, s, &s->stints[k])))
+            return rc;
+    return 0;
+}
+
+int osse__record_encode(const osse_request_t *r, osse_buf_t *o)
+{
+    size_t start = o->len;
+    int rc;
+    if ((rc = osse_mp_put_array(o, RECORD_FIELDS)) || (rc = osse_mp_put_uint(o, RECORD_VERSION)) ||
+        (rc = osse_mp_put_str(o, r->id)) || (rc = osse_mp_put_str(o, r->tracking_code)) ||
+        (rc = osse_mp_put_str(o, r->wfe->id)) ||
+        (rc = osse_mp_put_uint(o, (uint64_t)r->wf_version)) ||
+        (rc = osse_mp_put_uint(o, r->status)) || (rc = osse_mp_put_uint(o, r->version)) ||
+        (rc = osse_mp_put_int(o, r->submitted_at)) || (rc = osse_mp_put_str(o, r->portal)) ||
+        (rc = osse_mp_put_json(o, r->form)) || (rc = osse_mp_put_json(o, r->licence)) ||
+        (rc = osse_mp_put_int(o, r->licence_expired_at)) ||
+        (rc = osse_mp_put_int(o, r->licence_revoked_at)) ||
+        (rc = osse_mp_put_str(o, r->licence_reason)) || (rc = osse_mp_put_json(o, r->data)) ||
+        (rc = osse_mp_put_str(o, r->reason)) || (rc = osse_mp_put_uint(o, r->form_changed_at)) ||
+        (rc = osse_mp_put_int(o, r->ended_at)) || (rc = osse_mp_put_int(o, r->erased_at)) ||
+        (rc = osse_mp_put_array(o, r->wf->nsteps)))
+        goto out;
+    for (size_t i = 0; i < r->wf->nsteps; i++)
+        if ((rc = put_step(o, &r->steps[i])))
+            goto out;
+    if ((rc = osse_mp_put_array(o, r->ntimeline)))
+        goto out;
+    for (size_t i = 0; i < r->ntimeline; i++) {
+        osse_event_type_t t;
+        const char *ty = r->timeline[i].type;
+        if (osse_event_type_parse(ty, strlen(ty), &t)) {
+            rc = OSSE_EINVAL;
+            goto out;
+        }
+        if ((rc = osse_mp_put_array(o, 3)) || (rc = osse_mp_put_int(o, r->timeline[i].at)) ||
+            (rc = osse_mp_put_uint(o, t)) || (rc = osse_mp_put_str(o, r->timeline[i].text)))
+            goto out;
+    }
+    /* Seqs grow: each as the difference from the one before. */
+    if ((rc = osse_mp_put_array(o, r->nseqs)))
+        goto out;
+    for (size_t i = 0; i < r->nseqs; i++)
+        if ((rc = osse_mp_put_uint(o, r->seqs[i] - (i ? r->seqs[i - 1] : 0))))
+            goto out;
+out:
+    if (rc)
+        o->len = start;
+    return rc;
+}
+
+/* --- decoding: bytes from the store, checked as events are --- */
+
+typedef struct {
+    osse_mp_rd_t rd;
+    osse_err_t *err;
+} dec_t;
+
+static int bad(dec_t *d, const char *what)
+{
+    return osse_err_set(d->err, OSSE_ECORRUPT, "request record: %s", what);
+}
+
+static int get_u(dec_t *d, uint64_t max, uint64_t *v)
+{
+    return osse_mp_get_uint(&d->rd, max, v);
+}
+
+static int get_i(dec_t *d, int64_t *v)
+{
+    return osse_mp_get_int(&d->rd, v);
+}
+
+static int get_bool(dec_t *d, bool *v)
+{
+    uint64_t u = 0;
+    int rc = get_u(d, 1, &u);
+    *v = u != 0;
+    return rc;
+}
+
+static int get_stint(dec_t *d, osse_step_t *s, const char *def_agency, osse_stint_t *t)
+{
+    uint64_t own = 0, how = 0;
+    int rc;
+    if ((rc = osse_mp_get_array(&d->rd, STINT_FIELDS, NULL)) || (rc = get_u(d, 1, &own)) ||
+        (rc = get_i(d, &t->start)) || (rc = get_i(d, &t->end)) ||
+        (rc = get_i(d, &t->breached_at)) || (rc = get_i(d, &t->overdue_from)) ||
+        (rc = get_i(d, &t->work_ms)) || (rc = get_u(d, OSSE_STINT_CANCELLED, &how)) ||
+        (rc = get_bool(d, &t->within_sla)))
+        return rc;
+    if (own && !s->agency_owned)
+        return bad(d, "a stint names an escalation the step does not have");
+    t->agency = own ? s->agency : def_agency;
+    t->how = (osse_stint_end_t)how;
+    return 0;
+}
+
+static int get_step(dec_t *d, const osse_wf_step_t *def, osse_step_t *s)
+{
+    uint64_t state = 0, changed = 0, sla = 0, notices = 0;
+    size_t nstints = 0;
+    char *agency = NULL;
+    int rc;
+    if ((rc = osse_mp_get_array(&d->rd, STEP_FIELDS, NULL)) ||
+        (rc = get_u(d, OSSE_SS__COUNT - 1, &state)) || (rc = get_u(d, UINT32_MAX, &changed)) ||
+        (rc = osse_mp_get_str(&d->rd, &agency)))
+        return rc;
+    s->agency = agency ? agency : def->agency;
+    s->agency_owned = agency != NULL;
+    s->state = (osse_sstate_t)state;
+    s->changed_at = (uint32_t)changed;
+    if ((rc = get_i(d, &s->opened_at)) || (rc = get_i(d, &s->due_at)) ||
+        (rc = get_i(d, &s->decided_at)) || (rc = get_i(d, &s->warn_at)) ||
+        (rc = get_u(d, 2, &sla)) || (rc = get_bool(d, &s->escalated)) ||
+        (rc = get_i(d, &s->remaining_ms)) || (rc = get_i(d, &s->warn_remaining_ms)) ||
+        (rc = osse_mp_get_str(&d->rd, &s->outcome)) || (rc = osse_mp_get_str(&d->rd, &s->reason)) ||
+        (rc = get_i(d, &s->amount_satang)) || (rc = get_bool(d, &s->paid)) ||
+        (rc = osse_mp_get_str(&d->rd, &s->reference)) || (rc = osse_mp_get_str(&d->rd, &s->qr)) ||
+        (rc = get_i(d, &s->overdue_next)) || (rc = get_i(d, &s->overdue_left)) ||
+        (rc = get_u(d, UINT32_MAX, &notices)) ||
+        (rc = osse_mp_get_array(&d->rd, SIZE_MAX, &nstints)))
+        return rc;
+    s->sla_state = sla_states[sla];
+    s->notices = (uint32_t)notices;
+    if (nstints) {
+        s->stints = osse_calloc(nstints, sizeof *s->stints);
+        for (size_t k = 0; k < nstints; k++, s->nstints++)
+            if ((rc = get_stint(d, s, def->agency, &s->stints[k])))
+                return rc;
+    }
+    return 0;
+}
+
+static int get_timeline(dec_t *d, osse_request_t *r)
+{
+    size_t n = 0;
+    int rc = osse_mp_get_array(&d->rd, SIZE_MAX, &n);
+    if (rc || !n)
+        return rc;
+    r->timeline = osse_calloc(n, sizeof *r->timeline);
+    r->ctimeline = n;
+    for (size_t i = 0; i < n; i++, r->ntimeline++) {
+        osse_tl_t *t = &r->timeline[i];
+        uint64_t ty = 0;
+        if ((rc = osse_mp_get_array(&d->rd, 3, NULL)) || (rc = get_i(d, &t->at)) ||
+            (rc = get_u(d, OSSE_EV__COUNT - 1, &ty)) || (rc = osse_mp_get_str(&d->rd, &t->text)))
+            return rc;
+        if (!t->text)
+            return bad(d, "a timeline entry without text");
+        t->type = osse_event_type_name((osse_event_type_t)ty);
+    }
+    return 0;
+}
+
+static int get_seqs(dec_t *d, osse_request_t *r)
+{
+    size_t n = 0;
+    int rc = osse_mp_get_array(&d->rd, SIZE_MAX, &n);
+    if (rc || !n)
+        return rc;
+    r->seqs = osse_calloc(n, sizeof *r->seqs);
+    r->cseqs = n;
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t step = 0;
+        if ((rc = get_u(d, UINT64_MAX - at, &step)))
+            return rc;
+        if (step == 0)
+            return bad(d, "seqs out of order");
+        r->seqs[r->nseqs++] = at += step;
+    }
+    return 0;
+}
+
+static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
+{
+    uint64_t ver = 0, wfv = 0, status = 0, version = 0, fca = 0;
+    char *code = NULL, *wid = NULL;
+    int rc;
+    if ((rc = osse_mp_get_array(&d->rd, RECORD_FIELDS, NULL)) || (rc = get_u(d, 255, &ver)))
+        return rc;
+    if (ver != RECORD_VERSION)
+        return bad(d, "a version this osse does not know");
+    if ((rc = osse_mp_get_str(&d->rd, &r->id)) || (rc = osse_mp_get_str(&d->rd, &code)))
+        return rc;
+    if (!r->id || !code || strlen(code) >= sizeof r->tracking_code)
+        rc = bad(d, "no id or a bad tracking code");
+    else
+        memcpy(r->tracking_code, code, strlen(code) + 1);
+    free(code);
+    if (rc || (rc = osse_mp_get_str(&d->rd, &wid)))
+        return rc;
+    r->wfe = wid ? osse_map_get(&e->workflows, wid) : NULL;
+    free(wid);
+    if (!r->wfe)
+        return bad(d, "a workflow this log does not have");
+    if ((rc = get_u(d, r->wfe->nversions, &wfv)))
+        return rc;
+    if (wfv < 1)
+        return bad(d, "workflow version 0");
+    r->wf_version = (int)wfv;
+    r->wf = r->wfe->versions[wfv - 1];
+    if ((rc = get_u(d, OSSE_RS__COUNT - 1, &status)) || (rc = get_u(d, UINT32_MAX, &version)) ||
+        (rc = get_i(d, &r->submitted_at)) || (rc = osse_mp_get_str(&d->rd, &r->portal)) ||
+        (rc = osse_mp_get_json(&d->rd, &r->form)) || (rc = osse_mp_get_json(&d->rd, &r->licence)) ||
+        (rc = get_i(d, &r->licence_expired_at)) || (rc = get_i(d, &r->licence_revoked_at)) ||
+        (rc = osse_mp_get_str(&d->rd, &r->licence_reason)) ||
+        (rc = osse_mp_get_json(&d->rd, &r->data)) || (rc = osse_mp_get_str(&d->rd, &r->reason)) ||
+        (rc = get_u(d, UINT32_MAX, &fca)) || (rc = get_i(d, &r->ended_at)) ||
+        (rc = get_i(d, &r->erased_at)))
+        return rc;
+    r->status = (osse_rstatus_t)status;
+    r->version = (uint32_t)version;
+    r->form_changed_at = (uint32_t)fca;
+    if (!json_is_object(r->form))
+        return bad(d, "no form");
+    return 0;
+}
+
+int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_request_t **out,
+                        osse_err_t *err)
+{
+    dec_t d = {{(const uint8_t *)bytes, (const uint8_t *)bytes + len, err}, err};
+    osse_request_t *r = osse_calloc(1, sizeof *r);
+    size_t nsteps = 0;
+    int rc = get_head(&d, e, r);
+    if (!rc && !(rc = osse_mp_get_array(&d.rd, SIZE_MAX, &nsteps)) && nsteps != r->wf->nsteps)
+        rc = bad(&d, "not the definition's number of steps");
+    if (!rc) {
+        r->steps = osse_calloc(nsteps ? nsteps : 1, sizeof *r->steps);
+        for (size_t i = 0; i < nsteps && !rc; i++)
+            rc = get_step(&d, &r->wf->steps[i], &r->steps[i]);
+    }
+    if (!rc && !(rc = get_timeline(&d, r)) && !(rc = get_seqs(&d, r)) && d.rd.p != d.rd.end)
+        rc = bad(&d, "bytes after the record");
+    if (rc) {
+        osse__request_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void osse__request_free(osse_request_t *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->steps && r->wf && i < r->wf->nsteps; i++) {
+        if (r->steps[i].agency_owned)
+            free(r->steps[i].agency);
+        free(r->steps[i].outcome);
+        free(r->steps[i].reason);
+        free(r->steps[i].stints);
+        free(r->steps[i].reference);
+        free(r->steps[i].qr);
+    }
+    free(r->reason);
+    free(r->licence_reason);
+    for (size_t i = 0; i < r->ntimeline; i++)
+        free(r->timeline[i].text);
+    free(r->timeline);
+    free(r->steps);
+    free(r->seqs);
+    free(r->id);
+    free(r->portal);
+    json_decref(r->form);
+    json_decref(r->licence);
+    json_decref(r->data);
+    free(r);
+}
+
+/* --- writing with the batch, checking against a rebuild --- */
+
+void osse__record_touch(osse_engine_t *e, osse_request_t *r)
+{
+    if (r->dirty)
+        return;
+    r->dirty = true;
+    OSSE_VEC_RESERVE(e->dirty, e->cdirty, e->ndirty + 1);
+    e->dirty[e->ndirty++] = r->index;
+}
+
+static int record_key(const char *id, char *key, size_t n)
+{
+    return snprintf(key, n, OSSE_KEY_REQUEST "%s", id);
+}
+
+int osse__records_put(osse_engine_t *e, osse_batch_t *b)
+{
+    char key[128];
+    int rc = 0;
+    for (size_t i = 0; i < e->ndirty; i++) {
+        osse_request_t *r = e->reqs[e->dirty[i]];
+        r->dirty = false;
+        int kl = record_key(r->id, key, sizeof key);
+        osse_buf_reset(&e->enc);
+        if (!rc && (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc) ||
+                    osse_batch_put(b, key, (size_t)kl, e->enc.ptr, e->enc.len)))
+            rc = OSSE_ENOMEM;
+    }
+    e->ndirty = 0;
+    return rc;
+}
+
+/* Whether a record decodes into a request that encodes to the same bytes
+ * (so that a request read back from its record is the one written). */
+static bool decodes_back(osse_engine_t *e, const void *val, size_t vlen, osse_buf_t *again)
+{
+    osse_request_t *r = NULL;
+    osse_err_t err = {0};
+    if (osse__record_decode(e, val, vlen, &r, &err))
+        return false;
+    osse_buf_reset(again);
+    bool same =
+        !osse__record_encode(r, again) && again->len == vlen && memcmp(again->ptr, val, vlen) == 0;
+    osse__request_free(r);
+    return same;
+}
+
+int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
+                              osse_err_t *err)
+{
+    osse_buf_t enc = {0}, again = {0};
+    char key[128];
+    int rc = 0;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < e->nreqs && !rc; i++) {
+        const osse_request_t *r = e->reqs[i];
+        void *val = NULL;
+        size_t vlen = 0;
+        int kl = record_key(r->id, key, sizeof key);
+        osse_buf_reset(&enc);
+        if (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &enc)) {
+            rc = osse_err_set(err, OSSE_ENOMEM, "cannot encode request %s", r->id);
+            break;
+        }
+        int got = osse_log_kv_get(log, key, (size_t)kl, &val, &vlen, err);
+        if (got == OSSE_ENOTFOUND) {
+            if (!out->missing++)
+                snprintf(out->first_missing, sizeof out->first_missing, "%s", r->id);
+        } else if (got) {
+            rc = got;
+        } else if (vlen == enc.len && memcmp(val, enc.ptr, vlen) == 0 &&
+                   decodes_back(e, val, vlen, &again)) {
+            out->equal++;
+        } else if (!out->differ++) {
+            snprintf(out->first_differ, sizeof out->first_differ, "%s", r->id);
+        }
+        free(val);
+    }
+    osse_buf_close(&enc);
+    osse_buf_close(&again);
+    return rc;
+}
