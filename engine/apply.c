@@ -419,6 +419,54 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     return 0;
 }
 
+static void licence_index(osse_engine_t *e, osse_request_t *r);
+
+int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
+{
+    char key[OSSE_PAYMENT_KEY_MAX];
+    if (osse__request(e, r->id) || osse_map_get(&e->codes, r->tracking_code))
+        return CORRUPT("request %s read twice", r->id);
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        if (s->reference && osse_map_get(&e->references, s->reference))
+            return CORRUPT("reference %s of %s is not unique", s->reference, r->id);
+        if (s->payer && s->transaction) {
+            osse__payment_key(s->payer, s->transaction, key, sizeof key);
+            if (osse_map_get(&e->payments, key))
+                return CORRUPT("transaction %s of %s recorded twice", s->transaction, r->id);
+        }
+    }
+    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
+    r->index = (uint32_t)e->nreqs;
+    e->reqs[e->nreqs++] = r;
+    osse_map_put(&e->requests, r->id, r);
+    osse_map_put(&e->codes, r->tracking_code, r);
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        /* Each agency that held the task was given it (step_opened,
+         * task_escalated). */
+        for (uint32_t k = 0; k < s->nstints; k++)
+            add_task(e, r, i, s->stints[k].agency);
+        if (s->reference)
+            osse_map_put(&e->references, s->reference, r);
+        if (s->payer && s->transaction) {
+            osse__payment_key(s->payer, s->transaction, key, sizeof key);
+            osse_map_put(&e->payments, key, r);
+        }
+    }
+    if (r->delivery_version) {
+        char stream[128];
+        osse__stream(stream, sizeof stream, OSSE_SK_DELIVERY, r->id);
+        osse_map_put(&e->versions, stream, (void *)(uintptr_t)r->delivery_version);
+    }
+    return 0;
+}
+
+void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r)
+{
+    licence_index(e, r);
+}
+
 /* --- one function per request event --- */
 
 static int step_opened(rq_t *q)
@@ -716,6 +764,8 @@ static int payment_received(rq_t *q)
     if (rc)
         return rc;
     s->paid = true;
+    set_text(&s->payer, q->ev->actor_id);
+    set_text(&s->transaction, tx);
     osse_map_put(&q->e->payments, key, q->r);
     timeline(q->r, q->ev, "The fee of %s THB was paid", osse__jstr(q->ev->data, "amount"));
     return moved(q);
@@ -739,6 +789,22 @@ static int overdue_notice(rq_t *q)
     return 0;
 }
 
+/* The registry's indexes and the number's counter (licence.c) of r's
+ * licence: at LicenceIssued, and for a request read from its record in the
+ * order of issue. */
+static void licence_index(osse_engine_t *e, osse_request_t *r)
+{
+    const char *tpl = r->wf->steps[r->licence_step].number,
+               *number = osse__jstr(r->licence, "number");
+    osse__licence_seq(r->wfe, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER, r->licence_year, true);
+    OSSE_VEC_RESERVE(e->lics, e->clics, e->nlics + 1);
+    e->lics[e->nlics++] = r;
+    /* A log written before numbers counted from the log may repeat one:
+     * the registry's lookup by number then finds the first. */
+    if (number && !osse_map_get(&e->licnums, number))
+        osse_map_put(&e->licnums, number, r);
+}
+
 static int licence_issued(rq_t *q)
 {
     int rc = finish_step(q, OSSE_SS_DONE);
@@ -751,17 +817,12 @@ static int licence_issued(rq_t *q)
         return osse_err_set(q->err, OSSE_ECORRUPT, "%s without number or valid_from, or again",
                             EVN(q->ev));
     /* The counter request.c read the number from (licence.c). */
-    const char *tpl = q->r->wf->steps[q->i].number;
-    osse__licence_seq(q->r->wfe, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER,
-                      osse__licence_year(q->e, q->r->wf, from), true);
     q->r->licence = json_deep_copy(q->ev->data);
     json_object_del(q->r->licence, "step");
-    OSSE_VEC_RESERVE(q->e->lics, q->e->clics, q->e->nlics + 1);
-    q->e->lics[q->e->nlics++] = q->r;
-    /* A log written before numbers counted from the log may repeat one:
-     * the registry's lookup by number then finds the first. */
-    if (!osse_map_get(&q->e->licnums, number))
-        osse_map_put(&q->e->licnums, number, q->r);
+    q->r->licence_seq = q->ev->seq;
+    q->r->licence_year = osse__licence_year(q->e, q->r->wf, from);
+    q->r->licence_step = (uint32_t)q->i;
+    licence_index(q->e, q->r);
     timeline(q->r, q->ev, "Licence %s issued", number);
     return moved(q);
 }
@@ -1007,6 +1068,7 @@ int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
         if (r) {
             OSSE_VEC_RESERVE(r->seqs, r->cseqs, r->nseqs + 1);
             r->seqs[r->nseqs++] = ev->seq;
+            r->delivery_version = ev->version;
         }
     }
     uint32_t have = (uint32_t)(uintptr_t)osse_map_get(&e->versions, s);

@@ -47,6 +47,17 @@ void osse__batch_need(osse_engine_t *e)
         new_batch(e);
 }
 
+void osse__catalog_event(osse_engine_t *e, uint64_t seq)
+{
+    uint8_t key[OSSE_KEY_LEN(OSSE_KEY_CATALOG) + 8];
+    memcpy(key, OSSE_KEY_CATALOG, OSSE_KEY_LEN(OSSE_KEY_CATALOG));
+    for (int i = 0; i < 8; i++)
+        key[OSSE_KEY_LEN(OSSE_KEY_CATALOG) + i] = (uint8_t)(seq >> (56 - 8 * i));
+    osse__batch_need(e);
+    if (osse_batch_put(e->batch, key, sizeof key, "", 0))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
 static uint32_t next_version(osse_engine_t *e, const char *stream)
 {
     const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
@@ -57,9 +68,10 @@ static uint32_t next_version(osse_engine_t *e, const char *stream)
     return (uint32_t)(uintptr_t)osse_map_get(&e->versions, stream) + 1;
 }
 
-/* The request an event of a request or delivery stream changed: its record
- * goes with the batch (record.c). */
-static void touch(osse_engine_t *e, const char *stream)
+/* What the start reads instead of the log (record.c): the record of the
+ * request an event of a request or delivery stream changed, which goes
+ * with the batch; the cat/ key of any other event. */
+static void touch(osse_engine_t *e, const char *stream, uint64_t seq)
 {
     const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
     if (!rid)
@@ -67,6 +79,8 @@ static void touch(osse_engine_t *e, const char *stream)
     osse_request_t *r = rid ? osse__request(e, rid) : NULL;
     if (r)
         osse__record_touch(e, r);
+    else if (!rid)
+        osse__catalog_event(e, seq);
 }
 
 void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
@@ -98,7 +112,7 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
                     err.msg);
     e->applied = ev.seq;
-    touch(e, stream);
+    touch(e, stream, ev.seq);
     for (size_t i = 0; i < e->nreactors; i++)
         if (e->reactors[i]->applied)
             e->reactors[i]->applied(e, &ev);

@@ -96,8 +96,11 @@ int osse_engine_open_replay(osse_engine_t **out)
     return 0;
 }
 
-int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
-                             osse_err_t *err)
+/* Decodes and applies one stored event; ordered: it must be the next seq
+ * (a replay of the log; the catalog's events at a start from the records
+ * are not). *catalog (if given) says whether it is of a catalog stream. */
+static int apply_stored(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len, bool ordered,
+                        bool *catalog, osse_err_t *err)
 {
     osse_event_t ev;
     osse_err_t derr = {0}; /* not err itself: its message is formatted into err */
@@ -105,11 +108,14 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
     if (rc)
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
                             (unsigned long long)seq, derr.msg);
-    if (ev.seq != seq || seq != e->applied + 1) {
+    if (ev.seq != seq || (ordered && seq != e->applied + 1)) {
         osse_event_clear(&ev);
         return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
                             (unsigned long long)seq, (unsigned long long)e->applied);
     }
+    osse_stream_kind_t kind = osse_event_type_kind(ev.type);
+    if (catalog)
+        *catalog = kind != OSSE_SK_REQUEST && kind != OSSE_SK_DELIVERY;
     osse_err_t aerr = {0};
     rc = osse__apply(e, &ev, &aerr);
     if (rc)
@@ -121,19 +127,93 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
     return rc;
 }
 
+int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len,
+                             osse_err_t *err)
+{
+    return apply_stored(e, seq, bytes, len, true, NULL, err);
+}
+
 typedef struct {
     osse_engine_t *e;
-    osse_err_t err; /* why the replay stopped */
+    osse_err_t err;    /* why the replay stopped */
+    uint64_t *catalog; /* the seqs of catalog events, for the migration to records */
+    size_t ncatalog, ccatalog;
 } replay_t;
 
 static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
     replay_t *rp = ud;
-    int rc = osse_engine_replay_event(rp->e, seq, bytes, len, &rp->err);
+    bool catalog = false;
+    int rc = apply_stored(rp->e, seq, bytes, len, true, &catalog, &rp->err);
     if (rc)
         osse_logf(OSSE_LEVEL_ERROR, "replay failed", "seq=%llu error=%s", (unsigned long long)seq,
                   rp->err.msg);
+    else if (catalog)
+        OSSE_VEC_PUSH(rp->catalog, rp->ncatalog, rp->ccatalog, seq);
     return rc;
+}
+
+/* A start from the records (docs/design.md, "Views on disk"): the catalog's
+ * events, then every request's record; no request event is read. */
+static int start_from_records(osse_engine_t *e, osse_err_t *err)
+{
+    uint64_t *cat = NULL;
+    size_t n = 0;
+    int rc = osse__catalog_seqs(e, &cat, &n, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        void *bytes = NULL;
+        size_t len = 0;
+        if (!(rc = osse_log_get(e->log, cat[i], &bytes, &len, err)))
+            rc = apply_stored(e, cat[i], bytes, len, false, NULL, err);
+        free(bytes);
+    }
+    free(cat);
+    if (!rc)
+        rc = osse__records_load(e, err);
+    /* The log's last event: where the clock of an offline start resumes. */
+    uint64_t last = osse_log_last_seq(e->log);
+    void *bytes = NULL;
+    size_t len = 0;
+    osse_event_t ev;
+    osse_err_t derr = {0};
+    if (!rc && last && !(rc = osse_log_get(e->log, last, &bytes, &len, err)) &&
+        !(rc = osse_event_decode(bytes, len, &ev, &derr))) {
+        if (ev.at > e->last_at)
+            e->last_at = ev.at;
+        osse_event_clear(&ev);
+    } else if (!rc && last) {
+        rc = osse_err_set(err, rc, "event %llu is damaged: %s", (unsigned long long)last, derr.msg);
+    }
+    free(bytes);
+    e->applied = last;
+    return rc;
+}
+
+/* Requests per batch of the migration: some megabytes each. */
+#define MIGRATE_CHUNK 4096
+
+/* After a replay of the whole log of a folder without records: every
+ * request's record and the catalog's cat/ keys, in batches, and the
+ * OSSE_KEY_VIEWS marker last, so that it is durable only after every
+ * record is (a crash before: the next start replays and migrates again).
+ * After osse__commit_start: the batches go through the writer. */
+static void records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t ncatalog)
+{
+    for (size_t i = 0; i < ncatalog; i++)
+        osse__catalog_event(e, catalog[i]);
+    for (size_t i = 0; i < e->nreqs; i++) {
+        osse__batch_need(e);
+        osse__record_touch(e, e->reqs[i]);
+        if ((i + 1) % MIGRATE_CHUNK == 0)
+            osse__commit_flush(e);
+    }
+    osse__batch_need(e);
+    if (osse_batch_put(e->batch, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), "1", 1))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    osse__commit_flush(e);
+    if (e->nreqs || ncatalog)
+        osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu", e->nreqs,
+                  ncatalog);
 }
 
 /* Writes token to <dir>/admin.token.tmp (0600) and fsyncs it. */
@@ -324,6 +404,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
     osse_engine_t *e = engine_new();
+    replay_t rp = {.e = e};
     e->loop = loop;
     e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;
@@ -361,12 +442,19 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
-    replay_t rp = {.e = e};
-    rc = osse_log_scan(e->log, 1, replay_one, &rp, err);
+    bool from_records = osse__records_ready(e);
+    if (from_records) {
+        rc = start_from_records(e, &rp.err);
+        if (!rc)
+            osse_logf(OSSE_LEVEL_INFO, "records read", "events=%llu requests=%zu load_ms=%.1f",
+                      (unsigned long long)e->applied, e->nreqs, (double)(uv_hrtime() - t0) / 1e6);
+    } else {
+        rc = osse_log_scan(e->log, 1, replay_one, &rp, err);
+        if (!rc)
+            osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
+                      (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
+    }
     e->replaying = false;
-    if (!rc)
-        osse_logf(OSSE_LEVEL_INFO, "log replayed", "events=%llu replay_ms=%.1f",
-                  (unsigned long long)e->applied, (double)(uv_hrtime() - t0) / 1e6);
     if (rc) {
         /* Say which event stopped the replay (its seq) and why. */
         if (rp.err.msg[0])
@@ -386,6 +474,10 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                      load_old_secret, e, NULL);
     if ((rc = osse__commit_start(e, opts, err)))
         goto fail;
+    if (!from_records)
+        records_migrate(e, rp.catalog, rp.ncatalog);
+    free(rp.catalog);
+    rp.catalog = NULL;
     osse__payment_start(e);
     char first[40];
     if (e->principals.len == 0 && !opts->offline && (rc = mint_platform(e, first, err)))
@@ -425,6 +517,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     *out = e;
     return 0;
 fail:
+    free(rp.catalog);
     osse_engine_stop(e);
     osse_engine_close(e);
     return rc;

@@ -183,7 +183,8 @@ typedef struct osse_step_s {
     char *outcome, *reason;
     int64_t amount_satang; /* payment: due; -1 unknown */
     bool paid;
-    char *reference, *qr; /* payment: PaymentDue's (NULL: none) */
+    char *reference, *qr;      /* payment: PaymentDue's (NULL: none) */
+    char *payer, *transaction; /* payment: PaymentReceived's principal and transaction id */
     /* Overdue notices (definition's overdue_notice, task steps): when the
      * next SlaOverdueNotice falls due (0 = none scheduled), while the task
      * waits for the applicant the time that was left until it (-1 = none),
@@ -216,7 +217,11 @@ typedef struct osse_request_s {
     size_t ntimeline, ctimeline;
     uint64_t *seqs; /* every event of the request and delivery streams */
     size_t nseqs, cseqs;
-    json_t *licence; /* LicenceIssued's data without `step`, or NULL */
+    json_t *licence;           /* LicenceIssued's data without `step`, or NULL */
+    uint64_t licence_seq;      /* LicenceIssued's seq: the registry's order (0 = none) */
+    int64_t licence_year;      /* the year its number counted in (osse__licence_year) */
+    uint32_t licence_step;     /* the issue step */
+    uint32_t delivery_version; /* the version of its delivery stream (0 = none) */
     int64_t licence_expired_at, licence_revoked_at; /* 0 = not (yet) */
     char *licence_reason;                           /* the revocation's, public */
     json_t *data; /* linkage answers by step name ({"identity":{...}}), or NULL */
@@ -618,6 +623,14 @@ json_t *osse__licence_entry(const osse_request_t *r, bool full);
  * when the event contradicts the state (only possible for a damaged log). */
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__sub_free(osse_sub_t *s);
+/* A request read from its record (record.c) joins the projections as the
+ * replay of its events would have left it: e->reqs (in the order of
+ * submission: the caller's), the maps by id, code, payment reference and
+ * transaction, the inboxes, its delivery stream's version. Its licence, if
+ * any, with osse__apply_loaded_licence, in the order of issue. Returns 0
+ * (r belongs to e) or OSSE_ECORRUPT (it joined nothing: the caller's). */
+int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err);
+void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r);
 /* The key of e->payments for a payment principal's transaction id (cut
  * short to n bytes; a transaction id is at most OSSE_TRANSACTION_MAX). */
 #define OSSE_TRANSACTION_MAX 128
@@ -643,6 +656,20 @@ void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b.
  * Returns 0 or OSSE_ENOMEM. */
 int osse__records_put(osse_engine_t *e, osse_batch_t *b);
+/* Whether the data folder has its records (keys.h, OSSE_KEY_VIEWS). */
+bool osse__records_ready(osse_engine_t *e);
+/* Reads every request's record into the projections (after the catalog
+ * events). Returns 0, OSSE_ECORRUPT, OSSE_EIO (detail in err). Before the
+ * loop runs. */
+int osse__records_load(osse_engine_t *e, osse_err_t *err);
+/* The seqs of the catalog events (cat/ keys), in order; free() *out. */
+int osse__catalog_seqs(osse_engine_t *e, uint64_t **out, size_t *n, osse_err_t *err);
+/* Files the cat/ key of a catalog event with the current batch. */
+void osse__catalog_event(osse_engine_t *e, uint64_t seq);
+/* After a replay of the whole log of a folder without records: writes
+ * every request's record and the catalog's cat/ keys, in batches, and the
+ * OSSE_KEY_VIEWS marker last. After osse__commit_start. */
+void osse__records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t ncatalog);
 
 /* --- commit.c --- */
 

@@ -46,6 +46,15 @@
 /* req/<request id>: the request's projection (engine/record.c), written
  * with every batch that changes it. */
 #define OSSE_KEY_REQUEST "req/"
+/* cat/ be64(seq): an event of a catalog stream (workflow, calendar,
+ * agency, principal, subscription), which the start replays before it
+ * reads the requests' records (engine/record.c). */
+#define OSSE_KEY_CATALOG "cat/"
+/* views: "1" once every request has its record and every catalog event
+ * its cat/ key: the start reads them instead of replaying the log. Written
+ * by the first start of a data folder (after a replay of the whole log,
+ * the migration from a folder written before records) in its last batch. */
+#define OSSE_KEY_VIEWS "views"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

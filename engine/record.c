@@ -14,11 +14,13 @@
  *   [1, id, tracking_code, workflow, workflow_version, status, version,
  *    submitted_at, portal, form, licence, licence_expired_at,
  *    licence_revoked_at, licence_reason, data, reason, form_changed_at,
- *    ended_at, erased_at, [step...], [[at, type, text]...], [seq delta...]]
+ *    ended_at, erased_at, licence_seq, licence_year, licence_step,
+ *    delivery_version, [step...], [[at, type, text]...], [seq delta...]]
  *   step = [state, changed_at, agency (nil: the definition's), opened_at,
  *           due_at, decided_at, warn_at, sla_state, escalated, remaining_ms,
  *           warn_remaining_ms, outcome, reason, amount_satang, paid,
- *           reference, qr, overdue_next, overdue_left, notices, [stint...]]
+ *           reference, qr, payer, transaction, overdue_next, overdue_left,
+ *           notices, [stint...]]
  *   stint = [agency is the step's own (0/1), start, end, breached_at,
  *            overdue_from, work_ms, how, within_sla]
  * Not kept: the request's index (where it sits in memory) and the replay's
@@ -29,8 +31,8 @@
 #include "engine/internal.h"
 
 #define RECORD_VERSION 1
-#define RECORD_FIELDS 22
-#define STEP_FIELDS 21
+#define RECORD_FIELDS 26
+#define STEP_FIELDS 23
 #define STINT_FIELDS 8
 
 static const char *const sla_states[] = {"ok", "warned", "breached"};
@@ -68,7 +70,8 @@ static int put_step(osse_buf_t *o, const osse_step_t *s)
         (rc = osse_mp_put_int(o, s->warn_remaining_ms)) || (rc = osse_mp_put_str(o, s->outcome)) ||
         (rc = osse_mp_put_str(o, s->reason)) || (rc = osse_mp_put_int(o, s->amount_satang)) ||
         (rc = osse_mp_put_uint(o, s->paid)) || (rc = osse_mp_put_str(o, s->reference)) ||
-        (rc = osse_mp_put_str(o, s->qr)) || (rc = osse_mp_put_int(o, s->overdue_next)) ||
+        (rc = osse_mp_put_str(o, s->qr)) || (rc = osse_mp_put_str(o, s->payer)) ||
+        (rc = osse_mp_put_str(o, s->transaction)) || (rc = osse_mp_put_int(o, s->overdue_next)) ||
         (rc = osse_mp_put_int(o, s->overdue_left)) || (rc = osse_mp_put_uint(o, s->notices)) ||
         (rc = osse_mp_put_array(o, s->nstints)))
         return rc;
@@ -94,6 +97,9 @@ int osse__record_encode(const osse_request_t *r, osse_buf_t *o)
         (rc = osse_mp_put_str(o, r->licence_reason)) || (rc = osse_mp_put_json(o, r->data)) ||
         (rc = osse_mp_put_str(o, r->reason)) || (rc = osse_mp_put_uint(o, r->form_changed_at)) ||
         (rc = osse_mp_put_int(o, r->ended_at)) || (rc = osse_mp_put_int(o, r->erased_at)) ||
+        (rc = osse_mp_put_uint(o, r->licence_seq)) || (rc = osse_mp_put_int(o, r->licence_year)) ||
+        (rc = osse_mp_put_uint(o, r->licence_step)) ||
+        (rc = osse_mp_put_uint(o, r->delivery_version)) ||
         (rc = osse_mp_put_array(o, r->wf->nsteps)))
         goto out;
     for (size_t i = 0; i < r->wf->nsteps; i++)
@@ -192,8 +198,9 @@ static int get_step(dec_t *d, const osse_wf_step_t *def, osse_step_t *s)
         (rc = osse_mp_get_str(&d->rd, &s->outcome)) || (rc = osse_mp_get_str(&d->rd, &s->reason)) ||
         (rc = get_i(d, &s->amount_satang)) || (rc = get_bool(d, &s->paid)) ||
         (rc = osse_mp_get_str(&d->rd, &s->reference)) || (rc = osse_mp_get_str(&d->rd, &s->qr)) ||
-        (rc = get_i(d, &s->overdue_next)) || (rc = get_i(d, &s->overdue_left)) ||
-        (rc = get_u(d, UINT32_MAX, &notices)) ||
+        (rc = osse_mp_get_str(&d->rd, &s->payer)) ||
+        (rc = osse_mp_get_str(&d->rd, &s->transaction)) || (rc = get_i(d, &s->overdue_next)) ||
+        (rc = get_i(d, &s->overdue_left)) || (rc = get_u(d, UINT32_MAX, &notices)) ||
         (rc = osse_mp_get_array(&d->rd, SIZE_MAX, &nstints)))
         return rc;
     s->sla_state = sla_states[sla];
@@ -250,7 +257,7 @@ static int get_seqs(dec_t *d, osse_request_t *r)
 
 static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
 {
-    uint64_t ver = 0, wfv = 0, status = 0, version = 0, fca = 0;
+    uint64_t ver = 0, wfv = 0, status = 0, version = 0, fca = 0, lstep = 0, dver = 0;
     char *code = NULL, *wid = NULL;
     int rc;
     if ((rc = osse_mp_get_array(&d->rd, RECORD_FIELDS, NULL)) || (rc = get_u(d, 255, &ver)))
@@ -283,8 +290,14 @@ static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
         (rc = osse_mp_get_str(&d->rd, &r->licence_reason)) ||
         (rc = osse_mp_get_json(&d->rd, &r->data)) || (rc = osse_mp_get_str(&d->rd, &r->reason)) ||
         (rc = get_u(d, UINT32_MAX, &fca)) || (rc = get_i(d, &r->ended_at)) ||
-        (rc = get_i(d, &r->erased_at)))
+        (rc = get_i(d, &r->erased_at)) || (rc = get_u(d, UINT64_MAX, &r->licence_seq)) ||
+        (rc = get_i(d, &r->licence_year)) || (rc = get_u(d, UINT32_MAX, &lstep)) ||
+        (rc = get_u(d, UINT32_MAX, &dver)))
         return rc;
+    r->licence_step = (uint32_t)lstep;
+    r->delivery_version = (uint32_t)dver;
+    if (r->licence && (!r->licence_seq || lstep >= r->wf->nsteps))
+        return bad(d, "a licence without its seq or step");
     r->status = (osse_rstatus_t)status;
     r->version = (uint32_t)version;
     r->form_changed_at = (uint32_t)fca;
@@ -329,6 +342,8 @@ void osse__request_free(osse_request_t *r)
         free(r->steps[i].stints);
         free(r->steps[i].reference);
         free(r->steps[i].qr);
+        free(r->steps[i].payer);
+        free(r->steps[i].transaction);
     }
     free(r->reason);
     free(r->licence_reason);
@@ -427,4 +442,118 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
     osse_buf_close(&enc);
     osse_buf_close(&again);
     return rc;
+}
+
+/* --- start from the records (docs/design.md, "Views on disk") --- */
+
+typedef struct {
+    osse_engine_t *e;
+    osse_request_t **v;
+    size_t n, c;
+    osse_err_t *err;
+} load_t;
+
+static int load_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    load_t *l = ud;
+    osse_request_t *r = NULL;
+    osse_err_t derr = {0};
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_REQUEST);
+    if (osse__record_decode(l->e, val, vlen, &r, &derr))
+        return osse_err_set(l->err, OSSE_ECORRUPT, "the record %.*s: %s", (int)klen,
+                            (const char *)key, derr.msg);
+    if (klen - pl != strlen(r->id) || memcmp((const char *)key + pl, r->id, klen - pl) != 0 ||
+        !r->nseqs) {
+        osse__request_free(r);
+        return osse_err_set(l->err, OSSE_ECORRUPT,
+                            "the record %.*s holds another request or no "
+                            "event",
+                            (int)klen, (const char *)key);
+    }
+    OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
+    l->v[l->n++] = r;
+    return 0;
+}
+
+static int by_submission(const void *a, const void *b)
+{
+    uint64_t x = (*(osse_request_t *const *)a)->seqs[0], y = (*(osse_request_t *const *)b)->seqs[0];
+    return x < y ? -1 : x > y;
+}
+
+static int by_issue(const void *a, const void *b)
+{
+    uint64_t x = (*(osse_request_t *const *)a)->licence_seq,
+             y = (*(osse_request_t *const *)b)->licence_seq;
+    return x < y ? -1 : x > y;
+}
+
+int osse__records_load(osse_engine_t *e, osse_err_t *err)
+{
+    load_t l = {.e = e, .err = err};
+    int rc = osse_log_kv_scan(e->log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), load_one,
+                              &l, err);
+    size_t i = 0, nlic = 0;
+    if (!rc && l.n)
+        qsort(l.v, l.n, sizeof *l.v, by_submission);
+    for (; !rc && i < l.n; i++)
+        if (!(rc = osse__apply_loaded(e, l.v[i], err)) && l.v[i]->licence)
+            l.v[nlic++] = l.v[i]; /* the ones joined so far are e's: v reused */
+    for (size_t k = i; k < l.n; k++)
+        osse__request_free(l.v[k]); /* after an error: not joined */
+    if (!rc && nlic) {
+        qsort(l.v, nlic, sizeof *l.v, by_issue);
+        for (size_t k = 0; k < nlic; k++)
+            osse__apply_loaded_licence(e, l.v[k]);
+    }
+    free(l.v);
+    return rc;
+}
+
+typedef struct {
+    uint64_t *v;
+    size_t n, c;
+} seqs_t;
+
+static int catalog_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    seqs_t *s = ud;
+    (void)val;
+    (void)vlen;
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_CATALOG);
+    if (klen != pl + 8)
+        return OSSE_ECORRUPT;
+    uint64_t seq = 0;
+    for (size_t i = 0; i < 8; i++)
+        seq = seq << 8 | ((const uint8_t *)key)[pl + i];
+    OSSE_VEC_RESERVE(s->v, s->c, s->n + 1);
+    s->v[s->n++] = seq;
+    return 0;
+}
+
+int osse__catalog_seqs(osse_engine_t *e, uint64_t **out, size_t *n, osse_err_t *err)
+{
+    seqs_t s = {0};
+    int rc = osse_log_kv_scan(e->log, OSSE_KEY_CATALOG, OSSE_KEY_LEN(OSSE_KEY_CATALOG), catalog_one,
+                              &s, err);
+    if (rc == OSSE_ECORRUPT)
+        osse_err_set(err, rc, "a catalog index key of the wrong length");
+    if (rc) {
+        free(s.v);
+        return rc;
+    }
+    *out = s.v;
+    *n = s.n;
+    return 0;
+}
+
+bool osse__records_ready(osse_engine_t *e)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    bool ok = osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen,
+                              NULL) == 0 &&
+              vlen == 1 && *(char *)val == '1';
+    free(val);
+    return ok;
 }
