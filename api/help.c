@@ -9,8 +9,9 @@
 const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
               "[--key-store DIR] [--master-key FILE] [--test-clock[=TIME]] [--log-level LEVEL] "
-              "[--allow-private-urls]",
-     NULL, "Run the HTTP API on a data folder; the log is replayed first."},
+              "[--allow-private-urls] [--rebuild-views]",
+     NULL, "Run the HTTP API on a data folder; the views are read from it first (the log is "
+           "replayed whole only at the first start of a folder without them)."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
     {"serve", NULL, "--listen HOST:PORT", "where to listen (default 127.0.0.1:8080; port 0 picks "
                                           "a free one, printed on stdout)"},
@@ -32,6 +33,9 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--min-free-bytes N", "the free space to keep on the data folder's "
                                           "filesystem: below it writes answer 503 (default "
                                           "max(64 MiB, 2 % of it), at most a quarter)"},
+    {"serve", NULL, "--rebuild-views", "replay the whole log at this start and write every "
+                                       "request's record again (after an upgrade that changed "
+                                       "how a view is built)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},
     {"serve", NULL, "--hook-retry-span-ms N", "tests only: how long webhook retries go on"},
     {"serve", NULL, "--fault-write N", "tests only: the Nth synced log write since start fails "

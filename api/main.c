@@ -694,6 +694,7 @@ static int cmd_serve(int argc, char **argv)
     unsigned long long min_free = 0, fault_at = 0;
     unsigned long fault_alloc = 0;
     int key_reserve = 0;
+    bool rebuild_views = false;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     osse_log_compression_t compression = OSSE_LOG_COMPRESSION_LZ4;
     for (int i = 2; i < argc; i++) {
@@ -725,6 +726,8 @@ static int cmd_serve(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--bench-without-tree") == 0)
             without_tree = true;
+        else if (strcmp(argv[i], "--rebuild-views") == 0)
+            rebuild_views = true;
         else if (strcmp(argv[i], "--allow-private-urls") == 0)
             allow_private = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
@@ -815,6 +818,7 @@ static int cmd_serve(int argc, char **argv)
                                .hook_retry_span_ms = hook_span,
                                .min_free_bytes = min_free,
                                .key_reserve = key_reserve,
+                               .rebuild_views = rebuild_views,
                                .log_compression = compression,
                                .fault = fault,
                                .fault_at = fault_at,

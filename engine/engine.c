@@ -442,7 +442,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
-    bool from_records = osse__records_ready(e);
+    bool from_records = !opts->rebuild_views && osse__records_ready(e);
     if (from_records) {
         rc = start_from_records(e, &rp.err);
         if (!rc)

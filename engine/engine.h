@@ -111,6 +111,10 @@ typedef struct osse_engine_opts_s {
      * (engine/pii.c): 0 = 1024; negative: none, every submission's key goes
      * with its batch (tests only: --key-reserve N, hidden). */
     int key_reserve;
+    /* --rebuild-views: this start replays the whole log and writes every
+     * request's record again, instead of reading the records (after a
+     * release that changed how a view is built; engine/record.c). */
+    bool rebuild_views;
     /* How the log's tables are compressed: LZ4 (the default, 0) or none
      * (tests only: --log-compression none, hidden; test_markers searches
      * the data folder's bytes for personal values). */

@@ -271,6 +271,7 @@ class TestWholeService(unittest.TestCase):
 
         # The log replays to the live views and rechecks clean.
         live = self.plat.get("/v1/admin/digest").json["digest"]
+        seen = self.snapshot((rid, rid2), small["tracking_code"], numbers)
         self.server.stop()
         out = subprocess.run([OSSE_BIN, "replay", "--data", self.server.data_dir, "--recheck"],
                              capture_output=True, text=True, timeout=120)
@@ -283,6 +284,44 @@ class TestWholeService(unittest.TestCase):
         self.assertEqual(digest, live)
         self.assertEqual((rec["missing"], rec["different"]), (0, 0), rec)
         self.assertGreater(rec["equal"], 0, rec)
+
+        # A start reads the records, not the log (issue 13), and every view
+        # is what it was: after a clean stop, after a kill, and after a
+        # start told to rebuild them from the whole log.
+        for how, args, line in (("stop", [], "records read"), ("kill", [], "records read"),
+                                ("stop", ["--rebuild-views"], "records written")):
+            self.server.extra_args = [CLOCK] + args
+            self.server.start()
+            self.plat = self.server.client(self.server.admin_token())
+            self.anon = self.server.client("")
+            start = self.server.stderr_tail(400).split("===== start")[-1]
+            self.assertIn('msg="%s"' % line, start)
+            self.assertIn("requests=2 ", start)
+            if args:
+                self.assertIn('msg="log replayed"', start)
+            self.assertEqual(self.plat.get("/v1/admin/digest").json["digest"], live, args)
+            self.assertEqual(self.snapshot((rid, rid2), small["tracking_code"], numbers), seen)
+            self.server.kill() if how == "kill" else self.server.stop()
+        self.server.start()
+
+    def snapshot(self, rids, code, numbers):
+        """What every reader sees of the two requests: their views and
+        events, the lists, inboxes, registry, statistics and the metrics'
+        counts (not their latency histograms)."""
+        paths = ["/v1/requests/%s" % r for r in rids] + \
+            ["/v1/requests/%s/events" % r for r in rids] + \
+            ["/v1/requests", "/v1/requests?status=completed", "/v1/stats",
+             "/v1/stats?bucket=week", "/v1/workflows", "/v1/agencies", "/v1/principals"] + \
+            ["/v1/agencies/%s/tasks?state=all" % a for a in AGENCIES]
+        out = {p: self.plat.get(p).json for p in paths}
+        for p in ["/v1/track/" + code, "/v1/public/licences", "/v1/public/services"] + \
+                ["/v1/public/licences/" + n for n in numbers]:
+            out[p] = self.anon.get(p).json
+        out["csv"] = self.anon.get("/v1/public/licences.csv").body
+        metrics = self.plat.get("/metrics").body.decode().splitlines()
+        out["metrics"] = [m for m in metrics if m.startswith(("osse_requests", "osse_open_tasks",
+                                                              "osse_sla_breaches"))]
+        return out
 
 
 if __name__ == "__main__":
