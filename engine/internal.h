@@ -231,6 +231,7 @@ typedef struct osse_request_s {
     int64_t erased_at;        /* PersonalDataErased's `at` (0 = not erased; erasure.c) */
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
+    uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
 } osse_request_t;
 
 /* What a heap entry of timers.c is: in this order at the same instant. */
@@ -328,6 +329,9 @@ struct osse_engine_s {
     osse_batch_t *batch;
     uint32_t *dirty;
     size_t ndirty, cdirty;
+    /* The sum (mod 2^256, little-endian) of every request's rec_hash: the
+     * requests' part of the views' digest, kept as records are written. */
+    uint8_t rec_sum[32];
     uv_check_t flush;
     osse_buf_t enc;
     bool replaying;
@@ -642,13 +646,16 @@ void osse__payment_start(osse_engine_t *e);
 
 /* --- record.c: a request's projection as stored bytes (issue 13) --- */
 
-/* Appends r's record to out (nothing on error). Returns 0, OSSE_ENOMEM,
- * OSSE_ETOOBIG, OSSE_EINVAL (a timeline type that is no event type). */
-int osse__record_encode(const osse_request_t *r, osse_buf_t *out);
+/* Appends r's record to out (nothing on error); *tail (if given) gets the
+ * length of the part the digest hashes (all but which events are its).
+ * Returns 0, OSSE_ENOMEM, OSSE_ETOOBIG, OSSE_EINVAL (a timeline type that
+ * is no event type). */
+int osse__record_encode(const osse_request_t *r, osse_buf_t *out, size_t *tail);
 /* A new request from a record (in none of e's maps, index 0), its
- * workflow looked up in e. Returns 0 or OSSE_ECORRUPT (detail in err). */
+ * workflow looked up in e; *tail as osse__record_encode's. Returns 0 or
+ * OSSE_ECORRUPT (detail in err). */
 int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_request_t **out,
-                        osse_err_t *err);
+                        size_t *tail, osse_err_t *err);
 /* Frees a request and what it owns. NULL-safe. */
 void osse__request_free(osse_request_t *r);
 /* r changed in the batch being filled: its record goes with the batch. */
@@ -656,6 +663,11 @@ void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b.
  * Returns 0 or OSSE_ENOMEM. */
 int osse__records_put(osse_engine_t *e, osse_batch_t *b);
+/* The sum of the hashes of every request's record (engine->rec_sum), with
+ * the requests changed in the batch being filled counted as they are now;
+ * in a replay engine (no log, no records written) computed from every
+ * request. */
+void osse__records_sum(osse_engine_t *e, uint8_t out[32]);
 /* Whether the data folder has its records (keys.h, OSSE_KEY_VIEWS). */
 bool osse__records_ready(osse_engine_t *e);
 /* Reads every request's record into the projections (after the catalog

@@ -15,7 +15,10 @@
  *    submitted_at, portal, form, licence, licence_expired_at,
  *    licence_revoked_at, licence_reason, data, reason, form_changed_at,
  *    ended_at, erased_at, licence_seq, licence_year, licence_step,
- *    delivery_version, [step...], [[at, type, text]...], [seq delta...]]
+ *    [step...], [[at, type, text]...], delivery_version, [seq delta...]]
+ * The last two, the tail, say which events are the request's: the views'
+ * digest hashes the record without them (so that a webhook delivery, whose
+ * events are the request's too, does not change it).
  *   step = [state, changed_at, agency (nil: the definition's), opened_at,
  *           due_at, decided_at, warn_at, sla_state, escalated, remaining_ms,
  *           warn_remaining_ms, outcome, reason, amount_satang, paid,
@@ -25,6 +28,7 @@
  *            overdue_from, work_ms, how, within_sla]
  * Not kept: the request's index (where it sits in memory) and the replay's
  * --recheck counter. */
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,7 +85,7 @@ static int put_step(osse_buf_t *o, const osse_step_t *s)
     return 0;
 }
 
-int osse__record_encode(const osse_request_t *r, osse_buf_t *o)
+int osse__record_encode(const osse_request_t *r, osse_buf_t *o, size_t *tail)
 {
     size_t start = o->len;
     int rc;
@@ -98,9 +102,7 @@ int osse__record_encode(const osse_request_t *r, osse_buf_t *o)
         (rc = osse_mp_put_str(o, r->reason)) || (rc = osse_mp_put_uint(o, r->form_changed_at)) ||
         (rc = osse_mp_put_int(o, r->ended_at)) || (rc = osse_mp_put_int(o, r->erased_at)) ||
         (rc = osse_mp_put_uint(o, r->licence_seq)) || (rc = osse_mp_put_int(o, r->licence_year)) ||
-        (rc = osse_mp_put_uint(o, r->licence_step)) ||
-        (rc = osse_mp_put_uint(o, r->delivery_version)) ||
-        (rc = osse_mp_put_array(o, r->wf->nsteps)))
+        (rc = osse_mp_put_uint(o, r->licence_step)) || (rc = osse_mp_put_array(o, r->wf->nsteps)))
         goto out;
     for (size_t i = 0; i < r->wf->nsteps; i++)
         if ((rc = put_step(o, &r->steps[i])))
@@ -118,8 +120,10 @@ int osse__record_encode(const osse_request_t *r, osse_buf_t *o)
             (rc = osse_mp_put_uint(o, t)) || (rc = osse_mp_put_str(o, r->timeline[i].text)))
             goto out;
     }
+    if (tail)
+        *tail = o->len - start;
     /* Seqs grow: each as the difference from the one before. */
-    if ((rc = osse_mp_put_array(o, r->nseqs)))
+    if ((rc = osse_mp_put_uint(o, r->delivery_version)) || (rc = osse_mp_put_array(o, r->nseqs)))
         goto out;
     for (size_t i = 0; i < r->nseqs; i++)
         if ((rc = osse_mp_put_uint(o, r->seqs[i] - (i ? r->seqs[i - 1] : 0))))
@@ -238,7 +242,11 @@ static int get_timeline(dec_t *d, osse_request_t *r)
 static int get_seqs(dec_t *d, osse_request_t *r)
 {
     size_t n = 0;
-    int rc = osse_mp_get_array(&d->rd, SIZE_MAX, &n);
+    uint64_t dver = 0;
+    int rc = get_u(d, UINT32_MAX, &dver);
+    r->delivery_version = (uint32_t)dver;
+    if (!rc)
+        rc = osse_mp_get_array(&d->rd, SIZE_MAX, &n);
     if (rc || !n)
         return rc;
     r->seqs = osse_calloc(n, sizeof *r->seqs);
@@ -257,7 +265,7 @@ static int get_seqs(dec_t *d, osse_request_t *r)
 
 static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
 {
-    uint64_t ver = 0, wfv = 0, status = 0, version = 0, fca = 0, lstep = 0, dver = 0;
+    uint64_t ver = 0, wfv = 0, status = 0, version = 0, fca = 0, lstep = 0;
     char *code = NULL, *wid = NULL;
     int rc;
     if ((rc = osse_mp_get_array(&d->rd, RECORD_FIELDS, NULL)) || (rc = get_u(d, 255, &ver)))
@@ -291,11 +299,9 @@ static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
         (rc = osse_mp_get_json(&d->rd, &r->data)) || (rc = osse_mp_get_str(&d->rd, &r->reason)) ||
         (rc = get_u(d, UINT32_MAX, &fca)) || (rc = get_i(d, &r->ended_at)) ||
         (rc = get_i(d, &r->erased_at)) || (rc = get_u(d, UINT64_MAX, &r->licence_seq)) ||
-        (rc = get_i(d, &r->licence_year)) || (rc = get_u(d, UINT32_MAX, &lstep)) ||
-        (rc = get_u(d, UINT32_MAX, &dver)))
+        (rc = get_i(d, &r->licence_year)) || (rc = get_u(d, UINT32_MAX, &lstep)))
         return rc;
     r->licence_step = (uint32_t)lstep;
-    r->delivery_version = (uint32_t)dver;
     if (r->licence && (!r->licence_seq || lstep >= r->wf->nsteps))
         return bad(d, "a licence without its seq or step");
     r->status = (osse_rstatus_t)status;
@@ -307,7 +313,7 @@ static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
 }
 
 int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_request_t **out,
-                        osse_err_t *err)
+                        size_t *tail, osse_err_t *err)
 {
     dec_t d = {{(const uint8_t *)bytes, (const uint8_t *)bytes + len, err}, err};
     osse_request_t *r = osse_calloc(1, sizeof *r);
@@ -320,7 +326,9 @@ int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_re
         for (size_t i = 0; i < nsteps && !rc; i++)
             rc = get_step(&d, &r->wf->steps[i], &r->steps[i]);
     }
-    if (!rc && !(rc = get_timeline(&d, r)) && !(rc = get_seqs(&d, r)) && d.rd.p != d.rd.end)
+    if (!rc && !(rc = get_timeline(&d, r)) && tail)
+        *tail = (size_t)(d.rd.p - (const uint8_t *)bytes);
+    if (!rc && !(rc = get_seqs(&d, r)) && d.rd.p != d.rd.end)
         rc = bad(&d, "bytes after the record");
     if (rc) {
         osse__request_free(r);
@@ -360,6 +368,54 @@ void osse__request_free(osse_request_t *r)
     free(r);
 }
 
+/* --- the records' hashes: the requests' part of the digest --- */
+
+static void sha256(const void *p, size_t n, uint8_t out[32])
+{
+    /* Fetched once: EVP_Q_digest would fetch the algorithm at every call. */
+    static EVP_MD *md;
+    if (!md && !(md = EVP_MD_fetch(NULL, "SHA256", NULL)))
+        osse__panic(__FILE__, __LINE__, "no SHA-256 in libcrypto");
+    if (!EVP_Digest(p, n, out, NULL, md, NULL))
+        osse__panic(__FILE__, __LINE__, "SHA-256 failed");
+}
+
+/* sum += h (add) or sum -= h, mod 2^256, both little-endian. */
+static void sum_step(uint8_t sum[32], const uint8_t h[32], bool add)
+{
+    unsigned carry = 0;
+    for (int i = 0; i < 32; i++) {
+        unsigned v = add ? (unsigned)sum[i] + h[i] + carry : (unsigned)sum[i] - h[i] - carry;
+        sum[i] = (uint8_t)v;
+        carry = add ? v >> 8 : (v >> 8) & 1;
+    }
+}
+
+/* r's record is now these bytes (up to its tail): its hash in the sum
+ * replaces the old. */
+static void rehash(osse_engine_t *e, osse_request_t *r, const void *bytes, size_t len)
+{
+    sum_step(e->rec_sum, r->rec_hash, false);
+    sha256(bytes, len, r->rec_hash);
+    sum_step(e->rec_sum, r->rec_hash, true);
+}
+
+void osse__records_sum(osse_engine_t *e, uint8_t out[32])
+{
+    osse_buf_t enc = {0};
+    bool all = !e->log;
+    for (size_t i = 0, n = all ? e->nreqs : e->ndirty; i < n; i++) {
+        osse_request_t *r = e->reqs[all ? i : e->dirty[i]];
+        osse_buf_reset(&enc);
+        size_t tail = 0;
+        if (osse__record_encode(r, &enc, &tail))
+            osse__panic(__FILE__, __LINE__, "cannot encode request %s", r->id);
+        rehash(e, r, enc.ptr, tail);
+    }
+    osse_buf_close(&enc);
+    memcpy(out, e->rec_sum, 32);
+}
+
 /* --- writing with the batch, checking against a rebuild --- */
 
 void osse__record_touch(osse_engine_t *e, osse_request_t *r)
@@ -385,9 +441,12 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
         r->dirty = false;
         int kl = record_key(r->id, key, sizeof key);
         osse_buf_reset(&e->enc);
-        if (!rc && (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc) ||
+        size_t tail = 0;
+        if (!rc && (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc, &tail) ||
                     osse_batch_put(b, key, (size_t)kl, e->enc.ptr, e->enc.len)))
             rc = OSSE_ENOMEM;
+        else if (!rc)
+            rehash(e, r, e->enc.ptr, tail);
     }
     e->ndirty = 0;
     return rc;
@@ -399,11 +458,11 @@ static bool decodes_back(osse_engine_t *e, const void *val, size_t vlen, osse_bu
 {
     osse_request_t *r = NULL;
     osse_err_t err = {0};
-    if (osse__record_decode(e, val, vlen, &r, &err))
+    if (osse__record_decode(e, val, vlen, &r, NULL, &err))
         return false;
     osse_buf_reset(again);
-    bool same =
-        !osse__record_encode(r, again) && again->len == vlen && memcmp(again->ptr, val, vlen) == 0;
+    bool same = !osse__record_encode(r, again, NULL) && again->len == vlen &&
+                memcmp(again->ptr, val, vlen) == 0;
     osse__request_free(r);
     return same;
 }
@@ -421,7 +480,7 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
         size_t vlen = 0;
         int kl = record_key(r->id, key, sizeof key);
         osse_buf_reset(&enc);
-        if (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &enc)) {
+        if (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &enc, NULL)) {
             rc = osse_err_set(err, OSSE_ENOMEM, "cannot encode request %s", r->id);
             break;
         }
@@ -459,7 +518,8 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
     osse_request_t *r = NULL;
     osse_err_t derr = {0};
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_REQUEST);
-    if (osse__record_decode(l->e, val, vlen, &r, &derr))
+    size_t tail = 0;
+    if (osse__record_decode(l->e, val, vlen, &r, &tail, &derr))
         return osse_err_set(l->err, OSSE_ECORRUPT, "the record %.*s: %s", (int)klen,
                             (const char *)key, derr.msg);
     if (klen - pl != strlen(r->id) || memcmp((const char *)key + pl, r->id, klen - pl) != 0 ||
@@ -470,6 +530,7 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
                             "event",
                             (int)klen, (const char *)key);
     }
+    rehash(l->e, r, val, tail);
     OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
     l->v[l->n++] = r;
     return 0;

@@ -246,14 +246,18 @@ def replay_data(data_dir, *extra):
     if p.returncode != 0:
         raise AssertionError("osse replay --data: rc %d\n%s\n%s" % (
             p.returncode, "\n".join(out[-5:]), p.stderr.decode(errors="replace")))
-    rec = None
+    rec, events = None, None
     for line in out:
         m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different$", line)
         if m:
             rec = {"equal": int(m.group(1)), "missing": int(m.group(2)),
                    "different": int(m.group(3))}
+        m = re.match(r"events (\d+)$", line)
+        if m:
+            events = int(m.group(1))
     if rec is None:
         raise AssertionError("osse replay --data printed no records line:\n" + "\n".join(out))
+    rec["events"] = events
     return out[-1], rec
 
 
