@@ -32,6 +32,8 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--min-free-bytes N", "the free space to keep on the data folder's "
                                           "filesystem: below it writes answer 503 (default "
                                           "max(64 MiB, 2 % of it), at most a quarter)"},
+    {"serve", NULL, "--partitions A-B", "mint new request ids only in partitions A to B of "
+                                        "0-1023 (default all; a cluster's node)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},
     {"serve", NULL, "--hook-retry-span-ms N", "tests only: how long webhook retries go on"},
     {"serve", NULL, "--fault-write N", "tests only: the Nth synced log write since start fails "
