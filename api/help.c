@@ -36,6 +36,8 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--rebuild-views", "replay the whole log at this start and write every "
                                        "request's record again (after an upgrade that changed "
                                        "how a view is built)"},
+    {"serve", NULL, "--partitions A-B", "mint new request ids only in partitions A to B of "
+                                        "0-1023 (default all; a cluster's node)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},
     {"serve", NULL, "--hook-retry-span-ms N", "tests only: how long webhook retries go on"},
     {"serve", NULL, "--fault-write N", "tests only: the Nth synced log write since start fails "

@@ -23,6 +23,7 @@
 #include "common/problems.h"
 #include "common/time.h"
 #include "engine/engine.h"
+#include "engine/partition.h"
 #include "storage/checkpoint.h"
 #include "storage/export.h"
 #include "workflows/workflow.h"
@@ -697,6 +698,7 @@ static int cmd_serve(int argc, char **argv)
     bool rebuild_views = false;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     osse_log_compression_t compression = OSSE_LOG_COMPRESSION_LZ4;
+    unsigned part_first = 0, part_last = OSSE_PARTITIONS - 1;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -775,6 +777,15 @@ static int cmd_serve(int argc, char **argv)
                 return usage("serve");
             }
             key_reserve = n ? (int)n : -1;
+        } else if (strcmp(argv[i], "--partitions") == 0 && i + 1 < argc) {
+            /* the partitions new request ids are minted in (a future cluster's node) */
+            if (osse_partitions_parse(argv[++i], &part_first, &part_last)) {
+                fprintf(stderr,
+                        "osse: --partitions wants a range A-B of partitions, 0 <= A <= B <= %d "
+                        "(got \"%s\")\n",
+                        OSSE_PARTITIONS - 1, argv[i]);
+                return usage("serve");
+            }
         } else if (strcmp(argv[i], "--log-compression") == 0 && i + 1 < argc) {
             /* hidden, for tests: the log's tables uncompressed (test_markers) */
             if (osse_log_compression_parse(argv[++i], &compression)) {
@@ -820,12 +831,16 @@ static int cmd_serve(int argc, char **argv)
                                .key_reserve = key_reserve,
                                .rebuild_views = rebuild_views,
                                .log_compression = compression,
+                               .partition_first = part_first,
+                               .partition_count = part_last - part_first + 1,
                                .fault = fault,
                                .fault_at = fault_at,
                                .on_fail = on_fail,
                                .on_fail_ud = loop};
     osse_logf(OSSE_LEVEL_INFO, "starting", "version=%s data=%s test_clock=%s", OSSE_VERSION, data,
               test_clock ? "true" : "false");
+    if (part_last - part_first + 1 < OSSE_PARTITIONS)
+        osse_logf(OSSE_LEVEL_INFO, "partitions", "first=%u last=%u", part_first, part_last);
     if (osse_engine_open(&opts, loop, &engine, &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "data=%s error=%s", data, err.msg);
         return 1;

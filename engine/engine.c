@@ -403,8 +403,15 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
 {
     if (sodium_init() < 0)
         return osse_err_set(err, OSSE_EIO, "libsodium cannot start");
+    if (opts->partition_first >= OSSE_PARTITIONS ||
+        opts->partition_count > OSSE_PARTITIONS - opts->partition_first)
+        return osse_err_set(err, OSSE_EINVAL, "partitions %u+%u: not within 0-%d",
+                            opts->partition_first, opts->partition_count, OSSE_PARTITIONS - 1);
     osse_engine_t *e = engine_new();
     replay_t rp = {.e = e};
+    e->part_first = opts->partition_count ? opts->partition_first : 0;
+    e->part_last = opts->partition_count ? opts->partition_first + opts->partition_count - 1
+                                         : OSSE_PARTITIONS - 1;
     e->loop = loop;
     e->data_dir = osse_strdup(opts->data_dir);
     e->test_clock = opts->test_clock;

@@ -119,6 +119,12 @@ typedef struct osse_engine_opts_s {
      * (tests only: --log-compression none, hidden; test_markers searches
      * the data folder's bytes for personal values). */
     osse_log_compression_t log_compression;
+    /* The partitions this node mints new request ids in (engine/partition.h):
+     * partition_first .. partition_first + partition_count - 1; a count of
+     * 0 is all OSSE_PARTITIONS (the default; osse serve --partitions A-B,
+     * hidden, for a future node of a cluster). Ids already minted, in any
+     * partition, are served as before. */
+    unsigned partition_first, partition_count;
     /* Tests only (--fault-write N, --fault-fsync N): the log's nth synced
      * write since open fails (osse_log_fault). */
     osse_log_fault_t fault;

@@ -38,6 +38,7 @@
 #include "common/map.h"
 #include "engine/engine.h"
 #include "engine/keys.h"
+#include "engine/partition.h"
 #include "storage/event.h"
 #include "storage/checkpoint.h"
 #include "storage/keystore.h"
@@ -285,7 +286,7 @@ typedef struct osse_reactor_s {
  * makes its key in its batch as before. The unwrapped keys are in
  * sodium_malloc'd memory, wiped when taken and at close. Loop thread. */
 #define OSSE__KEY_RESERVE 1024 /* the default size (docs/design.md says why) */
-#define OSSE__RID_SIZE 24      /* "r-", 20 hex digits (osse__random_id(id, 10, "r-")), NUL */
+#define OSSE__RID_SIZE 24      /* "r-", 20 hex digits (osse_request_id_mint), NUL */
 typedef struct osse_key_reserve_s {
     size_t size; /* 0: no reserve (a replay engine, maintenance, --key-reserve 0) */
     size_t n;    /* pairs at hand: ids[0..n), keys + OSSE_KEY_BYTES * [0..n) */
@@ -417,6 +418,9 @@ struct osse_engine_s {
     uint8_t **key_chunks;
     size_t nkey_chunks, key_used;
     osse_key_reserve_t reserve; /* request keys durable ahead (pii.c) */
+    /* The partitions new request ids are minted in (engine/partition.h):
+     * first..last, inclusive. */
+    unsigned part_first, part_last;
     /* The key store's removals waiting for the batch of their erasures
      * (erasure.c), or NULL. */
     struct osse_erase_job_s *erasing;

@@ -376,8 +376,8 @@ json_t *osse__pii_text_json(const char *text)
  * a failing disk is told in the log, not hammered. */
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 64000
-/* The random bytes of a request id ("r-" and their hex). */
-#define RID_RAW 10
+/* The random bytes behind a request id, and the 4 that pick its partition. */
+#define RID_RAW (OSSE_RID_RANDOM + 4)
 
 typedef struct osse_refill_s {
     uv_work_t work;
@@ -385,8 +385,9 @@ typedef struct osse_refill_s {
     osse_keystore_t *ks;
     size_t n;
     char (*ids)[OSSE__RID_SIZE];
-    uint8_t *keys; /* n keys, sodium_malloc'd */
-    bool fail;     /* tests (fail_next) */
+    unsigned part_first, part_last; /* the partitions the ids are minted in */
+    uint8_t *keys;                  /* n keys, sodium_malloc'd */
+    bool fail;                      /* tests (fail_next) */
     int rc;
     osse_err_t err;
 } refill_t;
@@ -398,8 +399,8 @@ static void refill_free(refill_t *j)
     free(j);
 }
 
-/* Pool: n fresh ids of the form osse__random_id(id, 10, "r-") makes (with
- * libsodium's randombytes_buf: osse__random_bytes' pool is the loop's),
+/* Pool: n fresh ids, each in a partition of the node's (osse_request_id_mint,
+ * with libsodium's randombytes_buf: osse__random_bytes' pool is the loop's),
  * their keys, and one append to the key store. */
 static void refill_work(uv_work_t *w)
 {
@@ -410,8 +411,10 @@ static void refill_work(uv_work_t *w)
     const char **ids = osse_malloc(j->n * sizeof *ids);
     randombytes_buf(raw, j->n * RID_RAW);
     for (size_t i = 0; i < j->n; i++) {
-        memcpy(j->ids[i], "r-", 2);
-        sodium_bin2hex(j->ids[i] + 2, OSSE__RID_SIZE - 2, raw + i * RID_RAW, RID_RAW);
+        const unsigned char *r = raw + i * RID_RAW;
+        uint32_t pick;
+        memcpy(&pick, r + OSSE_RID_RANDOM, sizeof pick);
+        osse_request_id_mint(j->ids[i], osse_partition_pick(j->part_first, j->part_last, pick), r);
         ids[i] = j->ids[i];
         recs[i] = (osse_keyrec_t){j->ids[i], wrapped[i]};
     }
@@ -469,6 +472,8 @@ static refill_t *refill_new(osse_engine_t *e)
         return NULL;
     }
     j->ids = osse_malloc(j->n * sizeof *j->ids);
+    j->part_first = e->part_first;
+    j->part_last = e->part_last;
     j->e = e;
     j->ks = e->keystore;
     j->fail = kr->fail_next;

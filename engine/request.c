@@ -239,9 +239,14 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
      * that event, and the log's writer makes it durable first. */
     bool reserved = osse__pii_key_reserved(e, id);
     if (!reserved)
-        do
-            osse__random_id(id, 10, "r-");
-        while (osse__request(e, id));
+        do {
+            /* In a partition this node owns (engine/partition.h). */
+            uint8_t raw[OSSE_RID_RANDOM + 4];
+            uint32_t r;
+            osse__random_bytes(raw, sizeof raw);
+            memcpy(&r, raw + OSSE_RID_RANDOM, sizeof r);
+            osse_request_id_mint(id, osse_partition_pick(e->part_first, e->part_last, r), raw);
+        } while (osse__request(e, id));
     /* Tracking codes: 10 characters from an alphabet without look-alikes. */
     static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     do {

@@ -1,22 +1,25 @@
-/* log.c: the event log on RocksDB, with group commit through one writer thread.
+/* log.c: the event log's group commit through one writer thread, over a
+ * store reached only through its backend's table of operations (backend.h;
+ * RocksDB's in rocks.c).
  *
  * Invariant: batches reach RocksDB, and their callbacks run, in exactly the
  * order osse_log_commit was called. The loop thread owns `last_seq`,
- * `durable_seq` and `inflight`; the writer thread owns the RocksDB write
- * batch; the two queues (`pending`: committed, not yet written; `done`:
+ * `durable_seq` and `inflight`; the writer thread owns the group it hands
+ * the backend; the two queues (`pending`: committed, not yet written; `done`:
  * written and synced, callback not yet run) are guarded by `mu`.
  *
  * Why this way: an fsync costs about as much for one event as for a
  * thousand, so the writer takes every batch queued since its last write and
- * applies them all with one synced WriteBatch (group commit). The loop never
+ * hands them all to the backend as one group, one atomic synced write
+ * (group commit). The loop never
  * waits on the disk: completions come back through a uv_async_t. A failed
  * write is final: the writer marks that batch and every later one failed,
  * writes nothing more, and the callbacks say so (see log.h for why it
  * cannot be retried).
  *
- * A batch records its operations in its own flat buffer (not a
- * rocksdb_writebatch_t) so that the writer can fold many batches into one
- * RocksDB write batch it reuses between writes.
+ * A batch records its operations in its own flat buffer, encoded as
+ * backend.h says, so that the writer can hand many batches to the backend
+ * as one group without copying them.
  *
  * Free space is sampled by the writer thread, never the loop: before each
  * write (a burst that eats the reserve is seen at the next write, not a timer
@@ -26,7 +29,6 @@
  * the completion async handle, which runs the space callback. */
 #include "storage/log.h"
 
-#include <rocksdb/c.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,9 +39,8 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "storage/backend.h"
 #include "storage/keystore.h"
-
-enum { OP_PUT = 'P', OP_DEL = 'D' };
 
 /* The default reserve's floor: RocksDB writes on its own after osse stops
  * writing (a flush of the memtable, whose write_buffer_size is 64 MiB below;
@@ -47,15 +48,6 @@ enum { OP_PUT = 'P', OP_DEL = 'D' };
  * room. */
 #define RESERVE_FLOOR (64ull << 20)
 #define SPACE_IDLE_NS (1000ull * 1000 * 1000) /* idle sampling period */
-/* Below this, opening for writing is refused: RocksDB's open writes (a new
- * WAL, the MANIFEST, the WAL's flush), and on a filesystem with nothing left
- * it fails with an I/O error; this says why, once. A restart with a small
- * log opens with 64 KiB free. */
-#define OPEN_FLOOR (64u << 10)
-#define INFO_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL (no C constant) */
-/* RocksDB's default number of levels; a per-level compression list shorter
- * than the levels gives its last entry to the rest. */
-#define LOG_LEVELS 7
 
 static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
 {
@@ -63,7 +55,7 @@ static uint64_t bytes_of(const struct statvfs *sv, fsblkcnt_t blocks)
 }
 
 struct osse_batch_s {
-    osse_buf_t ops; /* repeated: op u8, klen u32, key, [vlen u32, val] (host order) */
+    osse_buf_t ops; /* ops as backend.h encodes them */
     /* Request keys to make durable before the write (osse_batch_key):
      * repeated id NUL, wrapped key (OSSE_WRAPPED_BYTES). */
     osse_keystore_t *ks;
@@ -77,12 +69,8 @@ struct osse_batch_s {
 };
 
 struct osse_log_s {
-    rocksdb_t *db;
-    rocksdb_options_t *opts;
-    rocksdb_block_based_table_options_t *topts;
-    rocksdb_filterpolicy_t *filter; /* owned by topts once set */
-    rocksdb_writeoptions_t *wopts;
-    rocksdb_readoptions_t *ropts; /* point reads; RocksDB allows sharing across threads */
+    const osse_backend_ops_t *ops;
+    void *be; /* the backend's store */
 
     /* Loop thread only. */
     uint64_t last_seq;
@@ -102,14 +90,16 @@ struct osse_log_s {
     uint64_t syncs; /* synced writes made */
 
     uv_thread_t thread;
-    rocksdb_writebatch_t *wb; /* writer thread only */
-    int failed;               /* writer thread only: a write failed, nothing more is written */
-    uint64_t writes;          /* writer thread only: synced writes tried */
+    /* Writer thread only: the group's parts (one per batch with ops), the
+     * array reused between writes. */
+    osse_slice_t *parts;
+    size_t parts_cap;
+    int failed;      /* a write failed, nothing more is written */
+    uint64_t writes; /* synced writes tried */
 
     /* The test fault (osse_log_fault): set before start, read by the writer. */
     osse_log_fault_t fault;
     uint64_t fault_at;
-    rocksdb_writeoptions_t *wopts_nosync; /* OSSE_LOG_FAULT_FSYNC's unsynced write */
 
     /* Free space: set before start; then written by the writer thread only
      * and read from anywhere. */
@@ -121,61 +111,7 @@ struct osse_log_s {
     _Atomic uint64_t space_free, reserve;
 };
 
-/* ------------------------------------------------------------- key helpers */
-
-static void be64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t be64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void event_key(uint8_t key[9], uint64_t seq)
-{
-    key[0] = 'E';
-    be64_put(key + 1, seq);
-}
-
-/* Takes ownership of a RocksDB error string, translating it once. */
-static int rdb_err(osse_err_t *err, char *errptr, const char *what)
-{
-    osse_err_set(err, OSSE_EIO, "rocksdb %s: %s", what, errptr ? errptr : "unknown error");
-    rocksdb_free(errptr);
-    return OSSE_EIO;
-}
-
 /* ------------------------------------------------------------- open/close */
-
-/* Seeks to the last 'E' key: the highest seq stored. */
-static int find_last_seq(osse_log_t *log, uint64_t *out, osse_err_t *err)
-{
-    uint8_t last[9];
-    memset(last, 0xff, sizeof last);
-    last[0] = 'E';
-    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ropts);
-    char *e = NULL;
-    int rc = 0;
-    *out = 0;
-    rocksdb_iter_seek_for_prev(it, (const char *)last, sizeof last);
-    if (rocksdb_iter_valid(it)) {
-        size_t klen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen == 9 && k[0] == 'E')
-            *out = be64_get(k + 1);
-    }
-    rocksdb_iter_get_error(it, &e);
-    if (e)
-        rc = rdb_err(err, e, "seek");
-    rocksdb_iter_destroy(it);
-    return rc;
-}
 
 static int log_open(const char *dir, bool readonly, osse_log_compression_t compression,
                     osse_log_t **out, osse_err_t *err);
@@ -210,69 +146,14 @@ int osse_log_open_readonly(const char *dir, osse_log_t **out, osse_err_t *err)
 static int log_open(const char *dir, bool readonly, osse_log_compression_t compression,
                     osse_log_t **out, osse_err_t *err)
 {
-    char *e = NULL;
-    int rc = 0;
-    struct statvfs sv;
-    *out = NULL;
-    /* A folder not made yet is left to RocksDB. */
-    if (!readonly && statvfs(dir, &sv) == 0 && bytes_of(&sv, sv.f_bavail) < OPEN_FLOOR)
-        return osse_err_set(err, OSSE_ENOSPC,
-                            "the filesystem of %s is full (%llu bytes free): RocksDB cannot open "
-                            "its log for writing; free some space",
-                            dir, (unsigned long long)bytes_of(&sv, sv.f_bavail));
+    const osse_backend_config_t cfg = {.readonly = readonly, .compression = compression};
     osse_log_t *log = osse_calloc(1, sizeof *log);
-
-    log->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(log->opts, 1);
-    /* A larger memtable means fewer, larger flushes under a steady append load. */
-    rocksdb_options_set_write_buffer_size(log->opts, 64u << 20);
-    rocksdb_options_set_max_background_jobs(log->opts, 2);
-    /* One choice for the whole database: the default compression, one for
-     * each level (a per-level list overrides the default) and the
-     * bottommost level's (which overrides both when set). */
-    int ctype =
-        compression == OSSE_LOG_COMPRESSION_NONE ? rocksdb_no_compression : rocksdb_lz4_compression;
-    int per_level[LOG_LEVELS];
-    for (size_t i = 0; i < LOG_LEVELS; i++)
-        per_level[i] = ctype;
-    rocksdb_options_set_compression(log->opts, ctype);
-    rocksdb_options_set_compression_per_level(log->opts, per_level, LOG_LEVELS);
-    rocksdb_options_set_bottommost_compression(log->opts, ctype);
-    /* RocksDB's own LOG file is on the log's filesystem, and Debian's
-     * librocksdb aborts on the line after one that failed there (an
-     * assertion in WritableFileWriter once it has seen ENOSPC): on a full
-     * disk, the lines RocksDB logs about the failed write itself did it.
-     * Only fatal lines are written now (the LOG stays empty; the options are
-     * in RocksDB's OPTIONS file); osse's own log says what failed. See
-     * design.md, "A disk with nothing left". */
-    rocksdb_options_set_info_log_level(log->opts, INFO_LOG_FATAL);
-    log->topts = rocksdb_block_based_options_create();
-    /* Point reads of side records ('K') mostly miss (idempotency checks): a
-     * bloom filter keeps a miss from touching data blocks. */
-    log->filter = rocksdb_filterpolicy_create_bloom_full(10);
-    rocksdb_block_based_options_set_filter_policy(log->topts, log->filter);
-    rocksdb_options_set_block_based_table_factory(log->opts, log->topts);
-
-    log->wopts = rocksdb_writeoptions_create();
-    rocksdb_writeoptions_set_sync(log->wopts, 1);
-    log->ropts = rocksdb_readoptions_create();
-
-    log->db = readonly ? rocksdb_open_for_read_only(log->opts, dir, 0, &e)
-                       : rocksdb_open(log->opts, dir, &e);
-    if (e) {
-        /* RocksDB holds an fcntl lock on dir/LOCK while a database is open
-         * for writing; its message for a lock held elsewhere is the only
-         * sign of it, so it is recognised here, once. */
-        if (!readonly && strstr(e, "lock file") && strstr(e, "LOCK")) {
-            rc = osse_err_set(err, OSSE_EBUSY,
-                              "%s is in use by another process (RocksDB lock held)", dir);
-            rocksdb_free(e);
-        } else {
-            rc = rdb_err(err, e, "open");
-        }
+    int rc;
+    *out = NULL;
+    log->ops = &osse_backend_rocks;
+    if ((rc = log->ops->open(dir, &cfg, &log->be, err)))
         goto out;
-    }
-    if ((rc = find_last_seq(log, &log->last_seq, err)))
+    if ((rc = log->ops->last_seq(log->be, &log->last_seq, err)))
         goto out;
     log->durable_seq = log->last_seq;
     log->dir = osse_strdup(dir);
@@ -282,12 +163,7 @@ static int log_open(const char *dir, bool readonly, osse_log_compression_t compr
     }
 out:
     if (rc) {
-        if (log->db)
-            rocksdb_close(log->db);
-        rocksdb_readoptions_destroy(log->ropts);
-        rocksdb_writeoptions_destroy(log->wopts);
-        rocksdb_options_destroy(log->opts);
-        rocksdb_block_based_options_destroy(log->topts);
+        log->ops->close(log->be);
         free(log->dir);
         free(log);
         return rc;
@@ -301,17 +177,11 @@ void osse_log_close(osse_log_t *log)
     if (!log)
         return;
     OSSE_PRE(!log->started);
-    rocksdb_close(log->db);
-    rocksdb_readoptions_destroy(log->ropts);
-    rocksdb_writeoptions_destroy(log->wopts);
-    if (log->wopts_nosync)
-        rocksdb_writeoptions_destroy(log->wopts_nosync);
-    rocksdb_options_destroy(log->opts);
-    /* The table options own the filter policy. */
-    rocksdb_block_based_options_destroy(log->topts);
+    log->ops->close(log->be);
     uv_cond_destroy(&log->done_cv);
     uv_cond_destroy(&log->work_cv);
     uv_mutex_destroy(&log->mu);
+    free(log->parts);
     free(log->dir);
     free(log);
 }
@@ -439,39 +309,38 @@ size_t osse_batch_count(const osse_batch_t *b)
     return b->nevents;
 }
 
-/* Appends one operation; on failure the buffer is left as it was. */
-static int batch_op(osse_batch_t *b, uint8_t op, const void *k1, size_t k1len, const void *k2,
-                    size_t k2len, const void *val, size_t vlen)
+/* Appends one op as backend.h encodes it: a header (kind and its numbers,
+ * hlen bytes), then a, then v. On failure the buffer is left as it was.
+ * Returns 0 or OSSE_ENOMEM. */
+static int batch_op(osse_batch_t *b, const void *head, size_t hlen, const void *a, size_t alen,
+                    const void *v, size_t vlen)
 {
     size_t start = b->ops.len;
-    uint32_t klen = (uint32_t)(k1len + k2len), vl = (uint32_t)vlen;
-    int rc;
-    if (k1len + k2len > UINT32_MAX || vlen > UINT32_MAX)
-        return OSSE_ETOOBIG;
-    if ((rc = osse_buf_append(&b->ops, &op, 1)) || (rc = osse_buf_append(&b->ops, &klen, 4)) ||
-        (rc = osse_buf_append(&b->ops, k1, k1len)) ||
-        (k2len && (rc = osse_buf_append(&b->ops, k2, k2len))))
-        goto out;
-    if (op == OP_PUT &&
-        ((rc = osse_buf_append(&b->ops, &vl, 4)) || (rc = osse_buf_append(&b->ops, val, vlen))))
-        goto out;
-out:
-    if (rc)
+    if (osse_buf_append(&b->ops, head, hlen) || (alen && osse_buf_append(&b->ops, a, alen)) ||
+        (vlen && osse_buf_append(&b->ops, v, vlen))) {
         b->ops.len = start;
-    return rc;
+        return OSSE_ENOMEM;
+    }
+    return 0;
 }
 
 int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char *stream,
                      uint32_t version, const void *bytes, size_t len)
 {
     OSSE_PRE(seq == log->last_seq + 1);
-    (void)stream;
-    (void)version;
-    uint8_t ekey[9];
-    event_key(ekey, seq);
-    int rc = batch_op(b, OP_PUT, ekey, sizeof ekey, NULL, 0, bytes, len);
+    size_t slen = stream ? strlen(stream) : 0;
+    if (slen > UINT32_MAX || len > UINT32_MAX)
+        return OSSE_ENOMEM;
+    uint8_t head[21];
+    uint32_t sl = (uint32_t)slen, vl = (uint32_t)len;
+    head[0] = OSSE_BOP_EVENT;
+    memcpy(head + 1, &seq, 8);
+    memcpy(head + 9, &version, 4);
+    memcpy(head + 13, &sl, 4);
+    memcpy(head + 17, &vl, 4);
+    int rc = batch_op(b, head, sizeof head, stream, slen, bytes, len);
     if (rc)
-        return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+        return rc;
     b->nevents++;
     b->last_seq = seq;
     log->last_seq = seq;
@@ -480,14 +349,25 @@ int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char 
 
 int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    int rc = batch_op(b, OP_PUT, "K", 1, key, klen, val, vlen);
-    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+    if (klen > UINT32_MAX - 1 || vlen > UINT32_MAX)
+        return OSSE_ENOMEM;
+    uint8_t head[9];
+    uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+    head[0] = OSSE_BOP_PUT;
+    memcpy(head + 1, &kl, 4);
+    memcpy(head + 5, &vl, 4);
+    return batch_op(b, head, sizeof head, key, klen, val, vlen);
 }
 
 int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen)
 {
-    int rc = batch_op(b, OP_DEL, "K", 1, key, klen, NULL, 0);
-    return rc == OSSE_ETOOBIG ? OSSE_ENOMEM : rc;
+    if (klen > UINT32_MAX - 1)
+        return OSSE_ENOMEM;
+    uint8_t head[5];
+    uint32_t kl = (uint32_t)klen;
+    head[0] = OSSE_BOP_DEL;
+    memcpy(head + 1, &kl, 4);
+    return batch_op(b, head, sizeof head, key, klen, NULL, 0);
 }
 
 int osse_batch_key(osse_batch_t *b, osse_keystore_t *ks, const char *id, const uint8_t *wrapped)
@@ -545,29 +425,6 @@ fail:
     return OSSE_EIO;
 }
 
-/* Replays a batch's recorded operations into the writer's RocksDB batch. The
- * bytes were written by batch_op in this process, so they are trusted. */
-static void batch_apply(const osse_batch_t *b, rocksdb_writebatch_t *wb)
-{
-    const char *p = b->ops.ptr, *end = b->ops.ptr + b->ops.len;
-    while (p < end) {
-        uint8_t op = (uint8_t)*p++;
-        uint32_t klen, vlen;
-        memcpy(&klen, p, 4);
-        p += 4;
-        const char *key = p;
-        p += klen;
-        if (op == OP_PUT) {
-            memcpy(&vlen, p, 4);
-            p += 4;
-            rocksdb_writebatch_put(wb, key, klen, p, vlen);
-            p += vlen;
-        } else {
-            rocksdb_writebatch_delete(wb, key, klen);
-        }
-    }
-}
-
 /* ------------------------------------------------------------- writer */
 
 void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth)
@@ -575,35 +432,33 @@ void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth)
     OSSE_PRE(!log->started);
     log->fault = nth ? kind : OSSE_LOG_FAULT_NONE;
     log->fault_at = nth;
-    if (log->fault == OSSE_LOG_FAULT_FSYNC && !log->wopts_nosync)
-        log->wopts_nosync = rocksdb_writeoptions_create(); /* sync off by default */
 }
 
-/* One synced write of wb, or the test fault in its place. Returns 0 or
- * OSSE_EIO, with the failure logged. Writer thread. */
-static int write_synced(osse_log_t *log)
+/* One synced write of the group, or the test fault in its place. Returns 0
+ * or OSSE_EIO, with the failure logged as "<backend> write failed" and the
+ * store's words. Writer thread. */
+static int write_synced(osse_log_t *log, const osse_bgroup_t *g)
 {
-    char *e = NULL;
+    osse_err_t err = {0};
+    char msg[64];
+    int rc;
     uint64_t nth = ++log->writes;
     if (log->fault != OSSE_LOG_FAULT_NONE && nth == log->fault_at) {
         bool fsync = log->fault == OSSE_LOG_FAULT_FSYNC;
         /* As a failed fsync leaves it: the bytes handed to the kernel,
          * maybe on disk later, never known durable. */
-        if (fsync)
-            rocksdb_write(log->db, log->wopts_nosync, log->wb, &e);
-        osse_logf(OSSE_LEVEL_ERROR, "rocksdb write failed", "error=%s write=%llu fault=%s",
-                  e       ? e
+        rc = fsync ? log->ops->write(log->be, g, false, &err) : 0;
+        snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
+        osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu fault=%s",
+                  rc      ? err.msg
                   : fsync ? "injected fsync failure"
                           : "injected write failure",
                   (unsigned long long)nth, fsync ? "fsync" : "write");
-        rocksdb_free(e);
         return OSSE_EIO;
     }
-    rocksdb_write(log->db, log->wopts, log->wb, &e);
-    if (e) {
-        osse_logf(OSSE_LEVEL_ERROR, "rocksdb write failed", "error=%s write=%llu", e,
-                  (unsigned long long)nth);
-        rocksdb_free(e);
+    if ((rc = log->ops->write(log->be, g, true, &err))) {
+        snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
+        osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu", err.msg, (unsigned long long)nth);
         return OSSE_EIO;
     }
     return 0;
@@ -628,14 +483,19 @@ static void writer_main(void *arg)
             break; /* quit, and nothing left to write */
 
         bool any = false, keys = false;
-        rocksdb_writebatch_clear(log->wb);
+        osse_bgroup_t g = {NULL, 0};
         for (osse_batch_t *b = head; b; b = b->next) {
             keys = keys || b->keys.len;
             if (b->ops.len) {
-                batch_apply(b, log->wb);
+                if (g.nparts == log->parts_cap) {
+                    log->parts_cap = log->parts_cap ? log->parts_cap * 2 : 64;
+                    log->parts = osse_realloc(log->parts, log->parts_cap * sizeof *log->parts);
+                }
+                log->parts[g.nparts++] = (osse_slice_t){b->ops.ptr, b->ops.len};
                 any = true;
             }
         }
+        g.parts = log->parts;
         int status = log->failed;
         any = any || keys;
         if (any && !status) {
@@ -648,7 +508,7 @@ static void writer_main(void *arg)
              * Keys first: no event is ever durable before its key. */
             status = log->failed = keys ? write_keys(head) : 0;
             if (!status)
-                status = log->failed = write_synced(log);
+                status = log->failed = write_synced(log, &g);
         }
         for (osse_batch_t *b = head; b; b = b->next)
             b->status = status;
@@ -700,19 +560,13 @@ int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err)
     OSSE_PRE(!log->started);
     log->loop = loop;
     log->quit = false;
-    log->wb = rocksdb_writebatch_create();
-    if ((rc = uv_async_init(loop, &log->async, on_async))) {
-        rocksdb_writebatch_destroy(log->wb);
-        log->wb = NULL;
+    if ((rc = uv_async_init(loop, &log->async, on_async)))
         return osse_err_set(err, OSSE_EIO, "log: uv_async_init: %s", uv_strerror(rc));
-    }
     log->async.data = log;
     if (space_sample(log))
         space_note(log); /* started below the reserve */
     if ((rc = uv_thread_create(&log->thread, writer_main, log))) {
         uv_close((uv_handle_t *)&log->async, NULL);
-        rocksdb_writebatch_destroy(log->wb);
-        log->wb = NULL;
         return osse_err_set(err, OSSE_EIO, "log: writer thread: %s", uv_strerror(rc));
     }
     log->started = true;
@@ -753,8 +607,6 @@ void osse_log_stop(osse_log_t *log)
     uv_cond_signal(&log->work_cv);
     uv_mutex_unlock(&log->mu);
     uv_thread_join(&log->thread);
-    rocksdb_writebatch_destroy(log->wb);
-    log->wb = NULL;
     uv_close((uv_handle_t *)&log->async, NULL);
     log->started = false;
 }
@@ -763,104 +615,28 @@ void osse_log_stop(osse_log_t *log)
 
 int osse_log_scan(osse_log_t *log, uint64_t from, osse_log_scan_cb cb, void *ud, osse_err_t *err)
 {
-    uint8_t start[9], upper[1] = {'F'};
-    char *e = NULL;
-    int rc = 0;
-    event_key(start, from);
-    /* The upper bound lets RocksDB stop at the end of the 'E' range without
-     * reading into the side records. */
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, sizeof upper);
-    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, ro);
-    for (rocksdb_iter_seek(it, (const char *)start, sizeof start); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
-        if (klen != 9 || k[0] != 'E')
-            break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        if ((rc = cb(ud, be64_get(k + 1), v, vlen)))
-            goto out;
-    }
-    rocksdb_iter_get_error(it, &e);
-    if (e)
-        rc = rdb_err(err, e, "scan");
-out:
-    rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(ro);
-    return rc;
-}
-
-/* Point read of a full key; *val is malloc'd. */
-static int get_raw(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
-                   osse_err_t *err)
-{
-    char *e = NULL;
-    size_t n = 0;
-    *val = NULL;
-    *vlen = 0;
-    char *v = rocksdb_get(log->db, log->ropts, key, klen, &n, &e);
-    if (e)
-        return rdb_err(err, e, "get");
-    if (!v)
-        return osse_err_set(err, OSSE_ENOTFOUND, "not found");
-    /* rocksdb_get's buffer is malloc'd by the library; copy so that callers
-     * can free() it whatever allocator RocksDB was built with. */
-    void *copy = osse_malloc(n ? n : 1);
-    memcpy(copy, v, n);
-    rocksdb_free(v);
-    *val = copy;
-    *vlen = n;
-    return 0;
+    return log->ops->scan(log->be, from, cb, ud, err);
 }
 
 int osse_log_get(osse_log_t *log, uint64_t seq, void **bytes, size_t *len, osse_err_t *err)
 {
-    uint8_t key[9];
-    event_key(key, seq);
-    return get_raw(log, key, sizeof key, bytes, len, err);
+    return log->ops->get(log->be, seq, bytes, len, err);
 }
 
 int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
                     osse_err_t *err)
 {
-    uint8_t small[128];
-    uint8_t *k = klen + 1 <= sizeof small ? small : osse_malloc(klen + 1);
-    int rc;
-    k[0] = 'K';
-    if (klen)
-        memcpy(k + 1, key, klen);
-    rc = get_raw(log, k, klen + 1, val, vlen, err);
-    if (k != small)
-        free(k);
-    return rc;
+    return log->ops->kv_get(log->be, key, klen, val, vlen, err);
 }
 
 int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_scan_cb cb, void *ud,
                      osse_err_t *err)
 {
-    char *e = NULL;
-    int rc = 0;
-    uint8_t *p = osse_malloc(plen + 1);
-    p[0] = 'K';
-    if (plen)
-        memcpy(p + 1, prefix, plen);
-    rocksdb_iterator_t *it = rocksdb_create_iterator(log->db, log->ropts);
-    for (rocksdb_iter_seek(it, (const char *)p, plen + 1); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *k = rocksdb_iter_key(it, &klen);
-        if (klen < plen + 1 || memcmp(k, p, plen + 1) != 0)
-            break;
-        const char *v = rocksdb_iter_value(it, &vlen);
-        if ((rc = cb(ud, k + 1, klen - 1, v, vlen)))
-            goto out;
-    }
-    rocksdb_iter_get_error(it, &e);
-    if (e)
-        rc = rdb_err(err, e, "kv scan");
-out:
-    rocksdb_iter_destroy(it);
-    free(p);
-    return rc;
+    return log->ops->kv_scan(log->be, prefix, plen, cb, ud, err);
+}
+
+int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const void *end, size_t elen,
+                      size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err)
+{
+    return log->ops->kv_range(log->be, start, slen, end, elen, limit, cb, ud, err);
 }

@@ -1,4 +1,5 @@
-/* log.h: the append-only event log on RocksDB, with group commit.
+/* log.h: the append-only event log, with group commit; on RocksDB, through
+ * a backend's table of operations (storage/backend.h, rocks.c).
  *
  * Key invariant: events are stored under a global `seq` without gaps, and each
  * batch (all events and side records of one or more commands) is applied
@@ -15,7 +16,7 @@
  * the batch's events to its in-memory projections, and, as PostgreSQL
  * learned, a failed fsync cannot be retried safely); the owner stops.
  *
- * Layout (one default column family):
+ * Layout on RocksDB (one default column family; rocks.c):
  *   'E' be64(seq)                      -> event bytes (osse_event_encode)
  *   'K' key                            -> value         (side records: idempotency...)
  *
@@ -134,7 +135,8 @@ osse_batch_t *osse_batch_new(void);
 void osse_batch_free(osse_batch_t *b); /* NULL-safe; only for a batch never committed */
 
 /* Adds an event's stored bytes under seq (stream and version are the
- * caller's record of them; the log keys events by seq only).
+ * caller's record of them, handed to the backend: RocksDB keys events by
+ * seq only and keeps neither; stream may be NULL).
  * seq must be osse_log_last_seq()+1 at the time of the call (no gaps); the
  * log's last seq advances. Returns 0 or OSSE_ENOMEM. Loop thread. */
 int osse_batch_event(osse_batch_t *b, osse_log_t *log, uint64_t seq, const char *stream,
@@ -184,6 +186,15 @@ typedef int (*osse_kv_scan_cb)(void *ud, const void *key, size_t klen, const voi
  * without the 'K'); keys passed to cb are without the 'K' too. */
 int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_scan_cb cb, void *ud,
                      osse_err_t *err);
+
+/* Calls cb for each side record whose key k (without the 'K') has
+ * start <= k and, when end is not NULL, k < end, in the order of the keys'
+ * bytes (memcmp, the shorter first on a tie), for at most limit of them (0:
+ * no limit), until cb returns non-zero (which is returned). A cursored read
+ * resumes with start = the last key seen and a 0 byte appended. Returns 0,
+ * cb's value or OSSE_EIO. */
+int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const void *end, size_t elen,
+                      size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err);
 
 /* Reads one side record. *val is malloc'd. Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
 int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,

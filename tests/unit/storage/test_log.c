@@ -1,9 +1,11 @@
 /* test_log.c: the event log on a real RocksDB in a temporary folder: group
  * commit callbacks in order with the durable seq, reopen and scan back, the
- * side records, and a clean loop close. */
+ * side records and their range reads, the bytes RocksDB holds, and a clean
+ * loop close. */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <rocksdb/c.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,11 +333,213 @@ static void test_open_error(void)
     rm_rf(dir);
 }
 
+/* Commits one batch and runs the loop until its callback. */
+typedef struct one_s {
+    int status, ran;
+} one_t;
+
+static void on_one(void *ud, int status)
+{
+    one_t *o = ud;
+    o->status = status;
+    o->ran++;
+}
+
+static void commit_one(osse_log_t *log, uv_loop_t *loop, osse_batch_t *b)
+{
+    one_t o = {0};
+    osse_log_commit(log, b, on_one, &o);
+    while (!o.ran)
+        uv_run(loop, UV_RUN_ONCE);
+    CHECK_EQ_INT(o.status, 0);
+}
+
+typedef struct range_s {
+    int n;
+    char keys[16][16];
+    size_t lens[16];
+    int stop_after; /* 0: never */
+} range_t;
+
+static int range_collect(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    range_t *r = ud;
+    (void)val;
+    (void)vlen;
+    if (r->n < 16 && klen <= 16) {
+        memcpy(r->keys[r->n], key, klen);
+        r->lens[r->n] = klen;
+    }
+    r->n++;
+    return r->stop_after && r->n == r->stop_after ? 7 : 0;
+}
+
+static bool range_key(const range_t *r, int i, const char *key, size_t klen)
+{
+    return i < r->n && r->lens[i] == klen && memcmp(r->keys[i], key, klen) == 0;
+}
+
+/* osse_log_kv_range: from a start key, below an optional end, at most a
+ * limit, in the order of the keys' bytes (a key before its extensions, 0xff
+ * after everything printable), never into the events, and reading what a
+ * durable write has just written. */
+static void test_kv_range(void)
+{
+    const char *dir = mkdir_tmp();
+    osse_err_t err;
+    osse_log_t *log;
+    uv_loop_t loop;
+    range_t r = {0};
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    osse_batch_t *b = osse_batch_new();
+    osse_buf_t eb;
+    make_event_bytes(1, "request/x", 1, &eb);
+    CHECK_EQ_INT(osse_batch_event(b, log, 1, "request/x", 1, eb.ptr, eb.len), 0);
+    osse_buf_close(&eb);
+    /* Put in no order; one deleted in the same batch, one in the next. */
+    static const char *keys[] = {"v/c", "v/a", "w/a", "v/b", "v/ba", "v/gone", "v/later"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        CHECK_EQ_INT(osse_batch_put(b, keys[i], strlen(keys[i]), "x", 1), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "v/b\0", 4, "z", 1), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "v/\xff", 3, "f", 1), 0);
+    CHECK_EQ_INT(osse_batch_delete(b, "v/gone", 6), 0);
+    commit_one(log, &loop, b);
+
+    /* Read right after the callback: the write is there. */
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/", 2, "v0", 2, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 7);
+    CHECK(range_key(&r, 0, "v/a", 3));
+    CHECK(range_key(&r, 1, "v/b", 3));
+    CHECK(range_key(&r, 2, "v/b\0", 4));
+    CHECK(range_key(&r, 3, "v/ba", 4));
+    CHECK(range_key(&r, 4, "v/c", 3));
+    CHECK(range_key(&r, 5, "v/later", 7));
+    CHECK(range_key(&r, 6, "v/\xff", 3));
+
+    /* A cursor: resume after "v/b" (the last key seen, a 0 byte added). */
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/b\0", 4, "v0", 2, 2, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 2);
+    CHECK(range_key(&r, 0, "v/b\0", 4));
+    CHECK(range_key(&r, 1, "v/ba", 4));
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/ba\0", 5, "v0", 2, 2, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 2);
+    CHECK(range_key(&r, 0, "v/c", 3));
+    CHECK(range_key(&r, 1, "v/later", 7));
+
+    /* The end is exclusive; no end runs to the last side record and never
+     * into the events (whose keys sort before the side records'). */
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/b", 3, "v/c", 3, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 3);
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/later", 7, NULL, 0, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 3);
+    CHECK(range_key(&r, 2, "w/a", 3));
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "", 0, NULL, 0, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 8);
+    CHECK(range_key(&r, 0, "v/a", 3));
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "x", 1, NULL, 0, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 0);
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/c", 3, "v/c", 3, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 0);
+
+    /* The callback stops it, and its value comes back. */
+    r = (range_t){.stop_after = 2};
+    CHECK_EQ_INT(osse_log_kv_range(log, "", 0, NULL, 0, 0, range_collect, &r, &err), 7);
+    CHECK_EQ_INT(r.n, 2);
+
+    /* A delete in a later batch is seen by the next read. */
+    b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_delete(b, "v/later", 7), 0);
+    commit_one(log, &loop, b);
+    r = (range_t){0};
+    CHECK_EQ_INT(osse_log_kv_range(log, "v/c", 3, "v0", 2, 0, range_collect, &r, &err), 0);
+    CHECK_EQ_INT(r.n, 2);
+    CHECK(range_key(&r, 1, "v/\xff", 3));
+
+    osse_log_stop(log);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    osse_log_close(log);
+    rm_rf(dir);
+}
+
+/* The bytes on disk: what the log writes is RocksDB's 'E' be64(seq) ->
+ * event bytes and 'K' key -> value, nothing else (data folders written
+ * before the backend table are read as they are). */
+static void test_layout(void)
+{
+    const char *dir = mkdir_tmp();
+    osse_err_t err;
+    osse_log_t *log;
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    osse_batch_t *b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_event(b, log, 1, "request/x", 1, "one", 3), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "idem", 4, "val", 3), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "gone", 4, "val", 3), 0);
+    commit_one(log, &loop, b);
+    b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_event(b, log, 2, "request/x", 2, "", 0), 0);
+    CHECK_EQ_INT(osse_batch_event(b, log, 3, NULL, 0, "three", 5), 0);
+    CHECK_EQ_INT(osse_batch_delete(b, "gone", 4), 0);
+    commit_one(log, &loop, b);
+    osse_log_stop(log);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    osse_log_close(log);
+
+    static const struct {
+        const char *k;
+        size_t klen;
+        const char *v;
+        size_t vlen;
+    } want[] = {
+        {"E\0\0\0\0\0\0\0\1", 9, "one", 3},
+        {"E\0\0\0\0\0\0\0\2", 9, "", 0},
+        {"E\0\0\0\0\0\0\0\3", 9, "three", 5},
+        {"Kidem", 5, "val", 3},
+    };
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *e = NULL;
+    rocksdb_t *db = rocksdb_open_for_read_only(o, dir, 0, &e);
+    CHECK(e == NULL);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+    size_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it), n++) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen), *v = rocksdb_iter_value(it, &vlen);
+        CHECK(n < sizeof want / sizeof *want);
+        if (n >= sizeof want / sizeof *want)
+            break;
+        CHECK(klen == want[n].klen && memcmp(k, want[n].k, klen) == 0);
+        CHECK(vlen == want[n].vlen && memcmp(v, want[n].v, vlen) == 0);
+    }
+    CHECK_EQ_INT(n, sizeof want / sizeof *want);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
     RUN(test_commit_and_reopen);
     RUN(test_stop_drains_chain);
     RUN(test_open_error);
+    RUN(test_kv_range);
+    RUN(test_layout);
     return TEST_EXIT();
 }
