@@ -117,6 +117,24 @@ json_get() { # key: reads JSON on stdin, prints its top-level key
     python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
+# bench_form: the 8-field form of bench-permit (JSON). BENCH_PII=0: the same
+# form with no field marked pii (nothing sealed: the cost of sealing,
+# measured beside the default in one sitting).
+bench_form() {
+    local pii=true
+    [ "${BENCH_PII:-1}" = 0 ] && pii=false
+    printf '%s' '{
+    "applicant_id":   {"type": "citizen_id", "required": true, "pii": '$pii'},
+    "applicant_name": {"type": "string", "required": true, "pii": '$pii', "max_length": 200},
+    "business_name":  {"type": "string", "required": true, "max_length": 200},
+    "area_sqm":       {"type": "number", "required": true, "min": 1},
+    "seats":          {"type": "integer", "min": 0},
+    "district":       {"type": "enum", "values": ["bang-rak", "pathum-wan", "khlong-toei"]},
+    "opening_date":   {"type": "date"},
+    "notes":          {"type": "string", "max_length": 1000}
+  }'
+}
+
 # osse_setup DIR PORT: on a running osse serve over DIR, publishes what
 # run.sh publishes (calendar th-gov, agencies a b c, workflow bench-permit, a
 # portal principal), sends one submission by hand (to fail early with a clear
@@ -130,24 +148,11 @@ osse_setup() {
     for i in a b c; do
         api PUT "/v1/agencies/$i" "{\"name\":\"Bench agency $i\"}" >/dev/null
     done
-    # BENCH_PII=0: the same form with no field marked pii (nothing sealed:
-    # the cost of sealing, measured beside the default in one sitting).
-    local pii=true
-    [ "${BENCH_PII:-1}" = 0 ] && pii=false
     api POST /v1/workflows '{
   "id": "bench-permit",
   "title": "Bench permit: three agencies in parallel, then a licence",
   "calendar": "th-gov",
-  "form": {
-    "applicant_id":   {"type": "citizen_id", "required": true, "pii": '$pii'},
-    "applicant_name": {"type": "string", "required": true, "pii": '$pii', "max_length": 200},
-    "business_name":  {"type": "string", "required": true, "max_length": 200},
-    "area_sqm":       {"type": "number", "required": true, "min": 1},
-    "seats":          {"type": "integer", "min": 0},
-    "district":       {"type": "enum", "values": ["bang-rak", "pathum-wan", "khlong-toei"]},
-    "opening_date":   {"type": "date"},
-    "notes":          {"type": "string", "max_length": 1000}
-  },
+  "form": '"$(bench_form)"',
   "steps": {
     "review_a": {"kind": "task", "agency": "a", "sla": "5 working days"},
     "review_b": {"kind": "task", "agency": "b", "sla": "10 working days", "on_breach": "approve"},
