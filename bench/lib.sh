@@ -76,6 +76,7 @@ start_server() {
     if [ -z "$port" ]; then
         say "$name did not announce a port:"; cat "$TMP/$name.out" "$TMP/$name.err" >&2; exit 1
     fi
+    # shellcheck disable=SC2034 # read by the scripts that source this file
     SRV_PID=$pid SRV_PORT=$port
 }
 
@@ -193,7 +194,8 @@ cpu_s() {
 # head is signed at most once a second, so it trails the last writes).
 log_size() {
     local m a b i
-    m=$(curl -sS -m 60 "$URL/metrics" | awk '$1 == "osse_log_seq" { print $2; exit }') ||
+    # (awk reads to the end: an early exit would fail curl's write, and the pipe.)
+    m=$(curl -sS -m 60 "$URL/metrics" | awk '$1 == "osse_log_seq" && !f { print $2; f = 1 }') ||
         { server_alive; die "GET /metrics failed"; }
     if [ -n "$m" ]; then
         printf '%s\n' "$m"

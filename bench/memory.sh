@@ -81,7 +81,9 @@ closed_setup() {
 }
 
 metric() { # name -> value, or nothing when GET /metrics has no such line
-    curl -sS -m 60 "$URL/metrics" | awk -v m="$1" '$1 == m { print $2; exit }'
+    # awk reads to the end: an early exit would fail curl's write, and the pipe.
+    curl -sS -m 60 "$URL/metrics" | awk -v m="$1" '$1 == m && !f { print $2; f = 1 }' ||
+        { server_alive; die "GET /metrics failed"; }
 }
 
 # check_counts KIND: the requests by status on GET /metrics, when it has them:

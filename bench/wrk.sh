@@ -134,13 +134,13 @@ run_wrk() {
     c1=$(cpu_s "$OPID")
     server_alive
     printf '%s\n' "$out" >"$TMP/wrk.$mode.out"
-    W_RPS=$(printf '%s\n' "$out" | awk '$1 == "Requests/sec:" { print $2 }')
-    reqs=$(printf '%s\n' "$out" | awk '/ requests in / { print $1; exit }')
-    lat50=$(printf '%s\n' "$out" | awk '$1 == "50%" { print $2; exit }')
-    lat99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2; exit }')
-    W_NON2XX=$(printf '%s\n' "$out" | sed -n 's/^lua_non2xx=//p')
-    errs=$(printf '%s\n' "$out" | awk '/Socket errors:/ {
-        s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }')
+    W_RPS=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
+    reqs=$(awk '/ requests in / { print $1; exit }' <<<"$out")
+    lat50=$(awk '$1 == "50%" { print $2; exit }' <<<"$out")
+    lat99=$(awk '$1 == "99%" { print $2; exit }' <<<"$out")
+    W_NON2XX=$(sed -n 's/^lua_non2xx=//p' <<<"$out")
+    errs=$(awk '/Socket errors:/ {
+        s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' <<<"$out")
     local v
     for v in "$W_RPS" "$reqs" "$lat50" "$lat99" "$W_NON2XX"; do
         [ -n "$v" ] || { say "$out"; die "could not read wrk's report on $path (above)"; }
