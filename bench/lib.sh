@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # lib.sh: helpers shared by the bench scripts (sourced, not run): run.sh,
-# sla.sh, audit.sh, registry.sh, restart.sh, memory.sh and wrk.sh. A script may redefine a helper after sourcing (sla.sh
-# has its own api with a timeout and a liveness check).
+# sla.sh, audit.sh, registry.sh, restart.sh, memory.sh and wrk.sh. A script
+# may redefine a helper after sourcing (sla.sh has its own api with a timeout
+# and a liveness check).
 #
 # The caller sets ROOT and BUILD, and sources this file before anything else;
 # it gets: a cleanup at exit that kills every server in PIDS (by pid) and
@@ -9,7 +10,8 @@
 # $BUILD, so that data sits on the repository's disk); start_server and
 # stop_server; field; now_s; the submission BODY and the bench-permit setup
 # (osse_setup), as run.sh does them; and for the issue 13 benches: pids_forget,
-# cpu_s, log_size, submit_one, fill_requests, kill9 and osse_start_timed.
+# cpu_s, log_size, submit_one, fill_requests, bg_run, kill9 and
+# osse_start_timed.
 
 PIDS=()
 TMP=""
@@ -21,10 +23,13 @@ bench_cleanup() {
     for p in "${PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
-    [ -n "$TMP" ] && rm -rf "$TMP"
+    if [ -n "$TMP" ]; then rm -rf "$TMP"; fi
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
+# A command that fails outside a test ends the script (set -e): say where,
+# so that no bench ends without a word.
+trap 'say "${0##*/}: line $LINENO: a command failed (exit $?)"' ERR
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "$(basename "$0"): $*"; exit 1; }
@@ -228,16 +233,34 @@ submit_one() {
 
 # fill_requests PORT N BODY LABEL: N submissions of BODY through the real
 # HTTP write path (`load --requests N` over $BENCH_CONNS connections, at most
-# $BENCH_TIMEOUT seconds); dies unless all N got a 2xx; sets FILL_LINE.
+# $BENCH_TIMEOUT seconds); dies unless all N got a 2xx; sets FILL_LINE. load
+# runs in the background and is waited for, so that a SIGTERM or SIGINT to
+# the script ends it at once (the cleanup kills it with the servers).
 fill_requests() {
-    FILL_LINE=$("$BUILD/load" --host 127.0.0.1 --port "$1" --conns "${BENCH_CONNS:-64}" \
+    bg_run "$TMP/fill.out" "$BUILD/load" --host 127.0.0.1 --port "$1" --conns "${BENCH_CONNS:-64}" \
         --threads "${BENCH_THREADS:-1}" --requests "$2" --seconds "${BENCH_TIMEOUT:-3600}" \
-        --method POST --path /v1/requests --token "$PORTAL" --body "$3" --label "$4") ||
-        die "load failed"
+        --method POST --path /v1/requests --token "$PORTAL" --body "$3" --label "$4" ||
+        { server_alive; die "load failed"; }
+    FILL_LINE=$(cat "$TMP/fill.out")
     say "$FILL_LINE"
     server_alive
     [ "$(field "$FILL_LINE" ok)" = "$2" ] ||
         die "the fill got $(field "$FILL_LINE" ok) 2xx of $2 (errors=$(field "$FILL_LINE" errors) non2xx=$(field "$FILL_LINE" non2xx))"
+}
+
+# bg_run OUT CMD...: runs CMD in the background, its stdout in OUT (stderr
+# as the script's), its pid in PIDS while it runs, and waits for it; returns
+# its exit status. A bash waiting on `wait` runs its traps at once, while it
+# would wait for a foreground command to end first.
+bg_run() {
+    local out=$1 pid rc=0
+    shift
+    "$@" >"$out" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    pids_forget "$pid"
+    return "$rc"
 }
 
 # kill9 PID: SIGKILL (a crash: nothing is flushed or closed), then reaps it.

@@ -124,16 +124,18 @@ to_ms() {
 }
 
 # run_wrk PATH MODE [WRK OPTIONS...]: one wrk run (MODE get or post, for the
-# Lua script); prints its result line; wrk's report stays in $TMP/wrk.MODE.out.
+# Lua script); sets W_LINE, its result line; wrk's report stays in
+# $TMP/wrk.MODE.out. Not in a subshell, so that wrk's pid reaches the cleanup.
 run_wrk() {
-    local path=$1 mode=$2 out c0 c1 reqs lat50 lat99 errs W_RPS W_NON2XX
+    local path=$1 mode=$2 out c0 c1 reqs lat50 lat99 errs W_RPS W_NON2XX v
     shift 2
     c0=$(cpu_s "$OPID")
-    out=$(wrk -t"$WTHREADS" -c"$WCONNS" -d"${SECS}s" --latency -s "$LUA" "$@" \
-        "$URL$path" -- "$mode" 2>&1) || { say "$out"; server_alive; die "wrk failed on $path"; }
+    bg_run "$TMP/wrk.$mode.out" wrk -t"$WTHREADS" -c"$WCONNS" -d"${SECS}s" --latency \
+        -s "$LUA" "$@" "$URL$path" -- "$mode" 2>"$TMP/wrk.$mode.err" ||
+        { cat "$TMP/wrk.$mode.out" "$TMP/wrk.$mode.err" >&2; server_alive; die "wrk failed on $path"; }
     c1=$(cpu_s "$OPID")
     server_alive
-    printf '%s\n' "$out" >"$TMP/wrk.$mode.out"
+    out=$(cat "$TMP/wrk.$mode.out" "$TMP/wrk.$mode.err")
     W_RPS=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
     reqs=$(awk '/ requests in / { print $1; exit }' <<<"$out")
     lat50=$(awk '$1 == "50%" { print $2; exit }' <<<"$out")
@@ -141,23 +143,24 @@ run_wrk() {
     W_NON2XX=$(sed -n 's/^lua_non2xx=//p' <<<"$out")
     errs=$(awk '/Socket errors:/ {
         s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' <<<"$out")
-    local v
     for v in "$W_RPS" "$reqs" "$lat50" "$lat99" "$W_NON2XX"; do
         [ -n "$v" ] || { say "$out"; die "could not read wrk's report on $path (above)"; }
     done
-    awk -v p="$path" -v c="$WCONNS" -v t="$WTHREADS" -v s="$SECS" -v n="$reqs" -v r="$W_RPS" \
+    W_LINE=$(awk -v p="$path" -v c="$WCONNS" -v t="$WTHREADS" -v s="$SECS" -v n="$reqs" -v r="$W_RPS" \
         -v a="$(to_ms "$lat50")" -v b="$(to_ms "$lat99")" -v x="$W_NON2XX" -v e="${errs:-0}" \
         -v c0="$c0" -v c1="$c1" 'BEGIN {
         printf "wrk path=%s conns=%s threads=%s seconds=%s requests=%s rps=%s p50_ms=%s p99_ms=%s", p, c, t, s, n, r, a, b
-        printf " non2xx=%s errors=%s osse_cpu_us_per_request=%.1f\n", x, e, (n > 0 ? (c1 - c0) * 1e6 / n : 0) }'
+        printf " non2xx=%s errors=%s osse_cpu_us_per_request=%.1f\n", x, e, (n > 0 ? (c1 - c0) * 1e6 / n : 0) }')
 }
 
 RESULTS=()
-l=$(run_wrk /healthz get)
+run_wrk /healthz get
+l=$W_LINE
 say "$l"
 RESULTS+=("$l")
 H_RPS=$(field "$l" rps)
-l=$(run_wrk /v1/requests post -H "Authorization: Bearer $PORTAL" -H 'Content-Type: application/json')
+run_wrk /v1/requests post -H "Authorization: Bearer $PORTAL" -H 'Content-Type: application/json'
+l=$W_LINE
 say "$l"
 RESULTS+=("$l")
 S_RPS=$(field "$l" rps)
