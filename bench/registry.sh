@@ -88,7 +88,8 @@ start_osse() {
 # the peak of what follows. Prints 1 when it worked.
 hwm_reset() { if echo 5 >"/proc/$1/clear_refs" 2>/dev/null; then echo 1; else echo 0; fi; }
 metric() { # name -> value (first sample line whose name is exactly name)
-    curl -sS -m 120 "$URL/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'
+    # awk reads to the end: an early exit can fail curl's write, and with it the pipe.
+    curl -sS -m 120 "$URL/metrics" | awk -v m="$1" '$1 == m && !f {print $2; f = 1}'
 }
 
 # Samples VmRSS (kB) of pid every 50 ms into file until killed. The read is
