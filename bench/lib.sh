@@ -39,11 +39,16 @@ field() { # line key -> value of key=value
     printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1
 }
 
-bench_build() { # targets... (skipped when BENCH_NO_BUILD is set)
-    [ -n "${BENCH_NO_BUILD:-}" ] && return 0
-    say "== building release into $BUILD"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DOSSE_SANITIZE=OFF >/dev/null
-    cmake --build "$BUILD" -j2 --target "$@" >/dev/null
+bench_build() { # targets... (the build skipped when BENCH_NO_BUILD is set; each must be there)
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        say "== building release into $BUILD"
+        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DOSSE_SANITIZE=OFF >/dev/null
+        cmake --build "$BUILD" -j2 --target "$@" >/dev/null
+    fi
+    local b
+    for b in "$@"; do
+        [ -x "$BUILD/$b" ] || die "no $BUILD/$b (build it, or unset BENCH_NO_BUILD)"
+    done
 }
 
 LINEBUF=()

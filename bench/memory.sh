@@ -50,9 +50,6 @@ command -v curl >/dev/null || die "curl is needed"
 command -v python3 >/dev/null || die "python3 is needed"
 
 bench_build osse load
-for b in osse load; do
-    [ -x "$BUILD/$b" ] || die "no $BUILD/$b (build it, or unset BENCH_NO_BUILD)"
-done
 bench_tmp
 say "== machine: $(machine); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
