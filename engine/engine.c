@@ -204,8 +204,14 @@ static void records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nc
     for (size_t i = 0; i < e->nreqs; i++) {
         osse__batch_need(e);
         osse__record_touch(e, e->reqs[i]);
-        if ((i + 1) % MIGRATE_CHUNK == 0)
-            osse__commit_flush(e);
+        if ((i + 1) % MIGRATE_CHUNK)
+            continue;
+        osse__commit_flush(e);
+        /* At most two chunks in flight, so that memory holds no more than
+         * that of a large folder's records (the loop runs only for the
+         * writer's answers: nothing listens yet). */
+        while (!e->failed && e->commits_done + 1 < e->commits_sent)
+            uv_run(e->loop, UV_RUN_ONCE);
     }
     osse__batch_need(e);
     if (osse_batch_put(e->batch, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), "1", 1))
