@@ -210,9 +210,24 @@ static osse_stint_t *stint_held(osse_step_t *s)
     return t && t->how == OSSE_STINT_HELD ? t : NULL;
 }
 
+/* The metrics' row of an agency's tasks in a workflow. */
+static osse_task_row_t *task_row(osse_engine_t *e, const char *agency, const char *workflow)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s\n%s", agency, workflow);
+    osse_task_row_t *row = osse_map_get(&e->task_rows, key);
+    if (!row) {
+        row = osse_calloc(1, sizeof *row);
+        row->agency = osse_strdup(agency);
+        row->workflow = osse_strdup(workflow);
+        osse_map_put(&e->task_rows, key, row);
+    }
+    return row;
+}
+
 /* After a return, the applicant's answer resumes the agency's stint: its
  * working time goes on from what it was, and a task past due stays so. */
-static void stint_begin(osse_step_t *s, int64_t at)
+static void stint_begin(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at)
 {
     const osse_stint_t *prev = s->nstints ? &s->stints[s->nstints - 1] : NULL;
     osse_stint_t t = {.agency = s->agency, .start = at};
@@ -222,6 +237,7 @@ static void stint_begin(osse_step_t *s, int64_t at)
     }
     s->stints = osse_reallocarray(s->stints, s->nstints + 1u, sizeof *s->stints);
     s->stints[s->nstints++] = t;
+    task_row(e, s->agency, r->wfe->id)->open++;
 }
 
 static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at,
@@ -230,6 +246,7 @@ static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s,
     osse_stint_t *t = stint_held(s);
     if (!t)
         return;
+    task_row(e, t->agency, r->wfe->id)->open--;
     t->end = at;
     t->how = how;
     /* Measured on the calendar in force when the event is applied, so that
@@ -338,11 +355,13 @@ static osse_rstatus_t derived_status(const osse_request_t *r)
     return payment ? OSSE_RS_AWAITING_PAYMENT : OSSE_RS_IN_PROGRESS;
 }
 
-static int set_status(osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
+static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
 {
     if (!osse__request_can(r->status, to))
         return CORRUPT("request %s cannot go from %s to %s", r->id, osse__rstatus_name(r->status),
                        osse__rstatus_name(to));
+    e->by_status[r->status]--;
+    e->by_status[to]++;
     r->status = to;
     return 0;
 }
@@ -364,7 +383,7 @@ typedef struct {
 /* A request that has not ended takes the status its steps give it. */
 static int moved(rq_t *q)
 {
-    return set_status(q->r, derived_status(q->r), q->err);
+    return set_status(q->e, q->r, derived_status(q->r), q->err);
 }
 
 /* Step q->i reaches the final state `to` at the event's time. */
@@ -395,6 +414,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     r->wf_version = (int)v;
     r->wf = w->versions[v - 1];
     r->status = OSSE_RS_IN_PROGRESS;
+    e->by_status[r->status]++;
     r->submitted_at = ev->at;
     r->portal = dupstr(osse__jstr(ev->data, "portal"));
     /* Shallow: the form's values are never changed in place (InfoProvided
@@ -441,12 +461,18 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
     e->reqs[e->nreqs++] = r;
     osse_map_put(&e->requests, r->id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
+    e->by_status[r->status]++;
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         const osse_step_t *s = &r->steps[i];
         /* Each agency that held the task was given it (step_opened,
-         * task_escalated). */
-        for (uint32_t k = 0; k < s->nstints; k++)
-            add_task(e, r, i, s->stints[k].agency);
+         * task_escalated); the metrics count what each holds and breached. */
+        for (uint32_t k = 0; k < s->nstints; k++) {
+            const osse_stint_t *t = &s->stints[k];
+            add_task(e, r, i, t->agency);
+            osse_task_row_t *row = task_row(e, t->agency, r->wfe->id);
+            row->open += t->how == OSSE_STINT_HELD;
+            row->breaches += t->breached_at != 0;
+        }
         if (s->reference)
             osse_map_put(&e->references, s->reference, r);
         if (s->payer && s->transaction) {
@@ -478,7 +504,7 @@ static int step_opened(rq_t *q)
     s->opened_at = q->ev->at;
     if (s->agency && q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK) {
         add_task(q->e, q->r, (size_t)q->i, s->agency);
-        stint_begin(s, q->ev->at);
+        stint_begin(q->e, q->r, s, q->ev->at);
     }
     timeline(q->r, q->ev, "Step %s opened%s%s", NAME(q), s->agency ? " for " : "",
              s->agency ? s->agency : "");
@@ -567,8 +593,10 @@ static int sla_breached(rq_t *q)
     STEP(q)->sla_state = "breached";
     STEP(q)->warn_at = 0;
     osse_stint_t *held = stint_held(STEP(q));
-    if (held && !held->breached_at)
+    if (held && !held->breached_at) {
         held->breached_at = held->overdue_from = q->ev->at;
+        task_row(q->e, held->agency, q->r->wfe->id)->breaches++;
+    }
     /* Notices count from the breach of the SLA the task is under (SPEC §2). */
     const osse_duration_t *d = &q->r->wf->overdue_notice;
     int64_t due = 0;
@@ -608,7 +636,7 @@ static int task_escalated(rq_t *q)
     s->agency_owned = true;
     s->escalated = true;
     s->changed_at = q->r->version;
-    stint_begin(s, q->ev->at);
+    stint_begin(q->e, q->r, s, q->ev->at);
     s->sla_state = "ok"; /* before its fresh deadlines are read */
     s->overdue_next = 0;
     s->overdue_left = -1;
@@ -703,7 +731,7 @@ static int info_provided(rq_t *q)
     set_text(&s->outcome, NULL);
     set_text(&s->reason, NULL);
     if (q->r->wf->steps[q->i].kind == OSSE_STEP_KIND_TASK && s->agency)
-        stint_begin(s, q->ev->at);
+        stint_begin(q->e, q->r, s, q->ev->at);
     timeline(q->r, q->ev, "The applicant provided information for %s", NAME(q));
     return moved(q);
 }
@@ -857,7 +885,7 @@ static int request_completed(rq_t *q)
             return CORRUPT("request %s completed with step %s %s", r->id, r->wf->steps[k].name,
                            osse__sstate_name(r->steps[k].state));
     timeline(r, q->ev, "Request completed");
-    return set_status(r, OSSE_RS_COMPLETED, err);
+    return set_status(q->e, r, OSSE_RS_COMPLETED, err);
 }
 
 /* RequestRejected, RequestWithdrawn, RequestExpired: the request ends as
@@ -875,7 +903,7 @@ static int request_ended(rq_t *q, osse_rstatus_t to)
     if (to == OSSE_RS_EXPIRED && k >= 0)
         set_text(&r->steps[k].reason, r->reason);
     timeline(r, q->ev, "Request %s", osse__rstatus_name(to));
-    return set_status(r, to, q->err);
+    return set_status(q->e, r, to, q->err);
 }
 
 /* A text slot as kept (pii.c's mark and base64 when it was sealed): a

@@ -74,6 +74,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->tokens);
     osse_map_init(&e->requests);
     osse_map_init(&e->codes);
+    osse_map_init(&e->task_rows);
     osse_map_init(&e->versions);
     osse_map_init(&e->idem);
     osse_map_init(&e->references);
@@ -623,6 +624,15 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->tokens);
     osse_map_close(&e->requests);
     osse_map_close(&e->codes);
+    const char *rk;
+    void *rv;
+    for (size_t it = 0; osse_map_next(&e->task_rows, &it, &rk, &rv);) {
+        osse_task_row_t *row = rv;
+        free(row->agency);
+        free(row->workflow);
+        free(row);
+    }
+    osse_map_close(&e->task_rows);
     osse_map_close(&e->versions);
     osse_map_close(&e->idem);
     osse_map_close(&e->references);

@@ -238,6 +238,14 @@ typedef struct osse_request_s {
 /* What a heap entry of timers.c is: in this order at the same instant. */
 typedef enum { OSSE_TIMER_WARN, OSSE_TIMER_BREACH, OSSE_TIMER_NOTICE } osse_timer_kind_t;
 
+/* GET /metrics' counts by agency and workflow, kept by apply.c as stints
+ * begin and end and SLAs are breached (so that a scrape reads no request):
+ * the tasks an agency holds now, and the breaches ever. */
+typedef struct osse_task_row_s {
+    char *agency, *workflow;
+    int64_t open, breaches;
+} osse_task_row_t;
+
 /* A pending deadline: a warning or a breach of one step's SLA, or its next
  * overdue notice. The heap holds one entry per deadline set; an entry whose
  * step has since moved on (decided, rescheduled, warned) is dropped when it
@@ -323,6 +331,8 @@ struct osse_engine_s {
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
     osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
+    size_t by_status[OSSE_RS__COUNT]; /* requests by status (GET /metrics) */
+    osse_map_t task_rows;             /* "agency\nworkflow" -> osse_task_row_t (GET /metrics) */
 
     /* The batch being filled during this loop iteration, and the requests
      * (indexes in reqs) its events changed, whose records go with it

@@ -892,34 +892,40 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
     return 0;
 }
 
-/* The views' part of GET /metrics: requests by status, open tasks and
- * breaches by agency and workflow, the last seq. */
+static int cmp_task_row(const void *a, const void *b)
+{
+    const osse_task_row_t *x = *(osse_task_row_t *const *)a, *y = *(osse_task_row_t *const *)b;
+    int c = strcmp(x->agency, y->agency);
+    return c ? c : strcmp(x->workflow, y->workflow);
+}
+
+/* The views' part of GET /metrics, from the counts apply.c keeps (no
+ * request is read): requests by status, open tasks and breaches by agency
+ * and workflow (by agency, then workflow), the last seq. */
 void osse__views_metrics(osse_engine_t *e, osse_buf_t *out)
 {
-    size_t counts[OSSE_RS__COUNT] = {0};
-    for (size_t i = 0; i < e->nreqs; i++)
-        counts[e->reqs[i]->status]++;
     osse_buf_puts(out, "# HELP osse_requests Requests by status.\n# TYPE osse_requests gauge\n");
     for (int s = 0; s < OSSE_RS__COUNT; s++)
         osse_buf_printf(out, "osse_requests{status=\"%s\"} %zu\n", osse__rstatus_name(s),
-                        counts[s]);
-    /* The same counts as GET /v1/stats over all time. */
-    stats_t st = {.from = 0, .to = INT64_MAX, .last = osse_engine_now(e)};
-    osse_map_init(&st.index);
-    collect(e, &st);
+                        e->by_status[s]);
+    size_t n = 0;
+    osse_task_row_t **rows = osse_malloc((e->task_rows.len ? e->task_rows.len : 1) * sizeof *rows);
+    const char *k;
+    void *v;
+    for (size_t it = 0; osse_map_next(&e->task_rows, &it, &k, &v);)
+        rows[n++] = v;
+    qsort(rows, n, sizeof *rows, cmp_task_row);
     osse_buf_puts(out, "# HELP osse_open_tasks Open tasks by agency and workflow.\n"
                        "# TYPE osse_open_tasks gauge\n");
-    for (size_t i = 0; i < st.nrows; i++)
+    for (size_t i = 0; i < n; i++)
         osse_buf_printf(out, "osse_open_tasks{agency=\"%s\",workflow=\"%s\"} %lld\n",
-                        st.rows[i].agency, st.rows[i].workflow,
-                        (long long)st.tot[i * ST__COUNT + ST_OPEN]);
+                        rows[i]->agency, rows[i]->workflow, (long long)rows[i]->open);
     osse_buf_puts(out, "# HELP osse_sla_breaches SLA breaches by agency and workflow.\n"
                        "# TYPE osse_sla_breaches gauge\n");
-    for (size_t i = 0; i < st.nrows; i++)
+    for (size_t i = 0; i < n; i++)
         osse_buf_printf(out, "osse_sla_breaches{agency=\"%s\",workflow=\"%s\"} %lld\n",
-                        st.rows[i].agency, st.rows[i].workflow,
-                        (long long)st.tot[i * ST__COUNT + ST_BREACHES]);
-    stats_close(&st);
+                        rows[i]->agency, rows[i]->workflow, (long long)rows[i]->breaches);
+    free(rows);
     osse_buf_printf(out,
                     "# HELP osse_log_seq The last event seq.\n# TYPE osse_log_seq gauge\n"
                     "osse_log_seq %llu\n",

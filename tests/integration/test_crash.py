@@ -498,6 +498,7 @@ class TestCrash(unittest.TestCase):
             want = [(e["seq"], e["version"], e["type"]) for e in reqs[rid]]
             if got != want:
                 problems.append("events of %s: %s; the log: %s" % (rid, got[:8], want[:8]))
+        metrics = plat.get("/metrics").body.decode().splitlines()
         for ag in self.agencies:
             want = {(rid, n) for rid, st in model_states.items()
                     for n, s in st["steps"].items() if s == "open" and model.agency[n] == ag}
@@ -520,6 +521,12 @@ class TestCrash(unittest.TestCase):
                 problems.append("inbox of %s: %d tasks; the log says %d; missing %s, extra %s"
                                 % (ag, len(set(got)), len(want), sorted(want - set(got))[:5],
                                    sorted(set(got) - want)[:5]))
+            # The metrics' count (kept as stints begin and end, and read back
+            # from the records at a start) is the inbox's.
+            line = 'osse_open_tasks{agency="%s",workflow="%s"} ' % (ag, self.wid)
+            have = [m[len(line):] for m in metrics if m.startswith(line)]
+            if have != [str(len(want))]:
+                problems.append("%s says %s; the log says %d open" % (line, have, len(want)))
         listed, cursor = [], None
         for _ in range(10000):
             path = "/v1/requests?workflow=%s&limit=100" % self.wid
@@ -544,6 +551,12 @@ class TestCrash(unittest.TestCase):
                  if i in model_states and model_states[i]["status"] != s]
         if wrong:
             problems.append("request list statuses disagree with the log: %s" % wrong[:5])
+        for status in ("in_progress", "completed", "rejected", "withdrawn"):
+            n = sum(1 for st in model_states.values() if st["status"] == status)
+            line = 'osse_requests{status="%s"} %d' % (status, n)
+            if line not in metrics:
+                problems.append("/metrics lacks %s: %s" % (line, [m for m in metrics
+                                                                 if "osse_requests{" in m]))
         # newest first: the list order is the reverse of submission (seq) order
         order = [i for i in ids if i in reqs]
         by_seq = sorted(order, key=lambda i: -reqs[i][0]["seq"])
