@@ -120,9 +120,14 @@ typedef struct osse_agency_s {
      * webhooks until old_until (engine ms; SPEC §3's 24 hours), or "". */
     char old_secret[65];
     int64_t old_until;
-    /* Inbox: every task ever given to this agency, as (request index, step). */
+    /* Inbox: every task ever given to this agency, as (request index, step),
+     * and those that may not have ended yet (open or waiting for the
+     * applicant): an inbox of open tasks reads only these, dropping the ones
+     * that have ended or moved to another agency as it meets them. */
     struct osse_taskref_s *tasks;
     size_t ntasks, cap;
+    struct osse_taskref_s *active;
+    size_t nactive, cactive;
 } osse_agency_t;
 
 typedef struct osse_taskref_s {

@@ -422,15 +422,27 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
         }
         after = (task_key_t){k1, k2, req, (uint16_t)step};
     }
-    task_key_t *keys = osse_malloc((a->ntasks ? a->ntasks : 1) * sizeof *keys);
+    /* Open and waiting tasks are among the active ones (those that have
+     * ended or moved away are dropped here, in place); any other state is
+     * looked for among all the agency was ever given. */
+    bool live = !all && (state == OSSE_SS_OPEN || state == OSSE_SS_WAITING_APPLICANT);
+    osse_taskref_t *refs = live ? a->active : a->tasks;
+    size_t *nrefs = live ? &a->nactive : &a->ntasks;
+    task_key_t *keys = osse_malloc((*nrefs ? *nrefs : 1) * sizeof *keys);
     size_t n = 0;
-    for (size_t i = 0; i < a->ntasks; i++) {
-        const osse_request_t *r = e->reqs[a->tasks[i].req];
-        const osse_step_t *s = &r->steps[a->tasks[i].step];
-        if (!s->agency || strcmp(s->agency, agency) != 0 || (!all && s->state != state))
+    for (size_t i = 0; i < *nrefs;) {
+        const osse_request_t *r = e->reqs[refs[i].req];
+        const osse_step_t *s = &r->steps[refs[i].step];
+        bool here = s->agency && strcmp(s->agency, agency) == 0;
+        if (live && (!here || osse__sstate_final(s->state))) {
+            refs[i] = refs[--*nrefs]; /* the last one is looked at next */
+            continue;
+        }
+        i++;
+        if (!here || (!all && s->state != state))
             continue;
         task_key_t k = {by_due ? (s->due_at ? s->due_at : INT64_MAX) : s->opened_at,
-                        by_due ? s->opened_at : 0, a->tasks[i].req, a->tasks[i].step};
+                        by_due ? s->opened_at : 0, refs[i - 1].req, refs[i - 1].step};
         if (cur && cmp_task(&k, &after) <= 0)
             continue;
         keys[n++] = k;
