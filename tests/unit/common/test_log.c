@@ -210,6 +210,41 @@ static void test_conversions(void)
     CHECK(strstr(line, " msg=m flag n=1\n") != NULL);
 }
 
+/* The plain conversions are rendered by hand, not by snprintf: each must
+ * give what snprintf gives, at the extremes of its type too. */
+static void test_plain_conversions(void)
+{
+    static const long long ll[] = {0, 1, -1, 9, 10, -10, 2147483647LL, -2147483647LL - 1,
+                                   9223372036854775807LL, -9223372036854775807LL - 1};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof ll / sizeof ll[0]; i++) {
+        char want[256];
+        long long x = ll[i];
+        unsigned long long u = (unsigned long long)x;
+        snprintf(want, sizeof want, " a=%d b=%i c=%ld d=%lld e=%zd f=%u g=%lu h=%llu i=%zu\n", (int)x,
+                 (int)x, (long)x, x, (ssize_t)x, (unsigned)u, (unsigned long)u, u, (size_t)u);
+        fmt(OSSE_LEVEL_INFO, "m", "a=%d b=%i c=%ld d=%lld e=%zd f=%u g=%lu h=%llu i=%zu", (int)x,
+            (int)x, (long)x, x, (ssize_t)x, (unsigned)u, (unsigned long)u, u, (size_t)u);
+        if (!strstr(line, want) && bad++ < 3)
+            fprintf(stderr, "got %s want %s", line, want);
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* Strings: empty, NULL (as ""), and glued to text and to each other. */
+    const char *volatile none = NULL; /* hidden from the format check */
+    fmt(OSSE_LEVEL_INFO, "m", "a=%s b=<%s> c=%s:%d%s", "", none, "host", 80, "/x");
+    CHECK(strstr(line, " a=\"\" b=<> c=host:80/x\n") != NULL);
+    /* A value cut at the value buffer keeps its first bytes, as before. */
+    static char big[1500];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int pre = 0; pre < 4; pre++) {
+        fmt(OSSE_LEVEL_INFO, "m", pre ? "a=%.*s%s%d" : "a=%.*s%s", pre, "zzzz", big, 5);
+        int np = parse(line, pairs, 64);
+        CHECK_EQ_INT(np, 4);
+        CHECK(get(np, "a") && get(np, "a")->len == 1023);
+    }
+}
+
 static void test_line_cap(void)
 {
     static char big[3000];
@@ -305,6 +340,7 @@ int main(void)
     RUN(test_escaping);
     RUN(test_random_round_trip);
     RUN(test_conversions);
+    RUN(test_plain_conversions);
     RUN(test_line_cap);
     RUN(test_levels);
     RUN(test_url_origin);
