@@ -183,7 +183,7 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
 
 static void reply_json(call_t *c, int status, json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = osse_json_dump_compact(o);
     json_decref(o);
     finish(c, status, s, strlen(s), NULL);
 }
