@@ -1370,6 +1370,31 @@ static bool match(const route_t *r, call_t *c)
     return i == c->nseg;
 }
 
+/* How many segments a pattern has: a path of another count matches none of
+ * it, so the route table's walk skips it without a match (which was 2 % of
+ * the loop per call). Counted once, as match walks them. */
+static int pattern_segs(const char *pattern)
+{
+    int n = 0;
+    for (const char *p = pattern + 1; *p; n++) {
+        const char *q = strchr(p, '/');
+        p += q ? (size_t)(q - p) + 1 : strlen(p);
+    }
+    return n;
+}
+
+static int route_segs(size_t i)
+{
+    static int segs[sizeof routes / sizeof *routes];
+    static bool counted; /* loop thread only */
+    if (!counted) {
+        for (size_t k = 0; k < sizeof routes / sizeof *routes; k++)
+            segs[k] = pattern_segs(routes[k].pattern);
+        counted = true;
+    }
+    return segs[i];
+}
+
 static void dispatch(call_t *c);
 
 /* The Idempotency-Key of a state-changing call, with the body's hash made
@@ -1425,7 +1450,8 @@ static void handle(osse_http_req_t *req, void *ud)
     bool path_known = false;
     char allow[128] = "";
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
-        if ((routes[i].test_only && !srv->test_clock) || !match(&routes[i], c))
+        if (route_segs(i) != c->nseg || (routes[i].test_only && !srv->test_clock) ||
+            !match(&routes[i], c))
             continue;
         path_known = true;
         if (strcmp(routes[i].method, req->method) == 0)

@@ -107,8 +107,13 @@ void osse__random_id(char *out, size_t nbytes, const char *prefix)
 
 void osse__sha256_hex(const void *p, size_t n, char out[65])
 {
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, p, n);
+    /* libcrypto's SHA-256 (the Merkle tree's, storage/merkle.h), not
+     * libsodium's portable one: every authenticated call hashes its token. */
+    uint8_t h[OSSE_MERKLE_HASH];
+    osse_merkle_sha256_t st;
+    osse_merkle_sha256_init(&st);
+    osse_merkle_sha256_update(&st, p, n);
+    osse_merkle_sha256_final(&st, h);
     sodium_bin2hex(out, 65, h, sizeof h);
 }
 
