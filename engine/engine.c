@@ -485,6 +485,7 @@ void osse_engine_close(osse_engine_t *e)
     for (size_t i = 0; i < e->nreqs; i++)
         free_request(e->reqs[i]);
     free(e->reqs);
+    e->last_request = NULL;
     size_t it = 0;
     void *v;
     while (osse_map_next(&e->workflows, &it, NULL, &v)) {

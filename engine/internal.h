@@ -306,6 +306,10 @@ struct osse_engine_s {
     osse_map_t principals;  /* id -> osse_principal_t */
     osse_map_t tokens;      /* token hash hex -> osse_principal_t */
     osse_map_t requests;    /* id -> osse_request_t */
+    /* The request osse__request found last: one submission looks its
+     * request up a dozen times (emit, apply, each reactor). Requests leave
+     * the map only when the engine closes. */
+    osse_request_t *last_request;
     osse_map_t codes;       /* tracking code -> osse_request_t */
     osse_map_t versions;    /* stream -> (uintptr_t) version, for non-request streams */
     osse_map_t idem;        /* key hash -> osse_idem_t */

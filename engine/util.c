@@ -124,7 +124,12 @@ int64_t osse_engine_now(const osse_engine_t *e)
 
 osse_request_t *osse__request(osse_engine_t *e, const char *id)
 {
-    return osse_map_get(&e->requests, id);
+    osse_request_t *r = e->last_request;
+    if (r && strcmp(r->id, id) == 0)
+        return r;
+    if ((r = osse_map_get(&e->requests, id)))
+        e->last_request = r;
+    return r;
 }
 
 void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
