@@ -233,10 +233,10 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                           json_array_size(details));
     }
     json_decref(details);
-    /* A shallow copy: resolving files and sealing replace the form's
-     * top-level values (a file field is a string until resolved), and no
-     * value is changed in place, so the body's values can be shared. */
-    json_t *resolved = json_copy(form);
+    /* The body's own form, no copy (engine.h): resolving files and sealing
+     * replace its top-level values in place (a file field is a string until
+     * resolved), keys staying in their order, and the event takes it. */
+    json_t *resolved = json_incref(form);
     if ((rc = osse__files_resolve(e, p, wf, resolved, NULL, f))) {
         json_decref(resolved);
         return rc;
