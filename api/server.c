@@ -47,6 +47,8 @@ struct osse_server_s {
 };
 
 /* One request being handled. */
+#define BODY_MSG_MAX sizeof((osse_err_t *)0)->msg
+
 typedef struct call_s {
     osse_server_t *srv;
     osse_http_req_t *req;
@@ -75,7 +77,9 @@ typedef struct call_s {
     struct call_s *pub_next; /* the next publish waiting for the pool */
     int body_status;         /* 0, or 400/422 with body_code and body_msg */
     const char *body_code;
-    char body_msg[sizeof((osse_err_t *)0)->msg];
+    /* Made (BODY_MSG_MAX bytes) only by a publish on the pool: inline, it
+     * made every call too big for malloc's per-thread cache. */
+    char *body_msg;
     uint64_t t0;
     const char *route; /* the matched pattern, for the log; NULL before a match */
     const struct route_s *rt;
@@ -86,6 +90,10 @@ typedef struct call_s {
     osse_file_get_t *fget;
     char file_hdr[160];
 } call_t;
+
+/* glibc's per-thread cache takes blocks of up to 1032 bytes; a call is made
+ * and freed per request. */
+_Static_assert(sizeof(call_t) <= 1024, "a call_t fits malloc's tcache");
 
 typedef void (*handler_fn)(call_t *c);
 
@@ -126,6 +134,7 @@ static void call_free(call_t *c)
         free(c->seg[i]);
     json_decref(c->query);
     json_decref(c->body);
+    free(c->body_msg);
     free(c->out);
     free(c->seqs);
     osse_publish_prep_free(c->prep);
@@ -490,15 +499,17 @@ static void publish_work(uv_work_t *w)
     call_t *c = w->data;
     osse_err_t err = {0};
     json_t *tree = NULL;
+    c->body_msg = osse_malloc(BODY_MSG_MAX);
+    c->body_msg[0] = '\0';
     /* The route's body check let only JSON and the YAML types through. */
     if (media_is(media_type(c->req->content_type), "application/json")) {
         if (load_json_body(c->req->body, &tree, &c->body_status, &c->body_code, c->body_msg,
-                           sizeof c->body_msg))
+                           BODY_MSG_MAX))
             return;
     } else if (osse_wf_parse_text(c->req->body.ptr, c->req->body.len, &tree, &err)) {
         c->body_status = 400;
         c->body_code = "invalid_yaml";
-        snprintf(c->body_msg, sizeof c->body_msg, "%s", err.msg);
+        snprintf(c->body_msg, BODY_MSG_MAX, "%s", err.msg);
         return;
     }
     c->work_rc = osse_cmd_publish_prepare(tree, &c->prep);
