@@ -73,6 +73,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->principals);
     osse_map_init(&e->tokens);
     osse_map_init(&e->requests);
+    osse_map_init(&e->names);
     osse_map_init(&e->codes);
     osse_map_init(&e->versions);
     osse_map_init(&e->idem);
@@ -543,6 +544,10 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->principals);
     osse_map_close(&e->tokens);
     osse_map_close(&e->requests);
+    it = 0;
+    while (osse_map_next(&e->names, &it, NULL, &v))
+        json_decref(v);
+    osse_map_close(&e->names);
     osse_map_close(&e->codes);
     osse_map_close(&e->versions);
     osse_map_close(&e->idem);

@@ -314,6 +314,8 @@ struct osse_engine_s {
     osse_map_t versions;    /* stream -> (uintptr_t) version, for non-request streams */
     osse_map_t idem;        /* key hash -> osse_idem_t */
     osse_map_t references;  /* PaymentDue reference -> osse_request_t (borrowed) */
+    /* text -> json_t string holding it, for osse__jname (one reference each) */
+    osse_map_t names;
     osse_map_t payments;    /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
     osse_request_t **reqs;  /* in submission order */
@@ -492,6 +494,14 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
  * JSON_SORT_KEYS | JSON_ENCODE_ANY) gives it (and the same length when it
  * does not fit), a string without escapes written by hand. */
 size_t osse__pii_text(const json_t *v, char *out, size_t cap);
+/* A JSON string of s (a name from a definition or osse's own: a step, a
+ * kind, an agency, a workflow, a status; never a value from a form or an
+ * id made per request, so that the names stay few), shared:
+ * each call gives a new reference to one json_t per text, so that an
+ * event's names cost no allocation. Strings are never changed in place
+ * (nothing calls json_string_set). NULL for s NULL or not UTF-8. Loop
+ * thread. */
+json_t *osse__jname(osse_engine_t *e, const char *s);
 /* sodium_bin2base64(out, ..., in, n, sodium_base64_VARIANT_ORIGINAL)'s bytes
  * into out[sodium_base64_ENCODED_LEN(n, ...)], by a plain table. */
 void osse__pii_base64(char *out, const void *in, size_t n);

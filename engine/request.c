@@ -95,9 +95,10 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
     /* Built key by key, not by json_pack (whose format parsing showed in
      * the submission profile); the same object, keys in the same order. */
     json_t *opened = json_object();
-    json_object_set_new_nocheck(opened, "step", json_string(s->name));
-    json_object_set_new_nocheck(opened, "kind", json_string(osse_wf_step_kind_name(s->kind)));
-    json_object_set_new_nocheck(opened, "agency", s->agency ? json_string(s->agency) : json_null());
+    json_object_set_new_nocheck(opened, "step", osse__jname(e, s->name));
+    json_object_set_new_nocheck(opened, "kind", osse__jname(e, osse_wf_step_kind_name(s->kind)));
+    json_object_set_new_nocheck(opened, "agency",
+                                s->agency ? osse__jname(e, s->agency) : json_null());
     json_object_set_new_nocheck(opened, "due_at", osse__time_json(due));
     json_object_set_new_nocheck(opened, "warn_at", osse__time_json(warn));
     osse__emit(e, stream, OSSE_EV_StepOpened, actor, opened);
@@ -272,7 +273,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     }
     json_t *sub = json_object();
     json_object_set_new_nocheck(sub, "id", json_string(id));
-    json_object_set_new_nocheck(sub, "workflow", json_string(w->id));
+    json_object_set_new_nocheck(sub, "workflow", osse__jname(e, w->id));
     json_object_set_new_nocheck(sub, "workflow_version", json_integer((int)w->nversions));
     json_object_set_new_nocheck(sub, "tracking_code", json_string(code));
     json_object_set_new_nocheck(sub, "portal", json_string(p->id));
@@ -285,7 +286,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     json_t *o = json_object();
     json_object_set_new_nocheck(o, "id", json_string(r->id));
     json_object_set_new_nocheck(o, "tracking_code", json_string(r->tracking_code));
-    json_object_set_new_nocheck(o, "status", json_string(osse__rstatus_name(r->status)));
+    json_object_set_new_nocheck(o, "status", osse__jname(e, osse__rstatus_name(r->status)));
     json_object_set_new_nocheck(o, "version", json_integer((int)r->version));
     json_object_set_new_nocheck(o, "workflow_version", json_integer(r->wf_version));
     *out = o;

@@ -143,6 +143,21 @@ void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
     osse__sha256_hex(token, strlen(token), hash);
 }
 
+json_t *osse__jname(osse_engine_t *e, const char *s)
+{
+    if (!s)
+        return NULL;
+    json_t *v = osse_map_get(&e->names, s);
+    if (!v) {
+        /* Names come from definitions and the platform's records: a few
+         * hundred at most, kept for the engine's life. */
+        if (!(v = json_string(s)))
+            return NULL;
+        osse_map_put(&e->names, s, v);
+    }
+    return json_incref(v);
+}
+
 const char *osse__jstr(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));

@@ -1,9 +1,12 @@
 /* test_keys.c: osse__stream writes "<kind>/<id>" by hand; it must give what
  * snprintf(out, n, "%s/%s", ...) gave, bytes and return value, for every
- * kind, short and long ids, and every buffer size from 0 past the whole. */
+ * kind, short and long ids, and every buffer size from 0 past the whole.
+ * osse__jname shares one JSON string per name: the same json_t for the same
+ * text, a reference per call, none for NULL or bytes that are not UTF-8. */
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/internal.h"
 #include "engine/keys.h"
 #include "tests/test.h"
 
@@ -31,8 +34,34 @@ static void test_stream(void)
     CHECK_EQ_STR(s, "request/r-1");
 }
 
+static void test_jname(void)
+{
+    static osse_engine_t e; /* only its map of names is used */
+    osse_map_init(&e.names);
+    json_t *a = osse__jname(&e, "review_a"), *b = osse__jname(&e, "review_a"),
+           *c = osse__jname(&e, "review_b");
+    CHECK(a && a == b && c && c != a);
+    CHECK_EQ_STR(json_string_value(a), "review_a");
+    CHECK_EQ_STR(json_string_value(c), "review_b");
+    CHECK_EQ_INT(a->refcount, 3); /* the map's and two callers' */
+    CHECK(osse__jname(&e, NULL) == NULL);
+    CHECK(osse__jname(&e, "\xff") == NULL);
+    CHECK_EQ_INT(e.names.len, 2);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    size_t it = 0;
+    void *v;
+    while (osse_map_next(&e.names, &it, NULL, &v)) {
+        CHECK_EQ_INT(((json_t *)v)->refcount, 1);
+        json_decref(v);
+    }
+    osse_map_close(&e.names);
+}
+
 int main(void)
 {
     RUN(test_stream);
+    RUN(test_jname);
     return TEST_EXIT();
 }
