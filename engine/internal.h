@@ -306,20 +306,20 @@ struct osse_engine_s {
     osse_map_t principals;  /* id -> osse_principal_t */
     osse_map_t tokens;      /* token hash hex -> osse_principal_t */
     osse_map_t requests;    /* id -> osse_request_t */
-    /* The request osse__request found last: one submission looks its
-     * request up a dozen times (emit, apply, each reactor). Requests leave
-     * the map only when the engine closes. */
-    osse_request_t *last_request;
     osse_map_t codes;       /* tracking code -> osse_request_t */
     osse_map_t versions;    /* stream -> (uintptr_t) version, for non-request streams */
     osse_map_t idem;        /* key hash -> osse_idem_t */
     osse_map_t references;  /* PaymentDue reference -> osse_request_t (borrowed) */
-    /* text -> json_t string holding it, for osse__jname (one reference each) */
-    osse_map_t names;
     osse_map_t payments;    /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
     osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
+    /* The request osse__request found last: one submission looks its
+     * request up a dozen times (emit, apply, each reactor). Requests leave
+     * the map only when the engine closes. */
+    osse_request_t *last_request;
+    /* text -> json_t string holding it, for osse__jname (one reference each) */
+    osse_map_t names;
 
     /* The batch being filled during this loop iteration. */
     osse_batch_t *batch;

@@ -214,15 +214,24 @@ static void test_conversions(void)
  * give what snprintf gives, at the extremes of its type too. */
 static void test_plain_conversions(void)
 {
-    static const long long ll[] = {0, 1, -1, 9, 10, -10, 2147483647LL, -2147483647LL - 1,
-                                   9223372036854775807LL, -9223372036854775807LL - 1};
+    static const long long ll[] = {0,
+                                   1,
+                                   -1,
+                                   9,
+                                   10,
+                                   -10,
+                                   2147483647LL,
+                                   -2147483647LL - 1,
+                                   9223372036854775807LL,
+                                   -9223372036854775807LL - 1};
     int bad = 0;
     for (size_t i = 0; i < sizeof ll / sizeof ll[0]; i++) {
         char want[256];
         long long x = ll[i];
         unsigned long long u = (unsigned long long)x;
-        snprintf(want, sizeof want, " a=%d b=%i c=%ld d=%lld e=%zd f=%u g=%lu h=%llu i=%zu\n", (int)x,
-                 (int)x, (long)x, x, (ssize_t)x, (unsigned)u, (unsigned long)u, u, (size_t)u);
+        snprintf(want, sizeof want, " a=%d b=%i c=%ld d=%lld e=%zd f=%u g=%lu h=%llu i=%zu\n",
+                 (int)x, (int)x, (long)x, x, (ssize_t)x, (unsigned)u, (unsigned long)u, u,
+                 (size_t)u);
         fmt(OSSE_LEVEL_INFO, "m", "a=%d b=%i c=%ld d=%lld e=%zd f=%u g=%lu h=%llu i=%zu", (int)x,
             (int)x, (long)x, x, (ssize_t)x, (unsigned)u, (unsigned long)u, u, (size_t)u);
         if (!strstr(line, want) && bad++ < 3)

@@ -87,7 +87,7 @@ static void test_random(void)
         same(v % 400000000000000LL); /* within a few thousand years of 1970 */
         same(v % 4000000000000LL);
     }
-    static const int64_t edges[] = {INT64_MIN, INT64_MIN + 1, -86400000, -86399999, -1000, 0,
+    static const int64_t edges[] = {INT64_MIN, INT64_MIN + 1, -86400000,     -86399999, -1000, 0,
                                     1,         86399999,      INT64_MAX - 1, INT64_MAX};
     for (size_t k = 0; k < sizeof edges / sizeof edges[0]; k++)
         same(edges[k]);

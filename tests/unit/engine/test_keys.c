@@ -21,8 +21,8 @@ static void test_stream(void)
                 memset(a, 'x', sizeof a);
                 memset(b, 'x', sizeof b);
                 int ra = osse__stream(a, cap, (osse_stream_kind_t)k, ids[i]);
-                int rb = snprintf(b, cap, "%s/%s", osse_stream_kind_name((osse_stream_kind_t)k),
-                                  ids[i]);
+                int rb =
+                    snprintf(b, cap, "%s/%s", osse_stream_kind_name((osse_stream_kind_t)k), ids[i]);
                 n++;
                 if ((ra != rb || memcmp(a, b, sizeof a) != 0) && bad++ < 3)
                     fprintf(stderr, "kind %d id %s cap %zu\n", k, ids[i], cap);
