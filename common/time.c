@@ -53,7 +53,11 @@ static void put_digits(char *out, unsigned v, int n)
 char *osse_time_fmt(int64_t ms, char *out)
 {
     int64_t days = floordiv(ms, 86400000);
-    int64_t rem = ms - days * 86400000;
+    /* Not ms - days * 86400000: within a day of INT64_MIN the product
+     * overflows (UBSan saw it in test_time). */
+    int64_t rem = ms % 86400000;
+    if (rem < 0)
+        rem += 86400000;
     int64_t y;
     unsigned m, d;
     osse_civil_from_days(days, &y, &m, &d);
