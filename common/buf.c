@@ -34,6 +34,9 @@ void osse_buf_reset(osse_buf_t *b)
 
 static int reserve(osse_buf_t *b, size_t n)
 {
+    /* Room already (the common case of a reused buffer): no call out. */
+    if (n < b->cap - b->len && !b->max)
+        return 0;
     if (b->max && b->len + n > b->max)
         return OSSE_ETOOBIG;
     if (n > SIZE_MAX - b->len - 1)

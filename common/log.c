@@ -10,6 +10,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,6 +162,110 @@ static void val_add(val_t *v, int n)
         }                                                                                          \
     } while (0)
 
+/* A conversion's length modifier. */
+typedef enum { L_NONE, L_H, L_HH, L_L, L_LL, L_Z, L_J, L_T, L_BIG } length_t;
+
+/* Appends n bytes of s as snprintf(at, room, "%s", s) and val_add would:
+ * cut to the room left, the value's length counted whole. */
+static void val_text(val_t *v, const char *s, size_t n)
+{
+    size_t room = sizeof v->p - v->len, k = n < room ? n : room - 1;
+    memcpy(v->p + v->len, s, k);
+    v->p[v->len + k] = '\0';
+    val_add(v, n > INT32_MAX ? INT32_MAX : (int)n);
+}
+
+static void val_u64(val_t *v, unsigned long long u, bool neg)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg)
+        d[--i] = '-';
+    val_text(v, d + i, sizeof d - i);
+}
+
+static void val_i64(val_t *v, long long x)
+{
+    val_u64(v, x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x, x < 0);
+}
+
+/* A conversion without flags, width or precision of 's', 'd', 'i' or 'u'
+ * (with no length, l, ll or z), by hand. Returns false, having taken no
+ * argument, for any other. */
+static bool plain(val_t *v, char conv, length_t len, va_list *ap)
+{
+    switch (conv) {
+    case 's': {
+        if (len != L_NONE)
+            return false;
+        const char *str = va_arg(*ap, const char *);
+        str = str ? str : "";
+        val_text(v, str, strlen(str));
+        return true;
+    }
+    case 'd':
+    case 'i':
+        switch (len) {
+        case L_NONE: val_i64(v, va_arg(*ap, int)); return true;
+        case L_L: val_i64(v, va_arg(*ap, long)); return true;
+        case L_LL: val_i64(v, va_arg(*ap, long long)); return true;
+        case L_Z: val_i64(v, va_arg(*ap, ssize_t)); return true;
+        default: return false;
+        }
+    case 'u':
+        switch (len) {
+        case L_NONE: val_u64(v, va_arg(*ap, unsigned), false); return true;
+        case L_L: val_u64(v, va_arg(*ap, unsigned long), false); return true;
+        case L_LL: val_u64(v, va_arg(*ap, unsigned long long), false); return true;
+        case L_Z: val_u64(v, va_arg(*ap, size_t), false); return true;
+        default: return false;
+        }
+    default: return false;
+    }
+}
+
+/* "%.3f" of d as glibc's printf writes it: the exact binary value rounded
+ * to three decimals, a tie to even. x87's long double holds d * 1000
+ * exactly (53 + 10 bits in its 64), so the digits come from integers.
+ * Returns false, writing nothing, where that does not hold (NaN, infinity,
+ * 2^53 ms and beyond, another long double): snprintf's then. */
+static bool fixed3(val_t *v, double d)
+{
+#if LDBL_MANT_DIG >= 64
+    if (!(d > -9e15 && d < 9e15))
+        return false;
+    bool neg = signbit(d);
+    long double t = (long double)fabs(d) * 1000.0L; /* exact */
+    unsigned long long u = (unsigned long long)t;   /* floor: t >= 0 */
+    long double frac = t - (long double)u;          /* exact too */
+    if (frac > 0.5L || (frac == 0.5L && (u & 1)))
+        u++;
+    char buf[32];
+    size_t i = sizeof buf;
+    for (int k = 0; k < 3; k++) {
+        buf[--i] = (char)('0' + u % 10);
+        u /= 10;
+    }
+    buf[--i] = '.';
+    do {
+        buf[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg)
+        buf[--i] = '-';
+    val_text(v, buf + i, sizeof buf - i);
+    return true;
+#else
+    (void)v;
+    (void)d;
+    return false;
+#endif
+}
+
 /* Renders the conversion at *pp (just after its '%'). Returns false for one
  * it does not know: the arguments after it cannot be found any more. */
 static bool convert(val_t *v, const char **pp, va_list *ap)
@@ -181,7 +287,8 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
         }
         spec[sl++] = *p++;
     }
-    enum { L_NONE, L_H, L_HH, L_L, L_LL, L_Z, L_J, L_T, L_BIG } len = L_NONE;
+    bool bare = sl == 1; /* no flags, width or precision */
+    length_t len = L_NONE;
     size_t adv = 1;
     if (p[0] == 'h' && p[1] == 'h')
         len = L_HH, adv = 2;
@@ -209,6 +316,11 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     *pp = p + 1;
     char *at = v->p + v->len;
     size_t room = sizeof v->p - v->len;
+    /* The plain conversions of nearly every line ("%s", "%d", "%llu"...,
+     * no flags, width or precision) by hand: snprintf was most of a call
+     * line's cost. The bytes are what snprintf gives, cut alike. */
+    if (bare && plain(v, conv, len, ap))
+        return true;
     switch (conv) {
     case 'd':
     case 'i': BY_LENGTH(int, long, long long, ssize_t, intmax_t, ptrdiff_t); return true;
@@ -221,6 +333,14 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     case 'c': RENDER(int); return true;
     case 'p': RENDER(void *); return true;
     case 'f':
+        /* "%.3f" (the latency of every call line) by hand, when exact. */
+        if (len == L_NONE && strcmp(spec, "%.3f") == 0) {
+            double d = va_arg(*ap, double);
+            if (!fixed3(v, d))
+                EMIT(d);
+            return true;
+        }
+        /* fall through */
     case 'e':
     case 'g':
     case 'E':

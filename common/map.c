@@ -33,18 +33,24 @@ void osse_map_close(osse_map_t *m)
     memset(m, 0, sizeof *m);
 }
 
-static osse_map_entry_t *find(const osse_map_t *m, const char *key)
+static osse_map_entry_t *find_hashed(const osse_map_t *m, const char *key, uint64_t h)
 {
     if (!m->cap)
         return NULL;
     size_t mask = m->cap - 1;
-    for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+    /* The stored hash spares most probes the key's cache line and a strcmp. */
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         osse_map_entry_t *e = &m->slots[i];
         if (!e->key)
             return NULL;
-        if (e->key != TOMB && strcmp(e->key, key) == 0)
+        if (e->hash == h && e->key != TOMB && strcmp(e->key, key) == 0)
             return e;
     }
+}
+
+static osse_map_entry_t *find(const osse_map_t *m, const char *key)
+{
+    return find_hashed(m, key, hash(key));
 }
 
 void *osse_map_get(const osse_map_t *m, const char *key)
@@ -63,7 +69,7 @@ static void grow(osse_map_t *m)
         osse_map_entry_t *e = &m->slots[i];
         if (!e->key || e->key == TOMB)
             continue;
-        size_t j = hash(e->key) & (ncap - 1);
+        size_t j = e->hash & (ncap - 1);
         while (ns[j].key)
             j = (j + 1) & (ncap - 1);
         ns[j] = *e;
@@ -76,7 +82,8 @@ static void grow(osse_map_t *m)
 
 int osse_map_put(osse_map_t *m, const char *key, void *val)
 {
-    osse_map_entry_t *e = find(m, key);
+    uint64_t h = hash(key);
+    osse_map_entry_t *e = find_hashed(m, key, h);
     if (e) {
         e->val = val;
         return 0;
@@ -85,13 +92,14 @@ int osse_map_put(osse_map_t *m, const char *key, void *val)
         grow(m);
     char *k = osse_strdup(key);
     size_t mask = m->cap - 1;
-    size_t i = hash(key) & mask;
+    size_t i = h & mask;
     while (m->slots[i].key && m->slots[i].key != TOMB)
         i = (i + 1) & mask;
     if (!m->slots[i].key)
         m->used++;
     m->slots[i].key = k;
     m->slots[i].val = val;
+    m->slots[i].hash = h;
     m->len++;
     return 0;
 }

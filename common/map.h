@@ -7,10 +7,12 @@
 #define OSSE_COMMON_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct osse_map_entry_s {
     char *key; /* NULL = empty; OSSE__MAP_TOMB = deleted */
     void *val;
+    uint64_t hash; /* of key: a probe compares it before the key's bytes */
 } osse_map_entry_t;
 
 typedef struct osse_map_s {

@@ -2,7 +2,6 @@
 #include "common/time.h"
 #include "common/err.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,10 +41,23 @@ static int64_t floordiv(int64_t a, int64_t b)
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
+/* v's last n decimal digits, zero-padded, into out[0..n). */
+static void put_digits(char *out, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 char *osse_time_fmt(int64_t ms, char *out)
 {
     int64_t days = floordiv(ms, 86400000);
-    int64_t rem = ms - days * 86400000;
+    /* Not ms - days * 86400000: within a day of INT64_MIN the product
+     * overflows (UBSan saw it in test_time). */
+    int64_t rem = ms % 86400000;
+    if (rem < 0)
+        rem += 86400000;
     int64_t y;
     unsigned m, d;
     osse_civil_from_days(days, &y, &m, &d);
@@ -55,9 +67,25 @@ char *osse_time_fmt(int64_t ms, char *out)
         y = 0;
     if (y > 9999)
         y = 9999;
-    snprintf(out, OSSE_TIME_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)y % 10000u,
-             m % 100u, d % 100u, (unsigned)(rem / 3600000) % 100u, (unsigned)(rem / 60000 % 60),
-             (unsigned)(rem / 1000 % 60), (unsigned)(rem % 1000));
+    /* The digits by hand, not by snprintf ("%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+     * which this matches byte for byte): every event and log line has a
+     * time, and snprintf was 3 % of the loop's CPU per submission. Every
+     * field is below its width's power of ten, so widths never grow. */
+    put_digits(out, (unsigned)y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)(rem / 3600000), 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)(rem / 60000 % 60), 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)(rem / 1000 % 60), 2);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)(rem % 1000), 3);
+    out[23] = 'Z';
+    out[24] = '\0';
     return out;
 }
 

@@ -73,6 +73,7 @@ static osse_engine_t *engine_new(void)
     osse_map_init(&e->principals);
     osse_map_init(&e->tokens);
     osse_map_init(&e->requests);
+    osse_map_init(&e->names);
     osse_map_init(&e->codes);
     osse_map_init(&e->task_rows);
     osse_map_init(&e->versions);
@@ -566,6 +567,7 @@ void osse_engine_close(osse_engine_t *e)
     for (size_t i = 0; i < e->nreqs; i++)
         osse__request_free(e->reqs[i]);
     free(e->reqs);
+    e->last_request = NULL;
     size_t it = 0;
     void *v;
     while (osse_map_next(&e->workflows, &it, NULL, &v)) {
@@ -624,6 +626,10 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->principals);
     osse_map_close(&e->tokens);
     osse_map_close(&e->requests);
+    it = 0;
+    while (osse_map_next(&e->names, &it, NULL, &v))
+        json_decref(v);
+    osse_map_close(&e->names);
     osse_map_close(&e->codes);
     const char *rk;
     void *rv;

@@ -335,6 +335,9 @@ int osse_cmd_create_principal(osse_engine_t *e, const osse_principal_t *p, json_
                               json_t **out, osse_fail_t *f);
 int osse_cmd_revoke_principal(osse_engine_t *e, const osse_principal_t *p, const char *id,
                               json_t **out, osse_fail_t *f);
+/* POST /v1/requests. The body's form is taken as the event's: its values
+ * may be replaced in place (files resolved, personal values sealed), even
+ * when the submission fails; the caller only frees the body after. */
 int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
                     osse_fail_t *f);
 int osse_cmd_decide(osse_engine_t *e, const osse_principal_t *p, const char *request_id,

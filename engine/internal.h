@@ -338,6 +338,12 @@ struct osse_engine_s {
     size_t nreqs, creqs;
     size_t by_status[OSSE_RS__COUNT]; /* requests by status (GET /metrics) */
     osse_map_t task_rows;             /* "agency\nworkflow" -> osse_task_row_t (GET /metrics) */
+    /* The request osse__request found last: one submission looks its
+     * request up a dozen times (emit, apply, each reactor). Requests leave
+     * the map only when the engine closes. */
+    osse_request_t *last_request;
+    /* text -> json_t string holding it, for osse__jname (one reference each) */
+    osse_map_t names;
 
     /* The batch being filled during this loop iteration, and the requests
      * (indexes in reqs) its events changed, whose records go with it
@@ -518,6 +524,21 @@ int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WR
 /* v (borrowed) sealed under rid's key with path as its field: {"enc"}, a
  * new reference. rid must have a key (a programmer error otherwise). */
 json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path, const json_t *v);
+/* What is sealed of v: its JSON text as json_dumpb(v, out, cap, JSON_COMPACT |
+ * JSON_SORT_KEYS | JSON_ENCODE_ANY) gives it (and the same length when it
+ * does not fit), a string without escapes written by hand. */
+size_t osse__pii_text(const json_t *v, char *out, size_t cap);
+/* A JSON string of s (a name from a definition or osse's own: a step, a
+ * kind, an agency, a workflow, a status; never a value from a form or an
+ * id made per request, so that the names stay few), shared:
+ * each call gives a new reference to one json_t per text, so that an
+ * event's names cost no allocation. Strings are never changed in place
+ * (nothing calls json_string_set). NULL for s NULL or not UTF-8. Loop
+ * thread. */
+json_t *osse__jname(osse_engine_t *e, const char *s);
+/* sodium_bin2base64(out, ..., in, n, sodium_base64_VARIANT_ORIGINAL)'s bytes
+ * into out[sodium_base64_ENCODED_LEN(n, ...)], by a plain table. */
+void osse__pii_base64(char *out, const void *in, size_t n);
 /* The plaintext of stored (a new reference): stored itself when it is not
  * sealed, "[encrypted]" without the key or when it does not open. */
 json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,

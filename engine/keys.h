@@ -70,7 +70,20 @@
  * snprintf does); returns what snprintf returns. */
 static inline int osse__stream(char *out, size_t n, osse_stream_kind_t kind, const char *id)
 {
-    return snprintf(out, n, "%s/%s", osse_stream_kind_name(kind), id);
+    /* By hand, not snprintf(out, n, "%s/%s", ...): every event's emit makes
+     * its stream's name. The same bytes, cut alike. */
+    const char *name = osse_stream_kind_name(kind);
+    size_t nl = strlen(name), il = strlen(id), at = 0;
+    const char *parts[3] = {name, "/", id};
+    size_t lens[3] = {nl, 1, il};
+    for (int i = 0; i < 3 && n; i++) {
+        size_t k = lens[i] < n - 1 - at ? lens[i] : n - 1 - at;
+        memcpy(out + at, parts[i], k);
+        at += k;
+    }
+    if (n)
+        out[at] = '\0';
+    return (int)(nl + 1 + il);
 }
 
 /* The id in a stream of the given kind ("request/r-1" -> "r-1"), or NULL

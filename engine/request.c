@@ -92,10 +92,16 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         json_decref(rec);
     int64_t due, warn;
     osse__sla_times(e, r, i, now, osse__sla_total(e, r, i, now), &due, &warn);
-    osse__emit(e, stream, OSSE_EV_StepOpened, actor,
-               json_pack("{s:s,s:s,s:s?,s:o,s:o}", "step", s->name, "kind",
-                         osse_wf_step_kind_name(s->kind), "agency", s->agency, "due_at",
-                         osse__time_json(due), "warn_at", osse__time_json(warn)));
+    /* Built key by key, not by json_pack (whose format parsing showed in
+     * the submission profile); the same object, keys in the same order. */
+    json_t *opened = json_object();
+    json_object_set_new_nocheck(opened, "step", osse__jname(e, s->name));
+    json_object_set_new_nocheck(opened, "kind", osse__jname(e, osse_wf_step_kind_name(s->kind)));
+    json_object_set_new_nocheck(opened, "agency",
+                                s->agency ? osse__jname(e, s->agency) : json_null());
+    json_object_set_new_nocheck(opened, "due_at", osse__time_json(due));
+    json_object_set_new_nocheck(opened, "warn_at", osse__time_json(warn));
+    osse__emit(e, stream, OSSE_EV_StepOpened, actor, opened);
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
         if (osse__run_condition(e, r, s->auto_approve, &rec)) {
             step_data(rec, s->name);
@@ -228,7 +234,10 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
                           json_array_size(details));
     }
     json_decref(details);
-    json_t *resolved = json_deep_copy(form);
+    /* The body's own form, no copy (engine.h): resolving files and sealing
+     * replace its top-level values in place (a file field is a string until
+     * resolved), keys staying in their order, and the event takes it. */
+    json_t *resolved = json_incref(form);
     if ((rc = osse__files_resolve(e, p, wf, resolved, NULL, f))) {
         json_decref(resolved);
         return rc;
@@ -267,17 +276,25 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         json_decref(resolved);
         return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     }
-    osse__emit(e, stream, OSSE_EV_RequestSubmitted, p,
-               json_pack("{s:s,s:s,s:i,s:s,s:s,s:o}", "id", id, "workflow", w->id,
-                         "workflow_version", (int)w->nversions, "tracking_code", code, "portal",
-                         p->id, "form", osse__pii_seal_form(e, wf, id, resolved)));
+    json_t *sub = json_object();
+    json_object_set_new_nocheck(sub, "id", json_string(id));
+    json_object_set_new_nocheck(sub, "workflow", osse__jname(e, w->id));
+    json_object_set_new_nocheck(sub, "workflow_version", json_integer((int)w->nversions));
+    json_object_set_new_nocheck(sub, "tracking_code", json_string(code));
+    json_object_set_new_nocheck(sub, "portal", json_string(p->id));
+    json_object_set_new_nocheck(sub, "form", osse__pii_seal_form(e, wf, id, resolved));
+    osse__emit(e, stream, OSSE_EV_RequestSubmitted, p, sub);
     osse__files_take(e, wf, resolved, id);
     json_decref(resolved);
     osse_request_t *r = osse__request(e, id);
     osse__advance(e, r, NULL);
-    *out = json_pack("{s:s,s:s,s:s,s:i,s:i}", "id", r->id, "tracking_code", r->tracking_code,
-                     "status", osse__rstatus_name(r->status), "version", (int)r->version,
-                     "workflow_version", r->wf_version);
+    json_t *o = json_object();
+    json_object_set_new_nocheck(o, "id", json_string(r->id));
+    json_object_set_new_nocheck(o, "tracking_code", json_string(r->tracking_code));
+    json_object_set_new_nocheck(o, "status", osse__jname(e, osse__rstatus_name(r->status)));
+    json_object_set_new_nocheck(o, "version", json_integer((int)r->version));
+    json_object_set_new_nocheck(o, "workflow_version", json_integer(r->wf_version));
+    *out = o;
     return 0;
 }
 

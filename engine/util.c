@@ -107,8 +107,13 @@ void osse__random_id(char *out, size_t nbytes, const char *prefix)
 
 void osse__sha256_hex(const void *p, size_t n, char out[65])
 {
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, p, n);
+    /* libcrypto's SHA-256 (the Merkle tree's, storage/merkle.h), not
+     * libsodium's portable one: every authenticated call hashes its token. */
+    uint8_t h[OSSE_MERKLE_HASH];
+    osse_merkle_sha256_t st;
+    osse_merkle_sha256_init(&st);
+    osse_merkle_sha256_update(&st, p, n);
+    osse_merkle_sha256_final(&st, h);
     sodium_bin2hex(out, 65, h, sizeof h);
 }
 
@@ -119,7 +124,12 @@ int64_t osse_engine_now(const osse_engine_t *e)
 
 osse_request_t *osse__request(osse_engine_t *e, const char *id)
 {
-    return osse_map_get(&e->requests, id);
+    osse_request_t *r = e->last_request;
+    if (r && strcmp(r->id, id) == 0)
+        return r;
+    if ((r = osse_map_get(&e->requests, id)))
+        e->last_request = r;
+    return r;
 }
 
 void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
@@ -131,6 +141,21 @@ void osse__new_token(char token[OSSE_TOKEN_LEN], char hash[65])
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof raw);
     osse__sha256_hex(token, strlen(token), hash);
+}
+
+json_t *osse__jname(osse_engine_t *e, const char *s)
+{
+    if (!s)
+        return NULL;
+    json_t *v = osse_map_get(&e->names, s);
+    if (!v) {
+        /* Names come from definitions and the platform's records: a few
+         * hundred at most, kept for the engine's life. */
+        if (!(v = json_string(s)))
+            return NULL;
+        osse_map_put(&e->names, s, v);
+    }
+    return json_incref(v);
 }
 
 const char *osse__jstr(const json_t *o, const char *k)

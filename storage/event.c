@@ -32,9 +32,23 @@
 
 /* ---------------------------------------------------------------- encoder */
 
+/* Appends n bytes: straight into the buffer when it has room (the event
+ * buffer is reused, so nearly always), else through osse_buf_append. An
+ * event is a few hundred appends of a byte or a short key: the calls out
+ * were most of the encoder's cost. */
+static inline int put_raw(osse_buf_t *out, const void *p, size_t n)
+{
+    if (out->max || n >= out->cap - out->len)
+        return osse_buf_append(out, p, n);
+    memcpy(out->ptr + out->len, p, n);
+    out->len += n;
+    out->ptr[out->len] = '\0';
+    return 0;
+}
+
 static int put_u8(osse_buf_t *out, uint8_t v)
 {
-    return osse_buf_append(out, &v, 1);
+    return put_raw(out, &v, 1);
 }
 
 /* Writes a tag byte followed by n bytes of v, big-endian. */
@@ -44,7 +58,7 @@ static int put_be(osse_buf_t *out, uint8_t tag, uint64_t v, int n)
     b[0] = tag;
     for (int i = 0; i < n; i++)
         b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    return osse_buf_append(out, b, (size_t)n + 1);
+    return put_raw(out, b, (size_t)n + 1);
 }
 
 static int put_uint(osse_buf_t *out, uint64_t v)
@@ -90,7 +104,7 @@ static int put_str(osse_buf_t *out, const char *s, size_t n)
         return OSSE_ETOOBIG;
     if (rc)
         return rc;
-    return osse_buf_append(out, s, n);
+    return put_raw(out, s, n);
 }
 
 static int put_cstr(osse_buf_t *out, const char *s)

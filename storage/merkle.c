@@ -24,9 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Not SHA256(): in OpenSSL 3 that one-shot goes through EVP_Q_digest, which
+ * fetches the algorithm on every call, about half the cost of a node hash
+ * (bench/README.md, Issue 13). */
 static void sha256(const void *p, size_t len, uint8_t out[OSSE_MERKLE_HASH])
 {
-    SHA256(p, len, out);
+    SHA256_CTX st;
+    SHA256_Init(&st);
+    if (len)
+        SHA256_Update(&st, p, len);
+    SHA256_Final(out, &st);
 }
 
 void osse_merkle_leaf_hash(const void *bytes, size_t len, uint8_t out[OSSE_MERKLE_HASH])
