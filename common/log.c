@@ -10,8 +10,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <float.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -228,44 +226,6 @@ static bool plain(val_t *v, char conv, length_t len, va_list *ap)
     }
 }
 
-/* "%.3f" of d as glibc's printf writes it: the exact binary value rounded
- * to three decimals, a tie to even. x87's long double holds d * 1000
- * exactly (53 + 10 bits in its 64), so the digits come from integers.
- * Returns false, writing nothing, where that does not hold (NaN, infinity,
- * 2^53 ms and beyond, another long double): snprintf's then. */
-static bool fixed3(val_t *v, double d)
-{
-#if LDBL_MANT_DIG >= 64
-    if (!(d > -9e15 && d < 9e15))
-        return false;
-    bool neg = signbit(d);
-    long double t = (long double)fabs(d) * 1000.0L; /* exact */
-    unsigned long long u = (unsigned long long)t;   /* floor: t >= 0 */
-    long double frac = t - (long double)u;          /* exact too */
-    if (frac > 0.5L || (frac == 0.5L && (u & 1)))
-        u++;
-    char buf[32];
-    size_t i = sizeof buf;
-    for (int k = 0; k < 3; k++) {
-        buf[--i] = (char)('0' + u % 10);
-        u /= 10;
-    }
-    buf[--i] = '.';
-    do {
-        buf[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (neg)
-        buf[--i] = '-';
-    val_text(v, buf + i, sizeof buf - i);
-    return true;
-#else
-    (void)v;
-    (void)d;
-    return false;
-#endif
-}
-
 /* Renders the conversion at *pp (just after its '%'). Returns false for one
  * it does not know: the arguments after it cannot be found any more. */
 static bool convert(val_t *v, const char **pp, va_list *ap)
@@ -333,14 +293,6 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     case 'c': RENDER(int); return true;
     case 'p': RENDER(void *); return true;
     case 'f':
-        /* "%.3f" (the latency of every call line) by hand, when exact. */
-        if (len == L_NONE && strcmp(spec, "%.3f") == 0) {
-            double d = va_arg(*ap, double);
-            if (!fixed3(v, d))
-                EMIT(d);
-            return true;
-        }
-        /* fall through */
     case 'e':
     case 'g':
     case 'E':

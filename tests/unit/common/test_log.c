@@ -254,45 +254,6 @@ static void test_plain_conversions(void)
     }
 }
 
-/* "%.3f" is rendered by hand too: the same digits as snprintf, ties to
- * even, negatives, the edges where it hands over to snprintf. */
-static void test_fixed3(void)
-{
-    int bad = 0;
-    uint64_t x = 0x2545F4914F6CDD1DULL;
-    for (int i = 0; i < 300000; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        double d;
-        switch (i % 6) {
-        case 0: d = (double)(x % 100000000) / 1e6; break;        /* latencies in ms */
-        case 1: d = (double)(x % 4096) / 16.0; break;            /* exact halves, quarters */
-        case 2: d = (double)(x % 100000) / 2000.0 - 25.0; break; /* ties at 0.0005 */
-        case 3: d = (double)(x >> 11) * 0x1p-53 * 1e6; break;
-        case 4: memcpy(&d, &x, sizeof d); break; /* any bits: NaN, huge, tiny */
-        default: d = (double)(int64_t)(x % 20000000000000000ULL) - 1e16; break;
-        }
-        char want[400];
-        snprintf(want, sizeof want, " a=%.3f\n", d);
-        fmt(OSSE_LEVEL_INFO, "m", "a=%.3f", d);
-        /* Values longer than a bare one (none here but NaN's sign) aside,
-         * the line ends with the value as snprintf wrote it. */
-        size_t wl = strlen(want), ll = strlen(line);
-        if ((ll < wl || strcmp(line + ll - wl, want) != 0) && bad++ < 5)
-            fprintf(stderr, "%.17g: got %s want %s", d, line, want);
-    }
-    static const double edges[] = {
-        0.0,  -0.0,  0.0005, 0.0015, 0.0625, -0.0625, 1.0625, 2.5, 8999999999999999.0,
-        9e15, -9e15, 1e300,  -1e-300};
-    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
-        char want[400];
-        snprintf(want, sizeof want, " a=%.3f\n", edges[i]);
-        fmt(OSSE_LEVEL_INFO, "m", "a=%.3f", edges[i]);
-        if (!strstr(line, want) && bad++ < 10)
-            fprintf(stderr, "%.17g: got %s want %s", edges[i], line, want);
-    }
-    CHECK_EQ_INT(bad, 0);
-}
-
 static void test_line_cap(void)
 {
     static char big[3000];
@@ -389,7 +350,6 @@ int main(void)
     RUN(test_random_round_trip);
     RUN(test_conversions);
     RUN(test_plain_conversions);
-    RUN(test_fixed3);
     RUN(test_line_cap);
     RUN(test_levels);
     RUN(test_url_origin);
