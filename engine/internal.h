@@ -524,10 +524,6 @@ int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WR
 /* v (borrowed) sealed under rid's key with path as its field: {"enc"}, a
  * new reference. rid must have a key (a programmer error otherwise). */
 json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path, const json_t *v);
-/* What is sealed of v: its JSON text as json_dumpb(v, out, cap, JSON_COMPACT |
- * JSON_SORT_KEYS | JSON_ENCODE_ANY) gives it (and the same length when it
- * does not fit), a string without escapes written by hand. */
-size_t osse__pii_text(const json_t *v, char *out, size_t cap);
 /* A JSON string of s (a name from a definition or osse's own: a step, a
  * kind, an agency, a workflow, a status; never a value from a form or an
  * id made per request, so that the names stay few), shared:
@@ -536,9 +532,6 @@ size_t osse__pii_text(const json_t *v, char *out, size_t cap);
  * (nothing calls json_string_set). NULL for s NULL or not UTF-8. Loop
  * thread. */
 json_t *osse__jname(osse_engine_t *e, const char *s);
-/* sodium_bin2base64(out, ..., in, n, sodium_base64_VARIANT_ORIGINAL)'s bytes
- * into out[sodium_base64_ENCODED_LEN(n, ...)], by a plain table. */
-void osse__pii_base64(char *out, const void *in, size_t n);
 /* The plaintext of stored (a new reference): stored itself when it is not
  * sealed, "[encrypted]" without the key or when it does not open. */
 json_t *osse__pii_open(const osse_engine_t *e, const char *rid, const char *path,

@@ -33,7 +33,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/utf8.h"
 
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
@@ -110,80 +109,16 @@ int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WR
 #define SEAL_STACK 512
 #define B64 sodium_base64_VARIANT_ORIGINAL
 
-/* A string's JSON text by hand when it needs no escape (a name, an id: the
- * personal values of a form): the quotes around its bytes, which is what
- * json_dumpb writes for it. Returns the length, or 0 for one that needs
- * json_dumpb (an escape, a text longer than cap, bytes that are not UTF-8,
- * on which json_dumpb fails). */
-static size_t plain_string_text(const json_t *v, char *out, size_t cap)
-{
-    if (!json_is_string(v))
-        return 0;
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    if (n + 2 > cap)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
-            return 0;
-    if (!osse_utf8_valid(s, n))
-        return 0;
-    out[0] = '"';
-    memcpy(out + 1, s, n);
-    out[n + 1] = '"';
-    return n + 2;
-}
-
-/* sodium_bin2base64(out, ..., sodium_base64_VARIANT_ORIGINAL), without its
- * constant-time table lookups: what is encoded here is ciphertext, no
- * secret. The same bytes: the standard alphabet, '=' padding, a NUL. */
-static void base64(char *out, const unsigned char *in, size_t n)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t w = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = a[w >> 18];
-        *out++ = a[w >> 12 & 63];
-        *out++ = a[w >> 6 & 63];
-        *out++ = a[w & 63];
-    }
-    if (n - i == 1) {
-        uint32_t w = (uint32_t)in[i] << 16;
-        *out++ = a[w >> 18];
-        *out++ = a[w >> 12 & 63];
-        *out++ = '=';
-        *out++ = '=';
-    } else if (n - i == 2) {
-        uint32_t w = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *out++ = a[w >> 18];
-        *out++ = a[w >> 12 & 63];
-        *out++ = a[w >> 6 & 63];
-        *out++ = '=';
-    }
-    *out = '\0';
-}
-
-void osse__pii_base64(char *out, const void *in, size_t n)
-{
-    base64(out, in, n);
-}
-
-size_t osse__pii_text(const json_t *v, char *out, size_t cap)
-{
-    size_t n = plain_string_text(v, out, cap);
-    return n ? n : json_dumpb(v, out, cap, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-}
-
 json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path, const json_t *v)
 {
     const uint8_t *key = osse__pii_key(e, rid);
     OSSE_PRE(key); /* commands seal only for requests they made the key of */
+    const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
     char tbuf[SEAL_STACK], *text = tbuf;
-    size_t n = osse__pii_text(v, tbuf, sizeof tbuf);
+    size_t n = json_dumpb(v, tbuf, sizeof tbuf, flags);
     if (n > sizeof tbuf) {
         text = osse_malloc(n);
-        n = osse__pii_text(v, text, n);
+        n = json_dumpb(v, text, n, flags);
     }
     unsigned char cbuf[NONCE + SEAL_STACK + TAG], ad[256];
     char bbuf[sodium_base64_ENCODED_LEN(NONCE + SEAL_STACK + TAG, B64)];
@@ -200,7 +135,7 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
     sodium_memzero(text, n);
     if (text != tbuf)
         free(text);
-    base64(b64, c, clen);
+    sodium_bin2base64(b64, blen, c, clen, B64);
     if (c != cbuf)
         free(c);
     json_t *o = json_object();
