@@ -14,8 +14,6 @@
  * byte and a growing buffer per token; parsing the body of a submission was
  * 12 % of the loop thread's CPU (bench/README.md, Issue 13). */
 #include "api/json.h"
-#include "common/buf.h"
-#include "common/utf8.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -284,86 +282,4 @@ json_t *osse_json_load_plain(const char *p, size_t len)
         o = NULL;
     }
     return o;
-}
-
-/* ---- the compact writer ---- */
-
-/* Deeper than this goes to json_dumps (which has no limit of its own). */
-#define DUMP_MAX_DEPTH 2048
-
-static bool dump_str(osse_buf_t *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == '"' || c == '\\')
-            return false; /* an escape: json_dumps's to write */
-    }
-    if (!osse_utf8_valid(s, n)) /* json_dumps fails on it */
-        return false;
-    return osse_buf_append(b, "\"", 1) == 0 && osse_buf_append(b, s, n) == 0 &&
-           osse_buf_append(b, "\"", 1) == 0;
-}
-
-static bool dump(osse_buf_t *b, const json_t *j, int depth)
-{
-    if (depth > DUMP_MAX_DEPTH)
-        return false;
-    switch (json_typeof(j)) {
-    case JSON_NULL: return osse_buf_append(b, "null", 4) == 0;
-    case JSON_TRUE: return osse_buf_append(b, "true", 4) == 0;
-    case JSON_FALSE: return osse_buf_append(b, "false", 5) == 0;
-    case JSON_INTEGER: {
-        /* "%" JSON_INTEGER_FORMAT, by hand. */
-        char d[24];
-        size_t i = sizeof d;
-        json_int_t v = json_integer_value(j);
-        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-        do {
-            d[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (v < 0)
-            d[--i] = '-';
-        return osse_buf_append(b, d + i, sizeof d - i) == 0;
-    }
-    case JSON_STRING: return dump_str(b, json_string_value(j), json_string_length(j));
-    case JSON_ARRAY: {
-        if (osse_buf_append(b, "[", 1))
-            return false;
-        for (size_t i = 0; i < json_array_size(j); i++)
-            if ((i && osse_buf_append(b, ",", 1)) || !dump(b, json_array_get(j, i), depth + 1))
-                return false;
-        return osse_buf_append(b, "]", 1) == 0;
-    }
-    case JSON_OBJECT: {
-        if (osse_buf_append(b, "{", 1))
-            return false;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        bool first = true;
-        /* Insertion order, as json_dumps without JSON_SORT_KEYS. */
-        json_object_keylen_foreach((json_t *)j, k, kl, v)
-        {
-            if ((!first && osse_buf_append(b, ",", 1)) || !dump_str(b, k, kl) ||
-                osse_buf_append(b, ":", 1) || !dump(b, v, depth + 1))
-                return false;
-            first = false;
-        }
-        return osse_buf_append(b, "}", 1) == 0;
-    }
-    default: return false; /* a real */
-    }
-}
-
-char *osse_json_dump_compact(const json_t *j)
-{
-    if (!json_is_object(j) && !json_is_array(j))
-        return json_dumps(j, JSON_COMPACT);
-    osse_buf_t b;
-    osse_buf_init(&b, 0);
-    if (!osse_buf_reserve(&b, 256) && dump(&b, j, 1))
-        return osse_buf_take(&b, NULL);
-    osse_buf_close(&b);
-    return json_dumps(j, JSON_COMPACT);
 }

@@ -19,12 +19,4 @@
 /* A new reference to the object p[0..len) holds, or NULL: see above. */
 json_t *osse_json_load_plain(const char *p, size_t len);
 
-/* json_dumps(j, JSON_COMPACT), byte for byte (the caller frees it; NULL
- * where json_dumps gives NULL). Objects, arrays, strings that need no
- * escape, integers, true, false and null are written here; a value with
- * anything else in it (a real, an escape) goes to json_dumps whole. jansson
- * checks every container against a table of its parents as it dumps: that
- * made the three-key answer of a submission cost 5 % of the loop. */
-char *osse_json_dump_compact(const json_t *j);
-
 #endif

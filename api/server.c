@@ -192,7 +192,7 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
 
 static void reply_json(call_t *c, int status, json_t *o)
 {
-    char *s = osse_json_dump_compact(o);
+    char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     finish(c, status, s, strlen(s), NULL);
 }
