@@ -11,7 +11,6 @@
  * so do the parse and the check of a published definition, one at a time,
  * and the hash of an upload's body for its Idempotency-Key. */
 #include "api/server.h"
-#include "api/json.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -407,10 +406,6 @@ static int load_json_body(osse_slice_t b, json_t **out, int *status, const char 
         snprintf(msg, cap, "the body nests deeper than %d levels", OSSE_JSON_MAX_DEPTH);
         return -1;
     }
-    /* A plain body (nearly all) by the fast reader, which answers as
-     * jansson would; anything else, and every error, by jansson. */
-    if ((*out = osse_json_load_plain(b.ptr, b.len)))
-        return 0;
     json_error_t jerr;
     *out = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!*out) {
