@@ -160,72 +160,6 @@ static void val_add(val_t *v, int n)
         }                                                                                          \
     } while (0)
 
-/* A conversion's length modifier. */
-typedef enum { L_NONE, L_H, L_HH, L_L, L_LL, L_Z, L_J, L_T, L_BIG } length_t;
-
-/* Appends n bytes of s as snprintf(at, room, "%s", s) and val_add would:
- * cut to the room left, the value's length counted whole. */
-static void val_text(val_t *v, const char *s, size_t n)
-{
-    size_t room = sizeof v->p - v->len, k = n < room ? n : room - 1;
-    memcpy(v->p + v->len, s, k);
-    v->p[v->len + k] = '\0';
-    val_add(v, n > INT32_MAX ? INT32_MAX : (int)n);
-}
-
-static void val_u64(val_t *v, unsigned long long u, bool neg)
-{
-    char d[24];
-    size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (neg)
-        d[--i] = '-';
-    val_text(v, d + i, sizeof d - i);
-}
-
-static void val_i64(val_t *v, long long x)
-{
-    val_u64(v, x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x, x < 0);
-}
-
-/* A conversion without flags, width or precision of 's', 'd', 'i' or 'u'
- * (with no length, l, ll or z), by hand. Returns false, having taken no
- * argument, for any other. */
-static bool plain(val_t *v, char conv, length_t len, va_list *ap)
-{
-    switch (conv) {
-    case 's': {
-        if (len != L_NONE)
-            return false;
-        const char *str = va_arg(*ap, const char *);
-        str = str ? str : "";
-        val_text(v, str, strlen(str));
-        return true;
-    }
-    case 'd':
-    case 'i':
-        switch (len) {
-        case L_NONE: val_i64(v, va_arg(*ap, int)); return true;
-        case L_L: val_i64(v, va_arg(*ap, long)); return true;
-        case L_LL: val_i64(v, va_arg(*ap, long long)); return true;
-        case L_Z: val_i64(v, va_arg(*ap, ssize_t)); return true;
-        default: return false;
-        }
-    case 'u':
-        switch (len) {
-        case L_NONE: val_u64(v, va_arg(*ap, unsigned), false); return true;
-        case L_L: val_u64(v, va_arg(*ap, unsigned long), false); return true;
-        case L_LL: val_u64(v, va_arg(*ap, unsigned long long), false); return true;
-        case L_Z: val_u64(v, va_arg(*ap, size_t), false); return true;
-        default: return false;
-        }
-    default: return false;
-    }
-}
-
 /* Renders the conversion at *pp (just after its '%'). Returns false for one
  * it does not know: the arguments after it cannot be found any more. */
 static bool convert(val_t *v, const char **pp, va_list *ap)
@@ -247,8 +181,7 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
         }
         spec[sl++] = *p++;
     }
-    bool bare = sl == 1; /* no flags, width or precision */
-    length_t len = L_NONE;
+    enum { L_NONE, L_H, L_HH, L_L, L_LL, L_Z, L_J, L_T, L_BIG } len = L_NONE;
     size_t adv = 1;
     if (p[0] == 'h' && p[1] == 'h')
         len = L_HH, adv = 2;
@@ -276,11 +209,6 @@ static bool convert(val_t *v, const char **pp, va_list *ap)
     *pp = p + 1;
     char *at = v->p + v->len;
     size_t room = sizeof v->p - v->len;
-    /* The plain conversions of nearly every line ("%s", "%d", "%llu"...,
-     * no flags, width or precision) by hand: snprintf was most of a call
-     * line's cost. The bytes are what snprintf gives, cut alike. */
-    if (bare && plain(v, conv, len, ap))
-        return true;
     switch (conv) {
     case 'd':
     case 'i': BY_LENGTH(int, long, long long, ssize_t, intmax_t, ptrdiff_t); return true;

@@ -210,8 +210,8 @@ static void test_conversions(void)
     CHECK(strstr(line, " msg=m flag n=1\n") != NULL);
 }
 
-/* The plain conversions are rendered by hand, not by snprintf: each must
- * give what snprintf gives, at the extremes of its type too. */
+/* The plain conversions give what snprintf gives, at the extremes of
+ * their types too. */
 static void test_plain_conversions(void)
 {
     static const long long ll[] = {0,
