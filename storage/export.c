@@ -572,7 +572,8 @@ static int src_raw(src_t *s, size_t n, const uint8_t **p, const char *what)
             s->tmp = osse_realloc(s->tmp, nc);
             s->tcap = nc;
         }
-        memcpy(s->tmp + have, c->p + s->pos, take);
+        if (take) /* tmp may not exist yet */
+            memcpy(s->tmp + have, c->p + s->pos, take);
         have += take;
         s->pos += take;
         if (have == n)

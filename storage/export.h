@@ -14,7 +14,9 @@
  *
  * Key invariant of the reader: it never trusts a length. Every field has a
  * fixed maximum, and memory grows only as bytes actually arrive, so hostile
- * input costs at most about twice its own size in memory and never crashes.
+ * input costs at most about twice its own size in memory (beyond the stream
+ * reader's fixed buffers: four chunks of at most 1 MiB and 16,384 leaf
+ * hashes) and never crashes.
  *
  * Why heads before events: a verifier then checks each head's root the moment
  * the leaf count reaches its size, in one pass over a stream with O(log n)
