@@ -15,6 +15,7 @@
  * README.md, issue 13), and the two need not wait for each other.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,9 +45,10 @@ typedef struct pipe_s {
     batch_t *free_[NBATCH + 1]; /* given back; cleared by the reader */
     size_t nfree;
     batch_t *fill; /* the reader's */
-    int done, stop;
-    int rc;         /* the reader's result */
-    osse_err_t err; /* and its message */
+    int done;
+    _Atomic int stop; /* set under mu; the reader also polls it per event */
+    int rc;           /* the reader's result */
+    osse_err_t err;   /* and its message */
     /* The source. */
     FILE *f;
     const osse_verifier_t *key;
