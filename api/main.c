@@ -1077,8 +1077,12 @@ static int cmd_replay(int argc, char **argv)
         osse_log_t *log = NULL;
         snprintf(dir, sizeof dir, "%s/log", data);
         rc = osse_log_open_readonly(dir, &log, &rp.err);
-        if (!rc)
+        /* --recheck prints as it goes, before each event: one thread.
+         * Otherwise a second thread reads and decodes (engine/replay.c). */
+        if (!rc && rp.recheck)
             rc = osse_log_scan(log, 1, replay_one, &rp, &rp.err);
+        else if (!rc)
+            rc = osse_engine_replay_log(rp.eng, log, &rp.err);
         /* The stored request records against the requests rebuilt here. */
         if (!rc && !(rc = osse_engine_records_check(rp.eng, log, &rec, &rp.err))) {
             printf("records %llu equal, %llu missing, %llu different\n",
@@ -1103,7 +1107,10 @@ static int cmd_replay(int argc, char **argv)
             if (!key)
                 fprintf(stderr, "osse: no --key: the export is checked against its own "
                                 "public key only\n");
-            rc = osse_export_verify_file(f, key ? &v : NULL, replay_one, &rp, &in, &rp.err);
+            if (rp.recheck)
+                rc = osse_export_verify_file(f, key ? &v : NULL, replay_one, &rp, &in, &rp.err);
+            else
+                rc = osse_engine_replay_export(rp.eng, f, key ? &v : NULL, &in, &rp.err);
             fclose(f);
             if (rc) {
                 print_bad("replay", &in, &rp.err, rc);

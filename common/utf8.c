@@ -6,6 +6,8 @@
  * text (an origin cannot be spelled two ways). */
 #include "common/utf8.h"
 
+#include <string.h>
+
 size_t osse_utf8_decode(const void *p, size_t n, uint32_t *cp)
 {
     const uint8_t *s = p;
@@ -57,6 +59,16 @@ bool osse_utf8_valid(const void *p, size_t n)
     const uint8_t *s = p;
     size_t i = 0;
     while (i < n) {
+        /* Eight ASCII bytes at a time: the common case of keys and values. */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         if (s[i] < 0x80) { /* the common case, without a call */
             i++;
             continue;

@@ -98,33 +98,54 @@ int osse_engine_open_replay(osse_engine_t **out)
     return 0;
 }
 
-/* Decodes and applies one stored event; ordered: it must be the next seq
- * (a replay of the log; the catalog's events at a start from the records
- * are not). *catalog (if given) says whether it is of a catalog stream. */
+int osse_engine_replay_decode(uint64_t seq, const void *bytes, size_t len, osse_event_t *ev,
+                              osse_err_t *err)
+{
+    osse_err_t derr = {0}; /* not err itself: its message is formatted into err */
+    int rc = osse_event_decode(bytes, len, ev, &derr);
+    if (rc)
+        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
+                            (unsigned long long)seq, derr.msg);
+    return 0;
+}
+
+/* Applies one decoded event; ordered: it must be the next seq (a replay of
+ * the log; the catalog's events at a start from the records are not). */
+static int apply_decoded(osse_engine_t *e, uint64_t seq, const osse_event_t *ev, bool ordered,
+                         osse_err_t *err)
+{
+    if (ev->seq != seq || (ordered && seq != e->applied + 1))
+        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
+                            (unsigned long long)seq, (unsigned long long)e->applied);
+    osse_err_t aerr = {0};
+    int rc = osse__apply(e, ev, &aerr);
+    if (rc)
+        osse_err_set(err, rc, "event %llu does not apply: %s", (unsigned long long)seq, aerr.msg);
+    e->applied = seq;
+    if (ev->at > e->last_at)
+        e->last_at = ev->at;
+    return rc;
+}
+
+int osse_engine_replay_decoded(osse_engine_t *e, uint64_t seq, const osse_event_t *ev,
+                               osse_err_t *err)
+{
+    return apply_decoded(e, seq, ev, true, err);
+}
+
+/* Decodes and applies one stored event (ordered as apply_decoded's);
+ * *catalog (if given) says whether it is of a catalog stream. */
 static int apply_stored(osse_engine_t *e, uint64_t seq, const void *bytes, size_t len, bool ordered,
                         bool *catalog, osse_err_t *err)
 {
     osse_event_t ev;
-    osse_err_t derr = {0}; /* not err itself: its message is formatted into err */
-    int rc = osse_event_decode(bytes, len, &ev, &derr);
+    int rc = osse_engine_replay_decode(seq, bytes, len, &ev, err);
     if (rc)
-        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is damaged: %s",
-                            (unsigned long long)seq, derr.msg);
-    if (ev.seq != seq || (ordered && seq != e->applied + 1)) {
-        osse_event_clear(&ev);
-        return osse_err_set(err, OSSE_ECORRUPT, "event %llu is out of order (after %llu)",
-                            (unsigned long long)seq, (unsigned long long)e->applied);
-    }
+        return rc;
     osse_stream_kind_t kind = osse_event_type_kind(ev.type);
     if (catalog)
         *catalog = kind != OSSE_SK_REQUEST && kind != OSSE_SK_DELIVERY;
-    osse_err_t aerr = {0};
-    rc = osse__apply(e, &ev, &aerr);
-    if (rc)
-        osse_err_set(err, rc, "event %llu does not apply: %s", (unsigned long long)seq, aerr.msg);
-    e->applied = seq;
-    if (ev.at > e->last_at)
-        e->last_at = ev.at;
+    rc = apply_decoded(e, seq, &ev, ordered, err);
     osse_event_clear(&ev);
     return rc;
 }

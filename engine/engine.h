@@ -33,6 +33,8 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "storage/checkpoint.h"
+#include "storage/event.h"
+#include "storage/export.h"
 #include "storage/log.h"
 
 typedef struct osse_engine_s osse_engine_t;
@@ -177,6 +179,25 @@ struct osse_log_s;
 int osse_engine_records_check(osse_engine_t *e, struct osse_log_s *log, osse_records_check_t *out,
                               osse_err_t *err);
 
+/* osse_engine_replay_event in its two halves. _decode: any thread, touches
+ * no engine (ev is then the caller's: osse_event_clear). _decoded: the
+ * engine's thread, ev borrowed. Same errors and messages. */
+int osse_engine_replay_decode(uint64_t seq, const void *bytes, size_t len, osse_event_t *ev,
+                              osse_err_t *err);
+int osse_engine_replay_decoded(osse_engine_t *e, uint64_t seq, const osse_event_t *ev,
+                               osse_err_t *err);
+
+/* A replay in two threads (engine/replay.c): a second thread reads the
+ * events (an export, verified as osse_export_verify_file does, filling
+ * info; or the log from seq 1) and decodes them, while this one applies
+ * them. The first event must be seq 1. Returns, and writes into err, what
+ * feeding osse_engine_replay_event one event at a time returns: the first
+ * problem in log order, whichever thread met it (on a problem of applying,
+ * info's offset, bad_seq and bad_head are 0, as that reader leaves them).
+ * OSSE_ENOMEM if the thread cannot start. */
+int osse_engine_replay_export(osse_engine_t *e, FILE *f, const osse_verifier_t *key,
+                              osse_export_info_t *info, osse_err_t *err);
+int osse_engine_replay_log(osse_engine_t *e, osse_log_t *log, osse_err_t *err);
 /* The digest of every view (SPEC §6): SHA-256, as hex, over a canonical
  * rendering of the catalog (subscriptions included) and of every request's
  * tracking view; never keys, secrets or checkpoints. *size is the seq of the last event applied. */

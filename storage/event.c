@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "common/utf8.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,8 +455,49 @@ static int rd_cstr(rd_t *r, char **out)
 
 static int rd_json(rd_t *r, int depth, json_t **out);
 
+/* Check mode (out == NULL in rd_json and rd_json_map): the same walk and the
+ * same rules, building nothing. A map of more keys than this, or a stream
+ * longer than CHECK_STREAM, is left to the building decoder (RD_UNDECIDED),
+ * so that the duplicate-key check stays jansson's own and costs no more than
+ * it does there. */
+#define CHECK_KEYS 32
+#define CHECK_STREAM 256
+#define RD_UNDECIDED 2
+
+/* The check-mode twin of rd_json_map's body: keys compared bytewise, as
+ * json_object_getn does; a key's UTF-8 checked as json_object_setn_new does
+ * (jansson's check is strict RFC 3629 and allows NUL, as osse_utf8_valid). */
+static int rd_check_map(rd_t *r, uint64_t n, int depth)
+{
+    struct {
+        const char *p;
+        size_t n;
+    } keys[CHECK_KEYS];
+    if (n > CHECK_KEYS)
+        return RD_UNDECIDED;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *k = NULL;
+        size_t klen = 0;
+        int rc = rd_str(r, &k, &klen);
+        if (rc)
+            return rc;
+        for (uint64_t j = 0; j < i; j++)
+            if (keys[j].n == klen && memcmp(keys[j].p, k, klen) == 0)
+                return corrupt(r, "duplicate key");
+        keys[i].p = k;
+        keys[i].n = klen;
+        if ((rc = rd_json(r, depth + 1, NULL)))
+            return rc;
+        if (!osse_utf8_valid(k, klen))
+            return corrupt(r, "key is not UTF-8");
+    }
+    return 0;
+}
+
 static int rd_json_map(rd_t *r, uint64_t n, int depth, json_t **out)
 {
+    if (!out)
+        return rd_check_map(r, n, depth);
     json_t *obj = json_object();
     int rc = 0;
     if (!obj)
@@ -504,12 +546,16 @@ static int rd_json(rd_t *r, int depth, json_t **out)
             return rc;
         if (!num.neg && num.u > (uint64_t)INT64_MAX)
             return corrupt(r, "integer out of range");
+        if (!out)
+            return 0;
         j = json_integer(num.neg ? (json_int_t)num.i : (json_int_t)num.u);
         goto made;
     }
     if ((rc = rd_str_body(r, tag, &s, &slen)) != 1) {
         if (rc)
             return rc;
+        if (!out) /* json_stringn's own test */
+            return osse_utf8_valid(s, slen) ? 0 : corrupt(r, "string is not UTF-8");
         j = json_stringn(s, slen);
         if (!j)
             return corrupt(r, "string is not UTF-8");
@@ -520,6 +566,12 @@ static int rd_json(rd_t *r, int depth, json_t **out)
             return rc;
         if (depth > OSSE_EVENT_MAX_DEPTH)
             return corrupt(r, "nested too deep");
+        if (!out) {
+            for (uint64_t i = 0; i < n; i++)
+                if ((rc = rd_json(r, depth + 1, NULL)))
+                    return rc;
+            return 0;
+        }
         j = json_array();
         if (!j)
             return osse_err_set(r->err, OSSE_ENOMEM, "event: out of memory");
@@ -543,6 +595,19 @@ static int rd_json(rd_t *r, int depth, json_t **out)
         if (depth > OSSE_EVENT_MAX_DEPTH)
             return corrupt(r, "nested too deep");
         return rd_json_map(r, n, depth, out);
+    }
+    if (!out) {
+        if (tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+            return 0;
+        if (tag == 0xcb) {
+            uint64_t bits = 0;
+            double d;
+            if ((rc = rd_be(r, 8, &bits)))
+                return rc;
+            memcpy(&d, &bits, sizeof d);
+            return isfinite(d) ? 0 : corrupt(r, "real is not finite"); /* json_real's test */
+        }
+        return corrupt(r, "unexpected msgpack type");
     }
     switch (tag) {
     case 0xc0: j = json_null(); break;
@@ -606,7 +671,19 @@ static int rd_type(rd_t *r, const char *stream, osse_event_type_t *out)
     return 0;
 }
 
-int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err)
+/* A fixed-part string field: copied into *out (decode), or only checked
+ * (out NULL). */
+static int rd_field(rd_t *r, char **out)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    return out ? rd_cstr(r, out) : rd_text(r, &s, &n);
+}
+
+/* The decoder; with build false (check mode) ev's strings and data stay
+ * NULL and only its numbers are filled. Returns 0, OSSE_ECORRUPT or
+ * OSSE_ENOMEM (detail in err), or RD_UNDECIDED in check mode. */
+static int decode(const void *bytes, size_t len, bool build, osse_event_t *out, osse_err_t *err)
 {
     rd_t r = {(const uint8_t *)bytes, (const uint8_t *)bytes + len, err};
     osse_event_t ev;
@@ -621,20 +698,38 @@ int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err
         goto out;
     if ((rc = rd_key(&r, "seq")) || (rc = rd_uint(&r, UINT64_MAX, &ev.seq)))
         goto out;
-    if ((rc = rd_key(&r, "stream")) || (rc = rd_cstr(&r, &ev.stream)))
+    if ((rc = rd_key(&r, "stream")))
         goto out;
+    char sbuf[CHECK_STREAM];
+    const char *stream = sbuf;
+    if (build) {
+        if ((rc = rd_cstr(&r, &ev.stream)))
+            goto out;
+        stream = ev.stream;
+    } else {
+        const char *s = NULL;
+        size_t n = 0;
+        if ((rc = rd_text(&r, &s, &n)))
+            goto out;
+        if (n >= sizeof sbuf) {
+            rc = RD_UNDECIDED;
+            goto out;
+        }
+        memcpy(sbuf, s, n);
+        sbuf[n] = '\0';
+    }
     if ((rc = rd_key(&r, "version")) || (rc = rd_uint(&r, UINT32_MAX, &v)))
         goto out;
     ev.version = (uint32_t)v;
-    if ((rc = rd_key(&r, "type")) || (rc = rd_type(&r, ev.stream, &ev.type)))
+    if ((rc = rd_key(&r, "type")) || (rc = rd_type(&r, stream, &ev.type)))
         goto out;
     if ((rc = rd_key(&r, "at")) || (rc = rd_i64(&r, &ev.at)))
         goto out;
     if ((rc = rd_key(&r, "actor")) || (rc = rd_map_header(&r, 2)))
         goto out;
-    if ((rc = rd_key(&r, "kind")) || (rc = rd_cstr(&r, &ev.actor_kind)))
+    if ((rc = rd_key(&r, "kind")) || (rc = rd_field(&r, build ? &ev.actor_kind : NULL)))
         goto out;
-    if ((rc = rd_key(&r, "id")) || (rc = rd_cstr(&r, &ev.actor_id)))
+    if ((rc = rd_key(&r, "id")) || (rc = rd_field(&r, build ? &ev.actor_id : NULL)))
         goto out;
     if ((rc = rd_key(&r, "data")))
         goto out;
@@ -648,7 +743,7 @@ int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err
             rc = corrupt(&r, "data is not a map");
         if (rc)
             goto out;
-        if ((rc = rd_json_map(&r, n, 2, &ev.data)))
+        if ((rc = rd_json_map(&r, n, 2, build ? &ev.data : NULL)))
             goto out;
     }
     if (rd_left(&r) != 0)
@@ -660,6 +755,29 @@ out:
     }
     *out = ev;
     return 0;
+}
+
+int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err)
+{
+    return decode(bytes, len, true, out, err);
+}
+
+int osse_event_check(const void *bytes, size_t len, uint64_t *seq, osse_err_t *err)
+{
+    osse_event_t ev;
+    int rc = decode(bytes, len, false, &ev, err);
+    if (rc == 0) {
+        *seq = ev.seq;
+        return 0;
+    }
+    /* Refused or undecided: the building decoder gives the verdict and its
+     * exact message, so that a refusal reads as it always did. */
+    rc = osse_event_decode(bytes, len, &ev, err);
+    if (rc == 0) {
+        *seq = ev.seq;
+        osse_event_clear(&ev);
+    }
+    return rc;
 }
 
 void osse_event_clear(osse_event_t *ev)

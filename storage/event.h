@@ -41,6 +41,12 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out);
  * type's (the message names the type). Any thread. */
 int osse_event_decode(const void *bytes, size_t len, osse_event_t *out, osse_err_t *err);
 
+/* Checks bytes exactly as osse_event_decode does, building nothing (no
+ * strings, no JSON): the verifier's fast path. On success sets *seq; on
+ * failure returns what osse_event_decode returns, with its message in err.
+ * Any thread. */
+int osse_event_check(const void *bytes, size_t len, uint64_t *seq, osse_err_t *err);
+
 /* Frees what out owns and zeroes it. NULL-safe. */
 void osse_event_clear(osse_event_t *ev);
 

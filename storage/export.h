@@ -14,7 +14,9 @@
  *
  * Key invariant of the reader: it never trusts a length. Every field has a
  * fixed maximum, and memory grows only as bytes actually arrive, so hostile
- * input costs at most about twice its own size in memory and never crashes.
+ * input costs at most about twice its own size in memory (beyond the stream
+ * reader's fixed buffers: four chunks of at most 1 MiB and 16,384 leaf
+ * hashes) and never crashes.
  *
  * Why heads before events: a verifier then checks each head's root the moment
  * the leaf count reaches its size, in one pass over a stream with O(log n)
@@ -90,5 +92,16 @@ int osse_export_verify_buf(const void *buf, size_t len, const osse_verifier_t *k
                            osse_err_t *err);
 int osse_export_verify_file(FILE *f, const osse_verifier_t *key, osse_export_event_cb cb, void *ud,
                             osse_export_info_t *info, osse_err_t *err);
+
+/* For tests only: when non-zero, the stream reader's chunk size (else 64 KiB
+ * growing to 1 MiB), so that a small export crosses many chunks. */
+extern size_t osse__export_chunk;
+/* For tests only: leaf hashes the stream reader took from its hasher thread
+ * (counted by the reading thread). */
+extern uint64_t osse__export_ahead;
+/* For tests only, on intact exports: the reading thread waits for each leaf
+ * hash from the hasher (so that a test sees them used, whatever the
+ * scheduling). */
+extern int osse__export_wait;
 
 #endif

@@ -254,6 +254,11 @@ static int rocks_scan(void *be, uint64_t from, osse_log_scan_cb cb, void *ud, os
      * reading into the side records. */
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)upper, sizeof upper);
+    /* One pass in order over the whole range (a replay, an export): large
+     * reads ahead, and blocks read once need not push others out of the
+     * cache (issue 13). */
+    rocksdb_readoptions_set_readahead_size(ro, 2u << 20);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, ro);
     for (rocksdb_iter_seek(it, (const char *)start, sizeof start); rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {

@@ -6,7 +6,9 @@
  * survive the trip the server makes with it: to the API's JSON shape, and
  * encode -> decode -> encode giving the same bytes twice (the encoding is the
  * Merkle leaf, so it must be deterministic for any event decode accepts).
- * Input bytes themselves need not be canonical, so they are not compared. */
+ * Input bytes themselves need not be canonical, so they are not compared.
+ * osse_event_check (the verifier's path, which builds nothing) must give the
+ * same verdict, seq and message as osse_event_decode. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     osse_err_t err;
     osse_buf_init(&b1, 0);
     osse_buf_init(&b2, 0);
-    if (osse_event_decode(data, size, &ev, &err) != 0) {
+    /* The verifier's check without building must give decode's verdict. */
+    uint64_t cseq = 0;
+    osse_err_t cerr;
+    int crc = osse_event_check(data, size, &cseq, &cerr);
+    int drc = osse_event_decode(data, size, &ev, &err);
+    if (crc != drc || (drc == 0 && cseq != ev.seq) || (drc != 0 && strcmp(cerr.msg, err.msg) != 0))
+        abort();
+    if (drc != 0) {
         /* Refused: out must hold nothing (the contract), so clear is a no-op. */
         if (ev.stream || ev.type != 0 || ev.actor_kind || ev.actor_id || ev.data)
             abort();

@@ -343,6 +343,51 @@ class TestAudit(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("from seq 1", p.stderr.decode())
 
+    def test_replay_reports_the_first_problem_in_log_order(self):
+        """A forger changes an event's bytes and its leaf hash together, so
+        that the event no longer applies: verify names the head that covers
+        it, replay names the event, which comes first in the log, although
+        its reader thread has read and checked far beyond it (issue 13)."""
+        w = World(self.srv)
+        wid = w.workflow()
+        workload(w, wid, 60, rng=random.Random(13))
+        plat = self.srv.client(self.srv.admin_token())
+        key = plat.get("/v1/log/public-key").json["verifier_key"]
+        evs = log_events(plat)
+        opened = [e for e in evs if e["type"] == "StepOpened" and "due_at" in e["data"]]
+        self.assertTrue(opened)
+        target = opened[len(opened) // 3]
+        self.assertLess(target["seq"], evs[-1]["seq"])
+        with tempfile.TemporaryDirectory() as tmp:
+            exp = os.path.join(tmp, "log.bin")
+            with open(exp, "wb") as f:
+                subprocess.run([OSSE_BIN, "export", "--data", self.srv.data_dir], stdout=f,
+                               check=True, timeout=300)
+            with open(exp, "rb") as f:
+                blob = bytearray(f.read())
+            lh = h(target["leaf_hash"])
+            at = blob.find(lh)
+            self.assertGreater(at, 0)
+            n = int.from_bytes(blob[at - 4:at], "big")
+            ev = blob[at + 32:at + 32 + n]
+            k = ev.find(b"\xa6due_at")
+            self.assertGreater(k, 0)
+            ev[k + 8] = ord("x")  # the first character of the time: not a time
+            blob[at + 32:at + 32 + n] = ev
+            blob[at:at + 32] = hashlib.sha256(b"\0" + bytes(ev)).digest()
+            with open(exp, "wb") as f:
+                f.write(blob)
+            p = run("verify", exp, "--key", key, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("head of size", p.stderr.decode())
+            p = run("replay", exp, "--key", key, check=False)
+            self.assertEqual(p.returncode, 1)
+            err = p.stderr.decode()
+            self.assertIn("FAILED at byte 0: event %d does not apply: bad due_at" % target["seq"],
+                          err)
+            self.assertNotIn("head of size", err)
+            self.assertEqual(p.stdout, b"")  # no digest
+
     def test_clean_shutdown_signs_the_end(self):
         w = World(self.srv)
         wid = w.workflow()

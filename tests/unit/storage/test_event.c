@@ -1,7 +1,9 @@
 /* test_event.c: the stored event encoding: determinism, round trips, and the
  * decoder's refusal of hostile bytes (truncations, lying length headers,
  * random bytes, deep nesting) without crashing or over-allocating. */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -474,6 +476,179 @@ static void test_random(void)
     json_decref(ev.data);
 }
 
+/* osse_event_check must accept exactly what osse_event_decode accepts (with
+ * the same seq), and refuse with decode's own code and message. */
+static void same_verdict(const uint8_t *p, size_t n, int *accepted)
+{
+    osse_event_t ev;
+    osse_err_t e1 = {0}, e2 = {0};
+    uint64_t seq = 0;
+    int rd = osse_event_decode(p, n, &ev, &e1);
+    int rc = osse_event_check(p, n, &seq, &e2);
+    CHECK_EQ_INT(rc, rd);
+    if (rd == 0) {
+        CHECK(seq == ev.seq);
+        osse_event_clear(&ev);
+        (*accepted)++;
+    } else {
+        CHECK_EQ_STR(e2.msg, e1.msg);
+    }
+}
+
+/* An event whose data is the msgpack bytes d (the rest as make_event's). */
+static uint8_t *with_data(const uint8_t *d, size_t dn, size_t *n)
+{
+    osse_event_t ev;
+    osse_buf_t b;
+    make_event(&ev);
+    json_decref(ev.data);
+    ev.data = json_object();
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    json_decref(ev.data);
+    CHECK(b.len > 0 && (uint8_t)b.ptr[b.len - 1] == 0x80); /* data {} last */
+    uint8_t *p = osse_malloc(b.len - 1 + dn);
+    memcpy(p, b.ptr, b.len - 1);
+    memcpy(p + b.len - 1, d, dn);
+    *n = b.len - 1 + dn;
+    osse_buf_close(&b);
+    return p;
+}
+
+static void test_check(void)
+{
+    int ok = 0;
+    /* Hand-made data maps at the edges of each rule. */
+    static const struct {
+        const char *what;
+        const char *hex;
+    } cases[] = {
+        {"two keys", "82a16101a16202"},
+        {"duplicate key", "82a16101a16102"},
+        {"duplicate key, nested", "81a17882a16101a16102"},
+        {"same key in two maps", "82a17881a16101a17981a16101"},
+        {"key not UTF-8", "81a1ff01"},
+        {"key with NUL", "81a20061c0"},
+        {"string not UTF-8", "81a161a2c0af"},
+        {"surrogate", "81a161a3eda080"},
+        {"NUL in a value", "81a161a100"},
+        {"float64", "81a161cb3ff8000000000000"},
+        {"NaN", "81a161cb7ff8000000000000"},
+        {"infinity", "81a161cb7ff0000000000000"},
+        {"float32", "81a161ca3fc00000"},
+        {"bin", "81a161c40100"},
+        {"ext", "81a161d40100"},
+        {"0xc1", "81a161c1"},
+        {"uint64 above int64", "81a161cfffffffffffffffff"},
+        {"int64 min", "81a161d38000000000000000"},
+        {"nil true false", "83a161c0a162c3a163c2"},
+        {"map16", "81a161de0001a162c0"},
+        {"map32 lying", "81a161dfffffffff"},
+        {"array32 lying", "81a161ddffffffff"},
+        {"str32", "81db00000001610a"},
+        {"key not a string", "810101"},
+        {"truncated", "82a16101"},
+        {"trailing byte", "80c0"},
+        {"not a map", "90"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint8_t d[64];
+        size_t dn = strlen(cases[i].hex) / 2;
+        for (size_t k = 0; k < dn; k++) {
+            unsigned v;
+            CHECK(sscanf(cases[i].hex + 2 * k, "%2x", &v) == 1);
+            d[k] = (uint8_t)v;
+        }
+        size_t n;
+        uint8_t *p = with_data(d, dn, &n);
+        same_verdict(p, n, &ok);
+        free(p);
+    }
+    /* Nesting: 63 arrays inside data is the deepest allowed (level 65 is
+     * refused), and 40 keys in a map (more than the check's own table, so
+     * decided by the building decoder), with and without a duplicate. */
+    for (int depth = 60; depth <= 66; depth++) {
+        uint8_t d[80];
+        size_t dn = 0;
+        d[dn++] = 0x81;
+        d[dn++] = 0xa1;
+        d[dn++] = 'a';
+        for (int k = 0; k < depth; k++)
+            d[dn++] = 0x91;
+        d[dn++] = 0xc0;
+        size_t n;
+        uint8_t *p = with_data(d, dn, &n);
+        same_verdict(p, n, &ok);
+        free(p);
+    }
+    for (int dup = 0; dup < 2; dup++) {
+        uint8_t d[200];
+        size_t dn = 0;
+        d[dn++] = 0xde;
+        d[dn++] = 0;
+        d[dn++] = 40;
+        for (int k = 0; k < 40; k++) {
+            d[dn++] = 0xa2;
+            d[dn++] = (uint8_t)('a' + k / 26);
+            d[dn++] = (uint8_t)('a' + (dup && k == 39 ? 0 : k % 26));
+            d[dn++] = 0xc0;
+        }
+        size_t n;
+        uint8_t *p = with_data(d, dn, &n);
+        same_verdict(p, n, &ok);
+        free(p);
+    }
+    /* A stream longer than the check's buffer, and one of another kind. */
+    const char *streams[] = {"request/x", "workflow/x", "request/", "request", NULL};
+    char longs[400];
+    memset(longs, 'x', sizeof longs - 1);
+    memcpy(longs, "request/", 8);
+    longs[sizeof longs - 1] = '\0';
+    for (int i = 0; i < 5; i++) {
+        osse_event_t ev;
+        osse_buf_t b;
+        make_event(&ev);
+        ev.stream = streams[i] ? (char *)streams[i] : longs;
+        osse_buf_init(&b, 0);
+        if (osse_event_encode(&ev, &b) == 0) {
+            same_verdict((const uint8_t *)b.ptr, b.len, &ok);
+            /* The same bytes with the stream's kind changed in place. */
+            char *w = memmem(b.ptr, b.len, "request", 7);
+            if (w) {
+                memcpy(w, "workflo", 7);
+                same_verdict((const uint8_t *)b.ptr, b.len, &ok);
+            }
+        }
+        osse_buf_close(&b);
+        json_decref(ev.data);
+    }
+    /* The sample event with one to three bytes changed, many times. */
+    osse_event_t ev;
+    osse_buf_t b;
+    make_event(&ev);
+    CHECK_EQ_INT(encode(&ev, &b), 0);
+    uint64_t x = 0x243f6a8885a308d3ull;
+    uint8_t *p = osse_malloc(b.len);
+    for (int round = 0; round < 30000; round++) {
+        memcpy(p, b.ptr, b.len);
+        for (int f = 0; f < 1 + round % 3; f++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            p[x % b.len] = (uint8_t)(x >> 32);
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t n = round % 5 == 0 ? (size_t)(x % b.len) : b.len; /* cut short too */
+        same_verdict(p, n, &ok);
+    }
+    free(p);
+    osse_buf_close(&b);
+    json_decref(ev.data);
+    fprintf(stderr, "  check: %d accepted\n", ok);
+    CHECK(ok > 1000); /* the mutations reached accepted events too */
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
@@ -485,5 +660,6 @@ int main(void)
     RUN(test_hostile);
     RUN(test_types);
     RUN(test_random);
+    RUN(test_check);
     return TEST_EXIT();
 }
