@@ -90,6 +90,14 @@ start_server() {
     SRV_PID=$pid SRV_PORT=$port
 }
 
+# fill_server NAME DIR: osse serve on the fresh data folder DIR (made here),
+# output in $TMP/NAME.*; sets OPID, OPORT and OERR (restart.sh, memory.sh).
+fill_server() {
+    mkdir -p "$2"
+    start_server "$1" "$BUILD/osse" serve --data "$2" --listen 127.0.0.1:0
+    OPID=$SRV_PID OPORT=$SRV_PORT OERR=$TMP/$1.err
+}
+
 stop_server() { # pid: SIGTERM, then wait for it to exit
     kill "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true

@@ -104,10 +104,8 @@ RESULTS=()
 declare -A PER_REQ
 for kind in $KINDS; do
     dir=$TMP/osse-$kind
-    mkdir -p "$dir"
     # ---- 1. a fresh server, both workflows, one of each by hand ----
-    start_server "fill-$kind" "$BUILD/osse" serve --data "$dir" --listen 127.0.0.1:0
-    OPID=$SRV_PID OPORT=$SRV_PORT OERR=$TMP/fill-$kind.err
+    fill_server "fill-$kind" "$dir"
     say "== kind $kind: osse serve on port $OPORT (pid $OPID), data $dir"
     osse_setup "$dir" "$OPORT"
     closed_setup

@@ -57,10 +57,8 @@ say "== machine: $(machine); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 RESULTS=()
 for n in $SIZES; do
     dir=$TMP/osse-$n
-    mkdir -p "$dir"
     # ---- 1. a fresh server, the setup, one submission by hand ----
-    start_server "fill-$n" "$BUILD/osse" serve --data "$dir" --listen 127.0.0.1:0
-    OPID=$SRV_PID OPORT=$SRV_PORT OERR=$TMP/fill-$n.err
+    fill_server "fill-$n" "$dir"
     say "== size $n: osse serve on port $OPORT (pid $OPID), data $dir"
     osse_setup "$dir" "$OPORT"
     e0=$(log_size)
