@@ -41,7 +41,28 @@ typedef struct rocks_s {
     rocksdb_writeoptions_t *wopts, *wopts_nosync;
     rocksdb_readoptions_t *ropts; /* point reads; RocksDB allows sharing across threads */
     rocksdb_writebatch_t *wb;     /* writer thread only */
+    struct side_op_s *side;       /* writer thread only: a group's side records, sorted */
+    size_t cside;
 } rocks_t;
+
+/* A side record's op of a group, and where it stood in the group. */
+typedef struct side_op_s {
+    osse_bop_t op;
+    size_t at;
+} side_op_t;
+
+/* By key, then by place in the group: the last put of a key stays last. */
+static int cmp_side(const void *a, const void *b)
+{
+    const side_op_t *x = a, *y = b;
+    size_t n = x->op.klen < y->op.klen ? x->op.klen : y->op.klen;
+    int c = memcmp(x->op.key, y->op.key, n);
+    if (c)
+        return c;
+    if (x->op.klen != y->op.klen)
+        return x->op.klen < y->op.klen ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
 
 static void be64_put(uint8_t *p, uint64_t v)
 {
@@ -96,6 +117,7 @@ static void rocks_close(void *be)
         rocksdb_close(r->db);
     if (r->wb)
         rocksdb_writebatch_destroy(r->wb);
+    free(r->side);
     rocksdb_readoptions_destroy(r->ropts);
     rocksdb_writeoptions_destroy(r->wopts);
     rocksdb_writeoptions_destroy(r->wopts_nosync);
@@ -217,6 +239,14 @@ static int rocks_write(void *be, const osse_bgroup_t *g, bool sync, osse_err_t *
      * and this is the writer thread's only way in. */
     rocksdb_set_perf_level(rocksdb_disable);
     rocksdb_writebatch_clear(r->wb);
+    /* The events first, in seq order, then the side records sorted by key:
+     * the memtable's skiplist inserts a key after the one it inserted last
+     * without searching from the top, so a group written in key order costs
+     * the writer thread less than one whose records (a request's, at a
+     * random id) break the run of events. The batch is applied as one, so
+     * the order inside it changes nothing else; puts and deletes of one key
+     * keep their order. */
+    size_t nside = 0;
     osse_bgroup_iter_init(&it, g);
     while (osse_bgroup_next(&it, &op)) {
         if (op.kind == OSSE_BOP_EVENT) {
@@ -225,11 +255,19 @@ static int rocks_write(void *be, const osse_bgroup_t *g, bool sync, osse_err_t *
             rocksdb_writebatch_put(r->wb, (const char *)ekey, sizeof ekey, op.val, op.vlen);
             continue;
         }
-        uint8_t *k = side_key(small, sizeof small, op.key, op.klen);
-        if (op.kind == OSSE_BOP_PUT)
-            rocksdb_writebatch_put(r->wb, (const char *)k, op.klen + 1, op.val, op.vlen);
+        OSSE_VEC_RESERVE(r->side, r->cside, nside + 1);
+        r->side[nside] = (side_op_t){op, nside};
+        nside++;
+    }
+    if (nside > 1)
+        qsort(r->side, nside, sizeof *r->side, cmp_side);
+    for (size_t i = 0; i < nside; i++) {
+        const osse_bop_t *o = &r->side[i].op;
+        uint8_t *k = side_key(small, sizeof small, o->key, o->klen);
+        if (o->kind == OSSE_BOP_PUT)
+            rocksdb_writebatch_put(r->wb, (const char *)k, o->klen + 1, o->val, o->vlen);
         else
-            rocksdb_writebatch_delete(r->wb, (const char *)k, op.klen + 1);
+            rocksdb_writebatch_delete(r->wb, (const char *)k, o->klen + 1);
         if (k != small)
             free(k);
     }

@@ -487,11 +487,19 @@ static void test_layout(void)
     CHECK_EQ_INT(osse_batch_event(b, log, 1, "request/x", 1, "one", 3), 0);
     CHECK_EQ_INT(osse_batch_put(b, "idem", 4, "val", 3), 0);
     CHECK_EQ_INT(osse_batch_put(b, "gone", 4, "val", 3), 0);
+    /* The side records of a write go in key order (rocks.c), and the ops of
+     * one key keep theirs: the last one stands. */
+    CHECK_EQ_INT(osse_batch_put(b, "redo", 4, "one", 3), 0);
+    CHECK_EQ_INT(osse_batch_delete(b, "redo", 4), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "redo", 4, "two", 3), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "drop", 4, "one", 3), 0);
+    CHECK_EQ_INT(osse_batch_delete(b, "drop", 4), 0);
     commit_one(log, &loop, b);
     b = osse_batch_new();
     CHECK_EQ_INT(osse_batch_event(b, log, 2, "request/x", 2, "", 0), 0);
     CHECK_EQ_INT(osse_batch_event(b, log, 3, NULL, 0, "three", 5), 0);
     CHECK_EQ_INT(osse_batch_delete(b, "gone", 4), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "redo", 4, "three", 5), 0);
     commit_one(log, &loop, b);
     osse_log_stop(log);
     CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -508,6 +516,7 @@ static void test_layout(void)
         {"E\0\0\0\0\0\0\0\2", 9, "", 0},
         {"E\0\0\0\0\0\0\0\3", 9, "three", 5},
         {"Kidem", 5, "val", 3},
+        {"Kredo", 5, "three", 5},
     };
     rocksdb_options_t *o = rocksdb_options_create();
     char *e = NULL;
