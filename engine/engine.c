@@ -193,6 +193,7 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
     free(cat);
     if (!rc)
         rc = osse__records_load(e, err);
+    e->views_on = !rc;
     /* The log's last event: where the clock of an offline start resumes. */
     uint64_t last = osse_log_last_seq(e->log);
     void *bytes = NULL;
@@ -236,9 +237,8 @@ static void records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nc
         while (!e->failed && e->commits_done + 1 < e->commits_sent)
             uv_run(e->loop, UV_RUN_ONCE);
     }
+    e->views_on = true; /* the last batch carries the marker, and every one after it */
     osse__batch_need(e);
-    if (osse_batch_put(e->batch, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), "1", 1))
-        osse__panic(__FILE__, __LINE__, "out of memory");
     osse__commit_flush(e);
     if (e->nreqs || ncatalog)
         osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu", e->nreqs,

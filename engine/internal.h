@@ -351,6 +351,7 @@ struct osse_engine_s {
     osse_batch_t *batch;
     uint32_t *dirty;
     size_t ndirty, cdirty;
+    bool views_on; /* every request has its record: each batch renews the views marker */
     /* The sum (mod 2^256, little-endian) of every request's rec_hash: the
      * requests' part of the views' digest, kept as records are written. */
     uint8_t rec_sum[32];
@@ -693,15 +694,17 @@ int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_re
 void osse__request_free(osse_request_t *r);
 /* r changed in the batch being filled: its record goes with the batch. */
 void osse__record_touch(osse_engine_t *e, osse_request_t *r);
-/* Puts the record of every request touched since the last call into b.
- * Returns 0 or OSSE_ENOMEM. */
+/* Puts the record of every request touched since the last call into b,
+ * and (views_on) the views marker with the log's last seq. Returns 0 or
+ * OSSE_ENOMEM. */
 int osse__records_put(osse_engine_t *e, osse_batch_t *b);
 /* The sum of the hashes of every request's record (engine->rec_sum), with
  * the requests changed in the batch being filled counted as they are now;
  * in a replay engine (no log, no records written) computed from every
  * request. */
 void osse__records_sum(osse_engine_t *e, uint8_t out[32]);
-/* Whether the data folder has its records (keys.h, OSSE_KEY_VIEWS). */
+/* Whether the data folder has its records: the views marker (keys.h,
+ * OSSE_KEY_VIEWS) names the log's last seq. */
 bool osse__records_ready(osse_engine_t *e);
 /* Reads every request's record into the projections (after the catalog
  * events). Returns 0, OSSE_ECORRUPT, OSSE_EIO (detail in err). Before the

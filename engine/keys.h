@@ -50,10 +50,12 @@
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views: "1" once every request has its record and every catalog event
- * its cat/ key: the start reads them instead of replaying the log. Written
- * by the first start of a data folder (after a replay of the whole log,
- * the migration from a folder written before records) in its last batch. */
+/* views: be64(seq), once every request has its record and every catalog
+ * event its cat/ key, renewed with every batch since: the start reads them
+ * instead of replaying the log when seq is the log's last (so a log that
+ * an osse without records wrote on meanwhile is replayed and migrated
+ * again). First written by the first start of a data folder (after a
+ * replay of the whole log: the migration) in its last batch. */
 #define OSSE_KEY_VIEWS "views"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"

@@ -449,6 +449,14 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
             rehash(e, r, e->enc.ptr, tail);
     }
     e->ndirty = 0;
+    if (!rc && e->views_on) {
+        uint8_t seq[8];
+        uint64_t last = osse_log_last_seq(e->log);
+        for (int i = 0; i < 8; i++)
+            seq[i] = (uint8_t)(last >> (56 - 8 * i));
+        if (osse_batch_put(b, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), seq, sizeof seq))
+            rc = OSSE_ENOMEM;
+    }
     return rc;
 }
 
@@ -612,9 +620,12 @@ bool osse__records_ready(osse_engine_t *e)
 {
     void *val = NULL;
     size_t vlen = 0;
+    uint64_t seq = 0;
     bool ok = osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen,
                               NULL) == 0 &&
-              vlen == 1 && *(char *)val == '1';
+              vlen == 8;
+    for (size_t i = 0; ok && i < 8; i++)
+        seq = seq << 8 | ((const uint8_t *)val)[i];
     free(val);
-    return ok;
+    return ok && seq == osse_log_last_seq(e->log);
 }
