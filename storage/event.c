@@ -635,21 +635,31 @@ made:
     return 0;
 }
 
-static int rd_map_header(rd_t *r, uint64_t want)
+/* A map (or array) header of exactly want entries (UINT64_MAX: any, *n
+ * gets it). */
+static int rd_header(rd_t *r, bool map, uint64_t want, uint64_t *n)
 {
     uint8_t tag = 0;
-    uint64_t n = 0;
+    uint64_t count = 0;
     int rc = rd_tag(r, &tag);
     if (rc)
         return rc;
-    rc = rd_container_body(r, tag, true, &n);
+    rc = rd_container_body(r, tag, map, &count);
     if (rc == 1)
-        return corrupt(r, "expected a map");
+        return corrupt(r, map ? "expected a map" : "expected an array");
     if (rc)
         return rc;
-    if (n != want)
-        return corrupt(r, "map has the wrong number of keys");
+    if (want != UINT64_MAX && count != want)
+        return corrupt(r, map ? "map has the wrong number of keys"
+                              : "array has the wrong number of elements");
+    if (n)
+        *n = count;
     return 0;
+}
+
+static int rd_map_header(rd_t *r, uint64_t want)
+{
+    return rd_header(r, true, want, NULL);
 }
 
 /* The type, decoded once into the enum: a name SPEC §5 does not list, or a
@@ -858,22 +868,11 @@ int osse_mp_get_str(osse_mp_rd_t *rd, char **out)
 
 int osse_mp_get_array(osse_mp_rd_t *rd, size_t want, size_t *n)
 {
-    rd_t *r = rd;
-    uint8_t tag = 0;
     uint64_t count = 0;
-    int rc = rd_tag(r, &tag);
-    if (rc)
-        return rc;
-    rc = rd_container_body(r, tag, false, &count);
-    if (rc == 1)
-        return corrupt(r, "expected an array");
-    if (rc)
-        return rc;
-    if (want != SIZE_MAX && count != want)
-        return corrupt(r, "array has the wrong number of elements");
-    if (n)
+    int rc = rd_header(rd, false, want == SIZE_MAX ? UINT64_MAX : want, &count);
+    if (!rc && n)
         *n = (size_t)count;
-    return 0;
+    return rc;
 }
 
 int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out)
