@@ -2,7 +2,7 @@
 `auto_approve`, `amount`, expressions; §5 TaskAutoApproved, StepSkipped,
 PaymentDue).
 
-One `osse serve --test-clock` for the whole file (the rules read no clock;
+One `osse serve --test-clock=TIME` for the whole file (the rules read no clock;
 the flag is there so the server runs as it does for the SLA tests).
 
 What is checked:

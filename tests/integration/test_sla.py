@@ -1,4 +1,4 @@
-"""test_sla.py: deadlines in working time over real HTTP, with --test-clock
+"""test_sla.py: deadlines in working time over real HTTP, with --test-clock=TIME
 (SPEC §2 sla/warn_at/on_breach, §3 calendars, §5 Sla* events, §10).
 
 Each test starts its own `osse serve --test-clock=2026-12-01T09:00:00+07:00`
@@ -71,7 +71,7 @@ def types(events):
 
 
 class ClockCase(unittest.TestCase):
-    """A fresh `osse serve --test-clock` per test, the clock put at Tuesday
+    """A fresh `osse serve --test-clock=TIME` per test, the clock put at Tuesday
     2026-12-01 09:00 +07:00 before anything else, and a World on it."""
 
     START = "2026-12-01T09:00"
@@ -124,7 +124,7 @@ class ClockCase(unittest.TestCase):
 
     def restart(self, how):
         """Stops the server (SIGTERM, checking exit 0, or SIGKILL) and starts
-        a new one with --test-clock on the same data directory."""
+        a new one with --test-clock=TIME on the same data directory."""
         data = self.server.data_dir
         self.server.own_dir = False
         if how == "kill":
@@ -981,11 +981,11 @@ class TestClockRoute(ClockCase):
         self.assertIn(b"RFC 3339", p.stderr)
 
     def test_no_route_without_flag(self):
-        """Without --test-clock, /v1/test/clock does not exist (404)."""
+        """Without --test-clock=TIME, /v1/test/clock does not exist (404)."""
         srv = Server().start()
         try:
             r = srv.client(srv.admin_token()).post("/v1/test/clock", {"advance": "PT1H"})
-            self.assertEqual(r.status, 404, "without --test-clock: expected 404, got %r" % r)
+            self.assertEqual(r.status, 404, "without --test-clock=TIME: expected 404, got %r" % r)
         finally:
             rc = srv.stop()
             srv.cleanup()
