@@ -199,14 +199,11 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
     void *bytes = NULL;
     size_t len = 0;
     osse_event_t ev;
-    osse_err_t derr = {0};
     if (!rc && last && !(rc = osse_log_get(e->log, last, &bytes, &len, err)) &&
-        !(rc = osse_event_decode(bytes, len, &ev, &derr))) {
+        !(rc = osse_engine_replay_decode(last, bytes, len, &ev, err))) {
         if (ev.at > e->last_at)
             e->last_at = ev.at;
         osse_event_clear(&ev);
-    } else if (!rc && last) {
-        rc = osse_err_set(err, rc, "event %llu is damaged: %s", (unsigned long long)last, derr.msg);
     }
     free(bytes);
     e->applied = last;
