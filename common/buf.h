@@ -34,4 +34,20 @@ int osse_buf_reserve(osse_buf_t *b, size_t n);
 /* Hands the heap block to the caller (free()), leaving b empty. */
 char *osse_buf_take(osse_buf_t *b, size_t *len);
 
+/* Big-endian integers of n bytes (1..8) in stored keys and formats: the
+ * log's seqs, the tree's indexes, the heads, the export. */
+static inline void osse_be_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static inline uint64_t osse_be_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/time.h"
 
@@ -51,8 +52,7 @@ void osse__catalog_event(osse_engine_t *e, uint64_t seq)
 {
     uint8_t key[OSSE_KEY_LEN(OSSE_KEY_CATALOG) + 8];
     memcpy(key, OSSE_KEY_CATALOG, OSSE_KEY_LEN(OSSE_KEY_CATALOG));
-    for (int i = 0; i < 8; i++)
-        key[OSSE_KEY_LEN(OSSE_KEY_CATALOG) + i] = (uint8_t)(seq >> (56 - 8 * i));
+    osse_be_put(key + OSSE_KEY_LEN(OSSE_KEY_CATALOG), seq, 8);
     osse__batch_need(e);
     if (osse_batch_put(e->batch, key, sizeof key, "", 0))
         osse__panic(__FILE__, __LINE__, "out of memory");

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "engine/internal.h"
+#include "common/buf.h"
 
 #define RECORD_VERSION 1
 #define RECORD_FIELDS 26
@@ -451,9 +452,7 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
     e->ndirty = 0;
     if (!rc && e->views_on) {
         uint8_t seq[8];
-        uint64_t last = osse_log_last_seq(e->log);
-        for (int i = 0; i < 8; i++)
-            seq[i] = (uint8_t)(last >> (56 - 8 * i));
+        osse_be_put(seq, osse_log_last_seq(e->log), 8);
         if (osse_batch_put(b, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), seq, sizeof seq))
             rc = OSSE_ENOMEM;
     }
@@ -592,9 +591,7 @@ static int catalog_one(void *ud, const void *key, size_t klen, const void *val, 
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_CATALOG);
     if (klen != pl + 8)
         return OSSE_ECORRUPT;
-    uint64_t seq = 0;
-    for (size_t i = 0; i < 8; i++)
-        seq = seq << 8 | ((const uint8_t *)key)[pl + i];
+    uint64_t seq = osse_be_get((const uint8_t *)key + pl, 8);
     OSSE_VEC_RESERVE(s->v, s->c, s->n + 1);
     s->v[s->n++] = seq;
     return 0;
@@ -624,8 +621,8 @@ bool osse__records_ready(osse_engine_t *e)
     bool ok = osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen,
                               NULL) == 0 &&
               vlen == 8;
-    for (size_t i = 0; ok && i < 8; i++)
-        seq = seq << 8 | ((const uint8_t *)val)[i];
+    if (ok)
+        seq = osse_be_get(val, 8);
     free(val);
     return ok && seq == osse_log_last_seq(e->log);
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/alloc.h"
 #include "common/time.h"
 #include "common/utf8.h"
@@ -32,20 +33,6 @@ struct osse_signer_s {
 };
 
 /* ---- Small helpers ---- */
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 int osse_origin_check(const char *name, size_t len, osse_err_t *err)
 {
@@ -651,8 +638,8 @@ int osse_head_parse_note(const osse_verifier_t *v, const char *note, size_t len,
 int osse_head_encode(const osse_head_t *h, osse_buf_t *out)
 {
     uint8_t fixed[8 + 8 + 32 + 4 + 64];
-    put_be64(fixed, h->size);
-    put_be64(fixed + 8, (uint64_t)h->at_ms);
+    osse_be_put(fixed, h->size, 8);
+    osse_be_put(fixed + 8, (uint64_t)h->at_ms, 8);
     memcpy(fixed + 16, h->root, 32);
     memcpy(fixed + 48, h->key_id, 4);
     memcpy(fixed + 52, h->sig, 64);
@@ -666,8 +653,8 @@ int osse_head_decode(const void *p, size_t len, osse_head_t *out, osse_err_t *er
     if (len < 116 || len - 116 > OSSE_ORIGIN_MAX)
         return osse_err_set(err, OSSE_ECORRUPT, "stored head: %zu bytes", len);
     memset(out, 0, sizeof *out);
-    out->size = get_be64(b);
-    out->at_ms = (int64_t)get_be64(b + 8);
+    out->size = osse_be_get(b, 8);
+    out->at_ms = (int64_t)osse_be_get(b + 8, 8);
     memcpy(out->root, b + 16, 32);
     memcpy(out->key_id, b + 48, 4);
     memcpy(out->sig, b + 52, 64);
@@ -682,7 +669,7 @@ int osse_head_store(osse_batch_t *b, const osse_head_t *h)
     osse_buf_t v;
     uint8_t key[9];
     key[0] = 'h';
-    put_be64(key + 1, h->size);
+    osse_be_put(key + 1, h->size, 8);
     osse_buf_init(&v, 0);
     int rc = osse_head_encode(h, &v);
     if (!rc)
@@ -723,7 +710,7 @@ static int scan_one(void *ud, const void *key, size_t klen, const void *val, siz
     osse_head_t h;
     if (klen != 9)
         return 0; /* not ours */
-    uint64_t size = get_be64((const uint8_t *)key + 1);
+    uint64_t size = osse_be_get((const uint8_t *)key + 1, 8);
     if (size < s->min)
         return 0;
     if (size > s->max) {

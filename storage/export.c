@@ -43,20 +43,6 @@ static const char END[8] = {'O', 'S', 'S', 'E', '-', 'E', 'N', 'D'};
 /* "OSSE-END", total length, the final head, the closing signature. */
 #define TRAILER (8 + 8 + HEAD_REC + 64)
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* ---- Writer ---- */
 
 typedef struct wr_s {
@@ -77,7 +63,7 @@ static void wr(wr_t *w, const void *p, size_t n)
 static void wr_be(wr_t *w, uint64_t v, int n)
 {
     uint8_t b[8];
-    put_be(b, v, n);
+    osse_be_put(b, v, n);
     wr(w, b, (size_t)n);
 }
 
@@ -332,7 +318,7 @@ static void walk_chunk(src_t *s, walk_t *w, const chunk_t *k)
             }
             if (w->got < 4)
                 break;
-            w->len = get_be(w->lenb, 4);
+            w->len = osse_be_get(w->lenb, 4);
             if (w->len == 0 || w->len > OSSE_EXPORT_EVENT_MAX) {
                 w->on = 0; /* this thread will name it */
                 atomic_store_explicit(&s->walk_past, UINT64_MAX, memory_order_release);
@@ -667,7 +653,7 @@ static int src_be(src_t *s, int n, uint64_t *v, const char *what)
     const uint8_t *p = NULL; /* set by src_raw on success; -O3 cannot tell */
     int rc = src_need(s, (size_t)n, &p, what);
     if (!rc)
-        *v = get_be(p, n);
+        *v = osse_be_get(p, n);
     return rc;
 }
 
@@ -721,8 +707,8 @@ static int read_head(src_t *s, const osse_verifier_t *hv, osse_head_t *h)
         return rc;
     memset(h, 0, sizeof *h);
     memcpy(h->origin, hv->name, sizeof h->origin);
-    h->size = get_be(p, 8);
-    h->at_ms = (int64_t)get_be(p + 8, 8);
+    h->size = osse_be_get(p, 8);
+    h->at_ms = (int64_t)osse_be_get(p + 8, 8);
     memcpy(h->root, p + 16, 32);
     memcpy(h->sig, p + 48, 64);
     memcpy(h->key_id, hv->key_id, 4);

@@ -9,6 +9,7 @@
  * perfect subtree), so a proof costs O(log n) reads.
  */
 #include "storage/merkle.h"
+#include "common/buf.h"
 #include "common/alloc.h"
 
 /* The tree hashes with OpenSSL's libcrypto, not libsodium: libsodium's
@@ -80,8 +81,7 @@ void osse_merkle_key(unsigned level, uint64_t index, uint8_t key[10])
 {
     key[0] = 'm';
     key[1] = (uint8_t)level;
-    for (int i = 0; i < 8; i++)
-        key[2 + i] = (uint8_t)(index >> (56 - 8 * i));
+    osse_be_put(key + 2, index, 8);
 }
 
 void osse_merkle_init(osse_merkle_t *m)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "common/buf.h"
 #include "common/alloc.h"
 #include "storage/backend.h"
 
@@ -64,24 +65,10 @@ static int cmp_side(const void *a, const void *b)
     return x->at < y->at ? -1 : x->at > y->at;
 }
 
-static void be64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t be64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void event_key(uint8_t key[9], uint64_t seq)
 {
     key[0] = 'E';
-    be64_put(key + 1, seq);
+    osse_be_put(key + 1, seq, 8);
 }
 
 /* 'K' and key into small when it fits, else a malloc'd buffer (free it
@@ -217,7 +204,7 @@ static int rocks_last_seq(void *be, uint64_t *out, osse_err_t *err)
         size_t klen;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &klen);
         if (klen == 9 && k[0] == 'E')
-            *out = be64_get(k + 1);
+            *out = osse_be_get(k + 1, 8);
     }
     rocksdb_iter_get_error(it, &e);
     if (e)
@@ -305,7 +292,7 @@ static int rocks_scan(void *be, uint64_t from, osse_log_scan_cb cb, void *ud, os
         if (klen != 9 || k[0] != 'E')
             break;
         const char *v = rocksdb_iter_value(it, &vlen);
-        if ((rc = cb(ud, be64_get(k + 1), v, vlen)))
+        if ((rc = cb(ud, osse_be_get(k + 1, 8), v, vlen)))
             goto out;
     }
     rocksdb_iter_get_error(it, &e);
