@@ -39,6 +39,13 @@ field() { # line key -> value of key=value
     printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1
 }
 
+bench_need() { # commands...: each must be on PATH
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null || die "$c is needed"
+    done
+}
+
 bench_build() { # targets... (the build skipped when BENCH_NO_BUILD is set; each must be there)
     if [ -z "${BENCH_NO_BUILD:-}" ]; then
         say "== building release into $BUILD"

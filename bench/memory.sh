@@ -46,8 +46,7 @@ source "$ROOT/bench/lib.sh"
 for k in $KINDS; do
     case $k in open | closed) ;; *) die "BENCH_MEMORY_KINDS: '$k' is neither open nor closed" ;; esac
 done
-command -v curl >/dev/null || die "curl is needed"
-command -v python3 >/dev/null || die "python3 is needed"
+bench_need curl python3
 
 bench_build osse load
 bench_tmp

@@ -47,8 +47,7 @@ source "$ROOT/bench/lib.sh"
 for n in $SIZES; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_RESTART_EVENTS: '$n' is not a positive number of events"
 done
-command -v curl >/dev/null || die "curl is needed"
-command -v python3 >/dev/null || die "python3 is needed"
+bench_need curl python3
 
 bench_build osse load
 bench_tmp

@@ -37,8 +37,7 @@ source "$ROOT/bench/lib.sh"
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS: '$SECS' is not a whole number of seconds"
 [[ $WCONNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_WRK_CONNS: '$WCONNS' is not a positive number"
 [[ $WTHREADS =~ ^[1-9][0-9]*$ ]] || die "BENCH_WRK_THREADS: '$WTHREADS' is not a positive number"
-command -v curl >/dev/null || die "curl is needed"
-command -v python3 >/dev/null || die "python3 is needed"
+bench_need curl python3
 
 # ---- wrk, from Debian, when missing ----
 if ! command -v wrk >/dev/null; then
