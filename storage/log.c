@@ -114,6 +114,7 @@ struct osse_log_s {
     osse_slice_t *parts;
     size_t parts_cap;
     uint64_t writes; /* group writes tried */
+    int sync_failed; /* syncer thread only: a sync failed, none succeeds */
 
     /* The test fault (osse_log_fault): set before start, read by the writer. */
     osse_log_fault_t fault;
@@ -607,7 +608,9 @@ static void syncer_main(void *arg)
                 fault = b->write;
             last = b->write;
         }
-        int status = need ? atomic_load(&log->failed) : 0;
+        /* Only a failed sync is final here: the groups written before a
+         * failed write are synced and durable, as with synced writes. */
+        int status = need ? log->sync_failed : 0;
         if (need && !status) {
             /* Reported as the failure of the write it made durable (the
              * last of the sync; the faulted one for the test's fault), in
@@ -622,8 +625,10 @@ static void syncer_main(void *arg)
                           (unsigned long long)last);
                 status = OSSE_EIO;
             }
-            if (status)
+            if (status) {
+                log->sync_failed = status;
                 atomic_store(&log->failed, status);
+            }
         }
         for (osse_batch_t *b = head; b; b = b->next)
             if (b->unsynced)
