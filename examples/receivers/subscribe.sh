@@ -23,7 +23,7 @@ OSSE_URL=${OSSE_URL:-http://127.0.0.1:8080}
 id=$1 url=$2
 shift 2
 case "$url" in
-  *'"'* | *'\'*) echo "subscribe.sh: the URL may not hold \" or \\" >&2; exit 2 ;;
+  *'"'* | *\\*) echo "subscribe.sh: the URL may not hold \" or \\" >&2; exit 2 ;;
 esac
 events=""
 for ev in "$@"; do

@@ -32,8 +32,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (OSSE_BIN, Server, ServerTestCase, World, assert_error,  # noqa: E402
-                          good_form, main, parse_responses, uniq)
+from osse_harness import (FORM_FIELDS, OSSE_BIN, Server, ServerTestCase,  # noqa: E402
+                          assert_error, good_form, main, parse_responses, uniq)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 PORTAL = "https://portal.example.go.th"
@@ -55,7 +55,6 @@ def listed(value):
 
 
 def one_task(wid, agency):
-    from osse_harness import FORM_FIELDS
     return {"id": wid, "title": "One task", "form": dict(FORM_FIELDS),
             "steps": {"review": {"kind": "task", "agency": agency}}}
 
