@@ -9,7 +9,7 @@
 const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
               "[--key-store DIR] [--master-key FILE] [--test-clock[=TIME]] [--log-level LEVEL] "
-              "[--allow-private-urls] [--rebuild-views]",
+              "[--allow-private-urls] [--cors-origin ORIGIN]... [--rebuild-views]",
      NULL, "Run the HTTP API on a data folder; the views are read from it first (the log is "
            "replayed whole only at the first start of a folder without them)."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
@@ -30,6 +30,10 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--allow-private-urls", "subscription URLs may be http: and reach "
                                             "loopback, private and link-local addresses "
                                             "(tests, closed networks)"},
+    {"serve", NULL, "--cors-origin ORIGIN", "a browser page on ORIGIN (such as "
+                                            "https://portal.example.go.th, exactly as the "
+                                            "browser sends it) may call the API; repeat it for "
+                                            "more (none by default)"},
     {"serve", NULL, "--min-free-bytes N", "the free space to keep on the data folder's "
                                           "filesystem: below it writes answer 503 (default "
                                           "max(64 MiB, 2 % of it), at most a quarter)"},

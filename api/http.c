@@ -3,8 +3,10 @@
  * Each connection owns an llhttp parser, a FIFO of requests (oldest first)
  * and one timer. The parser pauses in on_message_complete so that pipelined
  * requests are handed to the handler one at a time, in order; each complete
- * request becomes one heap block (hreq_t + a copy of its target, the four
- * headers of interest and the body). Answers may come in any order but are
+ * request becomes one heap block (hreq_t + a copy of its target, the
+ * headers of interest and the body). Every answer's head gets the CORS lines
+ * its request's Origin calls for (osse_http_cors), so that no answer, the
+ * parser's own errors included, can forget them. Answers may come in any order but are
  * written strictly from the FIFO head: an unanswered request blocks the ones
  * behind it. Answers made while a read is being parsed are coalesced into one
  * uv_write.
@@ -26,6 +28,7 @@
 #include "api/http.h"
 #include "common/alloc.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <llhttp.h>
 #include <signal.h>
@@ -42,14 +45,17 @@
 #define LINGER_MS 1000              /* read-and-discard after a closing answer */
 #define MAX_BATCH 32                /* answers per uv_write */
 
-/* Headers the server copies out; every other header is only counted. */
-enum { H_AUTH, H_CTYPE, H_ACCEPT, H_IDEM, H_EXPECT, H_FILENAME, H_COUNT };
+/* Headers the server copies out; every other header is only counted.
+ * `page`: a page's script may set it, so a CORS preflight allows it. */
+enum { H_AUTH, H_CTYPE, H_ACCEPT, H_IDEM, H_EXPECT, H_FILENAME, H_ORIGIN, H_COUNT };
 static const struct {
     const char *name;
     size_t len;
+    bool page;
 } hdr_names[H_COUNT] = {
-    {"authorization", 13},   {"content-type", 12}, {"accept", 6},
-    {"idempotency-key", 15}, {"expect", 6},        {"osse-filename", 13},
+    {"authorization", 13, true},   {"content-type", 12, true}, {"accept", 6, true},
+    {"idempotency-key", 15, true}, {"expect", 6, false},       {"osse-filename", 13, true},
+    {"origin", 6, false},
 };
 #define HDR_NAME_MAX 16
 
@@ -76,6 +82,8 @@ typedef struct hreq_s {
     /* A streamed answer (osse_http_respond_stream): stays at the FIFO head
      * until fill says it is done; one slice in flight at a time. */
     unsigned streaming : 1, stream_busy : 1, head_sent : 1;
+    /* Its Origin on the CORS list: 1 + the index, or 0. */
+    unsigned cors_pick : 6;
     osse_http_fill_cb fill;
     void (*fill_close)(void *ud);
     void *fill_ud;
@@ -128,6 +136,11 @@ struct osse_http_server_s {
     unsigned nhandles; /* listener + connections and rejected sockets not yet freed */
     int closing;
     conn_t *conns;
+    /* CORS (osse_http_cors): the origins, and the header values made once */
+    char *cors[OSSE_HTTP_CORS_MAX];
+    size_t ncors;
+    char *cors_expose;
+    char cors_allow_headers[128];
     llhttp_settings_t settings;
     char rbuf[READ_BUF_SIZE];
 };
@@ -211,18 +224,53 @@ static char *put_uint(char *d, size_t v)
     return d;
 }
 
+/* The CORS lines of an answer (osse_http_cors): none without a list;
+ * `Vary: Origin` on every answer with one, as an answer differs by Origin
+ * and a cache must not hand one origin's to another; the rest only when
+ * the request's Origin is on the list (pick: 1 + its index). */
+#define CORS_ORIGIN_MAX 200
+#define CORS_EXPOSE_MAX 256
+#define CORS_LINES_MAX (CORS_ORIGIN_MAX + CORS_EXPOSE_MAX + 96)
+
+static void cors_lines(const osse_http_server_t *s, unsigned pick, char *out)
+{
+    out[0] = '\0';
+    if (!s->ncors)
+        return;
+    if (pick)
+        snprintf(out, CORS_LINES_MAX,
+                 "Access-Control-Allow-Origin: %s\r\nAccess-Control-Expose-Headers: %s\r\n"
+                 "Vary: Origin\r\n",
+                 s->cors[pick - 1], s->cors_expose);
+    else
+        snprintf(out, CORS_LINES_MAX, "Vary: Origin\r\n");
+}
+
+/* 1 + the index of origin on the list, or 0. Exact bytes: browsers send
+ * the serialization osse_http_origin_check asks for. */
+static unsigned cors_match(const osse_http_server_t *s, const char *origin, size_t len)
+{
+    for (size_t i = 0; len && i < s->ncors; i++)
+        if (strlen(s->cors[i]) == len && memcmp(s->cors[i], origin, len) == 0)
+            return (unsigned)i + 1;
+    return 0;
+}
+
 /* Builds the head of an answer into a fresh block with `extra` spare bytes
- * after it (for the body of osse_http_respond). Returns NULL on OOM. */
-static char *build_head(int status, const char *ct, const char *extra_headers, size_t body_len,
-                        int keep, size_t spare, size_t *head_len)
+ * after it (for the body of osse_http_respond); cors: cors_lines' text.
+ * Returns NULL on OOM. */
+static char *build_head(int status, const char *ct, const char *extra_headers, const char *cors,
+                        size_t body_len, int keep, size_t spare, size_t *head_len)
 {
     const char *reason = reason_phrase(status);
     size_t rlen = strlen(reason);
     size_t ctlen = ct ? strlen(ct) : 0;
     size_t xlen = extra_headers ? strlen(extra_headers) : 0;
+    size_t clen = strlen(cors);
     /* RFC 9110: no Content-Length (and no body) on 1xx, 204 and 304. */
     int no_len = status < 200 || status == 204 || status == 304;
-    size_t max = 9 + 3 + 1 + rlen + 2 + (ct ? 14 + ctlen + 2 : 0) + 16 + 20 + 2 + xlen + 24 + 2;
+    size_t max =
+        9 + 3 + 1 + rlen + 2 + (ct ? 14 + ctlen + 2 : 0) + 16 + 20 + 2 + xlen + clen + 24 + 2;
     char *b = osse_malloc(max + spare);
     char *d = b;
     d = put(d, "HTTP/1.1 ", 9);
@@ -246,6 +294,8 @@ static char *build_head(int status, const char *ct, const char *extra_headers, s
     }
     if (xlen)
         d = put(d, extra_headers, xlen);
+    if (clen)
+        d = put(d, cors, clen);
     if (keep)
         d = put(d, "Connection: keep-alive\r\n\r\n", 26);
     else
@@ -266,13 +316,16 @@ static void hreq_free(hreq_t *r)
     free(r);
 }
 
-/* Stores the answer in r. body is copied unless `take` (then owned by r). */
-static int hreq_answer(hreq_t *r, int status, const char *ct, const char *extra, const void *body,
-                       size_t len, int take)
+/* Stores the answer to r (a request of server s) in r. body is copied
+ * unless `take` (then owned by r). */
+static int hreq_answer(const osse_http_server_t *s, hreq_t *r, int status, const char *ct,
+                       const char *extra, const void *body, size_t len, int take)
 {
     int no_body = status < 200 || status == 204 || status == 304;
     size_t head_len;
-    char *out = build_head(status, ct, extra, len, r->keep, take ? 0 : len, &head_len);
+    char cors[CORS_LINES_MAX];
+    cors_lines(s, r->cors_pick, cors);
+    char *out = build_head(status, ct, extra, cors, len, r->keep, take ? 0 : len, &head_len);
     if (!out) {
         if (take)
             free((void *)body);
@@ -309,7 +362,7 @@ static void respond_common(osse_http_req_t *req, int status, const char *ct, con
         hreq_free(r);
         return;
     }
-    if (hreq_answer(r, status, ct, extra, body, len, take) != 0) {
+    if (hreq_answer(c->srv, r, status, ct, extra, body, len, take) != 0) {
         /* Out of memory: the connection cannot keep its order any more. */
         r->answered = 1;
         conn_close(c);
@@ -331,6 +384,20 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
     respond_common(req, status, content_type, extra_headers, body, len, 1);
 }
 
+void osse_http_respond_preflight(osse_http_req_t *req, const char *methods)
+{
+    OSSE_PRE(req != NULL && methods != NULL);
+    OSSE_PRE(req->cors == OSSE_HTTP_CORS_ALLOWED);
+    hreq_t *r = (hreq_t *)req;
+    char extra[512];
+    const char *allow_headers = r->conn ? r->conn->srv->cors_allow_headers : "";
+    snprintf(extra, sizeof extra,
+             "Access-Control-Allow-Methods: %s\r\nAccess-Control-Allow-Headers: %s\r\n"
+             "Access-Control-Max-Age: %d\r\n",
+             methods, allow_headers, OSSE_HTTP_CORS_MAX_AGE);
+    respond_common(req, 204, NULL, extra, NULL, 0, 0);
+}
+
 void osse_http_respond_stream(osse_http_req_t *req, int status, const char *content_type,
                               const char *extra_headers, osse_http_fill_cb fill,
                               void (*close)(void *ud), void *ud)
@@ -346,7 +413,9 @@ void osse_http_respond_stream(osse_http_req_t *req, int status, const char *cont
         return;
     }
     size_t head_len;
-    r->out = build_head(status, content_type, extra_headers, SIZE_MAX, r->keep, 0, &head_len);
+    char cors[CORS_LINES_MAX];
+    cors_lines(c->srv, r->cors_pick, cors);
+    r->out = build_head(status, content_type, extra_headers, cors, SIZE_MAX, r->keep, 0, &head_len);
     r->out_len = head_len;
     r->fill = fill;
     /* A HEAD request gets the head only: an answer of no slices. */
@@ -591,7 +660,11 @@ static void conn_fail_with(conn_t *c, int status, const char *code, const char *
     size_t len;
     char *body = osse_buf_take(&b, &len);
     r->keep = 0;
-    if (hreq_answer(r, status, "application/json", NULL, body, len, 1) != 0) {
+    /* The request's Origin, when its header was read whole: a page on a
+     * listed origin reads this error too (a 413 for a file too large). */
+    if (c->hlen[H_ORIGIN])
+        r->cors_pick = cors_match(c->srv, c->acc.ptr + c->hoff[H_ORIGIN], c->hlen[H_ORIGIN]);
+    if (hreq_answer(c->srv, r, status, "application/json", NULL, body, len, 1) != 0) {
         free(r);
         conn_close(c);
         return;
@@ -609,10 +682,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->srv->rbuf, READ_BUF_SIZE);
 }
 
+static void server_free(osse_http_server_t *s)
+{
+    for (size_t i = 0; i < s->ncors; i++)
+        free(s->cors[i]);
+    free(s->cors_expose);
+    free(s);
+}
+
 static void maybe_free_server(osse_http_server_t *s)
 {
     if (s->closing && s->nhandles == 0)
-        free(s);
+        server_free(s);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -1066,7 +1147,15 @@ static int cb_message_complete(llhttp_t *p)
     r->pub.accept = slice_at(d, c->hoff[H_ACCEPT], c->hlen[H_ACCEPT]);
     r->pub.idempotency_key = slice_at(d, c->hoff[H_IDEM], c->hlen[H_IDEM]);
     r->pub.filename = slice_at(d, c->hoff[H_FILENAME], c->hlen[H_FILENAME]);
+    r->pub.origin = slice_at(d, c->hoff[H_ORIGIN], c->hlen[H_ORIGIN]);
     r->pub.body = slice_at(d, c->body_off, n - c->body_off);
+    if (c->srv->ncors && r->pub.origin.len) {
+        r->cors_pick = cors_match(c->srv, r->pub.origin.ptr, r->pub.origin.len);
+        r->pub.cors = r->cors_pick ? OSSE_HTTP_CORS_ALLOWED : OSSE_HTTP_CORS_OTHER;
+    }
+    /* Nothing of this request's headers is read again (an error before the
+     * next one's begins must not take its values): the acc may be gone. */
+    memset(c->hlen, 0, sizeof c->hlen);
     r->keep = c->keep;
     r->head_only = p->method == HTTP_HEAD;
     c->ready = r;
@@ -1199,6 +1288,97 @@ int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_
     s->port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&addr)->sin_port);
     *out = s;
+    return 0;
+}
+
+int osse_http_origin_check(const char *o, osse_err_t *err)
+{
+    const char *host;
+    bool https;
+    if (strlen(o) > CORS_ORIGIN_MAX)
+        return osse_err_set(err, OSSE_EINVAL, "an origin is at most %d bytes", CORS_ORIGIN_MAX);
+    if (strncmp(o, "https://", 8) == 0) {
+        host = o + 8;
+        https = true;
+    } else if (strncmp(o, "http://", 7) == 0) {
+        host = o + 7;
+        https = false;
+    } else {
+        return osse_err_set(err, OSSE_EINVAL,
+                            "\"%s\" is not an origin: it starts with https:// or http:// "
+                            "(\"*\" and \"null\" are never allowed)",
+                            o);
+    }
+    const char *p = host;
+    if (*p == '[') {
+        /* An IPv6 literal, as a browser writes it. */
+        for (p++; *p && *p != ']'; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+                break;
+        if (*p != ']' || p == host + 1)
+            return osse_err_set(err, OSSE_EINVAL, "\"%s\": a bad IPv6 address", o);
+        p++;
+    } else {
+        for (; *p && *p != ':' && *p != '/'; p++)
+            if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' ||
+                  *p == '.'))
+                return osse_err_set(err, OSSE_EINVAL,
+                                    "\"%s\" is not an origin as a browser sends it: the host "
+                                    "is lower-case letters, digits, '-' and '.' (an "
+                                    "internationalized name in its xn-- form), no user",
+                                    o);
+        if (p == host)
+            return osse_err_set(err, OSSE_EINVAL, "\"%s\" has no host", o);
+    }
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (!isdigit((unsigned char)p[1]) || *end || port < 1 || port > 65535)
+            return osse_err_set(err, OSSE_EINVAL,
+                                "\"%s\": after the host comes nothing or :PORT (1-65535), no "
+                                "path and no '/' at the end",
+                                o);
+        if (p[1] == '0' || port == (https ? 443 : 80))
+            return osse_err_set(err, OSSE_EINVAL,
+                                "\"%s\": a browser never sends this port (write it without "
+                                "leading zeros, and the scheme's default not at all)",
+                                o);
+    } else if (*p) {
+        return osse_err_set(err, OSSE_EINVAL,
+                            "\"%s\": after the host comes nothing or :PORT, no path and no "
+                            "'/' at the end",
+                            o);
+    }
+    return 0;
+}
+
+int osse_http_cors(osse_http_server_t *s, const char *const *origins, size_t n, const char *expose,
+                   osse_err_t *err)
+{
+    OSSE_PRE(s && (origins || !n) && expose);
+    if (n > OSSE_HTTP_CORS_MAX)
+        return osse_err_set(err, OSSE_EINVAL, "at most %d CORS origins", OSSE_HTTP_CORS_MAX);
+    if (strlen(expose) > CORS_EXPOSE_MAX)
+        return osse_err_set(err, OSSE_EINVAL, "the exposed headers are too long");
+    for (size_t i = 0; i < n; i++) {
+        int rc = osse_http_origin_check(origins[i], err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < s->ncors; i++)
+        free(s->cors[i]);
+    free(s->cors_expose);
+    for (size_t i = 0; i < n; i++)
+        s->cors[i] = osse_strdup(origins[i]);
+    s->ncors = n;
+    s->cors_expose = osse_strdup(expose);
+    /* The request headers a page may set, from the one table above. */
+    size_t len = 0;
+    s->cors_allow_headers[0] = '\0';
+    for (int i = 0; i < H_COUNT; i++)
+        if (hdr_names[i].page)
+            len += (size_t)snprintf(s->cors_allow_headers + len, sizeof s->cors_allow_headers - len,
+                                    "%s%s", len ? ", " : "", hdr_names[i].name);
     return 0;
 }
 

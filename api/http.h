@@ -15,6 +15,7 @@
 #ifndef OSSE_API_HTTP_H
 #define OSSE_API_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -41,6 +42,14 @@ typedef struct osse_http_limits_s {
     unsigned upload_timeout_ms; /* default 120000 */
 } osse_http_limits_t;
 
+/* What a request's Origin header is to the server's CORS list
+ * (osse_http_cors). */
+typedef enum {
+    OSSE_HTTP_CORS_NONE,    /* no list, or no Origin header */
+    OSSE_HTTP_CORS_ALLOWED, /* an Origin on the list: every answer says so */
+    OSSE_HTTP_CORS_OTHER,   /* an Origin not on it (or this server's own pages') */
+} osse_http_cors_t;
+
 /* A complete request. All slices point into memory that stays valid until
  * the request is answered. */
 typedef struct osse_http_req_s {
@@ -52,7 +61,9 @@ typedef struct osse_http_req_s {
     osse_slice_t accept;
     osse_slice_t idempotency_key;
     osse_slice_t filename; /* Osse-Filename, as sent */
+    osse_slice_t origin;   /* Origin, as sent */
     osse_slice_t body;
+    osse_http_cors_t cors;
     void *data; /* free for the handler */
 } osse_http_req_t;
 
@@ -68,6 +79,26 @@ void osse_http_limits_default(osse_http_limits_t *l);
  * be NULL for the defaults. Returns 0, OSSE_EIO (detail in err). Loop thread. */
 int osse_http_open(uv_loop_t *loop, const char *host, int port, const osse_http_limits_t *limits,
                    osse_http_handler_cb cb, void *ud, osse_http_server_t **out, osse_err_t *err);
+
+/* CORS (docs/design.md, "Browser portals on other origins"): at most
+ * OSSE_HTTP_CORS_MAX origins, each as osse_http_origin_check wants it.
+ * Once set, every answer (the server's own 400/408/413/431 too) carries
+ * `Vary: Origin`, and an answer to a request whose Origin is one of them,
+ * byte for byte, also `Access-Control-Allow-Origin: <it>` and
+ * `Access-Control-Expose-Headers: <expose>` (the answer headers a page may
+ * read). Never credentials: osse's tokens are bearer headers, not cookies.
+ * Copies everything. Returns 0 or OSSE_EINVAL (detail in err). Call before
+ * the loop runs. */
+#define OSSE_HTTP_CORS_MAX 32
+#define OSSE_HTTP_CORS_MAX_AGE 600 /* seconds a browser may keep a preflight's answer */
+int osse_http_cors(osse_http_server_t *s, const char *const *origins, size_t n, const char *expose,
+                   osse_err_t *err);
+
+/* An origin as a browser sends it (RFC 6454 serialization): http:// or
+ * https://, a lower-case host name or IP address literal, and a port only
+ * when it is not the scheme's default; no path, no slash at the end, no
+ * "*", no "null". Returns 0 or OSSE_EINVAL with why in err. Any thread. */
+int osse_http_origin_check(const char *origin, osse_err_t *err);
 
 /* The port actually bound. */
 int osse_http_port(const osse_http_server_t *s);
@@ -88,6 +119,12 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
  * connection closed). Called on the loop thread each time the slice before
  * has been handed to the socket. */
 typedef int (*osse_http_fill_cb)(void *ud, osse_buf_t *out);
+
+/* Answers a CORS preflight (req->cors is OSSE_HTTP_CORS_ALLOWED): 204 with
+ * `Access-Control-Allow-Methods: <methods>`, `Access-Control-Allow-Headers`
+ * (every request header the server reads that a page may set) and
+ * `Access-Control-Max-Age`. Loop thread. */
+void osse_http_respond_preflight(osse_http_req_t *req, const char *methods);
 
 /* Answers req with a body in slices, Transfer-Encoding: chunked, pulled from
  * fill as the socket drains (write backpressure). close(ud), if not NULL, is

@@ -699,6 +699,8 @@ static int cmd_serve(int argc, char **argv)
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     osse_log_compression_t compression = OSSE_LOG_COMPRESSION_LZ4;
     unsigned part_first = 0, part_last = OSSE_PARTITIONS - 1;
+    const char *cors[OSSE_HTTP_CORS_MAX];
+    size_t ncors = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
             data = argv[++i];
@@ -708,7 +710,18 @@ static int cmd_serve(int argc, char **argv)
             wfdir = argv[++i];
         else if (strcmp(argv[i], "--origin") == 0 && i + 1 < argc)
             origin = argv[++i];
-        else if (strcmp(argv[i], "--key-store") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--cors-origin") == 0 && i + 1 < argc) {
+            osse_err_t cerr = {0};
+            if (osse_http_origin_check(argv[++i], &cerr)) {
+                fprintf(stderr, "osse: --cors-origin: %s\n", cerr.msg);
+                return usage("serve");
+            }
+            if (ncors == OSSE_HTTP_CORS_MAX) {
+                fprintf(stderr, "osse: --cors-origin: at most %d origins\n", OSSE_HTTP_CORS_MAX);
+                return usage("serve");
+            }
+            cors[ncors++] = argv[i];
+        } else if (strcmp(argv[i], "--key-store") == 0 && i + 1 < argc)
             key_store = argv[++i];
         else if (strcmp(argv[i], "--master-key") == 0 && i + 1 < argc)
             master_key = argv[++i];
@@ -866,6 +879,16 @@ static int cmd_serve(int argc, char **argv)
     if (osse_server_open(loop, engine, host, (int)port, test_clock, upload_timeout, &server,
                          &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "listen=%s error=%s", listen, err.msg);
+        osse_engine_stop(engine);
+        uv_run(loop, UV_RUN_DEFAULT);
+        osse_engine_close(engine);
+        return 1;
+    }
+    if (ncors && osse_server_cors(server, cors, ncors, &err)) {
+        /* Each was checked with the flags above. */
+        osse_logf(OSSE_LEVEL_ERROR, "cannot start", "error=%s", err.msg);
+        osse_server_close(server);
+        server = NULL;
         osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);
         osse_engine_close(engine);

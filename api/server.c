@@ -2,7 +2,8 @@
  *
  * One table lists every route with its method, the roles allowed (none =
  * public) and its handler; the order of checks is the same for all: route
- * (404/405), token (401/403), Idempotency-Key, a nearly full disk for a
+ * (404/405; a CORS preflight is answered here, from the table, for every
+ * route: no row of its own), token (401/403), Idempotency-Key, a nearly full disk for a
  * state-changing route (503), body (400), then the engine's own checks
  * (422/404/403/409). Every answer, reads included, is held until every event
  * emitted before it is durable (osse_engine_hold): a client never
@@ -1403,6 +1404,28 @@ static int route_segs(size_t i)
 
 static void dispatch(call_t *c);
 
+/* A CORS preflight (OPTIONS with an Origin, once --cors-origin lists some):
+ * from a listed origin, on a path of the table, 204 with the methods that
+ * path has (allow); from another origin, 403 whatever the path. Neither
+ * reads a token: a browser never sends one with a preflight. False for a
+ * listed origin on an unknown path, which goes on to its 404. */
+static bool preflight(call_t *c, bool path_known, const char *allow)
+{
+    if (c->req->cors == OSSE_HTTP_CORS_OTHER) {
+        reply_error(c, 403, "origin_not_allowed",
+                    "this Origin is not one osse serve --cors-origin lists: a page there may "
+                    "not call this server",
+                    NULL);
+        return true;
+    }
+    if (!path_known)
+        return false;
+    osse_logf(OSSE_LEVEL_DEBUG, "call", "method=OPTIONS route=- status=204 preflight=true");
+    osse_http_respond_preflight(c->req, allow);
+    call_free(c);
+    return true;
+}
+
 /* The Idempotency-Key of a state-changing call, with the body's hash made
  * already (body_hash) or not (NULL): true when it was answered (a replay,
  * the mismatch, a key too long). */
@@ -1467,6 +1490,9 @@ static void handle(osse_http_req_t *req, void *ud)
                      allow[0] ? ", " : "", routes[i].method);
     }
     c->route = route ? route->pattern : NULL;
+    if (strcmp(req->method, "OPTIONS") == 0 && req->cors != OSSE_HTTP_CORS_NONE &&
+        preflight(c, path_known, allow))
+        return;
     if (!route) {
         if (path_known) {
             /* The answer may wait behind a write (osse_engine_hold), so the
@@ -1563,6 +1589,15 @@ int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int 
     }
     *out = s;
     return 0;
+}
+
+/* Every header an answer of this file may carry that a page on another
+ * origin needs to read (Content-Type and Content-Length it always may). */
+#define EXPOSED_HEADERS "Allow, ETag, Idempotent-Replayed, Retry-After, WWW-Authenticate"
+
+int osse_server_cors(osse_server_t *s, const char *const *origins, size_t n, osse_err_t *err)
+{
+    return osse_http_cors(s->http, origins, n, EXPOSED_HEADERS, err);
 }
 
 int osse_server_port(const osse_server_t *s)

@@ -17,6 +17,11 @@ int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int 
                      osse_err_t *err);
 int osse_server_port(const osse_server_t *s);
 
+/* The origins whose pages may call this server from a browser (CORS,
+ * osse_http_cors; `osse serve --cors-origin`). Returns 0 or OSSE_EINVAL
+ * (detail in err). Call before the loop runs. */
+int osse_server_cors(osse_server_t *s, const char *const *origins, size_t n, osse_err_t *err);
+
 /* JSON bodies nest at most this deep (SPEC §11); checked by a scan of the
  * raw bytes before jansson parses them. */
 #define OSSE_JSON_MAX_DEPTH 32

@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format python3 curl
       libuv1-dev librocksdb-dev libmsgpack-dev libsodium-dev node-llhttp
       libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl)
+pkgs+=(socat util-linux); command -v node >/dev/null || pkgs+=(nodejs) # examples/receivers
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
