@@ -28,8 +28,10 @@ is about a minute. Then:
   `osse help CMD`.
 - The packaged binary, started with the unit's own ExecStart (its paths
   moved into a temp root, the default environment file's values, and
-  --test-clock=TIME), serves a real journey (agencies, a workflow, a
-  submission, decisions) and stops on SIGTERM with exit 0; it runs under
+  --test-clock=TIME, plus --allow-private-urls for a local webhook
+  receiver), serves a real journey (agencies, one with a webhook named by
+  host name, a workflow, a submission, decisions, a webhook delivered) and
+  stops on SIGTERM with exit 0; it runs under
   the kernel's memory-deny-write-execute (prctl PR_SET_MDWE, what the
   unit's MemoryDenyWriteExecute= enforces with seccomp) and under strace,
   and every system call it made is in the unit's SystemCallFilter
@@ -52,11 +54,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import READY_RE, Client, World, main  # noqa: E402
+from osse_harness import READY_RE, Client, FailingReceiver, World, main  # noqa: E402
 
 SRC = os.path.abspath(os.environ.get("OSSE_SRC") or
                       os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -358,7 +361,9 @@ class TestPackage(unittest.TestCase):
             if a == "${OSSE_LISTEN}":
                 args.append("127.0.0.1:0")  # the file's port may be taken here
             elif a == "$OSSE_FLAGS":
-                args += env_vals.get("OSSE_FLAGS", "").split()
+                # As an admin could set it: the webhook receiver below is on
+                # this machine.
+                args += env_vals.get("OSSE_FLAGS", "").split() + ["--allow-private-urls"]
             elif a == "/usr/bin/osse":
                 args.append(self.bin)
             elif a.startswith(("/var/", "/etc/")):
@@ -388,12 +393,18 @@ class TestPackage(unittest.TestCase):
             ready.set()
 
         threading.Thread(target=read_ready, daemon=True).start()
+        rec = FailingReceiver()
+        rec.status = 200
         try:
             ready.wait(120)
             with open(os.path.join(self.tmp, "serve.err"), "rb") as f:
                 log = f.read().decode("utf-8", "replace")
             self.assertIn("port", got, "the packaged osse did not start:\n" + log[-3000:])
             w = World(PackageServer(vroot + "/var/lib/osse", got["port"]))
+            # A webhook by name: libcurl's resolver and sockets run too.
+            url = "http://localhost:%d/hook" % rec.port
+            r = w.plat.put("/v1/agencies/" + w.A, {"name": "Agency A", "webhook_url": url})
+            self.assertEqual(r.status, 200, r)
             wid = w.workflow()
             rid = w.submit(wid)["id"]
             for step in ("intake", "review_b", "review_c", "final"):
@@ -401,6 +412,11 @@ class TestPackage(unittest.TestCase):
             self.assertEqual(w.view(rid)["status"], "completed")
             r = w.plat.get("/v1/workflows/restaurant-license")
             self.assertEqual(r.status, 200, "the example copied to /etc/osse/workflows")
+            for _ in range(300):
+                if rec.count():
+                    break
+                time.sleep(0.1)
+            self.assertGreater(rec.count(), 0, "a webhook delivered")
         finally:
             # To osse, not to strace (which would detach and leave it running);
             # strace exits with osse's status.
@@ -416,6 +432,7 @@ class TestPackage(unittest.TestCase):
                 proc.kill()
                 rc = proc.wait(60)
             proc.stdout.close()
+            rec.close()
         self.assertEqual(children and rc, 0, "SIGTERM stops osse with exit 0")
         for path in ("var/lib/osse/admin.token", "var/lib/osse-keys/master.key"):
             mode = stat.S_IMODE(os.stat(os.path.join(vroot, path)).st_mode)
