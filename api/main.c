@@ -28,7 +28,9 @@
 #include "storage/export.h"
 #include "workflows/workflow.h"
 
-#define OSSE_VERSION "0.1.0"
+#ifndef OSSE_VERSION
+#error "OSSE_VERSION comes from project() in CMakeLists.txt"
+#endif
 #define MAX_FILE (4u << 20)
 
 /* A command line that cannot be run: the command's help (or the list of
@@ -1228,7 +1230,12 @@ int main(int argc, char **argv)
     osse_alloc_setup_json();
     if (argc < 2)
         return usage(NULL);
-    /* osse help [CMD], osse --help, osse CMD --help: on stdout, exit 0. */
+    /* osse help [CMD], osse --help, osse CMD --help: on stdout, exit 0; osse
+     * help --man: the man page, which the build makes osse.1 of. */
+    if (strcmp(argv[1], "help") == 0 && argc == 3 && strcmp(argv[2], "--man") == 0) {
+        osse_help_man(stdout, OSSE_VERSION);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (strcmp(argv[1], "help") == 0 || is_help(argv[1])) {
         if (argc > 3 || (argc == 3 && !osse_help_known(argv[2])))
             return usage(NULL);

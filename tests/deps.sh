@@ -4,7 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format python3 curl
       libuv1-dev librocksdb-dev libmsgpack-dev libsodium-dev node-llhttp
-      libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl)
+      libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl
+      # the package test: dpkg-shlibdeps, systemd-analyze verify, groff -man, strace
+      dpkg-dev systemd groff-base strace)
 pkgs+=(socat util-linux); command -v node >/dev/null || pkgs+=(nodejs) # examples/receivers
 missing=()
 for p in "${pkgs[@]}"; do
