@@ -269,3 +269,14 @@ export function badge(table, value) {
   return el('span', { class: `badge ${cls}`.trim(), dataset: { value } }, th,
     en ? el('span', { class: 'en' }, ` · ${en}`) : null);
 }
+
+// Lets a table (class "stack") fold into one block per row on a phone:
+// each cell gets its column's heading as data-label, which style.css shows
+// above the cell's value. Call after filling the body.
+export function stackTable(table) {
+  if (!table.tHead || !table.tHead.rows.length) return;
+  const heads = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+  for (const body of table.tBodies)
+    for (const tr of body.rows)
+      [...tr.cells].forEach((td, i) => { td.dataset.label = heads[i] || ''; });
+}

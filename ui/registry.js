@@ -151,6 +151,7 @@ async function search(more) {
     const body = $('licences').tBodies[0];
     if (!more) body.replaceChildren();
     body.append(...rows);
+    osse.stackTable($('licences'));
     $('empty').hidden = body.rows.length > 0;
     cursor = page.next_cursor;
     $('more').hidden = !cursor;

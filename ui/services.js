@@ -93,6 +93,7 @@ function renderManual(m) {
       el('td', null, f.pii ? el('span', { class: 'badge warn', dataset: { pii: 'true' } }, 'ส่วนบุคคล · personal') : '—'),
       el('td', null, extra.join(' · ') || '—'));
   }));
+  osse.stackTable($('fields'));
   $('manual').hidden = false;
 }
 

@@ -76,6 +76,7 @@ function render(view, manual) {
       osse.el('td', null, osse.timeEl(s.decided_at)));
   });
   osse.fill($('steps').tBodies[0], rows);
+  osse.stackTable($('steps'));
 
   const fee = view.fee;
   $('fee-card').hidden = !fee;

@@ -38,9 +38,16 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import FORM_FIELDS, Server, World, good_form, main  # noqa: E402
-from ui_browser import SRC, open_page, thai_font_used  # noqa: E402
+from ui_browser import SRC, thai_font_used  # noqa: E402
+from ui_browser import open_page as browser_open  # noqa: E402
 
 START = "2030-01-07T09:00:00+07:00"
+
+
+def open_page(base, path, name, collect=None, **kw):
+    """ui_browser.open_page, also collecting the page's width."""
+    collect = dict(collect or {}, width="document.documentElement.scrollWidth")
+    return browser_open(base, path, name, collect=collect, **kw)
 
 
 def th_time(iso):
@@ -64,6 +71,12 @@ class PublicPages(unittest.TestCase):
         rc = cls.server.stop()
         cls.server.cleanup()
         assert rc == 0, "osse exited with %s" % rc
+
+    def assert_fits_phone(self, out):
+        """The page at phone size does not scroll sideways."""
+        page = out["pages"].get("phone")
+        if page:
+            self.assertLessEqual(page["values"]["width"], 390, out["shots"])
 
     def assert_no_pii(self, out, form):
         for size, page in out["pages"].items():
@@ -114,6 +127,7 @@ class PublicPages(unittest.TestCase):
                     self.assertIn("Agency " + s["agency"], h["text"])  # its name, from the manual
                     self.assertEqual(h["due"], th_time(s["due_at"]))
             self.assert_no_pii(out, form)
+            self.assert_fits_phone(out)
 
     def test_track_unknown_code(self):
         out = open_page(self.base, "/ui/track?code=NOSUCHCODE", "track-unknown",
@@ -139,6 +153,7 @@ class PublicPages(unittest.TestCase):
                 for a in s["agencies"]:
                     self.assertIn(a, page["text"], size)
             self.assertTrue(thai_font_used(page["fonts"]["title"]), (size, page["fonts"]))
+        self.assert_fits_phone(out)
 
     def test_service_manual_steps_in_order(self):
         m = self.w.anon.get("/v1/public/services/restaurant-license").json
@@ -173,6 +188,7 @@ class PublicPages(unittest.TestCase):
                 self.assertIn(f["label"], page["text"])
             self.assertTrue(thai_font_used(page["fonts"]["title"]), (size, page["fonts"]))
             self.assertTrue(thai_font_used(page["fonts"]["step"]), (size, page["fonts"]))
+        self.assert_fits_phone(out)
 
     def test_service_unknown(self):
         out = open_page(self.base, "/ui/services/no-such-service", "service-unknown",
@@ -220,12 +236,14 @@ class PublicPages(unittest.TestCase):
             self.assertEqual(page["values"]["numbers"], [entry["number"]], size)
             self.assertIn(entry["fields"]["business_name"], page["text"])
         self.assert_no_pii(out, form)
+        self.assert_fits_phone(out)
         out = self.licence_page(entry["number"], "registry-licence", ("desktop", "phone"))
         for size, page in out["pages"].items():
             self.assertEqual(page["values"]["verdict"], "valid", size)
             self.assertEqual(page["values"]["data"], "valid", size)
             self.assertIn(entry["fields"]["business_name"], page["text"])
         self.assert_no_pii(out, form)
+        self.assert_fits_phone(out)
 
     def test_a_tampered_jws_is_signature_invalid(self):
         _, entry = self.issue()
