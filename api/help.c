@@ -13,8 +13,9 @@
 /* clang-format off */
 const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
-              "[--key-store DIR] [--master-key FILE] [--test-clock[=TIME]] [--log-level LEVEL] "
-              "[--allow-private-urls] [--cors-origin ORIGIN]... [--rebuild-views]",
+              "[--key-store DIR] [--master-key FILE] [--ui-dir DIR] [--test-clock[=TIME]] "
+              "[--log-level LEVEL] [--allow-private-urls] [--cors-origin ORIGIN]... "
+              "[--rebuild-views]",
      NULL, "Run the HTTP API on a data folder; the views are read from it first (the log is "
            "replayed whole only at the first start of a folder without them)."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
@@ -28,6 +29,8 @@ const osse_help_row_t osse_help_rows[] = {
                                        "DATA/keys; keep it outside the data folder)"},
     {"serve", NULL, "--master-key FILE", "the master key, 32 bytes (default DATA/master.key, "
                                          "made 0600 only with a new data folder)"},
+    {"serve", NULL, "--ui-dir DIR", "the pages served under /ui/, read once at start "
+                                    "(default " OSSE_UI_DIR ")"},
     {"serve", NULL, "--test-clock[=TIME]", "a clock that stands still (at TIME, RFC 3339) and "
                                            "moves only by POST /v1/test/clock"},
     {"serve", NULL, "--log-level LEVEL", "the least level of the logfmt lines on stderr: debug, "

@@ -688,7 +688,7 @@ static void on_ready(void *ud, int status)
 static int cmd_serve(int argc, char **argv)
 {
     const char *data = NULL, *listen = "127.0.0.1:8080", *wfdir = NULL, *origin = NULL;
-    const char *key_store = NULL, *master_key = NULL;
+    const char *key_store = NULL, *master_key = NULL, *ui_dir = NULL;
     bool test_clock = false, without_tree = false, allow_private = false;
     int64_t clock_start = 0;
     osse_level_t level = OSSE_LEVEL_INFO;
@@ -727,6 +727,8 @@ static int cmd_serve(int argc, char **argv)
             key_store = argv[++i];
         else if (strcmp(argv[i], "--master-key") == 0 && i + 1 < argc)
             master_key = argv[++i];
+        else if (strcmp(argv[i], "--ui-dir") == 0 && i + 1 < argc)
+            ui_dir = argv[++i];
         else if (strcmp(argv[i], "--test-clock") == 0)
             test_clock = true;
         else if (strncmp(argv[i], "--test-clock=", 13) == 0) {
@@ -878,12 +880,29 @@ static int cmd_serve(int argc, char **argv)
         osse_engine_close(engine);
         return 1;
     }
-    if (osse_server_open(loop, engine, host, (int)port, test_clock, upload_timeout, &server,
+    /* The pages, read whole before the loop serves anything (api/ui.h). A
+     * folder named with --ui-dir must be there; the built-in one (the
+     * source tree's ui/, or the package's /usr/share/osse/ui) may be
+     * missing: then /ui/ answers 404. */
+    osse_ui_t *ui = NULL;
+    if (osse_ui_open(ui_dir ? ui_dir : OSSE_UI_DIR, &ui, &err)) {
+        if (ui_dir) {
+            osse_logf(OSSE_LEVEL_ERROR, "cannot start", "ui_dir=%s error=%s", ui_dir, err.msg);
+            osse_engine_stop(engine);
+            uv_run(loop, UV_RUN_DEFAULT);
+            osse_engine_close(engine);
+            return 1;
+        }
+        osse_logf(OSSE_LEVEL_WARN, "no pages", "ui_dir=%s error=%s", OSSE_UI_DIR, err.msg);
+        err = (osse_err_t){0};
+    }
+    if (osse_server_open(loop, engine, ui, host, (int)port, test_clock, upload_timeout, &server,
                          &err)) {
         osse_logf(OSSE_LEVEL_ERROR, "cannot start", "listen=%s error=%s", listen, err.msg);
         osse_engine_stop(engine);
         uv_run(loop, UV_RUN_DEFAULT);
         osse_engine_close(engine);
+        osse_ui_close(ui);
         return 1;
     }
     if (ncors && osse_server_cors(server, cors, ncors, &err)) {
@@ -903,9 +922,10 @@ static int cmd_serve(int argc, char **argv)
     signals_on = true;
     osse_log_t *log = osse_engine_log(engine);
     osse_logf(OSSE_LEVEL_INFO, "listening",
-              "addr=%s:%d data=%s admin_token=%s/admin.token events=%llu log_level=%s", host,
-              osse_server_port(server), data, data, (unsigned long long)osse_log_durable_seq(log),
-              osse_logf_level_name(level));
+              "addr=%s:%d data=%s admin_token=%s/admin.token events=%llu log_level=%s pages=%zu",
+              host, osse_server_port(server), data, data,
+              (unsigned long long)osse_log_durable_seq(log), osse_logf_level_name(level),
+              osse_ui_count(ui));
     /* Tests and scripts wait for this exact line, on stdout. */
     printf("osse: listening on %s:%d\n", host, osse_server_port(server));
     fflush(stdout);
@@ -924,6 +944,7 @@ static int cmd_serve(int argc, char **argv)
     osse_logf(serve_failed ? OSSE_LEVEL_ERROR : OSSE_LEVEL_INFO, "stopped", "events=%llu exit=%d",
               (unsigned long long)osse_log_durable_seq(log), serve_failed ? 1 : 0);
     osse_engine_close(engine);
+    osse_ui_close(ui);
     uv_loop_close(loop);
     return serve_failed ? 1 : 0;
 }

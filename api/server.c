@@ -10,7 +10,8 @@
  * sees state that a crash could take back. Reads of stored events (a
  * request's events, the log) run on the libuv pool, never the loop thread;
  * so do the parse and the check of a published definition, one at a time,
- * and the hash of an upload's body for its Idempotency-Key. */
+ * and the hash of an upload's body for its Idempotency-Key. The pages under
+ * /ui/ come from memory, read at start (api/ui.c). */
 #include "api/server.h"
 
 #include <ctype.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/ui.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/hist.h"
@@ -33,6 +35,7 @@ struct osse_server_s {
     uv_loop_t *loop;
     osse_engine_t *eng;
     osse_http_server_t *http;
+    const osse_ui_t *ui; /* the pages (borrowed), NULL for none */
     bool test_clock;
     osse_hist_t latency; /* from a complete request to its answer */
     /* Calls on the libuv pool: their done callbacks still read the server,
@@ -1267,6 +1270,38 @@ static void h_file(call_t *c)
     queue_work(c, file_work, file_done);
 }
 
+/* --- the pages under /ui/ (api/ui.c; docs/design.md, "Pages") --- */
+
+/* Every page and asset, and their 404s: scripts, styles, fonts, images and
+ * calls only from this origin, nothing inline, no framing; no Referer (a
+ * page's address may hold a token in its fragment, and the tracking code in
+ * its query); never sniffed; revalidated each time (the files have no
+ * version in their names, and a new osse must show its own pages at once). */
+#define UI_HEADERS                                                                                 \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "connect-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "                 \
+    "form-action 'self'; frame-ancestors 'none'\r\n"                                               \
+    "X-Content-Type-Options: nosniff\r\n"                                                          \
+    "Referrer-Policy: no-referrer\r\n"                                                             \
+    "Cache-Control: no-cache\r\n"
+
+static void h_ui(call_t *c)
+{
+    size_t len = 0;
+    const char *ctype = NULL;
+    const char *bytes = osse_ui_find(c->srv->ui, c->seg + 1, c->nseg - 1, &len, &ctype);
+    c->extra = UI_HEADERS;
+    if (!bytes) {
+        reply_error(c, 404, "not_found",
+                    c->srv->ui ? "no such page" : "this server has no pages (--ui-dir)", NULL);
+        return;
+    }
+    char *copy = osse_malloc(len + 1);
+    memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    finish(c, 200, copy, len, ctype);
+}
+
 static const route_t routes[] = {
     {"GET", "/healthz", PUBLIC, h_health, BODY_NONE, false, NULL},
     {"GET", "/metrics", PUBLIC, h_metrics, BODY_NONE, false, NULL},
@@ -1337,6 +1372,10 @@ static const route_t routes[] = {
     {"GET", "/v1/admin/digest", ROLE(PLATFORM) | ROLE(AUDITOR), h_digest, BODY_NONE, false, NULL},
     {"POST", "/v1/test/clock", ROLE(PLATFORM), h_clock, BODY_JSON, true,
      "a JSON object with advance or now"},
+    {"GET", "/ui", PUBLIC, h_ui, BODY_NONE, false, NULL},
+    {"GET", "/ui/:page", PUBLIC, h_ui, BODY_NONE, false, NULL},
+    {"GET", "/ui/services/:id", PUBLIC, h_ui, BODY_NONE, false, NULL},
+    {"GET", "/ui/registry/:number", PUBLIC, h_ui, BODY_NONE, false, NULL},
 };
 
 /* "this route needs the platform or auditor role; this token has the agency
@@ -1569,13 +1608,14 @@ static void dispatch(call_t *c)
     route->fn(c);
 }
 
-int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
-                     bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
+int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const osse_ui_t *ui, const char *host,
+                     int port, bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
                      osse_err_t *err)
 {
     osse_server_t *s = osse_calloc(1, sizeof *s);
     s->loop = loop;
     s->eng = eng;
+    s->ui = ui;
     s->test_clock = test_clock;
     osse_http_limits_t lim;
     osse_http_limits_default(&lim);

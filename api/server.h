@@ -1,4 +1,5 @@
-/* server.h: the HTTP API of SPEC §3-§6 and §10 over osse's HTTP server. */
+/* server.h: the HTTP API of SPEC §3-§6 and §10 over osse's HTTP server, and
+ * the pages of §13. */
 #ifndef OSSE_API_SERVER_H
 #define OSSE_API_SERVER_H
 
@@ -6,14 +7,17 @@
 #include <uv.h>
 
 #include "api/http.h"
+#include "api/ui.h"
 #include "engine/engine.h"
 
 typedef struct osse_server_s osse_server_t;
 
-/* Starts serving eng on host:port (0 = any). upload_timeout_ms: how long
- * an upload's body may take to arrive (0: http.h's default). Loop thread. */
-int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const char *host, int port,
-                     bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
+/* Starts serving eng on host:port (0 = any), and the pages of ui under
+ * /ui/ (borrowed: it must outlive the server; NULL: none). upload_timeout_ms:
+ * how long an upload's body may take to arrive (0: http.h's default). Loop
+ * thread. */
+int osse_server_open(uv_loop_t *loop, osse_engine_t *eng, const osse_ui_t *ui, const char *host,
+                     int port, bool test_clock, unsigned upload_timeout_ms, osse_server_t **out,
                      osse_err_t *err);
 int osse_server_port(const osse_server_t *s);
 

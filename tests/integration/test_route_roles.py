@@ -74,6 +74,11 @@ TABLE = [
     ("POST", "/v1/files", {}, {"platform", "portal", "portal_other"}),
     ("GET", "/v1/files/f-nosuch", None, {"platform", "auditor", "portal", "portal_other",
                                          "agency", "agency_other"}),
+    # The pages (SPEC §13): public, whatever the token; test_ui.py's.
+    ("GET", "/ui", None, PUBLIC),
+    ("GET", "/ui/{page}", None, PUBLIC),
+    ("GET", "/ui/services/{wf}", None, PUBLIC),
+    ("GET", "/ui/registry/{lic}", None, PUBLIC),
 ]
 
 
@@ -95,7 +100,7 @@ class TestRouteRoles(ServerTestCase):
                 victim = w.principal("portal")["id"]
                 path = template.format(code=req["tracking_code"], wf=wid, A=w.A,
                                        rid=req["id"], victim=victim, sub=uniq("s"),
-                                       lic="NO-SUCH-1", nosuch="no-such-agency")
+                                       lic="NO-SUCH-1", nosuch="no-such-agency", page="track")
                 r = clients[role].call(method, path, body)
                 what = "%s %s as %s: got %s" % (method, path, role, r)
                 if role in allowed:
