@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format python3 curl
       libuv1-dev librocksdb-dev libmsgpack-dev libsodium-dev node-llhttp
-      libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl)
+      libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl
+      python3-jsonschema) # /usr/bin/python3 checks answers and definitions against the served schemas
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
