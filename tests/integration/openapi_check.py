@@ -6,13 +6,17 @@ python3-jsonschema (the suite's own python3 may not):
 
     /usr/bin/python3 openapi_check.py OPENAPI.json WORKFLOW_SCHEMA.json CALLS.json
 
-CALLS.json is a list of {"method","path","status","content_type","body"}
-(body: the parsed JSON answer, or null). For each call: its path must match
+CALLS.json is a list of {"method","path","request","status","content_type","body"}
+(body: the parsed JSON answer, or null; request: the JSON body sent, or
+null). For each call: its path must match
 one of the document's path templates (or the answer is a 404/405 error), its
 method must be an operation there (or the answer is 405), its status must be
 one of the operation's responses, the answer's media type one the response
 lists, and a JSON answer must validate against that response's schema
-(Draft 2020-12, with format checking). Prints one line per problem and
+(Draft 2020-12, with format checking). A call that succeeded (2xx) must
+have sent only documented query parameters and, if it sent JSON, a body
+that the operation's request schema accepts (unless its answer repeats an
+earlier one on that path: a replay answers whatever the body). Prints one line per problem and
 "checked N calls, M problems"; exits 1 on any problem, 0 otherwise. With
 --covered, it also prints the operations that got a 2xx answer as JSON on
 its last line."""
@@ -34,6 +38,30 @@ def templates(doc):
         out.append((t.count("{"), re.compile(rx), t))
     out.sort(key=lambda x: x[0])
     return [(rx, t) for _, rx, t in out]
+
+
+def check_request(c, tpl, op, problem, validator):
+    """A call that succeeded sent only documented query parameters and, when
+    it sent JSON, a body that the operation's request schema accepts."""
+    query = c["path"].partition("?")[2]
+    names = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    for pair in filter(None, query.split("&")):
+        name = pair.split("=")[0]
+        if name not in names:
+            problem(c, "query parameter %r is not documented (%s)" % (name, sorted(names)))
+    sent = c.get("request")
+    if sent is None:
+        return
+    content = op.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        if "*/*" not in content:
+            problem(c, "a JSON body was sent, but the operation takes none")
+        return
+    ptr = "#/paths/%s/%s/requestBody/content/application~1json/schema" % (
+        tpl.replace("~", "~0").replace("/", "~1"), c["method"].lower())
+    for e in validator(ptr).iter_errors(sent):
+        where = "/".join(str(p) for p in e.absolute_path)
+        problem(c, "request body at /%s: %s" % (where, e.message[:300]))
 
 
 def main(argv):
@@ -58,6 +86,7 @@ def main(argv):
     tpls = templates(doc)
     problems = []
     covered = set()
+    answered = set()
 
     def problem(c, msg):
         problems.append("%s %s -> %s: %s" % (c["method"], c["path"], c["status"], msg))
@@ -91,6 +120,13 @@ def main(argv):
             continue
         if 200 <= status < 300:
             covered.add(opname)
+            # An answer equal to an earlier one on the same path is a
+            # replay (an Idempotency-Key, a payment's known transaction),
+            # which answers whatever the body: its body made nothing.
+            seen = (c["method"], path, json.dumps(body, sort_keys=True))
+            if seen not in answered:
+                check_request(c, tpl, op, problem, validator)
+            answered.add(seen)
         if ctype != "application/json" or body is None:
             continue
         if ctype not in content:
