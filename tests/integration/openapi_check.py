@@ -75,6 +75,7 @@ def main(argv):
     resolver = jsonschema.RefResolver("", doc, store={"/v1/schema/workflow.json": wf_schema})
     fc = Draft202012Validator.FORMAT_CHECKER
     cache = {}
+    problems = []
 
     def validator(pointer):
         if pointer not in cache:
@@ -82,9 +83,14 @@ def main(argv):
                                                   format_checker=fc)
         return cache[pointer]
 
+    # Every schema of the document is itself a valid 2020-12 schema (the
+    # OpenAPI 3.1 dialect adds keywords, which 2020-12 allows).
+    for name, sch in doc["components"]["schemas"].items():
+        for e in Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(sch):
+            problems.append("components/schemas/%s is not a 2020-12 schema: %s" % (
+                name, e.message[:200]))
     error_ptr = "#/components/schemas/Error"
     tpls = templates(doc)
-    problems = []
     covered = set()
     answered = set()
 

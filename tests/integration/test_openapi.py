@@ -30,6 +30,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,6 +120,39 @@ class TestOpenAPI(unittest.TestCase):
         # The documents are the server's, not a route for writes.
         r = self.server.client(self.server.admin_token()).post("/v1/openapi.json", {})
         self.assertEqual(r.status, 405, r)
+
+    def test_c_document_is_whole(self):
+        """Every local $ref resolves, every operation has a unique
+        operationId, a summary and responses, and every {param} of a path is
+        declared: what an OpenAPI tool needs before it reads the shapes."""
+        doc = self.fetch("/v1/openapi.json", "openapi.json").json
+
+        def walk(v, at):
+            if isinstance(v, dict):
+                ref = v.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#/"):
+                    node = doc
+                    for part in ref[2:].split("/"):
+                        part = part.replace("~1", "/").replace("~0", "~")
+                        self.assertIn(part, node, "%s: $ref %s does not resolve" % (at, ref))
+                        node = node[part]
+                for k, x in v.items():
+                    walk(x, at + "/" + k)
+            elif isinstance(v, list):
+                for i, x in enumerate(v):
+                    walk(x, "%s/%d" % (at, i))
+
+        walk(doc, "#")
+        ids = set()
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                what = "%s %s" % (method, path)
+                self.assertNotIn(op["operationId"], ids, what)
+                ids.add(op["operationId"])
+                self.assertTrue(op.get("summary"), what)
+                self.assertTrue(op.get("responses"), what)
+                declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+                self.assertEqual(declared, set(re.findall(r"\{([a-z_]+)\}", path)), what)
 
     def tour(self):
         """One successful call of every operation."""
