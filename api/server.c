@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/hist.h"
+#include "api/docs.h"
 #include "common/log.h"
 #include "workflows/workflow.h"
 
@@ -1302,9 +1303,31 @@ static void h_ui(call_t *c)
     finish(c, 200, copy, len, ctype);
 }
 
+/* GET /v1/openapi.json, GET /v1/schema/workflow.json: documents embedded
+ * at build time (api/docs.h), so serving them reads no disk. */
+static void reply_doc(call_t *c, const unsigned char *doc, size_t len)
+{
+    char *out = osse_malloc(len + 1);
+    memcpy(out, doc, len);
+    out[len] = '\0';
+    finish(c, 200, out, len, "application/json");
+}
+
+static void h_openapi(call_t *c)
+{
+    reply_doc(c, osse_doc_openapi, osse_doc_openapi_len);
+}
+
+static void h_workflow_schema(call_t *c)
+{
+    reply_doc(c, osse_doc_workflow_schema, osse_doc_workflow_schema_len);
+}
+
 static const route_t routes[] = {
     {"GET", "/healthz", PUBLIC, h_health, BODY_NONE, false, NULL},
     {"GET", "/metrics", PUBLIC, h_metrics, BODY_NONE, false, NULL},
+    {"GET", "/v1/openapi.json", PUBLIC, h_openapi, BODY_NONE, false, NULL},
+    {"GET", "/v1/schema/workflow.json", PUBLIC, h_workflow_schema, BODY_NONE, false, NULL},
     {"POST", "/v1/workflows", ROLE(PLATFORM), h_publish, BODY_DEFINITION, false,
      "a workflow definition (YAML or JSON) with id, title and steps"},
     {"GET", "/v1/workflows", ROLE(PLATFORM) | ROLE(AUDITOR), h_workflows, BODY_NONE, false, NULL},
@@ -1377,6 +1400,18 @@ static const route_t routes[] = {
     {"GET", "/ui/services/:id", PUBLIC, h_ui, BODY_NONE, false, NULL},
     {"GET", "/ui/registry/:number", PUBLIC, h_ui, BODY_NONE, false, NULL},
 };
+
+size_t osse_server_route_count(void)
+{
+    return sizeof routes / sizeof *routes;
+}
+
+osse_route_info_t osse_server_route(size_t i)
+{
+    OSSE_PRE(i < sizeof routes / sizeof *routes);
+    const route_t *r = &routes[i];
+    return (osse_route_info_t){r->method, r->pattern, r->roles, r->test_only};
+}
 
 /* "this route needs the platform or auditor role; this token has the agency
  * role": a 403 that says what would have been allowed. */

@@ -32,6 +32,20 @@ int osse_server_cors(osse_server_t *s, const char *const *origins, size_t n, oss
 /* True when the JSON text p nests arrays/objects deeper than the limit. Any
  * bytes (strings and escapes are skipped; no validation). */
 bool osse_server_too_deep(const void *p, size_t len);
+/* The route table, read-only (tests compare it with api/openapi.json):
+ * method, pattern (segments; ":x" stands for one segment), the roles
+ * allowed as bits (1u << osse_role_t; 0 = public, no token), and whether the
+ * route exists only with --test-clock. Strings are static. Any thread. */
+typedef struct osse_route_info_s {
+    const char *method;
+    const char *pattern;
+    unsigned roles;
+    bool test_only;
+} osse_route_info_t;
+size_t osse_server_route_count(void);
+/* Row i, i < osse_server_route_count(). */
+osse_route_info_t osse_server_route(size_t i);
+
 /* Stops accepting and closes connections; run the loop for close callbacks. */
 void osse_server_close(osse_server_t *s);
 

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config clang clang-format python3 curl
       libuv1-dev librocksdb-dev libmsgpack-dev libsodium-dev node-llhttp
       libjansson-dev libfyaml-dev libcurl4-openssl-dev libssl-dev openssl
       # the package test: dpkg-shlibdeps, systemd-analyze verify, groff -man, strace
-      dpkg-dev systemd groff-base strace)
+      dpkg-dev systemd groff-base strace
+      python3-jsonschema) # /usr/bin/python3 checks answers and definitions against the served schemas
 pkgs+=(socat util-linux) # examples/receivers
 # The pages' browser tests (tests/browser/): Debian's chromium, a Thai font.
 pkgs+=(chromium fonts-thai-tlwg)

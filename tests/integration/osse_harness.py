@@ -264,6 +264,24 @@ def replay_data(data_dir, *extra):
 # --------------------------------------------------------------------------
 # HTTP client
 
+# When a list, every answer a Client gets is appended to it as
+# {"method","path","request","status","content_type","body"} (request: the
+# JSON body sent, or None; body: the parsed JSON answer, or None):
+# test_openapi.py checks the suite's real calls against the OpenAPI
+# document this way.
+CALL_LOG = None
+
+
+def _sent_json(body, raw, headers):
+    if body is not None:
+        return body
+    if raw is None or not headers.get("Content-Type", "").startswith("application/json"):
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
 class Resp:
     def __init__(self, status, headers, body):
         self.status = status
@@ -338,7 +356,12 @@ class Client:
             hdrs = {k.lower(): v for k, v in r.getheaders()}
             if not self.keepalive or hdrs.get("connection", "").lower() == "close":
                 self.close()
-            return Resp(r.status, hdrs, rb)
+            resp = Resp(r.status, hdrs, rb)
+            if CALL_LOG is not None:
+                CALL_LOG.append({"method": method, "path": path,
+                                 "request": _sent_json(body, raw, h), "status": r.status,
+                                 "content_type": hdrs.get("content-type"), "body": resp.json})
+            return resp
         except Exception:
             self.close()
             raise

@@ -23,6 +23,8 @@ ALL_KNOWN = set(ROLES) - {"anon"}
 TABLE = [
     ("GET", "/healthz", None, PUBLIC),
     ("GET", "/metrics", None, PUBLIC),
+    ("GET", "/v1/openapi.json", None, PUBLIC),
+    ("GET", "/v1/schema/workflow.json", None, PUBLIC),
     ("GET", "/v1/track/{code}", None, PUBLIC),
     ("GET", "/v1/public/services", None, PUBLIC),
     ("GET", "/v1/public/services/{wf}", None, PUBLIC),
