@@ -686,6 +686,11 @@ static void compile_on_breach(ctx_t *c, osse_wf_step_t *s, const char *kp, const
                 if (s->on_breach == OSSE_BREACH_APPROVE && kind_ok &&
                     s->kind != OSSE_STEP_KIND_TASK)
                     problem(c, kp, "approve applies only to task steps");
+                /* SPEC §2: a payment's is notify or expire. Only publishing
+                 * says so, so that an older definition still replays. */
+                else if (s->on_breach == OSSE_BREACH_REJECT && c->publish && kind_ok &&
+                         s->kind == OSSE_STEP_KIND_PAYMENT)
+                    problem(c, kp, "a payment step's on_breach is notify or expire");
                 return;
             }
         }
@@ -817,8 +822,15 @@ static void compile_step(ctx_t *c, osse_wf_t *wf, size_t self, const char *name,
         } else if (strcmp(key, "amount") == 0) {
             s->amount = expr_text(c, kp, v);
         } else if (strcmp(key, "sla") == 0) {
-            /* A fee's deadline is wall-clock (SPEC §2); only publishing
-             * says so, so that an older definition still replays. */
+            /* A fee's deadline is wall-clock (SPEC §2), and linkage and
+             * issue steps take none (a linkage has its timeout); only
+             * publishing says so, so that an older definition still
+             * replays. */
+            if (c->publish && kind_ok &&
+                (s->kind == OSSE_STEP_KIND_LINKAGE || s->kind == OSSE_STEP_KIND_ISSUE)) {
+                problem(c, kp, "linkage and issue steps take no sla");
+                continue;
+            }
             duration_of(c, kp, v, &s->sla,
                         c->publish && kind_ok && s->kind == OSSE_STEP_KIND_PAYMENT);
         } else if (strcmp(key, "timeout") == 0) {
@@ -1184,6 +1196,27 @@ static void check_calendar_use(ctx_t *c, const osse_wf_t *wf)
     }
 }
 
+/* SPEC §2: at most one payment and one issue step (a request has one fee
+ * and at most one licence). Publishing only, so that an older definition
+ * still replays. The second and later of a kind are named. */
+static void check_kind_counts(ctx_t *c, const osse_wf_t *wf)
+{
+    size_t payments = 0, issues = 0;
+    for (size_t i = 0; i < wf->nsteps; i++) {
+        const osse_wf_step_t *s = &wf->steps[i];
+        size_t *n = s->kind == OSSE_STEP_KIND_PAYMENT ? &payments
+                    : s->kind == OSSE_STEP_KIND_ISSUE ? &issues
+                                                      : NULL;
+        if (!n || !s->name || (*n)++ == 0)
+            continue;
+        char base[PATH_CAP], kp[PATH_CAP];
+        path_key(base, sizeof base, "steps", s->name);
+        path_key(kp, sizeof kp, base, "kind");
+        problem(c, kp, "a definition has at most one %s step",
+                n == &payments ? "payment" : "issue");
+    }
+}
+
 /* One look-up of the catalog that a definition needs, recorded by the text
  * half of the check (osse_wf_check_text) and made by osse_wf_check_refs:
  * `at` is how many problems were found before it, so that its problem, if
@@ -1434,6 +1467,8 @@ static int build(json_t *tree, osse_wf_checked_t *checked, osse_wf_t **out, json
         if (!c.nomem)
             check_exprs(&c, wf);
         check_calendar_use(&c, wf);
+        if (publish)
+            check_kind_counts(&c, wf);
     }
     /* References are checked even when the definition has other problems,
      * so that one round shows the author everything. */
