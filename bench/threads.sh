@@ -11,8 +11,9 @@
 # log's writer), from /proc utime+stime. CPU per submission is steadier than
 # the rate on a shared machine: compare builds in alternating runs (A, B, A,
 # B...). PERF=FILE records the loop thread with perf for 4 s instead of
-# sampling the load generator (PERF_F Hz, default 499); the figures of such
-# a run carry perf's overhead.
+# sampling the load generator (PERF_F Hz, default 499; PERF_COMM=NAME
+# records the thread of that name instead, e.g. the log's writer); the
+# figures of such a run carry perf's overhead.
 #
 #   ROOT=$PWD BUILD=$PWD/build-rel LABEL=mine bash bench/threads.sh
 set -euo pipefail
@@ -42,7 +43,14 @@ LP=$!
 l0=0 l1=0 o0=0 o1=1
 sleep 1
 if [ -n "${PERF:-}" ]; then
-    perf record -F "${PERF_F:-499}" --call-graph dwarf,16384 -t "$OPID" -o "$PERF" -- sleep 4 \
+    PTID=$OPID
+    if [ -n "${PERF_COMM:-}" ]; then
+        for t in /proc/$OPID/task/*; do
+            [ "$(cat "$t/comm")" = "$PERF_COMM" ] && PTID=$(basename "$t") && break
+        done
+        [ "$PTID" != "$OPID" ] || die "no thread named $PERF_COMM in osse"
+    fi
+    perf record -F "${PERF_F:-499}" --call-graph dwarf,16384 -t "$PTID" -o "$PERF" -- sleep 4 \
         >/dev/null 2>&1 || true
 else
     l0=$(ticks /proc/$LP/stat) o0=$(ticks /proc/$OPID/stat)
