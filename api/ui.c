@@ -156,8 +156,8 @@ const char *osse_ui_find(const osse_ui_t *ui, char *const *segs, int n, size_t *
         if (!t || strncmp(t, "text/html", 9) == 0)
             return NULL;
         snprintf(name, sizeof name, "%s", segs[0]);
-    } else if (n == 1 || (n == 2 && (strcmp(segs[0], "services") == 0 ||
-                                     strcmp(segs[0], "registry") == 0))) {
+    } else if (n == 1 ||
+               (n == 2 && (strcmp(segs[0], "services") == 0 || strcmp(segs[0], "registry") == 0))) {
         /* Only names a page could have: no '/', no '.', nothing long. */
         if (strlen(segs[0]) > 40)
             return NULL;

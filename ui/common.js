@@ -230,3 +230,53 @@ export function markNav() {
         location.pathname.startsWith(`${a.getAttribute('href')}/`))
       a.setAttribute('aria-current', 'page');
 }
+
+// --- words for the states of SPEC §4, in Thai and English ---
+
+export const STATUS = {
+  in_progress: ['กำลังดำเนินการ', 'In progress', ''],
+  awaiting_info: ['รอข้อมูลเพิ่มเติม', 'Awaiting information', 'warn'],
+  awaiting_payment: ['รอชำระค่าธรรมเนียม', 'Awaiting payment', 'warn'],
+  completed: ['เสร็จสิ้น', 'Completed', 'ok'],
+  rejected: ['ไม่อนุมัติ', 'Rejected', 'bad'],
+  withdrawn: ['ถอนคำขอแล้ว', 'Withdrawn', ''],
+  expired: ['หมดอายุ', 'Expired', 'bad'],
+};
+
+export const STATE = {
+  pending: ['รอดำเนินการ', 'Pending', ''],
+  open: ['กำลังพิจารณา', 'Open', 'warn'],
+  waiting_applicant: ['รอผู้ยื่นคำขอ', 'Waiting for the applicant', 'warn'],
+  approved: ['อนุมัติ', 'Approved', 'ok'],
+  rejected: ['ไม่อนุมัติ', 'Rejected', 'bad'],
+  done: ['เสร็จแล้ว', 'Done', 'ok'],
+  skipped: ['ข้าม', 'Skipped', ''],
+  failed: ['ล้มเหลว', 'Failed', 'bad'],
+  cancelled: ['ยกเลิก', 'Cancelled', ''],
+};
+
+export const SLA = {
+  ok: ['ตามกำหนด', 'on time', 'ok'],
+  warned: ['ใกล้ครบกำหนด', 'due soon', 'warn'],
+  breached: ['เกินกำหนด', 'overdue', 'bad'],
+};
+
+// A badge for a value of one of the tables above: "ไทย · English", its
+// class from the table, and data-value = the value itself (for tests and
+// styles).
+export function badge(table, value) {
+  const [th, en, cls] = table[value] || [value, '', ''];
+  return el('span', { class: `badge ${cls}`.trim(), dataset: { value } }, th,
+    en ? el('span', { class: 'en' }, ` · ${en}`) : null);
+}
+
+// Lets a table (class "stack") fold into one block per row on a phone:
+// each cell gets its column's heading as data-label, which style.css shows
+// above the cell's value. Call after filling the body.
+export function stackTable(table) {
+  if (!table.tHead || !table.tHead.rows.length) return;
+  const heads = [...table.tHead.rows[0].cells].map((th) => th.textContent.trim());
+  for (const body of table.tBodies)
+    for (const tr of body.rows)
+      [...tr.cells].forEach((td, i) => { td.dataset.label = heads[i] || ''; });
+}

@@ -17,6 +17,9 @@ What is checked:
   case, a symlink or a subfolder in the folder: each is a 404 in the API's
   error shape; other methods are 405;
 - --ui-dir of a folder that is not there stops the start (exit 1);
+- a token in the fragment (#token=...) is kept in the tab's sessionStorage
+  and taken off the address (common.js), never put in localStorage or a
+  cookie;
 - no page holds an inline script, inline style or on* handler (the CSP
   would block them);
 - in Chromium, the index loads with no console error at desktop and phone
@@ -168,6 +171,20 @@ class UiServing(unittest.TestCase):
         self.assertLessEqual(out["pages"]["phone"]["values"]["width"], 390)
         for shot in out["shots"]:
             self.assertTrue(os.path.getsize(shot) > 1000, shot)
+
+    def test_a_fragment_token_is_kept_for_the_tab_and_wiped_from_the_address(self):
+        base = "http://127.0.0.1:%d" % self.server.port
+        out = open_page(base, "/ui/track#token=tok-123&x=1", "token-fragment", collect={
+            "href": "location.href",
+            "stored": "sessionStorage.getItem('osse.token')",
+            "local": "localStorage.length",
+            "cookie": "document.cookie",
+        }, sizes=("desktop",))
+        v = out["pages"]["desktop"]["values"]
+        self.assertEqual(v["stored"], "tok-123")
+        self.assertNotIn("tok-123", v["href"])
+        self.assertTrue(v["href"].endswith("/ui/track#x=1"), v["href"])
+        self.assertEqual((v["local"], v["cookie"]), (0, ""))
 
 
 class UiFolder(unittest.TestCase):
