@@ -105,6 +105,7 @@ function table() {
       }, text)));
   });
   $('rows').tBodies[0].replaceChildren(...rows);
+  osse.stackTable($('rows'));
   $('norows').hidden = data.rows.length > 0;
 }
 
@@ -139,6 +140,7 @@ function chart() {
   $('weeks').tBodies[0].replaceChildren(...weeks.map((w) => osse.el('tr', { dataset: { week: w.start } },
     osse.el('td', null, w.start.slice(0, 10)),
     SERIES.map((k) => osse.el('td', { class: 'num', dataset: { key: k } }, String(w[k]))))));
+  osse.stackTable($('weeks'));
   if (!weeks.length) {
     osse.fill($('chart'), osse.el('p', { class: 'muted' }, 'No week to chart yet.'));
     return;

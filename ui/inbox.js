@@ -96,7 +96,6 @@ async function load() {
   status(`${tasks.length} open task${tasks.length === 1 ? '' : 's'}.`);
 }
 
-const SLA = { ok: 'ok', warned: 'warn', breached: 'bad' };
 const ACTIONS = [
   ['approve', 'อนุมัติ · Approve'],
   ['reject', 'ไม่อนุมัติ · Reject'],
@@ -130,7 +129,7 @@ async function taskItem(t) {
       osse.el('dt', null, 'กำหนดเสร็จ ', osse.el('span', { class: 'en' }, 'Due')),
       osse.el('dd', { class: 'due' }, osse.timeEl(t.due_at)),
       osse.el('dt', null, 'SLA'),
-      osse.el('dd', null, osse.el('span', { class: `badge ${SLA[t.sla] || ''}` }, t.sla))),
+      osse.el('dd', null, osse.badge(osse.SLA, t.sla))),
     osse.el('label', { for: rid }, 'เหตุผลหรือความเห็น ',
       osse.el('span', { class: 'en' }, 'Reason or comment (the applicant reads it; say what ' +
         'to add when you return a task)')),
@@ -179,11 +178,11 @@ async function showRequest(id, box, button) {
     osse.el('dd', null, typeof val === 'string' ? val : JSON.stringify(val)),
   ]));
   const steps = osse.el('ul', { class: 'pages' }, (v.steps || []).map((s) =>
-    osse.el('li', null, `${s.title || s.name}: `, osse.el('span', { class: 'badge' }, s.state),
+    osse.el('li', null, `${s.title || s.name}: `, osse.badge(osse.STATE, s.state),
       s.agency ? ` ${s.agency}` : '')));
   osse.fill(box, osse.el('h3', null, 'แบบคำขอ ', osse.el('span', { class: 'en' }, 'Form')), form,
-    osse.el('h3', null, 'ขั้นตอน ', osse.el('span', { class: 'en' }, `Steps (status ${v.status})`)),
-    steps);
+    osse.el('h3', null, 'ขั้นตอน ', osse.el('span', { class: 'en' }, 'Steps')),
+    osse.el('p', null, osse.badge(osse.STATUS, v.status)), steps);
   box.hidden = false;
   button.textContent = 'ซ่อนคำขอ · Hide the request';
 }

@@ -13,7 +13,8 @@ audit_tamper.js; no console error; screenshots at desktop and phone size):
 - an earlier checkpoint (size m) pasted in the box, against the latest
   (size n > m): "verified" (its signature, the latest's and the RFC 6962
   consistency proof, all in the browser); the same from the checkpoint the
-  page remembered in localStorage, after a reload;
+  page remembered in localStorage, after a reload; on a phone nothing
+  scrolls sideways (the signature line wraps);
 - reported as failing: the earlier checkpoint with a changed root or size
   (its signature), one of another log (no signature by this key), a pasted
   verifier key of another log (the latest's signature), and the real proof
@@ -102,7 +103,8 @@ class AuditPage(unittest.TestCase):
     def page(self, name, steps, sizes=("desktop", "phone")):
         return open_page(self.base, "/ui/audit", name, steps=steps, sizes=sizes,
                          collect={"result": VERDICT, "checks": CHECKS,
-                                  "stored": "localStorage.getItem('osse.audit.checkpoint')"})
+                                  "stored": "localStorage.getItem('osse.audit.checkpoint')",
+                                  "width": "document.documentElement.scrollWidth"})
 
     def test_first_visit_checks_the_signature_and_remembers(self):
         out = self.page("audit-first", [wait_result("partial")], sizes=("desktop",))
@@ -122,6 +124,8 @@ class AuditPage(unittest.TestCase):
             self.assertIn("the tree of size %d extends the tree of size %d" % (self.n, self.m),
                           page["text"], size)
             self.assertEqual(v["stored"], self.note_n, "the latest is remembered (%s)" % size)
+            if size == "phone":
+                self.assertLessEqual(v["width"], 390, "the page scrolls sideways on a phone")
 
     def test_the_remembered_checkpoint_is_the_earlier_one(self):
         remember = ("(localStorage.setItem('osse.audit.checkpoint', %r), true)"

@@ -20,7 +20,8 @@ screenshots at desktop and phone size):
   holds one row per agency and workflow of GET /v1/stats, each cell the
   API's number (open, overdue, decided by a person, within SLA, share,
   median decision time in working hours, ...), the Thai names drawn in a
-  Thai font;
+  Thai font; on a phone the tables fold (one block per row) and nothing
+  scrolls sideways;
 - the chart: one bar of decisions, one of decisions within the SLA and one
   point of open tasks per bucket of GET /v1/stats?bucket=week (three
   weeks), each bar's and point's value the sum of that bucket's rows, the
@@ -174,7 +175,8 @@ class DashboardPage(unittest.TestCase):
         w = self.w
         out = self.dashboard("dashboard", w.admin_token, steps=[
             {"waitFor": "document.body.dataset.loaded === 'true'"}],
-            collect={"cells": CELLS, "marks": MARKS, "hash": "location.hash"},
+            collect={"cells": CELLS, "marks": MARKS, "hash": "location.hash",
+                     "width": "document.documentElement.scrollWidth"},
             fonts={"agency": 'tr[data-agency="%s"] td.agency' % w.A,
                    "workflow": 'tr[data-workflow="%s"] td.workflow' % self.wf2})
         want = {"%s %s" % (r["agency"], r["workflow"]): {k: cell(r, k) for k in ROW_KEYS}
@@ -185,6 +187,8 @@ class DashboardPage(unittest.TestCase):
             self.assertEqual(v["cells"], want, size)
             self.assertChart(v["marks"], self.expected_weeks(), size)
             self.assertEqual(v["hash"], "", size)
+            if size == "phone":
+                self.assertLessEqual(v["width"], 390, "the page scrolls sideways on a phone")
             self.assertIn(THAI_A, page["text"], size)
             self.assertIn(THAI_WF2, page["text"], size)
             self.assertTrue(thai_font_used(page["fonts"]["agency"]), (size, page["fonts"]))

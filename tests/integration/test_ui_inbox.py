@@ -11,7 +11,7 @@ desktop and phone size):
 - A's token in the fragment (#agency=A&token=...) lists A's open tasks in
   the API's order with their due time, the Thai agency name drawn in a Thai
   font, every task with buttons data-action=approve|reject|return, and the
-  token is gone from the address bar;
+  token is gone from the address bar; nothing scrolls sideways on a phone;
 - clicking approve on a task moves the request (checked through the API:
   the step approved by A, the next steps open), and the list updates;
 - return with a reason typed in: the step waits for the applicant and the
@@ -83,7 +83,8 @@ class InboxPage(unittest.TestCase):
                                   "due": "[...document.querySelectorAll('#tasks .due time')]"
                                          ".map(t => t.getAttribute('datetime'))",
                                   "hash": "location.hash",
-                                  "stored": "JSON.stringify(Object.keys(localStorage))"},
+                                  "stored": "JSON.stringify(Object.keys(localStorage))",
+                                  "width": "document.documentElement.scrollWidth"},
                          fonts={"agency": "#agency-name"})
         api = w.inbox(w.A, client=w.ag[w.A])
         for size, page in out["pages"].items():
@@ -94,6 +95,8 @@ class InboxPage(unittest.TestCase):
             self.assertEqual(v["hash"], "", "the token stays in the address bar (%s)" % size)
             self.assertNotIn(self.tok[w.A], page["url"], size)
             self.assertEqual(v["stored"], "[]", "nothing in localStorage (%s)" % size)
+            if size == "phone":
+                self.assertLessEqual(v["width"], 390, "the page scrolls sideways on a phone")
             self.assertIn(THAI_AGENCY, page["text"], size)
             self.assertIn(THAI_TITLE, page["text"], size)
             self.assertTrue(thai_font_used(page["fonts"]["agency"]), (size, page["fonts"]))
