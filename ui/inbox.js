@@ -108,7 +108,7 @@ async function taskItem(t) {
   const rid = `reason-${t.request_id}-${t.step}`;
   const reason = osse.el('textarea', { id: rid, rows: 2, maxlength: 2000 });
   const box = osse.el('div', { class: 'request', hidden: true });
-  const more = osse.el('button', { type: 'button', class: 'secondary' },
+  const more = osse.el('button', { type: 'button', class: 'secondary show-request' },
     'ดูคำขอ · Show the request');
   more.addEventListener('click', () => showRequest(t.request_id, box, more));
   const buttons = ACTIONS.map(([action, label]) => {

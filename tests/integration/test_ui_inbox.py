@@ -16,6 +16,11 @@ desktop and phone size):
   the step approved by A, the next steps open), and the list updates;
 - return with a reason typed in: the step waits for the applicant and the
   reason is the step's (API);
+- a task decided meanwhile (by the agency's system): the page's click is
+  the API's 409 (a stale expected_version), shown, and the list is read
+  again; nothing changed;
+- "Show the request" shows the tracking view the API gives the agency (the
+  form in plain), and only when asked;
 - nothing without a token (the sign-in box only); a wrong token shows the
   server's 401 and no task; B's token for A's inbox shows the 403 and no
   task of A's; B's own inbox holds none of A's tasks; a platform token
@@ -149,6 +154,46 @@ class InboxPage(unittest.TestCase):
         st = step_of(v, "intake")
         self.assertEqual((v["status"], st["state"]), ("awaiting_info", "waiting_applicant"), v)
         self.assertEqual(st["reason"], "กรุณาแนบแผนผังร้าน (please add the floor plan)")
+
+    def test_a_task_decided_meanwhile_is_a_clear_error(self):
+        """The page lists the task; then the agency's system (here a fetch
+        with the same token, from the page) approves it; the click on
+        reject is the API's 409, the page says so and lists the rest."""
+        w = self.w
+        rid = self.rids[0]
+        sel = task_sel(rid, "intake")
+        meanwhile = ("window.__sent || (window.__sent = fetch('/v1/tasks/%s/intake/decision', "
+                     "{method: 'POST', headers: {'Content-Type': 'application/json', "
+                     "Authorization: 'Bearer ' + sessionStorage.getItem('osse.token')}, "
+                     "body: JSON.stringify({outcome: 'approve'})}).then(r => window.__status = "
+                     "r.status), false)" % rid)
+        out = self.inbox(w.A, self.tok[w.A], "inbox-conflict", sizes=("desktop",),
+                         allow=[r"/v1/tasks/"], steps=[
+                             {"wait": sel}, {"waitFor": meanwhile},
+                             {"waitFor": "window.__status === 200"},
+                             {"click": sel + ' [data-action="reject"]'},
+                             {"waitText": ["#problem", "409"]},
+                             {"waitFor": "!document.querySelector('%s')" % sel}],
+                         collect={"tasks": TASKS})
+        page = out["pages"]["desktop"]
+        self.assertIn("409 conflict: step intake changed", page["text"])
+        self.assertEqual(sorted(tuple(t) for t in page["values"]["tasks"]),
+                         sorted((r, "intake") for r in self.rids[1:]))
+        intake = step_of(w.view(rid), "intake")
+        self.assertEqual((intake["state"], intake["outcome"]), ("approved", "approve"),
+                         "the page's reject changed nothing")
+
+    def test_the_request_on_demand(self):
+        """"Show the request": the tracking view the API gives the agency
+        (its form in plain, SPEC §8), shown only when asked for."""
+        w = self.w
+        rid = self.rids[1]
+        sel = task_sel(rid, "intake")
+        name = w.view(rid, client=w.ag[w.A])["form"]["applicant_name"]
+        out = self.inbox(w.A, self.tok[w.A], "inbox-request", sizes=("phone",), steps=[
+            {"wait": sel}, {"click": sel + " button.show-request"},
+            {"waitText": [sel + " .request", name]}])
+        self.assertIn(name, out["pages"]["phone"]["text"])
 
     def test_no_token_shows_nothing(self):
         out = open_page(self.base, "/ui/inbox", "inbox-signed-out", steps=[
