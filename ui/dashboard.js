@@ -80,7 +80,8 @@ async function load() {
   table();
   scopes();
   chart();
-  status(`${data.rows.length} rows; ${data.buckets.length} weeks charted.`);
+  const n = (k, word) => `${k} ${word}${k === 1 ? '' : 's'}`;
+  status(`${n(data.rows.length, 'row')}; ${n(data.buckets.length, 'week')} charted.`);
   document.body.dataset.loaded = 'true';
 }
 

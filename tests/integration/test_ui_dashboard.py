@@ -27,6 +27,7 @@ screenshots at desktop and phone size):
   weeks), each bar's and point's value the sum of that bucket's rows, the
   bars' heights in proportion; the same for one agency chosen in the
   scope box;
+- a server with no request: "no task yet" and an empty week, no error;
 - nothing without a token (the sign-in box only); an agency's or a portal's
   token shows the server's 403 and no number.
 """
@@ -207,6 +208,27 @@ class DashboardPage(unittest.TestCase):
         self.assertNotEqual(weeks, self.expected_weeks(), "B's decision is left out")
         self.assertChart(page["values"]["marks"], weeks, "agency A")
         self.assertEqual(len(page["values"]["cells"]), 2)
+
+    def test_an_empty_server(self):
+        """A server with no request yet: the page says so, draws one empty
+        week, and has no console error."""
+        srv = Server(extra_args=["--test-clock=" + START]).start()
+        try:
+            plat = srv.client(srv.admin_token())
+            buckets = plat.get("/v1/stats?bucket=week").json["buckets"]
+            out = open_page("http://127.0.0.1:%d" % srv.port, "/ui/dashboard#token=" +
+                            srv.admin_token(), "dashboard-empty",
+                            steps=[{"waitFor": "document.body.dataset.loaded === 'true'"}],
+                            collect={"marks": MARKS,
+                                     "norows": "!document.getElementById('norows').hidden"})
+            for size, page in out["pages"].items():
+                self.assertTrue(page["values"]["norows"], size)
+                self.assertEqual([m[3] for m in page["values"]["marks"]], [0] * 3 * len(buckets),
+                                 size)
+        finally:
+            rc = srv.stop()
+            srv.cleanup()
+        self.assertEqual(rc, 0)
 
     def test_nothing_without_platform_or_auditor(self):
         out = self.dashboard("dashboard-signed-out", None, steps=[
