@@ -4,13 +4,17 @@
 // common.js, or the sign-in box). Nothing is shown until GET /v1/stats
 // accepted the token. The table is GET /v1/stats as it is, one row per
 // agency and workflow, named from GET /v1/agencies and GET /v1/workflows;
-// the chart draws the last WEEKS buckets of GET /v1/stats?bucket=week as SVG
+// the chart draws the last WEEKS buckets (6 on a phone) of
+// GET /v1/stats?bucket=week as SVG
 // made with DOM calls (the CSP allows no inline style: attributes only). A
 // week's value is the sum, over that bucket's rows in the chosen scope, of
 // the row's counts (a bucket leaves out the rows that are all zero).
 import * as osse from '/ui/common.js';
 
 const WEEKS = 12;
+// A phone-wide screen charts the last 6 weeks, so that its labels stay legible.
+const NARROW = matchMedia('(max-width: 39.99rem)');
+const shown = () => (NARROW.matches ? 6 : WEEKS);
 const NS = 'http://www.w3.org/2000/svg';
 const SERIES = ['decided_by_person', 'decided_within_sla', 'open', 'overdue', 'breaches'];
 const $ = (id) => document.getElementById(id);
@@ -81,7 +85,7 @@ async function load() {
   scopes();
   chart();
   const n = (k, word) => `${k} ${word}${k === 1 ? '' : 's'}`;
-  status(`${n(data.rows.length, 'row')}; ${n(data.buckets.length, 'week')} charted.`);
+  status(`${n(data.rows.length, 'row')}; ${n(Math.min(data.buckets.length, shown()), 'week')} charted.`);
   document.body.dataset.loaded = 'true';
 }
 
@@ -128,7 +132,7 @@ function inScope(row) {
 }
 
 function weekly() {
-  return data.buckets.map((b) => {
+  return data.buckets.slice(-shown()).map((b) => {
     const v = { start: b.start };
     for (const k of SERIES) v[k] = 0;
     for (const r of b.rows.filter(inScope)) for (const k of SERIES) v[k] += r[k];
@@ -150,7 +154,7 @@ function chart() {
   const top = 12;
   const left = 34;
   const slot = 46;
-  const W = left + slot * WEEKS + 6; // the same scale whatever the number of weeks
+  const W = left + slot * shown() + 6; // one scale whatever the number of weeks
   const max = Math.max(1, ...weeks.map((w) => Math.max(w.decided_by_person, w.open)));
   const y = (v) => top + H - (H * v) / max;
   const g = svg('svg', {
@@ -196,6 +200,7 @@ $('signin').addEventListener('submit', (ev) => {
 $('signout').addEventListener('click', () => signedOut('ออกจากระบบแล้ว · Signed out.'));
 $('reload').addEventListener('click', load);
 $('scope').addEventListener('change', chart);
+NARROW.addEventListener('change', () => data && chart());
 
 if (osse.token()) load();
 else status('ยังไม่ได้เข้าสู่ระบบ · Not signed in.');

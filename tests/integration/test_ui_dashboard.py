@@ -1,5 +1,5 @@
 """test_ui_dashboard.py: the SLA dashboard /ui/dashboard (SPEC §13, §10, §1)
-in headless Chromium against a real server with data over three weeks.
+in headless Chromium against a real server with data over eight weeks.
 
 One server with `--test-clock=TIME` for the class, the clock starting on
 Monday 2030-01-07 09:00 +07:00 and moved by POST /v1/test/clock (th-gov:
@@ -12,7 +12,9 @@ days"):
   week 2 (from Mon 2030-01-14): A decides a third wf1 (late: breached),
          3 more wf1 are submitted, B decides one wf2 (late);
   week 3 (from Mon 2030-01-21): one more wf1 at 09:00; at 10:00 A decides
-         it (within the SLA) and two older ones (late).
+         it (within the SLA) and two older ones (late);
+  week 8 (from Mon 2030-02-25): A rejects one more (late); weeks 4 to 7
+         hold open tasks only.
 
 What is checked, through the page (tests/browser/page.js: no console error;
 screenshots at desktop and phone size):
@@ -23,8 +25,8 @@ screenshots at desktop and phone size):
   Thai font; on a phone the tables fold (one block per row) and nothing
   scrolls sideways;
 - the chart: one bar of decisions, one of decisions within the SLA and one
-  point of open tasks per bucket of GET /v1/stats?bucket=week (three
-  weeks), each bar's and point's value the sum of that bucket's rows, the
+  point of open tasks per bucket of GET /v1/stats?bucket=week (eight
+  weeks; the last 12, 6 on a phone), each bar's and point's value the sum of that bucket's rows, the
   bars' heights in proportion; the same for one agency chosen in the
   scope box;
 - a server with no request: "no task yet" and an empty week, no error;
@@ -128,6 +130,8 @@ class DashboardPage(unittest.TestCase):
         w.decide(r1[4], "t", "approve", agency=A)
         w.decide(r1[3], "t", "approve", agency=A)
         w.decide(r1[7], "t", "approve", agency=A)
+        cls.at("2030-02-25T10:00")
+        w.decide(r1[5], "t", "reject", agency=A)
         cls.stats = w.plat.get("/v1/stats").json
         cls.weekly = w.plat.get("/v1/stats?bucket=week").json
         cls.agency_token = w.principal("agency", agency=A)["token"]
@@ -139,9 +143,9 @@ class DashboardPage(unittest.TestCase):
         return open_page(self.base, "/ui/dashboard" + frag, name, steps=steps, sizes=sizes,
                          **kw)
 
-    def expected_weeks(self, keep=lambda row: True):
+    def expected_weeks(self, keep=lambda row: True, size="desktop"):
         out = []
-        for b in self.weekly["buckets"][-12:]:
+        for b in self.weekly["buckets"][-(6 if size == "phone" else 12):]:
             out.append({k: sum(r[k] for r in b["rows"] if keep(r)) for k in SERIES})
             out[-1]["start"] = b["start"]
         return out
@@ -166,11 +170,12 @@ class DashboardPage(unittest.TestCase):
         """The scenario is what the chart needs: three weeks, decisions in
         each, some late."""
         weeks = self.expected_weeks()
-        self.assertEqual([w["start"] for w in weeks], ["2030-01-07T00:00:00.000Z",
-                                                       "2030-01-14T00:00:00.000Z",
-                                                       "2030-01-21T00:00:00.000Z"])
-        self.assertEqual([w["decided_by_person"] for w in weeks], [2, 2, 3])
-        self.assertEqual([w["decided_within_sla"] for w in weeks], [2, 0, 1])
+        self.assertEqual([w["start"][:10] for w in weeks],
+                         ["2030-01-07", "2030-01-14", "2030-01-21", "2030-01-28", "2030-02-04",
+                          "2030-02-11", "2030-02-18", "2030-02-25"])
+        self.assertEqual([w["decided_by_person"] for w in weeks], [2, 2, 3, 0, 0, 0, 0, 1])
+        self.assertEqual([w["decided_within_sla"] for w in weeks], [2, 0, 1, 0, 0, 0, 0, 0])
+        self.assertEqual(len(self.expected_weeks(size="phone")), 6)
 
     def test_table_and_chart_match_the_api(self):
         w = self.w
@@ -186,7 +191,7 @@ class DashboardPage(unittest.TestCase):
         for size, page in out["pages"].items():
             v = page["values"]
             self.assertEqual(v["cells"], want, size)
-            self.assertChart(v["marks"], self.expected_weeks(), size)
+            self.assertChart(v["marks"], self.expected_weeks(size=size), size)
             self.assertEqual(v["hash"], "", size)
             if size == "phone":
                 self.assertLessEqual(v["width"], 390, "the page scrolls sideways on a phone")
