@@ -753,6 +753,19 @@ static void h_agencies(call_t *c)
     reply_list(c, osse_q_agencies);
 }
 
+/* GET /v1/principals/me: who the token is (any role), so that a page a
+ * person signs in to with a token alone (the inbox, SPEC §13) knows whose
+ * it is; an agency's names its agency (null for other roles). Never the
+ * token or its hash. */
+static void h_me(call_t *c)
+{
+    const osse_principal_t *p = c->p;
+    reply_json(c, 200,
+               json_pack("{s:s, s:s, s:s?, s:s?}", "id", p->id, "role", osse_role_name(p->role),
+                         "name", p->name, "agency",
+                         p->role == OSSE_ROLE_AGENCY ? p->agency : NULL));
+}
+
 static void h_principals(call_t *c)
 {
     reply_list(c, osse_q_principals);
@@ -1348,6 +1361,7 @@ static const route_t routes[] = {
     {"POST", "/v1/principals", ROLE(PLATFORM), h_create_principal, BODY_JSON, false,
      "a JSON object with role (agency for the agency role; name optional)"},
     {"GET", "/v1/principals", ROLE(PLATFORM) | ROLE(AUDITOR), h_principals, BODY_NONE, false, NULL},
+    {"GET", "/v1/principals/me", ANY_ROLE, h_me, BODY_NONE, false, NULL},
     {"DELETE", "/v1/principals/:id", ROLE(PLATFORM), h_revoke, BODY_NONE, false, NULL},
     {"POST", "/v1/requests", ROLE(PORTAL) | ROLE(PLATFORM), h_submit, BODY_JSON, false,
      "a JSON object with workflow and form"},

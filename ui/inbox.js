@@ -1,7 +1,8 @@
 // inbox.js: an agency's inbox (SPEC §13, §4; docs/design.md "Pages").
 //
-// A person signs in with the agency's id and token (typed in, or from the
-// fragment #agency=<id>&token=<token>: common.js keeps the token in this
+// A person signs in with the agency's token (and optionally an agency id:
+// typed in, or from the fragment #token=<token>, or #agency=<id>&token=<token>
+// for the platform's token; common.js keeps the token in this
 // tab's sessionStorage and wipes it from the address bar), sees the agency's
 // open tasks in the server's order and decides them with the call an
 // agency's system makes:
@@ -49,13 +50,25 @@ function signedOut(text) {
   status(text);
 }
 
+// Signs in with the token alone (whose agency GET /v1/principals/me
+// says), or with an agency id too: the platform's token reads any agency's
+// inbox (and cannot decide in it).
 async function signIn(id) {
-  agency = id;
-  sessionStorage.setItem(AGENCY_KEY, id);
   clearProblem();
   status('กำลังเข้าสู่ระบบ… · Signing in…');
   let me;
   try {
+    if (!id) {
+      const who = await osse.api('/v1/principals/me');
+      if (!who.agency) {
+        signedOut('โทเค็นนี้ไม่ใช่ของหน่วยงาน ใส่รหัสหน่วยงานด้วย · ' +
+                  'This token is not an agency\'s: give the agency id too.');
+        return;
+      }
+      id = who.agency;
+    }
+    agency = id;
+    sessionStorage.setItem(AGENCY_KEY, id);
     me = await osse.api(`/v1/agencies/${encodeURIComponent(id)}`);
   } catch (e) {
     osse.showProblem($('problem'), e);
@@ -208,5 +221,5 @@ if (fromFragment) {
 }
 const id = sessionStorage.getItem(AGENCY_KEY) || '';
 $('agency').value = id;
-if (id && osse.token()) signIn(id);
+if (osse.token()) signIn(id);
 else status('ยังไม่ได้เข้าสู่ระบบ · Not signed in.');

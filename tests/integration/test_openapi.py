@@ -207,6 +207,9 @@ class TestOpenAPI(unittest.TestCase):
         number = view["licence"]["number"]
         ok(self, anon.get("/v1/track/" + req["tracking_code"].lower()))
         ok(self, anon.get("/v1/public/services"))
+        me = ok(self, w.ag[A].get("/v1/principals/me"))
+        self.assertEqual((me["role"], me["agency"]), ("agency", A), me)
+        ok(self, portal.get("/v1/principals/me"))
         ok(self, anon.get("/v1/public/services/" + wid))
         ok(self, anon.get("/v1/public/licences?workflow=%s&limit=5" % wid))
         r = anon.get("/v1/public/licences.csv?workflow=" + wid)

@@ -44,6 +44,7 @@ TABLE = [
     ("GET", "/v1/agencies/{A}/tasks", None, {"platform", "agency"}),
     ("POST", "/v1/principals", {}, {"platform"}),
     ("GET", "/v1/principals", None, {"platform", "auditor"}),
+    ("GET", "/v1/principals/me", None, ALL_KNOWN),
     ("DELETE", "/v1/principals/{victim}", None, {"platform"}),
     ("POST", "/v1/requests", {}, {"portal", "portal_other", "platform"}),
     ("GET", "/v1/requests", None, {"platform", "auditor", "portal", "portal_other"}),

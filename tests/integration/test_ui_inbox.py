@@ -195,6 +195,33 @@ class InboxPage(unittest.TestCase):
             {"waitText": [sel + " .request", name]}])
         self.assertIn(name, out["pages"]["phone"]["text"])
 
+    def test_the_token_alone_signs_in(self):
+        """SPEC §13: a person signs in with the agency's token; from the
+        fragment #token=... alone, the page asks GET /v1/principals/me whose
+        it is and lists that agency's tasks; a token of no agency (a
+        portal's) without an agency id is told so and sees nothing."""
+        w = self.w
+        want = [(t["request_id"], t["step"]) for t in w.inbox(w.A, client=w.ag[w.A])]
+        out = open_page(self.base, "/ui/inbox#token=" + self.tok[w.A], "inbox-token-only",
+                        steps=[{"waitFor": "document.querySelectorAll('#tasks li.task').length"
+                                           " === %d" % len(want)}],
+                        collect={"tasks": TASKS, "actions": ACTIONS,
+                                 "id": "document.getElementById('agency-id').textContent"})
+        for size, page in out["pages"].items():
+            v = page["values"]
+            self.assertEqual(sorted(tuple(t) for t in v["tasks"]), sorted(want), size)
+            self.assertEqual(v["actions"], [["approve", "reject", "return"]] * len(want), size)
+            self.assertEqual(v["id"], w.A, size)
+        portal = w.principal("portal")["token"]
+        out = open_page(self.base, "/ui/inbox#token=" + portal, "inbox-portal-token",
+                        sizes=("desktop",), steps=[{"waitText": ["#status", "not an agency"]}],
+                        collect={"tasks": TASKS,
+                                 "signin": "!document.getElementById('signin-card').hidden"})
+        page = out["pages"]["desktop"]
+        self.assertEqual((page["values"]["tasks"], page["values"]["signin"]), ([], True))
+        for rid in self.rids:
+            self.assertNotIn(rid, page["text"])
+
     def test_no_token_shows_nothing(self):
         out = open_page(self.base, "/ui/inbox", "inbox-signed-out", steps=[
             {"waitText": ["#status", "Not signed in"]}],
