@@ -25,8 +25,7 @@
  * the group: the machinery never writes again after one (log.h says why).
  *
  * Threads: open, close and last_seq before the writer runs or after it
- * stops; write on the writer thread only, one at a time; sync on the
- * syncer thread only, one at a time, concurrently with write; the reads from
+ * stops; write on the writer thread only, one at a time; the reads from
  * any thread, concurrently with each other and with write. */
 #ifndef OSSE_STORAGE_BACKEND_H
 #define OSSE_STORAGE_BACKEND_H
@@ -154,13 +153,6 @@ typedef struct osse_backend_ops_s {
      * for OSSE_LOG_FAULT_FSYNC). Returns 0 or OSSE_EIO with the store's
      * own words in err->msg. Writer thread. */
     int (*write)(void *be, const osse_bgroup_t *g, bool sync, osse_err_t *err);
-    /* Makes durable every write that returned before it was called, while
-     * later writes go on (another thread); NULL when the store cannot, and
-     * then every write is a synced one. With it, log.c writes groups
-     * without sync and syncs them on a thread of their own, so that one
-     * group's fsync overlaps the next group's write. Returns 0 or OSSE_EIO
-     * with the store's words. Syncer thread, concurrently with write. */
-    int (*sync)(void *be, osse_err_t *err);
 
     /* The reads of log.h, with its contracts: events with seq >= from in
      * seq order; one event; one side record; the side records whose key

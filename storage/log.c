@@ -1,28 +1,21 @@
-/* log.c: the event log's group commit through one writer thread and one
- * syncer thread, over a store reached only through its backend's table of
- * operations (backend.h; RocksDB's in rocks.c).
+/* log.c: the event log's group commit through one writer thread, over a
+ * store reached only through its backend's table of operations (backend.h;
+ * RocksDB's in rocks.c).
  *
- * Invariant: batches reach the store, and their callbacks run, in exactly
- * the order osse_log_commit was called. The loop thread owns `last_seq`,
+ * Invariant: batches reach RocksDB, and their callbacks run, in exactly the
+ * order osse_log_commit was called. The loop thread owns `last_seq`,
  * `durable_seq` and `inflight`; the writer thread owns the group it hands
- * the backend; the three queues (`pending`: committed, not yet written;
- * `written`: written, not yet synced; `done`: durable or failed, callback
- * not yet run) are guarded by `mu`.
+ * the backend; the two queues (`pending`: committed, not yet written; `done`:
+ * written and synced, callback not yet run) are guarded by `mu`.
  *
  * Why this way: an fsync costs about as much for one event as for a
  * thousand, so the writer takes every batch queued since its last write and
- * hands them all to the backend as one group, one atomic write (group
- * commit). An fsync's time still grows with the bytes it carries, and so
- * does the CPU of a write, so the two are done by different threads: the
- * writer writes a group without syncing it and goes on to the next, while
- * the syncer makes every group written before its sync began durable with
- * one sync (a pipeline: the disk's time and the writer's time overlap
- * instead of adding up). A backend without a sync of its own (ops->sync
- * NULL) writes synced groups and the writer hands them on itself. The loop
- * never waits on the disk: completions come back through a uv_async_t. A
- * failed write or sync is final: that batch and every later one are marked
- * failed, nothing more is written, and the callbacks say so (see log.h for
- * why it cannot be retried).
+ * hands them all to the backend as one group, one atomic synced write
+ * (group commit). The loop never
+ * waits on the disk: completions come back through a uv_async_t. A failed
+ * write is final: the writer marks that batch and every later one failed,
+ * writes nothing more, and the callbacks say so (see log.h for why it
+ * cannot be retried).
  *
  * A batch records its operations in its own flat buffer, encoded as
  * backend.h says, so that the writer can hand many batches to the backend
@@ -72,9 +65,6 @@ struct osse_batch_s {
     size_t nevents;
     uint64_t last_seq; /* highest event seq in the batch; 0 if none */
     int status;        /* set by the writer: 0 durable, else the write failed */
-    bool unsynced;     /* written by a pipelined log, waiting for its sync */
-    bool fail_sync;    /* the test's fsync fault: its sync fails */
-    uint64_t write;    /* which group write carried it (log->writes) */
     osse_commit_cb cb;
     void *ud;
     struct osse_batch_s *next;
@@ -96,27 +86,18 @@ struct osse_log_s {
     uv_mutex_t mu;
     uv_cond_t work_cv; /* pending gained a batch, or quit */
     uv_cond_t done_cv; /* done gained batches (for osse_log_stop) */
-    uv_cond_t sync_cv; /* written gained batches, or sync_quit */
     osse_batch_t *pending_head, *pending_tail;
-    osse_batch_t *written_head, *written_tail; /* written, not yet synced */
     osse_batch_t *done_head, *done_tail;
-    bool quit, sync_quit;
-    uint64_t syncs; /* syncs made (synced writes, without a sync op) */
+    bool quit;
+    uint64_t syncs; /* synced writes made */
 
-    uv_thread_t thread, sync_thread;
-    /* The backend syncs apart from its writes (ops->sync): the writer
-     * writes a group without waiting for the disk and goes on to the next
-     * while the syncer thread makes the earlier ones durable. */
-    bool pipelined;
-    /* A write or a sync failed: nothing more is written. Set by either
-     * thread, read by both. */
-    atomic_int failed;
+    uv_thread_t thread;
     /* Writer thread only: the group's parts (one per batch with ops), the
      * array reused between writes. */
     osse_slice_t *parts;
     size_t parts_cap;
-    uint64_t writes; /* group writes tried */
-    int sync_failed; /* syncer thread only: a sync failed, none succeeds */
+    int failed;      /* a write failed, nothing more is written */
+    uint64_t writes; /* synced writes tried */
 
     /* The test fault (osse_log_fault): set before start, read by the writer. */
     osse_log_fault_t fault;
@@ -178,9 +159,7 @@ static int log_open(const char *dir, bool readonly, osse_log_compression_t compr
         goto out;
     log->durable_seq = log->last_seq;
     log->dir = osse_strdup(dir);
-    log->pipelined = log->ops->sync != NULL;
-    if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv) ||
-        uv_cond_init(&log->sync_cv)) {
+    if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv)) {
         /* Practically unreachable on Linux; treat as a resource failure. */
         OSSE_UNREACHABLE();
     }
@@ -201,7 +180,6 @@ void osse_log_close(osse_log_t *log)
         return;
     OSSE_PRE(!log->started);
     log->ops->close(log->be);
-    uv_cond_destroy(&log->sync_cv);
     uv_cond_destroy(&log->done_cv);
     uv_cond_destroy(&log->work_cv);
     uv_mutex_destroy(&log->mu);
@@ -458,27 +436,21 @@ void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth)
     log->fault_at = nth;
 }
 
-/* One write of the group (synced unless the log is pipelined), or the test
- * fault in its place. Returns 0 or OSSE_EIO, with the failure logged as
- * "<backend> write failed" and the store's words. An fsync fault on a
- * pipelined log writes the group and sets *fail_sync: its sync is the one
- * that fails, on the syncer thread, as a real one would. Writer thread. */
-static int write_group(osse_log_t *log, const osse_bgroup_t *g, bool *fail_sync)
+/* One synced write of the group, or the test fault in its place. Returns 0
+ * or OSSE_EIO, with the failure logged as "<backend> write failed" and the
+ * store's words. Writer thread. */
+static int write_synced(osse_log_t *log, const osse_bgroup_t *g)
 {
     osse_err_t err = {0};
     char msg[64];
     int rc;
     uint64_t nth = ++log->writes;
-    snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
     if (log->fault != OSSE_LOG_FAULT_NONE && nth == log->fault_at) {
         bool fsync = log->fault == OSSE_LOG_FAULT_FSYNC;
         /* As a failed fsync leaves it: the bytes handed to the kernel,
          * maybe on disk later, never known durable. */
         rc = fsync ? log->ops->write(log->be, g, false, &err) : 0;
-        if (fsync && !rc && log->pipelined) {
-            *fail_sync = true;
-            return 0;
-        }
+        snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
         osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu fault=%s",
                   rc      ? err.msg
                   : fsync ? "injected fsync failure"
@@ -486,27 +458,12 @@ static int write_group(osse_log_t *log, const osse_bgroup_t *g, bool *fail_sync)
                   (unsigned long long)nth, fsync ? "fsync" : "write");
         return OSSE_EIO;
     }
-    if ((rc = log->ops->write(log->be, g, !log->pipelined, &err))) {
+    if ((rc = log->ops->write(log->be, g, true, &err))) {
+        snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
         osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu", err.msg, (unsigned long long)nth);
         return OSSE_EIO;
     }
     return 0;
-}
-
-/* Hands a chain of batches, their status set, to the loop. Either thread. */
-static void hand_done(osse_log_t *log, osse_batch_t *head, osse_batch_t *tail, bool synced)
-{
-    uv_mutex_lock(&log->mu);
-    if (synced)
-        log->syncs++;
-    if (log->done_tail)
-        log->done_tail->next = head;
-    else
-        log->done_head = head;
-    log->done_tail = tail;
-    uv_cond_signal(&log->done_cv);
-    uv_mutex_unlock(&log->mu);
-    uv_async_send(&log->async);
 }
 
 static void writer_main(void *arg)
@@ -543,8 +500,7 @@ static void writer_main(void *arg)
             }
         }
         g.parts = log->parts;
-        int status = atomic_load(&log->failed);
-        bool fail_sync = false;
+        int status = log->failed;
         any = any || keys;
         if (any && !status) {
             /* The batches are written whatever the sample says: the loop
@@ -553,92 +509,25 @@ static void writer_main(void *arg)
             space_check(log);
             /* A failed write is not retried, nor is anything after it
              * written (see log.h): the callbacks say so and the owner stops.
-             * Keys first, synced: no event is ever durable before its key,
-             * and an unsynced write may reach the disk at any moment. */
-            status = keys ? write_keys(head) : 0;
+             * Keys first: no event is ever durable before its key. */
+            status = log->failed = keys ? write_keys(head) : 0;
             if (!status)
-                status = write_group(log, &g, &fail_sync);
-            if (status)
-                atomic_store(&log->failed, status);
-        }
-        for (osse_batch_t *b = head; b; b = b->next) {
-            b->status = status;
-            b->unsynced = any && !status && log->pipelined;
-            b->fail_sync = fail_sync;
-            b->write = log->writes;
-        }
-        if (!log->pipelined) {
-            hand_done(log, head, tail, any && !status);
-            continue;
-        }
-        uv_mutex_lock(&log->mu);
-        if (log->written_tail)
-            log->written_tail->next = head;
-        else
-            log->written_head = head;
-        log->written_tail = tail;
-        uv_cond_signal(&log->sync_cv);
-        uv_mutex_unlock(&log->mu);
-    }
-}
-
-/* The syncer thread of a pipelined log: takes every batch written since its
- * last sync and makes them durable with one sync of the store, while the
- * writer writes the next groups (an fsync's time grows with the bytes it
- * carries, so the writer's CPU and the disk's work overlap instead of
- * adding up). A sync covers every write that returned before it began, so
- * a batch is durable once a sync that started after its write ends well.
- * A failed sync fails its batches and every later one, like a failed
- * write. */
-static void syncer_main(void *arg)
-{
-    osse_log_t *log = arg;
-    pthread_setname_np(pthread_self(), "osse-syncer");
-    osse_err_t err = {0};
-    char msg[64];
-    for (;;) {
-        uv_mutex_lock(&log->mu);
-        while (!log->written_head && !log->sync_quit)
-            uv_cond_wait(&log->sync_cv, &log->mu);
-        osse_batch_t *head = log->written_head, *tail = log->written_tail;
-        log->written_head = log->written_tail = NULL;
-        uv_mutex_unlock(&log->mu);
-        if (!head)
-            break; /* quit, and nothing left to sync */
-        bool need = false;
-        uint64_t fault = 0, last = 0; /* the faulted write, the last write */
-        for (osse_batch_t *b = head; b; b = b->next) {
-            need = need || b->unsynced;
-            if (b->fail_sync && !fault)
-                fault = b->write;
-            last = b->write;
-        }
-        /* Only a failed sync is final here: the groups written before a
-         * failed write are synced and durable, as with synced writes. */
-        int status = need ? log->sync_failed : 0;
-        if (need && !status) {
-            /* Reported as the failure of the write it made durable (the
-             * last of the sync; the faulted one for the test's fault), in
-             * the words of a failed synced write. */
-            snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
-            if (fault) {
-                osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu fault=fsync",
-                          "injected fsync failure", (unsigned long long)fault);
-                status = OSSE_EIO;
-            } else if (log->ops->sync(log->be, &err)) {
-                osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu", err.msg,
-                          (unsigned long long)last);
-                status = OSSE_EIO;
-            }
-            if (status) {
-                log->sync_failed = status;
-                atomic_store(&log->failed, status);
-            }
+                status = log->failed = write_synced(log, &g);
         }
         for (osse_batch_t *b = head; b; b = b->next)
-            if (b->unsynced)
-                b->status = status;
-        hand_done(log, head, tail, need && !status);
+            b->status = status;
+
+        uv_mutex_lock(&log->mu);
+        if (any && !status)
+            log->syncs++;
+        if (log->done_tail)
+            log->done_tail->next = head;
+        else
+            log->done_head = head;
+        log->done_tail = tail;
+        uv_cond_signal(&log->done_cv);
+        uv_mutex_unlock(&log->mu);
+        uv_async_send(&log->async);
     }
 }
 
@@ -669,34 +558,18 @@ static void on_async(uv_async_t *h)
         log->space_cb(log->space_ud, osse_log_space_low(log));
 }
 
-/* Lets the syncer finish what it has and joins it. Loop thread. */
-static void stop_syncer(osse_log_t *log)
-{
-    uv_mutex_lock(&log->mu);
-    log->sync_quit = true;
-    uv_cond_signal(&log->sync_cv);
-    uv_mutex_unlock(&log->mu);
-    uv_thread_join(&log->sync_thread);
-}
-
 int osse_log_start(osse_log_t *log, uv_loop_t *loop, osse_err_t *err)
 {
     int rc;
     OSSE_PRE(!log->started);
     log->loop = loop;
-    log->quit = log->sync_quit = false;
+    log->quit = false;
     if ((rc = uv_async_init(loop, &log->async, on_async)))
         return osse_err_set(err, OSSE_EIO, "log: uv_async_init: %s", uv_strerror(rc));
     log->async.data = log;
     if (space_sample(log))
         space_note(log); /* started below the reserve */
-    if (log->pipelined && (rc = uv_thread_create(&log->sync_thread, syncer_main, log))) {
-        uv_close((uv_handle_t *)&log->async, NULL);
-        return osse_err_set(err, OSSE_EIO, "log: syncer thread: %s", uv_strerror(rc));
-    }
     if ((rc = uv_thread_create(&log->thread, writer_main, log))) {
-        if (log->pipelined)
-            stop_syncer(log);
         uv_close((uv_handle_t *)&log->async, NULL);
         return osse_err_set(err, OSSE_EIO, "log: writer thread: %s", uv_strerror(rc));
     }
@@ -738,8 +611,6 @@ void osse_log_stop(osse_log_t *log)
     uv_cond_signal(&log->work_cv);
     uv_mutex_unlock(&log->mu);
     uv_thread_join(&log->thread);
-    if (log->pipelined)
-        stop_syncer(log); /* after the writer: it may hand the syncer more */
     uv_close((uv_handle_t *)&log->async, NULL);
     log->started = false;
 }

@@ -3,16 +3,14 @@
  *
  * Key invariant: events are stored under a global `seq` without gaps, and each
  * batch (all events and side records of one or more commands) is applied
- * atomically with one RocksDB write. A commit callback runs on the loop
- * thread only after its batch is fsynced; batches commit in the order
+ * atomically with one synced RocksDB write. A commit callback runs on the
+ * loop thread only after its batch is fsynced; batches commit in the order
  * osse_log_commit was called.
  *
  * Why this way: the loop thread never waits on fsync. It hands batches to one
  * writer thread, which takes every batch queued since its last write and
- * writes them all with a single WriteBatch (group commit), so throughput is
- * bounded by bytes, not by fsyncs per second; a syncer thread fsyncs the
- * WAL behind it, every group written since its last sync at once, while the
- * writer goes on with the next group (log.c). A failed write or sync is
+ * writes them all with a single synced WriteBatch (group commit), so
+ * throughput is bounded by bytes, not by fsyncs per second. A failed write is
  * final: its batch's callback, and that of every batch after it, gets a
  * non-zero status and nothing more is written (the loop has already applied
  * the batch's events to its in-memory projections, and, as PostgreSQL
@@ -95,7 +93,7 @@ bool osse_log_space_low(const osse_log_t *log);
 uint64_t osse_log_space_free(const osse_log_t *log);
 uint64_t osse_log_space_reserve(const osse_log_t *log);
 
-/* Tests only (tests/integration/test_faults.py): makes the nth group write
+/* Tests only (tests/integration/test_faults.py): makes the nth synced write
  * since open (1 = the first) fail as RocksDB reports an I/O error.
  * OSSE_LOG_FAULT_WRITE fails it before anything reaches RocksDB;
  * OSSE_LOG_FAULT_FSYNC hands the batch to RocksDB without syncing it (the
@@ -149,8 +147,8 @@ int osse_batch_put(osse_batch_t *b, const void *key, size_t klen, const void *va
 int osse_batch_delete(osse_batch_t *b, const void *key, size_t klen);
 
 /* Files id's wrapped key (OSSE_WRAPPED_BYTES, copied) in the key store ks
- * with the batch: the writer thread writes and fsyncs it before it writes
- * the batch (synced or not), so the key is durable before the events sealed with it; if
+ * with the batch: the writer thread writes and fsyncs it before the batch's
+ * synced write, so the key is durable before the events sealed with it; if
  * the key cannot be written, the batch fails as a failed write does. One key
  * store per log. Returns 0 or OSSE_ENOMEM. Loop thread. */
 struct osse_keystore_s;

@@ -268,22 +268,6 @@ static int rocks_write(void *be, const osse_bgroup_t *g, bool sync, osse_err_t *
     return 0;
 }
 
-/* SyncWAL (FlushWAL(true) without manual_wal_flush): fsyncs the WAL files
- * up to the last write that returned, without blocking the writes of other
- * threads (RocksDB's wiki, "WAL Performance"). */
-static int rocks_sync(void *be, osse_err_t *err)
-{
-    rocks_t *r = be;
-    char *e = NULL;
-    rocksdb_flush_wal(r->db, 1, &e);
-    if (e) {
-        osse_err_set(err, OSSE_EIO, "%s", e);
-        rocksdb_free(e);
-        return OSSE_EIO;
-    }
-    return 0;
-}
-
 static int rocks_scan(void *be, uint64_t from, osse_log_scan_cb cb, void *ud, osse_err_t *err)
 {
     rocks_t *r = be;
@@ -422,7 +406,6 @@ const osse_backend_ops_t osse_backend_rocks = {
     .close = rocks_close,
     .last_seq = rocks_last_seq,
     .write = rocks_write,
-    .sync = rocks_sync,
     .scan = rocks_scan,
     .get = rocks_get,
     .kv_get = rocks_kv_get,

@@ -3,9 +3,10 @@
  * OSSE_EIO, in order, the durable seq stops at the last good batch, and
  * nothing after the failure is written. A write fault leaves nothing of its
  * batch; an fsync fault leaves the batch handed to RocksDB unsynced (found
- * at the next open, never reported durable). A failed write behind groups
- * still waiting for their sync leaves those durable (the first version of
- * the syncer failed them unsynced, and they were found at the next open). */
+ * at the next open, never reported durable). A failed write among batches
+ * committed without waiting leaves every batch before it durable and
+ * nothing of it or after it (a syncer thread tried once failed the groups
+ * written before it, and they were found at the next open). */
 #define _GNU_SOURCE /* nftw, mkdtemp */
 #include <ftw.h>
 #include <stdint.h>
@@ -118,12 +119,11 @@ static void test_fsync_fault(void)
     run(OSSE_LOG_FAULT_FSYNC);
 }
 
-/* Batches committed while earlier groups wait for their sync (the log's
- * syncer thread is behind its writer): a failed write must not take the
- * groups written before it down with it. Those were written whole and are
- * synced and durable; nothing of the failed one or later is there. The
- * pauses only shape the groups (several waiting for one sync); whatever
- * the timing, what is reported durable must be exactly what is found. */
+/* Batches committed without waiting for each other: a failed write must
+ * not take the groups written before it down with it, and nothing of it or
+ * of a later one may be there. The pauses only shape the groups (several
+ * writes, of a few batches each); whatever the timing, what is reported
+ * durable must be exactly what is found. */
 #define NPIPE 4000 /* at most; committing stops once the fault has come */
 
 typedef struct {
@@ -145,7 +145,7 @@ static void on_pipe_commit(void *ud, int status)
     a->seen->nfailed += status != 0;
 }
 
-static void test_write_fault_behind_syncs(void)
+static void test_write_fault_among_commits(void)
 {
     static pipe_seen_t seen;
     static pipe_arg_t args[NPIPE];
@@ -200,6 +200,6 @@ int main(void)
 {
     RUN(test_write_fault);
     RUN(test_fsync_fault);
-    RUN(test_write_fault_behind_syncs);
+    RUN(test_write_fault_among_commits);
     return TEST_EXIT();
 }
