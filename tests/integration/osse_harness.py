@@ -47,6 +47,15 @@ TH_GOV = {"utc_offset": "+07:00", "workdays": ["mon", "tue", "wed", "thu", "fri"
 # --------------------------------------------------------------------------
 # The server process
 
+
+def free_port():
+    """A TCP port on 127.0.0.1 free at the moment of asking (for a test's own
+    listener, or a server started with a fixed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Server:
     """One osse process on a data directory. The directory outlives the
     process so that a test can kill it and start another on the same data."""

@@ -42,7 +42,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (FORM_FIELDS, OSSE_BIN, Server, ServerTestCase, World, assert_error,  # noqa: E402
+from osse_harness import (FORM_FIELDS, OSSE_BIN, Server, ServerTestCase, World, assert_error, free_port,  # noqa: E402
                           main, uniq)
 
 FAST = ["--hook-retry-base-ms", "200"]
@@ -129,13 +129,6 @@ class Receiver:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def one_task_workflow(wid, agency):

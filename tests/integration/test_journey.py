@@ -23,24 +23,18 @@ Python standard library only.
 import base64
 import os
 import re
-import socket
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import OSSE_BIN, Server, main  # noqa: E402
+from osse_harness import OSSE_BIN, Server, free_port, main  # noqa: E402
 
 SRC = os.path.abspath(os.environ.get("OSSE_SRC") or
                       os.path.join(os.path.dirname(__file__), "..", ".."))
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestJourney(unittest.TestCase):

@@ -41,7 +41,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import FORM_FIELDS, Server, ServerTestCase, good_form, uniq  # noqa: E402
+from osse_harness import FORM_FIELDS, Server, ServerTestCase, free_port, good_form, uniq  # noqa: E402
 
 SRC = os.path.abspath(os.environ.get("OSSE_SRC") or
                       os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -49,13 +49,6 @@ EXAMPLES = os.path.join(SRC, "examples", "receivers")
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 FAST = ["--hook-retry-base-ms", "200"]
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def sign(secret, body, t=None):
