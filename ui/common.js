@@ -223,6 +223,17 @@ export function fmtDuration(d, working) {
   return parts.join(' ') || d;
 }
 
+// The pages of the bar at the top of each, in its order: spelled once
+// here (index.html, which needs no script, lists them in its own words).
+export const PAGES = [
+  ['/ui/track', 'ติดตาม', 'Track'],
+  ['/ui/services', 'คู่มือ', 'Services'],
+  ['/ui/registry', 'ทะเบียน', 'Registry'],
+  ['/ui/inbox', 'งาน', 'Inbox'],
+  ['/ui/audit', 'ตรวจสอบ', 'Audit'],
+  ['/ui/dashboard', 'สถิติ', 'Dashboard'],
+];
+
 // Marks the header's link to this page (aria-current) for the reader.
 export function markNav() {
   for (const a of document.querySelectorAll('.top nav a'))
@@ -230,6 +241,17 @@ export function markNav() {
         location.pathname.startsWith(`${a.getAttribute('href')}/`))
       a.setAttribute('aria-current', 'page');
 }
+
+// Fills an empty <header class="top"> with the brand and the bar: every
+// page that imports this module gets the same one.
+function topBar() {
+  const h = document.querySelector('header.top');
+  if (!h || h.childElementCount) return;
+  h.append(el('a', {class: 'brand', href: '/ui/'}, 'osse'),
+           el('nav', null, PAGES.map(([href, th, en]) => el('a', {href}, `${th} · ${en}`))));
+  markNav();
+}
+topBar();
 
 // --- words for the states of SPEC §4, in Thai and English ---
 
