@@ -21,6 +21,7 @@
 
 #define NBATCH 5
 #define FAULT_AT 3 /* the third synced write fails */
+#define NPIPE 4000 /* test_write_fault_among_commits: at most so many */
 
 static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -28,9 +29,9 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 }
 
 typedef struct {
-    int status[NBATCH];
-    int order[NBATCH];
-    int ncalled;
+    int status[NPIPE];
+    int order[NPIPE];
+    int ncalled, nfailed;
 } seen_t;
 
 typedef struct {
@@ -43,6 +44,7 @@ static void on_commit(void *ud, int status)
     arg_t *a = ud;
     a->seen->status[a->idx] = status;
     a->seen->order[a->seen->ncalled++] = a->idx;
+    a->seen->nfailed += status != 0;
 }
 
 static int count_cb(void *ud, uint64_t seq, const void *bytes, size_t len)
@@ -124,31 +126,10 @@ static void test_fsync_fault(void)
  * of a later one may be there. The pauses only shape the groups (several
  * writes, of a few batches each); whatever the timing, what is reported
  * durable must be exactly what is found. */
-#define NPIPE 4000 /* at most; committing stops once the fault has come */
-
-typedef struct {
-    int status[NPIPE];
-    int ncalled, nfailed;
-} pipe_seen_t;
-
-typedef struct {
-    pipe_seen_t *seen;
-    int idx;
-} pipe_arg_t;
-
-static void on_pipe_commit(void *ud, int status)
-{
-    pipe_arg_t *a = ud;
-    CHECK_EQ_INT(a->idx, a->seen->ncalled);
-    a->seen->status[a->idx] = status;
-    a->seen->ncalled++;
-    a->seen->nfailed += status != 0;
-}
-
 static void test_write_fault_among_commits(void)
 {
-    static pipe_seen_t seen;
-    static pipe_arg_t args[NPIPE];
+    static seen_t seen;
+    static arg_t args[NPIPE];
     for (int round = 0; round < 8; round++) {
         char tmpl[] = "/tmp/osse-test-log-fault-XXXXXX";
         char *dir = mkdtemp(tmpl);
@@ -168,14 +149,16 @@ static void test_write_fault_among_commits(void)
             osse_batch_t *b = osse_batch_new();
             CHECK_EQ_INT(osse_batch_event(b, log, (uint64_t)n + 1, "s", (uint32_t)n + 1, "x", 1),
                          0);
-            args[n] = (pipe_arg_t){&seen, n};
-            osse_log_commit(log, b, on_pipe_commit, &args[n]);
+            args[n] = (arg_t){&seen, n};
+            osse_log_commit(log, b, on_commit, &args[n]);
             n++;
             nanosleep(&(struct timespec){0, 150 * 1000}, NULL);
             uv_run(&loop, UV_RUN_NOWAIT);
         }
         while (seen.ncalled < n)
             uv_run(&loop, UV_RUN_ONCE);
+        for (int i = 0; i < n; i++)
+            CHECK_EQ_INT(seen.order[i], i);
         int good = 0;
         while (good < n && seen.status[good] == 0)
             good++;
