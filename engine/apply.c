@@ -721,7 +721,7 @@ static int info_provided(rq_t *q)
         return rc;
     json_t *form = json_object_get(q->ev->data, "form");
     if (json_is_object(form) && json_object_size(form)) {
-        json_object_update(q->r->form, form);
+        json_object_update(osse__form(q->r), form);
         q->r->form_changed_at = q->r->version;
     }
     osse_step_t *s = STEP(q);
@@ -933,7 +933,7 @@ static int personal_data_erased(rq_t *q)
         return CORRUPT("%s of request %s: again, or without fields and reason", EVN(q->ev), r->id);
     r->erased_at = q->ev->at;
     osse__pii_key_drop(q->e, r->id);
-    json_t *form = osse__pii_erased(r->form);
+    json_t *form = osse__pii_erased(osse__form(r));
     json_decref(r->form);
     r->form = form;
     if (r->data) {

@@ -77,7 +77,7 @@ static json_t *stored_fields(const osse_request_t *r)
     char path[400];
     const char *k, *m;
     json_t *v, *x;
-    json_object_foreach(r->form, k, v)
+    json_object_foreach(osse__form(r), k, v)
     {
         if (osse__pii_sealed(v)) {
             snprintf(path, sizeof path, "form.%s", k);
@@ -114,7 +114,7 @@ static void key_ids(osse_engine_t *e, const osse_request_t *r, job_t *j)
     char path[400];
     for (size_t i = 0; i < r->wf->nfields; i++) {
         const osse_wf_field_t *fd = &r->wf->fields[i];
-        json_t *v = json_object_get(r->form, fd->name);
+        json_t *v = json_object_get(osse__form(r), fd->name);
         if (fd->type != OSSE_FIELD_FILE || !fd->pii || !v)
             continue;
         json_t *open = NULL;

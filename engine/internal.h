@@ -217,7 +217,13 @@ typedef struct osse_request_s {
     uint32_t version;
     int64_t submitted_at;
     char *portal; /* the submitting principal's id */
+    /* The form as stored: read it with osse__form(r). A request read from
+     * its record keeps the form's msgpack bytes (form_mp, form NULL) until
+     * it is first asked for: most are not, and the bytes are a fraction of
+     * a JSON tree's memory and of the start's time (issue 13). */
     json_t *form;
+    uint8_t *form_mp;
+    uint32_t form_mp_len;
     osse_step_t *steps; /* wf->nsteps */
     osse_tl_t *timeline;
     size_t ntimeline, ctimeline;
@@ -468,6 +474,10 @@ typedef struct osse_sub_s {
 /* --- util.c: the bottom of engine/ --- */
 
 osse_request_t *osse__request(osse_engine_t *e, const char *id);
+/* r's form as stored (borrowed), decoded from its record's bytes the first
+ * time (checked when the record was read, so only memory can fail: a
+ * panic). */
+json_t *osse__form(const osse_request_t *r);
 json_t *osse__time_json(int64_t ms); /* RFC 3339 string, or null for 0 */
 int osse__fail(osse_fail_t *f, int rc, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -240,7 +240,7 @@ json_t *osse__pii_form(const osse_engine_t *e, const osse_request_t *r, osse_rea
     const char *k;
     json_t *v;
     char path[160];
-    json_object_foreach(r->form, k, v)
+    json_object_foreach(osse__form(r), k, v)
     {
         if (json_is_object(v) && !osse__pii_sealed(v) && how != OSSE_READ_STORED) {
             /* A pii file field: its members sealed one by one. */

@@ -96,7 +96,9 @@ int osse__record_encode(const osse_request_t *r, osse_buf_t *o, size_t *tail)
         (rc = osse_mp_put_uint(o, (uint64_t)r->wf_version)) ||
         (rc = osse_mp_put_uint(o, r->status)) || (rc = osse_mp_put_uint(o, r->version)) ||
         (rc = osse_mp_put_int(o, r->submitted_at)) || (rc = osse_mp_put_str(o, r->portal)) ||
-        (rc = osse_mp_put_json(o, r->form)) || (rc = osse_mp_put_json(o, r->licence)) ||
+        (rc = r->form ? osse_mp_put_json(o, r->form)
+                      : osse_mp_put_raw(o, r->form_mp, r->form_mp_len)) ||
+        (rc = osse_mp_put_json(o, r->licence)) ||
         (rc = osse_mp_put_int(o, r->licence_expired_at)) ||
         (rc = osse_mp_put_int(o, r->licence_revoked_at)) ||
         (rc = osse_mp_put_str(o, r->licence_reason)) || (rc = osse_mp_put_json(o, r->data)) ||
@@ -155,6 +157,23 @@ static int get_u(dec_t *d, uint64_t max, uint64_t *v)
 static int get_i(dec_t *d, int64_t *v)
 {
     return osse_mp_get_int(&d->rd, v);
+}
+
+/* The form: checked as the events' reader checks JSON, and kept as its
+ * bytes until osse__form first asks (a map: fixmap, map 16 or map 32). */
+static int get_form(dec_t *d, osse_request_t *r)
+{
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    int rc = osse_mp_skip_json(&d->rd, &p, &n);
+    if (rc)
+        return rc;
+    if (!n || !((*p & 0xf0) == 0x80 || *p == 0xde || *p == 0xdf) || n > UINT32_MAX)
+        return bad(d, "no form");
+    r->form_mp = osse_malloc(n);
+    memcpy(r->form_mp, p, n);
+    r->form_mp_len = (uint32_t)n;
+    return 0;
 }
 
 static int get_bool(dec_t *d, bool *v)
@@ -294,7 +313,7 @@ static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
     r->wf = r->wfe->versions[wfv - 1];
     if ((rc = get_u(d, OSSE_RS__COUNT - 1, &status)) || (rc = get_u(d, UINT32_MAX, &version)) ||
         (rc = get_i(d, &r->submitted_at)) || (rc = osse_mp_get_str(&d->rd, &r->portal)) ||
-        (rc = osse_mp_get_json(&d->rd, &r->form)) || (rc = osse_mp_get_json(&d->rd, &r->licence)) ||
+        (rc = get_form(d, r)) || (rc = osse_mp_get_json(&d->rd, &r->licence)) ||
         (rc = get_i(d, &r->licence_expired_at)) || (rc = get_i(d, &r->licence_revoked_at)) ||
         (rc = osse_mp_get_str(&d->rd, &r->licence_reason)) ||
         (rc = osse_mp_get_json(&d->rd, &r->data)) || (rc = osse_mp_get_str(&d->rd, &r->reason)) ||
@@ -308,8 +327,6 @@ static int get_head(dec_t *d, osse_engine_t *e, osse_request_t *r)
     r->status = (osse_rstatus_t)status;
     r->version = (uint32_t)version;
     r->form_changed_at = (uint32_t)fca;
-    if (!json_is_object(r->form))
-        return bad(d, "no form");
     return 0;
 }
 
@@ -364,6 +381,7 @@ void osse__request_free(osse_request_t *r)
     free(r->id);
     free(r->portal);
     json_decref(r->form);
+    free(r->form_mp);
     json_decref(r->licence);
     json_decref(r->data);
     free(r);

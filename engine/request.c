@@ -154,7 +154,7 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
                              sizeof number);
         json_t *pub = json_object();
         for (size_t k = 0; k < s->npublic_fields; k++) {
-            json_t *v = json_object_get(r->form, s->public_fields[k]);
+            json_t *v = json_object_get(osse__form(r), s->public_fields[k]);
             if (v)
                 json_object_set(pub, s->public_fields[k], v);
         }

@@ -122,6 +122,23 @@ int64_t osse_engine_now(const osse_engine_t *e)
     return e->test_clock ? e->clock : osse_time_real_ms();
 }
 
+json_t *osse__form(const osse_request_t *cr)
+{
+    /* A cache filled on first use: the request is the same request before
+     * and after, so readers that hold it const may ask too (loop thread). */
+    osse_request_t *r = (osse_request_t *)cr;
+    if (!r->form && r->form_mp) {
+        osse_err_t err = {0};
+        osse_mp_rd_t rd = {r->form_mp, r->form_mp + r->form_mp_len, &err};
+        if (osse_mp_get_json(&rd, &r->form) || !json_is_object(r->form))
+            osse__panic(__FILE__, __LINE__, "the form of %s does not decode: %s", r->id, err.msg);
+        free(r->form_mp);
+        r->form_mp = NULL;
+        r->form_mp_len = 0;
+    }
+    return r->form;
+}
+
 osse_request_t *osse__request(osse_engine_t *e, const char *id)
 {
     osse_request_t *r = e->last_request;

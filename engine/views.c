@@ -112,7 +112,7 @@ json_t *osse__request_view(osse_engine_t *e, const osse_request_t *r, bool publi
         json_object_del(o, "id");
     } else {
         json_object_set_new(o, "reason", osse__pii_text_json(r->reason));
-        json_object_set(o, "form", r->form);
+        json_object_set(o, "form", osse__form(r));
         /* Only once erased, so that the views of other requests, and the
          * digest of a log without erasures, stay as they were. */
         if (r->erased_at)

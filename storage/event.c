@@ -880,3 +880,26 @@ int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out)
     *out = NULL;
     return rd_nil(rd) ? 0 : rd_json(rd, 1, out);
 }
+
+int osse_mp_skip_json(osse_mp_rd_t *rd, const uint8_t **start, size_t *len)
+{
+    const uint8_t *p = rd->p;
+    int rc = rd_nil(rd) ? 0 : rd_json(rd, 1, NULL);
+    if (rc == RD_UNDECIDED) {
+        /* A map of many keys: the building decoder decides, as elsewhere. */
+        json_t *j = NULL;
+        rd->p = p;
+        rc = rd_json(rd, 1, &j);
+        json_decref(j);
+    }
+    if (rc)
+        return rc;
+    *start = p;
+    *len = (size_t)(rd->p - p);
+    return 0;
+}
+
+int osse_mp_put_raw(osse_buf_t *out, const void *bytes, size_t len)
+{
+    return osse_buf_append(out, bytes, len);
+}

@@ -80,5 +80,11 @@ int osse_mp_get_str(osse_mp_rd_t *rd, char **out);
 int osse_mp_get_array(osse_mp_rd_t *rd, size_t want, size_t *n);
 /* A JSON value (new reference), or nil (*out NULL). */
 int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out);
+/* Checks a JSON value or nil as osse_mp_get_json would, building nothing,
+ * and gives its bytes (within rd's) for a later osse_mp_get_json or
+ * osse_mp_put_raw. */
+int osse_mp_skip_json(osse_mp_rd_t *rd, const uint8_t **start, size_t *len);
+/* Bytes written as they are: a value osse_mp_skip_json gave. */
+int osse_mp_put_raw(osse_buf_t *out, const void *bytes, size_t len);
 
 #endif
