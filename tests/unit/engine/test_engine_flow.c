@@ -495,6 +495,13 @@ static void damaged_records(world_t *w)
     CHECK_EQ_INT(osse__record_decode(w->e, rec.ptr, rec.len, &back, &tail2, &err), 0);
     CHECK_EQ_INT((int)tail2, (int)tail);
     if (back) {
+        /* Re-encoded with its form still as the record's bytes, then with
+         * the form decoded (osse__form): the same record both times. */
+        CHECK(back->form == NULL && back->form_mp != NULL);
+        CHECK_EQ_INT(osse__record_encode(back, &again, NULL), 0);
+        CHECK(again.len == rec.len && memcmp(again.ptr, rec.ptr, rec.len) == 0);
+        CHECK(json_is_object(osse__form(back)) && back->form_mp == NULL);
+        osse_buf_reset(&again);
         CHECK_EQ_INT(osse__record_encode(back, &again, NULL), 0);
         CHECK(again.len == rec.len && memcmp(again.ptr, rec.ptr, rec.len) == 0);
         osse__request_free(back);
@@ -517,6 +524,8 @@ static void damaged_records(world_t *w)
             if (rc == 0) {
                 osse_buf_reset(&again);
                 CHECK_EQ_INT(osse__record_encode(back, &again, NULL), 0);
+                /* What was checked at the read decodes (a panic if not). */
+                CHECK(json_is_object(osse__form(back)));
                 osse__request_free(back);
                 decoded++;
             }
