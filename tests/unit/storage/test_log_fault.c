@@ -55,25 +55,53 @@ static int count_cb(void *ud, uint64_t seq, const void *bytes, size_t len)
     return 0;
 }
 
+/* A log in a fresh folder of dir's template, with the fault set, started
+ * on loop; NULL when the folder cannot be made. */
+static osse_log_t *start_faulty(char *tmpl, osse_log_fault_t kind, uint64_t nth, uv_loop_t *loop)
+{
+    osse_log_t *log = NULL;
+    osse_err_t err = {0};
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    if (!dir)
+        return NULL;
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    osse_log_fault(log, kind, nth);
+    CHECK_EQ_INT(uv_loop_init(loop), 0);
+    CHECK_EQ_INT(osse_log_start(log, loop, &err), 0);
+    return log;
+}
+
+/* Stops and closes log, opens its folder again and returns the last seq
+ * found there (every seq from 1 on, in order), then removes the folder. */
+static uint64_t stop_and_reread(osse_log_t *log, uv_loop_t *loop, const char *dir)
+{
+    osse_err_t err = {0};
+    uint64_t last = 0;
+    osse_log_stop(log);
+    CHECK_EQ_INT(uv_run(loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(loop), 0);
+    osse_log_close(log);
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    CHECK_EQ_INT(osse_log_scan(log, 1, count_cb, &last, &err), 0);
+    CHECK_EQ_INT(osse_log_last_seq(log), last);
+    osse_log_close(log);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return last;
+}
+
 /* Batch i holds event i+1 (one byte), except batch 3: empty (no write of its
  * own; it still gets the failure, in order). Each batch is committed once
  * the one before is durable or failed, so that each is its own write. */
 static void run(osse_log_fault_t kind)
 {
-    char tmpl[] = "/tmp/osse-test-log-fault-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    CHECK(dir != NULL);
-    if (!dir)
-        return;
-    osse_log_t *log = NULL;
-    osse_err_t err = {0};
+    char dir[] = "/tmp/osse-test-log-fault-XXXXXX";
     uv_loop_t loop;
     seen_t seen = {0};
     arg_t args[NBATCH];
-    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
-    osse_log_fault(log, kind, FAULT_AT);
-    CHECK_EQ_INT(uv_loop_init(&loop), 0);
-    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    osse_log_t *log = start_faulty(dir, kind, FAULT_AT, &loop);
+    if (!log)
+        return;
     uint64_t seq = 0;
     for (int i = 0; i < NBATCH; i++) {
         osse_batch_t *b = osse_batch_new();
@@ -94,21 +122,10 @@ static void run(osse_log_fault_t kind)
     }
     CHECK_EQ_INT(osse_log_durable_seq(log), FAULT_AT - 1);
     CHECK_EQ_INT(osse_log_sync_count(log), FAULT_AT - 1);
-    osse_log_stop(log);
-    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    CHECK_EQ_INT(uv_loop_close(&loop), 0);
-    osse_log_close(log);
-
     /* What is there at the next open: the good batches, the failed one only
      * after an fsync fault, and nothing later. */
-    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
-    uint64_t last = 0;
-    CHECK_EQ_INT(osse_log_scan(log, 1, count_cb, &last, &err), 0);
-    uint64_t want = kind == OSSE_LOG_FAULT_FSYNC ? FAULT_AT : FAULT_AT - 1;
-    CHECK_EQ_INT(last, want);
-    CHECK_EQ_INT(osse_log_last_seq(log), want);
-    osse_log_close(log);
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK_EQ_INT(stop_and_reread(log, &loop, dir),
+                 kind == OSSE_LOG_FAULT_FSYNC ? FAULT_AT : FAULT_AT - 1);
 }
 
 static void test_write_fault(void)
@@ -131,19 +148,12 @@ static void test_write_fault_among_commits(void)
     static seen_t seen;
     static arg_t args[NPIPE];
     for (int round = 0; round < 8; round++) {
-        char tmpl[] = "/tmp/osse-test-log-fault-XXXXXX";
-        char *dir = mkdtemp(tmpl);
-        CHECK(dir != NULL);
-        if (!dir)
-            return;
-        osse_log_t *log = NULL;
-        osse_err_t err = {0};
+        char dir[] = "/tmp/osse-test-log-fault-XXXXXX";
         uv_loop_t loop;
         memset(&seen, 0, sizeof seen);
-        CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
-        osse_log_fault(log, OSSE_LOG_FAULT_WRITE, 4 + (uint64_t)round);
-        CHECK_EQ_INT(uv_loop_init(&loop), 0);
-        CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+        osse_log_t *log = start_faulty(dir, OSSE_LOG_FAULT_WRITE, 4 + (uint64_t)round, &loop);
+        if (!log)
+            return;
         int n = 0;
         while (n < NPIPE && !seen.nfailed) {
             osse_batch_t *b = osse_batch_new();
@@ -166,16 +176,8 @@ static void test_write_fault_among_commits(void)
             CHECK_EQ_INT(seen.status[i], OSSE_EIO);
         CHECK(good < n); /* the fault came */
         CHECK_EQ_INT(osse_log_durable_seq(log), good);
-        osse_log_stop(log);
-        CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
-        CHECK_EQ_INT(uv_loop_close(&loop), 0);
-        osse_log_close(log);
-        CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
-        uint64_t last = 0;
-        CHECK_EQ_INT(osse_log_scan(log, 1, count_cb, &last, &err), 0);
-        CHECK_EQ_INT(last, good); /* all that was reported durable, no more */
-        osse_log_close(log);
-        nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        /* All that was reported durable is there, and no more. */
+        CHECK_EQ_INT(stop_and_reread(log, &loop, dir), good);
     }
 }
 
