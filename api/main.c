@@ -1140,6 +1140,11 @@ static int cmd_replay(int argc, char **argv)
                        rec.first_missing);
             if (rec.differ)
                 printf("records: the first different is %s's\n", rec.first_differ);
+            printf("indexes %llu equal, %llu missing, %llu different, %llu extra\n",
+                   (unsigned long long)rec.ix_equal, (unsigned long long)rec.ix_missing,
+                   (unsigned long long)rec.ix_different, (unsigned long long)rec.ix_extra);
+            if (rec.ix_missing || rec.ix_different)
+                printf("indexes: the first wrong is %s\n", rec.ix_first);
         }
         osse_log_close(log);
     } else {
@@ -1185,7 +1190,7 @@ static int cmd_replay(int argc, char **argv)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);
     osse_engine_close(rp.eng);
-    return rp.diffs || rec.differ ? 1 : 0;
+    return rp.diffs || rec.differ || rec.ix_different || rec.ix_extra ? 1 : 0;
 }
 
 static bool is_help(const char *a)

@@ -93,6 +93,7 @@ typedef struct call_s {
     osse_file_up_t *up;
     osse_file_get_t *fget;
     char file_hdr[160];
+    osse_scan_t *scan; /* a read of the indexes on disk, on the pool */
 } call_t;
 
 /* glibc's per-thread cache takes blocks of up to 1032 bytes; a call is made
@@ -144,6 +145,7 @@ static void call_free(call_t *c)
     osse_publish_prep_free(c->prep);
     osse_file_upload_free(c->up);
     osse_file_get_free(c->fget);
+    osse_scan_free(c->scan);
     free(c);
 }
 
@@ -816,12 +818,44 @@ static void h_request(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+/* A read of the indexes on disk: the query's scan runs on the pool, and
+ * its answer is made back on the loop (engine.h, osse_scan_t). */
+static void scan_work(uv_work_t *w)
+{
+    osse_scan_run(((call_t *)w->data)->scan);
+}
+
+static void scan_done(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    if (work_back(c))
+        return;
+    osse_scan_t *s = c->scan;
+    c->scan = NULL;
+    if (status) {
+        osse_scan_free(s);
+        reply_error(c, 500, "internal", "the read was cancelled", NULL);
+        return;
+    }
+    osse_fail_t f = {0};
+    json_t *out = NULL;
+    int rc = osse_scan_finish(c->srv->eng, s, &out, &f);
+    reply(c, rc, 200, out, &f);
+}
+
+static void scan_or_fail(call_t *c, int rc, osse_fail_t *f)
+{
+    if (rc)
+        reply(c, rc, 200, NULL, f);
+    else
+        queue_work(c, scan_work, scan_done);
+}
+
 static void h_requests(call_t *c)
 {
     osse_fail_t f = {0};
-    json_t *out = NULL;
-    int rc = osse_q_requests(c->srv->eng, c->p, c->query, &out, &f);
-    reply(c, rc, 200, out, &f);
+    int rc = osse_q_requests(c->srv->eng, c->p, c->query, &c->scan, &f);
+    scan_or_fail(c, rc, &f);
 }
 
 static void h_info(call_t *c)

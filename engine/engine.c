@@ -210,6 +210,37 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
     return rc;
 }
 
+typedef struct {
+    osse_engine_t *e;
+    size_t n;
+} clear_t;
+
+static int clear_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    clear_t *c = ud;
+    osse__batch_need(c->e);
+    if (osse_batch_delete(c->e->batch, key, klen))
+        return OSSE_ENOMEM;
+    if (++c->n % 65536 == 0)
+        osse__commit_flush(c->e);
+    return 0;
+}
+
+/* Deletes every stored entry of every index (engine/index.c), in batches:
+ * the migration's first step. */
+static int ix_clear(osse_engine_t *e, osse_err_t *err)
+{
+    clear_t c = {e, 0};
+    const char *prefix;
+    for (size_t i = 0; (prefix = osse__ix_prefix(i)); i++) {
+        int rc = osse_log_kv_scan(e->log, prefix, strlen(prefix), clear_one, &c, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Requests per batch of the migration: some megabytes each. */
 #define MIGRATE_CHUNK 4096
 
@@ -218,8 +249,17 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
  * OSSE_KEY_VIEWS marker last, so that it is durable only after every
  * record is (a crash before: the next start replays and migrates again).
  * After osse__commit_start: the batches go through the writer. */
-static void records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t ncatalog)
+static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t ncatalog,
+                           osse_err_t *err)
 {
+    /* Index entries an earlier life of the folder wrote (before a downgrade
+     * and this upgrade) are not the ones these requests give. */
+    int rc = ix_clear(e, err);
+    if (rc)
+        return rc;
+    osse__batch_need(e);
+    if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)))
+        return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
     for (size_t i = 0; i < e->nreqs; i++) {
@@ -240,6 +280,7 @@ static void records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nc
     if (e->nreqs || ncatalog)
         osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu", e->nreqs,
                   ncatalog);
+    return 0;
 }
 
 /* Writes token to <dir>/admin.token.tmp (0600) and fsyncs it. */
@@ -507,8 +548,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                      load_old_secret, e, NULL);
     if ((rc = osse__commit_start(e, opts, err)))
         goto fail;
-    if (!from_records)
-        records_migrate(e, rp.catalog, rp.ncatalog);
+    if (!from_records && (rc = records_migrate(e, rp.catalog, rp.ncatalog, err)))
+        goto fail;
     free(rp.catalog);
     rp.catalog = NULL;
     osse__payment_start(e);
@@ -670,6 +711,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_batch_free(e->batch);
     free(e->dirty);
     osse_buf_close(&e->enc);
+    osse__ix_free(e);
     free(e->holds);
     free(e->timers);
     free(e->inflight);

@@ -173,6 +173,10 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
 typedef struct osse_records_check_s {
     uint64_t equal, missing, differ;
     char first_missing[64], first_differ[64];
+    /* The same of the entries in the indexes on disk (engine/index.c), and
+     * the stored entries that no request gives (extra). */
+    uint64_t ix_equal, ix_missing, ix_different, ix_extra;
+    char ix_first[96];
 } osse_records_check_t;
 /* Returns 0, or OSSE_EIO / OSSE_ENOMEM with detail in err. */
 struct osse_log_s;
@@ -429,8 +433,18 @@ int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *
  * both from each workflow's latest version. Loop thread. */
 int osse_q_services(osse_engine_t *e, json_t **out, osse_fail_t *f);
 int osse_q_service(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *f);
+/* Reads from the indexes on disk (engine/index.c): a query checks its
+ * parameters on the loop and gives a scan (or fails as the others do);
+ * osse_scan_run reads it on the libuv pool (it touches no engine state);
+ * osse_scan_finish, back on the loop, gives the answer or the failure and
+ * frees the scan; osse_scan_free frees one never finished. The answer
+ * shows what the batches made durable. */
+typedef struct osse_scan_s osse_scan_t;
+void osse_scan_run(osse_scan_t *s);
+int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
+void osse_scan_free(osse_scan_t *s);
 /* params: the decoded query string as a JSON object of strings. */
-int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, json_t **out,
+int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f);
 int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency, json_t *params,
                  json_t **out, osse_fail_t *f);

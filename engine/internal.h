@@ -13,6 +13,7 @@
  *                                 pii's reserve of keys (on the pool)
  *   licence
  *   apply                         the projections
+ *   index                         a request's entries in the indexes on disk, and scans
  *   record                        a request's projection as stored bytes (views on disk)
  *   commit                        emit, group commit, held answers
  *   views, digest                 the reads
@@ -244,7 +245,47 @@ typedef struct osse_request_s {
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
     uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
+    /* Its entries in the indexes on disk as last written (index.c): [u8
+     * key length][key][u64 hash of the value]..., sorted by key. */
+    uint8_t *ix;
+    uint32_t ix_len;
 } osse_request_t;
+
+/* Entries being given by index.c's producers. */
+#define OSSE__IX_KEY_MAX 200
+typedef struct osse__ix_s {
+    osse_buf_t buf; /* [u16 klen][key][u32 vlen][value]... */
+    osse_buf_t val; /* a producer's value being built */
+    size_t n;
+    bool oom;
+} osse__ix_t;
+
+/* A row a scan kept: a side record's key (without the 'K') and value. */
+typedef struct osse__row_s {
+    uint8_t *key, *val;
+    size_t klen, vlen;
+} osse__row_t;
+
+/* A read of one range of an index (index.c), prepared by a query on the
+ * loop, run on the pool (osse_scan_run), finished on the loop. */
+struct osse_scan_s {
+    osse_log_t *log;
+    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[OSSE__IX_KEY_MAX + 1];
+    size_t slen, stoplen;
+    bool has_stop;
+    size_t want; /* rows to keep before the scan stops (0: all) */
+    /* The query's test of a row (pool thread: it reads nothing but its
+     * arguments and s->q); NULL keeps every row. */
+    bool (*keep)(const osse_scan_t *s, const void *key, size_t klen, const void *val, size_t vlen);
+    /* The answer from the rows kept (loop thread). */
+    int (*finish)(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
+    void (*drop)(osse_scan_t *s); /* frees q; NULL: free(q) is not done */
+    void *q;                      /* the query's own */
+    osse__row_t *rows;
+    size_t nrows, crows;
+    int rc;
+    osse_err_t err;
+};
 
 /* What a heap entry of timers.c is: in this order at the same instant. */
 typedef enum { OSSE_TIMER_WARN, OSSE_TIMER_BREACH, OSSE_TIMER_NOTICE } osse_timer_kind_t;
@@ -358,6 +399,7 @@ struct osse_engine_s {
     uint32_t *dirty;
     size_t ndirty, cdirty;
     bool views_on; /* every request has its record: each batch renews the views marker */
+    osse__ix_t ix; /* index.c's entries being given */
     /* The sum (mod 2^256, little-endian) of every request's rec_hash: the
      * requests' part of the views' digest, kept as records are written. */
     uint8_t rec_sum[32];
@@ -687,6 +729,40 @@ void osse__payment_key(const char *principal, const char *transaction, char *out
 /* payment.c: after the replay, the first answers of recorded payments
  * (side records payanswer/). */
 void osse__payment_start(osse_engine_t *e);
+
+/* --- index.c: the indexes on disk (issue 13, docs/design.md "Views on disk") --- */
+
+/* Writes into b the difference between r's entries now and those written
+ * last (r->ix), and keeps the new ones in r->ix. Returns 0 or OSSE_ENOMEM. */
+int osse__ix_write(osse_engine_t *e, osse_request_t *r, osse_batch_t *b);
+/* r was read from its record: its entries are the stored ones. */
+int osse__ix_loaded(osse_engine_t *e, osse_request_t *r);
+void osse__ix_free(osse_engine_t *e);
+/* The prefix of index i (0, 1, ...), NULL past the last. */
+const char *osse__ix_prefix(size_t i);
+/* The replay's proof (osse_engine_records_check): each request's entries
+ * against the stored ones, and the stored ones no request gives. */
+int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out, osse_err_t *err);
+/* A scan of [start, stop) (stop NULL: to the end) keeping up to want rows;
+ * the caller sets keep, finish, drop and q. */
+osse_scan_t *osse__scan_new(osse_engine_t *e, const void *start, size_t slen, const void *stop,
+                            size_t stoplen, size_t want);
+
+/* The request list's entry (lst/ be64(~first seq)): newest first. */
+size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
+typedef struct {
+    char *id, *workflow, *tracking_code, *portal;
+    int workflow_version;
+    osse_rstatus_t status;
+    uint32_t version;
+    int64_t submitted_at;
+    bool breached;
+    char **agencies; /* those given a task */
+    size_t nagencies;
+} osse__list_entry_t;
+/* Returns 0 or OSSE_ECORRUPT. Any thread. */
+int osse__ix_list_decode(const void *val, size_t vlen, osse__list_entry_t *out);
+void osse__ix_list_clear(osse__list_entry_t *l);
 
 /* --- record.c: a request's projection as stored bytes (issue 13) --- */
 

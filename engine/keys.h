@@ -50,13 +50,19 @@
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views: be64(seq), once every request has its record and every catalog
- * event its cat/ key, renewed with every batch since: the start reads them
- * instead of replaying the log when seq is the log's last (so a log that
- * an osse without records wrote on meanwhile is replayed and migrated
- * again). First written by the first start of a data folder (after a
- * replay of the whole log: the migration) in its last batch. */
-#define OSSE_KEY_VIEWS "views"
+/* views/2: be64(seq), once every request has its record and its index
+ * entries (engine/index.c) and every catalog event its cat/ key, renewed with every batch since:
+ * the start reads them instead of replaying the log when seq is the log's last (so a log that an
+ * osse without records wrote on meanwhile is replayed and migrated again). First written by the
+ * first start of a data folder (after a replay of the whole log: the migration) in its last batch.
+ */
+#define OSSE_KEY_VIEWS "views/2"
+/* views: the marker of an osse whose records had no index entries (before
+ * engine/index.c): removed by the migration. */
+#define OSSE_KEY_VIEWS_1 "views"
+/* lst/ be64(~first seq): a request's entry in the request list, newest
+ * first (engine/index.c). */
+#define OSSE_KEY_LIST "lst/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

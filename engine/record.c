@@ -384,6 +384,7 @@ void osse__request_free(osse_request_t *r)
     free(r->form_mp);
     json_decref(r->licence);
     json_decref(r->data);
+    free(r->ix);
     free(r);
 }
 
@@ -461,8 +462,9 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
         int kl = record_key(r->id, key, sizeof key);
         osse_buf_reset(&e->enc);
         size_t tail = 0;
-        if (!rc && (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc, &tail) ||
-                    osse_batch_put(b, key, (size_t)kl, e->enc.ptr, e->enc.len)))
+        if (!rc &&
+            (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc, &tail) ||
+             osse_batch_put(b, key, (size_t)kl, e->enc.ptr, e->enc.len) || osse__ix_write(e, r, b)))
             rc = OSSE_ENOMEM;
         else if (!rc)
             rehash(e, r, e->enc.ptr, tail);
@@ -525,7 +527,7 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
     }
     osse_buf_close(&enc);
     osse_buf_close(&again);
-    return rc;
+    return rc ? rc : osse__ix_check(e, log, out, err);
 }
 
 /* --- start from the records (docs/design.md, "Views on disk") --- */
@@ -556,6 +558,10 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
                             (int)klen, (const char *)key);
     }
     rehash(l->e, r, val, tail);
+    if (osse__ix_loaded(l->e, r)) {
+        osse__request_free(r);
+        return osse_err_set(l->err, OSSE_ENOMEM, "out of memory");
+    }
     OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
     l->v[l->n++] = r;
     return 0;

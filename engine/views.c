@@ -8,6 +8,7 @@
 #include "engine/internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,15 +285,82 @@ int osse_q_request_seqs(osse_engine_t *e, const osse_principal_t *p, const char 
     return 0;
 }
 
-static bool breached(const osse_request_t *r)
+/* The request list's filters, for its scan's test on the pool. */
+typedef struct {
+    char *portal; /* a portal sees only its own */
+    char *workflow, *agency;
+    bool has_status, has_breached, breached;
+    osse_rstatus_t status;
+} list_q_t;
+
+static void list_drop(osse_scan_t *s)
 {
-    for (size_t i = 0; i < r->wf->nsteps; i++)
-        if (strcmp(r->steps[i].sla_state, "breached") == 0)
+    list_q_t *q = s->q;
+    free(q->portal);
+    free(q->workflow);
+    free(q->agency);
+    free(q);
+}
+
+static bool list_match(const list_q_t *q, const osse__list_entry_t *l)
+{
+    if (q->portal && (!l->portal || strcmp(l->portal, q->portal) != 0))
+        return false;
+    if ((q->workflow && strcmp(l->workflow, q->workflow) != 0) ||
+        (q->has_status && l->status != q->status) ||
+        (q->has_breached && l->breached != q->breached))
+        return false;
+    if (!q->agency)
+        return true;
+    for (size_t i = 0; i < l->nagencies; i++)
+        if (strcmp(l->agencies[i], q->agency) == 0)
             return true;
     return false;
 }
 
-int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, json_t **out,
+/* Pool thread. An entry that does not decode is kept, and finish fails. */
+static bool list_keep(const osse_scan_t *s, const void *key, size_t klen, const void *val,
+                      size_t vlen)
+{
+    (void)key, (void)klen;
+    osse__list_entry_t l;
+    if (osse__ix_list_decode(val, vlen, &l))
+        return true;
+    bool m = list_match(s->q, &l);
+    osse__ix_list_clear(&l);
+    return m;
+}
+
+static int list_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
+{
+    (void)e;
+    size_t limit = s->want - 1;
+    json_t *arr = json_array();
+    uint64_t last = 0;
+    for (size_t i = 0; i < s->nrows && i < limit; i++) {
+        osse__list_entry_t l;
+        if (s->rows[i].klen != OSSE_KEY_LEN(OSSE_KEY_LIST) + 8 ||
+            osse__ix_list_decode(s->rows[i].val, s->rows[i].vlen, &l)) {
+            json_decref(arr);
+            return osse__fail(f, OSSE_EIO, "internal", "a damaged entry of the request list");
+        }
+        last = ~osse_be_get(s->rows[i].key + OSSE_KEY_LEN(OSSE_KEY_LIST), 8);
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", l.id, "workflow", l.workflow,
+                           "workflow_version", l.workflow_version, "status",
+                           osse__rstatus_name(l.status), "version", (int)l.version, "submitted_at",
+                           osse__time_json(l.submitted_at), "tracking_code", l.tracking_code));
+        osse__ix_list_clear(&l);
+    }
+    /* Only promise a next page when one more match exists. */
+    char next[32];
+    snprintf(next, sizeof next, "%llu", (unsigned long long)last);
+    *out = json_pack("{s:o,s:o}", "requests", arr, "next_cursor",
+                     s->nrows > limit ? json_string(next) : json_null());
+    return 0;
+}
+
+int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f)
 {
     static const char *const allowed[] = {"workflow", "status", "agency", "breached",
@@ -313,45 +381,41 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
         osse__detail(f, "breached", "must be true or false");
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "breached is invalid");
     }
-    /* The cursor is the index of the next (older) request to look at. */
-    size_t from = e->nreqs;
+    /* The cursor is the first seq of the last request shown: the next page
+     * begins with the one submitted before it. */
+    uint64_t before = UINT64_MAX; /* its key sorts before every entry's */
     if (cur) {
         char *end;
+        errno = 0;
         unsigned long long v = strtoull(cur, &end, 10);
-        if (*cur == '\0' || *end || v > e->nreqs) {
+        if (*cur < '1' || *cur > '9' || *end || errno) {
             osse__detail(f, "cursor", "is not a cursor this server gave");
             return osse__fail(f, OSSE_EINVAL, "invalid_request", "cursor is invalid");
         }
-        from = (size_t)v;
+        before = v;
     }
-    json_t *arr = json_array();
-    size_t i = from;
-    while (i > 0 && json_array_size(arr) < limit) {
-        const osse_request_t *r = e->reqs[--i];
-        if (p->role == OSSE_ROLE_PORTAL && (!r->portal || strcmp(r->portal, p->id) != 0))
-            continue;
-        if ((wf && strcmp(r->wfe->id, wf) != 0) || (st && r->status != status) ||
-            (ag && !has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)))
-            continue;
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:s,s:i,s:s,s:i,s:o,s:s}", "id", r->id, "workflow",
-                                        r->wfe->id, "workflow_version", r->wf_version, "status",
-                                        osse__rstatus_name(r->status), "version", (int)r->version,
-                                        "submitted_at", osse__time_json(r->submitted_at),
-                                        "tracking_code", r->tracking_code));
-    }
-    /* Only promise a next page when one more match exists. */
-    bool more = false;
-    for (size_t k = i; k > 0 && !more;) {
-        const osse_request_t *r = e->reqs[--k];
-        more = !(p->role == OSSE_ROLE_PORTAL && (!r->portal || strcmp(r->portal, p->id) != 0)) &&
-               !((wf && strcmp(r->wfe->id, wf) != 0) || (st && r->status != status) ||
-                 (ag && !has_task(r, ag)) || (br && breached(r) != (strcmp(br, "true") == 0)));
-    }
-    char next[32];
-    snprintf(next, sizeof next, "%zu", i);
-    *out = json_pack("{s:o,s:o}", "requests", arr, "next_cursor",
-                     more ? json_string(next) : json_null());
+    uint8_t start[OSSE__IX_KEY_MAX];
+    size_t slen = osse__ix_list_key(before, start);
+    if (cur)
+        start[slen++] = 0; /* after the cursor's own entry */
+    uint8_t stop[OSSE__IX_KEY_MAX];
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_LIST);
+    memcpy(stop, OSSE_KEY_LIST, pl);
+    stop[pl - 1]++; /* "lst0": past every entry */
+    osse_scan_t *s = osse__scan_new(e, start, slen, stop, pl, limit + 1);
+    list_q_t *q = osse_calloc(1, sizeof *q);
+    q->portal = p->role == OSSE_ROLE_PORTAL ? osse_strdup(p->id ? p->id : "") : NULL;
+    q->workflow = wf ? osse_strdup(wf) : NULL;
+    q->agency = ag ? osse_strdup(ag) : NULL;
+    q->has_status = st != NULL;
+    q->status = status;
+    q->has_breached = br != NULL;
+    q->breached = br && strcmp(br, "true") == 0;
+    s->q = q;
+    s->keep = list_keep;
+    s->finish = list_finish;
+    s->drop = list_drop;
+    *out = s;
     return 0;
 }
 

@@ -249,24 +249,30 @@ def run_osse(*args, check=True):
 def replay_data(data_dir, *extra):
     """`osse replay --data DIR`: its last line (the digest) and the counts of
     its "records N equal, M missing, K different" line (the stored request
-    records against the requests it rebuilt from the log alone)."""
+    records against the requests it rebuilt from the log alone), with those
+    of its "indexes N equal, M missing, K different, X extra" line under
+    "indexes" (a different or extra entry makes the replay fail)."""
     p = run_osse("replay", "--data", data_dir, *extra, check=False)
     out = p.stdout.decode().strip().splitlines()
     if p.returncode != 0:
         raise AssertionError("osse replay --data: rc %d\n%s\n%s" % (
             p.returncode, "\n".join(out[-5:]), p.stderr.decode(errors="replace")))
-    rec, events = None, None
+    rec, ix, events = None, None, None
     for line in out:
         m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different$", line)
         if m:
             rec = {"equal": int(m.group(1)), "missing": int(m.group(2)),
                    "different": int(m.group(3))}
+        m = re.match(r"indexes (\d+) equal, (\d+) missing, (\d+) different, (\d+) extra$", line)
+        if m:
+            ix = dict(zip(("equal", "missing", "different", "extra"), map(int, m.groups())))
         m = re.match(r"events (\d+)$", line)
         if m:
             events = int(m.group(1))
-    if rec is None:
+    if rec is None or ix is None:
         raise AssertionError("osse replay --data printed no records line:\n" + "\n".join(out))
     rec["events"] = events
+    rec["indexes"] = ix
     return out[-1], rec
 
 

@@ -406,6 +406,9 @@ class TestCrash(unittest.TestCase):
             problems.append("osse replay --data gives digest %s, the server %s" % (digest, live))
         if rec["missing"] or rec["different"] or rec["equal"] != len(states):
             problems.append("request records: %s for %d requests" % (rec, len(states)))
+        ix = rec["indexes"]
+        if ix["missing"] or ix["different"] or ix["extra"] or ix["equal"] < len(states):
+            problems.append("index entries: %s for %d requests" % (ix, len(states)))
         if problems:
             self.fail("%s: %d problems:\n  %s" % (when, len(problems),
                                                   "\n  ".join(map(str, problems[:40]))))

@@ -1,0 +1,411 @@
+/* index.c: the indexes on disk (issue 13, docs/design.md "Views on disk").
+ *
+ * A request shows in the global views (the request list today; the
+ * inboxes' history, the registry and the statistics next) as entries of
+ * indexes: side records under a prefix per index, whose keys sort in the
+ * view's order and whose values hold what the view shows of the entry and
+ * what its filters test. Each index is one producer in OSSE_INDEXES: a pure
+ * function of the request's projection that adds the request's entries.
+ *
+ * They are written with the request's record, in the same batch as the
+ * events that changed it (record.c calls osse__ix_write), as the
+ * difference between the entries the producers give now and those written
+ * last: a key no longer given is deleted, a new key or a changed value is
+ * put, an unchanged one is not written again. What was written last is kept
+ * with the request as its keys and a 64-bit hash of each value
+ * (r->ix), sorted by key; a request read from its record at start gets it
+ * from the producers, since the record is the projection that was written.
+ *
+ * Reads go through a scan (osse_scan_t): prepared on the loop by a query,
+ * run on the libuv pool (osse_scan_run: one range of one index, filtered
+ * there by the query's own test of each value, which reads nothing but the
+ * value), and finished on the loop, where the query renders the rows it
+ * kept. So a view reads only what the batches made durable, and the loop
+ * never reads the disk.
+ *
+ * osse replay --data rebuilds every request from the log, gives it to the
+ * producers and compares their entries with the stored ones, and counts
+ * the stored entries no request gives (osse_engine_records_check). */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "common/buf.h"
+
+/* Each index: its key prefix and its producer. */
+#define OSSE_INDEXES(X) X(OSSE_KEY_LIST, ix_list)
+
+/* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
+
+static void ix_add(osse__ix_t *x, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    OSSE_PRE(klen <= OSSE__IX_KEY_MAX);
+    uint8_t h[6];
+    osse_be_put(h, klen, 2);
+    osse_be_put(h + 2, vlen, 4);
+    if (osse_buf_append(&x->buf, h, 2) || osse_buf_append(&x->buf, key, klen) ||
+        osse_buf_append(&x->buf, h + 2, 4) || osse_buf_append(&x->buf, val, vlen))
+        x->oom = true;
+    x->n++;
+}
+
+/* --- the request list: lst/ be64(~first seq), newest first --- */
+
+size_t osse__ix_list_key(uint64_t seq0, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_LIST);
+    memcpy(out, OSSE_KEY_LIST, pl);
+    osse_be_put(out + pl, ~seq0, 8);
+    return pl + 8;
+}
+
+/* An agency has a task in a request once one of its steps has opened: a
+ * step still pending (or skipped) was never given to it. */
+static bool gave_task(const osse_request_t *r, size_t upto, const char *agency)
+{
+    for (size_t i = 0; i < upto; i++)
+        if (r->steps[i].opened_at && r->steps[i].agency && strcmp(r->steps[i].agency, agency) == 0)
+            return true;
+    return false;
+}
+
+/* [id, workflow, workflow_version, status, version, submitted_at,
+ *  tracking_code, portal, breached, [agency with a task...]] */
+static void ix_list(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    osse_buf_t *v = &x->val;
+    osse_buf_reset(v);
+    size_t nag = 0;
+    bool breached = false;
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        breached |= strcmp(s->sla_state, "breached") == 0;
+        nag += s->opened_at && s->agency && !gave_task(r, i, s->agency);
+    }
+    int rc = osse_mp_put_array(v, 10) || osse_mp_put_str(v, r->id) ||
+             osse_mp_put_str(v, r->wfe->id) || osse_mp_put_uint(v, (uint64_t)r->wf_version) ||
+             osse_mp_put_uint(v, r->status) || osse_mp_put_uint(v, r->version) ||
+             osse_mp_put_int(v, r->submitted_at) || osse_mp_put_str(v, r->tracking_code) ||
+             osse_mp_put_str(v, r->portal) || osse_mp_put_uint(v, breached) ||
+             osse_mp_put_array(v, nag);
+    for (size_t i = 0; !rc && i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        if (s->opened_at && s->agency && !gave_task(r, i, s->agency))
+            rc = osse_mp_put_str(v, s->agency);
+    }
+    if (rc) {
+        x->oom = true;
+        return;
+    }
+    uint8_t key[OSSE__IX_KEY_MAX];
+    ix_add(x, key, osse__ix_list_key(r->seqs[0], key), v->ptr, v->len);
+}
+
+int osse__ix_list_decode(const void *val, size_t vlen, osse__list_entry_t *out)
+{
+    osse_mp_rd_t rd = {.p = val, .end = (const uint8_t *)val + vlen};
+    size_t n = 0;
+    uint64_t wfv = 0, st = 0, ver = 0, br = 0;
+    memset(out, 0, sizeof *out);
+    int rc = osse_mp_get_array(&rd, 10, &n) || osse_mp_get_str(&rd, &out->id) ||
+             osse_mp_get_str(&rd, &out->workflow) || osse_mp_get_uint(&rd, INT32_MAX, &wfv) ||
+             osse_mp_get_uint(&rd, OSSE_RS__COUNT - 1, &st) ||
+             osse_mp_get_uint(&rd, UINT32_MAX, &ver) || osse_mp_get_int(&rd, &out->submitted_at) ||
+             osse_mp_get_str(&rd, &out->tracking_code) || osse_mp_get_str(&rd, &out->portal) ||
+             osse_mp_get_uint(&rd, 1, &br) || osse_mp_get_array(&rd, SIZE_MAX, &out->nagencies);
+    if (!rc && out->nagencies > OSSE_WF_MAX_STEPS)
+        rc = OSSE_ECORRUPT;
+    if (!rc && out->nagencies)
+        out->agencies = osse_calloc(out->nagencies, sizeof *out->agencies);
+    for (size_t i = 0; !rc && i < out->nagencies; i++)
+        rc = osse_mp_get_str(&rd, &out->agencies[i]);
+    if (!rc && (!out->id || !out->workflow || !out->tracking_code || rd.p != rd.end))
+        rc = OSSE_ECORRUPT;
+    if (rc) {
+        osse__ix_list_clear(out);
+        return OSSE_ECORRUPT;
+    }
+    out->workflow_version = (int)wfv;
+    out->status = (osse_rstatus_t)st;
+    out->version = (uint32_t)ver;
+    out->breached = br;
+    return 0;
+}
+
+void osse__ix_list_clear(osse__list_entry_t *l)
+{
+    free(l->id);
+    free(l->workflow);
+    free(l->tracking_code);
+    free(l->portal);
+    for (size_t i = 0; l->agencies && i < l->nagencies; i++)
+        free(l->agencies[i]);
+    free(l->agencies);
+    memset(l, 0, sizeof *l);
+}
+
+/* --- the producers together --- */
+
+static const struct {
+    const char *prefix;
+    void (*give)(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x);
+} indexes[] = {
+#define X(prefix, fn) {prefix, fn},
+    OSSE_INDEXES(X)
+#undef X
+};
+
+const char *osse__ix_prefix(size_t i)
+{
+    return i < sizeof indexes / sizeof *indexes ? indexes[i].prefix : NULL;
+}
+
+/* One entry of a buffer of given entries, or of r->ix. */
+typedef struct {
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+    uint64_t hash;
+} ent_t;
+
+static uint64_t value_hash(const void *val, size_t vlen)
+{
+    /* A fixed key: the hash tells a changed value from an unchanged one,
+     * it is not a secret. */
+    static const uint8_t k[crypto_shorthash_KEYBYTES] = "osse index hash";
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, val, vlen, k);
+    return osse_be_get(h, 8);
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+    const ent_t *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The entries of x, sorted by key, into *out (malloc'd, x->n of them). */
+static ent_t *given(osse__ix_t *x)
+{
+    ent_t *v = osse_malloc((x->n ? x->n : 1) * sizeof *v);
+    const uint8_t *p = (const uint8_t *)x->buf.ptr;
+    for (size_t i = 0; i < x->n; i++) {
+        v[i].klen = osse_be_get(p, 2);
+        v[i].key = p + 2;
+        v[i].vlen = osse_be_get(p + 2 + v[i].klen, 4);
+        v[i].val = p + 6 + v[i].klen;
+        v[i].hash = value_hash(v[i].val, v[i].vlen);
+        p += 6 + v[i].klen + v[i].vlen;
+    }
+    if (x->n > 1)
+        qsort(v, x->n, sizeof *v, cmp_ent);
+    return v;
+}
+
+/* r->ix: [u8 klen][key][u64 hash]..., sorted by key. */
+static void keep(osse_request_t *r, const ent_t *v, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += 1 + v[i].klen + 8;
+    uint8_t *b = len ? osse_malloc(len) : NULL, *p = b;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = (uint8_t)v[i].klen;
+        memcpy(p, v[i].key, v[i].klen);
+        p += v[i].klen;
+        osse_be_put(p, v[i].hash, 8);
+        p += 8;
+    }
+    free(r->ix);
+    r->ix = b;
+    r->ix_len = (uint32_t)len;
+}
+
+static void give_all(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    osse_buf_reset(&x->buf);
+    x->n = 0;
+    x->oom = false;
+    for (size_t i = 0; i < sizeof indexes / sizeof *indexes; i++)
+        indexes[i].give(e, r, x);
+}
+
+int osse__ix_write(osse_engine_t *e, osse_request_t *r, osse_batch_t *b)
+{
+    osse__ix_t *x = &e->ix;
+    give_all(e, r, x);
+    if (x->oom)
+        return OSSE_ENOMEM;
+    ent_t *v = given(x);
+    /* A merge of the two sorted lists. */
+    const uint8_t *o = r->ix, *end = r->ix + r->ix_len;
+    size_t i = 0;
+    int rc = 0;
+    while (!rc && (o < end || i < x->n)) {
+        ent_t old = {0};
+        if (o < end) {
+            old.klen = o[0];
+            old.key = o + 1;
+            old.hash = osse_be_get(o + 1 + old.klen, 8);
+        }
+        int c = o >= end ? 1 : i >= x->n ? -1 : cmp_ent(&old, &v[i]);
+        if (c < 0) {
+            rc = osse_batch_delete(b, old.key, old.klen);
+            o += 1 + old.klen + 8;
+        } else if (c > 0) {
+            rc = osse_batch_put(b, v[i].key, v[i].klen, v[i].val, v[i].vlen);
+            i++;
+        } else {
+            if (old.hash != v[i].hash)
+                rc = osse_batch_put(b, v[i].key, v[i].klen, v[i].val, v[i].vlen);
+            o += 1 + old.klen + 8;
+            i++;
+        }
+    }
+    if (!rc)
+        keep(r, v, x->n);
+    free(v);
+    return rc ? OSSE_ENOMEM : 0;
+}
+
+int osse__ix_loaded(osse_engine_t *e, osse_request_t *r)
+{
+    osse__ix_t *x = &e->ix;
+    give_all(e, r, x);
+    if (x->oom)
+        return OSSE_ENOMEM;
+    ent_t *v = given(x);
+    keep(r, v, x->n);
+    free(v);
+    return 0;
+}
+
+void osse__ix_free(osse_engine_t *e)
+{
+    osse_buf_close(&e->ix.buf);
+    osse_buf_close(&e->ix.val);
+}
+
+/* --- the proof: every request's entries against the stored ones --- */
+
+typedef struct {
+    size_t n;
+} count_t;
+
+static int count_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key, (void)klen, (void)val, (void)vlen;
+    ((count_t *)ud)->n++;
+    return 0;
+}
+
+int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out, osse_err_t *err)
+{
+    osse__ix_t *x = &e->ix;
+    size_t expected = 0;
+    for (size_t k = 0; k < e->nreqs; k++) {
+        const osse_request_t *r = e->reqs[k];
+        give_all(e, r, x);
+        if (x->oom)
+            return osse_err_set(err, OSSE_ENOMEM, "cannot give request %s's index entries", r->id);
+        ent_t *v = given(x);
+        for (size_t i = 0; i < x->n; i++) {
+            void *val = NULL;
+            size_t vlen = 0;
+            int got = osse_log_kv_get(log, v[i].key, v[i].klen, &val, &vlen, err);
+            if (got == OSSE_ENOTFOUND) {
+                if (!out->ix_missing++)
+                    snprintf(out->ix_first, sizeof out->ix_first, "%s (missing)", r->id);
+            } else if (got) {
+                free(v);
+                return got;
+            } else if (vlen != v[i].vlen || memcmp(val, v[i].val, vlen) != 0) {
+                if (!out->ix_different++)
+                    snprintf(out->ix_first, sizeof out->ix_first, "%s (different)", r->id);
+            } else {
+                out->ix_equal++;
+            }
+            free(val);
+        }
+        expected += x->n;
+        free(v);
+    }
+    count_t c = {0};
+    for (size_t i = 0; i < sizeof indexes / sizeof *indexes; i++) {
+        int rc =
+            osse_log_kv_scan(log, indexes[i].prefix, strlen(indexes[i].prefix), count_one, &c, err);
+        if (rc)
+            return rc;
+    }
+    /* Every entry given was found once, so the others are extra. */
+    size_t found = out->ix_equal + out->ix_different;
+    out->ix_extra = c.n > found ? c.n - found : 0;
+    (void)expected;
+    return 0;
+}
+
+/* --- scans: a range of an index, read on the pool --- */
+
+osse_scan_t *osse__scan_new(osse_engine_t *e, const void *start, size_t slen, const void *stop,
+                            size_t stoplen, size_t want)
+{
+    OSSE_PRE(slen <= sizeof((osse_scan_t *)0)->start && stoplen <= sizeof((osse_scan_t *)0)->stop);
+    osse_scan_t *s = osse_calloc(1, sizeof *s);
+    s->log = e->log;
+    memcpy(s->start, start, slen);
+    s->slen = slen;
+    if (stop)
+        memcpy(s->stop, stop, stoplen);
+    s->stoplen = stoplen;
+    s->has_stop = stop != NULL;
+    s->want = want;
+    return s;
+}
+
+static int scan_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    osse_scan_t *s = ud;
+    if (s->keep && !s->keep(s, key, klen, val, vlen))
+        return 0;
+    OSSE_VEC_RESERVE(s->rows, s->crows, s->nrows + 1);
+    osse__row_t *row = &s->rows[s->nrows++];
+    row->key = osse_malloc(klen ? klen : 1);
+    memcpy(row->key, key, klen);
+    row->klen = klen;
+    row->val = osse_malloc(vlen ? vlen : 1);
+    memcpy(row->val, val, vlen);
+    row->vlen = vlen;
+    return s->want && s->nrows >= s->want ? 1 : 0;
+}
+
+void osse_scan_run(osse_scan_t *s)
+{
+    int rc = osse_log_kv_range(s->log, s->start, s->slen, s->has_stop ? s->stop : NULL, s->stoplen,
+                               0, scan_one, s, &s->err);
+    s->rc = rc == 1 ? 0 : rc;
+}
+
+int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
+{
+    int rc = s->rc ? osse__fail(f, OSSE_EIO, "internal", "the index cannot be read: %s", s->err.msg)
+                   : s->finish(e, s, out, f);
+    osse_scan_free(s);
+    return rc;
+}
+
+void osse_scan_free(osse_scan_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nrows; i++) {
+        free(s->rows[i].key);
+        free(s->rows[i].val);
+    }
+    free(s->rows);
+    if (s->drop)
+        s->drop(s);
+    free(s);
+}
