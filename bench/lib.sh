@@ -343,3 +343,30 @@ osse_start_timed() {
     [ -n "$LISTEN_S" ] || LISTEN_S=$ANSWER_S
     say "== $name: osse (pid $OPID) listening after ${LISTEN_S}s, first answer after ${ANSWER_S}s, cpu ${CPU_S}s"
 }
+
+CLOSED_BODY=${BODY/\"bench-permit\"/\"bench-closed\"}
+
+# closed_setup (after osse_setup): publishes bench-closed, the same form
+# with one task step approved by its auto_approve rule at submission and a
+# licence issued after it, so that each submission ends its request at once
+# (memory.sh, restart.sh); sends one submission of it by hand; dies unless
+# the answer's status is completed; sets RID.
+closed_setup() {
+    local status
+    api POST /v1/workflows '{
+  "id": "bench-closed",
+  "title": "Bench closed: approved at submission, then a licence",
+  "calendar": "th-gov",
+  "form": '"$(bench_form)"',
+  "steps": {
+    "review": {"kind": "task", "agency": "a", "sla": "5 working days",
+               "auto_approve": "form.area_sqm <= 50"},
+    "licence": {"kind": "issue", "after": ["review"], "number": "BCL-{yyyy}-{seq:7}",
+                "valid_for": "P1Y", "public_fields": ["business_name", "district"]}
+  }
+}' >/dev/null
+    RID=$(submit_one "$CLOSED_BODY")
+    status=$(json_get status <"$TMP/curl.body" 2>/dev/null) || status=""
+    [ "$status" = completed ] ||
+        die "a bench-closed submission did not complete at once: $(cat "$TMP/curl.body")"
+}

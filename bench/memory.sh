@@ -52,30 +52,6 @@ bench_build osse load
 bench_tmp
 say "== machine: $(machine); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-CLOSED_BODY=${BODY/\"bench-permit\"/\"bench-closed\"}
-
-# closed_setup: publishes bench-closed and sends one submission of it by
-# hand; dies unless the answer's status is completed; sets RID.
-closed_setup() {
-    local status
-    api POST /v1/workflows '{
-  "id": "bench-closed",
-  "title": "Bench closed: approved at submission, then a licence",
-  "calendar": "th-gov",
-  "form": '"$(bench_form)"',
-  "steps": {
-    "review": {"kind": "task", "agency": "a", "sla": "5 working days",
-               "auto_approve": "form.area_sqm <= 50"},
-    "licence": {"kind": "issue", "after": ["review"], "number": "BCL-{yyyy}-{seq:7}",
-                "valid_for": "P1Y", "public_fields": ["business_name", "district"]}
-  }
-}' >/dev/null
-    RID=$(submit_one "$CLOSED_BODY")
-    status=$(json_get status <"$TMP/curl.body" 2>/dev/null) || status=""
-    [ "$status" = completed ] ||
-        die "a bench-closed submission did not complete at once: $(cat "$TMP/curl.body")"
-}
-
 metric() { # name -> value, or nothing when GET /metrics has no such line
     # awk reads to the end: an early exit would fail curl's write, and the pipe.
     curl -sS -m 60 "$URL/metrics" | awk -v m="$1" '$1 == m && !f { print $2; f = 1 }' ||

@@ -8,15 +8,21 @@
 #      `size` once it stops growing) gives the events per submission (4
 #      today: RequestSubmitted and three StepOpened);
 #   2. submissions through the real HTTP write path (`load --requests R`,
-#      POST /v1/requests with the portal token) until the log holds at least
-#      N events (checked with log_size, topped up if short);
+#      POST /v1/requests with the portal token): BENCH_RESTART_OPEN (50000)
+#      of bench-permit, each leaving three tasks open, then submissions of
+#      bench-closed (lib.sh's closed_setup: approved at submission by its
+#      rule, a licence issued, the request completed at once) until the log
+#      holds at least N events (checked with log_size, topped up if short).
+#      So the sizes differ in history, not in open work, as a ministry's log
+#      does over the years. BENCH_RESTART_OPEN=all: every submission of
+#      bench-permit (every request open, the bench before the sixth session);
 #   3. the server's VmRSS, then kill -9 (a crash: nothing flushed or closed);
 #   4. osse serve again on the same folder and port, timed from the exec: to
 #      its "listening on" line, and to the first 2xx of an authenticated
 #      GET /v1/requests/{the id of step 1} (curl polled every BENCH_POLL_S);
 #      its CPU seconds at that answer, and its VmRSS BENCH_SETTLE_S later;
 # and prints one line per size:
-#   restart events=E target=N requests=R seconds_to_listening=S
+#   restart events=E target=N requests=R open=O seconds_to_listening=S
 #     seconds_to_first_answer=S2 cpu_s=C rss_before_kb=A rss_after_kb=B
 #     data_kb=D fill_rps=F
 # then, with two sizes or more, the first size against the last (list them
@@ -29,24 +35,27 @@
 # ("1000000 10000000"), BENCH_CONNS (64: load connections), BENCH_THREADS (1),
 # BENCH_TIMEOUT (3600: seconds allowed for a fill and for a start),
 # BENCH_POLL_S (0.02: pause between two polls of the restarted server),
-# BENCH_SETTLE_S (2: pause before the RSS after the restart), BENCH_NO_BUILD
-# (set: reuse the binaries already in $BUILD).
+# BENCH_SETTLE_S (2: pause before the RSS after the restart),
+# BENCH_RESTART_OPEN (50000, or all: the open requests of step 2),
+# BENCH_NO_BUILD (set: reuse the binaries already in $BUILD).
 # Each size has its own data folder in a mktemp -d directory under $BUILD (on
 # the repository's disk), removed after that size; the whole directory is
-# removed at exit, and every server is killed. Today the whole log is replayed
-# into memory at start: 10M events is 2.5M requests, some GB of RAM and of disk.
+# removed at exit, and every server is killed. Today the start reads every
+# request's record into memory, closed or open: some GB of RAM at 10M events.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
 SIZES=${BENCH_RESTART_EVENTS:-"1000000 10000000"}
 SETTLE=${BENCH_SETTLE_S:-2}
+OPEN=${BENCH_RESTART_OPEN:-50000}
 
 source "$ROOT/bench/lib.sh"
 
 for n in $SIZES; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_RESTART_EVENTS: '$n' is not a positive number of events"
 done
+[[ $OPEN =~ ^(all|0|[1-9][0-9]*)$ ]] || die "BENCH_RESTART_OPEN: '$OPEN' is neither a number nor all"
 bench_need curl python3
 
 bench_build osse load
@@ -67,15 +76,33 @@ for n in $SIZES; do
     [ "$per" -gt 0 ] || die "one submission grew the log by $per events"
     say "== one submission: id $rid, $per events; the log holds $e1"
 
-    # ---- 2. the fill, topped up until the log holds N events ----
+    # ---- 2. the fill: OPEN open requests, then closed ones until N events ----
     reqs=2 # osse_setup's submission and the one by hand
-    events=$e1 fill_s=0 round=0
+    fill_s=0 round=0
+    if [ "$OPEN" != all ]; then
+        if [ "$OPEN" -gt 0 ]; then
+            say "== filling: $OPEN open submissions"
+            fill_requests "$OPORT" "$OPEN" "$BODY" "restart-open-$n"
+            reqs=$((reqs + OPEN))
+            fill_s=$(field "$FILL_LINE" seconds)
+        fi
+        c0=$(log_size)
+        closed_setup
+        c1=$(log_size)
+        per=$((c1 - c0 - 1)) # WorkflowPublished is not the submission's
+        reqs=$((reqs + 1))
+        body=$CLOSED_BODY
+        say "== one closed submission: $per events; the log holds $c1"
+    else
+        body=$BODY
+    fi
+    events=$(log_size)
     while [ "$events" -lt "$n" ]; do
         round=$((round + 1))
         [ "$round" -le 5 ] || die "the log holds $events events after 5 fills, not $n"
         r=$(((n - events + per - 1) / per))
         say "== filling: $r submissions (the log holds $events of $n events)"
-        fill_requests "$OPORT" "$r" "$BODY" "restart-fill-$n"
+        fill_requests "$OPORT" "$r" "$body" "restart-fill-$n"
         reqs=$((reqs + r))
         fill_s=$(awk -v a="$fill_s" -v b="$(field "$FILL_LINE" seconds)" 'BEGIN { print a + b }')
         events=$(log_size)
@@ -94,7 +121,7 @@ for n in $SIZES; do
     rss_after=$(rss_kb "$OPID")
     got=$(log_size)
     [ "$got" -ge "$events" ] || die "after the restart the log holds $got events, not $events"
-    l="restart events=$events target=$n requests=$reqs seconds_to_listening=$LISTEN_S"
+    l="restart events=$events target=$n requests=$reqs open=$OPEN seconds_to_listening=$LISTEN_S"
     l+=" seconds_to_first_answer=$ANSWER_S cpu_s=$CPU_S rss_before_kb=$rss_before"
     l+=" rss_after_kb=$rss_after data_kb=$data_kb fill_rps=$fill_rps"
     say "$l"
