@@ -358,11 +358,42 @@ static osse_rstatus_t derived_status(const osse_request_t *r)
     return payment ? OSSE_RS_AWAITING_PAYMENT : OSSE_RS_IN_PROGRESS;
 }
 
+/* The list of requests that have not ended: r joins it at its submission
+ * (or when read from its record), and leaves it when it ends (a final
+ * status is never left). */
+static void open_join(osse_engine_t *e, osse_request_t *r)
+{
+    r->open_prev = e->open_last;
+    r->open_next = NULL;
+    if (e->open_last)
+        e->open_last->open_next = r;
+    else
+        e->open_first = r;
+    e->open_last = r;
+    e->nopen++;
+}
+
+static void open_leave(osse_engine_t *e, osse_request_t *r)
+{
+    if (r->open_prev)
+        r->open_prev->open_next = r->open_next;
+    else
+        e->open_first = r->open_next;
+    if (r->open_next)
+        r->open_next->open_prev = r->open_prev;
+    else
+        e->open_last = r->open_prev;
+    r->open_prev = r->open_next = NULL;
+    e->nopen--;
+}
+
 static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
 {
     if (!osse__request_can(r->status, to))
         return CORRUPT("request %s cannot go from %s to %s", r->id, osse__rstatus_name(r->status),
                        osse__rstatus_name(to));
+    if (osse__rstatus_final(to) && !osse__rstatus_final(r->status))
+        open_leave(e, r);
     e->by_status[r->status]--;
     e->by_status[to]++;
     r->status = to;
@@ -437,6 +468,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
     e->reqs[e->nreqs++] = r;
+    open_join(e, r);
     osse_map_put(&e->requests, id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
     return 0;
@@ -465,6 +497,8 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
     osse_map_put(&e->requests, r->id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
     e->by_status[r->status]++;
+    if (!osse__rstatus_final(r->status))
+        open_join(e, r);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         const osse_step_t *s = &r->steps[i];
         /* Each agency that held the task was given it (step_opened,

@@ -622,6 +622,14 @@ void osse_engine_close(osse_engine_t *e)
     osse_keystore_close(e->keystore);
     osse__notify_free(e);
     osse__files_close(e);
+    /* The list of requests not ended holds those whose status says so, and
+     * only those (a check of apply.c's bookkeeping at every close). */
+    size_t nopen = 0;
+    for (const osse_request_t *r = e->open_first; r; r = r->open_next, nopen++)
+        OSSE_PRE(!osse__rstatus_final(r->status));
+    OSSE_PRE(nopen == e->nopen && nopen == e->by_status[OSSE_RS_IN_PROGRESS] +
+                                               e->by_status[OSSE_RS_AWAITING_INFO] +
+                                               e->by_status[OSSE_RS_AWAITING_PAYMENT]);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
         osse__request_free(e->reqs[i]);

@@ -245,6 +245,9 @@ typedef struct osse_request_s {
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
     uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
+    /* Its place among the requests that have not ended (e->open_first),
+     * in the order of submission. */
+    struct osse_request_s *open_prev, *open_next;
     /* Its entries in the indexes on disk as last written (index.c): [u8
      * key length][key][u64 hash of the value]..., sorted by key. */
     uint8_t *ix;
@@ -384,7 +387,12 @@ struct osse_engine_s {
     osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
     size_t by_status[OSSE_RS__COUNT]; /* requests by status (GET /metrics) */
-    osse_map_t task_rows;             /* "agency\nworkflow" -> osse_task_row_t (GET /metrics) */
+    /* The requests that have not ended, in the order of submission (a list
+     * through each one's open_prev/open_next, kept by apply.c): what open
+     * work needs is read from these, never from every request ever. */
+    osse_request_t *open_first, *open_last;
+    size_t nopen;
+    osse_map_t task_rows; /* "agency\nworkflow" -> osse_task_row_t (GET /metrics) */
     /* The request osse__request found last: one submission looks its
      * request up a dozen times (emit, apply, each reactor). Requests leave
      * the map only when the engine closes. */

@@ -144,10 +144,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
 static void rebuild(osse_engine_t *e)
 {
     e->ntimers = 0;
-    for (size_t k = 0; k < e->nreqs; k++) {
-        osse_request_t *r = e->reqs[k];
-        if (osse__rstatus_final(r->status))
-            continue;
+    for (osse_request_t *r = e->open_first; r; r = r->open_next) {
         for (size_t i = 0; i < r->wf->nsteps; i++) {
             const osse_step_t *s = &r->steps[i];
             if (s->state != OSSE_SS_OPEN)
