@@ -968,8 +968,11 @@ static void h_clock(call_t *c)
 {
     osse_fail_t f = {0};
     json_t *out = NULL;
-    int rc = osse_cmd_test_clock(c->srv->eng, c->p, c->body, &out, &f);
-    reply(c, rc, 200, out, &f);
+    int rc = osse_cmd_test_clock(c->srv->eng, c->p, c->body, &out, &c->scan, &f);
+    if (rc || !c->scan)
+        reply(c, rc, 200, out, &f);
+    else
+        queue_work(c, scan_work, scan_done);
 }
 
 /* Stored events are read on the pool (the engine reads and hashes them);

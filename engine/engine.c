@@ -570,7 +570,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     if (e->test_clock)
         test_clock_resume(e, opts->test_clock_start);
-    if (osse__timers_start(e)) {
+    e->due_window = opts->due_window ? opts->due_window : OSSE__DUE_WINDOW;
+    if (osse__timers_start(e, from_records)) {
         rc = osse_err_set(err, OSSE_EIO, "cannot start the deadline timer");
         goto fail;
     }
@@ -716,6 +717,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->licnums);
     free(e->lics);
     free(e->lexp);
+    free(e->due_pend);
     osse_batch_free(e->batch);
     free(e->dirty);
     osse_buf_close(&e->enc);

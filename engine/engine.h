@@ -37,6 +37,8 @@
 #include "storage/export.h"
 #include "storage/log.h"
 
+/* A read of the indexes on disk (below, osse_scan_run). */
+typedef struct osse_scan_s osse_scan_t;
 typedef struct osse_engine_s osse_engine_t;
 
 #define OSSE_ROLES(X)                                                                              \
@@ -113,6 +115,10 @@ typedef struct osse_engine_opts_s {
      * (engine/pii.c): 0 = 1024; negative: none, every submission's key goes
      * with its batch (tests only: --key-reserve N, hidden). */
     int key_reserve;
+    /* The licence expiries and retention erasures read from their index on
+     * disk at a time (engine/expiry.c): 0 = 4096 (tests only: --due-window
+     * N, hidden). */
+    size_t due_window;
     /* --rebuild-views: this start replays the whole log and writes every
      * request's record again, instead of reading the records (after a
      * release that changed how a view is built; engine/record.c). */
@@ -407,8 +413,11 @@ typedef void (*osse_sub_url_cb)(void *ud, int rc, osse_fail_t *f);
 int osse_sub_url_resolve(osse_engine_t *e, const char *url, osse_sub_url_cb cb, void *ud);
 int osse_cmd_delete_subscription(osse_engine_t *e, const osse_principal_t *p, const char *id,
                                  json_t **out, osse_fail_t *f);
+/* POST /v1/test/clock. When the expiries due by the new time are not all
+ * in memory, *scan is set instead of *out: the move is made once it has
+ * read them (osse_scan_run, osse_scan_finish gives the answer). */
 int osse_cmd_test_clock(osse_engine_t *e, const osse_principal_t *p, json_t *body, json_t **out,
-                        osse_fail_t *f);
+                        osse_scan_t **scan, osse_fail_t *f);
 
 /* --- Queries (views). --- */
 
@@ -439,7 +448,6 @@ int osse_q_service(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *
  * osse_scan_finish, back on the loop, gives the answer or the failure and
  * frees the scan; osse_scan_free frees one never finished. The answer
  * shows what the batches made durable. */
-typedef struct osse_scan_s osse_scan_t;
 void osse_scan_run(osse_scan_t *s);
 int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
 void osse_scan_free(osse_scan_t *s);

@@ -3,14 +3,22 @@
  * workflow's retention erases a request's personal data that long after
  * it ended (SPEC §8: erasure.c, reason "retention").
  *
- * A small min-heap of (time, request index, kind) beside timers.c's SLA
- * heap, kept apart so that the SLA deadlines' kinds stay theirs; timers.c
- * fires both in due order (it hears LicenceIssued and a request's final
- * event and adds them here, and rebuilds this heap from the projections at
- * start, so what fell due while the process was down fires once). An entry
- * is checked when it reaches the top: a licence revoked (or already expired)
- * meanwhile, a request erased meanwhile, is dropped. A million entries hold
- * 16 MB of heap and no handle.
+ * Each is an entry of the index due/ (keys.h; written by index.c with the
+ * request's record, deleted once it no longer applies), soonest first. A
+ * min-heap of (time, request index, kind) beside timers.c's SLA heap holds
+ * the entries up to a horizon, read from the index a window at a time
+ * (--due-window, 4096 by default): at start the first window (before the
+ * loop runs), then the next one on the libuv pool when the clock reaches
+ * the horizon (the firing waits for it, in due order), and for a test
+ * clock move everything due by its new time before the move. So memory
+ * holds a window, not every valid licence ever issued. An entry added live
+ * (timers.c hears LicenceIssued and a request's final event) goes into the
+ * heap when it is within the horizon; beyond it, it is on disk once its
+ * batch is durable, and until then waits in a pending list that a read of
+ * the index merges. An entry is checked when it reaches the top: a licence
+ * revoked (or already expired) meanwhile, a request erased meanwhile, is
+ * dropped. A start that replayed the log (no records yet, a migration)
+ * fills the heap from every request instead.
  *
  * Retention is wall-clock time (osse_duration_add_wall: UTC days, calendar
  * months and years), never working time, counted from the `at` of the
@@ -20,16 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/time.h"
 
 typedef struct osse_lexp_s lexp_t;
-
-static int64_t until_of(const osse_request_t *r)
-{
-    int64_t t = 0;
-    const char *s = osse__jstr(r->licence, "valid_until");
-    return s && osse_time_parse(s, &t) == 0 ? t : 0;
-}
 
 static bool lexp_before(const lexp_t *a, const lexp_t *b)
 {
@@ -74,15 +76,6 @@ static lexp_t lexp_pop(osse_engine_t *e)
     return top;
 }
 
-/* When r's personal data is due for erasure by retention, or 0: none, not
- * ended, or erased already. */
-static int64_t retention_due(const osse_request_t *r)
-{
-    if (!r->ended_at || r->erased_at || r->wf->retention.kind != OSSE_DUR_WALL)
-        return 0;
-    return osse_duration_add_wall(&r->wf->retention, r->ended_at);
-}
-
 /* Whether entry t is still due: a valid licence's expiry, or the erasure of
  * a request not yet erased. */
 static bool lexp_current(osse_engine_t *e, const lexp_t *t)
@@ -90,55 +83,287 @@ static bool lexp_current(osse_engine_t *e, const lexp_t *t)
     if (t->req >= e->nreqs)
         return false;
     const osse_request_t *r = e->reqs[t->req];
-    if (t->kind == OSSE_EXPIRY_RETENTION)
-        return retention_due(r) == t->at;
-    return r->licence && !r->licence_revoked_at && !r->licence_expired_at && until_of(r) == t->at;
+    return (t->kind == OSSE_EXPIRY_RETENTION ? osse__due_retention(r) : osse__due_licence(r)) ==
+           t->at;
+}
+
+/* --- the window: what of the due/ index the heap holds --- */
+
+/* Whether the entry (at, kind, id) is beyond the horizon: stored, not held. */
+static bool beyond(const osse_engine_t *e, int64_t at, uint8_t kind, const char *id)
+{
+    if (e->due_all)
+        return false;
+    uint8_t k[OSSE__IX_KEY_MAX];
+    size_t n = osse__ix_due_key(at, kind, id, k), h = e->due_horizon_len;
+    int c = memcmp(k, e->due_horizon, n < h ? n : h);
+    return c > 0 || (c == 0 && n > h);
+}
+
+static void due_add(osse_engine_t *e, const osse_request_t *r, int64_t at, uint8_t kind)
+{
+    if (!at)
+        return;
+    if (!beyond(e, at, kind, r->id)) {
+        lexp_push(e, (lexp_t){at, r->index, kind});
+        return;
+    }
+    /* On disk once this batch is: until then a read of the index would not
+     * see it. */
+    OSSE_VEC_RESERVE(e->due_pend, e->cdue_pend, e->ndue_pend + 1);
+    e->due_pend[e->ndue_pend++] = (struct osse_due_pend_s){at, r->index, kind, e->commits_sent + 1};
 }
 
 void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r)
 {
-    int64_t at = r->licence && !r->licence_revoked_at && !r->licence_expired_at ? until_of(r) : 0;
-    if (at)
-        lexp_push(e, (lexp_t){at, r->index, OSSE_EXPIRY_LICENCE});
+    due_add(e, r, osse__due_licence(r), OSSE_EXPIRY_LICENCE);
 }
 
 void osse__retention_add(osse_engine_t *e, const osse_request_t *r)
 {
-    int64_t at = retention_due(r);
-    if (at)
-        lexp_push(e, (lexp_t){at, r->index, OSSE_EXPIRY_RETENTION});
+    due_add(e, r, osse__due_retention(r), OSSE_EXPIRY_RETENTION);
 }
 
-void osse__licence_expiry_rebuild(osse_engine_t *e)
+/* The rows of a read of the index (keys from just past the horizon, in
+ * order): into the heap; the horizon moves to the last row, or past every
+ * entry when the read reached the end (all: it was not cut by a limit).
+ * durable: commits_done when the read began; an entry added beyond the old
+ * horizon is pushed now if within the new one, and forgotten once the read
+ * saw its batch durable. */
+static void take_rows(osse_engine_t *e, const osse__row_t *rows, size_t n, bool all,
+                      const uint8_t *horizon, size_t hlen, uint64_t durable)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t at;
+        uint8_t kind;
+        char id[OSSE__RID_SIZE + 64];
+        if (osse__ix_due_decode(rows[i].key, rows[i].klen, &at, &kind, id, sizeof id)) {
+            osse_logf(OSSE_LEVEL_WARN, "damaged due entry", "len=%zu", rows[i].klen);
+            continue;
+        }
+        const osse_request_t *r = osse__request(e, id);
+        if (r)
+            lexp_push(e, (lexp_t){at, r->index, kind});
+    }
+    if (all) {
+        e->due_all = true;
+    } else if (hlen) {
+        memcpy(e->due_horizon, horizon, hlen);
+        e->due_horizon_len = hlen;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < e->ndue_pend; i++) {
+        struct osse_due_pend_s p = e->due_pend[i];
+        const osse_request_t *r = p.req < e->nreqs ? e->reqs[p.req] : NULL;
+        if (!r)
+            continue;
+        if (!beyond(e, p.at, p.kind, r->id))
+            lexp_push(e, (lexp_t){p.at, p.req, p.kind});
+        else if (p.commit > durable)
+            e->due_pend[keep++] = p;
+    }
+    e->ndue_pend = keep;
+}
+
+/* The start of a read past the horizon: its key, and a 0 byte after it. */
+static size_t after_horizon(const osse_engine_t *e, uint8_t *out)
+{
+    size_t n = e->due_horizon_len;
+    if (!n) {
+        memcpy(out, OSSE_KEY_DUE, OSSE_KEY_LEN(OSSE_KEY_DUE));
+        return OSSE_KEY_LEN(OSSE_KEY_DUE);
+    }
+    memcpy(out, e->due_horizon, n);
+    out[n] = 0;
+    return n + 1;
+}
+
+static size_t due_stop(uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE);
+    memcpy(out, OSSE_KEY_DUE, pl);
+    out[pl - 1]++; /* "due0": past every entry */
+    return pl;
+}
+
+/* A read of the next window on the pool (the real clock reached the
+ * horizon). */
+typedef struct {
+    uv_work_t work;
+    osse_engine_t *e;
+    osse_scan_t *s;
+    uint64_t durable;
+} refill_t;
+
+static void refill_work(uv_work_t *w)
+{
+    osse_scan_run(((refill_t *)w->data)->s);
+}
+
+static void refill_done(uv_work_t *w, int status)
+{
+    refill_t *j = w->data;
+    osse_engine_t *e = j->e;
+    osse_scan_t *s = j->s;
+    e->due_reading = false;
+    if (status || s->rc) {
+        osse_logf(OSSE_LEVEL_ERROR, "due index not read", "error=\"%s\"",
+                  status ? "cancelled" : s->err.msg);
+    } else {
+        bool all = s->nrows < s->want;
+        const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
+        take_rows(e, s->rows, s->nrows, all, last ? last->key : NULL, last ? last->klen : 0,
+                  j->durable);
+    }
+    osse_scan_free(s);
+    free(j);
+    /* The deadlines that waited for it (nothing when stopping). */
+    if (e->due_back && !status)
+        e->due_back(e);
+}
+
+static void refill(osse_engine_t *e)
+{
+    if (e->due_reading || e->due_all)
+        return;
+    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
+    size_t sl = after_horizon(e, start), el = due_stop(stop);
+    refill_t *j = osse_calloc(1, sizeof *j);
+    j->e = e;
+    j->s = osse__scan_new(e, start, sl, stop, el, e->due_window);
+    j->durable = e->commits_done;
+    j->work.data = j;
+    e->due_reading = true;
+    if (uv_queue_work(e->loop, &j->work, refill_work, refill_done) != 0) {
+        e->due_reading = false;
+        osse_scan_free(j->s);
+        free(j);
+    }
+}
+
+static int first_window_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    osse_scan_t *s = ud;
+    OSSE_VEC_RESERVE(s->rows, s->crows, s->nrows + 1);
+    osse__row_t *row = &s->rows[s->nrows++];
+    row->key = osse_malloc(klen);
+    memcpy(row->key, key, klen);
+    row->klen = klen;
+    row->val = NULL;
+    row->vlen = 0;
+    return s->nrows >= s->want ? 1 : 0;
+}
+
+int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
 {
     e->nlexp = 0;
-    for (size_t i = 0; i < e->nlics; i++)
-        osse__licence_expiry_add(e, e->lics[i]);
-    for (size_t i = 0; i < e->nreqs; i++)
-        osse__retention_add(e, e->reqs[i]);
+    e->ndue_pend = 0;
+    e->due_horizon_len = 0;
+    e->due_all = !from_disk;
+    if (!e->due_window)
+        e->due_window = OSSE__DUE_WINDOW;
+    if (!from_disk) {
+        for (size_t i = 0; i < e->nreqs; i++) {
+            osse__licence_expiry_add(e, e->reqs[i]);
+            osse__retention_add(e, e->reqs[i]);
+        }
+        return 0;
+    }
+    /* Before the loop runs: read here. */
+    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
+    size_t sl = after_horizon(e, start), el = due_stop(stop);
+    osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, e->due_window);
+    int rc = osse_log_kv_range(e->log, start, sl, stop, el, 0, first_window_one, s, &s->err);
+    if (rc == 1 || rc == 0) {
+        bool all = s->nrows < s->want;
+        const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
+        take_rows(e, s->rows, s->nrows, all, last ? last->key : NULL, last ? last->klen : 0,
+                  e->commits_done);
+        rc = 0;
+    }
+    osse_scan_free(s);
+    return rc;
 }
 
 int64_t osse__licence_expiry_next(osse_engine_t *e)
 {
     while (e->nlexp && !lexp_current(e, &e->lexp[0]))
         lexp_pop(e);
-    return e->nlexp ? e->lexp[0].at : INT64_MAX;
+    if (e->nlexp)
+        return e->lexp[0].at;
+    if (e->due_all)
+        return INT64_MAX;
+    /* Nothing held: what is stored begins at the horizon's time (or
+     * anywhere, before the first read). */
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE);
+    if (e->due_horizon_len < pl + 9)
+        return INT64_MIN;
+    int64_t at = (int64_t)(osse_be_get(e->due_horizon + pl, 8) ^ (1ull << 63));
+    /* A test clock's horizon (kind 0xff) holds every entry of its instant. */
+    return e->due_horizon[pl + 8] == 0xff ? at + 1 : at;
 }
 
-void osse__licence_expiry_fire(osse_engine_t *e)
+bool osse__licence_expiry_fire(osse_engine_t *e)
 {
     if (osse__licence_expiry_next(e) == INT64_MAX)
-        return;
+        return true;
+    if (!e->nlexp) {
+        refill(e);
+        return false;
+    }
     lexp_t t = lexp_pop(e);
     osse_request_t *r = e->reqs[t.req];
     if (t.kind == OSSE_EXPIRY_RETENTION) {
         /* The key store's rewrite follows on the pool (erasure.c). */
         osse__erase(e, r, NULL, "retention", NULL, NULL);
-        return;
+        return true;
     }
     char stream[96];
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);
     osse__emit(e, stream, OSSE_EV_LicenceExpired, NULL,
                json_pack("{s:O,s:o}", "number", json_object_get(r->licence, "number"),
                          "valid_until", osse__time_json(t.at)));
+    return true;
+}
+
+/* --- the test clock: everything due by its new time, read at once --- */
+
+typedef struct {
+    uint8_t horizon[OSSE__IX_KEY_MAX + 1];
+    size_t hlen;
+    uint64_t durable;
+    int64_t to;
+} upto_q_t;
+
+osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
+{
+    /* Nothing to read when the heap reaches `to` already. */
+    if (!beyond(e, to, 0xff, ""))
+        return NULL;
+    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[OSSE__IX_KEY_MAX];
+    size_t sl = after_horizon(e, start);
+    /* Every entry at or before `to`: below (to, kind 0xff). */
+    size_t el = osse__ix_due_key(to, 0xff, "", stop);
+    osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, 0);
+    upto_q_t *q = osse_calloc(1, sizeof *q);
+    memcpy(q->horizon, stop, el);
+    q->hlen = el;
+    q->durable = e->commits_done;
+    q->to = to;
+    s->q = q;
+    return s;
+}
+
+int64_t osse__due_take(osse_engine_t *e, osse_scan_t *s)
+{
+    upto_q_t *q = s->q;
+    /* The read stopped at `to`, not at a limit: the horizon is `to` unless
+     * the heap reached further meanwhile (another move, a window read). */
+    size_t h = e->due_horizon_len, n = q->hlen < h ? q->hlen : h;
+    int c = memcmp(e->due_horizon, q->horizon, n);
+    bool further = e->due_all || c > 0 || (c == 0 && h > q->hlen);
+    take_rows(e, s->rows, s->nrows, false, further ? NULL : q->horizon, further ? 0 : q->hlen,
+              q->durable);
+    return q->to;
 }

@@ -32,9 +32,10 @@
 
 #include "engine/internal.h"
 #include "common/buf.h"
+#include "common/time.h"
 
 /* Each index: its key prefix and its producer. */
-#define OSSE_INDEXES(X) X(OSSE_KEY_LIST, ix_list)
+#define OSSE_INDEXES(X) X(OSSE_KEY_LIST, ix_list) X(OSSE_KEY_DUE, ix_due)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -144,6 +145,65 @@ void osse__ix_list_clear(osse__list_entry_t *l)
         free(l->agencies[i]);
     free(l->agencies);
     memset(l, 0, sizeof *l);
+}
+
+/* --- the wall-clock expiries: due/ be64(at) kind id, soonest first --- */
+
+int64_t osse__due_licence(const osse_request_t *r)
+{
+    int64_t t = 0;
+    const char *s = r->licence && !r->licence_revoked_at && !r->licence_expired_at
+                        ? osse__jstr(r->licence, "valid_until")
+                        : NULL;
+    return s && osse_time_parse(s, &t) == 0 ? t : 0;
+}
+
+int64_t osse__due_retention(const osse_request_t *r)
+{
+    if (!r->ended_at || r->erased_at || r->wf->retention.kind != OSSE_DUR_WALL)
+        return 0;
+    return osse_duration_add_wall(&r->wf->retention, r->ended_at);
+}
+
+size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE), il = strlen(id);
+    OSSE_PRE(pl + 9 + il <= OSSE__IX_KEY_MAX);
+    memcpy(out, OSSE_KEY_DUE, pl);
+    /* Times before 1970 do not occur (a valid_until or an ended_at of osse's
+     * clock); the sign bit flipped keeps any order right all the same. */
+    osse_be_put(out + pl, (uint64_t)at ^ (1ull << 63), 8);
+    out[pl + 8] = kind;
+    memcpy(out + pl + 9, id, il);
+    return pl + 9 + il;
+}
+
+int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind, char *id,
+                        size_t idn)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE);
+    const uint8_t *k = key;
+    if (klen <= pl + 9 || klen - pl - 9 >= idn || memcmp(k, OSSE_KEY_DUE, pl) != 0 ||
+        (k[pl + 8] != OSSE_EXPIRY_LICENCE && k[pl + 8] != OSSE_EXPIRY_RETENTION))
+        return OSSE_ECORRUPT;
+    *at = (int64_t)(osse_be_get(k + pl, 8) ^ (1ull << 63));
+    *kind = k[pl + 8];
+    memcpy(id, k + pl + 9, klen - pl - 9);
+    id[klen - pl - 9] = '\0';
+    return 0;
+}
+
+/* A valid licence's expiry and a retention erasure to come: the keys say
+ * all, the values are empty. */
+static void ix_due(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    uint8_t key[OSSE__IX_KEY_MAX];
+    int64_t at = osse__due_licence(r);
+    if (at)
+        ix_add(x, key, osse__ix_due_key(at, OSSE_EXPIRY_LICENCE, r->id, key), "", 0);
+    if ((at = osse__due_retention(r)))
+        ix_add(x, key, osse__ix_due_key(at, OSSE_EXPIRY_RETENTION, r->id, key), "", 0);
 }
 
 /* --- the producers together --- */

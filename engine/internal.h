@@ -254,6 +254,10 @@ typedef struct osse_request_s {
     uint32_t ix_len;
 } osse_request_t;
 
+/* The due/ entries the expiries' heap reads from disk at a time, by
+ * default (--due-window): 16 bytes of heap each. */
+#define OSSE__DUE_WINDOW 4096
+
 /* Entries being given by index.c's producers. */
 #define OSSE__IX_KEY_MAX 200
 typedef struct osse__ix_s {
@@ -510,6 +514,25 @@ struct osse_engine_s {
         uint8_t kind; /* OSSE_EXPIRY_LICENCE, OSSE_EXPIRY_RETENTION */
     } * lexp;
     size_t nlexp, clexp;
+    /* The heap holds every stored due/ entry (keys.h) up to due_horizon's
+     * key, or all of them (due_all); the others are read from the index on
+     * disk when the clock nears them (expiry.c). Entries added beyond the
+     * horizon wait in due_pend until their batch is durable before a read
+     * of the index. */
+    uint8_t due_horizon[OSSE__IX_KEY_MAX + 1];
+    size_t due_horizon_len;
+    bool due_all, due_reading;
+    /* Called when a read of the index is back (timers.c fires what waited
+     * for it; a pointer, so that expiry.c does not call up into timers.c). */
+    void (*due_back)(osse_engine_t *e);
+    size_t due_window; /* entries read at a time (OSSE__DUE_WINDOW) */
+    struct osse_due_pend_s {
+        int64_t at;
+        uint32_t req;
+        uint8_t kind;
+        uint64_t commit; /* durable once commits_done reaches it */
+    } * due_pend;
+    size_t ndue_pend, cdue_pend;
 };
 
 /* A portal's or the platform's subscription to request events (SPEC §7). */
@@ -756,6 +779,16 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
 osse_scan_t *osse__scan_new(osse_engine_t *e, const void *start, size_t slen, const void *stop,
                             size_t stoplen, size_t want);
 
+/* The wall-clock expiries (due/, keys.h): when r's valid licence expires,
+ * when its retention erasure falls due; 0: none. */
+enum { OSSE_EXPIRY_LICENCE = 'L', OSSE_EXPIRY_RETENTION = 'R' };
+int64_t osse__due_licence(const osse_request_t *r);
+int64_t osse__due_retention(const osse_request_t *r);
+size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out);
+/* Returns 0 or OSSE_ECORRUPT; id gets the request id (idn bytes). */
+int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind, char *id,
+                        size_t idn);
+
 /* The request list's entry (lst/ be64(~first seq)): newest first. */
 size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
 typedef struct {
@@ -920,7 +953,6 @@ void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *ac
 bool osse__erasure_stale_key(osse_engine_t *e, const char *id);
 
 /* --- expiry.c: licence expiries and retention (a heap that timers.c drives) --- */
-enum { OSSE_EXPIRY_LICENCE, OSSE_EXPIRY_RETENTION };
 /* Schedules r's retention erasure (when its workflow has retention, it
  * ended and is not erased); r's licence expiry (when valid); rebuilds the
  * heap from the registry and the requests; the time of the next expiry or
@@ -929,9 +961,21 @@ enum { OSSE_EXPIRY_LICENCE, OSSE_EXPIRY_RETENTION };
  * osse's clock. */
 void osse__retention_add(osse_engine_t *e, const osse_request_t *r);
 void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r);
-void osse__licence_expiry_rebuild(osse_engine_t *e);
+/* At start (timers.c): from_disk (the start read the records) reads the
+ * first window of the due/ index (before the loop runs), else every
+ * request's entries go into the heap (a replay, a migration). */
+int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk);
 int64_t osse__licence_expiry_next(osse_engine_t *e);
-void osse__licence_expiry_fire(osse_engine_t *e);
+/* Fires the next one; false when the heap must first be read further from
+ * disk: that read is on the pool, and timers.c fires again when it is
+ * back (osse__timers_fire with the engine's now). */
+bool osse__licence_expiry_fire(osse_engine_t *e);
+/* A test clock move to `to` (ms): a scan of every stored entry due by then
+ * that the heap does not hold, or NULL when it holds them all (the caller
+ * sets its finish). osse__due_take puts its rows into the heap, before the
+ * clock moves, and gives `to` back. */
+osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to);
+int64_t osse__due_take(osse_engine_t *e, osse_scan_t *s);
 
 /* --- request.c: the life of a request --- */
 /* Opens, skips and completes until nothing more moves (after any change). */
@@ -961,8 +1005,10 @@ void osse__notify_metrics(osse_engine_t *e, osse_buf_t *out);
 /* Fires, in due order, every deadline due at or before upto. With
  * stamp_due, each firing's events carry the deadline's own time. */
 void osse__timers_fire(osse_engine_t *e, int64_t upto, bool stamp_due);
-/* After the replay: builds the heap from the projections. */
-int osse__timers_start(osse_engine_t *e);
+/* After the replay: builds the heap from the projections, and the
+ * expiries' (from_disk: a start that read the records reads the first
+ * window of their index). */
+int osse__timers_start(osse_engine_t *e, bool from_disk);
 void osse__timers_stop(osse_engine_t *e);
 
 /* --- linkage.c: the lookup calls of linkage steps (a reactor, serving only) --- */

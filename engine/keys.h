@@ -63,6 +63,11 @@
 /* lst/ be64(~first seq): a request's entry in the request list, newest
  * first (engine/index.c). */
 #define OSSE_KEY_LIST "lst/"
+/* due/ be64(at, sign bit flipped) kind id: a valid licence's expiry (kind
+ * OSSE_EXPIRY_LICENCE) or a retention erasure to come (OSSE_EXPIRY_RETENTION)
+ * of request id, soonest first (engine/index.c, engine/expiry.c). Empty
+ * value. */
+#define OSSE_KEY_DUE "due/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 
