@@ -706,7 +706,6 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->pay_answers);
     osse_map_close(&e->subs);
     osse_map_close(&e->licnums);
-    free(e->lics);
     free(e->lexp);
     osse_batch_free(e->batch);
     free(e->dirty);

@@ -112,10 +112,12 @@ void osse__retention_add(osse_engine_t *e, const osse_request_t *r)
 void osse__licence_expiry_rebuild(osse_engine_t *e)
 {
     e->nlexp = 0;
-    for (size_t i = 0; i < e->nlics; i++)
-        osse__licence_expiry_add(e, e->lics[i]);
-    for (size_t i = 0; i < e->nreqs; i++)
+    /* The heap's order is total (at, request, kind): the order of the
+     * pushes does not matter. */
+    for (size_t i = 0; i < e->nreqs; i++) {
+        osse__licence_expiry_add(e, e->reqs[i]);
         osse__retention_add(e, e->reqs[i]);
+    }
 }
 
 int64_t osse__licence_expiry_next(osse_engine_t *e)

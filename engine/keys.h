@@ -63,6 +63,9 @@
 /* lst/ be64(~first seq): a request's entry in the request list, newest
  * first (engine/index.c). */
 #define OSSE_KEY_LIST "lst/"
+/* lic/ be64(~LicenceIssued's seq): a licence's entry in the public
+ * registry, newest first (engine/index.c). */
+#define OSSE_KEY_LICENCE "lic/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 
