@@ -42,12 +42,14 @@ import os
 import random
 import string
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (FORM_FIELDS, Server, World, good_form, log_events, main,  # noqa: E402
-                          run_osse)
+                          replay_data, run_osse)
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -430,12 +432,50 @@ class LicenceCase(unittest.TestCase):
                     m[4] == "expired"}[q]
             self.assertEqual(ours_rows, want(pred), q)
         self.assertGreater(len(want(lambda m: m[2] == "bang-rak")), 256)
-        # The same answers, byte for byte, after a clean restart and a kill -9.
+        # The same answers, byte for byte, after a clean restart and a kill -9,
+        # and the entries on disk are those the log gives (osse replay --data).
         for kill in (False, True):
             self.restart(kill=kill, clock="2030-02-07T09:00:00+07:00")
             again, _ = self.registry_answers(list(queries))
             self.assertEqual(again, pages, "kill=%s" % kill)
             self.assertEqual(self.csv_answers(csvq), csvs, "kill=%s" % kill)
+            _, rec = replay_data(self.server.data_dir)
+            self.assertEqual(rec["indexes"], {"equal": 2 * len(model), "missing": 0,
+                                              "different": 0, "extra": 0})
+        # A kill -9 while licences are issued and revoked: the entries on
+        # disk are still exactly the log's.
+        stop, issued = threading.Event(), []
+
+        def load(client, revoker):
+            while not stop.is_set():
+                try:
+                    r = client.post("/v1/requests", {"workflow": w2, "form": good_form()})
+                    v = self.server.client(self.w.admin_token).get(
+                        "/v1/requests/" + r.json["id"]) if r.status == 201 else None
+                    num = v.json["licence"]["number"] if v and v.status == 200 else None
+                    if num and len(issued) % 3 == 0:
+                        revoker.post("/v1/licences/%s/revoke" % num, {"reason": "load"})
+                    if num:
+                        issued.append(num)
+                except Exception:  # the server is gone: the kill
+                    time.sleep(0.01)
+        threads = [threading.Thread(target=load, args=(
+            self.server.client(self.w.portal.token), self.server.client(self.w.admin_token)))
+            for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(issued) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.server.kill()
+        stop.set()
+        for t in threads:
+            t.join()
+        self.restart(kill=True, clock="2030-02-07T09:00:00+07:00")
+        _, rec = replay_data(self.server.data_dir)
+        ix = rec["indexes"]
+        self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), ix)
+        self.assertGreaterEqual(ix["equal"], 2 * (len(model) + len(issued)))
 
     # -- revocation ----------------------------------------------------------
 
