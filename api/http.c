@@ -81,7 +81,7 @@ typedef struct hreq_s {
     char *owned;
     /* A streamed answer (osse_http_respond_stream): stays at the FIFO head
      * until fill says it is done; one slice in flight at a time. */
-    unsigned streaming : 1, stream_busy : 1, head_sent : 1;
+    unsigned streaming : 1, stream_busy : 1, head_sent : 1, stream_wait : 1;
     /* Its Origin on the CORS list: 1 + the index, or 0. */
     unsigned cors_pick : 6;
     osse_http_fill_cb fill;
@@ -425,6 +425,15 @@ void osse_http_respond_stream(osse_http_req_t *req, int status, const char *cont
         conn_settle(c);
 }
 
+void osse_http_stream_resume(osse_http_req_t *req)
+{
+    hreq_t *r = (hreq_t *)req;
+    OSSE_PRE(r->stream_wait);
+    r->stream_wait = 0;
+    if (r->conn)
+        conn_settle(r->conn);
+}
+
 /* Copies s, replacing bytes that are not plain ASCII when s is not valid
  * UTF-8, so that an error message never makes the error body fail. */
 static json_t *json_string_safe(const char *s)
@@ -557,7 +566,7 @@ static void on_stream_write(uv_write_t *w, int status)
 static bool stream_step(conn_t *c)
 {
     hreq_t *r = c->head;
-    if (r->stream_busy)
+    if (r->stream_busy || r->stream_wait)
         return true;
     stream_write_t *sw = osse_calloc(1, sizeof *sw);
     osse_buf_init(&sw->b, 0);
@@ -567,6 +576,15 @@ static bool stream_step(conn_t *c)
     osse_buf_t data;
     osse_buf_init(&data, 0);
     int more = r->fill(r->fill_ud, &data);
+    if (more == OSSE_HTTP_FILL_WAIT) {
+        r->stream_wait = 1;
+        if (!data.len && !sw->b.len) {
+            osse_buf_close(&data);
+            osse_buf_close(&sw->b);
+            free(sw);
+            return true;
+        }
+    }
     if (data.len) {
         char hex[24];
         int n = snprintf(hex, sizeof hex, "%zx\r\n", data.len);

@@ -116,9 +116,12 @@ void osse_http_respond_take(osse_http_req_t *req, int status, const char *conten
 /* A streamed answer's source: appends the next slice of the body to out
  * (any size; a few tens of KiB keeps memory flat) and returns 1 while more
  * follow, 0 after the last, -1 on a failure (the answer is cut off and the
- * connection closed). Called on the loop thread each time the slice before
- * has been handed to the socket. */
+ * connection closed), or OSSE_HTTP_FILL_WAIT: what it appended is sent and
+ * fill is not called again before osse_http_stream_resume (its next slice
+ * is being made elsewhere, on the pool). Called on the loop thread each time
+ * the slice before has been handed to the socket. */
 typedef int (*osse_http_fill_cb)(void *ud, osse_buf_t *out);
+#define OSSE_HTTP_FILL_WAIT 2
 
 /* Answers a CORS preflight (req->cors is OSSE_HTTP_CORS_ALLOWED): 204 with
  * `Access-Control-Allow-Methods: <methods>`, `Access-Control-Allow-Headers`
@@ -133,6 +136,10 @@ void osse_http_respond_preflight(osse_http_req_t *req, const char *methods);
 void osse_http_respond_stream(osse_http_req_t *req, int status, const char *content_type,
                               const char *extra_headers, osse_http_fill_cb fill,
                               void (*close)(void *ud), void *ud);
+/* A streamed answer whose fill returned OSSE_HTTP_FILL_WAIT may go on: its
+ * fill is called again once its last slice is on the socket. req must not
+ * be closed yet (close(ud) not called). Loop thread. */
+void osse_http_stream_resume(osse_http_req_t *req);
 
 /* Stops accepting, closes every connection (answers still pending are
  * discarded when given) and frees the server once its handles are closed.

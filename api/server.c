@@ -1161,9 +1161,8 @@ static void h_consistency(call_t *c)
 static void h_licences(call_t *c)
 {
     osse_fail_t f = {0};
-    json_t *out = NULL;
-    int rc = osse_q_licences(c->srv->eng, c->query, &out, &f);
-    reply(c, rc, 200, out, &f);
+    int rc = osse_q_licences(c->srv->eng, c->query, &c->scan, &f);
+    scan_or_fail(c, rc, &f);
 }
 
 static void h_licence(call_t *c)
@@ -1182,19 +1181,66 @@ static void h_revoke_licence(call_t *c)
     reply(c, rc, 200, out, &f);
 }
 
+/* The export: each page of the registry is read on the pool (osse_csv_read)
+ * while the answer waits (OSSE_HTTP_FILL_WAIT), then rendered on the loop.
+ * The stream's state outlives its answer while a read is out: the client
+ * gone (csv_close), the read's return frees it. A read does not count in
+ * srv->working: it touches neither the call nor the server, and the loop
+ * runs until it is back before the engine closes. */
 typedef struct csv_call_s {
-    call_t *c;
+    call_t *c; /* until the answer streams */
     osse_csv_t *csv;
+    osse_http_req_t *req;
+    uv_loop_t *loop;
+    uv_work_t work;
+    bool reading, closed, failed;
 } csv_call_t;
+
+static void csv_free(csv_call_t *cc)
+{
+    osse_csv_close(cc->csv);
+    free(cc);
+}
+
+static void csv_read_work(uv_work_t *w)
+{
+    osse_csv_read(((csv_call_t *)w->data)->csv);
+}
+
+static void csv_read_back(uv_work_t *w, int status)
+{
+    csv_call_t *cc = w->data;
+    cc->reading = false;
+    if (cc->closed) {
+        csv_free(cc);
+        return;
+    }
+    cc->failed = status != 0;
+    osse_http_stream_resume(cc->req);
+}
 
 static int csv_fill(void *ud, osse_buf_t *out)
 {
-    return osse_csv_next(ud, out);
+    csv_call_t *cc = ud;
+    if (cc->failed)
+        return -1;
+    int more = osse_csv_next(cc->csv, out);
+    if (more != 2)
+        return more;
+    cc->reading = true;
+    cc->work.data = cc;
+    int rc = uv_queue_work(cc->loop, &cc->work, csv_read_work, csv_read_back);
+    OSSE_PRE(rc == 0); /* only fails for a NULL callback */
+    (void)rc;
+    return OSSE_HTTP_FILL_WAIT;
 }
 
 static void csv_close(void *ud)
 {
-    osse_csv_close(ud);
+    csv_call_t *cc = ud;
+    cc->closed = true;
+    if (!cc->reading)
+        csv_free(cc);
 }
 
 /* The export streams once everything emitted before it is durable, as every
@@ -1204,17 +1250,17 @@ static void csv_durable(void *ud, int status)
     csv_call_t *cc = ud;
     call_t *c = cc->c;
     if (status) {
-        osse_csv_close(cc->csv);
-        free(cc);
+        csv_free(cc);
         on_durable(c, status);
         return;
     }
     c->status = 200;
     osse_logf(OSSE_LEVEL_DEBUG, "call", "method=%s route=%s status=200 streamed=true",
               c->req->method, c->route);
-    osse_http_respond_stream(c->req, 200, "text/csv; charset=utf-8", NULL, csv_fill, csv_close,
-                             cc->csv);
-    free(cc);
+    cc->c = NULL;
+    cc->req = c->req;
+    cc->loop = c->srv->loop;
+    osse_http_respond_stream(c->req, 200, "text/csv; charset=utf-8", NULL, csv_fill, csv_close, cc);
     call_free(c);
 }
 

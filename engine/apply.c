@@ -854,7 +854,7 @@ static int overdue_notice(rq_t *q)
     return 0;
 }
 
-/* The registry's indexes and the number's counter (licence.c) of r's
+/* The registry's lookup by number and the number's counter (licence.c) of r's
  * licence: at LicenceIssued, and for a request read from its record in the
  * order of issue. */
 static void licence_index(osse_engine_t *e, osse_request_t *r)
@@ -862,8 +862,6 @@ static void licence_index(osse_engine_t *e, osse_request_t *r)
     const char *tpl = r->wf->steps[r->licence_step].number,
                *number = osse__jstr(r->licence, "number");
     osse__licence_seq(r->wfe, tpl ? tpl : OSSE_WF_DEFAULT_NUMBER, r->licence_year, true);
-    OSSE_VEC_RESERVE(e->lics, e->clics, e->nlics + 1);
-    e->lics[e->nlics++] = r;
     /* A log written before numbers counted from the log may repeat one:
      * the registry's lookup by number then finds the first. */
     if (number && !osse_map_get(&e->licnums, number))

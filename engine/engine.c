@@ -258,7 +258,8 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     if (rc)
         return rc;
     osse__batch_need(e);
-    if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)))
+    if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)) ||
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_2, OSSE_KEY_LEN(OSSE_KEY_VIEWS_2)))
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
@@ -715,7 +716,6 @@ void osse_engine_close(osse_engine_t *e)
     osse_map_close(&e->pay_answers);
     osse_map_close(&e->subs);
     osse_map_close(&e->licnums);
-    free(e->lics);
     free(e->lexp);
     free(e->due_pend);
     osse_batch_free(e->batch);

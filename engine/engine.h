@@ -489,8 +489,9 @@ int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f)
 /* GET /v1/public/licences: params q (at most 100 characters), workflow,
  * status (valid|expired|revoked), limit (1..500, default 100), cursor; 422
  * for anything else. Newest first; a page scans a bounded number of
- * licences and may come back short with a next_cursor. */
-int osse_q_licences(osse_engine_t *e, const json_t *params, json_t **out, osse_fail_t *f);
+ * licences and may come back short with a next_cursor. A scan of the
+ * registry's index (osse_scan_run, osse_scan_finish above). */
+int osse_q_licences(osse_engine_t *e, const json_t *params, osse_scan_t **out, osse_fail_t *f);
 /* One licence as listed, with document and jws; 404 unknown. */
 int osse_q_licence(osse_engine_t *e, const char *number, json_t **out, osse_fail_t *f);
 /* POST /v1/licences/{number}/revoke {"reason"}: platform or the issuing
@@ -499,12 +500,18 @@ int osse_q_licence(osse_engine_t *e, const char *number, json_t **out, osse_fail
 int osse_cmd_revoke_licence(osse_engine_t *e, const osse_principal_t *p, const char *number,
                             json_t *body, json_t **out, osse_fail_t *f);
 /* The CSV export (same filters as osse_q_licences but limit and cursor):
- * open checks the parameters (422), next appends the next slice of rows (the
- * header first) and returns 1 while more follow, 0 after the last; close is
- * NULL-safe. The iterator borrows e: close it before the engine. Loop thread. */
+ * open checks the parameters (422); next appends the next slice of rows (the
+ * header first) and returns 1 while more follow, 0 after the last, 2 when
+ * the next page of the registry must be read first (osse_csv_read on the
+ * libuv pool, then next again), -1 on an entry that does not read (the
+ * export is cut off); close is NULL-safe. Pages are read from the index on
+ * disk, so the export holds one page in memory. The iterator borrows e:
+ * close it before the engine. Loop thread, but osse_csv_read (pool: it reads
+ * nothing of the engine; not while next runs). */
 typedef struct osse_csv_s osse_csv_t;
 int osse_q_licences_csv(osse_engine_t *e, const json_t *params, osse_csv_t **out, osse_fail_t *f);
 int osse_csv_next(osse_csv_t *c, osse_buf_t *out);
+void osse_csv_read(osse_csv_t *c);
 void osse_csv_close(osse_csv_t *c);
 
 /* Prometheus text; *out malloc'd. */

@@ -35,7 +35,8 @@
 #include "common/time.h"
 
 /* Each index: its key prefix and its producer. */
-#define OSSE_INDEXES(X) X(OSSE_KEY_LIST, ix_list) X(OSSE_KEY_DUE, ix_due)
+#define OSSE_INDEXES(X)                                                                            \
+    X(OSSE_KEY_LIST, ix_list) X(OSSE_KEY_DUE, ix_due) X(OSSE_KEY_LICENCE, ix_licence)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -204,6 +205,102 @@ static void ix_due(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
         ix_add(x, key, osse__ix_due_key(at, OSSE_EXPIRY_LICENCE, r->id, key), "", 0);
     if ((at = osse__due_retention(r)))
         ix_add(x, key, osse__ix_due_key(at, OSSE_EXPIRY_RETENTION, r->id, key), "", 0);
+}
+
+/* --- the public registry: lic/ be64(~LicenceIssued's seq), newest first --- */
+
+size_t osse__ix_licence_key(uint64_t licence_seq, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_LICENCE);
+    memcpy(out, OSSE_KEY_LICENCE, pl);
+    osse_be_put(out + pl, ~licence_seq, 8);
+    return pl + 8;
+}
+
+/* A public field as q searches it: a string as it is, anything else as
+ * compact JSON. NULL when it cannot be made. */
+static char *field_text(const json_t *v)
+{
+    return json_is_string(v) ? osse_strdup(json_string_value(v))
+                             : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* [status, workflow, [number, public field as text...], entry]: status 0
+ * valid, 1 expired, 2 revoked; the entry is osse__licence_entry(r, false)
+ * as the list shows it. Recorded state only (revoked_at, expired_at): no
+ * clock. */
+static void ix_licence(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    if (!r->licence || !r->licence_seq)
+        return;
+    osse_buf_t *v = &x->val;
+    osse_buf_reset(v);
+    const char *st = osse__licence_status(r);
+    unsigned status = strcmp(st, "revoked") == 0 ? 2 : strcmp(st, "expired") == 0 ? 1 : 0;
+    const char *number = osse__jstr(r->licence, "number");
+    const json_t *pub = json_object_get(r->licence, "public_fields");
+    size_t nt = (number != NULL) + json_object_size(pub);
+    json_t *entry = osse__licence_entry(r, false);
+    int rc = !entry || osse_mp_put_array(v, 4) || osse_mp_put_uint(v, status) ||
+             osse_mp_put_str(v, r->wfe->id) || osse_mp_put_array(v, nt) ||
+             (number && osse_mp_put_str(v, number));
+    const char *k;
+    json_t *f;
+    json_object_foreach((json_t *)pub, k, f)
+    {
+        char *t = rc ? NULL : field_text(f);
+        rc = rc || !t || osse_mp_put_str(v, t);
+        free(t);
+    }
+    rc = rc || osse_mp_put_json(v, entry);
+    json_decref(entry);
+    if (rc) {
+        x->oom = true;
+        return;
+    }
+    uint8_t key[OSSE__IX_KEY_MAX];
+    ix_add(x, key, osse__ix_licence_key(r->licence_seq, key), v->ptr, v->len);
+}
+
+int osse__ix_licence_decode(const void *val, size_t vlen, bool entry, osse__licence_row_t *out)
+{
+    osse_mp_rd_t rd = {.p = val, .end = (const uint8_t *)val + vlen};
+    uint64_t st = 0;
+    memset(out, 0, sizeof *out);
+    int rc = osse_mp_get_array(&rd, 4, NULL) || osse_mp_get_uint(&rd, 2, &st) ||
+             osse_mp_get_str(&rd, &out->workflow) || osse_mp_get_array(&rd, SIZE_MAX, &out->ntexts);
+    /* Each text is at least one byte: a count past the bytes left is damage. */
+    if (!rc && out->ntexts > vlen)
+        rc = OSSE_ECORRUPT;
+    if (!rc && out->ntexts)
+        out->texts = osse_calloc(out->ntexts, sizeof *out->texts);
+    for (size_t i = 0; !rc && i < out->ntexts; i++)
+        rc = osse_mp_get_str(&rd, &out->texts[i]) || !out->texts[i];
+    if (!rc) {
+        const uint8_t *j;
+        size_t jlen;
+        rc = entry ? osse_mp_get_json(&rd, &out->entry) || !json_is_object(out->entry)
+                   : osse_mp_skip_json(&rd, &j, &jlen);
+    }
+    if (!rc && (!out->workflow || rd.p != rd.end))
+        rc = OSSE_ECORRUPT;
+    if (rc) {
+        osse__ix_licence_clear(out);
+        return OSSE_ECORRUPT;
+    }
+    out->status = (unsigned)st;
+    return 0;
+}
+
+void osse__ix_licence_clear(osse__licence_row_t *l)
+{
+    free(l->workflow);
+    for (size_t i = 0; l->texts && i < l->ntexts; i++)
+        free(l->texts[i]);
+    free(l->texts);
+    json_decref(l->entry);
+    memset(l, 0, sizeof *l);
 }
 
 /* --- the producers together --- */
@@ -428,8 +525,9 @@ osse_scan_t *osse__scan_new(osse_engine_t *e, const void *start, size_t slen, co
 static int scan_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
     osse_scan_t *s = ud;
+    bool enough = s->look && ++s->looked >= s->look;
     if (s->keep && !s->keep(s, key, klen, val, vlen))
-        return 0;
+        return enough ? 1 : 0;
     OSSE_VEC_RESERVE(s->rows, s->crows, s->nrows + 1);
     osse__row_t *row = &s->rows[s->nrows++];
     row->key = osse_malloc(klen ? klen : 1);
@@ -438,7 +536,7 @@ static int scan_one(void *ud, const void *key, size_t klen, const void *val, siz
     row->val = osse_malloc(vlen ? vlen : 1);
     memcpy(row->val, val, vlen);
     row->vlen = vlen;
-    return s->want && s->nrows >= s->want ? 1 : 0;
+    return enough || (s->want && s->nrows >= s->want) ? 1 : 0;
 }
 
 void osse_scan_run(osse_scan_t *s)

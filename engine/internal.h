@@ -281,6 +281,8 @@ struct osse_scan_s {
     size_t slen, stoplen;
     bool has_stop;
     size_t want; /* rows to keep before the scan stops (0: all) */
+    size_t look; /* rows looked at (kept or not) before the scan stops (0: no bound) */
+    size_t looked;
     /* The query's test of a row (pool thread: it reads nothing but its
      * arguments and s->q); NULL keeps every row. */
     bool (*keep)(const osse_scan_t *s, const void *key, size_t klen, const void *val, size_t vlen);
@@ -483,12 +485,10 @@ struct osse_engine_s {
     const osse_reactor_t *reactors[OSSE_MAX_REACTORS];
     size_t nreactors;
 
-    /* The public registry (licence.c, registry.c): every request that was
-     * issued a licence, in issue order, and each licence number's request;
-     * built by apply.c. The expiries of valid licences: a min-heap of
-     * (valid_until, request index), rebuilt at start (timers.c fires them). */
-    osse_request_t **lics;
-    size_t nlics, clics;
+    /* The public registry (licence.c, registry.c): each licence number's
+     * request, built by apply.c (the lists read the index on disk, lic/).
+     * The expiries of valid licences: a min-heap of (valid_until, request
+     * index), rebuilt at start (timers.c fires them). */
     osse_map_t licnums; /* number -> osse_request_t */
 
     /* Personal data (pii.c, SPEC §8): the key store (NULL in a replay
@@ -804,6 +804,20 @@ typedef struct {
 /* Returns 0 or OSSE_ECORRUPT. Any thread. */
 int osse__ix_list_decode(const void *val, size_t vlen, osse__list_entry_t *out);
 void osse__ix_list_clear(osse__list_entry_t *l);
+
+/* The registry's entry of a licence (lic/ be64(~LicenceIssued's seq)):
+ * newest first. */
+size_t osse__ix_licence_key(uint64_t licence_seq, uint8_t *out);
+typedef struct {
+    unsigned status; /* 0 valid, 1 expired, 2 revoked (osse__licence_status) */
+    char *workflow;
+    char **texts; /* what q searches: the number, then each public field as text */
+    size_t ntexts;
+    json_t *entry; /* osse__licence_entry(r, false); NULL unless asked for */
+} osse__licence_row_t;
+/* Returns 0 or OSSE_ECORRUPT. Any thread. */
+int osse__ix_licence_decode(const void *val, size_t vlen, bool entry, osse__licence_row_t *out);
+void osse__ix_licence_clear(osse__licence_row_t *l);
 
 /* --- record.c: a request's projection as stored bytes (issue 13) --- */
 

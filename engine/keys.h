@@ -50,13 +50,16 @@
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views/2: be64(seq), once every request has its record and its index
+/* views/3: be64(seq), once every request has its record and its index
  * entries (engine/index.c) and every catalog event its cat/ key, renewed with every batch since:
  * the start reads them instead of replaying the log when seq is the log's last (so a log that an
  * osse without records wrote on meanwhile is replayed and migrated again). First written by the
  * first start of a data folder (after a replay of the whole log: the migration) in its last batch.
  */
-#define OSSE_KEY_VIEWS "views/2"
+#define OSSE_KEY_VIEWS "views/3"
+/* views/2: the marker of an osse whose records had no registry entries
+ * (lic/, before they were an index): removed by the migration. */
+#define OSSE_KEY_VIEWS_2 "views/2"
 /* views: the marker of an osse whose records had no index entries (before
  * engine/index.c): removed by the migration. */
 #define OSSE_KEY_VIEWS_1 "views"
@@ -68,6 +71,9 @@
  * of request id, soonest first (engine/index.c, engine/expiry.c). Empty
  * value. */
 #define OSSE_KEY_DUE "due/"
+/* lic/ be64(~LicenceIssued's seq): a licence's entry in the public
+ * registry, newest first (engine/index.c). */
+#define OSSE_KEY_LICENCE "lic/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

@@ -1,21 +1,32 @@
 /* registry.c: the public registry of licences (SPEC §9) and revocation (§4).
  *
- * Queries over the projection: e->lics holds every request that was issued
- * a licence, in issue order, and e->licnums each number's request, both
- * built by apply.c. Lists are newest first. A page scans at most SCAN_MAX
- * licences whatever the filters match, so that a search that matches little
- * costs the same as one that matches much; a page that stops there comes
- * back short, with a next_cursor. The cursor is the position (in issue
- * order) below which the next page starts: the registry only grows, so a
- * cursor stays good while licences are issued between pages.
+ * The lists read the registry's index on disk (engine/index.c, lic/): one
+ * entry per licence, keyed by its LicenceIssued's seq inverted, so newest
+ * first, whose value holds the entry as listed and what the filters test;
+ * a revocation or an expiry rewrites it with the request's record. The
+ * parameters are checked on the loop; the scan runs on the libuv pool,
+ * tests each entry there (lic_keep: nothing but the entry and the query's
+ * copies of the filters) and the page is rendered back on the loop. A page
+ * looks at most SCAN_MAX licences whatever the filters match, so that a
+ * search that matches little costs the same as one that matches much; a
+ * page that stops there comes back short, with a next_cursor. The cursor is
+ * the seq of the licence the next page starts with: the registry only
+ * grows, and newer licences sort before it, so a cursor stays good while
+ * licences are issued between pages.
  *
- * The CSV export is an iterator that renders a slice of rows at a time: the
- * HTTP layer pulls the next slice once the one before is on the socket, so a
- * registry of millions is served in constant memory (a slice and the
- * iterator's filters). It scans a snapshot of the registry's length taken
- * when it starts; statuses are read as they stand when each row is made. */
+ * The lookup by number and the revocation use e->licnums (apply.c), in
+ * memory.
+ *
+ * The CSV export is an iterator that reads a page of CSV_PAGE rows at a
+ * time from the index on the pool (osse_csv_read) and renders it in slices
+ * on the loop: the HTTP layer pulls the next slice once the one before is on
+ * the socket, so a registry of millions is served in constant memory (a page
+ * and the iterator's filters). It covers the licences the log held when it
+ * started (each page resumes at the first entry the page before did not
+ * show); statuses are as the page read them. */
 #include "engine/internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +37,7 @@
 #define MAX_Q 100 /* characters */
 #define MAX_REASON 4096
 #define CSV_SLICE (64u << 10)
+#define CSV_PAGE 256 /* rows a read of the pool gives the export */
 
 typedef struct filter_s {
     char *q; /* lowercased (ASCII) or NULL */
@@ -105,43 +117,148 @@ static int parse_filter(osse_engine_t *e, const json_t *params, const char *cons
     return 0;
 }
 
-static bool matches(const filter_t *flt, const osse_request_t *r)
+/* The filters as the pool tests them (copies: nothing of the engine), and
+ * one scan's counts. A scan keeps the matches up to limit among the first
+ * SCAN_MAX entries it looks at, then one more entry whatever it is (the
+ * probe): there the next page starts. */
+typedef struct lic_q_s {
+    char *q, *workflow; /* q lowercased, or NULL */
+    int status;         /* 0 valid, 1 expired, 2 revoked, -1 any */
+    size_t limit, seen, kept;
+    bool probe;
+} lic_q_t;
+
+static void lic_q_set(lic_q_t *lq, filter_t *flt, size_t limit)
 {
-    if (flt->wf && r->wfe != flt->wf)
+    static const char *const sts[] = {"valid", "expired", "revoked"};
+    lq->q = flt->q;
+    flt->q = NULL;
+    lq->workflow = flt->wf ? osse_strdup(flt->wf->id) : NULL;
+    lq->status = -1;
+    for (int i = 0; i < 3 && flt->status; i++)
+        if (strcmp(flt->status, sts[i]) == 0)
+            lq->status = i;
+    lq->limit = limit;
+}
+
+static void lic_q_clear(lic_q_t *lq)
+{
+    free(lq->q);
+    free(lq->workflow);
+}
+
+static bool matches(const lic_q_t *lq, const osse__licence_row_t *l)
+{
+    if (lq->workflow && strcmp(l->workflow, lq->workflow) != 0)
         return false;
-    if (flt->status && strcmp(flt->status, osse__licence_status(r)) != 0)
+    if (lq->status >= 0 && (unsigned)lq->status != l->status)
         return false;
-    if (!flt->q)
+    if (!lq->q)
         return true;
-    const char *number = osse__jstr(r->licence, "number");
-    if (number && contains_ci(number, flt->q))
-        return true;
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(r->licence, "public_fields"), k, v)
-    {
-        if (json_is_string(v)) {
-            if (contains_ci(json_string_value(v), flt->q))
-                return true;
-        } else {
-            char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            bool hit = t && contains_ci(t, flt->q);
-            free(t);
-            if (hit)
-                return true;
-        }
-    }
+    for (size_t i = 0; i < l->ntexts; i++)
+        if (contains_ci(l->texts[i], lq->q))
+            return true;
     return false;
 }
 
-int osse_q_licences(osse_engine_t *e, const json_t *params, json_t **out, osse_fail_t *f)
+/* Pool thread: reads its arguments and s->q only. An entry that does not
+ * decode is kept, and the page fails when it is rendered. */
+static bool lic_keep(const osse_scan_t *s, const void *key, size_t klen, const void *val,
+                     size_t vlen)
+{
+    (void)key, (void)klen;
+    lic_q_t *lq = s->q;
+    if (lq->kept == lq->limit || lq->seen++ >= SCAN_MAX) {
+        lq->probe = true;
+        return true;
+    }
+    osse__licence_row_t l;
+    if (osse__ix_licence_decode(val, vlen, false, &l)) {
+        lq->kept++;
+        return true;
+    }
+    bool m = matches(lq, &l);
+    osse__ix_licence_clear(&l);
+    lq->kept += m;
+    return m;
+}
+
+/* A scan of the registry from start (inclusive, a key of lic/) to its end. */
+static osse_scan_t *lic_scan(osse_engine_t *e, const uint8_t *start, size_t slen, lic_q_t *lq)
+{
+    uint8_t stop[OSSE__IX_KEY_MAX];
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_LICENCE);
+    memcpy(stop, OSSE_KEY_LICENCE, pl);
+    stop[pl - 1]++; /* "lic0": past every entry */
+    lq->seen = lq->kept = 0;
+    lq->probe = false;
+    osse_scan_t *s = osse__scan_new(e, start, slen, stop, pl, lq->limit + 1);
+    s->look = SCAN_MAX + 1;
+    s->q = lq;
+    s->keep = lic_keep;
+    return s;
+}
+
+/* Row i of a scan of the registry: its entry and (if asked) its seq. */
+static int lic_row(const osse_scan_t *s, size_t i, bool entry, osse__licence_row_t *l,
+                   uint64_t *seq)
+{
+    const osse__row_t *row = &s->rows[i];
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_LICENCE);
+    if (row->klen != pl + 8 || memcmp(row->key, OSSE_KEY_LICENCE, pl) != 0)
+        return OSSE_ECORRUPT;
+    if (seq)
+        *seq = ~osse_be_get(row->key + pl, 8);
+    return entry ? osse__ix_licence_decode(row->val, row->vlen, true, l) : 0;
+}
+
+static void lic_drop(osse_scan_t *s)
+{
+    lic_q_clear(s->q);
+    free(s->q);
+}
+
+static int lic_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
+{
+    (void)e;
+    const lic_q_t *lq = s->q;
+    size_t shown = s->nrows - (lq->probe && s->nrows);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < shown; i++) {
+        osse__licence_row_t l;
+        if (lic_row(s, i, true, &l, NULL)) {
+            json_decref(arr);
+            return osse__fail(f, OSSE_EIO, "internal", "a damaged entry of the registry");
+        }
+        json_array_append(arr, l.entry);
+        osse__ix_licence_clear(&l);
+    }
+    /* The cursor is the probe's seq: the next page starts with it. */
+    json_t *next = json_null();
+    uint64_t seq = 0;
+    if (lq->probe && s->nrows) {
+        if (lic_row(s, s->nrows - 1, false, NULL, &seq)) {
+            json_decref(arr);
+            return osse__fail(f, OSSE_EIO, "internal", "a damaged entry of the registry");
+        }
+        char c[24];
+        snprintf(c, sizeof c, "%llu", (unsigned long long)seq);
+        next = json_string(c);
+    }
+    *out = json_pack("{s:o,s:o}", "licences", arr, "next_cursor", next);
+    return 0;
+}
+
+int osse_q_licences(osse_engine_t *e, const json_t *params, osse_scan_t **out, osse_fail_t *f)
 {
     static const char *const allowed[] = {"q", "workflow", "status", "limit", "cursor", NULL};
     filter_t flt = {0};
     int rc = parse_filter(e, params, allowed, &flt, f);
     if (rc)
         return rc;
-    size_t limit = DEFAULT_LIMIT, from = e->nlics;
+    size_t limit = DEFAULT_LIMIT;
+    /* Below every licence the log holds: the newest first. */
+    uint64_t from = e->applied;
     const char *ls = param(params, "limit"), *cs = param(params, "cursor");
     char *end;
     if (ls) {
@@ -154,30 +271,23 @@ int osse_q_licences(osse_engine_t *e, const json_t *params, json_t **out, osse_f
         limit = (size_t)v;
     }
     if (cs) {
+        /* A licence's seq, where a page stopped: at most the log's last. */
+        errno = 0;
         unsigned long long v = strtoull(cs, &end, 10);
-        if (*cs < '0' || *cs > '9' || *end || v > e->nlics) {
+        if (*cs < '0' || *cs > '9' || *end || errno || v > e->applied) {
             free(flt.q);
             osse__detail(f, "cursor", "not a cursor this registry gave");
             return osse__fail(f, OSSE_EINVAL, "invalid_request", "cursor is invalid");
         }
-        from = (size_t)v;
+        from = v;
     }
-    json_t *arr = json_array();
-    size_t i = from, scanned = 0;
-    while (i > 0 && json_array_size(arr) < limit && scanned < SCAN_MAX) {
-        const osse_request_t *r = e->lics[--i];
-        scanned++;
-        if (matches(&flt, r))
-            json_array_append_new(arr, osse__licence_entry(r, false));
-    }
-    free(flt.q);
-    json_t *next = json_null();
-    if (i > 0) {
-        char c[24];
-        snprintf(c, sizeof c, "%zu", i);
-        next = json_string(c);
-    }
-    *out = json_pack("{s:o,s:o}", "licences", arr, "next_cursor", next);
+    lic_q_t *lq = osse_calloc(1, sizeof *lq);
+    lic_q_set(lq, &flt, limit);
+    uint8_t start[OSSE__IX_KEY_MAX];
+    osse_scan_t *s = lic_scan(e, start, osse__ix_licence_key(from, start), lq);
+    s->finish = lic_finish;
+    s->drop = lic_drop;
+    *out = s;
     return 0;
 }
 
@@ -234,13 +344,15 @@ int osse_cmd_revoke_licence(osse_engine_t *e, const osse_principal_t *p, const c
 
 struct osse_csv_s {
     osse_engine_t *e;
-    filter_t flt;
-    size_t next;  /* rows come from e->lics[next - 1] down */
-    bool header;  /* written */
-    char **names; /* workflow=: the latest version's public fields; else NULL */
+    lic_q_t lq;                   /* the filters, and the page's counts */
+    uint8_t at[OSSE__IX_KEY_MAX]; /* where the next page starts (inclusive) */
+    size_t atlen;
+    osse_scan_t *page; /* the page read (rows in memory), or NULL */
+    size_t pos;        /* its next row to render */
+    bool header;       /* written */
+    char **names;      /* workflow=: the latest version's public fields; else NULL */
     size_t nnames;
 };
-
 /* One RFC 4180 cell: quoted when it holds a quote, a comma or a line break;
  * a leading =, +, -, @, tab or carriage return gets a ' before it, so that a
  * spreadsheet never runs it as a formula. NULL is an empty cell. */
@@ -278,9 +390,8 @@ static void json_cell(osse_buf_t *b, const json_t *v)
     }
 }
 
-static void csv_row(osse_csv_t *c, osse_buf_t *b, const osse_request_t *r)
+static void csv_row(osse_csv_t *c, osse_buf_t *b, const json_t *o)
 {
-    json_t *o = osse__licence_entry(r, false);
     cell(b, osse__jstr(o, "number"), true);
     json_cell(b, json_object_get(o, "workflow"));
     json_cell(b, json_object_get(o, "title"));
@@ -296,7 +407,6 @@ static void csv_row(osse_csv_t *c, osse_buf_t *b, const osse_request_t *r)
         json_cell(b, fields);
     }
     osse_buf_append(b, "\r\n", 2);
-    json_decref(o);
 }
 
 int osse_q_licences_csv(osse_engine_t *e, const json_t *params, osse_csv_t **out, osse_fail_t *f)
@@ -308,11 +418,13 @@ int osse_q_licences_csv(osse_engine_t *e, const json_t *params, osse_csv_t **out
         return rc;
     osse_csv_t *c = osse_calloc(1, sizeof *c);
     c->e = e;
-    c->flt = flt;
-    c->next = e->nlics;
-    if (flt.wf) {
+    const osse_wfent_t *wfe = flt.wf;
+    lic_q_set(&c->lq, &flt, CSV_PAGE);
+    /* The licences the log holds now: those issued later sort before. */
+    c->atlen = osse__ix_licence_key(e->applied, c->at);
+    if (wfe) {
         /* The columns of the latest version's public fields, in order. */
-        const osse_wf_t *wf = flt.wf->versions[flt.wf->nversions - 1];
+        const osse_wf_t *wf = wfe->versions[wfe->nversions - 1];
         for (size_t i = 0; i < wf->nsteps; i++)
             if (wf->steps[i].kind == OSSE_STEP_KIND_ISSUE) {
                 c->nnames = wf->steps[i].npublic_fields;
@@ -343,16 +455,41 @@ int osse_csv_next(osse_csv_t *c, osse_buf_t *out)
         }
         osse_buf_append(out, "\r\n", 2);
     }
-    /* A slice: rows until about CSV_SLICE bytes, or SCAN_MAX licences looked
-     * at (a filter that matches little still yields to the loop). */
-    size_t scanned = 0;
-    while (c->next > 0 && out->len < CSV_SLICE && scanned < SCAN_MAX) {
-        const osse_request_t *r = c->e->lics[--c->next];
-        scanned++;
-        if (matches(&c->flt, r))
-            csv_row(c, out, r);
+    if (!c->page) {
+        c->page = lic_scan(c->e, c->at, c->atlen, &c->lq);
+        return 2;
     }
-    return c->next > 0 ? 1 : 0;
+    osse_scan_t *s = c->page;
+    if (s->rc)
+        return -1;
+    size_t shown = s->nrows - (c->lq.probe && s->nrows);
+    /* A slice: rows until about CSV_SLICE bytes. */
+    while (c->pos < shown && out->len < CSV_SLICE) {
+        osse__licence_row_t l;
+        if (lic_row(s, c->pos++, true, &l, NULL))
+            return -1;
+        csv_row(c, out, l.entry);
+        osse__ix_licence_clear(&l);
+    }
+    if (c->pos < shown)
+        return 1;
+    if (!c->lq.probe || !s->nrows)
+        return 0;
+    /* The next page starts at the probe. */
+    const osse__row_t *probe = &s->rows[s->nrows - 1];
+    if (probe->klen > sizeof c->at)
+        return -1;
+    memcpy(c->at, probe->key, probe->klen);
+    c->atlen = probe->klen;
+    osse_scan_free(s);
+    c->pos = 0;
+    c->page = lic_scan(c->e, c->at, c->atlen, &c->lq);
+    return 2;
+}
+
+void osse_csv_read(osse_csv_t *c)
+{
+    osse_scan_run(c->page);
 }
 
 void osse_csv_close(osse_csv_t *c)
@@ -362,6 +499,7 @@ void osse_csv_close(osse_csv_t *c)
     for (size_t i = 0; c->names && i < c->nnames; i++)
         free(c->names[i]);
     free(c->names);
-    free(c->flt.q);
+    lic_q_clear(&c->lq);
+    osse_scan_free(c->page);
     free(c);
 }

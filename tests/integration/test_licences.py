@@ -21,7 +21,16 @@ What is checked:
 - revocation: platform 200, the issuing agency 200, another agency and a
   portal 403, unknown 404, twice 409, bad bodies 422 and 413 with nothing
   written; the registry and the tracking view show it at once;
-- `osse replay` gives the live digest.
+- `osse replay` gives the live digest;
+- the registry's lists read from its index on disk: pages of 7 with
+  cursors under every filter (none, workflow, each status, q on text and on
+  a number field, workflow and status together) cover the same licences as
+  one page of 500 and as the model the test keeps, newest first, the last
+  page's next_cursor alone null; a revoked and an expired licence move
+  between the status filters with their entries as the lookup by number
+  shows them; the CSV export over more than one page of the index (256
+  rows) under several filters; every answer byte for byte the same after a
+  clean restart and after a kill -9.
 
 Python standard library plus `cryptography` (Debian's python3-cryptography).
 """
@@ -33,12 +42,14 @@ import os
 import random
 import string
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (FORM_FIELDS, Server, World, good_form, log_events, main,  # noqa: E402
-                          run_osse)
+                          replay_data, run_osse)
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -292,6 +303,182 @@ class LicenceCase(unittest.TestCase):
         self.assertEqual(self.registry(lic2["number"])["status"], "revoked")
         self.restart(kill=False, clock="2030-01-08T12:00:00+07:00")
         self.assertEqual(len(self.events(rid, "LicenceExpired")), 1)
+
+    # -- the registry's index on disk -----------------------------------------
+
+    def registry_answers(self, queries):
+        """Every page (limit 7, following cursors) of each query, as bytes,
+        and the numbers they list; checks each page's shape as it goes."""
+        pages, listed = {}, {}
+        for q in queries:
+            got, bodies, cursor = [], [], None
+            for _ in range(200):
+                path = "/v1/public/licences?limit=7" + ("&" + q if q else "")
+                if cursor:
+                    path += "&cursor=" + cursor
+                r = self.w.anon.get(path)
+                self.assertEqual(r.status, 200, (path, r))
+                bodies.append(r.body)
+                got += r.json["licences"]
+                cursor = r.json["next_cursor"]
+                if not cursor:
+                    break
+                self.assertEqual(len(r.json["licences"]), 7, path)
+            whole = self.w.anon.get("/v1/public/licences?limit=500" + ("&" + q if q else ""))
+            self.assertEqual(whole.json["licences"], got, q)
+            pages[q] = bodies
+            listed[q] = got
+        return pages, listed
+
+    def csv_answers(self, queries):
+        out = {}
+        for q in queries:
+            r = self.w.anon.get("/v1/public/licences.csv" + ("?" + q if q else ""))
+            self.assertEqual(r.status, 200, (q, r))
+            self.assertEqual(r.headers.get("transfer-encoding"), "chunked")
+            out[q] = r.body
+        return out
+
+    def test_registry_pages_filters_state_changes_restart_and_kill_9(self):
+        p1, p2 = prefix(), prefix()
+        w1 = "lic-" + p1.lower()
+        self.w.publish(issue_workflow(w1, number=p1 + "-{seq:5}", valid_for="P30D"))
+        w2 = "lic-" + p2.lower()
+        d = issue_workflow(w2, number=p2 + "-{seq:5}")
+        d["steps"]["licence"]["public_fields"] = ["business_name", "district", "seats"]
+        self.w.publish(d)
+        districts = ["bang-rak", "pathum-wan", "khlong-toei"]
+        model = []  # [number, workflow, district, seats or None, status], in issue order
+        for i in range(150):
+            wid = w2 if i % 3 == 0 else w1
+            district = districts[i % 3 if i % 2 else 0]
+            seats = 7000 + i
+            _, lic = self.issue(wid, business_name="Shop %d" % i, district=district,
+                                seats=seats)
+            model.append([lic["number"], wid, district, seats if wid == w2 else None, "valid"])
+        # Revoked: three of each workflow; then w1's others expire (P30D).
+        for k in (3, 4, 50, 51, 99, 100):
+            r = self.w.plat.post("/v1/licences/%s/revoke" % model[k][0], {"reason": "x%d" % k})
+            self.assertEqual(r.status, 200, r)
+            model[k][4] = "revoked"
+        before = self.w.anon.get("/v1/public/licences?status=valid&workflow=" + w1 + "&limit=500")
+        self.assertIn(model[1][0], [x["number"] for x in before.json["licences"]])
+        self.clock("2030-02-07T09:00:00+07:00")
+        for m in model:
+            if m[1] == w1 and m[4] == "valid":
+                m[4] = "expired"
+        for i in range(150, 310):
+            wid = w1 if i % 2 else w2
+            _, lic = self.issue(wid, business_name="Shop %d" % i, district="bang-rak",
+                                seats=7000 + i)
+            model.append([lic["number"], wid, "bang-rak", 7000 + i if wid == w2 else None,
+                          "valid"])
+        r = self.w.plat.post("/v1/licences/%s/revoke" % model[200][0], {"reason": "late"})
+        self.assertEqual(r.status, 200, r)
+        model[200][4] = "revoked"
+        ours = (w1, w2)
+        names = {m[0]: "Shop %d" % i for i, m in enumerate(model)}
+
+        def want(pred):
+            return [m[0] for m in reversed(model) if pred(m)]
+
+        queries = {
+            "": lambda m: True,
+            "workflow=" + w1: lambda m: m[1] == w1,
+            "workflow=" + w2: lambda m: m[1] == w2,
+            "status=valid": lambda m: m[4] == "valid",
+            "status=expired": lambda m: m[4] == "expired",
+            "status=revoked": lambda m: m[4] == "revoked",
+            "q=PATHUM-wan": lambda m: m[2] == "pathum-wan",
+            "q=7003": lambda m: m[3] == 7003,
+            "q=shop%2012": lambda m: "shop 12" in names[m[0]].lower(),
+            "workflow=%s&status=revoked" % w2: lambda m: m[1] == w2 and m[4] == "revoked",
+            "workflow=%s&status=valid" % w1: lambda m: m[1] == w1 and m[4] == "valid",
+        }
+        pages, listed = self.registry_answers(list(queries))
+        for q, pred in queries.items():
+            got = [x["number"] for x in listed[q] if x["workflow"] in ours]
+            self.assertEqual(got, want(pred), q)
+            for x in listed[q]:
+                if x["workflow"] in ours:
+                    m = model[[n[0] for n in model].index(x["number"])]
+                    self.assertEqual(x["status"], m[4], x)
+        self.assertGreater(len(pages["workflow=" + w1]), 10)
+        # An entry as listed is the lookup's without document and jws; the
+        # revoked and the expired ones show how they changed.
+        by_num = {x["number"]: x for x in listed[""]}
+        for k in (1, 3, 200, 300):
+            one = self.registry(model[k][0])
+            self.assertEqual({a: b for a, b in one.items() if a not in ("document", "jws")},
+                             by_num[model[k][0]])
+        self.assertEqual(by_num[model[3][0]]["reason"], "x3")
+        self.assertEqual(by_num[model[3][0]]["revoked_at"], "2030-01-07T02:00:00.000Z")
+        self.assertEqual(by_num[model[1][0]]["status"], "expired")
+        self.assertEqual(by_num[model[300][0]]["status"], "valid")
+        self.assertEqual(by_num[model[0][0]]["fields"],
+                         {"business_name": "Shop 0", "district": "bang-rak", "seats": 7000})
+        # The CSV: more than one page of the index (256 rows), filtered or not.
+        csvq = ["", "workflow=" + w1, "status=valid", "q=bang-RAK", "workflow=%s&status=expired"
+                % w1]
+        csvs = self.csv_answers(csvq)
+        for q, body in csvs.items():
+            rows = body.decode().split("\r\n")[1:-1]
+            nums = [row.split(",", 1)[0] for row in rows]
+            ours_rows = [n for n in nums if n.startswith((p1, p2))]
+            pred = {"": lambda m: True, "workflow=" + w1: lambda m: m[1] == w1,
+                    "status=valid": lambda m: m[4] == "valid",
+                    "q=bang-RAK": lambda m: m[2] == "bang-rak",
+                    "workflow=%s&status=expired" % w1: lambda m: m[1] == w1 and
+                    m[4] == "expired"}[q]
+            self.assertEqual(ours_rows, want(pred), q)
+        self.assertGreater(len(want(lambda m: m[2] == "bang-rak")), 256)
+        # The same answers, byte for byte, after a clean restart and a kill -9,
+        # and the entries on disk are those the log gives (osse replay --data).
+        for kill in (False, True):
+            self.restart(kill=kill, clock="2030-02-07T09:00:00+07:00")
+            again, _ = self.registry_answers(list(queries))
+            self.assertEqual(again, pages, "kill=%s" % kill)
+            self.assertEqual(self.csv_answers(csvq), csvs, "kill=%s" % kill)
+            _, rec = replay_data(self.server.data_dir)
+            # Each licence's request: its list and registry entries, and
+            # the expiry of a valid licence (due/).
+            valid = sum(1 for m in model if m[4] == "valid")
+            self.assertEqual(rec["indexes"], {"equal": 2 * len(model) + valid, "missing": 0,
+                                              "different": 0, "extra": 0})
+        # A kill -9 while licences are issued and revoked: the entries on
+        # disk are still exactly the log's.
+        stop, issued = threading.Event(), []
+
+        def load(client, revoker):
+            while not stop.is_set():
+                try:
+                    r = client.post("/v1/requests", {"workflow": w2, "form": good_form()})
+                    v = self.server.client(self.w.admin_token).get(
+                        "/v1/requests/" + r.json["id"]) if r.status == 201 else None
+                    num = v.json["licence"]["number"] if v and v.status == 200 else None
+                    if num and len(issued) % 3 == 0:
+                        revoker.post("/v1/licences/%s/revoke" % num, {"reason": "load"})
+                    if num:
+                        issued.append(num)
+                except Exception:  # the server is gone: the kill
+                    time.sleep(0.01)
+        threads = [threading.Thread(target=load, args=(
+            self.server.client(self.w.portal.token), self.server.client(self.w.admin_token)))
+            for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(issued) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.server.kill()
+        stop.set()
+        for t in threads:
+            t.join()
+        self.restart(kill=True, clock="2030-02-07T09:00:00+07:00")
+        _, rec = replay_data(self.server.data_dir)
+        ix = rec["indexes"]
+        self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), ix)
+        self.assertGreaterEqual(ix["equal"], 2 * (len(model) + len(issued)))
 
     # -- revocation ----------------------------------------------------------
 
