@@ -63,6 +63,9 @@
 /* lst/ be64(~first seq): a request's entry in the request list, newest
  * first (engine/index.c). */
 #define OSSE_KEY_LIST "lst/"
+/* sti/ be64(end) be64(first seq) be16(step) be32(place): an ended stint of
+ * a task step (statistics), by its end time (engine/index.c). */
+#define OSSE_KEY_STINT "sti/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 
