@@ -940,9 +940,8 @@ static void h_services(call_t *c)
 static void h_stats(call_t *c)
 {
     osse_fail_t f = {0};
-    json_t *out = NULL;
-    int rc = osse_q_stats(c->srv->eng, c->query, &out, &f);
-    reply(c, rc, 200, out, &f);
+    int rc = osse_q_stats(c->srv->eng, c->query, &c->scan, &f);
+    scan_or_fail(c, rc, &f);
 }
 
 static void h_digest(call_t *c)

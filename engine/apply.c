@@ -202,6 +202,15 @@ static void set_text(char **slot, const char *text)
     *slot = dupstr(text);
 }
 
+/* The first request applied or loaded (loaded in the order of submission). */
+static void first_request(osse_engine_t *e, const osse_request_t *r)
+{
+    if (!e->any_request) {
+        e->any_request = true;
+        e->first_submitted_at = r->submitted_at;
+    }
+}
+
 /* --- stints: which agency held a task when (statistics, SPEC §10) --- */
 
 static osse_stint_t *stint_held(osse_step_t *s)
@@ -225,6 +234,17 @@ static osse_task_row_t *task_row(osse_engine_t *e, const char *agency, const cha
     return row;
 }
 
+/* A stint of the row began at `at` (the statistics' rows). */
+static void row_began(osse_task_row_t *row, const osse_request_t *r, int64_t at)
+{
+    if (at < r->submitted_at)
+        at = r->submitted_at;
+    if (!row->began || at < row->first_at) {
+        row->first_at = at;
+        row->began = true;
+    }
+}
+
 /* After a return, the applicant's answer resumes the agency's stint: its
  * working time goes on from what it was, and a task past due stays so. */
 static void stint_begin(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at)
@@ -237,7 +257,9 @@ static void stint_begin(osse_engine_t *e, const osse_request_t *r, osse_step_t *
     }
     s->stints = osse_reallocarray(s->stints, s->nstints + 1u, sizeof *s->stints);
     s->stints[s->nstints++] = t;
-    task_row(e, s->agency, r->wfe->id)->open++;
+    osse_task_row_t *row = task_row(e, s->agency, r->wfe->id);
+    row->open++;
+    row_began(row, r, at);
 }
 
 static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s, int64_t at,
@@ -465,6 +487,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].remaining_ms = r->steps[i].warn_remaining_ms = -1;
         r->steps[i].overdue_left = -1;
     }
+    first_request(e, r);
     OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
     e->reqs[e->nreqs++] = r;
@@ -491,6 +514,7 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
                 return CORRUPT("transaction %s of %s recorded twice", s->transaction, r->id);
         }
     }
+    first_request(e, r);
     OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
     r->index = (uint32_t)e->nreqs;
     e->reqs[e->nreqs++] = r;
@@ -509,6 +533,7 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
             osse_task_row_t *row = task_row(e, t->agency, r->wfe->id);
             row->open += t->how == OSSE_STINT_HELD;
             row->breaches += t->breached_at != 0;
+            row_began(row, r, t->start);
         }
         if (s->reference)
             osse_map_put(&e->references, s->reference, r);

@@ -483,8 +483,9 @@ int osse_q_subscription(osse_engine_t *e, const osse_principal_t *p, const char 
 /* GET /v1/stats (SPEC §10): params from, to (RFC 3339 or YYYY-MM-DD, UTC
  * midnight; [from, to)) and bucket (week | day, buckets starting Monday
  * 00:00 UTC / 00:00 UTC). OSSE_EINVAL (422) for a bad or unknown parameter
- * or more than 1000 buckets. */
-int osse_q_stats(osse_engine_t *e, json_t *params, json_t **out, osse_fail_t *f);
+ * or more than 1000 buckets. A scan (above): the stints that ended are read
+ * from the index on disk, those still held from memory when it finishes. */
+int osse_q_stats(osse_engine_t *e, json_t *params, osse_scan_t **out, osse_fail_t *f);
 /* --- The public registry (SPEC §9) and revocation (§4): registry.c. --- */
 /* GET /v1/public/licences: params q (at most 100 characters), workflow,
  * status (valid|expired|revoked), limit (1..500, default 100), cursor; 422

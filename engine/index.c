@@ -36,7 +36,8 @@
 
 /* Each index: its key prefix and its producer. */
 #define OSSE_INDEXES(X)                                                                            \
-    X(OSSE_KEY_LIST, ix_list) X(OSSE_KEY_DUE, ix_due) X(OSSE_KEY_LICENCE, ix_licence)
+    X(OSSE_KEY_LIST, ix_list)                                                                      \
+    X(OSSE_KEY_DUE, ix_due) X(OSSE_KEY_LICENCE, ix_licence) X(OSSE_KEY_STINT, ix_stints)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -301,6 +302,89 @@ void osse__ix_licence_clear(osse__licence_row_t *l)
     free(l->texts);
     json_decref(l->entry);
     memset(l, 0, sizeof *l);
+}
+
+/* --- the stints: sti/ be64(end) be64(first seq) be16(step) be32(place) ---
+ *
+ * The statistics (stats.c) read the stints that ended from here and those
+ * still held from memory (open work). An ended stint does not change
+ * afterwards (apply.c: a breach is recorded on the held stint only, the
+ * working time and within_sla when it ends, and a resumption after a
+ * return is a new stint), so an entry is written once; the producer runs
+ * again on every change of its request anyway, and a changed value would
+ * simply be written again. */
+
+size_t osse__ix_stint_key(int64_t end, uint64_t seq0, uint16_t step, uint32_t place, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_STINT);
+    memcpy(out, OSSE_KEY_STINT, pl);
+    /* Times since 1970 (an ended stint's end is an event's `at`): sorts as
+     * the numbers do; a time before is put at 0. */
+    osse_be_put(out + pl, end > 0 ? (uint64_t)end : 0, 8);
+    osse_be_put(out + pl + 8, seq0, 8);
+    osse_be_put(out + pl + 16, step, 2);
+    osse_be_put(out + pl + 18, place, 4);
+    return pl + 22;
+}
+
+/* [agency, workflow, submitted_at, start, end, breached_at, overdue_from,
+ *  work_ms, how, within_sla] */
+static void ix_stints(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    osse_buf_t *v = &x->val;
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        for (uint32_t j = 0; j < s->nstints; j++) {
+            const osse_stint_t *t = &s->stints[j];
+            if (!t->end)
+                continue;
+            osse_buf_reset(v);
+            if (osse_mp_put_array(v, 10) || osse_mp_put_str(v, t->agency) ||
+                osse_mp_put_str(v, r->wfe->id) || osse_mp_put_int(v, r->submitted_at) ||
+                osse_mp_put_int(v, t->start) || osse_mp_put_int(v, t->end) ||
+                osse_mp_put_int(v, t->breached_at) || osse_mp_put_int(v, t->overdue_from) ||
+                osse_mp_put_int(v, t->work_ms) || osse_mp_put_uint(v, t->how) ||
+                osse_mp_put_uint(v, t->within_sla)) {
+                x->oom = true;
+                return;
+            }
+            uint8_t key[OSSE__IX_KEY_MAX];
+            ix_add(x, key, osse__ix_stint_key(t->end, r->seqs[0], (uint16_t)i, j, key), v->ptr,
+                   v->len);
+        }
+    }
+}
+
+int osse__ix_stint_decode(const void *val, size_t vlen, osse__stint_entry_t *out)
+{
+    osse_mp_rd_t rd = {.p = val, .end = (const uint8_t *)val + vlen};
+    uint64_t how = 0, within = 0;
+    memset(out, 0, sizeof *out);
+    osse_stint_t *t = &out->t;
+    int rc = osse_mp_get_array(&rd, 10, NULL) || osse_mp_get_str(&rd, &out->agency) ||
+             osse_mp_get_str(&rd, &out->workflow) || osse_mp_get_int(&rd, &out->submitted_at) ||
+             osse_mp_get_int(&rd, &t->start) || osse_mp_get_int(&rd, &t->end) ||
+             osse_mp_get_int(&rd, &t->breached_at) || osse_mp_get_int(&rd, &t->overdue_from) ||
+             osse_mp_get_int(&rd, &t->work_ms) ||
+             osse_mp_get_uint(&rd, OSSE_STINT_CANCELLED, &how) || osse_mp_get_uint(&rd, 1, &within);
+    /* An entry is of an ended stint. */
+    if (rc || !out->agency || !out->workflow || !t->end || how == OSSE_STINT_HELD ||
+        rd.p != rd.end) {
+        osse__ix_stint_clear(out);
+        return OSSE_ECORRUPT;
+    }
+    t->agency = out->agency;
+    t->how = (osse_stint_end_t)how;
+    t->within_sla = within;
+    return 0;
+}
+
+void osse__ix_stint_clear(osse__stint_entry_t *t)
+{
+    free(t->agency);
+    free(t->workflow);
+    memset(t, 0, sizeof *t);
 }
 
 /* --- the producers together --- */

@@ -16,7 +16,7 @@
  *   index                         a request's entries in the indexes on disk, and scans
  *   record                        a request's projection as stored bytes (views on disk)
  *   commit                        emit, group commit, held answers
- *   views, digest                 the reads
+ *   views, stats, digest          the reads
  *   erasure                       erasure of personal data (SPEC §8)
  *   expiry                        licence expiries and retention (timers.c fires them)
  *   request                       the life of a request
@@ -305,6 +305,11 @@ typedef enum { OSSE_TIMER_WARN, OSSE_TIMER_BREACH, OSSE_TIMER_NOTICE } osse_time
 typedef struct osse_task_row_s {
     char *agency, *workflow;
     int64_t open, breaches;
+    /* The earliest of its stints' starts (each at least its request's
+     * submission), for the statistics: a range whose last instant is at or
+     * after it has this row, zeros or not (stats.c). began: first_at is set. */
+    int64_t first_at;
+    bool began;
 } osse_task_row_t;
 
 /* A pending deadline: a warning or a breach of one step's SLA, or its next
@@ -392,6 +397,11 @@ struct osse_engine_s {
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
     osse_request_t **reqs;  /* in submission order */
     size_t nreqs, creqs;
+    /* The first request's submitted_at (the statistics' buckets without
+     * from), set when the first request is applied or loaded (records are
+     * loaded in the order of submission); any_request is false before. */
+    int64_t first_submitted_at;
+    bool any_request;
     size_t by_status[OSSE_RS__COUNT]; /* requests by status (GET /metrics) */
     /* The requests that have not ended, in the order of submission (a list
      * through each one's open_prev/open_next, kept by apply.c): what open
@@ -804,6 +814,22 @@ typedef struct {
 /* Returns 0 or OSSE_ECORRUPT. Any thread. */
 int osse__ix_list_decode(const void *val, size_t vlen, osse__list_entry_t *out);
 void osse__ix_list_clear(osse__list_entry_t *l);
+/* The stints index: an entry per ended stint (end != 0) of a task step,
+ * keyed by its end time, then the request's first seq, the step and the
+ * stint's place; the statistics' scan begins at a time (the other fields 0,
+ * before every entry that ended then). */
+#define OSSE__IX_STINT_KEY_LEN (OSSE_KEY_LEN(OSSE_KEY_STINT) + 8 + 8 + 2 + 4)
+size_t osse__ix_stint_key(int64_t end, uint64_t seq0, uint16_t step, uint32_t place, uint8_t *out);
+/* An entry's value decoded: what the statistics count of the stint
+ * (t.agency is agency), its workflow and its request's submission. */
+typedef struct {
+    char *agency, *workflow;
+    int64_t submitted_at;
+    osse_stint_t t;
+} osse__stint_entry_t;
+/* 0, or OSSE_ECORRUPT (*out cleared). */
+int osse__ix_stint_decode(const void *val, size_t vlen, osse__stint_entry_t *out);
+void osse__ix_stint_clear(osse__stint_entry_t *t);
 
 /* The registry's entry of a licence (lic/ be64(~LicenceIssued's seq)):
  * newest first. */

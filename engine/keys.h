@@ -74,6 +74,9 @@
 /* lic/ be64(~LicenceIssued's seq): a licence's entry in the public
  * registry, newest first (engine/index.c). */
 #define OSSE_KEY_LICENCE "lic/"
+/* sti/ be64(end) be64(first seq) be16(step) be32(place): an ended stint of
+ * a task step (statistics), by its end time (engine/index.c). */
+#define OSSE_KEY_STINT "sti/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 
