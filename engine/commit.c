@@ -83,6 +83,18 @@ static void touch(osse_engine_t *e, const char *stream, uint64_t seq)
         osse__catalog_event(e, seq);
 }
 
+/* A request read from its record is about to change: the index entries
+ * stored for it are the ones its projection gives now (index.c). */
+static void before_change(osse_engine_t *e, const char *stream)
+{
+    const char *rid = osse__stream_id(stream, OSSE_SK_REQUEST);
+    if (!rid)
+        rid = osse__stream_id(stream, OSSE_SK_DELIVERY);
+    osse_request_t *r = rid ? osse__request(e, rid) : NULL;
+    if (r && r->ix_unknown && osse__ix_loaded(e, r))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
 void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data)
 {
@@ -108,6 +120,7 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         osse__panic(__FILE__, __LINE__, "out of memory");
     if (e->merkle && osse_merkle_append(e->merkle, e->batch, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
+    before_change(e, stream);
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
                     err.msg);

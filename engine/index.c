@@ -515,6 +515,7 @@ int osse__ix_write(osse_engine_t *e, osse_request_t *r, osse_batch_t *b)
 int osse__ix_loaded(osse_engine_t *e, osse_request_t *r)
 {
     osse__ix_t *x = &e->ix;
+    r->ix_unknown = false;
     give_all(e, r, x);
     if (x->oom)
         return OSSE_ENOMEM;

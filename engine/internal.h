@@ -252,6 +252,10 @@ typedef struct osse_request_s {
      * key length][key][u64 hash of the value]..., sorted by key. */
     uint8_t *ix;
     uint32_t ix_len;
+    /* Read from its record and not changed since: its stored entries are
+     * those the producers give now, worked out (osse__ix_loaded) only before
+     * its first change (commit.c), so that a start computes none. */
+    bool ix_unknown;
 } osse_request_t;
 
 /* The due/ entries the expiries' heap reads from disk at a time, by
@@ -776,7 +780,8 @@ void osse__payment_start(osse_engine_t *e);
 /* Writes into b the difference between r's entries now and those written
  * last (r->ix), and keeps the new ones in r->ix. Returns 0 or OSSE_ENOMEM. */
 int osse__ix_write(osse_engine_t *e, osse_request_t *r, osse_batch_t *b);
-/* r was read from its record: its entries are the stored ones. */
+/* r was read from its record and is about to change: its stored entries
+ * are the ones the producers give now (r->ix_unknown is cleared). */
 int osse__ix_loaded(osse_engine_t *e, osse_request_t *r);
 void osse__ix_free(osse_engine_t *e);
 /* The prefix of index i (0, 1, ...), NULL past the last. */

@@ -558,10 +558,7 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
                             (int)klen, (const char *)key);
     }
     rehash(l->e, r, val, tail);
-    if (osse__ix_loaded(l->e, r)) {
-        osse__request_free(r);
-        return osse_err_set(l->err, OSSE_ENOMEM, "out of memory");
-    }
+    r->ix_unknown = true; /* its index entries: before its first change (commit.c) */
     OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
     l->v[l->n++] = r;
     return 0;
