@@ -63,6 +63,10 @@
 /* lst/ be64(~first seq): a request's entry in the request list, newest
  * first (engine/index.c). */
 #define OSSE_KEY_LIST "lst/"
+/* tsk/<agency>/{d|o} k1 k2 be64(first seq) be16(step): a task step in a
+ * final state in the inbox of the agency holding it, in due ('d') and in
+ * opened ('o') order (engine/index.c). */
+#define OSSE_KEY_INBOX "tsk/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 
