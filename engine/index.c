@@ -195,8 +195,8 @@ int osse__ix_inbox_key_get(const void *key, size_t klen, size_t plen, osse__task
 void osse__task_keys(const osse_step_t *s, uint64_t seq0, size_t step, osse__task_key_t *due,
                      osse__task_key_t *opened)
 {
-    *due = (osse__task_key_t){s->due_at ? s->due_at : INT64_MAX, s->opened_at, seq0,
-                              (uint16_t)step};
+    *due =
+        (osse__task_key_t){s->due_at ? s->due_at : INT64_MAX, s->opened_at, seq0, (uint16_t)step};
     *opened = (osse__task_key_t){s->opened_at, 0, seq0, (uint16_t)step};
 }
 

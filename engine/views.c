@@ -626,8 +626,8 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
         start[slen++] = 0; /* after the cursor's own entry */
     }
     /* A live state reads nothing from disk: an empty range. */
-    osse_scan_t *s = osse__scan_new(e, disk ? start : stop, disk ? slen : plen, stop, plen,
-                                    limit + 1);
+    osse_scan_t *s =
+        osse__scan_new(e, disk ? start : stop, disk ? slen : plen, stop, plen, limit + 1);
     inbox_q_t *q = osse_calloc(1, sizeof *q);
     q->agency = osse_strdup(agency);
     q->all = all;
