@@ -210,7 +210,11 @@ static void ix_inbox(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
     osse_buf_t *v = &x->val;
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         const osse_step_t *s = &r->steps[i];
-        if (!s->nstints || !s->agency || !osse__sstate_final(s->state))
+        /* An agency's id has at most 64 bytes (osse__id_ok): one longer is
+         * no agency's, and would not fit a key. */
+        if (!s->nstints || !s->agency || !osse__sstate_final(s->state) ||
+            strlen(s->agency) >
+                OSSE__IX_KEY_MAX - OSSE_KEY_LEN(OSSE_KEY_INBOX) - 2 - OSSE__IX_INBOX_TAIL)
             continue;
         osse_buf_reset(v);
         if (osse_mp_put_array(v, 8) || osse_mp_put_str(v, r->id) ||
