@@ -915,9 +915,8 @@ static void h_decide(call_t *c)
 static void h_inbox(call_t *c)
 {
     osse_fail_t f = {0};
-    json_t *out = NULL;
-    int rc = osse_q_inbox(c->srv->eng, c->p, c->seg[2], c->query, &out, &f);
-    reply(c, rc, 200, out, &f);
+    int rc = osse_q_inbox(c->srv->eng, c->p, c->seg[2], c->query, &c->scan, &f);
+    scan_or_fail(c, rc, &f);
 }
 
 static void h_track(call_t *c)

@@ -283,14 +283,13 @@ static void add_task(osse_engine_t *e, osse_request_t *r, size_t step, const cha
     osse_agency_t *a = osse_map_get(&e->agencies, agency);
     if (!a)
         return;
-    for (size_t i = a->ntasks; i-- > 0 && a->tasks[i].req == r->index;)
-        if (a->tasks[i].step == step)
+    if (osse__sstate_final(r->steps[step].state))
+        return; /* in the index on disk (index.c), not in memory */
+    for (size_t i = a->nactive; i-- > 0 && a->active[i].req == r->index;)
+        if (a->active[i].step == step)
             return;
     osse_taskref_t ref = {r->index, (uint16_t)step};
-    OSSE_VEC_RESERVE(a->tasks, a->cap, a->ntasks + 1);
-    a->tasks[a->ntasks++] = ref;
-    if (!osse__sstate_final(r->steps[step].state))
-        OSSE_VEC_PUSH(a->active, a->nactive, a->cactive, ref);
+    OSSE_VEC_PUSH(a->active, a->nactive, a->cactive, ref);
 }
 
 /* Reads due_at and warn_at from an event into step i (timers.c schedules

@@ -659,7 +659,6 @@ void osse_engine_close(osse_engine_t *e)
         free(a->webhook_url);
         free(a->lookup_url);
         free(a->biller_id);
-        free(a->tasks);
         free(a->active);
         sodium_memzero(a->secret, sizeof a->secret); /* a freed secret leaves no copy behind */
         free(a);

@@ -455,7 +455,7 @@ void osse_scan_free(osse_scan_t *s);
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f);
 int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency, json_t *params,
-                 json_t **out, osse_fail_t *f);
+                 osse_scan_t **out, osse_fail_t *f);
 int osse_q_workflow(osse_engine_t *e, const osse_principal_t *p, const char *id, int version,
                     json_t **out, osse_fail_t *f);
 /* A calendar as stored (canonical form) with its version. */

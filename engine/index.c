@@ -37,6 +37,7 @@
 /* Each index: its key prefix and its producer. */
 #define OSSE_INDEXES(X)                                                                            \
     X(OSSE_KEY_LIST, ix_list)                                                                      \
+    X(OSSE_KEY_INBOX, ix_inbox)                                                                    \
     X(OSSE_KEY_DUE, ix_due) X(OSSE_KEY_LICENCE, ix_licence) X(OSSE_KEY_STINT, ix_stints)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
@@ -384,6 +385,124 @@ void osse__ix_stint_clear(osse__stint_entry_t *t)
 {
     free(t->agency);
     free(t->workflow);
+    memset(t, 0, sizeof *t);
+}
+
+/* --- the inboxes' history: tsk/<agency>/ {d|o} k1 k2 seq0 step --- */
+
+/* A signed number as big-endian bytes that sort as the numbers do. */
+static void be_signed(uint8_t *out, int64_t v)
+{
+    osse_be_put(out, (uint64_t)v ^ UINT64_C(0x8000000000000000), 8);
+}
+
+static int64_t be_signed_get(const uint8_t *p)
+{
+    return (int64_t)(osse_be_get(p, 8) ^ UINT64_C(0x8000000000000000));
+}
+
+size_t osse__ix_inbox_prefix(const char *agency, char sort, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_INBOX), al = strlen(agency);
+    OSSE_PRE(pl + al + 2 + OSSE__IX_INBOX_TAIL <= OSSE__IX_KEY_MAX);
+    memcpy(out, OSSE_KEY_INBOX, pl);
+    memcpy(out + pl, agency, al);
+    out[pl + al] = '/';
+    out[pl + al + 1] = (uint8_t)sort;
+    return pl + al + 2;
+}
+
+size_t osse__ix_inbox_key(const char *agency, char sort, const osse__task_key_t *k, uint8_t *out)
+{
+    size_t n = osse__ix_inbox_prefix(agency, sort, out);
+    be_signed(out + n, k->k1);
+    be_signed(out + n + 8, k->k2);
+    osse_be_put(out + n + 16, k->seq0, 8);
+    osse_be_put(out + n + 24, k->step, 2);
+    return n + OSSE__IX_INBOX_TAIL;
+}
+
+int osse__ix_inbox_key_get(const void *key, size_t klen, size_t plen, osse__task_key_t *k)
+{
+    if (klen != plen + OSSE__IX_INBOX_TAIL)
+        return OSSE_ECORRUPT;
+    const uint8_t *p = (const uint8_t *)key + plen;
+    k->k1 = be_signed_get(p);
+    k->k2 = be_signed_get(p + 8);
+    k->seq0 = osse_be_get(p + 16, 8);
+    k->step = (uint16_t)osse_be_get(p + 24, 2);
+    return 0;
+}
+
+void osse__task_keys(const osse_step_t *s, uint64_t seq0, size_t step, osse__task_key_t *due,
+                     osse__task_key_t *opened)
+{
+    *due =
+        (osse__task_key_t){s->due_at ? s->due_at : INT64_MAX, s->opened_at, seq0, (uint16_t)step};
+    *opened = (osse__task_key_t){s->opened_at, 0, seq0, (uint16_t)step};
+}
+
+/* A task step in a final state, under the agency that holds it now (the
+ * last of its stints: a step that never opened as a task has none). Two
+ * entries, one per order of the inbox; the value is what the inbox shows:
+ * [request_id, step, workflow, state, opened_at, due_at, sla, version]. */
+static void ix_inbox(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    osse_buf_t *v = &x->val;
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        /* An agency's id has at most 64 bytes (osse__id_ok): one longer is
+         * no agency's, and would not fit a key. */
+        if (!s->nstints || !s->agency || !osse__sstate_final(s->state) ||
+            strlen(s->agency) >
+                OSSE__IX_KEY_MAX - OSSE_KEY_LEN(OSSE_KEY_INBOX) - 2 - OSSE__IX_INBOX_TAIL)
+            continue;
+        osse_buf_reset(v);
+        if (osse_mp_put_array(v, 8) || osse_mp_put_str(v, r->id) ||
+            osse_mp_put_str(v, r->wf->steps[i].name) || osse_mp_put_str(v, r->wfe->id) ||
+            osse_mp_put_uint(v, s->state) || osse_mp_put_int(v, s->opened_at) ||
+            osse_mp_put_int(v, s->due_at) || osse_mp_put_str(v, s->sla_state) ||
+            osse_mp_put_uint(v, r->version)) {
+            x->oom = true;
+            return;
+        }
+        osse__task_key_t due, opened;
+        osse__task_keys(s, r->seqs[0], i, &due, &opened);
+        uint8_t key[OSSE__IX_KEY_MAX];
+        ix_add(x, key, osse__ix_inbox_key(s->agency, 'd', &due, key), v->ptr, v->len);
+        ix_add(x, key, osse__ix_inbox_key(s->agency, 'o', &opened, key), v->ptr, v->len);
+    }
+}
+
+int osse__ix_inbox_decode(const void *val, size_t vlen, osse__inbox_entry_t *out)
+{
+    osse_mp_rd_t rd = {.p = val, .end = (const uint8_t *)val + vlen};
+    size_t n = 0;
+    uint64_t st = 0, ver = 0;
+    memset(out, 0, sizeof *out);
+    int rc = osse_mp_get_array(&rd, 8, &n) || osse_mp_get_str(&rd, &out->request_id) ||
+             osse_mp_get_str(&rd, &out->step) || osse_mp_get_str(&rd, &out->workflow) ||
+             osse_mp_get_uint(&rd, OSSE_SS__COUNT - 1, &st) ||
+             osse_mp_get_int(&rd, &out->opened_at) || osse_mp_get_int(&rd, &out->due_at) ||
+             osse_mp_get_str(&rd, &out->sla) || osse_mp_get_uint(&rd, UINT32_MAX, &ver);
+    if (!rc && (!out->request_id || !out->step || !out->workflow || !out->sla || rd.p != rd.end))
+        rc = OSSE_ECORRUPT;
+    if (rc) {
+        osse__ix_inbox_clear(out);
+        return OSSE_ECORRUPT;
+    }
+    out->state = (osse_sstate_t)st;
+    out->version = (uint32_t)ver;
+    return 0;
+}
+
+void osse__ix_inbox_clear(osse__inbox_entry_t *t)
+{
+    free(t->request_id);
+    free(t->step);
+    free(t->workflow);
+    free(t->sla);
     memset(t, 0, sizeof *t);
 }
 

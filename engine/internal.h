@@ -121,12 +121,11 @@ typedef struct osse_agency_s {
      * webhooks until old_until (engine ms; SPEC §3's 24 hours), or "". */
     char old_secret[65];
     int64_t old_until;
-    /* Inbox: every task ever given to this agency, as (request index, step),
-     * and those that may not have ended yet (open or waiting for the
-     * applicant): an inbox of open tasks reads only these, dropping the ones
-     * that have ended or moved to another agency as it meets them. */
-    struct osse_taskref_s *tasks;
-    size_t ntasks, cap;
+    /* Inbox: the tasks given to this agency that may not have ended yet
+     * (open or waiting for the applicant), as (request index, step): an
+     * inbox reads only these from memory, dropping the ones that have ended
+     * or moved to another agency as it meets them; the ended ones are read
+     * from the index on disk (tsk/, engine/index.c). */
     struct osse_taskref_s *active;
     size_t nactive, cactive;
 } osse_agency_t;
@@ -849,6 +848,33 @@ typedef struct {
 /* Returns 0 or OSSE_ECORRUPT. Any thread. */
 int osse__ix_licence_decode(const void *val, size_t vlen, bool entry, osse__licence_row_t *out);
 void osse__ix_licence_clear(osse__licence_row_t *l);
+
+/* An inbox entry's place (tsk/<agency>/{d|o} k1 k2 seq0 step): sort=due
+ * k1 is due_at (INT64_MAX when none) and k2 opened_at; sort=opened k1 is
+ * opened_at and k2 0; then the request's first seq and the step. */
+typedef struct {
+    int64_t k1, k2;
+    uint64_t seq0;
+    uint16_t step;
+} osse__task_key_t;
+#define OSSE__IX_INBOX_TAIL 26 /* be64 k1, be64 k2, be64 seq0, be16 step */
+/* The keys of step `step` of a request whose first seq is seq0. */
+void osse__task_keys(const osse_step_t *s, uint64_t seq0, size_t step, osse__task_key_t *due,
+                     osse__task_key_t *opened);
+/* "tsk/<agency>/" and sort ('d' or 'o') into out; returns its length. */
+size_t osse__ix_inbox_prefix(const char *agency, char sort, uint8_t *out);
+size_t osse__ix_inbox_key(const char *agency, char sort, const osse__task_key_t *k, uint8_t *out);
+/* k from a key whose prefix is plen bytes long; 0 or OSSE_ECORRUPT. */
+int osse__ix_inbox_key_get(const void *key, size_t klen, size_t plen, osse__task_key_t *k);
+typedef struct {
+    char *request_id, *step, *workflow, *sla;
+    osse_sstate_t state;
+    int64_t opened_at, due_at;
+    uint32_t version;
+} osse__inbox_entry_t;
+/* Returns 0 or OSSE_ECORRUPT. Any thread. */
+int osse__ix_inbox_decode(const void *val, size_t vlen, osse__inbox_entry_t *out);
+void osse__ix_inbox_clear(osse__inbox_entry_t *t);
 
 /* --- record.c: a request's projection as stored bytes (issue 13) --- */
 

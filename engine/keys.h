@@ -77,6 +77,10 @@
 /* sti/ be64(end) be64(first seq) be16(step) be32(place): an ended stint of
  * a task step (statistics), by its end time (engine/index.c). */
 #define OSSE_KEY_STINT "sti/"
+/* tsk/<agency>/{d|o} k1 k2 be64(first seq) be16(step): a task step in a
+ * final state in the inbox of the agency holding it, in due ('d') and in
+ * opened ('o') order (engine/index.c). */
+#define OSSE_KEY_INBOX "tsk/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

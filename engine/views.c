@@ -419,39 +419,166 @@ int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params,
     return 0;
 }
 
+static json_t *task_json(const char *request_id, const char *step, const char *workflow,
+                         osse_sstate_t state, int64_t opened_at, int64_t due_at, const char *sla,
+                         uint32_t version)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i}", "request_id", request_id, "step", step,
+                     "workflow", workflow, "state", osse__sstate_name(state), "opened_at",
+                     osse__time_json(opened_at), "due_at", osse__time_json(due_at), "sla", sla,
+                     "version", (int)version);
+}
+
 /* `version` is the request's: any version from the one the agency read up
  * to this one is a fresh expected_version for this step, as long as nothing
  * changed the step or the form since (request.c). */
 json_t *osse__task_entry(const osse_request_t *r, size_t i)
 {
     const osse_step_t *s = &r->steps[i];
-    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i}", "request_id", r->id, "step",
-                     r->wf->steps[i].name, "workflow", r->wfe->id, "state",
-                     osse__sstate_name(s->state), "opened_at", osse__time_json(s->opened_at),
-                     "due_at", osse__time_json(s->due_at), "sla", s->sla_state, "version",
-                     (int)r->version);
+    return task_json(r->id, r->wf->steps[i].name, r->wfe->id, s->state, s->opened_at, s->due_at,
+                     s->sla_state, r->version);
 }
 
-typedef struct {
-    int64_t k1, k2; /* due (or INT64_MAX), opened */
-    uint32_t req;
-    uint16_t step;
-} task_key_t;
-
-static int cmp_task(const void *a, const void *b)
+static int cmp_task(const osse__task_key_t *x, const osse__task_key_t *y)
 {
-    const task_key_t *x = a, *y = b;
     if (x->k1 != y->k1)
         return x->k1 < y->k1 ? -1 : 1;
     if (x->k2 != y->k2)
         return x->k2 < y->k2 ? -1 : 1;
-    if (x->req != y->req)
-        return x->req < y->req ? -1 : 1;
+    if (x->seq0 != y->seq0)
+        return x->seq0 < y->seq0 ? -1 : 1;
     return (int)x->step - (int)y->step;
 }
 
+/* A live task found in memory: its place and where it is. */
+typedef struct {
+    osse__task_key_t k;
+    uint32_t req;
+} live_t;
+
+static int cmp_live(const void *a, const void *b)
+{
+    return cmp_task(&((const live_t *)a)->k, &((const live_t *)b)->k);
+}
+
+/* An inbox's query: the tasks that may still be live are read from memory
+ * in finish (on the loop, after the scan), the ended ones from the index
+ * tsk/<agency>/ on the pool. */
+typedef struct {
+    char *agency;
+    bool all, live, has_cur, by_due;
+    osse_sstate_t state;
+    osse__task_key_t after;
+    size_t limit, plen; /* plen: the scanned keys' prefix */
+} inbox_q_t;
+
+static void inbox_drop(osse_scan_t *s)
+{
+    inbox_q_t *q = s->q;
+    free(q->agency);
+    free(q);
+}
+
+/* Pool thread. An entry that does not decode is kept, and finish fails. */
+static bool inbox_keep(const osse_scan_t *s, const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    (void)key, (void)klen;
+    const inbox_q_t *q = s->q;
+    if (q->all)
+        return true;
+    osse__inbox_entry_t t;
+    if (osse__ix_inbox_decode(val, vlen, &t))
+        return true;
+    bool m = t.state == q->state;
+    osse__ix_inbox_clear(&t);
+    return m;
+}
+
+/* Open and waiting tasks are among the agency's active ones (those that
+ * have ended or moved away are dropped here, in place). */
+static live_t *inbox_live(osse_engine_t *e, const inbox_q_t *q, size_t *n)
+{
+    osse_agency_t *a = osse_map_get(&e->agencies, q->agency);
+    *n = 0;
+    if (!a || !q->live)
+        return NULL;
+    live_t *v = osse_malloc((a->nactive ? a->nactive : 1) * sizeof *v);
+    for (size_t i = 0; i < a->nactive;) {
+        const osse_request_t *r = e->reqs[a->active[i].req];
+        size_t step = a->active[i].step;
+        const osse_step_t *s = &r->steps[step];
+        if (!s->agency || strcmp(s->agency, q->agency) != 0 || osse__sstate_final(s->state)) {
+            a->active[i] = a->active[--a->nactive]; /* the last one is looked at next */
+            continue;
+        }
+        i++;
+        if (!q->all && s->state != q->state)
+            continue;
+        osse__task_key_t due, opened;
+        osse__task_keys(s, r->seqs[0], step, &due, &opened);
+        live_t l = {q->by_due ? due : opened, r->index};
+        if (q->has_cur && cmp_task(&l.k, &q->after) <= 0)
+            continue;
+        v[(*n)++] = l;
+    }
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_live);
+    return v;
+}
+
+static int inbox_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
+{
+    inbox_q_t *q = s->q;
+    size_t nlive;
+    live_t *live = inbox_live(e, q, &nlive);
+    json_t *arr = json_array();
+    osse__task_key_t last = {0};
+    size_t i = 0, j = 0; /* live, disk */
+    int rc = 0;
+    while (!rc && json_array_size(arr) < q->limit && (i < nlive || j < s->nrows)) {
+        osse__task_key_t dk;
+        osse__inbox_entry_t t;
+        if (j < s->nrows &&
+            (osse__ix_inbox_key_get(s->rows[j].key, s->rows[j].klen, q->plen, &dk) ||
+             osse__ix_inbox_decode(s->rows[j].val, s->rows[j].vlen, &t))) {
+            rc = osse__fail(f, OSSE_EIO, "internal", "a damaged entry of an inbox");
+            break;
+        }
+        if (j < s->nrows && (i >= nlive || cmp_task(&dk, &live[i].k) < 0)) {
+            json_array_append_new(arr, task_json(t.request_id, t.step, t.workflow, t.state,
+                                                 t.opened_at, t.due_at, t.sla, t.version));
+            osse__ix_inbox_clear(&t);
+            last = dk;
+            j++;
+        } else {
+            if (j < s->nrows)
+                osse__ix_inbox_clear(&t);
+            json_array_append_new(arr, osse__task_entry(e->reqs[live[i].req], live[i].k.step));
+            last = live[i].k;
+            i++;
+        }
+    }
+    /* Only promise a next page when one more exists. */
+    json_t *next = json_null();
+    if (!rc && nlive + s->nrows > q->limit) {
+        char c[96];
+        snprintf(c, sizeof c, "%lld.%lld.%llu.%u", (long long)last.k1, (long long)last.k2,
+                 (unsigned long long)last.seq0, (unsigned)last.step);
+        next = json_string(c);
+    }
+    free(live);
+    if (rc) {
+        json_decref(arr);
+        json_decref(next);
+        return rc;
+    }
+    *out = json_pack("{s:o,s:o}", "tasks", arr, "next_cursor", next);
+    return 0;
+}
+
 int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency, json_t *params,
-                 json_t **out, osse_fail_t *f)
+                 osse_scan_t **out, osse_fail_t *f)
 {
     static const char *const allowed[] = {"state", "sort", "limit", "cursor", NULL};
     osse_agency_t *a = osse_map_get(&e->agencies, agency);
@@ -476,55 +603,46 @@ int osse_q_inbox(osse_engine_t *e, const osse_principal_t *p, const char *agency
         osse__detail(f, "sort", "must be due or opened");
         return osse__fail(f, OSSE_EINVAL, "invalid_request", "sort is invalid");
     }
-    task_key_t after = {0};
+    osse__task_key_t after = {0};
     if (cur) {
-        unsigned req, step;
+        unsigned step;
+        unsigned long long seq0;
         long long k1, k2;
-        if (sscanf(cur, "%lld.%lld.%u.%u", &k1, &k2, &req, &step) != 4) {
+        if (sscanf(cur, "%lld.%lld.%llu.%u", &k1, &k2, &seq0, &step) != 4) {
             osse__detail(f, "cursor", "is not a cursor this server gave");
             return osse__fail(f, OSSE_EINVAL, "invalid_request", "cursor is invalid");
         }
-        after = (task_key_t){k1, k2, req, (uint16_t)step};
+        after = (osse__task_key_t){k1, k2, seq0, (uint16_t)step};
     }
-    /* Open and waiting tasks are among the active ones (those that have
-     * ended or moved away are dropped here, in place); any other state is
-     * looked for among all the agency was ever given. */
-    bool live = !all && (state == OSSE_SS_OPEN || state == OSSE_SS_WAITING_APPLICANT);
-    osse_taskref_t *refs = live ? a->active : a->tasks;
-    size_t *nrefs = live ? &a->nactive : &a->ntasks;
-    task_key_t *keys = osse_malloc((*nrefs ? *nrefs : 1) * sizeof *keys);
-    size_t n = 0;
-    for (size_t i = 0; i < *nrefs;) {
-        const osse_request_t *r = e->reqs[refs[i].req];
-        const osse_step_t *s = &r->steps[refs[i].step];
-        bool here = s->agency && strcmp(s->agency, agency) == 0;
-        if (live && (!here || osse__sstate_final(s->state))) {
-            refs[i] = refs[--*nrefs]; /* the last one is looked at next */
-            continue;
-        }
-        i++;
-        if (!here || (!all && s->state != state))
-            continue;
-        task_key_t k = {by_due ? (s->due_at ? s->due_at : INT64_MAX) : s->opened_at,
-                        by_due ? s->opened_at : 0, refs[i - 1].req, refs[i - 1].step};
-        if (cur && cmp_task(&k, &after) <= 0)
-            continue;
-        keys[n++] = k;
+    bool live = all || state == OSSE_SS_OPEN || state == OSSE_SS_WAITING_APPLICANT;
+    /* The ended tasks are on disk: every state but the live ones, and all. */
+    bool disk = all || !live;
+    uint8_t start[OSSE__IX_KEY_MAX], stop[OSSE__IX_KEY_MAX];
+    size_t plen = osse__ix_inbox_prefix(agency, by_due ? 'd' : 'o', start), slen = plen;
+    memcpy(stop, start, plen);
+    stop[plen - 1]++; /* past every entry of this order */
+    if (cur) {
+        slen = osse__ix_inbox_key(agency, by_due ? 'd' : 'o', &after, start);
+        start[slen++] = 0; /* after the cursor's own entry */
     }
-    qsort(keys, n, sizeof *keys, cmp_task);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n && i < limit; i++)
-        json_array_append_new(arr, osse__task_entry(e->reqs[keys[i].req], keys[i].step));
-    json_t *next = json_null();
-    if (n > limit) {
-        char c[96];
-        task_key_t *k = &keys[limit - 1];
-        snprintf(c, sizeof c, "%lld.%lld.%u.%u", (long long)k->k1, (long long)k->k2, k->req,
-                 k->step);
-        next = json_string(c);
-    }
-    free(keys);
-    *out = json_pack("{s:o,s:o}", "tasks", arr, "next_cursor", next);
+    /* A live state reads nothing from disk: an empty range. */
+    osse_scan_t *s =
+        osse__scan_new(e, disk ? start : stop, disk ? slen : plen, stop, plen, limit + 1);
+    inbox_q_t *q = osse_calloc(1, sizeof *q);
+    q->agency = osse_strdup(agency);
+    q->all = all;
+    q->live = live;
+    q->has_cur = cur != NULL;
+    q->by_due = by_due;
+    q->state = state;
+    q->after = after;
+    q->limit = limit;
+    q->plen = plen;
+    s->q = q;
+    s->keep = inbox_keep;
+    s->finish = inbox_finish;
+    s->drop = inbox_drop;
+    *out = s;
     return 0;
 }
 

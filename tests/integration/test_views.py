@@ -21,7 +21,14 @@ What is checked:
   steps with the same expected_version both succeed; SLA warnings and
   breaches leave it fresh; a decision after its step was returned and
   answered, after the form changed, or after an escalation, with a version
-  from before, is 409 and writes nothing.
+  from before, is 409 and writes nothing;
+- the inbox's history (class TestInboxHistory): approved, rejected,
+  cancelled tasks (read from the index on disk), open and waiting ones
+  (from memory), and state=all merging both, in both sorts, over pages of
+  two, equal to what the tracking views tell; an escalated task only under
+  the agency holding it; the same pages after a clean restart and after a
+  kill -9; a task decided between two pages shown once, in its place, in
+  its new state; a bad cursor, state or sort is 422.
 
 Python standard library only.
 """
@@ -423,6 +430,161 @@ class TestExpectedVersion(ViewCase):
                                {"outcome": "approve", "expected_version": v})
             assert_error(self, r, 409, "conflict")
         w.decide(sub["id"], "intake", "approve", agency=w.A, expected_version=sub["version"])
+
+
+class TestInboxHistory(ViewCase):
+    """The inbox's ended tasks (read from the index on disk) and its live
+    ones (open work, from memory): every state, both sorts, pages of two
+    across many entries, state=all merging the two in order, an escalated
+    task only under the agency holding it, and the same pages after a clean
+    restart and after a kill -9."""
+
+    SORTS = ("due", "opened")
+    STATES = ("approved", "rejected", "cancelled", "open", "waiting_applicant", "all")
+
+    def expected(self, agency, rids, state, sort):
+        """The inbox as the tracking views tell it: every task step that has
+        opened, under the agency holding it now."""
+        out = []
+        for n, rid in enumerate(rids):
+            v = self.w.view(rid)
+            for i, s in enumerate(v["steps"]):
+                if s["kind"] != "task" or s["agency"] != agency or not s["opened_at"]:
+                    continue
+                if state != "all" and s["state"] != state:
+                    continue
+                e = {"request_id": rid, "step": s["name"], "workflow": v["workflow"],
+                     "state": s["state"], "opened_at": s["opened_at"], "due_at": s["due_at"],
+                     "sla": s["sla"], "version": v["version"]}
+                due = s["due_at"] or "~"  # none: after every time
+                key = (due, s["opened_at"]) if sort == "due" else (s["opened_at"],)
+                out.append((key + (n, i), e))
+        out.sort(key=lambda x: x[0])
+        return [e for _, e in out]
+
+    def pages(self, agency, state, sort, limit=2):
+        """Every page of the inbox, following next_cursor."""
+        out, cursor = [], None
+        for _ in range(200):
+            path = "/v1/agencies/%s/tasks?state=%s&sort=%s&limit=%d" % (agency, state, sort,
+                                                                         limit)
+            if cursor:
+                path += "&cursor=" + cursor
+            r = self.w.ag[agency].get(path)
+            self.assertEqual(r.status, 200, r)
+            out.append(r.json["tasks"])
+            cursor = r.json["next_cursor"]
+            if not cursor:
+                return out
+        self.fail("the inbox's pages do not end")
+
+    def check(self, agency, rids, state, sort):
+        got = self.pages(agency, state, sort)
+        want = self.expected(agency, rids, state, sort)
+        flat = [t for p in got for t in p]
+        self.assertEqual(flat, want, "inbox of %s, state=%s sort=%s" % (agency, state, sort))
+        # Full pages, the last one short or full, and no empty page at the end
+        # (next_cursor only when one more exists).
+        for p in got[:-1]:
+            self.assertEqual(len(p), 2, got)
+        self.assertTrue(got[-1] or not want, got)
+        return got
+
+    def build(self):
+        """Requests at a few instants (ties broken by submission), decided,
+        rejected, withdrawn, returned, left open; a task escalated from A to
+        B and decided there, another escalated and left open."""
+        w = self.w
+        wid = w.workflow()
+        esc = self.publish({"t": {"kind": "task", "agency": w.A, "sla": "1 working day",
+                                  "on_breach": {"escalate": w.B}}})
+        plain = self.publish({"t": {"kind": "task", "agency": w.A}})  # no due time
+        rids = []
+        for k in range(14):
+            if k % 3 == 0:
+                self.advance("PT1H")
+            rids.append(w.submit(plain if k % 4 == 1 else wid)["id"])
+        e1, e2 = w.submit(esc)["id"], w.submit(esc)["id"]
+        rids += [e1, e2]
+        for k in (0, 2, 3, 5, 8, 9):
+            w.decide(rids[k], "intake" if k % 4 != 1 else "t", "approve", agency=w.A)
+        w.decide(rids[4], "intake", "reject", agency=w.A, reason="no")
+        w.decide(rids[6], "intake", "reject", agency=w.A, reason="no")
+        w.decide(rids[1], "t", "reject", agency=w.A, reason="no")
+        for k in (7, 10, 12):
+            r = w.portal.post("/v1/requests/%s/withdraw" % rids[k], {})
+            self.assertEqual(r.status, 200, r)
+        w.decide(rids[11], "intake", "return", agency=w.A, reason="which district?")
+        # Two working days on: the escalations, and breaches of some others.
+        self.advance("P3D")
+        for rid in (e1, e2):
+            self.assertEqual(step_of(w.view(rid), "t")["agency"], w.B)
+        w.decide(e1, "t", "approve", agency=w.B)
+        # rids[0] and rids[2] reach their final step (A's again); one is decided.
+        for k in (0, 2):
+            w.decide(rids[k], "review_b", "approve", agency=w.B)
+            w.decide(rids[k], "review_c", "approve", agency=w.C)
+        w.decide(rids[0], "final", "approve", agency=w.A)
+        return rids, e1, e2
+
+    def all_pages(self, rids):
+        return {(ag, st, so): self.check(ag, rids, st, so)
+                for ag in (self.w.A, self.w.B) for st in self.STATES for so in self.SORTS}
+
+    def test_history_pages_and_restarts(self):
+        w = self.w
+        rids, e1, e2 = self.build()
+        before = self.all_pages(rids)
+        # Every kind of entry is there, over more than one page.
+        flat = lambda ag, st: [t for p in before[(ag, st, "due")] for t in p]  # noqa: E731
+        for st in ("approved", "rejected", "cancelled", "all"):
+            self.assertGreater(len(before[(w.A, st, "due")]), 1, st)
+        self.assertTrue(flat(w.A, "waiting_applicant"))
+        states_a = {t["state"] for t in flat(w.A, "all")}
+        self.assertTrue({"approved", "rejected", "cancelled", "open",
+                         "waiting_applicant"} <= states_a, states_a)
+        # The escalated tasks only under B, which holds them.
+        self.assertFalse([t for t in flat(w.A, "all") if t["request_id"] in (e1, e2)])
+        self.assertEqual({(t["request_id"], t["state"]) for t in flat(w.B, "all")
+                          if t["request_id"] in (e1, e2)}, {(e1, "approved"), (e2, "open")})
+        for how in ("stop", "kill"):
+            self.restart(how)
+            self.assertEqual(self.all_pages(rids), before, "after a %s" % how)
+
+    def test_a_task_ending_between_pages_moves_to_disk(self):
+        """A task decided while the agency pages through state=all is shown
+        once, in its place, with its new state."""
+        w = self.w
+        wid = w.workflow()
+        rids = [w.submit(wid)["id"] for _ in range(6)]
+        w.decide(rids[0], "intake", "approve", agency=w.A)
+        r = w.ag[w.A].get("/v1/agencies/%s/tasks?state=all&sort=opened&limit=2" % w.A)
+        self.assertEqual(r.status, 200, r)
+        first = r.json["tasks"]
+        self.assertEqual([t["request_id"] for t in first], rids[:2], first)
+        w.decide(rids[3], "intake", "approve", agency=w.A)
+        rest, cursor = [], r.json["next_cursor"]
+        while cursor:
+            r = w.ag[w.A].get("/v1/agencies/%s/tasks?state=all&sort=opened&limit=2&cursor=%s"
+                              % (w.A, cursor))
+            self.assertEqual(r.status, 200, r)
+            rest += r.json["tasks"]
+            cursor = r.json["next_cursor"]
+        # One entry per request (final waits for review_b and review_c).
+        self.assertEqual([(t["request_id"], t["state"]) for t in rest],
+                         [(rids[2], "open"), (rids[3], "approved"), (rids[4], "open"),
+                          (rids[5], "open")], rest)
+        self.assertEqual(rest, self.expected(w.A, rids, "all", "opened")[2:])
+
+    def test_bad_cursor_and_unknown_state(self):
+        w = self.w
+        base = "/v1/agencies/%s/tasks?" % w.A
+        for q in ("state=approved&cursor=x", "state=all&cursor=1.2", "state=done-ish",
+                  "sort=late", "state=all&sort=opened&cursor=1.2.x.4"):
+            assert_error(self, w.ag[w.A].get(base + q), 422, "invalid_request")
+        assert_error(self, w.ag[w.B].get(base + "state=approved"), 403, "forbidden")
+        assert_error(self, w.plat.get("/v1/agencies/no-such-agency/tasks?state=all"), 404,
+                     "not_found")
 
 
 def r_version(w, rid):
