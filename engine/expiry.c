@@ -336,6 +336,11 @@ typedef struct {
     int64_t to;
 } upto_q_t;
 
+static void upto_drop(osse_scan_t *s)
+{
+    free(s->q);
+}
+
 osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
 {
     /* Nothing to read when the heap reaches `to` already. */
@@ -352,6 +357,7 @@ osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
     q->durable = e->commits_done;
     q->to = to;
     s->q = q;
+    s->drop = upto_drop;
     return s;
 }
 
