@@ -50,4 +50,16 @@ static inline uint64_t osse_be_get(const uint8_t *p, int n)
     return v;
 }
 
+/* A signed 64-bit number as 8 big-endian bytes that sort as the numbers
+ * do (the sign bit flipped): times in the keys of the indexes on disk. */
+static inline void osse_be_put_signed(uint8_t *p, int64_t v)
+{
+    osse_be_put(p, (uint64_t)v ^ UINT64_C(0x8000000000000000), 8);
+}
+
+static inline int64_t osse_be_get_signed(const uint8_t *p)
+{
+    return (int64_t)(osse_be_get(p, 8) ^ UINT64_C(0x8000000000000000));
+}
+
 #endif

@@ -186,8 +186,25 @@ static size_t due_stop(uint8_t *out)
     return pl;
 }
 
-/* A read of the next window on the pool (the real clock reached the
- * horizon). */
+/* A read of the next window of the index, past the horizon. */
+static osse_scan_t *window_scan(osse_engine_t *e)
+{
+    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
+    size_t sl = after_horizon(e, start), el = due_stop(stop);
+    return osse__scan_new(e, start, sl, stop, el, e->due_window);
+}
+
+/* Its rows into the heap: it reached the end unless it stopped at its
+ * limit, and the horizon moves to its last row. */
+static void take_window(osse_engine_t *e, const osse_scan_t *s, uint64_t durable)
+{
+    const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
+    take_rows(e, s->rows, s->nrows, s->nrows < s->want, last ? last->key : NULL,
+              last ? last->klen : 0, durable);
+}
+
+/* The next window, read on the pool when the real clock reached the
+ * horizon. */
 typedef struct {
     uv_work_t work;
     osse_engine_t *e;
@@ -206,15 +223,11 @@ static void refill_done(uv_work_t *w, int status)
     osse_engine_t *e = j->e;
     osse_scan_t *s = j->s;
     e->due_reading = false;
-    if (status || s->rc) {
+    if (status || s->rc)
         osse_logf(OSSE_LEVEL_ERROR, "due index not read", "error=\"%s\"",
                   status ? "cancelled" : s->err.msg);
-    } else {
-        bool all = s->nrows < s->want;
-        const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
-        take_rows(e, s->rows, s->nrows, all, last ? last->key : NULL, last ? last->klen : 0,
-                  j->durable);
-    }
+    else
+        take_window(e, s, j->durable);
     osse_scan_free(s);
     free(j);
     /* The deadlines that waited for it (nothing when stopping). */
@@ -226,11 +239,9 @@ static void refill(osse_engine_t *e)
 {
     if (e->due_reading || e->due_all)
         return;
-    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
-    size_t sl = after_horizon(e, start), el = due_stop(stop);
     refill_t *j = osse_calloc(1, sizeof *j);
     j->e = e;
-    j->s = osse__scan_new(e, start, sl, stop, el, e->due_window);
+    j->s = window_scan(e);
     j->durable = e->commits_done;
     j->work.data = j;
     e->due_reading = true;
@@ -239,20 +250,6 @@ static void refill(osse_engine_t *e)
         osse_scan_free(j->s);
         free(j);
     }
-}
-
-static int first_window_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    (void)val, (void)vlen;
-    osse_scan_t *s = ud;
-    OSSE_VEC_RESERVE(s->rows, s->crows, s->nrows + 1);
-    osse__row_t *row = &s->rows[s->nrows++];
-    row->key = osse_malloc(klen);
-    memcpy(row->key, key, klen);
-    row->klen = klen;
-    row->val = NULL;
-    row->vlen = 0;
-    return s->nrows >= s->want ? 1 : 0;
 }
 
 int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
@@ -270,18 +267,12 @@ int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
         }
         return 0;
     }
-    /* Before the loop runs: read here. */
-    uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
-    size_t sl = after_horizon(e, start), el = due_stop(stop);
-    osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, e->due_window);
-    int rc = osse_log_kv_range(e->log, start, sl, stop, el, 0, first_window_one, s, &s->err);
-    if (rc == 1 || rc == 0) {
-        bool all = s->nrows < s->want;
-        const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
-        take_rows(e, s->rows, s->nrows, all, last ? last->key : NULL, last ? last->klen : 0,
-                  e->commits_done);
-        rc = 0;
-    }
+    /* The first window, read here: the loop does not run yet. */
+    osse_scan_t *s = window_scan(e);
+    osse_scan_run(s);
+    int rc = s->rc;
+    if (!rc)
+        take_window(e, s, e->commits_done);
     osse_scan_free(s);
     return rc;
 }
@@ -299,7 +290,7 @@ int64_t osse__licence_expiry_next(osse_engine_t *e)
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE);
     if (e->due_horizon_len < pl + 9)
         return INT64_MIN;
-    int64_t at = (int64_t)(osse_be_get(e->due_horizon + pl, 8) ^ (1ull << 63));
+    int64_t at = osse_be_get_signed(e->due_horizon + pl);
     /* A test clock's horizon (kind 0xff) holds every entry of its instant. */
     return e->due_horizon[pl + 8] == 0xff ? at + 1 : at;
 }

@@ -173,9 +173,7 @@ size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out)
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_DUE), il = strlen(id);
     OSSE_PRE(pl + 9 + il <= OSSE__IX_KEY_MAX);
     memcpy(out, OSSE_KEY_DUE, pl);
-    /* Times before 1970 do not occur (a valid_until or an ended_at of osse's
-     * clock); the sign bit flipped keeps any order right all the same. */
-    osse_be_put(out + pl, (uint64_t)at ^ (1ull << 63), 8);
+    osse_be_put_signed(out + pl, at);
     out[pl + 8] = kind;
     memcpy(out + pl + 9, id, il);
     return pl + 9 + il;
@@ -189,7 +187,7 @@ int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind
     if (klen <= pl + 9 || klen - pl - 9 >= idn || memcmp(k, OSSE_KEY_DUE, pl) != 0 ||
         (k[pl + 8] != OSSE_EXPIRY_LICENCE && k[pl + 8] != OSSE_EXPIRY_RETENTION))
         return OSSE_ECORRUPT;
-    *at = (int64_t)(osse_be_get(k + pl, 8) ^ (1ull << 63));
+    *at = osse_be_get_signed(k + pl);
     *kind = k[pl + 8];
     memcpy(id, k + pl + 9, klen - pl - 9);
     id[klen - pl - 9] = '\0';
@@ -390,17 +388,6 @@ void osse__ix_stint_clear(osse__stint_entry_t *t)
 
 /* --- the inboxes' history: tsk/<agency>/ {d|o} k1 k2 seq0 step --- */
 
-/* A signed number as big-endian bytes that sort as the numbers do. */
-static void be_signed(uint8_t *out, int64_t v)
-{
-    osse_be_put(out, (uint64_t)v ^ UINT64_C(0x8000000000000000), 8);
-}
-
-static int64_t be_signed_get(const uint8_t *p)
-{
-    return (int64_t)(osse_be_get(p, 8) ^ UINT64_C(0x8000000000000000));
-}
-
 size_t osse__ix_inbox_prefix(const char *agency, char sort, uint8_t *out)
 {
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_INBOX), al = strlen(agency);
@@ -415,8 +402,8 @@ size_t osse__ix_inbox_prefix(const char *agency, char sort, uint8_t *out)
 size_t osse__ix_inbox_key(const char *agency, char sort, const osse__task_key_t *k, uint8_t *out)
 {
     size_t n = osse__ix_inbox_prefix(agency, sort, out);
-    be_signed(out + n, k->k1);
-    be_signed(out + n + 8, k->k2);
+    osse_be_put_signed(out + n, k->k1);
+    osse_be_put_signed(out + n + 8, k->k2);
     osse_be_put(out + n + 16, k->seq0, 8);
     osse_be_put(out + n + 24, k->step, 2);
     return n + OSSE__IX_INBOX_TAIL;
@@ -427,8 +414,8 @@ int osse__ix_inbox_key_get(const void *key, size_t klen, size_t plen, osse__task
     if (klen != plen + OSSE__IX_INBOX_TAIL)
         return OSSE_ECORRUPT;
     const uint8_t *p = (const uint8_t *)key + plen;
-    k->k1 = be_signed_get(p);
-    k->k2 = be_signed_get(p + 8);
+    k->k1 = osse_be_get_signed(p);
+    k->k2 = osse_be_get_signed(p + 8);
     k->seq0 = osse_be_get(p + 16, 8);
     k->step = (uint16_t)osse_be_get(p + 24, 2);
     return 0;
@@ -666,7 +653,6 @@ static int count_one(void *ud, const void *key, size_t klen, const void *val, si
 int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out, osse_err_t *err)
 {
     osse__ix_t *x = &e->ix;
-    size_t expected = 0;
     for (size_t k = 0; k < e->nreqs; k++) {
         const osse_request_t *r = e->reqs[k];
         give_all(e, r, x);
@@ -691,7 +677,6 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
             }
             free(val);
         }
-        expected += x->n;
         free(v);
     }
     count_t c = {0};
@@ -704,7 +689,6 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
     /* Every entry given was found once, so the others are extra. */
     size_t found = out->ix_equal + out->ix_different;
     out->ix_extra = c.n > found ? c.n - found : 0;
-    (void)expected;
     return 0;
 }
 
