@@ -48,6 +48,9 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--rebuild-views", "replay the whole log at this start and write every "
                                        "request's record again (after an upgrade that changed "
                                        "how a view is built)"},
+    {"serve", NULL, "--request-cache N", "the ended requests kept in memory, least recently "
+                                         "used first (default 10000; 0 keeps none): older ones "
+                                         "are read back from disk when named"},
     {"serve", NULL, "--partitions A-B", "mint new request ids only in partitions A to B of "
                                         "0-1023 (default all; a cluster's node)"},
     {"serve", NULL, "--hook-retry-base-ms N", "tests only: the first webhook retry delay"},

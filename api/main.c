@@ -697,7 +697,7 @@ static int cmd_serve(int argc, char **argv)
     unsigned long long min_free = 0, fault_at = 0;
     unsigned long fault_alloc = 0;
     int key_reserve = 0;
-    size_t due_window = 0;
+    size_t due_window = 0, request_cache = 0;
     bool rebuild_views = false;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     osse_log_compression_t compression = OSSE_LOG_COMPRESSION_LZ4;
@@ -805,6 +805,16 @@ static int cmd_serve(int argc, char **argv)
                 return usage("serve");
             }
             due_window = (size_t)n;
+        } else if (strcmp(argv[i], "--request-cache") == 0 && i + 1 < argc) {
+            /* ended requests kept in memory (engine/cache.c) */
+            char *rend;
+            const char *v = argv[++i];
+            long long n = strtoll(v, &rend, 10);
+            if (!*v || *rend || n < 0 || n > 1LL << 40) {
+                fprintf(stderr, "osse: --request-cache wants a number from 0 to %lld\n", 1LL << 40);
+                return usage("serve");
+            }
+            request_cache = n ? (size_t)n : OSSE_REQUEST_CACHE_NONE;
         } else if (strcmp(argv[i], "--partitions") == 0 && i + 1 < argc) {
             /* the partitions new request ids are minted in (a future cluster's node) */
             if (osse_partitions_parse(argv[++i], &part_first, &part_last)) {
@@ -858,6 +868,7 @@ static int cmd_serve(int argc, char **argv)
                                .min_free_bytes = min_free,
                                .key_reserve = key_reserve,
                                .due_window = due_window,
+                               .request_cache = request_cache,
                                .rebuild_views = rebuild_views,
                                .log_compression = compression,
                                .partition_first = part_first,

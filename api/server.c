@@ -93,7 +93,8 @@ typedef struct call_s {
     osse_file_up_t *up;
     osse_file_get_t *fget;
     char file_hdr[160];
-    osse_scan_t *scan; /* a read of the indexes on disk, on the pool */
+    osse_scan_t *scan;   /* a read of the indexes on disk, on the pool */
+    osse_readback_t *rb; /* the requests the call names, read back from disk first */
 } call_t;
 
 /* glibc's per-thread cache takes blocks of up to 1032 bytes; a call is made
@@ -146,6 +147,7 @@ static void call_free(call_t *c)
     osse_file_upload_free(c->up);
     osse_file_get_free(c->fget);
     osse_scan_free(c->scan);
+    osse_readback_free(c->rb);
     free(c);
 }
 
@@ -1711,6 +1713,78 @@ static void handle(osse_http_req_t *req, void *ud)
     dispatch(c);
 }
 
+/* The requests a route's call names, by what (engine.h, osse_name_kind_t)
+ * and in which path segment: an ended request out of memory is read back
+ * from disk before the handler runs (engine/cache.c). A payment also names
+ * the request that recorded its transaction, if any (the body's). */
+static const struct {
+    handler_fn fn;
+    osse_name_kind_t kind;
+    int seg;
+} route_names[] = {
+    {h_request, OSSE_NAME_ID, 2},
+    {h_events, OSSE_NAME_ID, 2},
+    {h_info, OSSE_NAME_ID, 2},
+    {h_withdraw, OSSE_NAME_ID, 2},
+    {h_erase, OSSE_NAME_ID, 2},
+    {h_payments, OSSE_NAME_ID, 2},
+    {h_decide, OSSE_NAME_ID, 2},
+    {h_track, OSSE_NAME_CODE, 2},
+    {h_revoke_licence, OSSE_NAME_LICENCE, 2},
+    {h_licence, OSSE_NAME_LICENCE, 3},
+    {h_file, OSSE_NAME_FILE, 2},
+};
+
+static void readback_work(uv_work_t *w)
+{
+    osse_readback_run(((call_t *)w->data)->rb);
+}
+
+static void readback_done(uv_work_t *w, int status)
+{
+    call_t *c = w->data;
+    if (work_back(c))
+        return;
+    osse_readback_t *rb = c->rb;
+    c->rb = NULL;
+    if (status) {
+        osse_readback_free(rb);
+        reply_error(c, 500, "internal", "the read was cancelled", NULL);
+        return;
+    }
+    osse_fail_t f = {0};
+    if (osse_readback_end(c->srv->eng, rb, &f)) {
+        reply_fail(c, &f);
+        return;
+    }
+    if (c->p && answered_meanwhile(c))
+        return;
+    c->rt->fn(c);
+}
+
+/* True when the call waits for its requests to be read back. */
+static bool read_back(call_t *c)
+{
+    osse_engine_t *eng = c->srv->eng;
+    for (size_t i = 0; i < sizeof route_names / sizeof *route_names; i++) {
+        if (route_names[i].fn != c->rt->fn || route_names[i].seg >= c->nseg)
+            continue;
+        osse_readback_want(eng, &c->rb, route_names[i].kind, c->seg[route_names[i].seg]);
+        const char *tx = c->rt->fn == h_payments && c->p
+                             ? json_string_value(json_object_get(c->body, "transaction"))
+                             : NULL;
+        if (tx && strlen(tx) <= 128) {
+            char key[320];
+            snprintf(key, sizeof key, "%s\n%s", c->p->id, tx);
+            osse_readback_want(eng, &c->rb, OSSE_NAME_PAYMENT, key);
+        }
+    }
+    if (!c->rb)
+        return false;
+    queue_work(c, readback_work, readback_done);
+    return true;
+}
+
 /* After the Idempotency-Key: the disk, the body, the handler. */
 static void dispatch(call_t *c)
 {
@@ -1734,6 +1808,8 @@ static void dispatch(call_t *c)
         return;
     }
     if (route->body == BODY_JSON && parse_json_body(c))
+        return;
+    if (read_back(c))
         return;
     route->fn(c);
 }

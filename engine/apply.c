@@ -413,8 +413,10 @@ static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, os
     if (!osse__request_can(r->status, to))
         return CORRUPT("request %s cannot go from %s to %s", r->id, osse__rstatus_name(r->status),
                        osse__rstatus_name(to));
-    if (osse__rstatus_final(to) && !osse__rstatus_final(r->status))
+    if (osse__rstatus_final(to) && !osse__rstatus_final(r->status)) {
         open_leave(e, r);
+        osse__lru_add(e, r);
+    }
     e->by_status[r->status]--;
     e->by_status[to]++;
     r->status = to;
@@ -448,6 +450,14 @@ static int finish_step(rq_t *q, osse_sstate_t to)
     if (rc == 0)
         STEP(q)->decided_at = q->ev->at;
     return rc;
+}
+
+/* r takes the next slot of e->reqs. */
+static void take_slot(osse_engine_t *e, osse_request_t *r)
+{
+    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
+    r->index = (uint32_t)e->nreqs;
+    e->reqs[e->nreqs++] = r;
 }
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
@@ -487,9 +497,8 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
         r->steps[i].overdue_left = -1;
     }
     first_request(e, r);
-    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
-    r->index = (uint32_t)e->nreqs;
-    e->reqs[e->nreqs++] = r;
+    take_slot(e, r);
+    e->nrequests++;
     open_join(e, r);
     osse_map_put(&e->requests, id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
@@ -514,14 +523,15 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
         }
     }
     first_request(e, r);
-    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
-    r->index = (uint32_t)e->nreqs;
-    e->reqs[e->nreqs++] = r;
+    take_slot(e, r);
+    e->nrequests++;
     osse_map_put(&e->requests, r->id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
     e->by_status[r->status]++;
     if (!osse__rstatus_final(r->status))
         open_join(e, r);
+    else
+        osse__lru_add(e, r);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         const osse_step_t *s = &r->steps[i];
         /* Each agency that held the task was given it (step_opened,
@@ -552,6 +562,70 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
 void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r)
 {
     licence_index(e, r);
+}
+
+/* The names of r (the maps of osse__apply_loaded but the counts), put or
+ * deleted. */
+static void names(osse_engine_t *e, osse_request_t *r, bool put)
+{
+    char key[OSSE_PAYMENT_KEY_MAX];
+    if (put) {
+        osse_map_put(&e->requests, r->id, r);
+        osse_map_put(&e->codes, r->tracking_code, r);
+    } else {
+        osse_map_del(&e->requests, r->id);
+        osse_map_del(&e->codes, r->tracking_code);
+    }
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        if (s->reference) {
+            if (put)
+                osse_map_put(&e->references, s->reference, r);
+            else if (osse_map_get(&e->references, s->reference) == r)
+                osse_map_del(&e->references, s->reference);
+        }
+        if (s->payer && s->transaction) {
+            osse__payment_key(s->payer, s->transaction, key, sizeof key);
+            if (put)
+                osse_map_put(&e->payments, key, r);
+            else if (osse_map_get(&e->payments, key) == r)
+                osse_map_del(&e->payments, key);
+        }
+    }
+    const char *number = r->licence ? osse__jstr(r->licence, "number") : NULL;
+    if (number && put && !osse_map_get(&e->licnums, number))
+        osse_map_put(&e->licnums, number, r);
+    else if (number && !put && osse_map_get(&e->licnums, number) == r)
+        osse_map_del(&e->licnums, number);
+    if (r->delivery_version) {
+        char stream[128];
+        osse__stream(stream, sizeof stream, OSSE_SK_DELIVERY, r->id);
+        if (put)
+            osse_map_put(&e->versions, stream, (void *)(uintptr_t)r->delivery_version);
+        else
+            osse_map_del(&e->versions, stream);
+    }
+}
+
+void osse__apply_rejoin(osse_engine_t *e, osse_request_t *r)
+{
+    OSSE_PRE(osse__rstatus_final(r->status) && !osse_map_get(&e->requests, r->id));
+    take_slot(e, r);
+    names(e, r, true);
+    osse__lru_add(e, r);
+}
+
+void osse__apply_evict(osse_engine_t *e, osse_request_t *r)
+{
+    OSSE_PRE(osse__rstatus_final(r->status) && !r->pins && !r->dirty);
+    names(e, r, false);
+    osse__lru_remove(e, r);
+    e->reqs[r->index] = NULL;
+    if (e->last_request == r)
+        e->last_request = NULL;
+    e->some_evicted = true;
+    e->evictions++;
+    osse__request_free(r);
 }
 
 /* --- one function per request event --- */

@@ -184,6 +184,7 @@ static void on_commit(void *ud, int status)
     }
     e->commits_done++;
     release_holds(e);
+    osse__cache_trim(e);
 }
 
 static void commit_current(osse_engine_t *e)

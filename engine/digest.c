@@ -85,7 +85,7 @@ int osse_engine_digest(osse_engine_t *e, char hex[65], uint64_t *size)
     char sum_hex[65];
     osse__records_sum(e, sum);
     sodium_bin2hex(sum_hex, sizeof sum_hex, sum, sizeof sum);
-    feed(&st, "R ", json_pack("[I,s]", (json_int_t)e->nreqs, sum_hex));
+    feed(&st, "R ", json_pack("[I,s]", (json_int_t)e->nrequests, sum_hex));
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&st, h);
     sodium_bin2hex(hex, 65, h, sizeof h);
@@ -116,7 +116,7 @@ static size_t sealed_rules(const osse_engine_t *e, bool erased)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->nreqs; i++)
-        if (!e->reqs[i]->erased_at == !erased)
+        if (e->reqs[i] && !e->reqs[i]->erased_at == !erased)
             n += e->reqs[i]->recheck_sealed;
     return n;
 }

@@ -67,6 +67,7 @@ static int load_old_secret(void *ud, const void *key, size_t klen, const void *v
 static osse_engine_t *engine_new(void)
 {
     osse_engine_t *e = osse_calloc(1, sizeof *e);
+    e->cache_max = SIZE_MAX; /* every request in memory, unless serving */
     osse_map_init(&e->workflows);
     osse_map_init(&e->agencies);
     osse_map_init(&e->calendars);
@@ -264,6 +265,8 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
     for (size_t i = 0; i < e->nreqs; i++) {
+        if (!e->reqs[i])
+            continue;
         osse__batch_need(e);
         osse__record_touch(e, e->reqs[i]);
         if ((i + 1) % MIGRATE_CHUNK)
@@ -278,9 +281,9 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     e->views_on = true; /* the last batch carries the marker, and every one after it */
     osse__batch_need(e);
     osse__commit_flush(e);
-    if (e->nreqs || ncatalog)
-        osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu", e->nreqs,
-                  ncatalog);
+    if (e->nrequests || ncatalog)
+        osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu",
+                  e->nrequests, ncatalog);
     return 0;
 }
 
@@ -522,7 +525,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         rc = start_from_records(e, &rp.err);
         if (!rc)
             osse_logf(OSSE_LEVEL_INFO, "records read", "events=%llu requests=%zu load_ms=%.1f",
-                      (unsigned long long)e->applied, e->nreqs, (double)(uv_hrtime() - t0) / 1e6);
+                      (unsigned long long)e->applied, e->nrequests,
+                      (double)(uv_hrtime() - t0) / 1e6);
     } else {
         rc = osse_log_scan(e->log, 1, replay_one, &rp, err);
         if (!rc)
@@ -572,6 +576,11 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     if (e->test_clock)
         test_clock_resume(e, opts->test_clock_start);
     e->due_window = opts->due_window ? opts->due_window : OSSE__DUE_WINDOW;
+    /* Serving: ended requests leave memory past the cache (cache.c); a
+     * replay or a maintenance engine keeps every one. */
+    e->cache_max = opts->request_cache == OSSE_REQUEST_CACHE_NONE ? 0
+                   : opts->request_cache                          ? opts->request_cache
+                                                                  : OSSE_REQUEST_CACHE;
     if (osse__timers_start(e, from_records)) {
         rc = osse_err_set(err, OSSE_EIO, "cannot start the deadline timer");
         goto fail;
@@ -590,6 +599,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
      * submission (pii.c). */
     size_t reserve = opts->key_reserve > 0 ? (size_t)opts->key_reserve : OSSE__KEY_RESERVE;
     osse__pii_reserve_start(e, opts->key_reserve < 0 ? 0 : reserve);
+    /* The start read every record: the cache is trimmed at once. */
+    osse__cache_trim(e);
     *out = e;
     return 0;
 fail:
@@ -634,7 +645,7 @@ void osse_engine_close(osse_engine_t *e)
                                                e->by_status[OSSE_RS_AWAITING_PAYMENT]);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
-        osse__request_free(e->reqs[i]);
+        osse__request_free(e->reqs[i]); /* NULL-safe: an empty slot */
     free(e->reqs);
     e->last_request = NULL;
     size_t it = 0;
@@ -740,7 +751,7 @@ int osse_q_metrics(osse_engine_t *e, char **out, size_t *len)
         return OSSE_ENOMEM;
     }
     osse__notify_metrics(e, &b);
-    if (osse__pii_metrics(e, &b)) {
+    if (osse__pii_metrics(e, &b) || osse__cache_metrics(e, &b)) {
         osse_buf_close(&b);
         return OSSE_ENOMEM;
     }

@@ -40,6 +40,19 @@
 /* A read of the indexes on disk (below, osse_scan_run). */
 typedef struct osse_scan_s osse_scan_t;
 typedef struct osse_engine_s osse_engine_t;
+/* A read of requests that are not in memory from disk (below, osse_readback_want). */
+typedef struct osse_readback_s osse_readback_t;
+
+/* What names a request in a call (api/server.c's route table says which
+ * segment or field): its id, its tracking code, its licence's number, or a
+ * payment it recorded (the payment principal's id, "\n", the transaction). */
+typedef enum {
+    OSSE_NAME_ID = 'i',
+    OSSE_NAME_CODE = 'c',
+    OSSE_NAME_LICENCE = 'l',
+    OSSE_NAME_PAYMENT = 'p',
+    OSSE_NAME_FILE = 'f', /* an uploaded file: the request that took it */
+} osse_name_kind_t;
 
 #define OSSE_ROLES(X)                                                                              \
     X(PLATFORM, "platform")                                                                        \
@@ -119,6 +132,12 @@ typedef struct osse_engine_opts_s {
      * disk at a time (engine/expiry.c): 0 = 4096 (tests only: --due-window
      * N, hidden). */
     size_t due_window;
+    /* The ended requests kept in memory, least recently used first
+     * (--request-cache N, engine/cache.c): past these, ended requests whose
+     * records are durable leave memory and are read back from disk when a
+     * call names one. 0: OSSE_REQUEST_CACHE; OSSE_REQUEST_CACHE_NONE keeps
+     * none (the tests run so: every use of an ended request reads it back). */
+    size_t request_cache;
     /* --rebuild-views: this start replays the whole log and writes every
      * request's record again, instead of reading the records (after a
      * release that changed how a view is built; engine/record.c). */
@@ -451,6 +470,23 @@ int osse_q_service(osse_engine_t *e, const char *id, json_t **out, osse_fail_t *
 void osse_scan_run(osse_scan_t *s);
 int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
 void osse_scan_free(osse_scan_t *s);
+/* The step before a call that names requests (engine/cache.c): for each
+ * name, osse_readback_want adds a read of the request it names to *f (made at
+ * the first) unless that request is in memory, or no request ever left
+ * memory. With *f still NULL the call goes on at once; else osse_readback_run
+ * reads on the libuv pool (it touches no engine state) and osse_readback_end,
+ * back on the loop, brings what it read into memory and frees f; the call
+ * then goes on as if every request had been in memory. A name that names
+ * nothing on disk either is not an error: the call answers it as before.
+ * osse_readback_end fails (500) only for a record that does not decode.
+ * osse_readback_free frees one never ended. Loop thread, but run. */
+#define OSSE_REQUEST_CACHE 10000
+#define OSSE_REQUEST_CACHE_NONE SIZE_MAX
+void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t kind,
+                        const char *name);
+void osse_readback_run(osse_readback_t *f);
+int osse_readback_end(osse_engine_t *e, osse_readback_t *f, osse_fail_t *fail);
+void osse_readback_free(osse_readback_t *f);
 /* params: the decoded query string as a JSON object of strings. */
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f);

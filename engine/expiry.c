@@ -39,8 +39,18 @@ static bool lexp_before(const lexp_t *a, const lexp_t *b)
            (a->at == b->at && (a->req < b->req || (a->req == b->req && a->kind < b->kind)));
 }
 
+/* An entry in the heap or the pending list pins its request in memory
+ * (cache.c): it names it by slot. */
+static void pin_slot(osse_engine_t *e, uint32_t req, int delta)
+{
+    osse_request_t *r = osse__slot(e, req);
+    OSSE_PRE(r && (delta > 0 || r->pins > 0));
+    r->pins = (uint32_t)((int64_t)r->pins + delta);
+}
+
 static void lexp_push(osse_engine_t *e, lexp_t t)
 {
+    pin_slot(e, t.req, 1);
     OSSE_VEC_RESERVE(e->lexp, e->clexp, e->nlexp + 1);
     size_t i = e->nlexp++;
     e->lexp[i] = t;
@@ -58,6 +68,7 @@ static void lexp_push(osse_engine_t *e, lexp_t t)
 static lexp_t lexp_pop(osse_engine_t *e)
 {
     lexp_t top = e->lexp[0];
+    pin_slot(e, top.req, -1);
     e->lexp[0] = e->lexp[--e->nlexp];
     size_t i = 0, n = e->nlexp;
     for (;;) {
@@ -80,9 +91,9 @@ static lexp_t lexp_pop(osse_engine_t *e)
  * a request not yet erased. */
 static bool lexp_current(osse_engine_t *e, const lexp_t *t)
 {
-    if (t->req >= e->nreqs)
+    const osse_request_t *r = osse__slot(e, t->req);
+    if (!r)
         return false;
-    const osse_request_t *r = e->reqs[t->req];
     return (t->kind == OSSE_EXPIRY_RETENTION ? osse__due_retention(r) : osse__due_licence(r)) ==
            t->at;
 }
@@ -112,6 +123,7 @@ static void due_add(osse_engine_t *e, const osse_request_t *r, int64_t at, uint8
      * see it. */
     OSSE_VEC_RESERVE(e->due_pend, e->cdue_pend, e->ndue_pend + 1);
     e->due_pend[e->ndue_pend++] = (struct osse_due_pend_s){at, r->index, kind, e->commits_sent + 1};
+    pin_slot(e, r->index, 1);
 }
 
 void osse__licence_expiry_add(osse_engine_t *e, const osse_request_t *r)
@@ -130,9 +142,13 @@ void osse__retention_add(osse_engine_t *e, const osse_request_t *r)
  * durable: commits_done when the read began; an entry added beyond the old
  * horizon is pushed now if within the new one, and forgotten once the read
  * saw its batch durable. */
-static void take_rows(osse_engine_t *e, const osse__row_t *rows, size_t n, bool all,
+static void take_rows(osse_engine_t *e, osse_scan_t *s, const osse__row_t *rows, size_t n, bool all,
                       const uint8_t *horizon, size_t hlen, uint64_t durable)
 {
+    /* The requests of the rows that are not in memory, read with them. */
+    osse_err_t err = {0};
+    if (s->readback && osse__readback_join(e, s->readback, &err))
+        osse_logf(OSSE_LEVEL_ERROR, "due requests not read back", "error=\"%s\"", err.msg);
     for (size_t i = 0; i < n; i++) {
         int64_t at;
         uint8_t kind;
@@ -144,6 +160,8 @@ static void take_rows(osse_engine_t *e, const osse__row_t *rows, size_t n, bool 
         const osse_request_t *r = osse__request(e, id);
         if (r)
             lexp_push(e, (lexp_t){at, r->index, kind});
+        else
+            osse_logf(OSSE_LEVEL_ERROR, "due entry without its request", "request=%s", id);
     }
     if (all) {
         e->due_all = true;
@@ -154,13 +172,14 @@ static void take_rows(osse_engine_t *e, const osse__row_t *rows, size_t n, bool 
     size_t keep = 0;
     for (size_t i = 0; i < e->ndue_pend; i++) {
         struct osse_due_pend_s p = e->due_pend[i];
-        const osse_request_t *r = p.req < e->nreqs ? e->reqs[p.req] : NULL;
-        if (!r)
-            continue;
+        const osse_request_t *r = osse__slot(e, p.req);
         if (!beyond(e, p.at, p.kind, r->id))
             lexp_push(e, (lexp_t){p.at, p.req, p.kind});
-        else if (p.commit > durable)
+        else if (p.commit > durable) {
             e->due_pend[keep++] = p;
+            continue;
+        }
+        pin_slot(e, p.req, -1);
     }
     e->ndue_pend = keep;
 }
@@ -187,19 +206,36 @@ static size_t due_stop(uint8_t *out)
 }
 
 /* A read of the next window of the index, past the horizon. */
+/* A row's request id, for the read of the requests with the rows. */
+static bool row_id(const void *key, size_t klen, char *id, size_t n)
+{
+    int64_t at;
+    uint8_t kind;
+    return osse__ix_due_decode(key, klen, &at, &kind, id, n) == 0;
+}
+
+static osse_scan_t *due_scan(osse_engine_t *e, const uint8_t *start, size_t sl, const uint8_t *stop,
+                             size_t el, size_t want)
+{
+    osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, want);
+    s->readback = osse__readback_new(e);
+    s->row_id = row_id;
+    return s;
+}
+
 static osse_scan_t *window_scan(osse_engine_t *e)
 {
     uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
     size_t sl = after_horizon(e, start), el = due_stop(stop);
-    return osse__scan_new(e, start, sl, stop, el, e->due_window);
+    return due_scan(e, start, sl, stop, el, e->due_window);
 }
 
 /* Its rows into the heap: it reached the end unless it stopped at its
  * limit, and the horizon moves to its last row. */
-static void take_window(osse_engine_t *e, const osse_scan_t *s, uint64_t durable)
+static void take_window(osse_engine_t *e, osse_scan_t *s, uint64_t durable)
 {
     const osse__row_t *last = s->nrows ? &s->rows[s->nrows - 1] : NULL;
-    take_rows(e, s->rows, s->nrows, s->nrows < s->want, last ? last->key : NULL,
+    take_rows(e, s, s->rows, s->nrows, s->nrows < s->want, last ? last->key : NULL,
               last ? last->klen : 0, durable);
 }
 
@@ -254,7 +290,10 @@ static void refill(osse_engine_t *e)
 
 int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
 {
-    e->nlexp = 0;
+    while (e->nlexp)
+        lexp_pop(e);
+    for (size_t i = 0; i < e->ndue_pend; i++)
+        pin_slot(e, e->due_pend[i].req, -1);
     e->ndue_pend = 0;
     e->due_horizon_len = 0;
     e->due_all = !from_disk;
@@ -262,6 +301,8 @@ int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
         e->due_window = OSSE__DUE_WINDOW;
     if (!from_disk) {
         for (size_t i = 0; i < e->nreqs; i++) {
+            if (!e->reqs[i])
+                continue;
             osse__licence_expiry_add(e, e->reqs[i]);
             osse__retention_add(e, e->reqs[i]);
         }
@@ -341,7 +382,7 @@ osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
     size_t sl = after_horizon(e, start);
     /* Every entry at or before `to`: below (to, kind 0xff). */
     size_t el = osse__ix_due_key(to, 0xff, "", stop);
-    osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, 0);
+    osse_scan_t *s = due_scan(e, start, sl, stop, el, 0);
     upto_q_t *q = osse_calloc(1, sizeof *q);
     memcpy(q->horizon, stop, el);
     q->hlen = el;
@@ -360,7 +401,7 @@ int64_t osse__due_take(osse_engine_t *e, osse_scan_t *s)
     size_t h = e->due_horizon_len, n = q->hlen < h ? q->hlen : h;
     int c = memcmp(e->due_horizon, q->horizon, n);
     bool further = e->due_all || c > 0 || (c == 0 && h > q->hlen);
-    take_rows(e, s->rows, s->nrows, false, further ? NULL : q->horizon, further ? 0 : q->hlen,
+    take_rows(e, s, s->rows, s->nrows, false, further ? NULL : q->horizon, further ? 0 : q->hlen,
               q->durable);
     return q->to;
 }

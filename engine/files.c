@@ -421,6 +421,13 @@ int osse__files_load(osse_engine_t *e, osse_err_t *err)
     return 0;
 }
 
+const char *osse__files_holder(const osse_engine_t *e, const char *id)
+{
+    const osse_file_t *f =
+        e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;
+    return f ? f->taken_by : NULL;
+}
+
 bool osse__files_known(const osse_engine_t *e, const char *id)
 {
     return e->files && osse_map_get(&e->files->map, id) != NULL;

@@ -38,7 +38,8 @@
 #define OSSE_INDEXES(X)                                                                            \
     X(OSSE_KEY_LIST, ix_list)                                                                      \
     X(OSSE_KEY_INBOX, ix_inbox)                                                                    \
-    X(OSSE_KEY_DUE, ix_due) X(OSSE_KEY_LICENCE, ix_licence) X(OSSE_KEY_STINT, ix_stints)
+    X(OSSE_KEY_DUE, ix_due)                                                                        \
+    X(OSSE_KEY_LICENCE, ix_licence) X(OSSE_KEY_STINT, ix_stints) X(OSSE_KEY_NAME, ix_names)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -493,6 +494,49 @@ void osse__ix_inbox_clear(osse__inbox_entry_t *t)
     memset(t, 0, sizeof *t);
 }
 
+/* --- the names of a request: nam/ kind name 0x00 id --- */
+
+size_t osse__ix_name_key(char kind, const char *name, const char *id, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_NAME), nl = strlen(name), il = id ? strlen(id) : 0;
+    if (pl + 2 + nl + il > OSSE__IX_KEY_MAX)
+        return 0;
+    memcpy(out, OSSE_KEY_NAME, pl);
+    out[pl] = (uint8_t)kind;
+    memcpy(out + pl + 1, name, nl);
+    out[pl + 1 + nl] = 0;
+    memcpy(out + pl + 2 + nl, id, il);
+    return pl + 2 + nl + il;
+}
+
+static void ix_name(osse__ix_t *x, char kind, const char *name, const char *id)
+{
+    uint8_t key[OSSE__IX_KEY_MAX];
+    size_t kl = osse__ix_name_key(kind, name, id, key);
+    if (kl)
+        ix_add(x, key, kl, "", 0);
+}
+
+/* Its tracking code, its licence's number and the payments it recorded:
+ * the keys say all (the id is their tail, so that two requests of a log
+ * that repeats a licence number each have their entry). */
+static void ix_names(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    ix_name(x, OSSE_NAME_CODE, r->tracking_code, r->id);
+    const char *number = r->licence ? osse__jstr(r->licence, "number") : NULL;
+    if (number)
+        ix_name(x, OSSE_NAME_LICENCE, number, r->id);
+    for (size_t i = 0; i < r->wf->nsteps; i++) {
+        const osse_step_t *s = &r->steps[i];
+        if (s->payer && s->transaction) {
+            char key[OSSE_PAYMENT_KEY_MAX];
+            osse__payment_key(s->payer, s->transaction, key, sizeof key);
+            ix_name(x, OSSE_NAME_PAYMENT, key, r->id);
+        }
+    }
+    (void)e;
+}
+
 /* --- the producers together --- */
 
 static const struct {
@@ -732,6 +776,13 @@ void osse_scan_run(osse_scan_t *s)
     int rc = osse_log_kv_range(s->log, s->start, s->slen, s->has_stop ? s->stop : NULL, s->stoplen,
                                0, scan_one, s, &s->err);
     s->rc = rc == 1 ? 0 : rc;
+    if (s->rc || !s->readback)
+        return;
+    char id[OSSE__IX_KEY_MAX];
+    for (size_t i = 0; i < s->nrows; i++)
+        if (s->row_id(s->rows[i].key, s->rows[i].klen, id, sizeof id))
+            osse__readback_add(s->readback, OSSE_NAME_ID, id);
+    osse_readback_run(s->readback);
 }
 
 int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
@@ -751,6 +802,7 @@ void osse_scan_free(osse_scan_t *s)
         free(s->rows[i].val);
     }
     free(s->rows);
+    osse_readback_free(s->readback);
     if (s->drop)
         s->drop(s);
     free(s);

@@ -245,8 +245,15 @@ typedef struct osse_request_s {
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
     uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
     /* Its place among the requests that have not ended (e->open_first),
-     * in the order of submission. */
+     * in the order of submission; once ended, among the ended requests in
+     * memory (e->lru_first), least recently used first (util.c). */
     struct osse_request_s *open_prev, *open_next;
+    /* What keeps it in memory once ended (cache.c): the jobs and entries
+     * that hold it (a due entry in the expiries' heap, a linkage call, a
+     * webhook delivery of its events), and the commit that writes its
+     * record last (commits_sent + 1 when it changed). */
+    uint32_t pins;
+    uint64_t commit;
     /* Its entries in the indexes on disk as last written (index.c): [u8
      * key length][key][u64 hash of the value]..., sorted by key. */
     uint8_t *ix;
@@ -262,7 +269,7 @@ typedef struct osse_request_s {
 #define OSSE__DUE_WINDOW 4096
 
 /* Entries being given by index.c's producers. */
-#define OSSE__IX_KEY_MAX 200
+#define OSSE__IX_KEY_MAX 256
 typedef struct osse__ix_s {
     osse_buf_t buf; /* [u16 klen][key][u32 vlen][value]... */
     osse_buf_t val; /* a producer's value being built */
@@ -293,6 +300,11 @@ struct osse_scan_s {
     int (*finish)(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
     void (*drop)(osse_scan_t *s); /* frees q; NULL: free(q) is not done */
     void *q;                      /* the query's own */
+    /* With rows that name requests (the due index): the requests of the
+     * rows kept, read with them on the pool (cache.c); row_id gives a row's
+     * request id. NULL: none. */
+    struct osse_readback_s *readback;
+    bool (*row_id)(const void *key, size_t klen, char *id, size_t n);
     osse__row_t *rows;
     size_t nrows, crows;
     int rc;
@@ -398,8 +410,24 @@ struct osse_engine_s {
     osse_map_t references;  /* PaymentDue reference -> osse_request_t (borrowed) */
     osse_map_t payments;    /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
-    osse_request_t **reqs;  /* in submission order */
+    /* Slots, in the order requests joined memory (submitted, read at start,
+     * read back from disk); a request that left memory leaves its slot NULL
+     * (osse__slot). */
+    osse_request_t **reqs;
     size_t nreqs, creqs;
+    size_t nrequests; /* requests there are, in memory or not */
+    /* The ended requests in memory, least recently used first (through
+     * open_prev/open_next), and how many of them may stay (--request-cache):
+     * past that, the least recently used that nothing pins leave memory
+     * once their records are durable (cache.c). */
+    osse_request_t *lru_first, *lru_last;
+    size_t nlru, cache_max;
+    bool some_evicted;             /* a request left memory: what is not here may be on disk */
+    uint64_t evictions, read_back; /* counts, for /metrics */
+    /* Reads of requests from disk in flight, oldest first (cache.c): a
+     * request changed by a commit after the oldest began stays in memory
+     * until that read ends, so that no read brings back an older record. */
+    struct osse_readback_s *rb_first, *rb_last;
     /* The first request's submitted_at (the statistics' buckets without
      * from), set when the first request is applied or loaded (records are
      * loaded in the order of submission); any_request is false before. */
@@ -560,6 +588,32 @@ typedef struct osse_sub_s {
 /* --- util.c: the bottom of engine/ --- */
 
 osse_request_t *osse__request(osse_engine_t *e, const char *id);
+/* --- cache.c: ended requests leave memory, and are read back --- */
+/* After a commit is durable: the least recently used ended requests past
+ * e->cache_max leave memory. */
+void osse__cache_trim(osse_engine_t *e);
+int osse__cache_metrics(const osse_engine_t *e, osse_buf_t *out);
+/* A read of requests from disk: made on the loop (it holds back evictions
+ * until it ends), names added (osse__readback_add: on the loop, or on the pool
+ * by the job that owns it), run on the pool (osse_readback_run), joined on the
+ * loop (osse__readback_join: the requests read that are not in memory join
+ * it; it no longer holds evictions back). Freed by osse_readback_free. */
+struct osse_readback_s *osse__readback_new(osse_engine_t *e);
+void osse__readback_add(struct osse_readback_s *f, char kind, const char *name);
+int osse__readback_join(osse_engine_t *e, struct osse_readback_s *f, osse_err_t *err);
+
+/* Slot i of e->reqs, or NULL: out of range, or its request left memory. */
+static inline osse_request_t *osse__slot(const osse_engine_t *e, size_t i)
+{
+    return i < e->nreqs ? e->reqs[i] : NULL;
+}
+/* The list of ended requests in memory (e->lru_first), for apply.c and
+ * cache.c: r joins it at the most recently used end, or leaves it. */
+void osse__lru_add(osse_engine_t *e, osse_request_t *r);
+void osse__lru_remove(osse_engine_t *e, osse_request_t *r);
+/* Pins (or, delta -1, unpins) the request id in memory while something
+ * holds it (cache.c); an id not in memory is ignored. */
+void osse__pin(osse_engine_t *e, const char *id, int delta);
 /* r's form as stored (borrowed), decoded from its record's bytes the first
  * time (checked when the record was read, so only memory can fail: a
  * panic). */
@@ -764,6 +818,13 @@ void osse__sub_free(osse_sub_t *s);
  * any, with osse__apply_loaded_licence, in the order of issue. Returns 0
  * (r belongs to e) or OSSE_ECORRUPT (it joined nothing: the caller's). */
 int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err);
+/* A request read back from disk (cache.c) joins memory: its slot, the maps
+ * that name it and the list of ended requests; no count changes (it was
+ * counted when it was first applied or read). */
+void osse__apply_rejoin(osse_engine_t *e, osse_request_t *r);
+/* An ended request, its record durable, leaves memory: the maps forget it,
+ * its slot is emptied, it is freed (cache.c decides when). */
+void osse__apply_evict(osse_engine_t *e, osse_request_t *r);
 void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r);
 /* The key of e->payments for a payment principal's transaction id (cut
  * short to n bytes; a transaction id is at most OSSE_TRANSACTION_MAX). */
@@ -805,6 +866,10 @@ int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind
 
 /* The request list's entry (lst/ be64(~first seq)): newest first. */
 size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
+/* A name's entry (nam/ kind name 0x00 id, keys.h); with id NULL, the
+ * prefix of every entry of that name. 0 when it would be longer than
+ * OSSE__IX_KEY_MAX. */
+size_t osse__ix_name_key(char kind, const char *name, const char *id, uint8_t *out);
 typedef struct {
     char *id, *workflow, *tracking_code, *portal;
     int workflow_version;
@@ -890,6 +955,11 @@ int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_re
                         size_t *tail, osse_err_t *err);
 /* Frees a request and what it owns. NULL-safe. */
 void osse__request_free(osse_request_t *r);
+/* Request id's record (val, vlen) decoded, its hash set (the sum is the
+ * caller's) and its index entries left to be worked out (ix_unknown): 0 or
+ * OSSE_ECORRUPT (a record that does not decode, or holds another id). */
+int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void *val, size_t vlen,
+                      osse_request_t **out, osse_err_t *err);
 /* r changed in the batch being filled: its record goes with the batch. */
 void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b,
@@ -949,6 +1019,8 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
  * store and the records, so that a file's key is kept (engine.c). Returns
  * 0 or OSSE_EIO. */
 int osse__files_load(osse_engine_t *e, osse_err_t *err);
+/* The id of the request that took upload id, or NULL. */
+const char *osse__files_holder(const osse_engine_t *e, const char *id);
 /* Whether id is a file's (its record is known). */
 bool osse__files_known(const osse_engine_t *e, const char *id);
 /* Then: records from before files were sealed removed with their bytes,

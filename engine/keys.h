@@ -81,6 +81,11 @@
  * final state in the inbox of the agency holding it, in due ('d') and in
  * opened ('o') order (engine/index.c). */
 #define OSSE_KEY_INBOX "tsk/"
+/* nam/ kind name 0x00 id: what else names request id, for reading it back
+ * from disk (engine/index.c, engine/fetch.c): kind OSSE_NAME_CODE its
+ * tracking code, OSSE_NAME_LICENCE its licence number, OSSE_NAME_PAYMENT a
+ * payment it recorded ("<payment principal>\n<transaction>"). Empty value. */
+#define OSSE_KEY_NAME "nam/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

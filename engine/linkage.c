@@ -43,7 +43,7 @@
 typedef struct call_s {
     struct call_s *prev, *next;
     struct osse_linkage_s *l;
-    osse_request_t *r; /* requests live until the engine closes */
+    osse_request_t *r; /* pinned in memory while the call lasts (cache.c) */
     size_t step;
     uint32_t attempts, max_attempts;
     unsigned timeout_ms;
@@ -72,6 +72,8 @@ static void on_closed(uv_handle_t *h)
 /* Forgets c (its attempt, if any, has ended or been cancelled). */
 static void call_free(call_t *c)
 {
+    OSSE_PRE(c->r->pins > 0);
+    c->r->pins--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -322,6 +324,7 @@ static void begin(osse_engine_t *e, osse_request_t *r, size_t i)
     call_t *c = osse_calloc(1, sizeof *c);
     c->l = l;
     c->r = r;
+    r->pins++;
     c->step = i;
     c->max_attempts = 1 + (uint32_t)s->retries;
     c->timeout_ms = timeout_of(s);

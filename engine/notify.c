@@ -114,6 +114,15 @@ static int rec_delivery(const json_t *rec, osse_hooks_delivery_t *d)
     return 0;
 }
 
+/* A delivery pins its request in memory from its making to its outcome
+ * (cache.c): the outcome is an event of the request's delivery stream. */
+static void unpin(osse_engine_t *e, const json_t *rec)
+{
+    const char *rid = osse__jstr(rec, "request");
+    if (rid)
+        osse__pin(e, rid, -1);
+}
+
 /* Hands a record to the hooks module. A record that cannot be read is left
  * alone (it stays on disk for an operator to see) and reported. */
 static void enqueue_rec(osse_notify_t *n, const json_t *rec)
@@ -121,6 +130,7 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
     osse_hooks_delivery_t d;
     if (rec_delivery(rec, &d)) {
         osse_logf(OSSE_LEVEL_WARN, "delivery record unreadable", "action=skipped");
+        unpin(n->e, rec);
         return;
     }
     /* A subscription's URL is checked again on every connection: the name
@@ -131,6 +141,8 @@ static void enqueue_rec(osse_notify_t *n, const json_t *rec)
     int rc = osse_hooks_enqueue(n->hooks, &d, &err);
     if (rc && rc != OSSE_EEXISTS && rc != OSSE_ECLOSED)
         osse_logf(OSSE_LEVEL_WARN, "delivery not queued", "delivery=%s error=%s", d.id, err.msg);
+    if (rc)
+        unpin(n->e, rec);
 }
 
 static void wait_unlink(wait_t *w)
@@ -153,6 +165,8 @@ static void on_durable(void *ud, int status)
     /* status: the delivery's record is not durable; it is never sent. */
     if (!status && !w->n->closed && !w->dropped)
         enqueue_rec(w->n, w->rec);
+    else if (!w->dropped) /* a dropped one had its outcome */
+        unpin(w->n->e, w->rec);
     wait_unlink(w);
 }
 
@@ -178,6 +192,7 @@ static void create(osse_engine_t *e, const char *receiver, const char *url, cons
     if (!rec)
         osse__panic(__FILE__, __LINE__, "out of memory");
     put_record(e, rec);
+    osse__pin(e, request_id, 1);
     wait_t *w = osse_calloc(1, sizeof *w);
     w->n = n;
     w->rec = rec;
@@ -304,6 +319,7 @@ static void outcome(osse_notify_t *n, const osse_hooks_delivery_t *d, osse_event
     }
     osse__emit(e, stream, ev_type, NULL, data);
     delete_record(e, d->id);
+    osse__pin(e, rid, -1);
 }
 
 static void later_free(later_t *l)
@@ -325,6 +341,7 @@ static void resumed(osse_engine_t *e)
             n->later_tail = &n->later;
         osse__emit(e, l->stream, l->type, NULL, json_incref(l->data));
         delete_record(e, l->id);
+        osse__pin(e, osse__stream_id(l->stream, OSSE_SK_DELIVERY), -1);
         later_free(l);
     }
 }
@@ -431,6 +448,9 @@ static int load_dlv(void *ud, const void *key, size_t klen, const void *val, siz
     (void)key;
     (void)klen;
     json_t *rec = json_loadb(val, vlen, 0, NULL);
+    const char *rid = osse__jstr(rec, "request");
+    if (rid)
+        osse__pin(((osse_notify_t *)ud)->e, rid, 1);
     if (rec)
         enqueue_rec(ud, rec);
     json_decref(rec);

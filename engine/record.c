@@ -426,6 +426,8 @@ void osse__records_sum(osse_engine_t *e, uint8_t out[32])
     bool all = !e->log;
     for (size_t i = 0, n = all ? e->nreqs : e->ndirty; i < n; i++) {
         osse_request_t *r = e->reqs[all ? i : e->dirty[i]];
+        if (!r)
+            continue;
         osse_buf_reset(&enc);
         size_t tail = 0;
         if (osse__record_encode(r, &enc, &tail))
@@ -459,6 +461,7 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
     for (size_t i = 0; i < e->ndirty; i++) {
         osse_request_t *r = e->reqs[e->dirty[i]];
         r->dirty = false;
+        r->commit = e->commits_sent + 1; /* this batch's (commit.c counts it sent after) */
         int kl = record_key(r->id, key, sizeof key);
         osse_buf_reset(&e->enc);
         size_t tail = 0;
@@ -539,26 +542,34 @@ typedef struct {
     osse_err_t *err;
 } load_t;
 
+int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void *val, size_t vlen,
+                      osse_request_t **out, osse_err_t *err)
+{
+    osse_request_t *r = NULL;
+    osse_err_t derr = {0};
+    size_t tail = 0;
+    if (osse__record_decode(e, val, vlen, &r, &tail, &derr))
+        return osse_err_set(err, OSSE_ECORRUPT, "the record of %.*s: %s", (int)idlen, id, derr.msg);
+    if (idlen != strlen(r->id) || memcmp(id, r->id, idlen) != 0 || !r->nseqs) {
+        osse__request_free(r);
+        return osse_err_set(err, OSSE_ECORRUPT,
+                            "the record of %.*s holds another request or no event", (int)idlen, id);
+    }
+    sha256(val, tail, r->rec_hash);
+    r->ix_unknown = true; /* its index entries: before its first change (commit.c) */
+    *out = r;
+    return 0;
+}
+
 static int load_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
     load_t *l = ud;
     osse_request_t *r = NULL;
-    osse_err_t derr = {0};
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_REQUEST);
-    size_t tail = 0;
-    if (osse__record_decode(l->e, val, vlen, &r, &tail, &derr))
-        return osse_err_set(l->err, OSSE_ECORRUPT, "the record %.*s: %s", (int)klen,
-                            (const char *)key, derr.msg);
-    if (klen - pl != strlen(r->id) || memcmp((const char *)key + pl, r->id, klen - pl) != 0 ||
-        !r->nseqs) {
-        osse__request_free(r);
-        return osse_err_set(l->err, OSSE_ECORRUPT,
-                            "the record %.*s holds another request or no "
-                            "event",
-                            (int)klen, (const char *)key);
-    }
-    rehash(l->e, r, val, tail);
-    r->ix_unknown = true; /* its index entries: before its first change (commit.c) */
+    int rc = osse__record_read(l->e, (const char *)key + pl, klen - pl, val, vlen, &r, l->err);
+    if (rc)
+        return rc;
+    sum_step(l->e->rec_sum, r->rec_hash, true);
     OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
     l->v[l->n++] = r;
     return 0;

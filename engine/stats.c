@@ -350,8 +350,9 @@ static void collect_held(osse_engine_t *e, stats_t *st)
         const osse_agency_t *a = v;
         for (size_t i = 0; i < a->nactive; i++) {
             const osse_taskref_t *ref = &a->active[i];
-            const osse_step_t *s = &e->reqs[ref->req]->steps[ref->step];
-            if (!s->nstints || s->stints[s->nstints - 1].how != OSSE_STINT_HELD ||
+            const osse_request_t *r = osse__slot(e, ref->req);
+            const osse_step_t *s = r ? &r->steps[ref->step] : NULL;
+            if (!s || !s->nstints || s->stints[s->nstints - 1].how != OSSE_STINT_HELD ||
                 !s->stints[s->nstints - 1].agency ||
                 strcmp(s->stints[s->nstints - 1].agency, a->id) != 0)
                 continue;

@@ -162,10 +162,8 @@ static void rebuild(osse_engine_t *e)
 /* Whether entry t still describes its step's pending deadline. */
 static bool current(osse_engine_t *e, const osse_timer_t *t)
 {
-    if (t->req >= e->nreqs)
-        return false;
-    const osse_request_t *r = e->reqs[t->req];
-    if (osse__rstatus_final(r->status) || t->step >= r->wf->nsteps)
+    const osse_request_t *r = osse__slot(e, t->req);
+    if (!r || osse__rstatus_final(r->status) || t->step >= r->wf->nsteps)
         return false;
     const osse_step_t *s = &r->steps[t->step];
     if (s->state != OSSE_SS_OPEN)

@@ -139,13 +139,45 @@ json_t *osse__form(const osse_request_t *cr)
     return r->form;
 }
 
+void osse__lru_add(osse_engine_t *e, osse_request_t *r)
+{
+    r->open_prev = e->lru_last;
+    r->open_next = NULL;
+    if (e->lru_last)
+        e->lru_last->open_next = r;
+    else
+        e->lru_first = r;
+    e->lru_last = r;
+    e->nlru++;
+}
+
+void osse__lru_remove(osse_engine_t *e, osse_request_t *r)
+{
+    if (r->open_prev)
+        r->open_prev->open_next = r->open_next;
+    else
+        e->lru_first = r->open_next;
+    if (r->open_next)
+        r->open_next->open_prev = r->open_prev;
+    else
+        e->lru_last = r->open_prev;
+    r->open_prev = r->open_next = NULL;
+    e->nlru--;
+}
+
 osse_request_t *osse__request(osse_engine_t *e, const char *id)
 {
     osse_request_t *r = e->last_request;
     if (r && strcmp(r->id, id) == 0)
         return r;
-    if ((r = osse_map_get(&e->requests, id)))
-        e->last_request = r;
+    if (!(r = osse_map_get(&e->requests, id)))
+        return NULL;
+    e->last_request = r;
+    /* An ended request found is the most recently used (cache.c). */
+    if (osse__rstatus_final(r->status) && r != e->lru_last) {
+        osse__lru_remove(e, r);
+        osse__lru_add(e, r);
+    }
     return r;
 }
 

@@ -505,10 +505,10 @@ static live_t *inbox_live(osse_engine_t *e, const inbox_q_t *q, size_t *n)
         return NULL;
     live_t *v = osse_malloc((a->nactive ? a->nactive : 1) * sizeof *v);
     for (size_t i = 0; i < a->nactive;) {
-        const osse_request_t *r = e->reqs[a->active[i].req];
+        const osse_request_t *r = osse__slot(e, a->active[i].req);
         size_t step = a->active[i].step;
-        const osse_step_t *s = &r->steps[step];
-        if (!s->agency || strcmp(s->agency, q->agency) != 0 || osse__sstate_final(s->state)) {
+        const osse_step_t *s = r ? &r->steps[step] : NULL;
+        if (!s || !s->agency || strcmp(s->agency, q->agency) != 0 || osse__sstate_final(s->state)) {
             a->active[i] = a->active[--a->nactive]; /* the last one is looked at next */
             continue;
         }
@@ -554,7 +554,11 @@ static int inbox_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fai
         } else {
             if (j < s->nrows)
                 osse__ix_inbox_clear(&t);
-            json_array_append_new(arr, osse__task_entry(e->reqs[live[i].req], live[i].k.step));
+            /* Ended and gone from memory since the query began: what the
+             * scan read is the page (a rare race, not an error). */
+            const osse_request_t *r = osse__slot(e, live[i].req);
+            if (r)
+                json_array_append_new(arr, osse__task_entry(r, live[i].k.step));
             last = live[i].k;
             i++;
         }

@@ -80,6 +80,13 @@ class Server:
         if self.workflows_dir:
             args += ["--workflows", self.workflows_dir]
         args += self.extra_args
+        # Every ended request leaves memory once durable, so that every use
+        # of one reads it back from disk (engine/cache.c): the suite proves
+        # each path takes that step. OSSE_TEST_REQUEST_CACHE=default runs it
+        # with the server's own default instead.
+        cache = os.environ.get("OSSE_TEST_REQUEST_CACHE", "0")
+        if cache != "default" and "--request-cache" not in self.extra_args:
+            args += ["--request-cache", cache]
         self.starts += 1
         errf = open(self.log_path, "ab")
         errf.write(("\n===== start %d: %s\n" % (self.starts, " ".join(args))).encode())

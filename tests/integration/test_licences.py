@@ -440,10 +440,11 @@ class LicenceCase(unittest.TestCase):
             self.assertEqual(again, pages, "kill=%s" % kill)
             self.assertEqual(self.csv_answers(csvq), csvs, "kill=%s" % kill)
             _, rec = replay_data(self.server.data_dir)
-            # Each licence's request: its list and registry entries, and
-            # the expiry of a valid licence (due/).
+            # Each licence's request: its list and registry entries, its
+            # tracking code's and licence number's lookup entries (nam/),
+            # and the expiry of a valid licence (due/).
             valid = sum(1 for m in model if m[4] == "valid")
-            self.assertEqual(rec["indexes"], {"equal": 2 * len(model) + valid, "missing": 0,
+            self.assertEqual(rec["indexes"], {"equal": 4 * len(model) + valid, "missing": 0,
                                               "different": 0, "extra": 0})
         # A kill -9 while licences are issued and revoked: the entries on
         # disk are still exactly the log's.
@@ -478,7 +479,7 @@ class LicenceCase(unittest.TestCase):
         _, rec = replay_data(self.server.data_dir)
         ix = rec["indexes"]
         self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), ix)
-        self.assertGreaterEqual(ix["equal"], 2 * (len(model) + len(issued)))
+        self.assertGreaterEqual(ix["equal"], 4 * (len(model) + len(issued)))
 
     # -- revocation ----------------------------------------------------------
 

@@ -1,0 +1,272 @@
+/* cache.c: ended requests leave memory, and come back from disk when a call
+ * names one (issue 13, docs/design.md "Closed requests on disk").
+ *
+ * Open work stays in memory: a request that has not ended is never let go.
+ * An ended one is in e->lru_first's list, least recently used first
+ * (osse__request moves the one it finds to the end). Past e->cache_max of
+ * them, the least recently used leave memory once nothing pins them and
+ * their last record is durable (osse__cache_trim, after each commit): the
+ * maps forget them and their slots are emptied (apply.c). Pins are what
+ * still holds an ended request: a due entry in the expiries' heap, a
+ * linkage call that was under way, a webhook delivery of its events.
+ *
+ * A call that names a request (api/server.c's route table says by what:
+ * id, tracking code, licence number, payment transaction) first asks
+ * osse_readback_want for each name; what is not in memory is read on the pool
+ * (the lookup entry nam/ kind name 0x00 id when the name is not the id,
+ * then the record req/<id>), decoded on the loop and joined to memory, and
+ * the call goes on as if it had been there. So a call never sees a request
+ * missing that is on disk, and the loop never reads the disk.
+ *
+ * No read brings back an older record than the latest: a request leaves
+ * memory only once every commit that wrote it was durable before the
+ * oldest read in flight began (e->rb_first's floor), so what any read
+ * in flight finds on disk for it is its last record. And a record read for
+ * a request that is in memory by the time the read ends is dropped: the
+ * one in memory is the same or newer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+#include "engine/keys.h"
+#include "common/log.h"
+
+typedef struct {
+    char kind;
+    char *name;
+    char *id;  /* the request's id: the name, or found by the lookup */
+    void *rec; /* its record as read, or NULL: none */
+    size_t reclen;
+} want_t;
+
+struct osse_readback_s {
+    osse_log_t *log;
+    osse_engine_t *e; /* NULL once ended */
+    want_t *v;
+    size_t n, c;
+    uint64_t floor; /* e->commits_done when it began */
+    struct osse_readback_s *prev, *next;
+    int rc;
+    osse_err_t err;
+};
+
+void osse__pin(osse_engine_t *e, const char *id, int delta)
+{
+    osse_request_t *r = id ? osse_map_get(&e->requests, id) : NULL;
+    if (!r)
+        return;
+    OSSE_PRE(delta > 0 || r->pins > 0);
+    r->pins = (uint32_t)((int64_t)r->pins + delta);
+}
+
+/* --- leaving memory --- */
+
+void osse__cache_trim(osse_engine_t *e)
+{
+    if (e->nlru <= e->cache_max)
+        return;
+    uint64_t floor = e->rb_first ? e->rb_first->floor : e->commits_done;
+    /* Each one looked at once: one held is moved to the most recently
+     * used end, so that the next trims do not walk over it again. */
+    for (size_t look = e->nlru; look && e->nlru > e->cache_max && e->lru_first; look--) {
+        osse_request_t *r = e->lru_first;
+        if (r->pins || r->dirty || r->commit > floor) {
+            osse__lru_remove(e, r);
+            osse__lru_add(e, r);
+            continue;
+        }
+        osse__apply_evict(e, r);
+    }
+}
+
+int osse__cache_metrics(const osse_engine_t *e, osse_buf_t *out)
+{
+    return osse_buf_printf(
+        out,
+        "# HELP osse_requests_in_memory Requests in memory: those not ended, and the ended "
+        "ones of the cache.\n# TYPE osse_requests_in_memory gauge\nosse_requests_in_memory %zu\n"
+        "# HELP osse_requests_cached Ended requests in memory (--request-cache bounds them, "
+        "but for pinned ones).\n# TYPE osse_requests_cached gauge\nosse_requests_cached %zu\n"
+        "# HELP osse_requests_evicted_total Ended requests that left memory.\n"
+        "# TYPE osse_requests_evicted_total counter\nosse_requests_evicted_total %llu\n"
+        "# HELP osse_requests_read_back_total Ended requests read back from disk.\n"
+        "# TYPE osse_requests_read_back_total counter\nosse_requests_read_back_total %llu\n",
+        e->nopen + e->nlru, e->nlru, (unsigned long long)e->evictions,
+        (unsigned long long)e->read_back);
+}
+
+/* --- reading back --- */
+
+osse_readback_t *osse__readback_new(osse_engine_t *e)
+{
+    osse_readback_t *f = osse_calloc(1, sizeof *f);
+    f->log = e->log;
+    f->e = e;
+    f->floor = e->commits_done;
+    f->prev = e->rb_last;
+    if (e->rb_last)
+        e->rb_last->next = f;
+    else
+        e->rb_first = f;
+    e->rb_last = f;
+    return f;
+}
+
+static void unlink_rb(osse_readback_t *f)
+{
+    osse_engine_t *e = f->e;
+    if (!e)
+        return;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        e->rb_first = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        e->rb_last = f->prev;
+    f->e = NULL;
+}
+
+void osse__readback_add(osse_readback_t *f, char kind, const char *name)
+{
+    OSSE_VEC_RESERVE(f->v, f->c, f->n + 1);
+    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0};
+}
+
+/* Whether the request name names is in memory. */
+static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
+{
+    switch (kind) {
+    case OSSE_NAME_ID: return osse__request(e, name) != NULL;
+    case OSSE_NAME_CODE: return osse_map_get(&e->codes, name) != NULL;
+    case OSSE_NAME_LICENCE: return osse_map_get(&e->licnums, name) != NULL;
+    case OSSE_NAME_PAYMENT: return osse_map_get(&e->payments, name) != NULL;
+    case OSSE_NAME_FILE: break;
+    }
+    return false;
+}
+
+void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t kind,
+                        const char *name)
+{
+    if (!e->some_evicted || !name || !*name)
+        return;
+    if (kind == OSSE_NAME_FILE) {
+        /* Files are in memory (files.c): the request that took it is named. */
+        kind = OSSE_NAME_ID;
+        if (!(name = osse__files_holder(e, name)))
+            return;
+    }
+    if (resident(e, kind, name))
+        return;
+    if (!*f)
+        *f = osse__readback_new(e);
+    osse__readback_add(*f, (char)kind, name);
+}
+
+/* The first lookup entry of a name: its id is the key's tail. */
+static int found_id(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    want_t *w = ud;
+    const char *k = key;
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_NAME) + 1 + strlen(w->name) + 1;
+    if (klen > pl)
+        w->id = osse_strndup(k + pl, klen - pl);
+    return 1; /* the first is enough */
+}
+
+void osse_readback_run(osse_readback_t *f)
+{
+    for (size_t i = 0; i < f->n && !f->rc; i++) {
+        want_t *w = &f->v[i];
+        if (w->kind == OSSE_NAME_ID) {
+            w->id = osse_strdup(w->name);
+        } else {
+            uint8_t pre[OSSE__IX_KEY_MAX];
+            size_t pl = osse__ix_name_key(w->kind, w->name, NULL, pre);
+            if (!pl)
+                continue; /* longer than any name written: none */
+            int rc = osse_log_kv_scan(f->log, pre, pl, found_id, w, &f->err);
+            if (rc < 0) {
+                f->rc = rc;
+                break;
+            }
+        }
+        if (!w->id)
+            continue;
+        char key[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE__IX_KEY_MAX];
+        size_t il = strlen(w->id);
+        if (il > OSSE__IX_KEY_MAX)
+            continue;
+        memcpy(key, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST));
+        memcpy(key + OSSE_KEY_LEN(OSSE_KEY_REQUEST), w->id, il);
+        int rc = osse_log_kv_get(f->log, key, OSSE_KEY_LEN(OSSE_KEY_REQUEST) + il, &w->rec,
+                                 &w->reclen, &f->err);
+        if (rc == OSSE_ENOTFOUND) {
+            w->rec = NULL;
+            continue;
+        }
+        if (rc)
+            f->rc = rc;
+    }
+}
+
+int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
+{
+    unlink_rb(f);
+    /* Room first: reads alone (no commit trims after them) never hold more
+     * than the cache and what one read brings back. */
+    osse__cache_trim(e);
+    if (f->rc) {
+        osse_err_set(err, f->rc, "%s", f->err.msg);
+        return f->rc;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        want_t *w = &f->v[i];
+        if (!w->rec || osse_map_get(&e->requests, w->id))
+            continue;
+        osse_request_t *r = NULL;
+        int rc = osse__record_read(e, w->id, strlen(w->id), w->rec, w->reclen, &r, err);
+        if (rc)
+            return rc;
+        if (!osse__rstatus_final(r->status)) {
+            /* Open work never leaves memory: a record of an open request
+             * not in memory is not one this engine wrote. */
+            osse__request_free(r);
+            return osse_err_set(err, OSSE_ECORRUPT, "the record of %s is open, not in memory",
+                                w->id);
+        }
+        osse__apply_rejoin(e, r);
+        e->read_back++;
+    }
+    return 0;
+}
+
+int osse_readback_end(osse_engine_t *e, osse_readback_t *f, osse_fail_t *fail)
+{
+    osse_err_t err = {0};
+    int rc = osse__readback_join(e, f, &err);
+    osse_readback_free(f);
+    if (rc) {
+        osse_logf(OSSE_LEVEL_ERROR, "request not read back", "error=\"%s\"", err.msg);
+        return osse__fail(fail, OSSE_EIO, "internal", "a request cannot be read from disk");
+    }
+    return 0;
+}
+
+void osse_readback_free(osse_readback_t *f)
+{
+    if (!f)
+        return;
+    unlink_rb(f);
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->v[i].name);
+        free(f->v[i].id);
+        free(f->v[i].rec);
+    }
+    free(f->v);
+    free(f);
+}

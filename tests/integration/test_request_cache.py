@@ -1,0 +1,199 @@
+"""test_request_cache.py: ended requests leave memory and are read back from
+disk when a call names them (issue 13, engine/cache.c, docs/design.md
+"Closed requests on disk"), over real HTTP.
+
+One server (--test-clock=TIME at 2030-01-07T09:00:00+07:00, and
+--request-cache 0: no ended request stays in memory once its record is
+durable) gets requests that end in every way a call can later name them:
+by id (the view, the events, a decision, a withdrawal, more information, a
+payment, an erasure), by tracking code (the public tracking page), by
+licence number (the registry, a revocation), by a payment's transaction
+(the same transaction again, or on another request) and by an uploaded
+file (the file it took). Each call is answered as it would be with the
+request in memory: the same status and body as a server on the same data
+folder with a cache big enough for all of them. /metrics shows that they
+left memory (osse_requests_in_memory is the open ones) and were read back.
+A start trims the cache at once; a cache of 2 keeps at most 2 ended
+requests (none pinned). `osse replay --data` finds every record and index
+entry equal.
+"""
+
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from osse_harness import (FORM_FIELDS, Server, World, assert_error, good_form,  # noqa: E402
+                          main, replay_data, uniq)
+
+CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
+BILLER = "099400016550100"
+
+
+def metric(client, name):
+    r = client.get("/metrics")
+    assert r.status == 200, r
+    m = re.search(r"^%s (\d+)$" % re.escape(name), r.body.decode(), re.M)
+    assert m, name
+    return int(m.group(1))
+
+
+class TestRequestCache(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(extra_args=[CLOCK, "--request-cache", "0"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = cls.server
+        try:
+            if srv.alive():
+                assert srv.stop() == 0, srv.stderr_tail()
+        finally:
+            srv.cleanup()
+
+    def restart(self, cache):
+        if self.server.alive():
+            self.server.stop()
+        self.server.extra_args = [CLOCK, "--request-cache", cache]
+        self.server.start()
+        w = self.w
+        w.plat = self.server.client(w.admin_token)
+        for name in ("portal", "portal2", "auditor", "payment", "anon"):
+            setattr(w, name, self.server.client(getattr(w, name).token))
+        for ag in list(w.ag):
+            w.ag[ag] = self.server.client(w.ag[ag].token)
+
+    def answers(self, calls):
+        """(status, body) of each (client name, method, path, body) call."""
+        out = []
+        for who, method, path, body in calls:
+            c = getattr(self.w, who) if isinstance(who, str) else who
+            r = c.get(path) if method == "GET" else c.post(path, body)
+            out.append((r.status, r.body))
+        return out
+
+    def test_every_name_reads_back(self):
+        self.w = w = World(self.server)
+        r = w.plat.put("/v1/agencies/" + w.A, {"name": "Collector", "biller_id": BILLER})
+        self.assertEqual(r.status, 200, r)
+        # A licence at submission (no task): ended before the answer.
+        lic = uniq("lic")
+        w.publish({"id": lic, "title": "Licence", "form": FORM_FIELDS,
+                   "steps": {"licence": {"kind": "issue", "valid_for": "P1Y",
+                                         "number": "RB%s-{seq:4}" % lic[-4:].upper(),
+                                         "public_fields": ["business_name"]}}})
+        # A task, then a fee, then a licence.
+        fee = uniq("fee")
+        w.publish({"id": fee, "title": "Fee", "form": FORM_FIELDS,
+                   "steps": {"review": {"kind": "task", "agency": w.B},
+                             "fee": {"kind": "payment", "amount": "520", "agency": w.A,
+                                     "after": ["review"]},
+                             "licence": {"kind": "issue", "after": ["fee"],
+                                         "valid_for": "P1Y",
+                                         "number": "FE%s-{seq:4}" % fee[-4:].upper()}}})
+        plain = w.workflow()  # one task for agency A
+        before = metric(w.plat, "osse_requests_evicted_total")
+
+        done = [w.submit(lic, good_form())["id"] for _ in range(3)]
+        codes = {rid: w.view(rid)["tracking_code"] for rid in done}
+        numbers = {rid: w.view(rid)["licence"]["number"] for rid in done}
+        rejected = w.submit(plain)["id"]
+        w.decide(rejected, "intake", "reject", agency=w.A, reason="no")
+        open_one = w.submit(plain)["id"]
+        paid = w.submit(fee, good_form())["id"]
+        w.decide(paid, "review", "approve", agency=w.B)
+        ref = [e for e in w.plat.get("/v1/requests/%s/events" % paid).json["events"]
+               if e["type"] == "PaymentDue"][0]["data"]["reference"]
+        tx = uniq("tx")
+        pay = {"step": "fee", "amount": "520.00", "reference": ref, "transaction": tx}
+        first = w.payment.post("/v1/requests/%s/payments" % paid, pay)
+        self.assertEqual(first.status, 200, first)
+        self.assertEqual(w.view(paid)["status"], "completed")
+        unpaid = w.submit(fee, good_form())["id"]
+        w.decide(unpaid, "review", "approve", agency=w.B)
+        uref = [e for e in w.plat.get("/v1/requests/%s/events" % unpaid).json["events"]
+                if e["type"] == "PaymentDue"][0]["data"]["reference"]
+
+        # Every ended request left memory but the four valid licences, which
+        # their expiries in the heap pin (a window of the due index, 4096
+        # at most): the open ones and those are there.
+        self.assertEqual(metric(w.plat, "osse_requests_cached"), 4)
+        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 2 + 4)
+        self.assertGreater(metric(w.plat, "osse_requests_evicted_total"), before)
+        back = metric(w.plat, "osse_requests_read_back_total")
+
+        reads = []
+        for rid in done + [rejected, paid]:
+            reads += [("plat", "GET", "/v1/requests/" + rid, None),
+                      ("plat", "GET", "/v1/requests/%s/events" % rid, None),
+                      ("auditor", "GET", "/v1/requests/" + rid, None)]
+        for rid in done:
+            reads += [("anon", "GET", "/v1/track/" + codes[rid], None),
+                      ("anon", "GET", "/v1/public/licences/" + numbers[rid], None)]
+        first_reads = self.answers(reads)
+        for (st, body), call in zip(first_reads, reads):
+            self.assertEqual(st, 200, (call, body))
+        self.assertGreater(metric(w.plat, "osse_requests_read_back_total"), back)
+
+        # Changes named by each name, on requests out of memory.
+        writes = [
+            # a decision on an ended request: 409 (not 404)
+            ("ag_a", "POST", "/v1/tasks/%s/intake/decision" % rejected, {"outcome": "approve"}),
+            ("portal", "POST", "/v1/requests/%s/withdraw" % done[0], {}),
+            ("portal", "POST", "/v1/requests/%s/info" % rejected,
+             {"step": "intake", "form": {}}),
+            # the same transaction again: the first answer
+            ("payment", "POST", "/v1/requests/%s/payments" % paid, pay),
+            # the transaction of a request out of memory, on another: 409
+            ("payment", "POST", "/v1/requests/%s/payments" % unpaid,
+             dict(pay, reference=uref)),
+            ("plat", "POST", "/v1/licences/%s/revoke" % numbers[done[1]],
+             {"reason": "read back"}),
+        ]
+        w.ag_a = w.ag[w.A]
+        got = self.answers(writes)
+        self.assertEqual([s for s, _ in got], [409, 409, 409, 200, 409, 200], got)
+        self.assertEqual(got[3][1], first.body)
+        self.assertIn(b"transaction_reused", got[4][1])
+        erase = w.plat.delete("/v1/requests/%s/personal-data" % done[2], body={"reason": "asked"})
+        self.assertEqual(erase.status, 200, erase)
+        self.assertEqual(w.view(done[2])["version"], w.view(done[2])["version"])
+        self.assertEqual(w.anon.get("/v1/public/licences/" + numbers[done[1]]).json["status"],
+                         "revoked")
+        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 2 + 4)
+
+        # The same answers from a server that keeps every request in memory
+        # (read at its start), then from one that keeps none again.
+        after = self.answers(reads)
+        for cache in ("1000000", "0"):
+            self.restart(cache)
+            self.assertEqual(self.answers(reads), after, "cache " + cache)
+        # A start trims the cache at once, and each commit after: the three
+        # valid licences stay (pinned), and the open requests.
+        self.assertLessEqual(metric(w.plat, "osse_requests_cached"), 3 + 1)
+        w.submit(plain)
+        self.assertEqual(metric(w.plat, "osse_requests_cached"), 3)
+        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 3 + 3)
+        # A cache of 4: the three pinned and the one used last of the other
+        # two ended requests (rejected, the revoked licence's).
+        self.restart("4")
+        self.assertEqual(self.answers(reads), after, "cache 4")
+        w.submit(plain)
+        self.assertEqual(metric(w.plat, "osse_requests_cached"), 4)
+        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 4 + 4)
+        live = w.plat.get("/v1/admin/digest").json["digest"]
+        self.server.stop()
+        digest, rec = replay_data(self.server.data_dir)
+        self.assertEqual(digest, live)
+        self.assertEqual((rec["missing"], rec["different"]), (0, 0), rec)
+        ix = rec["indexes"]
+        self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), rec)
+        self.restart("0")
+
+
+if __name__ == "__main__":
+    main()
