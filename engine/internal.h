@@ -803,6 +803,9 @@ size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out);
 int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind, char *id,
                         size_t idn);
 
+/* Open work's entry (opn/ be64(first seq)), the value the request's id:
+ * in the order of submission. */
+size_t osse__ix_open_key(uint64_t seq0, uint8_t *out);
 /* The request list's entry (lst/ be64(~first seq)): newest first. */
 size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
 typedef struct {
@@ -908,6 +911,11 @@ bool osse__records_ready(osse_engine_t *e);
  * events). Returns 0, OSSE_ECORRUPT, OSSE_EIO (detail in err). Before the
  * loop runs. */
 int osse__records_load(osse_engine_t *e, osse_err_t *err);
+/* After osse__records_load: the views marker's counters snapshot against
+ * what the records rebuilt, and the opn/ index against the open list. On a
+ * difference an ERROR line per field, and OSSE_ECORRUPT (err names the
+ * first); OSSE_EIO. */
+int osse__records_verify(osse_engine_t *e, osse_err_t *err);
 /* The seqs of the catalog events (cat/ keys), in order; free() *out. */
 int osse__catalog_seqs(osse_engine_t *e, uint64_t **out, size_t *n, osse_err_t *err);
 /* Files the cat/ key of a catalog event with the current batch. */
