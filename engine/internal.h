@@ -896,7 +896,8 @@ void osse__request_free(osse_request_t *r);
 /* r changed in the batch being filled: its record goes with the batch. */
 void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b,
- * and (views_on) the views marker with the log's last seq. Returns 0 or
+ * and (views_on) the views marker: the log's last seq and the counters
+ * snapshot (docs/design.md, "The counters snapshot"). Returns 0 or
  * OSSE_ENOMEM. */
 int osse__records_put(osse_engine_t *e, osse_batch_t *b);
 /* The sum of the hashes of every request's record (engine->rec_sum), with
