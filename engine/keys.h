@@ -62,6 +62,8 @@
 /* views/3: the marker of an osse whose marker held no counters snapshot and
  * whose indexes had no opn/: removed by the migration. */
 #define OSSE_KEY_VIEWS_3 "views/3"
+/* views/2: the marker of an osse whose records had no registry entries
+ * (lic/, before they were an index): removed by the migration. */
 #define OSSE_KEY_VIEWS_2 "views/2"
 /* views: the marker of an osse whose records had no index entries (before
  * engine/index.c): removed by the migration. */

@@ -41,7 +41,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import OSSE_BIN, Server, World, good_form, main, replay_data, uniq  # noqa: E402
+from osse_harness import (OSSE_BIN, Server, World, good_form, main, replay_data,  # noqa: E402
+                          run_osse, uniq)
 from test_corrupt_log import BLOCK, crc32c, masked  # noqa: E402
 from test_licences import issue_workflow  # noqa: E402
 
@@ -147,25 +148,27 @@ def unpack(b, i=0):
         return c, i + 1
     if c >= 0xE0:
         return c - 0x100, i + 1
-    if 0x90 <= c <= 0x9F or c in (0xDC, 0xDD):
-        n, i = ((c & 15), i + 1) if c <= 0x9F else \
-            (int.from_bytes(b[i + 1:i + 3 if c == 0xDC else i + 5], "big"), i + (3 if c == 0xDC else 5))
+    if c in (0xC0, 0xC2, 0xC3):
+        return {0xC0: None, 0xC2: False, 0xC3: True}[c], i + 1
+    ints = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+    if c in ints:
+        n = ints[c]
+        return int.from_bytes(b[i + 1:i + 1 + n], "big", signed=c >= 0xD0), i + 1 + n
+    # An array or a string: its length in the byte (fix) or in 1, 2 or 4 after it.
+    lens = {0xDC: 2, 0xDD: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}
+    if 0x90 <= c <= 0x9F or 0xA0 <= c <= 0xBF:
+        n, i = c & (15 if c <= 0x9F else 31), i + 1
+    elif c in lens:
+        n, i = int.from_bytes(b[i + 1:i + 1 + lens[c]], "big"), i + 1 + lens[c]
+    else:
+        raise AssertionError("msgpack byte %#x" % c)
+    if c <= 0x9F or c in (0xDC, 0xDD):
         out = []
         for _ in range(n):
             v, i = unpack(b, i)
             out.append(v)
         return out, i
-    if 0xA0 <= c <= 0xBF or c in (0xD9, 0xDA):
-        n, i = ((c & 31), i + 1) if c <= 0xBF else \
-            (int.from_bytes(b[i + 1:i + 2 if c == 0xD9 else i + 3], "big"), i + (2 if c == 0xD9 else 3))
-        return b[i:i + n].decode(), i + n
-    sizes = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
-    if c in sizes:
-        n = sizes[c]
-        return int.from_bytes(b[i + 1:i + 1 + n], "big", signed=c >= 0xD0), i + 1 + n
-    if c in (0xC0, 0xC2, 0xC3):
-        return {0xC0: None, 0xC2: False, 0xC3: True}[c], i + 1
-    raise AssertionError("msgpack byte %#x" % c)
+    return b[i:i + n].decode(), i + n
 
 
 class TestCountersSnapshot(unittest.TestCase):
@@ -356,6 +359,10 @@ class TestCountersSnapshot(unittest.TestCase):
         err = self.serve_fails()
         self.assertRegex(err, r'level=error msg="views snapshot differs" field=open\[2\] '
                          r'stored=%sx rebuilt=%s' % (val[:-1].decode(), val.decode()))
+        # osse replay --data finds it too: opn/ is one of the indexes it checks.
+        p = run_osse("replay", "--data", self.server.data_dir, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stdout.decode(), r"indexes \d+ equal, 0 missing, 1 different, 0 extra")
         self.restart("--rebuild-views", expect_from_records=False)
         self.assertEqual(self.answers(), before, "after --rebuild-views")
 
