@@ -1732,7 +1732,7 @@ static const struct {
     {h_track, OSSE_NAME_CODE, 2},
     {h_revoke_licence, OSSE_NAME_LICENCE, 2},
     {h_licence, OSSE_NAME_LICENCE, 3},
-    {h_file, OSSE_NAME_FILE, 2},
+    {h_file, OSSE_NAME_ID, 2}, /* the file's: the request that took it */
 };
 
 static void readback_work(uv_work_t *w)
@@ -1769,7 +1769,10 @@ static bool read_back(call_t *c)
     for (size_t i = 0; i < sizeof route_names / sizeof *route_names; i++) {
         if (route_names[i].fn != c->rt->fn || route_names[i].seg >= c->nseg)
             continue;
-        osse_readback_want(eng, &c->rb, route_names[i].kind, c->seg[route_names[i].seg]);
+        const char *name = c->seg[route_names[i].seg];
+        if (c->rt->fn == h_file)
+            name = osse_engine_file_holder(eng, name);
+        osse_readback_want(eng, &c->rb, route_names[i].kind, name);
         const char *tx = c->rt->fn == h_payments && c->p
                              ? json_string_value(json_object_get(c->body, "transaction"))
                              : NULL;

@@ -625,7 +625,6 @@ void osse__apply_evict(osse_engine_t *e, osse_request_t *r)
         e->last_request = NULL;
     e->some_evicted = true;
     e->evictions++;
-    osse__request_free(r);
 }
 
 /* --- one function per request event --- */

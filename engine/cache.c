@@ -76,6 +76,7 @@ void osse__cache_trim(osse_engine_t *e)
             continue;
         }
         osse__apply_evict(e, r);
+        osse__request_free(r);
     }
 }
 
@@ -142,7 +143,6 @@ static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
     case OSSE_NAME_CODE: return osse_map_get(&e->codes, name) != NULL;
     case OSSE_NAME_LICENCE: return osse_map_get(&e->licnums, name) != NULL;
     case OSSE_NAME_PAYMENT: return osse_map_get(&e->payments, name) != NULL;
-    case OSSE_NAME_FILE: break;
     }
     return false;
 }
@@ -150,15 +150,7 @@ static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
 void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t kind,
                         const char *name)
 {
-    if (!e->some_evicted || !name || !*name)
-        return;
-    if (kind == OSSE_NAME_FILE) {
-        /* Files are in memory (files.c): the request that took it is named. */
-        kind = OSSE_NAME_ID;
-        if (!(name = osse__files_holder(e, name)))
-            return;
-    }
-    if (resident(e, kind, name))
+    if (!e->some_evicted || !name || !*name || resident(e, kind, name))
         return;
     if (!*f)
         *f = osse__readback_new(e);
@@ -217,9 +209,11 @@ void osse_readback_run(osse_readback_t *f)
 int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
 {
     unlink_rb(f);
-    /* Room first: reads alone (no commit trims after them) never hold more
-     * than the cache and what one read brings back. */
-    osse__cache_trim(e);
+    /* Reads alone (no commit trims after them) hold no more than the cache
+     * and what one loop iteration read back: the trim waits for the end of
+     * the iteration (commit.c), when the calls that asked have used what
+     * they named. */
+    e->trim_wanted = true;
     if (f->rc) {
         osse_err_set(err, f->rc, "%s", f->err.msg);
         return f->rc;

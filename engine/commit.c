@@ -226,6 +226,10 @@ static void on_check(uv_check_t *h)
     uv_idle_stop(&e->kick);
     if (e->batch)
         commit_current(e);
+    if (e->trim_wanted) {
+        e->trim_wanted = false;
+        osse__cache_trim(e);
+    }
 }
 
 bool osse__storage_low(const osse_engine_t *e)

@@ -194,6 +194,11 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
     free(cat);
     if (!rc)
         rc = osse__records_load(e, err);
+    /* The counters the records rebuilt, against the snapshot the marker
+     * holds (and the open list against opn/): proven at every start while
+     * the start still reads every record. */
+    if (!rc)
+        rc = osse__records_verify(e, err);
     e->views_on = !rc;
     /* The log's last event: where the clock of an offline start resumes. */
     uint64_t last = osse_log_last_seq(e->log);
@@ -260,7 +265,8 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
         return rc;
     osse__batch_need(e);
     if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)) ||
-        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_2, OSSE_KEY_LEN(OSSE_KEY_VIEWS_2)))
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_2, OSSE_KEY_LEN(OSSE_KEY_VIEWS_2)) ||
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_3, OSSE_KEY_LEN(OSSE_KEY_VIEWS_3)))
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);

@@ -51,7 +51,6 @@ typedef enum {
     OSSE_NAME_CODE = 'c',
     OSSE_NAME_LICENCE = 'l',
     OSSE_NAME_PAYMENT = 'p',
-    OSSE_NAME_FILE = 'f', /* an uploaded file: the request that took it */
 } osse_name_kind_t;
 
 #define OSSE_ROLES(X)                                                                              \
@@ -487,6 +486,9 @@ void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t 
 void osse_readback_run(osse_readback_t *f);
 int osse_readback_end(osse_engine_t *e, osse_readback_t *f, osse_fail_t *fail);
 void osse_readback_free(osse_readback_t *f);
+/* The id of the request that took uploaded file id (files are in memory),
+ * or NULL: what GET /v1/files/{id} names. */
+const char *osse_engine_file_holder(const osse_engine_t *e, const char *id);
 /* params: the decoded query string as a JSON object of strings. */
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f);

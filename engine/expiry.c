@@ -33,6 +33,16 @@
 
 typedef struct osse_lexp_s lexp_t;
 
+/* What a read of the index keeps: for a test clock move, where it reads up
+ * to (the window reads use only rb). */
+typedef struct {
+    uint8_t horizon[OSSE__IX_KEY_MAX + 1];
+    size_t hlen;
+    uint64_t durable;
+    int64_t to;
+    osse_readback_t *rb; /* the rows' requests, read with them */
+} upto_q_t;
+
 static bool lexp_before(const lexp_t *a, const lexp_t *b)
 {
     return a->at < b->at ||
@@ -147,7 +157,7 @@ static void take_rows(osse_engine_t *e, osse_scan_t *s, const osse__row_t *rows,
 {
     /* The requests of the rows that are not in memory, read with them. */
     osse_err_t err = {0};
-    if (s->readback && osse__readback_join(e, s->readback, &err))
+    if (osse__readback_join(e, ((upto_q_t *)s->q)->rb, &err))
         osse_logf(OSSE_LEVEL_ERROR, "due requests not read back", "error=\"%s\"", err.msg);
     for (size_t i = 0; i < n; i++) {
         int64_t at;
@@ -205,24 +215,40 @@ static size_t due_stop(uint8_t *out)
     return pl;
 }
 
-/* A read of the next window of the index, past the horizon. */
-/* A row's request id, for the read of the requests with the rows. */
-static bool row_id(const void *key, size_t klen, char *id, size_t n)
+/* Pool: the rows' requests, read with them (cache.c joins those not in
+ * memory when the rows are taken). */
+static void rows_requests(osse_scan_t *s)
 {
+    upto_q_t *q = s->q;
+    char id[OSSE__IX_KEY_MAX];
     int64_t at;
     uint8_t kind;
-    return osse__ix_due_decode(key, klen, &at, &kind, id, n) == 0;
+    for (size_t i = 0; i < s->nrows; i++)
+        if (osse__ix_due_decode(s->rows[i].key, s->rows[i].klen, &at, &kind, id, sizeof id) == 0)
+            osse__readback_add(q->rb, OSSE_NAME_ID, id);
+    osse_readback_run(q->rb);
+}
+
+static void due_drop(osse_scan_t *s)
+{
+    upto_q_t *q = s->q;
+    osse_readback_free(q->rb);
+    free(q);
 }
 
 static osse_scan_t *due_scan(osse_engine_t *e, const uint8_t *start, size_t sl, const uint8_t *stop,
                              size_t el, size_t want)
 {
     osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, want);
-    s->readback = osse__readback_new(e);
-    s->row_id = row_id;
+    upto_q_t *q = osse_calloc(1, sizeof *q);
+    q->rb = osse__readback_new(e);
+    s->q = q;
+    s->after = rows_requests;
+    s->drop = due_drop;
     return s;
 }
 
+/* A read of the next window of the index, past the horizon. */
 static osse_scan_t *window_scan(osse_engine_t *e)
 {
     uint8_t start[OSSE__IX_KEY_MAX + 1], stop[16];
@@ -361,18 +387,6 @@ bool osse__licence_expiry_fire(osse_engine_t *e)
 
 /* --- the test clock: everything due by its new time, read at once --- */
 
-typedef struct {
-    uint8_t horizon[OSSE__IX_KEY_MAX + 1];
-    size_t hlen;
-    uint64_t durable;
-    int64_t to;
-} upto_q_t;
-
-static void upto_drop(osse_scan_t *s)
-{
-    free(s->q);
-}
-
 osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
 {
     /* Nothing to read when the heap reaches `to` already. */
@@ -383,13 +397,11 @@ osse_scan_t *osse__due_scan_upto(osse_engine_t *e, int64_t to)
     /* Every entry at or before `to`: below (to, kind 0xff). */
     size_t el = osse__ix_due_key(to, 0xff, "", stop);
     osse_scan_t *s = due_scan(e, start, sl, stop, el, 0);
-    upto_q_t *q = osse_calloc(1, sizeof *q);
+    upto_q_t *q = s->q;
     memcpy(q->horizon, stop, el);
     q->hlen = el;
     q->durable = e->commits_done;
     q->to = to;
-    s->q = q;
-    s->drop = upto_drop;
     return s;
 }
 

@@ -421,7 +421,7 @@ int osse__files_load(osse_engine_t *e, osse_err_t *err)
     return 0;
 }
 
-const char *osse__files_holder(const osse_engine_t *e, const char *id)
+const char *osse_engine_file_holder(const osse_engine_t *e, const char *id)
 {
     const osse_file_t *f =
         e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;

@@ -39,7 +39,8 @@
     X(OSSE_KEY_LIST, ix_list)                                                                      \
     X(OSSE_KEY_INBOX, ix_inbox)                                                                    \
     X(OSSE_KEY_DUE, ix_due)                                                                        \
-    X(OSSE_KEY_LICENCE, ix_licence) X(OSSE_KEY_STINT, ix_stints) X(OSSE_KEY_NAME, ix_names)
+    X(OSSE_KEY_LICENCE, ix_licence)                                                                \
+    X(OSSE_KEY_STINT, ix_stints) X(OSSE_KEY_NAME, ix_names) X(OSSE_KEY_OPEN, ix_open)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -149,6 +150,27 @@ void osse__ix_list_clear(osse__list_entry_t *l)
         free(l->agencies[i]);
     free(l->agencies);
     memset(l, 0, sizeof *l);
+}
+
+/* --- open work: opn/ be64(first seq), in the order of submission --- */
+
+size_t osse__ix_open_key(uint64_t seq0, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
+    memcpy(out, OSSE_KEY_OPEN, pl);
+    osse_be_put(out + pl, seq0, 8);
+    return pl + 8;
+}
+
+/* A request not in a final status: one entry, its id as the value (the
+ * open list, e->open_first, as the start checks it: record.c). */
+static void ix_open(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
+{
+    (void)e;
+    if (osse__rstatus_final(r->status))
+        return;
+    uint8_t key[OSSE__IX_KEY_MAX];
+    ix_add(x, key, osse__ix_open_key(r->seqs[0], key), r->id, strlen(r->id));
 }
 
 /* --- the wall-clock expiries: due/ be64(at) kind id, soonest first --- */
@@ -496,19 +518,6 @@ void osse__ix_inbox_clear(osse__inbox_entry_t *t)
 
 /* --- the names of a request: nam/ kind name 0x00 id --- */
 
-size_t osse__ix_name_key(char kind, const char *name, const char *id, uint8_t *out)
-{
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_NAME), nl = strlen(name), il = id ? strlen(id) : 0;
-    if (pl + 2 + nl + il > OSSE__IX_KEY_MAX)
-        return 0;
-    memcpy(out, OSSE_KEY_NAME, pl);
-    out[pl] = (uint8_t)kind;
-    memcpy(out + pl + 1, name, nl);
-    out[pl + 1 + nl] = 0;
-    memcpy(out + pl + 2 + nl, id, il);
-    return pl + 2 + nl + il;
-}
-
 static void ix_name(osse__ix_t *x, char kind, const char *name, const char *id)
 {
     uint8_t key[OSSE__IX_KEY_MAX];
@@ -776,13 +785,8 @@ void osse_scan_run(osse_scan_t *s)
     int rc = osse_log_kv_range(s->log, s->start, s->slen, s->has_stop ? s->stop : NULL, s->stoplen,
                                0, scan_one, s, &s->err);
     s->rc = rc == 1 ? 0 : rc;
-    if (s->rc || !s->readback)
-        return;
-    char id[OSSE__IX_KEY_MAX];
-    for (size_t i = 0; i < s->nrows; i++)
-        if (s->row_id(s->rows[i].key, s->rows[i].klen, id, sizeof id))
-            osse__readback_add(s->readback, OSSE_NAME_ID, id);
-    osse_readback_run(s->readback);
+    if (!s->rc && s->after)
+        s->after(s);
 }
 
 int osse_scan_finish(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f)
@@ -802,7 +806,6 @@ void osse_scan_free(osse_scan_t *s)
         free(s->rows[i].val);
     }
     free(s->rows);
-    osse_readback_free(s->readback);
     if (s->drop)
         s->drop(s);
     free(s);

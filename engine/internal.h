@@ -300,11 +300,9 @@ struct osse_scan_s {
     int (*finish)(osse_engine_t *e, osse_scan_t *s, json_t **out, osse_fail_t *f);
     void (*drop)(osse_scan_t *s); /* frees q; NULL: free(q) is not done */
     void *q;                      /* the query's own */
-    /* With rows that name requests (the due index): the requests of the
-     * rows kept, read with them on the pool (cache.c); row_id gives a row's
-     * request id. NULL: none. */
-    struct osse_readback_s *readback;
-    bool (*row_id)(const void *key, size_t klen, char *id, size_t n);
+    /* Pool thread, after the range was read (NULL: nothing): the due
+     * index reads the requests of its rows here (expiry.c). */
+    void (*after)(osse_scan_t *s);
     osse__row_t *rows;
     size_t nrows, crows;
     int rc;
@@ -422,7 +420,8 @@ struct osse_engine_s {
      * once their records are durable (cache.c). */
     osse_request_t *lru_first, *lru_last;
     size_t nlru, cache_max;
-    bool some_evicted;             /* a request left memory: what is not here may be on disk */
+    bool some_evicted; /* a request left memory: what is not here may be on disk */
+    bool trim_wanted;  /* requests were read back: trim at the end of the loop iteration */
     uint64_t evictions, read_back; /* counts, for /metrics */
     /* Reads of requests from disk in flight, oldest first (cache.c): a
      * request changed by a commit after the oldest began stays in memory
@@ -822,8 +821,8 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err);
  * that name it and the list of ended requests; no count changes (it was
  * counted when it was first applied or read). */
 void osse__apply_rejoin(osse_engine_t *e, osse_request_t *r);
-/* An ended request, its record durable, leaves memory: the maps forget it,
- * its slot is emptied, it is freed (cache.c decides when). */
+/* An ended request, its record durable, leaves memory: the maps forget it
+ * and its slot is emptied (cache.c decides when, and frees it). */
 void osse__apply_evict(osse_engine_t *e, osse_request_t *r);
 void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r);
 /* The key of e->payments for a payment principal's transaction id (cut
@@ -864,6 +863,9 @@ size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out);
 int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind, char *id,
                         size_t idn);
 
+/* Open work's entry (opn/ be64(first seq)), the value the request's id:
+ * in the order of submission. */
+size_t osse__ix_open_key(uint64_t seq0, uint8_t *out);
 /* The request list's entry (lst/ be64(~first seq)): newest first. */
 size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
 /* A name's entry (nam/ kind name 0x00 id, keys.h); with id NULL, the
@@ -963,7 +965,8 @@ int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void
 /* r changed in the batch being filled: its record goes with the batch. */
 void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b,
- * and (views_on) the views marker with the log's last seq. Returns 0 or
+ * and (views_on) the views marker: the log's last seq and the counters
+ * snapshot (docs/design.md, "The counters snapshot"). Returns 0 or
  * OSSE_ENOMEM. */
 int osse__records_put(osse_engine_t *e, osse_batch_t *b);
 /* The sum of the hashes of every request's record (engine->rec_sum), with
@@ -978,6 +981,11 @@ bool osse__records_ready(osse_engine_t *e);
  * events). Returns 0, OSSE_ECORRUPT, OSSE_EIO (detail in err). Before the
  * loop runs. */
 int osse__records_load(osse_engine_t *e, osse_err_t *err);
+/* After osse__records_load: the views marker's counters snapshot against
+ * what the records rebuilt, and the opn/ index against the open list. On a
+ * difference an ERROR line per field, and OSSE_ECORRUPT (err names the
+ * first); OSSE_EIO. */
+int osse__records_verify(osse_engine_t *e, osse_err_t *err);
 /* The seqs of the catalog events (cat/ keys), in order; free() *out. */
 int osse__catalog_seqs(osse_engine_t *e, uint64_t **out, size_t *n, osse_err_t *err);
 /* Files the cat/ key of a catalog event with the current batch. */
@@ -1019,8 +1027,6 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
  * store and the records, so that a file's key is kept (engine.c). Returns
  * 0 or OSSE_EIO. */
 int osse__files_load(osse_engine_t *e, osse_err_t *err);
-/* The id of the request that took upload id, or NULL. */
-const char *osse__files_holder(const osse_engine_t *e, const char *id);
 /* Whether id is a file's (its record is known). */
 bool osse__files_known(const osse_engine_t *e, const char *id);
 /* Then: records from before files were sealed removed with their bytes,

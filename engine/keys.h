@@ -50,13 +50,18 @@
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views/3: be64(seq), once every request has its record and its index
- * entries (engine/index.c) and every catalog event its cat/ key, renewed with every batch since:
- * the start reads them instead of replaying the log when seq is the log's last (so a log that an
- * osse without records wrote on meanwhile is replayed and migrated again). First written by the
- * first start of a data folder (after a replay of the whole log: the migration) in its last batch.
+/* views/4: be64(seq) then the counters snapshot (engine/record.c, docs/design.md "The counters
+ * snapshot"), once every request has its record and its index entries (engine/index.c) and every
+ * catalog event its cat/ key, renewed with every batch since: the start reads them instead of
+ * replaying the log when seq is the log's last (so a log that an osse without records wrote on
+ * meanwhile is replayed and migrated again), and checks the snapshot against what it read. First
+ * written by the first start of a data folder (after a replay of the whole log: the migration) in
+ * its last batch.
  */
-#define OSSE_KEY_VIEWS "views/3"
+#define OSSE_KEY_VIEWS "views/4"
+/* views/3: the marker of an osse whose marker held no counters snapshot and
+ * whose indexes had no opn/: removed by the migration. */
+#define OSSE_KEY_VIEWS_3 "views/3"
 /* views/2: the marker of an osse whose records had no registry entries
  * (lic/, before they were an index): removed by the migration. */
 #define OSSE_KEY_VIEWS_2 "views/2"
@@ -82,10 +87,15 @@
  * opened ('o') order (engine/index.c). */
 #define OSSE_KEY_INBOX "tsk/"
 /* nam/ kind name 0x00 id: what else names request id, for reading it back
- * from disk (engine/index.c, engine/fetch.c): kind OSSE_NAME_CODE its
+ * from disk (engine/index.c, engine/cache.c): kind OSSE_NAME_CODE its
  * tracking code, OSSE_NAME_LICENCE its licence number, OSSE_NAME_PAYMENT a
- * payment it recorded ("<payment principal>\n<transaction>"). Empty value. */
+ * payment it recorded ("<payment principal>
+<transaction>"). Empty value. */
 #define OSSE_KEY_NAME "nam/"
+/* opn/ be64(first seq): a request not in a final status, in the order of
+ * submission (the open list, e->open_first); the value is its id
+ * (engine/index.c). */
+#define OSSE_KEY_OPEN "opn/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

@@ -34,6 +34,7 @@
 
 #include "engine/internal.h"
 #include "common/buf.h"
+#include "common/log.h"
 
 #define RECORD_VERSION 1
 #define RECORD_FIELDS 26
@@ -454,6 +455,74 @@ static int record_key(const char *id, char *key, size_t n)
     return snprintf(key, n, OSSE_KEY_REQUEST "%s", id);
 }
 
+/* --- the counters snapshot, with the views marker (docs/design.md, "The
+ * counters snapshot") ---
+ *
+ * The marker's value: be64(the log's last seq), then
+ *   [1, requests, digest sum (64 hex digits), any_request, first_submitted_at,
+ *    [requests by status, in osse_rstatus_t's order],
+ *    [[agency, workflow, open, breaches, began, first_at]...],
+ *    [[workflow, licence_seq, [[year, seq]...]]...]]
+ * what the start rebuilds today from every request (osse__apply_loaded),
+ * so that a start reading only open work can have it; checked against the
+ * rebuild at every start that reads every record (osse__records_verify).
+ * The task rows in the map's order, the workflows only those with a
+ * licence counted; O(rows + workflows) each batch. */
+
+#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_FIELDS 8
+
+static void hex32(const uint8_t b[32], char out[65])
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static bool has_counters(const osse_wfent_t *w)
+{
+    return w->licence_seq || w->nlicence_years;
+}
+
+static int snapshot_put(osse_engine_t *e, osse_buf_t *o)
+{
+    char sum[65];
+    hex32(e->rec_sum, sum);
+    int rc = osse_mp_put_array(o, SNAPSHOT_FIELDS) || osse_mp_put_uint(o, SNAPSHOT_VERSION) ||
+             osse_mp_put_uint(o, e->nrequests) || osse_mp_put_str(o, sum) ||
+             osse_mp_put_uint(o, e->any_request) || osse_mp_put_int(o, e->first_submitted_at) ||
+             osse_mp_put_array(o, OSSE_RS__COUNT);
+    for (int i = 0; !rc && i < OSSE_RS__COUNT; i++)
+        rc = osse_mp_put_uint(o, e->by_status[i]);
+    rc = rc || osse_mp_put_array(o, e->task_rows.len);
+    void *v;
+    for (size_t it = 0; !rc && osse_map_next(&e->task_rows, &it, NULL, &v);) {
+        const osse_task_row_t *row = v;
+        rc = osse_mp_put_array(o, 6) || osse_mp_put_str(o, row->agency) ||
+             osse_mp_put_str(o, row->workflow) || osse_mp_put_int(o, row->open) ||
+             osse_mp_put_int(o, row->breaches) || osse_mp_put_uint(o, row->began) ||
+             osse_mp_put_int(o, row->first_at);
+    }
+    size_t nw = 0;
+    for (size_t it = 0; osse_map_next(&e->workflows, &it, NULL, &v);)
+        nw += has_counters(v);
+    rc = rc || osse_mp_put_array(o, nw);
+    for (size_t it = 0; !rc && osse_map_next(&e->workflows, &it, NULL, &v);) {
+        const osse_wfent_t *w = v;
+        if (!has_counters(w))
+            continue;
+        rc = osse_mp_put_array(o, 3) || osse_mp_put_str(o, w->id) ||
+             osse_mp_put_uint(o, w->licence_seq) || osse_mp_put_array(o, w->nlicence_years);
+        for (size_t k = 0; !rc && k < w->nlicence_years; k++)
+            rc = osse_mp_put_array(o, 2) || osse_mp_put_int(o, w->licence_years[k].year) ||
+                 osse_mp_put_uint(o, w->licence_years[k].seq);
+    }
+    return rc ? OSSE_ENOMEM : 0;
+}
+
 int osse__records_put(osse_engine_t *e, osse_batch_t *b)
 {
     char key[128];
@@ -476,7 +545,9 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
     if (!rc && e->views_on) {
         uint8_t seq[8];
         osse_be_put(seq, osse_log_last_seq(e->log), 8);
-        if (osse_batch_put(b, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), seq, sizeof seq))
+        osse_buf_reset(&e->enc);
+        if (osse_buf_append(&e->enc, seq, sizeof seq) || snapshot_put(e, &e->enc) ||
+            osse_batch_put(b, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), e->enc.ptr, e->enc.len))
             rc = OSSE_ENOMEM;
     }
     return rc;
@@ -610,6 +681,247 @@ int osse__records_load(osse_engine_t *e, osse_err_t *err)
     return rc;
 }
 
+/* --- the start's check of the snapshot and of opn/ (osse__records_verify) --- */
+
+typedef struct {
+    osse_err_t *err;
+    size_t wrong; /* fields that differ */
+} verify_t;
+
+/* One field differs: an ERROR line for each, err names the first. */
+static void differs(verify_t *vf, const char *field, const char *stored, const char *rebuilt)
+{
+    osse_logf(OSSE_LEVEL_ERROR, "views snapshot differs", "field=%s stored=%s rebuilt=%s", field,
+              stored, rebuilt);
+    if (!vf->wrong++)
+        osse_err_set(vf->err, OSSE_ECORRUPT,
+                     "the counters snapshot of the views marker disagrees with the records read "
+                     "(%s: stored %s, rebuilt %s): the views on disk are damaged; `osse serve "
+                     "--rebuild-views` rebuilds them from the log",
+                     field, stored, rebuilt);
+}
+
+static void differs_int(verify_t *vf, const char *field, int64_t stored, int64_t rebuilt)
+{
+    if (stored == rebuilt)
+        return;
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%lld", (long long)stored);
+    snprintf(b, sizeof b, "%lld", (long long)rebuilt);
+    differs(vf, field, a, b);
+}
+
+/* The stored task rows, each compared with the rebuilt one of its key;
+ * seen: the keys met, so that one stored twice or one rebuilt but not
+ * stored is found too. */
+static int verify_rows(osse_engine_t *e, osse_mp_rd_t *rd, verify_t *vf)
+{
+    size_t n = 0;
+    int rc = osse_mp_get_array(rd, SIZE_MAX, &n);
+    osse_map_t seen;
+    osse_map_init(&seen);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char *agency = NULL, *workflow = NULL, key[256], field[320];
+        int64_t open = 0, breaches = 0, first_at = 0;
+        uint64_t began = 0;
+        if (!(rc = osse_mp_get_array(rd, 6, NULL) || osse_mp_get_str(rd, &agency) ||
+                   osse_mp_get_str(rd, &workflow) || osse_mp_get_int(rd, &open) ||
+                   osse_mp_get_int(rd, &breaches) || osse_mp_get_uint(rd, 1, &began) ||
+                   osse_mp_get_int(rd, &first_at) || !agency || !workflow)) {
+            snprintf(key, sizeof key, "%s\n%s", agency, workflow);
+            snprintf(field, sizeof field, "task_rows[%s/%s]", agency, workflow);
+            const osse_task_row_t *row = osse_map_get(&e->task_rows, key);
+            if (osse_map_get(&seen, key)) {
+                differs(vf, field, "twice", "once");
+            } else if (!row) {
+                differs(vf, field, "a row", "none");
+            } else {
+                osse_map_put(&seen, key, (void *)row);
+                size_t fl = strlen(field);
+                snprintf(field + fl, sizeof field - fl, ".open");
+                differs_int(vf, field, open, row->open);
+                snprintf(field + fl, sizeof field - fl, ".breaches");
+                differs_int(vf, field, breaches, row->breaches);
+                snprintf(field + fl, sizeof field - fl, ".began");
+                differs_int(vf, field, (int64_t)began, row->began);
+                snprintf(field + fl, sizeof field - fl, ".first_at");
+                differs_int(vf, field, first_at, row->first_at);
+            }
+        }
+        free(agency);
+        free(workflow);
+    }
+    const char *k;
+    void *v;
+    for (size_t it = 0; !rc && osse_map_next(&e->task_rows, &it, &k, &v);) {
+        const osse_task_row_t *row = v;
+        char field[320];
+        snprintf(field, sizeof field, "task_rows[%s/%s]", row->agency, row->workflow);
+        if (!osse_map_get(&seen, k))
+            differs(vf, field, "none", "a row");
+    }
+    osse_map_close(&seen);
+    return rc;
+}
+
+/* The stored licence counters, each compared with its workflow's; then
+ * every workflow with a counter must have been stored. */
+static int verify_licences(osse_engine_t *e, osse_mp_rd_t *rd, verify_t *vf)
+{
+    size_t n = 0;
+    int rc = osse_mp_get_array(rd, SIZE_MAX, &n);
+    osse_map_t seen;
+    osse_map_init(&seen);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char *wid = NULL, field[200];
+        uint64_t seq = 0;
+        size_t ny = 0;
+        rc = osse_mp_get_array(rd, 3, NULL) || osse_mp_get_str(rd, &wid) ||
+             osse_mp_get_uint(rd, UINT64_MAX, &seq) || osse_mp_get_array(rd, SIZE_MAX, &ny) || !wid;
+        const osse_wfent_t *w = rc ? NULL : osse_map_get(&e->workflows, wid);
+        snprintf(field, sizeof field, "licence_counters[%s]", wid ? wid : "");
+        bool twice = !rc && osse_map_get(&seen, wid);
+        if (twice)
+            differs(vf, field, "twice", "once");
+        else if (!rc && (!w || !has_counters(w)))
+            differs(vf, field, "counters", "none");
+        else if (!rc)
+            osse_map_put(&seen, wid, (void *)w);
+        bool check = !rc && !twice && w && has_counters(w);
+        size_t fl = strlen(field);
+        if (check) {
+            snprintf(field + fl, sizeof field - fl, ".seq");
+            differs_int(vf, field, (int64_t)seq, (int64_t)w->licence_seq);
+            snprintf(field + fl, sizeof field - fl, ".years");
+            differs_int(vf, field, (int64_t)ny, (int64_t)w->nlicence_years);
+        }
+        for (size_t k = 0; !rc && k < ny; k++) {
+            int64_t year = 0;
+            uint64_t ys = 0;
+            rc = osse_mp_get_array(rd, 2, NULL) || osse_mp_get_int(rd, &year) ||
+                 osse_mp_get_uint(rd, UINT64_MAX, &ys);
+            if (rc || !check)
+                continue;
+            uint64_t got = 0;
+            for (size_t j = 0; j < w->nlicence_years; j++)
+                if (w->licence_years[j].year == year)
+                    got = w->licence_years[j].seq;
+            snprintf(field + fl, sizeof field - fl, "[%lld]", (long long)year);
+            differs_int(vf, field, (int64_t)ys, (int64_t)got);
+        }
+        free(wid);
+    }
+    const char *k;
+    void *v;
+    for (size_t it = 0; !rc && osse_map_next(&e->workflows, &it, &k, &v);) {
+        char field[200];
+        snprintf(field, sizeof field, "licence_counters[%s]", k);
+        if (has_counters(v) && !osse_map_get(&seen, k))
+            differs(vf, field, "none", "counters");
+    }
+    osse_map_close(&seen);
+    return rc;
+}
+
+static int verify_snapshot(osse_engine_t *e, const uint8_t *p, size_t len, verify_t *vf)
+{
+    osse_mp_rd_t rd = {.p = p, .end = p + len};
+    uint64_t ver = 0, nreqs = 0, any = 0;
+    int64_t first_at = 0;
+    char *sum = NULL, rebuilt[65];
+    size_t nst = 0;
+    int rc = osse_mp_get_array(&rd, SNAPSHOT_FIELDS, NULL) || osse_mp_get_uint(&rd, 255, &ver);
+    if (!rc && ver != SNAPSHOT_VERSION)
+        return osse_err_set(vf->err, OSSE_ECORRUPT,
+                            "the views marker's counters snapshot has version %llu, which this "
+                            "osse does not know",
+                            (unsigned long long)ver);
+    rc = rc || osse_mp_get_uint(&rd, UINT64_MAX, &nreqs) || osse_mp_get_str(&rd, &sum) || !sum ||
+         osse_mp_get_uint(&rd, 1, &any) || osse_mp_get_int(&rd, &first_at) ||
+         osse_mp_get_array(&rd, OSSE_RS__COUNT, &nst);
+    if (!rc) {
+        differs_int(vf, "requests", (int64_t)nreqs, (int64_t)e->nrequests);
+        hex32(e->rec_sum, rebuilt);
+        if (strcmp(sum, rebuilt) != 0)
+            differs(vf, "digest_sum", sum, rebuilt);
+        differs_int(vf, "any_request", (int64_t)any, e->any_request);
+        differs_int(vf, "first_submitted_at", first_at, e->first_submitted_at);
+    }
+    free(sum);
+    for (int i = 0; !rc && i < OSSE_RS__COUNT; i++) {
+        uint64_t c = 0;
+        char field[64];
+        snprintf(field, sizeof field, "by_status[%s]", osse__rstatus_name(i));
+        if (!(rc = osse_mp_get_uint(&rd, UINT64_MAX, &c)))
+            differs_int(vf, field, (int64_t)c, (int64_t)e->by_status[i]);
+    }
+    rc = rc || verify_rows(e, &rd, vf) || verify_licences(e, &rd, vf) || rd.p != rd.end;
+    if (rc)
+        return osse_err_set(vf->err, OSSE_ECORRUPT,
+                            "the views marker's counters snapshot does not decode: `osse serve "
+                            "--rebuild-views` rebuilds it from the log");
+    return 0;
+}
+
+typedef struct {
+    verify_t *vf;
+    const osse_request_t *next; /* the open list's next request */
+    size_t n;
+} open_walk_t;
+
+static int open_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    open_walk_t *w = ud;
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
+    const osse_request_t *r = w->next;
+    char field[64], stored[160];
+    snprintf(field, sizeof field, "open[%zu]", w->n++);
+    snprintf(stored, sizeof stored, "%.*s", (int)(vlen < 128 ? vlen : 128), (const char *)val);
+    if (klen != pl + 8) {
+        differs(w->vf, field, "a key of the wrong length", r ? r->id : "the end");
+        return 1;
+    }
+    if (!r) {
+        differs(w->vf, field, stored, "the end");
+        return 1;
+    }
+    if (osse_be_get((const uint8_t *)key + pl, 8) != r->seqs[0] || vlen != strlen(r->id) ||
+        memcmp(val, r->id, vlen) != 0) {
+        differs(w->vf, field, stored, r->id);
+        return 1; /* the rest would differ too */
+    }
+    w->next = r->open_next;
+    return 0;
+}
+
+int osse__records_verify(osse_engine_t *e, osse_err_t *err)
+{
+    verify_t vf = {.err = err};
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc =
+        osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen, err);
+    if (!rc && vlen <= 8)
+        rc = osse_err_set(err, OSSE_ECORRUPT,
+                          "the views marker holds no counters snapshot: `osse serve "
+                          "--rebuild-views` rebuilds it from the log");
+    if (!rc)
+        rc = verify_snapshot(e, (const uint8_t *)val + 8, vlen - 8, &vf);
+    free(val);
+    open_walk_t w = {.vf = &vf, .next = e->open_first};
+    if (!rc && !vf.wrong) {
+        rc =
+            osse_log_kv_scan(e->log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), open_one, &w, err);
+        rc = rc == 1 ? 0 : rc;
+        if (!rc && !vf.wrong && w.next) {
+            char field[64];
+            snprintf(field, sizeof field, "open[%zu]", w.n);
+            differs(&vf, field, "the end", w.next->id);
+        }
+    }
+    return rc ? rc : vf.wrong ? OSSE_ECORRUPT : 0;
+}
+
 typedef struct {
     uint64_t *v;
     size_t n, c;
@@ -652,7 +964,7 @@ bool osse__records_ready(osse_engine_t *e)
     uint64_t seq = 0;
     bool ok = osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen,
                               NULL) == 0 &&
-              vlen == 8;
+              vlen >= 8;
     if (ok)
         seq = osse_be_get(val, 8);
     free(val);

@@ -310,3 +310,16 @@ bool osse__record_text(const void *val, size_t vlen, char *out, size_t n)
     out[vlen] = '\0';
     return true;
 }
+
+size_t osse__ix_name_key(char kind, const char *name, const char *id, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_NAME), nl = strlen(name), il = id ? strlen(id) : 0;
+    if (pl + 2 + nl + il > OSSE__IX_KEY_MAX)
+        return 0;
+    memcpy(out, OSSE_KEY_NAME, pl);
+    out[pl] = (uint8_t)kind;
+    memcpy(out + pl + 1, name, nl);
+    out[pl + 1 + nl] = 0;
+    memcpy(out + pl + 2 + nl, id, il);
+    return pl + 2 + nl + il;
+}
