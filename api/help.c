@@ -15,7 +15,7 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", "osse serve --data DIR [--listen HOST:PORT] [--workflows DIR] [--origin NAME] "
               "[--key-store DIR] [--master-key FILE] [--ui-dir DIR] [--test-clock[=TIME]] "
               "[--log-level LEVEL] [--allow-private-urls] [--cors-origin ORIGIN]... "
-              "[--rebuild-views]",
+              "[--rebuild-views] [--check-views] [--request-cache N]",
      NULL, "Run the HTTP API on a data folder; the views are read from it first (the log is "
            "replayed whole only at the first start of a folder without them)."},
     {"serve", NULL, "--data DIR", "the data folder (the log, admin.token, keys); made when missing"},
@@ -48,6 +48,9 @@ const osse_help_row_t osse_help_rows[] = {
     {"serve", NULL, "--rebuild-views", "replay the whole log at this start and write every "
                                        "request's record again (after an upgrade that changed "
                                        "how a view is built)"},
+    {"serve", NULL, "--check-views", "read every request's record at this start (not only the "
+                                     "open ones) and check the counters they give against the "
+                                     "stored snapshot; refuse to start on a difference"},
     {"serve", NULL, "--request-cache N", "the ended requests kept in memory, least recently "
                                          "used first (default 10000; 0 keeps none): older ones "
                                          "are read back from disk when named"},

@@ -698,7 +698,7 @@ static int cmd_serve(int argc, char **argv)
     unsigned long fault_alloc = 0;
     int key_reserve = 0;
     size_t due_window = 0, request_cache = 0;
-    bool rebuild_views = false;
+    bool rebuild_views = false, check_views = false;
     osse_log_fault_t fault = OSSE_LOG_FAULT_NONE;
     osse_log_compression_t compression = OSSE_LOG_COMPRESSION_LZ4;
     unsigned part_first = 0, part_last = OSSE_PARTITIONS - 1;
@@ -748,6 +748,8 @@ static int cmd_serve(int argc, char **argv)
             without_tree = true;
         else if (strcmp(argv[i], "--rebuild-views") == 0)
             rebuild_views = true;
+        else if (strcmp(argv[i], "--check-views") == 0)
+            check_views = true;
         else if (strcmp(argv[i], "--allow-private-urls") == 0)
             allow_private = true;
         else if (strcmp(argv[i], "--hook-retry-base-ms") == 0 && i + 1 < argc)
@@ -870,6 +872,7 @@ static int cmd_serve(int argc, char **argv)
                                .due_window = due_window,
                                .request_cache = request_cache,
                                .rebuild_views = rebuild_views,
+                               .check_views = check_views,
                                .log_compression = compression,
                                .partition_first = part_first,
                                .partition_count = part_last - part_first + 1,

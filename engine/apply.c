@@ -220,7 +220,7 @@ static osse_stint_t *stint_held(osse_step_t *s)
 }
 
 /* The metrics' row of an agency's tasks in a workflow. */
-static osse_task_row_t *task_row(osse_engine_t *e, const char *agency, const char *workflow)
+osse_task_row_t *osse__task_row(osse_engine_t *e, const char *agency, const char *workflow)
 {
     char key[256];
     snprintf(key, sizeof key, "%s\n%s", agency, workflow);
@@ -257,7 +257,7 @@ static void stint_begin(osse_engine_t *e, const osse_request_t *r, osse_step_t *
     }
     s->stints = osse_reallocarray(s->stints, s->nstints + 1u, sizeof *s->stints);
     s->stints[s->nstints++] = t;
-    osse_task_row_t *row = task_row(e, s->agency, r->wfe->id);
+    osse_task_row_t *row = osse__task_row(e, s->agency, r->wfe->id);
     row->open++;
     row_began(row, r, at);
 }
@@ -268,7 +268,7 @@ static void stint_end(osse_engine_t *e, const osse_request_t *r, osse_step_t *s,
     osse_stint_t *t = stint_held(s);
     if (!t)
         return;
-    task_row(e, t->agency, r->wfe->id)->open--;
+    osse__task_row(e, t->agency, r->wfe->id)->open--;
     t->end = at;
     t->how = how;
     /* Measured on the calendar in force when the event is applied, so that
@@ -539,7 +539,7 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
         for (uint32_t k = 0; k < s->nstints; k++) {
             const osse_stint_t *t = &s->stints[k];
             add_task(e, r, i, t->agency);
-            osse_task_row_t *row = task_row(e, t->agency, r->wfe->id);
+            osse_task_row_t *row = osse__task_row(e, t->agency, r->wfe->id);
             row->open += t->how == OSSE_STINT_HELD;
             row->breaches += t->breached_at != 0;
             row_began(row, r, t->start);
@@ -729,7 +729,7 @@ static int sla_breached(rq_t *q)
     osse_stint_t *held = stint_held(STEP(q));
     if (held && !held->breached_at) {
         held->breached_at = held->overdue_from = q->ev->at;
-        task_row(q->e, held->agency, q->r->wfe->id)->breaches++;
+        osse__task_row(q->e, held->agency, q->r->wfe->id)->breaches++;
     }
     /* Notices count from the breach of the SLA the task is under (SPEC §2). */
     const osse_duration_t *d = &q->r->wf->overdue_notice;

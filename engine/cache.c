@@ -84,14 +84,16 @@ int osse__cache_metrics(const osse_engine_t *e, osse_buf_t *out)
 {
     return osse_buf_printf(
         out,
-        "# HELP osse_requests_in_memory Requests in memory: those not ended, and the ended "
-        "ones of the cache.\n# TYPE osse_requests_in_memory gauge\nosse_requests_in_memory %zu\n"
-        "# HELP osse_requests_cached Ended requests in memory (--request-cache bounds them, "
-        "but for pinned ones).\n# TYPE osse_requests_cached gauge\nosse_requests_cached %zu\n"
-        "# HELP osse_requests_evicted_total Ended requests that left memory.\n"
-        "# TYPE osse_requests_evicted_total counter\nosse_requests_evicted_total %llu\n"
-        "# HELP osse_requests_read_back_total Ended requests read back from disk.\n"
-        "# TYPE osse_requests_read_back_total counter\nosse_requests_read_back_total %llu\n",
+        "# HELP osse_cache_requests_in_memory Requests in memory: those not ended, and the ended "
+        "ones of the cache.\n# TYPE osse_cache_requests_in_memory "
+        "gauge\nosse_cache_requests_in_memory %zu\n"
+        "# HELP osse_cache_ended_in_memory Ended requests in memory (--request-cache bounds them, "
+        "but for pinned ones).\n# TYPE osse_cache_ended_in_memory "
+        "gauge\nosse_cache_ended_in_memory %zu\n"
+        "# HELP osse_cache_evicted_total Ended requests that left memory.\n"
+        "# TYPE osse_cache_evicted_total counter\nosse_cache_evicted_total %llu\n"
+        "# HELP osse_cache_read_back_total Ended requests read back from disk.\n"
+        "# TYPE osse_cache_read_back_total counter\nosse_cache_read_back_total %llu\n",
         e->nopen + e->nlru, e->nlru, (unsigned long long)e->evictions,
         (unsigned long long)e->read_back);
 }

@@ -179,7 +179,7 @@ static int replay_one(void *ud, uint64_t seq, const void *bytes, size_t len)
 
 /* A start from the records (docs/design.md, "Views on disk"): the catalog's
  * events, then every request's record; no request event is read. */
-static int start_from_records(osse_engine_t *e, osse_err_t *err)
+static int start_from_records(osse_engine_t *e, bool check, osse_err_t *err)
 {
     uint64_t *cat = NULL;
     size_t n = 0;
@@ -192,12 +192,14 @@ static int start_from_records(osse_engine_t *e, osse_err_t *err)
         free(bytes);
     }
     free(cat);
-    if (!rc)
+    /* Only open work, and the counters from the marker's snapshot; or,
+     * with --check-views, every record, and the counters they rebuild
+     * against the snapshot (and the open list against opn/). */
+    if (!rc && !check)
+        rc = osse__records_load_open(e, err);
+    else if (!rc)
         rc = osse__records_load(e, err);
-    /* The counters the records rebuilt, against the snapshot the marker
-     * holds (and the open list against opn/): proven at every start while
-     * the start still reads every record. */
-    if (!rc)
+    if (!rc && check)
         rc = osse__records_verify(e, err);
     e->views_on = !rc;
     /* The log's last event: where the clock of an offline start resumes. */
@@ -428,13 +430,23 @@ typedef struct {
     osse_engine_t *e;
     char **stale;
     size_t nstale;
+    osse_map_t erase;   /* kdel/'s ids */
+    osse_map_t pending; /* the ids of keys whose events may not be durable (storage/log.h) */
 } keyload_t;
 
 static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
 {
     keyload_t *kl = ud;
-    if ((!osse__request(kl->e, id) && !osse__files_known(kl->e, id)) ||
-        osse__erasure_stale_key(kl->e, id)) {
+    /* A start that read only open work does not know the ended requests:
+     * a key without a request or file in memory is kept unless its
+     * erasure said to remove it (kdel/); the reserve's unused keys of the
+     * last run then stay (docs/design.md). */
+    bool none = !osse__request(kl->e, id) && !osse__files_known(kl->e, id);
+    /* Every file's record is read at start (files.c): a file's key is
+     * known to be stale without its pending record. */
+    bool file = strncmp(id, "f-", 2) == 0;
+    if ((none && (file || !kl->e->some_evicted || osse_map_get(&kl->pending, id))) ||
+        osse_map_get(&kl->erase, id) || osse__erasure_stale_key(kl->e, id)) {
         /* Its request's first event never became durable (a crash between
          * the key's fsync and the log's): nothing was sealed with it. Or
          * its file's record never became durable, or was swept. Or its
@@ -455,10 +467,51 @@ static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
 /* After the replay and the file records (osse__files_load): every request's
  * and file's key into e->keys; keys of neither removed (SPEC §8). Before
  * the loop runs, so the removals may block. */
+/* An id after its prefix into a map. */
+static int id_into(osse_map_t *m, const void *key, size_t klen, size_t pl)
+{
+    char id[128];
+    if (klen > pl && klen - pl < sizeof id) {
+        memcpy(id, (const char *)key + pl, klen - pl);
+        id[klen - pl] = '\0';
+        osse_map_put(m, id, (void *)1);
+    }
+    return 0;
+}
+
+static int erase_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    return id_into(&((keyload_t *)ud)->erase, key, klen, OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE));
+}
+
+static int pending_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    return id_into(&((keyload_t *)ud)->pending, key, klen, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING));
+}
+
+static void unmark_free(osse_engine_t *e)
+{
+    for (size_t i = 0; i < e->nunmark; i++)
+        free(e->unmark[i]);
+    free(e->unmark);
+    e->unmark = NULL;
+    e->nunmark = e->cunmark = e->nunmark_erase = 0;
+}
+
 static int keys_load(osse_engine_t *e, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
-    int rc = osse_keystore_load(e->keystore, key_one, &kl, err);
+    osse_map_init(&kl.erase);
+    osse_map_init(&kl.pending);
+    int rc = osse_log_kv_scan(e->log, OSSE_KEY_KEY_ERASE, OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE),
+                              erase_one, &kl, err);
+    if (!rc)
+        rc = osse_log_kv_scan(e->log, OSSE_LOG_KEY_PENDING, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING),
+                              pending_one, &kl, err);
+    if (!rc)
+        rc = osse_keystore_load(e->keystore, key_one, &kl, err);
     /* One rewrite per segment that holds any of them. They are mostly the
      * reserve's unused keys of the last run (pii.c): at most its size, in
      * the last one or two segments. */
@@ -469,6 +522,16 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
             osse_logf(OSSE_LEVEL_INFO, "keys without events removed", "keys=%zu remove_ms=%.1f",
                       kl.nstale, (double)(uv_hrtime() - t0) / 1e6);
     }
+    /* The erasures finished and the pending records (their keys are gone,
+     * or taken): deleted once the writer runs (unmark). */
+    const char *k;
+    for (size_t it = 0; !rc && osse_map_next(&kl.erase, &it, &k, NULL);)
+        OSSE_VEC_PUSH(e->unmark, e->nunmark, e->cunmark, osse_strdup(k));
+    e->nunmark_erase = e->nunmark;
+    for (size_t it = 0; !rc && osse_map_next(&kl.pending, &it, &k, NULL);)
+        OSSE_VEC_PUSH(e->unmark, e->nunmark, e->cunmark, osse_strdup(k));
+    osse_map_close(&kl.erase);
+    osse_map_close(&kl.pending);
     for (size_t i = 0; i < kl.nstale; i++)
         free(kl.stale[i]);
     free(kl.stale);
@@ -528,7 +591,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     uint64_t t0 = uv_hrtime();
     bool from_records = !opts->rebuild_views && osse__records_ready(e);
     if (from_records) {
-        rc = start_from_records(e, &rp.err);
+        rc = start_from_records(e, opts->check_views, &rp.err);
         if (!rc)
             osse_logf(OSSE_LEVEL_INFO, "records read", "events=%llu requests=%zu load_ms=%.1f",
                       (unsigned long long)e->applied, e->nrequests,
@@ -559,6 +622,18 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
                      load_old_secret, e, NULL);
     if ((rc = osse__commit_start(e, opts, err)))
         goto fail;
+    /* What keys_load finished goes to the writer now (no loop runs yet to
+     * flush it): the erasures' intents, the keys' pending records. */
+    for (size_t i = 0; i < e->nunmark; i++) {
+        osse__batch_need(e);
+        if (i < e->nunmark_erase)
+            osse__erasure_intent(e, e->unmark[i], false);
+        else if (osse_batch_key_taken(e->batch, e->unmark[i]))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    unmark_free(e);
+    if (e->batch)
+        osse__commit_flush(e);
     if (!from_records && (rc = records_migrate(e, rp.catalog, rp.ncatalog, err)))
         goto fail;
     free(rp.catalog);
@@ -610,6 +685,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     *out = e;
     return 0;
 fail:
+    unmark_free(e);
     free(rp.catalog);
     osse_engine_stop(e);
     osse_engine_close(e);

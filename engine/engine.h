@@ -141,6 +141,10 @@ typedef struct osse_engine_opts_s {
      * request's record again, instead of reading the records (after a
      * release that changed how a view is built; engine/record.c). */
     bool rebuild_views;
+    /* --check-views: this start reads every request's record (not only the
+     * open ones) and checks the counters they give against the snapshot the
+     * views marker holds, refusing to start on a difference. */
+    bool check_views;
     /* How the log's tables are compressed: LZ4 (the default, 0) or none
      * (tests only: --log-compression none, hidden; test_markers searches
      * the data folder's bytes for personal values). */

@@ -130,6 +130,20 @@ static void key_ids(osse_engine_t *e, const osse_request_t *r, job_t *j)
     }
 }
 
+/* kdel/<id>, put with the erasure's batch or deleted after the rewrite. */
+void osse__erasure_intent(osse_engine_t *e, const char *id, bool put)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE) + 80];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_KEY_ERASE "%s", id);
+    if (kl <= 0 || (size_t)kl >= sizeof key)
+        return;
+    osse__batch_need(e);
+    if (put ? osse_batch_put(e->batch, key, (size_t)kl, "", 0)
+            : osse_batch_delete(e->batch, key, (size_t)kl))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+#define intent osse__erasure_intent
+
 /* Pool. */
 static void remove_work(uv_work_t *w)
 {
@@ -167,7 +181,10 @@ static void job_end(job_t *j, int status)
 static void remove_done(uv_work_t *w, int status)
 {
     job_t *j = w->data;
-    job_end(j, status ? OSSE_EIO : j->rc);
+    int rc = status ? OSSE_EIO : j->rc;
+    for (size_t i = 0; !rc && i < j->n; i++)
+        intent(j->e, j->ids[i], false);
+    job_end(j, rc);
 }
 
 /* The batch of PersonalDataErased is durable: the keys may go. A failed
@@ -203,7 +220,12 @@ void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *ac
         j->crash = e->test_clock && getenv(CRASH_HOOK) && strcmp(getenv(CRASH_HOOK), "1") == 0;
         e->erasing = j;
     }
+    size_t from = j->n;
     key_ids(e, r, j);
+    /* What a start finishes if the process stops before the rewrite: its
+     * request may be on disk only by then (cache.c). */
+    for (size_t i = from; i < j->n; i++)
+        intent(e, j->ids[i], true);
     json_t *fields = stored_fields(r);
     char stream[96];
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, r->id);

@@ -421,7 +421,12 @@ struct osse_engine_s {
     osse_request_t *lru_first, *lru_last;
     size_t nlru, cache_max;
     bool some_evicted; /* a request left memory: what is not here may be on disk */
-    bool trim_wanted;  /* requests were read back: trim at the end of the loop iteration */
+    /* At start, from keys_load until the writer runs: the ids whose kdel/
+     * (the first nunmark_erase) and pending records (storage/log.h) are
+     * to be deleted. */
+    char **unmark;
+    size_t nunmark, cunmark, nunmark_erase;
+    bool trim_wanted; /* requests were read back: trim at the end of the loop iteration */
     uint64_t evictions, read_back; /* counts, for /metrics */
     /* Reads of requests from disk in flight, oldest first (cache.c): a
      * request changed by a commit after the oldest began stays in memory
@@ -817,6 +822,8 @@ void osse__sub_free(osse_sub_t *s);
  * any, with osse__apply_loaded_licence, in the order of issue. Returns 0
  * (r belongs to e) or OSSE_ECORRUPT (it joined nothing: the caller's). */
 int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err);
+/* GET /metrics' row of agency and workflow, made when missing. */
+osse_task_row_t *osse__task_row(osse_engine_t *e, const char *agency, const char *workflow);
 /* A request read back from disk (cache.c) joins memory: its slot, the maps
  * that name it and the list of ended requests; no count changes (it was
  * counted when it was first applied or read). */
@@ -986,6 +993,10 @@ int osse__records_load(osse_engine_t *e, osse_err_t *err);
  * difference an ERROR line per field, and OSSE_ECORRUPT (err names the
  * first); OSSE_EIO. */
 int osse__records_verify(osse_engine_t *e, osse_err_t *err);
+/* The start that reads only open work: the open requests' records (opn/),
+ * then the counters from the views marker's snapshot; every ended request
+ * stays on disk (e->some_evicted). */
+int osse__records_load_open(osse_engine_t *e, osse_err_t *err);
 /* The seqs of the catalog events (cat/ keys), in order; free() *out. */
 int osse__catalog_seqs(osse_engine_t *e, uint64_t **out, size_t *n, osse_err_t *err);
 /* Files the cat/ key of a catalog event with the current batch. */
@@ -1100,6 +1111,8 @@ void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *ac
  * erased request, so that an erasure the process stopped in the middle of
  * is finished by removing it. */
 bool osse__erasure_stale_key(osse_engine_t *e, const char *id);
+/* kdel/<id> (keys.h) put in the batch being filled, or deleted. */
+void osse__erasure_intent(osse_engine_t *e, const char *id, bool put);
 
 /* --- expiry.c: licence expiries and retention (a heap that timers.c drives) --- */
 /* Schedules r's retention erasure (when its workflow has retention, it

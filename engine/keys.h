@@ -96,6 +96,11 @@
  * submission (the open list, e->open_first); the value is its id
  * (engine/index.c). */
 #define OSSE_KEY_OPEN "opn/"
+/* kdel/<id>: the key of request or file id is to be removed from the key
+ * store: put with the PersonalDataErased that erases it, deleted once the
+ * key store's rewrite is done (engine/erasure.c); a start finishes what a
+ * crash left (engine.c keys_load). Empty value. */
+#define OSSE_KEY_KEY_ERASE "kdel/"
 /* testclock: the test clock's position, decimal ms (--test-clock only). */
 #define OSSE_KEY_TESTCLOCK "testclock"
 

@@ -383,6 +383,7 @@ typedef struct osse_refill_s {
     uv_work_t work;
     osse_engine_t *e; /* refill_done only (loop thread) */
     osse_keystore_t *ks;
+    osse_log_t *log; /* the keys' pending records (storage/log.h) */
     size_t n;
     char (*ids)[OSSE__RID_SIZE];
     unsigned part_first, part_last; /* the partitions the ids are minted in */
@@ -419,6 +420,10 @@ static void refill_work(uv_work_t *w)
         recs[i] = (osse_keyrec_t){j->ids[i], wrapped[i]};
     }
     j->rc = osse_keystore_new_keys(j->ks, ids, j->n, j->keys, wrapped);
+    /* Their pending records before the keys: a start removes what no
+     * event took (storage/log.h). */
+    if (!j->rc && !j->fail)
+        j->rc = osse_log_keys_pending(j->log, ids, j->n, &j->err);
     free(ids);
     if (!j->rc)
         j->rc = j->fail ? osse_err_set(&j->err, OSSE_EIO, "a refill made to fail (tests)")
@@ -476,6 +481,7 @@ static refill_t *refill_new(osse_engine_t *e)
     j->part_last = e->part_last;
     j->e = e;
     j->ks = e->keystore;
+    j->log = e->log;
     j->fail = kr->fail_next;
     kr->fail_next = false;
     j->work.data = j;

@@ -894,6 +894,148 @@ static int open_one(void *ud, const void *key, size_t klen, const void *val, siz
     return 0;
 }
 
+/* --- the start that reads only open work --- */
+
+/* The counters of the snapshot (after the seq) into e: what a start that
+ * read only the open requests' records could not rebuild. */
+static int restore_snapshot(osse_engine_t *e, const uint8_t *p, size_t len)
+{
+    osse_mp_rd_t rd = {.p = p, .end = p + len};
+    uint64_t ver = 0, nreqs = 0, any = 0;
+    int64_t first_at = 0;
+    char *sum = NULL;
+    size_t nst = 0, nrows = 0, nw = 0;
+    int rc = osse_mp_get_array(&rd, SNAPSHOT_FIELDS, NULL) || osse_mp_get_uint(&rd, 255, &ver) ||
+             ver != SNAPSHOT_VERSION || osse_mp_get_uint(&rd, UINT64_MAX, &nreqs) ||
+             osse_mp_get_str(&rd, &sum) || !sum || strlen(sum) != 64 ||
+             osse_mp_get_uint(&rd, 1, &any) || osse_mp_get_int(&rd, &first_at) ||
+             osse_mp_get_array(&rd, OSSE_RS__COUNT, &nst) || nst != OSSE_RS__COUNT;
+    for (int i = 0; !rc && i < 32; i++) {
+        unsigned v = 0;
+        rc = sscanf(sum + 2 * i, "%2x", &v) != 1;
+        e->rec_sum[i] = (uint8_t)v;
+    }
+    free(sum);
+    for (int i = 0; !rc && i < OSSE_RS__COUNT; i++) {
+        uint64_t c = 0;
+        rc = osse_mp_get_uint(&rd, UINT64_MAX, &c);
+        e->by_status[i] = (size_t)c;
+    }
+    if (!rc) {
+        e->nrequests = (size_t)nreqs;
+        e->any_request = any;
+        e->first_submitted_at = first_at;
+        rc = osse_mp_get_array(&rd, SIZE_MAX, &nrows);
+    }
+    /* The rows the open requests made are the snapshot's too: replaced. */
+    for (size_t i = 0; !rc && i < nrows; i++) {
+        char *agency = NULL, *workflow = NULL;
+        int64_t open = 0, breaches = 0, at = 0;
+        uint64_t began = 0;
+        rc = osse_mp_get_array(&rd, 6, NULL) || osse_mp_get_str(&rd, &agency) || !agency ||
+             osse_mp_get_str(&rd, &workflow) || !workflow || osse_mp_get_int(&rd, &open) ||
+             osse_mp_get_int(&rd, &breaches) || osse_mp_get_uint(&rd, 1, &began) ||
+             osse_mp_get_int(&rd, &at);
+        if (!rc) {
+            osse_task_row_t *row = osse__task_row(e, agency, workflow);
+            row->open = open;
+            row->breaches = breaches;
+            row->began = began;
+            row->first_at = at;
+        }
+        free(agency);
+        free(workflow);
+    }
+    rc = rc || osse_mp_get_array(&rd, SIZE_MAX, &nw);
+    for (size_t i = 0; !rc && i < nw; i++) {
+        char *wid = NULL;
+        uint64_t seq = 0;
+        size_t ny = 0;
+        rc = osse_mp_get_array(&rd, 3, NULL) || osse_mp_get_str(&rd, &wid) || !wid ||
+             osse_mp_get_uint(&rd, UINT64_MAX, &seq) || osse_mp_get_array(&rd, SIZE_MAX, &ny);
+        osse_wfent_t *w = rc ? NULL : osse_map_get(&e->workflows, wid);
+        free(wid);
+        rc = rc || !w;
+        if (!rc) {
+            w->licence_seq = seq;
+            free(w->licence_years);
+            w->licence_years = ny ? osse_calloc(ny, sizeof *w->licence_years) : NULL;
+            w->nlicence_years = 0;
+        }
+        for (size_t k = 0; !rc && k < ny; k++) {
+            int64_t year = 0;
+            uint64_t ys = 0;
+            rc = osse_mp_get_array(&rd, 2, NULL) || osse_mp_get_int(&rd, &year) ||
+                 osse_mp_get_uint(&rd, UINT64_MAX, &ys);
+            if (!rc)
+                w->licence_years[w->nlicence_years++] = (osse_lyear_t){year, ys};
+        }
+    }
+    return rc || rd.p != rd.end ? OSSE_ECORRUPT : 0;
+}
+
+typedef struct {
+    osse_engine_t *e;
+    osse_err_t *err;
+} open_load_t;
+
+/* An opn/ entry: its request's record, read and joined as at a full start. */
+static int load_open(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    open_load_t *l = ud;
+    (void)key;
+    (void)klen;
+    char rk[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE__IX_KEY_MAX];
+    if (vlen == 0 || vlen > OSSE__IX_KEY_MAX)
+        return osse_err_set(l->err, OSSE_ECORRUPT, "an opn/ entry without an id");
+    memcpy(rk, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST));
+    memcpy(rk + OSSE_KEY_LEN(OSSE_KEY_REQUEST), val, vlen);
+    void *rec = NULL;
+    size_t rlen = 0;
+    osse_request_t *r = NULL;
+    int rc =
+        osse_log_kv_get(l->e->log, rk, OSSE_KEY_LEN(OSSE_KEY_REQUEST) + vlen, &rec, &rlen, l->err);
+    if (rc == OSSE_ENOTFOUND)
+        rc = osse_err_set(l->err, OSSE_ECORRUPT, "the open request %.*s has no record", (int)vlen,
+                          (const char *)val);
+    if (!rc)
+        rc = osse__record_read(l->e, val, vlen, rec, rlen, &r, l->err);
+    free(rec);
+    if (!rc && osse__rstatus_final(r->status)) {
+        rc = osse_err_set(l->err, OSSE_ECORRUPT, "the opn/ entry of %s names an ended request",
+                          r->id);
+        osse__request_free(r);
+    } else if (!rc && (rc = osse__apply_loaded(l->e, r, l->err))) {
+        osse__request_free(r);
+    }
+    return rc;
+}
+
+int osse__records_load_open(osse_engine_t *e, osse_err_t *err)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc =
+        osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen, err);
+    if (!rc && vlen <= 8)
+        rc = osse_err_set(err, OSSE_ECORRUPT,
+                          "the views marker holds no counters snapshot: `osse serve "
+                          "--rebuild-views` rebuilds it from the log");
+    open_load_t l = {e, err};
+    /* In the order of submission (opn/'s keys): the open list's. */
+    if (!rc)
+        rc = osse_log_kv_scan(e->log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), load_open, &l,
+                              err);
+    if (!rc && restore_snapshot(e, (const uint8_t *)val + 8, vlen - 8))
+        rc = osse_err_set(err, OSSE_ECORRUPT,
+                          "the views marker's counters snapshot does not decode: `osse serve "
+                          "--rebuild-views` rebuilds it from the log");
+    free(val);
+    /* Every ended request is on disk, none in memory. */
+    e->some_evicted = true;
+    return rc;
+}
+
 int osse__records_verify(osse_engine_t *e, osse_err_t *err)
 {
     verify_t vf = {.err = err};

@@ -247,6 +247,9 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
      * of the reserve's (pii.c) is already; else it goes with the batch of
      * that event, and the log's writer makes it durable first. */
     bool reserved = osse__pii_key_reserved(e, id);
+    osse__batch_need(e);
+    if (reserved && osse_batch_key_taken(e->batch, id))
+        return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     if (!reserved)
         do {
             /* In a partition this node owns (engine/partition.h). */

@@ -84,6 +84,10 @@ struct osse_log_s {
 
     /* Shared, under mu. */
     uv_mutex_t mu;
+    /* Held around every write to the backend, whose write reuses its own
+     * buffers: the writer thread's, and the pending records of keys made
+     * ahead on the pool (osse_log_keys_pending). */
+    uv_mutex_t wmu;
     uv_cond_t work_cv; /* pending gained a batch, or quit */
     uv_cond_t done_cv; /* done gained batches (for osse_log_stop) */
     osse_batch_t *pending_head, *pending_tail;
@@ -159,7 +163,8 @@ static int log_open(const char *dir, bool readonly, osse_log_compression_t compr
         goto out;
     log->durable_seq = log->last_seq;
     log->dir = osse_strdup(dir);
-    if (uv_mutex_init(&log->mu) || uv_cond_init(&log->work_cv) || uv_cond_init(&log->done_cv)) {
+    if (uv_mutex_init(&log->mu) || uv_mutex_init(&log->wmu) || uv_cond_init(&log->work_cv) ||
+        uv_cond_init(&log->done_cv)) {
         /* Practically unreachable on Linux; treat as a resource failure. */
         OSSE_UNREACHABLE();
     }
@@ -183,6 +188,7 @@ void osse_log_close(osse_log_t *log)
     uv_cond_destroy(&log->done_cv);
     uv_cond_destroy(&log->work_cv);
     uv_mutex_destroy(&log->mu);
+    uv_mutex_destroy(&log->wmu);
     free(log->parts);
     free(log->dir);
     free(log);
@@ -386,11 +392,49 @@ int osse_batch_key(osse_batch_t *b, osse_keystore_t *ks, const char *id, const u
     return 0;
 }
 
+static size_t pending_key(const char *id, char *out, size_t n)
+{
+    int kl = snprintf(out, n, OSSE_LOG_KEY_PENDING "%s", id);
+    return kl > 0 && (size_t)kl < n ? (size_t)kl : 0;
+}
+
+int osse_batch_key_taken(osse_batch_t *b, const char *id)
+{
+    char key[OSSE_KEY_ID_MAX + 16];
+    size_t kl = pending_key(id, key, sizeof key);
+    return kl ? osse_batch_delete(b, key, kl) : OSSE_ENOMEM;
+}
+
+int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err)
+{
+    if (!n)
+        return 0;
+    osse_batch_t *b = osse_batch_new();
+    char key[OSSE_KEY_ID_MAX + 16];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t kl = pending_key(ids[i], key, sizeof key);
+        rc = !kl || osse_batch_put(b, key, kl, "", 0) ? OSSE_ENOMEM : 0;
+    }
+    osse_slice_t part = {b->ops.ptr, b->ops.len};
+    osse_bgroup_t g = {&part, 1};
+    if (rc) {
+        rc = osse_err_set(err, OSSE_EIO, "out of memory");
+    } else {
+        uv_mutex_lock(&log->wmu);
+        if (log->ops->write(log->be, &g, true, err))
+            rc = OSSE_EIO;
+        uv_mutex_unlock(&log->wmu);
+    }
+    osse_batch_free(b);
+    return rc;
+}
+
 /* Appends the request keys of every batch from head on to the key store,
  * all with one write and one fdatasync (osse_keystore_append): before the
  * synced write that holds their first events. Returns 0 or OSSE_EIO,
  * logged. Writer thread. */
-static int write_keys(osse_batch_t *head)
+static int write_keys(osse_log_t *log, osse_batch_t *head)
 {
     osse_keystore_t *ks = NULL;
     osse_err_t err = {0};
@@ -417,8 +461,16 @@ static int write_keys(osse_batch_t *head)
             ks = b->ks;
         }
     }
-    if (n && (rc = osse_keystore_append(ks, recs, n, &err)))
-        goto fail;
+    if (n) {
+        /* Their pending records first (the batches delete them). */
+        const char **ids = osse_malloc(n * sizeof *ids);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = recs[i].id;
+        rc = osse_log_keys_pending(log, ids, n, &err);
+        free(ids);
+        if (rc || (rc = osse_keystore_append(ks, recs, n, &err)))
+            goto fail;
+    }
     free(recs);
     return 0;
 fail:
@@ -449,7 +501,9 @@ static int write_synced(osse_log_t *log, const osse_bgroup_t *g)
         bool fsync = log->fault == OSSE_LOG_FAULT_FSYNC;
         /* As a failed fsync leaves it: the bytes handed to the kernel,
          * maybe on disk later, never known durable. */
+        uv_mutex_lock(&log->wmu);
         rc = fsync ? log->ops->write(log->be, g, false, &err) : 0;
+        uv_mutex_unlock(&log->wmu);
         snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
         osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu fault=%s",
                   rc      ? err.msg
@@ -458,7 +512,10 @@ static int write_synced(osse_log_t *log, const osse_bgroup_t *g)
                   (unsigned long long)nth, fsync ? "fsync" : "write");
         return OSSE_EIO;
     }
-    if ((rc = log->ops->write(log->be, g, true, &err))) {
+    uv_mutex_lock(&log->wmu);
+    rc = log->ops->write(log->be, g, true, &err);
+    uv_mutex_unlock(&log->wmu);
+    if (rc) {
         snprintf(msg, sizeof msg, "%s write failed", log->ops->name);
         osse_logf(OSSE_LEVEL_ERROR, msg, "error=%s write=%llu", err.msg, (unsigned long long)nth);
         return OSSE_EIO;
@@ -486,10 +543,15 @@ static void writer_main(void *arg)
         if (!head)
             break; /* quit, and nothing left to write */
 
-        bool any = false, keys = false;
+        bool any = false, keys = false, unmarked = false;
         osse_bgroup_t g = {NULL, 0};
         for (osse_batch_t *b = head; b; b = b->next) {
             keys = keys || b->keys.len;
+            /* The batch that holds the keys' first events deletes their
+             * pending records (log.h). */
+            for (const char *p = b->keys.ptr, *end = p + b->keys.len; p < end;
+                 p += strlen(p) + 1 + OSSE_WRAPPED_BYTES)
+                unmarked = unmarked || osse_batch_key_taken(b, p);
             if (b->ops.len) {
                 if (g.nparts == log->parts_cap) {
                     log->parts_cap = log->parts_cap ? log->parts_cap * 2 : 64;
@@ -500,7 +562,7 @@ static void writer_main(void *arg)
             }
         }
         g.parts = log->parts;
-        int status = log->failed;
+        int status = log->failed ? log->failed : unmarked ? (log->failed = OSSE_EIO) : 0;
         any = any || keys;
         if (any && !status) {
             /* The batches are written whatever the sample says: the loop
@@ -510,7 +572,7 @@ static void writer_main(void *arg)
             /* A failed write is not retried, nor is anything after it
              * written (see log.h): the callbacks say so and the owner stops.
              * Keys first: no event is ever durable before its key. */
-            status = log->failed = keys ? write_keys(head) : 0;
+            status = log->failed = keys ? write_keys(log, head) : 0;
             if (!status)
                 status = log->failed = write_synced(log, &g);
         }

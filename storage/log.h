@@ -155,6 +155,23 @@ struct osse_keystore_s;
 int osse_batch_key(osse_batch_t *b, struct osse_keystore_s *ks, const char *id,
                    const uint8_t *wrapped);
 
+/* Pending keys: a request key is made durable before its first event
+ * (above), so a crash between the two leaves a key without events. So
+ * that a start can find those without reading every request, each key
+ * made durable has a side record OSSE_LOG_KEY_PENDING<id> (empty value),
+ * synced before the key: the writer's for the keys of osse_batch_key (and
+ * the batch that holds the events deletes it), osse_log_keys_pending's for
+ * keys made ahead (the batch of the first event of the id that takes one
+ * deletes it: osse_batch_key_taken). What a start finds under the prefix
+ * are keys whose events never became durable. */
+#define OSSE_LOG_KEY_PENDING "kpd/"
+/* A synced write of the pending records of ids. Any thread; not after a
+ * failed write. Returns 0 or OSSE_EIO. */
+int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err);
+/* The key of id (made ahead) is taken by an event of b: b deletes its
+ * pending record. Returns 0 or OSSE_ENOMEM. */
+int osse_batch_key_taken(osse_batch_t *b, const char *id);
+
 /* Number of events in b. */
 size_t osse_batch_count(const osse_batch_t *b);
 

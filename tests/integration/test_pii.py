@@ -438,7 +438,7 @@ class Pii(unittest.TestCase):
                                "income": 5, "business_name": "b"})["id"]
         self.assertEqual(srv.stop(), 0)
         keys = os.path.join(srv.data_dir, "keys")
-        stray = []
+        stray, acked_before = [], []
         # Write 1 after a start is the test clock's position; a submission
         # comes next, unless a signed head came between: try the next N.
         # Without a reserve (--key-reserve 0) each key goes with its batch,
@@ -465,9 +465,13 @@ class Pii(unittest.TestCase):
             srv.proc.wait(20)
             self.assertEqual(srv.proc.returncode, 1, "the failed write stops the server")
             srv.proc = None
-            stray = key_ids(keys) - set(acked + [first])
+            # Those acknowledged by an earlier try are kept too (a start may
+            # write more than once before its first submission: the pending
+            # records of keys it removed, storage/log.h).
+            stray = key_ids(keys) - set(acked + acked_before + [first])
             if stray:
                 break
+            acked_before += acked
         self.assertTrue(stray, "a submission's failed write leaves its key behind")
         srv.extra_args = [CLOCK]
         srv.start()
@@ -475,7 +479,7 @@ class Pii(unittest.TestCase):
         left = key_ids(keys)
         self.assertEqual(left & stray, set(), "the key without events is removed at start")
         self.assertIn(first, left)
-        for x in acked:
+        for x in acked + acked_before:
             self.assertIn(x, left)
         srv.start()
         self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],

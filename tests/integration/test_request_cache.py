@@ -12,7 +12,7 @@ licence number (the registry, a revocation), by a payment's transaction
 file (the file it took). Each call is answered as it would be with the
 request in memory: the same status and body as a server on the same data
 folder with a cache big enough for all of them. /metrics shows that they
-left memory (osse_requests_in_memory is the open ones) and were read back.
+left memory (osse_cache_requests_in_memory is the open ones) and were read back.
 A start trims the cache at once; a cache of 2 keeps at most 2 ended
 requests (none pinned). `osse replay --data` finds every record and index
 entry equal.
@@ -96,7 +96,7 @@ class TestRequestCache(unittest.TestCase):
                                          "valid_for": "P1Y",
                                          "number": "FE%s-{seq:4}" % fee[-4:].upper()}}})
         plain = w.workflow()  # one task for agency A
-        before = metric(w.plat, "osse_requests_evicted_total")
+        before = metric(w.plat, "osse_cache_evicted_total")
 
         done = [w.submit(lic, good_form())["id"] for _ in range(3)]
         codes = {rid: w.view(rid)["tracking_code"] for rid in done}
@@ -121,10 +121,10 @@ class TestRequestCache(unittest.TestCase):
         # Every ended request left memory but the four valid licences, which
         # their expiries in the heap pin (a window of the due index, 4096
         # at most): the open ones and those are there.
-        self.assertEqual(metric(w.plat, "osse_requests_cached"), 4)
-        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 2 + 4)
-        self.assertGreater(metric(w.plat, "osse_requests_evicted_total"), before)
-        back = metric(w.plat, "osse_requests_read_back_total")
+        self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 4)
+        self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 2 + 4)
+        self.assertGreater(metric(w.plat, "osse_cache_evicted_total"), before)
+        back = metric(w.plat, "osse_cache_read_back_total")
 
         reads = []
         for rid in done + [rejected, paid]:
@@ -137,7 +137,7 @@ class TestRequestCache(unittest.TestCase):
         first_reads = self.answers(reads)
         for (st, body), call in zip(first_reads, reads):
             self.assertEqual(st, 200, (call, body))
-        self.assertGreater(metric(w.plat, "osse_requests_read_back_total"), back)
+        self.assertGreater(metric(w.plat, "osse_cache_read_back_total"), back)
 
         # Changes named by each name, on requests out of memory.
         writes = [
@@ -164,7 +164,7 @@ class TestRequestCache(unittest.TestCase):
         self.assertEqual(w.view(done[2])["version"], w.view(done[2])["version"])
         self.assertEqual(w.anon.get("/v1/public/licences/" + numbers[done[1]]).json["status"],
                          "revoked")
-        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 2 + 4)
+        self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 2 + 4)
 
         # The same answers from a server that keeps every request in memory
         # (read at its start), then from one that keeps none again.
@@ -174,17 +174,17 @@ class TestRequestCache(unittest.TestCase):
             self.assertEqual(self.answers(reads), after, "cache " + cache)
         # A start trims the cache at once, and each commit after: the three
         # valid licences stay (pinned), and the open requests.
-        self.assertLessEqual(metric(w.plat, "osse_requests_cached"), 3 + 1)
+        self.assertLessEqual(metric(w.plat, "osse_cache_ended_in_memory"), 3 + 1)
         w.submit(plain)
-        self.assertEqual(metric(w.plat, "osse_requests_cached"), 3)
-        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 3 + 3)
+        self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 3)
+        self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 3 + 3)
         # A cache of 4: the three pinned and the one used last of the other
         # two ended requests (rejected, the revoked licence's).
         self.restart("4")
         self.assertEqual(self.answers(reads), after, "cache 4")
         w.submit(plain)
-        self.assertEqual(metric(w.plat, "osse_requests_cached"), 4)
-        self.assertEqual(metric(w.plat, "osse_requests_in_memory"), 4 + 4)
+        self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 4)
+        self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 4 + 4)
         live = w.plat.get("/v1/admin/digest").json["digest"]
         self.server.stop()
         digest, rec = replay_data(self.server.data_dir)
