@@ -473,7 +473,9 @@ static int refill_codes(refill_t *j)
             if (osse_map_get(&seen, code))
                 continue;
             uint8_t pre[OSSE__IX_KEY_MAX];
-            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, code, NULL, pre);
+            /* The prefix of the code's entries: an empty id, not NULL
+             * (util.c would memcpy from NULL, which UBSan refuses). */
+            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, code, "", pre);
             bool on_disk = false;
             int s = osse_log_kv_scan(j->log, pre, pl, first_entry, &on_disk, &j->err);
             if (s < 0)
