@@ -320,7 +320,7 @@ size_t osse__ix_name_key(char kind, const char *name, const char *id, uint8_t *o
     out[pl] = (uint8_t)kind;
     memcpy(out + pl + 1, name, nl);
     out[pl + 1 + nl] = 0;
-    if (il)
+    if (il) /* memcpy from NULL (the prefix) is undefined, even of 0 bytes */
         memcpy(out + pl + 2 + nl, id, il);
     return pl + 2 + nl + il;
 }

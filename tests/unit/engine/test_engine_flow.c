@@ -982,9 +982,9 @@ static void key_reserve(world_t *w)
 
     /* Keys taken but never used by a request, and a refill on the pool at
      * the stop: the next start removes all of them. */
-    char taken[3][OSSE__RID_SIZE];
+    char taken[3][OSSE__RID_SIZE], code[OSSE__CODE_SIZE];
     for (int i = 0; i < 3; i++)
-        CHECK(osse__pii_key_reserved(w->e, taken[i]));
+        CHECK(osse__pii_key_reserved(w->e, taken[i], code));
     CHECK(kr->refill != NULL); /* at 3 of 8 */
     close_engine(w);
     CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
@@ -1009,6 +1009,64 @@ static void test_key_reserve(void)
     in_world_reserve(key_reserve, 8);
 }
 
+/* Each reserved id comes with a tracking code, distinct from the others'; a
+ * submission takes both. An entry whose code a request in memory has is
+ * skipped at the take (the join checked it, but the take checks again);
+ * with the reserve empty the code is minted on the loop and counted as
+ * unchecked. */
+static void reserve_codes(world_t *w)
+{
+    osse_key_reserve_t *kr = &w->e->reserve;
+    refilled(w);
+    CHECK_EQ_INT(kr->n, 8);
+    CHECK_EQ_INT(kr->held.len, 8);
+    for (size_t i = 0; i < kr->n; i++) {
+        CHECK_EQ_INT(strlen(kr->codes[i]), OSSE__CODE_LEN);
+        CHECK(strspn(kr->codes[i], "ABCDEFGHJKLMNPQRSTUVWXYZ23456789") == OSSE__CODE_LEN);
+        CHECK(osse_map_get(&kr->held, kr->codes[i]) != NULL);
+    }
+    char top[OSSE__CODE_SIZE];
+    memcpy(top, kr->codes[7], sizeof top);
+    char *first = submit(w);
+    const osse_request_t *r = osse__request(w->e, first);
+    CHECK_EQ_STR(r->tracking_code, top);
+    CHECK(osse_map_get(&kr->held, top) == NULL);
+    CHECK(osse_map_get(&kr->recent_codes, top) != NULL);
+
+    /* The next entry has the first request's code: skipped. */
+    osse_map_del(&kr->held, kr->codes[6]);
+    memcpy(kr->codes[6], top, sizeof top);
+    osse_map_put(&kr->held, kr->codes[6], (void *)1);
+    char want[OSSE__RID_SIZE], want_code[OSSE__CODE_SIZE];
+    memcpy(want, kr->ids[5], sizeof want);
+    memcpy(want_code, kr->codes[5], sizeof want_code);
+    char *second = submit(w);
+    CHECK_EQ_STR(second, want);
+    CHECK_EQ_STR(osse__request(w->e, second)->tracking_code, want_code);
+    CHECK_EQ_INT(kr->codes_clashed, 1);
+    CHECK_EQ_INT(kr->n, 5);
+    CHECK_EQ_INT(kr->held.len, 5);
+    CHECK_EQ_INT(kr->codes_unchecked, 0);
+
+    /* Empty (and no refill to come): minted on the loop. */
+    kr->retry_at = UINT64_MAX;
+    char id[OSSE__RID_SIZE], code[OSSE__CODE_SIZE];
+    while (kr->n)
+        CHECK(osse__pii_key_reserved(w->e, id, code));
+    char *third = submit(w);
+    CHECK_EQ_INT(kr->misses, 1);
+    CHECK_EQ_INT(kr->codes_unchecked, 1);
+    CHECK_EQ_INT(strlen(osse__request(w->e, third)->tracking_code), OSSE__CODE_LEN);
+    free(first);
+    free(second);
+    free(third);
+}
+
+static void test_reserve_codes(void)
+{
+    in_world_reserve(reserve_codes, 8);
+}
+
 int main(void)
 {
     RUN(test_step_table);
@@ -1021,6 +1079,7 @@ int main(void)
     RUN(test_many_keys);
     RUN(test_file_keys);
     RUN(test_key_reserve);
+    RUN(test_reserve_codes);
     RUN(test_failed_write);
     RUN(test_replay_refuses);
     return TEST_EXIT();
