@@ -1171,6 +1171,7 @@ static int cmd_replay(int argc, char **argv)
                    (unsigned long long)rec.ix_different, (unsigned long long)rec.ix_extra);
             if (rec.ix_missing || rec.ix_different)
                 printf("indexes: the first wrong is %s\n", rec.ix_first);
+            printf("snapshot %s\n", rec.snapshot ? rec.snapshot : "missing");
         }
         osse_log_close(log);
     } else {
@@ -1216,7 +1217,10 @@ static int cmd_replay(int argc, char **argv)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);
     osse_engine_close(rp.eng);
-    return rp.diffs || rec.differ || rec.ix_different || rec.ix_extra ? 1 : 0;
+    return rp.diffs || rec.differ || rec.ix_different || rec.ix_extra ||
+                   (rec.snapshot && strcmp(rec.snapshot, "different") == 0)
+               ? 1
+               : 0;
 }
 
 static bool is_help(const char *a)

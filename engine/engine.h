@@ -205,6 +205,9 @@ typedef struct osse_records_check_s {
      * the stored entries that no request gives (extra). */
     uint64_t ix_equal, ix_missing, ix_different, ix_extra;
     char ix_first[96];
+    /* The counters snapshot of the views marker against the rebuilt
+     * counters: "equal", "different" (each field logged) or "missing". */
+    const char *snapshot;
 } osse_records_check_t;
 /* Returns 0, or OSSE_EIO / OSSE_ENOMEM with detail in err. */
 struct osse_log_s;

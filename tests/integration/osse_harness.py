@@ -264,7 +264,7 @@ def replay_data(data_dir, *extra):
     if p.returncode != 0:
         raise AssertionError("osse replay --data: rc %d\n%s\n%s" % (
             p.returncode, "\n".join(out[-5:]), p.stderr.decode(errors="replace")))
-    rec, ix, events = None, None, None
+    rec, ix, events, snapshot = None, None, None, None
     for line in out:
         m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different$", line)
         if m:
@@ -273,6 +273,9 @@ def replay_data(data_dir, *extra):
         m = re.match(r"indexes (\d+) equal, (\d+) missing, (\d+) different, (\d+) extra$", line)
         if m:
             ix = dict(zip(("equal", "missing", "different", "extra"), map(int, m.groups())))
+        m = re.match(r"snapshot (equal|different|missing)$", line)
+        if m:
+            snapshot = m.group(1)
         m = re.match(r"events (\d+)$", line)
         if m:
             events = int(m.group(1))
@@ -280,6 +283,9 @@ def replay_data(data_dir, *extra):
         raise AssertionError("osse replay --data printed no records line:\n" + "\n".join(out))
     rec["events"] = events
     rec["indexes"] = ix
+    # The counters a start restores, against the replay's (a different one
+    # makes the replay fail).
+    rec["snapshot"] = snapshot
     return out[-1], rec
 
 

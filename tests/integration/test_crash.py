@@ -407,6 +407,7 @@ class TestCrash(unittest.TestCase):
         if rec["missing"] or rec["different"] or rec["equal"] != len(states):
             problems.append("request records: %s for %d requests" % (rec, len(states)))
         ix = rec["indexes"]
+        self.assertEqual(rec["snapshot"], "equal", rec)
         if ix["missing"] or ix["different"] or ix["extra"] or ix["equal"] < len(states):
             problems.append("index entries: %s for %d requests" % (ix, len(states)))
         if problems:
