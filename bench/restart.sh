@@ -40,8 +40,10 @@
 # BENCH_NO_BUILD (set: reuse the binaries already in $BUILD).
 # Each size has its own data folder in a mktemp -d directory under $BUILD (on
 # the repository's disk), removed after that size; the whole directory is
-# removed at exit, and every server is killed. Today the start reads every
-# request's record into memory, closed or open: some GB of RAM at 10M events.
+# removed at exit, and every server is killed. The start reads the open
+# requests' records and the counters snapshot, not the ended requests
+# (docs/design.md, "The start reads only open work"); it still reads every
+# key of the key store into memory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
