@@ -413,13 +413,17 @@ static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, os
     if (!osse__request_can(r->status, to))
         return CORRUPT("request %s cannot go from %s to %s", r->id, osse__rstatus_name(r->status),
                        osse__rstatus_name(to));
-    if (osse__rstatus_final(to) && !osse__rstatus_final(r->status)) {
-        open_leave(e, r);
-        osse__lru_add(e, r);
-    }
+    bool ends = osse__rstatus_final(to) && !osse__rstatus_final(r->status);
     e->by_status[r->status]--;
     e->by_status[to]++;
     r->status = to;
+    if (ends) {
+        open_leave(e, r);
+        if (!r->pins) /* a pinned one joins the list when the last pin goes */
+            osse__lru_add(e, r);
+        else
+            e->npinned++;
+    }
     return 0;
 }
 

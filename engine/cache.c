@@ -53,10 +53,8 @@ struct osse_readback_s {
 void osse__pin(osse_engine_t *e, const char *id, int delta)
 {
     osse_request_t *r = id ? osse_map_get(&e->requests, id) : NULL;
-    if (!r)
-        return;
-    OSSE_PRE(delta > 0 || r->pins > 0);
-    r->pins = (uint32_t)((int64_t)r->pins + delta);
+    if (r)
+        osse__pins(e, r, delta);
 }
 
 /* --- leaving memory --- */
@@ -70,7 +68,8 @@ void osse__cache_trim(osse_engine_t *e)
      * used end, so that the next trims do not walk over it again. */
     for (size_t look = e->nlru; look && e->nlru > e->cache_max && e->lru_first; look--) {
         osse_request_t *r = e->lru_first;
-        if (r->pins || r->dirty || r->commit > floor) {
+        OSSE_PRE(!r->pins);
+        if (r->dirty || r->commit > floor) {
             osse__lru_remove(e, r);
             osse__lru_add(e, r);
             continue;
@@ -85,17 +84,20 @@ int osse__cache_metrics(const osse_engine_t *e, osse_buf_t *out)
     return osse_buf_printf(
         out,
         "# HELP osse_cache_requests_in_memory Requests in memory: those not ended, and the ended "
-        "ones of the cache.\n# TYPE osse_cache_requests_in_memory "
-        "gauge\nosse_cache_requests_in_memory %zu\n"
+        "ones of the cache.\n# TYPE osse_cache_requests_in_memory gauge\n"
+        "osse_cache_requests_in_memory %zu\n"
         "# HELP osse_cache_ended_in_memory Ended requests in memory (--request-cache bounds them, "
-        "but for pinned ones).\n# TYPE osse_cache_ended_in_memory "
-        "gauge\nosse_cache_ended_in_memory %zu\n"
+        "but for the pinned).\n# TYPE osse_cache_ended_in_memory gauge\n"
+        "osse_cache_ended_in_memory %zu\n"
+        "# HELP osse_cache_ended_pinned Ended requests that something holds in memory (an expiry "
+        "in the heap's window, a webhook delivery, a linkage call).\n"
+        "# TYPE osse_cache_ended_pinned gauge\nosse_cache_ended_pinned %zu\n"
         "# HELP osse_cache_evicted_total Ended requests that left memory.\n"
         "# TYPE osse_cache_evicted_total counter\nosse_cache_evicted_total %llu\n"
         "# HELP osse_cache_read_back_total Ended requests read back from disk.\n"
         "# TYPE osse_cache_read_back_total counter\nosse_cache_read_back_total %llu\n",
-        e->nopen + e->nlru, e->nlru, (unsigned long long)e->evictions,
-        (unsigned long long)e->read_back);
+        e->nopen + e->nlru + e->npinned, e->nlru + e->npinned, e->npinned,
+        (unsigned long long)e->evictions, (unsigned long long)e->read_back);
 }
 
 /* --- reading back --- */

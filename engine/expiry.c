@@ -54,8 +54,8 @@ static bool lexp_before(const lexp_t *a, const lexp_t *b)
 static void pin_slot(osse_engine_t *e, uint32_t req, int delta)
 {
     osse_request_t *r = osse__slot(e, req);
-    OSSE_PRE(r && (delta > 0 || r->pins > 0));
-    r->pins = (uint32_t)((int64_t)r->pins + delta);
+    OSSE_PRE(r);
+    osse__pins(e, r, delta);
 }
 
 static void lexp_push(osse_engine_t *e, lexp_t t)
@@ -121,12 +121,62 @@ static bool beyond(const osse_engine_t *e, int64_t at, uint8_t kind, const char 
     return c > 0 || (c == 0 && n > h);
 }
 
+static int heap_order(const void *a, const void *b)
+{
+    return lexp_before(a, b) ? -1 : lexp_before(b, a) ? 1 : 0;
+}
+
+/* Entries in the order of the index's keys (at, kind, id). */
+static const osse_engine_t *sort_e;
+static int key_order(const void *a, const void *b)
+{
+    const lexp_t *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return strcmp(osse__slot(sort_e, x->req)->id, osse__slot(sort_e, y->req)->id);
+}
+
+/* The heap holds at most twice the window: past that (a folder whose heap
+ * began with every entry, or a clock that stood still while licences were
+ * issued), it keeps the window's first entries, the horizon moves to the
+ * last kept, and the others are the index's again (in the pending list
+ * until their batch is durable): what the heap pins stays a window. */
+static void shrink(osse_engine_t *e)
+{
+    if (e->nlexp <= 2 * e->due_window)
+        return;
+    sort_e = e;
+    qsort(e->lexp, e->nlexp, sizeof *e->lexp, key_order); /* a sorted array is a heap */
+    size_t keep = e->due_window;
+    const lexp_t *last = &e->lexp[keep - 1];
+    e->due_horizon_len =
+        osse__ix_due_key(last->at, last->kind, osse__slot(e, last->req)->id, e->due_horizon);
+    e->due_all = false;
+    for (size_t i = keep; i < e->nlexp; i++) {
+        const lexp_t *t = &e->lexp[i];
+        const osse_request_t *r = osse__slot(e, t->req);
+        uint64_t commit = r->dirty ? e->commits_sent + 1 : r->commit;
+        if (commit > e->commits_done) {
+            OSSE_VEC_RESERVE(e->due_pend, e->cdue_pend, e->ndue_pend + 1);
+            e->due_pend[e->ndue_pend++] = (struct osse_due_pend_s){t->at, t->req, t->kind, commit};
+        } else {
+            pin_slot(e, t->req, -1);
+        }
+    }
+    e->nlexp = keep;
+    /* In the heap's own order: a sorted array is a heap. */
+    qsort(e->lexp, e->nlexp, sizeof *e->lexp, heap_order);
+}
+
 static void due_add(osse_engine_t *e, const osse_request_t *r, int64_t at, uint8_t kind)
 {
     if (!at)
         return;
     if (!beyond(e, at, kind, r->id)) {
         lexp_push(e, (lexp_t){at, r->index, kind});
+        shrink(e);
         return;
     }
     /* On disk once this batch is: until then a read of the index would not

@@ -445,6 +445,7 @@ struct osse_engine_s {
      * once their records are durable (cache.c). */
     osse_request_t *lru_first, *lru_last;
     size_t nlru, cache_max;
+    size_t npinned;    /* ended requests in memory that something pins (off the list) */
     bool some_evicted; /* a request left memory: what is not here may be on disk */
     /* At start, from keys_load until the writer runs: the ids whose kdel/
      * (the first nunmark_erase) and pending records (storage/log.h) are
@@ -640,6 +641,10 @@ static inline osse_request_t *osse__slot(const osse_engine_t *e, size_t i)
  * cache.c: r joins it at the most recently used end, or leaves it. */
 void osse__lru_add(osse_engine_t *e, osse_request_t *r);
 void osse__lru_remove(osse_engine_t *e, osse_request_t *r);
+/* r's pins change by delta (1 or -1); an ended request leaves the list of
+ * the ended ones while pinned, and joins it at the most recently used end
+ * when its last pin goes. */
+void osse__pins(osse_engine_t *e, osse_request_t *r, int delta);
 /* Pins (or, delta -1, unpins) the request id in memory while something
  * holds it (cache.c); an id not in memory is ignored. */
 void osse__pin(osse_engine_t *e, const char *id, int delta);

@@ -72,8 +72,7 @@ static void on_closed(uv_handle_t *h)
 /* Forgets c (its attempt, if any, has ended or been cancelled). */
 static void call_free(call_t *c)
 {
-    OSSE_PRE(c->r->pins > 0);
-    c->r->pins--;
+    osse__pins(c->l->e, c->r, -1);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -324,7 +323,7 @@ static void begin(osse_engine_t *e, osse_request_t *r, size_t i)
     call_t *c = osse_calloc(1, sizeof *c);
     c->l = l;
     c->r = r;
-    r->pins++;
+    osse__pins(e, r, 1);
     c->step = i;
     c->max_attempts = 1 + (uint32_t)s->retries;
     c->timeout_ms = timeout_of(s);

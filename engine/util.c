@@ -165,6 +165,24 @@ void osse__lru_remove(osse_engine_t *e, osse_request_t *r)
     e->nlru--;
 }
 
+void osse__pins(osse_engine_t *e, osse_request_t *r, int delta)
+{
+    OSSE_PRE(delta > 0 || r->pins > 0);
+    uint32_t was = r->pins;
+    r->pins = (uint32_t)((int64_t)r->pins + delta);
+    /* An ended request is on the list only while nothing pins it, so that
+     * the trims never walk over the pinned (cache.c). */
+    if (osse__rstatus_final(r->status) && !was != !r->pins) {
+        if (r->pins) {
+            osse__lru_remove(e, r);
+            e->npinned++;
+        } else {
+            osse__lru_add(e, r);
+            e->npinned--;
+        }
+    }
+}
+
 osse_request_t *osse__request(osse_engine_t *e, const char *id)
 {
     osse_request_t *r = e->last_request;
@@ -174,7 +192,7 @@ osse_request_t *osse__request(osse_engine_t *e, const char *id)
         return NULL;
     e->last_request = r;
     /* An ended request found is the most recently used (cache.c). */
-    if (osse__rstatus_final(r->status) && r != e->lru_last) {
+    if (osse__rstatus_final(r->status) && !r->pins && r != e->lru_last) {
         osse__lru_remove(e, r);
         osse__lru_add(e, r);
     }

@@ -122,6 +122,7 @@ class TestRequestCache(unittest.TestCase):
         # their expiries in the heap pin (a window of the due index, 4096
         # at most): the open ones and those are there.
         self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 4)
+        self.assertEqual(metric(w.plat, "osse_cache_ended_pinned"), 4)
         self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 2 + 4)
         self.assertGreater(metric(w.plat, "osse_cache_evicted_total"), before)
         back = metric(w.plat, "osse_cache_read_back_total")
@@ -178,11 +179,13 @@ class TestRequestCache(unittest.TestCase):
         w.submit(plain)
         self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 3)
         self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 3 + 3)
-        # A cache of 4: the three pinned and the one used last of the other
-        # two ended requests (rejected, the revoked licence's).
-        self.restart("4")
-        self.assertEqual(self.answers(reads), after, "cache 4")
+        # A cache of 1: the three pinned (off the cache's list) and the one
+        # used last of the other two ended requests (rejected, the revoked
+        # licence's).
+        self.restart("1")
+        self.assertEqual(self.answers(reads), after, "cache 1")
         w.submit(plain)
+        self.assertEqual(metric(w.plat, "osse_cache_ended_pinned"), 3)
         self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 4)
         self.assertEqual(metric(w.plat, "osse_cache_requests_in_memory"), 4 + 4)
         live = w.plat.get("/v1/admin/digest").json["digest"]
