@@ -901,6 +901,17 @@ static int open_one(void *ud, const void *key, size_t klen, const void *val, siz
 
 /* --- the start that reads only open work --- */
 
+/* The views marker's value, which must hold a snapshot after its seq. */
+static int read_marker(osse_engine_t *e, void **val, size_t *vlen, osse_err_t *err)
+{
+    int rc = osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), val, vlen, err);
+    if (!rc && *vlen <= 8)
+        rc = osse_err_set(err, OSSE_ECORRUPT,
+                          "the views marker holds no counters snapshot: `osse serve "
+                          "--rebuild-views` rebuilds it from the log");
+    return rc;
+}
+
 /* The counters of the snapshot (after the seq) into e: what a start that
  * read only the open requests' records could not rebuild. */
 static int restore_snapshot(osse_engine_t *e, const uint8_t *p, size_t len)
@@ -1020,12 +1031,7 @@ int osse__records_load_open(osse_engine_t *e, osse_err_t *err)
 {
     void *val = NULL;
     size_t vlen = 0;
-    int rc =
-        osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen, err);
-    if (!rc && vlen <= 8)
-        rc = osse_err_set(err, OSSE_ECORRUPT,
-                          "the views marker holds no counters snapshot: `osse serve "
-                          "--rebuild-views` rebuilds it from the log");
+    int rc = read_marker(e, &val, &vlen, err);
     open_load_t l = {e, err};
     /* In the order of submission (opn/'s keys): the open list's. */
     if (!rc)
@@ -1070,12 +1076,7 @@ int osse__records_verify(osse_engine_t *e, osse_err_t *err)
     verify_t vf = {.err = err};
     void *val = NULL;
     size_t vlen = 0;
-    int rc =
-        osse_log_kv_get(e->log, OSSE_KEY_VIEWS, OSSE_KEY_LEN(OSSE_KEY_VIEWS), &val, &vlen, err);
-    if (!rc && vlen <= 8)
-        rc = osse_err_set(err, OSSE_ECORRUPT,
-                          "the views marker holds no counters snapshot: `osse serve "
-                          "--rebuild-views` rebuilds it from the log");
+    int rc = read_marker(e, &val, &vlen, err);
     if (!rc)
         rc = verify_snapshot(e, (const uint8_t *)val + 8, vlen - 8, &vf);
     free(val);

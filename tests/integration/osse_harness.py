@@ -253,6 +253,15 @@ def run_osse(*args, check=True):
     return p
 
 
+def metric(client, name):
+    """One sample of GET /metrics (a metric without labels), as an int."""
+    r = client.get("/metrics")
+    assert r.status == 200, r
+    m = re.search(r"^%s (\d+)$" % re.escape(name), r.body.decode(), re.M)
+    assert m, name
+    return int(m.group(1))
+
+
 def replay_data(data_dir, *extra):
     """`osse replay --data DIR`: its last line (the digest) and the counts of
     its "records N equal, M missing, K different" line (the stored request

@@ -19,25 +19,16 @@ entry equal.
 """
 
 import os
-import re
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import (FORM_FIELDS, Server, World, assert_error, good_form,  # noqa: E402
-                          main, replay_data, uniq)
+from osse_harness import (FORM_FIELDS, Server, World, good_form, main, metric,  # noqa: E402
+                          replay_data, uniq)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 BILLER = "099400016550100"
-
-
-def metric(client, name):
-    r = client.get("/metrics")
-    assert r.status == 200, r
-    m = re.search(r"^%s (\d+)$" % re.escape(name), r.body.decode(), re.M)
-    assert m, name
-    return int(m.group(1))
 
 
 class TestRequestCache(unittest.TestCase):

@@ -27,26 +27,17 @@ and counts it in osse_tracking_codes_unchecked_total.
 """
 
 import os
-import re
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from osse_harness import FORM_FIELDS, Server, World, good_form, main, uniq  # noqa: E402
+from osse_harness import FORM_FIELDS, Server, World, good_form, main, metric, uniq  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 HOOK = "OSSE_TEST_CODE_RANDOM_CHARS"
 SPACE = 32  # one random character of the alphabet's 32
-
-
-def metric(client, name):
-    r = client.get("/metrics")
-    assert r.status == 200, r
-    m = re.search(r"^%s (\d+)$" % re.escape(name), r.body.decode(), re.M)
-    assert m, name
-    return int(m.group(1))
 
 
 class TestTrackingCodes(unittest.TestCase):
