@@ -41,6 +41,7 @@ typedef struct {
     uint64_t durable;
     int64_t to;
     osse_readback_t *rb; /* the rows' requests, read with them */
+    osse_engine_t *e;
 } upto_q_t;
 
 static bool lexp_before(const lexp_t *a, const lexp_t *b)
@@ -180,7 +181,19 @@ static void due_add(osse_engine_t *e, const osse_request_t *r, int64_t at, uint8
         return;
     }
     /* On disk once this batch is: until then a read of the index would not
-     * see it. */
+     * see it. Those durable are forgotten when no read is under way (one
+     * that began before their batch was durable would miss them), so that
+     * what the list pins stays near a window. */
+    if (e->ndue_pend >= 2 * e->due_window && !e->due_reads) {
+        size_t keep = 0;
+        for (size_t i = 0; i < e->ndue_pend; i++) {
+            if (e->due_pend[i].commit > e->commits_done)
+                e->due_pend[keep++] = e->due_pend[i];
+            else
+                pin_slot(e, e->due_pend[i].req, -1);
+        }
+        e->ndue_pend = keep;
+    }
     OSSE_VEC_RESERVE(e->due_pend, e->cdue_pend, e->ndue_pend + 1);
     e->due_pend[e->ndue_pend++] = (struct osse_due_pend_s){at, r->index, kind, e->commits_sent + 1};
     pin_slot(e, r->index, 1);
@@ -282,6 +295,7 @@ static void rows_requests(osse_scan_t *s)
 static void due_drop(osse_scan_t *s)
 {
     upto_q_t *q = s->q;
+    q->e->due_reads--;
     osse_readback_free(q->rb);
     free(q);
 }
@@ -292,6 +306,8 @@ static osse_scan_t *due_scan(osse_engine_t *e, const uint8_t *start, size_t sl, 
     osse_scan_t *s = osse__scan_new(e, start, sl, stop, el, want);
     upto_q_t *q = osse_calloc(1, sizeof *q);
     q->rb = osse__readback_new(e);
+    q->e = e;
+    e->due_reads++;
     s->q = q;
     s->after = rows_requests;
     s->drop = due_drop;

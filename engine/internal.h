@@ -593,6 +593,7 @@ struct osse_engine_s {
     uint8_t due_horizon[OSSE__IX_KEY_MAX + 1];
     size_t due_horizon_len;
     bool due_all, due_reading;
+    size_t due_reads; /* reads of the index under way (expiry.c) */
     /* Called when a read of the index is back (timers.c fires what waited
      * for it; a pointer, so that expiry.c does not call up into timers.c). */
     void (*due_back)(osse_engine_t *e);
