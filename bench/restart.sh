@@ -127,6 +127,9 @@ for n in $SIZES; do
     l+=" seconds_to_first_answer=$ANSWER_S cpu_s=$CPU_S rss_before_kb=$rss_before"
     l+=" rss_after_kb=$rss_after data_kb=$data_kb fill_rps=$fill_rps"
     say "$l"
+    # What the start said of its parts (the log's own timings), up to listening.
+    sed -n '1,/listening/p' "$OERR" | grep -E 'msg=("records read"|"keys|"log |listening)' |
+        sed 's/^/   start: /' || true
     RESULTS+=("$l")
     stop_server "$OPID"
     pids_forget "$OPID"

@@ -510,13 +510,17 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
     if (!rc)
         rc = osse_log_kv_scan(e->log, OSSE_LOG_KEY_PENDING, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING),
                               pending_one, &kl, err);
+    uint64_t t0 = uv_hrtime();
     if (!rc)
         rc = osse_keystore_load(e->keystore, key_one, &kl, err);
+    if (!rc)
+        osse_logf(OSSE_LEVEL_INFO, "keys read", "keys=%zu load_ms=%.1f", e->keys.len,
+                  (double)(uv_hrtime() - t0) / 1e6);
     /* One rewrite per segment that holds any of them. They are mostly the
      * reserve's unused keys of the last run (pii.c): at most its size, in
      * the last one or two segments. */
     if (!rc && kl.nstale) {
-        uint64_t t0 = uv_hrtime();
+        t0 = uv_hrtime();
         rc = osse_keystore_remove_many(e->keystore, (const char *const *)kl.stale, kl.nstale, err);
         if (!rc)
             osse_logf(OSSE_LEVEL_INFO, "keys without events removed", "keys=%zu remove_ms=%.1f",
