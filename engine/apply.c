@@ -382,32 +382,6 @@ static osse_rstatus_t derived_status(const osse_request_t *r)
 /* The list of requests that have not ended: r joins it at its submission
  * (or when read from its record), and leaves it when it ends (a final
  * status is never left). */
-static void open_join(osse_engine_t *e, osse_request_t *r)
-{
-    r->open_prev = e->open_last;
-    r->open_next = NULL;
-    if (e->open_last)
-        e->open_last->open_next = r;
-    else
-        e->open_first = r;
-    e->open_last = r;
-    e->nopen++;
-}
-
-static void open_leave(osse_engine_t *e, osse_request_t *r)
-{
-    if (r->open_prev)
-        r->open_prev->open_next = r->open_next;
-    else
-        e->open_first = r->open_next;
-    if (r->open_next)
-        r->open_next->open_prev = r->open_prev;
-    else
-        e->open_last = r->open_prev;
-    r->open_prev = r->open_next = NULL;
-    e->nopen--;
-}
-
 static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, osse_err_t *err)
 {
     if (!osse__request_can(r->status, to))
@@ -418,9 +392,9 @@ static int set_status(osse_engine_t *e, osse_request_t *r, osse_rstatus_t to, os
     e->by_status[to]++;
     r->status = to;
     if (ends) {
-        open_leave(e, r);
+        osse__rlist_remove(&e->open, r);
         if (!r->pins) /* a pinned one joins the list when the last pin goes */
-            osse__lru_add(e, r);
+            osse__rlist_add(&e->lru, r);
         else
             e->npinned++;
     }
@@ -503,7 +477,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     first_request(e, r);
     take_slot(e, r);
     e->nrequests++;
-    open_join(e, r);
+    osse__rlist_add(&e->open, r);
     osse_map_put(&e->requests, id, r);
     osse_map_put(&e->codes, r->tracking_code, r);
     return 0;
@@ -533,9 +507,9 @@ int osse__apply_loaded(osse_engine_t *e, osse_request_t *r, osse_err_t *err)
     osse_map_put(&e->codes, r->tracking_code, r);
     e->by_status[r->status]++;
     if (!osse__rstatus_final(r->status))
-        open_join(e, r);
+        osse__rlist_add(&e->open, r);
     else
-        osse__lru_add(e, r);
+        osse__rlist_add(&e->lru, r);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         const osse_step_t *s = &r->steps[i];
         /* Each agency that held the task was given it (step_opened,
@@ -616,14 +590,14 @@ void osse__apply_rejoin(osse_engine_t *e, osse_request_t *r)
     OSSE_PRE(osse__rstatus_final(r->status) && !osse_map_get(&e->requests, r->id));
     take_slot(e, r);
     names(e, r, true);
-    osse__lru_add(e, r);
+    osse__rlist_add(&e->lru, r);
 }
 
 void osse__apply_evict(osse_engine_t *e, osse_request_t *r)
 {
     OSSE_PRE(osse__rstatus_final(r->status) && !r->pins && !r->dirty);
     names(e, r, false);
-    osse__lru_remove(e, r);
+    osse__rlist_remove(&e->lru, r);
     e->reqs[r->index] = NULL;
     if (e->last_request == r)
         e->last_request = NULL;

@@ -2,7 +2,7 @@
  * names one (issue 13, docs/design.md "Closed requests on disk").
  *
  * Open work stays in memory: a request that has not ended is never let go.
- * An ended one is in e->lru_first's list, least recently used first
+ * An ended one is in e->lru.first's list, least recently used first
  * (osse__request moves the one it finds to the end). Past e->cache_max of
  * them, the least recently used leave memory once nothing pins them and
  * their last record is durable (osse__cache_trim, after each commit): the
@@ -61,17 +61,17 @@ void osse__pin(osse_engine_t *e, const char *id, int delta)
 
 void osse__cache_trim(osse_engine_t *e)
 {
-    if (e->nlru <= e->cache_max)
+    if (e->lru.n <= e->cache_max)
         return;
     uint64_t floor = e->rb_first ? e->rb_first->floor : e->commits_done;
     /* Each one looked at once: one held is moved to the most recently
      * used end, so that the next trims do not walk over it again. */
-    for (size_t look = e->nlru; look && e->nlru > e->cache_max && e->lru_first; look--) {
-        osse_request_t *r = e->lru_first;
+    for (size_t look = e->lru.n; look && e->lru.n > e->cache_max && e->lru.first; look--) {
+        osse_request_t *r = e->lru.first;
         OSSE_PRE(!r->pins);
         if (r->dirty || r->commit > floor) {
-            osse__lru_remove(e, r);
-            osse__lru_add(e, r);
+            osse__rlist_remove(&e->lru, r);
+            osse__rlist_add(&e->lru, r);
             continue;
         }
         osse__apply_evict(e, r);
@@ -96,7 +96,7 @@ int osse__cache_metrics(const osse_engine_t *e, osse_buf_t *out)
         "# TYPE osse_cache_evicted_total counter\nosse_cache_evicted_total %llu\n"
         "# HELP osse_cache_read_back_total Ended requests read back from disk.\n"
         "# TYPE osse_cache_read_back_total counter\nosse_cache_read_back_total %llu\n",
-        e->nopen + e->nlru + e->npinned, e->nlru + e->npinned, e->npinned,
+        e->open.n + e->lru.n + e->npinned, e->lru.n + e->npinned, e->npinned,
         (unsigned long long)e->evictions, (unsigned long long)e->read_back);
 }
 

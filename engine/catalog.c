@@ -195,7 +195,7 @@ int osse_cmd_put_calendar(osse_engine_t *e, const osse_principal_t *p, const cha
          * calendar's own event replaces the old calendar. */
         json_t *moves = json_array();
         int64_t now = osse_engine_now(e);
-        for (osse_request_t *r = c ? e->open_first : NULL; r; r = r->open_next) {
+        for (osse_request_t *r = c ? e->open.first : NULL; r; r = r->open_next) {
             if (!r->wf->calendar || strcmp(r->wf->calendar, id) != 0)
                 continue;
             for (size_t i = 0; i < r->wf->nsteps; i++) {

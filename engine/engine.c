@@ -724,11 +724,11 @@ void osse_engine_close(osse_engine_t *e)
     /* The list of requests not ended holds those whose status says so, and
      * only those (a check of apply.c's bookkeeping at every close). */
     size_t nopen = 0;
-    for (const osse_request_t *r = e->open_first; r; r = r->open_next, nopen++)
+    for (const osse_request_t *r = e->open.first; r; r = r->open_next, nopen++)
         OSSE_PRE(!osse__rstatus_final(r->status));
-    OSSE_PRE(nopen == e->nopen && nopen == e->by_status[OSSE_RS_IN_PROGRESS] +
-                                               e->by_status[OSSE_RS_AWAITING_INFO] +
-                                               e->by_status[OSSE_RS_AWAITING_PAYMENT]);
+    OSSE_PRE(nopen == e->open.n && nopen == e->by_status[OSSE_RS_IN_PROGRESS] +
+                                                e->by_status[OSSE_RS_AWAITING_INFO] +
+                                                e->by_status[OSSE_RS_AWAITING_PAYMENT]);
     /* Requests first: they borrow their workflow's steps. */
     for (size_t i = 0; i < e->nreqs; i++)
         osse__request_free(e->reqs[i]); /* NULL-safe: an empty slot */

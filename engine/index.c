@@ -163,7 +163,7 @@ size_t osse__ix_open_key(uint64_t seq0, uint8_t *out)
 }
 
 /* A request not in a final status: one entry, its id as the value (the
- * open list, e->open_first, as the start checks it: record.c). */
+ * open list, e->open.first, as the start checks it: record.c). */
 static void ix_open(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
 {
     (void)e;

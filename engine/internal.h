@@ -244,9 +244,9 @@ typedef struct osse_request_s {
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
     uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
-    /* Its place among the requests that have not ended (e->open_first),
+    /* Its place among the requests that have not ended (e->open.first),
      * in the order of submission; once ended, among the ended requests in
-     * memory (e->lru_first), least recently used first (util.c). */
+     * memory (e->lru.first), least recently used first (util.c). */
     struct osse_request_s *open_prev, *open_next;
     /* What keeps it in memory once ended (cache.c): the jobs and entries
      * that hold it (a due entry in the expiries' heap, a linkage call, a
@@ -263,6 +263,14 @@ typedef struct osse_request_s {
      * its first change (commit.c), so that a start computes none. */
     bool ix_unknown;
 } osse_request_t;
+
+/* A list of requests through their open_prev/open_next, in the order they
+ * joined it: the open ones (submission order) or the ended ones in memory
+ * (least recently used first). A request is on one of them at most. */
+typedef struct {
+    osse_request_t *first, *last;
+    size_t n;
+} osse__rlist_t;
 
 /* The due/ entries the expiries' heap reads from disk at a time, by
  * default (--due-window): 16 bytes of heap each. */
@@ -443,8 +451,8 @@ struct osse_engine_s {
      * open_prev/open_next), and how many of them may stay (--request-cache):
      * past that, the least recently used that nothing pins leave memory
      * once their records are durable (cache.c). */
-    osse_request_t *lru_first, *lru_last;
-    size_t nlru, cache_max;
+    osse__rlist_t lru;
+    size_t cache_max;
     size_t npinned;    /* ended requests in memory that something pins (off the list) */
     bool some_evicted; /* a request left memory: what is not here may be on disk */
     /* At start, from keys_load until the writer runs: the ids whose kdel/
@@ -467,8 +475,7 @@ struct osse_engine_s {
     /* The requests that have not ended, in the order of submission (a list
      * through each one's open_prev/open_next, kept by apply.c): what open
      * work needs is read from these, never from every request ever. */
-    osse_request_t *open_first, *open_last;
-    size_t nopen;
+    osse__rlist_t open;
     osse_map_t task_rows; /* "agency\nworkflow" -> osse_task_row_t (GET /metrics) */
     /* The request osse__request found last: one submission looks its
      * request up a dozen times (emit, apply, each reactor). Requests leave
@@ -638,10 +645,10 @@ static inline osse_request_t *osse__slot(const osse_engine_t *e, size_t i)
 {
     return i < e->nreqs ? e->reqs[i] : NULL;
 }
-/* The list of ended requests in memory (e->lru_first), for apply.c and
- * cache.c: r joins it at the most recently used end, or leaves it. */
-void osse__lru_add(osse_engine_t *e, osse_request_t *r);
-void osse__lru_remove(osse_engine_t *e, osse_request_t *r);
+/* r joins a list of requests (the open ones, e->open, or the ended ones in
+ * memory, e->lru) at its end, or leaves it. */
+void osse__rlist_add(osse__rlist_t *l, osse_request_t *r);
+void osse__rlist_remove(osse__rlist_t *l, osse_request_t *r);
 /* r's pins change by delta (1 or -1); an ended request leaves the list of
  * the ended ones while pinned, and joins it at the most recently used end
  * when its last pin goes. */

@@ -93,7 +93,7 @@
 <transaction>"). Empty value. */
 #define OSSE_KEY_NAME "nam/"
 /* opn/ be64(first seq): a request not in a final status, in the order of
- * submission (the open list, e->open_first); the value is its id
+ * submission (the open list, e->open); the value is its id
  * (engine/index.c). */
 #define OSSE_KEY_OPEN "opn/"
 /* kdel/<id>: the key of request or file id is to be removed from the key

@@ -392,7 +392,7 @@ int osse__linkage_start(osse_engine_t *e)
     osse__react(e, &reactor);
     /* Steps left open by the log: their call is made again (a crash or a
      * stop lost it), from the first attempt. */
-    for (osse_request_t *r = e->open_first, *next; r; r = next) {
+    for (osse_request_t *r = e->open.first, *next; r; r = next) {
         next = r->open_next; /* begin makes no event, but the list is not begin's */
         for (size_t i = 0; r->wf && i < r->wf->nsteps && !osse__rstatus_final(r->status); i++)
             if (r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE && r->steps[i].state == OSSE_SS_OPEN)

@@ -1080,7 +1080,7 @@ int osse__records_verify(osse_engine_t *e, osse_err_t *err)
     if (!rc)
         rc = verify_snapshot(e, (const uint8_t *)val + 8, vlen - 8, &vf);
     free(val);
-    open_walk_t w = {.vf = &vf, .next = e->open_first};
+    open_walk_t w = {.vf = &vf, .next = e->open.first};
     if (!rc && !vf.wrong) {
         rc =
             osse_log_kv_scan(e->log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), open_one, &w, err);

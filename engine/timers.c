@@ -144,7 +144,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
 static void rebuild(osse_engine_t *e)
 {
     e->ntimers = 0;
-    for (osse_request_t *r = e->open_first; r; r = r->open_next) {
+    for (osse_request_t *r = e->open.first; r; r = r->open_next) {
         for (size_t i = 0; i < r->wf->nsteps; i++) {
             const osse_step_t *s = &r->steps[i];
             if (s->state != OSSE_SS_OPEN)

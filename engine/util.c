@@ -139,30 +139,30 @@ json_t *osse__form(const osse_request_t *cr)
     return r->form;
 }
 
-void osse__lru_add(osse_engine_t *e, osse_request_t *r)
+void osse__rlist_add(osse__rlist_t *l, osse_request_t *r)
 {
-    r->open_prev = e->lru_last;
+    r->open_prev = l->last;
     r->open_next = NULL;
-    if (e->lru_last)
-        e->lru_last->open_next = r;
+    if (l->last)
+        l->last->open_next = r;
     else
-        e->lru_first = r;
-    e->lru_last = r;
-    e->nlru++;
+        l->first = r;
+    l->last = r;
+    l->n++;
 }
 
-void osse__lru_remove(osse_engine_t *e, osse_request_t *r)
+void osse__rlist_remove(osse__rlist_t *l, osse_request_t *r)
 {
     if (r->open_prev)
         r->open_prev->open_next = r->open_next;
     else
-        e->lru_first = r->open_next;
+        l->first = r->open_next;
     if (r->open_next)
         r->open_next->open_prev = r->open_prev;
     else
-        e->lru_last = r->open_prev;
+        l->last = r->open_prev;
     r->open_prev = r->open_next = NULL;
-    e->nlru--;
+    l->n--;
 }
 
 void osse__pins(osse_engine_t *e, osse_request_t *r, int delta)
@@ -174,10 +174,10 @@ void osse__pins(osse_engine_t *e, osse_request_t *r, int delta)
      * the trims never walk over the pinned (cache.c). */
     if (osse__rstatus_final(r->status) && !was != !r->pins) {
         if (r->pins) {
-            osse__lru_remove(e, r);
+            osse__rlist_remove(&e->lru, r);
             e->npinned++;
         } else {
-            osse__lru_add(e, r);
+            osse__rlist_add(&e->lru, r);
             e->npinned--;
         }
     }
@@ -192,9 +192,9 @@ osse_request_t *osse__request(osse_engine_t *e, const char *id)
         return NULL;
     e->last_request = r;
     /* An ended request found is the most recently used (cache.c). */
-    if (osse__rstatus_final(r->status) && !r->pins && r != e->lru_last) {
-        osse__lru_remove(e, r);
-        osse__lru_add(e, r);
+    if (osse__rstatus_final(r->status) && !r->pins && r != e->lru.last) {
+        osse__rlist_remove(&e->lru, r);
+        osse__rlist_add(&e->lru, r);
     }
     return r;
 }
