@@ -598,6 +598,8 @@ void osse__apply_evict(osse_engine_t *e, osse_request_t *r)
     OSSE_PRE(osse__rstatus_final(r->status) && !r->pins && !r->dirty);
     names(e, r, false);
     osse__rlist_remove(&e->lru, r);
+    /* Its key is read again with its record (cache.c). */
+    osse__pii_key_drop(e, r->id);
     e->reqs[r->index] = NULL;
     if (e->last_request == r)
         e->last_request = NULL;

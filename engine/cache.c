@@ -14,8 +14,9 @@
  * id, tracking code, licence number, payment transaction) first asks
  * osse_readback_want for each name; what is not in memory is read on the pool
  * (the lookup entry nam/ kind name 0x00 id when the name is not the id,
- * then the record req/<id>), decoded on the loop and joined to memory, and
- * the call goes on as if it had been there. So a call never sees a request
+ * then the record req/<id>, and its key by its location: storage/log.h),
+ * decoded on the loop and joined to memory, and the call goes on as if it
+ * had been there. So a call never sees a request
  * missing that is on disk, and the loop never reads the disk.
  *
  * No read brings back an older record than the latest: a request leaves
@@ -24,6 +25,7 @@
  * in flight finds on disk for it is its last record. And a record read for
  * a request that is in memory by the time the read ends is dropped: the
  * one in memory is the same or newer. */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,11 +39,14 @@ typedef struct {
     char *id;  /* the request's id: the name, or found by the lookup */
     void *rec; /* its record as read, or NULL: none */
     size_t reclen;
+    bool key; /* its key was read, into keys at its place */
 } want_t;
 
 struct osse_readback_s {
     osse_log_t *log;
-    osse_engine_t *e; /* NULL once ended */
+    osse_keystore_t *ks; /* NULL: an engine without keys */
+    uint8_t *keys;       /* n keys, sodium_malloc'd; NULL until read */
+    osse_engine_t *e;    /* NULL once ended */
     want_t *v;
     size_t n, c;
     uint64_t floor; /* e->commits_done when it began */
@@ -106,6 +111,7 @@ osse_readback_t *osse__readback_new(osse_engine_t *e)
 {
     osse_readback_t *f = osse_calloc(1, sizeof *f);
     f->log = e->log;
+    f->ks = e->keystore;
     f->e = e;
     f->floor = e->commits_done;
     f->prev = e->rb_last;
@@ -136,7 +142,7 @@ static void unlink_rb(osse_readback_t *f)
 void osse__readback_add(osse_readback_t *f, char kind, const char *name)
 {
     OSSE_VEC_RESERVE(f->v, f->c, f->n + 1);
-    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0};
+    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0, false};
 }
 
 /* Whether the request name names is in memory. */
@@ -174,6 +180,27 @@ static int found_id(void *ud, const void *key, size_t klen, const void *val, siz
     return 1; /* the first is enough */
 }
 
+/* The keys of the requests read, by their locations: one read of the
+ * key store for them all. */
+static void read_keys(osse_readback_t *f)
+{
+    const char **ids = osse_malloc(f->n * sizeof *ids);
+    bool *found = osse_calloc(f->n, sizeof *found);
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i].rec)
+            ids[n++] = f->v[i].id;
+    if (n && !(f->keys = sodium_malloc(n * OSSE_KEY_BYTES)))
+        f->rc = osse_err_set(&f->err, OSSE_ENOMEM, "no memory for keys");
+    else if (n)
+        f->rc = osse_log_keys_read(f->log, f->ks, ids, n, f->keys, found, &f->err);
+    for (size_t i = 0, k = 0; !f->rc && i < f->n; i++)
+        if (f->v[i].rec)
+            f->v[i].key = found[k++];
+    free(found);
+    free(ids);
+}
+
 void osse_readback_run(osse_readback_t *f)
 {
     for (size_t i = 0; i < f->n && !f->rc; i++) {
@@ -208,6 +235,8 @@ void osse_readback_run(osse_readback_t *f)
         if (rc)
             f->rc = rc;
     }
+    if (!f->rc && f->ks && f->n)
+        read_keys(f);
 }
 
 int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
@@ -222,8 +251,10 @@ int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
         osse_err_set(err, f->rc, "%s", f->err.msg);
         return f->rc;
     }
-    for (size_t i = 0; i < f->n; i++) {
+    for (size_t i = 0, k = 0; i < f->n; i++) {
         want_t *w = &f->v[i];
+        const uint8_t *key = w->rec && w->key ? f->keys + OSSE_KEY_BYTES * k : NULL;
+        k += w->rec != NULL;
         if (!w->rec || osse_map_get(&e->requests, w->id))
             continue;
         osse_request_t *r = NULL;
@@ -238,6 +269,10 @@ int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
                                 w->id);
         }
         osse__apply_rejoin(e, r);
+        /* An erased request's key may be read before its removal's end:
+         * nothing opens its values any more. */
+        if (key && !r->erased_at && osse__pii_key_set(e, r->id, key))
+            return osse_err_set(err, OSSE_ENOMEM, "no memory for a key");
         e->read_back++;
     }
     return 0;
@@ -266,5 +301,6 @@ void osse_readback_free(osse_readback_t *f)
         free(f->v[i].rec);
     }
     free(f->v);
+    sodium_free(f->keys); /* wipes */
     free(f);
 }

@@ -428,45 +428,89 @@ static int keys_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_
 
 typedef struct {
     osse_engine_t *e;
-    char **stale;
-    size_t nstale;
+    osse_keyref_t *stale; /* ids strdup'd; loc.seg 0: where unknown yet */
+    size_t nstale, cstale;
     osse_map_t erase;   /* kdel/'s ids */
     osse_map_t pending; /* the ids of keys whose events may not be durable (storage/log.h) */
+    osse_map_t tail;    /* the last segment's ids -> (seg << 32 | off) */
+    char **where_ids;   /* a whole read: the locations to write (storage/log.h) */
+    osse_keyloc_t *where_locs;
+    size_t nwhere, cwhere;
+    bool write_where;
 } keyload_t;
 
-static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
+static void stale_add(keyload_t *kl, const char *id, osse_keyloc_t loc)
 {
-    keyload_t *kl = ud;
-    /* A start that read only open work does not know the ended requests:
-     * a key without a request or file in memory is kept unless its
-     * erasure said to remove it (kdel/); the reserve's unused keys of the
-     * last run then stay (docs/design.md). */
-    bool none = !osse__request(kl->e, id) && !osse__files_known(kl->e, id);
-    /* Every file's record is read at start (files.c): a file's key is
-     * known to be stale without its pending record. */
-    bool file = strncmp(id, "f-", 2) == 0;
-    if ((none && (file || !kl->e->some_evicted || osse_map_get(&kl->pending, id))) ||
-        osse_map_get(&kl->erase, id) || osse__erasure_stale_key(kl->e, id)) {
-        /* Its request's first event never became durable (a crash between
-         * the key's fsync and the log's): nothing was sealed with it. Or
-         * its file's record never became durable, or was swept. Or its
-         * request was erased (or the file is held by an erased request's
-         * pii field) and the process stopped before the key store's
-         * rewrite (erasure.c): the erasure is finished here. */
-        kl->stale = osse_realloc(kl->stale, (kl->nstale + 1) * sizeof *kl->stale);
-        kl->stale[kl->nstale++] = osse_strdup(id);
-        return 0;
-    }
-    uint8_t *k = osse_map_get(&kl->e->keys, id);
-    if (!k && !(k = osse__pii_key_slot(kl->e)))
-        return OSSE_ENOMEM;
-    memcpy(k, key, OSSE_KEY_BYTES);
-    return osse_map_put(&kl->e->keys, id, k);
+    OSSE_VEC_PUSH(kl->stale, kl->nstale, kl->cstale, ((osse_keyref_t){osse_strdup(id), loc}));
 }
 
-/* After the replay and the file records (osse__files_load): every request's
- * and file's key into e->keys; keys of neither removed (SPEC §8). Before
- * the loop runs, so the removals may block. */
+/* Whether a request of id is on disk (its record, req/<id>). */
+static bool request_on_disk(osse_engine_t *e, const char *id)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE_KEY_ID_MAX + 1];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_REQUEST "%s", id);
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = kl > 0 && (size_t)kl < sizeof key
+                 ? osse_log_kv_get(e->log, key, (size_t)kl, &v, &vl, NULL)
+                 : OSSE_ENOTFOUND;
+    free(v);
+    return rc != OSSE_ENOTFOUND; /* an error keeps the key */
+}
+
+/* Whether the key of id, in memory or not, is one no event or record will
+ * ever need: its request's first event never became durable (a crash
+ * between the key's fsync and the log's), or its file's record never
+ * did, or its erasure stopped before the key store's rewrite. */
+static bool key_stale(keyload_t *kl, const char *id, bool whole)
+{
+    osse_engine_t *e = kl->e;
+    if (osse_map_get(&kl->erase, id) || osse__erasure_stale_key(e, id))
+        return true;
+    if (osse__request(e, id) || osse__files_known(e, id))
+        return false;
+    /* Every file's record is read at start (files.c): a file's key is
+     * known to be stale without its pending record. */
+    if (strncmp(id, "f-", 2) == 0)
+        return true;
+    if (!osse_map_get(&kl->pending, id))
+        /* Without a pending record its events are durable, but for a
+         * start that replayed every event, which knows them all. */
+        return whole && !e->some_evicted;
+    return !request_on_disk(e, id);
+}
+
+/* A whole read of the key store (a data folder whose keys have no
+ * locations yet, or --check-views): every key looked at. */
+static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES], osse_keyloc_t loc)
+{
+    keyload_t *kl = ud;
+    if (key_stale(kl, id, true)) {
+        stale_add(kl, id, loc);
+        return 0;
+    }
+    if (kl->write_where) {
+        OSSE_VEC_RESERVE(kl->where_ids, kl->cwhere, kl->nwhere + 1);
+        kl->where_locs = osse_realloc(kl->where_locs, kl->cwhere * sizeof *kl->where_locs);
+        kl->where_ids[kl->nwhere] = osse_strdup(id);
+        kl->where_locs[kl->nwhere++] = loc;
+    }
+    /* Only what is in memory keeps its key there (cache.c reads the
+     * others' with their records). */
+    if (!osse__request(kl->e, id) && !osse__files_known(kl->e, id))
+        return 0;
+    return osse__pii_key_set(kl->e, id, key);
+}
+
+/* The last segment, in a start that reads keys by location: what a crash
+ * may have left without a location record. */
+static int tail_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES], osse_keyloc_t loc)
+{
+    (void)key;
+    keyload_t *kl = ud;
+    return osse_map_put(&kl->tail, id, (void *)(uintptr_t)((uint64_t)loc.seg << 32 | loc.off));
+}
+
 /* An id after its prefix into a map. */
 static int id_into(osse_map_t *m, const void *key, size_t klen, size_t pl)
 {
@@ -500,28 +544,151 @@ static void unmark_free(osse_engine_t *e)
     e->nunmark = e->cunmark = e->nunmark_erase = 0;
 }
 
-static int keys_load(osse_engine_t *e, osse_err_t *err)
+/* The ids whose keys a start by location reads: what is in memory. */
+typedef struct {
+    const char **ids;
+    size_t n, c;
+} idlist_t;
+
+static void id_mark(void *ud, const char *id)
+{
+    osse_map_put(ud, id, (void *)1);
+}
+
+static void id_push(void *ud, const char *id)
+{
+    idlist_t *l = ud;
+    OSSE_VEC_PUSH(l->ids, l->n, l->c, id);
+}
+
+/* A start by location: the candidates for removal (the erasures' intents,
+ * the pending records, the last segment's file keys), then the keys of
+ * what is in memory, read where they are. */
+static int keys_by_location(osse_engine_t *e, keyload_t *kl, osse_err_t *err)
+{
+    int rc = osse_keystore_load_tail(e->keystore, tail_one, kl, err);
+    const char *k;
+    void *v;
+    for (size_t it = 0; !rc && osse_map_next(&kl->tail, &it, &k, &v);)
+        if (strncmp(k, "f-", 2) == 0 && key_stale(kl, k, false))
+            stale_add(kl, k,
+                      (osse_keyloc_t){(uint32_t)((uintptr_t)v >> 32), (uint32_t)(uintptr_t)v});
+    /* The files held by erased requests' pii fields whose removal did not
+     * finish (erasure.c) are among the files. */
+    osse_map_t files;
+    osse_map_init(&files);
+    osse__files_each(e, id_mark, &files);
+    osse_map_t *cands[] = {&kl->erase, &kl->pending, &files};
+    for (size_t c = 0; !rc && c < 3; c++)
+        for (size_t it = 0; !rc && osse_map_next(cands[c], &it, &k, NULL);) {
+            if ((c >= 1 && osse_map_get(&kl->erase, k)) ||
+                (c == 2 && osse_map_get(&kl->pending, k)))
+                continue; /* a pass before had it */
+            if (!key_stale(kl, k, false))
+                continue;
+            osse_keyloc_t loc = {0, 0};
+            int r = osse_log_key_where(e->log, k, &loc, err);
+            uintptr_t t = (uintptr_t)osse_map_get(&kl->tail, k);
+            if (r == OSSE_ENOTFOUND && t)
+                loc = (osse_keyloc_t){(uint32_t)(t >> 32), (uint32_t)t};
+            else if (r && r != OSSE_ENOTFOUND)
+                rc = r;
+            if (!rc && loc.seg)
+                stale_add(kl, k, loc);
+        }
+    osse_map_close(&files);
+    if (rc)
+        return rc;
+    /* The keys of what is in memory. */
+    idlist_t l = {0};
+    for (size_t it = 0; osse_map_next(&e->requests, &it, &k, NULL);)
+        if (!key_stale(kl, k, false))
+            id_push(&l, k);
+    osse__files_each(e, id_push, &l);
+    uint8_t *keys = l.n ? sodium_malloc(l.n * OSSE_KEY_BYTES) : NULL;
+    bool *found = osse_calloc(l.n ? l.n : 1, sizeof *found);
+    if (l.n && !keys)
+        rc = osse_err_set(err, OSSE_ENOMEM, "no memory for keys");
+    if (!rc && l.n)
+        rc = osse_log_keys_read(e->log, e->keystore, l.ids, l.n, keys, found, err);
+    size_t missing = 0;
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        if (!found[i])
+            missing++;
+        else if (!key_stale(kl, l.ids[i], false))
+            rc = osse__pii_key_set(e, l.ids[i], keys + i * OSSE_KEY_BYTES);
+    }
+    if (missing)
+        /* A file swept or erased whose record went before its key, or a
+         * request written by an osse that kept no locations: its values
+         * read as "[encrypted]". */
+        osse_logf(OSSE_LEVEL_WARN, "keys not found", "count=%zu", missing);
+    sodium_free(keys);
+    free(found);
+    free(l.ids);
+    return rc;
+}
+
+/* With --test-clock only: OSSE_TEST_FORGET_KEY_LOCATIONS=1 deletes every
+ * key's location before the start reads the keys, so that the start reads
+ * the key store whole and writes them again, as the first start of this
+ * version does on a data folder an older one wrote. */
+#define FORGET_HOOK "OSSE_TEST_FORGET_KEY_LOCATIONS"
+
+/* After the start's reads and the file records (osse__files_load): the
+ * keys of what is in memory into e->keys (the others are read with their
+ * requests, cache.c), keys of nothing removed (SPEC §8). A data folder
+ * whose keys have no locations yet (an osse before them wrote it) is read
+ * whole once and given them. Before the loop runs, so it may block. */
+static int keys_load(osse_engine_t *e, bool whole, osse_err_t *err)
 {
     keyload_t kl = {.e = e};
     osse_map_init(&kl.erase);
     osse_map_init(&kl.pending);
+    osse_map_init(&kl.tail);
     int rc = osse_log_kv_scan(e->log, OSSE_KEY_KEY_ERASE, OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE),
                               erase_one, &kl, err);
     if (!rc)
         rc = osse_log_kv_scan(e->log, OSSE_LOG_KEY_PENDING, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING),
                               pending_one, &kl, err);
+    /* Tests: a data folder an osse before key locations wrote. */
+    const char *forget = getenv(FORGET_HOOK);
+    if (!rc && e->test_clock && forget && strcmp(forget, "1") == 0)
+        rc = osse_log_keys_where_forget(e->log, err);
+    bool located = osse_log_keys_where_ready(e->log);
+    kl.write_where = !located;
     uint64_t t0 = uv_hrtime();
-    if (!rc)
+    if (!rc && (whole || !located))
         rc = osse_keystore_load(e->keystore, key_one, &kl, err);
+    else if (!rc)
+        rc = keys_by_location(e, &kl, err);
     if (!rc)
-        osse_logf(OSSE_LEVEL_INFO, "keys read", "keys=%zu load_ms=%.1f", e->keys.len,
-                  (double)(uv_hrtime() - t0) / 1e6);
+        osse_logf(OSSE_LEVEL_INFO, "keys read", "keys=%zu whole=%s load_ms=%.1f", e->keys.len,
+                  whole || !located ? "yes" : "no", (double)(uv_hrtime() - t0) / 1e6);
+    /* The locations a whole read found, then the mark that every key has
+     * one: from the next start on, keys are read where they are. */
+    for (size_t i = 0; !rc && i < kl.nwhere; i += 4096) {
+        size_t n = kl.nwhere - i < 4096 ? kl.nwhere - i : 4096;
+        rc = osse_log_keys_where_put(e->log, (const char *const *)kl.where_ids + i,
+                                     kl.where_locs + i, n, err);
+    }
+    if (!rc && !located) {
+        rc = osse_log_keys_where_done(e->log, err);
+        if (!rc)
+            osse_logf(OSSE_LEVEL_INFO, "key locations written", "keys=%zu", kl.nwhere);
+    }
     /* One rewrite per segment that holds any of them. They are mostly the
      * reserve's unused keys of the last run (pii.c): at most its size, in
      * the last one or two segments. */
     if (!rc && kl.nstale) {
         t0 = uv_hrtime();
-        rc = osse_keystore_remove_many(e->keystore, (const char *const *)kl.stale, kl.nstale, err);
+        rc = osse_keystore_remove(e->keystore, kl.stale, kl.nstale, err);
+        const char **ids = osse_malloc(kl.nstale * sizeof *ids);
+        for (size_t i = 0; i < kl.nstale; i++)
+            ids[i] = kl.stale[i].id;
+        if (!rc)
+            rc = osse_log_keys_where_put(e->log, ids, NULL, kl.nstale, err);
+        free(ids);
         if (!rc)
             osse_logf(OSSE_LEVEL_INFO, "keys without events removed", "keys=%zu remove_ms=%.1f",
                       kl.nstale, (double)(uv_hrtime() - t0) / 1e6);
@@ -536,9 +703,14 @@ static int keys_load(osse_engine_t *e, osse_err_t *err)
         OSSE_VEC_PUSH(e->unmark, e->nunmark, e->cunmark, osse_strdup(k));
     osse_map_close(&kl.erase);
     osse_map_close(&kl.pending);
+    osse_map_close(&kl.tail);
     for (size_t i = 0; i < kl.nstale; i++)
-        free(kl.stale[i]);
+        free((char *)kl.stale[i].id);
     free(kl.stale);
+    for (size_t i = 0; i < kl.nwhere; i++)
+        free(kl.where_ids[i]);
+    free(kl.where_ids);
+    free(kl.where_locs);
     return rc;
 }
 
@@ -616,7 +788,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     }
     /* The file records first: their keys are kept. */
-    if (e->keystore && ((rc = osse__files_load(e, err)) || (rc = keys_load(e, err))))
+    if (e->keystore && ((rc = osse__files_load(e, err)) ||
+                        (rc = keys_load(e, !from_records || opts->check_views, err))))
         goto fail;
     if (!opts->bench_without_tree && (rc = osse__audit_open(e, opts->origin, err)))
         goto fail;

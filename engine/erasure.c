@@ -14,7 +14,7 @@
  * of the projection into "[erased]". Once the event is durable, the wrapped
  * keys of the request and of the files its pii fields hold (filed under the
  * file's id) are removed from the key store on the libuv pool
- * (osse_keystore_remove_many: the segment rewritten without them, fsynced,
+ * (osse_log_keys_remove: the segment rewritten with fillers in their places, fsynced,
  * renamed, the folder fsynced); only then does the caller hear of it (the
  * route's 200). Had the process stopped between the two, the start removes
  * the keys of erased requests as stale (engine.c, osse__erasure_stale_key).
@@ -52,6 +52,7 @@ struct osse_erase_job_s {
     uv_work_t work;
     osse_engine_t *e;
     osse_keystore_t *ks; /* NULL: nothing to remove (an engine without keys) */
+    osse_log_t *log;     /* where the keys are (storage/log.h) */
     uv_loop_t *loop;
     uint64_t mark; /* e->commits_sent when it was begun: its batch is the next */
     char **ids;    /* the requests' ids and their pii files' ids */
@@ -150,7 +151,7 @@ static void remove_work(uv_work_t *w)
     job_t *j = w->data;
     if (j->crash)
         _exit(137); /* the test hook: the events are durable, the keys still filed */
-    j->rc = osse_keystore_remove_many(j->ks, (const char *const *)j->ids, j->n, &j->err);
+    j->rc = osse_log_keys_remove(j->log, j->ks, (const char *const *)j->ids, j->n, &j->err);
 }
 
 static void job_end(job_t *j, int status)
@@ -215,6 +216,7 @@ void osse__erase(osse_engine_t *e, osse_request_t *r, const osse_principal_t *ac
         j = osse_calloc(1, sizeof *j);
         j->e = e;
         j->ks = e->keystore;
+        j->log = e->log;
         j->loop = e->loop;
         j->mark = e->commits_sent;
         j->crash = e->test_clock && getenv(CRASH_HOOK) && strcmp(getenv(CRASH_HOOK), "1") == 0;

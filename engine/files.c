@@ -86,7 +86,8 @@ struct osse_file_up_s {
     char id[OSSE_FSTORE_ID_MAX + 1];
     char *root, *ctype, *name, *uploader;
     osse_keystore_t *ks;
-    uint8_t *key; /* OSSE_KEY_BYTES, sodium_malloc'd: made on the pool */
+    osse_log_t *log; /* the key's location written (storage/log.h) */
+    uint8_t *key;    /* OSSE_KEY_BYTES, sodium_malloc'd: made on the pool */
     uint8_t wrapped[OSSE_WRAPPED_BYTES];
     osse_slice_t bytes; /* borrowed from the HTTP request */
     char sha256[65];
@@ -306,6 +307,7 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
 typedef struct {
     uv_loop_t *loop;
     osse_keystore_t *ks;
+    osse_log_t *log;
     char *root;
     char **ids;
     size_t n;
@@ -318,13 +320,24 @@ static void unlink_work(uv_work_t *w)
     /* The keys first: without its key a file's bytes are noise. What a
      * crash leaves (keys or bytes without a record) goes at the next start. */
     osse_err_t kerr = {0};
-    if (osse_keystore_remove_many(j->ks, (const char *const *)j->ids, j->n, &kerr))
+    if (osse_log_keys_remove(j->log, j->ks, (const char *const *)j->ids, j->n, &kerr))
         osse_logf(OSSE_LEVEL_WARN, "file keys not removed", "count=%zu error=%s", j->n, kerr.msg);
     for (size_t i = 0; i < j->n; i++) {
         osse_err_t err = {0};
         if (osse_fstore_remove(j->root, j->ids[i], &err))
             osse_logf(OSSE_LEVEL_WARN, "file not removed", "file=%s error=%s", j->ids[i], err.msg);
     }
+}
+
+static unlink_job_t *unlink_job_new(osse_engine_t *e)
+{
+    unlink_job_t *j = osse_calloc(1, sizeof *j);
+    j->root = osse_strdup(e->files->root);
+    j->loop = e->loop;
+    j->ks = e->keystore;
+    j->log = e->log;
+    j->work.data = j;
+    return j;
 }
 
 static void unlink_job_free(unlink_job_t *j)
@@ -364,13 +377,8 @@ void osse__files_sweep(osse_engine_t *e)
         osse_file_t *f = v;
         if (!expired(e, f))
             continue;
-        if (!j) {
-            j = osse_calloc(1, sizeof *j);
-            j->root = osse_strdup(fs->root);
-            j->loop = e->loop;
-            j->ks = e->keystore;
-            j->work.data = j;
-        }
+        if (!j)
+            j = unlink_job_new(e);
         OSSE_VEC_PUSH(j->ids, j->n, cap, osse_strdup(f->id));
     }
     if (!j)
@@ -426,6 +434,14 @@ const char *osse_engine_file_holder(const osse_engine_t *e, const char *id)
     const osse_file_t *f =
         e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;
     return f ? f->taken_by : NULL;
+}
+
+void osse__files_each(const osse_engine_t *e, void (*cb)(void *ud, const char *id), void *ud)
+{
+    const char *k;
+    void *v;
+    for (size_t it = 0; e->files && osse_map_next(&e->files->map, &it, &k, &v);)
+        cb(ud, k);
 }
 
 bool osse__files_known(const osse_engine_t *e, const char *id)
@@ -618,6 +634,7 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
     osse_file_up_t *u = osse_calloc(1, sizeof *u);
     u->key = key;
     u->ks = e->keystore;
+    u->log = e->log;
     /* An id no file and no key has: the key store files request keys too. */
     do
         osse__random_id(u->id, 12, "f-");
@@ -646,7 +663,7 @@ void osse_file_upload_store(osse_file_up_t *u)
         return;
     /* The key is durable before the record, so before the 201. */
     osse_keyrec_t rec = {u->id, u->wrapped};
-    if ((u->rc = osse_keystore_append(u->ks, &rec, 1, &u->err))) {
+    if ((u->rc = osse_log_keys_append(u->log, u->ks, &rec, 1, &u->err))) {
         osse_err_t err = {0};
         (void)osse_fstore_remove(u->root, u->id, &err);
     }
@@ -695,11 +712,7 @@ void osse_file_upload_discard(osse_engine_t *e, osse_file_up_t *u)
 {
     if (u->rc || !e->files)
         return; /* nothing was stored */
-    unlink_job_t *j = osse_calloc(1, sizeof *j);
-    j->root = osse_strdup(e->files->root);
-    j->loop = e->loop;
-    j->ks = e->keystore;
-    j->work.data = j;
+    unlink_job_t *j = unlink_job_new(e);
     j->ids = osse_malloc(sizeof *j->ids);
     j->ids[j->n++] = osse_strdup(u->id);
     /* No record names it: its key and bytes may go now (or at the next

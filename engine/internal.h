@@ -577,6 +577,8 @@ struct osse_engine_s {
     osse_map_t keys;
     uint8_t **key_chunks;
     size_t nkey_chunks, key_used;
+    uint8_t **key_free; /* slots of keys dropped, wiped (osse__pii_key_release) */
+    size_t nkey_free, ckey_free;
     osse_key_reserve_t reserve; /* request keys durable ahead (pii.c) */
     /* The partitions new request ids are minted in (engine/partition.h):
      * first..last, inclusive. */
@@ -769,10 +771,15 @@ json_t *osse__pii_text_json(const char *text);
  * requests. */
 uint8_t *osse__pii_key_slot(osse_engine_t *e);
 /* Wipes id's key and drops it from e->keys (none, as in a replay engine:
- * nothing). Its slot is not used again. apply.c at a PersonalDataErased
- * (nothing opens the request's values from then on), files.c for a swept
- * or erased file. */
+ * nothing); its slot is used again (readers copy a key they keep past the
+ * loop's turn). apply.c at a PersonalDataErased (nothing opens the
+ * request's values from then on) and when a request leaves memory, files.c
+ * for a swept or erased file. */
 void osse__pii_key_drop(osse_engine_t *e, const char *id);
+/* Wipes a slot of osse__pii_key_slot and keeps it for the next. */
+void osse__pii_key_release(osse_engine_t *e, uint8_t *key);
+/* id's key into e->keys (copied). Returns 0 or OSSE_ENOMEM. */
+int osse__pii_key_set(osse_engine_t *e, const char *id, const uint8_t key[OSSE_KEY_BYTES]);
 /* Wipes and frees every key of e->keys, and the map; and the reserve's,
  * which must have no refill on the pool any more (the loop has run out
  * since osse__pii_reserve_stop). */
@@ -1090,6 +1097,8 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
 int osse__files_load(osse_engine_t *e, osse_err_t *err);
 /* Whether id is a file's (its record is known). */
 bool osse__files_known(const osse_engine_t *e, const char *id);
+/* Calls cb with each file's id (the records read at start). */
+void osse__files_each(const osse_engine_t *e, void (*cb)(void *ud, const char *id), void *ud);
 /* Then: records from before files were sealed removed with their bytes,
  * bytes left without a record removed, the first sweep, the sweep's
  * timer. Returns 0 or OSSE_EIO. */

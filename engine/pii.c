@@ -80,6 +80,8 @@ const uint8_t *osse__pii_key(const osse_engine_t *e, const char *rid)
 
 uint8_t *osse__pii_key_slot(osse_engine_t *e)
 {
+    if (e->nkey_free)
+        return e->key_free[--e->nkey_free];
     if (!e->nkey_chunks || e->key_used == OSSE__KEYS_PER_CHUNK) {
         uint8_t *c = sodium_malloc((size_t)OSSE__KEYS_PER_CHUNK * OSSE_KEY_BYTES);
         if (!c)
@@ -91,11 +93,29 @@ uint8_t *osse__pii_key_slot(osse_engine_t *e)
     return e->key_chunks[e->nkey_chunks - 1] + OSSE_KEY_BYTES * e->key_used++;
 }
 
+void osse__pii_key_release(osse_engine_t *e, uint8_t *key)
+{
+    sodium_memzero(key, OSSE_KEY_BYTES);
+    OSSE_VEC_PUSH(e->key_free, e->nkey_free, e->ckey_free, key);
+}
+
 void osse__pii_key_drop(osse_engine_t *e, const char *id)
 {
     uint8_t *key = osse_map_del(&e->keys, id);
     if (key)
-        sodium_memzero(key, OSSE_KEY_BYTES);
+        osse__pii_key_release(e, key);
+}
+
+int osse__pii_key_set(osse_engine_t *e, const char *id, const uint8_t key[OSSE_KEY_BYTES])
+{
+    uint8_t *k = osse_map_get(&e->keys, id);
+    if (!k && !(k = osse__pii_key_slot(e)))
+        return OSSE_ENOMEM;
+    memcpy(k, key, OSSE_KEY_BYTES);
+    int rc = osse_map_put(&e->keys, id, k);
+    if (rc)
+        osse__pii_key_release(e, k);
+    return rc;
 }
 
 int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WRAPPED_BYTES])
@@ -108,10 +128,8 @@ int osse__pii_key_new(osse_engine_t *e, const char *rid, uint8_t wrapped[OSSE_WR
     int rc = osse_keystore_new_key(e->keystore, rid, key, wrapped);
     if (!rc)
         rc = osse_map_put(&e->keys, rid, key);
-    if (rc) {
-        sodium_memzero(key, OSSE_KEY_BYTES);
-        e->key_used--; /* the slot just taken is the last one */
-    }
+    if (rc)
+        osse__pii_key_release(e, key);
     return rc;
 }
 
@@ -530,7 +548,7 @@ static void refill_work(uv_work_t *w)
     free(ids);
     if (!j->rc)
         j->rc = j->fail ? osse_err_set(&j->err, OSSE_EIO, "a refill made to fail (tests)")
-                        : osse_keystore_append(j->ks, recs, j->n, &j->err);
+                        : osse_log_keys_append(j->log, j->ks, recs, j->n, &j->err);
     free(recs);
     free(wrapped);
 }
@@ -819,6 +837,9 @@ void osse__pii_keys_free(osse_engine_t *e)
         sodium_free(e->key_chunks[i]); /* wipes */
     free(e->key_chunks);
     e->key_chunks = NULL;
+    free(e->key_free);
+    e->key_free = NULL;
+    e->nkey_free = e->ckey_free = 0;
     e->nkey_chunks = e->key_used = 0;
     osse_map_close(&e->keys);
 }

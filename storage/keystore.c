@@ -3,9 +3,10 @@
  * is held only in sodium_malloc memory or on the stack, wiped after use, and
  * no error message names more than a path and an id; every segment on disk
  * is a run of whole records but for a torn tail after a crash, which load
- * cuts before anything is appended after it; ks->mu serializes appends
- * (the log's writer thread) and rewrites (removals), and guards the map of
- * which segment holds which id. */
+ * cuts before anything is appended after it; a record never moves (a
+ * removal leaves a filler of its length); ks->mu serializes appends (the
+ * log's writer thread, the pool) and rewrites (removals); reads take no
+ * lock (a rewrite renames a whole file over the old one). */
 #define _GNU_SOURCE /* O_CLOEXEC, dirfd */
 #include "storage/keystore.h"
 
@@ -40,7 +41,6 @@ struct osse_keystore_s {
     char *dir;
     uint8_t *master; /* sodium_malloc, OSSE_KEY_BYTES */
     uv_mutex_t mu;
-    osse_map_t where;   /* id -> segment number (uintptr_t, >= 1) */
     uint32_t cur;       /* the segment appended to; 0 = none yet */
     bool cur_ok;        /* cur was read whole by load (or made here) */
     int cur_fd;         /* cur opened O_APPEND; -1 until the first append */
@@ -203,9 +203,7 @@ int osse_keystore_open(const char *dir, const char *master_path, bool create, os
     osse_keystore_t *ks = osse_calloc(1, sizeof *ks);
     ks->dir = osse_strdup(dir);
     ks->cur_fd = -1;
-    osse_map_init(&ks->where);
     if (uv_mutex_init(&ks->mu) != 0) {
-        osse_map_close(&ks->where);
         free(ks->dir);
         free(ks);
         *out = NULL;
@@ -263,7 +261,6 @@ void osse_keystore_close(osse_keystore_t *ks)
     sodium_free(ks->master); /* wipes */
     if (ks->cur_fd >= 0)
         close(ks->cur_fd);
-    osse_map_close(&ks->where);
     uv_mutex_destroy(&ks->mu);
     free(ks->dir);
     free(ks);
@@ -321,14 +318,56 @@ static bool seg_name(const char *name, uint32_t *seg)
     return true;
 }
 
+/* A filler: FILLER_MARK || its length (1) || zeros, in a removed record's
+ * place (as long: a record is at least 1 + 1 + 72 bytes, at most
+ * 1 + OSSE_KEY_ID_MAX + 72). */
+#define FILLER_MARK 0xFF
+#define REC_MAX (1 + OSSE_KEY_ID_MAX + OSSE_WRAPPED_BYTES)
+
+void osse_keyloc_put(osse_keyloc_t loc, uint8_t out[OSSE_KEYLOC_BYTES])
+{
+    for (int i = 0; i < 4; i++) {
+        out[i] = (uint8_t)(loc.seg >> (24 - 8 * i));
+        out[4 + i] = (uint8_t)(loc.off >> (24 - 8 * i));
+    }
+}
+
+bool osse_keyloc_get(const void *in, size_t n, osse_keyloc_t *loc)
+{
+    const uint8_t *b = in;
+    if (n != OSSE_KEYLOC_BYTES)
+        return false;
+    loc->seg = loc->off = 0;
+    for (int i = 0; i < 4; i++) {
+        loc->seg = loc->seg << 8 | b[i];
+        loc->off = loc->off << 8 | b[4 + i];
+    }
+    return loc->seg != 0;
+}
+
 /* The record at off of a segment's bytes. Returns 1 (id, *wrapped and
- * *next set), 0 at the end, -1 for a torn tail (a short last record, or
- * zeros to the end: a write a crash cut), -2 for bytes that are no record. */
+ * *next set), 2 for a filler (*next set), 0 at the end, -1 for a torn tail
+ * (a short last record, or zeros to the end: a write a crash cut), -2 for
+ * bytes that are no record. */
 static int rec_at(const uint8_t *b, size_t len, size_t off, char id[OSSE_KEY_ID_MAX + 1],
                   const uint8_t **wrapped, size_t *next)
 {
     if (off == len)
         return 0;
+    if (b[off] == FILLER_MARK) {
+        if (len - off < 2)
+            return -1;
+        size_t fl = b[off + 1];
+        if (fl < 2 + 1 + OSSE_WRAPPED_BYTES || fl > REC_MAX)
+            return -2;
+        if (len - off < fl)
+            return -1;
+        for (size_t i = off + 2; i < off + fl; i++)
+            if (b[i])
+                return -2;
+        *next = off + fl;
+        return 2;
+    }
     size_t idn = b[off];
     if (idn == 0) {
         for (size_t i = off; i < len; i++)
@@ -422,11 +461,11 @@ static int list_segs(osse_keystore_t *ks, bool clean, uint32_t **segs, size_t *n
     return 0;
 }
 
-/* Reads segment seg whole: every record opened, noted in ks->where and
- * handed to cb; a torn tail cut off the file. *bytes and *records: what
- * stays. ks->mu held. */
+/* Reads segment seg whole: every record opened, its id put in seen (when
+ * not NULL) and handed to cb; a torn tail cut off the file. *bytes and
+ * *records (fillers too): what stays. ks->mu held. */
 static int load_seg(osse_keystore_t *ks, uint32_t seg, uint8_t *key, osse_keystore_cb cb, void *ud,
-                    uint64_t *bytes, size_t *records, osse_err_t *err)
+                    osse_map_t *seen, uint64_t *bytes, size_t *records, osse_err_t *err)
 {
     char path[4200];
     uint8_t *b = NULL;
@@ -448,6 +487,11 @@ static int load_seg(osse_keystore_t *ks, uint32_t seg, uint8_t *key, osse_keysto
         int r = rec_at(b, len, off, id, &wrapped, &next);
         if (r == 0)
             break;
+        if (r == 2) {
+            off = next;
+            n++;
+            continue;
+        }
         if (r == -1) {
             /* Its keys were never durable, so nothing was sealed with
              * them; the next append must follow a whole record. */
@@ -473,8 +517,9 @@ static int load_seg(osse_keystore_t *ks, uint32_t seg, uint8_t *key, osse_keysto
                               id, path, off);
             break;
         }
-        osse_map_put(&ks->where, id, (void *)(uintptr_t)seg);
-        rc = cb(ud, id, key);
+        if (seen)
+            osse_map_put(seen, id, (void *)1);
+        rc = cb(ud, id, key, (osse_keyloc_t){seg, (uint32_t)off});
         sodium_memzero(key, OSSE_KEY_BYTES);
         if (rc)
             break;
@@ -489,9 +534,26 @@ out:
 }
 
 static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
-                          osse_err_t *err);
+                          const osse_map_t *seen, osse_err_t *err);
 
-int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err)
+/* Whether the folder holds a file of the first key store (<id>.key). */
+static bool has_key_files(const osse_keystore_t *ks)
+{
+    DIR *d = opendir(ks->dir);
+    bool any = false;
+    struct dirent *de;
+    while (d && !any && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        any = len > 4 && strcmp(de->d_name + len - 4, ".key") == 0;
+    }
+    if (d)
+        closedir(d);
+    return any;
+}
+
+/* osse_keystore_load (every segment, and the first store's files) or
+ * osse_keystore_load_tail (the last segment only). */
+static int load(osse_keystore_t *ks, bool whole, osse_keystore_cb cb, void *ud, osse_err_t *err)
 {
     uint32_t *segs = NULL;
     size_t nsegs = 0;
@@ -499,13 +561,17 @@ int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_
     if (!key)
         return osse_err_set(err, OSSE_ENOMEM, "no memory for a key");
     uv_mutex_lock(&ks->mu);
+    /* Which ids the segments hold, only for the first store's files. */
+    osse_map_t seen;
+    bool files = whole && has_key_files(ks);
+    osse_map_init(&seen);
     int rc = list_segs(ks, true, &segs, &nsegs);
     if (rc)
         rc = osse_err_set(err, rc, "the key store %s cannot be read", ks->dir);
     uint64_t bytes = 0;
     size_t records = 0;
-    for (size_t i = 0; !rc && i < nsegs; i++)
-        rc = load_seg(ks, segs[i], key, cb, ud, &bytes, &records, err);
+    for (size_t i = whole || !nsegs ? 0 : nsegs - 1; !rc && i < nsegs; i++)
+        rc = load_seg(ks, segs[i], key, cb, ud, files ? &seen : NULL, &bytes, &records, err);
     if (!rc) {
         if (ks->cur_fd >= 0)
             close(ks->cur_fd);
@@ -514,12 +580,24 @@ int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_
         ks->cur_ok = nsegs > 0;
         ks->cur_bytes = bytes;
         ks->cur_records = records;
-        rc = load_key_files(ks, key, cb, ud, err);
+        if (files)
+            rc = load_key_files(ks, key, cb, ud, &seen, err);
     }
     uv_mutex_unlock(&ks->mu);
+    osse_map_close(&seen);
     free(segs);
     sodium_free(key);
     return rc;
+}
+
+int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err)
+{
+    return load(ks, true, cb, ud, err);
+}
+
+int osse_keystore_load_tail(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err)
+{
+    return load(ks, false, cb, ud, err);
 }
 
 /* Makes segment cur the one to append to, beginning a new one when it is
@@ -572,7 +650,8 @@ static int seg_ready(osse_keystore_t *ks, bool *fresh, osse_err_t *err)
 }
 
 /* osse_keystore_append with ks->mu held. */
-static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_keyloc_t *locs, osse_err_t *err)
 {
     if (n == 0)
         return 0;
@@ -607,11 +686,13 @@ static int append_locked(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
         goto out;
     }
     /* In the segment now, whatever the folder's fsync says: what follows
-     * is appended after them, and remove finds them. */
+     * is appended after them. */
+    for (size_t i = 0, off = (size_t)ks->cur_bytes; locs && i < n; i++) {
+        locs[i] = (osse_keyloc_t){ks->cur, (uint32_t)off};
+        off += 1 + strlen(recs[i].id) + OSSE_WRAPPED_BYTES;
+    }
     ks->cur_bytes += total;
     ks->cur_records += n;
-    for (size_t i = 0; i < n; i++)
-        osse_map_put(&ks->where, recs[i].id, (void *)(uintptr_t)ks->cur);
     if (fresh && (rc = fsync_dir(ks->dir)))
         rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
                           strerror(errno));
@@ -620,10 +701,11 @@ out:
     return rc;
 }
 
-int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err)
+int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_keyloc_t *locs, osse_err_t *err)
 {
     uv_mutex_lock(&ks->mu);
-    int rc = append_locked(ks, recs, n, err);
+    int rc = append_locked(ks, recs, n, locs, err);
     uv_mutex_unlock(&ks->mu);
     return rc;
 }
@@ -634,7 +716,7 @@ int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t 
  * leaves both; the file is then only unlinked, since the segment has the
  * key (one copy to destroy, not two). ks->mu held. */
 static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb, void *ud,
-                          osse_err_t *err)
+                          const osse_map_t *seen, osse_err_t *err)
 {
     DIR *d = opendir(ks->dir);
     if (!d)
@@ -659,7 +741,7 @@ static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb
         ids[n][len - 4] = '\0';
         if (!osse_keystore_id_ok(ids[n]))
             continue;
-        moved[n] = osse_map_get(&ks->where, ids[n]) != NULL;
+        moved[n] = osse_map_get(seen, ids[n]) != NULL;
         char path[4200];
         uint8_t buf[OSSE_WRAPPED_BYTES];
         size_t got = 0;
@@ -674,7 +756,6 @@ static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb
                                   ks->dir);
                 break;
             }
-            rc = cb(ud, ids[n], key);
             sodium_memzero(key, OSSE_KEY_BYTES);
             memcpy(wrapped[n], buf, sizeof buf);
         }
@@ -686,8 +767,16 @@ static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb
     for (size_t i = 0; i < n; i++)
         if (!moved[i])
             recs[nrecs++] = (osse_keyrec_t){ids[i], wrapped[i]};
+    osse_keyloc_t *locs = osse_malloc((nrecs ? nrecs : 1) * sizeof *locs);
     if (!rc)
-        rc = append_locked(ks, recs, nrecs, err);
+        rc = append_locked(ks, recs, nrecs, locs, err);
+    /* Handed on where they are now (they opened above). */
+    for (size_t i = 0; !rc && i < nrecs; i++) {
+        unseal(ks->master, recs[i].wrapped, OSSE_WRAPPED_BYTES, recs[i].id, key);
+        rc = cb(ud, recs[i].id, key, locs[i]);
+        sodium_memzero(key, OSSE_KEY_BYTES);
+    }
+    free(locs);
     for (size_t i = 0; !rc && i < n; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s.key", ks->dir, ids[i]);
@@ -706,15 +795,15 @@ static int load_key_files(osse_keystore_t *ks, uint8_t *key, osse_keystore_cb cb
     return rc;
 }
 
-/* Rewrites segment seg without the records whose ids are in gone: a
- * temporary file, fsynced, renamed over the segment (or the segment
- * unlinked, when nothing stays and it is not the current one). The folder
- * is not fsynced. ks->mu held. */
+/* Rewrites segment seg with a filler in the place of each record whose id
+ * is in gone: a temporary file, fsynced, renamed over the segment (or the
+ * segment unlinked, when only fillers stay and it is not the current one).
+ * The folder is not fsynced. ks->mu held. */
 static int rewrite_seg(osse_keystore_t *ks, uint32_t seg, const osse_map_t *gone, osse_err_t *err)
 {
     char path[4200], tmp[4200];
-    uint8_t *b = NULL, *keep = NULL;
-    size_t len = 0, off = 0, kept = 0, records = 0;
+    uint8_t *b = NULL;
+    size_t len = 0, off = 0, live = 0, changed = 0;
     int fd = -1;
     seg_path(ks, seg, "", path, sizeof path);
     seg_path(ks, seg, ".tmp", tmp, sizeof tmp);
@@ -727,7 +816,6 @@ static int rewrite_seg(osse_keystore_t *ks, uint32_t seg, const osse_map_t *gone
         rc = osse_err_set(err, rc, "the key segment %s cannot be read", path);
         goto out;
     }
-    keep = osse_malloc(len ? len : 1);
     for (;;) {
         char id[OSSE_KEY_ID_MAX + 1];
         const uint8_t *wrapped = NULL;
@@ -740,85 +828,139 @@ static int rewrite_seg(osse_keystore_t *ks, uint32_t seg, const osse_map_t *gone
                               off);
             goto out;
         }
-        if (!osse_map_get(gone, id)) {
-            memcpy(keep + kept, b + off, next - off);
-            kept += next - off;
-            records++;
+        if (r == 1 && osse_map_get(gone, id)) {
+            /* The same length, so that no other record moves. */
+            b[off] = FILLER_MARK;
+            b[off + 1] = (uint8_t)(next - off);
+            sodium_memzero(b + off + 2, next - off - 2);
+            changed++;
+        } else if (r == 1) {
+            live++;
         }
         off = next;
     }
-    if (kept == len)
+    if (!changed)
         goto out; /* none of them here */
-    if (kept == 0 && seg != ks->cur) {
+    if (!live && seg != ks->cur) {
         if (unlink(path) != 0 && errno != ENOENT)
             rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be removed: %s", path,
                               strerror(errno));
         goto out;
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) != 0 || osse_write_full(fd, keep, kept) || fsync(fd) != 0 ||
+    if (fd < 0 || fchmod(fd, 0600) != 0 || osse_write_full(fd, b, len) || fsync(fd) != 0 ||
         rename(tmp, path) != 0) {
         rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be rewritten: %s", path,
                           strerror(errno));
         unlink(tmp);
         goto out;
     }
-    if (seg == ks->cur) {
+    if (seg == ks->cur && ks->cur_fd >= 0) {
         /* The open descriptor is the old file's: appends go to the new. */
-        if (ks->cur_fd >= 0)
-            close(ks->cur_fd);
+        close(ks->cur_fd);
         ks->cur_fd = -1;
-        ks->cur_bytes = kept;
-        ks->cur_records = records;
     }
 out:
     if (fd >= 0)
         close(fd);
+    if (b)
+        sodium_memzero(b, len);
     free(b);
-    free(keep);
     return rc;
 }
 
-int osse_keystore_remove_many(osse_keystore_t *ks, const char *const *ids, size_t n,
-                              osse_err_t *err)
+int osse_keystore_remove(osse_keystore_t *ks, const osse_keyref_t *refs, size_t n, osse_err_t *err)
 {
     osse_map_t gone;
     uint32_t *segs = osse_malloc((n ? n : 1) * sizeof *segs);
     size_t nsegs = 0;
     int rc = 0;
     osse_map_init(&gone);
-    uv_mutex_lock(&ks->mu);
     for (size_t i = 0; i < n; i++) {
-        if (!osse_keystore_id_ok(ids[i]))
+        if (!osse_keystore_id_ok(refs[i].id) || !refs[i].loc.seg)
             continue;
-        uint32_t seg = (uint32_t)(uintptr_t)osse_map_get(&ks->where, ids[i]);
-        if (!seg || osse_map_get(&gone, ids[i]))
-            continue;
-        osse_map_put(&gone, ids[i], (void *)(uintptr_t)seg);
+        osse_map_put(&gone, refs[i].id, (void *)1);
         bool seen = false;
         for (size_t j = 0; j < nsegs && !seen; j++)
-            seen = segs[j] == seg;
+            seen = segs[j] == refs[i].loc.seg;
         if (!seen)
-            segs[nsegs++] = seg;
+            segs[nsegs++] = refs[i].loc.seg;
     }
+    uv_mutex_lock(&ks->mu);
     for (size_t j = 0; !rc && j < nsegs; j++)
         rc = rewrite_seg(ks, segs[j], &gone, err);
     if (!rc && nsegs && (rc = fsync_dir(ks->dir)))
         rc = osse_err_set(err, rc, "the key store %s cannot be synced: %s", ks->dir,
                           strerror(errno));
-    if (!rc) {
-        const char *id;
-        void *v;
-        for (size_t it = 0; osse_map_next(&gone, &it, &id, &v);)
-            osse_map_del(&ks->where, id);
-    }
     uv_mutex_unlock(&ks->mu);
     osse_map_close(&gone);
     free(segs);
     return rc;
 }
 
-int osse_keystore_remove(osse_keystore_t *ks, const char *id, osse_err_t *err)
+static int cmp_ref(const void *a, const void *b)
 {
-    return osse_keystore_remove_many(ks, &id, 1, err);
+    const osse_keyref_t *x = *(const osse_keyref_t *const *)a,
+                        *y = *(const osse_keyref_t *const *)b;
+    if (x->loc.seg != y->loc.seg)
+        return x->loc.seg < y->loc.seg ? -1 : 1;
+    return x->loc.off < y->loc.off ? -1 : x->loc.off > y->loc.off;
+}
+
+int osse_keystore_read(osse_keystore_t *ks, const osse_keyref_t *refs, size_t n, uint8_t *keys,
+                       bool *found, osse_err_t *err)
+{
+    /* In the segments' order, one open each. */
+    const osse_keyref_t **by = osse_malloc((n ? n : 1) * sizeof *by);
+    for (size_t i = 0; i < n; i++) {
+        by[i] = &refs[i];
+        found[i] = false;
+    }
+    qsort(by, n, sizeof *by, cmp_ref);
+    int rc = 0, fd = -1;
+    uint32_t fd_seg = 0;
+    uint8_t rec[REC_MAX];
+    for (size_t k = 0; k < n && !rc; k++) {
+        const osse_keyref_t *f = by[k];
+        size_t i = (size_t)(f - refs), idn = strlen(f->id);
+        if (!f->loc.seg || idn == 0 || idn > OSSE_KEY_ID_MAX)
+            continue;
+        if (fd_seg != f->loc.seg) {
+            if (fd >= 0)
+                close(fd);
+            char path[4200];
+            seg_path(ks, f->loc.seg, "", path, sizeof path);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            fd_seg = f->loc.seg;
+            if (fd < 0 && errno != ENOENT)
+                rc = osse_err_set(err, OSSE_EIO, "the key segment %s cannot be opened: %s", path,
+                                  strerror(errno));
+        }
+        if (fd < 0)
+            continue; /* the segment went: its keys are removed */
+        size_t want = 1 + idn + OSSE_WRAPPED_BYTES;
+        ssize_t got = pread(fd, rec, want, (off_t)f->loc.off);
+        if (got < 0) {
+            rc = osse_err_set(err, OSSE_EIO, "the key segment %u.seg cannot be read: %s",
+                              (unsigned)f->loc.seg, strerror(errno));
+            break;
+        }
+        /* A filler, or another id: not there any more. */
+        if ((size_t)got != want || rec[0] != idn || memcmp(rec + 1, f->id, idn) != 0)
+            continue;
+        if (unseal(ks->master, rec + 1 + idn, OSSE_WRAPPED_BYTES, f->id,
+                   keys + i * OSSE_KEY_BYTES)) {
+            rc = osse_err_set(err, OSSE_ECORRUPT,
+                              "the key of %s in %u.seg (at byte %u) does not open with the master "
+                              "key",
+                              f->id, (unsigned)f->loc.seg, (unsigned)f->loc.off);
+            break;
+        }
+        found[i] = true;
+    }
+    if (fd >= 0)
+        close(fd);
+    sodium_memzero(rec, sizeof rec);
+    free(by);
+    return rc;
 }

@@ -12,7 +12,16 @@
  *                   is the wrong one, and the server refuses to start
  *   <n>.seg         segment n (1, 2, ...; 0600): records
  *                   id_len (1) || id || nonce || seal(request key) || tag,
- *                   AD = the id (id_len + 1 + 72 bytes), appended only
+ *                   AD = the id (id_len + 1 + 72 bytes), appended only;
+ *                   a removed record's place is a filler of its length,
+ *                   0xFF || length (1) || zeros
+ *
+ * Where a key is (osse_keyloc_t): its segment and byte offset. A removal
+ * writes a filler in the record's place, so the other records never move
+ * and a location, once made, stays true until its key is removed. The log
+ * keeps each key's location (storage/log.h, kix/), so a start reads the
+ * keys of what it needs and not the whole store (osse_keystore_read), and
+ * the store itself keeps nothing per key in memory.
  *
  * Why segments: the log's writer thread makes the keys of a whole group of
  * batches durable at once (osse_keystore_append): one write and one
@@ -24,7 +33,7 @@
  * Why not RocksDB: erasure (SPEC §8) must destroy a key for real. A
  * deleted RocksDB value lives on in older SST files and the WAL until a
  * compaction that nothing forces. osse_keystore_remove rewrites the key's
- * segment without its record into a temporary file, fsyncs it, renames it
+ * segment with a filler in its record's place into a temporary file, fsyncs it, renames it
  * over the segment and fsyncs the folder: the old segment's inode, the only
  * copy of the wrapped key osse ever wrote, is then gone from the
  * filesystem's namespace. (Blocks the filesystem itself keeps, or a
@@ -100,31 +109,63 @@ typedef struct {
     const uint8_t *wrapped; /* OSSE_WRAPPED_BYTES */
 } osse_keyrec_t;
 
+/* Where a key's record is: segment seg (>= 1), at byte off. Stored as
+ * OSSE_KEYLOC_BYTES: be32 seg || be32 off. */
+typedef struct {
+    uint32_t seg, off;
+} osse_keyloc_t;
+#define OSSE_KEYLOC_BYTES 8
+void osse_keyloc_put(osse_keyloc_t loc, uint8_t out[OSSE_KEYLOC_BYTES]);
+/* false for bytes that are not a location (length, segment 0). */
+bool osse_keyloc_get(const void *in, size_t n, osse_keyloc_t *loc);
+
+/* A key to read or remove: its id and where it is. */
+typedef struct {
+    const char *id;
+    osse_keyloc_t loc;
+} osse_keyref_t;
+
 /* Appends n keys to the current segment with one write and makes them
  * durable with one fdatasync (and an fsync of the folder when a new
- * segment was begun). All or none: on failure the segment is cut back to
- * where it was. recs are borrowed. Blocks on the disk: the log's writer
- * thread or the pool only; safe against remove on another thread. Returns
- * 0, OSSE_EINVAL (an id that cannot name a key; nothing written) or
- * OSSE_EIO (err says why). */
-int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n, osse_err_t *err);
+ * segment was begun); locs (NULL: not wanted) gets where each one is. All
+ * or none: on failure the segment is cut back to where it was. recs are
+ * borrowed. Blocks on the disk: the log's writer thread or the pool only;
+ * safe against remove and read on other threads. Returns 0, OSSE_EINVAL
+ * (an id that cannot name a key; nothing written) or OSSE_EIO (err says
+ * why). */
+int osse_keystore_append(osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_keyloc_t *locs, osse_err_t *err);
 
 /* Calls cb for every key in the store, unwrapped (key is borrowed and wiped
- * after cb returns), until cb returns non-zero (returned), and notes which
- * segment holds each id (for remove). A torn tail is cut off (above);
- * leftover temporary files are removed. Call once, before the first append.
- * Returns 0, OSSE_ECORRUPT (a record that does not open with the master key
- * and its id), OSSE_EIO. Before the loop runs. */
-typedef int (*osse_keystore_cb)(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES]);
+ * after cb returns), with where it is, until cb returns non-zero
+ * (returned). A torn tail is cut off (above); leftover temporary files are
+ * removed. Call once, before the first append, or osse_keystore_load_tail
+ * instead. Returns 0, OSSE_ECORRUPT (a record that does not open with the
+ * master key and its id), OSSE_EIO. Before the loop runs. */
+typedef int (*osse_keystore_cb)(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES],
+                                osse_keyloc_t loc);
 int osse_keystore_load(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err);
+/* The same for the last segment only (the one a crash may have left a
+ * torn tail in, and the one appended to next): a start that reads the
+ * keys it needs by location (osse_keystore_read). The first key store's
+ * one file per key are not looked for: a folder that may have them is
+ * read whole once (osse_keystore_load). */
+int osse_keystore_load_tail(osse_keystore_t *ks, osse_keystore_cb cb, void *ud, osse_err_t *err);
 
-/* Destroys id's key: rewrites its segment without it (above) and fsyncs
- * the folder. Blocks on the disk. Returns 0 (also when there was none),
- * OSSE_ECORRUPT or OSSE_EIO. */
-int osse_keystore_remove(osse_keystore_t *ks, const char *id, osse_err_t *err);
-/* The same for n ids, with one rewrite per segment that holds any of them
- * and one fsync of the folder. ids are borrowed. */
-int osse_keystore_remove_many(osse_keystore_t *ks, const char *const *ids, size_t n,
-                              osse_err_t *err);
+/* Reads the n keys of refs, unwrapped, into keys (n * OSSE_KEY_BYTES, the
+ * caller's sodium_malloc'd memory); found[i] says whether key i was there:
+ * false when its segment, or a record of its id at its offset, is not
+ * (removed). One open per segment. Any thread, safe against append and
+ * remove. Returns 0, OSSE_ECORRUPT (a record of the id that does not open
+ * with the master key) or OSSE_EIO. */
+int osse_keystore_read(osse_keystore_t *ks, const osse_keyref_t *refs, size_t n, uint8_t *keys,
+                       bool *found, osse_err_t *err);
+
+/* Destroys the n keys of refs: rewrites each segment that holds any of
+ * them with fillers in their places (above), then fsyncs the folder. A
+ * segment left with fillers only goes, unless it is the current one. A ref
+ * whose record is not there (removed before) is no error. Blocks on the
+ * disk; any thread. Returns 0, OSSE_ECORRUPT or OSSE_EIO. */
+int osse_keystore_remove(osse_keystore_t *ks, const osse_keyref_t *refs, size_t n, osse_err_t *err);
 
 #endif

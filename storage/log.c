@@ -430,29 +430,182 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
     return rc;
 }
 
+static size_t where_key(const char *id, char *out, size_t n)
+{
+    int kl = snprintf(out, n, OSSE_LOG_KEY_WHERE "%s", id);
+    return kl > 0 && (size_t)kl < n ? (size_t)kl : 0;
+}
+
+int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_keyloc_t *locs,
+                            size_t n, osse_err_t *err)
+{
+    if (!n)
+        return 0;
+    osse_batch_t *b = osse_batch_new();
+    char key[OSSE_KEY_ID_MAX + 16];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t kl = where_key(ids[i], key, sizeof key);
+        uint8_t v[OSSE_KEYLOC_BYTES];
+        if (locs)
+            osse_keyloc_put(locs[i], v);
+        rc = !kl || (locs ? osse_batch_put(b, key, kl, v, sizeof v) : osse_batch_delete(b, key, kl))
+                 ? OSSE_ENOMEM
+                 : 0;
+    }
+    osse_slice_t part = {b->ops.ptr, b->ops.len};
+    osse_bgroup_t g = {&part, 1};
+    if (rc) {
+        rc = osse_err_set(err, OSSE_EIO, "out of memory");
+    } else {
+        uv_mutex_lock(&log->wmu);
+        if (log->ops->write(log->be, &g, true, err))
+            rc = OSSE_EIO;
+        uv_mutex_unlock(&log->wmu);
+    }
+    osse_batch_free(b);
+    return rc;
+}
+
+bool osse_log_keys_where_ready(osse_log_t *log)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = log->ops->kv_get(log->be, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE), &v,
+                              &vl, NULL);
+    free(v);
+    return rc == 0;
+}
+
+int osse_log_keys_where_done(osse_log_t *log, osse_err_t *err)
+{
+    osse_batch_t *b = osse_batch_new();
+    int rc = osse_batch_put(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE), "", 0)
+                 ? osse_err_set(err, OSSE_EIO, "out of memory")
+                 : 0;
+    osse_slice_t part = {b->ops.ptr, b->ops.len};
+    osse_bgroup_t g = {&part, 1};
+    if (!rc) {
+        uv_mutex_lock(&log->wmu);
+        if (log->ops->write(log->be, &g, true, err))
+            rc = OSSE_EIO;
+        uv_mutex_unlock(&log->wmu);
+    }
+    osse_batch_free(b);
+    return rc;
+}
+
+static int forget_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    return osse_batch_delete(ud, key, klen);
+}
+
+int osse_log_keys_where_forget(osse_log_t *log, osse_err_t *err)
+{
+    OSSE_PRE(!log->started);
+    osse_batch_t *b = osse_batch_new();
+    int rc = log->ops->kv_scan(log->be, OSSE_LOG_KEY_WHERE, strlen(OSSE_LOG_KEY_WHERE), forget_one,
+                               b, err);
+    if (!rc && osse_batch_delete(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE)))
+        rc = osse_err_set(err, OSSE_EIO, "out of memory");
+    osse_slice_t part = {b->ops.ptr, b->ops.len};
+    osse_bgroup_t g = {&part, 1};
+    if (!rc && log->ops->write(log->be, &g, true, err))
+        rc = OSSE_EIO;
+    osse_batch_free(b);
+    return rc;
+}
+
+int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_err_t *err)
+{
+    if (!n)
+        return 0;
+    osse_keyloc_t *locs = osse_malloc(n * sizeof *locs);
+    const char **ids = osse_malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = recs[i].id;
+    int rc = osse_keystore_append(ks, recs, n, locs, err);
+    if (!rc)
+        rc = osse_log_keys_where_put(log, ids, locs, n, err);
+    free(ids);
+    free(locs);
+    return rc;
+}
+
+int osse_log_key_where(osse_log_t *log, const char *id, osse_keyloc_t *loc, osse_err_t *err)
+{
+    char key[OSSE_KEY_ID_MAX + 16];
+    size_t kl = where_key(id, key, sizeof key);
+    if (!kl)
+        return OSSE_ENOTFOUND;
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = log->ops->kv_get(log->be, key, kl, &v, &vl, err);
+    if (!rc && !osse_keyloc_get(v, vl, loc))
+        rc = osse_err_set(err, OSSE_ECORRUPT, "the location of %s's key is damaged", id);
+    free(v);
+    return rc;
+}
+
+int osse_log_keys_read(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
+                       uint8_t *keys, bool *found, osse_err_t *err)
+{
+    osse_keyref_t *refs = osse_malloc((n ? n : 1) * sizeof *refs);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        refs[i] = (osse_keyref_t){ids[i], {0, 0}};
+        rc = osse_log_key_where(log, ids[i], &refs[i].loc, err);
+        if (rc == OSSE_ENOTFOUND)
+            rc = 0; /* loc.seg 0: none, found[i] false */
+    }
+    if (!rc)
+        rc = osse_keystore_read(ks, refs, n, keys, found, err);
+    free(refs);
+    return rc;
+}
+
+int osse_log_keys_remove(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
+                         osse_err_t *err)
+{
+    osse_keyref_t *refs = osse_malloc((n ? n : 1) * sizeof *refs);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        refs[i] = (osse_keyref_t){ids[i], {0, 0}};
+        rc = osse_log_key_where(log, ids[i], &refs[i].loc, err);
+        if (rc == OSSE_ENOTFOUND)
+            rc = 0;
+    }
+    if (!rc)
+        rc = osse_keystore_remove(ks, refs, n, err);
+    if (!rc)
+        rc = osse_log_keys_where_put(log, ids, NULL, n, err);
+    free(refs);
+    return rc;
+}
+
 /* Appends the request keys of every batch from head on to the key store,
  * all with one write and one fdatasync (osse_keystore_append): before the
- * synced write that holds their first events. Returns 0 or OSSE_EIO,
- * logged. Writer thread. */
+ * synced write that holds their first events, in which each batch puts
+ * where its keys are (OSSE_LOG_KEY_WHERE). Returns 0 or OSSE_EIO, logged.
+ * Writer thread. */
 static int write_keys(osse_log_t *log, osse_batch_t *head)
 {
     osse_keystore_t *ks = NULL;
     osse_err_t err = {0};
     osse_keyrec_t *recs = NULL;
+    osse_keyloc_t *locs = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
     for (osse_batch_t *b = head; b; b = b->next) {
         const char *p = b->keys.ptr, *end = b->keys.ptr + b->keys.len;
-        if (p < end && ks && b->ks != ks) {
-            /* Not the one store of the others (never so in osse). */
-            if ((rc = osse_keystore_append(ks, recs, n, &err)))
-                goto fail;
-            n = 0;
-        }
+        OSSE_PRE(p == end || !ks || b->ks == ks); /* one key store per log */
         while (p < end) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
                 recs = osse_realloc(recs, cap * sizeof *recs);
+                locs = osse_realloc(locs, cap * sizeof *locs);
             }
             recs[n].id = p;
             p += strlen(p) + 1;
@@ -468,13 +621,29 @@ static int write_keys(osse_log_t *log, osse_batch_t *head)
             ids[i] = recs[i].id;
         rc = osse_log_keys_pending(log, ids, n, &err);
         free(ids);
-        if (rc || (rc = osse_keystore_append(ks, recs, n, &err)))
+        if (rc || (rc = osse_keystore_append(ks, recs, n, locs, &err)))
+            goto fail;
+        /* Each batch says where its keys are, in the order they came. */
+        size_t k = 0;
+        char key[OSSE_KEY_ID_MAX + 16];
+        for (osse_batch_t *b = head; b && !rc; b = b->next)
+            for (const char *p = b->keys.ptr, *end = p + b->keys.len; p < end && !rc;
+                 p += strlen(p) + 1 + OSSE_WRAPPED_BYTES) {
+                uint8_t v[OSSE_KEYLOC_BYTES];
+                size_t kl = where_key(p, key, sizeof key);
+                osse_keyloc_put(locs[k++], v);
+                if (!kl || osse_batch_put(b, key, kl, v, sizeof v))
+                    rc = osse_err_set(&err, OSSE_EIO, "out of memory");
+            }
+        if (rc)
             goto fail;
     }
     free(recs);
+    free(locs);
     return 0;
 fail:
     free(recs);
+    free(locs);
     osse_logf(OSSE_LEVEL_ERROR, "key store write failed", "error=%s", err.msg);
     return OSSE_EIO;
 }
@@ -552,6 +721,14 @@ static void writer_main(void *arg)
             for (const char *p = b->keys.ptr, *end = p + b->keys.len; p < end;
                  p += strlen(p) + 1 + OSSE_WRAPPED_BYTES)
                 unmarked = unmarked || osse_batch_key_taken(b, p);
+        }
+        int status = log->failed ? log->failed : unmarked ? (log->failed = OSSE_EIO) : 0;
+        /* Keys first: no event is ever durable before its key. And the
+         * batches gain their keys' locations (write_keys) before their
+         * bytes are taken below. */
+        if (keys && !status)
+            status = log->failed = write_keys(log, head);
+        for (osse_batch_t *b = head; b; b = b->next) {
             if (b->ops.len) {
                 if (g.nparts == log->parts_cap) {
                     log->parts_cap = log->parts_cap ? log->parts_cap * 2 : 64;
@@ -562,7 +739,6 @@ static void writer_main(void *arg)
             }
         }
         g.parts = log->parts;
-        int status = log->failed ? log->failed : unmarked ? (log->failed = OSSE_EIO) : 0;
         any = any || keys;
         if (any && !status) {
             /* The batches are written whatever the sample says: the loop
@@ -570,11 +746,8 @@ static void writer_main(void *arg)
              * them; the sample makes the loop refuse what comes next. */
             space_check(log);
             /* A failed write is not retried, nor is anything after it
-             * written (see log.h): the callbacks say so and the owner stops.
-             * Keys first: no event is ever durable before its key. */
-            status = log->failed = keys ? write_keys(log, head) : 0;
-            if (!status)
-                status = log->failed = write_synced(log, &g);
+             * written (see log.h): the callbacks say so and the owner stops. */
+            status = log->failed = write_synced(log, &g);
         }
         for (osse_batch_t *b = head; b; b = b->next)
             b->status = status;

@@ -42,6 +42,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "storage/keystore.h"
 
 typedef struct osse_log_s osse_log_t;
 typedef struct osse_batch_s osse_batch_t;
@@ -171,6 +172,48 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
 /* The key of id (made ahead) is taken by an event of b: b deletes its
  * pending record. Returns 0 or OSSE_ENOMEM. */
 int osse_batch_key_taken(osse_batch_t *b, const char *id);
+
+/* Where each key is (storage/keystore.h, osse_keyloc_t): a side record
+ * OSSE_LOG_KEY_WHERE<id>, OSSE_KEYLOC_BYTES. Written once the key is in
+ * its segment: by the writer in the batch that holds the key's first
+ * events (osse_batch_key), by osse_log_keys_append for keys made ahead, by
+ * a start for keys that had none (a key store written before). Deleted
+ * when the key is removed (osse_log_keys_remove). A start reads the keys
+ * it needs by it, not the whole key store. */
+#define OSSE_LOG_KEY_WHERE "kix/"
+/* Set once every key of the store has its location record: until then a
+ * start reads the whole key store and writes them (engine.c). */
+#define OSSE_LOG_KEY_WHERE_DONE "kixdone"
+/* Whether the record is there; its synced write. Any thread. */
+bool osse_log_keys_where_ready(osse_log_t *log);
+int osse_log_keys_where_done(osse_log_t *log, osse_err_t *err);
+/* Tests: deletes every location record and the mark, as an osse before
+ * them left a data folder. Before the writer runs. Returns 0 or OSSE_EIO. */
+int osse_log_keys_where_forget(osse_log_t *log, osse_err_t *err);
+/* osse_keystore_append, then a synced write of the keys' locations.
+ * Blocks: the pool or a start. Returns 0 or OSSE_EIO (err says why). */
+int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_err_t *err);
+/* A synced write of the n locations of ids (or their deletion: locs NULL).
+ * Any thread. Returns 0 or OSSE_EIO. */
+int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_keyloc_t *locs,
+                            size_t n, osse_err_t *err);
+/* Where id's key is: 0 (*loc set), OSSE_ENOTFOUND (no record: never made,
+ * removed, or its location not written: a crash), or a read's error. Any
+ * thread. */
+int osse_log_key_where(osse_log_t *log, const char *id, osse_keyloc_t *loc, osse_err_t *err);
+/* Reads the keys of the n ids (osse_log_key_where, osse_keystore_read)
+ * into keys (n * OSSE_KEY_BYTES, sodium_malloc'd by the caller); found[i]
+ * false for one that has none. Any thread. Returns 0 or the error. */
+int osse_log_keys_read(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
+                       uint8_t *keys, bool *found, osse_err_t *err);
+/* Removes the keys of the n ids (found by osse_log_key_where; those
+ * without a location are not in the store, or the caller gives them as
+ * refs) from the key store for good (osse_keystore_remove), then deletes
+ * their location records. Blocks: the pool or a start. Returns 0 or the
+ * error. */
+int osse_log_keys_remove(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
+                         osse_err_t *err);
 
 /* Number of events in b. */
 size_t osse_batch_count(const osse_batch_t *b);

@@ -193,7 +193,8 @@ def sanitized():
 
 def key_segment_records(keys_dir, whole=False):
     """[(id, wrapped key)] of the key store's segments, in segment and file
-    order (records id_len (1) || id || wrapped (72), storage/keystore.h).
+    order (records id_len (1) || id || wrapped (72), storage/keystore.h;
+    a removed record's filler, 0xFF || length || zeros, skipped).
     A record cut short (one being appended while a server runs) ends its
     segment's list; whole=True asserts that there is none."""
     names = sorted((n for n in os.listdir(keys_dir) if n.endswith(".seg")),
@@ -203,7 +204,12 @@ def key_segment_records(keys_dir, whole=False):
         with open(os.path.join(keys_dir, name), "rb") as fh:
             b = fh.read()
         off = 0
-        while off < len(b) and b[off] and off + 1 + b[off] + 72 <= len(b):
+        while off < len(b) and b[off]:
+            if b[off] == 0xFF and off + 2 <= len(b) and off + b[off + 1] <= len(b):
+                off += b[off + 1]  # a filler
+                continue
+            if off + 1 + b[off] + 72 > len(b):
+                break
             n = b[off]
             out.append((b[off + 1:off + 1 + n].decode(), b[off + 1 + n:off + 1 + n + 72]))
             off += 1 + n + 72

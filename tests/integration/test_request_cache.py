@@ -16,6 +16,15 @@ left memory (osse_cache_requests_in_memory is the open ones) and were read back.
 A start trims the cache at once; a cache of 2 keeps at most 2 ended
 requests (none pinned). `osse replay --data` finds every record and index
 entry equal.
+
+Keys on demand (storage/log.h kix/, storage/keystore.h): an ended request
+out of memory is read back with its key, so its personal data reads plain
+(not "[encrypted]"), on the server that evicted it and after restarts that
+read only open work's keys ("keys read ... whole=no"); a start on a data
+folder whose keys have no locations (OSSE_TEST_FORGET_KEY_LOCATIONS=1, as
+an older osse left it) reads the key store whole once and writes them, and
+the next start reads by location again; an erasure of a request out of
+memory removes its key from the key store's files.
 """
 
 import os
@@ -25,7 +34,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (FORM_FIELDS, Server, World, good_form, main, metric,  # noqa: E402
-                          replay_data, uniq)
+                          replay_data, uniq, wrapped_keys)
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
 BILLER = "099400016550100"
@@ -187,6 +196,88 @@ class TestRequestCache(unittest.TestCase):
         ix = rec["indexes"]
         self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), rec)
         self.restart("0")
+
+
+FORGET = "OSSE_TEST_FORGET_KEY_LOCATIONS"
+
+
+class TestKeysOnDemand(unittest.TestCase):
+
+    def setUp(self):
+        self.server = Server(extra_args=[CLOCK, "--request-cache", "0"]).start()
+
+    def tearDown(self):
+        os.environ.pop(FORGET, None)
+        try:
+            if self.server.alive():
+                assert self.server.stop() == 0, self.server.stderr_tail()
+        finally:
+            self.server.cleanup()
+
+    def start_log(self):
+        """The last start's stderr."""
+        with open(self.server.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace").split("===== start ")[-1]
+
+    def restart(self, w, forget=False):
+        self.server.stop()
+        if forget:
+            os.environ[FORGET] = "1"
+        try:
+            self.server.start()
+        finally:
+            os.environ.pop(FORGET, None)
+        w.plat = self.server.client(w.admin_token)
+
+    def test_keys_read_with_their_requests(self):
+        w = World(self.server)
+        wid = w.workflow()
+        forms, ended = {}, []
+        for _ in range(3):
+            f = good_form()
+            rid = w.submit(wid, f)["id"]
+            w.decide(rid, "intake", "reject", agency=w.A, reason="no")
+            forms[rid] = f
+            ended.append(rid)
+        open_form = good_form()
+        open_one = w.submit(wid, open_form)["id"]
+        forms[open_one] = open_form
+        self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 0)
+
+        def plain_everywhere(when):
+            for rid, f in forms.items():
+                form = w.view(rid)["form"]
+                self.assertEqual(form["applicant_name"], f["applicant_name"], (when, rid))
+                self.assertEqual(form["applicant_id"], f["applicant_id"], (when, rid))
+
+        plain_everywhere("read back by the server that let them go")
+        self.restart(w)
+        log = self.start_log()
+        self.assertIn("whole=no", log)
+        self.assertNotIn("key locations written", log)
+        plain_everywhere("after a start by location")
+        # As an older osse left the folder: read whole once, locations
+        # written, then by location again.
+        self.restart(w, forget=True)
+        log = self.start_log()
+        self.assertIn("whole=yes", log)
+        self.assertIn("key locations written", log)
+        plain_everywhere("after the start that wrote the locations")
+        self.restart(w)
+        self.assertIn("whole=no", self.start_log())
+        plain_everywhere("after a start by the written locations")
+
+        # An erasure of a request out of memory removes its key from the
+        # key store's files; the others stay and read plain.
+        gone = ended[0]
+        self.assertIn(gone, wrapped_keys(self.server.data_dir))
+        r = w.plat.delete("/v1/requests/%s/personal-data" % gone, body={"reason": "asked"})
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn(gone, wrapped_keys(self.server.data_dir))
+        del forms[gone]
+        self.restart(w)
+        self.assertEqual(w.view(gone)["form"]["applicant_name"], "[erased]")
+        plain_everywhere("after the erasure")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
  * many of them across a segment's rollover; a torn tail (a short record, or
  * zeros) is cut and the keys before it load, while a damaged record in the
  * middle is refused; a removed key (one, or many across segments) is gone:
- * a reload finds all the others and not it, and its wrapped bytes are in no
- * file of the folder; another master key, a missing store and a missing
+ * a reload finds all the others and not it, its wrapped bytes are in no
+ * file of the folder, and no other record moved (a filler keeps its
+ * place); keys are read back by where they are, and a removed one is not
+ * found; the last segment alone loads; another master key, a missing store and a missing
  * master key are refused; a wrapped key filed under another id does not
  * open; the one-file-per-key folder of the first key store is moved into a
  * segment at load. */
@@ -33,11 +35,13 @@ typedef struct {
     int n;
     char id[OSSE_KEY_ID_MAX + 1];
     uint8_t key[OSSE_KEY_BYTES];
+    osse_keyloc_t loc;
 } seen_t;
 
-static int on_key(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
+static int on_key(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES], osse_keyloc_t loc)
 {
     seen_t *s = ud;
+    s->loc = loc;
     s->n++;
     snprintf(s->id, sizeof s->id, "%s", id);
     memcpy(s->key, key, OSSE_KEY_BYTES);
@@ -89,20 +93,34 @@ static off_t size_of(const char *path)
 typedef struct {
     uint8_t key[MANY][OSSE_KEY_BYTES];
     uint8_t wrapped[MANY][OSSE_WRAPPED_BYTES];
+    osse_keyloc_t loc[MANY]; /* as append said */
     int seen[MANY];
     int n, wrong;
 } many_t;
 
-static int on_many(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES])
+static int on_many(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES], osse_keyloc_t loc)
 {
     many_t *m = ud;
     int i = atoi(id + 2);
     m->n++;
-    if (i < 0 || i >= MANY || memcmp(m->key[i], key, OSSE_KEY_BYTES) != 0)
+    if (i >= 0 && i < MANY && !m->loc[i].seg)
+        m->loc[i] = loc; /* moved from a file of the first store */
+    if (i < 0 || i >= MANY || memcmp(m->key[i], key, OSSE_KEY_BYTES) != 0 ||
+        m->loc[i].seg != loc.seg || m->loc[i].off != loc.off)
         m->wrong++;
     else
         m->seen[i]++;
     return 0;
+}
+
+/* Removes the keys of ids (atoi of their tails index m). */
+static int remove_ids(osse_keystore_t *ks, many_t *m, const char *const *ids, size_t n)
+{
+    osse_keyref_t refs[MANY];
+    osse_err_t err = {0};
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (osse_keyref_t){ids[i], m->loc[atoi(ids[i] + 2)]};
+    return osse_keystore_remove(ks, refs, n, &err);
 }
 
 /* Reopens and loads: m->seen says which keys came back. */
@@ -130,7 +148,7 @@ static void append_range(osse_keystore_t *ks, many_t *m, char ids[][16], int fro
             CHECK_EQ_INT(osse_keystore_new_key(ks, ids[i], m->key[i], m->wrapped[i]), 0);
             recs[n] = (osse_keyrec_t){ids[i], m->wrapped[i]};
         }
-        CHECK_EQ_INT(osse_keystore_append(ks, recs, (size_t)n, &err), 0);
+        CHECK_EQ_INT(osse_keystore_append(ks, recs, (size_t)n, m->loc + i - n, &err), 0);
     }
 }
 
@@ -162,7 +180,7 @@ static void test_new_keys(void)
         CHECK(memcmp(m->key[i], m->key[i - 1], OSSE_KEY_BYTES) != 0);
         CHECK(memcmp(m->wrapped[i], m->wrapped[i - 1], 24) != 0); /* the nonces */
     }
-    CHECK_EQ_INT(osse_keystore_append(ks, recs, N, &err), 0);
+    CHECK_EQ_INT(osse_keystore_append(ks, recs, N, m->loc, &err), 0);
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
     CHECK_EQ_INT(m->n, N);
     CHECK_EQ_INT(m->wrong, 0);
@@ -233,17 +251,33 @@ static void test_segments(void)
      * segment was replaced under the open descriptor). */
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
     CHECK(dir_holds(dir, m->wrapped[123], OSSE_WRAPPED_BYTES));
-    CHECK_EQ_INT(osse_keystore_remove(ks, ids[123], &err), 0);
+    const char *one[] = {ids[123]};
+    CHECK_EQ_INT(remove_ids(ks, m, one, 1), 0);
     CHECK(!dir_holds(dir, m->wrapped[123], OSSE_WRAPPED_BYTES));
-    CHECK_EQ_INT(osse_keystore_remove(ks, ids[123], &err), 0); /* none: fine */
-    CHECK_EQ_INT(osse_keystore_remove(ks, "r-nokey", &err), 0);
+    CHECK_EQ_INT(remove_ids(ks, m, one, 1), 0); /* none: fine */
+    osse_keyref_t nokey = {"r-nokey", {1, 0}};
+    CHECK_EQ_INT(osse_keystore_remove(ks, &nokey, 1, &err), 0);
     append_range(ks, m, ids, 1000, 1010, 10);
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
     CHECK_EQ_INT(m->n, 1009);
-    CHECK_EQ_INT(m->wrong, 0);
+    CHECK_EQ_INT(m->wrong, 0); /* every other key where it was */
     CHECK_EQ_INT(m->seen[123], 0);
     CHECK_EQ_INT(m->seen[1009], 1);
-    CHECK_EQ_INT(size_of(seg1), 1009 * REC_BYTES);
+    CHECK_EQ_INT(size_of(seg1), 1010 * REC_BYTES); /* the filler keeps its place */
+
+    /* Read by where they are: the removed one is not found, nor one at a
+     * place that holds another id. */
+    osse_keyref_t refs[4] = {{ids[5], m->loc[5]},
+                             {ids[123], m->loc[123]},
+                             {ids[1009], m->loc[1009]},
+                             {ids[6], m->loc[7]}};
+    uint8_t *keys = sodium_malloc(4 * OSSE_KEY_BYTES);
+    bool found[4];
+    CHECK_EQ_INT(osse_keystore_read(ks, refs, 4, keys, found, &err), 0);
+    CHECK(found[0] && !found[1] && found[2] && !found[3]);
+    CHECK(memcmp(keys, m->key[5], OSSE_KEY_BYTES) == 0);
+    CHECK(memcmp(keys + 2 * OSSE_KEY_BYTES, m->key[1009], OSSE_KEY_BYTES) == 0);
+    sodium_free(keys);
 
     /* Rollover: past OSSE_KEYSEG_RECORDS the next group begins 2.seg. */
     append_range(ks, m, ids, 1010, MANY, 500);
@@ -254,10 +288,22 @@ static void test_segments(void)
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
     CHECK_EQ_INT(m->n, MANY - 1);
     CHECK_EQ_INT(m->wrong, 0);
+    /* The last segment alone: 2.seg's keys only. */
+    {
+        memset(m->seen, 0, sizeof m->seen);
+        m->n = m->wrong = 0;
+        osse_keystore_close(ks);
+        CHECK_EQ_INT(osse_keystore_open(dir, master, false, &ks, &err), 0);
+        CHECK_EQ_INT(osse_keystore_load_tail(ks, on_many, m, &err), 0);
+        CHECK(m->n > 0 && m->n < MANY - OSSE_KEYSEG_RECORDS);
+        CHECK_EQ_INT(m->wrong, 0);
+        CHECK_EQ_INT(m->seen[0], 0);
+        CHECK_EQ_INT(m->seen[MANY - 1], 1);
+    }
 
-    /* remove_many across both segments (and one already gone). */
+    /* Removals across both segments (and one already gone). */
     const char *gone[] = {ids[7], ids[MANY - 1], ids[2000], ids[123], ids[MANY - 3]};
-    CHECK_EQ_INT(osse_keystore_remove_many(ks, gone, 5, &err), 0);
+    CHECK_EQ_INT(remove_ids(ks, m, gone, 5), 0);
     for (int i = 0; i < 5; i++)
         CHECK(!dir_holds(dir, m->wrapped[atoi(gone[i] + 2)], OSSE_WRAPPED_BYTES));
     CHECK(dir_holds(dir, m->wrapped[8], OSSE_WRAPPED_BYTES));
@@ -277,7 +323,7 @@ static void test_segments(void)
     for (int i = 0; i < 4510; i++)
         if (m->seen[i])
             all[nall++] = ids[i];
-    CHECK_EQ_INT(osse_keystore_remove_many(ks, all, nall, &err), 0);
+    CHECK_EQ_INT(remove_ids(ks, m, all, nall), 0);
     CHECK(access(seg1, F_OK) != 0);
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
     CHECK_EQ_INT(m->n, MANY - 4510 - 1);
@@ -324,7 +370,7 @@ static void test_key_files_moved(void)
     CHECK_EQ_INT(m->n, 6);
     CHECK_EQ_INT(m->seen[2] + m->seen[4], 2);
     const char *gone[] = {ids[2], ids[4]};
-    CHECK_EQ_INT(osse_keystore_remove_many(ks, gone, 2, &err), 0);
+    CHECK_EQ_INT(remove_ids(ks, m, gone, 2), 0);
     CHECK(!dir_holds(dir, m->wrapped[2], OSSE_WRAPPED_BYTES));
     CHECK(!dir_holds(dir, m->wrapped[4], OSSE_WRAPPED_BYTES));
     CHECK_EQ_INT(reload(dir, master, &ks, m), 0);
@@ -357,7 +403,7 @@ static void test_round_trip(void)
     CHECK_EQ_INT(osse_keystore_new_key(ks, "../x", key, wrapped), OSSE_EINVAL);
     CHECK_EQ_INT(osse_keystore_new_key(ks, "r-0123", key, wrapped), 0);
     osse_keyrec_t rec = {"r-0123", wrapped};
-    CHECK_EQ_INT(osse_keystore_append(ks, &rec, 1, &err), 0);
+    CHECK_EQ_INT(osse_keystore_append(ks, &rec, 1, NULL, &err), 0);
     osse_keystore_close(ks);
 
     /* Reopened: the same key comes back. */
@@ -382,7 +428,8 @@ static void test_round_trip(void)
     unlink(other);
 
     CHECK_EQ_INT(osse_keystore_load(ks, on_key, &s, &err), 0);
-    CHECK_EQ_INT(osse_keystore_remove(ks, "r-0123", &err), 0);
+    osse_keyref_t ref = {"r-0123", s.loc};
+    CHECK_EQ_INT(osse_keystore_remove(ks, &ref, 1, &err), 0);
     CHECK(!dir_holds(dir, wrapped, sizeof wrapped));
     s.n = 0;
     CHECK_EQ_INT(osse_keystore_load(ks, on_key, &s, &err), 0);
