@@ -1157,9 +1157,9 @@ static int cmd_replay(int argc, char **argv)
             rc = osse_engine_replay_log(rp.eng, log, &rp.err);
         /* The stored request records against the requests rebuilt here. */
         if (!rc && !(rc = osse_engine_records_check(rp.eng, log, &rec, &rp.err))) {
-            printf("records %llu equal, %llu missing, %llu different\n",
+            printf("records %llu equal, %llu missing, %llu different, %llu extra\n",
                    (unsigned long long)rec.equal, (unsigned long long)rec.missing,
-                   (unsigned long long)rec.differ);
+                   (unsigned long long)rec.differ, (unsigned long long)rec.extra);
             if (rec.missing)
                 printf("records: the first missing is %s's (a data folder written before "
                        "records keeps them missing until the request changes)\n",
@@ -1217,7 +1217,7 @@ static int cmd_replay(int argc, char **argv)
         printf("recheck: %zu difference(s)\n", rp.diffs);
     printf("events %llu\n%s\n", (unsigned long long)size, hex);
     osse_engine_close(rp.eng);
-    return rp.diffs || rec.differ || rec.ix_different || rec.ix_extra ||
+    return rp.diffs || rec.differ || rec.extra || rec.ix_different || rec.ix_extra ||
                    (rec.snapshot && strcmp(rec.snapshot, "different") == 0)
                ? 1
                : 0;

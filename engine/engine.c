@@ -268,8 +268,16 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     osse__batch_need(e);
     if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)) ||
         osse_batch_delete(e->batch, OSSE_KEY_VIEWS_2, OSSE_KEY_LEN(OSSE_KEY_VIEWS_2)) ||
-        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_3, OSSE_KEY_LEN(OSSE_KEY_VIEWS_3)))
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_3, OSSE_KEY_LEN(OSSE_KEY_VIEWS_3)) ||
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_4, OSSE_KEY_LEN(OSSE_KEY_VIEWS_4)))
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
+    /* The open requests' records go under opn/ (keys.h): what a folder of
+     * views/4 has there (their ids) goes, and their req/ keys with their
+     * records (e->migrating). */
+    if ((rc = osse_log_kv_scan(e->log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), clear_one,
+                               &(clear_t){e, 0}, err)))
+        return rc;
+    e->migrating = true;
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
     for (size_t i = 0; i < e->nreqs; i++) {
@@ -289,6 +297,7 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     e->views_on = true; /* the last batch carries the marker, and every one after it */
     osse__batch_need(e);
     osse__commit_flush(e);
+    e->migrating = false;
     if (e->nrequests || ncatalog)
         osse_logf(OSSE_LEVEL_INFO, "records written", "requests=%zu catalog_events=%zu",
                   e->nrequests, ncatalog);

@@ -200,6 +200,7 @@ int osse_engine_replay_event(osse_engine_t *e, uint64_t seq, const void *bytes, 
  * damaged store), with the first id of each of the latter two. */
 typedef struct osse_records_check_s {
     uint64_t equal, missing, differ;
+    uint64_t extra; /* stored records (req/, opn/) of no rebuilt request, or at the wrong key */
     char first_missing[64], first_differ[64];
     /* The same of the entries in the indexes on disk (engine/index.c), and
      * the stored entries that no request gives (extra). */

@@ -40,7 +40,7 @@
     X(OSSE_KEY_INBOX, ix_inbox)                                                                    \
     X(OSSE_KEY_DUE, ix_due)                                                                        \
     X(OSSE_KEY_LICENCE, ix_licence)                                                                \
-    X(OSSE_KEY_STINT, ix_stints) X(OSSE_KEY_NAME, ix_names) X(OSSE_KEY_OPEN, ix_open)
+    X(OSSE_KEY_STINT, ix_stints) X(OSSE_KEY_NAME, ix_names)
 
 /* --- entries being given: a buffer of [u16 klen][key][u32 vlen][value] --- */
 
@@ -150,27 +150,6 @@ void osse__ix_list_clear(osse__list_entry_t *l)
         free(l->agencies[i]);
     free(l->agencies);
     memset(l, 0, sizeof *l);
-}
-
-/* --- open work: opn/ be64(first seq), in the order of submission --- */
-
-size_t osse__ix_open_key(uint64_t seq0, uint8_t *out)
-{
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
-    memcpy(out, OSSE_KEY_OPEN, pl);
-    osse_be_put(out + pl, seq0, 8);
-    return pl + 8;
-}
-
-/* A request not in a final status: one entry, its id as the value (the
- * open list, e->open.first, as the start checks it: record.c). */
-static void ix_open(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
-{
-    (void)e;
-    if (osse__rstatus_final(r->status))
-        return;
-    uint8_t key[OSSE__IX_KEY_MAX];
-    ix_add(x, key, osse__ix_open_key(r->seqs[0], key), r->id, strlen(r->id));
 }
 
 /* --- the wall-clock expiries: due/ be64(at) kind id, soonest first --- */

@@ -243,6 +243,7 @@ typedef struct osse_request_s {
     int64_t erased_at;        /* PersonalDataErased's `at` (0 = not erased; erasure.c) */
     uint32_t recheck_sealed;  /* osse replay --recheck: its rules not checkable (digest.c) */
     bool dirty;               /* changed in the batch being filled: its record is due (record.c) */
+    bool rec_open;            /* its record as last written or read is under opn/ (keys.h) */
     uint8_t rec_hash[32];     /* SHA-256 of its record as last written or read (record.c) */
     /* Its place among the requests that have not ended (e->open.first),
      * in the order of submission; once ended, among the ended requests in
@@ -490,8 +491,9 @@ struct osse_engine_s {
     osse_batch_t *batch;
     uint32_t *dirty;
     size_t ndirty, cdirty;
-    bool views_on; /* every request has its record: each batch renews the views marker */
-    osse__ix_t ix; /* index.c's entries being given */
+    bool views_on;  /* every request has its record: each batch renews the views marker */
+    bool migrating; /* records_migrate: an open request's record also deletes its req/ key */
+    osse__ix_t ix;  /* index.c's entries being given */
     /* The sum (mod 2^256, little-endian) of every request's rec_hash: the
      * requests' part of the views' digest, kept as records are written. */
     uint8_t rec_sum[32];
@@ -927,9 +929,6 @@ size_t osse__ix_due_key(int64_t at, uint8_t kind, const char *id, uint8_t *out);
 int osse__ix_due_decode(const void *key, size_t klen, int64_t *at, uint8_t *kind, char *id,
                         size_t idn);
 
-/* Open work's entry (opn/ be64(first seq)), the value the request's id:
- * in the order of submission. */
-size_t osse__ix_open_key(uint64_t seq0, uint8_t *out);
 /* The request list's entry (lst/ be64(~first seq)): newest first. */
 size_t osse__ix_list_key(uint64_t seq0, uint8_t *out);
 /* A name's entry (nam/ kind name 0x00 id, keys.h); with id NULL, the
@@ -1023,7 +1022,9 @@ int osse__record_decode(osse_engine_t *e, const void *bytes, size_t len, osse_re
 void osse__request_free(osse_request_t *r);
 /* Request id's record (val, vlen) decoded, its hash set (the sum is the
  * caller's) and its index entries left to be worked out (ix_unknown): 0 or
- * OSSE_ECORRUPT (a record that does not decode, or holds another id). */
+ * OSSE_ECORRUPT (a record that does not decode, or holds another id). id
+ * NULL: a record under opn/, whose key names no id (the caller checks its
+ * first seq). */
 int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void *val, size_t vlen,
                       osse_request_t **out, osse_err_t *err);
 /* r changed in the batch being filled: its record goes with the batch. */

@@ -43,14 +43,15 @@
  * its bytes are durable under <data>/files/ and again, with taken_by, in
  * the batch of the submission that takes it (engine/files.c). */
 #define OSSE_KEY_UPLOAD "file/"
-/* req/<request id>: the request's projection (engine/record.c), written
- * with every batch that changes it. */
+/* req/<request id>: an ended request's projection (engine/record.c),
+ * written with every batch that changes it; an open one's is under opn/
+ * (below). */
 #define OSSE_KEY_REQUEST "req/"
 /* cat/ be64(seq): an event of a catalog stream (workflow, calendar,
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views/4: be64(seq) then the counters snapshot (engine/record.c, docs/design.md "The counters
+/* views/5: be64(seq) then the counters snapshot (engine/record.c, docs/design.md "The counters
  * snapshot"), once every request has its record and its index entries (engine/index.c) and every
  * catalog event its cat/ key, renewed with every batch since: the start reads them instead of
  * replaying the log when seq is the log's last (so a log that an osse without records wrote on
@@ -58,7 +59,10 @@
  * written by the first start of a data folder (after a replay of the whole log: the migration) in
  * its last batch.
  */
-#define OSSE_KEY_VIEWS "views/4"
+#define OSSE_KEY_VIEWS "views/5"
+/* views/4: the marker of an osse whose open requests' records were under
+ * req/ (and opn/ an index of their ids): removed by the migration. */
+#define OSSE_KEY_VIEWS_4 "views/4"
 /* views/3: the marker of an osse whose marker held no counters snapshot and
  * whose indexes had no opn/: removed by the migration. */
 #define OSSE_KEY_VIEWS_3 "views/3"
@@ -92,9 +96,11 @@
  * payment it recorded ("<payment principal>
 <transaction>"). Empty value. */
 #define OSSE_KEY_NAME "nam/"
-/* opn/ be64(first seq): a request not in a final status, in the order of
- * submission (the open list, e->open); the value is its id
- * (engine/index.c). */
+/* opn/ be64(first seq): the record of a request not in a final status,
+ * in the order of submission (the open list, e->open), as req/ holds an
+ * ended one's (engine/record.c): a start reads open work in one pass of
+ * one range, however long the history. A request's record moves from
+ * opn/ to req/ in the batch that ends it. */
 #define OSSE_KEY_OPEN "opn/"
 /* kdel/<id>: the key of request or file id is to be removed from the key
  * store: put with the PersonalDataErased that erases it, deleted once the

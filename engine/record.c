@@ -455,6 +455,25 @@ static int record_key(const char *id, char *key, size_t n)
     return snprintf(key, n, OSSE_KEY_REQUEST "%s", id);
 }
 
+/* An open request's record key: opn/ be64(first seq). */
+static size_t open_key(uint64_t seq0, char *key)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
+    memcpy(key, OSSE_KEY_OPEN, pl);
+    osse_be_put((uint8_t *)key + pl, seq0, 8);
+    return pl + 8;
+}
+
+/* Where r's record is now: req/<id> once ended, opn/ while open. Returns
+ * the key's length, or 0 when it does not fit n. */
+static size_t where_key(const osse_request_t *r, char *key, size_t n)
+{
+    if (!osse__rstatus_final(r->status))
+        return n >= OSSE_KEY_LEN(OSSE_KEY_OPEN) + 8 ? open_key(r->seqs[0], key) : 0;
+    int kl = record_key(r->id, key, n);
+    return kl > 0 && (size_t)kl < n ? (size_t)kl : 0;
+}
+
 /* --- the counters snapshot, with the views marker (docs/design.md, "The
  * counters snapshot") ---
  *
@@ -531,15 +550,24 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
         osse_request_t *r = e->reqs[e->dirty[i]];
         r->dirty = false;
         r->commit = e->commits_sent + 1; /* this batch's (commit.c counts it sent after) */
-        int kl = record_key(r->id, key, sizeof key);
+        size_t kl = where_key(r, key, sizeof key);
+        bool open = !osse__rstatus_final(r->status);
         osse_buf_reset(&e->enc);
         size_t tail = 0;
-        if (!rc &&
-            (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &e->enc, &tail) ||
-             osse_batch_put(b, key, (size_t)kl, e->enc.ptr, e->enc.len) || osse__ix_write(e, r, b)))
+        if (!rc && (!kl || osse__record_encode(r, &e->enc, &tail) ||
+                    osse_batch_put(b, key, kl, e->enc.ptr, e->enc.len) || osse__ix_write(e, r, b)))
             rc = OSSE_ENOMEM;
         else if (!rc)
             rehash(e, r, e->enc.ptr, tail);
+        /* The batch that ends it moves its record from opn/ to req/; a
+         * migration's, from an older osse's req/ to opn/. */
+        char old[128];
+        int ol = !open && r->rec_open   ? (int)open_key(r->seqs[0], old)
+                 : open && e->migrating ? record_key(r->id, old, sizeof old)
+                                        : 0;
+        if (!rc && ol > 0 && (size_t)ol < sizeof old && osse_batch_delete(b, old, (size_t)ol))
+            rc = OSSE_ENOMEM;
+        r->rec_open = open;
     }
     e->ndirty = 0;
     if (!rc && e->views_on) {
@@ -571,6 +599,13 @@ static bool decodes_back(osse_engine_t *e, const void *val, size_t vlen, osse_bu
 static int snapshot_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
                           osse_err_t *err);
 
+static int count_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key, (void)klen, (void)val, (void)vlen;
+    ++*(uint64_t *)ud;
+    return 0;
+}
+
 int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
                               osse_err_t *err)
 {
@@ -582,13 +617,13 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
         const osse_request_t *r = e->reqs[i];
         void *val = NULL;
         size_t vlen = 0;
-        int kl = record_key(r->id, key, sizeof key);
+        size_t kl = where_key(r, key, sizeof key);
         osse_buf_reset(&enc);
-        if (kl <= 0 || (size_t)kl >= sizeof key || osse__record_encode(r, &enc, NULL)) {
+        if (!kl || osse__record_encode(r, &enc, NULL)) {
             rc = osse_err_set(err, OSSE_ENOMEM, "cannot encode request %s", r->id);
             break;
         }
-        int got = osse_log_kv_get(log, key, (size_t)kl, &val, &vlen, err);
+        int got = osse_log_kv_get(log, key, kl, &val, &vlen, err);
         if (got == OSSE_ENOTFOUND) {
             if (!out->missing++)
                 snprintf(out->first_missing, sizeof out->first_missing, "%s", r->id);
@@ -604,6 +639,16 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
     }
     osse_buf_close(&enc);
     osse_buf_close(&again);
+    /* What is stored beyond them: a record at a key no request's is. */
+    uint64_t stored = 0;
+    if (!rc)
+        rc = osse_log_kv_scan(log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), count_one,
+                              &stored, err);
+    if (!rc)
+        rc = osse_log_kv_scan(log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), count_one, &stored,
+                              err);
+    if (!rc && stored > out->equal + out->differ)
+        out->extra = stored - out->equal - out->differ;
     if (!rc)
         rc = osse__ix_check(e, log, out, err);
     return rc ? rc : snapshot_check(e, log, out, err);
@@ -615,6 +660,7 @@ typedef struct {
     osse_engine_t *e;
     osse_request_t **v;
     size_t n, c;
+    bool open; /* reading opn/, not req/ */
     osse_err_t *err;
 } load_t;
 
@@ -624,9 +670,16 @@ int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void
     osse_request_t *r = NULL;
     osse_err_t derr = {0};
     size_t tail = 0;
+    bool want_id = false;
+    if (!id) {
+        id = "an open request";
+        idlen = strlen(id);
+    } else {
+        want_id = true;
+    }
     if (osse__record_decode(e, val, vlen, &r, &tail, &derr))
         return osse_err_set(err, OSSE_ECORRUPT, "the record of %.*s: %s", (int)idlen, id, derr.msg);
-    if (idlen != strlen(r->id) || memcmp(id, r->id, idlen) != 0 || !r->nseqs) {
+    if ((want_id && (idlen != strlen(r->id) || memcmp(id, r->id, idlen) != 0)) || !r->nseqs) {
         osse__request_free(r);
         return osse_err_set(err, OSSE_ECORRUPT,
                             "the record of %.*s holds another request or no event", (int)idlen, id);
@@ -637,12 +690,38 @@ int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void
     return 0;
 }
 
+/* An opn/ record: its request, open and first submitted at the key's seq. */
+static int read_open(osse_engine_t *e, const void *key, size_t klen, const void *val, size_t vlen,
+                     osse_request_t **out, osse_err_t *err)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
+    osse_request_t *r = NULL;
+    if (klen != pl + 8)
+        return osse_err_set(err, OSSE_ECORRUPT, "an opn/ key of the wrong length");
+    uint64_t seq0 = osse_be_get((const uint8_t *)key + pl, 8);
+    int rc = osse__record_read(e, NULL, 0, val, vlen, &r, err);
+    if (!rc && (r->seqs[0] != seq0 || osse__rstatus_final(r->status))) {
+        rc = osse_err_set(
+            err, OSSE_ECORRUPT, "the opn/ record at seq %llu holds %s, %s and first at seq %llu",
+            (unsigned long long)seq0, r->id, osse__rstatus_final(r->status) ? "ended" : "open",
+            (unsigned long long)r->seqs[0]);
+        osse__request_free(r);
+        r = NULL;
+    }
+    if (r)
+        r->rec_open = true;
+    *out = r;
+    return rc;
+}
+
 static int load_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
     load_t *l = ud;
     osse_request_t *r = NULL;
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_REQUEST);
-    int rc = osse__record_read(l->e, (const char *)key + pl, klen - pl, val, vlen, &r, l->err);
+    int rc =
+        l->open ? read_open(l->e, key, klen, val, vlen, &r, l->err)
+                : osse__record_read(l->e, (const char *)key + pl, klen - pl, val, vlen, &r, l->err);
     if (rc)
         return rc;
     sum_step(l->e->rec_sum, r->rec_hash, true);
@@ -669,6 +748,10 @@ int osse__records_load(osse_engine_t *e, osse_err_t *err)
     load_t l = {.e = e, .err = err};
     int rc = osse_log_kv_scan(e->log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), load_one,
                               &l, err);
+    l.open = true;
+    if (!rc)
+        rc =
+            osse_log_kv_scan(e->log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), load_one, &l, err);
     size_t i = 0, nlic = 0;
     if (!rc && l.n)
         qsort(l.v, l.n, sizeof *l.v, by_submission);
@@ -874,25 +957,30 @@ typedef struct {
     size_t n;
 } open_walk_t;
 
+/* An opn/ record against the open list's next request: the same first
+ * seq (the records themselves are the full read's, osse__records_load). */
 static int open_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
     open_walk_t *w = ud;
+    (void)val;
+    (void)vlen;
     size_t pl = OSSE_KEY_LEN(OSSE_KEY_OPEN);
     const osse_request_t *r = w->next;
-    char field[64], stored[160];
+    char field[64], stored[32], rebuilt[32];
     snprintf(field, sizeof field, "open[%zu]", w->n++);
-    snprintf(stored, sizeof stored, "%.*s", (int)(vlen < 128 ? vlen : 128), (const char *)val);
     if (klen != pl + 8) {
         differs(w->vf, field, "a key of the wrong length", r ? r->id : "the end");
         return 1;
     }
+    uint64_t seq0 = osse_be_get((const uint8_t *)key + pl, 8);
+    snprintf(stored, sizeof stored, "seq %llu", (unsigned long long)seq0);
     if (!r) {
         differs(w->vf, field, stored, "the end");
         return 1;
     }
-    if (osse_be_get((const uint8_t *)key + pl, 8) != r->seqs[0] || vlen != strlen(r->id) ||
-        memcmp(val, r->id, vlen) != 0) {
-        differs(w->vf, field, stored, r->id);
+    if (seq0 != r->seqs[0]) {
+        snprintf(rebuilt, sizeof rebuilt, "seq %llu", (unsigned long long)r->seqs[0]);
+        differs(w->vf, field, stored, rebuilt);
         return 1; /* the rest would differ too */
     }
     w->next = r->open_next;
@@ -995,35 +1083,14 @@ typedef struct {
     osse_err_t *err;
 } open_load_t;
 
-/* An opn/ entry: its request's record, read and joined as at a full start. */
+/* An opn/ record: its request, read and joined as at a full start. */
 static int load_open(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
     open_load_t *l = ud;
-    (void)key;
-    (void)klen;
-    char rk[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE__IX_KEY_MAX];
-    if (vlen == 0 || vlen > OSSE__IX_KEY_MAX)
-        return osse_err_set(l->err, OSSE_ECORRUPT, "an opn/ entry without an id");
-    memcpy(rk, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST));
-    memcpy(rk + OSSE_KEY_LEN(OSSE_KEY_REQUEST), val, vlen);
-    void *rec = NULL;
-    size_t rlen = 0;
     osse_request_t *r = NULL;
-    int rc =
-        osse_log_kv_get(l->e->log, rk, OSSE_KEY_LEN(OSSE_KEY_REQUEST) + vlen, &rec, &rlen, l->err);
-    if (rc == OSSE_ENOTFOUND)
-        rc = osse_err_set(l->err, OSSE_ECORRUPT, "the open request %.*s has no record", (int)vlen,
-                          (const char *)val);
-    if (!rc)
-        rc = osse__record_read(l->e, val, vlen, rec, rlen, &r, l->err);
-    free(rec);
-    if (!rc && osse__rstatus_final(r->status)) {
-        rc = osse_err_set(l->err, OSSE_ECORRUPT, "the opn/ entry of %s names an ended request",
-                          r->id);
+    int rc = read_open(l->e, key, klen, val, vlen, &r, l->err);
+    if (!rc && (rc = osse__apply_loaded(l->e, r, l->err)))
         osse__request_free(r);
-    } else if (!rc && (rc = osse__apply_loaded(l->e, r, l->err))) {
-        osse__request_free(r);
-    }
     return rc;
 }
 

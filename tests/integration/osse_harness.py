@@ -270,8 +270,9 @@ def metric(client, name):
 
 def replay_data(data_dir, *extra):
     """`osse replay --data DIR`: its last line (the digest) and the counts of
-    its "records N equal, M missing, K different" line (the stored request
-    records against the requests it rebuilt from the log alone), with those
+    its "records N equal, M missing, K different, X extra" line (the stored
+    request records against the requests it rebuilt from the log alone),
+    with those
     of its "indexes N equal, M missing, K different, X extra" line under
     "indexes" (a different or extra entry makes the replay fail)."""
     p = run_osse("replay", "--data", data_dir, *extra, check=False)
@@ -281,10 +282,10 @@ def replay_data(data_dir, *extra):
             p.returncode, "\n".join(out[-5:]), p.stderr.decode(errors="replace")))
     rec, ix, events, snapshot = None, None, None, None
     for line in out:
-        m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different$", line)
+        m = re.match(r"records (\d+) equal, (\d+) missing, (\d+) different, (\d+) extra$",
+                     line)
         if m:
-            rec = {"equal": int(m.group(1)), "missing": int(m.group(2)),
-                   "different": int(m.group(3))}
+            rec = dict(zip(("equal", "missing", "different", "extra"), map(int, m.groups())))
         m = re.match(r"indexes (\d+) equal, (\d+) missing, (\d+) different, (\d+) extra$", line)
         if m:
             ix = dict(zip(("equal", "missing", "different", "extra"), map(int, m.groups())))

@@ -1,27 +1,31 @@
 """test_counters_snapshot.py: the counters snapshot in the views marker and
-the opn/ index of open requests (issue 13; docs/design.md "The counters
-snapshot"), over real HTTP.
+the records of open requests under opn/ (issue 13; docs/design.md "The
+counters snapshot", "The start reads only open work"), over real HTTP.
 
-The views marker (`views/4`) holds, after the log's last seq, what a start
+The views marker (`views/5`) holds, after the log's last seq, what a start
 rebuilds today from every request: the counts by status, the task rows of
 GET /metrics, the licence numbers' counters per workflow and year, the
-digest's sum, the number of requests and the first submission. The opn/
-index holds one entry per request not in a final status, in the order of
-submission. Every start that reads the records checks both against what it
-rebuilt, and refuses to start on a difference (unless --rebuild-views).
+digest's sum, the number of requests and the first submission. opn/ holds
+the record of each request not in a final status, in the order of
+submission (req/ an ended one's). Every start that reads every record
+(--check-views) checks both against what it rebuilt, and refuses to start
+on a difference (unless --rebuild-views).
 
 - A mix (requests approved, rejected, withdrawn and open, in a workflow
   whose SLAs breach; licences under a template with a year, in two years,
   and under one without) survives a clean restart and a kill -9 with the
   same GET /metrics counts, GET /v1/stats and GET /v1/admin/digest, the
   start reading its records (no snapshot error); the licence numbers go on
-  from where they stood; `osse replay --data` finds every index entry
-  (opn/ among them) equal, none missing, different or extra.
+  from where they stood; `osse replay --data` finds every record and index
+  entry equal, none missing, different or extra.
 - A marker whose snapshot is tampered with (the number of requests, one
   more) stops the start with an ERROR line naming the field, again at the
   next try, and `--rebuild-views` starts it, with the same answers; the
   same rewrite with the right number starts (the patching is sound).
-- A folder whose marker is `views/3` (every `views/4` key in the log's
+- An opn/ record moved to another seq (its key's last byte changed) stops
+  every start, which names it, and `osse replay --data` finds a record
+  extra; `--rebuild-views` starts it.
+- A folder whose marker is `views/4` (every `views/5` key in the log's
   write-ahead log renamed) is replayed and migrated once, then read from
   its records.
 
@@ -47,7 +51,7 @@ from test_corrupt_log import BLOCK, crc32c, masked  # noqa: E402
 from test_licences import issue_workflow  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
-MARKER = b"views/4"
+MARKER = b"views/5"
 COUNTED = ("osse_requests{", "osse_open_tasks{", "osse_sla_breaches{")
 
 
@@ -130,6 +134,23 @@ def last_put(path, key, klen):
             if i > 1 and payload[i - 2:i] == head:
                 n, j = varint(payload, i + klen)
                 found = (payload[j:j + n], pos[j:j + n])
+                break
+            i = payload.rfind(key, 0, i)
+    assert found, "no put of %r in %s" % (key, path)
+    return found
+
+
+def last_put_key(path, key, klen):
+    """The physical offsets of the key (klen bytes, starting with key) of
+    the last such put in the write-ahead log."""
+    with open(path, "rb") as f:
+        b = f.read()
+    found, head = None, bytes([klen + 1]) + b"K"
+    for payload, pos in wal_records(b):
+        i = payload.rfind(key)
+        while i >= 0:
+            if i > 1 and payload[i - 2:i] == head:
+                found = pos[i:i + klen]
                 break
             i = payload.rfind(key, 0, i)
     assert found, "no put of %r in %s" % (key, path)
@@ -314,7 +335,7 @@ class TestCountersSnapshot(unittest.TestCase):
 
     def tamper(self, delta):
         """Kills the server and adds delta to the number of requests in the
-        last views/4 value of the write-ahead log."""
+        last views/5 value of the write-ahead log."""
         self.server.kill()
         path = wal_path(self.server.data_dir)
         val, pos = last_marker_value(path)
@@ -350,25 +371,36 @@ class TestCountersSnapshot(unittest.TestCase):
         self.assertEqual(self.answers(), before, "after --rebuild-views")
         self.restart()
         self.assertEqual(self.answers(), before, "after --rebuild-views and a restart")
-        # An opn/ entry naming another request: the open list differs.
+        # An open request's record moved to another seq under opn/: every
+        # start refuses it, and says which.
         w.submit(wx)
         before = self.answers()
         self.server.kill()
         path = wal_path(self.server.data_dir)
-        val, pos = last_put(path, b"opn/", 12)
-        self.assertTrue(val.startswith(b"r-"), val)
-        wal_patch(path, [(pos[-1], ord("x"))])
-        err = self.serve_fails()
-        self.assertRegex(err, r'level=error msg="views snapshot differs" field=open\[2\] '
-                         r'stored=%sx rebuilt=%s' % (val[:-1].decode(), val.decode()))
-        # osse replay --data finds it too: opn/ is one of the indexes it checks.
+        pos = last_put_key(path, b"opn/", 12)
+        with open(path, "rb") as f:
+            seq = 0
+            for p in pos[4:]:
+                f.seek(p)
+                seq = seq << 8 | f.read(1)[0]
+        wal_patch(path, [(pos[-1], (seq & 0xFF) ^ 0x40)])
+        for extra in ([], ["--check-views"]):
+            p = subprocess.run([OSSE_BIN, "serve", "--data", self.server.data_dir, "--listen",
+                                "127.0.0.1:0", CLOCK] + extra, stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertRegex(p.stderr.decode("utf-8", "replace"),
+                             r"the opn/ record at seq %d holds r-\w+, open and first at seq %d"
+                             % (seq ^ 0x40, seq))
+        # osse replay --data finds it at the wrong key: one missing, one extra.
         p = run_osse("replay", "--data", self.server.data_dir, check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertRegex(p.stdout.decode(), r"indexes \d+ equal, 0 missing, 1 different, 0 extra")
+        self.assertRegex(p.stdout.decode(),
+                         r"records \d+ equal, 1 missing, 0 different, 1 extra")
         self.restart("--rebuild-views", expect_from_records=False)
         self.assertEqual(self.answers(), before, "after --rebuild-views")
 
-    def test_views_3_folder_is_migrated(self):
+    def test_views_4_folder_is_migrated(self):
         w = self.w
         wx = w.workflow()
         for _ in range(3):
@@ -381,7 +413,7 @@ class TestCountersSnapshot(unittest.TestCase):
         edits = []
         for payload, pos in wal_records(b):
             for m in re.finditer(re.escape(MARKER), payload):
-                edits.append((pos[m.start() + len(MARKER) - 1], ord("3")))
+                edits.append((pos[m.start() + len(MARKER) - 1], ord("4")))
         self.assertGreater(len(edits), 3)
         wal_patch(path, edits)
         started = self.restart(expect_from_records=False)
