@@ -451,6 +451,31 @@ typedef struct osse_refill_s {
     osse_err_t err;
 } refill_t;
 
+/* A refill's pending record (storage/log.h: its keys were synced after
+ * it), shared by its entries in the reserve: deleted by the batch of the
+ * submission that takes the last of them. One of its ids dropped (a clash
+ * at the join or the take, no room at the join) keeps it: that id's key
+ * has no events, and the next start removes it as it does the keys of
+ * entries a stop or a crash left. */
+typedef struct osse_kpd_s {
+    char name[OSSE__RID_SIZE]; /* the record's: the refill's first id */
+    size_t left;               /* its entries at hand */
+    bool dropped;
+} kpd_t;
+
+/* One entry of rec's is no longer at hand (taken or dropped); rec freed
+ * with its last. Whether the record may go (taken is its last, and none
+ * was dropped): name copied to done. */
+static void kpd_leave(kpd_t *rec, bool taken, char *done)
+{
+    rec->dropped = rec->dropped || !taken;
+    if (--rec->left)
+        return;
+    if (!rec->dropped && done)
+        memcpy(done, rec->name, OSSE__RID_SIZE);
+    free(rec);
+}
+
 static void refill_free(refill_t *j)
 {
     sodium_free(j->keys); /* wipes */
@@ -629,17 +654,28 @@ static void refill_done(uv_work_t *w, int status)
                   j->n, j->err.msg, (unsigned long long)kr->backoff);
     } else if (status == 0 && kr->on) {
         /* Takes only lowered n since the refill was sized to fill up. */
-        for (size_t i = 0; i < j->n && kr->n < kr->size; i++) {
+        kpd_t *rec = osse_calloc(1, sizeof *rec);
+        if (j->n)
+            memcpy(rec->name, j->ids[0], OSSE__RID_SIZE);
+        size_t i = 0;
+        for (; i < j->n && kr->n < kr->size; i++) {
             if (code_taken(e, j->codes[i])) {
                 kr->codes_clashed++;
+                rec->dropped = true;
                 continue;
             }
+            kr->recs[kr->n] = rec;
+            rec->left++;
             memcpy(kr->ids[kr->n], j->ids[i], OSSE__RID_SIZE);
             memcpy(kr->codes[kr->n], j->codes[i], OSSE__CODE_SIZE);
             memcpy(kr->keys + kr->n * OSSE_KEY_BYTES, j->keys + i * OSSE_KEY_BYTES, OSSE_KEY_BYTES);
             osse_map_put(&kr->held, kr->codes[kr->n], (void *)1);
             kr->n++;
         }
+        if (!rec->left) /* none joined: the record stays for the next start */
+            free(rec);
+        else if (i < j->n)
+            rec->dropped = true;
         if (j->nocode) {
             /* Codes ran out (a test's shrunk space): fewer entries, and
              * the next try waits, as after a failure. */
@@ -712,6 +748,7 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
         return;
     kr->ids = osse_malloc(size * sizeof *kr->ids);
     kr->codes = osse_malloc(size * sizeof *kr->codes);
+    kr->recs = osse_malloc(size * sizeof *kr->recs);
     kr->size = size;
     kr->on = true;
     /* The first fill is made here, before the loop runs (the start blocks
@@ -726,10 +763,11 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
     }
 }
 
-bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code)
+bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code, char *done)
 {
     osse_key_reserve_t *kr = &e->reserve;
     bool got = false;
+    done[0] = '\0';
     while (kr->n && !got) {
         const char *rid = kr->ids[kr->n - 1], *rcode = kr->codes[kr->n - 1];
         uint8_t *src = kr->keys + (kr->n - 1) * OSSE_KEY_BYTES, *key = NULL;
@@ -751,6 +789,7 @@ bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code)
         }
         osse_map_del(&kr->held, rcode);
         sodium_memzero(src, OSSE_KEY_BYTES);
+        kpd_leave(kr->recs[kr->n - 1], key != NULL, done);
         kr->n--;
     }
     if (got) {
@@ -827,6 +866,10 @@ void osse__pii_keys_free(osse_engine_t *e)
 {
     OSSE_PRE(!e->reserve.refill);
     sodium_free(e->reserve.keys); /* wipes; NULL-safe */
+    /* The records of the entries left stay for the next start. */
+    for (size_t i = 0; i < e->reserve.n; i++)
+        kpd_leave(e->reserve.recs[i], false, NULL);
+    free(e->reserve.recs);
     free(e->reserve.ids);
     free(e->reserve.codes);
     free(e->reserve.recent);

@@ -982,9 +982,9 @@ static void key_reserve(world_t *w)
 
     /* Keys taken but never used by a request, and a refill on the pool at
      * the stop: the next start removes all of them. */
-    char taken[3][OSSE__RID_SIZE], code[OSSE__CODE_SIZE];
+    char taken[3][OSSE__RID_SIZE], code[OSSE__CODE_SIZE], done[OSSE__RID_SIZE];
     for (int i = 0; i < 3; i++)
-        CHECK(osse__pii_key_reserved(w->e, taken[i], code));
+        CHECK(osse__pii_key_reserved(w->e, taken[i], code, done));
     CHECK(kr->refill != NULL); /* at 3 of 8 */
     close_engine(w);
     CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
@@ -1050,9 +1050,9 @@ static void reserve_codes(world_t *w)
 
     /* Empty (and no refill to come): minted on the loop. */
     kr->retry_at = UINT64_MAX;
-    char id[OSSE__RID_SIZE], code[OSSE__CODE_SIZE];
+    char id[OSSE__RID_SIZE], code[OSSE__CODE_SIZE], done[OSSE__RID_SIZE];
     while (kr->n)
-        CHECK(osse__pii_key_reserved(w->e, id, code));
+        CHECK(osse__pii_key_reserved(w->e, id, code, done));
     char *third = submit(w);
     CHECK_EQ_INT(kr->misses, 1);
     CHECK_EQ_INT(kr->codes_unchecked, 1);
