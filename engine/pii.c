@@ -484,57 +484,69 @@ static void refill_free(refill_t *j)
     free(j);
 }
 
-static int first_entry(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    *(bool *)ud = true;
-    return 1; /* one is enough */
-}
-
 /* Pool: a tracking code for each of the n ids, on no request on disk (the
  * nam/ 'c' entries of that code: a request whose submission's batch was
  * durable before the refill was queued has one) and no other id of the
  * refill; the ids kept are moved to the front and n becomes their number.
- * An id for which CODE_TRIES draws find none is dropped (nocode). Returns
- * 0 or the read's error. */
+ * An id for which CODE_TRIES draws find none is dropped (nocode). The
+ * draws go in rounds, each checked against the disk with one read for all
+ * (osse_log_kv_any: an iterator per code was most of a refill's cost);
+ * nearly every code is free at the first. Returns 0 or the read's error. */
 static int refill_codes(refill_t *j)
 {
+    size_t n = j->n, left = n;
+    bool *ok = osse_calloc(n ? n : 1, sizeof *ok),
+         *found = osse_malloc((n ? n : 1) * sizeof *found);
+    size_t *which = osse_malloc((n ? n : 1) * sizeof *which);
+    osse_slice_t *pre = osse_malloc((n ? n : 1) * sizeof *pre);
+    uint8_t(*keys)[OSSE__IX_KEY_MAX] = osse_malloc((n ? n : 1) * sizeof *keys);
     osse_map_t seen;
     osse_map_init(&seen);
-    size_t kept = 0;
     int rc = 0;
-    for (size_t i = 0; i < j->n && !rc; i++) {
-        char *code = j->codes[kept];
-        bool free_code = false;
-        for (int t = 0; t < CODE_TRIES && !free_code && !rc; t++) {
+    for (int t = 0; t < CODE_TRIES && left && !rc; t++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ok[i])
+                continue;
             unsigned char raw[OSSE__CODE_LEN];
             randombytes_buf(raw, sizeof raw);
-            code_from(raw, j->code_random, code);
-            if (osse_map_get(&seen, code))
+            code_from(raw, j->code_random, j->codes[i]);
+            if (osse_map_get(&seen, j->codes[i]))
                 continue;
-            uint8_t pre[OSSE__IX_KEY_MAX];
             /* The prefix of the code's entries: an empty id, not NULL
              * (util.c would memcpy from NULL, which UBSan refuses). */
-            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, code, "", pre);
-            bool on_disk = false;
-            int s = osse_log_kv_scan(j->log, pre, pl, first_entry, &on_disk, &j->err);
-            if (s < 0)
-                rc = s;
-            free_code = !rc && !on_disk;
+            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, j->codes[i], "", keys[m]);
+            pre[m] = (osse_slice_t){(const char *)keys[m], pl};
+            which[m++] = i;
         }
-        if (!free_code) {
-            j->nocode += !rc;
+        rc = osse_log_kv_any(j->log, pre, m, found, &j->err);
+        for (size_t k = 0; k < m && !rc; k++) {
+            size_t i = which[k];
+            /* Two of this round may have drawn the same code. */
+            if (found[k] || osse_map_get(&seen, j->codes[i]))
+                continue;
+            osse_map_put(&seen, j->codes[i], (void *)1);
+            ok[i] = true;
+            left--;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!ok[i])
             continue;
-        }
-        osse_map_put(&seen, code, (void *)1);
-        if (kept != i)
+        if (kept != i) {
             memcpy(j->ids[kept], j->ids[i], OSSE__RID_SIZE);
+            memcpy(j->codes[kept], j->codes[i], OSSE__CODE_SIZE);
+        }
         kept++;
     }
+    j->nocode = rc ? 0 : n - kept;
     osse_map_close(&seen);
+    free(ok);
+    free(found);
+    free(which);
+    free(pre);
+    free(keys);
     j->n = rc ? 0 : kept;
     return rc;
 }
