@@ -25,7 +25,9 @@
  * group's synced write. With none at hand the submission files its key with
  * its batch as before, so nothing waits for the reserve. Keys left in the
  * reserve at a stop or a crash have no events: the next start removes
- * them (engine.c keys_load).
+ * them (engine.c keys_load), through the refill's one pending record
+ * (storage/log.h), which lists its ids until the batch of the submission
+ * that takes its last one deletes it (kpd_t).
  *
  * Tracking codes come with the reserve's ids: ended requests leave memory
  * (cache.c), so e->codes no longer holds every code, and the loop does not
