@@ -441,6 +441,7 @@ typedef struct {
     size_t nstale, cstale;
     osse_map_t erase;   /* kdel/'s ids */
     osse_map_t pending; /* the ids of keys whose events may not be durable (storage/log.h) */
+    osse_map_t records; /* the names of the pending records that list them */
     osse_map_t tail;    /* the last segment's ids -> (seg << 32 | off) */
     char **where_ids;   /* a whole read: the locations to write (storage/log.h) */
     osse_keyloc_t *where_locs;
@@ -486,6 +487,9 @@ static bool key_stale(keyload_t *kl, const char *id, bool whole)
         /* Without a pending record its events are durable, but for a
          * start that replayed every event, which knows them all. */
         return whole && !e->some_evicted;
+    /* A pending record lists every id of its write of keys until the
+     * last is taken: one listed may be a request that ended and is on
+     * disk only (storage/log.h). */
     return !request_on_disk(e, id);
 }
 
@@ -538,10 +542,12 @@ static int erase_one(void *ud, const void *key, size_t klen, const void *val, si
     return id_into(&((keyload_t *)ud)->erase, key, klen, OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE));
 }
 
-static int pending_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+static int pending_one(void *ud, const char *name, const char *id)
 {
-    (void)val, (void)vlen;
-    return id_into(&((keyload_t *)ud)->pending, key, klen, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING));
+    keyload_t *kl = ud;
+    osse_map_put(&kl->pending, id, (void *)1);
+    osse_map_put(&kl->records, name, (void *)1);
+    return 0;
 }
 
 static void unmark_free(osse_engine_t *e)
@@ -654,12 +660,12 @@ static int keys_load(osse_engine_t *e, bool whole, osse_err_t *err)
     keyload_t kl = {.e = e};
     osse_map_init(&kl.erase);
     osse_map_init(&kl.pending);
+    osse_map_init(&kl.records);
     osse_map_init(&kl.tail);
     int rc = osse_log_kv_scan(e->log, OSSE_KEY_KEY_ERASE, OSSE_KEY_LEN(OSSE_KEY_KEY_ERASE),
                               erase_one, &kl, err);
     if (!rc)
-        rc = osse_log_kv_scan(e->log, OSSE_LOG_KEY_PENDING, OSSE_KEY_LEN(OSSE_LOG_KEY_PENDING),
-                              pending_one, &kl, err);
+        rc = osse_log_keys_pending_scan(e->log, pending_one, &kl, err);
     /* Tests: a data folder an osse before key locations wrote. */
     const char *forget = getenv(FORGET_HOOK);
     if (!rc && e->test_clock && forget && strcmp(forget, "1") == 0)
@@ -708,10 +714,11 @@ static int keys_load(osse_engine_t *e, bool whole, osse_err_t *err)
     for (size_t it = 0; !rc && osse_map_next(&kl.erase, &it, &k, NULL);)
         OSSE_VEC_PUSH(e->unmark, e->nunmark, e->cunmark, osse_strdup(k));
     e->nunmark_erase = e->nunmark;
-    for (size_t it = 0; !rc && osse_map_next(&kl.pending, &it, &k, NULL);)
+    for (size_t it = 0; !rc && osse_map_next(&kl.records, &it, &k, NULL);)
         OSSE_VEC_PUSH(e->unmark, e->nunmark, e->cunmark, osse_strdup(k));
     osse_map_close(&kl.erase);
     osse_map_close(&kl.pending);
+    osse_map_close(&kl.records);
     osse_map_close(&kl.tail);
     for (size_t i = 0; i < kl.nstale; i++)
         free((char *)kl.stale[i].id);
@@ -814,7 +821,7 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         osse__batch_need(e);
         if (i < e->nunmark_erase)
             osse__erasure_intent(e, e->unmark[i], false);
-        else if (osse_batch_key_taken(e->batch, e->unmark[i]))
+        else if (osse_batch_keys_pending_done(e->batch, e->unmark[i]))
             osse__panic(__FILE__, __LINE__, "out of memory");
     }
     unmark_free(e);

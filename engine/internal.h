@@ -402,7 +402,10 @@ typedef struct osse_key_reserve_s {
     size_t n;    /* at hand: ids[0..n), codes[0..n), keys + OSSE_KEY_BYTES * [0..n) */
     char (*ids)[OSSE__RID_SIZE];
     char (*codes)[OSSE__CODE_SIZE];
-    uint8_t *keys;                        /* size keys, sodium_malloc'd */
+    uint8_t *keys; /* size keys, sodium_malloc'd */
+    /* The refill of each entry (recs[0..n)): its pending record and how
+     * many of its ids are at hand (pii.c). */
+    struct osse_kpd_s **recs;
     osse_map_t held;                      /* codes[0..n) -> (void *)1 */
     osse_recent_code_t *recent;           /* codes taken, in the order of their batches */
     size_t recent_head, nrecent, crecent; /* recent[recent_head..nrecent) */
@@ -799,8 +802,11 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size);
  * already, or a code one has, is skipped. false when none is at hand: the
  * caller makes its id, its code (osse__pii_code_mint) and its key
  * (osse__pii_key_new). Queues a refill at or below half the size. The
- * caller submits the request in the batch being filled. Loop thread. */
-bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code);
+ * caller submits the request in the batch being filled. Loop thread.
+ * done (OSSE__RID_SIZE bytes) gets the name of the pending record
+ * (storage/log.h) that this batch deletes, the id taken being the last of
+ * its refill's; else "". */
+bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code, char *done);
 /* A tracking code minted on the loop (code: OSSE__CODE_SIZE bytes), for a
  * submission that found the reserve empty (osse_key_reserve_misses_total)
  * or an engine without one (--key-reserve 0): it is on no request in

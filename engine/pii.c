@@ -25,7 +25,9 @@
  * group's synced write. With none at hand the submission files its key with
  * its batch as before, so nothing waits for the reserve. Keys left in the
  * reserve at a stop or a crash have no events: the next start removes
- * them (engine.c keys_load).
+ * them (engine.c keys_load), through the refill's one pending record
+ * (storage/log.h), which lists its ids until the batch of the submission
+ * that takes its last one deletes it (kpd_t).
  *
  * Tracking codes come with the reserve's ids: ended requests leave memory
  * (cache.c), so e->codes no longer holds every code, and the loop does not
@@ -451,6 +453,31 @@ typedef struct osse_refill_s {
     osse_err_t err;
 } refill_t;
 
+/* A refill's pending record (storage/log.h: its keys were synced after
+ * it), shared by its entries in the reserve: deleted by the batch of the
+ * submission that takes the last of them. One of its ids dropped (a clash
+ * at the join or the take, no room at the join) keeps it: that id's key
+ * has no events, and the next start removes it as it does the keys of
+ * entries a stop or a crash left. */
+typedef struct osse_kpd_s {
+    char name[OSSE__RID_SIZE]; /* the record's: the refill's first id */
+    size_t left;               /* its entries at hand */
+    bool dropped;
+} kpd_t;
+
+/* One entry of rec's is no longer at hand (taken or dropped); rec freed
+ * with its last. Whether the record may go (taken is its last, and none
+ * was dropped): name copied to done. */
+static void kpd_leave(kpd_t *rec, bool taken, char *done)
+{
+    rec->dropped = rec->dropped || !taken;
+    if (--rec->left)
+        return;
+    if (!rec->dropped && done)
+        memcpy(done, rec->name, OSSE__RID_SIZE);
+    free(rec);
+}
+
 static void refill_free(refill_t *j)
 {
     sodium_free(j->keys); /* wipes */
@@ -459,57 +486,88 @@ static void refill_free(refill_t *j)
     free(j);
 }
 
-static int first_entry(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+/* A code drawn in a round of refill_codes, and for which id. */
+typedef struct {
+    char code[OSSE__CODE_SIZE];
+    size_t i;
+    bool found;
+} draw_t;
+
+static int draw_cmp(const void *a, const void *b)
 {
-    (void)key;
-    (void)klen;
-    (void)val;
-    (void)vlen;
-    *(bool *)ud = true;
-    return 1; /* one is enough */
+    return memcmp(a, b, OSSE__CODE_SIZE);
 }
 
 /* Pool: a tracking code for each of the n ids, on no request on disk (the
  * nam/ 'c' entries of that code: a request whose submission's batch was
  * durable before the refill was queued has one) and no other id of the
  * refill; the ids kept are moved to the front and n becomes their number.
- * An id for which CODE_TRIES draws find none is dropped (nocode). Returns
- * 0 or the read's error. */
+ * An id for which CODE_TRIES draws find none is dropped (nocode). The
+ * draws go in rounds, each checked against the disk with one read for all
+ * (osse_log_kv_any: an iterator per code was most of a refill's cost),
+ * and against each other sorted (a map of 1,024 codes cost half as much
+ * as the read); nearly every code is free at the first. Returns 0 or the
+ * read's error. */
 static int refill_codes(refill_t *j)
 {
-    osse_map_t seen;
-    osse_map_init(&seen);
-    size_t kept = 0;
+    size_t n = j->n, left = n, nacc = 0, cap = n ? n : 1;
+    bool *ok = osse_calloc(cap, sizeof *ok), *found = osse_malloc(cap * sizeof *found);
+    draw_t *d = osse_malloc(cap * sizeof *d);
+    char(*acc)[OSSE__CODE_SIZE] = osse_malloc(cap * sizeof *acc); /* kept, sorted */
+    osse_slice_t *pre = osse_malloc(cap * sizeof *pre);
+    uint8_t(*keys)[OSSE__IX_KEY_MAX] = osse_malloc(cap * sizeof *keys);
     int rc = 0;
-    for (size_t i = 0; i < j->n && !rc; i++) {
-        char *code = j->codes[kept];
-        bool free_code = false;
-        for (int t = 0; t < CODE_TRIES && !free_code && !rc; t++) {
+    for (int t = 0; t < CODE_TRIES && left && !rc; t++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ok[i])
+                continue;
             unsigned char raw[OSSE__CODE_LEN];
             randombytes_buf(raw, sizeof raw);
-            code_from(raw, j->code_random, code);
-            if (osse_map_get(&seen, code))
-                continue;
-            uint8_t pre[OSSE__IX_KEY_MAX];
+            memset(d[m].code, 0, OSSE__CODE_SIZE);
+            code_from(raw, j->code_random, d[m].code);
+            d[m].i = i;
             /* The prefix of the code's entries: an empty id, not NULL
              * (util.c would memcpy from NULL, which UBSan refuses). */
-            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, code, "", pre);
-            bool on_disk = false;
-            int s = osse_log_kv_scan(j->log, pre, pl, first_entry, &on_disk, &j->err);
-            if (s < 0)
-                rc = s;
-            free_code = !rc && !on_disk;
+            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, d[m].code, "", keys[m]);
+            pre[m] = (osse_slice_t){(const char *)keys[m], pl};
+            m++;
         }
-        if (!free_code) {
-            j->nocode += !rc;
+        if ((rc = osse_log_kv_any(j->log, pre, m, found, &j->err)))
+            break;
+        for (size_t k = 0; k < m; k++)
+            d[k].found = found[k];
+        qsort(d, m, sizeof *d, draw_cmp);
+        size_t nacc0 = nacc;
+        for (size_t k = 0; k < m; k++) {
+            /* On disk, drawn twice in this round, or kept in one before. */
+            if (d[k].found || (k && memcmp(d[k].code, d[k - 1].code, OSSE__CODE_SIZE) == 0) ||
+                (nacc0 && bsearch(d[k].code, acc, nacc0, sizeof *acc, draw_cmp)))
+                continue;
+            ok[d[k].i] = true;
+            memcpy(j->codes[d[k].i], d[k].code, OSSE__CODE_SIZE);
+            memcpy(acc[nacc++], d[k].code, OSSE__CODE_SIZE);
+            left--;
+        }
+        qsort(acc, nacc, sizeof *acc, draw_cmp);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!ok[i])
             continue;
-        }
-        osse_map_put(&seen, code, (void *)1);
-        if (kept != i)
+        if (kept != i) {
             memcpy(j->ids[kept], j->ids[i], OSSE__RID_SIZE);
+            memcpy(j->codes[kept], j->codes[i], OSSE__CODE_SIZE);
+        }
         kept++;
     }
-    osse_map_close(&seen);
+    j->nocode = rc ? 0 : n - kept;
+    free(ok);
+    free(found);
+    free(d);
+    free(acc);
+    free(pre);
+    free(keys);
     j->n = rc ? 0 : kept;
     return rc;
 }
@@ -629,17 +687,28 @@ static void refill_done(uv_work_t *w, int status)
                   j->n, j->err.msg, (unsigned long long)kr->backoff);
     } else if (status == 0 && kr->on) {
         /* Takes only lowered n since the refill was sized to fill up. */
-        for (size_t i = 0; i < j->n && kr->n < kr->size; i++) {
+        kpd_t *rec = osse_calloc(1, sizeof *rec);
+        if (j->n)
+            memcpy(rec->name, j->ids[0], OSSE__RID_SIZE);
+        size_t i = 0;
+        for (; i < j->n && kr->n < kr->size; i++) {
             if (code_taken(e, j->codes[i])) {
                 kr->codes_clashed++;
+                rec->dropped = true;
                 continue;
             }
+            kr->recs[kr->n] = rec;
+            rec->left++;
             memcpy(kr->ids[kr->n], j->ids[i], OSSE__RID_SIZE);
             memcpy(kr->codes[kr->n], j->codes[i], OSSE__CODE_SIZE);
             memcpy(kr->keys + kr->n * OSSE_KEY_BYTES, j->keys + i * OSSE_KEY_BYTES, OSSE_KEY_BYTES);
             osse_map_put(&kr->held, kr->codes[kr->n], (void *)1);
             kr->n++;
         }
+        if (!rec->left) /* none joined: the record stays for the next start */
+            free(rec);
+        else if (i < j->n)
+            rec->dropped = true;
         if (j->nocode) {
             /* Codes ran out (a test's shrunk space): fewer entries, and
              * the next try waits, as after a failure. */
@@ -712,6 +781,7 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
         return;
     kr->ids = osse_malloc(size * sizeof *kr->ids);
     kr->codes = osse_malloc(size * sizeof *kr->codes);
+    kr->recs = osse_malloc(size * sizeof *kr->recs);
     kr->size = size;
     kr->on = true;
     /* The first fill is made here, before the loop runs (the start blocks
@@ -726,10 +796,11 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
     }
 }
 
-bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code)
+bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code, char *done)
 {
     osse_key_reserve_t *kr = &e->reserve;
     bool got = false;
+    done[0] = '\0';
     while (kr->n && !got) {
         const char *rid = kr->ids[kr->n - 1], *rcode = kr->codes[kr->n - 1];
         uint8_t *src = kr->keys + (kr->n - 1) * OSSE_KEY_BYTES, *key = NULL;
@@ -751,6 +822,7 @@ bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code)
         }
         osse_map_del(&kr->held, rcode);
         sodium_memzero(src, OSSE_KEY_BYTES);
+        kpd_leave(kr->recs[kr->n - 1], key != NULL, done);
         kr->n--;
     }
     if (got) {
@@ -827,6 +899,10 @@ void osse__pii_keys_free(osse_engine_t *e)
 {
     OSSE_PRE(!e->reserve.refill);
     sodium_free(e->reserve.keys); /* wipes; NULL-safe */
+    /* The records of the entries left stay for the next start. */
+    for (size_t i = 0; i < e->reserve.n; i++)
+        kpd_leave(e->reserve.recs[i], false, NULL);
+    free(e->reserve.recs);
     free(e->reserve.ids);
     free(e->reserve.codes);
     free(e->reserve.recent);

@@ -249,9 +249,12 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
      * that event, and the log's writer makes it durable first. Its
      * tracking code comes with a reserved id, found on the pool on no
      * request on disk either; without one it is checked in memory only. */
-    bool reserved = osse__pii_key_reserved(e, id, code);
+    char done[OSSE__RID_SIZE];
+    bool reserved = osse__pii_key_reserved(e, id, code, done);
     osse__batch_need(e);
-    if (reserved && osse_batch_key_taken(e->batch, id))
+    /* The last of its refill's ids: the refill's pending record goes with
+     * this batch (storage/log.h). */
+    if (reserved && done[0] && osse_batch_keys_pending_done(e->batch, done))
         return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     if (!reserved) {
         do {

@@ -392,16 +392,16 @@ int osse_batch_key(osse_batch_t *b, osse_keystore_t *ks, const char *id, const u
     return 0;
 }
 
-static size_t pending_key(const char *id, char *out, size_t n)
+static size_t pending_key(const char *name, char *out, size_t n)
 {
-    int kl = snprintf(out, n, OSSE_LOG_KEY_PENDING "%s", id);
+    int kl = snprintf(out, n, OSSE_LOG_KEY_PENDING "%s", name);
     return kl > 0 && (size_t)kl < n ? (size_t)kl : 0;
 }
 
-int osse_batch_key_taken(osse_batch_t *b, const char *id)
+int osse_batch_keys_pending_done(osse_batch_t *b, const char *name)
 {
     char key[OSSE_KEY_ID_MAX + 16];
-    size_t kl = pending_key(id, key, sizeof key);
+    size_t kl = pending_key(name, key, sizeof key);
     return kl ? osse_batch_delete(b, key, kl) : OSSE_ENOMEM;
 }
 
@@ -410,12 +410,16 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
     if (!n)
         return 0;
     osse_batch_t *b = osse_batch_new();
+    osse_buf_t val;
+    osse_buf_init(&val, 0);
     char key[OSSE_KEY_ID_MAX + 16];
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        size_t kl = pending_key(ids[i], key, sizeof key);
-        rc = !kl || osse_batch_put(b, key, kl, "", 0) ? OSSE_ENOMEM : 0;
-    }
+    size_t kl = pending_key(ids[0], key, sizeof key);
+    int rc = kl ? 0 : OSSE_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = osse_buf_append(&val, ids[i], strlen(ids[i]) + 1);
+    if (!rc)
+        rc = osse_batch_put(b, key, kl, val.ptr, val.len);
+    osse_buf_close(&val);
     osse_slice_t part = {b->ops.ptr, b->ops.len};
     osse_bgroup_t g = {&part, 1};
     if (rc) {
@@ -428,6 +432,46 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
     }
     osse_batch_free(b);
     return rc;
+}
+
+typedef struct {
+    osse_log_pending_cb cb;
+    void *ud;
+    osse_err_t *err;
+} pending_scan_t;
+
+static int pending_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    pending_scan_t *ps = ud;
+    const size_t pl = sizeof OSSE_LOG_KEY_PENDING - 1;
+    char name[OSSE_KEY_ID_MAX + 1];
+    if (klen <= pl || klen - pl > OSSE_KEY_ID_MAX)
+        return osse_err_set(ps->err, OSSE_EIO, "a pending key record has a bad name");
+    memcpy(name, (const char *)key + pl, klen - pl);
+    name[klen - pl] = '\0';
+    if (!vlen) /* a record of the versions before: the one id is its name */
+        return ps->cb(ps->ud, name, name);
+    const char *p = val, *end = p + vlen;
+    while (p < end) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul || nul == p || nul - p > OSSE_KEY_ID_MAX)
+            return osse_err_set(ps->err, OSSE_EIO,
+                                "the pending key record %s does not split "
+                                "into ids",
+                                name);
+        int rc = ps->cb(ps->ud, name, p);
+        if (rc)
+            return rc;
+        p = nul + 1;
+    }
+    return 0;
+}
+
+int osse_log_keys_pending_scan(osse_log_t *log, osse_log_pending_cb cb, void *ud, osse_err_t *err)
+{
+    pending_scan_t ps = {cb, ud, err};
+    return log->ops->kv_scan(log->be, OSSE_LOG_KEY_PENDING, sizeof OSSE_LOG_KEY_PENDING - 1,
+                             pending_one, &ps, err);
 }
 
 static size_t where_key(const char *id, char *out, size_t n)
@@ -615,7 +659,8 @@ static int write_keys(osse_log_t *log, osse_batch_t *head)
         }
     }
     if (n) {
-        /* Their pending records first (the batches delete them). */
+        /* Their pending record first (the group's write deletes it:
+         * writer_main). */
         const char **ids = osse_malloc(n * sizeof *ids);
         for (size_t i = 0; i < n; i++)
             ids[i] = recs[i].id;
@@ -712,16 +757,17 @@ static void writer_main(void *arg)
         if (!head)
             break; /* quit, and nothing left to write */
 
-        bool any = false, keys = false, unmarked = false;
+        bool any = false, keys = false;
         osse_bgroup_t g = {NULL, 0};
+        /* The group's pending record (write_keys, named by its first key)
+         * goes with the group's own synced write (log.h). */
+        const char *first_key = NULL;
         for (osse_batch_t *b = head; b; b = b->next) {
             keys = keys || b->keys.len;
-            /* The batch that holds the keys' first events deletes their
-             * pending records (log.h). */
-            for (const char *p = b->keys.ptr, *end = p + b->keys.len; p < end;
-                 p += strlen(p) + 1 + OSSE_WRAPPED_BYTES)
-                unmarked = unmarked || osse_batch_key_taken(b, p);
+            if (!first_key && b->keys.len)
+                first_key = b->keys.ptr;
         }
+        bool unmarked = first_key && osse_batch_keys_pending_done(tail, first_key);
         int status = log->failed ? log->failed : unmarked ? (log->failed = OSSE_EIO) : 0;
         /* Keys first: no event is ever durable before its key. And the
          * batches gain their keys' locations (write_keys) before their
@@ -878,4 +924,10 @@ int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const voi
                       size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err)
 {
     return log->ops->kv_range(log->be, start, slen, end, elen, limit, cb, ud, err);
+}
+
+int osse_log_kv_any(osse_log_t *log, const osse_slice_t *prefixes, size_t n, bool *found,
+                    osse_err_t *err)
+{
+    return n ? log->ops->kv_any(log->be, prefixes, n, found, err) : 0;
 }

@@ -41,6 +41,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "storage/keystore.h"
 
@@ -158,20 +159,32 @@ int osse_batch_key(osse_batch_t *b, struct osse_keystore_s *ks, const char *id,
 
 /* Pending keys: a request key is made durable before its first event
  * (above), so a crash between the two leaves a key without events. So
- * that a start can find those without reading every request, each key
- * made durable has a side record OSSE_LOG_KEY_PENDING<id> (empty value),
- * synced before the key: the writer's for the keys of osse_batch_key (and
- * the batch that holds the events deletes it), osse_log_keys_pending's for
- * keys made ahead (the batch of the first event of the id that takes one
- * deletes it: osse_batch_key_taken). What a start finds under the prefix
- * are keys whose events never became durable. */
+ * that a start can find those without reading every request, keys made
+ * durable have a pending record OSSE_LOG_KEY_PENDING<name>, synced before
+ * the keys: one per write of keys, not one per key. Its value lists the
+ * ids (each followed by a NUL); its name is its first id (ids are unique,
+ * so names are). The writer's, for the keys of one group's osse_batch_key,
+ * is deleted by that group's own synced write; osse_log_keys_pending's,
+ * for keys made ahead, by the batch that takes the last of its ids
+ * (osse_batch_keys_pending_done, the caller's bookkeeping). So a record
+ * that survives may list ids whose events are durable as well as ids
+ * whose events never were: a start must tell them apart
+ * (osse_log_keys_pending_scan). Records of the versions before (one per id,
+ * named by it, empty value) read as a record listing that one id. */
 #define OSSE_LOG_KEY_PENDING "kpd/"
-/* A synced write of the pending records of ids. Any thread; not after a
- * failed write. Returns 0 or OSSE_EIO. */
+/* A synced write of one pending record listing ids (named ids[0]). Any
+ * thread; not after a failed write. Returns 0 or OSSE_EIO. */
 int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err);
-/* The key of id (made ahead) is taken by an event of b: b deletes its
- * pending record. Returns 0 or OSSE_ENOMEM. */
-int osse_batch_key_taken(osse_batch_t *b, const char *id);
+/* b deletes the pending record named name (ids[0] of its write). Returns
+ * 0 or OSSE_ENOMEM. */
+int osse_batch_keys_pending_done(osse_batch_t *b, const char *name);
+/* Calls cb(ud, name, id) for each id of each pending record (name: the
+ * record's, for osse_batch_keys_pending_done), until cb returns non-zero
+ * (which is returned). A record whose value does not split into ids is
+ * OSSE_EIO. Returns 0, cb's value or OSSE_EIO. Synchronous: before the
+ * loop runs or off it. */
+typedef int (*osse_log_pending_cb)(void *ud, const char *name, const char *id);
+int osse_log_keys_pending_scan(osse_log_t *log, osse_log_pending_cb cb, void *ud, osse_err_t *err);
 
 /* Where each key is (storage/keystore.h, osse_keyloc_t): a side record
  * OSSE_LOG_KEY_WHERE<id>, OSSE_KEYLOC_BYTES. Written once the key is in
@@ -255,6 +268,13 @@ int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_s
  * cb's value or OSSE_EIO. */
 int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const void *end, size_t elen,
                       size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err);
+
+/* For each of the n prefixes (without the 'K', in any order), whether a
+ * side record's key starts with it: found[i]. One read of the store for
+ * them all (on RocksDB one iterator, its seeks in key order): much cheaper
+ * than n osse_log_kv_scan calls. Returns 0 or OSSE_EIO. */
+int osse_log_kv_any(osse_log_t *log, const osse_slice_t *prefixes, size_t n, bool *found,
+                    osse_err_t *err);
 
 /* Reads one side record. *val is malloc'd. Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
 int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,

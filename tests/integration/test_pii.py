@@ -24,7 +24,10 @@ osse puts bytes:
   seals its name alone (form.<field>.name): in plain for its readers,
   "[withheld]" for an auditor, {"enc"} in the events;
 - a key whose request's first event never became durable (a failed write)
-  is removed at the next start;
+  is removed at the next start; a request whose key came from a refill
+  whose other ids are untaken, ended and out of memory, keeps its key
+  through a kill -9 and reads its plaintext (the refill's pending record
+  still lists it);
 - a restart with the right keys reads the plaintext again; another master
   key, a missing master key and a data folder whose key store is gone
   (as one written before encryption) are refused with a message;
@@ -484,6 +487,42 @@ class Pii(unittest.TestCase):
         srv.start()
         self.assertEqual(w.view(first, srv.client(w.portal.token))["form"]["applicant_name"],
                          "Kept")
+
+    def test_an_ended_request_of_a_pending_refill_keeps_its_key(self):
+        """A refill's pending record lists all its ids until the last is
+        taken (storage/log.h): a request whose key came from a refill
+        whose other ids are untaken, ended and out of memory
+        (--request-cache 0), is on disk only when a kill -9 leaves that
+        record. The next start removes the other ids' keys and keeps its
+        own: its personal data still reads."""
+        w, srv = self.w, self.server
+        wid = uniq("pii")
+        w.publish(pii_workflow(wid, w.A, w.B))
+        size = reserve_full(w.plat)
+        rid = w.submit(wid, self.pii_form("Ended"))["id"]
+        self.assertEqual(metric(w.plat, "osse_key_reserve_taken_total"), 1)
+        r = w.portal.post("/v1/requests/%s/withdraw" % rid, {"reason": "no longer needed"})
+        self.assertEqual(r.status, 200, r)
+        deadline = time.monotonic() + 20
+        while metric(w.plat, "osse_cache_ended_in_memory") > 0:
+            self.assertLess(time.monotonic(), deadline, "the ended request stays in memory")
+            time.sleep(0.02)
+        self.assertGreaterEqual(metric(w.plat, "osse_cache_evicted_total"), 1)
+        keys = os.path.join(srv.data_dir, "keys")
+        self.assertIn(rid, key_ids(keys))
+        srv.kill()
+        srv.start()
+        self.assertTrue(rid in key_ids(keys), "the ended request's key is kept")
+        with open(srv.log_path, "rb") as fh:
+            self.assertIn(b"msg=\"keys without events removed\" keys=%d " % (size - 1), fh.read(),
+                          "the refill's untaken keys are removed")
+        view = w.view(rid, srv.client(w.portal.token))
+        self.assertEqual(view["status"], "withdrawn")
+        self.assertEqual(view["form"]["applicant_name"], "Ended")
+        self.assertEqual(srv.stop(), 0)
+        srv.start()
+        self.assertEqual(w.view(rid, srv.client(w.portal.token))["form"]["applicant_name"],
+                         "Ended")
 
     def pii_form(self, name):
         return {"applicant_id": citizen_id(), "applicant_name": name, "income": 5,

@@ -542,6 +542,94 @@ static void test_layout(void)
     rm_rf(dir);
 }
 
+/* ---- pending key records (log.h), and osse_log_kv_any ---- */
+
+typedef struct {
+    char got[8][48];
+    int n;
+} pend_t;
+
+static int pend_one(void *ud, const char *name, const char *id)
+{
+    pend_t *p = ud;
+    if (p->n < 8)
+        snprintf(p->got[p->n++], sizeof p->got[0], "%s:%s", name, id);
+    return 0;
+}
+
+static void on_done(void *ud, int status)
+{
+    *(int *)ud = status + 1;
+}
+
+static void commit_wait(osse_log_t *log, uv_loop_t *loop, osse_batch_t *b)
+{
+    int done = 0;
+    osse_log_commit(log, b, on_done, &done);
+    while (!done)
+        uv_run(loop, UV_RUN_ONCE);
+    CHECK_EQ_INT(done, 1);
+}
+
+/* One record per write of keys, listing them, named by the first; a
+ * record of the versions before (empty value) lists its name; a batch
+ * deletes a record by its name; a value that does not split into ids is
+ * an error, not ids. */
+static void test_pending_records(void)
+{
+    const char *dir = mkdir_tmp();
+    osse_log_t *log = NULL;
+    osse_err_t err = {0};
+    uv_loop_t loop;
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    const char *ids[] = {"r-a", "r-b", "r-c"};
+    CHECK_EQ_INT(osse_log_keys_pending(log, ids, 3, &err), 0);
+    osse_batch_t *b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_put(b, OSSE_LOG_KEY_PENDING "r-old", 9, "", 0), 0);
+    commit_wait(log, &loop, b);
+
+    pend_t p = {0};
+    CHECK_EQ_INT(osse_log_keys_pending_scan(log, pend_one, &p, &err), 0);
+    CHECK_EQ_INT(p.n, 4);
+    CHECK_EQ_STR(p.got[0], "r-a:r-a");
+    CHECK_EQ_STR(p.got[1], "r-a:r-b");
+    CHECK_EQ_STR(p.got[2], "r-a:r-c");
+    CHECK_EQ_STR(p.got[3], "r-old:r-old");
+
+    b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_keys_pending_done(b, "r-a"), 0);
+    commit_wait(log, &loop, b);
+    memset(&p, 0, sizeof p);
+    CHECK_EQ_INT(osse_log_keys_pending_scan(log, pend_one, &p, &err), 0);
+    CHECK_EQ_INT(p.n, 1);
+    CHECK_EQ_STR(p.got[0], "r-old:r-old");
+
+    /* osse_log_kv_any: prefixes in any order, each found or not. */
+    b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_put(b, "nam/cAAA\0r-1", 12, "", 0), 0);
+    CHECK_EQ_INT(osse_batch_put(b, "nam/cBBB\0r-2", 12, "", 0), 0);
+    commit_wait(log, &loop, b);
+    osse_slice_t pre[] = {{"nam/cZZZ\0", 9}, {"nam/cBBB\0", 9}, {"nam/cAAB\0", 9},
+                          {"nam/cAAA\0", 9}, {"nam/cA", 6},     {"nam/cAA\0", 8}};
+    bool found[6];
+    memset(found, 1, sizeof found);
+    CHECK_EQ_INT(osse_log_kv_any(log, pre, 6, found, &err), 0);
+    CHECK(!found[0] && found[1] && !found[2] && found[3] && found[4] && !found[5]);
+
+    b = osse_batch_new();
+    CHECK_EQ_INT(osse_batch_put(b, OSSE_LOG_KEY_PENDING "r-bad", 9, "r-x", 3), 0);
+    commit_wait(log, &loop, b);
+    memset(&p, 0, sizeof p);
+    CHECK_EQ_INT(osse_log_keys_pending_scan(log, pend_one, &p, &err), OSSE_EIO);
+    osse_log_stop(log);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    osse_log_close(log);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
@@ -550,5 +638,6 @@ int main(void)
     RUN(test_open_error);
     RUN(test_kv_range);
     RUN(test_layout);
+    RUN(test_pending_records);
     return TEST_EXIT();
 }
