@@ -405,6 +405,25 @@ int osse_batch_keys_pending_done(osse_batch_t *b, const char *name)
     return kl ? osse_batch_delete(b, key, kl) : OSSE_ENOMEM;
 }
 
+/* One synced write of b's side records, off the writer's queue (a pool
+ * job, a start), unless rc (b could not be filled: out of memory, said
+ * so in err); b is freed. Returns 0 or OSSE_EIO. */
+static int write_side(osse_log_t *log, osse_batch_t *b, int rc, osse_err_t *err)
+{
+    osse_slice_t part = {b->ops.ptr, b->ops.len};
+    osse_bgroup_t g = {&part, 1};
+    if (rc) {
+        rc = osse_err_set(err, OSSE_EIO, "out of memory");
+    } else {
+        uv_mutex_lock(&log->wmu);
+        if (log->ops->write(log->be, &g, true, err))
+            rc = OSSE_EIO;
+        uv_mutex_unlock(&log->wmu);
+    }
+    osse_batch_free(b);
+    return rc;
+}
+
 int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err)
 {
     if (!n)
@@ -420,18 +439,7 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
     if (!rc)
         rc = osse_batch_put(b, key, kl, val.ptr, val.len);
     osse_buf_close(&val);
-    osse_slice_t part = {b->ops.ptr, b->ops.len};
-    osse_bgroup_t g = {&part, 1};
-    if (rc) {
-        rc = osse_err_set(err, OSSE_EIO, "out of memory");
-    } else {
-        uv_mutex_lock(&log->wmu);
-        if (log->ops->write(log->be, &g, true, err))
-            rc = OSSE_EIO;
-        uv_mutex_unlock(&log->wmu);
-    }
-    osse_batch_free(b);
-    return rc;
+    return write_side(log, b, rc, err);
 }
 
 typedef struct {
@@ -497,18 +505,7 @@ int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_
                  ? OSSE_ENOMEM
                  : 0;
     }
-    osse_slice_t part = {b->ops.ptr, b->ops.len};
-    osse_bgroup_t g = {&part, 1};
-    if (rc) {
-        rc = osse_err_set(err, OSSE_EIO, "out of memory");
-    } else {
-        uv_mutex_lock(&log->wmu);
-        if (log->ops->write(log->be, &g, true, err))
-            rc = OSSE_EIO;
-        uv_mutex_unlock(&log->wmu);
-    }
-    osse_batch_free(b);
-    return rc;
+    return write_side(log, b, rc, err);
 }
 
 bool osse_log_keys_where_ready(osse_log_t *log)
@@ -524,19 +521,8 @@ bool osse_log_keys_where_ready(osse_log_t *log)
 int osse_log_keys_where_done(osse_log_t *log, osse_err_t *err)
 {
     osse_batch_t *b = osse_batch_new();
-    int rc = osse_batch_put(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE), "", 0)
-                 ? osse_err_set(err, OSSE_EIO, "out of memory")
-                 : 0;
-    osse_slice_t part = {b->ops.ptr, b->ops.len};
-    osse_bgroup_t g = {&part, 1};
-    if (!rc) {
-        uv_mutex_lock(&log->wmu);
-        if (log->ops->write(log->be, &g, true, err))
-            rc = OSSE_EIO;
-        uv_mutex_unlock(&log->wmu);
-    }
-    osse_batch_free(b);
-    return rc;
+    int rc = osse_batch_put(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE), "", 0);
+    return write_side(log, b, rc, err);
 }
 
 static int forget_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
@@ -551,14 +537,12 @@ int osse_log_keys_where_forget(osse_log_t *log, osse_err_t *err)
     osse_batch_t *b = osse_batch_new();
     int rc = log->ops->kv_scan(log->be, OSSE_LOG_KEY_WHERE, strlen(OSSE_LOG_KEY_WHERE), forget_one,
                                b, err);
-    if (!rc && osse_batch_delete(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE)))
-        rc = osse_err_set(err, OSSE_EIO, "out of memory");
-    osse_slice_t part = {b->ops.ptr, b->ops.len};
-    osse_bgroup_t g = {&part, 1};
-    if (!rc && log->ops->write(log->be, &g, true, err))
-        rc = OSSE_EIO;
-    osse_batch_free(b);
-    return rc;
+    if (rc) {
+        osse_batch_free(b);
+        return rc;
+    }
+    rc = osse_batch_delete(b, OSSE_LOG_KEY_WHERE_DONE, strlen(OSSE_LOG_KEY_WHERE_DONE));
+    return write_side(log, b, rc, err);
 }
 
 int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
