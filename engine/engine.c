@@ -576,6 +576,63 @@ static void id_push(void *ud, const char *id)
     OSSE_VEC_PUSH(l->ids, l->n, l->c, id);
 }
 
+/* A part of the keys a start reads (keys_read_all). */
+typedef struct {
+    osse_log_t *log;
+    osse_keystore_t *ks;
+    const char *const *ids;
+    size_t n;
+    uint8_t *keys;
+    bool *found;
+    int rc;
+    osse_err_t err;
+} keypart_t;
+
+static void keypart_run(void *arg)
+{
+    keypart_t *p = arg;
+    p->rc = osse_log_keys_read(p->log, p->ks, p->ids, p->n, p->keys, p->found, &p->err);
+}
+
+/* osse_log_keys_read of the n ids, in as many parts as there are cores (at
+ * most 4), each on its own thread but the first: the point reads of the
+ * keys' locations are most of a start's time for its keys. Before the loop
+ * runs. */
+static int keys_read_all(osse_engine_t *e, const char *const *ids, size_t n, uint8_t *keys,
+                         bool *found, osse_err_t *err)
+{
+    enum { PARTS_MAX = 4, PART_MIN = 16 };
+    keypart_t parts[PARTS_MAX];
+    uv_thread_t tid[PARTS_MAX];
+    bool started[PARTS_MAX] = {false};
+    size_t np = uv_available_parallelism();
+    np = np > PARTS_MAX ? PARTS_MAX : np ? np : 1;
+    if (n / np < PART_MIN)
+        np = n / PART_MIN ? n / PART_MIN : 1;
+    for (size_t i = 0, from = 0; i < np; i++) {
+        size_t to = i + 1 == np ? n : from + n / np;
+        parts[i] = (keypart_t){
+            e->log,       e->keystore, ids + from, to - from, keys + from * OSSE_KEY_BYTES,
+            found + from, 0,           {0}};
+        from = to;
+    }
+    for (size_t i = 1; i < np; i++)
+        started[i] = uv_thread_create(&tid[i], keypart_run, &parts[i]) == 0;
+    keypart_run(&parts[0]);
+    for (size_t i = 1; i < np; i++) {
+        if (started[i])
+            uv_thread_join(&tid[i]);
+        else
+            keypart_run(&parts[i]); /* no thread: here */
+    }
+    for (size_t i = 0; i < np; i++)
+        if (parts[i].rc) {
+            osse_err_set(err, parts[i].rc, "%s", parts[i].err.msg);
+            return parts[i].rc;
+        }
+    return 0;
+}
+
 /* A start by location: the candidates for removal (the erasures' intents,
  * the pending records, the last segment's file keys), then the keys of
  * what is in memory, read where they are. */
@@ -625,7 +682,7 @@ static int keys_by_location(osse_engine_t *e, keyload_t *kl, osse_err_t *err)
     if (l.n && !keys)
         rc = osse_err_set(err, OSSE_ENOMEM, "no memory for keys");
     if (!rc && l.n)
-        rc = osse_log_keys_read(e->log, e->keystore, l.ids, l.n, keys, found, err);
+        rc = keys_read_all(e, l.ids, l.n, keys, found, err);
     size_t missing = 0;
     for (size_t i = 0; !rc && i < l.n; i++) {
         if (!found[i])

@@ -20,7 +20,8 @@ entry equal.
 Keys on demand (storage/log.h kix/, storage/keystore.h): an ended request
 out of memory is read back with its key, so its personal data reads plain
 (not "[encrypted]"), on the server that evicted it and after restarts that
-read only open work's keys ("keys read ... whole=no"); a start on a data
+read only open work's keys ("keys read ... whole=no", 40 of them, read
+on more than one thread where there are cores); a start on a data
 folder whose keys have no locations (OSSE_TEST_FORGET_KEY_LOCATIONS=1, as
 an older osse left it) reads the key store whole once and writes them, and
 the next start reads by location again; an erasure of a request out of
@@ -239,9 +240,11 @@ class TestKeysOnDemand(unittest.TestCase):
             w.decide(rid, "intake", "reject", agency=w.A, reason="no")
             forms[rid] = f
             ended.append(rid)
-        open_form = good_form()
-        open_one = w.submit(wid, open_form)["id"]
-        forms[open_one] = open_form
+        # Open ones enough that a start reads their keys in parts, on
+        # threads (engine.c keys_read_all: 16 keys a part at least).
+        for _ in range(40):
+            f = good_form()
+            forms[w.submit(wid, f)["id"]] = f
         self.assertEqual(metric(w.plat, "osse_cache_ended_in_memory"), 0)
 
         def plain_everywhere(when):
