@@ -577,17 +577,27 @@ int osse_log_key_where(osse_log_t *log, const char *id, osse_keyloc_t *loc, osse
     return rc;
 }
 
-int osse_log_keys_read(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
-                       uint8_t *keys, bool *found, osse_err_t *err)
+/* refs (n, malloc'd by the caller) get ids and where their keys are;
+ * one without a location record gets segment 0 (none). Returns 0 or the
+ * first read's error. */
+static int where_all(osse_log_t *log, const char *const *ids, size_t n, osse_keyref_t *refs,
+                     osse_err_t *err)
 {
-    osse_keyref_t *refs = osse_malloc((n ? n : 1) * sizeof *refs);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         refs[i] = (osse_keyref_t){ids[i], {0, 0}};
         rc = osse_log_key_where(log, ids[i], &refs[i].loc, err);
         if (rc == OSSE_ENOTFOUND)
-            rc = 0; /* loc.seg 0: none, found[i] false */
+            rc = 0;
     }
+    return rc;
+}
+
+int osse_log_keys_read(osse_log_t *log, osse_keystore_t *ks, const char *const *ids, size_t n,
+                       uint8_t *keys, bool *found, osse_err_t *err)
+{
+    osse_keyref_t *refs = osse_malloc((n ? n : 1) * sizeof *refs);
+    int rc = where_all(log, ids, n, refs, err);
     if (!rc)
         rc = osse_keystore_read(ks, refs, n, keys, found, err);
     free(refs);
@@ -598,13 +608,7 @@ int osse_log_keys_remove(osse_log_t *log, osse_keystore_t *ks, const char *const
                          osse_err_t *err)
 {
     osse_keyref_t *refs = osse_malloc((n ? n : 1) * sizeof *refs);
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        refs[i] = (osse_keyref_t){ids[i], {0, 0}};
-        rc = osse_log_key_where(log, ids[i], &refs[i].loc, err);
-        if (rc == OSSE_ENOTFOUND)
-            rc = 0;
-    }
+    int rc = where_all(log, ids, n, refs, err);
     if (!rc)
         rc = osse_keystore_remove(ks, refs, n, err);
     if (!rc)
