@@ -220,14 +220,7 @@ void osse_readback_run(osse_readback_t *f)
         }
         if (!w->id)
             continue;
-        char key[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE__IX_KEY_MAX];
-        size_t il = strlen(w->id);
-        if (il > OSSE__IX_KEY_MAX)
-            continue;
-        memcpy(key, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST));
-        memcpy(key + OSSE_KEY_LEN(OSSE_KEY_REQUEST), w->id, il);
-        int rc = osse_log_kv_get(f->log, key, OSSE_KEY_LEN(OSSE_KEY_REQUEST) + il, &w->rec,
-                                 &w->reclen, &f->err);
+        int rc = osse__record_get_ended(f->log, w->id, &w->rec, &w->reclen, &f->err);
         if (rc == OSSE_ENOTFOUND) {
             w->rec = NULL;
             continue;

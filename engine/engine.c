@@ -454,16 +454,13 @@ static void stale_add(keyload_t *kl, const char *id, osse_keyloc_t loc)
     OSSE_VEC_PUSH(kl->stale, kl->nstale, kl->cstale, ((osse_keyref_t){osse_strdup(id), loc}));
 }
 
-/* Whether a request of id is on disk (its record, req/<id>). */
+/* Whether an ended request of id is on disk (an open one is in memory at
+ * every start). */
 static bool request_on_disk(osse_engine_t *e, const char *id)
 {
-    char key[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE_KEY_ID_MAX + 1];
-    int kl = snprintf(key, sizeof key, OSSE_KEY_REQUEST "%s", id);
     void *v = NULL;
     size_t vl = 0;
-    int rc = kl > 0 && (size_t)kl < sizeof key
-                 ? osse_log_kv_get(e->log, key, (size_t)kl, &v, &vl, NULL)
-                 : OSSE_ENOTFOUND;
+    int rc = osse__record_get_ended(e->log, id, &v, &vl, NULL);
     free(v);
     return rc != OSSE_ENOTFOUND; /* an error keeps the key */
 }

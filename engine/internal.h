@@ -1033,6 +1033,11 @@ void osse__request_free(osse_request_t *r);
  * first seq). */
 int osse__record_read(osse_engine_t *e, const char *id, size_t idlen, const void *val, size_t vlen,
                       osse_request_t **out, osse_err_t *err);
+/* The record of an ended request id (req/<id>; an open one's is under
+ * opn/, keys.h), *val malloc'd: 0, OSSE_ENOTFOUND or the read's error.
+ * Any thread (a read back's on the pool). */
+int osse__record_get_ended(osse_log_t *log, const char *id, void **val, size_t *vlen,
+                           osse_err_t *err);
 /* r changed in the batch being filled: its record goes with the batch. */
 void osse__record_touch(osse_engine_t *e, osse_request_t *r);
 /* Puts the record of every request touched since the last call into b,

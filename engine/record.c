@@ -455,6 +455,18 @@ static int record_key(const char *id, char *key, size_t n)
     return snprintf(key, n, OSSE_KEY_REQUEST "%s", id);
 }
 
+int osse__record_get_ended(osse_log_t *log, const char *id, void **val, size_t *vlen,
+                           osse_err_t *err)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_REQUEST) + OSSE__IX_KEY_MAX + 1];
+    int kl = record_key(id, key, sizeof key);
+    *val = NULL;
+    *vlen = 0;
+    if (kl <= 0 || (size_t)kl >= sizeof key)
+        return OSSE_ENOTFOUND; /* longer than any id minted: none */
+    return osse_log_kv_get(log, key, (size_t)kl, val, vlen, err);
+}
+
 /* An open request's record key: opn/ be64(first seq). */
 static size_t open_key(uint64_t seq0, char *key)
 {
