@@ -160,6 +160,12 @@ static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
 void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t kind,
                         const char *name)
 {
+    /* A code is looked up upper-cased (trackcode.h), in memory as on disk. */
+    char code[OSSE__CODE_SIZE];
+    if (kind == OSSE_NAME_CODE && name && !osse_trackcode_key(name, code, sizeof code))
+        return; /* too long to be one: the call answers 404 */
+    if (kind == OSSE_NAME_CODE && name)
+        name = code;
     if (!e->some_evicted || !name || !*name || resident(e, kind, name))
         return;
     if (!*f)

@@ -435,6 +435,22 @@ static int keys_open(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_
     return osse_keystore_open(ks, mk, events == 0, &e->keystore, err);
 }
 
+/* Under --test-clock, the tracking codes' domain in bits (even, 2 to 50;
+ * trackcode.h), so that a test sees it used up. */
+#define CODE_BITS_HOOK "OSSE_TEST_CODE_BITS"
+
+/* The tracking codes' key: derived from the master key, so the same for
+ * the data folder's life (a code made under another key could equal one
+ * made under this). */
+static void codes_open(osse_engine_t *e)
+{
+    osse_keystore_derive(e->keystore, "osse-trk", 1, e->code_key, sizeof e->code_key);
+    const char *hook = e->test_clock ? getenv(CODE_BITS_HOOK) : NULL;
+    long bits = hook ? strtol(hook, NULL, 10) : 0;
+    e->code_bits =
+        bits >= 2 && bits <= OSSE_CODE_BITS && bits % 2 == 0 ? (unsigned)bits : OSSE_CODE_BITS;
+}
+
 typedef struct {
     osse_engine_t *e;
     osse_keyref_t *stale; /* ids strdup'd; loc.seg 0: where unknown yet */
@@ -833,6 +849,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
     /* Maintenance (osse token) seals nothing and needs no keys. */
     if (!opts->offline && (rc = keys_open(e, opts, err)))
         goto fail;
+    if (e->keystore)
+        codes_open(e);
     e->replaying = true;
     uint64_t t0 = uv_hrtime();
     bool from_records = !opts->rebuild_views && osse__records_ready(e);
@@ -962,6 +980,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_log_close(e->log);
     osse__pii_keys_free(e);
     osse_keystore_close(e->keystore);
+    sodium_memzero(e->code_key, sizeof e->code_key);
     osse__notify_free(e);
     osse__files_close(e);
     /* The list of requests not ended holds those whose status says so, and

@@ -40,6 +40,7 @@
 #include "engine/engine.h"
 #include "engine/keys.h"
 #include "engine/partition.h"
+#include "engine/trackcode.h"
 #include "storage/event.h"
 #include "storage/checkpoint.h"
 #include "storage/keystore.h"
@@ -383,44 +384,20 @@ typedef struct osse_reactor_s {
  * sodium_malloc'd memory, wiped when taken and at close. Loop thread. */
 #define OSSE__KEY_RESERVE 1024 /* the default size (docs/design.md says why) */
 #define OSSE__RID_SIZE 24      /* "r-", 20 hex digits (osse_request_id_mint), NUL */
-/* Each reserved id comes with its request's tracking code (10 characters of
- * a 32-letter alphabet, NUL), minted on the pool with the refill and found
- * there on no request on disk (the nam/ 'c' entries), then on none in
- * memory and no other of the reserve when the refill joins it and when it
- * is taken (pii.c, "Tracking codes"). A code a request took since a refill
- * was queued is in `recent` until the batch of its submission is durable
- * before a refill begins: so a request that leaves memory while a refill
- * is on the pool is still seen. */
-#define OSSE__CODE_LEN 10
-#define OSSE__CODE_SIZE 16 /* as osse_request_t.tracking_code */
-typedef struct osse_recent_code_s {
-    char code[OSSE__CODE_SIZE];
-    uint64_t commit; /* the batch of its submission: durable once commits_done reaches it */
-} osse_recent_code_t;
+#define OSSE__CODE_SIZE 16     /* as osse_request_t.tracking_code (engine/trackcode.h) */
 typedef struct osse_key_reserve_s {
     size_t size; /* 0: no reserve (a replay engine, maintenance, --key-reserve 0) */
-    size_t n;    /* at hand: ids[0..n), codes[0..n), keys + OSSE_KEY_BYTES * [0..n) */
+    size_t n;    /* at hand: ids[0..n), keys + OSSE_KEY_BYTES * [0..n) */
     char (*ids)[OSSE__RID_SIZE];
-    char (*codes)[OSSE__CODE_SIZE];
     uint8_t *keys; /* size keys, sodium_malloc'd */
     /* The refill of each entry (recs[0..n)): its pending record and how
      * many of its ids are at hand (pii.c). */
     struct osse_kpd_s **recs;
-    osse_map_t held;                      /* codes[0..n) -> (void *)1 */
-    osse_recent_code_t *recent;           /* codes taken, in the order of their batches */
-    size_t recent_head, nrecent, crecent; /* recent[recent_head..nrecent) */
-    osse_map_t recent_codes;              /* the same codes -> (void *)1 */
-    struct osse_refill_s *refill;         /* the refill on the pool, or NULL: never two */
-    bool on;                              /* started and not stopped */
-    uint64_t retry_at, backoff; /* uv_now ms: after a failed refill, none before retry_at */
-    bool fail_next;             /* tests: the next refill fails as an EIO would */
-    /* Random characters of a code (the others 'A'): OSSE__CODE_LEN, or
-     * fewer under --test-clock with OSSE_TEST_CODE_RANDOM_CHARS (pii.c), so
-     * that a test runs out of codes. 0 until the reserve starts: all. */
-    unsigned code_random;
+    struct osse_refill_s *refill;     /* the refill on the pool, or NULL: never two */
+    bool on;                          /* started and not stopped */
+    uint64_t retry_at, backoff;       /* uv_now ms: after a failed refill, none before retry_at */
+    bool fail_next;                   /* tests: the next refill fails as an EIO would */
     uint64_t taken, misses, failures; /* metrics */
-    uint64_t codes_unchecked;         /* codes minted on the loop, checked in memory only */
-    uint64_t codes_clashed;           /* reserved codes dropped at the loop's check */
 } osse_key_reserve_t;
 
 struct osse_engine_s {
@@ -585,6 +562,12 @@ struct osse_engine_s {
     uint8_t **key_free; /* slots of keys dropped, wiped (osse__pii_key_release) */
     size_t nkey_free, ckey_free;
     osse_key_reserve_t reserve; /* request keys durable ahead (pii.c) */
+    /* Tracking codes (engine/trackcode.h): the permutation's key, derived
+     * from the master key, and its domain's bits (OSSE_CODE_BITS; fewer
+     * under --test-clock with OSSE_TEST_CODE_BITS). code_bits 0: no key
+     * store, no submissions. */
+    uint8_t code_key[OSSE_CODE_KEY_BYTES];
+    unsigned code_bits;
     /* The partitions new request ids are minted in (engine/partition.h):
      * first..last, inclusive. */
     unsigned part_first, part_last;
@@ -794,27 +777,15 @@ void osse__pii_keys_free(osse_engine_t *e);
  * serving engine (never a replay engine or maintenance). A failure is
  * logged and tried again later (submissions file their keys meanwhile). */
 void osse__pii_reserve_start(osse_engine_t *e, size_t size);
-/* Takes the next reserved id, key and tracking code: the key goes into
- * e->keys under the id, the id is written to id (OSSE__RID_SIZE bytes) and
- * the code to code (OSSE__CODE_SIZE bytes), and true; the key is durable
- * already, so the caller files nothing with its batch, and the code is on
- * no other request, in memory or on disk. An id a request in memory has
- * already, or a code one has, is skipped. false when none is at hand: the
- * caller makes its id, its code (osse__pii_code_mint) and its key
- * (osse__pii_key_new). Queues a refill at or below half the size. The
- * caller submits the request in the batch being filled. Loop thread.
- * done (OSSE__RID_SIZE bytes) gets the name of the pending record
- * (storage/log.h) that this batch deletes, the id taken being the last of
- * its refill's; else "". */
-bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code, char *done);
-/* A tracking code minted on the loop (code: OSSE__CODE_SIZE bytes), for a
- * submission that found the reserve empty (osse_key_reserve_misses_total)
- * or an engine without one (--key-reserve 0): it is on no request in
- * memory and no code of the reserve, but the disk is not read on the loop,
- * so a request that left memory (engine/cache.c) may have it (50 bits:
- * unlikely, not excluded). Counted as osse_tracking_codes_unchecked_total.
- * The caller submits the request in the batch being filled. Loop thread. */
-void osse__pii_code_mint(osse_engine_t *e, char *code);
+/* Takes the next reserved id and key: the key goes into e->keys under the
+ * id, the id is written to id (OSSE__RID_SIZE bytes), and true; the key is
+ * durable already, so the caller files nothing with its batch. An id a
+ * request in memory has already is skipped. false when none is at hand:
+ * the caller makes its id and its key (osse__pii_key_new). Queues a refill at or below half the
+ * size. The caller submits the request in the batch being filled. Loop thread. done (OSSE__RID_SIZE
+ * bytes) gets the name of the pending record (storage/log.h) that this batch deletes, the id taken
+ * being the last of its refill's; else "". */
+bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *done);
 /* No more refills; one on the pool is cancelled, or discarded when it comes
  * back (its keys have no events: removed at the next start). */
 void osse__pii_reserve_stop(osse_engine_t *e);

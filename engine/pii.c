@@ -29,18 +29,8 @@
  * (storage/log.h), which lists its ids until the batch of the submission
  * that takes its last one deletes it (kpd_t).
  *
- * Tracking codes come with the reserve's ids: ended requests leave memory
- * (cache.c), so e->codes no longer holds every code, and the loop does not
- * read the disk. A refill mints a code for each id on the pool and drops
- * one that a nam/ 'c' entry has (every request whose submission's batch
- * was durable before the refill began); its join on the loop drops one
- * that a request in memory, another entry, or a submission since the
- * refill began has (e->reserve.recent: those may leave memory before the
- * join), and the take checks once more. So a code taken from the reserve
- * is on no other request ever. A submission that finds the reserve empty
- * mints its code on the loop, checked in memory only
- * (osse_tracking_codes_unchecked_total). Codes are not secret and not in
- * the key store: one reserved and not taken is forgotten at a restart. */
+ * Tracking codes are not the reserve's: request.c makes a submission's
+ * from its first seq (engine/trackcode.h), unique by construction. */
 #include "engine/internal.h"
 
 #include <sodium.h>
@@ -411,52 +401,25 @@ json_t *osse__pii_text_json(const char *text)
 #define RETRY_MAX_MS 64000
 /* The random bytes behind a request id, and the 4 that pick its partition. */
 #define RID_RAW (OSSE_RID_RANDOM + 4)
-/* Draws of a tracking code for one reserved id before the refill drops the
- * id: with 2^50 codes the first is free but for a chance of (requests /
- * 2^50); only a test's shrunk code space runs out. */
-#define CODE_TRIES 16
-/* Under --test-clock, the number of a code's characters drawn at random
- * (1 to 10; the others are 'A'): 1 leaves 32 codes, so that a test sees
- * codes run out and collide. */
-#define CODE_HOOK "OSSE_TEST_CODE_RANDOM_CHARS"
-
-/* Tracking codes: 10 characters from an alphabet without look-alikes; 32
- * letters, so that a byte maps to one without bias (32 divides 256). */
-static const char CODE_ALPHA[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-
-static void code_from(const unsigned char raw[OSSE__CODE_LEN], unsigned nrandom, char *code)
-{
-    for (unsigned k = 0; k < OSSE__CODE_LEN; k++)
-        code[k] = k < nrandom ? CODE_ALPHA[raw[k] % (sizeof CODE_ALPHA - 1)] : 'A';
-    code[OSSE__CODE_LEN] = '\0';
-}
-
-static unsigned code_random(const osse_engine_t *e)
-{
-    return e->reserve.code_random ? e->reserve.code_random : OSSE__CODE_LEN;
-}
 
 typedef struct osse_refill_s {
     uv_work_t work;
     osse_engine_t *e; /* refill_done only (loop thread) */
     osse_keystore_t *ks;
-    osse_log_t *log; /* the nam/ entries read, the keys' pending records written (storage/log.h) */
-    size_t n;        /* asked; after the work, those that got a code */
+    osse_log_t *log; /* the keys' pending records and locations written (storage/log.h) */
+    size_t n;
     char (*ids)[OSSE__RID_SIZE];
-    char (*codes)[OSSE__CODE_SIZE];
     unsigned part_first, part_last; /* the partitions the ids are minted in */
-    unsigned code_random;
-    size_t nocode; /* ids dropped: no free code found */
-    uint8_t *keys; /* n keys, sodium_malloc'd */
-    bool fail;     /* tests (fail_next) */
+    uint8_t *keys;                  /* n keys, sodium_malloc'd */
+    bool fail;                      /* tests (fail_next) */
     int rc;
     osse_err_t err;
 } refill_t;
 
 /* A refill's pending record (storage/log.h: its keys were synced after
  * it), shared by its entries in the reserve: deleted by the batch of the
- * submission that takes the last of them. One of its ids dropped (a clash
- * at the join or the take, no room at the join) keeps it: that id's key
+ * submission that takes the last of them. One of its ids dropped (on a
+ * request in memory at the take, no room at the join) keeps it: that id's key
  * has no events, and the next start removes it as it does the keys of
  * entries a stop or a crash left. */
 typedef struct osse_kpd_s {
@@ -482,100 +445,12 @@ static void refill_free(refill_t *j)
 {
     sodium_free(j->keys); /* wipes */
     free(j->ids);
-    free(j->codes);
     free(j);
-}
-
-/* A code drawn in a round of refill_codes, and for which id. */
-typedef struct {
-    char code[OSSE__CODE_SIZE];
-    size_t i;
-    bool found;
-} draw_t;
-
-static int draw_cmp(const void *a, const void *b)
-{
-    return memcmp(a, b, OSSE__CODE_SIZE);
-}
-
-/* Pool: a tracking code for each of the n ids, on no request on disk (the
- * nam/ 'c' entries of that code: a request whose submission's batch was
- * durable before the refill was queued has one) and no other id of the
- * refill; the ids kept are moved to the front and n becomes their number.
- * An id for which CODE_TRIES draws find none is dropped (nocode). The
- * draws go in rounds, each checked against the disk with one read for all
- * (osse_log_kv_any: an iterator per code was most of a refill's cost),
- * and against each other sorted (a map of 1,024 codes cost half as much
- * as the read); nearly every code is free at the first. Returns 0 or the
- * read's error. */
-static int refill_codes(refill_t *j)
-{
-    size_t n = j->n, left = n, nacc = 0, cap = n ? n : 1;
-    bool *ok = osse_calloc(cap, sizeof *ok), *found = osse_malloc(cap * sizeof *found);
-    draw_t *d = osse_malloc(cap * sizeof *d);
-    char(*acc)[OSSE__CODE_SIZE] = osse_malloc(cap * sizeof *acc); /* kept, sorted */
-    osse_slice_t *pre = osse_malloc(cap * sizeof *pre);
-    uint8_t(*keys)[OSSE__IX_KEY_MAX] = osse_malloc(cap * sizeof *keys);
-    int rc = 0;
-    for (int t = 0; t < CODE_TRIES && left && !rc; t++) {
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (ok[i])
-                continue;
-            unsigned char raw[OSSE__CODE_LEN];
-            randombytes_buf(raw, sizeof raw);
-            memset(d[m].code, 0, OSSE__CODE_SIZE);
-            code_from(raw, j->code_random, d[m].code);
-            d[m].i = i;
-            /* The prefix of the code's entries: an empty id, not NULL
-             * (util.c would memcpy from NULL, which UBSan refuses). */
-            size_t pl = osse__ix_name_key(OSSE_NAME_CODE, d[m].code, "", keys[m]);
-            pre[m] = (osse_slice_t){(const char *)keys[m], pl};
-            m++;
-        }
-        if ((rc = osse_log_kv_any(j->log, pre, m, found, &j->err)))
-            break;
-        for (size_t k = 0; k < m; k++)
-            d[k].found = found[k];
-        qsort(d, m, sizeof *d, draw_cmp);
-        size_t nacc0 = nacc;
-        for (size_t k = 0; k < m; k++) {
-            /* On disk, drawn twice in this round, or kept in one before. */
-            if (d[k].found || (k && memcmp(d[k].code, d[k - 1].code, OSSE__CODE_SIZE) == 0) ||
-                (nacc0 && bsearch(d[k].code, acc, nacc0, sizeof *acc, draw_cmp)))
-                continue;
-            ok[d[k].i] = true;
-            memcpy(j->codes[d[k].i], d[k].code, OSSE__CODE_SIZE);
-            memcpy(acc[nacc++], d[k].code, OSSE__CODE_SIZE);
-            left--;
-        }
-        qsort(acc, nacc, sizeof *acc, draw_cmp);
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        if (!ok[i])
-            continue;
-        if (kept != i) {
-            memcpy(j->ids[kept], j->ids[i], OSSE__RID_SIZE);
-            memcpy(j->codes[kept], j->codes[i], OSSE__CODE_SIZE);
-        }
-        kept++;
-    }
-    j->nocode = rc ? 0 : n - kept;
-    free(ok);
-    free(found);
-    free(d);
-    free(acc);
-    free(pre);
-    free(keys);
-    j->n = rc ? 0 : kept;
-    return rc;
 }
 
 /* Pool: n fresh ids, each in a partition of the node's (osse_request_id_mint,
  * with libsodium's randombytes_buf: osse__random_bytes' pool is the loop's),
- * a tracking code for each (refill_codes), the keys of those that got one,
- * and one append to the key store. */
+ * their keys, and one append to the key store. */
 static void refill_work(uv_work_t *w)
 {
     refill_t *j = w->data;
@@ -588,9 +463,6 @@ static void refill_work(uv_work_t *w)
         osse_request_id_mint(j->ids[i], osse_partition_pick(j->part_first, j->part_last, pick), r);
     }
     free(raw);
-    /* The codes before the keys: an id that gets none has no key made. */
-    if ((j->rc = refill_codes(j)) || !j->n)
-        return;
     uint8_t(*wrapped)[OSSE_WRAPPED_BYTES] = osse_malloc(j->n * sizeof *wrapped);
     osse_keyrec_t *recs = osse_malloc(j->n * sizeof *recs);
     const char **ids = osse_malloc(j->n * sizeof *ids);
@@ -611,55 +483,9 @@ static void refill_work(uv_work_t *w)
     free(wrapped);
 }
 
-/* Whether a request in memory, an entry of the reserve or a submission
- * since the last refill began has code. */
-static bool code_taken(const osse_engine_t *e, const char *code)
-{
-    const osse_key_reserve_t *kr = &e->reserve;
-    return osse_map_get(&e->codes, code) || osse_map_get(&kr->held, code) ||
-           osse_map_get(&kr->recent_codes, code);
-}
-
-/* Forgets the codes of recent submissions whose batches are durable, with
- * no refill on the pool: the next refill begins after them, so its read
- * sees their nam/ entries. One on the pool began before some of them. */
-static void recent_prune(osse_engine_t *e)
-{
-    osse_key_reserve_t *kr = &e->reserve;
-    if (kr->refill)
-        return;
-    while (kr->recent_head < kr->nrecent && kr->recent[kr->recent_head].commit <= e->commits_done)
-        osse_map_del(&kr->recent_codes, kr->recent[kr->recent_head++].code);
-    if (kr->recent_head == kr->nrecent) {
-        kr->recent_head = kr->nrecent = 0;
-    } else if (kr->recent_head > kr->nrecent / 2) {
-        kr->nrecent -= kr->recent_head;
-        memmove(kr->recent, kr->recent + kr->recent_head, kr->nrecent * sizeof *kr->recent);
-        kr->recent_head = 0;
-    }
-}
-
-/* A submission in the batch being filled took code. A request may leave
- * memory (cache.c) once that batch is durable, while a refill that read
- * the disk before it is still on the pool: the refill's codes are checked
- * against these at its join. Nothing to keep when no refill will come. */
-static void recent_add(osse_engine_t *e, const char *code)
-{
-    osse_key_reserve_t *kr = &e->reserve;
-    if (!kr->on)
-        return;
-    recent_prune(e);
-    OSSE_VEC_RESERVE(kr->recent, kr->crecent, kr->nrecent + 1);
-    osse_recent_code_t *c = &kr->recent[kr->nrecent++];
-    memcpy(c->code, code, OSSE__CODE_SIZE);
-    c->commit = e->commits_sent + 1; /* the batch being filled (commit.c counts it sent after) */
-    osse_map_put(&kr->recent_codes, code, (void *)1);
-}
-
 static void refill_maybe(osse_engine_t *e);
 
-/* After a failed refill, or one that found too few codes: none before
- * retry_at. */
+/* After a failed refill: none before retry_at. */
 static void refill_back_off(osse_engine_t *e)
 {
     osse_key_reserve_t *kr = &e->reserve;
@@ -669,10 +495,8 @@ static void refill_back_off(osse_engine_t *e)
     kr->retry_at = uv_now(e->loop) + kr->backoff;
 }
 
-/* Loop: the refill's keys are durable; they join the reserve, but for one
- * whose code a request in memory, another entry or a submission since the
- * refill began has (its key, without events, goes at the next start). A
- * failed refill is told and tried again later; one that comes back after
+/* Loop: the refill's keys are durable; they join the reserve. A failed
+ * refill is told and tried again later; one that comes back after
  * the stop, or was cancelled, is dropped. */
 static void refill_done(uv_work_t *w, int status)
 {
@@ -692,32 +516,17 @@ static void refill_done(uv_work_t *w, int status)
             memcpy(rec->name, j->ids[0], OSSE__RID_SIZE);
         size_t i = 0;
         for (; i < j->n && kr->n < kr->size; i++) {
-            if (code_taken(e, j->codes[i])) {
-                kr->codes_clashed++;
-                rec->dropped = true;
-                continue;
-            }
             kr->recs[kr->n] = rec;
             rec->left++;
             memcpy(kr->ids[kr->n], j->ids[i], OSSE__RID_SIZE);
-            memcpy(kr->codes[kr->n], j->codes[i], OSSE__CODE_SIZE);
             memcpy(kr->keys + kr->n * OSSE_KEY_BYTES, j->keys + i * OSSE_KEY_BYTES, OSSE_KEY_BYTES);
-            osse_map_put(&kr->held, kr->codes[kr->n], (void *)1);
             kr->n++;
         }
         if (!rec->left) /* none joined: the record stays for the next start */
             free(rec);
         else if (i < j->n)
             rec->dropped = true;
-        if (j->nocode) {
-            /* Codes ran out (a test's shrunk space): fewer entries, and
-             * the next try waits, as after a failure. */
-            refill_back_off(e);
-            osse_logf(OSSE_LEVEL_WARN, "tracking codes not found", "ids=%zu retry_ms=%llu",
-                      j->nocode, (unsigned long long)kr->backoff);
-        } else {
-            kr->backoff = 0;
-        }
+        kr->backoff = 0;
     }
     refill_free(j);
     refill_maybe(e);
@@ -736,10 +545,8 @@ static refill_t *refill_new(osse_engine_t *e)
         return NULL;
     }
     j->ids = osse_malloc(j->n * sizeof *j->ids);
-    j->codes = osse_malloc(j->n * sizeof *j->codes);
     j->part_first = e->part_first;
     j->part_last = e->part_last;
-    j->code_random = code_random(e);
     j->e = e;
     j->ks = e->keystore;
     j->log = e->log;
@@ -758,8 +565,6 @@ static void refill_maybe(osse_engine_t *e)
     if (!kr->on || kr->refill || kr->n > kr->size / 2 || uv_now(e->loop) < kr->retry_at ||
         osse_log_space_low(e->log))
         return;
-    /* What is durable now the refill's read sees on disk. */
-    recent_prune(e);
     refill_t *j = refill_new(e);
     if (j && uv_queue_work(e->loop, &j->work, refill_work, refill_done) == 0)
         kr->refill = j;
@@ -771,24 +576,19 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
 {
     osse_key_reserve_t *kr = &e->reserve;
     OSSE_PRE(e->keystore && e->loop && !kr->keys);
-    const char *hook = e->test_clock ? getenv(CODE_HOOK) : NULL;
-    long k = hook ? strtol(hook, NULL, 10) : 0;
-    kr->code_random = k >= 1 && k <= OSSE__CODE_LEN ? (unsigned)k : OSSE__CODE_LEN;
     if (!size)
         return;
     kr->keys = sodium_malloc(size * OSSE_KEY_BYTES);
     if (!kr->keys) /* no reserve: every submission files its key as before */
         return;
     kr->ids = osse_malloc(size * sizeof *kr->ids);
-    kr->codes = osse_malloc(size * sizeof *kr->codes);
     kr->recs = osse_malloc(size * sizeof *kr->recs);
     kr->size = size;
     kr->on = true;
     /* The first fill is made here, before the loop runs (the start blocks
      * on the disk anyway, as keys_load's removals do): the first
      * submissions take from it, and no refill runs on the pool until half
-     * of it is taken. Every request there is is on disk now, and its
-     * nam/ entry with it. */
+     * of it is taken. */
     refill_t *j = refill_new(e);
     if (j) {
         refill_work(&j->work);
@@ -796,60 +596,36 @@ void osse__pii_reserve_start(osse_engine_t *e, size_t size)
     }
 }
 
-bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *code, char *done)
+bool osse__pii_key_reserved(osse_engine_t *e, char *id, char *done)
 {
     osse_key_reserve_t *kr = &e->reserve;
     bool got = false;
     done[0] = '\0';
     while (kr->n && !got) {
-        const char *rid = kr->ids[kr->n - 1], *rcode = kr->codes[kr->n - 1];
+        const char *rid = kr->ids[kr->n - 1];
         uint8_t *src = kr->keys + (kr->n - 1) * OSSE_KEY_BYTES, *key = NULL;
-        /* Checked again: the join checked the code against every request in
-         * memory and the reserve's other codes, and every submission since
-         * took another; a clash here is one the join could not see. */
-        bool clash = osse__request(e, rid) || osse_map_get(&e->codes, rcode) ||
-                     osse_map_get(&kr->recent_codes, rcode);
+        /* 70 random bits: an id a request in memory has is skipped, as the
+         * loop's own mint does (request.c). */
+        bool clash = osse__request(e, rid) != NULL;
         if (!clash && !(key = osse__pii_key_slot(e)))
             break; /* out of memory: the caller's own key_new says so */
         if (key) {
             memcpy(key, src, OSSE_KEY_BYTES);
             osse_map_put(&e->keys, rid, key);
             memcpy(id, rid, OSSE__RID_SIZE);
-            memcpy(code, rcode, OSSE__CODE_SIZE);
             got = true;
-        } else {
-            kr->codes_clashed++;
         }
-        osse_map_del(&kr->held, rcode);
         sodium_memzero(src, OSSE_KEY_BYTES);
         kpd_leave(kr->recs[kr->n - 1], key != NULL, done);
         kr->n--;
     }
     if (got) {
         kr->taken++;
-        recent_add(e, code);
     } else {
         kr->misses++;
     }
     refill_maybe(e);
     return got;
-}
-
-void osse__pii_code_mint(osse_engine_t *e, char *code)
-{
-    osse_key_reserve_t *kr = &e->reserve;
-    /* Bounded for a test's shrunk code space, where all may be taken; with
-     * 2^50 codes the first draw is free but for a chance of (requests in
-     * memory / 2^50). */
-    for (int t = 0; t < 1024; t++) {
-        unsigned char raw[OSSE__CODE_LEN];
-        osse__random_bytes(raw, sizeof raw);
-        code_from(raw, code_random(e), code);
-        if (!code_taken(e, code))
-            break;
-    }
-    kr->codes_unchecked++;
-    recent_add(e, code);
 }
 
 void osse__pii_reserve_stop(osse_engine_t *e)
@@ -880,19 +656,9 @@ int osse__pii_metrics(const osse_engine_t *e, osse_buf_t *out)
         "(the reserve was empty).\n"
         "# TYPE osse_key_reserve_misses_total counter\nosse_key_reserve_misses_total %llu\n"
         "# HELP osse_key_reserve_failures_total Refills of the reserve that failed.\n"
-        "# TYPE osse_key_reserve_failures_total counter\nosse_key_reserve_failures_total %llu\n"
-        "# HELP osse_tracking_codes_unchecked_total Tracking codes minted on the loop, checked "
-        "against the requests in memory only, not those on disk (the reserve was empty or "
-        "off).\n"
-        "# TYPE osse_tracking_codes_unchecked_total counter\n"
-        "osse_tracking_codes_unchecked_total %llu\n"
-        "# HELP osse_tracking_codes_clashed_total Reserved ids dropped at the loop's check: a "
-        "request in memory, another entry or a recent submission had the code (or the id).\n"
-        "# TYPE osse_tracking_codes_clashed_total counter\n"
-        "osse_tracking_codes_clashed_total %llu\n",
+        "# TYPE osse_key_reserve_failures_total counter\nosse_key_reserve_failures_total %llu\n",
         kr->n, kr->size, (unsigned long long)kr->taken, (unsigned long long)kr->misses,
-        (unsigned long long)kr->failures, (unsigned long long)kr->codes_unchecked,
-        (unsigned long long)kr->codes_clashed);
+        (unsigned long long)kr->failures);
 }
 
 void osse__pii_keys_free(osse_engine_t *e)
@@ -904,10 +670,6 @@ void osse__pii_keys_free(osse_engine_t *e)
         kpd_leave(e->reserve.recs[i], false, NULL);
     free(e->reserve.recs);
     free(e->reserve.ids);
-    free(e->reserve.codes);
-    free(e->reserve.recent);
-    osse_map_close(&e->reserve.held);
-    osse_map_close(&e->reserve.recent_codes);
     memset(&e->reserve, 0, sizeof e->reserve);
     for (size_t i = 0; i < e->nkey_chunks; i++)
         sodium_free(e->key_chunks[i]); /* wipes */

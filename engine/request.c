@@ -243,14 +243,21 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         json_decref(resolved);
         return rc;
     }
+    /* The tracking code: the request's first seq, permuted
+     * (engine/trackcode.h), so on no other request ever. */
     char id[40], code[OSSE__CODE_SIZE], stream[96];
+    uint64_t seq0 = osse_log_last_seq(e->log) + 1;
+    if (osse_trackcode(e->code_key, e->code_bits, seq0, code)) {
+        json_decref(resolved);
+        return osse__fail(f, OSSE_ENOSPC, "tracking_codes_exhausted",
+                          "the tracking codes' %u bits are used up (seq %llu)", e->code_bits,
+                          (unsigned long long)seq0);
+    }
     /* The request's key is durable before its first event (SPEC §8): one
      * of the reserve's (pii.c) is already; else it goes with the batch of
-     * that event, and the log's writer makes it durable first. Its
-     * tracking code comes with a reserved id, found on the pool on no
-     * request on disk either; without one it is checked in memory only. */
+     * that event, and the log's writer makes it durable first. */
     char done[OSSE__RID_SIZE];
-    bool reserved = osse__pii_key_reserved(e, id, code, done);
+    bool reserved = osse__pii_key_reserved(e, id, done);
     osse__batch_need(e);
     /* The last of its refill's ids: the refill's pending record goes with
      * this batch (storage/log.h). */
@@ -265,7 +272,6 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
             memcpy(&r, raw + OSSE_RID_RANDOM, sizeof r);
             osse_request_id_mint(id, osse_partition_pick(e->part_first, e->part_last, r), raw);
         } while (osse__request(e, id));
-        osse__pii_code_mint(e, code);
     }
     osse__stream(stream, sizeof stream, OSSE_SK_REQUEST, id);
     uint8_t wrapped[OSSE_WRAPPED_BYTES];
@@ -289,6 +295,7 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
     osse__files_take(e, wf, resolved, id);
     json_decref(resolved);
     osse_request_t *r = osse__request(e, id);
+    OSSE_PRE(r->seqs[0] == seq0);
     osse__advance(e, r, NULL);
     json_t *o = json_object();
     json_object_set_new_nocheck(o, "id", json_string(r->id));

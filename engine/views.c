@@ -7,7 +7,6 @@
 #define _GNU_SOURCE /* memmem */
 #include "engine/internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -252,16 +251,9 @@ int osse_q_request(osse_engine_t *e, const osse_principal_t *p, const char *id, 
 
 int osse_q_track(osse_engine_t *e, const char *code, json_t **out, osse_fail_t *f)
 {
-    /* Codes are made of upper-case letters and digits only (request.c), so
-     * matching without regard to case is matching the upper-cased code. */
-    char key[sizeof((osse_request_t *)0)->tracking_code];
-    size_t n = strlen(code);
-    osse_request_t *r = NULL;
-    if (n < sizeof key) {
-        for (size_t i = 0; i <= n; i++)
-            key[i] = (char)toupper((unsigned char)code[i]);
-        r = osse_map_get(&e->codes, key);
-    }
+    char key[OSSE__CODE_SIZE];
+    osse_request_t *r =
+        osse_trackcode_key(code, key, sizeof key) ? osse_map_get(&e->codes, key) : NULL;
     if (!r)
         return osse__fail(f, OSSE_ENOTFOUND, "not_found", "no request with this tracking code");
     *out = osse__request_view(e, r, true);

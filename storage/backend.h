@@ -167,10 +167,6 @@ typedef struct osse_backend_ops_s {
                    osse_err_t *err);
     int (*kv_range)(void *be, const void *start, size_t slen, const void *end, size_t elen,
                     size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err);
-    /* For each of the n prefixes (in any order), whether a side record's
-     * key starts with it (found[i]), all seen at one point of the store's
-     * history. Returns 0 or OSSE_EIO. */
-    int (*kv_any)(void *be, const osse_slice_t *prefixes, size_t n, bool *found, osse_err_t *err);
 } osse_backend_ops_t;
 
 /* RocksDB (rocks.c): the layout of log.h. */

@@ -266,6 +266,15 @@ void osse_keystore_close(osse_keystore_t *ks)
     free(ks);
 }
 
+void osse_keystore_derive(const osse_keystore_t *ks, const char *ctx, uint64_t id, uint8_t *out,
+                          size_t n)
+{
+    OSSE_PRE(strlen(ctx) == crypto_kdf_CONTEXTBYTES && n >= crypto_kdf_BYTES_MIN &&
+             n <= crypto_kdf_BYTES_MAX);
+    _Static_assert(OSSE_KEY_BYTES == crypto_kdf_KEYBYTES, "the master key is a kdf key");
+    crypto_kdf_derive_from_key(out, n, id, ctx, ks->master);
+}
+
 int osse_keystore_new_key(osse_keystore_t *ks, const char *id, uint8_t key[OSSE_KEY_BYTES],
                           uint8_t wrapped[OSSE_WRAPPED_BYTES])
 {

@@ -85,6 +85,13 @@ int osse_keystore_open(const char *dir, const char *master_path, bool create, os
                        osse_err_t *err);
 void osse_keystore_close(osse_keystore_t *ks); /* NULL-safe; wipes the master key */
 
+/* A key of n bytes (16 to 64) derived from the master key for another use
+ * than wrapping (libsodium's crypto_kdf, context ctx: 8 characters, and
+ * number id): the same for as long as the store has its master key. Any
+ * thread. */
+void osse_keystore_derive(const osse_keystore_t *ks, const char *ctx, uint64_t id, uint8_t *out,
+                          size_t n);
+
 /* Whether id can name a key (1..OSSE_KEY_ID_MAX of [A-Za-z0-9_-]). */
 bool osse_keystore_id_ok(const char *id);
 

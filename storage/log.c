@@ -913,9 +913,3 @@ int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const voi
 {
     return log->ops->kv_range(log->be, start, slen, end, elen, limit, cb, ud, err);
 }
-
-int osse_log_kv_any(osse_log_t *log, const osse_slice_t *prefixes, size_t n, bool *found,
-                    osse_err_t *err)
-{
-    return n ? log->ops->kv_any(log->be, prefixes, n, found, err) : 0;
-}

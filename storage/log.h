@@ -269,13 +269,6 @@ int osse_log_kv_scan(osse_log_t *log, const void *prefix, size_t plen, osse_kv_s
 int osse_log_kv_range(osse_log_t *log, const void *start, size_t slen, const void *end, size_t elen,
                       size_t limit, osse_kv_scan_cb cb, void *ud, osse_err_t *err);
 
-/* For each of the n prefixes (without the 'K', in any order), whether a
- * side record's key starts with it: found[i]. One read of the store for
- * them all (on RocksDB one iterator, its seeks in key order): much cheaper
- * than n osse_log_kv_scan calls. Returns 0 or OSSE_EIO. */
-int osse_log_kv_any(osse_log_t *log, const osse_slice_t *prefixes, size_t n, bool *found,
-                    osse_err_t *err);
-
 /* Reads one side record. *val is malloc'd. Returns 0, OSSE_ENOTFOUND, OSSE_EIO. */
 int osse_log_kv_get(osse_log_t *log, const void *key, size_t klen, void **val, size_t *vlen,
                     osse_err_t *err);

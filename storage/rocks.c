@@ -401,46 +401,6 @@ static int rocks_kv_range(void *be, const void *start, size_t slen, const void *
     return kv_iterate(be, start, slen, 0, end, elen, limit, cb, ud, "kv range", err);
 }
 
-/* The order of the prefixes' bytes, as RocksDB's (memcmp, the shorter
- * first on a tie). */
-static int slice_cmp(const void *a, const void *b, void *ud)
-{
-    const osse_slice_t *p = ud;
-    const osse_slice_t *x = &p[*(const size_t *)a], *y = &p[*(const size_t *)b];
-    int c = memcmp(x->ptr, y->ptr, x->len < y->len ? x->len : y->len);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-/* One iterator for them all, its seeks in key order: an iterator per
- * prefix costs its creation (a child per memtable and table file), and
- * seeks that go forward find the blocks they need already read. */
-static int rocks_kv_any(void *be, const osse_slice_t *prefixes, size_t n, bool *found,
-                        osse_err_t *err)
-{
-    rocks_t *r = be;
-    char *e = NULL;
-    size_t *order = osse_malloc(n * sizeof *order);
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    qsort_r(order, n, sizeof *order, slice_cmp, (void *)prefixes);
-    uint8_t small[128];
-    rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, r->ropts);
-    for (size_t k = 0; k < n; k++) {
-        const osse_slice_t *p = &prefixes[order[k]];
-        uint8_t *s = side_key(small, sizeof small, p->ptr, p->len);
-        rocksdb_iter_seek(it, (const char *)s, p->len + 1);
-        size_t klen = 0;
-        const char *key = rocksdb_iter_valid(it) ? rocksdb_iter_key(it, &klen) : NULL;
-        found[order[k]] = key && klen >= p->len + 1 && memcmp(key, s, p->len + 1) == 0;
-        if (s != small)
-            free(s);
-    }
-    rocksdb_iter_get_error(it, &e);
-    rocksdb_iter_destroy(it);
-    free(order);
-    return e ? rdb_err(err, e, "kv any") : 0;
-}
-
 const osse_backend_ops_t osse_backend_rocks = {
     .name = "rocksdb",
     .open = rocks_open,
@@ -452,5 +412,4 @@ const osse_backend_ops_t osse_backend_rocks = {
     .kv_get = rocks_kv_get,
     .kv_scan = rocks_kv_scan,
     .kv_range = rocks_kv_range,
-    .kv_any = rocks_kv_any,
 };

@@ -542,7 +542,7 @@ static void test_layout(void)
     rm_rf(dir);
 }
 
-/* ---- pending key records (log.h), and osse_log_kv_any ---- */
+/* ---- pending key records (log.h) ---- */
 
 typedef struct {
     char got[8][48];
@@ -605,18 +605,6 @@ static void test_pending_records(void)
     CHECK_EQ_INT(osse_log_keys_pending_scan(log, pend_one, &p, &err), 0);
     CHECK_EQ_INT(p.n, 1);
     CHECK_EQ_STR(p.got[0], "r-old:r-old");
-
-    /* osse_log_kv_any: prefixes in any order, each found or not. */
-    b = osse_batch_new();
-    CHECK_EQ_INT(osse_batch_put(b, "nam/cAAA\0r-1", 12, "", 0), 0);
-    CHECK_EQ_INT(osse_batch_put(b, "nam/cBBB\0r-2", 12, "", 0), 0);
-    commit_wait(log, &loop, b);
-    osse_slice_t pre[] = {{"nam/cZZZ\0", 9}, {"nam/cBBB\0", 9}, {"nam/cAAB\0", 9},
-                          {"nam/cAAA\0", 9}, {"nam/cA", 6},     {"nam/cAA\0", 8}};
-    bool found[6];
-    memset(found, 1, sizeof found);
-    CHECK_EQ_INT(osse_log_kv_any(log, pre, 6, found, &err), 0);
-    CHECK(!found[0] && found[1] && !found[2] && found[3] && found[4] && !found[5]);
 
     b = osse_batch_new();
     CHECK_EQ_INT(osse_batch_put(b, OSSE_LOG_KEY_PENDING "r-bad", 9, "r-x", 3), 0);
