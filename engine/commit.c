@@ -25,6 +25,10 @@
 #include "common/time.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
+/* Under --test-clock: remembered answers are written as an osse before the
+ * ninth session wrote them (idem/<key hash>), for test_idempotency's start
+ * that moves them. */
+#define IDEM_OLD_HOOK "OSSE_TEST_IDEM_OLD_LAYOUT"
 
 static void on_kick(uv_idle_t *h)
 {
@@ -213,8 +217,12 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out)
                         "at the last sample.\n# TYPE osse_disk_free_bytes gauge\n"
                         "osse_disk_free_bytes %llu\n"
                         "# HELP osse_disk_low 1 while below the free-space reserve (writes "
-                        "refused).\n# TYPE osse_disk_low gauge\nosse_disk_low %d\n",
-                        (unsigned long long)osse_log_space_free(e->log), osse__storage_low(e)))
+                        "refused).\n# TYPE osse_disk_low gauge\nosse_disk_low %d\n"
+                        "# HELP osse_idempotency_answers Answers remembered for an "
+                        "Idempotency-Key, in memory (those of the last 24 hours).\n"
+                        "# TYPE osse_idempotency_answers gauge\nosse_idempotency_answers %zu\n",
+                        (unsigned long long)osse_log_space_free(e->log), osse__storage_low(e),
+                        e->idem.len))
         return OSSE_ENOMEM;
     return osse_hist_render(&e->append_latency, out, "osse_event_append_seconds",
                             "Time from handing a batch of events to the log to its fsync.");
@@ -288,6 +296,17 @@ static int idem_lookup(osse_engine_t *e, const char *key_hash, const char *body_
     return 1;
 }
 
+/* idt/ be64(at) key_hash into out (IDEM_KEY_MAX bytes); its length. */
+#define IDEM_KEY_MAX (OSSE_KEY_LEN(OSSE_KEY_IDEM_AT) + 8 + 65)
+static size_t idem_key(int64_t at, const char *key_hash, uint8_t *out)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_IDEM_AT), hl = strlen(key_hash);
+    memcpy(out, OSSE_KEY_IDEM_AT, pl);
+    osse_be_put(out + pl, (uint64_t)(at < 0 ? 0 : at), 8);
+    memcpy(out + pl + 8, key_hash, hl);
+    return pl + 8 + hl;
+}
+
 static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_hash, int status,
                        const char *body, int64_t at)
 {
@@ -302,6 +321,38 @@ static void idem_store(osse_engine_t *e, const char *key_hash, const char *body_
     it->status = status;
     it->body = osse_strdup(body);
     it->at = at;
+    OSSE_VEC_RESERVE(e->idem_order, e->cidem, e->nidem + 1);
+    osse_idem_when_t *w = &e->idem_order[e->nidem++];
+    w->at = at;
+    snprintf(w->key_hash, sizeof w->key_hash, "%s", key_hash);
+}
+
+/* The answers that expired leave memory, and their records are deleted
+ * with the batch being filled (b), oldest first; one remembered again
+ * since (a later at) stays. So memory and disk hold a day's answers, not
+ * every one ever. */
+static void idem_prune(osse_engine_t *e, osse_batch_t *b)
+{
+    int64_t now = osse_engine_now(e);
+    while (e->idem_head < e->nidem && e->idem_order[e->idem_head].at + IDEM_TTL_MS < now) {
+        const osse_idem_when_t *w = &e->idem_order[e->idem_head++];
+        osse_idem_t *it = osse_map_get(&e->idem, w->key_hash);
+        if (it && it->at == w->at) {
+            osse_map_del(&e->idem, w->key_hash);
+            free(it->body);
+            free(it);
+        }
+        uint8_t key[IDEM_KEY_MAX];
+        if (osse_batch_delete(b, key, idem_key(w->at, w->key_hash, key)))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+    }
+    if (e->idem_head == e->nidem) {
+        e->idem_head = e->nidem = 0;
+    } else if (e->idem_head > e->nidem / 2) {
+        e->nidem -= e->idem_head;
+        memmove(e->idem_order, e->idem_order + e->idem_head, e->nidem * sizeof *e->idem_order);
+        e->idem_head = 0;
+    }
 }
 
 void osse_engine_idem_body_hash(osse_slice_t body, char out[65])
@@ -372,30 +423,83 @@ void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, in
                             "r", body);
     char *txt = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
-    char key[80];
-    int kl = snprintf(key, sizeof key, OSSE_KEY_IDEM "%s", key_hash);
+    uint8_t key[IDEM_KEY_MAX];
+    size_t kl = idem_key(now, key_hash, key);
+    /* Tests: the layout of an older osse, for the start that moves it. */
+    if (e->test_clock && getenv(IDEM_OLD_HOOK))
+        kl = (size_t)snprintf((char *)key, sizeof key, OSSE_KEY_IDEM "%s", key_hash);
     if (!e->batch)
         new_batch(e);
-    if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
+    if (!txt || osse_batch_put(e->batch, key, kl, txt, strlen(txt)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     free(txt);
+    idem_prune(e, e->batch);
 }
+
+typedef struct {
+    osse_engine_t *e;
+    size_t pl;   /* the prefix's length: idem/ or idt/ be64(at) */
+    bool moving; /* idem/: an older osse's, moved to idt/ */
+    size_t n;    /* answers kept */
+    size_t gone; /* records deleted: expired, or moved */
+} idem_load_t;
 
 static int load_idem(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    osse_engine_t *e = ud;
+    idem_load_t *l = ud;
+    osse_engine_t *e = l->e;
     char k[80];
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_IDEM);
-    if (!osse__record_id(key, klen, pl, k, sizeof k))
+    if (!osse__record_id(key, klen, l->pl, k, sizeof k))
         return 0;
     json_t *rec = json_loadb(val, vlen, 0, NULL);
     const char *b, *r;
     int s;
     json_int_t at;
-    if (rec && json_unpack(rec, "{s:s,s:i,s:I,s:s}", "b", &b, "s", &s, "at", &at, "r", &r) == 0 &&
-        (e->test_clock || at + IDEM_TTL_MS >= osse_time_real_ms()))
+    bool live = rec &&
+                json_unpack(rec, "{s:s,s:i,s:I,s:s}", "b", &b, "s", &s, "at", &at, "r", &r) == 0 &&
+                at + IDEM_TTL_MS >= osse_engine_now(e);
+    if (live)
         idem_store(e, k, b, s, r, at);
+    if (!live || l->moving)
+        osse__batch_need(e);
+    uint8_t nk[IDEM_KEY_MAX];
+    if ((live && l->moving && osse_batch_put(e->batch, nk, idem_key(at, k, nk), val, vlen)) ||
+        ((!live || l->moving) && osse_batch_delete(e->batch, key, klen)))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+    l->n += live;
+    l->gone += !live || l->moving;
     json_decref(rec);
+    return 0;
+}
+
+static int idem_cmp(const void *a, const void *b)
+{
+    const osse_idem_when_t *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+int osse__idem_start(osse_engine_t *e, osse_err_t *err)
+{
+    /* An older osse's first: they move to idt/ (after this start, the
+     * scan of idem/ finds nothing). */
+    idem_load_t l = {e, OSSE_KEY_LEN(OSSE_KEY_IDEM), true, 0, 0};
+    int rc =
+        osse_log_kv_scan(e->log, OSSE_KEY_IDEM, OSSE_KEY_LEN(OSSE_KEY_IDEM), load_idem, &l, err);
+    size_t moved = l.n;
+    /* Those of idt/: expired first (deleted), then the last day's. The
+     * expired ones are only those that expired while no answer was
+     * remembered (idem_prune deletes the others as it goes). */
+    l.pl = OSSE_KEY_LEN(OSSE_KEY_IDEM_AT) + 8;
+    l.moving = false;
+    if (!rc)
+        rc = osse_log_kv_scan(e->log, OSSE_KEY_IDEM_AT, OSSE_KEY_LEN(OSSE_KEY_IDEM_AT), load_idem,
+                              &l, err);
+    if (rc)
+        return rc;
+    /* The moved ones joined in the order of their hashes. */
+    qsort(e->idem_order + e->idem_head, e->nidem - e->idem_head, sizeof *e->idem_order, idem_cmp);
+    osse_logf(OSSE_LEVEL_INFO, "idempotency answers read", "answers=%zu moved=%zu deleted=%zu", l.n,
+              moved, l.gone - moved);
     return 0;
 }
 
@@ -417,7 +521,6 @@ void osse__react(osse_engine_t *e, const osse_reactor_t *r)
 
 int osse__commit_start(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err)
 {
-    osse_log_kv_scan(e->log, OSSE_KEY_IDEM, OSSE_KEY_LEN(OSSE_KEY_IDEM), load_idem, e, NULL);
     osse_log_set_reserve(e->log, opts->min_free_bytes);
     if (opts->fault != OSSE_LOG_FAULT_NONE)
         osse_log_fault(e->log, opts->fault, opts->fault_at);

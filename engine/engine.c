@@ -921,6 +921,8 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     if (e->test_clock)
         test_clock_resume(e, opts->test_clock_start);
+    if ((rc = osse__idem_start(e, err)))
+        goto fail;
     e->due_window = opts->due_window ? opts->due_window : OSSE__DUE_WINDOW;
     /* Serving: ended requests leave memory past the cache (cache.c); a
      * replay or a maintenance engine keeps every one. */
@@ -1047,6 +1049,7 @@ void osse_engine_close(osse_engine_t *e)
         free(i->body);
         free(i);
     }
+    free(e->idem_order);
     osse_map_close(&e->workflows);
     osse_map_close(&e->agencies);
     osse_map_close(&e->calendars);

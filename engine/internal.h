@@ -358,6 +358,13 @@ typedef struct osse_idem_s {
     char *body;
     int64_t at;
 } osse_idem_t;
+/* A remembered answer in the order of time (e->idem_order): dropped from
+ * memory and deleted from disk once expired, if e->idem still holds that
+ * answer (at). */
+typedef struct osse_idem_when_s {
+    int64_t at;
+    char key_hash[65];
+} osse_idem_when_t;
 
 /* A mechanism that reacts to what happens in the engine (audit, notify,
  * timers, linkage). It adds itself with osse__react when it starts, after
@@ -410,15 +417,17 @@ struct osse_engine_s {
     int64_t last_at;         /* the latest `at` replayed at start */
     uint64_t applied;        /* the seq of the last event applied to the projections */
 
-    osse_map_t workflows;   /* id -> osse_wfent_t */
-    osse_map_t agencies;    /* id -> osse_agency_t */
-    osse_map_t calendars;   /* id -> osse_calendar_ent_t */
-    osse_map_t principals;  /* id -> osse_principal_t */
-    osse_map_t tokens;      /* token hash hex -> osse_principal_t */
-    osse_map_t requests;    /* id -> osse_request_t */
-    osse_map_t codes;       /* tracking code -> osse_request_t */
-    osse_map_t versions;    /* stream -> (uintptr_t) version, for non-request streams */
-    osse_map_t idem;        /* key hash -> osse_idem_t */
+    osse_map_t workflows;         /* id -> osse_wfent_t */
+    osse_map_t agencies;          /* id -> osse_agency_t */
+    osse_map_t calendars;         /* id -> osse_calendar_ent_t */
+    osse_map_t principals;        /* id -> osse_principal_t */
+    osse_map_t tokens;            /* token hash hex -> osse_principal_t */
+    osse_map_t requests;          /* id -> osse_request_t */
+    osse_map_t codes;             /* tracking code -> osse_request_t */
+    osse_map_t versions;          /* stream -> (uintptr_t) version, for non-request streams */
+    osse_map_t idem;              /* key hash -> osse_idem_t, those of the last 24 hours */
+    osse_idem_when_t *idem_order; /* [idem_head, nidem): e->idem's, oldest first */
+    size_t idem_head, nidem, cidem;
     osse_map_t references;  /* PaymentDue reference -> osse_request_t (borrowed) */
     osse_map_t payments;    /* "<payment principal id>\n<transaction>" -> osse_request_t */
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
@@ -1066,6 +1075,11 @@ bool osse__storage_low(const osse_engine_t *e);
 /* After the replay: loads remembered answers, starts the log's writer and
  * the handle that commits each loop iteration's batch. */
 int osse__commit_start(osse_engine_t *e, const osse_engine_opts_t *opts, osse_err_t *err);
+/* The remembered answers of the last 24 hours (osse_engine_now's: after
+ * the test clock resumed) into memory, those of an older osse moved to
+ * their place in time, the expired ones deleted (in the batch being
+ * filled). Serving only. Returns 0 or OSSE_EIO. */
+int osse__idem_start(osse_engine_t *e, osse_err_t *err);
 /* Hands the current batch, if any, to the log. */
 void osse__commit_flush(osse_engine_t *e);
 /* Forgets the reactors and closes the handles (run the loop afterwards). */

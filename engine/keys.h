@@ -22,7 +22,12 @@
 
 #include "storage/event_types.h"
 
-/* idem/<key hash>: a remembered answer (JSON {"b","s","at","r"}). */
+/* idt/ be64(at ms) <key hash>: a remembered answer (JSON
+ * {"b","s","at","r"}), in the order of its time: a start reads those of the
+ * last 24 hours only, and each is deleted once it has expired (commit.c).
+ * idem/<key hash>: the same, as written before the ninth session; the
+ * first start moves the live ones to idt/ and deletes them all. */
+#define OSSE_KEY_IDEM_AT "idt/"
 #define OSSE_KEY_IDEM "idem/"
 /* dlv/<delivery id>: a webhook delivery not yet delivered or given up. */
 #define OSSE_KEY_DLV "dlv/"
