@@ -564,10 +564,13 @@ static void names(osse_engine_t *e, osse_request_t *r, bool put)
         }
         if (s->payer && s->transaction) {
             osse__payment_key(s->payer, s->transaction, key, sizeof key);
-            if (put)
+            if (put) {
                 osse_map_put(&e->payments, key, r);
-            else if (osse_map_get(&e->payments, key) == r)
+            } else if (osse_map_get(&e->payments, key) == r) {
                 osse_map_del(&e->payments, key);
+                /* Read again with the request (cache.c). */
+                osse_map_del(&e->pay_answers, key);
+            }
         }
     }
     const char *number = r->licence ? osse__jstr(r->licence, "number") : NULL;

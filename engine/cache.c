@@ -26,6 +26,7 @@
  * a request that is in memory by the time the read ends is dropped: the
  * one in memory is the same or newer. */
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ typedef struct {
     void *rec; /* its record as read, or NULL: none */
     size_t reclen;
     bool key; /* its key was read, into keys at its place */
+    int pay;  /* a payment's name: its remembered answer's status + 1, or 0 (payment.c) */
 } want_t;
 
 struct osse_readback_s {
@@ -142,7 +144,7 @@ static void unlink_rb(osse_readback_t *f)
 void osse__readback_add(osse_readback_t *f, char kind, const char *name)
 {
     OSSE_VEC_RESERVE(f->v, f->c, f->n + 1);
-    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0, false};
+    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0, false, 0};
 }
 
 /* Whether the request name names is in memory. */
@@ -152,7 +154,10 @@ static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
     case OSSE_NAME_ID: return osse__request(e, name) != NULL;
     case OSSE_NAME_CODE: return osse_map_get(&e->codes, name) != NULL;
     case OSSE_NAME_LICENCE: return osse_map_get(&e->licnums, name) != NULL;
-    case OSSE_NAME_PAYMENT: return osse_map_get(&e->payments, name) != NULL;
+    /* A payment's request and its remembered answer: the answers of the
+     * requests in memory are read on demand (payment.c). */
+    case OSSE_NAME_PAYMENT:
+        return osse_map_get(&e->payments, name) && osse_map_get(&e->pay_answers, name);
     }
     return false;
 }
@@ -166,7 +171,10 @@ void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t 
         return; /* too long to be one: the call answers 404 */
     if (kind == OSSE_NAME_CODE && name)
         name = code;
-    if (!e->some_evicted || !name || !*name || resident(e, kind, name))
+    if (!name || !*name || resident(e, kind, name))
+        return;
+    /* With no request out of memory only a payment's answer is on disk. */
+    if (!e->some_evicted && kind != OSSE_NAME_PAYMENT)
         return;
     if (!*f)
         *f = osse__readback_new(e);
@@ -207,10 +215,33 @@ static void read_keys(osse_readback_t *f)
     free(ids);
 }
 
+/* A payment's first answer (payanswer/<key>, payment.c): its status + 1
+ * into *st, 0 when none is remembered. Returns 0 or OSSE_EIO. Pool. */
+static int pay_answer_get(osse_log_t *log, const char *key, int *st, osse_err_t *err)
+{
+    char k[OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER) + OSSE_PAYMENT_KEY_MAX];
+    int kl = snprintf(k, sizeof k, OSSE_KEY_PAY_ANSWER "%s", key);
+    void *val = NULL;
+    size_t vlen = 0;
+    char v[32];
+    osse_rstatus_t s;
+    *st = 0;
+    if (kl <= 0 || (size_t)kl >= sizeof k)
+        return 0; /* longer than any key written: none */
+    int rc = osse_log_kv_get(log, k, (size_t)kl, &val, &vlen, err);
+    if (!rc && osse__record_text(val, vlen, v, sizeof v) && osse__rstatus_parse(v, &s) == 0)
+        *st = (int)s + 1;
+    free(val);
+    return rc == OSSE_ENOTFOUND ? 0 : rc;
+}
+
 void osse_readback_run(osse_readback_t *f)
 {
     for (size_t i = 0; i < f->n && !f->rc; i++) {
         want_t *w = &f->v[i];
+        if (w->kind == OSSE_NAME_PAYMENT &&
+            (f->rc = pay_answer_get(f->log, w->name, &w->pay, &f->err)))
+            break;
         if (w->kind == OSSE_NAME_ID) {
             w->id = osse_strdup(w->name);
         } else {
@@ -238,6 +269,15 @@ void osse_readback_run(osse_readback_t *f)
         read_keys(f);
 }
 
+/* A payment's answer read joins memory with its request (apply.c drops it
+ * when the request leaves): one whose request is not in memory is not
+ * kept. */
+static void pay_join(osse_engine_t *e, const want_t *w)
+{
+    if (w->kind == OSSE_NAME_PAYMENT && w->pay && osse_map_get(&e->payments, w->name))
+        osse_map_put(&e->pay_answers, w->name, (void *)(uintptr_t)w->pay);
+}
+
 int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
 {
     unlink_rb(f);
@@ -254,8 +294,10 @@ int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
         want_t *w = &f->v[i];
         const uint8_t *key = w->rec && w->key ? f->keys + OSSE_KEY_BYTES * k : NULL;
         k += w->rec != NULL;
-        if (!w->rec || osse_map_get(&e->requests, w->id))
+        if (!w->rec || osse_map_get(&e->requests, w->id)) {
+            pay_join(e, w);
             continue;
+        }
         osse_request_t *r = NULL;
         int rc = osse__record_read(e, w->id, strlen(w->id), w->rec, w->reclen, &r, err);
         if (rc)
@@ -273,6 +315,7 @@ int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
         if (key && !r->erased_at && osse__pii_key_set(e, r->id, key))
             return osse_err_set(err, OSSE_ENOMEM, "no memory for a key");
         e->read_back++;
+        pay_join(e, w);
     }
     return 0;
 }

@@ -220,9 +220,12 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out)
                         "refused).\n# TYPE osse_disk_low gauge\nosse_disk_low %d\n"
                         "# HELP osse_idempotency_answers Answers remembered for an "
                         "Idempotency-Key, in memory (those of the last 24 hours).\n"
-                        "# TYPE osse_idempotency_answers gauge\nosse_idempotency_answers %zu\n",
+                        "# TYPE osse_idempotency_answers gauge\nosse_idempotency_answers %zu\n"
+                        "# HELP osse_payment_answers First answers of recorded payments in "
+                        "memory (those of requests in memory, read on demand).\n"
+                        "# TYPE osse_payment_answers gauge\nosse_payment_answers %zu\n",
                         (unsigned long long)osse_log_space_free(e->log), osse__storage_low(e),
-                        e->idem.len))
+                        e->idem.len, e->pay_answers.len))
         return OSSE_ENOMEM;
     return osse_hist_render(&e->append_latency, out, "osse_event_append_seconds",
                             "Time from handing a batch of events to the log to its fsync.");

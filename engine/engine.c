@@ -903,7 +903,6 @@ int osse_engine_open(const osse_engine_opts_t *opts, uv_loop_t *loop, osse_engin
         goto fail;
     free(rp.catalog);
     rp.catalog = NULL;
-    osse__payment_start(e);
     char first[40];
     if (e->principals.len == 0 && !opts->offline && (rc = mint_platform(e, first, err)))
         goto fail;

@@ -882,9 +882,11 @@ void osse__apply_loaded_licence(osse_engine_t *e, osse_request_t *r);
 #define OSSE_TRANSACTION_MAX 128
 #define OSSE_PAYMENT_KEY_MAX 256
 void osse__payment_key(const char *principal, const char *transaction, char *out, size_t n);
-/* payment.c: after the replay, the first answers of recorded payments
- * (side records payanswer/). */
-void osse__payment_start(osse_engine_t *e);
+/* The first answers of recorded payments (side records payanswer/<key>,
+ * written by payment.c) are read on demand, by the read back of a payment
+ * call's names (cache.c), on the pool: a start reads none, and
+ * e->pay_answers holds those of requests in memory (apply.c drops them
+ * with their request). */
 
 /* --- index.c: the indexes on disk (issue 13, docs/design.md "Views on disk") --- */
 

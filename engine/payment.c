@@ -48,23 +48,6 @@ static json_t *answer(const osse_request_t *r, osse_rstatus_t status)
                      osse__fee_json(r));
 }
 
-static int load_answer(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    osse_engine_t *e = ud;
-    char k[OSSE_PAYMENT_KEY_MAX], v[32];
-    osse_rstatus_t st;
-    if (osse__record_id(key, klen, OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), k, sizeof k) &&
-        osse__record_text(val, vlen, v, sizeof v) && osse__rstatus_parse(v, &st) == 0)
-        osse_map_put(&e->pay_answers, k, (void *)(uintptr_t)(st + 1));
-    return 0;
-}
-
-void osse__payment_start(osse_engine_t *e)
-{
-    osse_log_kv_scan(e->log, OSSE_KEY_PAY_ANSWER, OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), load_answer, e,
-                     NULL);
-}
-
 /* Remembers the status this first successful call answers, in the batch of
  * its events. */
 static void remember(osse_engine_t *e, const char *key, osse_rstatus_t st)

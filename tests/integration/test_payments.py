@@ -42,7 +42,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osse_harness import (FORM_FIELDS, Server, World, assert_error, detail_paths,  # noqa: E402
-                          good_form, log_events, main, run_osse, step_of, uniq)
+                          good_form, log_events, main, metric, run_osse, step_of, uniq)
 
 START = "2030-01-07T09:00:00+07:00"
 BILLER = "099400016550100"
@@ -446,6 +446,72 @@ class PaymentRestart(unittest.TestCase):
             r = pay.post("/v1/requests/%s/payments" % rid, body)
             self.assertEqual((r.status, r.json), (200, first.json))
             self.assertEqual(log_events(srv.client(srv.admin_token()))[-1]["seq"], size)
+        finally:
+            srv.kill()
+            srv.cleanup()
+
+    def test_an_open_request_answers_its_first_status_after_a_restart(self):
+        """fee -> inspect (a task): the payment answers in_progress; the
+        inspection returns the request to the applicant (awaiting_info),
+        and a retried callback still answers in_progress, also after a
+        kill -9, when the answer is read from disk on demand (a start reads
+        none: osse_payment_answers 0), and writes nothing. Once the request
+        has ended and left memory, its answer has left too."""
+        srv = Server(extra_args=["--test-clock=" + START]).start()
+        try:
+            w = World(srv)
+            wid = uniq("pay")
+            d = fee_workflow(wid, collector=None)
+            d["steps"]["inspect"] = {"kind": "task", "agency": w.A, "after": ["fee"]}
+            d["steps"]["licence"]["after"] = ["inspect"]
+            d["steps"]["licence"].pop("valid_for")  # no expiry to keep it in memory
+            w.publish(d)
+            rid = w.submit(wid, good_form(seats=5))["id"]
+            ref = of_type(events_of(w.plat, rid), "PaymentDue")[0]["data"]["reference"]
+            body = {"step": "fee", "amount": "510.00", "reference": ref, "transaction": "T-7"}
+            first = w.payment.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((first.status, first.json["status"]), (200, "in_progress"), first)
+            w.decide(rid, "inspect", "return", reason="a clearer floor plan, please")
+            self.assertEqual(w.view(rid)["status"], "awaiting_info")
+            r = w.payment.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json["status"]), (200, "in_progress"), r)
+            size = w.log_size()
+            srv.kill()
+            srv.start()
+            plat = srv.client(srv.admin_token())
+            self.assertEqual(metric(plat, "osse_payment_answers"), 0)
+            pay = srv.client(w.payment.token)
+            r = pay.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json["status"]), (200, "in_progress"), r)
+            self.assertEqual(r.json["fee"], first.json["fee"])
+            self.assertEqual(metric(plat, "osse_payment_answers"), 1)
+            self.assertEqual(log_events(plat)[-1]["seq"], size)
+            # A start that replays the whole log (every request in memory,
+            # none evicted) reads no answer either, and finds it on demand.
+            self.assertEqual(srv.stop(), 0)
+            srv.extra_args.append("--rebuild-views")
+            srv.start()
+            srv.extra_args.remove("--rebuild-views")
+            plat = srv.client(srv.admin_token())
+            self.assertEqual(metric(plat, "osse_payment_answers"), 0)
+            pay = srv.client(w.payment.token)
+            r = pay.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json["status"]), (200, "in_progress"), r)
+            self.assertEqual(log_events(plat)[-1]["seq"], size)
+            # The applicant answers, the inspection approves, the request
+            # completes and leaves memory (--request-cache 0) with its answer.
+            portal = srv.client(w.portal.token)
+            info = portal.post("/v1/requests/%s/info" % rid, {"step": "inspect", "form": {"seats": 5}})
+            self.assertEqual(info.status, 200, info)
+            r = srv.client(w.ag[w.A].token).post("/v1/tasks/%s/inspect/decision" % rid,
+                                                 {"outcome": "approve"})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(srv.client(w.portal.token).get("/v1/requests/" + rid)
+                             .json["status"], "completed")
+            self.assertEqual(metric(plat, "osse_cache_requests_in_memory"), 0)
+            self.assertEqual(metric(plat, "osse_payment_answers"), 0)
+            r = pay.post("/v1/requests/%s/payments" % rid, body)
+            self.assertEqual((r.status, r.json["status"]), (200, "in_progress"), r)
         finally:
             srv.kill()
             srv.cleanup()
