@@ -417,6 +417,20 @@ class PaymentRestart(unittest.TestCase):
             srv.kill()
             srv.cleanup()
 
+    def inspected_fee(self, w, tx, expires=True):
+        """fee -> inspect (a task of w.A) -> licence, one request of it:
+        (its id, the payment's body for transaction tx)."""
+        wid = uniq("pay")
+        d = fee_workflow(wid, collector=None)
+        d["steps"]["inspect"] = {"kind": "task", "agency": w.A, "after": ["fee"]}
+        d["steps"]["licence"]["after"] = ["inspect"]
+        if not expires:
+            d["steps"]["licence"].pop("valid_for")  # no expiry to keep it in memory
+        w.publish(d)
+        rid = w.submit(wid, good_form(seats=5))["id"]
+        ref = of_type(events_of(w.plat, rid), "PaymentDue")[0]["data"]["reference"]
+        return rid, {"step": "fee", "amount": "510.00", "reference": ref, "transaction": tx}
+
     def test_a_retry_answers_the_first_status_after_the_request_moved_on(self):
         """fee -> inspect (a task) -> licence: the payment answers
         in_progress (the inspection opened); once the inspection approved
@@ -425,14 +439,7 @@ class PaymentRestart(unittest.TestCase):
         srv = Server(extra_args=["--test-clock=" + START]).start()
         try:
             w = World(srv)
-            wid = uniq("pay")
-            d = fee_workflow(wid, collector=None)
-            d["steps"]["inspect"] = {"kind": "task", "agency": w.A, "after": ["fee"]}
-            d["steps"]["licence"]["after"] = ["inspect"]
-            w.publish(d)
-            rid = w.submit(wid, good_form(seats=5))["id"]
-            ref = of_type(events_of(w.plat, rid), "PaymentDue")[0]["data"]["reference"]
-            body = {"step": "fee", "amount": "510.00", "reference": ref, "transaction": "T-9"}
+            rid, body = self.inspected_fee(w, "T-9")
             first = w.payment.post("/v1/requests/%s/payments" % rid, body)
             self.assertEqual((first.status, first.json["status"]), (200, "in_progress"), first)
             w.decide(rid, "inspect", "approve")
@@ -460,15 +467,7 @@ class PaymentRestart(unittest.TestCase):
         srv = Server(extra_args=["--test-clock=" + START]).start()
         try:
             w = World(srv)
-            wid = uniq("pay")
-            d = fee_workflow(wid, collector=None)
-            d["steps"]["inspect"] = {"kind": "task", "agency": w.A, "after": ["fee"]}
-            d["steps"]["licence"]["after"] = ["inspect"]
-            d["steps"]["licence"].pop("valid_for")  # no expiry to keep it in memory
-            w.publish(d)
-            rid = w.submit(wid, good_form(seats=5))["id"]
-            ref = of_type(events_of(w.plat, rid), "PaymentDue")[0]["data"]["reference"]
-            body = {"step": "fee", "amount": "510.00", "reference": ref, "transaction": "T-7"}
+            rid, body = self.inspected_fee(w, "T-7", expires=False)
             first = w.payment.post("/v1/requests/%s/payments" % rid, body)
             self.assertEqual((first.status, first.json["status"]), (200, "in_progress"), first)
             w.decide(rid, "inspect", "return", reason="a clearer floor plan, please")
