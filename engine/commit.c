@@ -500,7 +500,9 @@ int osse__idem_start(osse_engine_t *e, osse_err_t *err)
     if (rc)
         return rc;
     /* The moved ones joined in the order of their hashes. */
-    qsort(e->idem_order + e->idem_head, e->nidem - e->idem_head, sizeof *e->idem_order, idem_cmp);
+    if (e->nidem > e->idem_head)
+        qsort(e->idem_order + e->idem_head, e->nidem - e->idem_head, sizeof *e->idem_order,
+              idem_cmp);
     osse_logf(OSSE_LEVEL_INFO, "idempotency answers read", "answers=%zu moved=%zu deleted=%zu", l.n,
               moved, l.gone - moved);
     return 0;

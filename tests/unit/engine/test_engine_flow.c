@@ -1078,7 +1078,7 @@ static void reserve_records(world_t *w)
     kr->retry_at = UINT64_MAX;
     char *rid = submit(w);
     size_t n0 = kr->n;
-    memcpy(kr->ids[6], rid, OSSE__RID_SIZE);
+    snprintf(kr->ids[6], sizeof kr->ids[6], "%s", rid);
     while (kr->n) {
         CHECK(osse__pii_key_reserved(w->e, id, done) || !kr->n);
         CHECK_EQ_STR(done, "");
