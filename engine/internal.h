@@ -219,9 +219,10 @@ typedef struct osse_request_s {
     int64_t submitted_at;
     char *portal; /* the submitting principal's id */
     /* The form as stored: read it with osse__form(r). A request read from
-     * its record keeps the form's msgpack bytes (form_mp, form NULL) until
-     * it is first asked for: most are not, and the bytes are a fraction of
-     * a JSON tree's memory and of the start's time (issue 13). */
+     * its record, or whose record has been written (record.c), keeps the
+     * form's msgpack bytes (form_mp, form NULL) until it is first asked for:
+     * most are not, and the bytes are a fraction of a JSON tree's memory
+     * and of the start's time (issue 13). */
     json_t *form;
     uint8_t *form_mp;
     uint32_t form_mp_len;

@@ -87,19 +87,29 @@ static int put_step(osse_buf_t *o, const osse_step_t *s)
     return 0;
 }
 
-int osse__record_encode(const osse_request_t *r, osse_buf_t *o, size_t *tail)
+/* As osse__record_encode, and where the form's bytes are in o (form_at,
+ * form_len) when they are wanted. */
+static int record_encode(const osse_request_t *r, osse_buf_t *o, size_t *tail, size_t *form_at,
+                         size_t *form_len)
 {
-    size_t start = o->len;
+    size_t start = o->len, fat = 0;
     int rc;
     if ((rc = osse_mp_put_array(o, RECORD_FIELDS)) || (rc = osse_mp_put_uint(o, RECORD_VERSION)) ||
         (rc = osse_mp_put_str(o, r->id)) || (rc = osse_mp_put_str(o, r->tracking_code)) ||
         (rc = osse_mp_put_str(o, r->wfe->id)) ||
         (rc = osse_mp_put_uint(o, (uint64_t)r->wf_version)) ||
         (rc = osse_mp_put_uint(o, r->status)) || (rc = osse_mp_put_uint(o, r->version)) ||
-        (rc = osse_mp_put_int(o, r->submitted_at)) || (rc = osse_mp_put_str(o, r->portal)) ||
-        (rc = r->form ? osse_mp_put_json(o, r->form)
-                      : osse_mp_put_raw(o, r->form_mp, r->form_mp_len)) ||
-        (rc = osse_mp_put_json(o, r->licence)) ||
+        (rc = osse_mp_put_int(o, r->submitted_at)) || (rc = osse_mp_put_str(o, r->portal)))
+        goto out;
+    fat = o->len;
+    if ((rc = r->form ? osse_mp_put_json(o, r->form)
+                      : osse_mp_put_raw(o, r->form_mp, r->form_mp_len)))
+        goto out;
+    if (form_at) {
+        *form_at = fat;
+        *form_len = o->len - fat;
+    }
+    if ((rc = osse_mp_put_json(o, r->licence)) ||
         (rc = osse_mp_put_int(o, r->licence_expired_at)) ||
         (rc = osse_mp_put_int(o, r->licence_revoked_at)) ||
         (rc = osse_mp_put_str(o, r->licence_reason)) || (rc = osse_mp_put_json(o, r->data)) ||
@@ -136,6 +146,11 @@ out:
     if (rc)
         o->len = start;
     return rc;
+}
+
+int osse__record_encode(const osse_request_t *r, osse_buf_t *o, size_t *tail)
+{
+    return record_encode(r, o, tail, NULL, NULL);
 }
 
 /* --- decoding: bytes from the store, checked as events are --- */
@@ -554,6 +569,23 @@ static int snapshot_put(osse_engine_t *e, osse_buf_t *o)
     return rc ? OSSE_ENOMEM : 0;
 }
 
+/* Once its record is written, a request keeps its form as the record's
+ * bytes of it, not as the JSON tree its events built: an open request is
+ * kept in memory for as long as it is open, and the tree of a sealed form
+ * is several times its bytes (issue 13: the memory of open work, and the
+ * loop's page faults as it grows). osse__form makes the tree again when a
+ * reader asks, until the next record. */
+static void form_to_bytes(osse_request_t *r, const char *p, size_t n)
+{
+    if (!r->form || !n || n > UINT32_MAX)
+        return;
+    r->form_mp = osse_malloc(n);
+    memcpy(r->form_mp, p, n);
+    r->form_mp_len = (uint32_t)n;
+    json_decref(r->form);
+    r->form = NULL;
+}
+
 int osse__records_put(osse_engine_t *e, osse_batch_t *b)
 {
     char key[128];
@@ -565,12 +597,14 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
         size_t kl = where_key(r, key, sizeof key);
         bool open = !osse__rstatus_final(r->status);
         osse_buf_reset(&e->enc);
-        size_t tail = 0;
-        if (!rc && (!kl || osse__record_encode(r, &e->enc, &tail) ||
+        size_t tail = 0, fat = 0, flen = 0;
+        if (!rc && (!kl || record_encode(r, &e->enc, &tail, &fat, &flen) ||
                     osse_batch_put(b, key, kl, e->enc.ptr, e->enc.len) || osse__ix_write(e, r, b)))
             rc = OSSE_ENOMEM;
-        else if (!rc)
+        else if (!rc) {
             rehash(e, r, e->enc.ptr, tail);
+            form_to_bytes(r, e->enc.ptr + fat, flen);
+        }
         /* The batch that ends it moves its record from opn/ to req/; a
          * migration's, from an older osse's req/ to opn/. */
         char old[128];
