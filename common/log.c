@@ -303,6 +303,39 @@ size_t osse_logf_format(char *out, size_t cap, int64_t ms, osse_level_t lv, cons
     return o.len;
 }
 
+/* The lines held (osse_logf_hold): one thread at a time has the buffer,
+ * the one whose hold_depth is above 0; they go out in writes of at most
+ * OSSE_LOGF_LINE_MAX bytes, each of whole lines, so that a write is still
+ * one PIPE_BUF and never mixed with another thread's. */
+static char held[OSSE_LOGF_LINE_MAX];
+static size_t held_len;
+static atomic_bool held_taken;
+static _Thread_local int hold_depth;
+
+static void held_flush(void)
+{
+    if (held_len)
+        (void)osse_write_full(STDERR_FILENO, held, held_len);
+    held_len = 0;
+}
+
+void osse_logf_hold(void)
+{
+    bool was = false;
+    if (hold_depth)
+        hold_depth++;
+    else if (atomic_compare_exchange_strong(&held_taken, &was, true))
+        hold_depth = 1;
+}
+
+void osse_logf_release(void)
+{
+    if (!hold_depth || --hold_depth)
+        return;
+    held_flush();
+    atomic_store(&held_taken, false);
+}
+
 void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
 {
     if (!osse_logf_enabled(lv))
@@ -312,6 +345,16 @@ void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
     va_start(ap, fields);
     size_t n = osse_logf_format(line, sizeof line, osse_time_real_ms(), lv, msg, fields, ap);
     va_end(ap);
+    if (hold_depth && lv < OSSE_LEVEL_WARN) {
+        if (held_len + n > sizeof held)
+            held_flush();
+        memcpy(held + held_len, line, n);
+        held_len += n;
+        return;
+    }
+    /* A warning or an error goes out at once, after what is held. */
+    if (hold_depth)
+        held_flush();
     /* One write: the line is whole or (on a write error) lost, never mixed
      * with another thread's. A short write to a pipe or file does not happen
      * below PIPE_BUF; osse_write_full goes on after EINTR. */

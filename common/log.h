@@ -10,8 +10,8 @@
  * most OSSE_LOGF_LINE_MAX bytes and goes out in ONE write(2): lines from
  * different threads never interleave (a pipe makes writes up to PIPE_BUF
  * atomic; a file opened O_APPEND appends each write whole). Nothing is
- * buffered and nothing is fsynced, so a call costs one system call and may be
- * made on the loop thread.
+ * fsynced, and nothing is buffered beyond a hold (osse_logf_hold), so a call
+ * costs one system call and may be made on the loop thread.
  *
  * What never goes in: personal data (SPEC §8), tokens, secrets, bodies, form
  * values, query strings, whole URLs (see osse_logf_url_origin). The callers
@@ -63,6 +63,17 @@ bool osse_logf_enabled(osse_level_t lv);
  * Any thread. Never fails (a write that fails is dropped). */
 void osse_logf(osse_level_t lv, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Between osse_logf_hold and osse_logf_release (nested: the outermost
+ * release counts), this thread's info and debug lines are gathered and go
+ * out together at the release, in writes of whole lines of at most
+ * OSSE_LOGF_LINE_MAX bytes each; a warning or an error goes out at once,
+ * after them. For one callback that answers many calls (the loop's
+ * durable answers: one write(2) a call was a tenth of the loop's system
+ * time, issue 13); never across a wait. One thread holds at a time: a hold
+ * asked for while another thread's is on does nothing. */
+void osse_logf_hold(void);
+void osse_logf_release(void);
 
 /* The line osse_logf would write at real time ms, into out[cap] (cap >= 64),
  * NUL-terminated, newline included. Returns its length. Pure: for tests. */

@@ -2,6 +2,7 @@
  * (every value parses back to the bytes given, random ones included), the
  * conversions, the line cap, levels, URL reduction, and one write per line on
  * stderr. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -343,6 +344,66 @@ static void test_stderr(void)
     CHECK(strstr(second, "hidden") == NULL && strstr(got, "hidden") == NULL);
 }
 
+/* Lines held (osse_logf_hold) go out at the outermost release, in order; a
+ * warning goes out at once, after what was held; more than a write's worth
+ * held goes out whole lines at a time. */
+static size_t drain(int fd, char *got, size_t cap)
+{
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < cap && (n = read(fd, got + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    got[len] = '\0';
+    return len;
+}
+
+static void test_hold(void)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0);
+    int saved = dup(2);
+    dup2(fds[1], 2);
+    static char got[65536];
+    osse_logf_hold();
+    osse_logf_hold();
+    osse_logf(OSSE_LEVEL_INFO, "a", "n=%d", 1);
+    osse_logf(OSSE_LEVEL_INFO, "b", "n=%d", 2);
+    osse_logf_release(); /* inner: still held */
+    CHECK(drain(fds[0], got, sizeof got) == 0);
+    osse_logf(OSSE_LEVEL_WARN, "c", "n=%d", 3);
+    drain(fds[0], got, sizeof got);
+    char *a = strstr(got, "msg=a n=1\n"), *b = strstr(got, "msg=b n=2\n"),
+         *c = strstr(got, "msg=c n=3\n");
+    CHECK(a && b && c && a < b && b < c);
+    osse_logf(OSSE_LEVEL_INFO, "d", "n=%d", 4);
+    CHECK(drain(fds[0], got, sizeof got) == 0);
+    osse_logf_release();
+    drain(fds[0], got, sizeof got);
+    CHECK(strstr(got, "msg=d n=4\n") != NULL);
+    /* 200 lines of about 70 bytes: several writes, every line whole. */
+    osse_logf_hold();
+    for (int i = 0; i < 200; i++)
+        osse_logf(OSSE_LEVEL_INFO, "many", "i=%d", i);
+    osse_logf_release();
+    size_t len = drain(fds[0], got, sizeof got);
+    int lines = 0, next = 0;
+    for (char *p = got, *nl; p < got + len && (nl = strchr(p, '\n')); p = nl + 1, lines++) {
+        char want[32];
+        snprintf(want, sizeof want, " msg=many i=%d", next++);
+        CHECK(strncmp(p, "ts=", 3) == 0 && strstr(p, want) != NULL && strstr(p, want) < nl);
+    }
+    CHECK(lines == 200);
+    /* Not held: out at once. */
+    osse_logf(OSSE_LEVEL_INFO, "e", "n=%d", 5);
+    drain(fds[0], got, sizeof got);
+    CHECK(strstr(got, "msg=e n=5\n") != NULL);
+    dup2(saved, 2);
+    close(saved);
+    close(fds[1]);
+    close(fds[0]);
+}
+
 int main(void)
 {
     RUN(test_shape);
@@ -354,5 +415,6 @@ int main(void)
     RUN(test_levels);
     RUN(test_url_origin);
     RUN(test_stderr);
+    RUN(test_hold);
     return TEST_EXIT();
 }
