@@ -219,16 +219,16 @@ static void read_keys(osse_readback_t *f)
  * into *st, 0 when none is remembered. Returns 0 or OSSE_EIO. Pool. */
 static int pay_answer_get(osse_log_t *log, const char *key, int *st, osse_err_t *err)
 {
-    char k[OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER) + OSSE_PAYMENT_KEY_MAX];
-    int kl = snprintf(k, sizeof k, OSSE_KEY_PAY_ANSWER "%s", key);
+    char k[OSSE__PAY_ANSWER_KEY_MAX];
+    size_t kl = osse__pay_answer_key(key, k);
     void *val = NULL;
     size_t vlen = 0;
     char v[32];
     osse_rstatus_t s;
     *st = 0;
-    if (kl <= 0 || (size_t)kl >= sizeof k)
+    if (!kl)
         return 0; /* longer than any key written: none */
-    int rc = osse_log_kv_get(log, k, (size_t)kl, &val, &vlen, err);
+    int rc = osse_log_kv_get(log, k, kl, &val, &vlen, err);
     if (!rc && osse__record_text(val, vlen, v, sizeof v) && osse__rstatus_parse(v, &s) == 0)
         *st = (int)s + 1;
     free(val);

@@ -50,13 +50,26 @@ static json_t *answer(const osse_request_t *r, osse_rstatus_t status)
 
 /* Remembers the status this first successful call answers, in the batch of
  * its events. */
+size_t osse__pay_answer_key(const char *key, char out[OSSE__PAY_ANSWER_KEY_MAX])
+{
+    /* Every key written is shorter than OSSE_PAYMENT_KEY_MAX
+     * (osse__payment_key cuts it): a longer one has no record. */
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), kl = strnlen(key, OSSE_PAYMENT_KEY_MAX);
+    if (kl == OSSE_PAYMENT_KEY_MAX)
+        return 0;
+    memcpy(out, OSSE_KEY_PAY_ANSWER, pl);
+    memcpy(out + pl, key, kl);
+    out[pl + kl] = '\0';
+    return pl + kl;
+}
+
 static void remember(osse_engine_t *e, const char *key, osse_rstatus_t st)
 {
-    char rk[OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER) + OSSE_PAYMENT_KEY_MAX];
-    int kl = snprintf(rk, sizeof rk, OSSE_KEY_PAY_ANSWER "%s", key);
+    char rk[OSSE__PAY_ANSWER_KEY_MAX];
+    size_t kl = osse__pay_answer_key(key, rk);
     const char *name = osse__rstatus_name(st);
     osse__batch_need(e);
-    if (osse_batch_put(e->batch, rk, (size_t)kl, name, strlen(name)))
+    if (!kl || osse_batch_put(e->batch, rk, kl, name, strlen(name)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     osse_map_put(&e->pay_answers, key, (void *)(uintptr_t)(st + 1));
 }
