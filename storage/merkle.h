@@ -4,13 +4,14 @@
  * SHA-256(0x00 || bytes), node hash = SHA-256(0x01 || left || right), the
  * empty tree's hash = SHA-256(""). Tree of size n: RFC 6962 §2.1 MTH.
  *
- * Key invariant: for every perfect, aligned subtree of level >= 2 that lies
+ * Key invariant: for every perfect, aligned subtree of level >= 4
+ * (OSSE_MERKLE_STORED_LEVEL) that lies
  * wholly inside the log (leaves [index*2^level, (index+1)*2^level)), its
  * hash is stored as the side record "m" level(1 byte) be64(index), in the
  * same atomic batch as the event that completes it. So any stored size's
  * root, and any inclusion or consistency proof for sizes <= the durable
  * size, needs only O(log n) reads of 32-byte records, plus at most a few
- * events for the subtrees of levels 0 and 1 (OSSE_MERKLE_STORED_LEVEL).
+ * events for the subtrees of levels 0 to 3.
  *
  * Why this way: appending keeps the right-edge frontier (the roots of the
  * perfect subtrees that make up the current tree, one per set bit of the
@@ -30,10 +31,16 @@
 #define OSSE_MERKLE_HASH 32
 
 /* Subtrees of fewer than 2^OSSE_MERKLE_STORED_LEVEL leaves are not stored:
- * a proof rehashes them from at most four events. Storing every level cost
- * two side records per event, and memtable inserts are the append path's
- * main cost (bench/README.md, Audit); from level 2 up it is half a record. */
-#define OSSE_MERKLE_STORED_LEVEL 2
+ * a proof rehashes them from their events (the siblings of levels 0 to 3
+ * on a path: at most 15 events, read on the pool). Storing every level
+ * cost two side records per event, and memtable inserts are the append
+ * path's main cost (bench/README.md, Audit); from level 2 up it was half a
+ * record, from level 4 up it is an eighth (a submission's four events: two
+ * memtable inserts -> one half, issue 13). A folder written with level 2
+ * and 3 hashes stored keeps them, unread (they are the same hashes); an
+ * older osse, which reads them, cannot make proofs over what this one
+ * appended: no downgrade. */
+#define OSSE_MERKLE_STORED_LEVEL 4
 /* A proof for a tree of up to 2^64 leaves has at most 64 (inclusion) or
  * 65 (consistency) hashes; callers give arrays of this many. */
 #define OSSE_MERKLE_MAX_PROOF 66

@@ -416,6 +416,39 @@ static void append_events(osse_log_t *log, osse_merkle_t *m, uint64_t count)
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* Hashes of levels 2 and 3 as an osse before issue 13's eleventh session
+ * stored them, but wrong (all 0xAB): they must not be read. */
+static void put_old_low_levels(osse_log_t *log, uint64_t size)
+{
+    uv_loop_t loop;
+    osse_err_t err;
+    int done = 0;
+    uint8_t key[10], junk[32];
+    memset(junk, 0xAB, sizeof junk);
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    osse_batch_t *b = osse_batch_new();
+    for (unsigned level = 2; level < 4; level++)
+        for (uint64_t i = 0; i < size >> level; i++) {
+            osse_merkle_key(level, i, key);
+            CHECK_EQ_INT(osse_batch_put(b, key, sizeof key, junk, sizeof junk), 0);
+        }
+    osse_log_commit(log, b, on_done, &done);
+    osse_log_stop(log);
+    CHECK_EQ_INT(done, 1);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+static int count_level(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    unsigned *by_level = ud;
+    if (klen == 10)
+        by_level[((const uint8_t *)key)[1] & 63]++;
+    return 0;
+}
+
 static int collect_leaf(void *ud, uint64_t seq, const void *bytes, size_t len)
 {
     osse_merkle_leaf_hash(bytes, len, leaves[seq - 1]);
@@ -447,6 +480,17 @@ static void test_real_log(void)
     CHECK(memcmp(before, after, 32) == 0);
     append_events(log, m, 107);
     CHECK_EQ_INT(osse_merkle_size(m), 257);
+
+    /* Stored: one hash for each whole subtree of level 4 and up (257 leaves:
+     * 16 + 8 + 4 + 2 + 1), none below. */
+    unsigned by_level[64] = {0};
+    CHECK_EQ_INT(osse_log_kv_scan(log, "m", 1, count_level, by_level, &err), 0);
+    for (unsigned level = 0; level < 64; level++) {
+        uint64_t want = level < OSSE_MERKLE_STORED_LEVEL ? 0 : (uint64_t)257 >> level;
+        CHECK_EQ_INT(by_level[level], want);
+    }
+    /* A folder an older osse wrote holds levels 2 and 3 too: unread. */
+    put_old_low_levels(log, 257);
 
     /* Every root, leaf and proof against the recomputation from the events. */
     leaves = calloc(257, sizeof(hash_t));
