@@ -24,7 +24,8 @@
 # and prints one line per size:
 #   restart events=E target=N requests=R open=O seconds_to_listening=S
 #     seconds_to_first_answer=S2 cpu_s=C rss_before_kb=A rss_after_kb=B
-#     data_kb=D fill_rps=F
+#     data_kb=D wal_kb=W fill_rps=F (W: the size of RocksDB's write-ahead logs
+#     at the kill, what its open replays)
 # then, with two sizes or more, the first size against the last (list them
 # smallest first):
 #   restart_compare small=E1 large=E2 diff_s=... diff_listening_s=... within_2s=yes|no
@@ -115,7 +116,10 @@ for n in $SIZES; do
     rss_before=$(rss_kb "$OPID")
     kill9 "$OPID"
     data_kb=$(du -sk "$dir" | cut -f1)
-    say "== killed -9 at rss ${rss_before} kB; data folder ${data_kb} kB"
+    # RocksDB's write-ahead logs: what its open replays into a memtable (at
+    # most a memtable's worth since the last flush, wherever the kill lands).
+    wal_kb=$(find "$dir" -name '*.log' -printf '%s\n' | awk '{s += $1} END {printf "%d", s / 1024}')
+    say "== killed -9 at rss ${rss_before} kB; data folder ${data_kb} kB, write-ahead log ${wal_kb} kB"
 
     # ---- 4. the restart, timed ----
     osse_start_timed "restart-$n" "$dir" "$OPORT" "$rid"
@@ -125,7 +129,7 @@ for n in $SIZES; do
     [ "$got" -ge "$events" ] || die "after the restart the log holds $got events, not $events"
     l="restart events=$events target=$n requests=$reqs open=$OPEN seconds_to_listening=$LISTEN_S"
     l+=" seconds_to_first_answer=$ANSWER_S cpu_s=$CPU_S rss_before_kb=$rss_before"
-    l+=" rss_after_kb=$rss_after data_kb=$data_kb fill_rps=$fill_rps"
+    l+=" rss_after_kb=$rss_after data_kb=$data_kb wal_kb=$wal_kb fill_rps=$fill_rps"
     say "$l"
     # What the start said of its parts (the log's own timings), up to listening.
     sed -n '1,/listening/p' "$OERR" | grep -E 'msg=("records read"|"keys|"log |listening)' |
