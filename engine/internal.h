@@ -889,7 +889,8 @@ void osse__payment_key(const char *principal, const char *transaction, char *out
  * e->pay_answers holds those of requests in memory (apply.c drops them
  * with their request). */
 #define OSSE__PAY_ANSWER_KEY_MAX (OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER) + OSSE_PAYMENT_KEY_MAX)
-/* payanswer/<key> into out[OSSE__PAY_ANSWER_KEY_MAX]: its length, or 0 for
+/* payanswer/<key> into out[OSSE__PAY_ANSWER_KEY_MAX] (util.c, below cache.c
+ * and payment.c, which both make it): its length, or 0 for
  * a key longer than any payment key (osse__payment_key). */
 size_t osse__pay_answer_key(const char *key, char out[OSSE__PAY_ANSWER_KEY_MAX]);
 

@@ -50,19 +50,6 @@ static json_t *answer(const osse_request_t *r, osse_rstatus_t status)
 
 /* Remembers the status this first successful call answers, in the batch of
  * its events. */
-size_t osse__pay_answer_key(const char *key, char out[OSSE__PAY_ANSWER_KEY_MAX])
-{
-    /* Every key written is shorter than OSSE_PAYMENT_KEY_MAX
-     * (osse__payment_key cuts it): a longer one has no record. */
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), kl = strnlen(key, OSSE_PAYMENT_KEY_MAX);
-    if (kl == OSSE_PAYMENT_KEY_MAX)
-        return 0;
-    memcpy(out, OSSE_KEY_PAY_ANSWER, pl);
-    memcpy(out + pl, key, kl);
-    out[pl + kl] = '\0';
-    return pl + kl;
-}
-
 static void remember(osse_engine_t *e, const char *key, osse_rstatus_t st)
 {
     char rk[OSSE__PAY_ANSWER_KEY_MAX];

@@ -122,6 +122,19 @@ int64_t osse_engine_now(const osse_engine_t *e)
     return e->test_clock ? e->clock : osse_time_real_ms();
 }
 
+size_t osse__pay_answer_key(const char *key, char out[OSSE__PAY_ANSWER_KEY_MAX])
+{
+    /* Every key written is shorter than OSSE_PAYMENT_KEY_MAX
+     * (osse__payment_key cuts it): a longer one has no record. */
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_PAY_ANSWER), kl = strnlen(key, OSSE_PAYMENT_KEY_MAX);
+    if (kl == OSSE_PAYMENT_KEY_MAX)
+        return 0;
+    memcpy(out, OSSE_KEY_PAY_ANSWER, pl);
+    memcpy(out + pl, key, kl);
+    out[pl + kl] = '\0';
+    return pl + kl;
+}
+
 json_t *osse__form(const osse_request_t *cr)
 {
     /* A cache filled on first use: the request is the same request before
