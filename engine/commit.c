@@ -138,13 +138,10 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
 
 static void release_holds(osse_engine_t *e)
 {
-    /* The answers' call lines go out together (log.h). */
-    osse_logf_hold();
     while (e->hhead < e->nholds && (e->failed || e->holds[e->hhead].commit <= e->commits_done)) {
         osse_hold_t h = e->holds[e->hhead++];
         h.cb(h.ud, e->failed);
     }
-    osse_logf_release();
     if (e->hhead == e->nholds)
         e->hhead = e->nholds = 0;
 }

@@ -54,9 +54,10 @@ static void remember(osse_engine_t *e, const char *key, osse_rstatus_t st)
 {
     char rk[OSSE__PAY_ANSWER_KEY_MAX];
     size_t kl = osse__pay_answer_key(key, rk);
+    OSSE_PRE(kl > 0); /* key is osse__payment_key's: it fits */
     const char *name = osse__rstatus_name(st);
     osse__batch_need(e);
-    if (!kl || osse_batch_put(e->batch, rk, kl, name, strlen(name)))
+    if (osse_batch_put(e->batch, rk, kl, name, strlen(name)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     osse_map_put(&e->pay_answers, key, (void *)(uintptr_t)(st + 1));
 }

@@ -800,13 +800,16 @@ static void writer_main(void *arg)
     }
 }
 
-/* Runs the callbacks of every durable batch, in commit order. Loop thread. */
+/* Runs the callbacks of every durable batch, in commit order. Loop thread.
+ * They answer the calls each batch held: the answers' call lines go out
+ * together, at the end (common/log.h, osse_logf_hold). */
 static void run_done(osse_log_t *log)
 {
     uv_mutex_lock(&log->mu);
     osse_batch_t *b = log->done_head;
     log->done_head = log->done_tail = NULL;
     uv_mutex_unlock(&log->mu);
+    osse_logf_hold();
     while (b) {
         osse_batch_t *next = b->next;
         if (!b->status && b->last_seq > log->durable_seq)
@@ -817,6 +820,7 @@ static void run_done(osse_log_t *log)
         osse_batch_free(b);
         b = next;
     }
+    osse_logf_release();
 }
 
 static void on_async(uv_async_t *h)
