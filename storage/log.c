@@ -424,11 +424,9 @@ static int write_side(osse_log_t *log, osse_batch_t *b, int rc, osse_err_t *err)
     return rc;
 }
 
-int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err)
+/* The pending record of the n ids (n > 0) into b. Returns 0 or OSSE_ENOMEM. */
+static int pending_into(osse_batch_t *b, const char *const *ids, size_t n)
 {
-    if (!n)
-        return 0;
-    osse_batch_t *b = osse_batch_new();
     osse_buf_t val;
     osse_buf_init(&val, 0);
     char key[OSSE_KEY_ID_MAX + 16];
@@ -439,7 +437,15 @@ int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, oss
     if (!rc)
         rc = osse_batch_put(b, key, kl, val.ptr, val.len);
     osse_buf_close(&val);
-    return write_side(log, b, rc, err);
+    return rc;
+}
+
+int osse_log_keys_pending(osse_log_t *log, const char *const *ids, size_t n, osse_err_t *err)
+{
+    if (!n)
+        return 0;
+    osse_batch_t *b = osse_batch_new();
+    return write_side(log, b, pending_into(b, ids, n), err);
 }
 
 typedef struct {
@@ -488,12 +494,10 @@ static size_t where_key(const char *id, char *out, size_t n)
     return kl > 0 && (size_t)kl < n ? (size_t)kl : 0;
 }
 
-int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_keyloc_t *locs,
-                            size_t n, osse_err_t *err)
+/* The n locations of ids (or their deletion: locs NULL) into b. Returns 0
+ * or OSSE_ENOMEM. */
+static int where_into(osse_batch_t *b, const char *const *ids, const osse_keyloc_t *locs, size_t n)
 {
-    if (!n)
-        return 0;
-    osse_batch_t *b = osse_batch_new();
     char key[OSSE_KEY_ID_MAX + 16];
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -505,7 +509,16 @@ int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_
                  ? OSSE_ENOMEM
                  : 0;
     }
-    return write_side(log, b, rc, err);
+    return rc;
+}
+
+int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_keyloc_t *locs,
+                            size_t n, osse_err_t *err)
+{
+    if (!n)
+        return 0;
+    osse_batch_t *b = osse_batch_new();
+    return write_side(log, b, where_into(b, ids, locs, n), err);
 }
 
 bool osse_log_keys_where_ready(osse_log_t *log)
@@ -545,8 +558,8 @@ int osse_log_keys_where_forget(osse_log_t *log, osse_err_t *err)
     return write_side(log, b, rc, err);
 }
 
-int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
-                         osse_err_t *err)
+static int keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                       bool pending, osse_err_t *err)
 {
     if (!n)
         return 0;
@@ -555,11 +568,28 @@ int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec
     for (size_t i = 0; i < n; i++)
         ids[i] = recs[i].id;
     int rc = osse_keystore_append(ks, recs, n, locs, err);
-    if (!rc)
-        rc = osse_log_keys_where_put(log, ids, locs, n, err);
+    if (!rc) {
+        osse_batch_t *b = osse_batch_new();
+        int brc = where_into(b, ids, locs, n);
+        if (!brc && pending)
+            brc = pending_into(b, ids, n);
+        rc = write_side(log, b, brc, err);
+    }
     free(ids);
     free(locs);
     return rc;
+}
+
+int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
+                         osse_err_t *err)
+{
+    return keys_append(log, ks, recs, n, false, err);
+}
+
+int osse_log_keys_append_pending(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs,
+                                 size_t n, osse_err_t *err)
+{
+    return keys_append(log, ks, recs, n, true, err);
 }
 
 int osse_log_key_where(osse_log_t *log, const char *id, osse_keyloc_t *loc, osse_err_t *err)

@@ -207,6 +207,12 @@ int osse_log_keys_where_forget(osse_log_t *log, osse_err_t *err);
  * Blocks: the pool or a start. Returns 0 or OSSE_EIO (err says why). */
 int osse_log_keys_append(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs, size_t n,
                          osse_err_t *err);
+/* The same, with the ids' pending record (named ids[0]) in the synced write
+ * of their locations: for keys that a crash between the append and that
+ * write leaves in the last segment, where a start looks for them
+ * (engine.c: the uploads' file keys). */
+int osse_log_keys_append_pending(osse_log_t *log, osse_keystore_t *ks, const osse_keyrec_t *recs,
+                                 size_t n, osse_err_t *err);
 /* A synced write of the n locations of ids (or their deletion: locs NULL).
  * Any thread. Returns 0 or OSSE_EIO. */
 int osse_log_keys_where_put(osse_log_t *log, const char *const *ids, const osse_keyloc_t *locs,
