@@ -1732,7 +1732,7 @@ static const struct {
     {h_track, OSSE_NAME_CODE, 2},
     {h_revoke_licence, OSSE_NAME_LICENCE, 2},
     {h_licence, OSSE_NAME_LICENCE, 3},
-    {h_file, OSSE_NAME_ID, 2}, /* the file's: the request that took it */
+    {h_file, OSSE_NAME_FILE, 2}, /* and the request that took it */
 };
 
 static void readback_work(uv_work_t *w)
@@ -1770,9 +1770,10 @@ static bool read_back(call_t *c)
         if (route_names[i].fn != c->rt->fn || route_names[i].seg >= c->nseg)
             continue;
         const char *name = c->seg[route_names[i].seg];
-        if (c->rt->fn == h_file)
-            name = osse_engine_file_holder(eng, name);
-        osse_readback_want(eng, &c->rb, route_names[i].kind, name);
+        if (route_names[i].kind == OSSE_NAME_FILE)
+            osse_readback_want_file(eng, &c->rb, name);
+        else
+            osse_readback_want(eng, &c->rb, route_names[i].kind, name);
         const char *tx = c->rt->fn == h_payments && c->p
                              ? json_string_value(json_object_get(c->body, "transaction"))
                              : NULL;
@@ -1782,6 +1783,9 @@ static bool read_back(call_t *c)
             osse_readback_want(eng, &c->rb, OSSE_NAME_PAYMENT, key);
         }
     }
+    /* A form's files: one an ended request took is on disk. */
+    if ((c->rt->fn == h_submit || c->rt->fn == h_info) && c->body)
+        osse_readback_want_form_files(eng, &c->rb, json_object_get(c->body, "form"));
     if (!c->rb)
         return false;
     queue_work(c, readback_work, readback_done);

@@ -40,8 +40,11 @@ typedef struct {
     char *id;  /* the request's id: the name, or found by the lookup */
     void *rec; /* its record as read, or NULL: none */
     size_t reclen;
-    bool key; /* its key was read, into keys at its place */
-    int pay;  /* a payment's name: its remembered answer's status + 1, or 0 (payment.c) */
+    bool key;   /* its key was read, into keys at its place */
+    int pay;    /* a payment's name: its remembered answer's status + 1, or 0 (payment.c) */
+    void *frec; /* a file's name: its record file/<name> as read (the request: taken_by) */
+    size_t freclen;
+    bool fkey; /* the file's key was read, into keys after the requests' */
 } want_t;
 
 struct osse_readback_s {
@@ -144,7 +147,7 @@ static void unlink_rb(osse_readback_t *f)
 void osse__readback_add(osse_readback_t *f, char kind, const char *name)
 {
     OSSE_VEC_RESERVE(f->v, f->c, f->n + 1);
-    f->v[f->n++] = (want_t){kind, osse_strdup(name), NULL, NULL, 0, false, 0};
+    f->v[f->n++] = (want_t){.kind = kind, .name = osse_strdup(name)};
 }
 
 /* Whether the request name names is in memory. */
@@ -158,6 +161,9 @@ static bool resident(osse_engine_t *e, osse_name_kind_t kind, const char *name)
      * requests in memory are read on demand (payment.c). */
     case OSSE_NAME_PAYMENT:
         return osse_map_get(&e->payments, name) && osse_map_get(&e->pay_answers, name);
+    /* The caller asks for a file only when it is not in memory (files.c:
+     * the files of open work are). */
+    case OSSE_NAME_FILE: return false;
     }
     return false;
 }
@@ -173,8 +179,9 @@ void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t 
         name = code;
     if (!name || !*name || resident(e, kind, name))
         return;
-    /* With no request out of memory only a payment's answer is on disk. */
-    if (!e->some_evicted && kind != OSSE_NAME_PAYMENT)
+    /* With no request out of memory only a payment's answer, or the record
+     * of a file an ended request took, is on disk. */
+    if (!e->some_evicted && kind != OSSE_NAME_PAYMENT && kind != OSSE_NAME_FILE)
         return;
     if (!*f)
         *f = osse__readback_new(e);
@@ -198,21 +205,52 @@ static int found_id(void *ud, const void *key, size_t klen, const void *val, siz
  * key store for them all. */
 static void read_keys(osse_readback_t *f)
 {
-    const char **ids = osse_malloc(f->n * sizeof *ids);
-    bool *found = osse_calloc(f->n, sizeof *found);
+    const char **ids = osse_malloc(2 * f->n * sizeof *ids);
+    bool *found = osse_calloc(2 * f->n, sizeof *found);
     size_t n = 0;
+    /* The requests' keys, then the files'. */
     for (size_t i = 0; i < f->n; i++)
         if (f->v[i].rec)
             ids[n++] = f->v[i].id;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i].frec)
+            ids[n++] = f->v[i].name;
     if (n && !(f->keys = sodium_malloc(n * OSSE_KEY_BYTES)))
         f->rc = osse_err_set(&f->err, OSSE_ENOMEM, "no memory for keys");
     else if (n)
         f->rc = osse_log_keys_read(f->log, f->ks, ids, n, f->keys, found, &f->err);
-    for (size_t i = 0, k = 0; !f->rc && i < f->n; i++)
+    size_t k = 0;
+    for (size_t i = 0; !f->rc && i < f->n; i++)
         if (f->v[i].rec)
             f->v[i].key = found[k++];
+    for (size_t i = 0; !f->rc && i < f->n; i++)
+        if (f->v[i].frec)
+            f->v[i].fkey = found[k++];
     free(found);
     free(ids);
+}
+
+/* A file's record (file/<name>) and the request that took it into w->id.
+ * Returns 0 or the read's error. Pool. */
+static int file_get(osse_log_t *log, want_t *w, osse_err_t *err)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + 80];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", w->name);
+    if (kl <= 0 || (size_t)kl >= sizeof key)
+        return 0; /* longer than any id: none */
+    int rc = osse_log_kv_get(log, key, (size_t)kl, &w->frec, &w->freclen, err);
+    if (rc)
+        return rc == OSSE_ENOTFOUND ? 0 : rc;
+    json_t *o = json_loadb(w->frec, w->freclen, 0, NULL);
+    const char *by = json_string_value(json_object_get(o, "taken_by"));
+    if (by)
+        w->id = osse_strdup(by);
+    else {
+        free(w->frec); /* not taken: not read back (files.c) */
+        w->frec = NULL;
+    }
+    json_decref(o);
+    return 0;
 }
 
 /* A payment's first answer (payanswer/<key>, payment.c): its status + 1
@@ -244,6 +282,9 @@ void osse_readback_run(osse_readback_t *f)
             break;
         if (w->kind == OSSE_NAME_ID) {
             w->id = osse_strdup(w->name);
+        } else if (w->kind == OSSE_NAME_FILE) {
+            if ((f->rc = file_get(f->log, w, &f->err)))
+                break;
         } else {
             uint8_t pre[OSSE__IX_KEY_MAX];
             size_t pl = osse__ix_name_key(w->kind, w->name, NULL, pre);
@@ -290,10 +331,19 @@ int osse__readback_join(osse_engine_t *e, osse_readback_t *f, osse_err_t *err)
         osse_err_set(err, f->rc, "%s", f->err.msg);
         return f->rc;
     }
-    for (size_t i = 0, k = 0; i < f->n; i++) {
+    size_t nrec = 0;
+    for (size_t i = 0; i < f->n; i++)
+        nrec += f->v[i].rec != NULL;
+    for (size_t i = 0, k = 0, fk = nrec; i < f->n; i++) {
         want_t *w = &f->v[i];
         const uint8_t *key = w->rec && w->key ? f->keys + OSSE_KEY_BYTES * k : NULL;
         k += w->rec != NULL;
+        /* A file joins with its request (which the record read brings,
+         * below): files.c keeps it while the request is in memory. */
+        if (w->frec && e->file_join)
+            e->file_join(e, w->name, w->frec, w->freclen,
+                         w->fkey ? f->keys + OSSE_KEY_BYTES * fk : NULL);
+        fk += w->frec != NULL;
         if (!w->rec || osse_map_get(&e->requests, w->id)) {
             pay_join(e, w);
             continue;
@@ -341,6 +391,7 @@ void osse_readback_free(osse_readback_t *f)
         free(f->v[i].name);
         free(f->v[i].id);
         free(f->v[i].rec);
+        free(f->v[i].frec);
     }
     free(f->v);
     sodium_free(f->keys); /* wipes */

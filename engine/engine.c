@@ -492,10 +492,10 @@ static bool key_stale(keyload_t *kl, const char *id, bool whole)
         return true;
     if (osse__request(e, id) || osse__files_known(e, id))
         return false;
-    /* Every file's record is read at start (files.c): a file's key is
-     * known to be stale without its pending record. */
+    /* A file's key is stale without its record (files.c keeps in memory
+     * only the files of open work: the others' records are on disk). */
     if (strncmp(id, "f-", 2) == 0)
-        return true;
+        return !osse__files_on_disk(e, id);
     if (!osse_map_get(&kl->pending, id))
         /* Without a pending record its events are durable, but for a
          * start that replayed every event, which knows them all. */
@@ -513,6 +513,8 @@ static int key_one(void *ud, const char *id, const uint8_t key[OSSE_KEY_BYTES], 
     keyload_t *kl = ud;
     if (key_stale(kl, id, true)) {
         stale_add(kl, id, loc);
+        if (strncmp(id, "f-", 2) == 0)
+            osse__files_orphan(kl->e, id);
         return 0;
     }
     if (kl->write_where) {
@@ -655,9 +657,11 @@ static int keys_by_location(osse_engine_t *e, keyload_t *kl, osse_err_t *err)
     const char *k;
     void *v;
     for (size_t it = 0; !rc && osse_map_next(&kl->tail, &it, &k, &v);)
-        if (strncmp(k, "f-", 2) == 0 && key_stale(kl, k, false))
+        if (strncmp(k, "f-", 2) == 0 && key_stale(kl, k, false)) {
             stale_add(kl, k,
                       (osse_keyloc_t){(uint32_t)((uintptr_t)v >> 32), (uint32_t)(uintptr_t)v});
+            osse__files_orphan(e, k);
+        }
     /* The files held by erased requests' pii fields whose removal did not
      * finish (erasure.c) are among the files. */
     osse_map_t files;
@@ -671,6 +675,10 @@ static int keys_by_location(osse_engine_t *e, keyload_t *kl, osse_err_t *err)
                 continue; /* a pass before had it */
             if (!key_stale(kl, k, false))
                 continue;
+            /* An upload a crash stopped before its record (files.c): its
+             * bytes, if any, go with its key. */
+            if (strncmp(k, "f-", 2) == 0)
+                osse__files_orphan(e, k);
             osse_keyloc_t loc = {0, 0};
             int r = osse_log_key_where(e->log, k, &loc, err);
             uintptr_t t = (uintptr_t)osse_map_get(&kl->tail, k);

@@ -45,12 +45,15 @@ typedef struct osse_readback_s osse_readback_t;
 
 /* What names a request in a call (api/server.c's route table says which
  * segment or field): its id, its tracking code, its licence's number, or a
- * payment it recorded (the payment principal's id, "\n", the transaction). */
+ * payment it recorded (the payment principal's id, "\n", the transaction),
+ * or an uploaded file it took (the file's id: its record, file/<id>, names
+ * the request; the file is read back with it). */
 typedef enum {
     OSSE_NAME_ID = 'i',
     OSSE_NAME_CODE = 'c',
     OSSE_NAME_LICENCE = 'l',
     OSSE_NAME_PAYMENT = 'p',
+    OSSE_NAME_FILE = 'f',
 } osse_name_kind_t;
 
 #define OSSE_ROLES(X)                                                                              \
@@ -494,9 +497,14 @@ void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t 
 void osse_readback_run(osse_readback_t *f);
 int osse_readback_end(osse_engine_t *e, osse_readback_t *f, osse_fail_t *fail);
 void osse_readback_free(osse_readback_t *f);
-/* The id of the request that took uploaded file id (files are in memory),
- * or NULL: what GET /v1/files/{id} names. */
-const char *osse_engine_file_holder(const osse_engine_t *e, const char *id);
+/* osse_readback_want for what uploaded file id needs (GET /v1/files/{id}):
+ * the request that took it, or, for a file not in memory (one an ended
+ * request took: engine/files.c), its record and that request. */
+void osse_readback_want_file(osse_engine_t *e, osse_readback_t **f, const char *id);
+/* The same for each string of a submitted form that could be a file's id
+ * not in memory (POST /v1/requests, .../info): so that one an ended request
+ * took answers 422 file_taken. */
+void osse_readback_want_form_files(osse_engine_t *e, osse_readback_t **f, const json_t *form);
 /* params: the decoded query string as a JSON object of strings. */
 int osse_q_requests(osse_engine_t *e, const osse_principal_t *p, json_t *params, osse_scan_t **out,
                     osse_fail_t *f);

@@ -36,6 +36,23 @@
  * data was erased) answers 410; a key whose record is gone is removed at
  * start (engine.c); the sweep removes a swept file's key with its bytes.
  *
+ * Files on disk (issue 13, docs/design.md "Files on disk"): memory holds the
+ * files of open work only: those no request took yet and those taken by a
+ * request in memory. fop/<id> marks the ones a start keeps (untaken, or
+ * taken by a request not ended), so that a start reads those, not every
+ * record. A file an ended request took leaves memory with that request
+ * (at the next sweep) and comes back with it when a call names the file
+ * (cache.c, OSSE_NAME_FILE). An upload is pending (storage/log.h) from
+ * before its key until its record's batch: a crash in between leaves an id
+ * a start finds there and removes with its key and bytes, so no start
+ * reads the folder of files.
+ *
+ * Test hook: with --test-clock only, OSSE_TEST_CRASH_BEFORE_FILE_RECORD=1
+ * makes the pool _exit(137) once an upload's bytes are durable, before its
+ * record is written, and OSSE_TEST_FILES_UNINDEXED=1 makes a start read
+ * every record as the first start of this version does (files/2 ignored)
+ * (tests/integration/test_files.py).
+ *
  * Threading: everything runs on the loop thread except the functions named
  * "pool" below, which touch only their own job and the key store (its own
  * mutex). */
@@ -49,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FILE_TTL_MS (24 * 3600 * 1000LL)
 #define SWEEP_EVERY_MS (5 * 60 * 1000)
@@ -61,6 +79,8 @@
 #define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
 /* The path the record's name is sealed under (with the file id). */
 #define NAME_PATH "file.name"
+#define CRASH_HOOK "OSSE_TEST_CRASH_BEFORE_FILE_RECORD"
+#define UNINDEXED_HOOK "OSSE_TEST_FILES_UNINDEXED"
 
 typedef struct osse_file_s {
     char id[OSSE_FSTORE_ID_MAX + 1];
@@ -80,6 +100,13 @@ struct osse_files_s {
     osse_map_t map; /* id -> osse_file_t */
     uv_timer_t sweep;
     bool timer_on;
+    /* The start: the first of this version (files/2 not there yet: the
+     * kept files' fop/ entries and the marker to write), and the fop/
+     * entries it found without a record (to delete). */
+    bool indexing;
+    uint64_t load_ns; /* the start's read of the records */
+    char **stale;
+    size_t nstale, cstale;
 };
 
 struct osse_file_up_s {
@@ -92,6 +119,7 @@ struct osse_file_up_s {
     osse_slice_t bytes; /* borrowed from the HTTP request */
     char sha256[65];
     bool hashed; /* sha256 was given (osse_file_upload_hashed) */
+    bool crash;  /* the test hook (above) */
     int rc;
     osse_err_t err;
 };
@@ -240,6 +268,19 @@ static bool expired(const osse_engine_t *e, const osse_file_t *f)
     return !f->taken_by && f->at + FILE_TTL_MS <= osse_engine_now(e);
 }
 
+/* fop/<id> put (or deleted) in the current batch: whether a start keeps
+ * file id in memory. */
+static void live_put(osse_engine_t *e, const char *id, bool put)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_FILE_LIVE) + OSSE_FSTORE_ID_MAX + 1];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_FILE_LIVE "%s", id);
+    OSSE_PRE(kl > 0 && (size_t)kl < sizeof key);
+    osse__batch_need(e);
+    if (put ? osse_batch_put(e->batch, key, (size_t)kl, "", 0)
+            : osse_batch_delete(e->batch, key, (size_t)kl))
+        osse__panic(__FILE__, __LINE__, "out of memory");
+}
+
 /* "key": true marks a record whose bytes and name are sealed under the
  * key filed under its id (a record without it was written before, and is
  * removed at start: docs/privacy.md). */
@@ -257,6 +298,8 @@ static void put_record(osse_engine_t *e, const osse_file_t *f)
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     free(txt);
+    /* Written untaken or taken by a request not ended: a start keeps it. */
+    live_put(e, f->id, true);
 }
 
 /* What a form records of f, its name in plain ("[encrypted]" without
@@ -268,12 +311,10 @@ static json_t *meta_json(const osse_engine_t *e, const osse_file_t *f)
                      f->name ? osse__pii_open(e, f->id, NAME_PATH, f->name) : json_null());
 }
 
-static int load_record(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+/* The record of file id (its value val) into memory; one that does not
+ * parse is left out, as it always was. */
+static void record_in(osse_engine_t *e, const char *id, size_t idlen, const void *val, size_t vlen)
 {
-    osse_engine_t *e = ud;
-    size_t pl = OSSE_KEY_LEN(OSSE_KEY_UPLOAD);
-    if (klen <= pl || klen - pl > OSSE_FSTORE_ID_MAX)
-        return 0;
     json_t *o = json_loadb(val, vlen, 0, NULL);
     const char *sha, *ct, *up;
     json_int_t size, at;
@@ -285,7 +326,7 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
                     "uploader", &up, "at", &at) == 0 &&
         strlen(sha) == 64) {
         osse_file_t *f = osse_calloc(1, sizeof *f);
-        memcpy(f->id, (const char *)key + pl, klen - pl);
+        memcpy(f->id, id, idlen);
         memcpy(f->sha256, sha, 65);
         f->size = (uint64_t)size;
         f->ctype = osse_strdup(ct);
@@ -299,7 +340,69 @@ static int load_record(void *ud, const void *key, size_t klen, const void *val, 
         osse_map_put(&e->files->map, f->id, f);
     }
     json_decref(o);
+}
+
+static int load_record(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_UPLOAD);
+    if (klen > pl && klen - pl <= OSSE_FSTORE_ID_MAX)
+        record_in(ud, (const char *)key + pl, klen - pl, val, vlen);
     return 0;
+}
+
+/* file/<id> of id into *rec (free()). Returns 0, OSSE_ENOTFOUND or the
+ * read's error. Any thread. */
+static int record_get(osse_log_t *log, const char *id, void **rec, size_t *len)
+{
+    char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
+    int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", id);
+    *rec = NULL;
+    *len = 0;
+    if (kl <= 0 || (size_t)kl >= sizeof key)
+        return OSSE_ENOTFOUND;
+    return osse_log_kv_get(log, key, (size_t)kl, rec, len, NULL);
+}
+
+/* A fop/ entry: its file's record read (a start, which may block). */
+static int load_live(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)val, (void)vlen;
+    osse_engine_t *e = ud;
+    struct osse_files_s *fs = e->files;
+    size_t pl = OSSE_KEY_LEN(OSSE_KEY_FILE_LIVE);
+    char id[OSSE_FSTORE_ID_MAX + 1];
+    if (klen <= pl || klen - pl > OSSE_FSTORE_ID_MAX)
+        return 0;
+    memcpy(id, (const char *)key + pl, klen - pl);
+    id[klen - pl] = '\0';
+    void *rec;
+    size_t len;
+    int rc = record_get(e->log, id, &rec, &len);
+    if (rc == OSSE_ENOTFOUND)
+        OSSE_VEC_PUSH(fs->stale, fs->nstale, fs->cstale, osse_strdup(id));
+    else if (!rc)
+        record_in(e, id, klen - pl, rec, len);
+    free(rec);
+    return rc == OSSE_ENOTFOUND ? 0 : rc;
+}
+
+/* A record read back with the request that took it (cache.c): kept while
+ * that request is in memory (files_release). An untaken one is not: it was
+ * swept meanwhile, or the read raced its upload's record. */
+static void join_record(osse_engine_t *e, const char *id, const void *rec, size_t len,
+                        const uint8_t *key)
+{
+    size_t n = strlen(id);
+    if (!e->files || n > OSSE_FSTORE_ID_MAX || osse_map_get(&e->files->map, id))
+        return;
+    record_in(e, id, n, rec, len);
+    osse_file_t *f = osse_map_get(&e->files->map, id);
+    if (f && (!f->taken_by || f->plain)) {
+        file_free(osse_map_del(&e->files->map, id));
+        return;
+    }
+    if (f && key && !osse__pii_key(e, id) && osse__pii_key_set(e, id, key))
+        osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
 /* --- the sweep --- */
@@ -364,10 +467,36 @@ static void unlink_durable(void *ud, int status)
         unlink_job_free(j);
 }
 
+/* The files taken by requests that left memory (cache.c) leave it too:
+ * their records and keys are read back with them. A file is in memory
+ * only while it is not taken, or its request is. */
+static void files_release(osse_engine_t *e)
+{
+    struct osse_files_s *fs = e->files;
+    char **ids = NULL;
+    size_t n = 0, cap = 0, it = 0;
+    const char *k;
+    void *v;
+    while (osse_map_next(&fs->map, &it, &k, &v)) {
+        const osse_file_t *f = v;
+        if (f->taken_by && !f->plain && !osse_map_get(&e->requests, f->taken_by))
+            OSSE_VEC_PUSH(ids, n, cap, osse_strdup(k));
+    }
+    for (size_t i = 0; i < n; i++) {
+        file_free(osse_map_del(&fs->map, ids[i]));
+        osse__pii_key_drop(e, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+}
+
 void osse__files_sweep(osse_engine_t *e)
 {
     struct osse_files_s *fs = e->files;
-    if (!fs || osse__storage_low(e))
+    if (!fs)
+        return;
+    files_release(e);
+    if (osse__storage_low(e))
         return;
     unlink_job_t *j = NULL;
     size_t it = 0, cap = 0;
@@ -389,6 +518,7 @@ void osse__files_sweep(osse_engine_t *e)
         osse__batch_need(e);
         if (osse_batch_delete(e->batch, key, (size_t)kl))
             osse__panic(__FILE__, __LINE__, "out of memory");
+        live_put(e, j->ids[i], false);
         file_free(osse_map_del(&fs->map, j->ids[i]));
         osse__files_forget_key(e, j->ids[i]);
     }
@@ -409,7 +539,7 @@ typedef struct {
 static int orphan(void *ud, const char *id)
 {
     orphan_t *o = ud;
-    if (osse_map_get(&o->e->files->map, id))
+    if (osse_map_get(&o->e->files->map, id) || osse__files_on_disk(o->e, id))
         return 0;
     osse_err_t err = {0};
     if (osse_fstore_remove(o->e->files->root, id, &err) == 0)
@@ -417,23 +547,105 @@ static int orphan(void *ud, const char *id)
     return 0;
 }
 
+bool osse__files_on_disk(osse_engine_t *e, const char *id)
+{
+    void *rec;
+    size_t len;
+    int rc = record_get(e->log, id, &rec, &len);
+    free(rec);
+    return rc != OSSE_ENOTFOUND; /* an error keeps it */
+}
+
+void osse__files_orphan(osse_engine_t *e, const char *id)
+{
+    osse_err_t err = {0};
+    /* An erased file's key is stale too, but its record stays (410). */
+    if (!e->files || osse__files_known(e, id) || osse__files_on_disk(e, id))
+        return;
+    if (osse_fstore_remove(e->files->root, id, &err))
+        osse_logf(OSSE_LEVEL_WARN, "file not removed", "file=%s error=%s", id, err.msg);
+}
+
+/* Whether a start keeps f: not taken, or taken by a request in memory that
+ * has not ended (a record from before sealing is kept to be dropped). */
+static bool kept(const osse_engine_t *e, const osse_file_t *f)
+{
+    const osse_request_t *r = f->taken_by ? osse_map_get(&e->requests, f->taken_by) : NULL;
+    return f->plain || !f->taken_by || (r && !osse__rstatus_final(r->status));
+}
+
 int osse__files_load(osse_engine_t *e, osse_err_t *err)
 {
     struct osse_files_s *fs = osse_calloc(1, sizeof *fs);
     osse_map_init(&fs->map);
     e->files = fs;
+    e->file_join = join_record;
+    uint64_t t0 = uv_hrtime();
     int rc = osse_fstore_open(e->data_dir, &fs->root, err);
     if (rc)
         return rc;
+    void *v = NULL;
+    size_t vl = 0;
+    rc = osse_log_kv_get(e->log, OSSE_KEY_FILES_INDEXED, OSSE_KEY_LEN(OSSE_KEY_FILES_INDEXED), &v,
+                         &vl, err);
+    free(v);
+    if (rc && rc != OSSE_ENOTFOUND)
+        return rc;
+    const char *hook = getenv(UNINDEXED_HOOK);
+    if (!rc && e->test_clock && hook && strcmp(hook, "1") == 0)
+        rc = OSSE_ENOTFOUND;
+    if (!rc) {
+        /* What open work needs, however many files the history holds. */
+        rc = osse_log_kv_scan(e->log, OSSE_KEY_FILE_LIVE, OSSE_KEY_LEN(OSSE_KEY_FILE_LIVE),
+                              load_live, e, err);
+        fs->load_ns = uv_hrtime() - t0;
+        if (rc)
+            return osse_err_set(err, OSSE_EIO, "the file records cannot be read");
+        return 0;
+    }
+    /* The first start of this version: every record read once, the ones
+     * kept indexed (files_start). */
+    fs->indexing = true;
     osse_log_kv_scan(e->log, OSSE_KEY_UPLOAD, OSSE_KEY_LEN(OSSE_KEY_UPLOAD), load_record, e, NULL);
+    char **gone = NULL;
+    size_t n = 0, cap = 0, it = 0;
+    const char *k;
+    while (osse_map_next(&fs->map, &it, &k, &v))
+        if (!kept(e, v))
+            OSSE_VEC_PUSH(gone, n, cap, osse_strdup(k));
+    for (size_t i = 0; i < n; i++) {
+        file_free(osse_map_del(&fs->map, gone[i]));
+        free(gone[i]);
+    }
+    free(gone);
+    fs->load_ns = uv_hrtime() - t0;
     return 0;
 }
 
-const char *osse_engine_file_holder(const osse_engine_t *e, const char *id)
+void osse_readback_want_file(osse_engine_t *e, osse_readback_t **rb, const char *id)
 {
-    const osse_file_t *f =
-        e->files && strlen(id) <= OSSE_FSTORE_ID_MAX ? osse_map_get(&e->files->map, id) : NULL;
-    return f ? f->taken_by : NULL;
+    const osse_file_t *f = e->files && id && strlen(id) <= OSSE_FSTORE_ID_MAX
+                               ? osse_map_get(&e->files->map, id)
+                               : NULL;
+    if (f)
+        osse_readback_want(e, rb, OSSE_NAME_ID, f->taken_by); /* NULL: nothing to read */
+    else if (e->files && id && osse_keystore_id_ok(id))
+        osse_readback_want(e, rb, OSSE_NAME_FILE, id);
+}
+
+void osse_readback_want_form_files(osse_engine_t *e, osse_readback_t **rb, const json_t *form)
+{
+    const char *k;
+    json_t *v;
+    /* Any string could be a file field's: the workflow is not known yet.
+     * Only ids a file could have are read (an upload's are "f-" hex). */
+    json_object_foreach((json_t *)form, k, v)
+    {
+        const char *id = json_string_value(v);
+        if (id && strncmp(id, "f-", 2) == 0 && strlen(id) <= OSSE_FSTORE_ID_MAX &&
+            !osse__files_known(e, id))
+            osse_readback_want_file(e, rb, id);
+    }
 }
 
 void osse__files_each(const osse_engine_t *e, void (*cb)(void *ud, const char *id), void *ud)
@@ -496,6 +708,30 @@ static void drop_plain(osse_engine_t *e)
         osse_logf(OSSE_LEVEL_WARN, "unsealed files removed", "count=%zu", n);
 }
 
+/* The event that ends a request: its files are no longer what a start
+ * keeps (their records stay; they leave memory with the request). */
+static void applied(osse_engine_t *e, const osse_event_t *ev)
+{
+    if (ev->type != OSSE_EV_RequestCompleted && ev->type != OSSE_EV_RequestRejected &&
+        ev->type != OSSE_EV_RequestWithdrawn)
+        return;
+    const char *rid = osse__stream_id(ev->stream, OSSE_SK_REQUEST);
+    const osse_request_t *r = rid ? osse_map_get(&e->requests, rid) : NULL;
+    if (!r || !osse__rstatus_final(r->status))
+        return;
+    for (size_t i = 0; i < r->wf->nfields; i++) {
+        const osse_wf_field_t *fd = &r->wf->fields[i];
+        if (fd->type != OSSE_FIELD_FILE)
+            continue;
+        const char *id = osse__jstr(json_object_get(osse__form(r), fd->name), "id");
+        const osse_file_t *f = id ? osse_map_get(&e->files->map, id) : NULL;
+        if (f && f->taken_by && strcmp(f->taken_by, r->id) == 0)
+            live_put(e, id, false);
+    }
+}
+
+static const osse_reactor_t reactor = {.applied = applied};
+
 int osse__files_start(osse_engine_t *e, osse_err_t *err)
 {
     int rc;
@@ -503,12 +739,36 @@ int osse__files_start(osse_engine_t *e, osse_err_t *err)
         return rc;
     struct osse_files_s *fs = e->files;
     drop_plain(e);
-    /* Before serving (as the replay): bytes a crash left without their
-     * record are no one's. */
-    orphan_t o = {e, 0};
-    osse_fstore_each(fs->root, orphan, &o, NULL);
-    if (o.removed)
-        osse_logf(OSSE_LEVEL_INFO, "unrecorded files removed", "count=%zu", o.removed);
+    for (size_t i = 0; i < fs->nstale; i++) {
+        live_put(e, fs->stale[i], false);
+        free(fs->stale[i]);
+    }
+    free(fs->stale);
+    fs->stale = NULL;
+    fs->nstale = fs->cstale = 0;
+    if (fs->indexing) {
+        /* Before serving (as the replay): bytes an older osse's crash left
+         * without their record are no one's. From now on an upload is
+         * pending until its record is durable, and a start removes what a
+         * crash left by its key (engine.c), without reading the folder. */
+        orphan_t o = {e, 0};
+        osse_fstore_each(fs->root, orphan, &o, NULL);
+        if (o.removed)
+            osse_logf(OSSE_LEVEL_INFO, "unrecorded files removed", "count=%zu", o.removed);
+        const char *k;
+        size_t it = 0;
+        while (osse_map_next(&fs->map, &it, &k, NULL))
+            live_put(e, k, true);
+        osse__batch_need(e);
+        if (osse_batch_put(e->batch, OSSE_KEY_FILES_INDEXED, OSSE_KEY_LEN(OSSE_KEY_FILES_INDEXED),
+                           "", 0))
+            osse__panic(__FILE__, __LINE__, "out of memory");
+        osse_logf(OSSE_LEVEL_INFO, "files indexed", "kept=%zu", fs->map.len);
+        fs->indexing = false;
+    }
+    osse_logf(OSSE_LEVEL_INFO, "files read", "files=%zu load_ms=%.1f", fs->map.len,
+              (double)fs->load_ns / 1e6);
+    osse__react(e, &reactor);
     osse__files_sweep(e);
     if (uv_timer_init(e->loop, &fs->sweep) == 0) {
         fs->sweep.data = e;
@@ -644,6 +904,7 @@ int osse_file_upload_begin(osse_engine_t *e, const osse_principal_t *p, osse_sli
     u->name = name.len ? osse_strdup(nm) : NULL;
     u->uploader = osse_strdup(p->id);
     u->bytes = bytes;
+    u->crash = e->test_clock && getenv(CRASH_HOOK) && strcmp(getenv(CRASH_HOOK), "1") == 0;
     *out = u;
     return 0;
 }
@@ -657,16 +918,20 @@ void osse_file_upload_hashed(osse_file_up_t *u, const char sha256[65])
 void osse_file_upload_store(osse_file_up_t *u)
 {
     u->rc = osse_keystore_new_key(u->ks, u->id, u->key, u->wrapped);
-    if (!u->rc)
-        u->rc = bytes_in(u);
     if (u->rc)
         return;
-    /* The key is durable before the record, so before the 201. */
+    /* The key, pending, then the bytes: until the batch of its record
+     * deletes the pending record, a crash leaves an id that a start finds
+     * there (or, before the pending record, in the key store's last
+     * segment) without a record, and removes with its key and bytes
+     * (engine.c), so that no start reads the folder. The key is durable
+     * before the record, so before the 201. */
     osse_keyrec_t rec = {u->id, u->wrapped};
-    if ((u->rc = osse_log_keys_append(u->log, u->ks, &rec, 1, &u->err))) {
-        osse_err_t err = {0};
-        (void)osse_fstore_remove(u->root, u->id, &err);
-    }
+    if ((u->rc = osse_log_keys_append_pending(u->log, u->ks, &rec, 1, &u->err)))
+        return;
+    u->rc = bytes_in(u);
+    if (!u->rc && u->crash)
+        _exit(137); /* the test hook: bytes and key durable, no record */
 }
 
 int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse_fail_t *f)
@@ -701,6 +966,8 @@ int osse_file_upload_end(osse_engine_t *e, osse_file_up_t *u, json_t **out, osse
     r->at = osse_engine_now(e);
     osse_map_put(&e->files->map, r->id, r);
     put_record(e, r);
+    if (osse_batch_keys_pending_done(e->batch, r->id))
+        osse__panic(__FILE__, __LINE__, "out of memory");
     /* As stored: the name sealed. The answer is remembered so (an
      * Idempotency-Key) and opened for its uploader when sent (views.c). */
     *out = json_pack("{s:s,s:s,s:I,s:s,s:O?}", "id", r->id, "sha256", r->sha256, "size",

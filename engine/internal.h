@@ -24,7 +24,8 @@
  *   catalog                       definitions, calendars, agencies, principals
  *   audit, notify, timers, linkage  reactors: they hear of events (and of
  *                                 durable batches, space come back) from
- *                                 commit.c instead of being called
+ *                                 commit.c instead of being called (files
+ *                                 too: it hears which requests end)
  *   engine                        open, replay, start, stop, close */
 #ifndef OSSE_ENGINE_INTERNAL_H
 #define OSSE_ENGINE_INTERNAL_H
@@ -604,6 +605,11 @@ struct osse_engine_s {
     /* Called when a read of the index is back (timers.c fires what waited
      * for it; a pointer, so that expiry.c does not call up into timers.c). */
     void (*due_back)(osse_engine_t *e);
+    /* files.c's, set by osse__files_load: a taken file's record read back
+     * from disk (cache.c, which files.c is above) joins memory, with its
+     * key (NULL: none found). */
+    void (*file_join)(osse_engine_t *e, const char *id, const void *rec, size_t len,
+                      const uint8_t *key);
     size_t due_window; /* entries read at a time (OSSE__DUE_WINDOW) */
     struct osse_due_pend_s {
         int64_t at;
@@ -1100,9 +1106,15 @@ int osse__commit_metrics(osse_engine_t *e, osse_buf_t *out);
  * store and the records, so that a file's key is kept (engine.c). Returns
  * 0 or OSSE_EIO. */
 int osse__files_load(osse_engine_t *e, osse_err_t *err);
-/* Whether id is a file's (its record is known). */
+/* Whether id is a file's in memory (docs/design.md "Files on disk": one
+ * not taken yet, or taken by a request in memory). */
 bool osse__files_known(const osse_engine_t *e, const char *id);
-/* Calls cb with each file's id (the records read at start). */
+/* Whether file id's record is on disk (a point read: a start only). */
+bool osse__files_on_disk(osse_engine_t *e, const char *id);
+/* A start found the key of file id stale: when no record names it (an
+ * upload a crash stopped before its record was durable), its bytes go too. */
+void osse__files_orphan(osse_engine_t *e, const char *id);
+/* Calls cb with each file's id in memory. */
 void osse__files_each(const osse_engine_t *e, void (*cb)(void *ud, const char *id), void *ud);
 /* Then: records from before files were sealed removed with their bytes,
  * bytes left without a record removed, the first sweep, the sweep's

@@ -48,6 +48,15 @@
  * its bytes are durable under <data>/files/ and again, with taken_by, in
  * the batch of the submission that takes it (engine/files.c). */
 #define OSSE_KEY_UPLOAD "file/"
+/* fop/<file id>: a file a start keeps in memory: not taken yet, or taken
+ * by a request not ended (engine/files.c). Put with each file record,
+ * deleted with the batch that ends its request and with the sweep that
+ * forgets it. Empty value. A file taken by an ended request is read from
+ * disk when a call names it. */
+#define OSSE_KEY_FILE_LIVE "fop/"
+/* files/2: every file a start must keep has its fop/ entry (written by the
+ * first start of an osse that keeps them, after one pass over file/). */
+#define OSSE_KEY_FILES_INDEXED "files/2"
 /* req/<request id>: an ended request's projection (engine/record.c),
  * written with every batch that changes it; an open one's is under opn/
  * (below). */

@@ -417,6 +417,114 @@ class FilesSealedTest(unittest.TestCase):
         self.assertEqual(w.portal.get("/v1/files/" + kept["id"]).body, b"%PDF kept")
 
 
+def files_read(srv):
+    """The `files` of the last start's "files read" line: the files it kept
+    in memory."""
+    with open(srv.log_path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    last = text.rsplit("===== start", 1)[-1]
+    got = [ln for ln in last.splitlines() if "files read" in ln]
+    assert got, last[-2000:]
+    return int(got[-1].split("files=")[1].split()[0])
+
+
+class FilesOnDiskTest(unittest.TestCase):
+    """Memory holds the files of open work (issue 13): a file an ended
+    request took is read from disk when a call names it, and a start reads
+    only the records of files untaken or held by open requests."""
+
+    def test_files_of_ended_requests_stay_on_disk(self):
+        srv = Server(extra_args=[CLOCK]).start()
+        try:
+            w = World(srv)
+            wid = uniq("wf-files")
+            w.publish(file_workflow(w, wid))
+            ended = upload(w.portal, b"%PDF ended", name="ended.pdf").json
+            held = upload(w.portal, b"%PDF held").json
+            loose = upload(w.portal, b"%PDF loose").json
+            r1 = w.portal.post("/v1/requests", {"workflow": wid, "form": {
+                "business_name": "S", "plan": ended["id"]}})
+            self.assertEqual(r1.status, 201, r1)
+            r2 = w.portal.post("/v1/requests", {"workflow": wid, "form": {
+                "business_name": "S", "plan": held["id"]}})
+            self.assertEqual(r2.status, 201, r2)
+            r = w.portal.post("/v1/requests/%s/withdraw" % r1.json["id"], {})
+            self.assertEqual(r.status, 200, r)
+            for attempt in range(2):
+                self.assertEqual(srv.stop(), 0)
+                env = {"OSSE_TEST_FILES_UNINDEXED": "1"} if attempt else {}
+                os.environ.update(env)
+                try:
+                    srv.start()
+                finally:
+                    for k in env:
+                        del os.environ[k]
+                w.portal.port = w.plat.port = srv.port
+                # The one untaken and the one the open request holds.
+                self.assertEqual(files_read(srv), 2)
+                g = w.portal.get("/v1/files/" + ended["id"])
+                self.assertEqual(g.status, 200, g)
+                self.assertEqual(g.body, b"%PDF ended")
+                self.assertEqual(w.portal.get("/v1/files/" + held["id"]).body, b"%PDF held")
+                self.assertEqual(w.portal.get("/v1/files/" + loose["id"]).body, b"%PDF loose")
+                # Still held by the ended request, from disk.
+                r = w.portal.post("/v1/requests", {"workflow": wid, "form": {
+                    "business_name": "S", "plan": ended["id"]}})
+                assert_error(self, r, 422, "file_taken")
+                # After a sweep it leaves memory again and still reads.
+                self.assertEqual(w.plat.post("/v1/test/clock", {"advance": "PT1H"}).status, 200)
+                self.assertEqual(w.portal.get("/v1/files/" + ended["id"]).body, b"%PDF ended")
+                v = w.portal.get("/v1/requests/" + r1.json["id"])
+                self.assertEqual(v.json["form"]["plan"]["id"], ended["id"], v)
+            # Its request withdrawn too, the held one is no longer kept.
+            r = w.portal.post("/v1/requests/%s/withdraw" % r2.json["id"], {})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(srv.stop(), 0)
+            srv.start()
+            w.portal.port = srv.port
+            self.assertEqual(files_read(srv), 1)
+            self.assertEqual(w.portal.get("/v1/files/" + held["id"]).body, b"%PDF held")
+            self.assertEqual(sorted(stored_files(srv)),
+                             sorted([ended["id"], held["id"], loose["id"]]))
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+    def test_upload_a_crash_stopped_before_its_record(self):
+        srv = Server(extra_args=[CLOCK]).start()
+        try:
+            c = srv.client(srv.admin_token())
+            first = upload(c, b"%PDF first").json
+            self.assertEqual(srv.stop(), 0)
+            os.environ["OSSE_TEST_CRASH_BEFORE_FILE_RECORD"] = "1"
+            try:
+                srv.start()
+            finally:
+                del os.environ["OSSE_TEST_CRASH_BEFORE_FILE_RECORD"]
+            c = srv.client(srv.admin_token())
+            try:
+                r = upload(c, b"%PDF never recorded")
+                self.fail("answered %r" % (r,))
+            except Exception:  # noqa: BLE001 - the hook ended the process
+                pass
+            srv.proc.wait(30)
+            self.assertEqual(srv.proc.returncode, 137)
+            keys = os.path.join(srv.data_dir, "keys")
+            stray = set(stored_files(srv)) - {first["id"]}
+            self.assertEqual(len(stray), 1, stored_files(srv))
+            self.assertIn(stray.pop(), key_ids(keys))
+            srv.start()
+            c = srv.client(srv.admin_token())
+            # The bytes and the key of the upload without a record are gone,
+            # found by its pending record (no start reads the folder).
+            self.assertEqual(stored_files(srv), [first["id"]])
+            self.assertEqual({k for k in key_ids(keys) if k.startswith("f-")}, {first["id"]})
+            self.assertEqual(c.get("/v1/files/" + first["id"]).body, b"%PDF first")
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+
 class FilesCrashTest(unittest.TestCase):
     def test_key_durable_before_201(self):
         srv = Server(extra_args=[CLOCK]).start()

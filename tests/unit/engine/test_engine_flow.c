@@ -758,11 +758,11 @@ static void publish(world_t *w, json_t *tree)
  * SLA that is deemed approved on a breach completes when the test clock
  * passes it; a lookup that cannot be made (the agency has no lookup_url)
  * rejects its request at once, after the StepOpened that started it. The
- * live engine has its four reactors; a replay engine none (it sends, calls
- * and schedules nothing). */
+ * live engine has its five reactors (audit, notify, timers, linkage,
+ * files); a replay engine none (it sends, calls and schedules nothing). */
 static void reactors(world_t *w)
 {
-    CHECK_EQ_INT(w->e->nreactors, 4);
+    CHECK_EQ_INT(w->e->nreactors, 5);
     publish(w, json_pack("{s:s,s:s,s:{s:{s:s}},s:{s:{s:s,s:s,s:s,s:s}}}", "id", "silent", "title",
                          "Silent", "form", "name", "type", "string", "steps", "intake", "kind",
                          "task", "agency", AG[0], "sla", "PT1H", "on_breach", "approve"));
