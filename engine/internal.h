@@ -488,6 +488,10 @@ struct osse_engine_s {
     /* The sum (mod 2^256, little-endian) of every request's rec_hash: the
      * requests' part of the views' digest, kept as records are written. */
     uint8_t rec_sum[32];
+    /* applied + 1 when every request's rec_hash was made from its record
+     * as it is now (a replay engine's records check): the sum needs no
+     * second pass. */
+    uint64_t rec_sum_whole;
     uv_check_t flush;
     osse_buf_t enc;
     bool replaying;

@@ -440,6 +440,10 @@ void osse__records_sum(osse_engine_t *e, uint8_t out[32])
 {
     osse_buf_t enc = {0};
     bool all = !e->log;
+    if (all && e->rec_sum_whole == e->applied + 1) {
+        memcpy(out, e->rec_sum, 32); /* made by the records check since the last event */
+        return;
+    }
     for (size_t i = 0, n = all ? e->nreqs : e->ndirty; i < n; i++) {
         osse_request_t *r = e->reqs[all ? i : e->dirty[i]];
         if (!r)
@@ -645,56 +649,124 @@ static bool decodes_back(osse_engine_t *e, const void *val, size_t vlen, osse_bu
 static int snapshot_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
                           osse_err_t *err);
 
-static int count_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+static int by_submission(const void *a, const void *b)
 {
-    (void)key, (void)klen, (void)val, (void)vlen;
-    ++*(uint64_t *)ud;
+    uint64_t x = (*(osse_request_t *const *)a)->seqs[0], y = (*(osse_request_t *const *)b)->seqs[0];
+    return x < y ? -1 : x > y;
+}
+
+/* The proof reads the stored records in one pass over req/ and opn/ (key
+ * order), finding each one's rebuilt request by its key, not one point
+ * read a request: at 1M events the point reads were most of `osse replay
+ * --data`. Each request is encoded once, for the comparison and for its
+ * hash in the digest's sum. */
+typedef struct {
+    osse_engine_t *e;
+    osse_records_check_t *out;
+    osse_buf_t enc, again;
+    bool *seen;                 /* by request index */
+    osse_request_t **open;      /* the open ones, by their first seq */
+    size_t nopen, first_differ; /* the lowest index of a different one (nreqs: none) */
+    bool opn;                   /* scanning opn/, not req/ */
+} rcheck_t;
+
+static osse_request_t *open_at(const rcheck_t *c, uint64_t seq0)
+{
+    size_t lo = 0, hi = c->nopen;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t s = c->open[mid]->seqs[0];
+        if (s == seq0)
+            return c->open[mid];
+        if (s < seq0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* r's record as rebuilt, in c->enc, its hash in the sum. */
+static int encode_rebuilt(rcheck_t *c, osse_request_t *r)
+{
+    size_t tail = 0;
+    osse_buf_reset(&c->enc);
+    if (osse__record_encode(r, &c->enc, &tail))
+        return OSSE_ENOMEM;
+    rehash(c->e, r, c->enc.ptr, tail);
+    c->seen[r->index] = true;
+    return 0;
+}
+
+static int check_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    rcheck_t *c = ud;
+    osse_request_t *r = NULL;
+    size_t pl = c->opn ? OSSE_KEY_LEN(OSSE_KEY_OPEN) : OSSE_KEY_LEN(OSSE_KEY_REQUEST);
+    char id[OSSE__IX_KEY_MAX + 1], want[OSSE__IX_KEY_MAX + 16];
+    if (c->opn && klen == pl + 8) {
+        r = open_at(c, osse_be_get((const uint8_t *)key + pl, 8));
+    } else if (!c->opn && klen - pl < sizeof id) {
+        memcpy(id, (const char *)key + pl, klen - pl);
+        id[klen - pl] = 0;
+        r = osse_map_get(&c->e->requests, id);
+    }
+    /* At the key its request's record is at now, and the first there. */
+    size_t wl = r ? where_key(r, want, sizeof want) : 0;
+    if (!r || c->seen[r->index] || wl != klen || memcmp(want, key, klen) != 0) {
+        c->out->extra++;
+        return 0;
+    }
+    if (encode_rebuilt(c, r))
+        return OSSE_ENOMEM;
+    if (vlen == c->enc.len && memcmp(val, c->enc.ptr, vlen) == 0 &&
+        decodes_back(c->e, val, vlen, &c->again)) {
+        c->out->equal++;
+    } else {
+        c->out->differ++;
+        if (r->index < c->first_differ)
+            c->first_differ = r->index;
+    }
     return 0;
 }
 
 int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
                               osse_err_t *err)
 {
-    osse_buf_t enc = {0}, again = {0};
-    char key[128];
+    rcheck_t c = {.e = e, .out = out, .first_differ = e->nreqs};
     int rc = 0;
     memset(out, 0, sizeof *out);
+    c.seen = osse_calloc(e->nreqs ? e->nreqs : 1, sizeof *c.seen);
+    c.open = osse_malloc((e->nreqs ? e->nreqs : 1) * sizeof *c.open);
+    for (size_t i = 0; i < e->nreqs; i++)
+        if (e->reqs[i] && !osse__rstatus_final(e->reqs[i]->status))
+            c.open[c.nopen++] = e->reqs[i];
+    qsort(c.open, c.nopen, sizeof *c.open, by_submission);
+    rc =
+        osse_log_kv_scan(log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), check_one, &c, err);
+    c.opn = true;
+    if (!rc)
+        rc = osse_log_kv_scan(log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), check_one, &c, err);
+    if (rc == OSSE_ENOMEM)
+        osse_err_set(err, rc, "cannot encode a request's record");
+    /* Those no stored record was found for (hashed for the sum all the same). */
     for (size_t i = 0; i < e->nreqs && !rc; i++) {
-        const osse_request_t *r = e->reqs[i];
-        void *val = NULL;
-        size_t vlen = 0;
-        size_t kl = where_key(r, key, sizeof key);
-        osse_buf_reset(&enc);
-        if (!kl || osse__record_encode(r, &enc, NULL)) {
+        osse_request_t *r = e->reqs[i];
+        if (!r || c.seen[i])
+            continue;
+        if (encode_rebuilt(&c, r))
             rc = osse_err_set(err, OSSE_ENOMEM, "cannot encode request %s", r->id);
-            break;
-        }
-        int got = osse_log_kv_get(log, key, kl, &val, &vlen, err);
-        if (got == OSSE_ENOTFOUND) {
-            if (!out->missing++)
-                snprintf(out->first_missing, sizeof out->first_missing, "%s", r->id);
-        } else if (got) {
-            rc = got;
-        } else if (vlen == enc.len && memcmp(val, enc.ptr, vlen) == 0 &&
-                   decodes_back(e, val, vlen, &again)) {
-            out->equal++;
-        } else if (!out->differ++) {
-            snprintf(out->first_differ, sizeof out->first_differ, "%s", r->id);
-        }
-        free(val);
+        else if (!out->missing++)
+            snprintf(out->first_missing, sizeof out->first_missing, "%s", r->id);
     }
-    osse_buf_close(&enc);
-    osse_buf_close(&again);
-    /* What is stored beyond them: a record at a key no request's is. */
-    uint64_t stored = 0;
+    if (!rc && out->differ)
+        snprintf(out->first_differ, sizeof out->first_differ, "%s", e->reqs[c.first_differ]->id);
     if (!rc)
-        rc = osse_log_kv_scan(log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), count_one,
-                              &stored, err);
-    if (!rc)
-        rc = osse_log_kv_scan(log, OSSE_KEY_OPEN, OSSE_KEY_LEN(OSSE_KEY_OPEN), count_one, &stored,
-                              err);
-    if (!rc && stored > out->equal + out->differ)
-        out->extra = stored - out->equal - out->differ;
+        e->rec_sum_whole = e->applied + 1; /* every request hashed from its record as now */
+    free(c.seen);
+    free(c.open);
+    osse_buf_close(&c.enc);
+    osse_buf_close(&c.again);
     if (!rc)
         rc = osse__ix_check(e, log, out, err);
     return rc ? rc : snapshot_check(e, log, out, err);
@@ -774,12 +846,6 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
     OSSE_VEC_RESERVE(l->v, l->c, l->n + 1);
     l->v[l->n++] = r;
     return 0;
-}
-
-static int by_submission(const void *a, const void *b)
-{
-    uint64_t x = (*(osse_request_t *const *)a)->seqs[0], y = (*(osse_request_t *const *)b)->seqs[0];
-    return x < y ? -1 : x > y;
 }
 
 static int by_issue(const void *a, const void *b)

@@ -38,9 +38,11 @@ and checksum).
 
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +157,12 @@ def last_put_key(path, key, klen):
             i = payload.rfind(key, 0, i)
     assert found, "no put of %r in %s" % (key, path)
     return found
+
+
+def byte_at(path, pos):
+    with open(path, "rb") as f:
+        f.seek(pos)
+        return f.read(1)[0]
 
 
 def last_marker_value(path):
@@ -399,6 +407,59 @@ class TestCountersSnapshot(unittest.TestCase):
                          r"records \d+ equal, 1 missing, 0 different, 1 extra")
         self.restart("--rebuild-views", expect_from_records=False)
         self.assertEqual(self.answers(), before, "after --rebuild-views")
+
+    def test_replay_names_wrong_records_and_entries(self):
+        """osse replay --data reads the stored records and index entries in
+        one pass each and finds them by key: a changed value, an entry at a
+        key no request gives (and the one it should be at missing), and a
+        changed record are each counted and named by their request."""
+        w = self.w
+        wx = w.workflow()
+        ids = [w.submit(wx)["id"] for _ in range(3)]
+        self.approve_all(ids[0])  # its record moves to req/<id>
+        ids.append(w.submit(wx)["id"])  # the last put of lst/ is its only one
+        self.server.kill()
+        clean = replay_data(self.server.data_dir)[1]
+        self.assertEqual((clean["missing"], clean["different"], clean["extra"]), (0, 0, 0), clean)
+        self.assertEqual(clean["indexes"]["extra"], 0, clean)
+
+        def tampered(find, edit):
+            d = tempfile.mkdtemp(dir=os.path.dirname(self.server.data_dir))
+            self.addCleanup(shutil.rmtree, d, True)
+            shutil.copytree(self.server.data_dir, d, dirs_exist_ok=True)
+            path = wal_path(d)
+            got = find(path)
+            wal_patch(path, [edit(path, got)])
+            p = run_osse("replay", "--data", d, check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            return got, p.stdout.decode()
+
+        def count(line, out):
+            m = re.search(r"^%s (\d+) equal, (\d+) missing, (\d+) different, (\d+) extra$"
+                          % line, out, re.M)
+            self.assertTrue(m, out)
+            return tuple(map(int, m.groups()))
+
+        ix_n, rec_n = clean["indexes"]["equal"], clean["equal"]
+        # A list entry's value changed (its last byte).
+        (val, pos), out = tampered(lambda p: last_put(p, b"lst/", 12),
+                                   lambda _, g: (g[1][-1], g[0][-1] ^ 0x01))
+        self.assertEqual(count("indexes", out), (ix_n - 1, 0, 1, 0), out)
+        self.assertIn("indexes: the first wrong is %s (different)" % ids[-1], out)
+        self.assertEqual(unpack(val)[0][0], ids[-1])
+        self.assertEqual(count("records", out), (rec_n, 0, 0, 0), out)
+        # The same entry at another seq: one missing, one extra.
+        _, out = tampered(lambda p: last_put_key(p, b"lst/", 12),
+                          lambda p, pos: (pos[-1], byte_at(p, pos[-1]) ^ 0x40))
+        self.assertEqual(count("indexes", out), (ix_n - 1, 1, 0, 1), out)
+        self.assertIn("indexes: the first wrong is %s (missing)" % ids[-1], out)
+        # The ended request's record changed: different, and named.
+        key = ("req/" + ids[0]).encode()
+        _, out = tampered(lambda p: last_put(p, key, len(key)),
+                          lambda _, g: (g[1][-1], g[0][-1] ^ 0x01))
+        self.assertEqual(count("records", out), (rec_n - 1, 0, 1, 0), out)
+        self.assertIn("records: the first different is %s's" % ids[0], out)
+        self.assertEqual(count("indexes", out), (ix_n, 0, 0, 0), out)
 
     def test_views_4_folder_is_migrated(self):
         w = self.w
