@@ -430,12 +430,34 @@ static int finish_step(rq_t *q, osse_sstate_t to)
     return rc;
 }
 
-/* r takes the next slot of e->reqs. */
+/* r takes the next slot (internal.h: a chunk more every 4,096). */
 static void take_slot(osse_engine_t *e, osse_request_t *r)
 {
-    OSSE_VEC_RESERVE(e->reqs, e->creqs, e->nreqs + 1);
-    r->index = (uint32_t)e->nreqs;
-    e->reqs[e->nreqs++] = r;
+    size_t i = e->nreqs, c = i >> OSSE__SLOT_BITS;
+    OSSE_PRE(i < UINT32_MAX);
+    if (c == e->nslots) {
+        OSSE_VEC_RESERVE(e->slots, e->cslots, c + 1);
+        e->slots[e->nslots++] = osse_calloc(1, sizeof **e->slots);
+    }
+    e->slots[c]->at[i & (OSSE__SLOT_CHUNK - 1)] = r;
+    e->slots[c]->live++;
+    r->index = (uint32_t)i;
+    e->nreqs++;
+}
+
+/* r's slot is empty now; its chunk is freed once every slot of it was
+ * given and none holds a request (so no slot of it is ever given again). */
+static void leave_slot(osse_engine_t *e, const osse_request_t *r)
+{
+    size_t c = r->index >> OSSE__SLOT_BITS;
+    osse__slots_t *s = e->slots[c];
+    OSSE_PRE(s && s->at[r->index & (OSSE__SLOT_CHUNK - 1)] == r && s->live);
+    s->at[r->index & (OSSE__SLOT_CHUNK - 1)] = NULL;
+    if (--s->live == 0 && (c + 1) << OSSE__SLOT_BITS <= e->nreqs) {
+        free(s);
+        e->slots[c] = NULL;
+        e->slots_freed++;
+    }
 }
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
@@ -603,7 +625,7 @@ void osse__apply_evict(osse_engine_t *e, osse_request_t *r)
     osse__rlist_remove(&e->lru, r);
     /* Its key is read again with its record (cache.c). */
     osse__pii_key_drop(e, r->id);
-    e->reqs[r->index] = NULL;
+    leave_slot(e, r);
     if (e->last_request == r)
         e->last_request = NULL;
     e->some_evicted = true;

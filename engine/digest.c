@@ -115,9 +115,11 @@ static const char *rule_of(const osse_wf_step_t *s, osse_event_type_t t, bool *c
 static size_t sealed_rules(const osse_engine_t *e, bool erased)
 {
     size_t n = 0;
-    for (size_t i = 0; i < e->nreqs; i++)
-        if (e->reqs[i] && !e->reqs[i]->erased_at == !erased)
-            n += e->reqs[i]->recheck_sealed;
+    for (size_t i = 0; i < e->nreqs; i++) {
+        const osse_request_t *r = osse__slot(e, i);
+        if (r && !r->erased_at == !erased)
+            n += r->recheck_sealed;
+    }
     return n;
 }
 

@@ -281,10 +281,10 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
     for (size_t i = 0; i < e->nreqs; i++) {
-        if (!e->reqs[i])
+        if (!osse__slot(e, i))
             continue;
         osse__batch_need(e);
-        osse__record_touch(e, e->reqs[i]);
+        osse__record_touch(e, osse__slot(e, i));
         if ((i + 1) % MIGRATE_CHUNK)
             continue;
         osse__commit_flush(e);
@@ -1001,9 +1001,12 @@ void osse_engine_close(osse_engine_t *e)
                                                 e->by_status[OSSE_RS_AWAITING_INFO] +
                                                 e->by_status[OSSE_RS_AWAITING_PAYMENT]);
     /* Requests first: they borrow their workflow's steps. */
-    for (size_t i = 0; i < e->nreqs; i++)
-        osse__request_free(e->reqs[i]); /* NULL-safe: an empty slot */
-    free(e->reqs);
+    for (size_t c = 0; c < e->nslots; c++) {
+        for (size_t i = 0; e->slots[c] && i < OSSE__SLOT_CHUNK; i++)
+            osse__request_free(e->slots[c]->at[i]); /* NULL-safe: an empty slot */
+        free(e->slots[c]);
+    }
+    free(e->slots);
     e->last_request = NULL;
     size_t it = 0;
     void *v;

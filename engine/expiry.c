@@ -393,10 +393,11 @@ int osse__licence_expiry_rebuild(osse_engine_t *e, bool from_disk)
         e->due_window = OSSE__DUE_WINDOW;
     if (!from_disk) {
         for (size_t i = 0; i < e->nreqs; i++) {
-            if (!e->reqs[i])
+            osse_request_t *r = osse__slot(e, i);
+            if (!r)
                 continue;
-            osse__licence_expiry_add(e, e->reqs[i]);
-            osse__retention_add(e, e->reqs[i]);
+            osse__licence_expiry_add(e, r);
+            osse__retention_add(e, r);
         }
         return 0;
     }
@@ -437,7 +438,8 @@ bool osse__licence_expiry_fire(osse_engine_t *e)
         return false;
     }
     lexp_t t = lexp_pop(e);
-    osse_request_t *r = e->reqs[t.req];
+    osse_request_t *r = osse__slot(e, t.req);
+    OSSE_PRE(r); /* an entry of the heap pins its request (expiry.c) */
     if (t.kind == OSSE_EXPIRY_RETENTION) {
         /* The key store's rewrite follows on the pool (erasure.c). */
         osse__erase(e, r, NULL, "retention", NULL, NULL);

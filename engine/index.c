@@ -744,10 +744,10 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
         uint32_t *req = NULL;
         size_t creq = 0;
         for (size_t i = 0; i < e->nreqs && !x->oom; i++) {
-            if (!e->reqs[i])
+            if (!osse__slot(e, i))
                 continue;
             size_t n0 = x->n;
-            indexes[k].give(e, e->reqs[i], x);
+            indexes[k].give(e, osse__slot(e, i), x);
             OSSE_VEC_RESERVE(req, creq, x->n);
             for (size_t j = n0; j < x->n; j++)
                 req[j] = (uint32_t)i;
@@ -792,7 +792,8 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
     osse_buf_reset(&x->buf);
     x->n = 0;
     if (!rc && w.first != SIZE_MAX)
-        snprintf(out->ix_first, sizeof out->ix_first, "%s (%s)", e->reqs[w.first]->id, w.first_how);
+        snprintf(out->ix_first, sizeof out->ix_first, "%s (%s)", osse__slot(e, w.first)->id,
+                 w.first_how);
     return rc;
 }
 

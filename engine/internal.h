@@ -133,7 +133,7 @@ typedef struct osse_agency_s {
 } osse_agency_t;
 
 typedef struct osse_taskref_s {
-    uint32_t req; /* index in engine->reqs */
+    uint32_t req; /* its slot (osse__slot) */
     uint16_t step;
 } osse_taskref_t;
 
@@ -211,7 +211,7 @@ typedef struct osse_tl_s {
 typedef struct osse_request_s {
     char *id;
     char tracking_code[16];
-    uint32_t index; /* in engine->reqs */
+    uint32_t index; /* its slot (osse__slot) */
     osse_wfent_t *wfe;
     int wf_version;
     const osse_wf_t *wf;
@@ -409,6 +409,14 @@ typedef struct osse_key_reserve_s {
     uint64_t taken, misses, failures; /* metrics */
 } osse_key_reserve_t;
 
+/* A chunk of the engine's slots (osse__slot): 4,096 of them, 32 KB. */
+#define OSSE__SLOT_BITS 12
+#define OSSE__SLOT_CHUNK (1u << OSSE__SLOT_BITS)
+typedef struct osse__slots_s {
+    osse_request_t *at[OSSE__SLOT_CHUNK];
+    uint32_t live; /* the slots holding a request */
+} osse__slots_t;
+
 struct osse_engine_s {
     uv_loop_t *loop;
     char *data_dir;
@@ -435,10 +443,16 @@ struct osse_engine_s {
     osse_map_t pay_answers; /* the same key -> (uintptr_t) status + 1 of its first answer */
     /* Slots, in the order requests joined memory (submitted, read at start,
      * read back from disk); a request that left memory leaves its slot NULL
-     * (osse__slot). */
-    osse_request_t **reqs;
-    size_t nreqs, creqs;
-    size_t nrequests; /* requests there are, in memory or not */
+     * (osse__slot), and a chunk of slots whose requests have all left is
+     * freed: the slots follow what is in memory, not every request joined
+     * since the start (docs/design.md, "Slots"). A slot is never given
+     * twice, so an index kept elsewhere (timers, task rows) never names
+     * another request. */
+    osse__slots_t **slots; /* chunk i >> OSSE__SLOT_BITS of slot i; NULL once freed */
+    size_t nslots, cslots;
+    size_t nreqs;       /* slots given since the start */
+    size_t slots_freed; /* chunks */
+    size_t nrequests;   /* requests there are, in memory or not */
     /* The ended requests in memory, least recently used first (through
      * open_prev/open_next), and how many of them may stay (--request-cache):
      * past that, the least recently used that nothing pins leave memory
@@ -650,10 +664,11 @@ struct osse_readback_s *osse__readback_new(osse_engine_t *e);
 void osse__readback_add(struct osse_readback_s *f, char kind, const char *name);
 int osse__readback_join(osse_engine_t *e, struct osse_readback_s *f, osse_err_t *err);
 
-/* Slot i of e->reqs, or NULL: out of range, or its request left memory. */
+/* Slot i, or NULL: out of range, or its request left memory. */
 static inline osse_request_t *osse__slot(const osse_engine_t *e, size_t i)
 {
-    return i < e->nreqs ? e->reqs[i] : NULL;
+    const osse__slots_t *c = i < e->nreqs ? e->slots[i >> OSSE__SLOT_BITS] : NULL;
+    return c ? c->at[i & (OSSE__SLOT_CHUNK - 1)] : NULL;
 }
 /* r joins a list of requests (the open ones, e->open, or the ended ones in
  * memory, e->lru) at its end, or leaves it. */
@@ -872,7 +887,7 @@ json_t *osse__licence_entry(const osse_request_t *r, bool full);
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err);
 void osse__sub_free(osse_sub_t *s);
 /* A request read from its record (record.c) joins the projections as the
- * replay of its events would have left it: e->reqs (in the order of
+ * replay of its events would have left it: a slot (in the order of
  * submission: the caller's), the maps by id, code, payment reference and
  * transaction, the inboxes, its delivery stream's version. Its licence, if
  * any, with osse__apply_loaded_licence, in the order of issue. Returns 0

@@ -445,7 +445,7 @@ void osse__records_sum(osse_engine_t *e, uint8_t out[32])
         return;
     }
     for (size_t i = 0, n = all ? e->nreqs : e->ndirty; i < n; i++) {
-        osse_request_t *r = e->reqs[all ? i : e->dirty[i]];
+        osse_request_t *r = osse__slot(e, all ? i : e->dirty[i]);
         if (!r)
             continue;
         osse_buf_reset(&enc);
@@ -595,7 +595,7 @@ int osse__records_put(osse_engine_t *e, osse_batch_t *b)
     char key[128];
     int rc = 0;
     for (size_t i = 0; i < e->ndirty; i++) {
-        osse_request_t *r = e->reqs[e->dirty[i]];
+        osse_request_t *r = osse__slot(e, e->dirty[i]);
         r->dirty = false;
         r->commit = e->commits_sent + 1; /* this batch's (commit.c counts it sent after) */
         size_t kl = where_key(r, key, sizeof key);
@@ -739,8 +739,8 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
     c.seen = osse_calloc(e->nreqs ? e->nreqs : 1, sizeof *c.seen);
     c.open = osse_malloc((e->nreqs ? e->nreqs : 1) * sizeof *c.open);
     for (size_t i = 0; i < e->nreqs; i++)
-        if (e->reqs[i] && !osse__rstatus_final(e->reqs[i]->status))
-            c.open[c.nopen++] = e->reqs[i];
+        if (osse__slot(e, i) && !osse__rstatus_final(osse__slot(e, i)->status))
+            c.open[c.nopen++] = osse__slot(e, i);
     qsort(c.open, c.nopen, sizeof *c.open, by_submission);
     rc =
         osse_log_kv_scan(log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), check_one, &c, err);
@@ -751,7 +751,7 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
         osse_err_set(err, rc, "cannot encode a request's record");
     /* Those no stored record was found for (hashed for the sum all the same). */
     for (size_t i = 0; i < e->nreqs && !rc; i++) {
-        osse_request_t *r = e->reqs[i];
+        osse_request_t *r = osse__slot(e, i);
         if (!r || c.seen[i])
             continue;
         if (encode_rebuilt(&c, r))
@@ -760,7 +760,8 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
             snprintf(out->first_missing, sizeof out->first_missing, "%s", r->id);
     }
     if (!rc && out->differ)
-        snprintf(out->first_differ, sizeof out->first_differ, "%s", e->reqs[c.first_differ]->id);
+        snprintf(out->first_differ, sizeof out->first_differ, "%s",
+                 osse__slot(e, c.first_differ)->id);
     if (!rc)
         e->rec_sum_whole = e->applied + 1; /* every request hashed from its record as now */
     free(c.seen);

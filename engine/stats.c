@@ -365,7 +365,7 @@ static void collect_held(osse_engine_t *e, stats_t *st)
     for (size_t i = 0; i < n; i++) {
         if (i && cmp_held(&refs[i - 1], &refs[i]) == 0)
             continue;
-        const osse_request_t *r = e->reqs[refs[i].req];
+        const osse_request_t *r = osse__slot(e, refs[i].req);
         const osse_step_t *s = &r->steps[refs[i].step];
         const osse_stint_t *t = &s->stints[s->nstints - 1];
         if (r->submitted_at <= st->last && t->start <= st->last)

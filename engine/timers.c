@@ -285,7 +285,7 @@ void osse__timers_fire(osse_engine_t *e, int64_t upto, bool test_clock)
          * its events, and the steps it opens, are stamped with it. */
         if (test_clock && t.at > e->clock)
             e->clock = t.at;
-        osse_request_t *r = e->reqs[t.req];
+        osse_request_t *r = osse__slot(e, t.req);
         if (t.kind == OSSE_TIMER_BREACH) {
             breach(e, r, t.step, t.at);
         } else if (t.kind == OSSE_TIMER_NOTICE) {

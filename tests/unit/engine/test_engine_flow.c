@@ -129,7 +129,8 @@ typedef struct {
     char plat_tok[128], portal_tok[128]; /* to find them again after a reopen */
     int fails;                           /* on_fail calls */
     int fail_status;
-    int key_reserve; /* opts.key_reserve */
+    int key_reserve;      /* opts.key_reserve */
+    size_t request_cache; /* opts.request_cache */
 } world_t;
 
 static const char *const AG[3] = {"ag-a", "ag-b", "ag-c"};
@@ -165,7 +166,8 @@ static int open_engine(world_t *w, osse_log_fault_t fault, uint64_t at)
                                .fault_at = at,
                                .on_fail = on_fail,
                                .on_fail_ud = w,
-                               .key_reserve = w->key_reserve};
+                               .key_reserve = w->key_reserve,
+                               .request_cache = w->request_cache};
     osse_err_t err = {0};
     w->fails = w->fail_status = 0;
     CHECK_EQ_INT(osse_time_parse("2030-01-07T09:00:00+07:00", &opts.test_clock_start), 0);
@@ -1092,6 +1094,90 @@ static void test_reserve_records(void)
     in_world_reserve(reserve_records, 8);
 }
 
+/* n requests submitted and withdrawn (ended), in two batches: their first
+ * slot. */
+static size_t ended_requests(world_t *w, size_t n)
+{
+    size_t first = w->e->nreqs;
+    char **ids = calloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        json_t *out = NULL,
+               *body = json_pack("{s:s,s:{s:s}}", "workflow", "flow", "form", "name", "Somchai");
+        osse_fail_t f = {0};
+        CHECK_EQ_INT(osse_cmd_submit(w->e, w->portal, body, &out, &f), 0);
+        ids[i] = strdup(json_string_value(json_object_get(out, "id")) ?: "");
+        json_decref(body);
+        json_decref(out);
+        osse_fail_clear(&f);
+    }
+    CHECK_EQ_INT(settle(w), 1);
+    for (size_t i = 0; i < n; i++) {
+        json_t *out = NULL, *body = json_pack("{s:s}", "reason", "moved away");
+        osse_fail_t f = {0};
+        CHECK_EQ_INT(osse_cmd_withdraw(w->e, w->portal, ids[i], body, &out, &f), 0);
+        json_decref(body);
+        json_decref(out);
+        osse_fail_clear(&f);
+        free(ids[i]);
+    }
+    free(ids);
+    CHECK_EQ_INT(settle(w), 1);
+    return first;
+}
+
+/* docs/design.md "Slots": a chunk of slots whose requests all left memory
+ * is freed once every slot of it was given, and no slot is given twice. */
+static void slots(world_t *w)
+{
+    const size_t chunk = OSSE__SLOT_CHUNK;
+    CHECK_EQ_INT(w->e->nreqs, 0);
+    size_t first = ended_requests(w, chunk + 100);
+    CHECK_EQ_INT(first, 0);
+    /* Every one ended and durable: none stays (--request-cache 0). */
+    CHECK_EQ_INT(w->e->lru.n + w->e->open.n, 0);
+    CHECK(w->e->slots[0] == NULL);
+    CHECK(w->e->slots[1] != NULL && w->e->slots[1]->live == 0); /* not all given yet */
+    CHECK_EQ_INT(w->e->slots_freed, 1);
+    CHECK(osse__slot(w->e, 0) == NULL && osse__slot(w->e, chunk) == NULL);
+    /* One open request, then the second chunk filled and emptied around it. */
+    char *open = submit(w);
+    size_t at = w->e->nreqs - 1;
+    CHECK_EQ_INT(at, chunk + 100);
+    CHECK_EQ_INT(ended_requests(w, chunk), chunk + 101);
+    CHECK(w->e->slots[1] != NULL && w->e->slots[1]->live == 1);
+    CHECK(osse__slot(w->e, at) != NULL && strcmp(osse__slot(w->e, at)->id, open) == 0);
+    CHECK_EQ_INT(w->e->slots_freed, 1);
+    /* It ends: its chunk goes too. */
+    json_t *out = NULL, *body = json_pack("{s:s}", "reason", "moved away");
+    osse_fail_t f = {0};
+    CHECK_EQ_INT(osse_cmd_withdraw(w->e, w->portal, open, body, &out, &f), 0);
+    json_decref(body);
+    json_decref(out);
+    osse_fail_clear(&f);
+    CHECK_EQ_INT(settle(w), 1);
+    CHECK(w->e->slots[1] == NULL && w->e->slots[2] != NULL);
+    CHECK_EQ_INT(w->e->slots_freed, 2);
+    /* A reopen starts from the records: no request open, nothing held. */
+    close_engine(w);
+    CHECK_EQ_INT(open_engine(w, OSSE_LOG_FAULT_NONE, 0), 0);
+    CHECK_EQ_INT(w->e->open.n, 0);
+    free(open);
+}
+
+static void test_slots(void)
+{
+    world_t w;
+    if (setup(&w, 0)) {
+        close_engine(&w);
+        w.request_cache = OSSE_REQUEST_CACHE_NONE;
+        CHECK_EQ_INT(open_engine(&w, OSSE_LOG_FAULT_NONE, 0), 0);
+        slots(&w);
+    } else {
+        CHECK(!"setup");
+    }
+    teardown(&w);
+}
+
 int main(void)
 {
     RUN(test_step_table);
@@ -1106,6 +1192,7 @@ int main(void)
     RUN(test_key_reserve);
     RUN(test_reserve_codes);
     RUN(test_reserve_records);
+    RUN(test_slots);
     RUN(test_failed_write);
     RUN(test_replay_refuses);
     return TEST_EXIT();
