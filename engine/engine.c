@@ -281,10 +281,11 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     for (size_t i = 0; i < ncatalog; i++)
         osse__catalog_event(e, catalog[i]);
     for (size_t i = 0; i < e->nreqs; i++) {
-        if (!osse__slot(e, i))
+        osse_request_t *r = osse__slot(e, i);
+        if (!r)
             continue;
         osse__batch_need(e);
-        osse__record_touch(e, osse__slot(e, i));
+        osse__record_touch(e, r);
         if ((i + 1) % MIGRATE_CHUNK)
             continue;
         osse__commit_flush(e);

@@ -566,18 +566,25 @@ static int cmp_ent(const void *a, const void *b)
     return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
+/* The entry at p of a buffer of given entries (its key and value; no
+ * hash); returns where the next starts. */
+static const uint8_t *ent_read(const uint8_t *p, ent_t *v)
+{
+    v->klen = osse_be_get(p, 2);
+    v->key = p + 2;
+    v->vlen = osse_be_get(p + 2 + v->klen, 4);
+    v->val = p + 6 + v->klen;
+    return p + 6 + v->klen + v->vlen;
+}
+
 /* The entries of x, sorted by key, into *out (malloc'd, x->n of them). */
 static ent_t *given(osse__ix_t *x)
 {
     ent_t *v = osse_malloc((x->n ? x->n : 1) * sizeof *v);
     const uint8_t *p = (const uint8_t *)x->buf.ptr;
     for (size_t i = 0; i < x->n; i++) {
-        v[i].klen = osse_be_get(p, 2);
-        v[i].key = p + 2;
-        v[i].vlen = osse_be_get(p + 2 + v[i].klen, 4);
-        v[i].val = p + 6 + v[i].klen;
+        p = ent_read(p, &v[i]);
         v[i].hash = value_hash(v[i].val, v[i].vlen);
-        p += 6 + v[i].klen + v[i].vlen;
     }
     if (x->n > 1)
         qsort(v, x->n, sizeof *v, cmp_ent);
@@ -679,8 +686,8 @@ void osse__ix_free(osse_engine_t *e)
  * lowest request index, as a pass over the requests in order would. */
 
 typedef struct {
-    const uint8_t *key, *val;
-    uint32_t klen, vlen, req;
+    ent_t ent;
+    uint32_t req;
     bool seen;
 } want_t;
 
@@ -715,12 +722,12 @@ static int stored_one(void *ud, const void *key, size_t klen, const void *val, s
     wants_t *w = ud;
     for (size_t i = key_slot(w, key, klen); w->slot[i]; i = (i + 1) & w->mask) {
         want_t *x = &w->v[w->slot[i] - 1];
-        if (x->klen != klen || memcmp(x->key, key, klen) != 0)
+        if (x->ent.klen != klen || memcmp(x->ent.key, key, klen) != 0)
             continue;
         if (x->seen)
             break;
         x->seen = true;
-        if (x->vlen == vlen && memcmp(x->val, val, vlen) == 0) {
+        if (x->ent.vlen == vlen && memcmp(x->ent.val, val, vlen) == 0) {
             w->out->ix_equal++;
         } else {
             w->out->ix_different++;
@@ -744,10 +751,11 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
         uint32_t *req = NULL;
         size_t creq = 0;
         for (size_t i = 0; i < e->nreqs && !x->oom; i++) {
-            if (!osse__slot(e, i))
+            const osse_request_t *r = osse__slot(e, i);
+            if (!r)
                 continue;
             size_t n0 = x->n;
-            indexes[k].give(e, osse__slot(e, i), x);
+            indexes[k].give(e, r, x);
             OSSE_VEC_RESERVE(req, creq, x->n);
             for (size_t j = n0; j < x->n; j++)
                 req[j] = (uint32_t)i;
@@ -766,14 +774,10 @@ int osse__ix_check(osse_engine_t *e, osse_log_t *log, osse_records_check_t *out,
         const uint8_t *p = (const uint8_t *)x->buf.ptr;
         for (size_t i = 0; i < w.n; i++) {
             want_t *v = &w.v[i];
-            v->klen = (uint32_t)osse_be_get(p, 2);
-            v->key = p + 2;
-            v->vlen = (uint32_t)osse_be_get(p + 2 + v->klen, 4);
-            v->val = p + 6 + v->klen;
+            p = ent_read(p, &v->ent);
             v->req = req[i];
             v->seen = false;
-            p += 6 + v->klen + v->vlen;
-            size_t s = key_slot(&w, v->key, v->klen);
+            size_t s = key_slot(&w, v->ent.key, v->ent.klen);
             while (w.slot[s])
                 s = (s + 1) & w.mask;
             w.slot[s] = (uint32_t)(i + 1);

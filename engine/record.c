@@ -738,9 +738,11 @@ int osse_engine_records_check(osse_engine_t *e, osse_log_t *log, osse_records_ch
     memset(out, 0, sizeof *out);
     c.seen = osse_calloc(e->nreqs ? e->nreqs : 1, sizeof *c.seen);
     c.open = osse_malloc((e->nreqs ? e->nreqs : 1) * sizeof *c.open);
-    for (size_t i = 0; i < e->nreqs; i++)
-        if (osse__slot(e, i) && !osse__rstatus_final(osse__slot(e, i)->status))
-            c.open[c.nopen++] = osse__slot(e, i);
+    for (size_t i = 0; i < e->nreqs; i++) {
+        osse_request_t *r = osse__slot(e, i);
+        if (r && !osse__rstatus_final(r->status))
+            c.open[c.nopen++] = r;
+    }
     qsort(c.open, c.nopen, sizeof *c.open, by_submission);
     rc =
         osse_log_kv_scan(log, OSSE_KEY_REQUEST, OSSE_KEY_LEN(OSSE_KEY_REQUEST), check_one, &c, err);
