@@ -40,7 +40,7 @@ static void on_kick(uv_idle_t *h)
  * emitted outside an I/O callback, from a timer or at start, need this). */
 static void new_batch(osse_engine_t *e)
 {
-    if (!(e->batch = osse_batch_new()))
+    if (!(e->batch = osse_log_batch_new(e->log)))
         osse__panic(__FILE__, __LINE__, "out of memory");
     if (!e->replaying && uv_is_active((uv_handle_t *)&e->flush))
         uv_idle_start(&e->kick, on_kick);

@@ -134,6 +134,12 @@ uint64_t osse_log_sync_count(osse_log_t *log);
 /* --- Batches: built on the loop thread, handed over whole. --- */
 
 osse_batch_t *osse_batch_new(void);
+/* The same, reusing the buffers of a batch whose callback ran (at most
+ * OSSE_LOG_SPARE_BATCHES kept, each under OSSE_LOG_SPARE_BYTES): for the
+ * batches committed every loop iteration. Loop thread. */
+#define OSSE_LOG_SPARE_BATCHES 4
+#define OSSE_LOG_SPARE_BYTES (4u << 20)
+osse_batch_t *osse_log_batch_new(osse_log_t *log);
 void osse_batch_free(osse_batch_t *b); /* NULL-safe; only for a batch never committed */
 
 /* Adds an event's stored bytes under seq (stream and version are the

@@ -618,11 +618,71 @@ static void test_pending_records(void)
     rm_rf(dir);
 }
 
+/* A batch whose callback ran is reused by osse_log_batch_new, empty: what
+ * it held before is not written again, and a batch grown past
+ * OSSE_LOG_SPARE_BYTES is not kept. */
+static void test_batches_reused(void)
+{
+    const char *dir = mkdir_tmp();
+    osse_err_t err;
+    osse_log_t *log;
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
+    CHECK_EQ_INT(osse_log_start(log, &loop, &err), 0);
+    osse_batch_t *a = osse_log_batch_new(log);
+    CHECK_EQ_INT(osse_batch_put(a, "x/1", 3, "a", 1), 0);
+    osse_buf_t eb;
+    make_event_bytes(1, "request/r", 1, &eb);
+    CHECK_EQ_INT(osse_batch_event(a, log, 1, "request/r", 1, eb.ptr, eb.len), 0);
+    osse_buf_close(&eb);
+    commit_wait(log, &loop, a);
+    /* x/1 changes in a batch of its own... */
+    osse_batch_t *b = osse_batch_new();
+    CHECK(b != a);
+    CHECK_EQ_INT(osse_batch_put(b, "x/1", 3, "b", 1), 0);
+    commit_wait(log, &loop, b);
+    /* ...then the first batch comes back empty, and b after it. */
+    osse_batch_t *r = osse_log_batch_new(log);
+    CHECK(r == b || r == a);
+    CHECK_EQ_INT(osse_batch_count(r), 0);
+    osse_batch_t *r2 = osse_log_batch_new(log);
+    CHECK(r2 != r && (r2 == a || r2 == b));
+    CHECK_EQ_INT(osse_batch_put(r2, "x/2", 3, "c", 1), 0);
+    commit_wait(log, &loop, r2);
+    osse_batch_free(r);
+    /* A batch grown past the bound is freed, not kept. */
+    osse_batch_t *big = osse_log_batch_new(log);
+    CHECK(big == r2);
+    char *huge = calloc(1, OSSE_LOG_SPARE_BYTES + 1);
+    CHECK_EQ_INT(osse_batch_put(big, "x/3", 3, huge, OSSE_LOG_SPARE_BYTES + 1), 0);
+    free(huge);
+    commit_wait(log, &loop, big);
+    osse_batch_t *fresh = osse_log_batch_new(log);
+    CHECK_EQ_INT(osse_batch_count(fresh), 0);
+    osse_batch_free(fresh);
+    osse_log_stop(log);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    void *v;
+    size_t vlen;
+    CHECK_EQ_INT(osse_log_kv_get(log, "x/1", 3, &v, &vlen, &err), 0);
+    CHECK(vlen == 1 && *(char *)v == 'b'); /* not put again by the reused batch */
+    free(v);
+    CHECK_EQ_INT(osse_log_kv_get(log, "x/2", 3, &v, &vlen, &err), 0);
+    CHECK(vlen == 1 && *(char *)v == 'c');
+    free(v);
+    CHECK_EQ_INT(osse_log_last_seq(log), 1);
+    osse_log_close(log);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
     RUN(test_commit_and_reopen);
     RUN(test_stop_drains_chain);
+    RUN(test_batches_reused);
     RUN(test_open_error);
     RUN(test_kv_range);
     RUN(test_layout);
