@@ -298,10 +298,16 @@ static int deadlines(osse_engine_t *e, osse_request_t *r, size_t i, const osse_e
                      osse_err_t *err)
 {
     osse_step_t *s = &r->steps[i];
-    const char *due = osse__jstr(ev->data, "due_at"), *warn = osse__jstr(ev->data, "warn_at");
-    s->due_at = s->warn_at = 0;
-    if ((due && osse_time_parse(due, &s->due_at)) || (warn && osse_time_parse(warn, &s->warn_at)))
-        return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
+    if (ev->opened) {
+        s->due_at = ev->opened->due_at;
+        s->warn_at = ev->opened->warn_at;
+    } else {
+        const char *due = osse__jstr(ev->data, "due_at"), *warn = osse__jstr(ev->data, "warn_at");
+        s->due_at = s->warn_at = 0;
+        if ((due && osse_time_parse(due, &s->due_at)) ||
+            (warn && osse_time_parse(warn, &s->warn_at)))
+            return CORRUPT("bad due_at or warn_at in %s", osse_event_type_name(ev->type));
+    }
     if (strcmp(s->sla_state, "ok") != 0)
         s->warn_at = 0;
     return 0;
@@ -340,7 +346,7 @@ static int cancel_unfinished(osse_engine_t *e, osse_request_t *r, int64_t at, os
 /* The step an ending event names, or -1. */
 static int named_step(const osse_request_t *r, const osse_event_t *ev)
 {
-    const char *name = osse__jstr(ev->data, "step");
+    const char *name = osse_event_step(ev);
     return name ? osse_wf_step_index(r->wf, name) : -1;
 }
 
@@ -1220,7 +1226,7 @@ static int subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *er
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *s = ev->stream;
-    if (!json_is_object(ev->data))
+    if (!json_is_object(ev->data) && !ev->opened)
         return CORRUPT("event %llu has no data object", (unsigned long long)ev->seq);
     /* The decoder and the encoder made sure that the stream is of the
      * type's kind, "<kind>/<id>". */

@@ -99,8 +99,8 @@ static void before_change(osse_engine_t *e, const char *stream)
         osse__panic(__FILE__, __LINE__, "out of memory");
 }
 
-void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
-                const osse_principal_t *actor, json_t *data)
+static void emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
+                 const osse_principal_t *actor, json_t *data, const osse_ev_opened_t *opened)
 {
     osse_err_t err = {0};
     OSSE_PRE(!e->replaying);
@@ -113,6 +113,7 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
         .actor_id = actor ? actor->id : "osse",
         .data = data,
+        .opened = opened,
     };
     osse_buf_reset(&e->enc);
     if (osse_event_encode(&ev, &e->enc))
@@ -134,6 +135,18 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         if (e->reactors[i]->applied)
             e->reactors[i]->applied(e, &ev);
     json_decref(data);
+}
+
+void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
+                const osse_principal_t *actor, json_t *data)
+{
+    emit(e, stream, type, actor, data, NULL);
+}
+
+void osse__emit_opened(osse_engine_t *e, const char *stream, const osse_principal_t *actor,
+                       const osse_ev_opened_t *opened)
+{
+    emit(e, stream, OSSE_EV_StepOpened, actor, NULL, opened);
 }
 
 static void release_holds(osse_engine_t *e)

@@ -1096,6 +1096,12 @@ void osse__records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
  * half-applied cannot be undone). */
 void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
                 const osse_principal_t *actor, json_t *data);
+/* The same for a StepOpened held as fields (storage/event.h; borrowed):
+ * no JSON tree is built for it (docs/design.md "Events as fields"). A
+ * reactor reads an event's data with osse_event_step and osse_event_data,
+ * which serve both forms. */
+void osse__emit_opened(osse_engine_t *e, const char *stream, const osse_principal_t *actor,
+                       const osse_ev_opened_t *opened);
 void osse__react(osse_engine_t *e, const osse_reactor_t *r);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);

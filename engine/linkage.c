@@ -349,7 +349,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
     if (!rid || ev->type != OSSE_EV_StepOpened)
         return;
     osse_request_t *r = osse__request(e, rid);
-    const char *name = osse__jstr(ev->data, "step");
+    const char *name = osse_event_step(ev);
     int i = r && name ? osse_wf_step_index(r->wf, name) : -1;
     if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_LINKAGE)
         begin(e, r, (size_t)i);

@@ -241,7 +241,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
         return;
     char receiver[200];
     if (osse_event_type_has(ev->type, OSSE_EVF_AGENCY)) {
-        const char *step = osse__jstr(ev->data, "step");
+        const char *step = osse_event_step(ev);
         int i = step ? osse_wf_step_index(r->wf, step) : -1;
         const osse_agency_t *a = NULL;
         if (i >= 0 && r->wf->steps[i].kind == OSSE_STEP_KIND_TASK && r->steps[i].agency)
@@ -270,9 +270,11 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
             continue;
         /* Never a personal value, not even sealed (SPEC §8): each one
          * reads "[withheld]", so the body keeps the event's shape. */
+        json_t *data = osse_event_data(ev);
         json_t *evj = json_pack("{s:I,s:s,s:o,s:o}", "seq", (json_int_t)ev->seq, "type",
                                 osse_event_type_name(ev->type), "at", osse__time_json(ev->at),
-                                "data", osse__pii_withhold(ev->data));
+                                "data", osse__pii_withhold(data));
+        json_decref(data);
         snprintf(receiver, sizeof receiver, OSSE_RECEIVER_SUB "%s", s->id);
         create(e, receiver, s->url, s->secret, r->id, osse_event_type_name(ev->type), ev,
                json_pack("{s:o,s:o}", "request", request_summary(r), "event", evj));

@@ -93,16 +93,15 @@ static bool open_step(osse_engine_t *e, osse_request_t *r, size_t i, const osse_
         json_decref(rec);
     int64_t due, warn;
     osse__sla_times(e, r, i, now, osse__sla_total(e, r, i, now), &due, &warn);
-    /* Built key by key, not by json_pack (whose format parsing showed in
-     * the submission profile); the same object, keys in the same order. */
-    json_t *opened = json_object();
-    json_object_set_new_nocheck(opened, "step", osse__jname(e, s->name));
-    json_object_set_new_nocheck(opened, "kind", osse__jname(e, osse_wf_step_kind_name(s->kind)));
-    json_object_set_new_nocheck(opened, "agency",
-                                s->agency ? osse__jname(e, s->agency) : json_null());
-    json_object_set_new_nocheck(opened, "due_at", osse__time_json(due));
-    json_object_set_new_nocheck(opened, "warn_at", osse__time_json(warn));
-    osse__emit(e, stream, OSSE_EV_StepOpened, actor, opened);
+    /* As fields, not a JSON tree (docs/design.md "Events as fields"). */
+    osse_ev_opened_t opened = {
+        .step = s->name,
+        .kind = osse_wf_step_kind_name(s->kind),
+        .agency = s->agency,
+        .due_at = due,
+        .warn_at = warn,
+    };
+    osse__emit_opened(e, stream, actor, &opened);
     if (s->kind == OSSE_STEP_KIND_TASK && s->auto_approve) {
         if (osse__run_condition(e, r, s->auto_approve, &rec)) {
             step_data(rec, s->name);

@@ -128,7 +128,7 @@ static void applied(osse_engine_t *e, const osse_event_t *ev)
     if (!rid || !(sla || moves_notice(ev->type)))
         return;
     osse_request_t *r = osse__request(e, rid);
-    const char *name = osse__jstr(ev->data, "step");
+    const char *name = osse_event_step(ev);
     int i = r && name ? osse_wf_step_index(r->wf, name) : -1;
     if (i < 0)
         return;

@@ -175,12 +175,38 @@ static int put_json(osse_buf_t *out, const json_t *j, int depth)
     return OSSE_EINVAL;
 }
 
+/* The keys of StepOpened's fields, in their stored order. */
+static const char *const opened_keys[] = {"step", "kind", "agency", "due_at", "warn_at"};
+
+static int put_time(osse_buf_t *out, int64_t ms)
+{
+    char t[OSSE_TIME_LEN];
+    return ms ? put_cstr(out, osse_time_fmt(ms, t)) : put_u8(out, 0xc0);
+}
+
+/* What put_json writes for the object of o's fields (event.h). */
+static int put_opened(osse_buf_t *out, const osse_ev_opened_t *o)
+{
+    int rc;
+    if ((rc = put_container(out, true, 5)) || (rc = put_cstr(out, opened_keys[0])) ||
+        (rc = put_cstr(out, o->step)) || (rc = put_cstr(out, opened_keys[1])) ||
+        (rc = put_cstr(out, o->kind)) || (rc = put_cstr(out, opened_keys[2])) ||
+        (rc = o->agency ? put_cstr(out, o->agency) : put_u8(out, 0xc0)) ||
+        (rc = put_cstr(out, opened_keys[3])) || (rc = put_time(out, o->due_at)) ||
+        (rc = put_cstr(out, opened_keys[4])) || (rc = put_time(out, o->warn_at)))
+        return rc;
+    return 0;
+}
+
 int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
 {
     size_t start = out->len;
     int rc;
     osse_stream_kind_t kind;
     if (ev->data && !json_is_object(ev->data))
+        return OSSE_EINVAL;
+    if (ev->opened &&
+        (ev->data || ev->type != OSSE_EV_StepOpened || !ev->opened->step || !ev->opened->kind))
         return OSSE_EINVAL;
     /* What the decoder would refuse is never written. */
     if ((unsigned)ev->type >= OSSE_EV__COUNT || !ev->stream ||
@@ -208,6 +234,8 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
         goto out;
     if (ev->data)
         rc = put_json(out, ev->data, 2);
+    else if (ev->opened)
+        rc = put_opened(out, ev->opened);
     else
         rc = put_u8(out, 0x80); /* no data is written as {} */
 out:
@@ -690,6 +718,73 @@ static int rd_field(rd_t *r, char **out)
     return out ? rd_cstr(r, out) : rd_text(r, &s, &n);
 }
 
+static bool rd_nil(rd_t *r);
+
+/* A time field of StepOpened's fields: nil (0), or the string osse_time_fmt
+ * writes for a time other than 0, exactly. */
+static bool opened_time(const char *s, size_t n, int64_t *ms)
+{
+    char in[OSSE_TIME_LEN], again[OSSE_TIME_LEN];
+    if (!s) {
+        *ms = 0;
+        return true;
+    }
+    if (n >= sizeof in)
+        return false;
+    memcpy(in, s, n);
+    in[n] = '\0';
+    return osse_time_parse(in, ms) == 0 && *ms != 0 && strcmp(osse_time_fmt(*ms, again), in) == 0;
+}
+
+/* A StepOpened's data map of n entries (its header read) as fields, into
+ * ev->opened and ev->fields: only for exactly the shape put_opened writes,
+ * so that encoding the fields again gives the same bytes. Returns false,
+ * with r where it was, for any other map (it is then built as a tree). */
+static bool rd_opened(rd_t *r, uint64_t n, osse_event_t *ev)
+{
+    osse_err_t scratch;
+    rd_t q = {r->p, r->end, &scratch};
+    const char *v[5] = {0};
+    size_t len[5] = {0};
+    int64_t due = 0, warn = 0;
+    if (n != 5)
+        return false;
+    for (int i = 0; i < 5; i++) {
+        const char *k = NULL;
+        size_t kn = 0;
+        if (rd_str(&q, &k, &kn) || kn != strlen(opened_keys[i]) || memcmp(k, opened_keys[i], kn))
+            return false;
+        if (i >= 2 && rd_nil(&q))
+            continue;
+        if (rd_text(&q, &v[i], &len[i]))
+            return false;
+    }
+    if (!opened_time(v[3], len[3], &due) || !opened_time(v[4], len[4], &warn))
+        return false;
+    /* One block: the fields, then their three strings. */
+    size_t need = sizeof(osse_ev_opened_t) + len[0] + len[1] + len[2] + 3;
+    char *mem = osse_malloc(need);
+    osse_ev_opened_t *o = (osse_ev_opened_t *)mem;
+    char *p = mem + sizeof *o;
+    const char **dst[3] = {&o->step, &o->kind, &o->agency};
+    for (int i = 0; i < 3; i++) {
+        if (!v[i]) {
+            *dst[i] = NULL;
+            continue;
+        }
+        memcpy(p, v[i], len[i]);
+        p[len[i]] = '\0';
+        *dst[i] = p;
+        p += len[i] + 1;
+    }
+    o->due_at = due;
+    o->warn_at = warn;
+    ev->opened = o;
+    ev->fields = mem;
+    r->p = q.p;
+    return true;
+}
+
 /* The decoder; with build false (check mode) ev's strings and data stay
  * NULL and only its numbers are filled. Returns 0, OSSE_ECORRUPT or
  * OSSE_ENOMEM (detail in err), or RD_UNDECIDED in check mode. */
@@ -753,7 +848,9 @@ static int decode(const void *bytes, size_t len, bool build, osse_event_t *out, 
             rc = corrupt(&r, "data is not a map");
         if (rc)
             goto out;
-        if ((rc = rd_json_map(&r, n, 2, build ? &ev.data : NULL)))
+        if (build && ev.type == OSSE_EV_StepOpened && rd_opened(&r, n, &ev))
+            ;
+        else if ((rc = rd_json_map(&r, n, 2, build ? &ev.data : NULL)))
             goto out;
     }
     if (rd_left(&r) != 0)
@@ -798,13 +895,40 @@ void osse_event_clear(osse_event_t *ev)
     free(ev->actor_kind);
     free(ev->actor_id);
     json_decref(ev->data);
+    free(ev->fields);
     memset(ev, 0, sizeof *ev);
+}
+
+json_t *osse_event_data(const osse_event_t *ev)
+{
+    if (ev->data)
+        return json_incref(ev->data);
+    if (!ev->opened)
+        return json_object();
+    const osse_ev_opened_t *o = ev->opened;
+    char due[OSSE_TIME_LEN], warn[OSSE_TIME_LEN];
+    json_t *d = json_object();
+    json_object_set_new(d, "step", json_string(o->step));
+    json_object_set_new(d, "kind", json_string(o->kind));
+    json_object_set_new(d, "agency", o->agency ? json_string(o->agency) : json_null());
+    json_object_set_new(d, "due_at",
+                        o->due_at ? json_string(osse_time_fmt(o->due_at, due)) : json_null());
+    json_object_set_new(d, "warn_at",
+                        o->warn_at ? json_string(osse_time_fmt(o->warn_at, warn)) : json_null());
+    return d;
+}
+
+const char *osse_event_step(const osse_event_t *ev)
+{
+    if (ev->opened)
+        return ev->opened->step;
+    return json_string_value(json_object_get(ev->data, "step"));
 }
 
 json_t *osse_event_to_json(const osse_event_t *ev)
 {
     char at[OSSE_TIME_LEN];
-    json_t *data = ev->data ? json_deep_copy(ev->data) : json_object();
+    json_t *data = ev->data ? json_deep_copy(ev->data) : osse_event_data(ev);
     if (!data)
         return NULL;
     return json_pack("{s:I, s:s, s:I, s:s, s:s, s:{s:s, s:s}, s:o}", "seq", (json_int_t)ev->seq,

@@ -18,6 +18,17 @@
 #include "common/err.h"
 #include "storage/event_types.h"
 
+/* StepOpened's data as fields (docs/design.md "Events as fields"): the
+ * emitter fills it instead of building a JSON tree, the encoder writes it as
+ * the object {"step","kind","agency","due_at","warn_at"} in that order (the
+ * same bytes as that tree), and the decoder gives it back for bytes of
+ * exactly that shape. A time of 0 is null; else RFC 3339 ms UTC. */
+typedef struct osse_ev_opened_s {
+    const char *step, *kind;
+    const char *agency; /* NULL: null */
+    int64_t due_at, warn_at;
+} osse_ev_opened_t;
+
 typedef struct osse_event_s {
     uint64_t seq;           /* global position, from 1 */
     char *stream;           /* "request/<id>", "workflow/<id>", ... */
@@ -27,6 +38,10 @@ typedef struct osse_event_s {
     char *actor_kind;       /* portal|agency|platform|payment|system */
     char *actor_id;         /* may be "" */
     json_t *data;           /* a JSON object; owned */
+    /* Or, with data NULL, a StepOpened's data as fields: the emitter's
+     * (borrowed), or the decoder's (in `fields`, owned). */
+    const osse_ev_opened_t *opened;
+    void *fields;
 } osse_event_t;
 
 /* Appends the msgpack encoding of ev to out. Strings are borrowed. Returns 0,
@@ -49,6 +64,12 @@ int osse_event_check(const void *bytes, size_t len, uint64_t *seq, osse_err_t *e
 
 /* Frees what out owns and zeroes it. NULL-safe. */
 void osse_event_clear(osse_event_t *ev);
+
+/* ev's data as JSON (new reference): its tree, the object its fields
+ * encode to, or {} when it has neither. */
+json_t *osse_event_data(const osse_event_t *ev);
+/* The `step` string of ev's data, or NULL. */
+const char *osse_event_step(const osse_event_t *ev);
 
 /* The API shape of an event: {"seq","stream","version","type","at","actor":
  * {"kind","id"},"data"} with `at` as RFC 3339 ms UTC. New reference. */

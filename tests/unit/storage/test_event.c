@@ -649,6 +649,118 @@ static void test_check(void)
     CHECK(ok > 1000); /* the mutations reached accepted events too */
 }
 
+/* A StepOpened held as fields: the same bytes as the tree it stands for
+ * (the Merkle leaf does not change), decoded back as fields, and rendered
+ * as the same JSON; bytes of any other shape are decoded as a tree and
+ * encode back to themselves. */
+static void opened_event(osse_event_t *ev, json_t *data, const osse_ev_opened_t *o)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->seq = 42;
+    ev->stream = "request/01HXYZ";
+    ev->version = 2;
+    ev->type = OSSE_EV_StepOpened;
+    ev->at = 1764554400123;
+    ev->actor_kind = "portal";
+    ev->actor_id = "biz-portal";
+    ev->data = data;
+    ev->opened = o;
+}
+
+static void same_bytes_as(const osse_ev_opened_t *o, const char *tree)
+{
+    osse_event_t a, b, back;
+    osse_buf_t ba, bb, again;
+    osse_err_t err;
+    json_error_t je;
+    opened_event(&a, NULL, o);
+    opened_event(&b, json_loads(tree, JSON_PRESERVE_ORDER, &je), NULL);
+    CHECK(b.data != NULL);
+    CHECK_EQ_INT(encode(&a, &ba), 0);
+    CHECK_EQ_INT(encode(&b, &bb), 0);
+    CHECK(ba.len == bb.len && memcmp(ba.ptr, bb.ptr, ba.len) == 0);
+    CHECK_EQ_INT(osse_event_decode(ba.ptr, ba.len, &back, &err), 0);
+    CHECK(back.opened != NULL && back.data == NULL);
+    if (back.opened) {
+        CHECK_EQ_STR(back.opened->step, o->step);
+        CHECK_EQ_STR(back.opened->kind, o->kind);
+        CHECK(o->agency ? back.opened->agency && strcmp(back.opened->agency, o->agency) == 0
+                        : back.opened->agency == NULL);
+        CHECK_EQ_INT(back.opened->due_at, o->due_at);
+        CHECK_EQ_INT(back.opened->warn_at, o->warn_at);
+        CHECK_EQ_STR(osse_event_step(&back), o->step);
+    }
+    CHECK_EQ_INT(encode(&back, &again), 0);
+    CHECK(again.len == ba.len && memcmp(again.ptr, ba.ptr, ba.len) == 0);
+    json_t *ja = osse_event_to_json(&back), *jb = osse_event_to_json(&b);
+    CHECK(json_equal(ja, jb));
+    json_t *da = osse_event_data(&back);
+    CHECK(json_equal(da, b.data));
+    json_decref(da);
+    json_decref(ja);
+    json_decref(jb);
+    osse_event_clear(&back);
+    json_decref(b.data);
+    osse_buf_close(&ba);
+    osse_buf_close(&bb);
+    osse_buf_close(&again);
+}
+
+static void as_tree(const char *tree)
+{
+    osse_event_t a, back;
+    osse_buf_t ba, again;
+    osse_err_t err;
+    json_error_t je;
+    opened_event(&a, json_loads(tree, JSON_PRESERVE_ORDER, &je), NULL);
+    CHECK(a.data != NULL);
+    CHECK_EQ_INT(encode(&a, &ba), 0);
+    CHECK_EQ_INT(osse_event_decode(ba.ptr, ba.len, &back, &err), 0);
+    CHECK(back.opened == NULL && back.data != NULL);
+    CHECK(json_equal(back.data, a.data));
+    CHECK_EQ_INT(encode(&back, &again), 0);
+    CHECK(again.len == ba.len && memcmp(again.ptr, ba.ptr, ba.len) == 0);
+    osse_event_clear(&back);
+    json_decref(a.data);
+    osse_buf_close(&ba);
+    osse_buf_close(&again);
+}
+
+static void test_opened_fields(void)
+{
+    osse_ev_opened_t o = {"review", "task", "dbd", 1764558000000, 1764556200500};
+    same_bytes_as(&o, "{\"step\":\"review\",\"kind\":\"task\",\"agency\":\"dbd\","
+                      "\"due_at\":\"2025-12-01T03:00:00.000Z\","
+                      "\"warn_at\":\"2025-12-01T02:30:00.500Z\"}");
+    osse_ev_opened_t none = {"pay", "payment", NULL, 0, 0};
+    same_bytes_as(&none, "{\"step\":\"pay\",\"kind\":\"payment\",\"agency\":null,"
+                         "\"due_at\":null,\"warn_at\":null}");
+    /* Other shapes stay trees: another key order, a key more, a time not
+     * in the form osse writes, the epoch itself (0 is null), a number. */
+    as_tree("{\"kind\":\"task\",\"step\":\"a\",\"agency\":null,\"due_at\":null,"
+            "\"warn_at\":null}");
+    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,\"due_at\":null,"
+            "\"warn_at\":null,\"x\":1}");
+    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
+            "\"due_at\":\"2025-12-01T10:00:00+07:00\",\"warn_at\":null}");
+    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
+            "\"due_at\":\"1970-01-01T00:00:00.000Z\",\"warn_at\":null}");
+    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":7,\"due_at\":null,"
+            "\"warn_at\":null}");
+    as_tree("{\"step\":\"a\"}");
+    /* Fields only for a StepOpened, and never beside a tree. */
+    osse_event_t bad;
+    osse_buf_t bb;
+    opened_event(&bad, NULL, &o);
+    bad.type = OSSE_EV_StepSkipped;
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
+    opened_event(&bad, json_object(), &o);
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    json_decref(bad.data);
+    osse_buf_close(&bb);
+}
+
 int main(void)
 {
     osse_alloc_setup_json();
@@ -661,5 +773,6 @@ int main(void)
     RUN(test_types);
     RUN(test_random);
     RUN(test_check);
+    RUN(test_opened_fields);
     return TEST_EXIT();
 }
