@@ -21,6 +21,7 @@
 
 #include "api/ui.h"
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/buf.h"
 #include "common/hist.h"
 #include "api/docs.h"
@@ -200,9 +201,12 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
 
 static void reply_json(call_t *c, int status, json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    size_t n = 0;
+    char *s = osse_json_dumps(o, 0, &n);
     json_decref(o);
-    finish(c, status, s, strlen(s), NULL);
+    if (!s)
+        osse__panic(__FILE__, __LINE__, "cannot render an answer");
+    finish(c, status, s, n, NULL);
 }
 
 static void reply_error(call_t *c, int status, const char *code, const char *message,
@@ -719,7 +723,7 @@ static void h_create_principal(call_t *c)
          * side record, says "token": null, and a repeat answers that. */
         json_t *kept = json_deep_copy(out);
         json_object_set_new(kept, "token", json_null());
-        char *txt = json_dumps(kept, JSON_COMPACT);
+        char *txt = osse_json_dumps(kept, 0, NULL);
         json_decref(kept);
         if (!txt)
             osse__panic(__FILE__, __LINE__, "out of memory");
@@ -990,7 +994,7 @@ static void events_work(uv_work_t *w)
     json_t *out = json_pack("{s:o}", "events", arr);
     if (with_leaf)
         json_object_set_new(out, "next", c->next ? json_integer((json_int_t)c->next) : json_null());
-    c->out = json_dumps(out, JSON_COMPACT);
+    c->out = osse_json_dumps(out, 0, NULL);
     c->outlen = strlen(c->out);
     json_decref(out);
 }
@@ -1109,7 +1113,7 @@ static void proof_work(uv_work_t *w)
     c->work_rc = c->consistency ? osse_audit_consistency(log, c->after, c->next, &out, &err)
                                 : osse_audit_inclusion(log, c->after, c->next, &out, &err);
     if (!c->work_rc) {
-        c->out = json_dumps(out, JSON_COMPACT);
+        c->out = osse_json_dumps(out, 0, NULL);
         c->outlen = c->out ? strlen(c->out) : 0;
         c->work_rc = c->out ? 0 : OSSE_ENOMEM;
     }
