@@ -468,10 +468,13 @@ static void leave_slot(osse_engine_t *e, const osse_request_t *r)
 
 static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, osse_err_t *err)
 {
-    const char *wid = osse__jstr(ev->data, "workflow"),
-               *code = osse__jstr(ev->data, "tracking_code");
-    json_int_t v = json_integer_value(json_object_get(ev->data, "workflow_version"));
-    json_t *form = json_object_get(ev->data, "form");
+    const osse_ev_submitted_t *f = ev->submitted;
+    const char *wid = f ? f->workflow : osse__jstr(ev->data, "workflow"),
+               *code = f ? f->tracking_code : osse__jstr(ev->data, "tracking_code"),
+               *portal = f ? f->portal : osse__jstr(ev->data, "portal");
+    json_int_t v = f ? (json_int_t)f->workflow_version
+                     : json_integer_value(json_object_get(ev->data, "workflow_version"));
+    json_t *form = f ? f->form : json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
     if (ev->version != 1)
         return CORRUPT("%s at version %u", EVN(ev), ev->version);
@@ -487,7 +490,7 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     r->status = OSSE_RS_IN_PROGRESS;
     e->by_status[r->status]++;
     r->submitted_at = ev->at;
-    r->portal = dupstr(osse__jstr(ev->data, "portal"));
+    r->portal = dupstr(portal);
     /* Shallow: the form's values are never changed in place (InfoProvided
      * replaces top-level values, an erasure the whole form), so they are
      * shared with the event's data, and a form of sealed objects costs no
@@ -1226,7 +1229,7 @@ static int subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *er
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *s = ev->stream;
-    if (!json_is_object(ev->data) && !ev->opened)
+    if (!json_is_object(ev->data) && !ev->opened && !ev->submitted)
         return CORRUPT("event %llu has no data object", (unsigned long long)ev->seq);
     /* The decoder and the encoder made sure that the stream is of the
      * type's kind, "<kind>/<id>". */

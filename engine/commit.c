@@ -101,7 +101,7 @@ static void before_change(osse_engine_t *e, const char *stream)
 }
 
 static void emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
-                 const osse_principal_t *actor, json_t *data, const osse_ev_opened_t *opened)
+                 const osse_principal_t *actor, json_t *data, const void *fields)
 {
     osse_err_t err = {0};
     OSSE_PRE(!e->replaying);
@@ -114,7 +114,8 @@ static void emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
         .actor_id = actor ? actor->id : "osse",
         .data = data,
-        .opened = opened,
+        .opened = type == OSSE_EV_StepOpened ? fields : NULL,
+        .submitted = type == OSSE_EV_RequestSubmitted ? fields : NULL,
     };
     osse_buf_reset(&e->enc);
     if (osse_event_encode(&ev, &e->enc))
@@ -148,6 +149,12 @@ void osse__emit_opened(osse_engine_t *e, const char *stream, const osse_principa
                        const osse_ev_opened_t *opened)
 {
     emit(e, stream, OSSE_EV_StepOpened, actor, NULL, opened);
+}
+
+void osse__emit_submitted(osse_engine_t *e, const char *stream, const osse_principal_t *actor,
+                          const osse_ev_submitted_t *submitted)
+{
+    emit(e, stream, OSSE_EV_RequestSubmitted, actor, NULL, submitted);
 }
 
 static void release_holds(osse_engine_t *e)

@@ -1102,6 +1102,9 @@ void osse__emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
  * which serve both forms. */
 void osse__emit_opened(osse_engine_t *e, const char *stream, const osse_principal_t *actor,
                        const osse_ev_opened_t *opened);
+/* And a RequestSubmitted (its form borrowed too). */
+void osse__emit_submitted(osse_engine_t *e, const char *stream, const osse_principal_t *actor,
+                          const osse_ev_submitted_t *submitted);
 void osse__react(osse_engine_t *e, const osse_reactor_t *r);
 /* Makes sure a current batch exists (for side records). */
 void osse__batch_need(osse_engine_t *e);

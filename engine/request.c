@@ -283,14 +283,16 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         json_decref(resolved);
         return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     }
-    json_t *sub = json_object();
-    json_object_set_new_nocheck(sub, "id", json_string(id));
-    json_object_set_new_nocheck(sub, "workflow", osse__jname(e, w->id));
-    json_object_set_new_nocheck(sub, "workflow_version", json_integer((int)w->nversions));
-    json_object_set_new_nocheck(sub, "tracking_code", json_string(code));
-    json_object_set_new_nocheck(sub, "portal", json_string(p->id));
-    json_object_set_new_nocheck(sub, "form", osse__pii_seal_form(e, wf, id, resolved));
-    osse__emit(e, stream, OSSE_EV_RequestSubmitted, p, sub);
+    osse_ev_submitted_t sub = {
+        .id = id,
+        .workflow = w->id,
+        .workflow_version = (uint32_t)w->nversions,
+        .tracking_code = code,
+        .portal = p->id,
+        .form = osse__pii_seal_form(e, wf, id, resolved),
+    };
+    osse__emit_submitted(e, stream, p, &sub);
+    json_decref(sub.form);
     osse__files_take(e, wf, resolved, id);
     json_decref(resolved);
     osse_request_t *r = osse__request(e, id);

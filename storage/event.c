@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +176,88 @@ static int put_json(osse_buf_t *out, const json_t *j, int depth)
     return OSSE_EINVAL;
 }
 
-/* The keys of StepOpened's fields, in their stored order. */
-static const char *const opened_keys[] = {"step", "kind", "agency", "due_at", "warn_at"};
+/* --- Events as fields (docs/design.md "Events as fields"): for each type
+ * that has them, its struct's members in their stored order, each with
+ * its key and how it is written. One table for the encoder, the decoder,
+ * the JSON and the release of a decoded event's fields. --- */
+
+typedef enum {
+    F_STR,      /* const char *, never NULL */
+    F_STR_NULL, /* const char *, NULL written as nil */
+    F_TIME,     /* int64_t ms: 0 is nil, else osse_time_fmt's string */
+    F_UINT,     /* uint32_t, as an integer */
+    F_OBJECT,   /* json_t *, an object: borrowed by the emitter, owned decoded */
+} fkind_t;
+
+typedef struct {
+    const char *key;
+    fkind_t kind;
+    size_t off;
+} fdesc_t;
+
+#define SHAPE_MAX 6
+
+typedef struct {
+    osse_event_type_t type;
+    size_t size, n;
+    size_t off; /* of the pointer to the fields in osse_event_t */
+    fdesc_t f[SHAPE_MAX];
+} shape_t;
+
+#define OPN(m) offsetof(osse_ev_opened_t, m)
+#define SUB(m) offsetof(osse_ev_submitted_t, m)
+static const shape_t shapes[] = {
+    {OSSE_EV_StepOpened,
+     sizeof(osse_ev_opened_t),
+     5,
+     offsetof(osse_event_t, opened),
+     {{"step", F_STR, OPN(step)},
+      {"kind", F_STR, OPN(kind)},
+      {"agency", F_STR_NULL, OPN(agency)},
+      {"due_at", F_TIME, OPN(due_at)},
+      {"warn_at", F_TIME, OPN(warn_at)}}},
+    {OSSE_EV_RequestSubmitted,
+     sizeof(osse_ev_submitted_t),
+     6,
+     offsetof(osse_event_t, submitted),
+     {{"id", F_STR, SUB(id)},
+      {"workflow", F_STR, SUB(workflow)},
+      {"workflow_version", F_UINT, SUB(workflow_version)},
+      {"tracking_code", F_STR, SUB(tracking_code)},
+      {"portal", F_STR, SUB(portal)},
+      {"form", F_OBJECT, SUB(form)}}},
+};
+#undef OPN
+#undef SUB
+
+static const shape_t *shape_of(osse_event_type_t type)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        if (shapes[i].type == type)
+            return &shapes[i];
+    return NULL;
+}
+
+/* The fields ev carries (of shape *sh), or NULL; *many is set when it
+ * carries more than one kind of fields, which is never valid. */
+static const void *fields_of(const osse_event_t *ev, const shape_t **sh, bool *many)
+{
+    const void *found = NULL;
+    *sh = NULL;
+    *many = false;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const void *f = *(const void *const *)((const char *)ev + shapes[i].off);
+        if (!f)
+            continue;
+        *many = found != NULL;
+        found = f;
+        *sh = &shapes[i];
+    }
+    return found;
+}
+
+#define AT(base, type, d) (*(type *)((char *)(base) + (d)->off))
+#define CAT(base, type, d) (*(const type *)((const char *)(base) + (d)->off))
 
 static int put_time(osse_buf_t *out, int64_t ms)
 {
@@ -184,18 +265,41 @@ static int put_time(osse_buf_t *out, int64_t ms)
     return ms ? put_cstr(out, osse_time_fmt(ms, t)) : put_u8(out, 0xc0);
 }
 
-/* What put_json writes for the object of o's fields (event.h). */
-static int put_opened(osse_buf_t *out, const osse_ev_opened_t *o)
+/* Whether f holds what its shape requires: the strings that are never NULL
+ * are not, the objects are objects. */
+static bool fields_ok(const shape_t *sh, const void *f)
 {
-    int rc;
-    if ((rc = put_container(out, true, 5)) || (rc = put_cstr(out, opened_keys[0])) ||
-        (rc = put_cstr(out, o->step)) || (rc = put_cstr(out, opened_keys[1])) ||
-        (rc = put_cstr(out, o->kind)) || (rc = put_cstr(out, opened_keys[2])) ||
-        (rc = o->agency ? put_cstr(out, o->agency) : put_u8(out, 0xc0)) ||
-        (rc = put_cstr(out, opened_keys[3])) || (rc = put_time(out, o->due_at)) ||
-        (rc = put_cstr(out, opened_keys[4])) || (rc = put_time(out, o->warn_at)))
-        return rc;
-    return 0;
+    for (size_t i = 0; i < sh->n; i++) {
+        const fdesc_t *d = &sh->f[i];
+        if (d->kind == F_STR && !CAT(f, char *, d))
+            return false;
+        if (d->kind == F_OBJECT && !json_is_object(CAT(f, json_t *, d)))
+            return false;
+    }
+    return true;
+}
+
+/* What put_json writes for the object of f's fields. */
+static int put_fields(osse_buf_t *out, const shape_t *sh, const void *f)
+{
+    int rc = put_container(out, true, sh->n);
+    for (size_t i = 0; !rc && i < sh->n; i++) {
+        const fdesc_t *d = &sh->f[i];
+        if ((rc = put_cstr(out, d->key)))
+            break;
+        switch (d->kind) {
+        case F_STR:
+        case F_STR_NULL: {
+            const char *v = CAT(f, char *, d);
+            rc = v ? put_cstr(out, v) : put_u8(out, 0xc0);
+            break;
+        }
+        case F_TIME: rc = put_time(out, CAT(f, int64_t, d)); break;
+        case F_UINT: rc = put_uint(out, CAT(f, uint32_t, d)); break;
+        case F_OBJECT: rc = put_json(out, CAT(f, json_t *, d), 3); break;
+        }
+    }
+    return rc;
 }
 
 int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
@@ -205,8 +309,10 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
     osse_stream_kind_t kind;
     if (ev->data && !json_is_object(ev->data))
         return OSSE_EINVAL;
-    if (ev->opened &&
-        (ev->data || ev->type != OSSE_EV_StepOpened || !ev->opened->step || !ev->opened->kind))
+    const shape_t *sh;
+    bool many;
+    const void *fields = fields_of(ev, &sh, &many);
+    if (fields && (ev->data || many || sh->type != ev->type || !fields_ok(sh, fields)))
         return OSSE_EINVAL;
     /* What the decoder would refuse is never written. */
     if ((unsigned)ev->type >= OSSE_EV__COUNT || !ev->stream ||
@@ -234,8 +340,8 @@ int osse_event_encode(const osse_event_t *ev, osse_buf_t *out)
         goto out;
     if (ev->data)
         rc = put_json(out, ev->data, 2);
-    else if (ev->opened)
-        rc = put_opened(out, ev->opened);
+    else if (fields)
+        rc = put_fields(out, sh, fields);
     else
         rc = put_u8(out, 0x80); /* no data is written as {} */
 out:
@@ -720,9 +826,9 @@ static int rd_field(rd_t *r, char **out)
 
 static bool rd_nil(rd_t *r);
 
-/* A time field of StepOpened's fields: nil (0), or the string osse_time_fmt
- * writes for a time other than 0, exactly. */
-static bool opened_time(const char *s, size_t n, int64_t *ms)
+/* A time field: nil (0), or the string osse_time_fmt writes for a time
+ * other than 0, exactly. */
+static bool field_time(const char *s, size_t n, int64_t *ms)
 {
     char in[OSSE_TIME_LEN], again[OSSE_TIME_LEN];
     if (!s) {
@@ -736,51 +842,89 @@ static bool opened_time(const char *s, size_t n, int64_t *ms)
     return osse_time_parse(in, ms) == 0 && *ms != 0 && strcmp(osse_time_fmt(*ms, again), in) == 0;
 }
 
-/* A StepOpened's data map of n entries (its header read) as fields, into
- * ev->opened and ev->fields: only for exactly the shape put_opened writes,
- * so that encoding the fields again gives the same bytes. Returns false,
- * with r where it was, for any other map (it is then built as a tree). */
-static bool rd_opened(rd_t *r, uint64_t n, osse_event_t *ev)
+static void fields_free(const shape_t *sh, void *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < sh->n; i++)
+        if (sh->f[i].kind == F_OBJECT)
+            json_decref(AT(f, json_t *, &sh->f[i]));
+    free(f);
+}
+
+/* A data map of n entries (its header read) of an event of a type with
+ * fields, as those fields, into ev: only for exactly the shape put_fields
+ * writes (its keys in its order, each value of its kind), so that the
+ * fields give the JSON the tree would. Returns false, with r where it was,
+ * for any other map (it is then built as a tree). */
+static bool rd_fields(rd_t *r, uint64_t n, const shape_t *sh, osse_event_t *ev)
 {
     osse_err_t scratch;
     rd_t q = {r->p, r->end, &scratch};
-    const char *v[5] = {0};
-    size_t len[5] = {0};
-    int64_t due = 0, warn = 0;
-    if (n != 5)
-        return false;
-    for (int i = 0; i < 5; i++) {
+    const char *v[SHAPE_MAX] = {0};
+    size_t len[SHAPE_MAX] = {0}, strings = 0;
+    int64_t num[SHAPE_MAX] = {0};
+    json_t *obj[SHAPE_MAX] = {0};
+    bool ok = n == sh->n;
+    for (size_t i = 0; ok && i < sh->n; i++) {
+        const fdesc_t *d = &sh->f[i];
         const char *k = NULL;
         size_t kn = 0;
-        if (rd_str(&q, &k, &kn) || kn != strlen(opened_keys[i]) || memcmp(k, opened_keys[i], kn))
-            return false;
-        if (i >= 2 && rd_nil(&q))
-            continue;
-        if (rd_text(&q, &v[i], &len[i]))
-            return false;
-    }
-    if (!opened_time(v[3], len[3], &due) || !opened_time(v[4], len[4], &warn))
-        return false;
-    /* One block: the fields, then their three strings. */
-    size_t need = sizeof(osse_ev_opened_t) + len[0] + len[1] + len[2] + 3;
-    char *mem = osse_malloc(need);
-    osse_ev_opened_t *o = (osse_ev_opened_t *)mem;
-    char *p = mem + sizeof *o;
-    const char **dst[3] = {&o->step, &o->kind, &o->agency};
-    for (int i = 0; i < 3; i++) {
-        if (!v[i]) {
-            *dst[i] = NULL;
-            continue;
+        if (rd_str(&q, &k, &kn) || kn != strlen(d->key) || memcmp(k, d->key, kn)) {
+            ok = false;
+            break;
         }
-        memcpy(p, v[i], len[i]);
-        p[len[i]] = '\0';
-        *dst[i] = p;
-        p += len[i] + 1;
+        switch (d->kind) {
+        case F_STR: ok = rd_text(&q, &v[i], &len[i]) == 0; break;
+        case F_STR_NULL:
+        case F_TIME:
+            ok = rd_nil(&q) || rd_text(&q, &v[i], &len[i]) == 0;
+            if (ok && d->kind == F_TIME)
+                ok = field_time(v[i], len[i], &num[i]);
+            break;
+        case F_UINT: {
+            uint64_t u = 0;
+            ok = rd_uint(&q, UINT32_MAX, &u) == 0;
+            num[i] = (int64_t)u;
+            break;
+        }
+        case F_OBJECT: {
+            uint8_t tag = 0;
+            uint64_t m = 0;
+            ok = rd_tag(&q, &tag) == 0 && rd_container_body(&q, tag, true, &m) == 0 &&
+                 rd_json_map(&q, m, 3, &obj[i]) == 0;
+            break;
+        }
+        }
+        if (v[i])
+            strings += len[i] + 1;
     }
-    o->due_at = due;
-    o->warn_at = warn;
-    ev->opened = o;
-    ev->fields = mem;
+    if (!ok) {
+        for (size_t i = 0; i < sh->n; i++)
+            json_decref(obj[i]);
+        return false;
+    }
+    /* One block: the fields, then their strings. */
+    char *mem = osse_calloc(1, sh->size + strings), *p = mem + sh->size;
+    for (size_t i = 0; i < sh->n; i++) {
+        const fdesc_t *d = &sh->f[i];
+        switch (d->kind) {
+        case F_STR:
+        case F_STR_NULL:
+            if (v[i]) {
+                memcpy(p, v[i], len[i]);
+                p[len[i]] = '\0';
+                AT(mem, const char *, d) = p;
+                p += len[i] + 1;
+            }
+            break;
+        case F_TIME: AT(mem, int64_t, d) = num[i]; break;
+        case F_UINT: AT(mem, uint32_t, d) = (uint32_t)num[i]; break;
+        case F_OBJECT: AT(mem, json_t *, d) = obj[i]; break;
+        }
+    }
+    *(void **)((char *)ev + sh->off) = mem;
+    ev->owned = mem;
     r->p = q.p;
     return true;
 }
@@ -848,7 +992,8 @@ static int decode(const void *bytes, size_t len, bool build, osse_event_t *out, 
             rc = corrupt(&r, "data is not a map");
         if (rc)
             goto out;
-        if (build && ev.type == OSSE_EV_StepOpened && rd_opened(&r, n, &ev))
+        const shape_t *sh = build ? shape_of(ev.type) : NULL;
+        if (sh && rd_fields(&r, n, sh, &ev))
             ;
         else if ((rc = rd_json_map(&r, n, 2, build ? &ev.data : NULL)))
             goto out;
@@ -895,7 +1040,9 @@ void osse_event_clear(osse_event_t *ev)
     free(ev->actor_kind);
     free(ev->actor_id);
     json_decref(ev->data);
-    free(ev->fields);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        if (*(void **)((char *)ev + shapes[i].off) == ev->owned)
+            fields_free(&shapes[i], ev->owned);
     memset(ev, 0, sizeof *ev);
 }
 
@@ -903,18 +1050,34 @@ json_t *osse_event_data(const osse_event_t *ev)
 {
     if (ev->data)
         return json_incref(ev->data);
-    if (!ev->opened)
-        return json_object();
-    const osse_ev_opened_t *o = ev->opened;
-    char due[OSSE_TIME_LEN], warn[OSSE_TIME_LEN];
+    const shape_t *sh;
+    bool many;
+    const void *f = fields_of(ev, &sh, &many);
     json_t *d = json_object();
-    json_object_set_new(d, "step", json_string(o->step));
-    json_object_set_new(d, "kind", json_string(o->kind));
-    json_object_set_new(d, "agency", o->agency ? json_string(o->agency) : json_null());
-    json_object_set_new(d, "due_at",
-                        o->due_at ? json_string(osse_time_fmt(o->due_at, due)) : json_null());
-    json_object_set_new(d, "warn_at",
-                        o->warn_at ? json_string(osse_time_fmt(o->warn_at, warn)) : json_null());
+    for (size_t i = 0; f && d && i < sh->n; i++) {
+        const fdesc_t *fd = &sh->f[i];
+        char t[OSSE_TIME_LEN];
+        json_t *v = NULL;
+        switch (fd->kind) {
+        case F_STR:
+        case F_STR_NULL: {
+            const char *str = CAT(f, char *, fd);
+            v = str ? json_string(str) : json_null();
+            break;
+        }
+        case F_TIME: {
+            int64_t ms = CAT(f, int64_t, fd);
+            v = ms ? json_string(osse_time_fmt(ms, t)) : json_null();
+            break;
+        }
+        case F_UINT: v = json_integer(CAT(f, uint32_t, fd)); break;
+        case F_OBJECT: v = json_deep_copy(CAT(f, json_t *, fd)); break;
+        }
+        if (!v || json_object_set_new(d, fd->key, v)) {
+            json_decref(d);
+            d = NULL;
+        }
+    }
     return d;
 }
 

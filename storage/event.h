@@ -18,16 +18,30 @@
 #include "common/err.h"
 #include "storage/event_types.h"
 
-/* StepOpened's data as fields (docs/design.md "Events as fields"): the
- * emitter fills it instead of building a JSON tree, the encoder writes it as
- * the object {"step","kind","agency","due_at","warn_at"} in that order (the
+/* Events as fields (docs/design.md "Events as fields"): for the types
+ * below, the emitter fills a struct instead of building a JSON tree, the
+ * encoder writes it as the object of its members' keys in their order (the
  * same bytes as that tree), and the decoder gives it back for bytes of
- * exactly that shape. A time of 0 is null; else RFC 3339 ms UTC. */
+ * exactly that shape (any other stays a tree). event.c's table `shapes`
+ * spells each type's keys and kinds once. */
+
+/* StepOpened: {"step","kind","agency","due_at","warn_at"}. A time of 0 is
+ * null; else RFC 3339 ms UTC. */
 typedef struct osse_ev_opened_s {
     const char *step, *kind;
     const char *agency; /* NULL: null */
     int64_t due_at, warn_at;
 } osse_ev_opened_t;
+
+/* RequestSubmitted: {"id","workflow","workflow_version","tracking_code",
+ * "portal","form"}; form is a JSON object (its sealed values as they are
+ * stored), the emitter's borrowed, the decoder's owned. */
+typedef struct osse_ev_submitted_s {
+    const char *id, *workflow;
+    uint32_t workflow_version;
+    const char *tracking_code, *portal;
+    json_t *form;
+} osse_ev_submitted_t;
 
 typedef struct osse_event_s {
     uint64_t seq;           /* global position, from 1 */
@@ -38,10 +52,12 @@ typedef struct osse_event_s {
     char *actor_kind;       /* portal|agency|platform|payment|system */
     char *actor_id;         /* may be "" */
     json_t *data;           /* a JSON object; owned */
-    /* Or, with data NULL, a StepOpened's data as fields: the emitter's
-     * (borrowed), or the decoder's (in `fields`, owned). */
+    /* Or, with data NULL, its data as fields, at most one of these and of
+     * its type: the emitter's (borrowed), or the decoder's (the same block
+     * as `owned`, freed with the event). */
     const osse_ev_opened_t *opened;
-    void *fields;
+    const osse_ev_submitted_t *submitted;
+    void *owned;
 } osse_event_t;
 
 /* Appends the msgpack encoding of ev to out. Strings are borrowed. Returns 0,

@@ -649,74 +649,76 @@ static void test_check(void)
     CHECK(ok > 1000); /* the mutations reached accepted events too */
 }
 
-/* A StepOpened held as fields: the same bytes as the tree it stands for
- * (the Merkle leaf does not change), decoded back as fields, and rendered
- * as the same JSON; bytes of any other shape are decoded as a tree and
- * encode back to themselves. */
-static void opened_event(osse_event_t *ev, json_t *data, const osse_ev_opened_t *o)
+/* Events held as fields (StepOpened, RequestSubmitted): the same bytes as
+ * the tree each stands for (the Merkle leaf does not change), decoded back
+ * as fields, and rendered as the same JSON; bytes of any other shape are
+ * decoded as a tree and encode back to themselves. */
+static void fields_event(osse_event_t *ev, osse_event_type_t type, json_t *data, const void *f)
 {
     memset(ev, 0, sizeof *ev);
     ev->seq = 42;
     ev->stream = "request/01HXYZ";
     ev->version = 2;
-    ev->type = OSSE_EV_StepOpened;
+    ev->type = type;
     ev->at = 1764554400123;
     ev->actor_kind = "portal";
     ev->actor_id = "biz-portal";
     ev->data = data;
-    ev->opened = o;
+    if (type == OSSE_EV_RequestSubmitted)
+        ev->submitted = f;
+    else
+        ev->opened = f;
 }
 
-static void same_bytes_as(const osse_ev_opened_t *o, const char *tree)
+static void opened_event(osse_event_t *ev, json_t *data, const osse_ev_opened_t *o)
 {
-    osse_event_t a, b, back;
+    fields_event(ev, OSSE_EV_StepOpened, data, o);
+}
+
+/* Returns the decoded event (the caller clears it). */
+static void same_bytes_as(osse_event_type_t type, const void *f, const char *tree,
+                          osse_event_t *back)
+{
+    osse_event_t a, b;
     osse_buf_t ba, bb, again;
     osse_err_t err;
     json_error_t je;
-    opened_event(&a, NULL, o);
-    opened_event(&b, json_loads(tree, JSON_PRESERVE_ORDER, &je), NULL);
+    fields_event(&a, type, NULL, f);
+    fields_event(&b, type, json_loads(tree, JSON_PRESERVE_ORDER, &je), NULL);
     CHECK(b.data != NULL);
     CHECK_EQ_INT(encode(&a, &ba), 0);
     CHECK_EQ_INT(encode(&b, &bb), 0);
     CHECK(ba.len == bb.len && memcmp(ba.ptr, bb.ptr, ba.len) == 0);
-    CHECK_EQ_INT(osse_event_decode(ba.ptr, ba.len, &back, &err), 0);
-    CHECK(back.opened != NULL && back.data == NULL);
-    if (back.opened) {
-        CHECK_EQ_STR(back.opened->step, o->step);
-        CHECK_EQ_STR(back.opened->kind, o->kind);
-        CHECK(o->agency ? back.opened->agency && strcmp(back.opened->agency, o->agency) == 0
-                        : back.opened->agency == NULL);
-        CHECK_EQ_INT(back.opened->due_at, o->due_at);
-        CHECK_EQ_INT(back.opened->warn_at, o->warn_at);
-        CHECK_EQ_STR(osse_event_step(&back), o->step);
-    }
-    CHECK_EQ_INT(encode(&back, &again), 0);
+    CHECK_EQ_INT(osse_event_decode(ba.ptr, ba.len, back, &err), 0);
+    CHECK((type == OSSE_EV_StepOpened ? (const void *)back->opened
+                                      : (const void *)back->submitted) != NULL);
+    CHECK(back->data == NULL && back->owned != NULL);
+    CHECK_EQ_INT(encode(back, &again), 0);
     CHECK(again.len == ba.len && memcmp(again.ptr, ba.ptr, ba.len) == 0);
-    json_t *ja = osse_event_to_json(&back), *jb = osse_event_to_json(&b);
+    json_t *ja = osse_event_to_json(back), *jb = osse_event_to_json(&b);
     CHECK(json_equal(ja, jb));
-    json_t *da = osse_event_data(&back);
+    json_t *da = osse_event_data(back);
     CHECK(json_equal(da, b.data));
     json_decref(da);
     json_decref(ja);
     json_decref(jb);
-    osse_event_clear(&back);
     json_decref(b.data);
     osse_buf_close(&ba);
     osse_buf_close(&bb);
     osse_buf_close(&again);
 }
 
-static void as_tree(const char *tree)
+static void as_tree(osse_event_type_t type, const char *tree)
 {
     osse_event_t a, back;
     osse_buf_t ba, again;
     osse_err_t err;
     json_error_t je;
-    opened_event(&a, json_loads(tree, JSON_PRESERVE_ORDER, &je), NULL);
+    fields_event(&a, type, json_loads(tree, JSON_PRESERVE_ORDER | JSON_ALLOW_NUL, &je), NULL);
     CHECK(a.data != NULL);
     CHECK_EQ_INT(encode(&a, &ba), 0);
     CHECK_EQ_INT(osse_event_decode(ba.ptr, ba.len, &back, &err), 0);
-    CHECK(back.opened == NULL && back.data != NULL);
+    CHECK(back.opened == NULL && back.submitted == NULL && back.data != NULL);
     CHECK(json_equal(back.data, a.data));
     CHECK_EQ_INT(encode(&back, &again), 0);
     CHECK(again.len == ba.len && memcmp(again.ptr, ba.ptr, ba.len) == 0);
@@ -726,28 +728,45 @@ static void as_tree(const char *tree)
     osse_buf_close(&again);
 }
 
+static void same_opened(const osse_ev_opened_t *o, const char *tree)
+{
+    osse_event_t back;
+    same_bytes_as(OSSE_EV_StepOpened, o, tree, &back);
+    if (back.opened) {
+        CHECK_EQ_STR(back.opened->step, o->step);
+        CHECK_EQ_STR(back.opened->kind, o->kind);
+        CHECK(o->agency ? back.opened->agency && strcmp(back.opened->agency, o->agency) == 0
+                        : back.opened->agency == NULL);
+        CHECK_EQ_INT(back.opened->due_at, o->due_at);
+        CHECK_EQ_INT(back.opened->warn_at, o->warn_at);
+        CHECK_EQ_STR(osse_event_step(&back), o->step);
+    }
+    osse_event_clear(&back);
+}
+
 static void test_opened_fields(void)
 {
     osse_ev_opened_t o = {"review", "task", "dbd", 1764558000000, 1764556200500};
-    same_bytes_as(&o, "{\"step\":\"review\",\"kind\":\"task\",\"agency\":\"dbd\","
-                      "\"due_at\":\"2025-12-01T03:00:00.000Z\","
-                      "\"warn_at\":\"2025-12-01T02:30:00.500Z\"}");
+    same_opened(&o, "{\"step\":\"review\",\"kind\":\"task\",\"agency\":\"dbd\","
+                    "\"due_at\":\"2025-12-01T03:00:00.000Z\","
+                    "\"warn_at\":\"2025-12-01T02:30:00.500Z\"}");
     osse_ev_opened_t none = {"pay", "payment", NULL, 0, 0};
-    same_bytes_as(&none, "{\"step\":\"pay\",\"kind\":\"payment\",\"agency\":null,"
-                         "\"due_at\":null,\"warn_at\":null}");
+    same_opened(&none, "{\"step\":\"pay\",\"kind\":\"payment\",\"agency\":null,"
+                       "\"due_at\":null,\"warn_at\":null}");
     /* Other shapes stay trees: another key order, a key more, a time not
      * in the form osse writes, the epoch itself (0 is null), a number. */
-    as_tree("{\"kind\":\"task\",\"step\":\"a\",\"agency\":null,\"due_at\":null,"
-            "\"warn_at\":null}");
-    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,\"due_at\":null,"
-            "\"warn_at\":null,\"x\":1}");
-    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
-            "\"due_at\":\"2025-12-01T10:00:00+07:00\",\"warn_at\":null}");
-    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
-            "\"due_at\":\"1970-01-01T00:00:00.000Z\",\"warn_at\":null}");
-    as_tree("{\"step\":\"a\",\"kind\":\"task\",\"agency\":7,\"due_at\":null,"
-            "\"warn_at\":null}");
-    as_tree("{\"step\":\"a\"}");
+    osse_event_type_t t = OSSE_EV_StepOpened;
+    as_tree(t, "{\"kind\":\"task\",\"step\":\"a\",\"agency\":null,\"due_at\":null,"
+               "\"warn_at\":null}");
+    as_tree(t, "{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,\"due_at\":null,"
+               "\"warn_at\":null,\"x\":1}");
+    as_tree(t, "{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
+               "\"due_at\":\"2025-12-01T10:00:00+07:00\",\"warn_at\":null}");
+    as_tree(t, "{\"step\":\"a\",\"kind\":\"task\",\"agency\":null,"
+               "\"due_at\":\"1970-01-01T00:00:00.000Z\",\"warn_at\":null}");
+    as_tree(t, "{\"step\":\"a\",\"kind\":\"task\",\"agency\":7,\"due_at\":null,"
+               "\"warn_at\":null}");
+    as_tree(t, "{\"step\":\"a\"}");
     /* Fields only for a StepOpened, and never beside a tree. */
     osse_event_t bad;
     osse_buf_t bb;
@@ -759,6 +778,79 @@ static void test_opened_fields(void)
     CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
     json_decref(bad.data);
     osse_buf_close(&bb);
+}
+
+static void test_submitted_fields(void)
+{
+    json_t *form = json_pack("{s:s, s:f, s:i, s:{s:s, s:s}, s:[s], s:n}", "name", "Somchai", "area",
+                             42.5, "seats", 12, "id_card", "sealed", "ciphertext", "k", "key",
+                             "files", "f1", "none");
+    osse_ev_submitted_t sub = {"01HXYZ", "bench-permit", 3, "ABCD-1234", "biz-portal", form};
+    osse_event_t back;
+    same_bytes_as(OSSE_EV_RequestSubmitted, &sub,
+                  "{\"id\":\"01HXYZ\",\"workflow\":\"bench-permit\",\"workflow_version\":3,"
+                  "\"tracking_code\":\"ABCD-1234\",\"portal\":\"biz-portal\","
+                  "\"form\":{\"name\":\"Somchai\",\"area\":42.5,\"seats\":12,"
+                  "\"id_card\":{\"sealed\":\"ciphertext\",\"k\":\"key\"},\"files\":[\"f1\"],"
+                  "\"none\":null}}",
+                  &back);
+    if (back.submitted) {
+        CHECK_EQ_STR(back.submitted->id, "01HXYZ");
+        CHECK_EQ_STR(back.submitted->workflow, "bench-permit");
+        CHECK_EQ_INT(back.submitted->workflow_version, 3);
+        CHECK_EQ_STR(back.submitted->tracking_code, "ABCD-1234");
+        CHECK_EQ_STR(back.submitted->portal, "biz-portal");
+        CHECK(json_equal(back.submitted->form, form));
+        CHECK(osse_event_step(&back) == NULL);
+        /* The data is a copy: changing it leaves the event's form alone. */
+        json_t *d = osse_event_data(&back);
+        json_object_set_new(json_object_get(d, "form"), "name", json_string("x"));
+        CHECK_EQ_STR(json_string_value(json_object_get(back.submitted->form, "name")), "Somchai");
+        json_decref(d);
+    }
+    osse_event_clear(&back);
+    osse_event_type_t t = OSSE_EV_RequestSubmitted;
+    /* A key out of order, a version that is not a count, a form that is not
+     * an object, a string with a NUL, a key missing. */
+    as_tree(t, "{\"workflow\":\"w\",\"id\":\"i\",\"workflow_version\":1,\"tracking_code\":\"c\","
+               "\"portal\":\"p\",\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":-1,\"tracking_code\":\"c\","
+               "\"portal\":\"p\",\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":1.0,"
+               "\"tracking_code\":\"c\",\"portal\":\"p\",\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":4294967296,"
+               "\"tracking_code\":\"c\",\"portal\":\"p\",\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":1,\"tracking_code\":\"c\","
+               "\"portal\":\"p\",\"form\":[]}");
+    as_tree(t, "{\"id\":\"i\\u0000\",\"workflow\":\"w\",\"workflow_version\":1,"
+               "\"tracking_code\":\"c\",\"portal\":\"p\",\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":1,\"tracking_code\":\"c\","
+               "\"portal\":null,\"form\":{}}");
+    as_tree(t, "{\"id\":\"i\",\"workflow\":\"w\",\"workflow_version\":1,\"tracking_code\":\"c\","
+               "\"form\":{}}");
+    /* Fields of one type only, of the event's type, and complete. */
+    osse_event_t bad;
+    osse_buf_t bb;
+    fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &sub);
+    bad.type = OSSE_EV_StepOpened;
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
+    osse_ev_opened_t o = {"review", "task", "dbd", 0, 0};
+    fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &sub);
+    bad.opened = &o;
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
+    osse_ev_submitted_t noform = sub;
+    noform.form = NULL;
+    fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &noform);
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
+    osse_ev_submitted_t noportal = sub;
+    noportal.portal = NULL;
+    fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &noportal);
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
+    json_decref(form);
 }
 
 int main(void)
@@ -774,5 +866,6 @@ int main(void)
     RUN(test_random);
     RUN(test_check);
     RUN(test_opened_fields);
+    RUN(test_submitted_fields);
     return TEST_EXIT();
 }
