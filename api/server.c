@@ -420,7 +420,7 @@ static int load_json_body(osse_slice_t b, json_t **out, int *status, const char 
         return -1;
     }
     json_error_t jerr;
-    *out = osse_json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
+    *out = json_loadb(b.ptr, b.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!*out) {
         *status = 400;
         *code = "invalid_json";

@@ -1,5 +1,4 @@
-/* json.h: JSON text from a jansson tree, as json_dumps writes it, and a
- * tree from JSON text, as json_loadb reads it.
+/* json.h: JSON text from a jansson tree, as json_dumps writes it.
  *
  * Why not json_dumps: jansson 2.14 checks every object and array it dumps
  * for a cycle by formatting its address with snprintf into a hash table;
@@ -28,25 +27,5 @@ int osse_json_write(osse_buf_t *out, const json_t *j, size_t flags);
 /* The same as a fresh NUL-terminated string (free()), or NULL; *len (if
  * given) its length: for json_dumps(j, JSON_COMPACT | flags). */
 char *osse_json_dumps(const json_t *j, size_t flags, size_t *len);
-
-/* Reading. Why not json_loadb alone: jansson's lexer takes the text a
- * character at a time through a stream and copies every token into a
- * growing buffer; parsing a submission's 350-byte body took 13.7 % of the
- * loop thread's time in the fifteenth session's profile (bench/README.md).
- *
- * osse_json_read parses text[0..n) when it is certainly what jansson
- * accepts and builds the tree jansson would build (the same values, types
- * and key order; a unit test compares them on random and mutated texts);
- * it returns NULL, and no error, for anything else: an error, a duplicate
- * key, "\u0000", a number out of range or over 63 characters, nesting over
- * 64 levels, no memory. flags: JSON_DECODE_ANY (otherwise the root must be
- * an object or an array); duplicates are never taken, as with
- * JSON_REJECT_DUPLICATES.
- *
- * osse_json_loadb is json_loadb(text, n, flags, err) with that in front:
- * when osse_json_read gives up, jansson parses the text, so every error
- * and its message is jansson's. */
-json_t *osse_json_read(const char *text, size_t n, size_t flags);
-json_t *osse_json_loadb(const char *text, size_t n, size_t flags, json_error_t *err);
 
 #endif
