@@ -140,9 +140,7 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
     /* The value's text, keys sorted (common/json.h: jansson's bytes). */
     osse_buf_t tb;
     osse_buf_init(&tb, 0);
-    /* One block for any value up to SEAL_STACK: a buffer that grew would
-     * leave copies of the plain text in freed memory, unwiped. */
-    if (osse_buf_reserve(&tb, SEAL_STACK) || osse_json_write(&tb, v, JSON_SORT_KEYS))
+    if (osse_json_write(&tb, v, JSON_SORT_KEYS))
         osse__panic(__FILE__, __LINE__, "cannot seal a value that has no JSON text");
     char *text = tb.ptr;
     size_t n = tb.len;
