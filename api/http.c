@@ -27,7 +27,6 @@
  * way to let the engine answer after a durable commit without reordering. */
 #include "api/http.h"
 #include "common/alloc.h"
-#include "common/json.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -474,7 +473,7 @@ int osse_http_error_body(osse_buf_t *out, const char *code, const char *message,
         json_object_set_new(err, "message", json_string_safe(message ? message : "")) ||
         json_object_set(err, "details", details) || json_object_set(obj, "error", err))
         goto out;
-    text = osse_json_dumps(obj, 0, NULL);
+    text = json_dumps(obj, JSON_COMPACT);
     if (!text)
         goto out;
     rc = osse_buf_puts(out, text);

@@ -21,7 +21,6 @@
 
 #include "api/ui.h"
 #include "common/alloc.h"
-#include "common/json.h"
 #include "common/buf.h"
 #include "common/hist.h"
 #include "api/docs.h"
@@ -201,12 +200,9 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
 
 static void reply_json(call_t *c, int status, json_t *o)
 {
-    size_t n = 0;
-    char *s = osse_json_dumps(o, 0, &n);
+    char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (!s)
-        osse__panic(__FILE__, __LINE__, "cannot render an answer");
-    finish(c, status, s, n, NULL);
+    finish(c, status, s, strlen(s), NULL);
 }
 
 static void reply_error(call_t *c, int status, const char *code, const char *message,
@@ -723,7 +719,7 @@ static void h_create_principal(call_t *c)
          * side record, says "token": null, and a repeat answers that. */
         json_t *kept = json_deep_copy(out);
         json_object_set_new(kept, "token", json_null());
-        char *txt = osse_json_dumps(kept, 0, NULL);
+        char *txt = json_dumps(kept, JSON_COMPACT);
         json_decref(kept);
         if (!txt)
             osse__panic(__FILE__, __LINE__, "out of memory");
@@ -994,7 +990,7 @@ static void events_work(uv_work_t *w)
     json_t *out = json_pack("{s:o}", "events", arr);
     if (with_leaf)
         json_object_set_new(out, "next", c->next ? json_integer((json_int_t)c->next) : json_null());
-    c->out = osse_json_dumps(out, 0, NULL);
+    c->out = json_dumps(out, JSON_COMPACT);
     c->outlen = strlen(c->out);
     json_decref(out);
 }
@@ -1113,7 +1109,7 @@ static void proof_work(uv_work_t *w)
     c->work_rc = c->consistency ? osse_audit_consistency(log, c->after, c->next, &out, &err)
                                 : osse_audit_inclusion(log, c->after, c->next, &out, &err);
     if (!c->work_rc) {
-        c->out = osse_json_dumps(out, 0, NULL);
+        c->out = json_dumps(out, JSON_COMPACT);
         c->outlen = c->out ? strlen(c->out) : 0;
         c->work_rc = c->out ? 0 : OSSE_ENOMEM;
     }

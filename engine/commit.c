@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/time.h"
 
@@ -445,7 +444,7 @@ void osse_engine_idem_remember(osse_engine_t *e, const osse_idem_state_t *st, in
     idem_store(e, key_hash, body_hash, status, body, now);
     json_t *rec = json_pack("{s:s,s:i,s:I,s:s}", "b", body_hash, "s", status, "at", (json_int_t)now,
                             "r", body);
-    char *txt = osse_json_dumps(rec, 0, NULL);
+    char *txt = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     uint8_t key[IDEM_KEY_MAX];
     size_t kl = idem_key(now, key_hash, key);

@@ -57,7 +57,6 @@
  * "pool" below, which touch only their own job and the key store (its own
  * mutex). */
 #include "common/alloc.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/utf8.h"
 #include "engine/internal.h"
@@ -291,7 +290,7 @@ static void put_record(osse_engine_t *e, const osse_file_t *f)
                           (json_int_t)f->size, "content_type", f->ctype, "name", f->name,
                           "uploader", f->uploader, "at", (json_int_t)f->at, "taken_by", f->taken_by,
                           "field", f->field, "key", 1);
-    char *txt = osse_json_dumps(o, 0, NULL);
+    char *txt = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     char key[OSSE_KEY_LEN(OSSE_KEY_UPLOAD) + OSSE_FSTORE_ID_MAX + 1];
     int kl = snprintf(key, sizeof key, OSSE_KEY_UPLOAD "%s", f->id);

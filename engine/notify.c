@@ -35,7 +35,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/json.h"
 #include "common/time.h"
 #include "net/addr.h"
 #include "net/hooks.h"
@@ -75,7 +74,7 @@ static void put_record(osse_engine_t *e, const json_t *rec)
 {
     char key[160];
     int kl = snprintf(key, sizeof key, OSSE_KEY_DLV "%s", osse__jstr(rec, "id"));
-    char *txt = osse_json_dumps(rec, 0, NULL);
+    char *txt = json_dumps(rec, JSON_COMPACT);
     osse__batch_need(e);
     if (!txt || osse_batch_put(e->batch, key, (size_t)kl, txt, strlen(txt)))
         osse__panic(__FILE__, __LINE__, "out of memory");
@@ -184,7 +183,7 @@ static void create(osse_engine_t *e, const char *receiver, const char *url, cons
         json_pack("{s:s,s:s,s:o}", "id", id, "type", type, "at", osse__time_json(ev->at));
     json_object_update(body, rest);
     json_decref(rest);
-    char *txt = osse_json_dumps(body, 0, NULL);
+    char *txt = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:I}", "id", id, "receiver", receiver,
                             "url", url, "secret", secret, "body", txt ? txt : "", "request",

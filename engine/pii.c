@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
 #include "common/log.h"
 
 #define NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -137,13 +136,13 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
 {
     const uint8_t *key = osse__pii_key(e, rid);
     OSSE_PRE(key); /* commands seal only for requests they made the key of */
-    /* The value's text, keys sorted (common/json.h: jansson's bytes). */
-    osse_buf_t tb;
-    osse_buf_init(&tb, 0);
-    if (osse_json_write(&tb, v, JSON_SORT_KEYS))
-        osse__panic(__FILE__, __LINE__, "cannot seal a value that has no JSON text");
-    char *text = tb.ptr;
-    size_t n = tb.len;
+    const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
+    char tbuf[SEAL_STACK], *text = tbuf;
+    size_t n = json_dumpb(v, tbuf, sizeof tbuf, flags);
+    if (n > sizeof tbuf) {
+        text = osse_malloc(n);
+        n = json_dumpb(v, text, n, flags);
+    }
     unsigned char cbuf[NONCE + SEAL_STACK + TAG], ad[256];
     char bbuf[sodium_base64_ENCODED_LEN(NONCE + SEAL_STACK + TAG, B64)];
     size_t clen = NONCE + n + TAG, blen = sodium_base64_ENCODED_LEN(clen, B64);
@@ -157,7 +156,8 @@ json_t *osse__pii_seal(const osse_engine_t *e, const char *rid, const char *path
     crypto_aead_xchacha20poly1305_ietf_encrypt(c + NONCE, NULL, (const unsigned char *)text, n, ad,
                                                adlen, NULL, c, key);
     sodium_memzero(text, n);
-    osse_buf_close(&tb);
+    if (text != tbuf)
+        free(text);
     sodium_bin2base64(b64, blen, c, clen, B64);
     if (c != cbuf)
         free(c);

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/json.h"
 #include "common/time.h"
 
 #define DEFAULT_LIMIT 50
@@ -165,7 +164,7 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
         /* An answer remembered before the erasure (a repeated submission):
          * its values read "[erased]" for every reader, as the view does. */
         json_t *x = osse__pii_erased(o);
-        out = osse_json_dumps(x, 0, NULL);
+        out = json_dumps(x, JSON_COMPACT);
         *outlen = out ? strlen(out) : 0;
         json_decref(x);
     } else if (r && json_is_object(form)) {
@@ -213,7 +212,7 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
         for (i = 0; i <= n; i++)
             free(paths[i]);
         free(paths);
-        out = osse_json_dumps(o, 0, NULL);
+        out = json_dumps(o, JSON_COMPACT);
         *outlen = out ? strlen(out) : 0;
     } else if (!r && rid && osse__pii_sealed(json_object_get(o, "name")) &&
                json_object_get(o, "sha256")) {
@@ -221,7 +220,7 @@ char *osse_engine_render_answer(osse_engine_t *e, const osse_principal_t *p, con
          * file's key: only its uploader is ever answered it. */
         json_object_set_new(o, "name",
                             osse__pii_open(e, rid, "file.name", json_object_get(o, "name")));
-        out = osse_json_dumps(o, 0, NULL);
+        out = json_dumps(o, JSON_COMPACT);
         *outlen = out ? strlen(out) : 0;
     }
     json_decref(o);
