@@ -474,12 +474,13 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
                *portal = f ? f->portal : osse__jstr(ev->data, "portal");
     json_int_t v = f ? (json_int_t)f->workflow_version
                      : json_integer_value(json_object_get(ev->data, "workflow_version"));
-    json_t *form = f ? f->form : json_object_get(ev->data, "form");
+    json_t *form = f ? NULL : json_object_get(ev->data, "form");
     osse_wfent_t *w = wid ? osse_map_get(&e->workflows, wid) : NULL;
     if (ev->version != 1)
         return CORRUPT("%s at version %u", EVN(ev), ev->version);
     if (!w || v < 1 || v > (json_int_t)w->nversions || !code || strlen(code) >= 16 ||
-        !json_is_object(form) || osse__request(e, id))
+        (!f && !json_is_object(form)) || (f && (!f->form_len || f->form_len > UINT32_MAX)) ||
+        osse__request(e, id))
         return CORRUPT("bad %s for %s", EVN(ev), id);
     osse_request_t *r = osse_calloc(1, sizeof *r);
     r->id = osse_strdup(id);
@@ -491,11 +492,21 @@ static int submitted(osse_engine_t *e, const osse_event_t *ev, const char *id, o
     e->by_status[r->status]++;
     r->submitted_at = ev->at;
     r->portal = dupstr(portal);
-    /* Shallow: the form's values are never changed in place (InfoProvided
-     * replaces top-level values, an erasure the whole form), so they are
-     * shared with the event's data, and a form of sealed objects costs no
-     * deep copy (the profile of issue 12). */
-    r->form = json_copy(form);
+    if (f) {
+        /* The form's bytes, which the encoder and the decoder checked are
+         * one object's (storage/event.h): the request keeps them as a
+         * request read from its record does (osse__form builds the tree
+         * when one is asked for). */
+        r->form_mp = osse_malloc(f->form_len);
+        memcpy(r->form_mp, f->form, f->form_len);
+        r->form_mp_len = (uint32_t)f->form_len;
+    } else {
+        /* Shallow: the form's values are never changed in place
+         * (InfoProvided replaces top-level values, an erasure the whole
+         * form), so they are shared with the event's data, and a form of
+         * sealed objects costs no deep copy (the profile of issue 12). */
+        r->form = json_copy(form);
+    }
     r->steps = osse_calloc(r->wf->nsteps ? r->wf->nsteps : 1, sizeof *r->steps);
     for (size_t i = 0; i < r->wf->nsteps; i++) {
         r->steps[i].state = OSSE_SS_PENDING;

@@ -1093,6 +1093,7 @@ void osse_engine_close(osse_engine_t *e)
     osse_batch_free(e->batch);
     free(e->dirty);
     osse_buf_close(&e->enc);
+    osse_buf_close(&e->form_enc);
     osse__ix_free(e);
     free(e->holds);
     free(e->timers);

@@ -508,6 +508,7 @@ struct osse_engine_s {
     uint64_t rec_sum_whole;
     uv_check_t flush;
     osse_buf_t enc;
+    osse_buf_t form_enc; /* a submission's form as msgpack (request.c) */
     bool replaying;
     /* The definition that osse_cmd_publish_workflow compiled on the pool,
      * for applying the WorkflowPublished it emits now: apply takes it when

@@ -283,16 +283,24 @@ int osse_cmd_submit(osse_engine_t *e, const osse_principal_t *p, json_t *body, j
         json_decref(resolved);
         return osse__fail(f, OSSE_ENOMEM, "internal", "out of memory");
     }
+    /* The sealed form goes into the event as its msgpack bytes, which the
+     * request then keeps (apply.c): it is encoded once, and no copy of its
+     * tree is made. */
+    json_t *sealed = osse__pii_seal_form(e, wf, id, resolved);
+    osse_buf_reset(&e->form_enc);
+    if (osse_mp_put_json(&e->form_enc, sealed))
+        osse__panic(__FILE__, __LINE__, "cannot encode the form of %s", id);
+    json_decref(sealed);
     osse_ev_submitted_t sub = {
         .id = id,
         .workflow = w->id,
         .workflow_version = (uint32_t)w->nversions,
         .tracking_code = code,
         .portal = p->id,
-        .form = osse__pii_seal_form(e, wf, id, resolved),
+        .form = (const uint8_t *)e->form_enc.ptr,
+        .form_len = e->form_enc.len,
     };
     osse__emit_submitted(e, stream, p, &sub);
-    json_decref(sub.form);
     osse__files_take(e, wf, resolved, id);
     json_decref(resolved);
     osse_request_t *r = osse__request(e, id);

@@ -179,14 +179,14 @@ static int put_json(osse_buf_t *out, const json_t *j, int depth)
 /* --- Events as fields (docs/design.md "Events as fields"): for each type
  * that has them, its struct's members in their stored order, each with
  * its key and how it is written. One table for the encoder, the decoder,
- * the JSON and the release of a decoded event's fields. --- */
+ * and the JSON. --- */
 
 typedef enum {
     F_STR,      /* const char *, never NULL */
     F_STR_NULL, /* const char *, NULL written as nil */
     F_TIME,     /* int64_t ms: 0 is nil, else osse_time_fmt's string */
     F_UINT,     /* uint32_t, as an integer */
-    F_OBJECT,   /* json_t *, an object: borrowed by the emitter, owned decoded */
+    F_MPMAP,    /* const uint8_t * and size_t after it: a JSON object's msgpack */
 } fkind_t;
 
 typedef struct {
@@ -225,7 +225,7 @@ static const shape_t shapes[] = {
       {"workflow_version", F_UINT, SUB(workflow_version)},
       {"tracking_code", F_STR, SUB(tracking_code)},
       {"portal", F_STR, SUB(portal)},
-      {"form", F_OBJECT, SUB(form)}}},
+      {"form", F_MPMAP, SUB(form)}}},
 };
 #undef OPN
 #undef SUB
@@ -258,6 +258,22 @@ static const void *fields_of(const osse_event_t *ev, const shape_t **sh, bool *m
 
 #define AT(base, type, d) (*(type *)((char *)(base) + (d)->off))
 #define CAT(base, type, d) (*(const type *)((const char *)(base) + (d)->off))
+/* An F_MPMAP's length, the size_t after its pointer. */
+#define MPLEN(base, d) (*(size_t *)((char *)(base) + (d)->off + sizeof(void *)))
+#define CMPLEN(base, d) (*(const size_t *)((const char *)(base) + (d)->off + sizeof(void *)))
+
+static bool mp_value(osse_mp_rd_t *q, int depth);
+
+/* Whether p[0..n) is exactly one JSON object's msgpack, by the decoder's
+ * rules for a value at depth. */
+static bool mp_object(const uint8_t *p, size_t n, int depth)
+{
+    osse_err_t scratch;
+    osse_mp_rd_t q = {p, p + n, &scratch};
+    if (!p || !n || !(((p[0] & 0xf0) == 0x80) || p[0] == 0xde || p[0] == 0xdf))
+        return false;
+    return mp_value(&q, depth) && q.p == q.end;
+}
 
 static int put_time(osse_buf_t *out, int64_t ms)
 {
@@ -273,7 +289,7 @@ static bool fields_ok(const shape_t *sh, const void *f)
         const fdesc_t *d = &sh->f[i];
         if (d->kind == F_STR && !CAT(f, char *, d))
             return false;
-        if (d->kind == F_OBJECT && !json_is_object(CAT(f, json_t *, d)))
+        if (d->kind == F_MPMAP && !mp_object(CAT(f, uint8_t *, d), CMPLEN(f, d), 3))
             return false;
     }
     return true;
@@ -296,7 +312,7 @@ static int put_fields(osse_buf_t *out, const shape_t *sh, const void *f)
         }
         case F_TIME: rc = put_time(out, CAT(f, int64_t, d)); break;
         case F_UINT: rc = put_uint(out, CAT(f, uint32_t, d)); break;
-        case F_OBJECT: rc = put_json(out, CAT(f, json_t *, d), 3); break;
+        case F_MPMAP: rc = put_raw(out, CAT(f, uint8_t *, d), CMPLEN(f, d)); break;
         }
     }
     return rc;
@@ -842,16 +858,6 @@ static bool field_time(const char *s, size_t n, int64_t *ms)
     return osse_time_parse(in, ms) == 0 && *ms != 0 && strcmp(osse_time_fmt(*ms, again), in) == 0;
 }
 
-static void fields_free(const shape_t *sh, void *f)
-{
-    if (!f)
-        return;
-    for (size_t i = 0; i < sh->n; i++)
-        if (sh->f[i].kind == F_OBJECT)
-            json_decref(AT(f, json_t *, &sh->f[i]));
-    free(f);
-}
-
 /* A data map of n entries (its header read) of an event of a type with
  * fields, as those fields, into ev: only for exactly the shape put_fields
  * writes (its keys in its order, each value of its kind), so that the
@@ -864,7 +870,6 @@ static bool rd_fields(rd_t *r, uint64_t n, const shape_t *sh, osse_event_t *ev)
     const char *v[SHAPE_MAX] = {0};
     size_t len[SHAPE_MAX] = {0}, strings = 0;
     int64_t num[SHAPE_MAX] = {0};
-    json_t *obj[SHAPE_MAX] = {0};
     bool ok = n == sh->n;
     for (size_t i = 0; ok && i < sh->n; i++) {
         const fdesc_t *d = &sh->f[i];
@@ -888,22 +893,20 @@ static bool rd_fields(rd_t *r, uint64_t n, const shape_t *sh, osse_event_t *ev)
             num[i] = (int64_t)u;
             break;
         }
-        case F_OBJECT: {
-            uint8_t tag = 0;
-            uint64_t m = 0;
-            ok = rd_tag(&q, &tag) == 0 && rd_container_body(&q, tag, true, &m) == 0 &&
-                 rd_json_map(&q, m, 3, &obj[i]) == 0;
+        case F_MPMAP: {
+            const uint8_t *at = q.p;
+            ok = rd_left(&q) && (((*at & 0xf0) == 0x80) || *at == 0xde || *at == 0xdf) &&
+                 mp_value(&q, 3);
+            v[i] = (const char *)at;
+            len[i] = (size_t)(q.p - at);
             break;
         }
         }
         if (v[i])
             strings += len[i] + 1;
     }
-    if (!ok) {
-        for (size_t i = 0; i < sh->n; i++)
-            json_decref(obj[i]);
+    if (!ok)
         return false;
-    }
     /* One block: the fields, then their strings. */
     char *mem = osse_calloc(1, sh->size + strings), *p = mem + sh->size;
     for (size_t i = 0; i < sh->n; i++) {
@@ -920,7 +923,12 @@ static bool rd_fields(rd_t *r, uint64_t n, const shape_t *sh, osse_event_t *ev)
             break;
         case F_TIME: AT(mem, int64_t, d) = num[i]; break;
         case F_UINT: AT(mem, uint32_t, d) = (uint32_t)num[i]; break;
-        case F_OBJECT: AT(mem, json_t *, d) = obj[i]; break;
+        case F_MPMAP:
+            memcpy(p, v[i], len[i]);
+            AT(mem, const uint8_t *, d) = (const uint8_t *)p;
+            MPLEN(mem, d) = len[i];
+            p += len[i] + 1;
+            break;
         }
     }
     *(void **)((char *)ev + sh->off) = mem;
@@ -1040,9 +1048,7 @@ void osse_event_clear(osse_event_t *ev)
     free(ev->actor_kind);
     free(ev->actor_id);
     json_decref(ev->data);
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        if (*(void **)((char *)ev + shapes[i].off) == ev->owned)
-            fields_free(&shapes[i], ev->owned);
+    free(ev->owned);
     memset(ev, 0, sizeof *ev);
 }
 
@@ -1071,7 +1077,13 @@ json_t *osse_event_data(const osse_event_t *ev)
             break;
         }
         case F_UINT: v = json_integer(CAT(f, uint32_t, fd)); break;
-        case F_OBJECT: v = json_deep_copy(CAT(f, json_t *, fd)); break;
+        case F_MPMAP: {
+            osse_err_t err;
+            rd_t q = {CAT(f, uint8_t *, fd), CAT(f, uint8_t *, fd) + CMPLEN(f, fd), &err};
+            if (rd_json(&q, 3, &v))
+                v = NULL;
+            break;
+        }
         }
         if (!v || json_object_set_new(d, fd->key, v)) {
             json_decref(d);
@@ -1135,6 +1147,22 @@ static bool rd_nil(rd_t *r)
         return true;
     }
     return false;
+}
+
+/* One JSON value's msgpack at r, checked by the decoder's rules without
+ * building it, or built and dropped where check mode leaves it undecided
+ * (a large map); r moves past it. */
+static bool mp_value(osse_mp_rd_t *r, int depth)
+{
+    const uint8_t *at = r->p;
+    int rc = rd_json(r, depth, NULL);
+    if (rc == RD_UNDECIDED) {
+        json_t *j = NULL;
+        r->p = at;
+        rc = rd_json(r, depth, &j);
+        json_decref(j);
+    }
+    return rc == 0;
 }
 
 int osse_mp_get_uint(osse_mp_rd_t *rd, uint64_t max, uint64_t *v)

@@ -34,13 +34,15 @@ typedef struct osse_ev_opened_s {
 } osse_ev_opened_t;
 
 /* RequestSubmitted: {"id","workflow","workflow_version","tracking_code",
- * "portal","form"}; form is a JSON object (its sealed values as they are
- * stored), the emitter's borrowed, the decoder's owned. */
+ * "portal","form"}; the form (its sealed values as they are stored) as the
+ * msgpack bytes of a JSON object, as osse_mp_put_json writes it: no tree
+ * is built for it on the way in, and the request keeps those bytes. */
 typedef struct osse_ev_submitted_s {
     const char *id, *workflow;
     uint32_t workflow_version;
     const char *tracking_code, *portal;
-    json_t *form;
+    const uint8_t *form;
+    size_t form_len;
 } osse_ev_submitted_t;
 
 typedef struct osse_event_s {
