@@ -222,8 +222,16 @@ static osse_stint_t *stint_held(osse_step_t *s)
 /* The metrics' row of an agency's tasks in a workflow. */
 osse_task_row_t *osse__task_row(osse_engine_t *e, const char *agency, const char *workflow)
 {
+    /* "<agency>\n<workflow>" (catalog ids: 64 bytes at most each). */
     char key[256];
-    snprintf(key, sizeof key, "%s\n%s", agency, workflow);
+    size_t al = strlen(agency), wl = strlen(workflow);
+    if (al + wl + 2 <= sizeof key) {
+        memcpy(key, agency, al);
+        key[al] = '\n';
+        memcpy(key + al + 1, workflow, wl + 1);
+    } else {
+        snprintf(key, sizeof key, "%s\n%s", agency, workflow);
+    }
     osse_task_row_t *row = osse_map_get(&e->task_rows, key);
     if (!row) {
         row = osse_calloc(1, sizeof *row);
