@@ -198,11 +198,22 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
     osse_engine_hold(c->srv->eng, on_durable, c);
 }
 
+/* json_dumps grows its text from 16 bytes by doubling and then copies it;
+ * an answer is mostly short: one dump into the stack, one copy. */
+#define ANSWER_STACK 2048
+
 static void reply_json(call_t *c, int status, json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    char stack[ANSWER_STACK];
+    size_t n = json_dumpb(o, stack, sizeof stack, JSON_COMPACT);
+    char *s = osse_malloc(n + 1);
+    if (n <= sizeof stack)
+        memcpy(s, stack, n);
+    else
+        n = json_dumpb(o, s, n, JSON_COMPACT);
+    s[n] = '\0';
     json_decref(o);
-    finish(c, status, s, strlen(s), NULL);
+    finish(c, status, s, n, NULL);
 }
 
 static void reply_error(call_t *c, int status, const char *code, const char *message,
