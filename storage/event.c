@@ -261,6 +261,9 @@ static const void *fields_of(const osse_event_t *ev, const shape_t **sh, bool *m
 /* An F_MPMAP's length, the size_t after its pointer. */
 #define MPLEN(base, d) (*(size_t *)((char *)(base) + (d)->off + sizeof(void *)))
 #define CMPLEN(base, d) (*(const size_t *)((const char *)(base) + (d)->off + sizeof(void *)))
+_Static_assert(offsetof(osse_ev_submitted_t, form_len) ==
+                   offsetof(osse_ev_submitted_t, form) + sizeof(void *),
+               "an F_MPMAP's length follows its pointer");
 
 static bool mp_value(osse_mp_rd_t *q, int depth);
 
@@ -281,13 +284,17 @@ static int put_time(osse_buf_t *out, int64_t ms)
     return ms ? put_cstr(out, osse_time_fmt(ms, t)) : put_u8(out, 0xc0);
 }
 
-/* Whether f holds what its shape requires: the strings that are never NULL
- * are not, the objects are objects. */
+/* Whether f holds what its shape requires, so that the decoder takes what
+ * the encoder writes: the strings that are never NULL are not, every string
+ * is UTF-8, the objects are objects. */
 static bool fields_ok(const shape_t *sh, const void *f)
 {
     for (size_t i = 0; i < sh->n; i++) {
         const fdesc_t *d = &sh->f[i];
-        if (d->kind == F_STR && !CAT(f, char *, d))
+        const char *str = d->kind == F_STR || d->kind == F_STR_NULL ? CAT(f, char *, d) : NULL;
+        if (d->kind == F_STR && !str)
+            return false;
+        if (str && !osse_utf8_valid(str, strlen(str)))
             return false;
         if (d->kind == F_MPMAP && !mp_object(CAT(f, uint8_t *, d), CMPLEN(f, d), 3))
             return false;

@@ -871,6 +871,12 @@ static void test_submitted_fields(void)
     fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &noportal);
     CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
     osse_buf_close(&bb);
+    /* A string the decoder would refuse is not written either. */
+    osse_ev_submitted_t latin1 = sub;
+    latin1.portal = "caf\xe9";
+    fields_event(&bad, OSSE_EV_RequestSubmitted, NULL, &latin1);
+    CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
+    osse_buf_close(&bb);
     json_decref(form);
     osse_buf_close(&fb);
     osse_buf_close(&more);
