@@ -1248,7 +1248,7 @@ static int subscription(osse_engine_t *e, const osse_event_t *ev, osse_err_t *er
 int osse__apply(osse_engine_t *e, const osse_event_t *ev, osse_err_t *err)
 {
     const char *s = ev->stream;
-    if (!json_is_object(ev->data) && !ev->opened && !ev->submitted)
+    if (!json_is_object(ev->data) && !osse_event_has_fields(ev))
         return CORRUPT("event %llu has no data object", (unsigned long long)ev->seq);
     /* The decoder and the encoder made sure that the stream is of the
      * type's kind, "<kind>/<id>". */

@@ -113,11 +113,9 @@ static void emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         .actor_kind = actor ? (char *)osse_role_name(actor->role) : "system",
         .actor_id = actor ? actor->id : "osse",
         .data = data,
-        .opened = type == OSSE_EV_StepOpened ? fields : NULL,
-        .submitted = type == OSSE_EV_RequestSubmitted ? fields : NULL,
     };
     osse_buf_reset(&e->enc);
-    if (osse_event_encode(&ev, &e->enc))
+    if ((fields && osse_event_set_fields(&ev, fields)) || osse_event_encode(&ev, &e->enc))
         osse__panic(__FILE__, __LINE__, "cannot encode event %s in %s", osse_event_type_name(type),
                     stream);
     if (!e->batch)

@@ -256,6 +256,22 @@ static const void *fields_of(const osse_event_t *ev, const shape_t **sh, bool *m
     return found;
 }
 
+int osse_event_set_fields(osse_event_t *ev, const void *fields)
+{
+    const shape_t *sh = shape_of(ev->type);
+    if (!sh)
+        return OSSE_EINVAL;
+    *(const void **)((char *)ev + sh->off) = fields;
+    return 0;
+}
+
+bool osse_event_has_fields(const osse_event_t *ev)
+{
+    const shape_t *sh;
+    bool many;
+    return fields_of(ev, &sh, &many) != NULL;
+}
+
 #define AT(base, type, d) (*(type *)((char *)(base) + (d)->off))
 #define CAT(base, type, d) (*(const type *)((const char *)(base) + (d)->off))
 /* An F_MPMAP's length, the size_t after its pointer. */
@@ -265,7 +281,13 @@ _Static_assert(offsetof(osse_ev_submitted_t, form_len) ==
                    offsetof(osse_ev_submitted_t, form) + sizeof(void *),
                "an F_MPMAP's length follows its pointer");
 
-static bool mp_value(osse_mp_rd_t *q, int depth);
+static int rd_json_check(osse_mp_rd_t *r, int depth);
+
+/* A msgpack map's first byte (fixmap, map 16, map 32). */
+static bool map_tag(uint8_t t)
+{
+    return (t & 0xf0) == 0x80 || t == 0xde || t == 0xdf;
+}
 
 /* Whether p[0..n) is exactly one JSON object's msgpack, by the decoder's
  * rules for a value at depth. */
@@ -273,9 +295,7 @@ static bool mp_object(const uint8_t *p, size_t n, int depth)
 {
     osse_err_t scratch;
     osse_mp_rd_t q = {p, p + n, &scratch};
-    if (!p || !n || !(((p[0] & 0xf0) == 0x80) || p[0] == 0xde || p[0] == 0xdf))
-        return false;
-    return mp_value(&q, depth) && q.p == q.end;
+    return p && n && map_tag(p[0]) && rd_json_check(&q, depth) == 0 && q.p == q.end;
 }
 
 static int put_time(osse_buf_t *out, int64_t ms)
@@ -902,8 +922,7 @@ static bool rd_fields(rd_t *r, uint64_t n, const shape_t *sh, osse_event_t *ev)
         }
         case F_MPMAP: {
             const uint8_t *at = q.p;
-            ok = rd_left(&q) && (((*at & 0xf0) == 0x80) || *at == 0xde || *at == 0xdf) &&
-                 mp_value(&q, 3);
+            ok = rd_left(&q) && map_tag(*at) && rd_json_check(&q, 3) == 0;
             v[i] = (const char *)at;
             len[i] = (size_t)(q.p - at);
             break;
@@ -1158,8 +1177,9 @@ static bool rd_nil(rd_t *r)
 
 /* One JSON value's msgpack at r, checked by the decoder's rules without
  * building it, or built and dropped where check mode leaves it undecided
- * (a large map); r moves past it. */
-static bool mp_value(osse_mp_rd_t *r, int depth)
+ * (a map of many keys: the building decoder decides, as elsewhere); r
+ * moves past it. Returns what rd_json returns. */
+static int rd_json_check(osse_mp_rd_t *r, int depth)
 {
     const uint8_t *at = r->p;
     int rc = rd_json(r, depth, NULL);
@@ -1169,7 +1189,7 @@ static bool mp_value(osse_mp_rd_t *r, int depth)
         rc = rd_json(r, depth, &j);
         json_decref(j);
     }
-    return rc == 0;
+    return rc;
 }
 
 int osse_mp_get_uint(osse_mp_rd_t *rd, uint64_t max, uint64_t *v)
@@ -1206,14 +1226,7 @@ int osse_mp_get_json(osse_mp_rd_t *rd, json_t **out)
 int osse_mp_skip_json(osse_mp_rd_t *rd, const uint8_t **start, size_t *len)
 {
     const uint8_t *p = rd->p;
-    int rc = rd_nil(rd) ? 0 : rd_json(rd, 1, NULL);
-    if (rc == RD_UNDECIDED) {
-        /* A map of many keys: the building decoder decides, as elsewhere. */
-        json_t *j = NULL;
-        rd->p = p;
-        rc = rd_json(rd, 1, &j);
-        json_decref(j);
-    }
+    int rc = rd_nil(rd) ? 0 : rd_json_check(rd, 1);
     if (rc)
         return rc;
     *start = p;

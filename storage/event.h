@@ -12,6 +12,7 @@
 #define OSSE_STORAGE_EVENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -82,6 +83,13 @@ int osse_event_check(const void *bytes, size_t len, uint64_t *seq, osse_err_t *e
 
 /* Frees what out owns and zeroes it. NULL-safe. */
 void osse_event_clear(osse_event_t *ev);
+
+/* Sets fields (borrowed; a struct of ev->type's: event.h above) as ev's
+ * data, in the member of osse_event_t that its type's shape names. Returns
+ * 0, or OSSE_EINVAL when the type has no fields. */
+int osse_event_set_fields(osse_event_t *ev, const void *fields);
+/* Whether ev carries its data as fields. */
+bool osse_event_has_fields(const osse_event_t *ev);
 
 /* ev's data as JSON (new reference): its tree, the object its fields
  * encode to, or {} when it has neither. */

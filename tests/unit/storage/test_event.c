@@ -664,10 +664,11 @@ static void fields_event(osse_event_t *ev, osse_event_type_t type, json_t *data,
     ev->actor_kind = "portal";
     ev->actor_id = "biz-portal";
     ev->data = data;
-    if (type == OSSE_EV_RequestSubmitted)
-        ev->submitted = f;
-    else
-        ev->opened = f;
+    if (f)
+        CHECK_EQ_INT(osse_event_set_fields(ev, f), 0);
+    CHECK(osse_event_has_fields(ev) == (f != NULL));
+    CHECK(!f || (type == OSSE_EV_RequestSubmitted ? (const void *)ev->submitted
+                                                  : (const void *)ev->opened) == f);
 }
 
 static void opened_event(osse_event_t *ev, json_t *data, const osse_ev_opened_t *o)
@@ -770,6 +771,10 @@ static void test_opened_fields(void)
     /* Fields only for a StepOpened, and never beside a tree. */
     osse_event_t bad;
     osse_buf_t bb;
+    opened_event(&bad, NULL, NULL);
+    bad.type = OSSE_EV_TaskDecided; /* a type without fields */
+    CHECK_EQ_INT(osse_event_set_fields(&bad, &o), OSSE_EINVAL);
+    CHECK(!osse_event_has_fields(&bad));
     opened_event(&bad, NULL, &o);
     bad.type = OSSE_EV_StepSkipped;
     CHECK_EQ_INT(encode(&bad, &bb), OSSE_EINVAL);
