@@ -202,10 +202,18 @@ static void finish(call_t *c, int status, char *body, size_t len, const char *ct
  * an answer is mostly short: one dump into the stack, one copy. */
 #define ANSWER_STACK 2048
 
+static void reply_error(call_t *c, int status, const char *code, const char *message,
+                        json_t *details);
+
 static void reply_json(call_t *c, int status, json_t *o)
 {
     char stack[ANSWER_STACK];
     size_t n = json_dumpb(o, stack, sizeof stack, JSON_COMPACT);
+    if (!n) { /* a tree jansson cannot write (a bug): said, not sent empty */
+        json_decref(o);
+        reply_error(c, 500, "internal", "the answer has no JSON text", NULL);
+        return;
+    }
     char *s = osse_malloc(n + 1);
     if (n <= sizeof stack)
         memcpy(s, stack, n);
