@@ -13,8 +13,10 @@
  * A call that names a request (api/server.c's route table says by what:
  * id, tracking code, licence number, payment transaction) first asks
  * osse_readback_want for each name; what is not in memory is read on the pool
- * (the lookup entry nam/ kind name 0x00 id when the name is not the id,
- * then the record req/<id>, and its key by its location: storage/log.h),
+ * (the request a tracking code names by the event at the seq it permutes,
+ * engine/trackcode.h; that of another name by its lookup entry nam/ kind
+ * name 0x00 id; then the record req/<id>, and its key by its location:
+ * storage/log.h),
  * decoded on the loop and joined to memory, and the call goes on as if it
  * had been there. So a call never sees a request
  * missing that is on disk, and the loop never reads the disk.
@@ -56,6 +58,10 @@ struct osse_readback_s {
     size_t n, c;
     uint64_t floor; /* e->commits_done when it began */
     struct osse_readback_s *prev, *next;
+    /* The tracking codes' permutation (e->code_key, e->code_bits): a code
+     * is read back by the seq it permutes. */
+    uint8_t code_key[OSSE_CODE_KEY_BYTES];
+    unsigned code_bits;
     int rc;
     osse_err_t err;
 };
@@ -119,6 +125,8 @@ osse_readback_t *osse__readback_new(osse_engine_t *e)
     f->ks = e->keystore;
     f->e = e;
     f->floor = e->commits_done;
+    memcpy(f->code_key, e->code_key, sizeof f->code_key);
+    f->code_bits = e->code_bits;
     f->prev = e->rb_last;
     if (e->rb_last)
         e->rb_last->next = f;
@@ -253,6 +261,34 @@ static int file_get(osse_log_t *log, want_t *w, osse_err_t *err)
     return 0;
 }
 
+/* A tracking code of OSSE_CODE_CHARS characters names the request whose
+ * first seq it permutes (trackcode.h): the request of the event at that
+ * seq, when that event is a RequestSubmitted of this code, into w->id.
+ * Returns 0 (also for a code of no request) or the read's error. Pool. */
+static int code_get(osse_readback_t *f, want_t *w)
+{
+    uint64_t seq;
+    if (!f->code_bits || osse_trackcode_seq(f->code_key, f->code_bits, w->name, &seq) || !seq)
+        return 0;
+    void *bytes = NULL;
+    size_t len = 0;
+    int rc = osse_log_get(f->log, seq, &bytes, &len, &f->err);
+    if (rc)
+        return rc == OSSE_ENOTFOUND ? 0 : rc;
+    osse_event_t ev;
+    rc = osse_event_decode(bytes, len, &ev, &f->err);
+    free(bytes);
+    if (rc)
+        return rc;
+    const char *id = osse__stream_id(ev.stream, OSSE_SK_REQUEST),
+               *code = ev.submitted ? ev.submitted->tracking_code
+                                    : osse__jstr(ev.data, "tracking_code");
+    if (ev.type == OSSE_EV_RequestSubmitted && id && code && strcmp(code, w->name) == 0)
+        w->id = osse_strdup(id);
+    osse_event_clear(&ev);
+    return 0;
+}
+
 /* A payment's first answer (payanswer/<key>, payment.c): its status + 1
  * into *st, 0 when none is remembered. Returns 0 or OSSE_EIO. Pool. */
 static int pay_answer_get(osse_log_t *log, const char *key, int *st, osse_err_t *err)
@@ -284,6 +320,9 @@ void osse_readback_run(osse_readback_t *f)
             w->id = osse_strdup(w->name);
         } else if (w->kind == OSSE_NAME_FILE) {
             if ((f->rc = file_get(f->log, w, &f->err)))
+                break;
+        } else if (w->kind == OSSE_NAME_CODE && strlen(w->name) == OSSE_CODE_CHARS) {
+            if ((f->rc = code_get(f, w)))
                 break;
         } else {
             uint8_t pre[OSSE__IX_KEY_MAX];

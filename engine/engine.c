@@ -269,7 +269,8 @@ static int records_migrate(osse_engine_t *e, const uint64_t *catalog, size_t nca
     if (osse_batch_delete(e->batch, OSSE_KEY_VIEWS_1, OSSE_KEY_LEN(OSSE_KEY_VIEWS_1)) ||
         osse_batch_delete(e->batch, OSSE_KEY_VIEWS_2, OSSE_KEY_LEN(OSSE_KEY_VIEWS_2)) ||
         osse_batch_delete(e->batch, OSSE_KEY_VIEWS_3, OSSE_KEY_LEN(OSSE_KEY_VIEWS_3)) ||
-        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_4, OSSE_KEY_LEN(OSSE_KEY_VIEWS_4)))
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_4, OSSE_KEY_LEN(OSSE_KEY_VIEWS_4)) ||
+        osse_batch_delete(e->batch, OSSE_KEY_VIEWS_5, OSSE_KEY_LEN(OSSE_KEY_VIEWS_5)))
         return osse_err_set(err, OSSE_ENOMEM, "out of memory");
     /* The open requests' records go under opn/ (keys.h): what a folder of
      * views/4 has there (their ids) goes, and their req/ keys with their

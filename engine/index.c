@@ -505,12 +505,15 @@ static void ix_name(osse__ix_t *x, char kind, const char *name, const char *id)
         ix_add(x, key, kl, "", 0);
 }
 
-/* Its tracking code, its licence's number and the payments it recorded:
- * the keys say all (the id is their tail, so that two requests of a log
- * that repeats a licence number each have their entry). */
+/* Its licence's number, the payments it recorded and a tracking code of
+ * the 10 characters made before (trackcode.h: one of 11 names its request
+ * by the seq it permutes, engine/cache.c): the keys say all (the id is
+ * their tail, so that two requests of a log that repeats a licence number
+ * each have their entry). */
 static void ix_names(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
 {
-    ix_name(x, OSSE_NAME_CODE, r->tracking_code, r->id);
+    if (strlen(r->tracking_code) != OSSE_CODE_CHARS)
+        ix_name(x, OSSE_NAME_CODE, r->tracking_code, r->id);
     const char *number = r->licence ? osse__jstr(r->licence, "number") : NULL;
     if (number)
         ix_name(x, OSSE_NAME_LICENCE, number, r->id);

@@ -65,7 +65,7 @@
  * agency, principal, subscription), which the start replays before it
  * reads the requests' records (engine/record.c). */
 #define OSSE_KEY_CATALOG "cat/"
-/* views/5: be64(seq) then the counters snapshot (engine/record.c, docs/design.md "The counters
+/* views/6: be64(seq) then the counters snapshot (engine/record.c, docs/design.md "The counters
  * snapshot"), once every request has its record and its index entries (engine/index.c) and every
  * catalog event its cat/ key, renewed with every batch since: the start reads them instead of
  * replaying the log when seq is the log's last (so a log that an osse without records wrote on
@@ -73,7 +73,10 @@
  * written by the first start of a data folder (after a replay of the whole log: the migration) in
  * its last batch.
  */
-#define OSSE_KEY_VIEWS "views/5"
+#define OSSE_KEY_VIEWS "views/6"
+/* views/5: the marker of an osse whose index held a nam/ entry for every
+ * tracking code (those of 11 characters too): removed by the migration. */
+#define OSSE_KEY_VIEWS_5 "views/5"
 /* views/4: the marker of an osse whose open requests' records were under
  * req/ (and opn/ an index of their ids): removed by the migration. */
 #define OSSE_KEY_VIEWS_4 "views/4"
@@ -105,8 +108,10 @@
  * opened ('o') order (engine/index.c). */
 #define OSSE_KEY_INBOX "tsk/"
 /* nam/ kind name 0x00 id: what else names request id, for reading it back
- * from disk (engine/index.c, engine/cache.c): kind OSSE_NAME_CODE its
- * tracking code, OSSE_NAME_LICENCE its licence number, OSSE_NAME_PAYMENT a
+ * from disk (engine/index.c, engine/cache.c): kind OSSE_NAME_CODE a
+ * tracking code of the 10 characters made before (one of 11 names its
+ * request by the seq it permutes: engine/trackcode.h), OSSE_NAME_LICENCE
+ * its licence number, OSSE_NAME_PAYMENT a
  * payment it recorded ("<payment principal>
 <transaction>"). Empty value. */
 #define OSSE_KEY_NAME "nam/"

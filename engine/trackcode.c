@@ -67,6 +67,28 @@ int osse_trackcode(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, uint64
     return 0;
 }
 
+int osse_trackcode_seq(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, const char *code,
+                       uint64_t *n)
+{
+    if (bits < 2 || bits > OSSE_CODE_BITS || bits % 2 || !osse_trackcode_ok(code))
+        return -1;
+    uint64_t v = 0;
+    for (size_t k = 0; k < OSSE_CODE_CHARS - 1; k++)
+        v = v * RADIX + (uint64_t)digit(code[k]);
+    if (v >> bits)
+        return -1;
+    /* The rounds backwards: each took (l, r) to (r, l ^ f(r)). */
+    unsigned h = bits / 2;
+    uint32_t mask = (1u << h) - 1, l = (uint32_t)(v >> h) & mask, r = (uint32_t)v & mask;
+    for (unsigned i = ROUNDS; i-- > 0;) {
+        uint32_t t = r ^ round_f(key, i, l, h);
+        r = l;
+        l = t;
+    }
+    *n = (uint64_t)l << h | r;
+    return 0;
+}
+
 bool osse_trackcode_key(const char *code, char *out, size_t n)
 {
     size_t len = strlen(code);

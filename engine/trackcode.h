@@ -38,6 +38,15 @@
  * 2 to OSSE_CODE_BITS. Any thread. */
 int osse_trackcode(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, uint64_t n, char *out);
 
+/* The inverse: the n whose code under key and bits code is, into *n, and
+ * 0; -1 when code is not OSSE_CODE_CHARS characters of the alphabet (upper
+ * case) with the right check character, or writes a number not below
+ * 2^bits. A code is turned back into the request's first seq this way, so
+ * that nothing on disk need map codes to requests (engine/cache.c). Any
+ * thread. */
+int osse_trackcode_seq(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, const char *code,
+                       uint64_t *n);
+
 /* The form a code is looked up by: codes are matched without regard to
  * case (SPEC §4), and every code, also one of the 10-character codes made
  * before, is upper-case letters and digits. Writes code upper-cased into

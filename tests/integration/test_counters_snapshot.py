@@ -2,7 +2,7 @@
 the records of open requests under opn/ (issue 13; docs/design.md "The
 counters snapshot", "The start reads only open work"), over real HTTP.
 
-The views marker (`views/5`) holds, after the log's last seq, what a start
+The views marker (`views/6`) holds, after the log's last seq, what a start
 rebuilds today from every request: the counts by status, the task rows of
 GET /metrics, the licence numbers' counters per workflow and year, the
 digest's sum, the number of requests and the first submission. opn/ holds
@@ -25,9 +25,10 @@ on a difference (unless --rebuild-views).
 - An opn/ record moved to another seq (its key's last byte changed) stops
   every start, which names it, and `osse replay --data` finds a record
   extra; `--rebuild-views` starts it.
-- A folder whose marker is `views/4` (every `views/5` key in the log's
-  write-ahead log renamed) is replayed and migrated once, then read from
-  its records.
+- A folder whose marker is `views/5` or `views/4` (every `views/6` key in
+  the log's write-ahead log renamed) is replayed and migrated once, then
+  read from its records, its requests tracked by their codes, and `osse
+  replay --data` finds every index entry equal.
 
 The damage is made where a bad disk or a hand edit would make it: the
 server is killed (SIGKILL), so the last batches are in RocksDB's
@@ -53,7 +54,7 @@ from test_corrupt_log import BLOCK, crc32c, masked  # noqa: E402
 from test_licences import issue_workflow  # noqa: E402
 
 CLOCK = "--test-clock=2030-01-07T09:00:00+07:00"
-MARKER = b"views/5"
+MARKER = b"views/6"
 COUNTED = ("osse_requests{", "osse_open_tasks{", "osse_sla_breaches{")
 
 
@@ -343,7 +344,7 @@ class TestCountersSnapshot(unittest.TestCase):
 
     def tamper(self, delta):
         """Kills the server and adds delta to the number of requests in the
-        last views/5 value of the write-ahead log."""
+        last views/6 value of the write-ahead log."""
         self.server.kill()
         path = wal_path(self.server.data_dir)
         val, pos = last_marker_value(path)
@@ -461,11 +462,13 @@ class TestCountersSnapshot(unittest.TestCase):
         self.assertIn("records: the first different is %s's" % ids[0], out)
         self.assertEqual(count("indexes", out), (ix_n, 0, 0, 0), out)
 
-    def test_views_4_folder_is_migrated(self):
+    def migrated_from(self, older):
+        """A folder of the older marker (every marker put in the write-ahead
+        log renamed) is replayed and migrated once, then read from its
+        records."""
         w = self.w
         wx = w.workflow()
-        for _ in range(3):
-            w.submit(wx)
+        codes = [w.submit(wx)["tracking_code"] for _ in range(3)]
         before = self.answers()
         self.server.kill()
         path = wal_path(self.server.data_dir)
@@ -474,7 +477,7 @@ class TestCountersSnapshot(unittest.TestCase):
         edits = []
         for payload, pos in wal_records(b):
             for m in re.finditer(re.escape(MARKER), payload):
-                edits.append((pos[m.start() + len(MARKER) - 1], ord("4")))
+                edits.append((pos[m.start() + len(MARKER) - 1], ord(older)))
         self.assertGreater(len(edits), 3)
         wal_patch(path, edits)
         started = self.restart(expect_from_records=False)
@@ -483,7 +486,18 @@ class TestCountersSnapshot(unittest.TestCase):
         self.assertEqual(self.answers(), before, "after the migration")
         self.restart()
         self.assertEqual(self.answers(), before, "read from the records after the migration")
+        for code in codes:
+            self.assertEqual(w.anon.get("/v1/track/" + code).status, 200, code)
+        self.assertEqual(self.server.stop(), 0)
+        _, rec = replay_data(self.server.data_dir)
+        ix = rec["indexes"]
+        self.assertEqual((ix["missing"], ix["different"], ix["extra"]), (0, 0, 0), ix)
 
+    def test_views_5_folder_is_migrated(self):
+        self.migrated_from("5")
+
+    def test_views_4_folder_is_migrated(self):
+        self.migrated_from("4")
 
 if __name__ == "__main__":
     main()

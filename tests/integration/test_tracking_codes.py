@@ -9,7 +9,8 @@ ended request leaves memory once durable) gets them one at a time, restarted
 every 40 and killed with SIGKILL once, until a submission is refused: 503
 tracking_codes_exhausted, and nothing changed. Then every code is distinct,
 11 characters whose check character is right, and GET /v1/track/{code}
-(also in lower case) shows each request's own licence. A code made any other
+(also in lower case) shows each request's own licence, and every other code
+of the domain is not found (404). A code made any other
 way repeats here: a random one within 2^10 (the birthday bound at two
 hundred), a permutation whose key changed at a start across the runs.
 
@@ -121,6 +122,16 @@ class TestTrackingCodes(unittest.TestCase):
                 self.assertEqual(tr.status, 200, (rid, tr))
                 self.assertEqual(tr.json["licence"]["number"], v["licence"]["number"], rid)
                 self.assertEqual(tr.json["submitted_at"], v["submitted_at"], rid)
+        # Every code of the domain: those of the requests track them, the
+        # others (the seq of another event, or of none) name nothing. A code
+        # names its request by the event at its seq (engine/cache.c), and
+        # these requests left memory (--request-cache 0).
+        mine_codes = set(mine.values())
+        for v in range(1024):
+            digits = "A" * 8 + ALPHA[v // 32] + ALPHA[v % 32]
+            code = next(digits + c for c in ALPHA if check_ok(digits + c))
+            tr = anon.get("/v1/track/" + code)
+            self.assertEqual(tr.status, 200 if code in mine_codes else 404, (code, tr))
         self.assertTrue(srv.alive())
         self.assertEqual(srv.stop(), 0)
 

@@ -2,9 +2,11 @@
  * The permutation is one to one over whole small domains (every even width
  * up to 20 bits) and over a run of 200,000 consecutive seqs at 50 bits; a
  * number outside the domain and a width the function does not take are
- * refused; a code depends on the key, and consecutive seqs' codes look
- * unrelated; the check character tells every mistyped character and every
- * swap of neighbours but A and 9's (Luhn mod 32's one blind pair). The keys
+ * refused; the inverse gives each code's seq back, and nothing for what is
+ * not a code of the domain; a code depends on the key, and consecutive
+ * seqs' codes look unrelated; the check character tells every mistyped
+ * character and every swap of neighbours but A and 9's (Luhn mod 32's one
+ * blind pair). The keys
  * are fixed bytes, so every run checks the same codes. */
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +43,10 @@ static void permutes_small_domains(void)
             CHECK_EQ_INT(osse_trackcode(key, bits, n, code), 0);
             CHECK_EQ_INT(strlen(code), OSSE_CODE_CHARS);
             CHECK(osse_trackcode_ok(code));
-            uint64_t v = value_of(code);
+            uint64_t v = value_of(code), back = size;
             CHECK(v < size);
+            CHECK_EQ_INT(osse_trackcode_seq(key, bits, code, &back), 0);
+            CHECK(back == n); /* the inverse gives the seq back */
             if (v < size) {
                 CHECK(!seen[v]);
                 seen[v] = 1;
@@ -51,6 +55,13 @@ static void permutes_small_domains(void)
         free(seen);
         /* The first number past the domain is refused. */
         CHECK_EQ_INT(osse_trackcode(key, bits, size, code), -1);
+        /* A code of a wider domain whose number is past this one's is
+         * not one of its codes. */
+        uint64_t n = 0, back = 0;
+        while (osse_trackcode(key, bits + 2, n, code) == 0 && value_of(code) < size)
+            n++;
+        CHECK(value_of(code) >= size);
+        CHECK_EQ_INT(osse_trackcode_seq(key, bits, code, &back), -1);
     }
 }
 
@@ -75,6 +86,12 @@ static void distinct_at_full_width(void)
         v[n - 1] = value_of(code);
         CHECK_EQ_INT(osse_trackcode(key, OSSE_CODE_BITS, n, again), 0);
         CHECK_EQ_STR(code, again); /* the same key, the same code */
+        uint64_t back = 0, under_other = 0;
+        CHECK_EQ_INT(osse_trackcode_seq(key, OSSE_CODE_BITS, code, &back), 0);
+        CHECK(back == n);
+        /* Under another key the code names another seq. */
+        CHECK_EQ_INT(osse_trackcode_seq(other, OSSE_CODE_BITS, code, &under_other), 0);
+        same_under_other += under_other == n;
         CHECK_EQ_INT(osse_trackcode(other, OSSE_CODE_BITS, n, again), 0);
         same_under_other += strcmp(code, again) == 0;
         if (prev[0])
@@ -140,6 +157,25 @@ static void check_character(void)
         bad[OSSE_CODE_CHARS - 1] = '\0';
         CHECK(!osse_trackcode_ok(bad));
     }
+    /* What is not a code has no seq: a wrong check character, lower case,
+     * another length, a width the function does not take. */
+    char code[OSSE_CODE_CHARS + 1];
+    uint64_t back = 7;
+    CHECK_EQ_INT(osse_trackcode(key, OSSE_CODE_BITS, 42, code), 0);
+    CHECK_EQ_INT(osse_trackcode_seq(key, OSSE_CODE_BITS, code, &back), 0);
+    CHECK(back == 42);
+    code[OSSE_CODE_CHARS - 1] = code[OSSE_CODE_CHARS - 1] == 'A' ? 'B' : 'A';
+    back = 7;
+    CHECK_EQ_INT(osse_trackcode_seq(key, OSSE_CODE_BITS, code, &back), -1);
+    CHECK(back == 7); /* nothing written */
+    CHECK_EQ_INT(osse_trackcode(key, OSSE_CODE_BITS, 42, code), 0);
+    for (char *c = code; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c | 0x20 : *c);
+    CHECK_EQ_INT(osse_trackcode_seq(key, OSSE_CODE_BITS, code, &back), -1);
+    CHECK_EQ_INT(osse_trackcode_seq(key, OSSE_CODE_BITS, "ABCDEFGHJK", &back), -1);
+    CHECK_EQ_INT(osse_trackcode(key, OSSE_CODE_BITS, 42, code), 0);
+    CHECK_EQ_INT(osse_trackcode_seq(key, 11, code, &back), -1);
+    CHECK_EQ_INT(osse_trackcode_seq(key, 0, code, &back), -1);
     CHECK(!osse_trackcode_ok(""));
     CHECK(!osse_trackcode_ok("ABCDEFGHJKLM"));
     (void)blind;
