@@ -137,12 +137,17 @@ static int rocks_open(const char *dir, const osse_backend_config_t *cfg, void **
     rocksdb_options_set_max_background_jobs(r->opts, 2);
     /* One choice for the whole database: the default compression, one for
      * each level (a per-level list overrides the default) and the
-     * bottommost level's (which overrides both when set). */
+     * bottommost level's (which overrides both when set). But for the
+     * flushes: a memtable goes to level 0 as it is, so that its writing
+     * costs no compression (most of the flush thread's time under a steady
+     * append load, bench/README.md "the sixteenth session"); the first
+     * compaction out of level 0 compresses it, and the tables of level 0
+     * are few and short-lived. */
     int ctype = cfg->compression == OSSE_LOG_COMPRESSION_NONE ? rocksdb_no_compression
                                                               : rocksdb_lz4_compression;
     int per_level[LOG_LEVELS];
     for (size_t i = 0; i < LOG_LEVELS; i++)
-        per_level[i] = ctype;
+        per_level[i] = i == 0 ? rocksdb_no_compression : ctype;
     rocksdb_options_set_compression(r->opts, ctype);
     rocksdb_options_set_compression_per_level(r->opts, per_level, LOG_LEVELS);
     rocksdb_options_set_bottommost_compression(r->opts, ctype);

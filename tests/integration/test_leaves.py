@@ -118,7 +118,8 @@ class TestTokenNotRemembered(LeavesCase):
         self.assertEqual(ag.status, 201, ag)
         # SIGKILL: RocksDB's write-ahead log, never compressed here, then
         # holds every record written as it was written (a clean stop would
-        # flush them into LZ4-compressed tables, where a scan proves nothing).
+        # flush them into tables that a compaction compresses with LZ4, where
+        # a scan proves nothing).
         self.server.kill()
         data = folder_bytes(self.server.data_dir)
         self.assertIn(name.encode(), data)

@@ -75,6 +75,22 @@ SUB_EVENTS = ["RequestSubmitted", "StepOpened", "StepSkipped", "TaskAutoApproved
               "RequestRejected", "RequestWithdrawn"]
 
 
+def rocksdb_options(data):
+    """The options RocksDB last wrote for the log (log/OPTIONS-<n>, the
+    highest n): name -> value."""
+    logdir = os.path.join(data, "log")
+    names = [n for n in os.listdir(logdir) if n.startswith("OPTIONS-") and n[8:].isdigit()]
+    assert names, os.listdir(logdir)
+    newest = max(names, key=lambda n: int(n[8:]))
+    out = {}
+    with open(os.path.join(logdir, newest)) as f:
+        for line in f:
+            k, eq, v = line.strip().partition("=")
+            if eq:
+                out[k] = v
+    return out
+
+
 def marker(kind):
     """A unique ASCII marker: JSON writes it as it is."""
     return "Mk%s%s" % (kind, uuid.uuid4().hex)
@@ -250,6 +266,14 @@ class Markers(unittest.TestCase):
             # of ciphertext may hold those three letters by chance).
             self.assertTrue(b"NoCompression" in b,
                             "%s: a table compressed (its properties block)" % p)
+        # The tables above are the flushes' (level 0, never compressed:
+        # storage/rocks.c); the options RocksDB was given say that the
+        # compactions' are not either.
+        opts = rocksdb_options(data)
+        self.assertEqual(opts.get("compression"), "kNoCompression", opts.get("compression"))
+        self.assertEqual(opts.get("bottommost_compression"), "kNoCompression")
+        self.assertEqual(set(opts.get("compression_per_level", "").split(":")), {"kNoCompression"},
+                         opts.get("compression_per_level"))
         for c in self.canaries:
             self.assertTrue(set(found[c.encode()]) & set(ssts),
                             "the canary %s should be found in a table: %s" % (c, found[c.encode()]))
@@ -443,8 +467,9 @@ class Markers(unittest.TestCase):
 
         # A clean stop; then every byte of every file under the data folder.
         # RocksDB leaves what it was given in its write-ahead log (never
-        # compressed) at a stop; the next start flushes it to a table (L0),
-        # compressed as the options say: so the folder is searched twice,
+        # compressed) at a stop; the next start flushes it to a table (L0,
+        # never compressed), which a compaction rewrites compressed as the
+        # options say: so the folder is searched twice,
         # after this stop and after a second start and stop.
         data = srv.data_dir
         self.assertEqual(srv.stop(), 0, srv.stderr_tail())
@@ -497,6 +522,20 @@ class Flag(unittest.TestCase):
             if bad:
                 self.assertIn(b"--log-compression wants lz4 or none", p.stderr, bad)
             self.assertFalse(os.path.exists(data), "nothing made for a bad command line")
+
+    def test_default_compresses_all_but_the_flushes(self):
+        """Without the flag: LZ4 for every level but level 0, whose tables
+        are the memtables as they were (a flush costs no compression), and
+        for the bottommost."""
+        srv = Server(extra_args=[CLOCK]).start()
+        self.addCleanup(srv.cleanup)
+        self.assertEqual(srv.stop(), 0, srv.stderr_tail())
+        opts = rocksdb_options(srv.data_dir)
+        levels = opts.get("compression_per_level", "").split(":")
+        self.assertEqual(levels[0], "kNoCompression", levels)
+        self.assertGreater(len(levels), 2, levels)
+        self.assertEqual(set(levels[1:]), {"kLZ4Compression"}, levels)
+        self.assertEqual(opts.get("bottommost_compression"), "kLZ4Compression")
 
 
 if __name__ == "__main__":
