@@ -111,8 +111,8 @@
  * from disk (engine/index.c, engine/cache.c): kind OSSE_NAME_CODE a
  * tracking code of the 10 characters made before (one of 11 names its
  * request by the seq it permutes: engine/trackcode.h), OSSE_NAME_LICENCE
- * its licence number, OSSE_NAME_PAYMENT a
- * payment it recorded ("<payment principal>
+ * its licence number, OSSE_NAME_PAYMENT a payment it recorded ("<payment
+ * principal>
 <transaction>"). Empty value. */
 #define OSSE_KEY_NAME "nam/"
 /* opn/ be64(first seq): the record of a request not in a final status,
