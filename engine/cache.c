@@ -321,7 +321,7 @@ void osse_readback_run(osse_readback_t *f)
         } else if (w->kind == OSSE_NAME_FILE) {
             if ((f->rc = file_get(f->log, w, &f->err)))
                 break;
-        } else if (w->kind == OSSE_NAME_CODE && strlen(w->name) == OSSE_CODE_CHARS) {
+        } else if (w->kind == OSSE_NAME_CODE && osse_trackcode_of_seq(w->name)) {
             if ((f->rc = code_get(f, w)))
                 break;
         } else {

@@ -512,7 +512,7 @@ static void ix_name(osse__ix_t *x, char kind, const char *name, const char *id)
  * each have their entry). */
 static void ix_names(osse_engine_t *e, const osse_request_t *r, osse__ix_t *x)
 {
-    if (strlen(r->tracking_code) != OSSE_CODE_CHARS)
+    if (!osse_trackcode_of_seq(r->tracking_code))
         ix_name(x, OSSE_NAME_CODE, r->tracking_code, r->id);
     const char *number = r->licence ? osse__jstr(r->licence, "number") : NULL;
     if (number)

@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define OSSE_CODE_BITS 50      /* the domain's, at most */
 #define OSSE_CODE_CHARS 11     /* ten for the number, one to check */
@@ -46,6 +47,14 @@ int osse_trackcode(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, uint64
  * thread. */
 int osse_trackcode_seq(const uint8_t key[OSSE_CODE_KEY_BYTES], unsigned bits, const char *code,
                        uint64_t *n);
+
+/* Whether code is one of these (of OSSE_CODE_CHARS characters), which is
+ * found by its seq, not by an index entry as one of the 10-character codes
+ * made before (engine/index.c, engine/cache.c). Any thread. */
+static inline bool osse_trackcode_of_seq(const char *code)
+{
+    return strlen(code) == OSSE_CODE_CHARS;
+}
 
 /* The form a code is looked up by: codes are matched without regard to
  * case (SPEC §4), and every code, also one of the 10-character codes made
