@@ -1,10 +1,11 @@
 /* audit.c: the engine's side of the tamper-evident log (SPEC §6).
  *
- * Every event emitted goes into the Merkle tree (storage/merkle.c) right
- * after it goes into the batch (commit.c), so its leaf and the subtree
- * hashes it completes are written atomically with it. When a batch is handed
- * to the log its (size, root) is queued; when it is durable, commit.c tells
- * this file's reactor, and that pair may be signed. A head is signed at most once a second while
+ * Every event written goes into the Merkle tree (storage/merkle.c) on the
+ * log's writer thread, just before the synced write that holds it
+ * (storage/log.h osse_log_set_tree), so its leaf and the subtree hashes it
+ * completes are written atomically with it. When a batch is durable,
+ * commit.c tells this file's reactor the tree's (size, root) after it, and
+ * that pair may be signed. A head is signed at most once a second while
  * events arrive (a timer signs the tail of a burst), once at start if the log grew since the last
  * stored head (a crash), and once at clean shutdown; each is stored as a side record in the next
  * batch.
@@ -44,11 +45,16 @@ static void sign_head(osse_engine_t *e, uint64_t size, const uint8_t root[32])
     e->head_signed_ms = osse_time_real_ms();
 }
 
+/* Signs the durable tree if the latest head is of a smaller one. */
+static void sign_tail(osse_engine_t *e)
+{
+    if (e->tail_size > 0 && (!e->has_head || e->tail_size > e->head.size))
+        sign_head(e, e->tail_size, e->tail_root);
+}
+
 static void on_head_timer(uv_timer_t *t)
 {
-    osse_engine_t *e = t->data;
-    if (e->tail_size > e->head.size || !e->has_head)
-        sign_head(e, e->tail_size, e->tail_root);
+    sign_tail(t->data);
 }
 
 /* The tree of that size and root is durable (commit.c, a reactor). */
@@ -91,6 +97,7 @@ int osse__audit_open(osse_engine_t *e, const char *origin, osse_err_t *err)
     }
     e->tail_size = osse_merkle_size(e->merkle);
     osse_merkle_root_now(e->merkle, e->tail_root);
+    osse_log_set_tree(e->log, e->merkle);
     uv_timer_init(e->loop, &e->head_timer);
     e->head_timer.data = e;
     uv_unref((uv_handle_t *)&e->head_timer);
@@ -103,14 +110,9 @@ void osse__audit_started(osse_engine_t *e)
 {
     if (!e->audit_started)
         return;
-    /* Everything in the log is durable at start: a head for it if the last
+    /* Everything in the log at open is durable: a head for it if the last
      * stored one is older (the process died before signing its tail). */
-    uint64_t n = osse_merkle_size(e->merkle);
-    if (n > 0 && (!e->has_head || e->head.size != n)) {
-        uint8_t root[32];
-        osse_merkle_root_now(e->merkle, root);
-        sign_head(e, n, root);
-    }
+    sign_tail(e);
 }
 
 void osse__audit_stop(osse_engine_t *e)
@@ -119,13 +121,10 @@ void osse__audit_stop(osse_engine_t *e)
         return;
     e->audit_started = false;
     /* A clean shutdown signs the tree of every event emitted, in the batch
-     * after theirs (the writer keeps batch order). */
-    uint64_t n = osse_merkle_size(e->merkle);
-    if (n > 0 && (!e->has_head || e->head.size != n)) {
-        uint8_t root[32];
-        osse_merkle_root_now(e->merkle, root);
-        sign_head(e, n, root);
-    }
+     * after theirs: once they are durable, which tells this reactor their
+     * tree (the writer thread keeps it). */
+    osse_log_drain(e->log);
+    sign_tail(e);
     uv_timer_stop(&e->head_timer);
     uv_close((uv_handle_t *)&e->head_timer, NULL);
 }

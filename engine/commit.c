@@ -1,9 +1,10 @@
 /* commit.c: emitting events, group commit, held answers, idempotency.
  *
  * osse__emit gives an event its seq and stream version, encodes it into the
- * batch of the current loop iteration, adds it to the Merkle tree, applies
- * it to the projections (apply.c) and tells the reactors (timers, linkage,
- * notify) that it happened. A uv_check handle hands the batch to the log's
+ * batch of the current loop iteration (the log's writer adds it to the
+ * Merkle tree: storage/log.h osse_log_set_tree), applies it to the
+ * projections (apply.c) and tells the reactors (timers, linkage, notify)
+ * that it happened. A uv_check handle hands the batch to the log's
  * writer thread at the end of the iteration, so every command handled in one
  * iteration shares one synced write. Answers are held (osse_engine_hold)
  * until the batch they depend on is durable; a failed write releases every
@@ -122,8 +123,6 @@ static void emit(osse_engine_t *e, const char *stream, osse_event_type_t type,
         new_batch(e);
     if (osse_batch_event(e->batch, e->log, ev.seq, stream, ev.version, e->enc.ptr, e->enc.len))
         osse__panic(__FILE__, __LINE__, "out of memory");
-    if (e->merkle && osse_merkle_append(e->merkle, e->batch, e->enc.ptr, e->enc.len))
-        osse__panic(__FILE__, __LINE__, "out of memory");
     before_change(e, stream);
     if (osse__apply(e, &ev, &err))
         osse__panic(__FILE__, __LINE__, "emitted %s does not apply: %s", osse_event_type_name(type),
@@ -198,9 +197,12 @@ static void on_commit(void *ud, int status)
     if (e->hcommit < e->ncommit) {
         size_t i = e->hcommit++;
         osse_hist_observe(&e->append_latency, (double)(uv_hrtime() - e->inflight[i].t0) / 1e9);
-        for (size_t k = 0; k < e->nreactors; k++)
-            if (e->reactors[k]->durable)
-                e->reactors[k]->durable(e, e->inflight[i].size, e->inflight[i].root);
+        uint64_t size;
+        uint8_t root[32];
+        if (osse_log_tree_durable(e->log, &size, root))
+            for (size_t k = 0; k < e->nreactors; k++)
+                if (e->reactors[k]->durable)
+                    e->reactors[k]->durable(e, size, root);
         if (e->hcommit == e->ncommit)
             e->hcommit = e->ncommit = 0;
     }
@@ -217,12 +219,6 @@ static void commit_current(osse_engine_t *e)
         osse__panic(__FILE__, __LINE__, "out of memory");
     OSSE_VEC_RESERVE(e->inflight, e->ccommit, e->ncommit + 1);
     e->inflight[e->ncommit].t0 = uv_hrtime();
-    if (e->merkle) {
-        e->inflight[e->ncommit].size = osse_merkle_size(e->merkle);
-        osse_merkle_root_now(e->merkle, e->inflight[e->ncommit].root);
-    } else {
-        e->inflight[e->ncommit].size = 0;
-    }
     e->ncommit++;
     e->commits_sent++;
     osse_log_commit(e->log, b, on_commit, e);

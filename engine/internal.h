@@ -530,8 +530,6 @@ struct osse_engine_s {
      * (batches complete in order, so a FIFO matches them). */
     struct {
         uint64_t t0;
-        uint64_t size; /* tree size and root once this batch is in */
-        uint8_t root[32];
     } * inflight;
     size_t ncommit, ccommit, hcommit;
     osse_hist_t append_latency;
@@ -550,9 +548,10 @@ struct osse_engine_s {
     void (*on_fail)(void *ud, int status);
     void *on_fail_ud;
 
-    /* Audit (audit.c): the Merkle tree of the log, the key that signs its
-     * heads, the latest signed head (served) and the latest durable tree not
-     * yet signed. */
+    /* Audit (audit.c): the Merkle tree of the log (kept by the log's writer
+     * thread once the log starts: storage/log.h osse_log_set_tree), the key
+     * that signs its heads, the latest signed head (served) and the latest
+     * durable tree not yet signed. */
     osse_merkle_t *merkle;
     osse_signer_t *signer;
     osse_head_t head;

@@ -43,6 +43,7 @@
 #include "common/log.h"
 #include "storage/backend.h"
 #include "storage/keystore.h"
+#include "storage/merkle.h"
 
 /* The default reserve's floor: RocksDB writes on its own after osse stops
  * writing (a flush of the memtable, whose write_buffer_size is 64 MiB below;
@@ -109,6 +110,16 @@ struct osse_log_s {
     size_t parts_cap;
     int failed;      /* a write failed, nothing more is written */
     uint64_t writes; /* synced writes tried */
+
+    /* The Merkle tree (osse_log_set_tree), or NULL: appended to by the
+     * writer thread, whose `tree_side` holds the hashes of the group being
+     * written. `done_size`/`done_root`: the tree after the last group
+     * written, under mu; `durable_size`/`durable_root`: as of the last
+     * batch whose callback ran, loop thread. */
+    osse_merkle_t *tree;
+    osse_batch_t *tree_side;
+    uint64_t tree_done_size, tree_durable_size;
+    uint8_t tree_done_root[OSSE_MERKLE_HASH], tree_durable_root[OSSE_MERKLE_HASH];
 
     /* The test fault (osse_log_fault): set before start, read by the writer. */
     osse_log_fault_t fault;
@@ -198,6 +209,7 @@ void osse_log_close(osse_log_t *log)
     uv_mutex_destroy(&log->wmu);
     for (size_t i = 0; i < log->nspare; i++)
         osse_batch_free(log->spare[i]);
+    osse_batch_free(log->tree_side);
     free(log->parts);
     free(log->dir);
     free(log);
@@ -757,6 +769,47 @@ void osse_log_fault(osse_log_t *log, osse_log_fault_t kind, uint64_t nth)
     log->fault_at = nth;
 }
 
+void osse_log_set_tree(osse_log_t *log, osse_merkle_t *m)
+{
+    OSSE_PRE(!log->started && !log->tree && osse_merkle_size(m) == log->last_seq);
+    log->tree = m;
+    log->tree_side = osse_calloc(1, sizeof *log->tree_side);
+    log->tree_done_size = log->tree_durable_size = osse_merkle_size(m);
+    osse_merkle_root_now(m, log->tree_done_root);
+    memcpy(log->tree_durable_root, log->tree_done_root, OSSE_MERKLE_HASH);
+}
+
+bool osse_log_tree_durable(const osse_log_t *log, uint64_t *size, uint8_t root[32])
+{
+    if (!log->tree)
+        return false;
+    *size = log->tree_durable_size;
+    memcpy(root, log->tree_durable_root, OSSE_MERKLE_HASH);
+    return true;
+}
+
+/* Appends the group's events to the tree, in order, and the hashes they
+ * complete to tree_side, whose ops the write takes after the batches'.
+ * Writer thread. */
+static void tree_append(osse_log_t *log, const osse_batch_t *head)
+{
+    osse_buf_reset(&log->tree_side->ops);
+    for (const osse_batch_t *b = head; b; b = b->next) {
+        osse_slice_t part = {b->ops.ptr, b->ops.len};
+        osse_bgroup_t g = {&part, 1};
+        osse_bgroup_iter_t it;
+        osse_bop_t op;
+        osse_bgroup_iter_init(&it, &g);
+        while (osse_bgroup_next(&it, &op)) {
+            if (op.kind != OSSE_BOP_EVENT)
+                continue;
+            OSSE_PRE(op.seq == osse_merkle_size(log->tree) + 1);
+            if (osse_merkle_append(log->tree, log->tree_side, op.val, op.vlen))
+                osse__panic(__FILE__, __LINE__, "out of memory");
+        }
+    }
+}
+
 /* One synced write of the group, or the test fault in its place. Returns 0
  * or OSSE_EIO, with the failure logged as "<backend> write failed" and the
  * store's words. Writer thread. */
@@ -790,6 +843,16 @@ static int write_synced(osse_log_t *log, const osse_bgroup_t *g)
         return OSSE_EIO;
     }
     return 0;
+}
+
+/* The group's next part: buf's bytes, borrowed until the write returns. */
+static void group_part(osse_log_t *log, osse_bgroup_t *g, const osse_buf_t *buf)
+{
+    if (g->nparts == log->parts_cap) {
+        log->parts_cap = log->parts_cap ? log->parts_cap * 2 : 64;
+        log->parts = osse_realloc(log->parts, log->parts_cap * sizeof *log->parts);
+    }
+    log->parts[g->nparts++] = (osse_slice_t){buf->ptr, buf->len};
 }
 
 static void writer_main(void *arg)
@@ -829,16 +892,16 @@ static void writer_main(void *arg)
          * bytes are taken below. */
         if (keys && !status)
             status = log->failed = write_keys(log, head);
+        if (log->tree && !status)
+            tree_append(log, head);
         for (osse_batch_t *b = head; b; b = b->next) {
             if (b->ops.len) {
-                if (g.nparts == log->parts_cap) {
-                    log->parts_cap = log->parts_cap ? log->parts_cap * 2 : 64;
-                    log->parts = osse_realloc(log->parts, log->parts_cap * sizeof *log->parts);
-                }
-                log->parts[g.nparts++] = (osse_slice_t){b->ops.ptr, b->ops.len};
+                group_part(log, &g, &b->ops);
                 any = true;
             }
         }
+        if (log->tree && !status && log->tree_side->ops.len)
+            group_part(log, &g, &log->tree_side->ops);
         g.parts = log->parts;
         any = any || keys;
         if (any && !status) {
@@ -852,10 +915,17 @@ static void writer_main(void *arg)
         }
         for (osse_batch_t *b = head; b; b = b->next)
             b->status = status;
+        uint8_t root[OSSE_MERKLE_HASH];
+        if (log->tree && !status)
+            osse_merkle_root_now(log->tree, root);
 
         uv_mutex_lock(&log->mu);
         if (any && !status)
             log->syncs++;
+        if (log->tree && !status) {
+            log->tree_done_size = osse_merkle_size(log->tree);
+            memcpy(log->tree_done_root, root, OSSE_MERKLE_HASH);
+        }
         if (log->done_tail)
             log->done_tail->next = head;
         else
@@ -875,6 +945,10 @@ static void run_done(osse_log_t *log)
     uv_mutex_lock(&log->mu);
     osse_batch_t *b = log->done_head;
     log->done_head = log->done_tail = NULL;
+    /* The tree after the last group of these batches (published with
+     * them). */
+    log->tree_durable_size = log->tree_done_size;
+    memcpy(log->tree_durable_root, log->tree_done_root, OSSE_MERKLE_HASH);
     uv_mutex_unlock(&log->mu);
     osse_logf_hold();
     while (b) {
@@ -934,9 +1008,9 @@ void osse_log_commit(osse_log_t *log, osse_batch_t *b, osse_commit_cb cb, void *
     uv_mutex_unlock(&log->mu);
 }
 
-void osse_log_stop(osse_log_t *log)
+void osse_log_drain(osse_log_t *log)
 {
-    if (!log || !log->started)
+    if (!log->started)
         return;
     /* Callbacks may commit more batches, so drain until nothing is in flight. */
     while (log->inflight > 0) {
@@ -946,6 +1020,13 @@ void osse_log_stop(osse_log_t *log)
         uv_mutex_unlock(&log->mu);
         run_done(log);
     }
+}
+
+void osse_log_stop(osse_log_t *log)
+{
+    if (!log || !log->started)
+        return;
+    osse_log_drain(log);
     uv_mutex_lock(&log->mu);
     log->quit = true;
     uv_cond_signal(&log->work_cv);

@@ -124,10 +124,10 @@ int osse_merkle_push(osse_merkle_t *m, const void *bytes, size_t len, osse_merkl
 int osse_merkle_push_hash(osse_merkle_t *m, const uint8_t leaf_hash[OSSE_MERKLE_HASH],
                           osse_merkle_put_fn put, void *ud);
 
-/* osse_merkle_push into a log batch (the hashes become side records of b).
- * Call on the loop thread right after osse_batch_event for the same event, in
- * seq order, so that m's size stays equal to osse_log_last_seq. Returns 0 or
- * OSSE_ENOMEM. */
+/* osse_merkle_push into a log batch (the hashes of the stored levels become
+ * side records of b), for the events of the log in seq order, by the thread
+ * that owns m: the log's writer (osse_log_set_tree), or a test or bench
+ * that writes its own log. Returns 0 or OSSE_ENOMEM. */
 int osse_merkle_append(osse_merkle_t *m, osse_batch_t *b, const void *bytes, size_t len);
 
 uint64_t osse_merkle_size(const osse_merkle_t *m);

@@ -387,8 +387,31 @@ static void encode(uint64_t seq, osse_buf_t *b)
     json_decref(ev.data);
 }
 
-/* Appends `count` events in batches of 1..7, with the tree's hashes. */
-static void append_events(osse_log_t *log, osse_merkle_t *m, uint64_t count)
+/* What the callbacks of a log that keeps the tree saw. */
+typedef struct {
+    osse_log_t *log;
+    int done;
+    uint64_t want; /* the last seq of the batches committed so far */
+    uint64_t size; /* the durable tree's size in the last callback */
+    uint8_t root[32];
+    int short_trees; /* callbacks whose tree lacked their batch's events */
+} tree_seen_t;
+
+static void on_tree_done(void *ud, int status)
+{
+    tree_seen_t *t = ud;
+    CHECK_EQ_INT(status, 0);
+    t->done++;
+    CHECK(osse_log_tree_durable(t->log, &t->size, t->root));
+    /* The batches complete in order: by this one's callback, the tree holds
+     * at least the events of as many batches. */
+    t->short_trees += t->size < osse_log_durable_seq(t->log);
+}
+
+/* Appends `count` events in batches of 1..7, with the tree's hashes: added
+ * here with osse_merkle_append, or, with seen, by the log's writer
+ * (osse_log_set_tree, given m before this). */
+static void append_events(osse_log_t *log, osse_merkle_t *m, uint64_t count, tree_seen_t *seen)
 {
     uv_loop_t loop;
     osse_err_t err;
@@ -404,14 +427,18 @@ static void append_events(osse_log_t *log, osse_merkle_t *m, uint64_t count)
             encode(seq, &eb);
             CHECK_EQ_INT(osse_batch_event(b, log, seq, "request/r1", (uint32_t)seq, eb.ptr, eb.len),
                          0);
-            CHECK_EQ_INT(osse_merkle_append(m, b, eb.ptr, eb.len), 0);
+            if (!seen)
+                CHECK_EQ_INT(osse_merkle_append(m, b, eb.ptr, eb.len), 0);
             osse_buf_close(&eb);
         }
-        osse_log_commit(log, b, on_done, &done);
+        if (seen)
+            osse_log_commit(log, b, on_tree_done, seen);
+        else
+            osse_log_commit(log, b, on_done, &done);
         sent++;
     }
     osse_log_stop(log);
-    CHECK_EQ_INT(done, sent);
+    CHECK_EQ_INT(seen ? seen->done : done, sent);
     CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
@@ -465,7 +492,7 @@ static void test_real_log(void)
     CHECK_EQ_INT(osse_log_open(dir, &log, &err), 0);
     CHECK_EQ_INT(osse_merkle_open(log, &m, &err), 0);
     CHECK_EQ_INT(osse_merkle_size(m), 0);
-    append_events(log, m, 150);
+    append_events(log, m, 150, NULL);
     uint8_t before[32];
     osse_merkle_root_now(m, before);
     osse_merkle_close(m);
@@ -478,8 +505,18 @@ static void test_real_log(void)
     uint8_t after[32];
     osse_merkle_root_now(m, after);
     CHECK(memcmp(before, after, 32) == 0);
-    append_events(log, m, 107);
+    /* These by the log's writer thread, which keeps the tree. */
+    tree_seen_t seen = {.log = log};
+    uint64_t size0;
+    CHECK(!osse_log_tree_durable(log, &size0, after));
+    osse_log_set_tree(log, m);
+    CHECK(osse_log_tree_durable(log, &size0, after));
+    CHECK_EQ_INT(size0, 150);
+    CHECK(memcmp(before, after, 32) == 0);
+    append_events(log, m, 107, &seen);
     CHECK_EQ_INT(osse_merkle_size(m), 257);
+    CHECK_EQ_INT(seen.size, 257);
+    CHECK_EQ_INT(seen.short_trees, 0);
 
     /* Stored: one hash for each whole subtree of level 4 and up (257 leaves:
      * 16 + 8 + 4 + 2 + 1), none below. */
@@ -502,6 +539,7 @@ static void test_real_log(void)
     mth(0, 257, want);
     osse_merkle_root_now(m, r);
     CHECK(memcmp(r, want, 32) == 0);
+    CHECK(memcmp(seen.root, want, 32) == 0);
     for (uint64_t size = 1; size <= 257; size += 8) {
         mth(0, size, want);
         CHECK_EQ_INT(osse_merkle_root(log, size, r, &err), 0);
