@@ -119,11 +119,11 @@ void osse__audit_stop(osse_engine_t *e)
 {
     if (!e->audit_started)
         return;
-    e->audit_started = false;
     /* A clean shutdown signs the tree of every event emitted, in the batch
      * after theirs: once they are durable, which tells this reactor their
-     * tree (the writer thread keeps it). */
+     * tree (the writer thread keeps it), so before it stops listening. */
     osse_log_drain(e->log);
+    e->audit_started = false;
     sign_tail(e);
     uv_timer_stop(&e->head_timer);
     uv_close((uv_handle_t *)&e->head_timer, NULL);
