@@ -113,9 +113,9 @@ struct osse_log_s {
 
     /* The Merkle tree (osse_log_set_tree), or NULL: appended to by the
      * writer thread, whose `tree_side` holds the hashes of the group being
-     * written. `done_size`/`done_root`: the tree after the last group
-     * written, under mu; `durable_size`/`durable_root`: as of the last
-     * batch whose callback ran, loop thread. */
+     * written. tree_done_*: the tree after the last group written, under
+     * mu; tree_durable_*: as of the last batches whose callbacks ran, loop
+     * thread. */
     osse_merkle_t *tree;
     osse_batch_t *tree_side;
     uint64_t tree_done_size, tree_durable_size;
