@@ -47,6 +47,10 @@ typedef struct {
     void *frec; /* a file's name: its record file/<name> as read (the request: taken_by) */
     size_t freclen;
     bool fkey; /* the file's key was read, into keys after the requests' */
+    /* A tracking code of OSSE_CODE_CHARS: the seq it permutes (trackcode.h),
+     * turned back on the loop, so the code's key stays in the engine; 0
+     * when it permutes none. */
+    uint64_t seq;
 } want_t;
 
 struct osse_readback_s {
@@ -58,10 +62,6 @@ struct osse_readback_s {
     size_t n, c;
     uint64_t floor; /* e->commits_done when it began */
     struct osse_readback_s *prev, *next;
-    /* The tracking codes' permutation (e->code_key, e->code_bits): a code
-     * is read back by the seq it permutes. */
-    uint8_t code_key[OSSE_CODE_KEY_BYTES];
-    unsigned code_bits;
     int rc;
     osse_err_t err;
 };
@@ -125,8 +125,6 @@ osse_readback_t *osse__readback_new(osse_engine_t *e)
     f->ks = e->keystore;
     f->e = e;
     f->floor = e->commits_done;
-    memcpy(f->code_key, e->code_key, sizeof f->code_key);
-    f->code_bits = e->code_bits;
     f->prev = e->rb_last;
     if (e->rb_last)
         e->rb_last->next = f;
@@ -194,6 +192,10 @@ void osse_readback_want(osse_engine_t *e, osse_readback_t **f, osse_name_kind_t 
     if (!*f)
         *f = osse__readback_new(e);
     osse__readback_add(*f, (char)kind, name);
+    uint64_t seq;
+    if (kind == OSSE_NAME_CODE && osse_trackcode_of_seq(name) && e->code_bits &&
+        osse_trackcode_seq(e->code_key, e->code_bits, name, &seq) == 0)
+        (*f)->v[(*f)->n - 1].seq = seq;
 }
 
 /* The first lookup entry of a name: its id is the key's tail. */
@@ -262,17 +264,16 @@ static int file_get(osse_log_t *log, want_t *w, osse_err_t *err)
 }
 
 /* A tracking code of OSSE_CODE_CHARS characters names the request whose
- * first seq it permutes (trackcode.h): the request of the event at that
- * seq, when that event is a RequestSubmitted of this code, into w->id.
+ * first seq it permutes (trackcode.h; w->seq): the request of the event at
+ * that seq, when that event is a RequestSubmitted of this code, into w->id.
  * Returns 0 (also for a code of no request) or the read's error. Pool. */
 static int code_get(osse_readback_t *f, want_t *w)
 {
-    uint64_t seq;
-    if (!f->code_bits || osse_trackcode_seq(f->code_key, f->code_bits, w->name, &seq) || !seq)
+    if (!w->seq)
         return 0;
     void *bytes = NULL;
     size_t len = 0;
-    int rc = osse_log_get(f->log, seq, &bytes, &len, &f->err);
+    int rc = osse_log_get(f->log, w->seq, &bytes, &len, &f->err);
     if (rc)
         return rc == OSSE_ENOTFOUND ? 0 : rc;
     osse_event_t ev;
